@@ -119,6 +119,9 @@ final class MemoryShard {
     List<Record> read(long from, int limit) {
         long end = liveLogEnd();
         List<Record> out = new ArrayList<>(Math.min(limit, 64));
+        if (from >= end) {
+            return out;
+        }
         for (Record r : records.subMap(from, true, end, false).values()) {
             out.add(copy(r));
             if (out.size() == limit) {
@@ -132,7 +135,7 @@ final class MemoryShard {
         long end = liveLogEnd();
         NavigableSet<Long> offsets = tagIndex.get(tag);
         List<Record> out = new ArrayList<>();
-        if (offsets == null) {
+        if (offsets == null || from >= end) {
             return out;
         }
         for (Long offset : offsets.subSet(from, true, end, false)) {
