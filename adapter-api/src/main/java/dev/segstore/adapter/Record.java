@@ -7,8 +7,7 @@ import java.util.Set;
 
 /**
  * A stored record as reads return it: its offset in the shard and what was written.
- * The payload array belongs to the reader but is shared with nobody else only if the engine says so;
- * treat it as read-only.
+ * Treat the payload array as read-only: an engine may share it between readers.
  */
 public record Record(long offset, String key, Set<String> tags, long timestamp, List<Header> headers,
                      byte[] payload) {
