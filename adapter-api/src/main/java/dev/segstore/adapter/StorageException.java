@@ -40,6 +40,11 @@ public class StorageException extends RuntimeException {
         return new StorageException(ErrorCode.SHARD_EXISTS, "shard '" + shard + "' already exists");
     }
 
+    public static StorageException offsetOutOfRange(String shard, long offset, long logEndOffset) {
+        return new StorageException(ErrorCode.OFFSET_OUT_OF_RANGE, "offset " + offset + " of shard '" + shard
+                + "' was never written; log end offset is " + logEndOffset);
+    }
+
     @Override
     public String toString() {
         return "StorageException[" + code + "(" + code.code() + ")]: " + getMessage();

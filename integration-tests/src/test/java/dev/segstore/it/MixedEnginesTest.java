@@ -3,6 +3,7 @@ package dev.segstore.it;
 import dev.segstore.adapter.NewRecord;
 import dev.segstore.adapter.Record;
 import dev.segstore.adapter.ShardConfig;
+import dev.segstore.adapter.ShardFilter;
 import dev.segstore.adapter.StorageAdapter;
 import dev.segstore.adapter.StorageDriverManager;
 import dev.segstore.adapter.spi.EngineSettings;
@@ -58,7 +59,7 @@ class MixedEnginesTest {
         // The rocksdb topic's records outlive the manager; the memory topic's do not.
         try (StorageDriverManager manager = manager(types)) {
             assertEquals("on disk", text(await(manager.adapterFor("durable").readByOffset("p0", 0, 10))));
-            assertEquals(List.of(), await(manager.adapterFor("fast").listShards(dev.segstore.adapter.ShardFilter.all())));
+            assertEquals(List.of(), await(manager.adapterFor("fast").listShards(ShardFilter.all())));
         }
     }
 

@@ -46,12 +46,12 @@ final class ReferenceModel {
         }
     }
 
-    /** name -> log end offset, sorted by name, for shards starting with the prefix. */
-    Map<String, Long> listShards(String prefix) {
-        Map<String, Long> out = new TreeMap<>();
+    /** "name=logEndOffset" of the shards starting with the prefix, sorted by name. */
+    List<String> listShards(String prefix) {
+        List<String> out = new ArrayList<>();
         shards.forEach((n, s) -> {
             if (n.startsWith(prefix)) {
-                out.put(n, (long) s.log.size());
+                out.add(n + "=" + s.log.size());
             }
         });
         return out;

@@ -1,6 +1,5 @@
 package dev.segstore.engine.memory;
 
-import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.NewRecord;
 import dev.segstore.adapter.Record;
 import dev.segstore.adapter.ShardConfig;
@@ -75,8 +74,7 @@ final class MemoryShard {
     synchronized boolean deleteOffset(long offset) {
         ensureLive();
         if (offset >= logEndOffset) {
-            throw new StorageException(ErrorCode.OFFSET_OUT_OF_RANGE, "offset " + offset + " of shard '"
-                    + config.name() + "' was never written; log end offset is " + logEndOffset);
+            throw StorageException.offsetOutOfRange(config.name(), offset, logEndOffset);
         }
         Record removed = records.remove(offset);
         if (removed == null) {

@@ -1,12 +1,10 @@
 package dev.segstore.engine.rocksdb;
 
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.Supplier;
 
 /**
  * A fixed set of single-thread executors; work for one key always runs on the same thread, in the order
@@ -33,9 +31,8 @@ final class OrderedExecutor {
      *
      * @throws RejectedExecutionException after {@link #shutdown()}
      */
-    <T> CompletableFuture<T> submit(String key, Supplier<T> work) {
-        ExecutorService owner = threads[Math.floorMod(key.hashCode(), threads.length)];
-        return CompletableFuture.supplyAsync(work, owner);
+    void execute(String key, Runnable work) {
+        threads[Math.floorMod(key.hashCode(), threads.length)].execute(work);
     }
 
     /** Stops taking work and waits for work already taken; false if it did not finish in time. */

@@ -356,8 +356,7 @@ public final class RocksDbStorageAdapter extends AbstractStorageAdapter {
         return onShardThread(shard, () -> {
             ShardState s = shard(shard);
             if (offset >= s.logEndOffset) {
-                throw new StorageException(ErrorCode.OFFSET_OUT_OF_RANGE, "offset " + offset + " of shard '"
-                        + shard + "' was never written; log end offset is " + s.logEndOffset);
+                throw StorageException.offsetOutOfRange(shard, offset, s.logEndOffset);
             }
             try (WriteBatch wb = new WriteBatch()) {
                 boolean deleted = deleteRecord(wb, s, shard, offset);
@@ -477,7 +476,7 @@ public final class RocksDbStorageAdapter extends AbstractStorageAdapter {
     private <T> CompletableFuture<T> onShardThread(String shard, ShardWork<T> work) {
         CompletableFuture<T> result = new CompletableFuture<>();
         try {
-            executor.submit(shard, () -> {
+            executor.execute(shard, () -> {
                 try {
                     result.complete(work.run());
                 } catch (StorageException e) {
@@ -488,7 +487,6 @@ public final class RocksDbStorageAdapter extends AbstractStorageAdapter {
                     result.completeExceptionally(new StorageException(ErrorCode.INTERNAL,
                             "rocksdb engine failed on shard '" + shard + "': " + e, e));
                 }
-                return null;
             });
         } catch (RejectedExecutionException e) {
             result.completeExceptionally(closedError());
