@@ -1,0 +1,469 @@
+package dev.segstore.log;
+
+import dev.segstore.log.io.LogFiles;
+import dev.segstore.log.io.RealLogFiles;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
+import java.util.regex.Pattern;
+
+/**
+ * One data directory and its I/O owner: the single thread that writes, forces, seals and truncates every
+ * log in the directory. Appends are queued (bounded by bytes and count: a full queue is a
+ * {@link AppendResult.Status#QUEUE_FULL} result, never a blocked caller), written in batches (consecutive
+ * batches of a segment in one system call), and forced when the {@link FlushPolicy} says so. Futures complete
+ * in queue order, on the I/O thread: callers must not block in their callbacks.
+ *
+ * <p>An I/O error takes the whole directory offline (through {@link #ioFailure}): every pending and later
+ * call fails with {@link LogException.Kind#STORAGE_ERROR}; nothing is retried silently.
+ *
+ * <p>Layout: {@code <root>/<logName>/} per log, see {@link SegmentLog}.
+ */
+public final class LogDirectory implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(LogDirectory.class);
+    /** Log names become directory names: no separators, no leading dot. */
+    private static final Pattern LOG_NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,254}");
+    private static final int WRITE_BUFFER = 1 << 20;
+
+    private final Path root;
+    private final DirectoryConfig config;
+    private final LogFiles files;
+    private final LongSupplier clockMs;
+    private final LinkedBlockingQueue<IoTask> queue = new LinkedBlockingQueue<>();
+    private final AtomicLong inFlightBytes = new AtomicLong();
+    private final AtomicInteger inFlightAppends = new AtomicInteger();
+    private final Map<String, SegmentLog> logs = new ConcurrentHashMap<>();
+    private final Thread ioThread;
+    private volatile LogException failure;
+    private volatile boolean closed;
+    private volatile boolean stopped;
+
+    // I/O thread only.
+    private final ArrayDeque<IoTask.Write> unacked = new ArrayDeque<>();
+    private final Set<Segment> dirtySegments = Collections.newSetFromMap(new IdentityHashMap<>());
+    private final Set<SegmentLog> dirtyLogs = Collections.newSetFromMap(new IdentityHashMap<>());
+    private final ByteBuffer writeBuffer = ByteBuffer.allocateDirect(WRITE_BUFFER);
+    private final List<IoTask.Write> buffered = new ArrayList<>();
+    private long unsyncedBytes;
+    private long oldestUnsyncedNanos = -1;
+    private long oldestFsyncWaitNanos = -1;
+    private volatile boolean stopRequested;
+
+    private LogDirectory(Path root, DirectoryConfig config, LogFiles files, LongSupplier clockMs) {
+        this.root = root;
+        this.config = config;
+        this.files = files;
+        this.clockMs = clockMs;
+        this.ioThread = new Thread(this::runIoLoop, "segstore-io-" + root.getFileName());
+        this.ioThread.setDaemon(true);
+    }
+
+    public static LogDirectory open(Path root, DirectoryConfig config) {
+        return open(root, config, RealLogFiles.INSTANCE, System::currentTimeMillis);
+    }
+
+    /** Opens the directory with a given file layer and clock (tests inject faults and time here). */
+    public static LogDirectory open(Path root, DirectoryConfig config, LogFiles files, LongSupplier clockMs) {
+        try {
+            files.createDirectories(root);
+        } catch (IOException e) {
+            throw new LogException(LogException.Kind.STORAGE_ERROR, "cannot create data directory " + root + ": " + e, e);
+        }
+        LogDirectory d = new LogDirectory(root, config, files, clockMs);
+        d.ioThread.start();
+        return d;
+    }
+
+    public Path root() {
+        return root;
+    }
+
+    LogFiles files() {
+        return files;
+    }
+
+    long nowMs() {
+        return clockMs.getAsLong();
+    }
+
+    /** Whether the directory is online; when not, {@link #failure()} says why. */
+    public boolean isOnline() {
+        return failure == null && !closed;
+    }
+
+    public LogException failure() {
+        return failure;
+    }
+
+    /**
+     * Opens (recovering if needed) or creates the log {@code name}. A new log starts at {@code initialOffset};
+     * an existing one keeps its offsets.
+     */
+    public SegmentLog openLog(String name, LogConfig config, long initialOffset) {
+        checkOnline();
+        if (name == null || !LOG_NAME.matcher(name).matches() || name.contains("..")) {
+            throw LogException.invalid("log name " + (name == null ? "null" : "'" + name + "'")
+                    + " must be 1..255 characters of [A-Za-z0-9._-], starting with a letter or digit, without '..'");
+        }
+        if (initialOffset < 0) {
+            throw LogException.invalid("initialOffset " + initialOffset + " must be >= 0");
+        }
+        synchronized (logs) {
+            if (logs.containsKey(name)) {
+                throw new LogException(LogException.Kind.ILLEGAL_STATE, "log " + name + " is already open");
+            }
+            SegmentLog log = SegmentLog.open(this, name, root.resolve(name), config, initialOffset);
+            logs.put(name, log);
+            return log;
+        }
+    }
+
+    /** The logs that exist on disk in this directory (open or not). */
+    public List<String> logNames() {
+        try (var s = Files.list(root)) {
+            return s.filter(Files::isDirectory).map(p -> p.getFileName().toString())
+                    .filter(n -> LOG_NAME.matcher(n).matches()).sorted().toList();
+        } catch (IOException e) {
+            throw ioFailure(e, "listing " + root);
+        }
+    }
+
+    /** Closes the log if open and deletes its files. */
+    public CompletableFuture<Void> deleteLog(String name) {
+        checkOnline();
+        SegmentLog open = logs.get(name);
+        CompletableFuture<Void> closing = open == null ? CompletableFuture.completedFuture(null) : open.closeAsync();
+        return closing.thenCompose(v -> run("delete log " + name, () -> {
+            Path dir = root.resolve(name);
+            if (Files.isDirectory(dir)) {
+                for (String f : files.list(dir)) {
+                    files.delete(dir.resolve(f));
+                }
+                Files.deleteIfExists(dir);
+                files.forceDirectory(root);
+            }
+            return null;
+        })).thenApply(o -> null);
+    }
+
+    void forget(SegmentLog log) {
+        logs.remove(log.name(), log);
+    }
+
+    // ---- submission (caller threads) ------------------------------------------------------------------
+
+    void checkOnline() {
+        LogException f = failure;
+        if (f != null) {
+            throw new LogException(LogException.Kind.STORAGE_ERROR, f.getMessage(), f.getCause());
+        }
+        if (closed) {
+            throw new LogException(LogException.Kind.CLOSED, "data directory " + root + " is closed");
+        }
+    }
+
+    /** Reserves queue space for {@code bytes} in {@code appends} appends; false means back-pressure. */
+    boolean tryReserve(long bytes, int appends) {
+        while (true) {
+            long b = inFlightBytes.get();
+            if (b > 0 && b + bytes > config.maxQueuedBytes()) {
+                return false;
+            }
+            if (inFlightBytes.compareAndSet(b, b + bytes)) {
+                break;
+            }
+        }
+        if (inFlightAppends.addAndGet(appends) > config.maxQueuedAppends() && inFlightAppends.get() != appends) {
+            inFlightAppends.addAndGet(-appends);
+            inFlightBytes.addAndGet(-bytes);
+            return false;
+        }
+        return true;
+    }
+
+    void unreserve(long bytes, int appends) {
+        inFlightBytes.addAndGet(-bytes);
+        inFlightAppends.addAndGet(-appends);
+    }
+
+    void enqueue(IoTask task) {
+        queue.add(task);
+        if (stopped) {
+            failQueued();
+        }
+    }
+
+    /** Runs {@code action} on the I/O thread after everything queued so far is written and forced. */
+    CompletableFuture<Object> run(String what, IoTask.IoAction action) {
+        CompletableFuture<Object> f = new CompletableFuture<>();
+        enqueue(new IoTask.Run(what, action, f));
+        return f;
+    }
+
+    /**
+     * Takes the directory offline because of {@code e}: the single place where an I/O error is handled.
+     * Returns the exception for the caller to throw.
+     */
+    LogException ioFailure(Throwable e, String what) {
+        synchronized (this) {
+            if (failure == null) {
+                failure = new LogException(LogException.Kind.STORAGE_ERROR,
+                        "data directory " + root + " is offline after an I/O error while " + what + ": " + e, e);
+                LOG.error("Data directory {} is offline: I/O error while {}", root, what, e);
+            }
+        }
+        return failure;
+    }
+
+    // ---- the I/O thread -------------------------------------------------------------------------------
+
+    private void runIoLoop() {
+        List<IoTask> batch = new ArrayList<>();
+        try {
+            while (!stopRequested) {
+                long wait = config.flushPolicy().nanosUntilFlush(flushState());
+                if (wait == 0) {
+                    flush();
+                    continue;
+                }
+                IoTask first = wait == FlushPolicy.NEVER ? queue.take() : queue.poll(wait, TimeUnit.NANOSECONDS);
+                if (first == null) {
+                    continue;
+                }
+                batch.add(first);
+                queue.drainTo(batch, 4096);
+                for (IoTask t : batch) {
+                    process(t);
+                }
+                batch.clear();
+                writeBuffered();
+                completeAcks(false);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (Throwable t) {
+            ioFailure(t, "running the I/O loop");
+        } finally {
+            stopped = true;
+            failPending();
+            failQueued();
+        }
+    }
+
+    private FlushPolicy.State flushState() {
+        long now = System.nanoTime();
+        return new FlushPolicy.State(unsyncedBytes,
+                oldestFsyncWaitNanos < 0 ? -1 : now - oldestFsyncWaitNanos,
+                oldestUnsyncedNanos < 0 ? -1 : now - oldestUnsyncedNanos,
+                queue.isEmpty());
+    }
+
+    private void process(IoTask task) {
+        if (failure != null) {
+            failTask(task);
+            return;
+        }
+        try {
+            if (task instanceof IoTask.Write w) {
+                bufferWrite(w);
+            } else if (task instanceof IoTask.Seal s) {
+                writeBuffered();
+                s.segment().seal();
+                s.log().onSealed(s.recoveryPoint());
+            } else if (task instanceof IoTask.Run r) {
+                writeBuffered();
+                flush();
+                try {
+                    r.future().complete(r.action().run());
+                } catch (IOException e) {
+                    r.future().completeExceptionally(ioFailure(e, r.what()));
+                } catch (Exception e) {
+                    r.future().completeExceptionally(e);
+                }
+            }
+        } catch (IOException e) {
+            ioFailure(e, "writing to " + root);
+            failPending();
+            failTask(task);
+        }
+    }
+
+    private void bufferWrite(IoTask.Write w) throws IOException {
+        int size = w.size();
+        if (!buffered.isEmpty()) {
+            IoTask.Write last = buffered.get(buffered.size() - 1);
+            boolean contiguous = last.segment() == w.segment() && last.position() + last.size() == w.position();
+            if (!contiguous || writeBuffer.remaining() < size) {
+                writeBuffered();
+            }
+        }
+        if (size > WRITE_BUFFER / 2) {
+            w.segment().write(w.bytes().duplicate(), w.position());
+            written(w);
+            return;
+        }
+        writeBuffer.put(w.bytes().duplicate());
+        buffered.add(w);
+    }
+
+    private void writeBuffered() throws IOException {
+        if (buffered.isEmpty()) {
+            return;
+        }
+        IoTask.Write first = buffered.get(0);
+        writeBuffer.flip();
+        first.segment().write(writeBuffer, first.position());
+        writeBuffer.clear();
+        for (IoTask.Write w : buffered) {
+            written(w);
+        }
+        buffered.clear();
+    }
+
+    private void written(IoTask.Write w) {
+        w.segment().onWritten(w.position(), w.size(), w.baseOffset(), w.nextOffset(), w.maxTimestamp());
+        w.log().onWritten(w.nextOffset());
+        dirtySegments.add(w.segment());
+        dirtyLogs.add(w.log());
+        unsyncedBytes += w.size();
+        long now = System.nanoTime();
+        if (oldestUnsyncedNanos < 0) {
+            oldestUnsyncedNanos = now;
+        }
+        if (w.durability() == Durability.FSYNC && oldestFsyncWaitNanos < 0) {
+            oldestFsyncWaitNanos = w.enqueuedNanos();
+        }
+        unacked.add(w);
+    }
+
+    /** Forces every dirty segment, then acknowledges every written append. */
+    private void flush() {
+        try {
+            writeBuffered();
+            for (Segment s : dirtySegments) {
+                s.force();
+            }
+        } catch (IOException e) {
+            ioFailure(e, "forcing segments in " + root);
+            failPending();
+            return;
+        }
+        dirtySegments.clear();
+        for (SegmentLog log : dirtyLogs) {
+            log.onDurable();
+        }
+        dirtyLogs.clear();
+        unsyncedBytes = 0;
+        oldestUnsyncedNanos = -1;
+        oldestFsyncWaitNanos = -1;
+        completeAcks(true);
+    }
+
+    /** Completes written appends in order: page-cache ones at once, fsync ones only after a flush. */
+    private void completeAcks(boolean synced) {
+        IoTask.Write w;
+        while ((w = unacked.peek()) != null && (synced || w.durability() == Durability.PAGE_CACHE)) {
+            unacked.poll();
+            unreserve(w.size(), w.appends());
+            if (w.future() != null) {
+                w.future().complete(w.result());
+            }
+        }
+    }
+
+    private void failTask(IoTask task) {
+        LogException f = failure != null ? failure
+                : new LogException(LogException.Kind.CLOSED, "data directory " + root + " is closed");
+        if (task instanceof IoTask.Write w) {
+            unreserve(w.size(), w.appends());
+            if (w.future() != null) {
+                w.future().completeExceptionally(f);
+            }
+        } else if (task instanceof IoTask.Run r) {
+            r.future().completeExceptionally(f);
+        }
+    }
+
+    private void failPending() {
+        for (IoTask.Write w : buffered) {
+            failTask(w);
+        }
+        buffered.clear();
+        writeBuffer.clear();
+        IoTask.Write w;
+        while ((w = unacked.poll()) != null) {
+            failTask(w);
+        }
+        dirtySegments.clear();
+        dirtyLogs.clear();
+        unsyncedBytes = 0;
+        oldestUnsyncedNanos = -1;
+        oldestFsyncWaitNanos = -1;
+    }
+
+    private void failQueued() {
+        IoTask t;
+        while ((t = queue.poll()) != null) {
+            failTask(t);
+        }
+    }
+
+    /** Closes every open log cleanly (flushed, indexes trimmed, clean-shutdown state written), then the thread. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        List<CompletableFuture<Void>> closing = new ArrayList<>();
+        for (SegmentLog log : List.copyOf(logs.values())) {
+            closing.add(log.closeAsync());
+        }
+        closed = true;
+        for (CompletableFuture<Void> c : closing) {
+            try {
+                c.join();
+            } catch (RuntimeException e) {
+                LOG.warn("Closing a log in {} failed: {}", root, e.toString());
+            }
+        }
+        stopRequested = true;
+        queue.add(new IoTask.Run("wake up to stop", () -> null, new CompletableFuture<>()));
+        try {
+            ioThread.join(TimeUnit.SECONDS.toMillis(30));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /**
+     * Stops the I/O thread without flushing or closing anything, as a crash would (tests only): what was
+     * not forced is left to the file layer.
+     */
+    void halt() {
+        closed = true;
+        ioThread.interrupt();
+        try {
+            ioThread.join(TimeUnit.SECONDS.toMillis(30));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,785 @@
+package dev.segstore.log;
+
+import dev.segstore.log.epoch.EpochEndOffset;
+import dev.segstore.log.epoch.EpochEntry;
+import dev.segstore.log.epoch.LeaderEpochCache;
+import dev.segstore.log.format.BatchView;
+import dev.segstore.log.format.FileHeader;
+import dev.segstore.log.format.FormatException;
+import dev.segstore.log.format.RecordBatch;
+import dev.segstore.log.index.OffsetIndex;
+import dev.segstore.log.io.LogFiles;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.regex.Pattern;
+
+/**
+ * A shard's replica on this node: a chain of {@link Segment} files in one directory, with a leader-epoch
+ * history. The leader appends records and the log assigns offsets ({@link #appendAsLeader}); a follower
+ * appends the leader's batches byte for byte with their offsets ({@link #appendAsFollower}); anyone reads
+ * by offset ({@link #read}, {@link #readSlice}) or timestamp, and a replica that lost leadership truncates
+ * ({@link #truncateTo}). Files in the log directory:
+ * <pre>
+ *   00000000000000000000.log  .oix  .tix   a segment and its indexes, named by base offset
+ *   leader-epoch-checkpoint                 {@link LeaderEpochCache}
+ *   log-state                               {@link LogState}: clean-shutdown flag and recovery point
+ * </pre>
+ *
+ * <h2>Offsets</h2>
+ * {@link #logStartOffset()} &le; {@link #durableEndOffset()} &le; {@link #writtenEndOffset()} &le;
+ * {@link #logEndOffset()}. The log end offset counts every accepted append; reads see only what is written,
+ * and never beyond the {@code upperBound} the caller passes (the high watermark, on a storage node).
+ *
+ * <h2>Threads</h2>
+ * Mutating calls (appends, truncation, retention, close) take the log's monitor and are meant to come from
+ * one owner thread per log; the file work happens on the directory's I/O thread. Reads take no lock and
+ * may run on any thread, concurrently with appends.
+ *
+ * <h2>Recovery</h2>
+ * After a clean shutdown the indexes are trusted (and rebuilt if missing or invalid). After an unclean one,
+ * every segment from the one holding the recovery point on is read and checksummed: the first bad batch
+ * there is a torn tail, so the log is truncated to it (with a warning naming the bytes dropped). A bad batch
+ * below the recovery point, in bytes that were forced, is corruption and fails the open with
+ * {@link LogException.Kind#CORRUPT_DATA}.
+ */
+public final class SegmentLog {
+    private static final Logger LOG = LoggerFactory.getLogger(SegmentLog.class);
+    private static final Pattern SEGMENT_FILE = Pattern.compile("(\\d{20})\\.(log|oix|tix)");
+    static final String EPOCH_FILE = "leader-epoch-checkpoint";
+
+    private final LogDirectory directory;
+    private final LogFiles files;
+    private final String name;
+    private final Path dir;
+    private final LogConfig config;
+    private final LeaderEpochCache epochs;
+
+    // Guarded by this.
+    private Segment active;
+    private boolean truncating;
+    private boolean closed;
+    private long recoveryPoint;
+
+    private volatile long nextOffset;
+    private volatile Segment[] segments;
+    private volatile long writtenEndOffset;
+    private volatile long durableEndOffset;
+
+    private SegmentLog(LogDirectory directory, String name, Path dir, LogConfig config, LeaderEpochCache epochs) {
+        this.directory = directory;
+        this.files = directory.files();
+        this.name = name;
+        this.dir = dir;
+        this.config = config;
+        this.epochs = epochs;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public LogConfig config() {
+        return config;
+    }
+
+    public long logStartOffset() {
+        return segments[0].baseOffset();
+    }
+
+    /** The offset the next appended record gets. */
+    public long logEndOffset() {
+        return nextOffset;
+    }
+
+    /** Every offset below this is written to the file (readable). */
+    public long writtenEndOffset() {
+        return writtenEndOffset;
+    }
+
+    /** Every offset below this is forced to disk. */
+    public long durableEndOffset() {
+        return durableEndOffset;
+    }
+
+    public int segmentCount() {
+        return segments.length;
+    }
+
+    /** Bytes of all segment files. */
+    public long sizeInBytes() {
+        long total = 0;
+        for (Segment s : segments) {
+            total += s.writtenSize();
+        }
+        return total;
+    }
+
+    public synchronized int latestEpoch() {
+        EpochEntry e = epochs.latest();
+        return e == null ? EpochEndOffset.UNDEFINED_EPOCH : e.epoch();
+    }
+
+    public synchronized List<EpochEntry> epochHistory() {
+        return epochs.entries();
+    }
+
+    /** Where {@code epoch} ends in this log; see {@link EpochEndOffset}. */
+    public synchronized EpochEndOffset endOffsetForEpoch(int epoch) {
+        return epochs.endOffsetFor(epoch, nextOffset);
+    }
+
+    // ---- open and recovery ------------------------------------------------------------------------------
+
+    static SegmentLog open(LogDirectory directory, String name, Path dir, LogConfig config, long initialOffset) {
+        LogFiles files = directory.files();
+        try {
+            files.createDirectories(dir);
+            List<Long> bases = new ArrayList<>();
+            for (String f : files.list(dir)) {
+                var m = SEGMENT_FILE.matcher(f);
+                if (m.matches()) {
+                    if (m.group(2).equals("log")) {
+                        bases.add(Long.parseLong(m.group(1)));
+                    }
+                } else if (f.endsWith(".tmp")) {
+                    files.delete(dir.resolve(f)); // an atomic replace that never finished
+                } else if (!f.equals(EPOCH_FILE) && !f.equals(LogState.FILE)) {
+                    throw LogException.corrupt("log " + name + ": unexpected file " + dir.resolve(f)
+                            + " (a log directory holds only segments, indexes, " + EPOCH_FILE + " and " + LogState.FILE + ")");
+                }
+            }
+            byte[] epochBytes = files.readAll(dir.resolve(EPOCH_FILE));
+            LeaderEpochCache epochs = epochBytes == null ? new LeaderEpochCache() : LeaderEpochCache.decode(epochBytes);
+            SegmentLog log = new SegmentLog(directory, name, dir, config, epochs);
+            byte[] stateBytes = files.readAll(dir.resolve(LogState.FILE));
+            LogState state = stateBytes == null ? null : LogState.decode(stateBytes);
+            log.load(bases, state, initialOffset);
+            return log;
+        } catch (FormatException e) {
+            throw LogException.corrupt("log " + name + " in " + dir + ": " + e.getMessage());
+        } catch (IOException e) {
+            throw directory.ioFailure(e, "opening log " + name);
+        }
+    }
+
+    private synchronized void load(List<Long> bases, LogState state, long initialOffset) throws IOException {
+        List<Segment> loaded = new ArrayList<>();
+        boolean clean = state != null && state.clean();
+        long rp = state == null ? -1 : state.recoveryPoint();
+        boolean epochsChanged = false;
+        for (int i = 0; i < bases.size(); i++) {
+            long base = bases.get(i);
+            boolean mustScan = !clean && (i == bases.size() - 1 || bases.get(i + 1) > rp);
+            long expectedBase = loaded.isEmpty() ? base : loaded.get(loaded.size() - 1).writtenNextOffset();
+            Segment s;
+            try {
+                if (base != expectedBase) {
+                    throw new FormatException("segment starts at " + base + " but the previous one ends at " + expectedBase);
+                }
+                s = Segment.open(files, dir, base, config);
+            } catch (FormatException e) {
+                if (!mustScan) {
+                    throw new FormatException("segment " + Segment.fileName(base, ".log") + ": " + e.getMessage());
+                }
+                LOG.warn("Log {}: dropping segments from {} on after an unclean shutdown: {}", name, base, e.getMessage());
+                deleteSegmentFiles(bases.subList(i, bases.size()));
+                break;
+            }
+            if (!mustScan) {
+                s.loadClean();
+                loaded.add(s);
+                continue;
+            }
+            Segment.Recovery r = s.recover((offset, epoch) -> epochs.assign(epoch, offset));
+            loaded.add(s);
+            if (r.error() != null) {
+                long dropped = s.channel().size() - r.validSize();
+                LOG.warn("Log {}: torn tail after an unclean shutdown in segment {} at position {} ({}); "
+                                + "truncating {} bytes and {} later segment(s)", name, base, r.validSize(), r.error(),
+                        dropped, bases.size() - i - 1);
+                s.truncateFile(r.validSize());
+                deleteSegmentFiles(bases.subList(i + 1, bases.size()));
+                break;
+            }
+        }
+        if (loaded.isEmpty()) {
+            long start = bases.isEmpty() ? initialOffset : bases.get(0);
+            loaded.add(Segment.create(files, dir, start, config));
+            files.forceDirectory(dir);
+        }
+        Segment last = loaded.get(loaded.size() - 1);
+        last.reopenForAppend();
+        active = last;
+        segments = loaded.toArray(new Segment[0]);
+        nextOffset = last.writtenNextOffset();
+        writtenEndOffset = nextOffset;
+        durableEndOffset = nextOffset;
+        epochsChanged |= epochs.truncateFromEnd(nextOffset);
+        epochsChanged |= epochs.truncateFromStart(loaded.get(0).baseOffset());
+        if (epochsChanged || state == null || !clean) {
+            persistEpochs();
+        }
+        recoveryPoint = clean ? nextOffset : Math.max(loaded.get(0).baseOffset(), Math.min(rp, nextOffset));
+        // From here on a crash must look unclean.
+        files.writeAtomically(dir.resolve(LogState.FILE), new LogState(false, recoveryPoint).encode());
+    }
+
+    private void deleteSegmentFiles(List<Long> bases) throws IOException {
+        for (long b : bases) {
+            for (String suffix : new String[] {".log", ".oix", ".tix"}) {
+                files.delete(dir.resolve(Segment.fileName(b, suffix)));
+            }
+        }
+        files.forceDirectory(dir);
+    }
+
+    private void persistEpochs() throws IOException {
+        files.writeAtomically(dir.resolve(EPOCH_FILE), epochs.encode());
+    }
+
+    // ---- appends ----------------------------------------------------------------------------------------
+
+    /** Appends records as the leader of {@code leaderEpoch}, without a producer id. */
+    public CompletableFuture<AppendResult> appendAsLeader(List<AppendRecord> records, int leaderEpoch, Durability durability) {
+        return appendAsLeader(records, leaderEpoch, RecordBatch.NO_PRODUCER_ID, RecordBatch.NO_SEQUENCE, durability);
+    }
+
+    /**
+     * Appends {@code records} as one batch: the log assigns the next offsets. The future completes when the
+     * batch is durable per {@code durability}, or at once with {@link AppendResult.Status#QUEUE_FULL}.
+     *
+     * @throws LogException INVALID_ARGUMENT for no records or an epoch older than the log's latest,
+     *                      RECORD_TOO_LARGE above {@link LogConfig#maxBatchBytes()}, STORAGE_ERROR or CLOSED
+     */
+    public synchronized CompletableFuture<AppendResult> appendAsLeader(List<AppendRecord> records, int leaderEpoch,
+                                                                        long producerId, int baseSequence,
+                                                                        Durability durability) {
+        ensureWritable();
+        if (records == null || records.isEmpty()) {
+            throw LogException.invalid("log " + name + ": an append needs at least one record");
+        }
+        int latest = latestEpoch();
+        if (leaderEpoch < 0 || leaderEpoch < latest) {
+            throw LogException.invalid("log " + name + ": leader epoch " + leaderEpoch
+                    + " is older than the log's latest epoch " + latest);
+        }
+        ByteBuffer batch;
+        try {
+            batch = RecordBatch.encode(nextOffset, leaderEpoch, producerId, baseSequence, records);
+        } catch (IllegalArgumentException e) {
+            throw new LogException(LogException.Kind.RECORD_TOO_LARGE, "log " + name + ": " + e.getMessage());
+        }
+        if (batch.remaining() > config.maxBatchBytes()) {
+            throw new LogException(LogException.Kind.RECORD_TOO_LARGE, "log " + name + ": batch of "
+                    + batch.remaining() + " bytes exceeds maxBatchBytes " + config.maxBatchBytes());
+        }
+        if (!directory.tryReserve(batch.remaining(), 1)) {
+            return CompletableFuture.completedFuture(AppendResult.QUEUE_FULL);
+        }
+        BatchView view = BatchView.at(batch);
+        CompletableFuture<AppendResult> future = new CompletableFuture<>();
+        try {
+            enqueueBatch(batch, view, durability, 1, future,
+                    new AppendResult(AppendResult.Status.APPENDED, view.baseOffset(), view.lastOffset()));
+        } catch (RuntimeException e) {
+            directory.unreserve(batch.remaining(), 1);
+            throw e;
+        }
+        return future;
+    }
+
+    /**
+     * Appends batches fetched from the leader, keeping their offsets and bytes. {@code batches} holds whole
+     * batches back to back; they are all checked (checksum, offsets that continue this log exactly, epochs
+     * that never go back) before any is appended.
+     *
+     * @throws LogException OFFSET_MISMATCH for a gap or an overlap, CORRUPT_DATA for bad bytes
+     */
+    public synchronized CompletableFuture<AppendResult> appendAsFollower(ByteBuffer batches, Durability durability) {
+        ensureWritable();
+        List<BatchView> views = new ArrayList<>();
+        long expected = nextOffset;
+        int epoch = latestEpoch();
+        ByteBuffer buf = batches.duplicate();
+        while (buf.hasRemaining()) {
+            BatchView v = BatchView.at(buf);
+            try {
+                v.verify();
+            } catch (FormatException e) {
+                throw LogException.corrupt("log " + name + ": fetched batch at byte " + (buf.position() - batches.position())
+                        + ": " + e.getMessage());
+            }
+            if (v.baseOffset() != expected) {
+                throw new LogException(LogException.Kind.OFFSET_MISMATCH, "log " + name + ": fetched batch starts at offset "
+                        + v.baseOffset() + " but the log ends at " + expected + " (" + (v.baseOffset() > expected ? "gap" : "overlap") + ")");
+            }
+            if (v.leaderEpoch() < epoch) {
+                throw LogException.corrupt("log " + name + ": fetched batch at offset " + v.baseOffset() + " has leader epoch "
+                        + v.leaderEpoch() + ", older than " + epoch);
+            }
+            epoch = v.leaderEpoch();
+            expected = v.nextOffset();
+            views.add(new BatchView(buf.slice(buf.position(), v.sizeInBytes()), 0));
+            buf.position(buf.position() + v.sizeInBytes());
+        }
+        if (views.isEmpty()) {
+            throw LogException.invalid("log " + name + ": a follower append needs at least one batch");
+        }
+        long total = batches.remaining();
+        if (!directory.tryReserve(total, views.size())) {
+            return CompletableFuture.completedFuture(AppendResult.QUEUE_FULL);
+        }
+        CompletableFuture<AppendResult> future = new CompletableFuture<>();
+        AppendResult result = new AppendResult(AppendResult.Status.APPENDED, views.get(0).baseOffset(), expected - 1);
+        int i = 0;
+        try {
+            for (; i < views.size(); i++) {
+                boolean last = i == views.size() - 1;
+                BatchView v = views.get(i);
+                enqueueBatch(v.buffer(), v, durability, 1, last ? future : null, last ? result : null);
+            }
+        } catch (RuntimeException e) {
+            long left = 0;
+            for (int j = i; j < views.size(); j++) {
+                left += views.get(j).sizeInBytes();
+            }
+            directory.unreserve(left, views.size() - i);
+            throw e;
+        }
+        return future;
+    }
+
+    private void enqueueBatch(ByteBuffer bytes, BatchView view, Durability durability, int appends,
+                              CompletableFuture<AppendResult> future, AppendResult result) {
+        int size = view.sizeInBytes();
+        long now = directory.nowMs();
+        maybeRoll(size, view.recordCount(), now);
+        if (epochs.assign(view.leaderEpoch(), view.baseOffset())) {
+            try {
+                persistEpochs();
+            } catch (IOException e) {
+                throw directory.ioFailure(e, "writing the leader-epoch checkpoint of " + name);
+            }
+        }
+        long position = active.reserve(size, now);
+        nextOffset = view.nextOffset();
+        directory.enqueue(new IoTask.Write(this, active, position, bytes, view.baseOffset(), view.nextOffset(),
+                view.maxTimestamp(), durability, System.nanoTime(), appends, future, result));
+    }
+
+    /** Rolls to a new segment when the next batch would not fit, or the active segment is old enough. */
+    private void maybeRoll(int size, int records, long nowMs) {
+        Segment a = active;
+        if (a.assignedSize() == FileHeader.SIZE) {
+            return;
+        }
+        boolean full = a.assignedSize() + size > config.segmentBytes();
+        boolean old = a.firstAppendMs() >= 0 && nowMs - a.firstAppendMs() >= config.segmentMs();
+        boolean offsetsFull = nextOffset + records - a.baseOffset() > Integer.MAX_VALUE;
+        if (!full && !old && !offsetsFull) {
+            return;
+        }
+        Segment next;
+        try {
+            next = Segment.create(files, dir, nextOffset, config);
+            files.forceDirectory(dir);
+        } catch (IOException e) {
+            throw directory.ioFailure(e, "creating segment " + nextOffset + " of " + name);
+        }
+        Segment[] grown = Arrays.copyOf(segments, segments.length + 1);
+        grown[grown.length - 1] = next;
+        segments = grown;
+        active = next;
+        directory.enqueue(new IoTask.Seal(this, a, next.baseOffset()));
+    }
+
+    private void ensureWritable() {
+        if (closed) {
+            throw new LogException(LogException.Kind.CLOSED, "log " + name + " is closed");
+        }
+        directory.checkOnline();
+        if (truncating) {
+            throw new LogException(LogException.Kind.ILLEGAL_STATE, "log " + name
+                    + " is being truncated; wait for truncateTo's future before appending");
+        }
+    }
+
+    // ---- called by the I/O thread -----------------------------------------------------------------------
+
+    void onWritten(long next) {
+        writtenEndOffset = next;
+    }
+
+    void onDurable() {
+        durableEndOffset = writtenEndOffset;
+    }
+
+    void onSealed(long newRecoveryPoint) throws IOException {
+        synchronized (this) {
+            if (closed || newRecoveryPoint <= recoveryPoint) {
+                return;
+            }
+            recoveryPoint = newRecoveryPoint;
+        }
+        files.writeAtomically(dir.resolve(LogState.FILE), new LogState(false, newRecoveryPoint).encode());
+    }
+
+    // ---- reads --------------------------------------------------------------------------------------------
+
+    private void checkReadable(long offset) {
+        if (closed) {
+            throw new LogException(LogException.Kind.CLOSED, "log " + name + " is closed");
+        }
+        long start = logStartOffset();
+        long end = nextOffset;
+        if (offset < start || offset > end) {
+            throw new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "log " + name + ": offset " + offset
+                    + " is outside [" + start + ", " + end + "]");
+        }
+    }
+
+    private static int floorSegment(Segment[] segs, long offset) {
+        int lo = 0;
+        int hi = segs.length - 1;
+        int found = 0;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            if (segs[mid].baseOffset() <= offset) {
+                found = mid;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return found;
+    }
+
+    /**
+     * Decoded records from {@code offset} on, below {@code upperBound} (exclusive; pass the high watermark or
+     * {@link Long#MAX_VALUE}), at most {@code maxRecords} and about {@code maxBytes} of record data (at least
+     * one record when any is there). Every batch read is checksummed.
+     *
+     * @throws LogException OFFSET_OUT_OF_RANGE outside [logStartOffset, logEndOffset], CORRUPT_DATA
+     */
+    public List<LogRecord> read(long offset, int maxRecords, int maxBytes, long upperBound) {
+        if (maxRecords < 1 || maxBytes < 1) {
+            throw LogException.invalid("maxRecords and maxBytes must be >= 1: " + maxRecords + ", " + maxBytes);
+        }
+        checkReadable(offset);
+        long limit = Math.min(upperBound, writtenEndOffset);
+        List<LogRecord> out = new ArrayList<>();
+        Segment[] segs = segments;
+        long bytes = 0;
+        long from = offset;
+        for (int i = floorSegment(segs, offset); i < segs.length && from < limit; i++) {
+            Segment s = segs[i];
+            if (!s.retain()) {
+                throw new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "log " + name + ": offset " + from
+                        + " was deleted by retention while being read");
+            }
+            BatchScanner scanner = null;
+            try {
+                Segment.Position p = s.locate(from);
+                scanner = new BatchScanner(s.channel(), p.position(), s.writtenSize(), BatchScanner.Mode.VERIFY);
+                long expected = p.offset();
+                BatchView b;
+                while ((b = scanner.next()) != null && b.baseOffset() < limit) {
+                    if (b.baseOffset() != expected) {
+                        throw new FormatException("batch starts at offset " + b.baseOffset() + ", expected " + expected);
+                    }
+                    expected = b.nextOffset();
+                    for (LogRecord r : RecordBatch.decode(b, from, limit, maxRecords - out.size())) {
+                        int size = recordBytes(r);
+                        if (!out.isEmpty() && bytes + size > maxBytes) {
+                            return out;
+                        }
+                        out.add(r);
+                        bytes += size;
+                    }
+                    if (out.size() >= maxRecords) {
+                        return out;
+                    }
+                    from = b.nextOffset();
+                }
+                from = Math.max(from, s.writtenNextOffset());
+            } catch (FormatException e) {
+                throw LogException.corrupt("log " + name + " segment " + s.logFile().getFileName()
+                        + (scanner == null ? "" : " position " + scanner.position()) + ": " + e.getMessage());
+            } catch (IOException e) {
+                throw directory.ioFailure(e, "reading log " + name);
+            } finally {
+                s.release();
+            }
+        }
+        return out;
+    }
+
+    private static int recordBytes(LogRecord r) {
+        int size = r.payload().length + (r.key() == null ? 0 : r.key().length());
+        for (String t : r.tags()) {
+            size += t.length();
+        }
+        for (LogHeader h : r.headers()) {
+            size += h.name().length() + h.value().length();
+        }
+        return size;
+    }
+
+    /**
+     * Whole batches from the one holding {@code offset}, below {@code upperBound}, about {@code maxBytes}
+     * long (always at least one batch when there is one), from a single segment, as a file slice to send
+     * without copying. The caller must close the slice.
+     */
+    public FileSlice readSlice(long offset, int maxBytes, long upperBound) {
+        if (maxBytes < 1) {
+            throw LogException.invalid("maxBytes must be >= 1: " + maxBytes);
+        }
+        checkReadable(offset);
+        long limit = Math.min(upperBound, writtenEndOffset);
+        if (offset >= limit) {
+            return FileSlice.empty(offset);
+        }
+        Segment[] segs = segments;
+        Segment s = segs[floorSegment(segs, offset)];
+        if (!s.retain()) {
+            throw new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "log " + name + ": offset " + offset
+                    + " was deleted by retention while being read");
+        }
+        boolean handedOut = false;
+        try {
+            Segment.Position start = s.locate(offset);
+            if (start.offset() >= limit || start.position() >= s.writtenSize()) {
+                return FileSlice.empty(offset);
+            }
+            // Jump close to the end with the index, then walk headers only.
+            OffsetIndex.Entry byBytes = s.offsetIndex().lookupByPosition(start.position() + (long) maxBytes);
+            OffsetIndex.Entry byLimit = s.offsetIndex().lookup(limit - 1);
+            OffsetIndex.Entry from = byBytes.position() <= byLimit.position() ? byBytes : byLimit;
+            long walkPosition = Math.max(from.position(), start.position());
+            long walkOffset = from.position() >= start.position() ? from.offset() : start.offset();
+            BatchScanner scanner = new BatchScanner(s.channel(), walkPosition, s.writtenSize(), BatchScanner.Mode.HEADERS);
+            long endPosition = start.position();
+            long endOffset = start.offset();
+            BatchView b;
+            while ((b = scanner.next()) != null) {
+                if (b.baseOffset() != walkOffset) {
+                    throw new FormatException("batch starts at offset " + b.baseOffset() + ", expected " + walkOffset);
+                }
+                long batchEnd = scanner.nextPosition();
+                boolean first = endPosition == start.position();
+                if (b.baseOffset() >= limit || (!first && batchEnd - start.position() > maxBytes)) {
+                    break;
+                }
+                endPosition = batchEnd;
+                endOffset = b.nextOffset();
+                walkOffset = b.nextOffset();
+            }
+            handedOut = true;
+            return new FileSlice(s, start.position(), (int) (endPosition - start.position()), start.offset(), endOffset);
+        } catch (FormatException e) {
+            throw LogException.corrupt("log " + name + " segment " + s.logFile().getFileName() + ": " + e.getMessage());
+        } catch (IOException e) {
+            throw directory.ioFailure(e, "reading log " + name);
+        } finally {
+            if (!handedOut) {
+                s.release();
+            }
+        }
+    }
+
+    /** The first offset below {@code upperBound} whose record has a timestamp &gt;= {@code timestamp}. */
+    public OptionalLong offsetForTimestamp(long timestamp, long upperBound) {
+        long limit = Math.min(upperBound, writtenEndOffset);
+        for (Segment s : segments) {
+            if (s.maxTimestamp() < timestamp || !s.retain()) {
+                continue;
+            }
+            try {
+                long found = s.offsetForTimestamp(timestamp);
+                if (found >= 0) {
+                    return found < limit ? OptionalLong.of(found) : OptionalLong.empty();
+                }
+            } catch (FormatException e) {
+                throw LogException.corrupt("log " + name + " segment " + s.logFile().getFileName() + ": " + e.getMessage());
+            } catch (IOException e) {
+                throw directory.ioFailure(e, "reading log " + name);
+            } finally {
+                s.release();
+            }
+        }
+        return OptionalLong.empty();
+    }
+
+    // ---- truncation and retention -------------------------------------------------------------------------
+
+    /**
+     * Removes every record at or after {@code offset}. If {@code offset} falls inside a batch, the whole batch
+     * goes (epoch ends, which truncation uses, are always batch boundaries). Appends are refused until the
+     * returned future completes with the new log end offset.
+     */
+    public synchronized CompletableFuture<Long> truncateTo(long offset) {
+        ensureWritable();
+        if (offset < logStartOffset()) {
+            throw new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "log " + name + ": cannot truncate to "
+                    + offset + ", below the log start " + logStartOffset() + " (use truncateFullyAndStartAt)");
+        }
+        if (offset >= nextOffset) {
+            return CompletableFuture.completedFuture(nextOffset);
+        }
+        truncating = true;
+        return directory.run("truncating log " + name + " to " + offset, () -> doTruncate(offset))
+                .thenApply(o -> (Long) o)
+                .whenComplete((r, e) -> {
+                    synchronized (this) {
+                        truncating = false;
+                    }
+                });
+    }
+
+    /** I/O thread. */
+    private synchronized long doTruncate(long offset) throws IOException {
+        Segment[] segs = segments;
+        int idx = floorSegment(segs, offset);
+        Segment target = segs[idx];
+        Segment.Position p = target.locate(offset);
+        List<Segment> dropped = new ArrayList<>(Arrays.asList(segs).subList(idx + 1, segs.length));
+        target.truncateFile(p.position());
+        target.recover(null);
+        target.reopenForAppend();
+        segments = Arrays.copyOf(segs, idx + 1);
+        active = target;
+        long newEnd = target.writtenNextOffset();
+        nextOffset = newEnd;
+        writtenEndOffset = newEnd;
+        durableEndOffset = Math.min(durableEndOffset, newEnd);
+        for (Segment s : dropped) {
+            s.markDeleted();
+        }
+        files.forceDirectory(dir);
+        if (epochs.truncateFromEnd(newEnd)) {
+            persistEpochs();
+        }
+        recoveryPoint = Math.min(recoveryPoint, target.baseOffset());
+        files.writeAtomically(dir.resolve(LogState.FILE), new LogState(false, recoveryPoint).encode());
+        LOG.info("Log {} truncated to {} (asked {}), {} segment(s) dropped", name, newEnd, offset, dropped.size());
+        return newEnd;
+    }
+
+    /**
+     * Deletes every segment and starts the log empty at {@code offset} (a follower whose log lies wholly
+     * outside the leader's). The epoch history is cleared.
+     */
+    public synchronized CompletableFuture<Void> truncateFullyAndStartAt(long offset) {
+        ensureWritable();
+        if (offset < 0) {
+            throw LogException.invalid("offset " + offset + " must be >= 0");
+        }
+        truncating = true;
+        return directory.run("resetting log " + name + " to " + offset, () -> {
+            synchronized (this) {
+                Segment[] old = segments;
+                for (Segment s : old) {
+                    s.markDeleted();
+                }
+                Segment fresh = Segment.create(files, dir, offset, config);
+                fresh.force();
+                files.forceDirectory(dir);
+                segments = new Segment[] {fresh};
+                active = fresh;
+                nextOffset = offset;
+                writtenEndOffset = offset;
+                durableEndOffset = offset;
+                epochs.clear();
+                persistEpochs();
+                recoveryPoint = offset;
+                files.writeAtomically(dir.resolve(LogState.FILE), new LogState(false, offset).encode());
+                return null;
+            }
+        }).<Void>thenApply(o -> null).whenComplete((r, e) -> {
+            synchronized (this) {
+                truncating = false;
+            }
+        });
+    }
+
+    /**
+     * Applies retention: deletes the oldest sealed segments whose newest record is older than
+     * {@code retentionMs}, and then while the log is larger than {@code retentionBytes}. The active segment
+     * is never deleted. Returns how many segments were removed from the log.
+     */
+    public synchronized int deleteRetainedSegments(long nowMs) {
+        ensureWritable();
+        Segment[] segs = segments;
+        long size = sizeInBytes();
+        int drop = 0;
+        while (drop < segs.length - 1) {
+            Segment s = segs[drop];
+            boolean expired = config.retentionMs() > 0 && s.maxTimestamp() >= 0 && s.maxTimestamp() < nowMs - config.retentionMs();
+            boolean tooBig = config.retentionBytes() > 0 && size - s.writtenSize() >= config.retentionBytes();
+            if (!expired && !tooBig) {
+                break;
+            }
+            size -= s.writtenSize();
+            drop++;
+        }
+        if (drop == 0) {
+            return 0;
+        }
+        List<Segment> gone = Arrays.asList(segs).subList(0, drop);
+        segments = Arrays.copyOfRange(segs, drop, segs.length);
+        boolean epochsChanged = epochs.truncateFromStart(segments[0].baseOffset());
+        directory.run("deleting " + drop + " segment(s) of " + name, () -> {
+            if (epochsChanged) {
+                synchronized (this) {
+                    persistEpochs();
+                }
+            }
+            for (Segment s : gone) {
+                s.markDeleted();
+            }
+            files.forceDirectory(dir);
+            return null;
+        });
+        LOG.info("Log {}: retention deleted {} segment(s); log starts at {}", name, drop, segments[0].baseOffset());
+        return drop;
+    }
+
+    // ---- close ---------------------------------------------------------------------------------------------
+
+    /** Flushes everything, trims the indexes, marks the shutdown clean and closes the files. Idempotent. */
+    public synchronized CompletableFuture<Void> closeAsync() {
+        if (closed) {
+            return CompletableFuture.completedFuture(null);
+        }
+        closed = true;
+        return directory.run("closing log " + name, () -> {
+            synchronized (this) {
+                active.flushForClose();
+                for (Segment s : segments) {
+                    s.release();
+                }
+                files.writeAtomically(dir.resolve(LogState.FILE), new LogState(true, nextOffset).encode());
+                directory.forget(this);
+                return null;
+            }
+        }).thenApply(o -> null);
+    }
+
+    public void close() {
+        try {
+            closeAsync().join();
+        } catch (CompletionException e) {
+            throw e.getCause() instanceof LogException le ? le : e;
+        }
+    }
+}

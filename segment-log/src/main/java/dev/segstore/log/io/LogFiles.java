@@ -1,0 +1,36 @@
+package dev.segstore.log.io;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * File-system operations of the segment log, as a seam (see {@link LogChannel}). {@link RealLogFiles} is the
+ * production implementation; tests wrap it to inject faults.
+ */
+public interface LogFiles {
+
+    /** Opens a file for reading and writing, creating it when {@code create} is set. */
+    LogChannel open(Path file, boolean create) throws IOException;
+
+    /**
+     * Replaces {@code file} with {@code content} atomically and durably: written to a temporary file, forced,
+     * renamed over the old one, and the directory forced. After a crash the file holds the old or the new
+     * content, never a mix.
+     */
+    void writeAtomically(Path file, byte[] content) throws IOException;
+
+    /** The file's whole content, or null when it does not exist. */
+    byte[] readAll(Path file) throws IOException;
+
+    /** The names of the regular files in {@code dir}, sorted. */
+    List<String> list(Path dir) throws IOException;
+
+    void delete(Path file) throws IOException;
+
+    /** Creates the directory and its parents, and forces the parent so the entry survives a crash. */
+    void createDirectories(Path dir) throws IOException;
+
+    /** Forces a directory's entries (created, renamed, deleted files) to disk. */
+    void forceDirectory(Path dir) throws IOException;
+}

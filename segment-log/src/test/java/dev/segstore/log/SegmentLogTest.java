@@ -1,0 +1,355 @@
+package dev.segstore.log;
+
+import dev.segstore.log.epoch.EpochEndOffset;
+import dev.segstore.log.format.RecordBatch;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static dev.segstore.log.LogFixtures.append;
+import static dev.segstore.log.LogFixtures.await;
+import static dev.segstore.log.LogFixtures.readAll;
+import static dev.segstore.log.LogFixtures.record;
+import static dev.segstore.log.LogFixtures.records;
+import static dev.segstore.log.LogFixtures.text;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@Timeout(60)
+class SegmentLogTest {
+    private static final LogConfig SMALL = LogConfig.DEFAULT.withSegmentBytes(64 * 1024).withIndexIntervalBytes(256);
+
+    @TempDir
+    Path root;
+    private final AtomicLong clock = new AtomicLong(1_000_000);
+    private LogDirectory directory;
+
+    @BeforeEach
+    void open() {
+        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, dev.segstore.log.io.RealLogFiles.INSTANCE, clock::get);
+    }
+
+    @AfterEach
+    void close() {
+        directory.close();
+    }
+
+    private void reopenDirectory() {
+        directory.close();
+        open();
+    }
+
+    @Test
+    void leaderAppendAssignsOffsetsAndReadsBack() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        AppendResult first = append(log, records(3, 100, "x"), 0, Durability.FSYNC);
+        AppendResult second = append(log, records(2, 200, "y"), 0, Durability.PAGE_CACHE);
+        assertEquals(0, first.baseOffset());
+        assertEquals(2, first.lastOffset());
+        assertEquals(3, second.baseOffset());
+        assertEquals(5, log.logEndOffset());
+        List<LogRecord> all = readAll(log);
+        assertEquals(List.of("x0", "x1", "x2", "y0", "y1"), all.stream().map(LogFixtures::text).toList());
+        assertEquals(List.of(0L, 1L, 2L, 3L, 4L), all.stream().map(LogRecord::offset).toList());
+        assertEquals(201, all.get(4).timestamp());
+    }
+
+    @Test
+    void keysTagsAndHeadersRoundTrip() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        AppendRecord r = new AppendRecord("k-é", List.of("t1", "t2"), 42, List.of(new LogHeader("h", "v")), new byte[] {1, 2, 3});
+        append(log, List.of(r, record(41, "p")), 3, Durability.FSYNC);
+        List<LogRecord> back = readAll(log);
+        assertEquals("k-é", back.get(0).key());
+        assertEquals(List.of("t1", "t2"), back.get(0).tags());
+        assertEquals(List.of(new LogHeader("h", "v")), back.get(0).headers());
+        assertArrayEquals(new byte[] {1, 2, 3}, back.get(0).payload());
+        assertEquals(3, back.get(0).leaderEpoch());
+        assertEquals(null, back.get(1).key());
+        assertEquals(41, back.get(1).timestamp());
+    }
+
+    @Test
+    void newLogStartsAtInitialOffset() {
+        SegmentLog log = directory.openLog("a", SMALL, 1000);
+        assertEquals(1000, log.logStartOffset());
+        assertEquals(1000, append(log, records(1, 1, "x"), 0, Durability.FSYNC).baseOffset());
+    }
+
+    @Test
+    void readHonoursLimitsAndUpperBound() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        for (int i = 0; i < 10; i++) {
+            append(log, records(10, i * 10, "b" + i + "-"), 0, Durability.PAGE_CACHE);
+        }
+        assertEquals(7, log.read(13, 7, 1 << 20, Long.MAX_VALUE).size());
+        assertEquals(13, log.read(13, 7, 1 << 20, Long.MAX_VALUE).get(0).offset());
+        assertEquals(List.of(13L, 14L), log.read(13, 100, 1 << 20, 15).stream().map(LogRecord::offset).toList());
+        assertEquals(1, log.read(13, 100, 1, Long.MAX_VALUE).size(), "at least one record even above maxBytes");
+        assertEquals(0, log.read(100, 10, 100, Long.MAX_VALUE).size());
+        LogException e = assertThrows(LogException.class, () -> log.read(101, 10, 100, Long.MAX_VALUE));
+        assertEquals(LogException.Kind.OFFSET_OUT_OF_RANGE, e.kind());
+    }
+
+    @Test
+    void rollsBySizeAndReadsAcrossSegments() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        byte[] payload = new byte[1000];
+        for (int i = 0; i < 300; i++) {
+            append(log, List.of(AppendRecord.of(i, payload)), 0, Durability.PAGE_CACHE);
+        }
+        assertTrue(log.segmentCount() >= 4, "segments: " + log.segmentCount());
+        List<LogRecord> all = readAll(log);
+        assertEquals(300, all.size());
+        for (int i = 0; i < 300; i++) {
+            assertEquals(i, all.get(i).offset());
+        }
+        assertEquals(150, log.read(150, 1, 100, Long.MAX_VALUE).get(0).offset());
+    }
+
+    @Test
+    void rollsByAge() {
+        SegmentLog log = directory.openLog("a", SMALL.withSegmentMs(1000), 0);
+        append(log, records(1, 1, "a"), 0, Durability.PAGE_CACHE);
+        clock.addAndGet(999);
+        append(log, records(1, 2, "b"), 0, Durability.PAGE_CACHE);
+        assertEquals(1, log.segmentCount());
+        clock.addAndGet(1);
+        append(log, records(1, 3, "c"), 0, Durability.PAGE_CACHE);
+        assertEquals(2, log.segmentCount());
+        assertEquals(3, readAll(log).size());
+    }
+
+    @Test
+    void cleanReopenKeepsEverything() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        byte[] payload = new byte[700];
+        for (int i = 0; i < 200; i++) {
+            append(log, List.of(AppendRecord.of(1000 + i, payload)), i / 50, Durability.PAGE_CACHE);
+        }
+        long end = log.logEndOffset();
+        int segments = log.segmentCount();
+        reopenDirectory();
+        SegmentLog again = directory.openLog("a", SMALL, 0);
+        assertEquals(end, again.logEndOffset());
+        assertEquals(segments, again.segmentCount());
+        assertEquals(3, again.latestEpoch());
+        assertEquals(200, readAll(again).size());
+        assertEquals(150, again.offsetForTimestamp(1150, Long.MAX_VALUE).getAsLong());
+        assertEquals(200, append(again, records(1, 5000, "z"), 3, Durability.FSYNC).baseOffset());
+    }
+
+    @Test
+    void offsetForTimestampFindsFirstRecordAtOrAfter() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        // timestamps are not monotonic: 10, 30, 20, 40, ...
+        long[] ts = {10, 30, 20, 40, 35, 50};
+        for (long t : ts) {
+            append(log, List.of(record(t, "t" + t)), 0, Durability.PAGE_CACHE);
+        }
+        assertEquals(0, log.offsetForTimestamp(5, Long.MAX_VALUE).getAsLong());
+        assertEquals(1, log.offsetForTimestamp(20, Long.MAX_VALUE).getAsLong());
+        assertEquals(3, log.offsetForTimestamp(31, Long.MAX_VALUE).getAsLong());
+        assertEquals(5, log.offsetForTimestamp(45, Long.MAX_VALUE).getAsLong());
+        assertTrue(log.offsetForTimestamp(51, Long.MAX_VALUE).isEmpty());
+        assertTrue(log.offsetForTimestamp(45, 5).isEmpty(), "above the upper bound");
+    }
+
+    @Test
+    void followerAppendKeepsBytesAndRejectsGapsAndOverlaps() throws Exception {
+        SegmentLog leader = directory.openLog("leader", SMALL, 0);
+        SegmentLog follower = directory.openLog("follower", SMALL, 0);
+        append(leader, records(3, 1, "a"), 1, Durability.FSYNC);
+        append(leader, records(2, 5, "b"), 2, Durability.FSYNC);
+        ByteBuffer fetched;
+        try (FileSlice slice = leader.readSlice(0, 1 << 20, Long.MAX_VALUE)) {
+            assertEquals(0, slice.baseOffset());
+            assertEquals(5, slice.nextOffset());
+            fetched = slice.read();
+        }
+        AppendResult r = await(follower.appendAsFollower(fetched.duplicate(), Durability.FSYNC));
+        assertEquals(0, r.baseOffset());
+        assertEquals(4, r.lastOffset());
+        assertEquals(readAll(leader).stream().map(LogFixtures::text).toList(), readAll(follower).stream().map(LogFixtures::text).toList());
+        assertEquals(2, follower.latestEpoch());
+        assertEquals(new EpochEndOffset(1, 3), follower.endOffsetForEpoch(1));
+        try (FileSlice slice = follower.readSlice(0, 1 << 20, Long.MAX_VALUE)) {
+            assertEquals(fetched, slice.read(), "replica bytes identical");
+        }
+        LogException overlap = assertThrows(LogException.class, () -> follower.appendAsFollower(fetched.duplicate(), Durability.FSYNC));
+        assertEquals(LogException.Kind.OFFSET_MISMATCH, overlap.kind());
+        ByteBuffer gap = RecordBatch.encode(9, 2, -1, -1, records(1, 1, "g"));
+        LogException gapError = assertThrows(LogException.class, () -> follower.appendAsFollower(gap, Durability.FSYNC));
+        assertEquals(LogException.Kind.OFFSET_MISMATCH, gapError.kind());
+        ByteBuffer bad = RecordBatch.encode(5, 2, -1, -1, records(1, 1, "g"));
+        bad.put(bad.limit() - 1, (byte) (bad.get(bad.limit() - 1) ^ 1));
+        assertEquals(LogException.Kind.CORRUPT_DATA,
+                assertThrows(LogException.class, () -> follower.appendAsFollower(bad, Durability.FSYNC)).kind());
+        assertEquals(5, follower.logEndOffset(), "nothing appended by rejected calls");
+    }
+
+    @Test
+    void sliceRespectsMaxBytesAndUpperBoundAtBatchBoundaries() throws Exception {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        for (int i = 0; i < 20; i++) {
+            append(log, records(5, i, "s"), 0, Durability.PAGE_CACHE);
+        }
+        try (FileSlice s = log.readSlice(7, 1, Long.MAX_VALUE)) {
+            assertEquals(5, s.baseOffset(), "starts at the batch holding offset 7");
+            assertEquals(10, s.nextOffset(), "one whole batch even above maxBytes");
+        }
+        try (FileSlice s = log.readSlice(0, 1 << 20, 50)) {
+            assertEquals(50, s.nextOffset());
+        }
+        try (FileSlice s = log.readSlice(100, 1 << 20, Long.MAX_VALUE)) {
+            assertTrue(s.isEmpty());
+        }
+    }
+
+    @Test
+    void truncateToRemovesTailAndEpochs() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        byte[] payload = new byte[900];
+        for (int i = 0; i < 150; i++) {
+            append(log, List.of(AppendRecord.of(i, payload)), i < 100 ? 4 : 5, Durability.PAGE_CACHE);
+        }
+        assertTrue(log.segmentCount() > 2);
+        assertEquals(new EpochEndOffset(4, 100), log.endOffsetForEpoch(4));
+        long end = await(log.truncateTo(70));
+        assertEquals(70, end);
+        assertEquals(70, log.logEndOffset());
+        assertEquals(4, log.latestEpoch());
+        assertEquals(70, readAll(log).size());
+        assertEquals(70, append(log, records(1, 1, "after"), 6, Durability.FSYNC).baseOffset());
+        reopenDirectory();
+        SegmentLog again = directory.openLog("a", SMALL, 0);
+        assertEquals(71, again.logEndOffset());
+        assertEquals("after0", text(readAll(again).get(70)));
+        assertEquals(new EpochEndOffset(4, 70), again.endOffsetForEpoch(5));
+    }
+
+    @Test
+    void truncateInsideABatchDropsTheWholeBatch() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        append(log, records(5, 1, "a"), 0, Durability.FSYNC);
+        append(log, records(5, 1, "b"), 0, Durability.FSYNC);
+        assertEquals(5, await(log.truncateTo(7)));
+    }
+
+    @Test
+    void retentionDeletesOldSegmentsByTimeAndSize() {
+        SegmentLog log = directory.openLog("a", SMALL.withRetention(10_000, -1), 0);
+        byte[] payload = new byte[1000];
+        for (int i = 0; i < 200; i++) {
+            append(log, List.of(AppendRecord.of(i < 100 ? 1_000 : 50_000, payload)), 0, Durability.PAGE_CACHE);
+        }
+        int before = log.segmentCount();
+        int deleted = log.deleteRetainedSegments(30_000);
+        assertTrue(deleted >= 1, "deleted " + deleted);
+        assertEquals(before - deleted, log.segmentCount());
+        assertTrue(log.logStartOffset() > 0 && log.logStartOffset() <= 100, "start " + log.logStartOffset());
+        assertEquals(LogException.Kind.OFFSET_OUT_OF_RANGE,
+                assertThrows(LogException.class, () -> log.read(0, 1, 100, Long.MAX_VALUE)).kind());
+        assertEquals(200 - log.logStartOffset(), readAll(log).size());
+
+        SegmentLog sized = directory.openLog("b", SMALL.withRetention(-1, 100_000), 0);
+        for (int i = 0; i < 400; i++) {
+            append(sized, List.of(AppendRecord.of(i, payload)), 0, Durability.PAGE_CACHE);
+        }
+        sized.deleteRetainedSegments(0);
+        assertTrue(sized.sizeInBytes() < 100_000 + 64 * 1024, "size " + sized.sizeInBytes());
+        assertTrue(sized.sizeInBytes() >= 100_000 - 64 * 1024);
+    }
+
+    @Test
+    void queueFullIsAResultNotABlockedThread() {
+        directory.close();
+        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT.withQueueLimits(4096, 1000)
+                        .withFlushPolicy(new FlushPolicy(60_000_000_000L, Long.MAX_VALUE, 60_000_000_000L, Long.MAX_VALUE)),
+                dev.segstore.log.io.RealLogFiles.INSTANCE, clock::get);
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        // The flush policy waits a minute with a non-empty queue; fill it with fsync appends that wait.
+        int refused = 0;
+        for (int i = 0; i < 100 && refused == 0; i++) {
+            AppendResult r = log.appendAsLeader(List.of(AppendRecord.of(1, new byte[500])), 0, Durability.FSYNC)
+                    .getNow(null);
+            if (r != null && r.status() == AppendResult.Status.QUEUE_FULL) {
+                refused++;
+            }
+        }
+        assertEquals(1, refused, "back-pressure reported once the in-flight bytes exceed 4 KiB");
+    }
+
+    @Test
+    void rejectsBadArguments() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        assertEquals(LogException.Kind.INVALID_ARGUMENT, assertThrows(LogException.class,
+                () -> log.appendAsLeader(List.of(), 0, Durability.FSYNC)).kind());
+        append(log, records(1, 1, "x"), 5, Durability.FSYNC);
+        assertEquals(LogException.Kind.INVALID_ARGUMENT, assertThrows(LogException.class,
+                () -> log.appendAsLeader(records(1, 1, "x"), 4, Durability.FSYNC)).kind());
+        assertEquals(LogException.Kind.RECORD_TOO_LARGE, assertThrows(LogException.class,
+                () -> log.appendAsLeader(List.of(AppendRecord.of(1, new byte[33 << 20])), 5, Durability.FSYNC)).kind());
+        assertEquals(LogException.Kind.INVALID_ARGUMENT, assertThrows(LogException.class,
+                () -> directory.openLog("../x", SMALL, 0)).kind());
+        assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class,
+                () -> directory.openLog("a", SMALL, 0)).kind());
+    }
+
+    @Test
+    void unexpectedFilesAndGarbageSegmentsAreClearErrors() throws Exception {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        append(log, records(3, 1, "x"), 0, Durability.FSYNC);
+        reopenDirectory();
+        Files.writeString(root.resolve("a").resolve("notes.txt"), "hello");
+        LogException stray = assertThrows(LogException.class, () -> directory.openLog("a", SMALL, 0));
+        assertEquals(LogException.Kind.CORRUPT_DATA, stray.kind());
+        assertTrue(stray.getMessage().contains("notes.txt"), stray.getMessage());
+        Files.delete(root.resolve("a").resolve("notes.txt"));
+        Files.write(root.resolve("a").resolve("00000000000000000000.log"), new byte[] {1, 2, 3, 4, 5});
+        LogException garbage = assertThrows(LogException.class, () -> directory.openLog("a", SMALL, 0));
+        assertEquals(LogException.Kind.CORRUPT_DATA, garbage.kind());
+        assertTrue(garbage.getMessage().contains("00000000000000000000.log"), garbage.getMessage());
+        Files.write(root.resolve("a").resolve("log-state"), new byte[] {9, 9});
+        assertEquals(LogException.Kind.CORRUPT_DATA,
+                assertThrows(LogException.class, () -> directory.openLog("a", SMALL, 0)).kind());
+    }
+
+    @Test
+    void missingIndexesAreRebuilt() throws Exception {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        for (int i = 0; i < 100; i++) {
+            append(log, List.of(AppendRecord.of(i, new byte[900])), 0, Durability.PAGE_CACHE);
+        }
+        reopenDirectory();
+        try (var files = Files.list(root.resolve("a"))) {
+            for (Path p : files.filter(p -> p.toString().endsWith(".oix") || p.toString().endsWith(".tix")).toList()) {
+                Files.delete(p);
+            }
+        }
+        SegmentLog again = directory.openLog("a", SMALL, 0);
+        assertEquals(100, readAll(again).size());
+        assertEquals(60, again.offsetForTimestamp(60, Long.MAX_VALUE).getAsLong());
+        assertEquals(77, again.read(77, 1, 10, Long.MAX_VALUE).get(0).offset());
+    }
+
+    @Test
+    void deleteLogRemovesItsFiles() {
+        SegmentLog log = directory.openLog("gone", SMALL, 0);
+        append(log, records(3, 1, "x"), 0, Durability.FSYNC);
+        assertEquals(List.of("gone"), directory.logNames());
+        await(directory.deleteLog("gone"));
+        assertEquals(List.of(), directory.logNames());
+        assertEquals(0, directory.openLog("gone", SMALL, 0).logEndOffset());
+    }
+}
