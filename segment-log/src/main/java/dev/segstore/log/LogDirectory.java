@@ -66,6 +66,7 @@ public final class LogDirectory implements AutoCloseable {
     private long oldestUnsyncedNanos = -1;
     private long oldestFsyncWaitNanos = -1;
     private volatile boolean stopRequested;
+    private volatile boolean halted;
 
     private LogDirectory(Path root, DirectoryConfig config, LogFiles files, LongSupplier clockMs) {
         this.root = root;
@@ -240,11 +241,17 @@ public final class LogDirectory implements AutoCloseable {
         try {
             while (!stopRequested) {
                 long wait = config.flushPolicy().nanosUntilFlush(flushState());
+                if (halted) {
+                    return;
+                }
                 if (wait == 0) {
                     flush();
                     continue;
                 }
                 IoTask first = wait == FlushPolicy.NEVER ? queue.take() : queue.poll(wait, TimeUnit.NANOSECONDS);
+                if (halted) {
+                    return;
+                }
                 if (first == null) {
                     continue;
                 }
@@ -459,7 +466,8 @@ public final class LogDirectory implements AutoCloseable {
      */
     void halt() {
         closed = true;
-        ioThread.interrupt();
+        halted = true;
+        queue.add(new IoTask.Run("wake up to halt", () -> null, new CompletableFuture<>()));
         try {
             ioThread.join(TimeUnit.SECONDS.toMillis(30));
         } catch (InterruptedException e) {
