@@ -257,6 +257,14 @@ final class Segment {
             if (next > baseOffset && lastTime == null) {
                 throw new FormatException("time index of a non-empty segment is empty");
             }
+            if (lastTime != null) {
+                // The last entry gives the segment's maximum timestamp: check it against its batch.
+                Position p = locate(lastTime.offset());
+                BatchView maxBatch = new BatchScanner(channel, p.position(), size, BatchScanner.Mode.VERIFY).next();
+                if (maxBatch == null || maxBatch.baseOffset() != lastTime.offset() || maxBatch.maxTimestamp() != lastTime.timestamp()) {
+                    throw new FormatException("last time index entry does not match its batch");
+                }
+            }
             sealed = true;
         } catch (FormatException e) {
             // Indexes are derived data: rebuild them. A bad batch found while rebuilding is real corruption.
@@ -369,6 +377,14 @@ final class Segment {
         Position start = skip == null ? new Position(FileHeader.SIZE, baseOffset) : locate(skip.offset());
         BatchScanner scanner = new BatchScanner(channel, start.position(), size, BatchScanner.Mode.VERIFY);
         BatchView b;
+        if (skip != null) {
+            // Index entries carry no checksum: check the one we rely on against the (checksummed) batch it names.
+            b = scanner.next();
+            if (b == null || b.baseOffset() != skip.offset() || b.maxTimestamp() != skip.timestamp()) {
+                throw new FormatException("time index entry (" + skip.timestamp() + ", " + skip.offset()
+                        + ") does not match the batch at that offset");
+            }
+        }
         while ((b = scanner.next()) != null) {
             if (b.maxTimestamp() >= timestamp) {
                 for (LogRecord r : RecordBatch.decode(b, b.baseOffset(), Long.MAX_VALUE, Integer.MAX_VALUE)) {
