@@ -261,7 +261,12 @@ public final class LogDirectory implements AutoCloseable {
                     process(t);
                 }
                 batch.clear();
-                writeBuffered();
+                try {
+                    writeBuffered();
+                } catch (IOException e) {
+                    ioFailure(e, "writing to " + root);
+                    failPending();
+                }
                 completeAcks(false);
             }
         } catch (InterruptedException e) {

@@ -440,6 +440,7 @@ public final class SegmentLog {
         if (closed) {
             throw new LogException(LogException.Kind.CLOSED, "log " + name + " is closed");
         }
+        directory.checkOnline();
         long start = logStartOffset();
         long end = nextOffset;
         if (offset < start || offset > end) {

@@ -1,0 +1,204 @@
+package dev.segstore.log;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import static dev.segstore.log.LogFixtures.append;
+import static dev.segstore.log.LogFixtures.await;
+import static dev.segstore.log.LogFixtures.records;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@Timeout(60)
+class LogDirectoryTest {
+    private static final LogConfig CONFIG = LogConfig.DEFAULT.withSegmentBytes(1 << 20);
+
+    @TempDir
+    Path root;
+
+    @Test
+    void appendsQueuedDuringAFlushShareTheNextOne() throws Exception {
+        GatedLogFiles files = new GatedLogFiles();
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L)) {
+            SegmentLog log = directory.openLog("a", CONFIG, 0);
+            append(log, records(1, 1, "warm"), 0, Durability.FSYNC);
+            int forcesBefore = files.forces.get();
+            files.close();
+            CompletableFuture<AppendResult> first = log.appendAsLeader(records(1, 1, "first"), 0, Durability.FSYNC);
+            files.awaitHeld(); // the I/O thread is inside force() for "first"
+            List<CompletableFuture<AppendResult>> group = new ArrayList<>();
+            for (int i = 0; i < 100; i++) {
+                group.add(log.appendAsLeader(records(1, 1, "g" + i), 0, Durability.FSYNC));
+            }
+            assertFalse(first.isDone(), "not acknowledged before its fsync returns");
+            files.open();
+            for (CompletableFuture<AppendResult> f : group) {
+                assertTrue(await(f).appended());
+            }
+            assertEquals(forcesBefore + 2, files.forces.get(), "one fsync for 'first', one for the 100 queued behind it");
+            assertTrue(first.isDone());
+        }
+    }
+
+    @Test
+    void futuresCompleteInQueueOrderAcrossDurabilityModes() throws Exception {
+        GatedLogFiles files = new GatedLogFiles();
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L)) {
+            SegmentLog log = directory.openLog("a", CONFIG, 0);
+            files.close();
+            ConcurrentLinkedQueue<Long> completed = new ConcurrentLinkedQueue<>();
+            List<CompletableFuture<AppendResult>> all = new ArrayList<>();
+            for (int i = 0; i < 50; i++) {
+                Durability d = i % 3 == 0 ? Durability.FSYNC : Durability.PAGE_CACHE;
+                CompletableFuture<AppendResult> f = log.appendAsLeader(records(1, 1, "r" + i), 0, d);
+                f.thenAccept(r -> completed.add(r.baseOffset()));
+                all.add(f);
+            }
+            files.open();
+            for (CompletableFuture<AppendResult> f : all) {
+                await(f);
+            }
+            List<Long> order = new ArrayList<>(completed);
+            List<Long> sorted = new ArrayList<>(order);
+            sorted.sort(null);
+            assertEquals(sorted, order);
+            assertEquals(50, order.size());
+        }
+    }
+
+    @Test
+    void anIoErrorTakesTheDirectoryOffline() {
+        FaultyLogFiles files = new FaultyLogFiles();
+        LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L);
+        try {
+            SegmentLog log = directory.openLog("a", CONFIG, 0);
+            append(log, records(2, 1, "ok"), 0, Durability.FSYNC);
+            files.failForcesAfter(0);
+            LogException e = assertThrows(LogException.class, () -> await(log.appendAsLeader(records(1, 1, "x"), 0, Durability.FSYNC)));
+            assertEquals(LogException.Kind.STORAGE_ERROR, e.kind());
+            assertFalse(directory.isOnline());
+            assertTrue(directory.failure().getMessage().contains("injected force failure"), directory.failure().getMessage());
+            LogException later = assertThrows(LogException.class, () -> log.appendAsLeader(records(1, 1, "y"), 0, Durability.PAGE_CACHE));
+            assertEquals(LogException.Kind.STORAGE_ERROR, later.kind(), "fails fast afterwards");
+            assertEquals(LogException.Kind.STORAGE_ERROR,
+                    assertThrows(LogException.class, () -> log.read(0, 1, 100, Long.MAX_VALUE)).kind());
+            assertEquals(LogException.Kind.STORAGE_ERROR,
+                    assertThrows(LogException.class, () -> directory.openLog("b", CONFIG, 0)).kind());
+        } finally {
+            directory.close();
+        }
+    }
+
+    @Test
+    void aWriteErrorFailsPendingAppends() {
+        FaultyLogFiles files = new FaultyLogFiles();
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L)) {
+            SegmentLog log = directory.openLog("a", CONFIG, 0);
+            files.failWritesAfter(0);
+            LogException e = assertThrows(LogException.class, () -> await(log.appendAsLeader(records(1, 1, "x"), 0, Durability.PAGE_CACHE)));
+            assertEquals(LogException.Kind.STORAGE_ERROR, e.kind());
+            assertTrue(e.getMessage().contains("injected write failure"), e.getMessage());
+        }
+    }
+
+    @Test
+    void readersRunConcurrentlyWithAppendsAndSeeOnlyWholeBatches() throws Exception {
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT)) {
+            SegmentLog log = directory.openLog("a", CONFIG.withSegmentBytes(128 * 1024).withIndexIntervalBytes(512), 0);
+            AtomicBoolean done = new AtomicBoolean();
+            ConcurrentLinkedQueue<Throwable> errors = new ConcurrentLinkedQueue<>();
+            List<Thread> readers = new ArrayList<>();
+            for (int t = 0; t < 2; t++) {
+                Thread reader = new Thread(() -> {
+                    java.util.Random random = new java.util.Random(t0());
+                    while (!done.get()) {
+                        try {
+                            long end = log.writtenEndOffset();
+                            if (end == 0) {
+                                continue;
+                            }
+                            long from = random.nextLong(end);
+                            for (LogRecord r : log.read(from, 50, 1 << 20, Long.MAX_VALUE)) {
+                                String expected = "rec-" + r.offset();
+                                if (!expected.equals(LogFixtures.text(r))) {
+                                    throw new AssertionError("offset " + r.offset() + " holds " + LogFixtures.text(r));
+                                }
+                            }
+                        } catch (Throwable e) {
+                            errors.add(e);
+                            return;
+                        }
+                    }
+                });
+                reader.start();
+                readers.add(reader);
+            }
+            long next = 0;
+            List<CompletableFuture<AppendResult>> inFlight = new ArrayList<>();
+            for (int b = 0; b < 2000; b++) {
+                List<AppendRecord> batch = new ArrayList<>();
+                for (int i = 0; i < 5; i++) {
+                    batch.add(LogFixtures.record(b, "rec-" + (next + i)));
+                }
+                next += 5;
+                CompletableFuture<AppendResult> f = log.appendAsLeader(batch, 0, Durability.PAGE_CACHE);
+                inFlight.add(f);
+                if (inFlight.size() >= 64) {
+                    await(inFlight.remove(0));
+                }
+            }
+            for (CompletableFuture<AppendResult> f : inFlight) {
+                await(f);
+            }
+            done.set(true);
+            for (Thread r : readers) {
+                r.join(30_000);
+            }
+            assertTrue(errors.isEmpty(), () -> "reader failed: " + errors.peek());
+            assertEquals(10_000, log.writtenEndOffset());
+            assertTrue(log.segmentCount() > 1);
+        }
+    }
+
+    private static long t0() {
+        long seed = System.nanoTime();
+        System.out.println("reader seed " + seed);
+        return seed;
+    }
+
+    @Test
+    void followerAppendOfManyBatchesCompletesOnceAllAreDurable() throws Exception {
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT)) {
+            SegmentLog leader = directory.openLog("l", CONFIG.withSegmentBytes(64 * 1024), 0);
+            SegmentLog follower = directory.openLog("f", CONFIG.withSegmentBytes(64 * 1024), 0);
+            for (int i = 0; i < 100; i++) {
+                append(leader, List.of(AppendRecord.of(i, new byte[1500])), i / 30, Durability.PAGE_CACHE);
+            }
+            long offset = 0;
+            while (offset < leader.logEndOffset()) {
+                ByteBuffer bytes;
+                try (FileSlice slice = leader.readSlice(offset, 20_000, Long.MAX_VALUE)) {
+                    bytes = slice.read();
+                    offset = slice.nextOffset();
+                }
+                AppendResult r = await(follower.appendAsFollower(bytes, Durability.FSYNC));
+                assertEquals(offset - 1, r.lastOffset());
+                assertEquals(offset, follower.durableEndOffset());
+            }
+            assertEquals(leader.epochHistory(), follower.epochHistory());
+            assertEquals(LogFixtures.readAll(leader).stream().map(LogRecord::offset).toList(),
+                    LogFixtures.readAll(follower).stream().map(LogRecord::offset).toList());
+        }
+    }
+}

@@ -1,0 +1,112 @@
+package dev.segstore.log.format;
+
+import dev.segstore.log.AppendRecord;
+import dev.segstore.log.LogHeader;
+import dev.segstore.log.LogRecord;
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+class RecordBatchTest {
+
+    private static ByteBuffer sample() {
+        return RecordBatch.encode(42, 7, 99, 5, List.of(
+                new AppendRecord("key", List.of("a", "b"), 1000, List.of(new LogHeader("n", "v")), new byte[] {1, 2}),
+                new AppendRecord(null, List.of(), 900, List.of(), new byte[0]),
+                new AppendRecord("k2", List.of(), 2000, List.of(), new byte[300])));
+    }
+
+    @Test
+    void headerFieldsAndRecordsRoundTrip() {
+        ByteBuffer buf = sample();
+        BatchView v = BatchView.at(buf);
+        v.verify();
+        assertEquals(buf.remaining(), v.sizeInBytes());
+        assertEquals(42, v.baseOffset());
+        assertEquals(3, v.recordCount());
+        assertEquals(44, v.lastOffset());
+        assertEquals(7, v.leaderEpoch());
+        assertEquals(1000, v.firstTimestamp());
+        assertEquals(2000, v.maxTimestamp());
+        assertEquals(99, v.producerId());
+        assertEquals(5, v.baseSequence());
+        List<LogRecord> records = RecordBatch.decode(v, 0, Long.MAX_VALUE, 10);
+        assertEquals(3, records.size());
+        assertEquals("key", records.get(0).key());
+        assertEquals(List.of("a", "b"), records.get(0).tags());
+        assertEquals(List.of(new LogHeader("n", "v")), records.get(0).headers());
+        assertArrayEquals(new byte[] {1, 2}, records.get(0).payload());
+        assertEquals(900, records.get(1).timestamp(), "timestamps may go backwards inside a batch");
+        assertEquals(null, records.get(1).key());
+        assertEquals(44, records.get(2).offset());
+        assertEquals(List.of(43L), RecordBatch.decode(v, 43, 44, 10).stream().map(LogRecord::offset).toList());
+        assertEquals(1, RecordBatch.decode(v, 0, Long.MAX_VALUE, 1).size());
+    }
+
+    @Test
+    void everySingleBitFlipIsDetected() {
+        ByteBuffer original = sample();
+        int size = original.remaining();
+        for (int i = 0; i < size; i++) {
+            for (int bit = 0; bit < 8; bit++) {
+                ByteBuffer copy = ByteBuffer.allocate(size).put(original.duplicate()).flip();
+                copy.put(i, (byte) (copy.get(i) ^ (1 << bit)));
+                BatchView v = BatchView.at(copy);
+                int at = i;
+                int b = bit;
+                assertThrows(FormatException.class, v::verify, () -> "byte " + at + " bit " + b);
+            }
+        }
+        assertDoesNotThrow(() -> BatchView.at(original).verify());
+    }
+
+    @Test
+    void truncatedBatchIsRejected() {
+        ByteBuffer buf = sample();
+        buf.limit(buf.limit() - 1);
+        FormatException e = assertThrows(FormatException.class, () -> BatchView.at(buf).verify());
+        assertEquals(true, e.getMessage().contains("bytes left"), e.getMessage());
+    }
+
+    @Test
+    void varIntsRoundTripAndRejectOverlongEncodings() {
+        ByteBuffer buf = ByteBuffer.allocate(64);
+        int[] ints = {0, 1, 127, 128, 16_383, 16_384, Integer.MAX_VALUE};
+        long[] longs = {0, -1, 1, Long.MIN_VALUE, Long.MAX_VALUE, -300};
+        for (int v : ints) {
+            buf.clear();
+            VarInts.putUnsigned(buf, v);
+            assertEquals(VarInts.sizeOfUnsigned(v), buf.position());
+            assertEquals(v, VarInts.getUnsigned(buf.flip()));
+        }
+        for (long v : longs) {
+            buf.clear();
+            VarInts.putZigZag(buf, v);
+            assertEquals(VarInts.sizeOfZigZag(v), buf.position());
+            assertEquals(v, VarInts.getZigZag(buf.flip()));
+        }
+        ByteBuffer overlong = ByteBuffer.wrap(new byte[] {(byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, 0x01});
+        assertThrows(FormatException.class, () -> VarInts.getUnsigned(overlong));
+        ByteBuffer negative = ByteBuffer.wrap(new byte[] {(byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, 0x0F});
+        assertThrows(FormatException.class, () -> VarInts.getUnsigned(negative));
+        assertThrows(FormatException.class, () -> VarInts.getUnsigned(ByteBuffer.wrap(new byte[] {(byte) 0x80})));
+    }
+
+    @Test
+    void fileHeaderChecksMagicVersionChecksumAndBase() {
+        ByteBuffer h = new FileHeader(FileHeader.SEGMENT_MAGIC, 1, 77).encode();
+        assertEquals(77, FileHeader.decode(h.duplicate(), FileHeader.SEGMENT_MAGIC, 77).baseOffset());
+        assertThrows(FormatException.class, () -> FileHeader.decode(h.duplicate(), FileHeader.OFFSET_INDEX_MAGIC, 77));
+        assertThrows(FormatException.class, () -> FileHeader.decode(h.duplicate(), FileHeader.SEGMENT_MAGIC, 78));
+        ByteBuffer flipped = ByteBuffer.allocate(FileHeader.SIZE).put(h.duplicate()).flip();
+        flipped.put(9, (byte) 1);
+        assertThrows(FormatException.class, () -> FileHeader.decode(flipped, FileHeader.SEGMENT_MAGIC, 77));
+        assertThrows(FormatException.class, () -> FileHeader.decode(ByteBuffer.allocate(3), FileHeader.SEGMENT_MAGIC, 77));
+    }
+}
