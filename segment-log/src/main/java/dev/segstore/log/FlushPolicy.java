@@ -19,7 +19,7 @@ package dev.segstore.log;
  */
 public record FlushPolicy(long maxWaitNanos, long maxUnsyncedBytes, long backgroundFlushNanos, long backgroundFlushBytes) {
 
-    public static final FlushPolicy DEFAULT = new FlushPolicy(2_000_000L, 8L << 20, 1_000_000_000L, 256L << 20);
+    public static final FlushPolicy DEFAULT = new FlushPolicy(2_000_000L, 8L << 20, 1_000_000_000L, 16L << 20);
 
     public FlushPolicy {
         if (maxWaitNanos < 0 || maxUnsyncedBytes < 1 || backgroundFlushNanos < 0 || backgroundFlushBytes < 1) {

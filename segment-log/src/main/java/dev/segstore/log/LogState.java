@@ -9,14 +9,14 @@ import java.util.zip.CRC32C;
  * The file {@code log-state} of a log: whether it was closed cleanly, and its recovery point. Replaced
  * atomically. Layout (big-endian):
  * <pre>
- *  0  u32 magic "SGST"   4 u16 version = 1   6 u16 flags (bit 0: clean shutdown)
+ *  0  u32 magic "SGST"   4 u16 version = 1   6 u16 flags (bit 0: clean shutdown, bit 1: log sealed)
  *  8  i64 recoveryPoint  every segment that ends at or below it was forced and sealed
  * 16  u32 crc            CRC32C of bytes [0, 16)
  * </pre>
  * On open the log rewrites it with the clean flag cleared before it accepts writes, so a crash afterwards
  * is always seen as unclean.
  */
-record LogState(boolean clean, long recoveryPoint) {
+record LogState(boolean clean, boolean sealed, long recoveryPoint) {
     static final String FILE = "log-state";
     static final int MAGIC = 0x53475354;
     static final int VERSION = 1;
@@ -24,7 +24,7 @@ record LogState(boolean clean, long recoveryPoint) {
 
     byte[] encode() {
         ByteBuffer buf = ByteBuffer.allocate(SIZE);
-        buf.putInt(MAGIC).putShort((short) VERSION).putShort((short) (clean ? 1 : 0)).putLong(recoveryPoint);
+        buf.putInt(MAGIC).putShort((short) VERSION).putShort((short) ((clean ? 1 : 0) | (sealed ? 2 : 0))).putLong(recoveryPoint);
         CRC32C crc = new CRC32C();
         crc.update(buf.array(), 0, 16);
         buf.putInt((int) crc.getValue());
@@ -48,6 +48,10 @@ record LogState(boolean clean, long recoveryPoint) {
         if (version != VERSION) {
             throw new FormatException("log-state version " + version + " is not supported");
         }
-        return new LogState((buf.getShort(6) & 1) != 0, buf.getLong(8));
+        int flags = buf.getShort(6);
+        if ((flags & ~3) != 0) {
+            throw new FormatException("log-state has unknown flags " + flags);
+        }
+        return new LogState((flags & 1) != 0, (flags & 2) != 0, buf.getLong(8));
     }
 }

@@ -68,6 +68,7 @@ public final class SegmentLog {
     private Segment active;
     private boolean truncating;
     private boolean closed;
+    private boolean sealed;
     private long recoveryPoint;
 
     private volatile long nextOffset;
@@ -231,7 +232,13 @@ public final class SegmentLog {
         }
         recoveryPoint = clean ? nextOffset : Math.max(loaded.get(0).baseOffset(), Math.min(rp, nextOffset));
         // From here on a crash must look unclean.
-        files.writeAtomically(dir.resolve(LogState.FILE), new LogState(false, recoveryPoint).encode());
+        sealed = state != null && state.sealed();
+        writeState(false);
+    }
+
+    /** Replaces {@code log-state}; callers hold the log's monitor. */
+    private void writeState(boolean clean) throws IOException {
+        files.writeAtomically(dir.resolve(LogState.FILE), new LogState(clean, sealed, recoveryPoint).encode());
     }
 
     private void deleteSegmentFiles(List<Long> bases) throws IOException {
@@ -386,9 +393,13 @@ public final class SegmentLog {
         boolean full = a.assignedSize() + size > config.segmentBytes();
         boolean old = a.firstAppendMs() >= 0 && nowMs - a.firstAppendMs() >= config.segmentMs();
         boolean offsetsFull = nextOffset + records - a.baseOffset() > Integer.MAX_VALUE;
-        if (!full && !old && !offsetsFull) {
-            return;
+        if (full || old || offsetsFull) {
+            rollNow();
         }
+    }
+
+    private void rollNow() {
+        Segment a = active;
         Segment next;
         try {
             next = Segment.create(files, dir, nextOffset, config);
@@ -412,6 +423,9 @@ public final class SegmentLog {
             throw new LogException(LogException.Kind.ILLEGAL_STATE, "log " + name
                     + " is being truncated; wait for truncateTo's future before appending");
         }
+        if (sealed) {
+            throw new LogException(LogException.Kind.ILLEGAL_STATE, "log " + name + " is sealed at offset " + nextOffset);
+        }
     }
 
     // ---- called by the I/O thread -----------------------------------------------------------------------
@@ -424,14 +438,12 @@ public final class SegmentLog {
         durableEndOffset = writtenEndOffset;
     }
 
-    void onSealed(long newRecoveryPoint) throws IOException {
-        synchronized (this) {
-            if (closed || newRecoveryPoint <= recoveryPoint) {
-                return;
-            }
-            recoveryPoint = newRecoveryPoint;
+    synchronized void onSealed(long newRecoveryPoint) throws IOException {
+        if (closed || newRecoveryPoint <= recoveryPoint) {
+            return;
         }
-        files.writeAtomically(dir.resolve(LogState.FILE), new LogState(false, newRecoveryPoint).encode());
+        recoveryPoint = newRecoveryPoint;
+        writeState(false);
     }
 
     // ---- reads --------------------------------------------------------------------------------------------
@@ -621,6 +633,43 @@ public final class SegmentLog {
         return OptionalLong.empty();
     }
 
+    // ---- rolling and sealing ----------------------------------------------------------------------------------
+
+    /**
+     * Starts a new segment file now, if the active one holds anything (for example when an operator or a
+     * storage node wants an older file to become deletable). Returns the new segment's base offset.
+     */
+    public synchronized long roll() {
+        ensureWritable();
+        if (active.assignedSize() > FileHeader.SIZE) {
+            rollNow();
+        }
+        return active.baseOffset();
+    }
+
+    /**
+     * Makes the whole log immutable at its current end: the active segment is forced and sealed, and the
+     * sealed state survives restarts. Later appends, truncations and rolls fail with ILLEGAL_STATE. The
+     * future completes with the log end offset once the seal is durable.
+     */
+    public synchronized CompletableFuture<Long> seal() {
+        ensureWritable();
+        sealed = true;
+        long end = nextOffset;
+        return directory.run("sealing log " + name, () -> {
+            synchronized (this) {
+                active.seal();
+                recoveryPoint = end;
+                writeState(false);
+                return end;
+            }
+        }).thenApply(o -> (Long) o);
+    }
+
+    public synchronized boolean isSealed() {
+        return sealed;
+    }
+
     // ---- truncation and retention -------------------------------------------------------------------------
 
     /**
@@ -671,7 +720,7 @@ public final class SegmentLog {
             persistEpochs();
         }
         recoveryPoint = Math.min(recoveryPoint, target.baseOffset());
-        files.writeAtomically(dir.resolve(LogState.FILE), new LogState(false, recoveryPoint).encode());
+        writeState(false);
         LOG.info("Log {} truncated to {} (asked {}), {} segment(s) dropped", name, newEnd, offset, dropped.size());
         return newEnd;
     }
@@ -703,7 +752,7 @@ public final class SegmentLog {
                 epochs.clear();
                 persistEpochs();
                 recoveryPoint = offset;
-                files.writeAtomically(dir.resolve(LogState.FILE), new LogState(false, offset).encode());
+                writeState(false);
                 return null;
             }
         }).<Void>thenApply(o -> null).whenComplete((r, e) -> {
@@ -719,7 +768,10 @@ public final class SegmentLog {
      * is never deleted. Returns how many segments were removed from the log.
      */
     public synchronized int deleteRetainedSegments(long nowMs) {
-        ensureWritable();
+        if (closed) {
+            throw new LogException(LogException.Kind.CLOSED, "log " + name + " is closed");
+        }
+        directory.checkOnline();
         Segment[] segs = segments;
         long size = sizeInBytes();
         int drop = 0;
@@ -769,7 +821,8 @@ public final class SegmentLog {
                 for (Segment s : segments) {
                     s.release();
                 }
-                files.writeAtomically(dir.resolve(LogState.FILE), new LogState(true, nextOffset).encode());
+                recoveryPoint = nextOffset;
+                writeState(true);
                 directory.forget(this);
                 return null;
             }

@@ -352,4 +352,35 @@ class SegmentLogTest {
         assertEquals(List.of(), directory.logNames());
         assertEquals(0, directory.openLog("gone", SMALL, 0).logEndOffset());
     }
+
+    @Test
+    void sealMakesTheLogImmutableAcrossRestarts() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        append(log, records(4, 1, "x"), 2, Durability.PAGE_CACHE);
+        assertEquals(4, await(log.seal()));
+        assertTrue(log.isSealed());
+        assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class,
+                () -> log.appendAsLeader(records(1, 1, "y"), 2, Durability.FSYNC)).kind());
+        assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class, () -> log.truncateTo(1)).kind());
+        assertEquals(4, readAll(log).size());
+        reopenDirectory();
+        SegmentLog again = directory.openLog("a", SMALL, 0);
+        assertTrue(again.isSealed());
+        assertEquals(4, again.logEndOffset());
+        assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class,
+                () -> again.appendAsLeader(records(1, 1, "y"), 2, Durability.FSYNC)).kind());
+    }
+
+    @Test
+    void rollStartsANewSegmentOnlyWhenTheActiveOneHoldsData() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        assertEquals(0, log.roll());
+        assertEquals(1, log.segmentCount());
+        append(log, records(3, 1, "x"), 0, Durability.PAGE_CACHE);
+        assertEquals(3, log.roll());
+        assertEquals(2, log.segmentCount());
+        append(log, records(2, 1, "y"), 0, Durability.FSYNC);
+        assertEquals(5, readAll(log).size());
+        assertEquals(3, log.read(3, 1, 10, Long.MAX_VALUE).get(0).offset());
+    }
 }
