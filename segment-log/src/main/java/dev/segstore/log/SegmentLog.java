@@ -165,6 +165,10 @@ public final class SegmentLog {
             byte[] stateBytes = files.readAll(dir.resolve(LogState.FILE));
             LogState state = stateBytes == null ? null : LogState.decode(stateBytes);
             log.load(bases, state, initialOffset);
+            if (epochBytes == null && log.logEndOffset() > log.logStartOffset()) {
+                // The checkpoint is written before the first batch of every epoch, so data without it means loss.
+                throw new FormatException(EPOCH_FILE + " is missing but the log holds records");
+            }
             return log;
         } catch (FormatException e) {
             throw LogException.corrupt("log " + name + " in " + dir + ": " + e.getMessage());
@@ -219,6 +223,13 @@ public final class SegmentLog {
             files.forceDirectory(dir);
         }
         Segment last = loaded.get(loaded.size() - 1);
+        long end = last.writtenNextOffset();
+        // Bytes below the recovery point were forced: a log that now ends before it lost durable data (a
+        // shortened or missing file), which no torn write can explain.
+        if (state != null && (clean ? end != rp : end < rp)) {
+            throw new FormatException("log ends at offset " + end + " but " + (clean ? "was closed cleanly at " : "had forced every record below ")
+                    + rp + " (a segment file is shorter than written or missing)");
+        }
         last.reopenForAppend();
         active = last;
         segments = loaded.toArray(new Segment[0]);
