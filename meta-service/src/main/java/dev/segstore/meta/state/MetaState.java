@@ -1,0 +1,408 @@
+package dev.segstore.meta.state;
+
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.protocol.meta.ChangeIsrCommand;
+import dev.segstore.protocol.meta.Command;
+import dev.segstore.protocol.meta.CommitOffsetsCommand;
+import dev.segstore.protocol.meta.CreateShardCommand;
+import dev.segstore.protocol.meta.DeleteShardCommand;
+import dev.segstore.protocol.meta.Empty;
+import dev.segstore.protocol.meta.FenceNodeCommand;
+import dev.segstore.protocol.meta.GroupOffset;
+import dev.segstore.protocol.meta.MetaSnapshot;
+import dev.segstore.protocol.meta.NodeAssignments;
+import dev.segstore.protocol.meta.NodeState;
+import dev.segstore.protocol.meta.RegisterNodeCommand;
+import dev.segstore.protocol.meta.RollSegmentCommand;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.SegmentStatus;
+import dev.segstore.protocol.meta.Shard;
+import dev.segstore.protocol.meta.ShardRoute;
+import dev.segstore.protocol.meta.ShardState;
+import dev.segstore.protocol.meta.StorageNode;
+
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * The metadata of the cluster, changed only by {@link #apply}: a deterministic function of the state and the
+ * command (the command carries its timestamp and every choice the controller made), so every replica of the
+ * Raft group, and a replica rebuilt from a snapshot plus the log, holds the same state. Sorted maps keep
+ * snapshots byte-identical across replicas.
+ *
+ * <p>Threads: {@code apply} runs on the Raft apply thread; reads come from RPC threads. All public methods are
+ * synchronized; a snapshot copies the state under the lock and is written elsewhere.
+ *
+ * <p>Safety rules enforced here, whoever proposes: a segment's leader epoch only grows and every leader change
+ * bumps it; an ISR change must name the current leader, epoch and ISR version (a stale proposal is
+ * {@link ErrorCode#FENCED_EPOCH}); only an ISR member (or, if the shard allows unclean election, any live
+ * replica) becomes leader; group offsets are last-writer-wins.
+ */
+public final class MetaState {
+    public static final int VERSION = 1;
+
+    private final TreeMap<Integer, StorageNode> nodes = new TreeMap<>();
+    private final TreeMap<String, Shard> shards = new TreeMap<>();
+    private final TreeMap<String, List<Segment>> segments = new TreeMap<>();
+    private final TreeMap<String, TreeMap<String, Long>> groupOffsets = new TreeMap<>(); // shard -> group -> offset
+    private long nextShardId = 1;
+    private long appliedCommands;
+
+    public synchronized CommandResult apply(Command c) {
+        appliedCommands++;
+        if (c.getVersion() != VERSION) {
+            return CommandResult.fail(ErrorCode.INTERNAL, "command version " + c.getVersion() + " is not supported");
+        }
+        long now = c.getTimestampMs();
+        return switch (c.getKindCase()) {
+            case REGISTER_NODE -> registerNode(c.getRegisterNode(), now);
+            case FENCE_NODE -> fenceNode(c.getFenceNode());
+            case CREATE_SHARD -> createShard(c.getCreateShard(), now);
+            case DELETE_SHARD -> deleteShard(c.getDeleteShard());
+            case CHANGE_ISR -> changeIsr(c.getChangeIsr());
+            case ROLL_SEGMENT -> rollSegment(c.getRollSegment());
+            case COMMIT_OFFSETS -> commitOffsets(c.getCommitOffsets());
+            case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
+        };
+    }
+
+    // ---- commands ---------------------------------------------------------------------------------------------
+
+    private CommandResult registerNode(RegisterNodeCommand c, long now) {
+        StorageNode old = nodes.get(c.getNodeId());
+        StorageNode node = StorageNode.newBuilder().setNodeId(c.getNodeId()).setHost(c.getHost()).setPort(c.getPort())
+                .setState(NodeState.ALIVE).setRegisteredAtMs(now)
+                .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).build();
+        nodes.put(c.getNodeId(), node);
+        // A segment that waits for a leader gets this node if it is eligible.
+        for (List<Segment> list : segments.values()) {
+            for (int i = 0; i < list.size(); i++) {
+                Segment s = list.get(i);
+                if (s.getLeader() < 0 && s.getStatus() == SegmentStatus.OPEN && eligible(s, c.getNodeId())) {
+                    list.set(i, s.toBuilder().setLeader(c.getNodeId()).setLeaderEpoch(s.getLeaderEpoch() + 1).build());
+                }
+            }
+        }
+        return CommandResult.ok(assignments(c.getNodeId()));
+    }
+
+    private boolean eligible(Segment s, int nodeId) {
+        if (s.getIsrList().contains(nodeId)) {
+            return true;
+        }
+        Shard shard = shards.get(s.getShard());
+        return shard != null && shard.getSettings().getUncleanLeaderElection() && s.getReplicasList().contains(nodeId);
+    }
+
+    private boolean alive(int nodeId) {
+        StorageNode n = nodes.get(nodeId);
+        return n != null && n.getState() == NodeState.ALIVE;
+    }
+
+    private CommandResult fenceNode(FenceNodeCommand c) {
+        StorageNode node = nodes.get(c.getNodeId());
+        if (node == null || node.getState() != NodeState.ALIVE || node.getIncarnation() != c.getIncarnation()) {
+            return CommandResult.ok(Empty.getDefaultInstance()); // already fenced, or re-registered since: no-op
+        }
+        nodes.put(c.getNodeId(), node.toBuilder().setState(NodeState.FENCED).build());
+        int id = c.getNodeId();
+        for (List<Segment> list : segments.values()) {
+            for (int i = 0; i < list.size(); i++) {
+                Segment s = list.get(i);
+                if (s.getStatus() != SegmentStatus.OPEN && s.getStatus() != SegmentStatus.SEALED) {
+                    continue;
+                }
+                Segment.Builder b = s.toBuilder();
+                boolean changed = false;
+                if (s.getIsrList().contains(id) && s.getIsrCount() > 1) {
+                    b.clearIsr().addAllIsr(s.getIsrList().stream().filter(n -> n != id).toList())
+                            .setIsrVersion(s.getIsrVersion() + 1);
+                    changed = true;
+                }
+                if (s.getLeader() == id) {
+                    b.setLeader(electLeader(s, b.getIsrList(), id)).setLeaderEpoch(s.getLeaderEpoch() + 1);
+                    changed = true;
+                }
+                if (changed) {
+                    list.set(i, b.build());
+                }
+            }
+        }
+        return CommandResult.ok(Empty.getDefaultInstance());
+    }
+
+    /** First live ISR member other than {@code excluded}; else, if allowed, any live replica; else -1 (wait). */
+    private int electLeader(Segment s, List<Integer> isr, int excluded) {
+        for (int n : isr) {
+            if (n != excluded && alive(n)) {
+                return n;
+            }
+        }
+        Shard shard = shards.get(s.getShard());
+        if (shard != null && shard.getSettings().getUncleanLeaderElection()) {
+            for (int n : s.getReplicasList()) {
+                if (n != excluded && alive(n)) {
+                    return n;
+                }
+            }
+        }
+        return -1;
+    }
+
+    private CommandResult createShard(CreateShardCommand c, long now) {
+        if (shards.containsKey(c.getName())) {
+            return CommandResult.fail(ErrorCode.SHARD_EXISTS, "shard '" + c.getName() + "' already exists");
+        }
+        Optional<String> bad = checkReplicas(c.getReplicasList(), c.getSettings().getReplicaCount());
+        if (bad.isPresent()) {
+            return CommandResult.fail(ErrorCode.NOT_ENOUGH_REPLICAS, "cannot create shard '" + c.getName() + "': " + bad.get());
+        }
+        Shard shard = Shard.newBuilder().setName(c.getName()).setShardId(nextShardId++).setSettings(c.getSettings())
+                .setCreatedAtMs(now).setState(ShardState.ACTIVE).build();
+        shards.put(c.getName(), shard);
+        List<Segment> list = new ArrayList<>();
+        list.add(openSegment(c.getName(), shard.getShardId(), 0, 0, c.getReplicasList()));
+        segments.put(c.getName(), list);
+        return CommandResult.ok(route(c.getName()));
+    }
+
+    private Optional<String> checkReplicas(List<Integer> replicas, int count) {
+        if (replicas.size() != count) {
+            return Optional.of("needs " + count + " replicas, placement gave " + replicas.size());
+        }
+        if (new HashSet<>(replicas).size() != replicas.size()) {
+            return Optional.of("replicas " + replicas + " are not distinct");
+        }
+        for (int n : replicas) {
+            if (!alive(n)) {
+                return Optional.of("storage node " + n + " is not alive");
+            }
+        }
+        return Optional.empty();
+    }
+
+    private static Segment openSegment(String shard, long shardId, long sequence, long start, List<Integer> replicas) {
+        return Segment.newBuilder().setShard(shard).setShardId(shardId).setSequence(sequence).setStartOffset(start).setEndOffset(-1)
+                .setStatus(SegmentStatus.OPEN).addAllReplicas(replicas).setLeader(replicas.get(0)).setLeaderEpoch(0)
+                .addAllIsr(replicas).setIsrVersion(0).build();
+    }
+
+    private CommandResult deleteShard(DeleteShardCommand c) {
+        if (shards.remove(c.getName()) == null) {
+            return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + c.getName() + "' does not exist");
+        }
+        segments.remove(c.getName());
+        groupOffsets.remove(c.getName());
+        return CommandResult.ok(Empty.getDefaultInstance());
+    }
+
+    /** The segment a proposal names, checked against the proposer's view; null result means it may go ahead. */
+    private CommandResult checkProposal(String shard, long sequence, int leader, int leaderEpoch) {
+        List<Segment> list = segments.get(shard);
+        if (list == null) {
+            return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + shard + "' does not exist");
+        }
+        if (sequence < 0 || sequence >= list.size()) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "shard '" + shard + "' has no segment " + sequence);
+        }
+        Segment s = list.get((int) sequence);
+        if (s.getLeader() != leader || s.getLeaderEpoch() != leaderEpoch) {
+            return CommandResult.fail(ErrorCode.FENCED_EPOCH, "segment " + shard + "/" + sequence + " is led by node "
+                    + s.getLeader() + " in epoch " + s.getLeaderEpoch() + ", not by node " + leader + " in epoch " + leaderEpoch);
+        }
+        return null;
+    }
+
+    private CommandResult changeIsr(ChangeIsrCommand c) {
+        CommandResult stale = checkProposal(c.getShard(), c.getSequence(), c.getLeader(), c.getLeaderEpoch());
+        if (stale != null) {
+            return stale;
+        }
+        List<Segment> list = segments.get(c.getShard());
+        Segment s = list.get((int) c.getSequence());
+        if (s.getIsrVersion() != c.getIsrVersion()) {
+            return CommandResult.fail(ErrorCode.FENCED_EPOCH, "ISR of " + c.getShard() + "/" + c.getSequence()
+                    + " is at version " + s.getIsrVersion() + ", the proposal was based on " + c.getIsrVersion());
+        }
+        List<Integer> isr = c.getNewIsrList();
+        if (!isr.contains(c.getLeader()) || new HashSet<>(isr).size() != isr.size() || !s.getReplicasList().containsAll(isr)) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "ISR " + isr + " must be distinct replicas of "
+                    + s.getReplicasList() + " including the leader " + c.getLeader());
+        }
+        for (int n : isr) {
+            if (!s.getIsrList().contains(n) && !alive(n)) {
+                return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "node " + n + " is not alive and cannot join the ISR");
+            }
+        }
+        Segment updated = s.toBuilder().clearIsr().addAllIsr(isr).setIsrVersion(s.getIsrVersion() + 1).build();
+        list.set((int) c.getSequence(), updated);
+        return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(updated).build());
+    }
+
+    private CommandResult rollSegment(RollSegmentCommand c) {
+        CommandResult stale = checkProposal(c.getShard(), c.getSequence(), leaderOf(c.getShard(), c.getSequence()), c.getLeaderEpoch());
+        if (stale != null) {
+            return stale;
+        }
+        List<Segment> list = segments.get(c.getShard());
+        Segment s = list.get((int) c.getSequence());
+        if (s.getStatus() != SegmentStatus.OPEN || c.getSequence() != list.size() - 1) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence() + " is not the open segment");
+        }
+        if (c.getEndOffset() < s.getStartOffset()) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "end offset " + c.getEndOffset() + " is below the segment's start " + s.getStartOffset());
+        }
+        Shard shard = shards.get(c.getShard());
+        Optional<String> bad = checkReplicas(c.getNextReplicasList(), shard.getSettings().getReplicaCount());
+        if (bad.isPresent()) {
+            return CommandResult.fail(ErrorCode.NOT_ENOUGH_REPLICAS, "cannot open the next segment of '" + c.getShard() + "': " + bad.get());
+        }
+        list.set((int) c.getSequence(), s.toBuilder().setEndOffset(c.getEndOffset()).setStatus(SegmentStatus.SEALED).build());
+        list.add(openSegment(c.getShard(), shard.getShardId(), c.getSequence() + 1, c.getEndOffset(), c.getNextReplicasList()));
+        return CommandResult.ok(route(c.getShard()));
+    }
+
+    private int leaderOf(String shard, long sequence) {
+        List<Segment> list = segments.get(shard);
+        return list == null || sequence < 0 || sequence >= list.size() ? -1 : list.get((int) sequence).getLeader();
+    }
+
+    private CommandResult commitOffsets(CommitOffsetsCommand c) {
+        for (GroupOffset o : c.getOffsetsList()) {
+            if (shards.containsKey(o.getShard())) {
+                groupOffsets.computeIfAbsent(o.getShard(), k -> new TreeMap<>()).put(o.getGroup(), o.getOffset());
+            }
+        }
+        return CommandResult.ok(Empty.getDefaultInstance());
+    }
+
+    // ---- reads ------------------------------------------------------------------------------------------------
+
+    public synchronized Optional<Shard> shard(String name) {
+        return Optional.ofNullable(shards.get(name));
+    }
+
+    public synchronized ShardRoute route(String name) {
+        Shard shard = shards.get(name);
+        if (shard == null) {
+            return null;
+        }
+        return ShardRoute.newBuilder().setShard(shard).addAllSegments(segments.get(name)).build();
+    }
+
+    public synchronized List<Shard> listShards(String prefix) {
+        return List.copyOf(shards.subMap(prefix, true, prefix + Character.MAX_VALUE, false).values());
+    }
+
+    public synchronized Optional<Long> groupOffset(String group, String shard) {
+        Map<String, Long> m = groupOffsets.get(shard);
+        return Optional.ofNullable(m == null ? null : m.get(group));
+    }
+
+    public synchronized List<StorageNode> nodes() {
+        return List.copyOf(nodes.values());
+    }
+
+    public synchronized Optional<StorageNode> node(int id) {
+        return Optional.ofNullable(nodes.get(id));
+    }
+
+    public synchronized int shardCount() {
+        return shards.size();
+    }
+
+    public synchronized int segmentCount() {
+        int n = 0;
+        for (List<Segment> l : segments.values()) {
+            n += l.size();
+        }
+        return n;
+    }
+
+    public synchronized long appliedCommands() {
+        return appliedCommands;
+    }
+
+    /** Every segment the node is a replica of, with the node's current record. */
+    public synchronized NodeAssignments assignments(int nodeId) {
+        NodeAssignments.Builder b = NodeAssignments.newBuilder();
+        StorageNode n = nodes.get(nodeId);
+        if (n != null) {
+            b.setNode(n);
+        }
+        for (List<Segment> list : segments.values()) {
+            for (Segment s : list) {
+                if (s.getReplicasList().contains(nodeId)) {
+                    b.addSegments(s);
+                }
+            }
+        }
+        return b.build();
+    }
+
+    /** Open segments led by each live node, and replicas held by each, for placement. */
+    public synchronized Map<Integer, int[]> load() {
+        Map<Integer, int[]> load = new TreeMap<>();
+        for (StorageNode n : nodes.values()) {
+            if (n.getState() == NodeState.ALIVE) {
+                load.put(n.getNodeId(), new int[2]);
+            }
+        }
+        for (List<Segment> list : segments.values()) {
+            Segment open = list.get(list.size() - 1);
+            for (int r : open.getReplicasList()) {
+                int[] l = load.get(r);
+                if (l != null) {
+                    l[0]++;
+                }
+            }
+            int[] l = load.get(open.getLeader());
+            if (l != null) {
+                l[1]++;
+            }
+        }
+        return load;
+    }
+
+    /** All segments led by a node, for failure handling by the controller. */
+    public synchronized Set<String> segmentsLedBy(int nodeId) {
+        Set<String> out = new HashSet<>();
+        segments.forEach((shard, list) -> list.forEach(s -> {
+            if (s.getLeader() == nodeId) {
+                out.add(shard + "/" + s.getSequence());
+            }
+        }));
+        return out;
+    }
+
+    // ---- snapshots -------------------------------------------------------------------------------------------
+
+    public synchronized MetaSnapshot snapshot() {
+        MetaSnapshot.Builder b = MetaSnapshot.newBuilder().setVersion(VERSION).setNextShardId(nextShardId)
+                .addAllNodes(nodes.values()).addAllShards(shards.values());
+        segments.values().forEach(b::addAllSegments);
+        groupOffsets.forEach((shard, m) -> m.forEach((group, offset) ->
+                b.addGroupOffsets(GroupOffset.newBuilder().setShard(shard).setGroup(group).setOffset(offset))));
+        return b.build();
+    }
+
+    public synchronized void restore(MetaSnapshot s) {
+        if (s.getVersion() != VERSION) {
+            throw new IllegalStateException("snapshot version " + s.getVersion() + " is not supported");
+        }
+        nodes.clear();
+        shards.clear();
+        segments.clear();
+        groupOffsets.clear();
+        s.getNodesList().forEach(n -> nodes.put(n.getNodeId(), n));
+        s.getShardsList().forEach(sh -> shards.put(sh.getName(), sh));
+        s.getSegmentsList().forEach(seg -> segments.computeIfAbsent(seg.getShard(), k -> new ArrayList<>()).add(seg));
+        s.getGroupOffsetsList().forEach(o -> groupOffsets.computeIfAbsent(o.getShard(), k -> new TreeMap<>()).put(o.getGroup(), o.getOffset()));
+        nextShardId = s.getNextShardId();
+    }
+}

@@ -1,0 +1,165 @@
+package dev.segstore.meta;
+
+import dev.segstore.meta.state.MetaState;
+import dev.segstore.protocol.meta.ChangeIsrCommand;
+import dev.segstore.protocol.meta.Command;
+import dev.segstore.protocol.meta.CommitOffsetsCommand;
+import dev.segstore.protocol.meta.CreateShardCommand;
+import dev.segstore.protocol.meta.DeleteShardCommand;
+import dev.segstore.protocol.meta.FenceNodeCommand;
+import dev.segstore.protocol.meta.GroupOffset;
+import dev.segstore.protocol.meta.MetaSnapshot;
+import dev.segstore.protocol.meta.RegisterNodeCommand;
+import dev.segstore.protocol.meta.RollSegmentCommand;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.ShardSettings;
+import dev.segstore.protocol.meta.StorageNode;
+import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Arbitrary;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.Provide;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The meta-service state machine alone: random command sequences (drawn from a seed that jqwik prints and
+ * every failure message repeats), valid and invalid, applied to three replicas and to a fourth restored from a
+ * snapshot taken part-way, must give byte-identical snapshots; and after every command the safety invariants
+ * hold (epochs only grow, a leader is a replica and was in the ISR unless unclean election is allowed, ISRs
+ * are non-empty subsets of the replicas).
+ */
+class MetaStateProperties {
+
+    @Provide
+    Arbitrary<Long> seeds() {
+        return Arbitraries.longs();
+    }
+
+    @Property(tries = 300)
+    void replicasAndSnapshotsAgree(@ForAll("seeds") long seed) throws Exception {
+        Random random = new Random(seed);
+        String context = "seed " + seed;
+        List<Command> commands = generate(random, 20 + random.nextInt(200));
+        MetaState a = new MetaState();
+        MetaState b = new MetaState();
+        MetaState c = new MetaState();
+        int cut = random.nextInt(commands.size() + 1);
+        MetaState d = null;
+        Map<String, Integer> epochs = new HashMap<>();
+        for (int i = 0; i < commands.size(); i++) {
+            if (i == cut) {
+                d = new MetaState();
+                d.restore(MetaSnapshot.parseFrom(a.snapshot().toByteArray()).toBuilder().build());
+            }
+            Command cmd = commands.get(i);
+            var ra = a.apply(cmd);
+            var rb = b.apply(cmd);
+            c.apply(cmd);
+            if (d != null) {
+                d.apply(cmd);
+            }
+            assertEquals(ra, rb, context + " command " + i);
+            checkInvariants(a, epochs, context + " after command " + i + " " + cmd.getKindCase());
+        }
+        if (d == null) {
+            d = new MetaState();
+            d.restore(a.snapshot());
+        }
+        byte[] expected = a.snapshot().toByteArray();
+        assertEquals(java.util.Arrays.toString(expected), java.util.Arrays.toString(b.snapshot().toByteArray()), context);
+        assertEquals(java.util.Arrays.toString(expected), java.util.Arrays.toString(c.snapshot().toByteArray()), context);
+        assertEquals(java.util.Arrays.toString(expected), java.util.Arrays.toString(d.snapshot().toByteArray()), context + " (snapshot at " + cut + " + replay)");
+    }
+
+    private static void checkInvariants(MetaState s, Map<String, Integer> epochs, String context) {
+        MetaSnapshot snap = s.snapshot();
+        Map<String, Boolean> unclean = new HashMap<>();
+        snap.getShardsList().forEach(sh -> unclean.put(sh.getName(), sh.getSettings().getUncleanLeaderElection()));
+        for (Segment seg : snap.getSegmentsList()) {
+            String key = seg.getShardId() + "/" + seg.getSequence();
+            Integer before = epochs.put(key, seg.getLeaderEpoch());
+            assertTrue(before == null || seg.getLeaderEpoch() >= before, context + ": epoch of " + key + " went back");
+            assertTrue(seg.getIsrCount() >= 1 && seg.getReplicasList().containsAll(seg.getIsrList()), context + ": ISR " + key);
+            if (seg.getLeader() >= 0) {
+                assertTrue(seg.getReplicasList().contains(seg.getLeader()), context + ": leader of " + key + " not a replica");
+                assertTrue(unclean.get(seg.getShard()) || seg.getIsrList().contains(seg.getLeader()),
+                        context + ": leader of " + key + " not in ISR " + seg.getIsrList());
+            }
+        }
+    }
+
+    /** Commands a controller and storage nodes could propose, including stale and invalid ones. */
+    static List<Command> generate(Random random, int n) {
+        List<Command> out = new ArrayList<>();
+        MetaState model = new MetaState(); // to propose mostly plausible commands
+        long now = 1_000;
+        for (int i = 0; i < n; i++) {
+            now += random.nextInt(100);
+            Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now);
+            int kind = random.nextInt(10);
+            List<StorageNode> nodes = model.nodes();
+            List<String> shardNames = model.listShards("").stream().map(s -> s.getName()).toList();
+            if (kind <= 1 || nodes.size() < 3) {
+                int id = 1 + random.nextInt(5);
+                c.setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("127.0.0." + id).setPort(9000 + id));
+            } else if (kind == 2) {
+                StorageNode victim = nodes.get(random.nextInt(nodes.size()));
+                c.setFenceNode(FenceNodeCommand.newBuilder().setNodeId(victim.getNodeId())
+                        .setIncarnation(victim.getIncarnation() - (random.nextInt(5) == 0 ? 1 : 0)));
+            } else if (kind == 3 || shardNames.isEmpty()) {
+                List<Integer> ids = new ArrayList<>(nodes.stream().map(StorageNode::getNodeId).toList());
+                Collections.shuffle(ids, random);
+                int rc = 1 + random.nextInt(3);
+                c.setCreateShard(CreateShardCommand.newBuilder().setName("s" + random.nextInt(8))
+                        .setSettings(ShardSettings.newBuilder().setReplicaCount(rc).setMinInSyncReplicas(1)
+                                .setUncleanLeaderElection(random.nextInt(4) == 0))
+                        .addAllReplicas(ids.subList(0, Math.min(rc, ids.size()))));
+            } else if (kind == 4) {
+                c.setDeleteShard(DeleteShardCommand.newBuilder().setName(random.nextInt(5) == 0 ? "nope" : shardNames.get(random.nextInt(shardNames.size()))));
+            } else if (kind <= 6) {
+                String shard = shardNames.get(random.nextInt(shardNames.size()));
+                List<Segment> segs = model.route(shard).getSegmentsList();
+                Segment s = segs.get(random.nextInt(segs.size()));
+                List<Integer> isr = new ArrayList<>(s.getReplicasList());
+                Collections.shuffle(isr, random);
+                isr = new ArrayList<>(isr.subList(0, 1 + random.nextInt(isr.size())));
+                if (!isr.contains(s.getLeader()) && s.getLeader() >= 0 && random.nextBoolean()) {
+                    isr.set(0, s.getLeader());
+                }
+                c.setChangeIsr(ChangeIsrCommand.newBuilder().setShard(shard).setSequence(s.getSequence())
+                        .setLeader(s.getLeader()).setLeaderEpoch(s.getLeaderEpoch() - (random.nextInt(6) == 0 ? 1 : 0))
+                        .setIsrVersion(s.getIsrVersion() - (random.nextInt(6) == 0 ? 1 : 0)).addAllNewIsr(isr));
+            } else if (kind == 7) {
+                String shard = shardNames.get(random.nextInt(shardNames.size()));
+                List<Segment> segs = model.route(shard).getSegmentsList();
+                Segment open = segs.get(segs.size() - 1);
+                List<Integer> ids = new ArrayList<>(nodes.stream().map(StorageNode::getNodeId).toList());
+                Collections.shuffle(ids, random);
+                int rc = model.shard(shard).get().getSettings().getReplicaCount();
+                c.setRollSegment(RollSegmentCommand.newBuilder().setShard(shard).setSequence(open.getSequence())
+                        .setLeaderEpoch(open.getLeaderEpoch()).setEndOffset(open.getStartOffset() + random.nextInt(1000))
+                        .addAllNextReplicas(ids.subList(0, Math.min(rc, ids.size()))));
+            } else {
+                CommitOffsetsCommand.Builder b = CommitOffsetsCommand.newBuilder();
+                for (int k = random.nextInt(4); k >= 0; k--) {
+                    b.addOffsets(GroupOffset.newBuilder().setGroup("g" + random.nextInt(3))
+                            .setShard(shardNames.get(random.nextInt(shardNames.size()))).setOffset(random.nextInt(10_000)));
+                }
+                c.setCommitOffsets(b);
+            }
+            Command cmd = c.build();
+            model.apply(cmd);
+            out.add(cmd);
+        }
+        return out;
+    }
+}

@@ -1,0 +1,50 @@
+package dev.segstore.protocol.rpc;
+
+/**
+ * A failed call, as the wire carries it: a stable error code (the numbers of the adapter API's
+ * {@code ErrorCode}), a message, and for NOT_LEADER a hint where the leader is.
+ */
+public final class RpcException extends RuntimeException {
+    public static final int UNKNOWN = -1;
+    public static final int INVALID_ARGUMENT = 3;
+    public static final int NOT_LEADER = 6;
+    public static final int TIMEOUT = 9;
+    public static final int UNAVAILABLE = 10;
+    public static final int INTERNAL = 16;
+
+    private final int code;
+    private final String leaderHint;
+
+    public RpcException(int code, String message, String leaderHint) {
+        super(message);
+        this.code = code;
+        this.leaderHint = leaderHint == null ? "" : leaderHint;
+    }
+
+    public RpcException(int code, String message) {
+        this(code, message, "");
+    }
+
+    public int code() {
+        return code;
+    }
+
+    /** "host:port" of the leader for NOT_LEADER answers, or empty. */
+    public String leaderHint() {
+        return leaderHint;
+    }
+
+    public Error toError() {
+        return Error.newBuilder().setCode(code).setMessage(getMessage() == null ? "" : getMessage())
+                .setLeaderHint(leaderHint).build();
+    }
+
+    public static RpcException of(Error e) {
+        return new RpcException(e.getCode(), e.getMessage(), e.getLeaderHint());
+    }
+
+    @Override
+    public String toString() {
+        return "RpcException[" + code + "]: " + getMessage() + (leaderHint.isEmpty() ? "" : " (leader " + leaderHint + ")");
+    }
+}

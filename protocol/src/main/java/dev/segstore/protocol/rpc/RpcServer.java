@@ -1,0 +1,125 @@
+package dev.segstore.protocol.rpc;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.net.InetSocketAddress;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * A framed protobuf RPC server on netty. Requests are dispatched by method name to {@link RpcHandler}s on the
+ * connection's event loop; handlers answer asynchronously, so one connection pipelines many requests. An
+ * unknown method gets an INVALID_ARGUMENT answer; an envelope that does not parse, or a frame above the limit,
+ * closes that connection only. The server never dies of bad input.
+ */
+public final class RpcServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(RpcServer.class);
+    private final Map<String, RpcHandler<?>> handlers = new ConcurrentHashMap<>();
+    private final EventLoopGroup boss = new NioEventLoopGroup(1);
+    private final EventLoopGroup workers;
+    private final int maxFrameBytes;
+    private Channel channel;
+
+    public RpcServer(int workerThreads, int maxFrameBytes) {
+        this.workers = new NioEventLoopGroup(workerThreads);
+        this.maxFrameBytes = maxFrameBytes;
+    }
+
+    public RpcServer register(RpcHandler<?> handler) {
+        if (handlers.putIfAbsent(handler.method(), handler) != null) {
+            throw new IllegalArgumentException("method " + handler.method() + " registered twice");
+        }
+        return this;
+    }
+
+    /** Binds and starts serving; returns the bound address (port 0 picks a free port). */
+    public InetSocketAddress start(String host, int port) throws InterruptedException {
+        ServerBootstrap b = new ServerBootstrap().group(boss, workers).channel(NioServerSocketChannel.class)
+                .childHandler(new ChannelInitializer<SocketChannel>() {
+                    @Override
+                    protected void initChannel(SocketChannel ch) {
+                        Frames.install(ch.pipeline(), maxFrameBytes);
+                        ch.pipeline().addLast("dispatch", new Dispatcher());
+                    }
+                });
+        channel = b.bind(host, port).sync().channel();
+        InetSocketAddress bound = (InetSocketAddress) channel.localAddress();
+        LOG.info("RPC server listening on {}:{}", host, bound.getPort());
+        return bound;
+    }
+
+    private final class Dispatcher extends SimpleChannelInboundHandler<Envelope> {
+        @Override
+        protected void channelRead0(ChannelHandlerContext ctx, Envelope request) {
+            long id = request.getId();
+            RpcHandler<?> handler = handlers.get(request.getMethod());
+            if (handler == null) {
+                reply(ctx, id, null, new RpcException(RpcException.INVALID_ARGUMENT, "unknown method '" + request.getMethod() + "'"));
+                return;
+            }
+            CompletableFuture<? extends Message> answer;
+            try {
+                answer = invoke(handler, request);
+            } catch (InvalidProtocolBufferException e) {
+                reply(ctx, id, null, new RpcException(RpcException.INVALID_ARGUMENT,
+                        "malformed " + request.getMethod() + " request: " + e.getMessage()));
+                return;
+            } catch (RuntimeException e) {
+                answer = CompletableFuture.failedFuture(e);
+            }
+            answer.whenComplete((response, failure) -> reply(ctx, id, response, failure));
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            LOG.warn("Closing RPC connection from {}: {}", ctx.channel().remoteAddress(), cause.toString());
+            ctx.close();
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <Q extends Message> CompletableFuture<? extends Message> invoke(RpcHandler<Q> handler, Envelope request)
+            throws InvalidProtocolBufferException {
+        Q parsed = handler.parser().parseFrom(request.getPayload());
+        return handler.handle().apply(parsed);
+    }
+
+    private static void reply(ChannelHandlerContext ctx, long id, Message response, Throwable failure) {
+        Envelope.Builder out = Envelope.newBuilder().setId(id);
+        if (failure != null) {
+            Throwable cause = failure instanceof CompletionException && failure.getCause() != null ? failure.getCause() : failure;
+            RpcException e = cause instanceof RpcException re ? re
+                    : new RpcException(RpcException.INTERNAL, cause.toString());
+            if (!(cause instanceof RpcException)) {
+                LOG.warn("RPC handler failed", cause);
+            }
+            out.setError(e.toError());
+        } else {
+            out.setPayload(response.toByteString());
+        }
+        ctx.writeAndFlush(out.build());
+    }
+
+    @Override
+    public void close() {
+        if (channel != null) {
+            channel.close().syncUninterruptibly();
+        }
+        boss.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();
+        workers.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();
+    }
+}
