@@ -1,0 +1,161 @@
+package dev.segstore.meta.client;
+
+import com.google.protobuf.Message;
+import com.google.protobuf.Parser;
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.meta.server.MetaMethods;
+import dev.segstore.protocol.meta.CommitOffsetsRequest;
+import dev.segstore.protocol.meta.CreateShardRequest;
+import dev.segstore.protocol.meta.DeleteShardRequest;
+import dev.segstore.protocol.meta.DescribeClusterResponse;
+import dev.segstore.protocol.meta.Empty;
+import dev.segstore.protocol.meta.GetOffsetRequest;
+import dev.segstore.protocol.meta.GetOffsetResponse;
+import dev.segstore.protocol.meta.GetRouteRequest;
+import dev.segstore.protocol.meta.GroupOffset;
+import dev.segstore.protocol.meta.HeartbeatRequest;
+import dev.segstore.protocol.meta.ListShardsRequest;
+import dev.segstore.protocol.meta.ListShardsResponse;
+import dev.segstore.protocol.meta.NodeAssignments;
+import dev.segstore.protocol.meta.ProposeIsrRequest;
+import dev.segstore.protocol.meta.RegisterNodeRequest;
+import dev.segstore.protocol.meta.RollSegmentRequest;
+import dev.segstore.protocol.meta.SegmentResponse;
+import dev.segstore.protocol.meta.ShardRoute;
+import dev.segstore.protocol.meta.ShardSettings;
+import dev.segstore.protocol.rpc.RpcClient;
+import dev.segstore.protocol.rpc.RpcException;
+
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Talks to the meta-service for storage nodes and clients: sends each call to the node it believes leads,
+ * follows NOT_LEADER hints, tries the other nodes on UNAVAILABLE or TIMEOUT, and gives up after the deadline
+ * with the last error. Retries are safe because every meta write is either idempotent (register, commits) or
+ * conditional on what the caller saw (ISR changes, rolls); a retried create may answer SHARD_EXISTS.
+ */
+public final class MetaClient implements AutoCloseable {
+    private final List<String> addresses;
+    private final RpcClient rpc;
+    private final long callTimeoutMs;
+    private final long deadlineMs;
+    private final ScheduledExecutorService retryTimer = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "meta-client-retry");
+        t.setDaemon(true);
+        return t;
+    });
+    private volatile String leader;
+
+    /**
+     * @param addresses    RPC addresses ("host:port") of the meta-service nodes
+     * @param callTimeoutMs timeout of one attempt
+     * @param deadlineMs    total time for a call, retries included
+     */
+    public MetaClient(List<String> addresses, long callTimeoutMs, long deadlineMs) {
+        if (addresses.isEmpty()) {
+            throw new IllegalArgumentException("at least one meta-service address is needed");
+        }
+        this.addresses = List.copyOf(addresses);
+        this.rpc = new RpcClient();
+        this.callTimeoutMs = callTimeoutMs;
+        this.deadlineMs = deadlineMs;
+        this.leader = addresses.get(0);
+    }
+
+    public CompletableFuture<ShardRoute> createShard(String name, ShardSettings settings) {
+        return call(MetaMethods.CREATE_SHARD, CreateShardRequest.newBuilder().setName(name).setSettings(settings).build(), ShardRoute.parser());
+    }
+
+    public CompletableFuture<Empty> deleteShard(String name) {
+        return call(MetaMethods.DELETE_SHARD, DeleteShardRequest.newBuilder().setName(name).build(), Empty.parser());
+    }
+
+    public CompletableFuture<ListShardsResponse> listShards(String prefix) {
+        return call(MetaMethods.LIST_SHARDS, ListShardsRequest.newBuilder().setNamePrefix(prefix).build(), ListShardsResponse.parser());
+    }
+
+    public CompletableFuture<ShardRoute> route(String shard) {
+        return call(MetaMethods.GET_ROUTE, GetRouteRequest.newBuilder().setShard(shard).build(), ShardRoute.parser());
+    }
+
+    public CompletableFuture<Empty> commitOffsets(List<GroupOffset> offsets) {
+        return call(MetaMethods.COMMIT_OFFSETS, CommitOffsetsRequest.newBuilder().addAllOffsets(offsets).build(), Empty.parser());
+    }
+
+    public CompletableFuture<GetOffsetResponse> offset(String group, String shard) {
+        return call(MetaMethods.GET_OFFSET, GetOffsetRequest.newBuilder().setGroup(group).setShard(shard).build(), GetOffsetResponse.parser());
+    }
+
+    public CompletableFuture<DescribeClusterResponse> describeCluster() {
+        return call(MetaMethods.DESCRIBE_CLUSTER, Empty.getDefaultInstance(), DescribeClusterResponse.parser());
+    }
+
+    public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port) {
+        return call(MetaMethods.REGISTER_NODE, RegisterNodeRequest.newBuilder().setNodeId(nodeId).setHost(host).setPort(port).build(),
+                NodeAssignments.parser());
+    }
+
+    public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation) {
+        return call(MetaMethods.HEARTBEAT, HeartbeatRequest.newBuilder().setNodeId(nodeId).setIncarnation(incarnation).build(),
+                NodeAssignments.parser());
+    }
+
+    public CompletableFuture<SegmentResponse> proposeIsr(ProposeIsrRequest request) {
+        return call(MetaMethods.PROPOSE_ISR, request, SegmentResponse.parser());
+    }
+
+    public CompletableFuture<ShardRoute> rollSegment(RollSegmentRequest request) {
+        return call(MetaMethods.ROLL_SEGMENT, request, ShardRoute.parser());
+    }
+
+    /** The RPC address the client currently sends to. */
+    public String leaderGuess() {
+        return leader;
+    }
+
+    private <R extends Message> CompletableFuture<R> call(String method, Message request, Parser<R> parser) {
+        CompletableFuture<R> result = new CompletableFuture<>();
+        attempt(method, request, parser, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(deadlineMs), 0, result);
+        return result;
+    }
+
+    private <R extends Message> void attempt(String method, Message request, Parser<R> parser, long deadline, int tries,
+                                             CompletableFuture<R> result) {
+        String target = leader;
+        rpc.call(target, method, request, parser, callTimeoutMs).whenComplete((r, e) -> {
+            if (e == null) {
+                result.complete(r);
+                return;
+            }
+            Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+            if (!(cause instanceof RpcException re) || !retriable(re) || System.nanoTime() > deadline) {
+                result.completeExceptionally(cause);
+                return;
+            }
+            if (re.code() == ErrorCode.NOT_LEADER.code() && !re.leaderHint().isEmpty()) {
+                leader = re.leaderHint();
+            } else {
+                int next = (addresses.indexOf(target) + 1) % addresses.size();
+                leader = addresses.get(next);
+            }
+            long backoff = Math.min(200, 10L << Math.min(tries, 4));
+            retryTimer.schedule(() -> attempt(method, request, parser, deadline, tries + 1, result), backoff, TimeUnit.MILLISECONDS);
+        });
+    }
+
+    private static boolean retriable(RpcException e) {
+        return e.code() == ErrorCode.NOT_LEADER.code() || e.code() == ErrorCode.UNAVAILABLE.code()
+                || e.code() == ErrorCode.TIMEOUT.code();
+    }
+
+    @Override
+    public void close() {
+        retryTimer.shutdownNow();
+        rpc.close();
+    }
+}

@@ -1,0 +1,123 @@
+package dev.segstore.meta.raft;
+
+import com.alipay.sofa.jraft.Node;
+import com.alipay.sofa.jraft.RaftGroupService;
+import com.alipay.sofa.jraft.Status;
+import com.alipay.sofa.jraft.closure.ReadIndexClosure;
+import com.alipay.sofa.jraft.conf.Configuration;
+import com.alipay.sofa.jraft.entity.PeerId;
+import com.alipay.sofa.jraft.entity.Task;
+import com.alipay.sofa.jraft.error.RaftError;
+import com.alipay.sofa.jraft.option.NodeOptions;
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.meta.server.MetaConfig;
+import dev.segstore.meta.server.MetaPeer;
+import dev.segstore.meta.state.CommandResult;
+import dev.segstore.protocol.meta.Command;
+import dev.segstore.protocol.rpc.RpcException;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.util.concurrent.CompletableFuture;
+import java.util.stream.Collectors;
+
+/**
+ * This node's membership in the meta-service Raft group (sofa-jraft): proposes commands, confirms reads with
+ * ReadIndex, and says who leads. Failures come back as {@link RpcException}s with adapter error codes:
+ * NOT_LEADER (with the leader's RPC address as a hint) or UNAVAILABLE.
+ */
+public final class RaftGroup implements AutoCloseable {
+    public static final String GROUP_ID = "segstore-meta";
+    private final MetaConfig config;
+    private final RaftGroupService service;
+    private final Node node;
+
+    public RaftGroup(MetaConfig config, MetaStateMachine fsm) throws IOException {
+        this.config = config;
+        Files.createDirectories(config.dataDir());
+        NodeOptions options = new NodeOptions();
+        options.setElectionTimeoutMs(config.electionTimeoutMs());
+        options.setFsm(fsm);
+        options.setLogUri(config.dataDir().resolve("raft-log").toString());
+        options.setRaftMetaUri(config.dataDir().resolve("raft-meta").toString());
+        options.setSnapshotUri(config.dataDir().resolve("snapshot").toString());
+        options.setSnapshotIntervalSecs(config.snapshotIntervalSecs());
+        Configuration conf = new Configuration();
+        conf.parse(config.peers().stream().map(MetaPeer::raftAddress).collect(Collectors.joining(",")));
+        options.setInitialConf(conf);
+        PeerId self = new PeerId();
+        self.parse(config.self().raftAddress());
+        this.service = new RaftGroupService(GROUP_ID, self, options);
+        this.node = service.start();
+    }
+
+    public boolean isLeader() {
+        return node.isLeader();
+    }
+
+    /** RPC address of the leader as this node knows it, or empty. */
+    public String leaderHint() {
+        PeerId leader = node.getLeaderId();
+        return leader == null || leader.isEmpty() ? "" : config.rpcAddressOf(leader.getEndpoint().toString());
+    }
+
+    public RpcException notLeader() {
+        String hint = leaderHint();
+        return new RpcException(ErrorCode.NOT_LEADER.code(), "meta node " + config.self() + " is not the leader"
+                + (hint.isEmpty() ? " and knows no leader yet" : ""), hint);
+    }
+
+    /** Replicates and applies {@code command}; completes with its result on this node, the leader. */
+    public CompletableFuture<CommandResult> propose(Command command) {
+        CompletableFuture<CommandResult> f = new CompletableFuture<>();
+        if (!node.isLeader()) {
+            f.completeExceptionally(notLeader());
+            return f;
+        }
+        Task task = new Task(ByteBuffer.wrap(command.toByteArray()), new ProposeClosure(f, this::failure));
+        node.apply(task);
+        return f;
+    }
+
+    /** Completes once this node's state reflects every command committed before the call (linearizable read). */
+    public CompletableFuture<Void> readBarrier() {
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        if (!node.isLeader()) {
+            f.completeExceptionally(notLeader());
+            return f;
+        }
+        node.readIndex(new byte[0], new ReadIndexClosure() {
+            @Override
+            public void run(Status status, long index, byte[] reqCtx) {
+                if (status.isOk()) {
+                    f.complete(null);
+                } else {
+                    f.completeExceptionally(failure(status));
+                }
+            }
+        });
+        return f;
+    }
+
+    private RuntimeException failure(Status status) {
+        if (status.getRaftError() == RaftError.EPERM || !node.isLeader()) {
+            return notLeader();
+        }
+        return new RpcException(ErrorCode.UNAVAILABLE.code(), "meta-service could not commit: " + status);
+    }
+
+    public Node node() {
+        return node;
+    }
+
+    @Override
+    public void close() {
+        service.shutdown();
+        try {
+            service.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

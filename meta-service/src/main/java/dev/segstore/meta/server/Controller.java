@@ -1,0 +1,125 @@
+package dev.segstore.meta.server;
+
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.meta.raft.RaftGroup;
+import dev.segstore.meta.state.MetaState;
+import dev.segstore.protocol.meta.Command;
+import dev.segstore.protocol.meta.FenceNodeCommand;
+import dev.segstore.protocol.meta.NodeState;
+import dev.segstore.protocol.meta.StorageNode;
+import dev.segstore.protocol.rpc.RpcException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
+
+/**
+ * The controller: runs on the Raft leader only. It places replicas of new segments, and fences storage nodes
+ * that stop sending heartbeats (the state machine then moves their leaderships to live ISR members).
+ *
+ * <p>Heartbeat times live only in the leader's memory, never in the Raft log: replicating every heartbeat
+ * would cost a log entry per node per interval. A new leader therefore starts every node's session afresh,
+ * which delays the fencing of a node that died during the failover by at most one session timeout.
+ */
+public final class Controller {
+    private static final Logger LOG = LoggerFactory.getLogger(Controller.class);
+    private final MetaState state;
+    private final RaftGroup raft;
+    private final long sessionTimeoutMs;
+    private final LongSupplier clockMs;
+    private final Map<Integer, Long> lastHeartbeat = new ConcurrentHashMap<>();
+    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "meta-controller");
+        t.setDaemon(true);
+        return t;
+    });
+    private final java.util.concurrent.atomic.AtomicInteger rotation = new java.util.concurrent.atomic.AtomicInteger();
+    private volatile ScheduledFuture<?> sessionCheck;
+
+    public Controller(MetaState state, RaftGroup raft, long sessionTimeoutMs, LongSupplier clockMs) {
+        this.state = state;
+        this.raft = raft;
+        this.sessionTimeoutMs = sessionTimeoutMs;
+        this.clockMs = clockMs;
+    }
+
+    public void onLeaderStart() {
+        long now = clockMs.getAsLong();
+        lastHeartbeat.clear();
+        for (StorageNode n : state.nodes()) {
+            lastHeartbeat.put(n.getNodeId(), now); // a fresh session for everyone
+        }
+        long period = Math.max(50, sessionTimeoutMs / 4);
+        sessionCheck = timer.scheduleWithFixedDelay(this::fenceExpired, period, period, TimeUnit.MILLISECONDS);
+    }
+
+    public void onLeaderStop() {
+        ScheduledFuture<?> s = sessionCheck;
+        if (s != null) {
+            s.cancel(false);
+        }
+    }
+
+    public void heartbeat(int nodeId) {
+        lastHeartbeat.put(nodeId, clockMs.getAsLong());
+    }
+
+    private void fenceExpired() {
+        if (!raft.isLeader()) {
+            return;
+        }
+        long now = clockMs.getAsLong();
+        for (StorageNode n : state.nodes()) {
+            if (n.getState() != NodeState.ALIVE) {
+                continue;
+            }
+            long last = lastHeartbeat.computeIfAbsent(n.getNodeId(), k -> now);
+            if (now - last > sessionTimeoutMs) {
+                LOG.warn("Storage node {} sent no heartbeat for {} ms: fencing it (segments it led: {})",
+                        n.getNodeId(), now - last, state.segmentsLedBy(n.getNodeId()).size());
+                raft.propose(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now)
+                        .setFenceNode(FenceNodeCommand.newBuilder().setNodeId(n.getNodeId()).setIncarnation(n.getIncarnation()))
+                        .build());
+            }
+        }
+    }
+
+    /**
+     * {@code count} distinct live nodes for a new segment, the least loaded first (by replicas of open
+     * segments, then by leaderships, then by id); the first of them leads.
+     */
+    public List<Integer> place(int count) {
+        Map<Integer, int[]> load = state.load();
+        if (load.size() < count) {
+            throw new RpcException(ErrorCode.NOT_ENOUGH_REPLICAS.code(), "need " + count + " live storage nodes, "
+                    + load.size() + " are alive");
+        }
+        List<Integer> ids = new ArrayList<>(load.keySet());
+        // Placements in flight are not in the state yet: rotate among equally loaded nodes so that a burst of
+        // creations spreads instead of piling onto the same nodes.
+        int turn = Math.floorMod(rotation.getAndIncrement(), ids.size());
+        Map<Integer, Integer> order = new java.util.HashMap<>();
+        for (int i = 0; i < ids.size(); i++) {
+            order.put(ids.get(i), Math.floorMod(i - turn, ids.size()));
+        }
+        ids.sort(Comparator.<Integer>comparingInt(id -> load.get(id)[0]).thenComparingInt(id -> load.get(id)[1])
+                .thenComparingInt(order::get));
+        List<Integer> chosen = new ArrayList<>(ids.subList(0, count));
+        chosen.sort(Comparator.<Integer>comparingInt(id -> load.get(id)[1]).thenComparingInt(order::get));
+        return chosen;
+    }
+
+    public void close() {
+        onLeaderStop();
+        timer.shutdownNow();
+    }
+}

@@ -1,0 +1,103 @@
+package dev.segstore.meta.server;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+import java.util.Set;
+
+/**
+ * Configuration of one meta-service node, read from a properties file by {@link #load}. Every key, default and
+ * range is in this one place and in docs/configuration.md.
+ *
+ * @param self                   this node, one of {@code peers}
+ * @param peers                  the whole group: 1, 3 or 5 members
+ * @param dataDir                Raft log, Raft metadata and snapshots
+ * @param electionTimeoutMs      Raft election timeout
+ * @param snapshotIntervalSecs   how often a snapshot is taken
+ * @param sessionTimeoutMs       a storage node that sends no heartbeat for this long is fenced
+ */
+public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs,
+                         int snapshotIntervalSecs, long sessionTimeoutMs) {
+
+    private static final Set<String> KEYS = Set.of("self", "peers", "data.dir", "election.timeout.ms",
+            "snapshot.interval.secs", "session.timeout.ms");
+
+    public MetaConfig {
+        peers = List.copyOf(peers);
+        if (!Set.of(1, 3, 5).contains(peers.size())) {
+            throw new IllegalArgumentException("peers: a meta-service group has 1, 3 or 5 members, got " + peers.size());
+        }
+        if (!peers.contains(self)) {
+            throw new IllegalArgumentException("self " + self + " is not one of peers " + peers);
+        }
+        if (electionTimeoutMs < 100 || electionTimeoutMs > 60_000) {
+            throw new IllegalArgumentException("election.timeout.ms = " + electionTimeoutMs + " must be in 100..60000");
+        }
+        if (snapshotIntervalSecs < 1) {
+            throw new IllegalArgumentException("snapshot.interval.secs = " + snapshotIntervalSecs + " must be >= 1");
+        }
+        if (sessionTimeoutMs < 2L * electionTimeoutMs) {
+            throw new IllegalArgumentException("session.timeout.ms = " + sessionTimeoutMs
+                    + " must be at least twice election.timeout.ms (" + electionTimeoutMs + ") so a meta leader change does not fence storage nodes");
+        }
+    }
+
+    public static MetaConfig load(Path file) throws IOException {
+        Properties p = new Properties();
+        try (Reader r = Files.newBufferedReader(file)) {
+            p.load(r);
+        }
+        return fromProperties(p, file.getParent() == null ? Path.of(".") : file.getParent());
+    }
+
+    /** Builds a config from properties; a relative {@code data.dir} is resolved against {@code base}. */
+    public static MetaConfig fromProperties(Properties p, Path base) {
+        for (String key : p.stringPropertyNames()) {
+            if (!KEYS.contains(key)) {
+                throw new IllegalArgumentException("unknown meta-service setting '" + key + "' (known: " + KEYS + ")");
+            }
+        }
+        MetaPeer self = MetaPeer.parse(required(p, "self"));
+        List<MetaPeer> peers = new ArrayList<>();
+        for (String s : required(p, "peers").split(",")) {
+            peers.add(MetaPeer.parse(s));
+        }
+        Path dataDir = base.resolve(required(p, "data.dir"));
+        return new MetaConfig(self, peers, dataDir, intValue(p, "election.timeout.ms", 1000),
+                intValue(p, "snapshot.interval.secs", 300), intValue(p, "session.timeout.ms", 6000));
+    }
+
+    private static String required(Properties p, String key) {
+        String v = p.getProperty(key);
+        if (v == null || v.isBlank()) {
+            throw new IllegalArgumentException("meta-service setting '" + key + "' is required");
+        }
+        return v.trim();
+    }
+
+    private static int intValue(Properties p, String key, int def) {
+        String v = p.getProperty(key);
+        if (v == null) {
+            return def;
+        }
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("meta-service setting '" + key + "' = '" + v + "' is not a number");
+        }
+    }
+
+    /** The RPC address of the peer whose Raft address is {@code raftAddress}, or empty. */
+    public String rpcAddressOf(String raftAddress) {
+        for (MetaPeer peer : peers) {
+            if (peer.raftAddress().equals(raftAddress)) {
+                return peer.rpcAddress();
+            }
+        }
+        return "";
+    }
+}

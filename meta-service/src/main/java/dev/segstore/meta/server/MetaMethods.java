@@ -1,0 +1,19 @@
+package dev.segstore.meta.server;
+
+/** RPC method names of the meta-service (docs/wire-protocol.md lists requests and answers). */
+public final class MetaMethods {
+    public static final String REGISTER_NODE = "meta.RegisterNode";
+    public static final String HEARTBEAT = "meta.Heartbeat";
+    public static final String PROPOSE_ISR = "meta.ProposeIsr";
+    public static final String ROLL_SEGMENT = "meta.RollSegment";
+    public static final String CREATE_SHARD = "meta.CreateShard";
+    public static final String DELETE_SHARD = "meta.DeleteShard";
+    public static final String LIST_SHARDS = "meta.ListShards";
+    public static final String GET_ROUTE = "meta.GetRoute";
+    public static final String COMMIT_OFFSETS = "meta.CommitOffsets";
+    public static final String GET_OFFSET = "meta.GetOffset";
+    public static final String DESCRIBE_CLUSTER = "meta.DescribeCluster";
+
+    private MetaMethods() {
+    }
+}

@@ -1,0 +1,247 @@
+package dev.segstore.meta.server;
+
+import com.google.protobuf.Message;
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.adapter.Limits;
+import dev.segstore.adapter.StorageException;
+import dev.segstore.adapter.Validation;
+import dev.segstore.meta.raft.RaftGroup;
+import dev.segstore.meta.state.CommandResult;
+import dev.segstore.meta.state.MetaState;
+import dev.segstore.protocol.meta.ChangeIsrCommand;
+import dev.segstore.protocol.meta.Command;
+import dev.segstore.protocol.meta.CommitOffsetsRequest;
+import dev.segstore.protocol.meta.CreateShardCommand;
+import dev.segstore.protocol.meta.CreateShardRequest;
+import dev.segstore.protocol.meta.DeleteShardCommand;
+import dev.segstore.protocol.meta.DeleteShardRequest;
+import dev.segstore.protocol.meta.DescribeClusterResponse;
+import dev.segstore.protocol.meta.DurabilityMode;
+import dev.segstore.protocol.meta.Empty;
+import dev.segstore.protocol.meta.GetOffsetRequest;
+import dev.segstore.protocol.meta.GetOffsetResponse;
+import dev.segstore.protocol.meta.GetRouteRequest;
+import dev.segstore.protocol.meta.GroupOffset;
+import dev.segstore.protocol.meta.HeartbeatRequest;
+import dev.segstore.protocol.meta.ListShardsRequest;
+import dev.segstore.protocol.meta.ListShardsResponse;
+import dev.segstore.protocol.meta.NodeAssignments;
+import dev.segstore.protocol.meta.NodeState;
+import dev.segstore.protocol.meta.ProposeIsrRequest;
+import dev.segstore.protocol.meta.RegisterNodeCommand;
+import dev.segstore.protocol.meta.RegisterNodeRequest;
+import dev.segstore.protocol.meta.RollSegmentCommand;
+import dev.segstore.protocol.meta.RollSegmentRequest;
+import dev.segstore.protocol.meta.ShardRoute;
+import dev.segstore.protocol.meta.ShardSettings;
+import dev.segstore.protocol.meta.StorageNode;
+import dev.segstore.protocol.rpc.RpcException;
+import dev.segstore.protocol.rpc.RpcHandler;
+import dev.segstore.protocol.rpc.RpcServer;
+
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.LongSupplier;
+import java.util.function.Supplier;
+
+/**
+ * The meta-service's RPC methods (names in {@link MetaMethods}). Writes are proposed to Raft and answered with
+ * the command's result; reads that must be current wait for a ReadIndex barrier. A node that is not the Raft
+ * leader answers NOT_LEADER with the leader's RPC address. Input is validated here, before anything is proposed.
+ */
+public final class MetaService {
+    private final MetaState state;
+    private final RaftGroup raft;
+    private final Controller controller;
+    private final LongSupplier clockMs;
+    private final CommitBatcher commits;
+    private final List<MetaPeer> peers;
+
+    public MetaService(MetaState state, RaftGroup raft, Controller controller, LongSupplier clockMs, List<MetaPeer> peers) {
+        this.state = state;
+        this.raft = raft;
+        this.controller = controller;
+        this.clockMs = clockMs;
+        this.peers = peers;
+        this.commits = new CommitBatcher(offsets -> propose(Command.newBuilder().setCommitOffsets(
+                dev.segstore.protocol.meta.CommitOffsetsCommand.newBuilder().addAllOffsets(offsets))));
+    }
+
+    public void register(RpcServer server) {
+        server.register(RpcHandler.of(MetaMethods.REGISTER_NODE, RegisterNodeRequest.parser(), this::registerNode))
+                .register(RpcHandler.of(MetaMethods.HEARTBEAT, HeartbeatRequest.parser(), this::heartbeat))
+                .register(RpcHandler.of(MetaMethods.PROPOSE_ISR, ProposeIsrRequest.parser(), this::proposeIsr))
+                .register(RpcHandler.of(MetaMethods.ROLL_SEGMENT, RollSegmentRequest.parser(), this::rollSegment))
+                .register(RpcHandler.of(MetaMethods.CREATE_SHARD, CreateShardRequest.parser(), this::createShard))
+                .register(RpcHandler.of(MetaMethods.DELETE_SHARD, DeleteShardRequest.parser(), this::deleteShard))
+                .register(RpcHandler.of(MetaMethods.LIST_SHARDS, ListShardsRequest.parser(), this::listShards))
+                .register(RpcHandler.of(MetaMethods.GET_ROUTE, GetRouteRequest.parser(), this::getRoute))
+                .register(RpcHandler.of(MetaMethods.COMMIT_OFFSETS, CommitOffsetsRequest.parser(), this::commitOffsets))
+                .register(RpcHandler.of(MetaMethods.GET_OFFSET, GetOffsetRequest.parser(), this::getOffset))
+                .register(RpcHandler.of(MetaMethods.DESCRIBE_CLUSTER, Empty.parser(), r -> describeCluster()));
+    }
+
+    // ---- storage nodes -------------------------------------------------------------------------------------
+
+    private CompletableFuture<Message> registerNode(RegisterNodeRequest r) {
+        if (r.getNodeId() < 0 || r.getHost().isBlank() || r.getPort() < 1 || r.getPort() > 65535) {
+            return invalid("register: node id must be >= 0, host non-empty and port in 1..65535, got " + r);
+        }
+        return propose(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(r.getNodeId())
+                .setHost(r.getHost()).setPort(r.getPort())))
+                .thenApply(m -> {
+                    controller.heartbeat(r.getNodeId());
+                    return m;
+                });
+    }
+
+    private CompletableFuture<Message> heartbeat(HeartbeatRequest r) {
+        if (!raft.isLeader()) {
+            return CompletableFuture.failedFuture(raft.notLeader());
+        }
+        Optional<StorageNode> node = state.node(r.getNodeId());
+        if (node.isEmpty() || node.get().getState() != NodeState.ALIVE || node.get().getIncarnation() != r.getIncarnation()) {
+            return CompletableFuture.failedFuture(new RpcException(ErrorCode.FENCED_EPOCH.code(), "storage node "
+                    + r.getNodeId() + " incarnation " + r.getIncarnation() + " is not registered and alive: register again"));
+        }
+        controller.heartbeat(r.getNodeId());
+        NodeAssignments a = state.assignments(r.getNodeId());
+        return CompletableFuture.completedFuture(a);
+    }
+
+    private CompletableFuture<Message> proposeIsr(ProposeIsrRequest r) {
+        return propose(Command.newBuilder().setChangeIsr(ChangeIsrCommand.newBuilder().setShard(r.getShard())
+                .setSequence(r.getSequence()).setLeader(r.getLeader()).setLeaderEpoch(r.getLeaderEpoch())
+                .setIsrVersion(r.getIsrVersion()).addAllNewIsr(r.getNewIsrList())));
+    }
+
+    private CompletableFuture<Message> rollSegment(RollSegmentRequest r) {
+        Optional<dev.segstore.protocol.meta.Shard> shard = state.shard(r.getShard());
+        if (shard.isEmpty()) {
+            return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + r.getShard() + "' does not exist");
+        }
+        return guarded(() -> propose(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
+                .setShard(r.getShard()).setSequence(r.getSequence()).setLeaderEpoch(r.getLeaderEpoch())
+                .setEndOffset(r.getEndOffset())
+                .addAllNextReplicas(controller.place(shard.get().getSettings().getReplicaCount())))));
+    }
+
+    // ---- clients ---------------------------------------------------------------------------------------------
+
+    private CompletableFuture<Message> createShard(CreateShardRequest r) {
+        ShardSettings s = r.getSettings();
+        try {
+            Validation.shardName(r.getName());
+            require(s.getReplicaCount() >= 1 && s.getReplicaCount() <= Limits.MAX_REPLICA_COUNT,
+                    "settings.replica_count must be in 1.." + Limits.MAX_REPLICA_COUNT + ", got " + s.getReplicaCount());
+            require(s.getMinInSyncReplicas() >= 1 && s.getMinInSyncReplicas() <= s.getReplicaCount(),
+                    "settings.min_in_sync_replicas must be in 1..replica_count, got " + s.getMinInSyncReplicas());
+            require(s.getSegmentBytes() == 0 || (s.getSegmentBytes() >= Limits.MIN_SEGMENT_BYTES && s.getSegmentBytes() <= Limits.MAX_SEGMENT_BYTES),
+                    "settings.segment_bytes must be 0 (default) or in " + Limits.MIN_SEGMENT_BYTES + ".." + Limits.MAX_SEGMENT_BYTES);
+            require(s.getSegmentMs() >= 0, "settings.segment_ms must be >= 0 (0 = default)");
+            require(s.getRetentionMs() == -1 || s.getRetentionMs() >= 0, "settings.retention_ms must be -1, 0 (default) or > 0");
+        } catch (StorageException e) {
+            return fail(e.code(), e.getMessage());
+        } catch (IllegalArgumentException e) {
+            return invalid(e.getMessage());
+        }
+        ShardSettings settings = s.toBuilder()
+                .setSegmentBytes(s.getSegmentBytes() == 0 ? 256L << 20 : s.getSegmentBytes())
+                .setSegmentMs(s.getSegmentMs() == 0 ? 7L * 24 * 3600 * 1000 : s.getSegmentMs())
+                .setRetentionMs(s.getRetentionMs() == 0 ? -1 : s.getRetentionMs())
+                .setDurability(s.getDurability() == DurabilityMode.DURABILITY_UNSPECIFIED ? DurabilityMode.FSYNC : s.getDurability())
+                .build();
+        return guarded(() -> propose(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(r.getName())
+                .setSettings(settings).addAllReplicas(controller.place(settings.getReplicaCount())))));
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException(message);
+        }
+    }
+
+    private CompletableFuture<Message> deleteShard(DeleteShardRequest r) {
+        return propose(Command.newBuilder().setDeleteShard(DeleteShardCommand.newBuilder().setName(r.getName())));
+    }
+
+    private CompletableFuture<Message> listShards(ListShardsRequest r) {
+        return raft.readBarrier().thenApply(v -> ListShardsResponse.newBuilder().addAllShards(state.listShards(r.getNamePrefix())).build());
+    }
+
+    private CompletableFuture<Message> getRoute(GetRouteRequest r) {
+        return raft.readBarrier().thenApply(v -> {
+            ShardRoute route = state.route(r.getShard());
+            if (route == null) {
+                throw new RpcException(ErrorCode.SHARD_NOT_FOUND.code(), "shard '" + r.getShard() + "' does not exist");
+            }
+            return route;
+        });
+    }
+
+    private CompletableFuture<Message> commitOffsets(CommitOffsetsRequest r) {
+        for (GroupOffset o : r.getOffsetsList()) {
+            try {
+                Validation.groupName(o.getGroup());
+                Validation.offset("offset", o.getOffset());
+            } catch (StorageException e) {
+                return fail(e.code(), e.getMessage());
+            }
+            if (state.shard(o.getShard()).isEmpty()) {
+                return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + o.getShard() + "' does not exist");
+            }
+        }
+        if (!raft.isLeader()) {
+            return CompletableFuture.failedFuture(raft.notLeader());
+        }
+        return commits.submit(r.getOffsetsList());
+    }
+
+    private CompletableFuture<Message> getOffset(GetOffsetRequest r) {
+        return raft.readBarrier().thenApply(v -> {
+            if (state.shard(r.getShard()).isEmpty()) {
+                throw new RpcException(ErrorCode.SHARD_NOT_FOUND.code(), "shard '" + r.getShard() + "' does not exist");
+            }
+            Optional<Long> o = state.groupOffset(r.getGroup(), r.getShard());
+            return GetOffsetResponse.newBuilder().setFound(o.isPresent()).setOffset(o.orElse(-1L)).build();
+        });
+    }
+
+    private CompletableFuture<Message> describeCluster() {
+        return raft.readBarrier().thenApply(v -> DescribeClusterResponse.newBuilder().setLeader(raft.leaderHint())
+                .addAllPeers(peers.stream().map(MetaPeer::toString).toList()).addAllNodes(state.nodes())
+                .setShardCount(state.shardCount()).setSegmentCount(state.segmentCount()).build());
+    }
+
+    // ---- helpers ---------------------------------------------------------------------------------------------
+
+    /** Stamps the leader's time on a command, proposes it, and turns its result into an answer. */
+    CompletableFuture<Message> propose(Command.Builder command) {
+        Command c = command.setVersion(MetaState.VERSION).setTimestampMs(clockMs.getAsLong()).build();
+        return raft.propose(c).thenApply(MetaService::unwrap);
+    }
+
+    private static Message unwrap(CommandResult r) {
+        if (!r.isOk()) {
+            throw new RpcException(r.error().code(), r.message());
+        }
+        return r.value();
+    }
+
+    private static CompletableFuture<Message> guarded(Supplier<CompletableFuture<Message>> call) {
+        try {
+            return call.get();
+        } catch (RpcException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+    }
+
+    private static CompletableFuture<Message> invalid(String message) {
+        return fail(ErrorCode.INVALID_ARGUMENT, message);
+    }
+
+    private static CompletableFuture<Message> fail(ErrorCode code, String message) {
+        return CompletableFuture.failedFuture(new RpcException(code.code(), message));
+    }
+}

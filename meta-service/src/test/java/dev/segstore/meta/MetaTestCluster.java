@@ -1,0 +1,123 @@
+package dev.segstore.meta;
+
+import dev.segstore.meta.client.MetaClient;
+import dev.segstore.meta.server.MetaConfig;
+import dev.segstore.meta.server.MetaPeer;
+import dev.segstore.meta.server.MetaServer;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Stream;
+
+/**
+ * An in-JVM meta-service group on loopback for tests: start, find the leader, stop and restart nodes (a
+ * restarted node keeps its data directory, so it comes back from its snapshot and log).
+ */
+final class MetaTestCluster implements AutoCloseable {
+    static final long DEADLINE_MS = 30_000;
+    private final Path root;
+    private final List<MetaConfig> configs = new ArrayList<>();
+    private final MetaServer[] servers;
+
+    MetaTestCluster(int size, long sessionTimeoutMs, int snapshotIntervalSecs) throws Exception {
+        root = Files.createTempDirectory("meta-cluster-");
+        List<MetaPeer> peers = new ArrayList<>();
+        for (int i = 0; i < size; i++) {
+            peers.add(new MetaPeer("127.0.0.1", freePort(), freePort()));
+        }
+        servers = new MetaServer[size];
+        for (int i = 0; i < size; i++) {
+            configs.add(new MetaConfig(peers.get(i), peers, root.resolve("meta-" + i), 600, snapshotIntervalSecs, sessionTimeoutMs));
+        }
+        for (int i = 0; i < size; i++) {
+            start(i);
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    void start(int i) throws Exception {
+        servers[i] = MetaServer.start(configs.get(i));
+    }
+
+    void stop(int i) {
+        servers[i].close();
+        servers[i] = null;
+    }
+
+    MetaServer server(int i) {
+        return servers[i];
+    }
+
+    int size() {
+        return servers.length;
+    }
+
+    List<String> rpcAddresses() {
+        return configs.stream().map(c -> c.self().rpcAddress()).toList();
+    }
+
+    MetaClient client() {
+        return new MetaClient(rpcAddresses(), 2_000, DEADLINE_MS);
+    }
+
+    /** Waits for a leader among the running nodes; returns its index. */
+    int awaitLeader() {
+        int[] found = {-1};
+        waitFor("a meta-service leader", () -> {
+            for (int i = 0; i < servers.length; i++) {
+                if (servers[i] != null && servers[i].isLeader()) {
+                    found[0] = i;
+                    return true;
+                }
+            }
+            return false;
+        });
+        return found[0];
+    }
+
+    Optional<Integer> runningFollower() {
+        for (int i = 0; i < servers.length; i++) {
+            if (servers[i] != null && !servers[i].isLeader()) {
+                return Optional.of(i);
+            }
+        }
+        return Optional.empty();
+    }
+
+    static void waitFor(String what, BooleanSupplier condition) {
+        long end = System.nanoTime() + DEADLINE_MS * 1_000_000L;
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > end) {
+                throw new AssertionError("timed out after " + DEADLINE_MS + " ms waiting for " + what);
+            }
+            Thread.onSpinWait();
+            Thread.yield();
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        for (int i = 0; i < servers.length; i++) {
+            if (servers[i] != null) {
+                stop(i);
+            }
+        }
+        try (Stream<Path> s = Files.walk(root)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+}
