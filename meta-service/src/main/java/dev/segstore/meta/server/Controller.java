@@ -44,6 +44,8 @@ public final class Controller {
     });
     private final java.util.concurrent.atomic.AtomicInteger rotation = new java.util.concurrent.atomic.AtomicInteger();
     private volatile ScheduledFuture<?> sessionCheck;
+    private Map<Integer, int[]> cachedLoad;
+    private long cachedLoadAtMs;
 
     public Controller(MetaState state, RaftGroup raft, long sessionTimeoutMs, LongSupplier clockMs) {
         this.state = state;
@@ -54,6 +56,9 @@ public final class Controller {
 
     public void onLeaderStart() {
         long now = clockMs.getAsLong();
+        synchronized (this) {
+            cachedLoad = null;
+        }
         lastHeartbeat.clear();
         for (StorageNode n : state.nodes()) {
             lastHeartbeat.put(n.getNodeId(), now); // a fresh session for everyone
@@ -67,6 +72,11 @@ public final class Controller {
         if (s != null) {
             s.cancel(false);
         }
+    }
+
+    /** The set of live nodes changed: count the load afresh at the next placement. */
+    public synchronized void invalidateLoad() {
+        cachedLoad = null;
     }
 
     public void heartbeat(int nodeId) {
@@ -88,7 +98,7 @@ public final class Controller {
                         n.getNodeId(), now - last, state.segmentsLedBy(n.getNodeId()).size());
                 raft.propose(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now)
                         .setFenceNode(FenceNodeCommand.newBuilder().setNodeId(n.getNodeId()).setIncarnation(n.getIncarnation()))
-                        .build());
+                        .build()).whenComplete((r, e) -> invalidateLoad());
             }
         }
     }
@@ -97,8 +107,15 @@ public final class Controller {
      * {@code count} distinct live nodes for a new segment, the least loaded first (by replicas of open
      * segments, then by leaderships, then by id); the first of them leads.
      */
-    public List<Integer> place(int count) {
-        Map<Integer, int[]> load = state.load();
+    public synchronized List<Integer> place(int count) {
+        long now = clockMs.getAsLong();
+        if (cachedLoad == null || now - cachedLoadAtMs >= 1000) {
+            // Counting the load reads every shard: do it at most once a second, and count our own placements
+            // into the cached figures in between, so placement stays O(nodes) per shard under a burst of creations.
+            cachedLoad = state.load();
+            cachedLoadAtMs = now;
+        }
+        Map<Integer, int[]> load = cachedLoad;
         if (load.size() < count) {
             throw new RpcException(ErrorCode.NOT_ENOUGH_REPLICAS.code(), "need " + count + " live storage nodes, "
                     + load.size() + " are alive");
@@ -115,6 +132,10 @@ public final class Controller {
                 .thenComparingInt(order::get));
         List<Integer> chosen = new ArrayList<>(ids.subList(0, count));
         chosen.sort(Comparator.<Integer>comparingInt(id -> load.get(id)[1]).thenComparingInt(order::get));
+        for (int id : chosen) {
+            load.get(id)[0]++;
+        }
+        load.get(chosen.get(0))[1]++;
         return chosen;
     }
 

@@ -92,6 +92,7 @@ public final class MetaService {
                 .setHost(r.getHost()).setPort(r.getPort())))
                 .thenApply(m -> {
                     controller.heartbeat(r.getNodeId());
+                    controller.invalidateLoad();
                     return m;
                 });
     }
