@@ -1,0 +1,164 @@
+package dev.segstore.meta.server;
+
+import dev.segstore.meta.client.MetaClient;
+import dev.segstore.protocol.meta.DescribeClusterResponse;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.Shard;
+import dev.segstore.protocol.meta.ShardRoute;
+import dev.segstore.protocol.meta.ShardSettings;
+import dev.segstore.protocol.meta.StorageNode;
+import dev.segstore.protocol.rpc.RpcException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+/** {@code meta-admin --meta host:port,... <command>}: looks at and changes cluster metadata. */
+@Command(name = "meta-admin", mixinStandardHelpOptions = true, description = "Shows and changes segstore cluster metadata.",
+        subcommands = {MetaAdminMain.Describe.class, MetaAdminMain.CreateShard.class, MetaAdminMain.Route.class,
+                MetaAdminMain.ListShards.class, MetaAdminMain.RegisterNode.class})
+public final class MetaAdminMain {
+    @Option(names = "--meta", required = true, split = ",", description = "RPC addresses (host:port) of the meta-service nodes")
+    List<String> meta;
+
+    MetaClient client() {
+        return new MetaClient(meta, 3_000, 20_000);
+    }
+
+    static <T> T get(java.util.concurrent.CompletableFuture<T> f) throws Exception {
+        try {
+            return f.get(30, TimeUnit.SECONDS);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RpcException re) {
+                throw new CommandLine.ExecutionException(new CommandLine(new MetaAdminMain()), "error " + re.code() + ": " + re.getMessage());
+            }
+            throw e;
+        }
+    }
+
+    @Command(name = "describe", description = "Leader, peers, storage nodes, counts.")
+    static final class Describe implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        MetaAdminMain parent;
+
+        @Override
+        public Integer call() throws Exception {
+            try (MetaClient c = parent.client()) {
+                DescribeClusterResponse d = get(c.describeCluster());
+                System.out.println("meta leader:   " + d.getLeader());
+                System.out.println("meta peers:    " + String.join(", ", d.getPeersList()));
+                System.out.println("shards:        " + d.getShardCount() + ", segments: " + d.getSegmentCount());
+                System.out.println("storage nodes: " + d.getNodesCount());
+                for (StorageNode n : d.getNodesList()) {
+                    System.out.printf("  node %d at %s:%d %s (incarnation %d)%n", n.getNodeId(), n.getHost(), n.getPort(), n.getState(), n.getIncarnation());
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "create-shard", description = "Creates a shard.")
+    static final class CreateShard implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        MetaAdminMain parent;
+        @Parameters(index = "0", description = "shard name")
+        String name;
+        @Option(names = "--replicas", defaultValue = "3")
+        int replicas;
+        @Option(names = "--min-isr", defaultValue = "2")
+        int minIsr;
+
+        @Override
+        public Integer call() throws Exception {
+            try (MetaClient c = parent.client()) {
+                print(get(c.createShard(name, ShardSettings.newBuilder().setReplicaCount(replicas).setMinInSyncReplicas(minIsr).build())));
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "route", description = "Segments of a shard: offsets, replicas, leader, epoch, ISR.")
+    static final class Route implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        MetaAdminMain parent;
+        @Parameters(index = "0")
+        String name;
+
+        @Override
+        public Integer call() throws Exception {
+            try (MetaClient c = parent.client()) {
+                print(get(c.route(name)));
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "list", description = "Shards whose names start with a prefix.")
+    static final class ListShards implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        MetaAdminMain parent;
+        @Parameters(index = "0", defaultValue = "")
+        String prefix;
+
+        @Override
+        public Integer call() throws Exception {
+            try (MetaClient c = parent.client()) {
+                for (Shard s : get(c.listShards(prefix)).getShardsList()) {
+                    System.out.printf("%s (id %d, %d replicas, min ISR %d)%n", s.getName(), s.getShardId(),
+                            s.getSettings().getReplicaCount(), s.getSettings().getMinInSyncReplicas());
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "register-node", description = "Registers a storage node (as a storage node does at start).")
+    static final class RegisterNode implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        MetaAdminMain parent;
+        @Parameters(index = "0")
+        int id;
+        @Parameters(index = "1", description = "host:port")
+        String address;
+
+        @Override
+        public Integer call() throws Exception {
+            String[] hp = address.split(":");
+            try (MetaClient c = parent.client()) {
+                StorageNode n = get(c.registerNode(id, hp[0], Integer.parseInt(hp[1]))).getNode();
+                System.out.printf("node %d registered at %s:%d, incarnation %d%n", n.getNodeId(), n.getHost(), n.getPort(), n.getIncarnation());
+            }
+            return 0;
+        }
+    }
+
+    static void print(ShardRoute r) {
+        System.out.printf("shard %s (id %d)%n", r.getShard().getName(), r.getShard().getShardId());
+        for (Segment s : r.getSegmentsList()) {
+            System.out.printf("  segment %d [%d, %s) %s replicas %s leader %d epoch %d ISR %s (v%d)%n", s.getSequence(),
+                    s.getStartOffset(), s.getEndOffset() < 0 ? "open" : Long.toString(s.getEndOffset()), s.getStatus(),
+                    s.getReplicasList(), s.getLeader(), s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion());
+        }
+    }
+
+    public static void main(String[] args) {
+        CommandLine cl = new CommandLine(new MetaAdminMain());
+        cl.setExecutionExceptionHandler((ex, line, parse) -> {
+            System.err.println(ex.getMessage());
+            return 1;
+        });
+        int code = cl.execute(args);
+        System.exit(code);
+    }
+
+    @Override
+    public String toString() {
+        return "meta-admin " + Arrays.toString(meta.toArray());
+    }
+}
