@@ -69,21 +69,24 @@ class MetaClusterTest {
         try (MetaTestCluster cluster = new MetaTestCluster(3, 60_000, 300); MetaClient client = cluster.client()) {
             int leader = cluster.awaitLeader();
             registerStorageNodes(client, 3);
-            for (int i = 0; i < 20; i++) {
+            int[] leaderships = new int[4];
+            for (int i = 0; i < 21; i++) {
                 ShardRoute route = await(client.createShard("orders-" + i, THREE));
                 assertEquals(3, route.getSegments(0).getReplicasCount());
                 assertEquals(route.getSegments(0).getReplicas(0), route.getSegments(0).getLeader());
+                leaderships[route.getSegments(0).getLeader()]++;
             }
+            assertEquals(List.of(7, 7, 7), List.of(leaderships[1], leaderships[2], leaderships[3]), "leaders spread evenly");
             assertEquals(ErrorCode.SHARD_EXISTS.code(), rpcFailure(client.createShard("orders-0", THREE)).code());
             long start = System.nanoTime();
             cluster.stop(leader);
             int newLeader = cluster.awaitLeader();
             System.out.printf("new meta leader after %.0f ms%n", (System.nanoTime() - start) / 1e6);
             assertTrue(newLeader != leader);
-            for (int i = 0; i < 20; i++) {
+            for (int i = 0; i < 21; i++) {
                 assertEquals("orders-" + i, await(client.route("orders-" + i)).getShard().getName());
             }
-            assertEquals(20, await(client.listShards("orders-")).getShardsCount());
+            assertEquals(21, await(client.listShards("orders-")).getShardsCount());
             await(client.createShard("after-failover", THREE));
             await(client.commitOffsets(List.of(GroupOffset.newBuilder().setGroup("g").setShard("orders-3").setOffset(42).build())));
             assertEquals(42, await(client.offset("g", "orders-3")).getOffset());

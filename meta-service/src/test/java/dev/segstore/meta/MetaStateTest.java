@@ -1,0 +1,112 @@
+package dev.segstore.meta;
+
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.meta.state.CommandResult;
+import dev.segstore.meta.state.MetaState;
+import dev.segstore.protocol.meta.Command;
+import dev.segstore.protocol.meta.CreateShardCommand;
+import dev.segstore.protocol.meta.FenceNodeCommand;
+import dev.segstore.protocol.meta.RegisterNodeCommand;
+import dev.segstore.protocol.meta.RollSegmentCommand;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.SegmentStatus;
+import dev.segstore.protocol.meta.ShardSettings;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
+class MetaStateTest {
+    private final MetaState state = new MetaState();
+    private long now = 1;
+
+    private CommandResult apply(Command.Builder c) {
+        return state.apply(c.setVersion(MetaState.VERSION).setTimestampMs(now++).build());
+    }
+
+    private long register(int id) {
+        apply(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("h").setPort(1)));
+        return state.node(id).orElseThrow().getIncarnation();
+    }
+
+    private void create(String name, boolean unclean, Integer... replicas) {
+        CommandResult r = apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(name)
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(replicas.length).setMinInSyncReplicas(1).setUncleanLeaderElection(unclean))
+                .addAllReplicas(List.of(replicas))));
+        assertEquals(null, r.error(), r.message());
+    }
+
+    private Segment segment(String shard, int seq) {
+        return state.route(shard).getSegments(seq);
+    }
+
+    @Test
+    void aSegmentWithoutALiveIsrMemberWaitsAndGetsItsLeaderBack() {
+        long inc1 = register(1);
+        register(2);
+        create("solo", false, 1, 2);
+        // Shrink the ISR to the leader alone, then lose the leader: nobody eligible, the segment waits.
+        assertEquals(null, apply(Command.newBuilder().setChangeIsr(dev.segstore.protocol.meta.ChangeIsrCommand.newBuilder()
+                .setShard("solo").setSequence(0).setLeader(1).setLeaderEpoch(0).setIsrVersion(0).addNewIsr(1))).error());
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1)));
+        Segment waiting = segment("solo", 0);
+        assertEquals(-1, waiting.getLeader(), "no unclean election: node 2 was not in the ISR");
+        assertEquals(1, waiting.getLeaderEpoch());
+        assertEquals(List.of(1), waiting.getIsrList(), "the last ISR member stays, so it can lead again");
+        // A second fence of the same incarnation changes nothing.
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1)));
+        assertEquals(1, segment("solo", 0).getLeaderEpoch());
+        register(1);
+        assertEquals(1, segment("solo", 0).getLeader());
+        assertEquals(2, segment("solo", 0).getLeaderEpoch());
+    }
+
+    @Test
+    void uncleanElectionWhenTheShardAllowsIt() {
+        long inc1 = register(1);
+        register(2);
+        create("loose", true, 1, 2);
+        apply(Command.newBuilder().setChangeIsr(dev.segstore.protocol.meta.ChangeIsrCommand.newBuilder()
+                .setShard("loose").setSequence(0).setLeader(1).setLeaderEpoch(0).setIsrVersion(0).addNewIsr(1)));
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1)));
+        assertEquals(2, segment("loose", 0).getLeader());
+    }
+
+    @Test
+    void rollSealsTheOpenSegmentAndOpensTheNext() {
+        register(1);
+        register(2);
+        register(3);
+        create("r", false, 1, 2);
+        assertEquals(ErrorCode.FENCED_EPOCH, apply(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
+                .setShard("r").setSequence(0).setLeaderEpoch(3).setEndOffset(10).addNextReplicas(2).addNextReplicas(3))).error());
+        assertEquals(null, apply(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
+                .setShard("r").setSequence(0).setLeaderEpoch(0).setEndOffset(10).addNextReplicas(2).addNextReplicas(3))).error());
+        assertEquals(SegmentStatus.SEALED, segment("r", 0).getStatus());
+        assertEquals(10, segment("r", 0).getEndOffset());
+        Segment next = segment("r", 1);
+        assertEquals(SegmentStatus.OPEN, next.getStatus());
+        assertEquals(10, next.getStartOffset());
+        assertEquals(2, next.getLeader());
+        assertEquals(ErrorCode.INVALID_ARGUMENT, apply(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
+                .setShard("r").setSequence(0).setLeaderEpoch(0).setEndOffset(20).addNextReplicas(2).addNextReplicas(3))).error(),
+                "a sealed segment cannot roll again");
+        assertFalse(state.assignments(3).getSegmentsList().isEmpty());
+    }
+
+    @Test
+    void deletingAShardForgetsItsSegmentsAndOffsets() {
+        register(1);
+        create("d", false, 1);
+        apply(Command.newBuilder().setCommitOffsets(dev.segstore.protocol.meta.CommitOffsetsCommand.newBuilder()
+                .addOffsets(dev.segstore.protocol.meta.GroupOffset.newBuilder().setGroup("g").setShard("d").setOffset(5))));
+        assertEquals(5L, state.groupOffset("g", "d").orElseThrow());
+        assertEquals(null, apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName("d"))).error());
+        assertEquals(ErrorCode.SHARD_NOT_FOUND, apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName("d"))).error());
+        create("d", false, 1);
+        assertFalse(state.groupOffset("g", "d").isPresent(), "a re-created shard starts without offsets");
+        assertEquals(2, state.shard("d").orElseThrow().getShardId(), "ids are never reused");
+    }
+}
