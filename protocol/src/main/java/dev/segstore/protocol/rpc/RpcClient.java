@@ -33,6 +33,7 @@ public final class RpcClient implements AutoCloseable {
     private final AtomicLong ids = new AtomicLong();
     private final Map<String, CompletableFuture<Channel>> channels = new ConcurrentHashMap<>();
     private final Map<Long, CompletableFuture<Envelope>> pending = new ConcurrentHashMap<>();
+    private final Map<Long, Channel> sentOn = new ConcurrentHashMap<>();
 
     public RpcClient(int threads, int maxFrameBytes) {
         this.group = new NioEventLoopGroup(threads);
@@ -53,6 +54,11 @@ public final class RpcClient implements AutoCloseable {
         connect(address).whenComplete((ch, e) -> {
             if (e != null) {
                 fail(id, new RpcException(RpcException.UNAVAILABLE, "cannot connect to " + address + ": " + e.getMessage()));
+                return;
+            }
+            sentOn.put(id, ch);
+            if (!ch.isActive()) {
+                fail(id, new RpcException(RpcException.UNAVAILABLE, "connection to " + address + " closed"));
                 return;
             }
             ch.writeAndFlush(envelope).addListener(f -> {
@@ -76,6 +82,7 @@ public final class RpcClient implements AutoCloseable {
     }
 
     private void fail(long id, RpcException e) {
+        sentOn.remove(id);
         CompletableFuture<Envelope> f = pending.remove(id);
         if (f != null) {
             f.completeExceptionally(e);
@@ -108,6 +115,7 @@ public final class RpcClient implements AutoCloseable {
                         ch.pipeline().addLast(new SimpleChannelInboundHandler<Envelope>() {
                             @Override
                             protected void channelRead0(ChannelHandlerContext ctx, Envelope reply) {
+                                sentOn.remove(reply.getId());
                                 CompletableFuture<Envelope> f = pending.remove(reply.getId());
                                 if (f != null) {
                                     f.complete(reply);
@@ -117,6 +125,17 @@ public final class RpcClient implements AutoCloseable {
                             @Override
                             public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
                                 ctx.close();
+                            }
+
+                            @Override
+                            public void channelInactive(ChannelHandlerContext ctx) {
+                                // Calls sent on a connection that closed will never be answered: fail them now.
+                                for (Map.Entry<Long, Channel> e : sentOn.entrySet()) {
+                                    if (e.getValue() == ctx.channel()) {
+                                        fail(e.getKey(), new RpcException(RpcException.UNAVAILABLE,
+                                                "connection to " + address + " closed before the answer"));
+                                    }
+                                }
                             }
                         });
                     }

@@ -33,6 +33,7 @@ public final class RpcServer implements AutoCloseable {
     private final EventLoopGroup workers;
     private final int maxFrameBytes;
     private Channel channel;
+    private boolean closed;
 
     public RpcServer(int workerThreads, int maxFrameBytes) {
         this.workers = new NioEventLoopGroup(workerThreads);
@@ -115,7 +116,11 @@ public final class RpcServer implements AutoCloseable {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         if (channel != null) {
             channel.close().syncUninterruptibly();
         }

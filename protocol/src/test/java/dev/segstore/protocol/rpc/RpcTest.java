@@ -1,0 +1,126 @@
+package dev.segstore.protocol.rpc;
+
+import com.google.protobuf.ByteString;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@Timeout(60)
+class RpcTest {
+    private RpcServer server;
+    private RpcClient client;
+    private String address;
+    private final CompletableFuture<Error> never = new CompletableFuture<>();
+
+    @BeforeEach
+    void start() throws Exception {
+        // Error is a handy message type for the test's requests and answers.
+        server = new RpcServer(1, 1024)
+                .register(RpcHandler.of("echo", Error.parser(), r -> CompletableFuture.completedFuture(r.toBuilder().setCode(r.getCode() + 1).build())))
+                .register(RpcHandler.of("fail", Error.parser(), r -> CompletableFuture.failedFuture(new RpcException(6, "not me", "h:1"))))
+                .register(RpcHandler.of("bug", Error.parser(), r -> {
+                    throw new IllegalStateException("boom");
+                }))
+                .register(RpcHandler.of("hang", Error.parser(), r -> never));
+        InetSocketAddress bound = server.start("127.0.0.1", 0);
+        address = "127.0.0.1:" + bound.getPort();
+        client = new RpcClient(1, 1024);
+    }
+
+    @AfterEach
+    void stop() {
+        client.close();
+        server.close();
+    }
+
+    private static RpcException failure(CompletableFuture<?> f) {
+        ExecutionException e = assertThrows(ExecutionException.class, () -> f.get(30, TimeUnit.SECONDS));
+        assertTrue(e.getCause() instanceof RpcException, String.valueOf(e.getCause()));
+        return (RpcException) e.getCause();
+    }
+
+    @Test
+    void pipelinedCallsAreAnsweredByTheirIds() throws Exception {
+        List<CompletableFuture<Error>> calls = new ArrayList<>();
+        for (int i = 0; i < 200; i++) {
+            calls.add(client.call(address, "echo", Error.newBuilder().setCode(i).build(), Error.parser(), 10_000));
+        }
+        for (int i = 0; i < 200; i++) {
+            assertEquals(i + 1, calls.get(i).get(30, TimeUnit.SECONDS).getCode());
+        }
+    }
+
+    @Test
+    void errorsTravelWithCodeAndLeaderHint() {
+        RpcException e = failure(client.call(address, "fail", Error.getDefaultInstance(), Error.parser(), 10_000));
+        assertEquals(6, e.code());
+        assertEquals("h:1", e.leaderHint());
+        assertEquals(RpcException.INTERNAL, failure(client.call(address, "bug", Error.getDefaultInstance(), Error.parser(), 10_000)).code());
+        assertEquals(RpcException.INVALID_ARGUMENT, failure(client.call(address, "nope", Error.getDefaultInstance(), Error.parser(), 10_000)).code());
+    }
+
+    @Test
+    void timeoutsAndUnreachableServers() throws Exception {
+        assertEquals(RpcException.TIMEOUT, failure(client.call(address, "hang", Error.getDefaultInstance(), Error.parser(), 200)).code());
+        int closedPort;
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            closedPort = s.getLocalPort();
+        }
+        assertEquals(RpcException.UNAVAILABLE, failure(client.call("127.0.0.1:" + closedPort, "echo", Error.getDefaultInstance(), Error.parser(), 5_000)).code());
+    }
+
+    @Test
+    void aServerThatGoesAwayFailsCallsInFlightAtOnce() {
+        CompletableFuture<Error> hanging = client.call(address, "hang", Error.getDefaultInstance(), Error.parser(), 60_000);
+        server.close();
+        assertEquals(RpcException.UNAVAILABLE, failure(hanging).code());
+    }
+
+    @Test
+    void oversizeAndGarbageFramesCloseOnlyThatConnection() throws Exception {
+        int port = Integer.parseInt(address.split(":")[1]);
+        try (Socket s = new Socket("127.0.0.1", port)) {
+            OutputStream out = s.getOutputStream();
+            out.write(new byte[] {0, 0, 0x10, 0}); // 4096 bytes announced, limit 1024
+            out.flush();
+            assertEquals(-1, s.getInputStream().read());
+        }
+        try (Socket s = new Socket("127.0.0.1", port)) {
+            s.getOutputStream().write(new byte[] {0, 0, 0, 3, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF});
+            s.getOutputStream().flush();
+            InputStream in = s.getInputStream();
+            assertEquals(-1, in.read());
+        }
+        Envelope bad = Envelope.newBuilder().setId(1).setMethod("echo").setPayload(ByteString.copyFrom(new byte[] {(byte) 0xFF})).build();
+        // The server still serves.
+        assertEquals(8, client.call(address, "echo", Error.newBuilder().setCode(7).build(), Error.parser(), 10_000).get(30, TimeUnit.SECONDS).getCode());
+        // A request whose payload does not parse as the method's message gets INVALID_ARGUMENT.
+        try (Socket s = new Socket("127.0.0.1", port)) {
+            byte[] body = bad.toByteArray();
+            s.getOutputStream().write(new byte[] {0, 0, 0, (byte) body.length});
+            s.getOutputStream().write(body);
+            s.getOutputStream().flush();
+            byte[] len = s.getInputStream().readNBytes(4);
+            int n = ((len[0] & 0xFF) << 24) | ((len[1] & 0xFF) << 16) | ((len[2] & 0xFF) << 8) | (len[3] & 0xFF);
+            Envelope answer = Envelope.parseFrom(s.getInputStream().readNBytes(n));
+            assertEquals(1, answer.getId());
+            assertEquals(RpcException.INVALID_ARGUMENT, answer.getError().getCode());
+        }
+    }
+}
