@@ -1,0 +1,439 @@
+package dev.segstore.node.replica;
+
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.log.AppendRecord;
+import dev.segstore.log.AppendResult;
+import dev.segstore.log.Durability;
+import dev.segstore.log.FileSlice;
+import dev.segstore.log.LogException;
+import dev.segstore.log.LogRecord;
+import dev.segstore.log.SegmentLog;
+import dev.segstore.log.epoch.EpochEndOffset;
+import dev.segstore.log.format.BatchView;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.LongSupplier;
+
+/**
+ * One segment replica on this node and its part in leader→follower replication with an in-sync replica set,
+ * as docs/architecture.md describes:
+ * <ul>
+ *   <li>As <b>leader</b> it appends (the log assigns offsets), learns each follower's log end from its fetches,
+ *       keeps the high watermark at the minimum log end over the ISR (the larger set while a change is
+ *       pending), and acknowledges a write only once the high watermark covers it and the ISR has at least
+ *       {@code minInSyncReplicas} members. Retried batches (same producer id and sequence) are answered with
+ *       their original offsets. Followers that lag for {@code maxLagMs} are proposed out of the ISR; followers
+ *       that catch up are proposed back in.</li>
+ *   <li>As <b>follower</b> it first truncates to the end of its last epoch that the leader knows
+ *       (leader-epoch truncation), then appends the leader's batches byte for byte.</li>
+ *   <li>Consumers never read above the high watermark.</li>
+ * </ul>
+ *
+ * <p>Threads: every method takes the partition's monitor (the storage node calls it from the shard's owner
+ * thread; completions of log and controller futures come back on other threads).
+ */
+public final class Partition {
+    private static final Logger LOG = LoggerFactory.getLogger(Partition.class);
+
+    public enum Role { NONE, LEADER, FOLLOWER }
+
+    private record Waiter(long lastOffset, long baseOffset, CompletableFuture<AppendResult> future) {
+    }
+
+    private final String name;
+    private final SegmentLog log;
+    private final int localId;
+    private final ReplicaConfig config;
+    private final LongSupplier clockMs;
+    private final IsrProposer proposer;
+    private final ProducerStateTable producers = new ProducerStateTable();
+    private final Map<Integer, FollowerProgress> followers = new HashMap<>();
+    private final TreeMap<Long, List<Waiter>> waiting = new TreeMap<>();
+
+    private Role role = Role.NONE;
+    private int leaderEpoch = -1;
+    private int leaderId = -1;
+    private List<Integer> replicas = List.of();
+    private List<Integer> isr = List.of();
+    private int isrVersion;
+    private List<Integer> pendingIsr;
+    private long highWatermark;
+
+    public Partition(String name, SegmentLog log, int localId, ReplicaConfig config, LongSupplier clockMs, IsrProposer proposer) {
+        this.name = name;
+        this.log = log;
+        this.localId = localId;
+        this.config = config;
+        this.clockMs = clockMs;
+        this.proposer = proposer;
+    }
+
+    public synchronized Role role() {
+        return role;
+    }
+
+    public synchronized long highWatermark() {
+        return highWatermark;
+    }
+
+    public synchronized List<Integer> isr() {
+        return isr;
+    }
+
+    public synchronized int isrVersion() {
+        return isrVersion;
+    }
+
+    public synchronized int leaderEpoch() {
+        return leaderEpoch;
+    }
+
+    public SegmentLog log() {
+        return log;
+    }
+
+    /** This replica's log end as it counts for the high watermark: durable or written, per the shard's mode. */
+    private long countedLogEnd() {
+        return config.durability() == Durability.FSYNC ? log.durableEndOffset() : log.writtenEndOffset();
+    }
+
+    // ---- role changes --------------------------------------------------------------------------------------
+
+    /** Takes leadership in {@code epoch} (from the controller's assignment). An older epoch is refused. */
+    public synchronized void becomeLeader(int epoch, List<Integer> replicas, List<Integer> isr, int isrVersion) {
+        checkEpoch(epoch);
+        long now = clockMs.getAsLong();
+        this.role = Role.LEADER;
+        this.leaderEpoch = epoch;
+        this.leaderId = localId;
+        this.replicas = List.copyOf(replicas);
+        this.isr = List.copyOf(isr);
+        this.isrVersion = isrVersion;
+        this.pendingIsr = null;
+        followers.clear();
+        for (int r : replicas) {
+            if (r != localId) {
+                followers.put(r, FollowerProgress.unknown(r, now));
+            }
+        }
+        LOG.info("{}: leader in epoch {}, ISR {} (v{}), log end {}, high watermark {}", name, epoch, isr, isrVersion,
+                log.logEndOffset(), highWatermark);
+        maybeAdvanceHighWatermark();
+    }
+
+    /** Follows {@code leader} in {@code epoch}; writes waiting for acknowledgement fail with NOT_LEADER. */
+    public synchronized void becomeFollower(int epoch, int leader) {
+        checkEpoch(epoch);
+        this.role = Role.FOLLOWER;
+        this.leaderEpoch = epoch;
+        this.leaderId = leader;
+        this.pendingIsr = null;
+        followers.clear();
+        failWaiting(new ReplicaException(ErrorCode.NOT_LEADER, name + ": leadership moved to node " + leader
+                + " in epoch " + epoch + " before the write was acknowledged", leader, epoch));
+    }
+
+    private void checkEpoch(int epoch) {
+        if (epoch < leaderEpoch) {
+            throw new ReplicaException(ErrorCode.FENCED_EPOCH, name + ": epoch " + epoch + " is older than " + leaderEpoch);
+        }
+    }
+
+    private ReplicaException notLeader() {
+        return new ReplicaException(ErrorCode.NOT_LEADER, name + ": node " + localId + " is not the leader"
+                + (leaderId >= 0 ? "; node " + leaderId + " leads epoch " + leaderEpoch : ""), leaderId, leaderEpoch);
+    }
+
+    // ---- leader: produce -----------------------------------------------------------------------------------
+
+    /**
+     * Appends a batch as leader. The future completes once the batch is under the high watermark with at least
+     * {@code minInSyncReplicas} in the ISR, or fails: NOT_LEADER, NOT_ENOUGH_REPLICAS, OVERLOADED (queue full),
+     * INVALID_ARGUMENT (out-of-order producer sequence).
+     */
+    public synchronized CompletableFuture<AppendResult> append(List<AppendRecord> records, long producerId, int baseSequence) {
+        if (role != Role.LEADER) {
+            return CompletableFuture.failedFuture(notLeader());
+        }
+        if (isr.size() < config.minInSyncReplicas()) {
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_ENOUGH_REPLICAS, name + ": ISR "
+                    + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members"));
+        }
+        ProducerStateTable.Check check = producers.check(producerId, baseSequence, records.size());
+        if (check instanceof ProducerStateTable.OutOfOrder o) {
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()));
+        }
+        CompletableFuture<AppendResult> acked = new CompletableFuture<>();
+        if (check instanceof ProducerStateTable.Duplicate d) {
+            // A retry: answer with the original offsets once they are acknowledged, append nothing.
+            waitFor(new Waiter(d.original().lastOffset(), d.original().baseOffset(), acked));
+            maybeAdvanceHighWatermark();
+            return acked;
+        }
+        long base = log.logEndOffset();
+        CompletableFuture<AppendResult> local;
+        try {
+            local = log.appendAsLeader(records, leaderEpoch, producerId, baseSequence, config.durability());
+        } catch (LogException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+        AppendResult immediate = local.getNow(null);
+        if (immediate != null && immediate.status() == AppendResult.Status.QUEUE_FULL) {
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.OVERLOADED, name + ": the data directory's write queue is full"));
+        }
+        producers.record(producerId, baseSequence, records.size(), base);
+        waitFor(new Waiter(base + records.size() - 1, base, acked));
+        local.whenComplete((r, e) -> {
+            if (e != null) {
+                acked.completeExceptionally(e);
+            } else {
+                onLocalAppend();
+            }
+        });
+        return acked;
+    }
+
+    private synchronized void onLocalAppend() {
+        maybeAdvanceHighWatermark();
+    }
+
+    private void waitFor(Waiter w) {
+        waiting.computeIfAbsent(w.lastOffset() + 1, k -> new ArrayList<>()).add(w);
+    }
+
+    private void maybeAdvanceHighWatermark() {
+        if (role != Role.LEADER) {
+            return;
+        }
+        Set<Integer> counted = new LinkedHashSet<>(isr);
+        if (pendingIsr != null) {
+            counted.addAll(pendingIsr); // the larger set while a change is pending
+        }
+        long hw = IsrPolicy.highWatermark(countedLogEnd(), counted, localId, followers, highWatermark);
+        if (hw > highWatermark) {
+            highWatermark = hw;
+        }
+        while (!waiting.isEmpty() && waiting.firstKey() <= highWatermark) {
+            for (Waiter w : waiting.pollFirstEntry().getValue()) {
+                if (isr.size() < config.minInSyncReplicas()) {
+                    w.future().completeExceptionally(new ReplicaException(ErrorCode.NOT_ENOUGH_REPLICAS, name
+                            + ": the write is replicated, but the ISR " + isr + " shrank below min.insync.replicas = "
+                            + config.minInSyncReplicas() + "; retry with the same producer id and sequence"));
+                } else {
+                    w.future().complete(new AppendResult(AppendResult.Status.APPENDED, w.baseOffset(), w.lastOffset()));
+                }
+            }
+        }
+    }
+
+    private void failWaiting(RuntimeException e) {
+        for (List<Waiter> ws : waiting.values()) {
+            ws.forEach(w -> w.future().completeExceptionally(e));
+        }
+        waiting.clear();
+    }
+
+    // ---- leader: followers fetch ---------------------------------------------------------------------------
+
+    /**
+     * A follower fetches from {@code fetchOffset}: everything below it is in its log. Answers with whole batches
+     * from there and the high watermark. OFFSET_OUT_OF_RANGE tells a follower ahead of the leader to truncate.
+     */
+    public synchronized LeaderEndPoint.FetchResult fetchFromFollower(int followerId, int epoch, long fetchOffset, int maxBytes) {
+        if (role != Role.LEADER) {
+            throw notLeader();
+        }
+        if (epoch != leaderEpoch) {
+            throw new ReplicaException(ErrorCode.FENCED_EPOCH, name + ": fetch in epoch " + epoch + ", leader is in " + leaderEpoch,
+                    localId, leaderEpoch);
+        }
+        FollowerProgress p = followers.get(followerId);
+        if (p == null) {
+            throw new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": node " + followerId + " is not a replica of " + replicas);
+        }
+        long end = log.logEndOffset();
+        if (fetchOffset > end || fetchOffset < log.logStartOffset()) {
+            throw new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": fetch offset " + fetchOffset
+                    + " is outside the leader's log [" + log.logStartOffset() + ", " + end + "]");
+        }
+        long now = clockMs.getAsLong();
+        followers.put(followerId, p.afterFetch(fetchOffset, countedLogEnd(), now));
+        maybeExpandIsr(followerId, now);
+        maybeAdvanceHighWatermark();
+        ByteBuffer bytes;
+        try (FileSlice slice = log.readSlice(fetchOffset, maxBytes, Long.MAX_VALUE)) {
+            bytes = slice.read();
+        } catch (IOException e) {
+            throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading for a follower failed: " + e);
+        }
+        return new LeaderEndPoint.FetchResult(bytes, highWatermark, end);
+    }
+
+    /** Where {@code epoch} ends in this (the leader's) log. */
+    public synchronized EpochEndOffset endOffsetForEpoch(int requesterEpoch, int epoch) {
+        if (role != Role.LEADER) {
+            throw notLeader();
+        }
+        if (requesterEpoch != leaderEpoch) {
+            throw new ReplicaException(ErrorCode.FENCED_EPOCH, name + ": request in epoch " + requesterEpoch
+                    + ", leader is in " + leaderEpoch, localId, leaderEpoch);
+        }
+        return log.endOffsetForEpoch(epoch);
+    }
+
+    // ---- leader: ISR changes -------------------------------------------------------------------------------
+
+    private void maybeExpandIsr(int followerId, long now) {
+        if (pendingIsr != null || isr.contains(followerId)) {
+            return;
+        }
+        if (IsrPolicy.mayJoin(followers.get(followerId), highWatermark, now, config.maxLagMs())) {
+            List<Integer> grown = new ArrayList<>(isr);
+            grown.add(followerId);
+            propose(grown, "node " + followerId + " caught up");
+        }
+    }
+
+    /** Periodic check (the node calls it every few hundred ms): lagging followers are proposed out of the ISR. */
+    public synchronized void maybeShrinkIsr() {
+        if (role != Role.LEADER || pendingIsr != null) {
+            return;
+        }
+        long now = clockMs.getAsLong();
+        List<Integer> kept = new ArrayList<>();
+        List<Integer> dropped = new ArrayList<>();
+        for (int id : isr) {
+            FollowerProgress p = followers.get(id);
+            if (id == localId || p == null || IsrPolicy.isCaughtUp(p, now, config.maxLagMs())) {
+                kept.add(id);
+            } else {
+                dropped.add(id);
+            }
+        }
+        if (!dropped.isEmpty()) {
+            propose(kept, "nodes " + dropped + " lag more than " + config.maxLagMs() + " ms");
+        }
+    }
+
+    private void propose(List<Integer> newIsr, String why) {
+        pendingIsr = List.copyOf(newIsr);
+        int epoch = leaderEpoch;
+        LOG.info("{}: proposing ISR {} (from {} v{}): {}", name, newIsr, isr, isrVersion, why);
+        proposer.propose(epoch, isrVersion, newIsr).whenComplete((committed, e) -> onIsrAnswer(epoch, committed, e));
+    }
+
+    private synchronized void onIsrAnswer(int epoch, IsrProposer.Committed committed, Throwable e) {
+        if (epoch != leaderEpoch || role != Role.LEADER) {
+            return;
+        }
+        pendingIsr = null;
+        if (e != null) {
+            LOG.warn("{}: ISR proposal failed: {}", name, e.toString());
+            return;
+        }
+        isr = List.copyOf(committed.isr());
+        isrVersion = committed.isrVersion();
+        maybeAdvanceHighWatermark();
+    }
+
+    // ---- follower ------------------------------------------------------------------------------------------
+
+    /**
+     * Leader-epoch truncation before following: asks the leader where this log's latest epoch ends and cuts
+     * the log there, repeating until the epochs agree. Returns the log end offset afterwards.
+     */
+    public long truncateToLeader(LeaderEndPoint leader) {
+        while (true) {
+            int latest;
+            int epoch;
+            synchronized (this) {
+                latest = log.latestEpoch();
+                epoch = leaderEpoch;
+            }
+            if (latest < 0) {
+                return log.logEndOffset();
+            }
+            EpochEndOffset answer = leader.endOffsetForEpoch(epoch, latest).join();
+            long target;
+            synchronized (this) {
+                if (answer.isUndefined()) {
+                    target = highWatermark; // the leader knows none of our epochs: keep only what was committed
+                } else if (answer.epoch() == latest) {
+                    target = Math.min(answer.endOffset(), log.logEndOffset());
+                } else {
+                    EpochEndOffset ours = log.endOffsetForEpoch(answer.epoch());
+                    target = Math.min(answer.endOffset(), ours.isUndefined() ? answer.endOffset() : ours.endOffset());
+                }
+                if (target >= log.logEndOffset()) {
+                    return log.logEndOffset();
+                }
+            }
+            long end = log.truncateTo(target).join();
+            synchronized (this) {
+                producers.truncateTo(end);
+                highWatermark = Math.min(highWatermark, end);
+                LOG.info("{}: truncated to {} after asking the leader where epoch {} ends ({})", name, end, latest, answer);
+            }
+        }
+    }
+
+    /** One fetch round as follower: fetch from our log end, append what came, take the leader's high watermark. */
+    public int fetchOnce(LeaderEndPoint leader, int maxBytes) {
+        long from;
+        int epoch;
+        synchronized (this) {
+            if (role != Role.FOLLOWER) {
+                return 0;
+            }
+            from = log.logEndOffset();
+            epoch = leaderEpoch;
+        }
+        LeaderEndPoint.FetchResult r = leader.fetch(localId, epoch, from, maxBytes).join();
+        int bytes = r.batches().remaining();
+        if (bytes > 0) {
+            ByteBuffer batches = r.batches();
+            AppendResult appended = log.appendAsFollower(batches.duplicate(), config.durability()).join();
+            if (!appended.appended()) {
+                return 0; // queue full: the next round fetches the same bytes again
+            }
+            synchronized (this) {
+                ByteBuffer b = batches.duplicate();
+                while (b.hasRemaining()) {
+                    BatchView v = BatchView.at(b);
+                    producers.record(v.producerId(), v.baseSequence(), v.recordCount(), v.baseOffset());
+                    b.position(b.position() + v.sizeInBytes());
+                }
+            }
+        }
+        synchronized (this) {
+            highWatermark = Math.max(highWatermark, Math.min(r.highWatermark(), log.logEndOffset()));
+        }
+        return bytes;
+    }
+
+    // ---- consumers -----------------------------------------------------------------------------------------
+
+    /** Records from {@code offset}, never above the high watermark. */
+    public List<LogRecord> read(long offset, int maxRecords, int maxBytes) {
+        long hw;
+        synchronized (this) {
+            hw = highWatermark;
+        }
+        if (offset > hw) {
+            throw new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": offset " + offset
+                    + " is above the high watermark " + hw);
+        }
+        return log.read(offset, maxRecords, maxBytes, hw);
+    }
+}

@@ -1,0 +1,41 @@
+package dev.segstore.node.replica;
+
+import dev.segstore.adapter.ErrorCode;
+
+/**
+ * A refused replica operation with its adapter error code: NOT_LEADER (with the leader's node id and epoch
+ * when known), FENCED_EPOCH, NOT_ENOUGH_REPLICAS, OFFSET_OUT_OF_RANGE, INVALID_ARGUMENT, ...
+ */
+public final class ReplicaException extends RuntimeException {
+    private final ErrorCode code;
+    private final int leaderHint;
+    private final int leaderEpoch;
+
+    public ReplicaException(ErrorCode code, String message, int leaderHint, int leaderEpoch) {
+        super(message);
+        this.code = code;
+        this.leaderHint = leaderHint;
+        this.leaderEpoch = leaderEpoch;
+    }
+
+    public ReplicaException(ErrorCode code, String message) {
+        this(code, message, -1, -1);
+    }
+
+    public ErrorCode code() {
+        return code;
+    }
+
+    public int leaderHint() {
+        return leaderHint;
+    }
+
+    public int leaderEpoch() {
+        return leaderEpoch;
+    }
+
+    @Override
+    public String toString() {
+        return "ReplicaException[" + code + "]: " + getMessage();
+    }
+}

@@ -1,0 +1,248 @@
+package dev.segstore.node.replica;
+
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.log.AppendRecord;
+import dev.segstore.log.AppendResult;
+import dev.segstore.log.DirectoryConfig;
+import dev.segstore.log.Durability;
+import dev.segstore.log.FileSlice;
+import dev.segstore.log.LogConfig;
+import dev.segstore.log.LogDirectory;
+import dev.segstore.log.LogRecord;
+import dev.segstore.log.epoch.EpochEndOffset;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Three replicas of one segment in this JVM, each with its own data directory, wired through an in-memory
+ * {@link LeaderEndPoint} that can cut a follower off, and an in-memory controller for ISR proposals.
+ */
+@Timeout(60)
+class PartitionTest {
+    private static final ReplicaConfig CONFIG = new ReplicaConfig(2, 1_000, Durability.FSYNC);
+
+    @TempDir
+    Path root;
+    private final AtomicLong clock = new AtomicLong(1_000_000);
+    private final List<LogDirectory> dirs = new ArrayList<>();
+    private final Partition[] replicas = new Partition[4]; // index = node id, 1..3
+    private final Set<Integer> cutOff = ConcurrentHashMap.newKeySet();
+    /** The controller's view: committed ISR and its version (conditional updates). */
+    private List<Integer> committedIsr = List.of(1, 2, 3);
+    private int committedVersion;
+
+    @BeforeEach
+    void start() {
+        for (int id = 1; id <= 3; id++) {
+            LogDirectory d = LogDirectory.open(root.resolve("node-" + id), DirectoryConfig.DEFAULT);
+            dirs.add(d);
+            replicas[id] = new Partition("s/0@" + id, d.openLog("s-0", LogConfig.DEFAULT, 0), id, CONFIG, clock::get, this::propose);
+        }
+        replicas[1].becomeLeader(0, List.of(1, 2, 3), committedIsr, 0);
+        replicas[2].becomeFollower(0, 1);
+        replicas[3].becomeFollower(0, 1);
+    }
+
+    @AfterEach
+    void stop() {
+        dirs.forEach(LogDirectory::close);
+    }
+
+    private synchronized CompletableFuture<IsrProposer.Committed> propose(int epoch, int version, List<Integer> isr) {
+        if (version != committedVersion) {
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.FENCED_EPOCH, "stale ISR version " + version));
+        }
+        committedIsr = List.copyOf(isr);
+        committedVersion++;
+        return CompletableFuture.completedFuture(new IsrProposer.Committed(committedIsr, committedVersion));
+    }
+
+    /** A leader reached in memory; fetches from cut-off followers fail as a lost network would. */
+    private LeaderEndPoint endpointTo(int leader) {
+        return new LeaderEndPoint() {
+            @Override
+            public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
+                return CompletableFuture.completedFuture(replicas[leader].endOffsetForEpoch(leaderEpoch, epoch));
+            }
+
+            @Override
+            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, int maxBytes) {
+                if (cutOff.contains(followerId)) {
+                    return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.UNAVAILABLE, "cut off"));
+                }
+                return CompletableFuture.completedFuture(replicas[leader].fetchFromFollower(followerId, leaderEpoch, fetchOffset, maxBytes));
+            }
+        };
+    }
+
+    private static List<AppendRecord> records(String prefix, int n) {
+        List<AppendRecord> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            out.add(AppendRecord.of(i, (prefix + i).getBytes(StandardCharsets.UTF_8)));
+        }
+        return out;
+    }
+
+    private void fetchRound(int leader, int... followers) {
+        for (int f : followers) {
+            replicas[f].fetchOnce(endpointTo(leader), 1 << 20);
+        }
+    }
+
+    private static <T> T await(CompletableFuture<T> f) throws Exception {
+        return f.get(30, TimeUnit.SECONDS);
+    }
+
+    private static ReplicaException failure(CompletableFuture<?> f) {
+        ExecutionException e = assertThrows(ExecutionException.class, () -> f.get(30, TimeUnit.SECONDS));
+        assertTrue(e.getCause() instanceof ReplicaException, String.valueOf(e.getCause()));
+        return (ReplicaException) e.getCause();
+    }
+
+    private static String text(LogRecord r) {
+        return new String(r.payload(), StandardCharsets.UTF_8);
+    }
+
+    /** Waits (with a deadline) until the leader's own append is durable, so the test controls fetch timing. */
+    private void awaitDurable(int node, long offset) {
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (replicas[node].log().durableEndOffset() < offset) {
+            if (System.nanoTime() > end) {
+                throw new AssertionError("not durable: " + offset);
+            }
+            Thread.onSpinWait();
+        }
+    }
+
+    @Test
+    void aWriteIsAcknowledgedOnlyOnceTheIsrHasIt() throws Exception {
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("a", 3), -1, -1);
+        awaitDurable(1, 3);
+        assertFalse(ack.isDone(), "not acknowledged on the leader alone");
+        assertEquals(0, replicas[1].read(0, 10, 1 << 20).size(), "consumers see nothing above the high watermark");
+        fetchRound(1, 2, 3); // followers pull the batch
+        assertFalse(ack.isDone(), "the leader learns of their copies only from their next fetch");
+        fetchRound(1, 2, 3);
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 0, 2), await(ack));
+        assertEquals(3, replicas[1].highWatermark());
+        assertEquals(List.of("a0", "a1", "a2"), replicas[1].read(0, 10, 1 << 20).stream().map(PartitionTest::text).toList());
+        fetchRound(1, 2);
+        assertEquals(3, replicas[2].highWatermark(), "followers learn the high watermark from fetch answers");
+    }
+
+    @Test
+    void minIsrRefusesRatherThanUnderReplicate() throws Exception {
+        cutOff.add(2);
+        cutOff.add(3);
+        CompletableFuture<AppendResult> stuck = replicas[1].append(records("x", 1), -1, -1);
+        clock.addAndGet(1_001);
+        replicas[1].maybeShrinkIsr();
+        assertEquals(List.of(1), replicas[1].isr());
+        ReplicaException refused = failure(replicas[1].append(records("y", 1), -1, -1));
+        assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, refused.code());
+        assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, failure(stuck).code(),
+                "the write made before the shrink is not acknowledged on one copy either");
+    }
+
+    @Test
+    void aLaggingFollowerLeavesTheIsrAndRejoinsOnceCaughtUp() throws Exception {
+        cutOff.add(3);
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("a", 5), -1, -1);
+        awaitDurable(1, 5);
+        fetchRound(1, 2);
+        fetchRound(1, 2);
+        assertFalse(ack.isDone(), "node 3 is still in the ISR and has nothing");
+        clock.addAndGet(1_001);
+        fetchRound(1, 2); // node 2 stays caught up
+        replicas[1].maybeShrinkIsr();
+        assertEquals(List.of(1, 2), replicas[1].isr());
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 0, 4), await(ack), "acknowledged by the remaining ISR of 2");
+        cutOff.remove(3);
+        fetchRound(1, 3); // catches up
+        fetchRound(1, 3); // reports it
+        assertEquals(List.of(1, 2, 3), replicas[1].isr());
+        assertEquals(2, replicas[1].isrVersion());
+    }
+
+    @Test
+    void aRetriedBatchIsAnsweredWithItsOriginalOffsets() throws Exception {
+        CompletableFuture<AppendResult> first = replicas[1].append(records("p", 2), 77, 0);
+        CompletableFuture<AppendResult> retry = replicas[1].append(records("p", 2), 77, 0);
+        awaitDurable(1, 2);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        assertEquals(await(first), await(retry));
+        assertEquals(2, replicas[1].log().logEndOffset(), "appended once");
+        AppendResult next = replicas[1].append(records("q", 1), 77, 2).thenApply(r -> r).getNow(null);
+        assertEquals(null, next, "a new sequence is a new write");
+        assertEquals(ErrorCode.INVALID_ARGUMENT, failure(replicas[1].append(records("q", 3), 77, 0)).code(),
+                "same sequence, different batch");
+    }
+
+    @Test
+    void aDemotedLeaderTruncatesItsUnreplicatedTailAndEndsByteIdentical() throws Exception {
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("ok", 2), -1, -1);
+        awaitDurable(1, 2);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(ack);
+        // Node 1 takes two more writes that nobody fetches, then loses leadership to node 2.
+        replicas[1].append(records("lost", 3), -1, -1);
+        awaitDurable(1, 5);
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        replicas[3].becomeFollower(1, 2);
+        replicas[1].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> fresh = replicas[2].append(records("new", 4), -1, -1);
+        assertEquals(2, replicas[1].truncateToLeader(endpointTo(2)), "cut back to where epoch 0 ends on the leader");
+        assertEquals(2, replicas[3].truncateToLeader(endpointTo(2)));
+        awaitDurable(2, 6);
+        for (int i = 0; i < 3; i++) {
+            fetchRound(2, 1, 3);
+        }
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 2, 5), await(fresh));
+        ByteBuffer leaderBytes = wholeLog(2);
+        assertEquals(leaderBytes, wholeLog(1), "demoted leader is byte-identical to the new leader");
+        assertEquals(leaderBytes, wholeLog(3));
+        assertEquals(List.of("ok0", "ok1", "new0", "new1", "new2", "new3"),
+                replicas[2].read(0, 10, 1 << 20).stream().map(PartitionTest::text).toList());
+    }
+
+    private ByteBuffer wholeLog(int node) throws Exception {
+        try (FileSlice s = replicas[node].log().readSlice(0, Integer.MAX_VALUE, Long.MAX_VALUE)) {
+            return s.read();
+        }
+    }
+
+    @Test
+    void fetchesOutsideTheLogOrInAnOldEpochAreRefused() {
+        ReplicaException ahead = assertThrows(ReplicaException.class, () -> replicas[1].fetchFromFollower(2, 0, 5, 1000));
+        assertEquals(ErrorCode.OFFSET_OUT_OF_RANGE, ahead.code());
+        ReplicaException stale = assertThrows(ReplicaException.class, () -> replicas[1].fetchFromFollower(2, 7, 0, 1000));
+        assertEquals(ErrorCode.FENCED_EPOCH, stale.code());
+        ReplicaException notLeader = assertThrows(ReplicaException.class, () -> replicas[2].fetchFromFollower(3, 0, 0, 1000));
+        assertEquals(ErrorCode.NOT_LEADER, notLeader.code());
+        assertEquals(1, notLeader.leaderHint());
+        assertEquals(ErrorCode.NOT_LEADER, failure(replicas[2].append(records("x", 1), -1, -1)).code());
+        assertThrows(ReplicaException.class, () -> replicas[1].becomeFollower(-1, 2), "an older epoch is refused");
+    }
+}
