@@ -61,6 +61,11 @@ public final class MetaStateMachine extends StateMachineAdapter {
         this.listener = listener;
     }
 
+    /** The leader listener (its monitor orders leadership events against the server's start-up). */
+    public LeaderListener listener() {
+        return listener;
+    }
+
     public long appliedIndex() {
         return appliedIndex;
     }

@@ -52,8 +52,24 @@ public final class RaftGroup implements AutoCloseable {
         this.node = service.start();
     }
 
+    private volatile long readyTerm = -1;
+
+    /**
+     * True once this node leads and its state machine has applied everything committed before its term (jraft
+     * calls {@code onLeaderStart} then). Between election and that point the node answers NOT_LEADER, so no
+     * decision is taken on a state that lags.
+     */
     public boolean isLeader() {
-        return node.isLeader();
+        return node.isLeader() && readyTerm >= 0;
+    }
+
+    /** Called by the state machine's onLeaderStart / onLeaderStop. */
+    public void leaderReady(long term) {
+        readyTerm = term;
+    }
+
+    public void leaderGone() {
+        readyTerm = -1;
     }
 
     /** RPC address of the leader as this node knows it, or empty. */
@@ -71,7 +87,7 @@ public final class RaftGroup implements AutoCloseable {
     /** Replicates and applies {@code command}; completes with its result on this node, the leader. */
     public CompletableFuture<CommandResult> propose(Command command) {
         CompletableFuture<CommandResult> f = new CompletableFuture<>();
-        if (!node.isLeader()) {
+        if (!isLeader()) {
             f.completeExceptionally(notLeader());
             return f;
         }
@@ -83,7 +99,7 @@ public final class RaftGroup implements AutoCloseable {
     /** Completes once this node's state reflects every command committed before the call (linearizable read). */
     public CompletableFuture<Void> readBarrier() {
         CompletableFuture<Void> f = new CompletableFuture<>();
-        if (!node.isLeader()) {
+        if (!isLeader()) {
             f.completeExceptionally(notLeader());
             return f;
         }
@@ -101,7 +117,7 @@ public final class RaftGroup implements AutoCloseable {
     }
 
     private RuntimeException failure(Status status) {
-        if (status.getRaftError() == RaftError.EPERM || !node.isLeader()) {
+        if (status.getRaftError() == RaftError.EPERM || !isLeader()) {
             return notLeader();
         }
         return new RpcException(ErrorCode.UNAVAILABLE.code(), "meta-service could not commit: " + status);

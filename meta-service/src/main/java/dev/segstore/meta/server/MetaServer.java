@@ -25,30 +25,41 @@ public final class MetaServer implements AutoCloseable {
 
     private MetaServer(MetaConfig config) throws IOException, InterruptedException {
         this.config = config;
+        // jraft may elect this node before the constructor finishes: leadership is recorded here and handed
+        // to the raft group and controller once they exist (and at once afterwards).
         AtomicReference<Controller> controllerRef = new AtomicReference<>();
+        AtomicReference<RaftGroup> raftRef = new AtomicReference<>();
+        java.util.concurrent.atomic.AtomicLong leaderTerm = new java.util.concurrent.atomic.AtomicLong(-1);
         MetaStateMachine fsm = new MetaStateMachine(config.self().toString(), state, new MetaStateMachine.LeaderListener() {
             @Override
-            public void onLeaderStart(long term) {
-                Controller c = controllerRef.get();
-                if (c != null) {
-                    c.onLeaderStart();
+            public synchronized void onLeaderStart(long term) {
+                leaderTerm.set(term);
+                if (raftRef.get() != null) {
+                    raftRef.get().leaderReady(term);
+                    controllerRef.get().onLeaderStart();
                 }
             }
 
             @Override
-            public void onLeaderStop() {
-                Controller c = controllerRef.get();
-                if (c != null) {
-                    c.onLeaderStop();
+            public synchronized void onLeaderStop() {
+                leaderTerm.set(-1);
+                if (raftRef.get() != null) {
+                    raftRef.get().leaderGone();
+                    controllerRef.get().onLeaderStop();
                 }
             }
         });
         this.rpc = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES);
         this.raft = new RaftGroup(config, fsm);
         this.controller = new Controller(state, raft, config.sessionTimeoutMs(), System::currentTimeMillis);
-        controllerRef.set(controller);
-        if (raft.isLeader()) {
-            controller.onLeaderStart(); // elected before the reference was set
+        Object listenerLock = fsm.listener();
+        synchronized (listenerLock) {
+            controllerRef.set(controller);
+            raftRef.set(raft);
+            if (leaderTerm.get() >= 0) {
+                raft.leaderReady(leaderTerm.get());
+                controller.onLeaderStart();
+            }
         }
         new MetaService(state, raft, controller, System::currentTimeMillis, config.peers()).register(rpc);
         rpc.start(config.self().host(), config.self().rpcPort());

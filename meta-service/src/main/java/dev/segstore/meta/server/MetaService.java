@@ -230,7 +230,14 @@ public final class MetaService {
         return r.value();
     }
 
-    private static CompletableFuture<Message> guarded(Supplier<CompletableFuture<Message>> call) {
+    /**
+     * Runs a write that needs the controller (placement): only on the ready leader, since a follower's state
+     * may lag and its placement would answer with a wrong, non-retriable error.
+     */
+    private CompletableFuture<Message> guarded(Supplier<CompletableFuture<Message>> call) {
+        if (!raft.isLeader()) {
+            return CompletableFuture.failedFuture(raft.notLeader());
+        }
         try {
             return call.get();
         } catch (RpcException e) {

@@ -335,11 +335,17 @@ public final class MetaState {
         if (n != null) {
             b.setNode(n);
         }
-        for (List<Segment> list : segments.values()) {
-            for (Segment s : list) {
+        b.addAllNodes(nodes.values());
+        for (Map.Entry<String, List<Segment>> e : segments.entrySet()) {
+            boolean any = false;
+            for (Segment s : e.getValue()) {
                 if (s.getReplicasList().contains(nodeId)) {
                     b.addSegments(s);
+                    any = true;
                 }
+            }
+            if (any) {
+                b.addShards(shards.get(e.getKey()));
             }
         }
         return b.build();

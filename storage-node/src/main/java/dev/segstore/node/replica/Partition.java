@@ -347,6 +347,20 @@ public final class Partition {
         maybeAdvanceHighWatermark();
     }
 
+    /**
+     * The controller changed the ISR itself (it drops fenced nodes): adopt a newer committed version. A
+     * pending proposal of ours was based on the old version and will be refused; it is forgotten here.
+     */
+    public synchronized void onControllerIsr(int epoch, List<Integer> committedIsr, int committedVersion) {
+        if (role != Role.LEADER || epoch != leaderEpoch || committedVersion <= isrVersion) {
+            return;
+        }
+        isr = List.copyOf(committedIsr);
+        isrVersion = committedVersion;
+        pendingIsr = null;
+        maybeAdvanceHighWatermark();
+    }
+
     // ---- follower ------------------------------------------------------------------------------------------
 
     /**

@@ -1,0 +1,389 @@
+package dev.segstore.node.server;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.Message;
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.log.AppendRecord;
+import dev.segstore.log.DirectoryConfig;
+import dev.segstore.log.Durability;
+import dev.segstore.log.LogConfig;
+import dev.segstore.log.LogDirectory;
+import dev.segstore.log.LogException;
+import dev.segstore.log.epoch.EpochEndOffset;
+import dev.segstore.meta.client.MetaClient;
+import dev.segstore.node.replica.IsrProposer;
+import dev.segstore.node.replica.LeaderEndPoint;
+import dev.segstore.node.replica.Partition;
+import dev.segstore.node.replica.ReplicaConfig;
+import dev.segstore.node.replica.ReplicaException;
+import dev.segstore.protocol.meta.DurabilityMode;
+import dev.segstore.protocol.meta.NodeAssignments;
+import dev.segstore.protocol.meta.ProposeIsrRequest;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.Shard;
+import dev.segstore.protocol.node.EpochEndOffsetRequest;
+import dev.segstore.protocol.node.EpochEndOffsetResponse;
+import dev.segstore.protocol.node.FetchRequest;
+import dev.segstore.protocol.node.FetchResponse;
+import dev.segstore.protocol.node.ProduceRequest;
+import dev.segstore.protocol.node.ProduceResponse;
+import dev.segstore.protocol.node.SegmentRef;
+import dev.segstore.protocol.rpc.Frames;
+import dev.segstore.protocol.rpc.RpcClient;
+import dev.segstore.protocol.rpc.RpcException;
+import dev.segstore.protocol.rpc.RpcHandler;
+import dev.segstore.protocol.rpc.RpcServer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.net.InetSocketAddress;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A storage node: hosts segment replicas (one {@link Partition} over one segment log each), serves the data
+ * plane, and follows the meta-service's assignments, which it receives with every heartbeat: it becomes
+ * leader or follower of each segment as told, creates replicas it is given and deletes those taken away.
+ * Followers fetch from their leaders on a small pool of fetcher threads.
+ */
+public final class StorageNode implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(StorageNode.class);
+    private static final int FETCH_MAX_BYTES = 1 << 20;
+    private static final long FETCH_IDLE_MS = 10;
+
+    /** One hosted replica and what the node last applied of its assignment. */
+    private static final class Hosted {
+        final Partition partition;
+        volatile Segment assigned;
+        volatile boolean needsTruncation;
+        volatile boolean fetching;
+
+        Hosted(Partition partition) {
+            this.partition = partition;
+        }
+    }
+
+    private record Key(long shardId, long sequence) {
+        static Key of(SegmentRef r) {
+            return new Key(r.getShardId(), r.getSequence());
+        }
+
+        static Key of(Segment s) {
+            return new Key(s.getShardId(), s.getSequence());
+        }
+
+        String logName() {
+            return shardId + "-" + sequence;
+        }
+    }
+
+    private final NodeConfig config;
+    private final LogDirectory directory;
+    private final MetaClient meta;
+    private final RpcServer server;
+    private final RpcClient peers = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES);
+    private final Map<Key, Hosted> hosted = new ConcurrentHashMap<>();
+    private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
+    private final ScheduledExecutorService control = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "node-control"));
+    private final ScheduledExecutorService fetchers = Executors.newScheduledThreadPool(2, r -> daemon(r, "node-fetcher"));
+    private volatile long incarnation = -1;
+    private volatile boolean closed;
+    private final int boundPort;
+
+    private static Thread daemon(Runnable r, String name) {
+        Thread t = new Thread(r, name);
+        t.setDaemon(true);
+        return t;
+    }
+
+    private StorageNode(NodeConfig config) throws Exception {
+        this.config = config;
+        this.directory = LogDirectory.open(config.dataDir(), DirectoryConfig.DEFAULT);
+        this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000);
+        this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES)
+                .register(RpcHandler.of(NodeMethods.PRODUCE, ProduceRequest.parser(), this::produce))
+                .register(RpcHandler.of(NodeMethods.FETCH, FetchRequest.parser(), this::fetch))
+                .register(RpcHandler.of(NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.parser(), this::epochEndOffset));
+        InetSocketAddress bound = server.start(config.host(), config.port());
+        this.boundPort = bound.getPort();
+        register();
+        control.scheduleWithFixedDelay(this::heartbeat, config.heartbeatMs(), config.heartbeatMs(), TimeUnit.MILLISECONDS);
+        long tick = Math.max(10, config.replicaMaxLagMs() / 2);
+        control.scheduleWithFixedDelay(this::isrTick, tick, tick, TimeUnit.MILLISECONDS);
+        LOG.info("Storage node {} serving on {}:{}, data in {}", config.nodeId(), config.host(), boundPort, config.dataDir());
+    }
+
+    public static StorageNode start(NodeConfig config) throws Exception {
+        return new StorageNode(config);
+    }
+
+    public int port() {
+        return boundPort;
+    }
+
+    public int nodeId() {
+        return config.nodeId();
+    }
+
+    /** The partition hosted for a segment, if any (tests and admin). */
+    public Partition partition(long shardId, long sequence) {
+        Hosted h = hosted.get(new Key(shardId, sequence));
+        return h == null ? null : h.partition;
+    }
+
+    // ---- meta-service: registration, heartbeats, assignments ----------------------------------------------
+
+    private void register() throws Exception {
+        NodeAssignments a = meta.registerNode(config.nodeId(), config.host(), boundPort).get(30, TimeUnit.SECONDS);
+        incarnation = a.getNode().getIncarnation();
+        LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
+        control.execute(() -> apply(a));
+    }
+
+    private void heartbeat() {
+        if (closed) {
+            return;
+        }
+        try {
+            NodeAssignments a = meta.heartbeat(config.nodeId(), incarnation).get(10, TimeUnit.SECONDS);
+            apply(a);
+        } catch (Exception e) {
+            Throwable cause = e.getCause() != null ? e.getCause() : e;
+            if (cause instanceof RpcException re && re.code() == ErrorCode.FENCED_EPOCH.code()) {
+                LOG.warn("Storage node {} was fenced; registering again", config.nodeId());
+                try {
+                    register();
+                } catch (Exception again) {
+                    LOG.warn("Registration failed: {}", again.toString());
+                }
+            } else {
+                LOG.warn("Heartbeat failed: {}", cause.toString());
+            }
+        }
+    }
+
+    /** Reconciles hosted replicas with the assignments (control thread). */
+    private synchronized void apply(NodeAssignments a) {
+        if (closed) {
+            return;
+        }
+        for (dev.segstore.protocol.meta.StorageNode n : a.getNodesList()) {
+            nodeAddresses.put(n.getNodeId(), n.getHost() + ":" + n.getPort());
+        }
+        Map<Long, Shard> shards = new ConcurrentHashMap<>();
+        a.getShardsList().forEach(s -> shards.put(s.getShardId(), s));
+        Set<Key> assigned = new HashSet<>();
+        for (Segment s : a.getSegmentsList()) {
+            Key key = Key.of(s);
+            assigned.add(key);
+            Shard shard = shards.get(s.getShardId());
+            Hosted h = hosted.computeIfAbsent(key, k -> open(k, s, shard));
+            Segment before = h.assigned;
+            h.assigned = s;
+            int me = config.nodeId();
+            boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
+            try {
+                if (s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
+                    h.partition.becomeLeader(s.getLeaderEpoch(), s.getReplicasList(), s.getIsrList(), s.getIsrVersion());
+                } else if (s.getLeader() == me) {
+                    h.partition.onControllerIsr(s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion());
+                } else if (s.getLeader() >= 0 && (epochChanged || h.partition.role() != Partition.Role.FOLLOWER)) {
+                    h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
+                    h.needsTruncation = true;
+                    startFetching(key, h);
+                }
+            } catch (ReplicaException e) {
+                LOG.warn("Segment {}: assignment not applied: {}", key.logName(), e.getMessage());
+            }
+        }
+        for (Key k : List.copyOf(hosted.keySet())) {
+            if (!assigned.contains(k)) {
+                Hosted gone = hosted.remove(k);
+                LOG.info("Segment {} is no longer assigned here: deleting the replica", k.logName());
+                gone.partition.becomeFollower(Integer.MAX_VALUE, -1);
+                directory.deleteLog(k.logName());
+            }
+        }
+    }
+
+    private Hosted open(Key key, Segment s, Shard shard) {
+        int minIsr = shard == null ? 1 : Math.max(1, shard.getSettings().getMinInSyncReplicas());
+        Durability durability = shard != null && shard.getSettings().getDurability() == DurabilityMode.PAGE_CACHE
+                ? Durability.PAGE_CACHE : Durability.FSYNC;
+        ReplicaConfig rc = new ReplicaConfig(minIsr, config.replicaMaxLagMs(), durability);
+        IsrProposer proposer = (epoch, version, isr) -> meta.proposeIsr(ProposeIsrRequest.newBuilder()
+                .setShard(s.getShard()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
+                .setIsrVersion(version).addAllNewIsr(isr).build())
+                .thenApply(r -> new IsrProposer.Committed(r.getSegment().getIsrList(), r.getSegment().getIsrVersion()));
+        Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(),
+                directory.openLog(key.logName(), LogConfig.DEFAULT, s.getStartOffset()), config.nodeId(), rc,
+                System::currentTimeMillis, proposer);
+        return new Hosted(p);
+    }
+
+    private void isrTick() {
+        for (Hosted h : hosted.values()) {
+            try {
+                h.partition.maybeShrinkIsr();
+            } catch (RuntimeException e) {
+                LOG.warn("ISR check failed: {}", e.toString());
+            }
+        }
+    }
+
+    // ---- followers -----------------------------------------------------------------------------------------
+
+    private void startFetching(Key key, Hosted h) {
+        if (!h.fetching) {
+            h.fetching = true;
+            fetchers.execute(() -> fetchLoop(key, h));
+        }
+    }
+
+    private void fetchLoop(Key key, Hosted h) {
+        if (closed || hosted.get(key) != h || h.partition.role() != Partition.Role.FOLLOWER) {
+            h.fetching = false;
+            return;
+        }
+        long delay = FETCH_IDLE_MS;
+        try {
+            LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader());
+            if (h.needsTruncation) {
+                h.partition.truncateToLeader(leader);
+                h.needsTruncation = false;
+            }
+            if (h.partition.fetchOnce(leader, FETCH_MAX_BYTES) > 0) {
+                delay = 0;
+            }
+        } catch (RuntimeException e) {
+            delay = 100; // leader unreachable or not leader yet: the next assignment will tell
+            LOG.debug("Fetch for {} failed: {}", key.logName(), e.toString());
+        }
+        fetchers.schedule(() -> fetchLoop(key, h), delay, TimeUnit.MILLISECONDS);
+    }
+
+    private LeaderEndPoint remoteLeader(Key key, int leaderId) {
+        String address = nodeAddresses.get(leaderId);
+        if (address == null) {
+            throw new ReplicaException(ErrorCode.UNAVAILABLE, "no address known for node " + leaderId);
+        }
+        SegmentRef ref = SegmentRef.newBuilder().setShardId(key.shardId()).setSequence(key.sequence()).build();
+        return new LeaderEndPoint() {
+            @Override
+            public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
+                return peers.call(address, NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.newBuilder().setSegment(ref)
+                                .setLeaderEpoch(leaderEpoch).setEpoch(epoch).build(), EpochEndOffsetResponse.parser(), 5_000)
+                        .thenApply(r -> new EpochEndOffset(r.getEpoch(), r.getEndOffset()));
+            }
+
+            @Override
+            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, int maxBytes) {
+                return peers.call(address, NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(ref).setReplicaId(followerId)
+                                .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setMaxBytes(maxBytes).build(), FetchResponse.parser(), 5_000)
+                        .thenApply(r -> new FetchResult(r.getBatches().asReadOnlyByteBuffer(), r.getHighWatermark(), r.getLogEndOffset()));
+            }
+        };
+    }
+
+    // ---- data plane ----------------------------------------------------------------------------------------
+
+    private Hosted hostedOrFail(SegmentRef ref) {
+        Hosted h = hosted.get(Key.of(ref));
+        if (h == null) {
+            throw new RpcException(ErrorCode.NOT_LEADER.code(), "node " + config.nodeId() + " hosts no replica of segment "
+                    + ref.getShardId() + "/" + ref.getSequence());
+        }
+        return h;
+    }
+
+    private CompletableFuture<Message> produce(ProduceRequest r) {
+        try {
+            Hosted h = hostedOrFail(r.getSegment());
+            if (r.getRecordsCount() == 0) {
+                throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "a produce request needs at least one record");
+            }
+            List<AppendRecord> records = r.getRecordsList().stream().map(Records::toAppend).toList();
+            return h.partition.append(records, r.getProducerId(), r.getBaseSequence())
+                    .<Message>thenApply(a -> ProduceResponse.newBuilder().setBaseOffset(a.baseOffset()).setLastOffset(a.lastOffset()).build())
+                    .exceptionally(e -> {
+                        throw wire(e);
+                    });
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(wire(e));
+        }
+    }
+
+    private CompletableFuture<Message> fetch(FetchRequest r) {
+        try {
+            Hosted h = hostedOrFail(r.getSegment());
+            if (r.getReplicaId() >= 0) {
+                LeaderEndPoint.FetchResult f = h.partition.fetchFromFollower(r.getReplicaId(), r.getLeaderEpoch(), r.getOffset(),
+                        Math.max(1, r.getMaxBytes()));
+                return CompletableFuture.completedFuture(FetchResponse.newBuilder().setBatches(ByteString.copyFrom(f.batches()))
+                        .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd()).build());
+            }
+            int maxRecords = r.getMaxRecords() <= 0 ? 500 : r.getMaxRecords();
+            FetchResponse.Builder b = FetchResponse.newBuilder().setHighWatermark(h.partition.highWatermark())
+                    .setLogEndOffset(h.partition.log().logEndOffset());
+            h.partition.read(r.getOffset(), maxRecords, Math.max(1, r.getMaxBytes() <= 0 ? FETCH_MAX_BYTES : r.getMaxBytes()))
+                    .forEach(rec -> b.addRecords(Records.toWire(rec)));
+            return CompletableFuture.completedFuture(b.build());
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(wire(e));
+        }
+    }
+
+    private CompletableFuture<Message> epochEndOffset(EpochEndOffsetRequest r) {
+        try {
+            EpochEndOffset e = hostedOrFail(r.getSegment()).partition.endOffsetForEpoch(r.getLeaderEpoch(), r.getEpoch());
+            return CompletableFuture.completedFuture(EpochEndOffsetResponse.newBuilder().setEpoch(e.epoch()).setEndOffset(e.endOffset()).build());
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(wire(e));
+        }
+    }
+
+    /** Maps replica and log errors to wire errors, with the leader's address as the hint. */
+    private RpcException wire(Throwable t) {
+        Throwable e = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
+        if (e instanceof RpcException re) {
+            return re;
+        }
+        if (e instanceof ReplicaException re) {
+            String hint = re.leaderHint() >= 0 ? nodeAddresses.getOrDefault(re.leaderHint(), "") : "";
+            return new RpcException(re.code().code(), re.getMessage(), hint);
+        }
+        if (e instanceof LogException le) {
+            ErrorCode code = switch (le.kind()) {
+                case INVALID_ARGUMENT -> ErrorCode.INVALID_ARGUMENT;
+                case RECORD_TOO_LARGE -> ErrorCode.RECORD_TOO_LARGE;
+                case OFFSET_OUT_OF_RANGE -> ErrorCode.OFFSET_OUT_OF_RANGE;
+                case CORRUPT_DATA -> ErrorCode.CORRUPT_DATA;
+                case STORAGE_ERROR -> ErrorCode.STORAGE_ERROR;
+                case CLOSED -> ErrorCode.UNAVAILABLE;
+                default -> ErrorCode.INTERNAL;
+            };
+            return new RpcException(code.code(), le.getMessage());
+        }
+        return new RpcException(ErrorCode.INTERNAL.code(), e.toString());
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        control.shutdownNow();
+        fetchers.shutdownNow();
+        server.close();
+        peers.close();
+        meta.close();
+        directory.close();
+        LOG.info("Storage node {} stopped", config.nodeId());
+    }
+}

@@ -1,0 +1,223 @@
+package dev.segstore.node.server;
+
+import com.google.protobuf.ByteString;
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.meta.client.MetaClient;
+import dev.segstore.meta.server.MetaConfig;
+import dev.segstore.meta.server.MetaPeer;
+import dev.segstore.meta.server.MetaServer;
+import dev.segstore.node.replica.Partition;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.ShardRoute;
+import dev.segstore.protocol.meta.ShardSettings;
+import dev.segstore.protocol.node.FetchRequest;
+import dev.segstore.protocol.node.FetchResponse;
+import dev.segstore.protocol.node.ProduceRequest;
+import dev.segstore.protocol.node.ProduceResponse;
+import dev.segstore.protocol.node.Record;
+import dev.segstore.protocol.node.SegmentRef;
+import dev.segstore.protocol.rpc.RpcClient;
+import dev.segstore.protocol.rpc.RpcException;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * 3 meta-service nodes and 3 storage nodes in this JVM, on loopback, over the real RPC: writes with acks from
+ * the whole ISR, reads capped at the high watermark, and the loss of the leading storage node.
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class StorageClusterTest {
+    private static final long DEADLINE_MS = 30_000;
+    private Path root;
+    private final List<MetaServer> metas = new ArrayList<>();
+    private final StorageNode[] nodes = new StorageNode[4];
+    private final int[] ports = new int[4];
+    private List<String> metaAddresses;
+    private MetaClient meta;
+    private RpcClient rpc;
+
+    @BeforeEach
+    void start() throws Exception {
+        root = Files.createTempDirectory("storage-cluster-");
+        List<MetaPeer> peers = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            peers.add(new MetaPeer("127.0.0.1", freePort(), freePort()));
+        }
+        for (int i = 0; i < 3; i++) {
+            metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("meta-" + i), 600, 300, 2_000)));
+        }
+        metaAddresses = peers.stream().map(MetaPeer::rpcAddress).toList();
+        meta = new MetaClient(metaAddresses, 2_000, DEADLINE_MS);
+        rpc = new RpcClient();
+        waitFor("a meta leader", () -> metas.stream().anyMatch(MetaServer::isLeader));
+        for (int id = 1; id <= 3; id++) {
+            startNode(id);
+        }
+    }
+
+    private void startNode(int id) throws Exception {
+        // Port 0: the node binds a free port and registers the one it got.
+        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000));
+        ports[id] = nodes[id].port();
+    }
+
+    @AfterEach
+    void stop() throws IOException {
+        for (StorageNode n : nodes) {
+            if (n != null) {
+                n.close();
+            }
+        }
+        if (rpc != null) {
+            rpc.close();
+        }
+        if (meta != null) {
+            meta.close();
+        }
+        metas.forEach(MetaServer::close);
+        try (Stream<Path> s = Files.walk(root)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    private static void waitFor(String what, BooleanSupplier condition) {
+        long end = System.nanoTime() + DEADLINE_MS * 1_000_000L;
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > end) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            Thread.onSpinWait();
+            Thread.yield();
+        }
+    }
+
+    private Segment openSegment(String shard) throws Exception {
+        ShardRoute r = meta.route(shard).get(30, TimeUnit.SECONDS);
+        return r.getSegments(r.getSegmentsCount() - 1);
+    }
+
+    private void awaitRoles(Segment s) {
+        waitFor("replicas to take their roles in epoch " + s.getLeaderEpoch(), () -> {
+            for (int id : s.getReplicasList()) {
+                if (nodes[id] == null) {
+                    continue;
+                }
+                Partition p = nodes[id].partition(s.getShardId(), s.getSequence());
+                Partition.Role want = id == s.getLeader() ? Partition.Role.LEADER : Partition.Role.FOLLOWER;
+                if (p == null || p.role() != want || p.leaderEpoch() != s.getLeaderEpoch()) {
+                    return false;
+                }
+            }
+            return true;
+        });
+    }
+
+    private ProduceResponse produce(Segment s, String payload, long producerId, int seq) throws Exception {
+        ProduceRequest req = ProduceRequest.newBuilder().setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()))
+                .addRecords(Record.newBuilder().setTimestamp(System.currentTimeMillis()).setPayload(ByteString.copyFromUtf8(payload)))
+                .setProducerId(producerId).setBaseSequence(seq).build();
+        try {
+            return rpc.call("127.0.0.1:" + ports[s.getLeader()], NodeMethods.PRODUCE, req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
+        } catch (ExecutionException e) {
+            throw (Exception) e.getCause();
+        }
+    }
+
+    private List<String> consume(Segment s, int node) throws Exception {
+        List<String> out = new ArrayList<>();
+        long offset = s.getStartOffset();
+        while (true) {
+            FetchResponse r = rpc.call("127.0.0.1:" + ports[node], NodeMethods.FETCH, FetchRequest.newBuilder()
+                    .setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()))
+                    .setReplicaId(-1).setOffset(offset).setMaxRecords(1000).build(), FetchResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
+            if (r.getRecordsCount() == 0) {
+                return out;
+            }
+            r.getRecordsList().forEach(rec -> out.add(rec.getPayload().toStringUtf8()));
+            offset = r.getRecords(r.getRecordsCount() - 1).getOffset() + 1;
+        }
+    }
+
+    @Test
+    void acknowledgedWritesSurviveTheLossOfTheLeader() throws Exception {
+        meta.createShard("orders", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);
+        Segment s = openSegment("orders");
+        awaitRoles(s);
+        List<String> acked = new ArrayList<>();
+        for (int i = 0; i < 50; i++) {
+            ProduceResponse r = produce(s, "m" + i, 9, i);
+            assertEquals(i, r.getBaseOffset());
+            acked.add("m" + i);
+        }
+        assertEquals(acked, consume(s, s.getLeader()));
+        // A retried batch is answered with its original offset and not appended again.
+        assertEquals(49, produce(s, "m49", 9, 49).getBaseOffset());
+        assertEquals(50, consume(s, s.getLeader()).size());
+
+        int oldLeader = s.getLeader();
+        long killed = System.nanoTime();
+        nodes[oldLeader].close();
+        nodes[oldLeader] = null;
+        waitFor("a new leader for the segment", () -> {
+            try {
+                Segment now = openSegment("orders");
+                return now.getLeader() >= 0 && now.getLeader() != oldLeader;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        Segment after = openSegment("orders");
+        awaitRoles(after);
+        System.out.printf("new segment leader %d after %.0f ms (session timeout 2000 ms)%n", after.getLeader(),
+                (System.nanoTime() - killed) / 1e6);
+        assertEquals(s.getLeaderEpoch() + 1, after.getLeaderEpoch());
+        // Everything acknowledged is there, once; writes resume with 2 in the ISR (min ISR 2).
+        waitFor("the new leader's high watermark to cover what was acknowledged", () ->
+                nodes[after.getLeader()].partition(after.getShardId(), after.getSequence()).highWatermark() >= 50);
+        assertEquals(acked, consume(after, after.getLeader()));
+        assertEquals(50, produce(after, "after-failover", 9, 50).getBaseOffset());
+        assertEquals(49, produce(after, "m49", 9, 49).getBaseOffset(), "the new leader also recognises a retry of the old leader's batch");
+        assertEquals(51, consume(after, after.getLeader()).size());
+    }
+
+    @Test
+    void requestsToAFollowerNameTheLeader() throws Exception {
+        meta.createShard("hint", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);
+        Segment s = openSegment("hint");
+        awaitRoles(s);
+        int follower = s.getReplicasList().stream().filter(id -> id != s.getLeader()).findFirst().orElseThrow();
+        ProduceRequest req = ProduceRequest.newBuilder().setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()))
+                .addRecords(Record.newBuilder().setPayload(ByteString.copyFromUtf8("x"))).setProducerId(-1).setBaseSequence(-1).build();
+        ExecutionException e = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class, () ->
+                rpc.call("127.0.0.1:" + ports[follower], NodeMethods.PRODUCE, req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS));
+        RpcException re = (RpcException) e.getCause();
+        assertEquals(ErrorCode.NOT_LEADER.code(), re.code());
+        assertEquals("127.0.0.1:" + ports[s.getLeader()], re.leaderHint());
+        assertTrue(re.getMessage().contains("node " + s.getLeader()), re.getMessage());
+    }
+}
