@@ -27,7 +27,7 @@ election.timeout.ms=1000
 snapshot.interval.secs=300
 session.timeout.ms=6000
 PROPS
-  nohup java -Xmx512m -cp "$CP" dev.segstore.meta.server.MetaServerMain --config "$dir/meta.properties" \
+  nohup java -Xmx512m -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$CP" dev.segstore.meta.server.MetaServerMain --config "$dir/meta.properties" \
     > "$dir/meta.log" 2>&1 &
   echo $! >> "$RUN_DIR/pids"
   echo "meta node $i: pid $!, raft 127.0.0.1:$((BASE+i)), rpc 127.0.0.1:$((BASE+100+i)), log $dir/meta.log"
@@ -36,9 +36,9 @@ META="127.0.0.1:$((BASE+101)),127.0.0.1:$((BASE+102)),127.0.0.1:$((BASE+103))"
 echo "$META" > "$RUN_DIR/meta-addresses"
 echo "waiting for a leader..."
 for _ in $(seq 1 60); do
-  if java -cp "$CP" dev.segstore.meta.server.MetaAdminMain --meta "$META" describe 2>/dev/null; then
+  if java -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$CP" dev.segstore.meta.server.MetaAdminMain --meta "$META" describe 2>/dev/null; then
     echo
-    echo "try: java -cp \"\$(cat $RUN_DIR/classpath.txt):meta-service/target/classes\" dev.segstore.meta.server.MetaAdminMain --meta $META describe"
+    echo "try: java -Dlogback.configurationFile=config/logback.xml -cp \"\$(cat $RUN_DIR/classpath.txt):meta-service/target/classes\" dev.segstore.meta.server.MetaAdminMain --meta $META describe"
     exit 0
   fi
 done

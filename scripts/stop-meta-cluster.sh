@@ -9,7 +9,7 @@ if [ ! -f "$RUN_DIR/pids" ]; then
 fi
 while read -r pid; do
   if kill "$pid" 2>/dev/null; then
-    echo "stopped meta node pid $pid"
+    echo "stopped pid $pid"
   fi
 done < "$RUN_DIR/pids"
 rm -f "$RUN_DIR/pids"
