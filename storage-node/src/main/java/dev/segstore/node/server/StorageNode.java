@@ -104,8 +104,22 @@ public final class StorageNode implements AutoCloseable {
         return t;
     }
 
-    private StorageNode(NodeConfig config) throws Exception {
+    /**
+     * The transport seam for fault tests: asked before every call this node makes to another storage node;
+     * true drops the call (it fails UNAVAILABLE, as a lost network would).
+     */
+    @FunctionalInterface
+    public interface PeerFaults {
+        PeerFaults NONE = (from, to, method) -> false;
+
+        boolean drop(int fromNode, String toAddress, String method);
+    }
+
+    private final PeerFaults faults;
+
+    private StorageNode(NodeConfig config, PeerFaults faults) throws Exception {
         this.config = config;
+        this.faults = faults;
         this.directory = LogDirectory.open(config.dataDir(), DirectoryConfig.DEFAULT);
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000);
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES)
@@ -122,7 +136,20 @@ public final class StorageNode implements AutoCloseable {
     }
 
     public static StorageNode start(NodeConfig config) throws Exception {
-        return new StorageNode(config);
+        return new StorageNode(config, PeerFaults.NONE);
+    }
+
+    /** Starts a node whose calls to other storage nodes pass through {@code faults} (tests). */
+    public static StorageNode start(NodeConfig config, PeerFaults faults) throws Exception {
+        return new StorageNode(config, faults);
+    }
+
+    private <R extends Message> CompletableFuture<R> callPeer(String address, String method, Message request,
+                                                             com.google.protobuf.Parser<R> parser) {
+        if (faults.drop(config.nodeId(), address, method)) {
+            return CompletableFuture.failedFuture(new RpcException(ErrorCode.UNAVAILABLE.code(), "dropped by the fault rules"));
+        }
+        return peers.call(address, method, request, parser, 5_000);
     }
 
     public int port() {
@@ -279,15 +306,15 @@ public final class StorageNode implements AutoCloseable {
         return new LeaderEndPoint() {
             @Override
             public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
-                return peers.call(address, NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.newBuilder().setSegment(ref)
-                                .setLeaderEpoch(leaderEpoch).setEpoch(epoch).build(), EpochEndOffsetResponse.parser(), 5_000)
+                return callPeer(address, NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.newBuilder().setSegment(ref)
+                                .setLeaderEpoch(leaderEpoch).setEpoch(epoch).build(), EpochEndOffsetResponse.parser())
                         .thenApply(r -> new EpochEndOffset(r.getEpoch(), r.getEndOffset()));
             }
 
             @Override
             public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, int maxBytes) {
-                return peers.call(address, NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(ref).setReplicaId(followerId)
-                                .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setMaxBytes(maxBytes).build(), FetchResponse.parser(), 5_000)
+                return callPeer(address, NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(ref).setReplicaId(followerId)
+                                .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setMaxBytes(maxBytes).build(), FetchResponse.parser())
                         .thenApply(r -> new FetchResult(r.getBatches().asReadOnlyByteBuffer(), r.getHighWatermark(), r.getLogEndOffset()));
             }
         };

@@ -52,6 +52,8 @@ class StorageClusterTest {
     private List<String> metaAddresses;
     private MetaClient meta;
     private RpcClient rpc;
+    /** Storage nodes whose calls to other storage nodes are dropped (a network partition of their fetches). */
+    private final java.util.Set<Integer> partitioned = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     @BeforeEach
     void start() throws Exception {
@@ -74,7 +76,8 @@ class StorageClusterTest {
 
     private void startNode(int id) throws Exception {
         // Port 0: the node binds a free port and registers the one it got.
-        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000));
+        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000),
+                (from, to, method) -> partitioned.contains(from));
         ports[id] = nodes[id].port();
     }
 
@@ -219,5 +222,43 @@ class StorageClusterTest {
         assertEquals(ErrorCode.NOT_LEADER.code(), re.code());
         assertEquals("127.0.0.1:" + ports[s.getLeader()], re.leaderHint());
         assertTrue(re.getMessage().contains("node " + s.getLeader()), re.getMessage());
+    }
+
+    @Test
+    void aPartitionedFollowerLeavesTheIsrAndRejoinsAfterItHeals() throws Exception {
+        meta.createShard("lag", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);
+        Segment s = openSegment("lag");
+        awaitRoles(s);
+        int follower = s.getReplicasList().stream().filter(id -> id != s.getLeader()).findFirst().orElseThrow();
+        partitioned.add(follower);
+        long cut = System.nanoTime();
+        // Acknowledged once the partitioned follower is out of the ISR (lag limit 1 s), by the other two.
+        assertEquals(0, produce(s, "during", 3, 0).getBaseOffset());
+        System.out.printf("write acknowledged %.0f ms after the partition (replica.max.lag.ms 1000)%n", (System.nanoTime() - cut) / 1e6);
+        waitFor("the controller to commit the smaller ISR", () -> {
+            try {
+                return !openSegment("lag").getIsrList().contains(follower);
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        for (int i = 1; i < 20; i++) {
+            produce(s, "during" + i, 3, i);
+        }
+        partitioned.remove(follower);
+        waitFor("the healed follower to rejoin the ISR", () -> {
+            try {
+                return openSegment("lag").getIsrList().contains(follower);
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        Partition f = nodes[follower].partition(s.getShardId(), s.getSequence());
+        assertEquals(20, f.log().logEndOffset(), "caught up before rejoining");
+        Partition leader = nodes[s.getLeader()].partition(s.getShardId(), s.getSequence());
+        try (var a = leader.log().readSlice(0, Integer.MAX_VALUE, Long.MAX_VALUE);
+             var b = f.log().readSlice(0, Integer.MAX_VALUE, Long.MAX_VALUE)) {
+            assertEquals(a.read(), b.read(), "the healed follower is byte-identical to the leader");
+        }
     }
 }
