@@ -73,11 +73,19 @@ public final class MetaAdminMain {
         int replicas;
         @Option(names = "--min-isr", defaultValue = "2")
         int minIsr;
+        @Option(names = "--durability", defaultValue = "fsync", description = "fsync or page-cache")
+        String durability;
 
         @Override
         public Integer call() throws Exception {
+            dev.segstore.protocol.meta.DurabilityMode mode = switch (durability) {
+                case "fsync" -> dev.segstore.protocol.meta.DurabilityMode.FSYNC;
+                case "page-cache" -> dev.segstore.protocol.meta.DurabilityMode.PAGE_CACHE;
+                default -> throw new CommandLine.ParameterException(new CommandLine(this), "--durability must be fsync or page-cache");
+            };
             try (MetaClient c = parent.client()) {
-                print(get(c.createShard(name, ShardSettings.newBuilder().setReplicaCount(replicas).setMinInSyncReplicas(minIsr).build())));
+                print(get(c.createShard(name, ShardSettings.newBuilder().setReplicaCount(replicas).setMinInSyncReplicas(minIsr)
+                        .setDurability(mode).build())));
             }
             return 0;
         }
