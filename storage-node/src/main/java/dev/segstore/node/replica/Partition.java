@@ -69,6 +69,19 @@ public final class Partition {
     private int isrVersion;
     private List<Integer> pendingIsr;
     private long highWatermark;
+    // Segment roll: once the log reaches rollBytes the leader stops taking writes, waits until the high
+    // watermark reaches the log end, and asks the controller to seal the segment there.
+    private long rollBytes = Long.MAX_VALUE;
+    private Roller roller;
+    private boolean sealing;
+    private boolean rollRequested;
+    private long sealedEnd = -1;
+
+    /** Asks the controller to seal this segment at {@code endOffset} and open the next one. */
+    @FunctionalInterface
+    public interface Roller {
+        CompletableFuture<Void> roll(int leaderEpoch, long endOffset);
+    }
 
     public Partition(String name, SegmentLog log, int localId, ReplicaConfig config, LongSupplier clockMs, IsrProposer proposer) {
         this.name = name;
@@ -81,6 +94,17 @@ public final class Partition {
 
     public synchronized Role role() {
         return role;
+    }
+
+    /** Sets the segment size at which the leader rolls, and how it asks the controller to. */
+    public synchronized void configureRoll(long segmentBytes, Roller roller) {
+        this.rollBytes = segmentBytes;
+        this.roller = roller;
+    }
+
+    /** The end offset this segment was sealed at, or -1 while it is open. */
+    public synchronized long sealedEnd() {
+        return sealedEnd;
     }
 
     public synchronized long highWatermark() {
@@ -166,6 +190,10 @@ public final class Partition {
         if (role != Role.LEADER) {
             return CompletableFuture.failedFuture(notLeader());
         }
+        if (sealing || sealedEnd >= 0) {
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_LEADER, name
+                    + ": this segment is full and being sealed; refresh the route and write to the next segment", -1, leaderEpoch));
+        }
         if (isr.size() < config.minInSyncReplicas()) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_ENOUGH_REPLICAS, name + ": ISR "
                     + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members"));
@@ -194,6 +222,10 @@ public final class Partition {
         }
         producers.record(producerId, baseSequence, records.size(), base);
         waitFor(new Waiter(base + records.size() - 1, base, acked));
+        if (log.sizeInBytes() >= rollBytes && roller != null) {
+            sealing = true; // no more writes here; the roll goes out once the ISR has everything
+            LOG.info("{}: segment full at offset {}, sealing", name, log.logEndOffset());
+        }
         local.whenComplete((r, e) -> {
             if (e != null) {
                 acked.completeExceptionally(e);
@@ -224,6 +256,7 @@ public final class Partition {
         if (hw > highWatermark) {
             highWatermark = hw;
         }
+        maybeRequestRoll();
         while (!waiting.isEmpty() && waiting.firstKey() <= highWatermark) {
             for (Waiter w : waiting.pollFirstEntry().getValue()) {
                 if (isr.size() < config.minInSyncReplicas()) {
@@ -234,6 +267,62 @@ public final class Partition {
                     w.future().complete(new AppendResult(AppendResult.Status.APPENDED, w.baseOffset(), w.lastOffset()));
                 }
             }
+        }
+    }
+
+    private void maybeRequestRoll() {
+        if (!sealing || rollRequested || sealedEnd >= 0 || highWatermark < log.logEndOffset()) {
+            return;
+        }
+        rollRequested = true;
+        long end = highWatermark;
+        int epoch = leaderEpoch;
+        roller.roll(epoch, end).whenComplete((v, e) -> onRolled(epoch, end, e));
+    }
+
+    private synchronized void onRolled(int epoch, long end, Throwable e) {
+        rollRequested = false;
+        if (e != null) {
+            LOG.warn("{}: asking the controller to seal at {} failed: {}; retrying on the next tick", name, end, e.toString());
+            return;
+        }
+        markSealed(end);
+    }
+
+    /**
+     * The controller sealed this segment at {@code end} (learnt from our roll or from an assignment). The
+     * leader, and a follower once it holds everything up to {@code end}, seal their log: nothing is appended
+     * any more, and everything below {@code end} is committed.
+     */
+    public synchronized void markSealed(long end) {
+        if (sealedEnd >= 0) {
+            return;
+        }
+        if (log.logEndOffset() < end) {
+            sealedEnd = -1;
+            pendingSealAt = end; // a follower still fetching: sealed once it has caught up
+            return;
+        }
+        sealedEnd = end;
+        sealing = false;
+        highWatermark = Math.max(highWatermark, end);
+        if (!log.isSealed()) {
+            log.seal();
+        }
+        LOG.info("{}: sealed at {}", name, end);
+    }
+
+    private long pendingSealAt = -1;
+
+    /** For followers: the seal offset the controller announced, or -1. */
+    public synchronized long pendingSealAt() {
+        return pendingSealAt;
+    }
+
+    /** Periodic: a leader whose roll request failed asks again. */
+    public synchronized void maybeRetryRoll() {
+        if (role == Role.LEADER) {
+            maybeRequestRoll();
         }
     }
 
@@ -407,7 +496,7 @@ public final class Partition {
         long from;
         int epoch;
         synchronized (this) {
-            if (role != Role.FOLLOWER) {
+            if (role != Role.FOLLOWER || sealedEnd >= 0) {
                 return 0;
             }
             from = log.logEndOffset();
@@ -432,6 +521,9 @@ public final class Partition {
         }
         synchronized (this) {
             highWatermark = Math.max(highWatermark, Math.min(r.highWatermark(), log.logEndOffset()));
+            if (pendingSealAt >= 0 && log.logEndOffset() >= pendingSealAt) {
+                markSealed(pendingSealAt);
+            }
         }
         return bytes;
     }

@@ -218,6 +218,9 @@ public final class StorageNode implements AutoCloseable {
             int me = config.nodeId();
             boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
             try {
+                if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
+                    h.partition.markSealed(s.getEndOffset());
+                }
                 if (s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
                     h.partition.becomeLeader(s.getLeaderEpoch(), s.getReplicasList(), s.getIsrList(), s.getIsrVersion());
                 } else if (s.getLeader() == me) {
@@ -253,6 +256,15 @@ public final class StorageNode implements AutoCloseable {
         Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(),
                 directory.openLog(key.logName(), LogConfig.DEFAULT, s.getStartOffset()), config.nodeId(), rc,
                 System::currentTimeMillis, proposer);
+        long segmentBytes = shard == null || shard.getSettings().getSegmentBytes() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentBytes();
+        p.configureRoll(segmentBytes, (epoch, end) -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
+                .setShard(s.getShard()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
+                .setEndOffset(end).build()).thenApply(route -> {
+                    LOG.info("Segment {}/{} sealed at {}; the next segment opens on nodes {}", s.getShard(), s.getSequence(), end,
+                            route.getSegments(route.getSegmentsCount() - 1).getReplicasList());
+                    control.execute(this::heartbeat); // learn the next segment now, not at the next heartbeat
+                    return null;
+                }));
         return new Hosted(p);
     }
 
@@ -260,6 +272,7 @@ public final class StorageNode implements AutoCloseable {
         for (Hosted h : hosted.values()) {
             try {
                 h.partition.maybeShrinkIsr();
+                h.partition.maybeRetryRoll();
             } catch (RuntimeException e) {
                 LOG.warn("ISR check failed: {}", e.toString());
             }
@@ -276,7 +289,7 @@ public final class StorageNode implements AutoCloseable {
     }
 
     private void fetchLoop(Key key, Hosted h) {
-        if (closed || hosted.get(key) != h || h.partition.role() != Partition.Role.FOLLOWER) {
+        if (closed || hosted.get(key) != h || h.partition.role() != Partition.Role.FOLLOWER || h.partition.sealedEnd() >= 0) {
             h.fetching = false;
             return;
         }

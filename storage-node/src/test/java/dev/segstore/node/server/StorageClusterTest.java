@@ -261,4 +261,51 @@ class StorageClusterTest {
             assertEquals(a.read(), b.read(), "the healed follower is byte-identical to the leader");
         }
     }
+
+    @Test
+    void fullSegmentsAreSealedAndWritesMoveToTheNextSegment() throws Exception {
+        meta.createShard("roll", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2)
+                .setSegmentBytes(64 * 1024).build()).get(30, TimeUnit.SECONDS);
+        awaitRoles(openSegment("roll"));
+        byte[] kib = new byte[1024];
+        List<String> written = new ArrayList<>();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        int seq = 0;
+        while (written.size() < 300) {
+            assertTrue(System.nanoTime() < deadline, "writes did not move on to the next segment in time");
+            Segment s = openSegment("roll");
+            if (s.getLeader() < 0 || nodes[s.getLeader()] == null) {
+                continue;
+            }
+            String payload = "r" + written.size() + "-" + new String(kib, 0, 1000).replace('\0', 'x');
+            try {
+                ProduceResponse r = produce(s, payload, 5, seq);
+                assertEquals(written.size(), r.getBaseOffset(), "offsets stay dense across segments");
+                written.add(payload);
+                seq++;
+            } catch (RpcException e) {
+                // Sealing: refresh the route and write to the next segment (the retry keeps its sequence).
+                assertEquals(ErrorCode.NOT_LEADER.code(), e.code(), e.toString());
+            }
+        }
+        ShardRoute route = meta.route("roll").get(30, TimeUnit.SECONDS);
+        assertTrue(route.getSegmentsCount() >= 3, "segments: " + route.getSegmentsCount());
+        List<String> read = new ArrayList<>();
+        long expectedStart = 0;
+        for (Segment seg : route.getSegmentsList()) {
+            assertEquals(expectedStart, seg.getStartOffset(), "segments continue each other");
+            if (seg.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
+                expectedStart = seg.getEndOffset();
+                // A sealed segment is readable from every replica, up to its end.
+                for (int replica : seg.getReplicasList()) {
+                    Segment sealed = seg;
+                    waitFor("replica " + replica + " to seal " + seg.getSequence(), () ->
+                            nodes[replica].partition(sealed.getShardId(), sealed.getSequence()).sealedEnd() == sealed.getEndOffset());
+                    assertEquals(seg.getEndOffset() - seg.getStartOffset(), consume(seg, replica).size());
+                }
+            }
+            read.addAll(consume(seg, seg.getLeader()));
+        }
+        assertEquals(written, read);
+    }
 }
