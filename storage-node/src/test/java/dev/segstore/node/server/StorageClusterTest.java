@@ -222,6 +222,23 @@ class StorageClusterTest {
         assertEquals(ErrorCode.NOT_LEADER.code(), re.code());
         assertEquals("127.0.0.1:" + ports[s.getLeader()], re.leaderHint());
         assertTrue(re.getMessage().contains("node " + s.getLeader()), re.getMessage());
+
+        // Garbage and oversize frames close that connection only; unknown methods get an error answer.
+        for (byte[] junk : new byte[][] {{0, 0, 0, 4, 1, 2, 3, 4}, {(byte) 0x7F, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF}}) {
+            try (java.net.Socket sock = new java.net.Socket("127.0.0.1", ports[s.getLeader()])) {
+                sock.getOutputStream().write(junk);
+                sock.getOutputStream().flush();
+                assertEquals(-1, sock.getInputStream().read(), "connection closed");
+            }
+        }
+        ExecutionException unknown = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class, () ->
+                rpc.call("127.0.0.1:" + ports[s.getLeader()], "node.Nope", req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS));
+        assertEquals(ErrorCode.INVALID_ARGUMENT.code(), ((RpcException) unknown.getCause()).code());
+        ExecutionException empty = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class, () ->
+                rpc.call("127.0.0.1:" + ports[s.getLeader()], NodeMethods.PRODUCE, req.toBuilder().clearRecords().build(),
+                        ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS));
+        assertEquals(ErrorCode.INVALID_ARGUMENT.code(), ((RpcException) empty.getCause()).code());
+        assertEquals(0, produce(s, "still serving", -1, -1).getBaseOffset(), "the node survived the bad input");
     }
 
     @Test
