@@ -28,16 +28,32 @@ final class MetaTestCluster implements AutoCloseable {
 
     MetaTestCluster(int size, long sessionTimeoutMs, int snapshotIntervalSecs) throws Exception {
         root = Files.createTempDirectory("meta-cluster-");
-        List<MetaPeer> peers = new ArrayList<>();
-        for (int i = 0; i < size; i++) {
-            peers.add(new MetaPeer("127.0.0.1", freePort(), freePort()));
-        }
         servers = new MetaServer[size];
-        for (int i = 0; i < size; i++) {
-            configs.add(new MetaConfig(peers.get(i), peers, root.resolve("meta-" + i), 600, snapshotIntervalSecs, sessionTimeoutMs));
-        }
-        for (int i = 0; i < size; i++) {
-            start(i);
+        // A port found free can be taken by another socket before we bind it: pick new ports and try again.
+        for (int attempt = 1; ; attempt++) {
+            List<MetaPeer> peers = new ArrayList<>();
+            for (int i = 0; i < size; i++) {
+                peers.add(new MetaPeer("127.0.0.1", freePort(), freePort()));
+            }
+            configs.clear();
+            for (int i = 0; i < size; i++) {
+                configs.add(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), 600, snapshotIntervalSecs, sessionTimeoutMs));
+            }
+            try {
+                for (int i = 0; i < size; i++) {
+                    start(i);
+                }
+                return;
+            } catch (Exception e) {
+                for (int i = 0; i < size; i++) {
+                    if (servers[i] != null) {
+                        stop(i);
+                    }
+                }
+                if (attempt == 3) {
+                    throw e;
+                }
+            }
         }
     }
 

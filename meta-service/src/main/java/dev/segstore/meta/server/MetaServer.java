@@ -62,7 +62,15 @@ public final class MetaServer implements AutoCloseable {
             }
         }
         new MetaService(state, raft, controller, System::currentTimeMillis, config.peers()).register(rpc);
-        rpc.start(config.self().host(), config.self().rpcPort());
+        try {
+            rpc.start(config.self().host(), config.self().rpcPort());
+        } catch (Exception | Error e) {
+            // Do not leave a Raft member running without its service port.
+            rpc.close();
+            controller.close();
+            raft.close();
+            throw e;
+        }
         LOG.info("Meta node {} started: Raft on {}, RPC on {}, data in {}", config.self(), config.self().raftAddress(),
                 config.self().rpcAddress(), config.dataDir());
     }

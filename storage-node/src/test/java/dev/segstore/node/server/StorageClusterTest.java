@@ -59,11 +59,23 @@ class StorageClusterTest {
     void start() throws Exception {
         root = Files.createTempDirectory("storage-cluster-");
         List<MetaPeer> peers = new ArrayList<>();
-        for (int i = 0; i < 3; i++) {
-            peers.add(new MetaPeer("127.0.0.1", freePort(), freePort()));
-        }
-        for (int i = 0; i < 3; i++) {
-            metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("meta-" + i), 600, 300, 2_000)));
+        // A port found free can be taken by another socket before we bind it: pick new ports and try again.
+        for (int attempt = 1; metas.isEmpty(); attempt++) {
+            peers.clear();
+            for (int i = 0; i < 3; i++) {
+                peers.add(new MetaPeer("127.0.0.1", freePort(), freePort()));
+            }
+            try {
+                for (int i = 0; i < 3; i++) {
+                    metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), 600, 300, 2_000)));
+                }
+            } catch (Exception e) {
+                metas.forEach(MetaServer::close);
+                metas.clear();
+                if (attempt == 3) {
+                    throw e;
+                }
+            }
         }
         metaAddresses = peers.stream().map(MetaPeer::rpcAddress).toList();
         meta = new MetaClient(metaAddresses, 2_000, DEADLINE_MS);
