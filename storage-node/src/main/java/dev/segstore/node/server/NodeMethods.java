@@ -5,6 +5,9 @@ public final class NodeMethods {
     public static final String PRODUCE = "node.Produce";
     public static final String FETCH = "node.Fetch";
     public static final String EPOCH_END_OFFSET = "node.EpochEndOffset";
+    public static final String READ_BY_KEY = "node.ReadByKey";
+    public static final String READ_BY_TAG = "node.ReadByTag";
+    public static final String OFFSET_FOR_TIMESTAMP = "node.OffsetForTimestamp";
 
     private NodeMethods() {
     }

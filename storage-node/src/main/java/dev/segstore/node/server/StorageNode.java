@@ -87,6 +87,7 @@ public final class StorageNode implements AutoCloseable {
 
     private final NodeConfig config;
     private final LogDirectory directory;
+    private final dev.segstore.node.index.NodeIndex index;
     private final MetaClient meta;
     private final RpcServer server;
     private final RpcClient peers = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES);
@@ -120,18 +121,23 @@ public final class StorageNode implements AutoCloseable {
     private StorageNode(NodeConfig config, PeerFaults faults) throws Exception {
         this.config = config;
         this.faults = faults;
-        this.directory = LogDirectory.open(config.dataDir(), DirectoryConfig.DEFAULT);
+        this.directory = LogDirectory.open(config.dataDir().resolve("logs"), DirectoryConfig.DEFAULT);
+        this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000);
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES)
                 .register(RpcHandler.of(NodeMethods.PRODUCE, ProduceRequest.parser(), this::produce))
                 .register(RpcHandler.of(NodeMethods.FETCH, FetchRequest.parser(), this::fetch))
-                .register(RpcHandler.of(NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.parser(), this::epochEndOffset));
+                .register(RpcHandler.of(NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.parser(), this::epochEndOffset))
+                .register(RpcHandler.of(NodeMethods.READ_BY_KEY, dev.segstore.protocol.node.IndexReadRequest.parser(), r -> readIndexed(r, true)))
+                .register(RpcHandler.of(NodeMethods.READ_BY_TAG, dev.segstore.protocol.node.IndexReadRequest.parser(), r -> readIndexed(r, false)))
+                .register(RpcHandler.of(NodeMethods.OFFSET_FOR_TIMESTAMP, dev.segstore.protocol.node.TimestampRequest.parser(), this::offsetForTimestamp));
         InetSocketAddress bound = server.start(config.host(), config.port());
         this.boundPort = bound.getPort();
         register();
         control.scheduleWithFixedDelay(this::heartbeat, config.heartbeatMs(), config.heartbeatMs(), TimeUnit.MILLISECONDS);
         long tick = Math.max(10, config.replicaMaxLagMs() / 2);
         control.scheduleWithFixedDelay(this::isrTick, tick, tick, TimeUnit.MILLISECONDS);
+        control.scheduleWithFixedDelay(this::indexTick, 200, 200, TimeUnit.MILLISECONDS);
         LOG.info("Storage node {} serving on {}:{}, data in {}", config.nodeId(), config.host(), boundPort, config.dataDir());
     }
 
@@ -240,6 +246,11 @@ public final class StorageNode implements AutoCloseable {
                 LOG.info("Segment {} is no longer assigned here: deleting the replica", k.logName());
                 gone.partition.becomeFollower(Integer.MAX_VALUE, -1);
                 directory.deleteLog(k.logName());
+                try {
+                    index.dropSegment(k.shardId(), k.sequence());
+                } catch (org.rocksdb.RocksDBException e) {
+                    LOG.warn("Dropping the index of {} failed: {}", k.logName(), e.toString());
+                }
             }
         }
     }
@@ -265,7 +276,106 @@ public final class StorageNode implements AutoCloseable {
                     control.execute(this::heartbeat); // learn the next segment now, not at the next heartbeat
                     return null;
                 }));
+        resetIndexMark(key, p.log().logEndOffset());
         return new Hosted(p);
+    }
+
+    // ---- key and tag index ---------------------------------------------------------------------------------
+
+    /** The log was cut at {@code end} (recovery or truncation): offsets from there must be indexed again. */
+    private void resetIndexMark(Key key, long end) {
+        try {
+            long mark = index.indexedUpTo(key.shardId(), key.sequence());
+            if (mark > end) {
+                index.index(key.shardId(), key.sequence(), List.of(), end);
+            }
+        } catch (org.rocksdb.RocksDBException e) {
+            throw new ReplicaException(ErrorCode.STORAGE_ERROR, "index of " + key.logName() + ": " + e);
+        }
+    }
+
+    /** Indexes what the replica wrote since the last time (runs in the background and before indexed reads). */
+    private void catchUpIndex(Key key, Hosted h) {
+        synchronized (h) {
+            try {
+                dev.segstore.log.SegmentLog log = h.partition.log();
+                long from = Math.max(index.indexedUpTo(key.shardId(), key.sequence()), log.logStartOffset());
+                long to = log.writtenEndOffset();
+                while (from < to) {
+                    List<dev.segstore.log.LogRecord> records = log.read(from, 5_000, 8 << 20, to);
+                    if (records.isEmpty()) {
+                        break;
+                    }
+                    List<dev.segstore.node.index.NodeIndex.Entry> entries = new java.util.ArrayList<>(records.size());
+                    for (dev.segstore.log.LogRecord r : records) {
+                        entries.add(new dev.segstore.node.index.NodeIndex.Entry(r.offset(), r.key(), r.tags()));
+                    }
+                    from = records.get(records.size() - 1).offset() + 1;
+                    index.index(key.shardId(), key.sequence(), entries, from);
+                }
+            } catch (org.rocksdb.RocksDBException e) {
+                throw new ReplicaException(ErrorCode.STORAGE_ERROR, "index of " + key.logName() + ": " + e);
+            }
+        }
+    }
+
+    private void indexTick() {
+        hosted.forEach((k, h) -> {
+            try {
+                catchUpIndex(k, h);
+            } catch (RuntimeException e) {
+                LOG.warn("Indexing {} failed: {}", k.logName(), e.toString());
+            }
+        });
+    }
+
+    private CompletableFuture<Message> readIndexed(dev.segstore.protocol.node.IndexReadRequest r, boolean byKey) {
+        try {
+            Key key = Key.of(r.getSegment());
+            Hosted h = hostedOrFail(r.getSegment());
+            catchUpIndex(key, h);
+            int limit = r.getLimit() <= 0 ? 100 : Math.min(r.getLimit(), 10_000);
+            long hw = h.partition.highWatermark();
+            FetchResponse.Builder b = FetchResponse.newBuilder().setHighWatermark(hw);
+            long from = Math.max(r.getFromOffset(), h.partition.log().logStartOffset());
+            while (b.getRecordsCount() < limit) {
+                List<Long> offsets = byKey ? index.offsetsByKey(key.shardId(), key.sequence(), r.getTerm(), from, limit)
+                        : index.offsetsByTag(key.shardId(), key.sequence(), r.getTerm(), from, limit);
+                if (offsets.isEmpty()) {
+                    break;
+                }
+                for (long o : offsets) {
+                    if (o >= hw || b.getRecordsCount() >= limit) {
+                        break;
+                    }
+                    // The index is a hint: check the record still holds the term (a truncation may have replaced it).
+                    List<dev.segstore.log.LogRecord> rec = h.partition.log().read(o, 1, 1, hw);
+                    if (!rec.isEmpty() && rec.get(0).offset() == o
+                            && (byKey ? r.getTerm().equals(rec.get(0).key()) : rec.get(0).tags().contains(r.getTerm()))) {
+                        b.addRecords(Records.toWire(rec.get(0)));
+                    }
+                }
+                long last = offsets.get(offsets.size() - 1);
+                if (last >= hw || offsets.size() < limit) {
+                    break;
+                }
+                from = last + 1;
+            }
+            return CompletableFuture.completedFuture(b.build());
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(wire(e));
+        }
+    }
+
+    private CompletableFuture<Message> offsetForTimestamp(dev.segstore.protocol.node.TimestampRequest r) {
+        try {
+            Hosted h = hostedOrFail(r.getSegment());
+            java.util.OptionalLong o = h.partition.log().offsetForTimestamp(r.getTimestamp(), h.partition.highWatermark());
+            return CompletableFuture.completedFuture(dev.segstore.protocol.node.TimestampResponse.newBuilder()
+                    .setFound(o.isPresent()).setOffset(o.orElse(-1)).build());
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(wire(e));
+        }
     }
 
     private void isrTick() {
@@ -297,7 +407,10 @@ public final class StorageNode implements AutoCloseable {
         try {
             LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader());
             if (h.needsTruncation) {
-                h.partition.truncateToLeader(leader);
+                long end = h.partition.truncateToLeader(leader);
+                synchronized (h) {
+                    resetIndexMark(key, end);
+                }
                 h.needsTruncation = false;
             }
             if (h.partition.fetchOnce(leader, FETCH_MAX_BYTES) > 0) {
@@ -424,6 +537,7 @@ public final class StorageNode implements AutoCloseable {
         peers.close();
         meta.close();
         directory.close();
+        index.close();
         LOG.info("Storage node {} stopped", config.nodeId());
     }
 }

@@ -337,4 +337,48 @@ class StorageClusterTest {
         }
         assertEquals(written, read);
     }
+
+    private List<Long> readIndexed(Segment s, int node, String method, String term) throws Exception {
+        FetchResponse r = rpc.call("127.0.0.1:" + ports[node], method, dev.segstore.protocol.node.IndexReadRequest.newBuilder()
+                .setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()))
+                .setTerm(term).setLimit(100).build(), FetchResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
+        return r.getRecordsList().stream().map(Record::getOffset).toList();
+    }
+
+    @Test
+    void everyReplicaIndexesKeysAndTagsSoANewLeaderAnswersAtOnce() throws Exception {
+        meta.createShard("keys", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);
+        Segment s = openSegment("keys");
+        awaitRoles(s);
+        for (int i = 0; i < 20; i++) {
+            ProduceRequest req = ProduceRequest.newBuilder().setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()))
+                    .addRecords(Record.newBuilder().setHasKey(true).setKey("k" + (i % 4)).addTags("t" + (i % 2)).setTimestamp(1000 + i)
+                            .setPayload(ByteString.copyFromUtf8("v" + i))).setProducerId(-1).setBaseSequence(-1).build();
+            rpc.call("127.0.0.1:" + ports[s.getLeader()], NodeMethods.PRODUCE, req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
+        }
+        assertEquals(List.of(1L, 5L, 9L, 13L, 17L), readIndexed(s, s.getLeader(), NodeMethods.READ_BY_KEY, "k1"), "read your writes");
+        assertEquals(10, readIndexed(s, s.getLeader(), NodeMethods.READ_BY_TAG, "t0").size());
+        assertEquals(List.of(), readIndexed(s, s.getLeader(), NodeMethods.READ_BY_KEY, "nope"));
+        dev.segstore.protocol.node.TimestampResponse ts = rpc.call("127.0.0.1:" + ports[s.getLeader()], NodeMethods.OFFSET_FOR_TIMESTAMP,
+                dev.segstore.protocol.node.TimestampRequest.newBuilder().setSegment(SegmentRef.newBuilder().setShardId(s.getShardId())
+                        .setSequence(s.getSequence())).setTimestamp(1007).build(), dev.segstore.protocol.node.TimestampResponse.parser(), 10_000)
+                .get(30, TimeUnit.SECONDS);
+        assertEquals(7, ts.getOffset());
+
+        int oldLeader = s.getLeader();
+        nodes[oldLeader].close();
+        nodes[oldLeader] = null;
+        waitFor("a new leader", () -> {
+            try {
+                Segment now = openSegment("keys");
+                return now.getLeader() >= 0 && now.getLeader() != oldLeader;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        Segment after = openSegment("keys");
+        awaitRoles(after);
+        waitFor("the new leader's high watermark", () -> nodes[after.getLeader()].partition(after.getShardId(), after.getSequence()).highWatermark() >= 20);
+        assertEquals(List.of(1L, 5L, 9L, 13L, 17L), readIndexed(after, after.getLeader(), NodeMethods.READ_BY_KEY, "k1"));
+    }
 }

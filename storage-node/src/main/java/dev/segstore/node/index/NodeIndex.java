@@ -1,0 +1,138 @@
+package dev.segstore.node.index;
+
+import org.rocksdb.ColumnFamilyDescriptor;
+import org.rocksdb.ColumnFamilyHandle;
+import org.rocksdb.ColumnFamilyOptions;
+import org.rocksdb.DBOptions;
+import org.rocksdb.ReadOptions;
+import org.rocksdb.RocksDB;
+import org.rocksdb.RocksDBException;
+import org.rocksdb.RocksIterator;
+import org.rocksdb.WriteBatch;
+import org.rocksdb.WriteOptions;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The node's key and tag index over every segment replica it hosts (one RocksDB in {@code <data.dir>/index}).
+ * Every replica, follower or leader, indexes the records it appends, so a new leader answers key and tag
+ * reads at once. Rows (big-endian, so byte order is numeric order):
+ * <pre>
+ *   key_index:  i64 shardId, i64 sequence, i32 length, key UTF-8, i64 offset  -> empty
+ *   tag_index:  i64 shardId, i64 sequence, i32 length, tag UTF-8, i64 offset  -> empty
+ *   default:    "indexed/" i64 shardId, i64 sequence                          -> i64 next offset to index
+ * </pre>
+ * The index is a hint: a row may outlive a truncation of its replica, so readers check each offset against
+ * the log. Rows are written without fsync together with the replica's "indexed up to" mark, and a replica
+ * re-indexes from that mark when it opens, so a crash can delay but never lose an index entry.
+ */
+public final class NodeIndex implements AutoCloseable {
+    static {
+        RocksDB.loadLibrary();
+    }
+
+    private final RocksDB db;
+    private final ColumnFamilyHandle meta;
+    private final ColumnFamilyHandle keys;
+    private final ColumnFamilyHandle tags;
+    private final List<ColumnFamilyHandle> handles = new ArrayList<>();
+    private final DBOptions options;
+    private final WriteOptions write = new WriteOptions().setSync(false);
+
+    /** One record to index. */
+    public record Entry(long offset, String key, List<String> tags) {
+    }
+
+    public NodeIndex(Path dir) throws RocksDBException, java.io.IOException {
+        Files.createDirectories(dir);
+        options = new DBOptions().setCreateIfMissing(true).setCreateMissingColumnFamilies(true);
+        List<ColumnFamilyDescriptor> cfs = List.of(
+                new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY, new ColumnFamilyOptions()),
+                new ColumnFamilyDescriptor("key_index".getBytes(StandardCharsets.UTF_8), new ColumnFamilyOptions()),
+                new ColumnFamilyDescriptor("tag_index".getBytes(StandardCharsets.UTF_8), new ColumnFamilyOptions()));
+        db = RocksDB.open(options, dir.toString(), cfs, handles);
+        meta = handles.get(0);
+        keys = handles.get(1);
+        tags = handles.get(2);
+    }
+
+    private static byte[] prefix(long shardId, long sequence, String term) {
+        byte[] t = term.getBytes(StandardCharsets.UTF_8);
+        return ByteBuffer.allocate(20 + t.length).putLong(shardId).putLong(sequence).putInt(t.length).put(t).array();
+    }
+
+    private static byte[] row(byte[] prefix, long offset) {
+        return ByteBuffer.allocate(prefix.length + 8).put(prefix).putLong(offset).array();
+    }
+
+    private static byte[] markKey(long shardId, long sequence) {
+        return ByteBuffer.allocate(24).put("indexed/".getBytes(StandardCharsets.US_ASCII)).putLong(shardId).putLong(sequence).array();
+    }
+
+    /** Indexes {@code entries} (offsets ascending) and records that everything below {@code nextOffset} is indexed. */
+    public void index(long shardId, long sequence, List<Entry> entries, long nextOffset) throws RocksDBException {
+        try (WriteBatch batch = new WriteBatch()) {
+            for (Entry e : entries) {
+                if (e.key() != null) {
+                    batch.put(keys, row(prefix(shardId, sequence, e.key()), e.offset()), new byte[0]);
+                }
+                for (String t : e.tags()) {
+                    batch.put(tags, row(prefix(shardId, sequence, t), e.offset()), new byte[0]);
+                }
+            }
+            batch.put(meta, markKey(shardId, sequence), ByteBuffer.allocate(8).putLong(nextOffset).array());
+            db.write(write, batch);
+        }
+    }
+
+    /** The next offset of the replica still to be indexed (0 when none was). */
+    public long indexedUpTo(long shardId, long sequence) throws RocksDBException {
+        byte[] v = db.get(meta, markKey(shardId, sequence));
+        return v == null ? -1 : ByteBuffer.wrap(v).getLong();
+    }
+
+    public List<Long> offsetsByKey(long shardId, long sequence, String key, long fromOffset, int limit) {
+        return scan(keys, shardId, sequence, key, fromOffset, limit);
+    }
+
+    public List<Long> offsetsByTag(long shardId, long sequence, String tag, long fromOffset, int limit) {
+        return scan(tags, shardId, sequence, tag, fromOffset, limit);
+    }
+
+    private List<Long> scan(ColumnFamilyHandle cf, long shardId, long sequence, String term, long fromOffset, int limit) {
+        byte[] p = prefix(shardId, sequence, term);
+        List<Long> out = new ArrayList<>();
+        try (ReadOptions ro = new ReadOptions(); RocksIterator it = db.newIterator(cf, ro)) {
+            for (it.seek(row(p, Math.max(0, fromOffset))); it.isValid() && out.size() < limit; it.next()) {
+                byte[] k = it.key();
+                if (k.length != p.length + 8 || !ByteBuffer.wrap(k, 0, p.length).equals(ByteBuffer.wrap(p))) {
+                    break;
+                }
+                out.add(ByteBuffer.wrap(k, p.length, 8).getLong());
+            }
+        }
+        return out;
+    }
+
+    /** Drops every row of a replica (it was deleted here). */
+    public void dropSegment(long shardId, long sequence) throws RocksDBException {
+        byte[] from = ByteBuffer.allocate(16).putLong(shardId).putLong(sequence).array();
+        byte[] to = ByteBuffer.allocate(16).putLong(shardId).putLong(sequence + 1).array();
+        db.deleteRange(keys, from, to);
+        db.deleteRange(tags, from, to);
+        db.delete(meta, markKey(shardId, sequence));
+    }
+
+    @Override
+    public void close() {
+        handles.forEach(ColumnFamilyHandle::close);
+        db.close();
+        options.close();
+        write.close();
+    }
+}
