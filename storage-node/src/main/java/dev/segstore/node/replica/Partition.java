@@ -98,9 +98,21 @@ public final class Partition {
 
     /** Sets the segment size at which the leader rolls, and how it asks the controller to. */
     public synchronized void configureRoll(long segmentBytes, Roller roller) {
+        configureRoll(segmentBytes, Long.MAX_VALUE, roller);
+    }
+
+    /**
+     * Sets when the leader rolls: at {@code segmentBytes}, or {@code segmentMs} after the first write it took
+     * in this segment (checked by {@link #maybeRetryRoll}).
+     */
+    public synchronized void configureRoll(long segmentBytes, long segmentMs, Roller roller) {
         this.rollBytes = segmentBytes;
+        this.rollMs = segmentMs;
         this.roller = roller;
     }
+
+    private long rollMs = Long.MAX_VALUE;
+    private long firstWriteMs = -1;
 
     /** The end offset this segment was sealed at, or -1 while it is open. */
     public synchronized long sealedEnd() {
@@ -222,6 +234,9 @@ public final class Partition {
         }
         producers.record(producerId, baseSequence, records.size(), base);
         waitFor(new Waiter(base + records.size() - 1, base, acked));
+        if (firstWriteMs < 0) {
+            firstWriteMs = clockMs.getAsLong();
+        }
         if (log.sizeInBytes() >= rollBytes && roller != null) {
             sealing = true; // no more writes here; the roll goes out once the ISR has everything
             LOG.info("{}: segment full at offset {}, sealing", name, log.logEndOffset());
@@ -319,11 +334,17 @@ public final class Partition {
         return pendingSealAt;
     }
 
-    /** Periodic: a leader whose roll request failed asks again. */
+    /** Periodic: rolls a segment that is old enough, and asks again where a roll request failed. */
     public synchronized void maybeRetryRoll() {
-        if (role == Role.LEADER) {
-            maybeRequestRoll();
+        if (role != Role.LEADER) {
+            return;
         }
+        if (!sealing && sealedEnd < 0 && roller != null && firstWriteMs >= 0 && rollMs != Long.MAX_VALUE
+                && clockMs.getAsLong() - firstWriteMs >= rollMs) {
+            sealing = true;
+            LOG.info("{}: segment is {} ms old at offset {}, sealing", name, clockMs.getAsLong() - firstWriteMs, log.logEndOffset());
+        }
+        maybeRequestRoll();
     }
 
     private void failWaiting(RuntimeException e) {

@@ -245,4 +245,28 @@ class PartitionTest {
         assertEquals(ErrorCode.NOT_LEADER, failure(replicas[2].append(records("x", 1), -1, -1)).code());
         assertThrows(ReplicaException.class, () -> replicas[1].becomeFollower(-1, 2), "an older epoch is refused");
     }
+
+    @Test
+    void aFullOrOldSegmentStopsWritesAndIsSealedOnceTheIsrHasEverything() throws Exception {
+        List<Long> rolledAt = new ArrayList<>();
+        replicas[1].configureRoll(Long.MAX_VALUE, 5_000, (epoch, end) -> {
+            rolledAt.add(end);
+            return CompletableFuture.completedFuture(null);
+        });
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("old", 3), -1, -1);
+        clock.addAndGet(5_000);
+        replicas[1].maybeRetryRoll();
+        assertEquals(ErrorCode.NOT_LEADER, failure(replicas[1].append(records("late", 1), -1, -1)).code(),
+                "a sealing segment takes no more writes");
+        assertEquals(List.of(), rolledAt, "not before the ISR has everything");
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(ack);
+        assertEquals(List.of(3L), rolledAt, "sealed at the high watermark, which reached the log end");
+        assertEquals(3, replicas[1].sealedEnd());
+        assertTrue(replicas[1].log().isSealed());
+        replicas[2].markSealed(3);
+        assertEquals(3, replicas[2].sealedEnd(), "a follower that has everything seals at once");
+    }
 }
