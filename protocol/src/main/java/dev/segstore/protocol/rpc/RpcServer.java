@@ -32,12 +32,21 @@ public final class RpcServer implements AutoCloseable {
     private final EventLoopGroup boss = new NioEventLoopGroup(1);
     private final EventLoopGroup workers;
     private final int maxFrameBytes;
+    private final int maxInFlightPerConnection;
     private Channel channel;
     private boolean closed;
 
     public RpcServer(int workerThreads, int maxFrameBytes) {
+        this(workerThreads, maxFrameBytes, DEFAULT_MAX_IN_FLIGHT);
+    }
+
+    /** Requests a connection may have in handlers at once; more are queued and the socket is no longer read. */
+    public static final int DEFAULT_MAX_IN_FLIGHT = 1024;
+
+    public RpcServer(int workerThreads, int maxFrameBytes, int maxInFlightPerConnection) {
         this.workers = new NioEventLoopGroup(workerThreads);
         this.maxFrameBytes = maxFrameBytes;
+        this.maxInFlightPerConnection = maxInFlightPerConnection;
     }
 
     public RpcServer register(RpcHandler<?> handler) {
@@ -63,13 +72,43 @@ public final class RpcServer implements AutoCloseable {
         return bound;
     }
 
+    /**
+     * One per connection, on its event loop. Back-pressure: at most {@code maxInFlightPerConnection} requests
+     * of a connection are in handlers at once; further requests wait in a queue and the socket stops being
+     * read until answers go out, so a client that pipelines without limit fills its own TCP window, not the
+     * server's memory.
+     */
     private final class Dispatcher extends SimpleChannelInboundHandler<Envelope> {
+        private final java.util.ArrayDeque<Envelope> queued = new java.util.ArrayDeque<>();
+        private int inFlight;
+
         @Override
         protected void channelRead0(ChannelHandlerContext ctx, Envelope request) {
+            queued.add(request);
+            drain(ctx);
+        }
+
+        private void drain(ChannelHandlerContext ctx) {
+            while (inFlight < maxInFlightPerConnection && !queued.isEmpty()) {
+                inFlight++;
+                dispatch(ctx, queued.poll());
+            }
+            ctx.channel().config().setAutoRead(queued.isEmpty() && inFlight < maxInFlightPerConnection);
+        }
+
+        private void done(ChannelHandlerContext ctx) {
+            ctx.executor().execute(() -> {
+                inFlight--;
+                drain(ctx);
+            });
+        }
+
+        private void dispatch(ChannelHandlerContext ctx, Envelope request) {
             long id = request.getId();
             RpcHandler<?> handler = handlers.get(request.getMethod());
             if (handler == null) {
                 reply(ctx, id, null, new RpcException(RpcException.INVALID_ARGUMENT, "unknown method '" + request.getMethod() + "'"));
+                done(ctx);
                 return;
             }
             CompletableFuture<? extends Message> answer;
@@ -78,11 +117,15 @@ public final class RpcServer implements AutoCloseable {
             } catch (InvalidProtocolBufferException e) {
                 reply(ctx, id, null, new RpcException(RpcException.INVALID_ARGUMENT,
                         "malformed " + request.getMethod() + " request: " + e.getMessage()));
+                done(ctx);
                 return;
             } catch (RuntimeException e) {
                 answer = CompletableFuture.failedFuture(e);
             }
-            answer.whenComplete((response, failure) -> reply(ctx, id, response, failure));
+            answer.whenComplete((response, failure) -> {
+                reply(ctx, id, response, failure);
+                done(ctx);
+            });
         }
 
         @Override

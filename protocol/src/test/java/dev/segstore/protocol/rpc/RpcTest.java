@@ -123,4 +123,42 @@ class RpcTest {
             assertEquals(RpcException.INVALID_ARGUMENT, answer.getError().getCode());
         }
     }
+
+    @Test
+    void aConnectionHasAtMostItsLimitOfRequestsInHandlers() throws Exception {
+        java.util.concurrent.ConcurrentLinkedQueue<CompletableFuture<Error>> held = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        java.util.concurrent.atomic.AtomicInteger concurrent = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger max = new java.util.concurrent.atomic.AtomicInteger();
+        RpcServer limited = new RpcServer(1, 1024, 2).register(RpcHandler.of("held", Error.parser(), r -> {
+            max.accumulateAndGet(concurrent.incrementAndGet(), Math::max);
+            CompletableFuture<Error> f = new CompletableFuture<>();
+            held.add(f);
+            return f.whenComplete((v, e) -> concurrent.decrementAndGet());
+        }));
+        try {
+            String a = "127.0.0.1:" + limited.start("127.0.0.1", 0).getPort();
+            List<CompletableFuture<Error>> calls = new ArrayList<>();
+            for (int i = 0; i < 6; i++) {
+                calls.add(client.call(a, "held", Error.newBuilder().setCode(i).build(), Error.parser(), 30_000));
+            }
+            int answered = 0;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (answered < 6) {
+                CompletableFuture<Error> next = held.poll();
+                if (next == null) {
+                    assertTrue(System.nanoTime() < deadline, "requests stopped arriving");
+                    Thread.onSpinWait();
+                    continue;
+                }
+                next.complete(Error.getDefaultInstance());
+                answered++;
+            }
+            for (CompletableFuture<Error> c : calls) {
+                c.get(30, TimeUnit.SECONDS);
+            }
+            assertEquals(2, max.get(), "never more than 2 requests of the connection in handlers");
+        } finally {
+            limited.close();
+        }
+    }
 }
