@@ -481,7 +481,9 @@ public final class StorageNode implements AutoCloseable {
             if (r.getReplicaId() >= 0) {
                 LeaderEndPoint.FetchResult f = h.partition.fetchFromFollower(r.getReplicaId(), r.getLeaderEpoch(), r.getOffset(),
                         Math.max(1, r.getMaxBytes()));
-                return CompletableFuture.completedFuture(FetchResponse.newBuilder().setBatches(ByteString.copyFrom(f.batches()))
+                // The slice was read into a fresh buffer that nothing else holds: wrap it instead of copying again.
+                return CompletableFuture.completedFuture(FetchResponse.newBuilder()
+                        .setBatches(com.google.protobuf.UnsafeByteOperations.unsafeWrap(f.batches()))
                         .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd()).build());
             }
             int maxRecords = r.getMaxRecords() <= 0 ? 500 : r.getMaxRecords();
