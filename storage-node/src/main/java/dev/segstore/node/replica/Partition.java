@@ -360,34 +360,41 @@ public final class Partition {
      * A follower fetches from {@code fetchOffset}: everything below it is in its log. Answers with whole batches
      * from there and the high watermark. OFFSET_OUT_OF_RANGE tells a follower ahead of the leader to truncate.
      */
-    public synchronized LeaderEndPoint.FetchResult fetchFromFollower(int followerId, int epoch, long fetchOffset, int maxBytes) {
-        if (role != Role.LEADER) {
-            throw notLeader();
+    public LeaderEndPoint.FetchResult fetchFromFollower(int followerId, int epoch, long fetchOffset, int maxBytes) {
+        long hw;
+        long end;
+        synchronized (this) {
+            if (role != Role.LEADER) {
+                throw notLeader();
+            }
+            if (epoch != leaderEpoch) {
+                throw new ReplicaException(ErrorCode.FENCED_EPOCH, name + ": fetch in epoch " + epoch + ", leader is in " + leaderEpoch,
+                        localId, leaderEpoch);
+            }
+            FollowerProgress p = followers.get(followerId);
+            if (p == null) {
+                throw new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": node " + followerId + " is not a replica of " + replicas);
+            }
+            end = log.logEndOffset();
+            if (fetchOffset > end || fetchOffset < log.logStartOffset()) {
+                throw new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": fetch offset " + fetchOffset
+                        + " is outside the leader's log [" + log.logStartOffset() + ", " + end + "]");
+            }
+            long now = clockMs.getAsLong();
+            followers.put(followerId, p.afterFetch(fetchOffset, countedLogEnd(), now));
+            maybeExpandIsr(followerId, now);
+            maybeAdvanceHighWatermark();
+            hw = highWatermark;
         }
-        if (epoch != leaderEpoch) {
-            throw new ReplicaException(ErrorCode.FENCED_EPOCH, name + ": fetch in epoch " + epoch + ", leader is in " + leaderEpoch,
-                    localId, leaderEpoch);
-        }
-        FollowerProgress p = followers.get(followerId);
-        if (p == null) {
-            throw new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": node " + followerId + " is not a replica of " + replicas);
-        }
-        long end = log.logEndOffset();
-        if (fetchOffset > end || fetchOffset < log.logStartOffset()) {
-            throw new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": fetch offset " + fetchOffset
-                    + " is outside the leader's log [" + log.logStartOffset() + ", " + end + "]");
-        }
-        long now = clockMs.getAsLong();
-        followers.put(followerId, p.afterFetch(fetchOffset, countedLogEnd(), now));
-        maybeExpandIsr(followerId, now);
-        maybeAdvanceHighWatermark();
+        // The disk read happens outside the monitor, so producers are not held up by it (the log allows
+        // concurrent reads).
         ByteBuffer bytes;
         try (FileSlice slice = log.readSlice(fetchOffset, maxBytes, Long.MAX_VALUE)) {
             bytes = slice.read();
         } catch (IOException e) {
             throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading for a follower failed: " + e);
         }
-        return new LeaderEndPoint.FetchResult(bytes, highWatermark, end);
+        return new LeaderEndPoint.FetchResult(bytes, hw, end);
     }
 
     /** Where {@code epoch} ends in this (the leader's) log. */
