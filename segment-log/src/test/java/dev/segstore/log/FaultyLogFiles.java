@@ -1,12 +1,11 @@
 package dev.segstore.log;
 
+import dev.segstore.log.io.ForwardingLogChannel;
+import dev.segstore.log.io.ForwardingLogFiles;
 import dev.segstore.log.io.LogChannel;
-import dev.segstore.log.io.LogFiles;
-import dev.segstore.log.io.RealLogFiles;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.WritableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,8 +26,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * Memory-mapped index files are not seen by this layer; the log treats them as derived data and rebuilds them
  * after an unclean shutdown.
  */
-final class FaultyLogFiles implements LogFiles {
-    private final LogFiles real = RealLogFiles.INSTANCE;
+final class FaultyLogFiles extends ForwardingLogFiles {
     private final Map<Path, Tracked> tracked = new HashMap<>();
     private final AtomicInteger forcesLeft = new AtomicInteger(Integer.MAX_VALUE);
     private final AtomicInteger writesLeft = new AtomicInteger(Integer.MAX_VALUE);
@@ -75,7 +73,7 @@ final class FaultyLogFiles implements LogFiles {
         for (Map.Entry<Path, Tracked> e : tracked.entrySet()) {
             Tracked t = e.getValue();
             for (LogChannel c : t.open) {
-                ((FaultyChannel) c).inner.close();
+                c.close();
             }
             if (!Files.exists(e.getKey())) {
                 continue; // deleted: deletions go straight to disk
@@ -114,44 +112,18 @@ final class FaultyLogFiles implements LogFiles {
     }
 
     @Override
-    public void writeAtomically(Path file, byte[] content) throws IOException {
-        real.writeAtomically(file, content);
-    }
-
-    @Override
-    public byte[] readAll(Path file) throws IOException {
-        return real.readAll(file);
-    }
-
-    @Override
-    public List<String> list(Path dir) throws IOException {
-        return real.list(dir);
-    }
-
-    @Override
     public synchronized void delete(Path file) throws IOException {
         tracked.remove(file);
         real.delete(file);
     }
 
-    @Override
-    public void createDirectories(Path dir) throws IOException {
-        real.createDirectories(dir);
-    }
-
-    @Override
-    public void forceDirectory(Path dir) throws IOException {
-        real.forceDirectory(dir);
-    }
-
-    private final class FaultyChannel implements LogChannel {
+    private final class FaultyChannel extends ForwardingLogChannel {
         private final Path file;
-        private final LogChannel inner;
         private final Tracked t;
 
         FaultyChannel(Path file, LogChannel inner, Tracked t) {
+            super(inner);
             this.file = file;
-            this.inner = inner;
             this.t = t;
         }
 
@@ -164,16 +136,6 @@ final class FaultyLogFiles implements LogFiles {
                 t.pending.add(new Write(position, copy));
             }
             inner.writeFully(src, position);
-        }
-
-        @Override
-        public int readFully(ByteBuffer dst, long position) throws IOException {
-            return inner.readFully(dst, position);
-        }
-
-        @Override
-        public long size() throws IOException {
-            return inner.size();
         }
 
         @Override
@@ -192,16 +154,6 @@ final class FaultyLogFiles implements LogFiles {
                 t.durable = Files.readAllBytes(file);
                 t.pending.clear();
             }
-        }
-
-        @Override
-        public long transferTo(long position, long count, WritableByteChannel target) throws IOException {
-            return inner.transferTo(position, count, target);
-        }
-
-        @Override
-        public void close() throws IOException {
-            inner.close();
         }
     }
 }
