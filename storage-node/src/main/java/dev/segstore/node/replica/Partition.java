@@ -253,6 +253,24 @@ public final class Partition {
 
     private synchronized void onLocalAppend() {
         maybeAdvanceHighWatermark();
+        List<CompletableFuture<Void>> waiting = dataWaiters;
+        dataWaiters = new ArrayList<>();
+        waiting.forEach(w -> w.complete(null));
+    }
+
+    private List<CompletableFuture<Void>> dataWaiters = new ArrayList<>();
+
+    /**
+     * Completes when this leader has something beyond {@code offset} to send a follower (at once if it has):
+     * a caught-up follower's fetch waits on it (long poll) instead of coming back empty.
+     */
+    public synchronized CompletableFuture<Void> awaitDataAfter(long offset) {
+        if (log.writtenEndOffset() > offset || role != Role.LEADER) {
+            return CompletableFuture.completedFuture(null);
+        }
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        dataWaiters.add(f);
+        return f;
     }
 
     private void waitFor(Waiter w) {

@@ -58,6 +58,8 @@ public final class StorageNode implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(StorageNode.class);
     private static final int FETCH_MAX_BYTES = 1 << 20;
     private static final long FETCH_IDLE_MS = 10;
+    /** Longest a leader holds a caught-up follower's fetch waiting for new data. */
+    private static final long FETCH_WAIT_MS = 200;
 
     /** One hosted replica and what the node last applied of its assignment. */
     private static final class Hosted {
@@ -481,10 +483,17 @@ public final class StorageNode implements AutoCloseable {
             if (r.getReplicaId() >= 0) {
                 LeaderEndPoint.FetchResult f = h.partition.fetchFromFollower(r.getReplicaId(), r.getLeaderEpoch(), r.getOffset(),
                         Math.max(1, r.getMaxBytes()));
-                // The slice was read into a fresh buffer that nothing else holds: wrap it instead of copying again.
-                return CompletableFuture.completedFuture(FetchResponse.newBuilder()
-                        .setBatches(com.google.protobuf.UnsafeByteOperations.unsafeWrap(f.batches()))
-                        .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd()).build());
+                if (f.batches().remaining() == 0) {
+                    // Long poll: a caught-up follower waits here for new data (or FETCH_WAIT_MS) instead of asking again.
+                    return h.partition.awaitDataAfter(r.getOffset())
+                            .completeOnTimeout(null, FETCH_WAIT_MS, TimeUnit.MILLISECONDS)
+                            .<Message>thenApply(v -> followerResponse(h.partition.fetchFromFollower(r.getReplicaId(), r.getLeaderEpoch(),
+                                    r.getOffset(), Math.max(1, r.getMaxBytes()))))
+                            .exceptionally(e -> {
+                                throw wire(e);
+                            });
+                }
+                return CompletableFuture.completedFuture(followerResponse(f));
             }
             int maxRecords = r.getMaxRecords() <= 0 ? 500 : r.getMaxRecords();
             FetchResponse.Builder b = FetchResponse.newBuilder().setHighWatermark(h.partition.highWatermark())
@@ -495,6 +504,12 @@ public final class StorageNode implements AutoCloseable {
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
+    }
+
+    private static FetchResponse followerResponse(LeaderEndPoint.FetchResult f) {
+        // The slice was read into a fresh buffer that nothing else holds: wrap it instead of copying again.
+        return FetchResponse.newBuilder().setBatches(com.google.protobuf.UnsafeByteOperations.unsafeWrap(f.batches()))
+                .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd()).build();
     }
 
     private CompletableFuture<Message> epochEndOffset(EpochEndOffsetRequest r) {
