@@ -1,5 +1,10 @@
 package dev.segstore.node.server;
 
+import dev.segstore.log.DirectoryConfig;
+import dev.segstore.log.FlushPolicy;
+import dev.segstore.log.LogConfig;
+import dev.segstore.log.LogException;
+
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
@@ -20,11 +25,21 @@ import java.util.Set;
  * @param metaAddresses   RPC addresses of the meta-service nodes
  * @param heartbeatMs     heartbeat period to the meta-service (well below its session timeout)
  * @param replicaMaxLagMs a follower not caught up for this long leaves the ISR
+ * @param directory       the data directory's write queue and flush policy ({@code log.*} keys)
+ * @param log             segment file size and index interval of every replica's log
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
-                         long heartbeatMs, long replicaMaxLagMs) {
+                         long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log) {
     private static final Set<String> KEYS = Set.of("node.id", "host", "port", "data.dir", "meta.addresses",
-            "heartbeat.ms", "replica.max.lag.ms");
+            "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
+            "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
+            "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes");
+
+    /** With the segment log's default directory and log settings. */
+    public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs,
+                      long replicaMaxLagMs) {
+        this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, DirectoryConfig.DEFAULT, LogConfig.DEFAULT);
+    }
 
     public NodeConfig {
         metaAddresses = List.copyOf(metaAddresses);
@@ -40,6 +55,9 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         if (heartbeatMs < 10 || replicaMaxLagMs < 10) {
             throw new IllegalArgumentException("heartbeat.ms and replica.max.lag.ms must be >= 10");
         }
+        if (directory == null || log == null) {
+            throw new IllegalArgumentException("directory and log settings are required");
+        }
     }
 
     public static NodeConfig load(Path file) throws IOException {
@@ -53,11 +71,40 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
             }
         }
         Path base = file.getParent() == null ? Path.of(".") : file.getParent();
-        return new NodeConfig(Integer.parseInt(required(p, "node.id")), required(p, "host"),
-                Integer.parseInt(required(p, "port")), base.resolve(required(p, "data.dir")),
-                Arrays.stream(required(p, "meta.addresses").split(",")).map(String::trim).toList(),
-                Long.parseLong(p.getProperty("heartbeat.ms", "500").trim()),
-                Long.parseLong(p.getProperty("replica.max.lag.ms", "10000").trim()));
+        DirectoryConfig d = DirectoryConfig.DEFAULT;
+        FlushPolicy f = d.flushPolicy();
+        LogConfig l = LogConfig.DEFAULT;
+        try {
+            DirectoryConfig directory = new DirectoryConfig(number(p, "log.queue.max.bytes", d.maxQueuedBytes()),
+                    (int) number(p, "log.queue.max.appends", d.maxQueuedAppends()),
+                    new FlushPolicy(number(p, "log.flush.max.wait.ms", f.maxWaitNanos() / 1_000_000) * 1_000_000,
+                            number(p, "log.flush.max.unsynced.bytes", f.maxUnsyncedBytes()),
+                            number(p, "log.background.flush.ms", f.backgroundFlushNanos() / 1_000_000) * 1_000_000,
+                            number(p, "log.background.flush.bytes", f.backgroundFlushBytes())));
+            LogConfig log = l.withSegmentBytes(number(p, "log.file.bytes", l.segmentBytes()))
+                    .withIndexIntervalBytes((int) number(p, "log.index.interval.bytes", l.indexIntervalBytes()));
+            return new NodeConfig((int) number(p, "node.id", -1), required(p, "host"), (int) number(p, "port", -1),
+                    base.resolve(required(p, "data.dir")),
+                    Arrays.stream(required(p, "meta.addresses").split(",")).map(String::trim).toList(),
+                    number(p, "heartbeat.ms", 500), number(p, "replica.max.lag.ms", 10_000), directory, log);
+        } catch (LogException e) {
+            throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
+        }
+    }
+
+    private static long number(Properties p, String key, long def) {
+        String v = p.getProperty(key);
+        if (v == null) {
+            if (def < 0) {
+                throw new IllegalArgumentException("storage-node setting '" + key + "' is required");
+            }
+            return def;
+        }
+        try {
+            return Long.parseLong(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("storage-node setting '" + key + "' = '" + v + "' is not a number");
+        }
     }
 
     private static String required(Properties p, String key) {

@@ -4,9 +4,7 @@ import com.google.protobuf.ByteString;
 import com.google.protobuf.Message;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.log.AppendRecord;
-import dev.segstore.log.DirectoryConfig;
 import dev.segstore.log.Durability;
-import dev.segstore.log.LogConfig;
 import dev.segstore.log.LogDirectory;
 import dev.segstore.log.LogException;
 import dev.segstore.log.epoch.EpochEndOffset;
@@ -123,7 +121,7 @@ public final class StorageNode implements AutoCloseable {
     private StorageNode(NodeConfig config, PeerFaults faults) throws Exception {
         this.config = config;
         this.faults = faults;
-        this.directory = LogDirectory.open(config.dataDir().resolve("logs"), DirectoryConfig.DEFAULT);
+        this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory());
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000);
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES)
@@ -267,7 +265,7 @@ public final class StorageNode implements AutoCloseable {
                 .setIsrVersion(version).addAllNewIsr(isr).build())
                 .thenApply(r -> new IsrProposer.Committed(r.getSegment().getIsrList(), r.getSegment().getIsrVersion()));
         Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(),
-                directory.openLog(key.logName(), LogConfig.DEFAULT, s.getStartOffset()), config.nodeId(), rc,
+                directory.openLog(key.logName(), config.log(), s.getStartOffset()), config.nodeId(), rc,
                 System::currentTimeMillis, proposer);
         long segmentBytes = shard == null || shard.getSettings().getSegmentBytes() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentBytes();
         long segmentMs = shard == null || shard.getSettings().getSegmentMs() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentMs();

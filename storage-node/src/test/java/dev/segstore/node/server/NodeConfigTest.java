@@ -1,0 +1,52 @@
+package dev.segstore.node.server;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class NodeConfigTest {
+    @TempDir
+    Path dir;
+
+    private NodeConfig load(String text) throws Exception {
+        Path f = dir.resolve("node.properties");
+        Files.writeString(f, text);
+        return NodeConfig.load(f);
+    }
+
+    private static final String BASE = "node.id=4\nhost=127.0.0.14\nport=7201\ndata.dir=data\nmeta.addresses=127.0.0.1:7101, 127.0.0.1:7102\n";
+
+    @Test
+    void defaultsAndOverrides() throws Exception {
+        NodeConfig c = load(BASE);
+        assertEquals(4, c.nodeId());
+        assertEquals(dir.resolve("data"), c.dataDir());
+        assertEquals(List.of("127.0.0.1:7101", "127.0.0.1:7102"), c.metaAddresses());
+        assertEquals(500, c.heartbeatMs());
+        assertEquals(2_000_000L, c.directory().flushPolicy().maxWaitNanos());
+        NodeConfig o = load(BASE + "log.flush.max.wait.ms=5\nlog.queue.max.bytes=1048576\nlog.file.bytes=1048576\nreplica.max.lag.ms=3000\n");
+        assertEquals(5_000_000L, o.directory().flushPolicy().maxWaitNanos());
+        assertEquals(1 << 20, o.directory().maxQueuedBytes());
+        assertEquals(1 << 20, o.log().segmentBytes());
+        assertEquals(3000, o.replicaMaxLagMs());
+    }
+
+    @Test
+    void badSettingsFailWithTheirName() {
+        IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class, () -> load(BASE + "log.fush.max.wait.ms=5\n"));
+        assertTrue(unknown.getMessage().contains("log.fush.max.wait.ms"), unknown.getMessage());
+        IllegalArgumentException notNumber = assertThrows(IllegalArgumentException.class, () -> load(BASE + "heartbeat.ms=fast\n"));
+        assertTrue(notNumber.getMessage().contains("heartbeat.ms"), notNumber.getMessage());
+        IllegalArgumentException range = assertThrows(IllegalArgumentException.class, () -> load(BASE + "log.file.bytes=10\n"));
+        assertTrue(range.getMessage().contains("segmentBytes"), range.getMessage());
+        IllegalArgumentException missing = assertThrows(IllegalArgumentException.class, () -> load("host=h\nport=1\ndata.dir=d\nmeta.addresses=a:1\n"));
+        assertTrue(missing.getMessage().contains("node.id"), missing.getMessage());
+    }
+}
