@@ -7,7 +7,6 @@ import dev.segstore.log.format.BatchView;
 import dev.segstore.log.format.FileHeader;
 import dev.segstore.log.format.FormatException;
 import dev.segstore.log.format.RecordBatch;
-import dev.segstore.log.index.OffsetIndex;
 import dev.segstore.log.io.LogFiles;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -21,7 +20,6 @@ import java.util.List;
 import java.util.OptionalLong;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.regex.Pattern;
 
 /**
  * A shard's replica on this node: a chain of {@link Segment} files in one directory, with a leader-epoch
@@ -54,7 +52,6 @@ import java.util.regex.Pattern;
  */
 public final class SegmentLog {
     private static final Logger LOG = LoggerFactory.getLogger(SegmentLog.class);
-    private static final Pattern SEGMENT_FILE = Pattern.compile("(\\d{20})\\.(log|oix|tix)");
     static final String EPOCH_FILE = "leader-epoch-checkpoint";
 
     private final LogDirectory directory;
@@ -63,6 +60,7 @@ public final class SegmentLog {
     private final Path dir;
     private final LogConfig config;
     private final LeaderEpochCache epochs;
+    private final LogReader reader;
 
     // Guarded by this.
     private Segment active;
@@ -83,6 +81,7 @@ public final class SegmentLog {
         this.dir = dir;
         this.config = config;
         this.epochs = epochs;
+        this.reader = new LogReader(name, directory);
     }
 
     public String name() {
@@ -145,20 +144,7 @@ public final class SegmentLog {
         LogFiles files = directory.files();
         try {
             files.createDirectories(dir);
-            List<Long> bases = new ArrayList<>();
-            for (String f : files.list(dir)) {
-                var m = SEGMENT_FILE.matcher(f);
-                if (m.matches()) {
-                    if (m.group(2).equals("log")) {
-                        bases.add(Long.parseLong(m.group(1)));
-                    }
-                } else if (f.endsWith(".tmp")) {
-                    files.delete(dir.resolve(f)); // an atomic replace that never finished
-                } else if (!f.equals(EPOCH_FILE) && !f.equals(LogState.FILE)) {
-                    throw LogException.corrupt("log " + name + ": unexpected file " + dir.resolve(f)
-                            + " (a log directory holds only segments, indexes, " + EPOCH_FILE + " and " + LogState.FILE + ")");
-                }
-            }
+            List<Long> bases = LogRecovery.segmentBases(files, dir, name);
             byte[] epochBytes = files.readAll(dir.resolve(EPOCH_FILE));
             LeaderEpochCache epochs = epochBytes == null ? new LeaderEpochCache() : LeaderEpochCache.decode(epochBytes);
             SegmentLog log = new SegmentLog(directory, name, dir, config, epochs);
@@ -178,65 +164,17 @@ public final class SegmentLog {
     }
 
     private synchronized void load(List<Long> bases, LogState state, long initialOffset) throws IOException {
-        List<Segment> loaded = new ArrayList<>();
         boolean clean = state != null && state.clean();
         long rp = state == null ? -1 : state.recoveryPoint();
-        boolean epochsChanged = false;
-        for (int i = 0; i < bases.size(); i++) {
-            long base = bases.get(i);
-            boolean mustScan = !clean && (i == bases.size() - 1 || bases.get(i + 1) > rp);
-            long expectedBase = loaded.isEmpty() ? base : loaded.get(loaded.size() - 1).writtenNextOffset();
-            Segment s;
-            try {
-                if (base != expectedBase) {
-                    throw new FormatException("segment starts at " + base + " but the previous one ends at " + expectedBase);
-                }
-                s = Segment.open(files, dir, base, config);
-            } catch (FormatException e) {
-                if (!mustScan) {
-                    throw new FormatException("segment " + Segment.fileName(base, ".log") + ": " + e.getMessage());
-                }
-                LOG.warn("Log {}: dropping segments from {} on after an unclean shutdown: {}", name, base, e.getMessage());
-                deleteSegmentFiles(bases.subList(i, bases.size()));
-                break;
-            }
-            if (!mustScan) {
-                s.loadClean();
-                loaded.add(s);
-                continue;
-            }
-            Segment.Recovery r = s.recover((offset, epoch) -> epochs.assign(epoch, offset));
-            loaded.add(s);
-            if (r.error() != null) {
-                long dropped = s.channel().size() - r.validSize();
-                LOG.warn("Log {}: torn tail after an unclean shutdown in segment {} at position {} ({}); "
-                                + "truncating {} bytes and {} later segment(s)", name, base, r.validSize(), r.error(),
-                        dropped, bases.size() - i - 1);
-                s.truncateFile(r.validSize());
-                deleteSegmentFiles(bases.subList(i + 1, bases.size()));
-                break;
-            }
-        }
-        if (loaded.isEmpty()) {
-            long start = bases.isEmpty() ? initialOffset : bases.get(0);
-            loaded.add(Segment.create(files, dir, start, config));
-            files.forceDirectory(dir);
-        }
+        List<Segment> loaded = LogRecovery.loadSegments(files, dir, name, config, bases, state, epochs, initialOffset);
         Segment last = loaded.get(loaded.size() - 1);
-        long end = last.writtenNextOffset();
-        // Bytes below the recovery point were forced: a log that now ends before it lost durable data (a
-        // shortened or missing file), which no torn write can explain.
-        if (state != null && (clean ? end != rp : end < rp)) {
-            throw new FormatException("log ends at offset " + end + " but " + (clean ? "was closed cleanly at " : "had forced every record below ")
-                    + rp + " (a segment file is shorter than written or missing)");
-        }
         last.reopenForAppend();
         active = last;
         segments = loaded.toArray(new Segment[0]);
         nextOffset = last.writtenNextOffset();
         writtenEndOffset = nextOffset;
         durableEndOffset = nextOffset;
-        epochsChanged |= epochs.truncateFromEnd(nextOffset);
+        boolean epochsChanged = epochs.truncateFromEnd(nextOffset);
         epochsChanged |= epochs.truncateFromStart(loaded.get(0).baseOffset());
         if (epochsChanged || state == null || !clean) {
             persistEpochs();
@@ -250,15 +188,6 @@ public final class SegmentLog {
     /** Replaces {@code log-state}; callers hold the log's monitor. */
     private void writeState(boolean clean) throws IOException {
         files.writeAtomically(dir.resolve(LogState.FILE), new LogState(clean, sealed, recoveryPoint).encode());
-    }
-
-    private void deleteSegmentFiles(List<Long> bases) throws IOException {
-        for (long b : bases) {
-            for (String suffix : new String[] {".log", ".oix", ".tix"}) {
-                files.delete(dir.resolve(Segment.fileName(b, suffix)));
-            }
-        }
-        files.forceDirectory(dir);
     }
 
     private void persistEpochs() throws IOException {
@@ -472,22 +401,6 @@ public final class SegmentLog {
         }
     }
 
-    private static int floorSegment(Segment[] segs, long offset) {
-        int lo = 0;
-        int hi = segs.length - 1;
-        int found = 0;
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            if (segs[mid].baseOffset() <= offset) {
-                found = mid;
-                lo = mid + 1;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        return found;
-    }
-
     /**
      * Decoded records from {@code offset} on, below {@code upperBound} (exclusive; pass the high watermark or
      * {@link Long#MAX_VALUE}), at most {@code maxRecords} and about {@code maxBytes} of record data (at least
@@ -500,63 +413,7 @@ public final class SegmentLog {
             throw LogException.invalid("maxRecords and maxBytes must be >= 1: " + maxRecords + ", " + maxBytes);
         }
         checkReadable(offset);
-        long limit = Math.min(upperBound, writtenEndOffset);
-        List<LogRecord> out = new ArrayList<>();
-        Segment[] segs = segments;
-        long bytes = 0;
-        long from = offset;
-        for (int i = floorSegment(segs, offset); i < segs.length && from < limit; i++) {
-            Segment s = segs[i];
-            if (!s.retain()) {
-                throw new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "log " + name + ": offset " + from
-                        + " was deleted by retention while being read");
-            }
-            BatchScanner scanner = null;
-            try {
-                Segment.Position p = s.locate(from);
-                scanner = new BatchScanner(s.channel(), p.position(), s.writtenSize(), BatchScanner.Mode.VERIFY);
-                long expected = p.offset();
-                BatchView b;
-                while ((b = scanner.next()) != null && b.baseOffset() < limit) {
-                    if (b.baseOffset() != expected) {
-                        throw new FormatException("batch starts at offset " + b.baseOffset() + ", expected " + expected);
-                    }
-                    expected = b.nextOffset();
-                    for (LogRecord r : RecordBatch.decode(b, from, limit, maxRecords - out.size())) {
-                        int size = recordBytes(r);
-                        if (!out.isEmpty() && bytes + size > maxBytes) {
-                            return out;
-                        }
-                        out.add(r);
-                        bytes += size;
-                    }
-                    if (out.size() >= maxRecords) {
-                        return out;
-                    }
-                    from = b.nextOffset();
-                }
-                from = Math.max(from, s.writtenNextOffset());
-            } catch (FormatException e) {
-                throw LogException.corrupt("log " + name + " segment " + s.logFile().getFileName()
-                        + (scanner == null ? "" : " position " + scanner.position()) + ": " + e.getMessage());
-            } catch (IOException e) {
-                throw directory.ioFailure(e, "reading log " + name);
-            } finally {
-                s.release();
-            }
-        }
-        return out;
-    }
-
-    private static int recordBytes(LogRecord r) {
-        int size = r.payload().length + (r.key() == null ? 0 : r.key().length());
-        for (String t : r.tags()) {
-            size += t.length();
-        }
-        for (LogHeader h : r.headers()) {
-            size += h.name().length() + h.value().length();
-        }
-        return size;
+        return reader.read(segments, offset, maxRecords, maxBytes, Math.min(upperBound, writtenEndOffset));
     }
 
     /**
@@ -569,79 +426,12 @@ public final class SegmentLog {
             throw LogException.invalid("maxBytes must be >= 1: " + maxBytes);
         }
         checkReadable(offset);
-        long limit = Math.min(upperBound, writtenEndOffset);
-        if (offset >= limit) {
-            return FileSlice.empty(offset);
-        }
-        Segment[] segs = segments;
-        Segment s = segs[floorSegment(segs, offset)];
-        if (!s.retain()) {
-            throw new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "log " + name + ": offset " + offset
-                    + " was deleted by retention while being read");
-        }
-        boolean handedOut = false;
-        try {
-            Segment.Position start = s.locate(offset);
-            if (start.offset() >= limit || start.position() >= s.writtenSize()) {
-                return FileSlice.empty(offset);
-            }
-            // Jump close to the end with the index, then walk headers only.
-            OffsetIndex.Entry byBytes = s.offsetIndex().lookupByPosition(start.position() + (long) maxBytes);
-            OffsetIndex.Entry byLimit = s.offsetIndex().lookup(limit - 1);
-            OffsetIndex.Entry from = byBytes.position() <= byLimit.position() ? byBytes : byLimit;
-            long walkPosition = Math.max(from.position(), start.position());
-            long walkOffset = from.position() >= start.position() ? from.offset() : start.offset();
-            BatchScanner scanner = new BatchScanner(s.channel(), walkPosition, s.writtenSize(), BatchScanner.Mode.HEADERS);
-            long endPosition = start.position();
-            long endOffset = start.offset();
-            BatchView b;
-            while ((b = scanner.next()) != null) {
-                if (b.baseOffset() != walkOffset) {
-                    throw new FormatException("batch starts at offset " + b.baseOffset() + ", expected " + walkOffset);
-                }
-                long batchEnd = scanner.nextPosition();
-                boolean first = endPosition == start.position();
-                if (b.baseOffset() >= limit || (!first && batchEnd - start.position() > maxBytes)) {
-                    break;
-                }
-                endPosition = batchEnd;
-                endOffset = b.nextOffset();
-                walkOffset = b.nextOffset();
-            }
-            handedOut = true;
-            return new FileSlice(s, start.position(), (int) (endPosition - start.position()), start.offset(), endOffset);
-        } catch (FormatException e) {
-            throw LogException.corrupt("log " + name + " segment " + s.logFile().getFileName() + ": " + e.getMessage());
-        } catch (IOException e) {
-            throw directory.ioFailure(e, "reading log " + name);
-        } finally {
-            if (!handedOut) {
-                s.release();
-            }
-        }
+        return reader.readSlice(segments, offset, maxBytes, Math.min(upperBound, writtenEndOffset));
     }
 
     /** The first offset below {@code upperBound} whose record has a timestamp &gt;= {@code timestamp}. */
     public OptionalLong offsetForTimestamp(long timestamp, long upperBound) {
-        long limit = Math.min(upperBound, writtenEndOffset);
-        for (Segment s : segments) {
-            if (s.maxTimestamp() < timestamp || !s.retain()) {
-                continue;
-            }
-            try {
-                long found = s.offsetForTimestamp(timestamp);
-                if (found >= 0) {
-                    return found < limit ? OptionalLong.of(found) : OptionalLong.empty();
-                }
-            } catch (FormatException e) {
-                throw LogException.corrupt("log " + name + " segment " + s.logFile().getFileName() + ": " + e.getMessage());
-            } catch (IOException e) {
-                throw directory.ioFailure(e, "reading log " + name);
-            } finally {
-                s.release();
-            }
-        }
-        return OptionalLong.empty();
+        return reader.offsetForTimestamp(segments, timestamp, Math.min(upperBound, writtenEndOffset));
     }
 
     // ---- rolling and sealing ----------------------------------------------------------------------------------
@@ -710,7 +500,7 @@ public final class SegmentLog {
     /** I/O thread. */
     private synchronized long doTruncate(long offset) throws IOException {
         Segment[] segs = segments;
-        int idx = floorSegment(segs, offset);
+        int idx = LogReader.floorSegment(segs, offset);
         Segment target = segs[idx];
         Segment.Position p = target.locate(offset);
         List<Segment> dropped = new ArrayList<>(Arrays.asList(segs).subList(idx + 1, segs.length));
