@@ -106,6 +106,26 @@ abstract class MappedIndex {
         return map.duplicate();
     }
 
+    /**
+     * The last entry {@code i} for which {@code atOrBelow.test(i)} holds, or -1; the predicate must hold for a
+     * prefix of the entries (they are sorted), so a binary search finds the boundary.
+     */
+    protected int lastEntryWhere(java.util.function.IntPredicate atOrBelow) {
+        int lo = 0;
+        int hi = entries() - 1;
+        int found = -1;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            if (atOrBelow.test(mid)) {
+                found = mid;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return found;
+    }
+
     protected int entryPosition(int n) {
         return FileHeader.SIZE + n * entryWidth;
     }

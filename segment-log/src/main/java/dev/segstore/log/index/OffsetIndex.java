@@ -72,57 +72,27 @@ public final class OffsetIndex extends MappedIndex {
     /** The last entry at or below {@code offset}, or the segment's first batch when there is none. */
     public Entry lookup(long offset) {
         ByteBuffer v = view();
-        int lo = 0;
-        int hi = entries() - 1;
-        int found = -1;
         long rel = offset - baseOffset();
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            long midRel = Integer.toUnsignedLong(v.getInt(entryPosition(mid)));
-            if (midRel <= rel) {
-                found = mid;
-                lo = mid + 1;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        if (found < 0) {
-            return new Entry(baseOffset(), FileHeader.SIZE);
-        }
-        return new Entry(baseOffset() + Integer.toUnsignedLong(v.getInt(entryPosition(found))),
-                v.getInt(entryPosition(found) + 4));
+        return entryOrFirst(v, lastEntryWhere(i -> Integer.toUnsignedLong(v.getInt(entryPosition(i))) <= rel));
     }
 
     /** The last entry whose position is at or below {@code position}, or the segment's first batch. */
     public Entry lookupByPosition(long position) {
         ByteBuffer v = view();
-        int lo = 0;
-        int hi = entries() - 1;
-        int found = -1;
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            if (Integer.toUnsignedLong(v.getInt(entryPosition(mid) + 4)) <= position) {
-                found = mid;
-                lo = mid + 1;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        if (found < 0) {
+        return entryOrFirst(v, lastEntryWhere(i -> Integer.toUnsignedLong(v.getInt(entryPosition(i) + 4)) <= position));
+    }
+
+    /** Entry {@code i}, or the segment's first batch for -1. */
+    private Entry entryOrFirst(ByteBuffer v, int i) {
+        if (i < 0) {
             return new Entry(baseOffset(), FileHeader.SIZE);
         }
-        return new Entry(baseOffset() + Integer.toUnsignedLong(v.getInt(entryPosition(found))),
-                v.getInt(entryPosition(found) + 4));
+        return new Entry(baseOffset() + Integer.toUnsignedLong(v.getInt(entryPosition(i))), v.getInt(entryPosition(i) + 4));
     }
 
     /** The last entry, or the segment's first batch when there is none. */
     public Entry last() {
-        int n = entries();
-        if (n == 0) {
-            return new Entry(baseOffset(), FileHeader.SIZE);
-        }
-        ByteBuffer v = view();
-        return new Entry(baseOffset() + Integer.toUnsignedLong(v.getInt(entryPosition(n - 1))), v.getInt(entryPosition(n - 1) + 4));
+        return entryOrFirst(view(), entries() - 1);
     }
 
     /** Forgets entries whose position is at or after {@code position} (the segment was truncated there). */

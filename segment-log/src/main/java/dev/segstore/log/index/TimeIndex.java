@@ -68,18 +68,7 @@ public final class TimeIndex extends MappedIndex {
     /** The last entry with a timestamp below {@code timestamp}, or null if there is none. */
     public Entry lastBelow(long timestamp) {
         ByteBuffer v = view();
-        int lo = 0;
-        int hi = entries() - 1;
-        int found = -1;
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            if (v.getLong(entryPosition(mid)) < timestamp) {
-                found = mid;
-                lo = mid + 1;
-            } else {
-                hi = mid - 1;
-            }
-        }
+        int found = lastEntryWhere(i -> v.getLong(entryPosition(i)) < timestamp);
         return found < 0 ? null : entry(v, found);
     }
 
