@@ -25,8 +25,11 @@ import java.util.List;
  * <pre>
  *   key_index:  i64 shardId, i64 sequence, i32 length, key UTF-8, i64 offset  -> empty
  *   tag_index:  i64 shardId, i64 sequence, i32 length, tag UTF-8, i64 offset  -> empty
+ *   tombstones: i64 shardId, i64 sequence, i64 position                       -> i64 deleted offset
  *   default:    "indexed/" i64 shardId, i64 sequence                          -> i64 next offset to index
  * </pre>
+ * Tombstones (the replica's deletes, see {@link dev.segstore.node.replica.Tombstones}) are the one part that is
+ * not a hint: they are written with fsync when the shard's durability is fsync, before the delete is counted.
  * The index is a hint: a row may outlive a truncation of its replica, so readers check each offset against
  * the log. Rows are written without fsync together with the replica's "indexed up to" mark, and a replica
  * re-indexes from that mark when it opens, so a crash can delay but never lose an index entry.
@@ -40,6 +43,8 @@ public final class NodeIndex implements AutoCloseable {
     private final ColumnFamilyHandle meta;
     private final ColumnFamilyHandle keys;
     private final ColumnFamilyHandle tags;
+    private final ColumnFamilyHandle tombstones;
+    private final WriteOptions syncWrite = new WriteOptions().setSync(true);
     private final List<ColumnFamilyHandle> handles = new ArrayList<>();
     private final DBOptions options;
     private final WriteOptions write = new WriteOptions().setSync(false);
@@ -54,11 +59,57 @@ public final class NodeIndex implements AutoCloseable {
         List<ColumnFamilyDescriptor> cfs = List.of(
                 new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY, new ColumnFamilyOptions()),
                 new ColumnFamilyDescriptor("key_index".getBytes(StandardCharsets.UTF_8), new ColumnFamilyOptions()),
-                new ColumnFamilyDescriptor("tag_index".getBytes(StandardCharsets.UTF_8), new ColumnFamilyOptions()));
+                new ColumnFamilyDescriptor("tag_index".getBytes(StandardCharsets.UTF_8), new ColumnFamilyOptions()),
+                new ColumnFamilyDescriptor("tombstones".getBytes(StandardCharsets.UTF_8), new ColumnFamilyOptions()));
         db = RocksDB.open(options, dir.toString(), cfs, handles);
         meta = handles.get(0);
         keys = handles.get(1);
         tags = handles.get(2);
+        tombstones = handles.get(3);
+    }
+
+    private static byte[] tombstoneKey(long shardId, long sequence, long position) {
+        return ByteBuffer.allocate(24).putLong(shardId).putLong(sequence).putLong(position).array();
+    }
+
+    /** Where one replica keeps its tombstones; {@code sync} writes them with fsync. */
+    public dev.segstore.node.replica.Tombstones.Store tombstoneStore(long shardId, long sequence, boolean sync) {
+        return new dev.segstore.node.replica.Tombstones.Store() {
+            @Override
+            public void save(long fromSeq, List<Long> offsets, long end) {
+                try (WriteBatch batch = new WriteBatch()) {
+                    for (int i = 0; i < offsets.size(); i++) {
+                        batch.put(tombstones, tombstoneKey(shardId, sequence, fromSeq + i), ByteBuffer.allocate(8).putLong(offsets.get(i)).array());
+                    }
+                    batch.deleteRange(tombstones, tombstoneKey(shardId, sequence, end), tombstoneKey(shardId, sequence, Long.MAX_VALUE));
+                    db.write(sync ? syncWrite : write, batch);
+                } catch (RocksDBException e) {
+                    throw new dev.segstore.node.replica.ReplicaException(dev.segstore.adapter.ErrorCode.STORAGE_ERROR,
+                            "writing tombstones of " + shardId + "-" + sequence + " failed: " + e);
+                }
+            }
+
+            @Override
+            public List<Long> load() {
+                List<Long> out = new ArrayList<>();
+                byte[] p = ByteBuffer.allocate(16).putLong(shardId).putLong(sequence).array();
+                try (ReadOptions ro = new ReadOptions(); RocksIterator it = db.newIterator(tombstones, ro)) {
+                    for (it.seek(tombstoneKey(shardId, sequence, 0)); it.isValid(); it.next()) {
+                        byte[] k = it.key();
+                        if (k.length != 24 || !ByteBuffer.wrap(k, 0, 16).equals(ByteBuffer.wrap(p))) {
+                            break;
+                        }
+                        long position = ByteBuffer.wrap(k, 16, 8).getLong();
+                        if (position != out.size()) {
+                            throw new dev.segstore.node.replica.ReplicaException(dev.segstore.adapter.ErrorCode.CORRUPT_DATA,
+                                    "tombstones of " + shardId + "-" + sequence + " skip from " + out.size() + " to " + position);
+                        }
+                        out.add(ByteBuffer.wrap(it.value()).getLong());
+                    }
+                }
+                return out;
+            }
+        };
     }
 
     private static byte[] prefix(long shardId, long sequence, String term) {
@@ -125,6 +176,7 @@ public final class NodeIndex implements AutoCloseable {
         byte[] to = ByteBuffer.allocate(16).putLong(shardId).putLong(sequence + 1).array();
         db.deleteRange(keys, from, to);
         db.deleteRange(tags, from, to);
+        db.deleteRange(tombstones, from, to);
         db.delete(meta, markKey(shardId, sequence));
     }
 
@@ -134,5 +186,6 @@ public final class NodeIndex implements AutoCloseable {
         db.close();
         options.close();
         write.close();
+        syncWrite.close();
     }
 }

@@ -6,14 +6,15 @@ package dev.segstore.node.replica;
  * @param nodeId           the follower
  * @param logEndOffset     the offset it asked for last: everything below is in its log (durable there when the
  *                         shard's durability is fsync)
+ * @param tombstoneEnd     the tombstone position it asked for last: it holds the leader's deletes below it
  * @param lastCaughtUpMs   last time its log end reached the leader's log end as it was when that fetch arrived
  * @param lastFetchMs      last time it fetched at all
  */
-public record FollowerProgress(int nodeId, long logEndOffset, long lastCaughtUpMs, long lastFetchMs) {
+public record FollowerProgress(int nodeId, long logEndOffset, long tombstoneEnd, long lastCaughtUpMs, long lastFetchMs) {
 
     /** A follower the leader has not heard from yet: given a full lag period from {@code nowMs}. */
     public static FollowerProgress unknown(int nodeId, long nowMs) {
-        return new FollowerProgress(nodeId, -1, nowMs, -1);
+        return new FollowerProgress(nodeId, -1, -1, nowMs, -1);
     }
 
     /**
@@ -21,7 +22,12 @@ public record FollowerProgress(int nodeId, long logEndOffset, long lastCaughtUpM
      * A fetch that asks for the leader's end means the follower had everything: caught up now.
      */
     public FollowerProgress afterFetch(long fetchOffset, long leaderLogEnd, long nowMs) {
+        return afterFetch(fetchOffset, tombstoneEnd, leaderLogEnd, nowMs);
+    }
+
+    /** As {@link #afterFetch(long, long, long)}, with the tombstone position the fetch asked from. */
+    public FollowerProgress afterFetch(long fetchOffset, long tombstoneFrom, long leaderLogEnd, long nowMs) {
         long caughtUp = fetchOffset >= leaderLogEnd ? nowMs : lastCaughtUpMs;
-        return new FollowerProgress(nodeId, fetchOffset, caughtUp, nowMs);
+        return new FollowerProgress(nodeId, fetchOffset, tombstoneFrom, caughtUp, nowMs);
     }
 }

@@ -14,10 +14,13 @@ public interface LeaderEndPoint {
     /** The leader's answer to "where does epoch E end in your log?". */
     CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch);
 
-    /** Batches from {@code fetchOffset} (whole batches, as the leader stores them) and the leader's high watermark. */
-    CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, int maxBytes);
+    /**
+     * Batches from {@code fetchOffset} (whole batches, as the leader stores them), tombstones from position
+     * {@code tombstoneFrom}, and the leader's watermarks.
+     */
+    CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, long tombstoneFrom, int maxBytes);
 
-    /** A fetch answer: bytes to append as they are, and the leader's high watermark. */
-    record FetchResult(ByteBuffer batches, long highWatermark, long leaderLogEnd) {
+    /** A fetch answer: bytes to append as they are, the leader's high watermark and log end, and tombstones. */
+    record FetchResult(ByteBuffer batches, long highWatermark, long leaderLogEnd, Tombstones.Slice tombstones) {
     }
 }

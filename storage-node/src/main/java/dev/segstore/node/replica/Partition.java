@@ -48,6 +48,8 @@ public final class Partition {
 
     public enum Role { NONE, LEADER, FOLLOWER }
 
+    private static final int MAX_TOMBSTONES_PER_FETCH = 10_000;
+
     private record Waiter(long lastOffset, long baseOffset, CompletableFuture<AppendResult> future) {
     }
 
@@ -60,6 +62,12 @@ public final class Partition {
     private final ProducerStateTable producers = new ProducerStateTable();
     private final Map<Integer, FollowerProgress> followers = new HashMap<>();
     private final TreeMap<Long, List<Waiter>> waiting = new TreeMap<>();
+    private final Tombstones tombstones;
+    /** Deletes waiting for the tombstone watermark: key = the tombstone end that acknowledges them. */
+    private final TreeMap<Long, List<Runnable>> deletesWaiting = new TreeMap<>();
+    private long tombstoneWatermark;
+    /** Follower: the tombstone position to fetch from (0 after every new epoch: the leader's list is re-read). */
+    private long tombstoneCursor;
 
     private Role role = Role.NONE;
     private int leaderEpoch = -1;
@@ -84,7 +92,13 @@ public final class Partition {
     }
 
     public Partition(String name, SegmentLog log, int localId, ReplicaConfig config, LongSupplier clockMs, IsrProposer proposer) {
+        this(name, log, new Tombstones(Tombstones.Store.NONE), localId, config, clockMs, proposer);
+    }
+
+    public Partition(String name, SegmentLog log, Tombstones tombstones, int localId, ReplicaConfig config, LongSupplier clockMs,
+                     IsrProposer proposer) {
         this.name = name;
+        this.tombstones = tombstones;
         this.log = log;
         this.localId = localId;
         this.config = config;
@@ -175,9 +189,14 @@ public final class Partition {
         this.leaderEpoch = epoch;
         this.leaderId = leader;
         this.pendingIsr = null;
+        this.tombstoneCursor = 0;
         followers.clear();
         failWaiting(new ReplicaException(ErrorCode.NOT_LEADER, name + ": leadership moved to node " + leader
                 + " in epoch " + epoch + " before the write was acknowledged", leader, epoch));
+        List<Runnable> deletes = new ArrayList<>();
+        deletesWaiting.values().forEach(deletes::addAll);
+        deletesWaiting.clear();
+        deletes.forEach(Runnable::run); // each sees the role change and fails NOT_LEADER
     }
 
     private void checkEpoch(int epoch) {
@@ -265,12 +284,74 @@ public final class Partition {
      * a caught-up follower's fetch waits on it (long poll) instead of coming back empty.
      */
     public synchronized CompletableFuture<Void> awaitDataAfter(long offset) {
-        if (log.writtenEndOffset() > offset || role != Role.LEADER) {
+        return awaitDataAfter(offset, Long.MAX_VALUE);
+    }
+
+    /** As {@link #awaitDataAfter(long)}, also completing when there are tombstones from {@code tombstoneFrom}. */
+    public synchronized CompletableFuture<Void> awaitDataAfter(long offset, long tombstoneFrom) {
+        if (log.writtenEndOffset() > offset || tombstones.end() > tombstoneFrom || role != Role.LEADER) {
             return CompletableFuture.completedFuture(null);
         }
         CompletableFuture<Void> f = new CompletableFuture<>();
         dataWaiters.add(f);
         return f;
+    }
+
+    // ---- leader: deletes -----------------------------------------------------------------------------------
+
+    /**
+     * Deletes the records at {@code offsets} (each below the high watermark) as leader: appends a tombstone for
+     * each live one and completes with how many were live once the tombstone watermark covers them and the ISR
+     * has at least {@code minInSyncReplicas} members, the rule writes follow. Fails NOT_LEADER,
+     * NOT_ENOUGH_REPLICAS, OFFSET_OUT_OF_RANGE (an offset this segment does not hold below its high watermark).
+     */
+    public synchronized CompletableFuture<Long> delete(List<Long> offsets) {
+        if (role != Role.LEADER) {
+            return CompletableFuture.failedFuture(notLeader());
+        }
+        if (isr.size() < config.minInSyncReplicas()) {
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_ENOUGH_REPLICAS, name + ": ISR "
+                    + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members"));
+        }
+        List<Long> live = new ArrayList<>();
+        for (long o : offsets) {
+            if (o < log.logStartOffset() || o >= highWatermark) {
+                return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": offset " + o
+                        + " is not in this segment's committed range [" + log.logStartOffset() + ", " + highWatermark + ")"));
+            }
+            if (!tombstones.isDeleted(o) && !live.contains(o)) {
+                live.add(o);
+            }
+        }
+        long end = live.isEmpty() ? tombstones.end() : tombstones.append(live);
+        // An offset deleted already may be so by a delete not yet acknowledged: the answer waits for it too.
+        CompletableFuture<Long> acked = new CompletableFuture<>();
+        int epoch = leaderEpoch;
+        Runnable complete = () -> {
+            if (role != Role.LEADER || leaderEpoch != epoch) {
+                acked.completeExceptionally(notLeader());
+            } else if (isr.size() < config.minInSyncReplicas()) {
+                acked.completeExceptionally(new ReplicaException(ErrorCode.NOT_ENOUGH_REPLICAS, name + ": the delete is replicated, but the ISR "
+                        + isr + " shrank below min.insync.replicas = " + config.minInSyncReplicas() + "; retry it"));
+            } else {
+                acked.complete((long) live.size());
+            }
+        };
+        deletesWaiting.computeIfAbsent(end, k -> new ArrayList<>()).add(complete);
+        List<CompletableFuture<Void>> wake = dataWaiters;
+        dataWaiters = new ArrayList<>();
+        wake.forEach(w -> w.complete(null)); // followers long-polling learn of the tombstones now
+        maybeAdvanceHighWatermark();
+        return acked;
+    }
+
+    /** Whether this replica holds a tombstone for {@code offset} (reads skip such records). */
+    public synchronized boolean isDeleted(long offset) {
+        return tombstones.isDeleted(offset);
+    }
+
+    public synchronized long tombstoneWatermark() {
+        return tombstoneWatermark;
     }
 
     private void waitFor(Waiter w) {
@@ -288,6 +369,10 @@ public final class Partition {
         long hw = IsrPolicy.highWatermark(countedLogEnd(), counted, localId, followers, highWatermark);
         if (hw > highWatermark) {
             highWatermark = hw;
+        }
+        tombstoneWatermark = IsrPolicy.tombstoneWatermark(tombstones.end(), counted, localId, followers, tombstoneWatermark);
+        while (!deletesWaiting.isEmpty() && deletesWaiting.firstKey() <= tombstoneWatermark) {
+            deletesWaiting.pollFirstEntry().getValue().forEach(Runnable::run);
         }
         maybeRequestRoll();
         while (!waiting.isEmpty() && waiting.firstKey() <= highWatermark) {
@@ -379,8 +464,17 @@ public final class Partition {
      * from there and the high watermark. OFFSET_OUT_OF_RANGE tells a follower ahead of the leader to truncate.
      */
     public LeaderEndPoint.FetchResult fetchFromFollower(int followerId, int epoch, long fetchOffset, int maxBytes) {
+        return fetchFromFollower(followerId, epoch, fetchOffset, 0, maxBytes);
+    }
+
+    /**
+     * As {@link #fetchFromFollower(int, int, long, int)}; the follower also holds the leader's tombstones below
+     * {@code tombstoneFrom} and gets those from there.
+     */
+    public LeaderEndPoint.FetchResult fetchFromFollower(int followerId, int epoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
         long hw;
         long end;
+        Tombstones.Slice deletes;
         synchronized (this) {
             if (role != Role.LEADER) {
                 throw notLeader();
@@ -399,10 +493,13 @@ public final class Partition {
                         + " is outside the leader's log [" + log.logStartOffset() + ", " + end + "]");
             }
             long now = clockMs.getAsLong();
-            followers.put(followerId, p.afterFetch(fetchOffset, countedLogEnd(), now));
+            long tombFrom = Math.max(0, Math.min(tombstoneFrom, tombstones.end()));
+            followers.put(followerId, p.afterFetch(fetchOffset, tombFrom, countedLogEnd(), now));
             maybeExpandIsr(followerId, now);
             maybeAdvanceHighWatermark();
             hw = highWatermark;
+            deletes = new Tombstones.Slice(tombFrom, tombstones.read(tombFrom, MAX_TOMBSTONES_PER_FETCH), tombstones.end(),
+                    tombstoneWatermark);
         }
         // The disk read happens outside the monitor, so producers are not held up by it (the log allows
         // concurrent reads).
@@ -412,7 +509,7 @@ public final class Partition {
         } catch (IOException e) {
             throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading for a follower failed: " + e);
         }
-        return new LeaderEndPoint.FetchResult(bytes, hw, end);
+        return new LeaderEndPoint.FetchResult(bytes, hw, end, deletes);
     }
 
     /** Where {@code epoch} ends in this (the leader's) log. */
@@ -433,7 +530,7 @@ public final class Partition {
         if (pendingIsr != null || isr.contains(followerId)) {
             return;
         }
-        if (IsrPolicy.mayJoin(followers.get(followerId), highWatermark, now, config.maxLagMs())) {
+        if (IsrPolicy.mayJoin(followers.get(followerId), highWatermark, tombstoneWatermark, now, config.maxLagMs())) {
             List<Integer> grown = new ArrayList<>(isr);
             grown.add(followerId);
             propose(grown, "node " + followerId + " caught up");
@@ -540,15 +637,17 @@ public final class Partition {
     /** One fetch round as follower: fetch from our log end, append what came, take the leader's high watermark. */
     public int fetchOnce(LeaderEndPoint leader, int maxBytes) {
         long from;
+        long tombFrom;
         int epoch;
         synchronized (this) {
-            if (role != Role.FOLLOWER || sealedEnd >= 0) {
+            if (role != Role.FOLLOWER) {
                 return 0;
             }
             from = log.logEndOffset();
+            tombFrom = tombstoneCursor;
             epoch = leaderEpoch;
         }
-        LeaderEndPoint.FetchResult r = leader.fetch(localId, epoch, from, maxBytes).join();
+        LeaderEndPoint.FetchResult r = leader.fetch(localId, epoch, from, tombFrom, maxBytes).join();
         int bytes = r.batches().remaining();
         if (bytes > 0) {
             ByteBuffer batches = r.batches();
@@ -566,6 +665,13 @@ public final class Partition {
             }
         }
         synchronized (this) {
+            Tombstones.Slice t = r.tombstones();
+            if (role == Role.FOLLOWER && epoch == leaderEpoch && t.base() <= tombFrom) {
+                tombstones.overwrite(t.base(), t.offsets(), t.end());
+                tombstoneCursor = t.base() + t.offsets().size();
+                tombstoneWatermark = Math.max(tombstoneWatermark, Math.min(t.watermark(), tombstoneCursor));
+                bytes += t.offsets().size();
+            }
             highWatermark = Math.max(highWatermark, Math.min(r.highWatermark(), log.logEndOffset()));
             if (pendingSealAt >= 0 && log.logEndOffset() >= pendingSealAt) {
                 markSealed(pendingSealAt);
@@ -576,8 +682,20 @@ public final class Partition {
 
     // ---- consumers -----------------------------------------------------------------------------------------
 
-    /** Records from {@code offset}, never above the high watermark. */
+    /** Live records from {@code offset}, never above the high watermark. */
     public List<LogRecord> read(long offset, int maxRecords, int maxBytes) {
+        return readLive(offset, maxRecords, maxBytes).records();
+    }
+
+    /**
+     * What a consumer read returns: the live records found, and the offset to read on from (deleted records
+     * are skipped, so a read can come back with fewer records than asked, or none, before the end).
+     */
+    public record ReadResult(List<LogRecord> records, long nextOffset) {
+    }
+
+    /** Live records from {@code offset}, never above the high watermark, and where to go on. */
+    public ReadResult readLive(long offset, int maxRecords, int maxBytes) {
         long hw;
         synchronized (this) {
             hw = highWatermark;
@@ -586,6 +704,16 @@ public final class Partition {
             throw new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": offset " + offset
                     + " is above the high watermark " + hw);
         }
-        return log.read(offset, maxRecords, maxBytes, hw);
+        List<LogRecord> read = log.read(offset, maxRecords, maxBytes, hw);
+        long next = read.isEmpty() ? Math.max(offset, log.logStartOffset()) : read.get(read.size() - 1).offset() + 1;
+        List<LogRecord> live = new ArrayList<>(read.size());
+        synchronized (this) {
+            for (LogRecord r : read) {
+                if (!tombstones.isDeleted(r.offset())) {
+                    live.add(r);
+                }
+            }
+        }
+        return new ReadResult(live, next);
     }
 }

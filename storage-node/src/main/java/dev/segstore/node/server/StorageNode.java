@@ -14,11 +14,14 @@ import dev.segstore.node.replica.LeaderEndPoint;
 import dev.segstore.node.replica.Partition;
 import dev.segstore.node.replica.ReplicaConfig;
 import dev.segstore.node.replica.ReplicaException;
+import dev.segstore.node.replica.Tombstones;
 import dev.segstore.protocol.meta.DurabilityMode;
 import dev.segstore.protocol.meta.NodeAssignments;
 import dev.segstore.protocol.meta.ProposeIsrRequest;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.Shard;
+import dev.segstore.protocol.node.DeleteRequest;
+import dev.segstore.protocol.node.DeleteResponse;
 import dev.segstore.protocol.node.EpochEndOffsetRequest;
 import dev.segstore.protocol.node.EpochEndOffsetResponse;
 import dev.segstore.protocol.node.FetchRequest;
@@ -58,6 +61,11 @@ public final class StorageNode implements AutoCloseable {
     private static final long FETCH_IDLE_MS = 10;
     /** Longest a leader holds a caught-up follower's fetch waiting for new data. */
     private static final long FETCH_WAIT_MS = 200;
+    /**
+     * How long a follower of a sealed segment lets the leader hold its fetch: only deletes are new there, and
+     * a delete wakes the fetch at once, so a long wait costs no latency and keeps idle segments quiet.
+     */
+    private static final int SEALED_FETCH_WAIT_MS = 2_000;
 
     /** One hosted replica and what the node last applied of its assignment. */
     private static final class Hosted {
@@ -130,7 +138,8 @@ public final class StorageNode implements AutoCloseable {
                 .register(RpcHandler.of(NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.parser(), this::epochEndOffset))
                 .register(RpcHandler.of(NodeMethods.READ_BY_KEY, dev.segstore.protocol.node.IndexReadRequest.parser(), r -> readIndexed(r, true)))
                 .register(RpcHandler.of(NodeMethods.READ_BY_TAG, dev.segstore.protocol.node.IndexReadRequest.parser(), r -> readIndexed(r, false)))
-                .register(RpcHandler.of(NodeMethods.OFFSET_FOR_TIMESTAMP, dev.segstore.protocol.node.TimestampRequest.parser(), this::offsetForTimestamp));
+                .register(RpcHandler.of(NodeMethods.OFFSET_FOR_TIMESTAMP, dev.segstore.protocol.node.TimestampRequest.parser(), this::offsetForTimestamp))
+                .register(RpcHandler.of(NodeMethods.DELETE, DeleteRequest.parser(), this::delete));
         InetSocketAddress bound = server.start(config.host(), config.port());
         this.boundPort = bound.getPort();
         register();
@@ -265,8 +274,9 @@ public final class StorageNode implements AutoCloseable {
                 .setIsrVersion(version).addAllNewIsr(isr).build())
                 .thenApply(r -> new IsrProposer.Committed(r.getSegment().getIsrList(), r.getSegment().getIsrVersion()));
         Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(),
-                directory.openLog(key.logName(), config.log(), s.getStartOffset()), config.nodeId(), rc,
-                System::currentTimeMillis, proposer);
+                directory.openLog(key.logName(), config.log(), s.getStartOffset()),
+                new Tombstones(index.tombstoneStore(key.shardId(), key.sequence(), durability == Durability.FSYNC)),
+                config.nodeId(), rc, System::currentTimeMillis, proposer);
         long segmentBytes = shard == null || shard.getSettings().getSegmentBytes() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentBytes();
         long segmentMs = shard == null || shard.getSettings().getSegmentMs() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentMs();
         p.configureRoll(segmentBytes, segmentMs, (epoch, end) -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
@@ -339,6 +349,14 @@ public final class StorageNode implements AutoCloseable {
             long hw = h.partition.highWatermark();
             FetchResponse.Builder b = FetchResponse.newBuilder().setHighWatermark(hw);
             long from = Math.max(r.getFromOffset(), h.partition.log().logStartOffset());
+            if (byKey && r.getNewestOnly()) {
+                List<Long> all = liveOffsetsByKey(key, h, r.getTerm());
+                if (!all.isEmpty()) {
+                    long newest = all.get(all.size() - 1);
+                    b.addRecords(Records.toWire(recordHolding(h, newest, r.getTerm(), true, hw)));
+                }
+                return CompletableFuture.completedFuture(b.build());
+            }
             while (b.getRecordsCount() < limit) {
                 List<Long> offsets = byKey ? index.offsetsByKey(key.shardId(), key.sequence(), r.getTerm(), from, limit)
                         : index.offsetsByTag(key.shardId(), key.sequence(), r.getTerm(), from, limit);
@@ -349,11 +367,9 @@ public final class StorageNode implements AutoCloseable {
                     if (o >= hw || b.getRecordsCount() >= limit) {
                         break;
                     }
-                    // The index is a hint: check the record still holds the term (a truncation may have replaced it).
-                    List<dev.segstore.log.LogRecord> rec = h.partition.log().read(o, 1, 1, hw);
-                    if (!rec.isEmpty() && rec.get(0).offset() == o
-                            && (byKey ? r.getTerm().equals(rec.get(0).key()) : rec.get(0).tags().contains(r.getTerm()))) {
-                        b.addRecords(Records.toWire(rec.get(0)));
+                    dev.segstore.log.LogRecord rec = h.partition.isDeleted(o) ? null : recordHolding(h, o, r.getTerm(), byKey, hw);
+                    if (rec != null) {
+                        b.addRecords(Records.toWire(rec));
                     }
                 }
                 long last = offsets.get(offsets.size() - 1);
@@ -400,13 +416,14 @@ public final class StorageNode implements AutoCloseable {
     }
 
     private void fetchLoop(Key key, Hosted h) {
-        if (closed || hosted.get(key) != h || h.partition.role() != Partition.Role.FOLLOWER || h.partition.sealedEnd() >= 0) {
+        // Followers of sealed segments go on fetching too (long-polled): deletes still reach them.
+        if (closed || hosted.get(key) != h || h.partition.role() != Partition.Role.FOLLOWER) {
             h.fetching = false;
             return;
         }
         long delay = FETCH_IDLE_MS;
         try {
-            LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader());
+            LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader(), h.partition.sealedEnd() >= 0 ? SEALED_FETCH_WAIT_MS : 0);
             if (h.needsTruncation) {
                 long end = h.partition.truncateToLeader(leader);
                 synchronized (h) {
@@ -424,7 +441,7 @@ public final class StorageNode implements AutoCloseable {
         fetchers.schedule(() -> fetchLoop(key, h), delay, TimeUnit.MILLISECONDS);
     }
 
-    private LeaderEndPoint remoteLeader(Key key, int leaderId) {
+    private LeaderEndPoint remoteLeader(Key key, int leaderId, int maxWaitMs) {
         String address = nodeAddresses.get(leaderId);
         if (address == null) {
             throw new ReplicaException(ErrorCode.UNAVAILABLE, "no address known for node " + leaderId);
@@ -439,10 +456,12 @@ public final class StorageNode implements AutoCloseable {
             }
 
             @Override
-            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, int maxBytes) {
+            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
                 return callPeer(address, NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(ref).setReplicaId(followerId)
-                                .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setMaxBytes(maxBytes).build(), FetchResponse.parser())
-                        .thenApply(r -> new FetchResult(r.getBatches().asReadOnlyByteBuffer(), r.getHighWatermark(), r.getLogEndOffset()));
+                                .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setTombstoneFrom(tombstoneFrom)
+                                .setMaxWaitMs(maxWaitMs).setMaxBytes(maxBytes).build(), FetchResponse.parser())
+                        .thenApply(r -> new FetchResult(r.getBatches().asReadOnlyByteBuffer(), r.getHighWatermark(), r.getLogEndOffset(),
+                                new Tombstones.Slice(r.getTombstoneBase(), r.getTombstonesList(), r.getTombstoneEnd(), r.getTombstoneWatermark())));
             }
         };
     }
@@ -480,13 +499,14 @@ public final class StorageNode implements AutoCloseable {
             Hosted h = hostedOrFail(r.getSegment());
             if (r.getReplicaId() >= 0) {
                 LeaderEndPoint.FetchResult f = h.partition.fetchFromFollower(r.getReplicaId(), r.getLeaderEpoch(), r.getOffset(),
-                        Math.max(1, r.getMaxBytes()));
-                if (f.batches().remaining() == 0) {
-                    // Long poll: a caught-up follower waits here for new data (or FETCH_WAIT_MS) instead of asking again.
-                    return h.partition.awaitDataAfter(r.getOffset())
-                            .completeOnTimeout(null, FETCH_WAIT_MS, TimeUnit.MILLISECONDS)
+                        r.getTombstoneFrom(), Math.max(1, r.getMaxBytes()));
+                if (f.batches().remaining() == 0 && f.tombstones().offsets().isEmpty()) {
+                    // Long poll: a caught-up follower waits here for new data or deletes (or its wait) instead of asking again.
+                    long wait = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), 4 * SEALED_FETCH_WAIT_MS) : FETCH_WAIT_MS;
+                    return h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom())
+                            .completeOnTimeout(null, wait, TimeUnit.MILLISECONDS)
                             .<Message>thenApply(v -> followerResponse(h.partition.fetchFromFollower(r.getReplicaId(), r.getLeaderEpoch(),
-                                    r.getOffset(), Math.max(1, r.getMaxBytes()))))
+                                    r.getOffset(), r.getTombstoneFrom(), Math.max(1, r.getMaxBytes()))))
                             .exceptionally(e -> {
                                 throw wire(e);
                             });
@@ -496,9 +516,10 @@ public final class StorageNode implements AutoCloseable {
             int maxRecords = r.getMaxRecords() <= 0 ? 500 : r.getMaxRecords();
             FetchResponse.Builder b = FetchResponse.newBuilder().setHighWatermark(h.partition.highWatermark())
                     .setLogEndOffset(h.partition.log().logEndOffset());
-            h.partition.read(r.getOffset(), maxRecords, Math.max(1, r.getMaxBytes() <= 0 ? FETCH_MAX_BYTES : r.getMaxBytes()))
-                    .forEach(rec -> b.addRecords(Records.toWire(rec)));
-            return CompletableFuture.completedFuture(b.build());
+            Partition.ReadResult read = h.partition.readLive(r.getOffset(), maxRecords,
+                    Math.max(1, r.getMaxBytes() <= 0 ? FETCH_MAX_BYTES : r.getMaxBytes()));
+            read.records().forEach(rec -> b.addRecords(Records.toWire(rec)));
+            return CompletableFuture.completedFuture(b.setNextOffset(read.nextOffset()).build());
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
@@ -506,8 +527,71 @@ public final class StorageNode implements AutoCloseable {
 
     private static FetchResponse followerResponse(LeaderEndPoint.FetchResult f) {
         // The slice was read into a fresh buffer that nothing else holds: wrap it instead of copying again.
+        Tombstones.Slice t = f.tombstones();
         return FetchResponse.newBuilder().setBatches(com.google.protobuf.UnsafeByteOperations.unsafeWrap(f.batches()))
-                .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd()).build();
+                .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
+                .setTombstoneBase(t.base()).addAllTombstones(t.offsets()).setTombstoneEnd(t.end()).setTombstoneWatermark(t.watermark())
+                .build();
+    }
+
+    private CompletableFuture<Message> delete(DeleteRequest r) {
+        try {
+            Key key = Key.of(r.getSegment());
+            Hosted h = hostedOrFail(r.getSegment());
+            List<Long> offsets;
+            if (r.getByKey()) {
+                if (r.getKey().isEmpty()) {
+                    throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "a delete by key needs a key");
+                }
+                offsets = liveOffsetsByKey(key, h, r.getKey());
+            } else {
+                if (r.getOffsetsCount() == 0) {
+                    throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "a delete needs at least one offset, or a key");
+                }
+                offsets = r.getOffsetsList();
+            }
+            return h.partition.delete(offsets)
+                    .<Message>thenApply(n -> DeleteResponse.newBuilder().setDeleted(n).build())
+                    .exceptionally(e -> {
+                        throw wire(e);
+                    });
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(wire(e));
+        }
+    }
+
+    /** The offsets below the high watermark whose record has {@code key} and is not deleted. */
+    private List<Long> liveOffsetsByKey(Key key, Hosted h, String k) {
+        catchUpIndex(key, h);
+        long hw = h.partition.highWatermark();
+        List<Long> out = new java.util.ArrayList<>();
+        long from = h.partition.log().logStartOffset();
+        while (true) {
+            List<Long> offsets = index.offsetsByKey(key.shardId(), key.sequence(), k, from, 10_000);
+            for (long o : offsets) {
+                if (o < hw && !h.partition.isDeleted(o) && holdsTerm(h, o, k, true, hw)) {
+                    out.add(o);
+                }
+            }
+            if (offsets.size() < 10_000) {
+                return out;
+            }
+            from = offsets.get(offsets.size() - 1) + 1;
+        }
+    }
+
+    /** The index is a hint: checks the record at {@code o} still holds the term (a truncation may have replaced it). */
+    private static dev.segstore.log.LogRecord recordHolding(Hosted h, long o, String term, boolean byKey, long hw) {
+        List<dev.segstore.log.LogRecord> rec = h.partition.log().read(o, 1, 1, hw);
+        if (!rec.isEmpty() && rec.get(0).offset() == o
+                && (byKey ? term.equals(rec.get(0).key()) : rec.get(0).tags().contains(term))) {
+            return rec.get(0);
+        }
+        return null;
+    }
+
+    private static boolean holdsTerm(Hosted h, long o, String term, boolean byKey, long hw) {
+        return recordHolding(h, o, term, byKey, hw) != null;
     }
 
     private CompletableFuture<Message> epochEndOffset(EpochEndOffsetRequest r) {

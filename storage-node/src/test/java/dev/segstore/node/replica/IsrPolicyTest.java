@@ -25,16 +25,27 @@ class IsrPolicyTest {
 
     @Test
     void joiningNeedsTheHighWatermark() {
-        FollowerProgress p = FollowerProgress.unknown(3, 0).afterFetch(8, 8, 100);
-        assertFalse(IsrPolicy.mayJoin(p, 9, 100, 500));
-        assertTrue(IsrPolicy.mayJoin(p, 8, 100, 500));
+        FollowerProgress p = FollowerProgress.unknown(3, 0).afterFetch(8, 2, 8, 100);
+        assertFalse(IsrPolicy.mayJoin(p, 9, 2, 100, 500));
+        assertTrue(IsrPolicy.mayJoin(p, 8, 2, 100, 500));
+        assertFalse(IsrPolicy.mayJoin(p, 8, 3, 100, 500), "joining also needs every acknowledged delete");
+    }
+
+    @Test
+    void tombstoneWatermarkIsTheMinimumTombstoneEndOverTheIsr() {
+        Map<Integer, FollowerProgress> f = Map.of(
+                2, new FollowerProgress(2, 7, 5, 0, 0),
+                3, new FollowerProgress(3, 4, 2, 0, 0));
+        assertEquals(2, IsrPolicy.tombstoneWatermark(6, List.of(1, 2, 3), 1, f, 0));
+        assertEquals(5, IsrPolicy.tombstoneWatermark(6, List.of(1, 2), 1, f, 0));
+        assertEquals(3, IsrPolicy.tombstoneWatermark(6, List.of(1, 2, 3), 1, f, 3), "never below the current one");
     }
 
     @Test
     void highWatermarkIsTheMinimumOverTheIsrAndNeverGoesBack() {
         Map<Integer, FollowerProgress> f = Map.of(
-                2, new FollowerProgress(2, 7, 0, 0),
-                3, new FollowerProgress(3, 4, 0, 0));
+                2, new FollowerProgress(2, 7, 0, 0, 0),
+                3, new FollowerProgress(3, 4, 0, 0, 0));
         assertEquals(4, IsrPolicy.highWatermark(10, List.of(1, 2, 3), 1, f, 0));
         assertEquals(7, IsrPolicy.highWatermark(10, List.of(1, 2), 1, f, 0), "a follower out of the ISR does not hold it back");
         assertEquals(5, IsrPolicy.highWatermark(10, List.of(1, 2, 3), 1, f, 5), "never below the current one");

@@ -86,11 +86,12 @@ class PartitionTest {
             }
 
             @Override
-            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, int maxBytes) {
+            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
                 if (cutOff.contains(followerId)) {
                     return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.UNAVAILABLE, "cut off"));
                 }
-                return CompletableFuture.completedFuture(replicas[leader].fetchFromFollower(followerId, leaderEpoch, fetchOffset, maxBytes));
+                return CompletableFuture.completedFuture(replicas[leader].fetchFromFollower(followerId, leaderEpoch, fetchOffset,
+                        tombstoneFrom, maxBytes));
             }
         };
     }
@@ -225,6 +226,73 @@ class PartitionTest {
         assertEquals(leaderBytes, wholeLog(3));
         assertEquals(List.of("ok0", "ok1", "new0", "new1", "new2", "new3"),
                 replicas[2].read(0, 10, 1 << 20).stream().map(PartitionTest::text).toList());
+    }
+
+    @Test
+    void aDeleteIsAcknowledgedOnceTheIsrHoldsItAndEveryReplicaHidesTheRecord() throws Exception {
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(ack);
+        CompletableFuture<Long> deleted = replicas[1].delete(List.of(1L));
+        assertFalse(deleted.isDone(), "not acknowledged before the followers hold the tombstone");
+        assertEquals(List.of("r0", "r2"), replicas[1].read(0, 10, 1 << 20).stream().map(PartitionTest::text).toList());
+        fetchRound(1, 2);
+        assertFalse(deleted.isDone(), "node 3 is in the ISR and has not fetched it");
+        fetchRound(1, 3);
+        fetchRound(1, 2, 3); // followers report their new tombstone end with their next fetch
+        assertEquals(1L, await(deleted));
+        for (int node = 1; node <= 3; node++) {
+            assertEquals(List.of("r0", "r2"), replicas[node].read(0, 10, 1 << 20).stream().map(PartitionTest::text).toList(),
+                    "node " + node + " hides the deleted record");
+        }
+        Partition.ReadResult page = replicas[2].readLive(1, 1, 1 << 20);
+        assertEquals(List.of(), page.records(), "a page of deleted records comes back empty");
+        assertEquals(2, page.nextOffset(), "and says where to read on");
+        CompletableFuture<Long> again = replicas[1].delete(List.of(1L));
+        fetchRound(1, 2, 3);
+        assertEquals(0L, await(again), "deleting a deleted record deletes nothing");
+        assertEquals(ErrorCode.OFFSET_OUT_OF_RANGE, failure(replicas[1].delete(List.of(3L))).code(), "at the high watermark");
+        assertEquals(ErrorCode.NOT_LEADER, failure(replicas[2].delete(List.of(0L))).code());
+    }
+
+    @Test
+    void anAcknowledgedDeleteSurvivesALeaderChangeAndAnUnacknowledgedOneOnTheOldLeaderIsDropped() throws Exception {
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(ack);
+        CompletableFuture<Long> kept = replicas[1].delete(List.of(0L));
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        assertEquals(1L, await(kept));
+        CompletableFuture<Long> lost = replicas[1].delete(List.of(1L)); // nobody fetches it
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        replicas[3].becomeFollower(1, 2);
+        replicas[1].becomeFollower(1, 2);
+        assertEquals(ErrorCode.NOT_LEADER, failure(lost).code(), "the deposed leader fails the delete it could not replicate");
+        assertEquals(List.of("r1", "r2"), replicas[2].read(0, 10, 1 << 20).stream().map(PartitionTest::text).toList(),
+                "the new leader holds the acknowledged delete");
+        replicas[1].truncateToLeader(endpointTo(2));
+        fetchRound(2, 1, 3);
+        for (int node = 1; node <= 3; node++) {
+            assertTrue(replicas[node].isDeleted(0), "node " + node);
+            assertFalse(replicas[node].isDeleted(1), "node " + node + " follows the new leader's deletes");
+        }
+    }
+
+    @Test
+    void aDeleteNeedsMinIsr() throws Exception {
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 1), -1, -1);
+        awaitDurable(1, 1);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(ack);
+        replicas[1].onControllerIsr(0, List.of(1), committedVersion + 5);
+        assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, failure(replicas[1].delete(List.of(0L))).code());
+        assertFalse(replicas[1].isDeleted(0), "a refused delete leaves no tombstone");
     }
 
     private ByteBuffer wholeLog(int node) throws Exception {
