@@ -636,46 +636,59 @@ public final class Partition {
 
     /** One fetch round as follower: fetch from our log end, append what came, take the leader's high watermark. */
     public int fetchOnce(LeaderEndPoint leader, int maxBytes) {
+        return fetchOnceAsync(leader, maxBytes).join();
+    }
+
+    /**
+     * As {@link #fetchOnce}, without blocking the caller: the fetch, the append and the fsync complete on other
+     * threads (a long-polled fetch may wait seconds at the leader, so a fetcher thread must not).
+     * Completes with the bytes and tombstones taken (0: nothing new).
+     */
+    public CompletableFuture<Integer> fetchOnceAsync(LeaderEndPoint leader, int maxBytes) {
         long from;
         long tombFrom;
         int epoch;
         synchronized (this) {
             if (role != Role.FOLLOWER) {
-                return 0;
+                return CompletableFuture.completedFuture(0);
             }
             from = log.logEndOffset();
             tombFrom = tombstoneCursor;
             epoch = leaderEpoch;
         }
-        LeaderEndPoint.FetchResult r = leader.fetch(localId, epoch, from, tombFrom, maxBytes).join();
-        int bytes = r.batches().remaining();
-        if (bytes > 0) {
+        return leader.fetch(localId, epoch, from, tombFrom, maxBytes).thenCompose(r -> {
             ByteBuffer batches = r.batches();
-            AppendResult appended = log.appendAsFollower(batches.duplicate(), config.durability()).join();
-            if (!appended.appended()) {
-                return 0; // queue full: the next round fetches the same bytes again
+            if (batches.remaining() == 0) {
+                return CompletableFuture.completedFuture(afterFetch(r, epoch, tombFrom, 0));
             }
-            synchronized (this) {
-                ByteBuffer b = batches.duplicate();
-                while (b.hasRemaining()) {
-                    BatchView v = BatchView.at(b);
-                    producers.record(v.producerId(), v.baseSequence(), v.recordCount(), v.baseOffset());
-                    b.position(b.position() + v.sizeInBytes());
+            return log.appendAsFollower(batches.duplicate(), config.durability()).thenApply(appended -> {
+                if (!appended.appended()) {
+                    return 0; // queue full: the next round fetches the same bytes again
                 }
-            }
+                synchronized (this) {
+                    ByteBuffer b = batches.duplicate();
+                    while (b.hasRemaining()) {
+                        BatchView v = BatchView.at(b);
+                        producers.record(v.producerId(), v.baseSequence(), v.recordCount(), v.baseOffset());
+                        b.position(b.position() + v.sizeInBytes());
+                    }
+                }
+                return afterFetch(r, epoch, tombFrom, batches.remaining());
+            });
+        });
+    }
+
+    private synchronized int afterFetch(LeaderEndPoint.FetchResult r, int epoch, long tombFrom, int bytes) {
+        Tombstones.Slice t = r.tombstones();
+        if (role == Role.FOLLOWER && epoch == leaderEpoch && t.base() <= tombFrom) {
+            tombstones.overwrite(t.base(), t.offsets(), t.end());
+            tombstoneCursor = t.base() + t.offsets().size();
+            tombstoneWatermark = Math.max(tombstoneWatermark, Math.min(t.watermark(), tombstoneCursor));
+            bytes += t.offsets().size();
         }
-        synchronized (this) {
-            Tombstones.Slice t = r.tombstones();
-            if (role == Role.FOLLOWER && epoch == leaderEpoch && t.base() <= tombFrom) {
-                tombstones.overwrite(t.base(), t.offsets(), t.end());
-                tombstoneCursor = t.base() + t.offsets().size();
-                tombstoneWatermark = Math.max(tombstoneWatermark, Math.min(t.watermark(), tombstoneCursor));
-                bytes += t.offsets().size();
-            }
-            highWatermark = Math.max(highWatermark, Math.min(r.highWatermark(), log.logEndOffset()));
-            if (pendingSealAt >= 0 && log.logEndOffset() >= pendingSealAt) {
-                markSealed(pendingSealAt);
-            }
+        highWatermark = Math.max(highWatermark, Math.min(r.highWatermark(), log.logEndOffset()));
+        if (pendingSealAt >= 0 && log.logEndOffset() >= pendingSealAt) {
+            markSealed(pendingSealAt);
         }
         return bytes;
     }

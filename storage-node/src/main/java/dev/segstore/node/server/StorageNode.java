@@ -421,7 +421,7 @@ public final class StorageNode implements AutoCloseable {
             h.fetching = false;
             return;
         }
-        long delay = FETCH_IDLE_MS;
+        CompletableFuture<Integer> round;
         try {
             LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader(), h.partition.sealedEnd() >= 0 ? SEALED_FETCH_WAIT_MS : 0);
             if (h.needsTruncation) {
@@ -431,14 +431,23 @@ public final class StorageNode implements AutoCloseable {
                 }
                 h.needsTruncation = false;
             }
-            if (h.partition.fetchOnce(leader, FETCH_MAX_BYTES) > 0) {
-                delay = 0;
-            }
+            round = h.partition.fetchOnceAsync(leader, FETCH_MAX_BYTES);
         } catch (RuntimeException e) {
-            delay = 100; // leader unreachable or not leader yet: the next assignment will tell
-            LOG.debug("Fetch for {} failed: {}", key.logName(), e.toString());
+            round = CompletableFuture.failedFuture(e);
         }
-        fetchers.schedule(() -> fetchLoop(key, h), delay, TimeUnit.MILLISECONDS);
+        // The fetch runs without a fetcher thread (it may be held at the leader); the next round is scheduled
+        // when it completes: at once after news, after a short pause when it failed or came back empty.
+        round.whenComplete((taken, e) -> {
+            long delay = e == null && taken > 0 ? 0 : e == null ? FETCH_IDLE_MS : 100;
+            if (e != null) {
+                LOG.debug("Fetch for {} failed: {}", key.logName(), e.toString());
+            }
+            try {
+                fetchers.schedule(() -> fetchLoop(key, h), delay, TimeUnit.MILLISECONDS);
+            } catch (java.util.concurrent.RejectedExecutionException closing) {
+                h.fetching = false;
+            }
+        });
     }
 
     private LeaderEndPoint remoteLeader(Key key, int leaderId, int maxWaitMs) {
