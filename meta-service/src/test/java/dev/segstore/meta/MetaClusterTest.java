@@ -1,8 +1,8 @@
 package dev.segstore.meta;
 
 import dev.segstore.adapter.ErrorCode;
-import dev.segstore.meta.client.MetaClient;
-import dev.segstore.meta.server.MetaMethods;
+import dev.segstore.client.MetaClient;
+import dev.segstore.protocol.MetaMethods;
 import dev.segstore.protocol.meta.DescribeClusterResponse;
 import dev.segstore.protocol.meta.Empty;
 import dev.segstore.protocol.meta.GroupOffset;

@@ -1,6 +1,6 @@
 package dev.segstore.meta;
 
-import dev.segstore.meta.client.MetaClient;
+import dev.segstore.client.MetaClient;
 import dev.segstore.meta.server.MetaConfig;
 import dev.segstore.meta.server.MetaPeer;
 import dev.segstore.meta.server.MetaServer;

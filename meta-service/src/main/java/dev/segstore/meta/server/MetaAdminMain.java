@@ -1,6 +1,6 @@
 package dev.segstore.meta.server;
 
-import dev.segstore.meta.client.MetaClient;
+import dev.segstore.client.MetaClient;
 import dev.segstore.protocol.meta.DescribeClusterResponse;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.Shard;

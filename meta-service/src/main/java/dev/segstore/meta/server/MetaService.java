@@ -1,5 +1,6 @@
 package dev.segstore.meta.server;
 
+import dev.segstore.protocol.MetaMethods;
 import com.google.protobuf.Message;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.Limits;

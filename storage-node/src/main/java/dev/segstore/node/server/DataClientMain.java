@@ -1,7 +1,8 @@
 package dev.segstore.node.server;
 
+import dev.segstore.protocol.NodeMethods;
 import com.google.protobuf.ByteString;
-import dev.segstore.meta.client.MetaClient;
+import dev.segstore.client.MetaClient;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.ShardRoute;
 import dev.segstore.protocol.meta.StorageNode;

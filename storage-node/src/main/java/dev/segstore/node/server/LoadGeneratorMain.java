@@ -1,7 +1,8 @@
 package dev.segstore.node.server;
 
+import dev.segstore.protocol.NodeMethods;
 import com.google.protobuf.ByteString;
-import dev.segstore.meta.client.MetaClient;
+import dev.segstore.client.MetaClient;
 import dev.segstore.protocol.node.FetchRequest;
 import dev.segstore.protocol.node.FetchResponse;
 import dev.segstore.protocol.node.ProduceRequest;

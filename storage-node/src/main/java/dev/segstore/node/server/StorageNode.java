@@ -1,5 +1,6 @@
 package dev.segstore.node.server;
 
+import dev.segstore.protocol.NodeMethods;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.Message;
 import dev.segstore.adapter.ErrorCode;
@@ -8,7 +9,7 @@ import dev.segstore.log.Durability;
 import dev.segstore.log.LogDirectory;
 import dev.segstore.log.LogException;
 import dev.segstore.log.epoch.EpochEndOffset;
-import dev.segstore.meta.client.MetaClient;
+import dev.segstore.client.MetaClient;
 import dev.segstore.node.replica.IsrProposer;
 import dev.segstore.node.replica.LeaderEndPoint;
 import dev.segstore.node.replica.Partition;

@@ -1,8 +1,9 @@
 package dev.segstore.node.server;
 
+import dev.segstore.protocol.NodeMethods;
 import com.google.protobuf.ByteString;
 import dev.segstore.adapter.ErrorCode;
-import dev.segstore.meta.client.MetaClient;
+import dev.segstore.client.MetaClient;
 import dev.segstore.meta.server.MetaConfig;
 import dev.segstore.meta.server.MetaPeer;
 import dev.segstore.meta.server.MetaServer;

@@ -1,4 +1,4 @@
-package dev.segstore.meta.server;
+package dev.segstore.protocol;
 
 /** RPC method names of the meta-service (docs/wire-protocol.md lists requests and answers). */
 public final class MetaMethods {

@@ -1,9 +1,9 @@
-package dev.segstore.meta.client;
+package dev.segstore.client;
 
 import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
 import dev.segstore.adapter.ErrorCode;
-import dev.segstore.meta.server.MetaMethods;
+import dev.segstore.protocol.MetaMethods;
 import dev.segstore.protocol.meta.CommitOffsetsRequest;
 import dev.segstore.protocol.meta.CreateShardRequest;
 import dev.segstore.protocol.meta.DeleteShardRequest;

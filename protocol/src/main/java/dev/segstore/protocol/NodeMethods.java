@@ -1,4 +1,4 @@
-package dev.segstore.node.server;
+package dev.segstore.protocol;
 
 /** RPC method names of the storage nodes' data plane (requests and answers in node.proto). */
 public final class NodeMethods {
