@@ -14,11 +14,23 @@ public final class RpcException extends RuntimeException {
 
     private final int code;
     private final String leaderHint;
+    private final boolean notApplied;
 
     public RpcException(int code, String message, String leaderHint) {
+        this(code, message, leaderHint, false);
+    }
+
+    /** @param notApplied the request was refused before it took effect (see rpc.proto's Error) */
+    public RpcException(int code, String message, String leaderHint, boolean notApplied) {
         super(message);
         this.code = code;
         this.leaderHint = leaderHint == null ? "" : leaderHint;
+        this.notApplied = notApplied;
+    }
+
+    /** True when the server says the request changed nothing: it may be sent again as a new request. */
+    public boolean notApplied() {
+        return notApplied;
     }
 
     public RpcException(int code, String message) {
@@ -36,11 +48,11 @@ public final class RpcException extends RuntimeException {
 
     public Error toError() {
         return Error.newBuilder().setCode(code).setMessage(getMessage() == null ? "" : getMessage())
-                .setLeaderHint(leaderHint).build();
+                .setLeaderHint(leaderHint).setNotApplied(notApplied).build();
     }
 
     public static RpcException of(Error e) {
-        return new RpcException(e.getCode(), e.getMessage(), e.getLeaderHint());
+        return new RpcException(e.getCode(), e.getMessage(), e.getLeaderHint(), e.getNotApplied());
     }
 
     @Override

@@ -218,20 +218,21 @@ public final class Partition {
      * INVALID_ARGUMENT (out-of-order producer sequence).
      */
     public synchronized CompletableFuture<AppendResult> append(List<AppendRecord> records, long producerId, int baseSequence) {
+        // Refusals before the append are marked "not applied": nothing was written.
         if (role != Role.LEADER) {
-            return CompletableFuture.failedFuture(notLeader());
+            return CompletableFuture.failedFuture(notLeader().notApplied());
         }
         if (sealing || sealedEnd >= 0) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_LEADER, name
-                    + ": this segment is full and being sealed; refresh the route and write to the next segment", -1, leaderEpoch));
+                    + ": this segment is full and being sealed; refresh the route and write to the next segment", -1, leaderEpoch).notApplied());
         }
         if (isr.size() < config.minInSyncReplicas()) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_ENOUGH_REPLICAS, name + ": ISR "
-                    + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members"));
+                    + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members").notApplied());
         }
         ProducerStateTable.Check check = producers.check(producerId, baseSequence, records.size());
         if (check instanceof ProducerStateTable.OutOfOrder o) {
-            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()));
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());
         }
         CompletableFuture<AppendResult> acked = new CompletableFuture<>();
         if (check instanceof ProducerStateTable.Duplicate d) {
@@ -249,7 +250,7 @@ public final class Partition {
         }
         AppendResult immediate = local.getNow(null);
         if (immediate != null && immediate.status() == AppendResult.Status.QUEUE_FULL) {
-            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.OVERLOADED, name + ": the data directory's write queue is full"));
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.OVERLOADED, name + ": the data directory's write queue is full").notApplied());
         }
         producers.record(producerId, baseSequence, records.size(), base);
         waitFor(new Waiter(base + records.size() - 1, base, acked));

@@ -13,7 +13,7 @@ import java.util.Map;
  */
 public final class ProducerStateTable {
     /** How many recent batches per producer are remembered (a producer with more in flight gets errors). */
-    public static final int BATCHES_PER_PRODUCER = 5;
+    public static final int BATCHES_PER_PRODUCER = 256;
 
     /** Offsets of an appended batch. */
     public record Appended(int baseSequence, int lastSequence, long baseOffset, long lastOffset) {
@@ -32,17 +32,28 @@ public final class ProducerStateTable {
     public record OutOfOrder(String reason) implements Check {
     }
 
-    private final Map<Long, ArrayDeque<Appended>> producers = new HashMap<>();
+    /** A producer's recent batches (in the order appended) and the highest sequence it forgot. */
+    private static final class Producer {
+        final ArrayDeque<Appended> recent = new ArrayDeque<>();
+        int maxForgottenSequence = -1;
+    }
 
+    private final Map<Long, Producer> producers = new HashMap<>();
+
+    /**
+     * Sequences need not arrive in order (a client with several batches in flight retries them in any order
+     * after a leader change): a batch is a retry if it is among the recent ones, new if its sequence is above
+     * every forgotten one, and refused if it might be a forgotten batch (the leader cannot tell any more).
+     */
     public Check check(long producerId, int baseSequence, int count) {
         if (producerId < 0) {
             return new New();
         }
-        ArrayDeque<Appended> recent = producers.get(producerId);
-        if (recent == null || recent.isEmpty()) {
+        Producer p = producers.get(producerId);
+        if (p == null) {
             return new New();
         }
-        for (Appended a : recent) {
+        for (Appended a : p.recent) {
             if (a.baseSequence() == baseSequence) {
                 if (a.lastSequence() - a.baseSequence() + 1 != count) {
                     return new OutOfOrder("producer " + producerId + " sequence " + baseSequence + " was a batch of "
@@ -51,10 +62,9 @@ public final class ProducerStateTable {
                 return new Duplicate(a);
             }
         }
-        int last = recent.peekLast().lastSequence();
-        if (baseSequence <= last) {
-            return new OutOfOrder("producer " + producerId + " sequence " + baseSequence + " is at or below the last "
-                    + "appended " + last + " and too old to be recognised as a retry");
+        if (baseSequence <= p.maxForgottenSequence) {
+            return new OutOfOrder("producer " + producerId + " sequence " + baseSequence + " is at or below "
+                    + p.maxForgottenSequence + ", which was forgotten: too old to be recognised as a retry");
         }
         return new New();
     }
@@ -63,17 +73,17 @@ public final class ProducerStateTable {
         if (producerId < 0) {
             return;
         }
-        ArrayDeque<Appended> recent = producers.computeIfAbsent(producerId, k -> new ArrayDeque<>());
-        recent.addLast(new Appended(baseSequence, baseSequence + count - 1, baseOffset, baseOffset + count - 1));
-        while (recent.size() > BATCHES_PER_PRODUCER) {
-            recent.removeFirst();
+        Producer p = producers.computeIfAbsent(producerId, k -> new Producer());
+        p.recent.addLast(new Appended(baseSequence, baseSequence + count - 1, baseOffset, baseOffset + count - 1));
+        while (p.recent.size() > BATCHES_PER_PRODUCER) {
+            p.maxForgottenSequence = Math.max(p.maxForgottenSequence, p.recent.removeFirst().lastSequence());
         }
     }
 
     /** Forgets batches at or after {@code offset} (the log was truncated there). */
     public void truncateTo(long offset) {
-        producers.values().forEach(q -> q.removeIf(a -> a.lastOffset() >= offset));
-        producers.values().removeIf(ArrayDeque::isEmpty);
+        producers.values().forEach(p -> p.recent.removeIf(a -> a.lastOffset() >= offset));
+        producers.values().removeIf(p -> p.recent.isEmpty() && p.maxForgottenSequence < 0);
     }
 
     public int producerCount() {

@@ -10,12 +10,27 @@ public final class ReplicaException extends RuntimeException {
     private final ErrorCode code;
     private final int leaderHint;
     private final int leaderEpoch;
+    private final boolean notApplied;
 
     public ReplicaException(ErrorCode code, String message, int leaderHint, int leaderEpoch) {
+        this(code, message, leaderHint, leaderEpoch, false);
+    }
+
+    private ReplicaException(ErrorCode code, String message, int leaderHint, int leaderEpoch, boolean notApplied) {
         super(message);
         this.code = code;
         this.leaderHint = leaderHint;
         this.leaderEpoch = leaderEpoch;
+        this.notApplied = notApplied;
+    }
+
+    /** The same refusal, marked as made before the request took effect (a client may resend it as new). */
+    public ReplicaException notApplied() {
+        return new ReplicaException(code, getMessage(), leaderHint, leaderEpoch, true);
+    }
+
+    public boolean isNotApplied() {
+        return notApplied;
     }
 
     public ReplicaException(ErrorCode code, String message) {

@@ -482,7 +482,7 @@ public final class StorageNode implements AutoCloseable {
         Hosted h = hosted.get(Key.of(ref));
         if (h == null) {
             throw new RpcException(ErrorCode.NOT_LEADER.code(), "node " + config.nodeId() + " hosts no replica of segment "
-                    + ref.getShardId() + "/" + ref.getSequence());
+                    + ref.getShardId() + "/" + ref.getSequence(), "", true);
         }
         return h;
     }
@@ -621,7 +621,7 @@ public final class StorageNode implements AutoCloseable {
         }
         if (e instanceof ReplicaException re) {
             String hint = re.leaderHint() >= 0 ? nodeAddresses.getOrDefault(re.leaderHint(), "") : "";
-            return new RpcException(re.code().code(), re.getMessage(), hint);
+            return new RpcException(re.code().code(), re.getMessage(), hint, re.isNotApplied());
         }
         if (e instanceof LogException le) {
             ErrorCode code = switch (le.kind()) {

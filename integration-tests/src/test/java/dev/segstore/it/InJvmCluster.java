@@ -1,0 +1,89 @@
+package dev.segstore.it;
+
+import dev.segstore.meta.server.MetaConfig;
+import dev.segstore.meta.server.MetaPeer;
+import dev.segstore.meta.server.MetaServer;
+import dev.segstore.node.server.NodeConfig;
+import dev.segstore.node.server.StorageNode;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Stream;
+
+/**
+ * A whole cluster in this JVM on loopback: 3 meta-service nodes (a Raft group) and 3 storage nodes, with real
+ * RPC between all of them. Fast enough to start once per test class.
+ */
+final class InJvmCluster implements AutoCloseable {
+    final Path root;
+    final List<MetaServer> metas = new ArrayList<>();
+    final StorageNode[] nodes = new StorageNode[4]; // index = node id 1..3
+    final List<String> metaAddresses;
+
+    InJvmCluster() throws Exception {
+        root = Files.createTempDirectory("segstore-it-");
+        List<MetaPeer> peers = new ArrayList<>();
+        // A port found free can be taken by another socket before we bind it: pick new ports and try again.
+        for (int attempt = 1; metas.isEmpty(); attempt++) {
+            peers.clear();
+            for (int i = 0; i < 3; i++) {
+                peers.add(new MetaPeer("127.0.0.1", freePort(), freePort()));
+            }
+            try {
+                for (int i = 0; i < 3; i++) {
+                    metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), 600, 300, 2_000)));
+                }
+            } catch (Exception e) {
+                metas.forEach(MetaServer::close);
+                metas.clear();
+                if (attempt == 3) {
+                    throw e;
+                }
+            }
+        }
+        metaAddresses = peers.stream().map(MetaPeer::rpcAddress).toList();
+        waitFor("a meta leader", 30_000, () -> metas.stream().anyMatch(MetaServer::isLeader));
+        for (int id = 1; id <= 3; id++) {
+            // Port 0: the node binds a free port and registers the one it got.
+            nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000));
+        }
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    static void waitFor(String what, long timeoutMs, BooleanSupplier condition) {
+        long end = System.nanoTime() + timeoutMs * 1_000_000L;
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > end) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            Thread.onSpinWait();
+            Thread.yield();
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        for (StorageNode n : nodes) {
+            if (n != null) {
+                n.close();
+            }
+        }
+        metas.forEach(MetaServer::close);
+        try (Stream<Path> s = Files.walk(root)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+}

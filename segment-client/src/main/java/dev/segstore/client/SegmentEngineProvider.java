@@ -1,0 +1,44 @@
+package dev.segstore.client;
+
+import dev.segstore.adapter.StorageAdapter;
+import dev.segstore.adapter.StorageException;
+import dev.segstore.adapter.spi.EngineSettings;
+import dev.segstore.adapter.spi.StorageEngineProvider;
+import dev.segstore.protocol.meta.DurabilityMode;
+
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Provides {@code storage_type = segment}. Settings (docs/configuration.md): {@code meta.addresses} (required,
+ * comma-separated host:port of the meta-service nodes), {@code request.timeout.ms} (30000: the deadline of a
+ * call, retries included), {@code call.timeout.ms} (5000: one attempt), {@code durability} ({@code fsync} or
+ * {@code page-cache}, for shards this engine creates).
+ */
+public final class SegmentEngineProvider implements StorageEngineProvider {
+    @Override
+    public String storageType() {
+        return SegmentStorageAdapter.STORAGE_TYPE;
+    }
+
+    @Override
+    public StorageAdapter create(EngineSettings settings) {
+        List<String> addresses = Arrays.stream(settings.require("meta.addresses").split(","))
+                .map(String::trim).filter(a -> !a.isEmpty()).toList();
+        for (String a : addresses) {
+            int colon = a.lastIndexOf(':');
+            if (colon <= 0 || colon == a.length() - 1 || !a.substring(colon + 1).chars().allMatch(Character::isDigit)) {
+                throw StorageException.invalidArgument("setting segment.meta.addresses", "must be host:port[,host:port...]", a);
+            }
+        }
+        String durability = settings.get("durability").orElse("fsync").trim();
+        DurabilityMode mode = switch (durability) {
+            case "fsync" -> DurabilityMode.FSYNC;
+            case "page-cache" -> DurabilityMode.PAGE_CACHE;
+            default -> throw StorageException.invalidArgument("setting segment.durability", "must be fsync or page-cache", durability);
+        };
+        return new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(addresses,
+                settings.getLong("request.timeout.ms", 30_000, 100, 3_600_000),
+                settings.getLong("call.timeout.ms", 5_000, 50, 600_000), mode));
+    }
+}

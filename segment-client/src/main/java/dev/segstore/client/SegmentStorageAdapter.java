@@ -1,0 +1,537 @@
+package dev.segstore.client;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.Message;
+import com.google.protobuf.Parser;
+import dev.segstore.adapter.AbstractStorageAdapter;
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.adapter.Header;
+import dev.segstore.adapter.NewRecord;
+import dev.segstore.adapter.Record;
+import dev.segstore.adapter.ShardConfig;
+import dev.segstore.adapter.ShardFilter;
+import dev.segstore.adapter.ShardInfo;
+import dev.segstore.adapter.StorageException;
+import dev.segstore.protocol.NodeMethods;
+import dev.segstore.protocol.meta.DurabilityMode;
+import dev.segstore.protocol.meta.GroupOffset;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.SegmentStatus;
+import dev.segstore.protocol.meta.Shard;
+import dev.segstore.protocol.meta.ShardRoute;
+import dev.segstore.protocol.meta.ShardSettings;
+import dev.segstore.protocol.node.DeleteRequest;
+import dev.segstore.protocol.node.DeleteResponse;
+import dev.segstore.protocol.node.FetchRequest;
+import dev.segstore.protocol.node.FetchResponse;
+import dev.segstore.protocol.node.IndexReadRequest;
+import dev.segstore.protocol.node.ProduceRequest;
+import dev.segstore.protocol.node.ProduceResponse;
+import dev.segstore.protocol.node.SegmentRef;
+import dev.segstore.protocol.node.TimestampRequest;
+import dev.segstore.protocol.node.TimestampResponse;
+import dev.segstore.protocol.rpc.Frames;
+import dev.segstore.protocol.rpc.RpcClient;
+import dev.segstore.protocol.rpc.RpcException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import java.util.function.Supplier;
+
+/**
+ * The {@code segment} engine: the replicated cluster behind {@link dev.segstore.adapter.StorageAdapter}.
+ *
+ * <ul>
+ *   <li><b>Routes.</b> A shard's route (its segments, their offset ranges, leaders and epochs) comes from the
+ *       meta-service and is cached here; it is dropped and fetched again when a node answers NOT_LEADER,
+ *       FENCED_EPOCH or "no replica here", and storage-node addresses are learnt from the meta-service too.</li>
+ *   <li><b>Writes</b> go to the leader of the open segment with this adapter's producer id and a sequence per
+ *       shard; a retry re-sends the same id and sequence, so the leader (or a new leader, which learnt the
+ *       producer state by replication) answers it with the original offsets instead of appending again.</li>
+ *   <li><b>Retries.</b> Retriable errors (not leader, stale epoch, not enough replicas, unavailable, timeout,
+ *       overloaded) are retried with a growing pause until {@code request.timeout.ms}; then the last error is
+ *       returned.</li>
+ *   <li><b>Reads</b> walk the segments in offset order; a sealed segment is read from a random member of its
+ *       ISR (spreading reads), the open one from its leader. Nodes skip deleted records and say where to go
+ *       on.</li>
+ * </ul>
+ * docs/architecture.md ("The segment engine") has the whole picture.
+ */
+public final class SegmentStorageAdapter extends AbstractStorageAdapter {
+    private static final Logger LOG = LoggerFactory.getLogger(SegmentStorageAdapter.class);
+    public static final String STORAGE_TYPE = "segment";
+    private static final int READ_MAX_BYTES = 4 << 20;
+
+    /** The engine's settings (from the broker's configuration, see docs/configuration.md). */
+    public record Settings(List<String> metaAddresses, long requestTimeoutMs, long callTimeoutMs, DurabilityMode durability) {
+        public Settings {
+            metaAddresses = List.copyOf(metaAddresses);
+            if (metaAddresses.isEmpty()) {
+                throw StorageException.invalidArgument("setting segment.meta.addresses", "needs at least one host:port", "");
+            }
+        }
+
+        public static Settings of(String... metaAddresses) {
+            return new Settings(List.of(metaAddresses), 30_000, 5_000, DurabilityMode.FSYNC);
+        }
+    }
+
+    private final Settings settings;
+    private final MetaClient meta;
+    private final RpcClient nodes = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES);
+    private final Map<String, CompletableFuture<ShardRoute>> routes = new ConcurrentHashMap<>();
+    private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
+    private final Map<String, AtomicInteger> sequences = new ConcurrentHashMap<>();
+    private final long producerId = new SecureRandom().nextLong() & Long.MAX_VALUE;
+    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "segment-client-retry");
+        t.setDaemon(true);
+        return t;
+    });
+
+    public SegmentStorageAdapter(Settings settings) {
+        super(STORAGE_TYPE);
+        this.settings = settings;
+        this.meta = new MetaClient(settings.metaAddresses(), settings.callTimeoutMs(), settings.requestTimeoutMs());
+    }
+
+    // ---- shards --------------------------------------------------------------------------------------------
+
+    @Override
+    protected CompletableFuture<Void> doCreateShard(ShardConfig config) {
+        ShardSettings s = ShardSettings.newBuilder().setReplicaCount(config.replicaCount())
+                .setMinInSyncReplicas(config.minInSyncReplicas()).setSegmentBytes(config.segmentBytes())
+                .setRetentionMs(config.retentionMs()).setDurability(settings.durability()).build();
+        return meta.createShard(config.name(), s).handle((route, e) -> {
+            if (e != null) {
+                throw storageError(e);
+            }
+            routes.put(config.name(), CompletableFuture.completedFuture(route));
+            return null;
+        });
+    }
+
+    @Override
+    protected CompletableFuture<Void> doDeleteShard(String shard) {
+        return meta.deleteShard(shard).handle((r, e) -> {
+            routes.remove(shard);
+            sequences.remove(shard);
+            if (e != null) {
+                throw storageError(e);
+            }
+            return null;
+        });
+    }
+
+    @Override
+    protected CompletableFuture<List<ShardInfo>> doListShards(ShardFilter filter) {
+        return meta.listShards(filter.namePrefix()).handle((r, e) -> {
+            if (e != null) {
+                throw storageError(e);
+            }
+            return r.getShardsList();
+        }).thenCompose(shards -> {
+            List<CompletableFuture<ShardInfo>> infos = new ArrayList<>();
+            for (Shard s : shards) {
+                infos.add(logEndOffset(s.getName()).thenApply(end -> new ShardInfo(config(s), s.getCreatedAtMs(), end)));
+            }
+            return CompletableFuture.allOf(infos.toArray(CompletableFuture[]::new)).thenApply(v -> infos.stream()
+                    .map(CompletableFuture::join).sorted(Comparator.comparing(ShardInfo::name)).toList());
+        });
+    }
+
+    private static ShardConfig config(Shard s) {
+        ShardSettings st = s.getSettings();
+        return new ShardConfig(s.getName(), st.getReplicaCount(), st.getMinInSyncReplicas(), st.getSegmentBytes(),
+                st.getRetentionMs(), STORAGE_TYPE);
+    }
+
+    /** The shard's log end: the high watermark of its open segment. */
+    private CompletableFuture<Long> logEndOffset(String shard) {
+        return withRoute(shard, route -> {
+            Segment open = openSegment(route);
+            return callNode(open.getLeader(), NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(ref(open)).setReplicaId(-1)
+                    .setOffset(open.getStartOffset()).setMaxRecords(1).setMaxBytes(1).build(), FetchResponse.parser())
+                    .thenApply(FetchResponse::getHighWatermark);
+        });
+    }
+
+    // ---- writes --------------------------------------------------------------------------------------------
+
+    @Override
+    protected CompletableFuture<List<Long>> doBatchWrite(String shard, List<NewRecord> records) {
+        ProduceRequest.Builder b = ProduceRequest.newBuilder().setProducerId(producerId).setBaseSequence(-1);
+        records.forEach(r -> b.addRecords(toWire(r)));
+        boolean[] mayBeApplied = {false};
+        return withRoute(shard, route -> {
+            Segment open = openSegment(route);
+            AtomicInteger next = sequences.computeIfAbsent(shard, k -> new AtomicInteger());
+            CompletableFuture<ProduceResponse> sent;
+            synchronized (next) {
+                // The sequence is taken as the batch goes out, under the shard's lock, so new batches reach the
+                // leader in sequence order; retries keep theirs (the leader accepts some disorder among recent
+                // batches: ProducerStateTable).
+                synchronized (b) {
+                    if (b.getBaseSequence() < 0) {
+                        b.setBaseSequence(next.getAndAdd(records.size()));
+                    }
+                }
+                sent = callNode(open.getLeader(), NodeMethods.PRODUCE, b.setSegment(ref(open)).build(), ProduceResponse.parser());
+            }
+            return sent.whenComplete((r, e) -> {
+                        synchronized (b) {
+                            if (e != null && !mayBeApplied[0] && notApplied(e)) {
+                                // Every attempt so far was refused before it was written: the retry goes out as a new
+                                // batch with a new sequence, in order with the batches sent meanwhile.
+                                b.setBaseSequence(-1);
+                            } else if (e != null) {
+                                mayBeApplied[0] = true; // from now on only the same sequence is safe
+                            }
+                        }
+                    });
+        }).thenApply(r -> {
+            List<Long> offsets = new ArrayList<>(records.size());
+            for (long o = r.getBaseOffset(); o <= r.getLastOffset(); o++) {
+                offsets.add(o);
+            }
+            return offsets;
+        });
+    }
+
+    // ---- reads ---------------------------------------------------------------------------------------------
+
+    @Override
+    protected CompletableFuture<List<Record>> doReadByOffset(String shard, long offset, int limit) {
+        return withRoute(shard, route -> readFrom(route, offset, limit, new ArrayList<>()));
+    }
+
+    /** Reads segment after segment from {@code offset} until {@code limit} records or the end. */
+    private CompletableFuture<List<Record>> readFrom(ShardRoute route, long offset, int limit, List<Record> out) {
+        Segment seg = segmentFor(route, offset);
+        if (seg == null || out.size() >= limit) {
+            return CompletableFuture.completedFuture(out);
+        }
+        boolean sealed = seg.getStatus() == SegmentStatus.SEALED;
+        FetchRequest req = FetchRequest.newBuilder().setSegment(ref(seg)).setReplicaId(-1).setOffset(offset)
+                .setMaxRecords(limit - out.size()).setMaxBytes(READ_MAX_BYTES).build();
+        CompletableFuture<FetchResponse> fetched = callNode(sealed ? anyInSync(seg) : seg.getLeader(), NodeMethods.FETCH, req, FetchResponse.parser());
+        if (sealed) {
+            // A replica that has not caught up with the seal yet stops short: the leader has it all.
+            fetched = fetched.thenCompose(r -> r.getRecordsCount() == 0 && r.getHighWatermark() < seg.getEndOffset()
+                    ? callNode(seg.getLeader(), NodeMethods.FETCH, req, FetchResponse.parser())
+                    : CompletableFuture.completedFuture(r));
+        } else {
+            // Past the high watermark of the open segment: the end of the shard, an empty read.
+            fetched = fetched.exceptionally(e -> {
+                if (storageError(e).code() == ErrorCode.OFFSET_OUT_OF_RANGE) {
+                    return FetchResponse.newBuilder().setNextOffset(offset).build();
+                }
+                throw storageError(e);
+            });
+        }
+        return fetched.thenCompose(r -> {
+            r.getRecordsList().forEach(w -> out.add(fromWire(w)));
+            long next = Math.max(r.getNextOffset(), offset);
+            if (out.size() >= limit || next == offset) {
+                return CompletableFuture.completedFuture(out); // full, or nothing further here: the end
+            }
+            return readFrom(route, next, limit, out); // past deleted records, or on into the next segment
+        });
+    }
+
+    @Override
+    protected CompletableFuture<List<Record>> doReadByTag(String shard, String tag, long offset, int limit) {
+        return withRoute(shard, route -> {
+            List<Segment> segs = route.getSegmentsList().stream()
+                    .filter(s -> s.getStatus() != SegmentStatus.SEALED || s.getEndOffset() > offset).toList();
+            return tagRead(segs, 0, tag, offset, limit, new ArrayList<>());
+        });
+    }
+
+    private CompletableFuture<List<Record>> tagRead(List<Segment> segs, int i, String tag, long offset, int limit, List<Record> out) {
+        if (i >= segs.size() || out.size() >= limit) {
+            return CompletableFuture.completedFuture(out);
+        }
+        Segment seg = segs.get(i);
+        IndexReadRequest req = IndexReadRequest.newBuilder().setSegment(ref(seg)).setTerm(tag).setFromOffset(offset)
+                .setLimit(limit - out.size()).build();
+        return callNode(readReplica(seg), NodeMethods.READ_BY_TAG, req, FetchResponse.parser()).thenCompose(r -> {
+            r.getRecordsList().forEach(w -> out.add(fromWire(w)));
+            return tagRead(segs, i + 1, tag, offset, limit, out);
+        });
+    }
+
+    @Override
+    protected CompletableFuture<Optional<Record>> doReadByKey(String shard, String key) {
+        return withRoute(shard, route -> keyRead(route.getSegmentsList(), route.getSegmentsCount() - 1, key));
+    }
+
+    /** Newest segment first: the first that has a live record with the key holds the newest one. */
+    private CompletableFuture<Optional<Record>> keyRead(List<Segment> segs, int i, String key) {
+        if (i < 0) {
+            return CompletableFuture.completedFuture(Optional.empty());
+        }
+        Segment seg = segs.get(i);
+        IndexReadRequest req = IndexReadRequest.newBuilder().setSegment(ref(seg)).setTerm(key).setNewestOnly(true).setLimit(1).build();
+        return callNode(seg.getLeader(), NodeMethods.READ_BY_KEY, req, FetchResponse.parser()).thenCompose(r -> r.getRecordsCount() > 0
+                ? CompletableFuture.completedFuture(Optional.of(fromWire(r.getRecords(r.getRecordsCount() - 1))))
+                : keyRead(segs, i - 1, key));
+    }
+
+    @Override
+    protected CompletableFuture<OptionalLong> doGetOffsetByTimestamp(String shard, long timestamp) {
+        return withRoute(shard, route -> timestampRead(route.getSegmentsList(), 0, timestamp));
+    }
+
+    /** Oldest segment first: the first that has a record at or after the time holds the answer. */
+    private CompletableFuture<OptionalLong> timestampRead(List<Segment> segs, int i, long timestamp) {
+        if (i >= segs.size()) {
+            return CompletableFuture.completedFuture(OptionalLong.empty());
+        }
+        Segment seg = segs.get(i);
+        TimestampRequest req = TimestampRequest.newBuilder().setSegment(ref(seg)).setTimestamp(timestamp).build();
+        return callNode(readReplica(seg), NodeMethods.OFFSET_FOR_TIMESTAMP, req, TimestampResponse.parser())
+                .thenCompose(r -> r.getFound() ? CompletableFuture.completedFuture(OptionalLong.of(r.getOffset()))
+                        : timestampRead(segs, i + 1, timestamp));
+    }
+
+    // ---- deletes -------------------------------------------------------------------------------------------
+
+    @Override
+    protected CompletableFuture<Boolean> doDeleteByOffset(String shard, long offset) {
+        return withRoute(shard, route -> {
+            Segment seg = segmentFor(route, offset);
+            if (seg == null) {
+                seg = openSegment(route); // at or past the end: the open segment's leader says so
+            }
+            DeleteRequest req = DeleteRequest.newBuilder().setSegment(ref(seg)).addOffsets(offset).build();
+            return callNode(seg.getLeader(), NodeMethods.DELETE, req, DeleteResponse.parser());
+        }).handle((r, e) -> {
+            if (e != null) {
+                StorageException se = storageError(e);
+                if (se.code() == ErrorCode.OFFSET_OUT_OF_RANGE) {
+                    throw new StorageException(ErrorCode.OFFSET_OUT_OF_RANGE, "shard '" + shard + "' holds no record at offset "
+                            + offset + " (" + se.getMessage() + ")");
+                }
+                throw se;
+            }
+            return r.getDeleted() > 0;
+        });
+    }
+
+    @Override
+    protected CompletableFuture<Long> doDeleteByKey(String shard, String key) {
+        return withRoute(shard, route -> {
+            List<CompletableFuture<DeleteResponse>> parts = new ArrayList<>();
+            for (Segment seg : route.getSegmentsList()) {
+                parts.add(callNode(seg.getLeader(), NodeMethods.DELETE, DeleteRequest.newBuilder().setSegment(ref(seg))
+                        .setByKey(true).setKey(key).build(), DeleteResponse.parser()));
+            }
+            return CompletableFuture.allOf(parts.toArray(CompletableFuture[]::new))
+                    .thenApply(v -> parts.stream().mapToLong(p -> p.join().getDeleted()).sum());
+        });
+    }
+
+    // ---- consumer groups -----------------------------------------------------------------------------------
+
+    @Override
+    protected CompletableFuture<OptionalLong> doGetOffsetByGroup(String group, String shard) {
+        return meta.offset(group, shard).handle((r, e) -> {
+            if (e != null) {
+                throw storageError(e);
+            }
+            return r.getFound() ? OptionalLong.of(r.getOffset()) : OptionalLong.empty();
+        });
+    }
+
+    @Override
+    protected CompletableFuture<Void> doCommitOffset(String group, String shard, long offset) {
+        return meta.commitOffsets(List.of(GroupOffset.newBuilder().setGroup(group).setShard(shard).setOffset(offset).build()))
+                .handle((r, e) -> {
+                    if (e != null) {
+                        throw storageError(e);
+                    }
+                    return null;
+                });
+    }
+
+    @Override
+    protected void doClose() {
+        timer.shutdownNow();
+        nodes.close();
+        meta.close();
+    }
+
+    // ---- routing and retries -------------------------------------------------------------------------------
+
+    private CompletableFuture<ShardRoute> route(String shard) {
+        CompletableFuture<ShardRoute> cached = routes.computeIfAbsent(shard, s -> meta.route(s).handle((r, e) -> {
+            if (e != null) {
+                throw storageError(e);
+            }
+            return r;
+        }));
+        cached.whenComplete((r, e) -> {
+            if (e != null) {
+                routes.remove(shard, cached); // a failed look-up is not cached
+            }
+        });
+        return cached;
+    }
+
+    /**
+     * Runs {@code attempt} against the shard's route, retrying retriable failures with a fresh route until the
+     * request deadline. Every attempt of a write sends the same producer id and sequence.
+     */
+    private <T> CompletableFuture<T> withRoute(String shard, Function<ShardRoute, CompletableFuture<T>> attempt) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(settings.requestTimeoutMs());
+        CompletableFuture<T> result = new CompletableFuture<>();
+        attempt(shard, attempt, deadline, 0, result);
+        return result;
+    }
+
+    private <T> void attempt(String shard, Function<ShardRoute, CompletableFuture<T>> attempt, long deadline, int tries,
+                             CompletableFuture<T> result) {
+        CompletableFuture<T> f;
+        try {
+            f = route(shard).thenCompose(attempt);
+        } catch (RuntimeException e) {
+            f = CompletableFuture.failedFuture(e);
+        }
+        f.whenComplete((v, e) -> {
+            if (e == null) {
+                result.complete(v);
+                return;
+            }
+            StorageException se = storageError(e);
+            if (!se.retriable() || isClosed()) {
+                result.completeExceptionally(se);
+                return;
+            }
+            routes.remove(shard); // the route may be stale: ask the meta-service again
+            long pauseMs = Math.min(500, 20L << Math.min(tries, 5)) + ThreadLocalRandom.current().nextLong(10);
+            if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(pauseMs) > deadline) {
+                result.completeExceptionally(se);
+                return;
+            }
+            LOG.debug("{} on shard {}: retrying in {} ms", se.code(), shard, pauseMs);
+            try {
+                timer.schedule(() -> attempt(shard, attempt, deadline, tries + 1, result), pauseMs, TimeUnit.MILLISECONDS);
+            } catch (java.util.concurrent.RejectedExecutionException closing) {
+                result.completeExceptionally(closedError());
+            }
+        });
+    }
+
+    private static boolean notApplied(Throwable t) {
+        Throwable e = t;
+        while (e instanceof CompletionException && e.getCause() != null) {
+            e = e.getCause();
+        }
+        return e instanceof RpcException re && re.notApplied();
+    }
+
+    private static Segment openSegment(ShardRoute route) {
+        if (route.getSegmentsCount() == 0) {
+            throw new StorageException(ErrorCode.UNAVAILABLE, "shard '" + route.getShard().getName() + "' has no segment yet");
+        }
+        return route.getSegments(route.getSegmentsCount() - 1);
+    }
+
+    /** The segment holding {@code offset}, or null when the offset is at or past the open segment's start... end. */
+    private static Segment segmentFor(ShardRoute route, long offset) {
+        for (Segment s : route.getSegmentsList()) {
+            boolean sealed = s.getStatus() == SegmentStatus.SEALED;
+            if (offset >= s.getStartOffset() && (!sealed || offset < s.getEndOffset())) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    private static int anyInSync(Segment s) {
+        if (s.getIsrCount() == 0) {
+            return s.getLeader();
+        }
+        return s.getIsr(ThreadLocalRandom.current().nextInt(s.getIsrCount()));
+    }
+
+    private static int readReplica(Segment s) {
+        return s.getStatus() == SegmentStatus.SEALED ? anyInSync(s) : s.getLeader();
+    }
+
+    private static SegmentRef ref(Segment s) {
+        return SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()).build();
+    }
+
+    private <R extends Message> CompletableFuture<R> callNode(int nodeId, String method, Message request, Parser<R> parser) {
+        if (nodeId < 0) {
+            return CompletableFuture.failedFuture(new StorageException(ErrorCode.UNAVAILABLE, "the segment has no leader now"));
+        }
+        return address(nodeId).thenCompose(address -> nodes.call(address, method, request, parser, settings.callTimeoutMs()));
+    }
+
+    private CompletableFuture<String> address(int nodeId) {
+        String known = nodeAddresses.get(nodeId);
+        if (known != null) {
+            return CompletableFuture.completedFuture(known);
+        }
+        return meta.describeCluster().thenApply(d -> {
+            d.getNodesList().forEach(n -> nodeAddresses.put(n.getNodeId(), n.getHost() + ":" + n.getPort()));
+            String a = nodeAddresses.get(nodeId);
+            if (a == null) {
+                throw new StorageException(ErrorCode.UNAVAILABLE, "storage node " + nodeId + " is not known to the meta-service");
+            }
+            return a;
+        });
+    }
+
+    /** Any failure as the adapter's error: wire codes keep their meaning. */
+    static StorageException storageError(Throwable t) {
+        Throwable e = t;
+        while ((e instanceof CompletionException || e instanceof java.util.concurrent.ExecutionException) && e.getCause() != null) {
+            e = e.getCause();
+        }
+        if (e instanceof StorageException se) {
+            return se;
+        }
+        if (e instanceof RpcException re) {
+            ErrorCode code = ErrorCode.fromCode(re.code());
+            return new StorageException(code == null ? ErrorCode.INTERNAL : code, re.getMessage());
+        }
+        return new StorageException(ErrorCode.INTERNAL, "segment engine failed: " + e, e);
+    }
+
+    // ---- record conversion ---------------------------------------------------------------------------------
+
+    private static dev.segstore.protocol.node.Record toWire(NewRecord r) {
+        dev.segstore.protocol.node.Record.Builder b = dev.segstore.protocol.node.Record.newBuilder().setTimestamp(r.timestamp())
+                .addAllTags(r.tags()).setPayload(ByteString.copyFrom(r.payload()));
+        if (r.key() != null) {
+            b.setHasKey(true).setKey(r.key());
+        }
+        r.headers().forEach(h -> b.addHeaders(dev.segstore.protocol.node.Header.newBuilder().setName(h.name()).setValue(h.value())));
+        return b.build();
+    }
+
+    private static Record fromWire(dev.segstore.protocol.node.Record w) {
+        return new Record(w.getOffset(), w.getHasKey() ? w.getKey() : null, java.util.Set.copyOf(w.getTagsList()), w.getTimestamp(),
+                w.getHeadersList().stream().map(h -> new Header(h.getName(), h.getValue())).toList(), w.getPayload().toByteArray());
+    }
+}
