@@ -337,14 +337,20 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<Long> doDeleteByKey(String shard, String key) {
-        return withRoute(shard, route -> {
-            List<CompletableFuture<DeleteResponse>> parts = new ArrayList<>();
-            for (Segment seg : route.getSegmentsList()) {
-                parts.add(callNode(seg.getLeader(), NodeMethods.DELETE, DeleteRequest.newBuilder().setSegment(ref(seg))
-                        .setByKey(true).setKey(key).build(), DeleteResponse.parser()));
+        // One delete per segment, each retried on its own: a segment that answered is not asked again because
+        // another one failed (its answer would then be 0, its records being deleted already).
+        return withRoute(shard, CompletableFuture::completedFuture).thenCompose(route -> {
+            List<CompletableFuture<Long>> parts = new ArrayList<>();
+            for (Segment first : route.getSegmentsList()) {
+                long sequence = first.getSequence();
+                parts.add(withRoute(shard, r -> {
+                    Segment seg = r.getSegmentsList().stream().filter(x -> x.getSequence() == sequence).findFirst().orElse(first);
+                    return callNode(seg.getLeader(), NodeMethods.DELETE, DeleteRequest.newBuilder().setSegment(ref(seg))
+                            .setByKey(true).setKey(key).build(), DeleteResponse.parser()).thenApply(DeleteResponse::getDeleted);
+                }));
             }
             return CompletableFuture.allOf(parts.toArray(CompletableFuture[]::new))
-                    .thenApply(v -> parts.stream().mapToLong(p -> p.join().getDeleted()).sum());
+                    .thenApply(v -> parts.stream().mapToLong(CompletableFuture::join).sum());
         });
     }
 

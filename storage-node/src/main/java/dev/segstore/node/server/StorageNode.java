@@ -424,7 +424,10 @@ public final class StorageNode implements AutoCloseable {
         }
         CompletableFuture<Integer> round;
         try {
-            LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader(), h.partition.sealedEnd() >= 0 ? SEALED_FETCH_WAIT_MS : 0);
+            // A sealed segment's fetch may wait longer, but well within the lag limit, or the leader would take
+            // a quiet follower for a lagging one.
+            int sealedWait = (int) Math.min(SEALED_FETCH_WAIT_MS, config.replicaMaxLagMs() / 3);
+            LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader(), h.partition.sealedEnd() >= 0 ? sealedWait : 0);
             if (h.needsTruncation) {
                 long end = h.partition.truncateToLeader(leader);
                 synchronized (h) {
