@@ -1,0 +1,86 @@
+package dev.segstore.it;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * A cluster of real processes on loopback, as an operator runs it: 3 meta-service nodes and 3 storage nodes,
+ * each a JVM started from this test's class path with its own properties file. Processes are stopped by their
+ * own handle (never by name); {@link #kill} is a SIGKILL (kill -9).
+ */
+final class ProcessCluster implements AutoCloseable {
+    final Path root;
+    final List<String> metaRpcAddresses = new ArrayList<>();
+    final Process[] metas = new Process[3];
+    final Process[] nodes = new Process[4]; // index = node id 1..3
+
+    ProcessCluster() throws Exception {
+        root = Files.createTempDirectory("segstore-proc-");
+        List<String> peers = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            int raft = InJvmCluster.freePort();
+            int rpc = InJvmCluster.freePort();
+            peers.add("127.0.0.1:" + raft + ":" + rpc);
+            metaRpcAddresses.add("127.0.0.1:" + rpc);
+        }
+        for (int i = 0; i < 3; i++) {
+            Path dir = Files.createDirectories(root.resolve("meta-" + i));
+            Files.writeString(dir.resolve("meta.properties"), String.join("\n",
+                    "self=" + peers.get(i), "peers=" + String.join(",", peers), "data.dir=data",
+                    "election.timeout.ms=600", "snapshot.interval.secs=300", "session.timeout.ms=2000", ""));
+            metas[i] = start(dir, "dev.segstore.meta.server.MetaServerMain", "meta.properties");
+        }
+        for (int id = 1; id <= 3; id++) {
+            Path dir = Files.createDirectories(root.resolve("node-" + id));
+            Files.writeString(dir.resolve("node.properties"), String.join("\n",
+                    "node.id=" + id, "host=127.0.0.1", "port=0", "data.dir=data",
+                    "meta.addresses=" + String.join(",", metaRpcAddresses), "heartbeat.ms=200", "replica.max.lag.ms=1000", ""));
+            nodes[id] = start(dir, "dev.segstore.node.server.StorageNodeMain", "node.properties");
+        }
+    }
+
+    private Process start(Path dir, String mainClass, String config) throws IOException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        return new ProcessBuilder(java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
+                mainClass, "--config", dir.resolve(config).toString())
+                .directory(dir.toFile())
+                .redirectErrorStream(true)
+                .redirectOutput(dir.resolve("process.log").toFile())
+                .start();
+    }
+
+    /** kill -9: the process gets no chance to flush or say goodbye. */
+    static void kill(Process p) throws InterruptedException {
+        p.destroyForcibly();
+        if (!p.waitFor(30, TimeUnit.SECONDS)) {
+            throw new AssertionError("process " + p.pid() + " did not die");
+        }
+    }
+
+    @Override
+    public void close() throws IOException, InterruptedException {
+        List<Process> all = new ArrayList<>(java.util.Arrays.asList(metas));
+        all.addAll(java.util.Arrays.asList(nodes)); // nodes[0] is unused (null)
+        for (Process p : all) {
+            if (p != null && p.isAlive()) {
+                p.destroy();
+            }
+        }
+        for (Process p : all) {
+            if (p != null && !p.waitFor(20, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+            }
+        }
+        try (Stream<Path> s = Files.walk(root)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+}
