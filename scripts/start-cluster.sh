@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts a local cluster as separate processes on loopback: a 3-node meta-service group
 # (scripts/start-meta-cluster.sh) and 3 storage nodes on 127.0.0.11, .12, .13 (data-plane port 7201),
-# then creates a demo shard and shows where its replicas and leader are.
+# then creates a demo shard and shows where its replicas and leader are, and runs the README's broker example
+# (dev.segstore.examples.BrokerExample): one topic on each engine (memory, rocksdb, segment) through one
+# StorageDriverManager.
 # State and logs: run/cluster/. Stop everything with scripts/stop-cluster.sh (kills only the PIDs it started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +45,11 @@ done
 DATA=(java -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$CP" dev.segstore.node.server.DataClientMain --meta "$META")
 "${DATA[@]}" produce demo hello replicated world
 "${DATA[@]}" consume demo
+echo
+echo "the broker example (README): one topic per engine through the StorageDriverManager"
+mvn -q -B -pl examples dependency:build-classpath -Dmdep.outputFile="$PWD/$RUN_DIR/examples-classpath.txt" -Dmdep.includeScope=runtime
+java -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$PWD/examples/target/classes:$(cat "$RUN_DIR/examples-classpath.txt")" \
+  dev.segstore.examples.BrokerExample "$META" "$RUN_DIR/example-rocksdb"
 echo
 echo "try: java -Dlogback.configurationFile=config/logback.xml -cp \"storage-node/target/classes:\$(cat $RUN_DIR/node-classpath.txt)\" dev.segstore.node.server.DataClientMain --meta $META produce demo more records"
 echo "stop: scripts/stop-cluster.sh"

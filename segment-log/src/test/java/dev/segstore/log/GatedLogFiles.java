@@ -16,10 +16,13 @@ final class GatedLogFiles extends ForwardingLogFiles {
     final AtomicInteger forces = new AtomicInteger();
     final AtomicInteger writes = new AtomicInteger();
     private volatile CountDownLatch gate = new CountDownLatch(0);
-    private final CountDownLatch entered = new CountDownLatch(1);
+    private volatile CountDownLatch entered = new CountDownLatch(1);
 
     /** Makes the next forces wait until {@link #open()}. */
     void close() {
+        // A force that passed the open gate earlier (the "warm" append's) must not count as held: awaitHeld()
+        // waits for one that reaches this closed gate.
+        entered = new CountDownLatch(1);
         gate = new CountDownLatch(1);
     }
 
@@ -46,9 +49,12 @@ final class GatedLogFiles extends ForwardingLogFiles {
             @Override
             public void force() throws IOException {
                 forces.incrementAndGet();
-                entered.countDown();
+                CountDownLatch g = gate;
+                if (g.getCount() > 0) {
+                    entered.countDown();
+                }
                 try {
-                    if (!gate.await(30, TimeUnit.SECONDS)) {
+                    if (!g.await(30, TimeUnit.SECONDS)) {
                         throw new IOException("gate never opened");
                     }
                 } catch (InterruptedException e) {
