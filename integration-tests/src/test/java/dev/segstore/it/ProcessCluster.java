@@ -20,8 +20,21 @@ final class ProcessCluster implements AutoCloseable {
     final Process[] metas = new Process[3];
     final Process[] nodes = new Process[4]; // index = node id 1..3
 
+    /** Stops the processes if the test JVM ends without {@link #close()} (a crash, a failed set-up). */
+    private final Thread reaper = new Thread(this::destroyAll, "process-cluster-reaper");
+
     ProcessCluster() throws Exception {
         root = Files.createTempDirectory("segstore-proc-");
+        Runtime.getRuntime().addShutdownHook(reaper);
+        try {
+            startAll();
+        } catch (Exception | Error e) {
+            destroyAll();
+            throw e;
+        }
+    }
+
+    private void startAll() throws Exception {
         List<String> peers = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             int raft = InJvmCluster.freePort();
@@ -63,8 +76,7 @@ final class ProcessCluster implements AutoCloseable {
         }
     }
 
-    @Override
-    public void close() throws IOException, InterruptedException {
+    private void destroyAll() {
         List<Process> all = new ArrayList<>(java.util.Arrays.asList(metas));
         all.addAll(java.util.Arrays.asList(nodes)); // nodes[0] is unused (null)
         for (Process p : all) {
@@ -73,9 +85,24 @@ final class ProcessCluster implements AutoCloseable {
             }
         }
         for (Process p : all) {
-            if (p != null && !p.waitFor(20, TimeUnit.SECONDS)) {
+            try {
+                if (p != null && !p.waitFor(20, TimeUnit.SECONDS)) {
+                    p.destroyForcibly();
+                }
+            } catch (InterruptedException e) {
                 p.destroyForcibly();
+                Thread.currentThread().interrupt();
             }
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        destroyAll();
+        try {
+            Runtime.getRuntime().removeShutdownHook(reaper);
+        } catch (IllegalStateException shuttingDown) {
+            // the hook runs anyway
         }
         try (Stream<Path> s = Files.walk(root)) {
             for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
