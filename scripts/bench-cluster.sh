@@ -3,13 +3,13 @@
 # started and stopped here), 3 replicas, min ISR 2, 1 KiB records, in both durability modes.
 # The load goes through the `segment` engine (SegmentStorageAdapter), as a broker's would, after a warm-up
 # that is not measured (every JVM on the path needs its JIT warm: cold runs measured half as much).
-# Usage: scripts/bench-cluster.sh [seconds=15] [in-flight=32] [records-per-request=16] [warmup-seconds=10]
+# Usage: scripts/bench-cluster.sh [seconds=20] [in-flight=32] [records-per-request=16] [warmup-seconds=30]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_RUN="${1:-15}"
+SECONDS_RUN="${1:-20}"
 IN_FLIGHT="${2:-32}"
 PER_REQUEST="${3:-16}"
-WARMUP="${4:-10}"
+WARMUP="${4:-30}"
 export RUN_DIR="run/bench-cluster"
 rm -rf "$RUN_DIR"
 trap 'scripts/stop-cluster.sh >/dev/null' EXIT
