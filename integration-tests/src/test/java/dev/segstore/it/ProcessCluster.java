@@ -64,8 +64,18 @@ final class ProcessCluster implements AutoCloseable {
                 mainClass, "--config", dir.resolve(config).toString())
                 .directory(dir.toFile())
                 .redirectErrorStream(true)
-                .redirectOutput(dir.resolve("process.log").toFile())
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("process.log").toFile()))
                 .start();
+    }
+
+    /** Starts storage node {@code id} again on its own data directory (after a kill). */
+    void restartNode(int id) throws IOException {
+        nodes[id] = start(root.resolve("node-" + id), "dev.segstore.node.server.StorageNodeMain", "node.properties");
+    }
+
+    /** Starts meta-service node {@code i} again on its own data directory (after a kill). */
+    void restartMeta(int i) throws IOException {
+        metas[i] = start(root.resolve("meta-" + i), "dev.segstore.meta.server.MetaServerMain", "meta.properties");
     }
 
     /** kill -9: the process gets no chance to flush or say goodbye. */
@@ -76,7 +86,8 @@ final class ProcessCluster implements AutoCloseable {
         }
     }
 
-    private void destroyAll() {
+    /** Stops every process (SIGTERM, then SIGKILL after 20 s) and keeps their directories. */
+    void destroyAll() {
         List<Process> all = new ArrayList<>(java.util.Arrays.asList(metas));
         all.addAll(java.util.Arrays.asList(nodes)); // nodes[0] is unused (null)
         for (Process p : all) {

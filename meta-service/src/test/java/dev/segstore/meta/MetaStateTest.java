@@ -17,6 +17,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class MetaStateTest {
     private final MetaState state = new MetaState();
@@ -94,6 +95,27 @@ class MetaStateTest {
                 .setShard("r").setSequence(0).setLeaderEpoch(0).setEndOffset(20).addNextReplicas(2).addNextReplicas(3))).error(),
                 "a sealed segment cannot roll again");
         assertFalse(state.assignments(3).getSegmentsList().isEmpty());
+    }
+
+    @Test
+    void aRollWithANodeDownKeepsItsReplicaOutsideTheIsrUntilItIsBack() {
+        register(1);
+        register(2);
+        long inc3 = register(3);
+        CommandResult created = apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("r3")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2)).addAllReplicas(List.of(1, 2, 3))));
+        assertEquals(null, created.error());
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3)));
+        assertEquals(null, apply(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
+                .setShard("r3").setSequence(0).setLeaderEpoch(0).setEndOffset(10).addAllNextReplicas(List.of(1, 2, 3)))).error());
+        Segment next = segment("r3", 1);
+        assertEquals(List.of(1, 2, 3), next.getReplicasList());
+        assertEquals(List.of(1, 2), next.getIsrList(), "the fenced node's replica starts outside the ISR");
+        assertTrue(state.assignments(3).getSegmentsList().stream().anyMatch(s -> s.getSequence() == 1),
+                "node 3 learns of it when it registers again");
+        assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, apply(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
+                .setShard("r3").setSequence(1).setLeaderEpoch(0).setEndOffset(20).addAllNextReplicas(List.of(3, 1, 2)))).error(),
+                "the leader must be alive");
     }
 
     @Test

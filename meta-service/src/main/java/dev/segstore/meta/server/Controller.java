@@ -139,6 +139,38 @@ public final class Controller {
         return chosen;
     }
 
+    /**
+     * Replicas for the next segment of a roll: {@code count} live nodes as {@link #place}, or, when fewer are
+     * alive but at least {@code minIsr}, the live ones (the first leads) filled up with fenced nodes, whose
+     * replicas join the ISR once their node is back and caught up. A shard keeps taking writes while it has
+     * {@code minIsr} live nodes, even across a roll.
+     */
+    public synchronized List<Integer> placeForRoll(int count, int minIsr) {
+        long live = state.nodes().stream().filter(n -> n.getState() == NodeState.ALIVE).count();
+        if (live >= count) {
+            return place(count);
+        }
+        if (live < minIsr) {
+            throw new RpcException(ErrorCode.NOT_ENOUGH_REPLICAS.code(), "need at least " + minIsr
+                    + " live storage nodes to open the next segment, " + live + " are alive");
+        }
+        List<Integer> chosen = new ArrayList<>(place((int) live));
+        List<Integer> fenced = state.nodes().stream().filter(n -> n.getState() == NodeState.FENCED)
+                .map(StorageNode::getNodeId).sorted().toList();
+        for (int id : fenced) {
+            if (chosen.size() == count) {
+                break;
+            }
+            chosen.add(id);
+        }
+        if (chosen.size() < count) {
+            throw new RpcException(ErrorCode.NOT_ENOUGH_REPLICAS.code(), "need " + count + " registered storage nodes, "
+                    + chosen.size() + " are known");
+        }
+        LOG.warn("Only {} of {} replicas of the next segment are on live nodes: {} (fenced nodes join when back)", live, count, chosen);
+        return chosen;
+    }
+
     public void close() {
         onLeaderStop();
         timer.shutdownNow();

@@ -126,7 +126,8 @@ public final class MetaService {
         return guarded(() -> propose(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
                 .setShard(r.getShard()).setSequence(r.getSequence()).setLeaderEpoch(r.getLeaderEpoch())
                 .setEndOffset(r.getEndOffset())
-                .addAllNextReplicas(controller.place(shard.get().getSettings().getReplicaCount())))));
+                .addAllNextReplicas(controller.placeForRoll(shard.get().getSettings().getReplicaCount(),
+                        Math.max(1, shard.get().getSettings().getMinInSyncReplicas()))))));
     }
 
     // ---- clients ---------------------------------------------------------------------------------------------

@@ -186,6 +186,31 @@ public final class MetaState {
         return Optional.empty();
     }
 
+    /**
+     * The next segment of a roll may name fenced nodes (Kafka keeps a dead broker's replicas too): a roll must
+     * not stop a shard that still has {@code minIsr} live nodes, and the fenced replica catches up when its
+     * node returns. Its first replica, the leader, and at least {@code minIsr} of them must be alive.
+     */
+    private Optional<String> checkRollReplicas(List<Integer> replicas, int count, int minIsr) {
+        if (replicas.size() != count) {
+            return Optional.of("needs " + count + " replicas, placement gave " + replicas.size());
+        }
+        if (new HashSet<>(replicas).size() != replicas.size()) {
+            return Optional.of("replicas " + replicas + " are not distinct");
+        }
+        long alive = replicas.stream().filter(this::alive).count();
+        if (!alive(replicas.get(0)) || alive < minIsr) {
+            return Optional.of("replicas " + replicas + ": the first and at least " + minIsr + " must be alive, " + alive + " are");
+        }
+        for (int n : replicas) {
+            StorageNode node = nodes.get(n);
+            if (node == null || (node.getState() != NodeState.ALIVE && node.getState() != NodeState.FENCED)) {
+                return Optional.of("storage node " + n + " is not a registered node");
+            }
+        }
+        return Optional.empty();
+    }
+
     private static Segment openSegment(String shard, long shardId, long sequence, long start, List<Integer> replicas) {
         return Segment.newBuilder().setShard(shard).setShardId(shardId).setSequence(sequence).setStartOffset(start).setEndOffset(-1)
                 .setStatus(SegmentStatus.OPEN).addAllReplicas(replicas).setLeader(replicas.get(0)).setLeaderEpoch(0)
@@ -258,12 +283,16 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "end offset " + c.getEndOffset() + " is below the segment's start " + s.getStartOffset());
         }
         Shard shard = shards.get(c.getShard());
-        Optional<String> bad = checkReplicas(c.getNextReplicasList(), shard.getSettings().getReplicaCount());
+        Optional<String> bad = checkRollReplicas(c.getNextReplicasList(), shard.getSettings().getReplicaCount(),
+                Math.max(1, shard.getSettings().getMinInSyncReplicas()));
         if (bad.isPresent()) {
             return CommandResult.fail(ErrorCode.NOT_ENOUGH_REPLICAS, "cannot open the next segment of '" + c.getShard() + "': " + bad.get());
         }
         list.set((int) c.getSequence(), s.toBuilder().setEndOffset(c.getEndOffset()).setStatus(SegmentStatus.SEALED).build());
-        list.add(openSegment(c.getShard(), shard.getShardId(), c.getSequence() + 1, c.getEndOffset(), c.getNextReplicasList()));
+        // A replica on a fenced node starts outside the ISR; it joins once it is back and has caught up.
+        List<Integer> isr = c.getNextReplicasList().stream().filter(this::alive).toList();
+        list.add(openSegment(c.getShard(), shard.getShardId(), c.getSequence() + 1, c.getEndOffset(), c.getNextReplicasList())
+                .toBuilder().clearIsr().addAllIsr(isr).build());
         return CommandResult.ok(route(c.getShard()));
     }
 
