@@ -17,6 +17,6 @@ mvn -B -pl integration-tests test -Dtest=SegmentChaosRun -Dsurefire.failIfNoSpec
   -Dchaos.seconds="$SECS" "${SEED_ARG[@]}" > "$LOG" 2>&1
 rc=$?
 set -e
-grep -E "chaos|Tests run:|FAIL|expected" "$LOG" | grep -v "^\[INFO\] Tests run: [0-9]*, Failures: 0, Errors: 0, Skipped: 0$" || true
+grep -E -A40 "chaos|Tests run:|FAIL|expected" "$LOG" | grep -E "chaos|segment [0-9]|Tests run:|FAIL|expected" | grep -v "^\[INFO\] Tests run: [0-9]*, Failures: 0, Errors: 0, Skipped: 0$" || true
 echo "full output: $LOG (exit $rc)"
 exit $rc

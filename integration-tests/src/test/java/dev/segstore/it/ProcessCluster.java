@@ -60,8 +60,10 @@ final class ProcessCluster implements AutoCloseable {
 
     private Process start(Path dir, String mainClass, String config) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        return new ProcessBuilder(java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
-                mainClass, "--config", dir.resolve(config).toString())
+        // The project's runtime logging (INFO), not the tests' quieter one that is on this class path.
+        Path logback = Path.of("..", "config", "logback.xml").toAbsolutePath().normalize();
+        return new ProcessBuilder(java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-Dlogback.configurationFile=" + logback,
+                "-cp", System.getProperty("java.class.path"), mainClass, "--config", dir.resolve(config).toString())
                 .directory(dir.toFile())
                 .redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("process.log").toFile()))

@@ -60,6 +60,7 @@ class SegmentChaosRun {
         ProcessCluster cluster = new ProcessCluster();
         boolean passed = false;
         MetaClient meta = new MetaClient(cluster.metaRpcAddresses, 2_000, 60_000);
+        routeReader = meta;
         SegmentStorageAdapter adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaRpcAddresses,
                 60_000, 2_000, DurabilityMode.FSYNC));
         try {
@@ -126,6 +127,7 @@ class SegmentChaosRun {
             }
             stop[0] = true;
             loops.forEach(CompletableFuture::join);
+            System.out.println("chaos: route at the end of the schedule: " + describe(meta.route(SHARD).get(30, TimeUnit.SECONDS)));
             System.out.printf("chaos: %d rounds, %d writes acknowledged, %d failed (unknown outcome), %d deletes acknowledged%n",
                     round, acked.size(), failedWrites.get(), deleted.size());
 
@@ -165,9 +167,29 @@ class SegmentChaosRun {
         }
     }
 
+    private static MetaClient routeReader;
+
     private static void awaitProgress(Map<Long, String> acked, int writes) {
         int target = acked.size() + writes;
-        InJvmCluster.waitFor(writes + " more acknowledged writes (writes stalled)", 90_000, () -> acked.size() >= target);
+        try {
+            InJvmCluster.waitFor(writes + " more acknowledged writes (writes stalled)", 90_000, () -> acked.size() >= target);
+        } catch (AssertionError stalled) {
+            try {
+                System.out.println("chaos: stalled; route now: " + describe(routeReader.route(SHARD).get(30, TimeUnit.SECONDS)));
+            } catch (Exception e) {
+                System.out.println("chaos: stalled; no route: " + e);
+            }
+            throw stalled;
+        }
+    }
+
+    private static String describe(ShardRoute route) {
+        StringBuilder b = new StringBuilder();
+        for (Segment s : route.getSegmentsList()) {
+            b.append(String.format("%n  segment %d [%d, %d) %s replicas %s leader %d epoch %d ISR %s", s.getSequence(), s.getStartOffset(),
+                    s.getEndOffset(), s.getStatus(), s.getReplicasList(), s.getLeader(), s.getLeaderEpoch(), s.getIsrList()));
+        }
+        return b.toString();
     }
 
     private static void verifyReads(SegmentStorageAdapter adapter, Map<Long, String> acked, Set<Long> deleted) throws Exception {

@@ -431,6 +431,9 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 return;
             }
             routes.remove(shard); // the route may be stale: ask the meta-service again
+            if (se.code() == ErrorCode.UNAVAILABLE || se.code() == ErrorCode.TIMEOUT) {
+                nodeAddresses.clear(); // a node may have come back on another address: ask again too
+            }
             long pauseMs = Math.min(500, 20L << Math.min(tries, 5)) + ThreadLocalRandom.current().nextLong(10);
             if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(pauseMs) > deadline) {
                 result.completeExceptionally(se);
