@@ -230,11 +230,7 @@ class PartitionTest {
 
     @Test
     void aDeleteIsAcknowledgedOnceTheIsrHoldsItAndEveryReplicaHidesTheRecord() throws Exception {
-        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);
-        awaitDurable(1, 3);
-        fetchRound(1, 2, 3);
-        fetchRound(1, 2, 3);
-        await(ack);
+        writeAcknowledged(3);
         CompletableFuture<Long> deleted = replicas[1].delete(List.of(1L));
         assertFalse(deleted.isDone(), "not acknowledged before the followers hold the tombstone");
         assertEquals(List.of("r0", "r2"), replicas[1].read(0, 10, 1 << 20).stream().map(PartitionTest::text).toList());
@@ -259,11 +255,7 @@ class PartitionTest {
 
     @Test
     void anAcknowledgedDeleteSurvivesALeaderChangeAndAnUnacknowledgedOneOnTheOldLeaderIsDropped() throws Exception {
-        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);
-        awaitDurable(1, 3);
-        fetchRound(1, 2, 3);
-        fetchRound(1, 2, 3);
-        await(ack);
+        writeAcknowledged(3);
         CompletableFuture<Long> kept = replicas[1].delete(List.of(0L));
         fetchRound(1, 2, 3);
         fetchRound(1, 2, 3);
@@ -285,14 +277,19 @@ class PartitionTest {
 
     @Test
     void aDeleteNeedsMinIsr() throws Exception {
-        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 1), -1, -1);
-        awaitDurable(1, 1);
-        fetchRound(1, 2, 3);
-        fetchRound(1, 2, 3);
-        await(ack);
+        writeAcknowledged(1);
         replicas[1].onControllerIsr(0, List.of(1), committedVersion + 5);
         assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, failure(replicas[1].delete(List.of(0L))).code());
         assertFalse(replicas[1].isDeleted(0), "a refused delete leaves no tombstone");
+    }
+
+    /** Node 1 (leader) takes records "r0".. and both followers fetch them until the write is acknowledged. */
+    private void writeAcknowledged(int n) throws Exception {
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", n), -1, -1);
+        awaitDurable(1, n);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(ack);
     }
 
     private ByteBuffer wholeLog(int node) throws Exception {
