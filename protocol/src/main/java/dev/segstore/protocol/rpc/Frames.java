@@ -1,14 +1,26 @@
 package dev.segstore.protocol.rpc;
 
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufInputStream;
+import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPipeline;
+import io.netty.handler.codec.CorruptedFrameException;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.codec.LengthFieldPrepender;
-import io.netty.handler.codec.protobuf.ProtobufDecoder;
+import io.netty.handler.codec.MessageToMessageDecoder;
 import io.netty.handler.codec.protobuf.ProtobufEncoder;
+import io.netty.util.AbstractReferenceCounted;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.util.List;
 
 /**
- * The framing both ends use: a u32 big-endian length, then one {@link Envelope}. A frame longer than
- * {@code maxFrameBytes} closes the connection (the decoder fails before buffering it).
+ * The framing both ends use: a u32 big-endian length, then one {@link Envelope}; when the envelope announces
+ * an attachment ({@code attachment_bytes}), the next frame holds its raw bytes. A frame longer than
+ * {@code maxFrameBytes} closes the connection (the decoder fails before buffering it). Inbound handlers get
+ * {@link Frame}s.
  */
 public final class Frames {
     public static final int DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -19,7 +31,126 @@ public final class Frames {
     public static void install(ChannelPipeline p, int maxFrameBytes) {
         p.addLast("frame-decoder", new LengthFieldBasedFrameDecoder(maxFrameBytes, 0, 4, 0, 4));
         p.addLast("frame-encoder", new LengthFieldPrepender(4));
-        p.addLast("envelope-decoder", new ProtobufDecoder(Envelope.getDefaultInstance()));
+        p.addLast("envelope-decoder", new EnvelopeDecoder());
         p.addLast("envelope-encoder", new ProtobufEncoder());
+    }
+
+    /** Envelopes, each with its attachment frame when it announced one. One per connection. */
+    private static final class EnvelopeDecoder extends MessageToMessageDecoder<ByteBuf> {
+        private Envelope waiting;
+
+        @Override
+        protected void decode(ChannelHandlerContext ctx, ByteBuf frame, List<Object> out) throws IOException {
+            if (waiting != null) {
+                if (frame.readableBytes() != waiting.getAttachmentBytes()) {
+                    throw new CorruptedFrameException("attachment of " + frame.readableBytes() + " bytes, the envelope announced "
+                            + waiting.getAttachmentBytes());
+                }
+                out.add(new Frame(waiting, frame.retain()));
+                waiting = null;
+                return;
+            }
+            Envelope e = Envelope.parseFrom(new ByteBufInputStream(frame));
+            if (e.getAttachmentBytes() > 0) {
+                waiting = e;
+            } else {
+                out.add(new Frame(e, null));
+            }
+        }
+    }
+
+    /**
+     * Writes an envelope and its attachment as two frames, back to back on the channel's event loop (nothing
+     * may come between them). The attachment goes out as a file region: its length prefix, then its bytes by
+     * {@link Attachment#transferTo} (zero-copy for files).
+     */
+    static void writeWithAttachment(io.netty.channel.Channel ch, Envelope envelope, Attachment attachment) {
+        Runnable write = () -> {
+            ch.write(envelope.toBuilder().setAttachmentBytes(attachment.length()).build());
+            ch.writeAndFlush(new AttachmentRegion(attachment));
+        };
+        if (ch.eventLoop().inEventLoop()) {
+            write.run();
+        } else {
+            ch.eventLoop().execute(write);
+        }
+    }
+
+    /** The attachment frame: a u32 length, then the attachment's bytes. Passes the encoders untouched. */
+    private static final class AttachmentRegion extends AbstractReferenceCounted implements io.netty.channel.FileRegion {
+        private final Attachment attachment;
+        private final ByteBuffer prefix;
+        private long transferred;
+
+        AttachmentRegion(Attachment attachment) {
+            this.attachment = attachment;
+            this.prefix = ByteBuffer.allocate(4).putInt(0, attachment.length());
+        }
+
+        @Override
+        public long position() {
+            return 0;
+        }
+
+        @Override
+        @Deprecated
+        public long transfered() {
+            return transferred;
+        }
+
+        @Override
+        public long transferred() {
+            return transferred;
+        }
+
+        @Override
+        public long count() {
+            return 4L + attachment.length();
+        }
+
+        @Override
+        public long transferTo(WritableByteChannel target, long position) throws IOException {
+            long n = 0;
+            if (position < 4) {
+                prefix.position((int) position);
+                n = target.write(prefix);
+                if (prefix.hasRemaining()) {
+                    transferred += n;
+                    return n;
+                }
+                position = 4;
+            }
+            long body = attachment.transferTo(position - 4, attachment.length() - (position - 4), target);
+            n += body;
+            transferred += n;
+            return n;
+        }
+
+        @Override
+        protected void deallocate() {
+            attachment.release();
+        }
+
+        @Override
+        public AttachmentRegion retain() {
+            super.retain();
+            return this;
+        }
+
+        @Override
+        public AttachmentRegion retain(int increment) {
+            super.retain(increment);
+            return this;
+        }
+
+        @Override
+        public AttachmentRegion touch() {
+            return this;
+        }
+
+        @Override
+        public AttachmentRegion touch(Object hint) {
+            return this;
+        }
     }
 }

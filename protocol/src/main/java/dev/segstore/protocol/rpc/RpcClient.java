@@ -32,7 +32,7 @@ public final class RpcClient implements AutoCloseable {
     private final int maxFrameBytes;
     private final AtomicLong ids = new AtomicLong();
     private final Map<String, CompletableFuture<Channel>> channels = new ConcurrentHashMap<>();
-    private final Map<Long, CompletableFuture<Envelope>> pending = new ConcurrentHashMap<>();
+    private final Map<Long, CompletableFuture<Frame>> pending = new ConcurrentHashMap<>();
     private final Map<Long, Channel> sentOn = new ConcurrentHashMap<>();
 
     public RpcClient(int threads, int maxFrameBytes) {
@@ -44,11 +44,10 @@ public final class RpcClient implements AutoCloseable {
         this(1, Frames.DEFAULT_MAX_FRAME_BYTES);
     }
 
-    /** Calls {@code method} on the server at {@code address} ("host:port"). */
-    public <R extends Message> CompletableFuture<R> call(String address, String method, Message request,
-                                                         Parser<R> responseParser, long timeoutMs) {
+    /** Sends a request; completes with the answer's frame (the caller releases its attachment). */
+    private CompletableFuture<Frame> send(String address, String method, Message request, long timeoutMs) {
         long id = ids.incrementAndGet();
-        CompletableFuture<Envelope> answer = new CompletableFuture<>();
+        CompletableFuture<Frame> answer = new CompletableFuture<>();
         pending.put(id, answer);
         Envelope envelope = Envelope.newBuilder().setId(id).setMethod(method).setPayload(request.toByteString()).build();
         connect(address).whenComplete((ch, e) -> {
@@ -69,21 +68,50 @@ public final class RpcClient implements AutoCloseable {
         });
         group.schedule(() -> fail(id, new RpcException(RpcException.TIMEOUT,
                 method + " to " + address + " got no answer within " + timeoutMs + " ms")), timeoutMs, TimeUnit.MILLISECONDS);
-        return answer.thenApply(reply -> {
-            if (reply.hasError()) {
-                throw RpcException.of(reply.getError());
-            }
-            try {
-                return responseParser.parseFrom(reply.getPayload());
-            } catch (InvalidProtocolBufferException ex) {
-                throw new RpcException(RpcException.INTERNAL, "malformed answer to " + method + ": " + ex.getMessage());
-            }
+        return answer;
+    }
+
+    /** Calls {@code method} on the server at {@code address} ("host:port"). */
+    public <R extends Message> CompletableFuture<R> call(String address, String method, Message request,
+                                                         Parser<R> responseParser, long timeoutMs) {
+        return send(address, method, request, timeoutMs).thenApply(frame -> {
+            frame.release();
+            return parse(frame.envelope(), method, responseParser);
         });
+    }
+
+    /** An answer and its attachment (empty when the answer had none). */
+    public record Answer<R>(R message, java.nio.ByteBuffer attachment) {
+    }
+
+    /** As {@link #call}, for methods whose answer may carry an attachment (copied into a heap buffer). */
+    public <R extends Message> CompletableFuture<Answer<R>> callWithAttachment(String address, String method, Message request,
+                                                                            Parser<R> responseParser, long timeoutMs) {
+        return send(address, method, request, timeoutMs).thenApply(frame -> {
+            java.nio.ByteBuffer bytes = java.nio.ByteBuffer.allocate(frame.attachment() == null ? 0 : frame.attachment().readableBytes());
+            if (frame.attachment() != null) {
+                frame.attachment().readBytes(bytes);
+                bytes.flip();
+            }
+            frame.release();
+            return new Answer<>(parse(frame.envelope(), method, responseParser), bytes);
+        });
+    }
+
+    private static <R extends Message> R parse(Envelope reply, String method, Parser<R> responseParser) {
+        if (reply.hasError()) {
+            throw RpcException.of(reply.getError());
+        }
+        try {
+            return responseParser.parseFrom(reply.getPayload());
+        } catch (InvalidProtocolBufferException ex) {
+            throw new RpcException(RpcException.INTERNAL, "malformed answer to " + method + ": " + ex.getMessage());
+        }
     }
 
     private void fail(long id, RpcException e) {
         sentOn.remove(id);
-        CompletableFuture<Envelope> f = pending.remove(id);
+        CompletableFuture<Frame> f = pending.remove(id);
         if (f != null) {
             f.completeExceptionally(e);
         }
@@ -112,13 +140,13 @@ public final class RpcClient implements AutoCloseable {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         Frames.install(ch.pipeline(), maxFrameBytes);
-                        ch.pipeline().addLast(new SimpleChannelInboundHandler<Envelope>() {
+                        ch.pipeline().addLast(new SimpleChannelInboundHandler<Frame>() {
                             @Override
-                            protected void channelRead0(ChannelHandlerContext ctx, Envelope reply) {
-                                sentOn.remove(reply.getId());
-                                CompletableFuture<Envelope> f = pending.remove(reply.getId());
-                                if (f != null) {
-                                    f.complete(reply);
+                            protected void channelRead0(ChannelHandlerContext ctx, Frame reply) {
+                                sentOn.remove(reply.envelope().getId());
+                                CompletableFuture<Frame> f = pending.remove(reply.envelope().getId());
+                                if (f == null || !f.complete(reply)) {
+                                    reply.release(); // nobody waits for it any more (timed out)
                                 }
                             }
 

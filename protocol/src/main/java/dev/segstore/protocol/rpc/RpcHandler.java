@@ -7,13 +7,14 @@ import java.util.concurrent.CompletableFuture;
 import java.util.function.Function;
 
 /**
- * Serves one method: parses the request, answers with a future. A handler that fails the future with an
- * {@link RpcException} answers with that error; any other failure answers INTERNAL.
+ * Serves one method: parses the request, answers with a future of a {@link Message}, or of a {@link Reply}
+ * (a message with an attachment). A handler that fails the future with an {@link RpcException} answers with
+ * that error; any other failure answers INTERNAL.
  */
 public record RpcHandler<Q extends Message>(String method, Parser<Q> parser,
-                                            Function<Q, CompletableFuture<? extends Message>> handle) {
+                                            Function<Q, ? extends CompletableFuture<?>> handle) {
     public static <Q extends Message> RpcHandler<Q> of(String method, Parser<Q> parser,
-                                                       Function<Q, CompletableFuture<? extends Message>> handle) {
+                                                       Function<Q, ? extends CompletableFuture<?>> handle) {
         return new RpcHandler<>(method, parser, handle);
     }
 }

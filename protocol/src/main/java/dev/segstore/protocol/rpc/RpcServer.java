@@ -78,13 +78,14 @@ public final class RpcServer implements AutoCloseable {
      * read until answers go out, so a client that pipelines without limit fills its own TCP window, not the
      * server's memory.
      */
-    private final class Dispatcher extends SimpleChannelInboundHandler<Envelope> {
+    private final class Dispatcher extends SimpleChannelInboundHandler<Frame> {
         private final java.util.ArrayDeque<Envelope> queued = new java.util.ArrayDeque<>();
         private int inFlight;
 
         @Override
-        protected void channelRead0(ChannelHandlerContext ctx, Envelope request) {
-            queued.add(request);
+        protected void channelRead0(ChannelHandlerContext ctx, Frame request) {
+            request.release(); // no request takes an attachment
+            queued.add(request.envelope());
             drain(ctx);
         }
 
@@ -111,7 +112,7 @@ public final class RpcServer implements AutoCloseable {
                 done(ctx);
                 return;
             }
-            CompletableFuture<? extends Message> answer;
+            CompletableFuture<?> answer;
             try {
                 answer = invoke(handler, request);
             } catch (InvalidProtocolBufferException e) {
@@ -136,13 +137,13 @@ public final class RpcServer implements AutoCloseable {
     }
 
     @SuppressWarnings("unchecked")
-    private static <Q extends Message> CompletableFuture<? extends Message> invoke(RpcHandler<Q> handler, Envelope request)
+    private static <Q extends Message> CompletableFuture<?> invoke(RpcHandler<Q> handler, Envelope request)
             throws InvalidProtocolBufferException {
         Q parsed = handler.parser().parseFrom(request.getPayload());
         return handler.handle().apply(parsed);
     }
 
-    private static void reply(ChannelHandlerContext ctx, long id, Message response, Throwable failure) {
+    private static void reply(ChannelHandlerContext ctx, long id, Object response, Throwable failure) {
         Envelope.Builder out = Envelope.newBuilder().setId(id);
         if (failure != null) {
             Throwable cause = failure instanceof CompletionException && failure.getCause() != null ? failure.getCause() : failure;
@@ -152,8 +153,17 @@ public final class RpcServer implements AutoCloseable {
                 LOG.warn("RPC handler failed", cause);
             }
             out.setError(e.toError());
+        } else if (response instanceof Reply r) {
+            out.setPayload(r.message().toByteString());
+            if (r.attachment() != null && r.attachment().length() > 0) {
+                Frames.writeWithAttachment(ctx.channel(), out.build(), r.attachment());
+                return;
+            }
+            if (r.attachment() != null) {
+                r.attachment().release();
+            }
         } else {
-            out.setPayload(response.toByteString());
+            out.setPayload(((Message) response).toByteString());
         }
         ctx.writeAndFlush(out.build());
     }

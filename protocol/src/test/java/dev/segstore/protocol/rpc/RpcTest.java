@@ -27,6 +27,33 @@ class RpcTest {
     private RpcClient client;
     private String address;
     private final CompletableFuture<Error> never = new CompletableFuture<>();
+    private final java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(3);
+    private final java.util.concurrent.atomic.AtomicInteger released = new java.util.concurrent.atomic.AtomicInteger();
+
+    private Attachment bytes(int n) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(n);
+        for (int i = 0; i < n; i++) {
+            b.put((byte) n);
+        }
+        b.flip();
+        return new Attachment() {
+            @Override
+            public int length() {
+                return n;
+            }
+
+            @Override
+            public long transferTo(long from, long count, java.nio.channels.WritableByteChannel target) throws java.io.IOException {
+                java.nio.ByteBuffer part = b.duplicate().position((int) from).limit((int) (from + count));
+                return target.write(part);
+            }
+
+            @Override
+            public void release() {
+                released.incrementAndGet();
+            }
+        };
+    }
 
     @BeforeEach
     void start() throws Exception {
@@ -37,7 +64,10 @@ class RpcTest {
                 .register(RpcHandler.of("bug", Error.parser(), r -> {
                     throw new IllegalStateException("boom");
                 }))
-                .register(RpcHandler.of("hang", Error.parser(), r -> never));
+                .register(RpcHandler.of("hang", Error.parser(), r -> never))
+                // Answers with code+1 and an attachment of `code` bytes, each (byte) code, completed on another thread.
+                .register(RpcHandler.of("attach", Error.parser(), r -> CompletableFuture.supplyAsync(() ->
+                        new Reply(r.toBuilder().setCode(r.getCode() + 1).build(), bytes(r.getCode())), pool)));
         InetSocketAddress bound = server.start("127.0.0.1", 0);
         address = "127.0.0.1:" + bound.getPort();
         client = new RpcClient(1, 1024);
@@ -47,6 +77,35 @@ class RpcTest {
     void stop() {
         client.close();
         server.close();
+        pool.shutdownNow();
+    }
+
+    @Test
+    void attachmentsFollowTheirAnswersEvenWhenAnswersInterleave() throws Exception {
+        List<CompletableFuture<RpcClient.Answer<Error>>> attached = new ArrayList<>();
+        List<CompletableFuture<Error>> plain = new ArrayList<>();
+        for (int i = 0; i < 300; i++) {
+            // Attachments of 0..899 bytes: the larger ones are near the 1 KiB frame limit of this test.
+            attached.add(client.callWithAttachment(address, "attach", Error.newBuilder().setCode(i * 3).build(), Error.parser(), 10_000));
+            plain.add(client.call(address, "echo", Error.newBuilder().setCode(i).build(), Error.parser(), 10_000));
+        }
+        for (int i = 0; i < 300; i++) {
+            RpcClient.Answer<Error> a = attached.get(i).get(30, TimeUnit.SECONDS);
+            assertEquals(i * 3 + 1, a.message().getCode());
+            assertEquals(i * 3, a.attachment().remaining(), "attachment length of call " + i);
+            while (a.attachment().hasRemaining()) {
+                assertEquals((byte) (i * 3), a.attachment().get(), "attachment bytes of call " + i);
+            }
+            assertEquals(i + 1, plain.get(i).get(30, TimeUnit.SECONDS).getCode());
+        }
+        int attachments = 299; // call 0 has an empty attachment, which is not sent (and released at once)
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (released.get() < attachments + 1 && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
+        assertEquals(attachments + 1, released.get(), "every attachment released once");
+        // A plain call still decodes after all that.
+        assertEquals(8, client.call(address, "echo", Error.newBuilder().setCode(7).build(), Error.parser(), 10_000).get(30, TimeUnit.SECONDS).getCode());
     }
 
     private static RpcException failure(CompletableFuture<?> f) {

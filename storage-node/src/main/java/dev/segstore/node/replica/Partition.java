@@ -473,6 +473,23 @@ public final class Partition {
      * {@code tombstoneFrom} and gets those from there.
      */
     public LeaderEndPoint.FetchResult fetchFromFollower(int followerId, int epoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
+        FollowerFetch f = fetchSliceForFollower(followerId, epoch, fetchOffset, tombstoneFrom, maxBytes);
+        try (FileSlice slice = f.slice()) {
+            return new LeaderEndPoint.FetchResult(slice.read(), f.highWatermark(), f.leaderLogEnd(), f.tombstones());
+        } catch (IOException e) {
+            throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading for a follower failed: " + e);
+        }
+    }
+
+    /**
+     * A follower fetch answer whose batches are still a slice of the log file, for a sender that transfers
+     * them without copying; the caller closes the slice once sent.
+     */
+    public record FollowerFetch(FileSlice slice, long highWatermark, long leaderLogEnd, Tombstones.Slice tombstones) {
+    }
+
+    /** As {@link #fetchFromFollower(int, int, long, long, int)}, leaving the batches in the file. */
+    public FollowerFetch fetchSliceForFollower(int followerId, int epoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
         long hw;
         long end;
         Tombstones.Slice deletes;
@@ -502,15 +519,9 @@ public final class Partition {
             deletes = new Tombstones.Slice(tombFrom, tombstones.read(tombFrom, MAX_TOMBSTONES_PER_FETCH), tombstones.end(),
                     tombstoneWatermark);
         }
-        // The disk read happens outside the monitor, so producers are not held up by it (the log allows
-        // concurrent reads).
-        ByteBuffer bytes;
-        try (FileSlice slice = log.readSlice(fetchOffset, maxBytes, Long.MAX_VALUE)) {
-            bytes = slice.read();
-        } catch (IOException e) {
-            throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading for a follower failed: " + e);
-        }
-        return new LeaderEndPoint.FetchResult(bytes, hw, end, deletes);
+        // The slice is taken outside the monitor, so producers are not held up by it (the log allows
+        // concurrent reads); its bytes are read, or sent, later.
+        return new FollowerFetch(log.readSlice(fetchOffset, maxBytes, Long.MAX_VALUE), hw, end, deletes);
     }
 
     /** Where {@code epoch} ends in this (the leader's) log. */

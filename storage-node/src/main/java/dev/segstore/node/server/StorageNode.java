@@ -31,7 +31,10 @@ import dev.segstore.protocol.node.ProduceRequest;
 import dev.segstore.protocol.node.ProduceResponse;
 import dev.segstore.protocol.node.SegmentRef;
 import dev.segstore.protocol.rpc.Frames;
+import dev.segstore.protocol.rpc.Attachment;
+import dev.segstore.protocol.rpc.Reply;
 import dev.segstore.protocol.rpc.RpcClient;
+import java.nio.ByteBuffer;
 import dev.segstore.protocol.rpc.RpcException;
 import dev.segstore.protocol.rpc.RpcHandler;
 import dev.segstore.protocol.rpc.RpcServer;
@@ -470,11 +473,19 @@ public final class StorageNode implements AutoCloseable {
 
             @Override
             public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
-                return callPeer(address, NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(ref).setReplicaId(followerId)
-                                .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setTombstoneFrom(tombstoneFrom)
-                                .setMaxWaitMs(maxWaitMs).setMaxBytes(maxBytes).build(), FetchResponse.parser())
-                        .thenApply(r -> new FetchResult(r.getBatches().asReadOnlyByteBuffer(), r.getHighWatermark(), r.getLogEndOffset(),
-                                new Tombstones.Slice(r.getTombstoneBase(), r.getTombstonesList(), r.getTombstoneEnd(), r.getTombstoneWatermark())));
+                FetchRequest request = FetchRequest.newBuilder().setSegment(ref).setReplicaId(followerId)
+                        .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setTombstoneFrom(tombstoneFrom)
+                        .setMaxWaitMs(maxWaitMs).setMaxBytes(maxBytes).build();
+                if (faults.drop(config.nodeId(), address, NodeMethods.FETCH)) {
+                    return CompletableFuture.failedFuture(new RpcException(ErrorCode.UNAVAILABLE.code(), "dropped by the fault rules"));
+                }
+                return peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000).thenApply(a -> {
+                    FetchResponse r = a.message();
+                    // The batches come as the answer's attachment (zero-copy on the leader's side).
+                    ByteBuffer batches = a.attachment().hasRemaining() ? a.attachment() : r.getBatches().asReadOnlyByteBuffer();
+                    return new FetchResult(batches, r.getHighWatermark(), r.getLogEndOffset(),
+                            new Tombstones.Slice(r.getTombstoneBase(), r.getTombstonesList(), r.getTombstoneEnd(), r.getTombstoneWatermark()));
+                });
             }
         };
     }
@@ -507,18 +518,19 @@ public final class StorageNode implements AutoCloseable {
         }
     }
 
-    private CompletableFuture<Message> fetch(FetchRequest r) {
+    private CompletableFuture<?> fetch(FetchRequest r) {
         try {
             Hosted h = hostedOrFail(r.getSegment());
             if (r.getReplicaId() >= 0) {
-                LeaderEndPoint.FetchResult f = h.partition.fetchFromFollower(r.getReplicaId(), r.getLeaderEpoch(), r.getOffset(),
+                Partition.FollowerFetch f = h.partition.fetchSliceForFollower(r.getReplicaId(), r.getLeaderEpoch(), r.getOffset(),
                         r.getTombstoneFrom(), Math.max(1, r.getMaxBytes()));
-                if (f.batches().remaining() == 0 && f.tombstones().offsets().isEmpty()) {
+                if (f.slice().isEmpty() && f.tombstones().offsets().isEmpty()) {
+                    f.slice().close();
                     // Long poll: a caught-up follower waits here for new data or deletes (or its wait) instead of asking again.
                     long wait = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), 4 * SEALED_FETCH_WAIT_MS) : FETCH_WAIT_MS;
                     return h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom())
                             .completeOnTimeout(null, wait, TimeUnit.MILLISECONDS)
-                            .<Message>thenApply(v -> followerResponse(h.partition.fetchFromFollower(r.getReplicaId(), r.getLeaderEpoch(),
+                            .thenApply(v -> followerResponse(h.partition.fetchSliceForFollower(r.getReplicaId(), r.getLeaderEpoch(),
                                     r.getOffset(), r.getTombstoneFrom(), Math.max(1, r.getMaxBytes()))))
                             .exceptionally(e -> {
                                 throw wire(e);
@@ -538,13 +550,33 @@ public final class StorageNode implements AutoCloseable {
         }
     }
 
-    private static FetchResponse followerResponse(LeaderEndPoint.FetchResult f) {
-        // The slice was read into a fresh buffer that nothing else holds: wrap it instead of copying again.
+    /**
+     * A follower's answer: the watermarks and tombstones in the message, the batches as its attachment, sent
+     * from the log file without copying (rpc.proto); the slice is released once sent.
+     */
+    private static Reply followerResponse(Partition.FollowerFetch f) {
         Tombstones.Slice t = f.tombstones();
-        return FetchResponse.newBuilder().setBatches(com.google.protobuf.UnsafeByteOperations.unsafeWrap(f.batches()))
+        FetchResponse response = FetchResponse.newBuilder()
                 .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
                 .setTombstoneBase(t.base()).addAllTombstones(t.offsets()).setTombstoneEnd(t.end()).setTombstoneWatermark(t.watermark())
                 .build();
+        dev.segstore.log.FileSlice slice = f.slice();
+        return new Reply(response, new Attachment() {
+            @Override
+            public int length() {
+                return slice.length();
+            }
+
+            @Override
+            public long transferTo(long from, long count, java.nio.channels.WritableByteChannel target) throws java.io.IOException {
+                return slice.transferTo(from, count, target);
+            }
+
+            @Override
+            public void release() {
+                slice.close();
+            }
+        });
     }
 
     private CompletableFuture<Message> delete(DeleteRequest r) {
