@@ -80,6 +80,14 @@ final class ProcessCluster implements AutoCloseable {
         metas[i] = start(root.resolve("meta-" + i), "dev.segstore.meta.server.MetaServerMain", "meta.properties");
     }
 
+    /** SIGSTOP (pause, as a long GC pause or a hung host would) or SIGCONT, by the process's own PID. */
+    static void signal(Process p, String signal) throws IOException, InterruptedException {
+        Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(p.pid())).inheritIO().start();
+        if (!kill.waitFor(30, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+            throw new AssertionError("kill -" + signal + " " + p.pid() + " failed");
+        }
+    }
+
     /** kill -9: the process gets no chance to flush or say goodbye. */
     static void kill(Process p) throws InterruptedException {
         p.destroyForcibly();

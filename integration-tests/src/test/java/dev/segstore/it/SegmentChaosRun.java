@@ -36,7 +36,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Chaos against a cluster of processes, long-running, so not part of {@code mvn verify}: run it with
  * {@code scripts/chaos.sh [seconds] [seed]}. Writers write (acks=all, 3 replicas, min ISR 2, 256 KiB segments
  * so that shards roll often) and a deleter deletes acknowledged records, while a seeded random schedule kills
- * storage nodes and the meta-service leader with SIGKILL and starts them again, one at a time. The schedule
+ * storage nodes and the meta-service leader with SIGKILL and starts them again, or pauses the open segment's
+ * leader with SIGSTOP until the others have moved on and then lets it run again, one at a time. The schedule
  * moves on only when writes have made progress, so a stall fails the run. Afterwards, with every process
  * back and every ISR full:
  * <ul>
@@ -106,7 +107,25 @@ class SegmentChaosRun {
             while (System.nanoTime() < end) {
                 awaitProgress(acked, 100 + random.nextInt(400));
                 round++;
-                if (random.nextInt(4) == 0) {
+                int action = random.nextInt(6);
+                if (action == 5) {
+                    // A paused leader (a long GC pause): it is fenced and replaced, then wakes up still
+                    // believing it leads; whatever it takes then must not be acknowledged.
+                    ShardRoute r = meta.route(SHARD).get(30, TimeUnit.SECONDS);
+                    int node = r.getSegments(r.getSegmentsCount() - 1).getLeader();
+                    if (node < 1) {
+                        continue;
+                    }
+                    System.out.printf("chaos round %d: SIGSTOP storage node %d, the open segment's leader (%d acked so far)%n",
+                            round, node, acked.size());
+                    ProcessCluster.signal(cluster.nodes[node], "STOP");
+                    try {
+                        awaitProgress(acked, 100 + random.nextInt(300));
+                    } finally {
+                        ProcessCluster.signal(cluster.nodes[node], "CONT");
+                    }
+                    InJvmCluster.waitFor("node " + node + " back", 120_000, () -> liveNodes(meta) == 3);
+                } else if (action == 4) {
                     String leader = meta.describeCluster().get(30, TimeUnit.SECONDS).getLeader();
                     int i = cluster.metaRpcAddresses.indexOf(leader);
                     if (i < 0) {

@@ -65,6 +65,22 @@ class MetaStateTest {
     }
 
     @Test
+    void aSealedSegmentWithoutALiveIsrMemberGetsItsLeaderBackToo() {
+        long inc1 = register(1);
+        register(2);
+        create("sealed", false, 1, 2);
+        assertEquals(null, apply(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
+                .setShard("sealed").setSequence(0).setLeaderEpoch(0).setEndOffset(5).addNextReplicas(2).addNextReplicas(1))).error());
+        assertEquals(null, apply(Command.newBuilder().setChangeIsr(dev.segstore.protocol.meta.ChangeIsrCommand.newBuilder()
+                .setShard("sealed").setSequence(0).setLeader(1).setLeaderEpoch(0).setIsrVersion(0).addNewIsr(1))).error());
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1)));
+        assertEquals(-1, segment("sealed", 0).getLeader(), "the sealed segment's only ISR member is gone: it waits");
+        register(1);
+        assertEquals(1, segment("sealed", 0).getLeader(), "and gets its leader back when the node returns");
+        assertEquals(2, segment("sealed", 0).getLeaderEpoch());
+    }
+
+    @Test
     void uncleanElectionWhenTheShardAllowsIt() {
         long inc1 = register(1);
         register(2);

@@ -79,11 +79,13 @@ public final class MetaState {
                 .setState(NodeState.ALIVE).setRegisteredAtMs(now)
                 .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).build();
         nodes.put(c.getNodeId(), node);
-        // A segment that waits for a leader gets this node if it is eligible.
+        // A segment that waits for a leader gets this node if it is eligible: sealed ones too, which need a
+        // leader for deletes and for their ISR to grow back.
         for (List<Segment> list : segments.values()) {
             for (int i = 0; i < list.size(); i++) {
                 Segment s = list.get(i);
-                if (s.getLeader() < 0 && s.getStatus() == SegmentStatus.OPEN && eligible(s, c.getNodeId())) {
+                boolean live = s.getStatus() == SegmentStatus.OPEN || s.getStatus() == SegmentStatus.SEALED;
+                if (s.getLeader() < 0 && live && eligible(s, c.getNodeId())) {
                     list.set(i, s.toBuilder().setLeader(c.getNodeId()).setLeaderEpoch(s.getLeaderEpoch() + 1).build());
                 }
             }
