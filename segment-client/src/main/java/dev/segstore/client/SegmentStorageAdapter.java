@@ -449,11 +449,15 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     }
 
     private static boolean notApplied(Throwable t) {
+        return unwrap(t) instanceof RpcException re && re.notApplied();
+    }
+
+    private static Throwable unwrap(Throwable t) {
         Throwable e = t;
-        while (e instanceof CompletionException && e.getCause() != null) {
+        while ((e instanceof CompletionException || e instanceof java.util.concurrent.ExecutionException) && e.getCause() != null) {
             e = e.getCause();
         }
-        return e instanceof RpcException re && re.notApplied();
+        return e;
     }
 
     private static Segment openSegment(ShardRoute route) {
@@ -513,10 +517,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     /** Any failure as the adapter's error: wire codes keep their meaning. */
     static StorageException storageError(Throwable t) {
-        Throwable e = t;
-        while ((e instanceof CompletionException || e instanceof java.util.concurrent.ExecutionException) && e.getCause() != null) {
-            e = e.getCause();
-        }
+        Throwable e = unwrap(t);
         if (e instanceof StorageException se) {
             return se;
         }

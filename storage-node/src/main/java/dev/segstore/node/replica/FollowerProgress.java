@@ -18,14 +18,10 @@ public record FollowerProgress(int nodeId, long logEndOffset, long tombstoneEnd,
     }
 
     /**
-     * The progress after a fetch at {@code fetchOffset}, when the leader's log ended at {@code leaderLogEnd}.
-     * A fetch that asks for the leader's end means the follower had everything: caught up now.
+     * The progress after a fetch at {@code fetchOffset} and tombstone position {@code tombstoneFrom}, when the
+     * leader's log ended at {@code leaderLogEnd}. A fetch that asks for the leader's end means the follower had
+     * everything: caught up now.
      */
-    public FollowerProgress afterFetch(long fetchOffset, long leaderLogEnd, long nowMs) {
-        return afterFetch(fetchOffset, tombstoneEnd, leaderLogEnd, nowMs);
-    }
-
-    /** As {@link #afterFetch(long, long, long)}, with the tombstone position the fetch asked from. */
     public FollowerProgress afterFetch(long fetchOffset, long tombstoneFrom, long leaderLogEnd, long nowMs) {
         long caughtUp = fetchOffset >= leaderLogEnd ? nowMs : lastCaughtUpMs;
         return new FollowerProgress(nodeId, fetchOffset, tombstoneFrom, caughtUp, nowMs);

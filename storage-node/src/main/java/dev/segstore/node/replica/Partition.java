@@ -281,14 +281,10 @@ public final class Partition {
     private List<CompletableFuture<Void>> dataWaiters = new ArrayList<>();
 
     /**
-     * Completes when this leader has something beyond {@code offset} to send a follower (at once if it has):
-     * a caught-up follower's fetch waits on it (long poll) instead of coming back empty.
+     * Completes when this leader has something beyond {@code offset}, or tombstones from {@code tombstoneFrom},
+     * to send a follower (at once if it has): a caught-up follower's fetch waits on it (long poll) instead of
+     * coming back empty.
      */
-    public synchronized CompletableFuture<Void> awaitDataAfter(long offset) {
-        return awaitDataAfter(offset, Long.MAX_VALUE);
-    }
-
-    /** As {@link #awaitDataAfter(long)}, also completing when there are tombstones from {@code tombstoneFrom}. */
     public synchronized CompletableFuture<Void> awaitDataAfter(long offset, long tombstoneFrom) {
         if (log.writtenEndOffset() > offset || tombstones.end() > tombstoneFrom || role != Role.LEADER) {
             return CompletableFuture.completedFuture(null);
@@ -461,16 +457,9 @@ public final class Partition {
     // ---- leader: followers fetch ---------------------------------------------------------------------------
 
     /**
-     * A follower fetches from {@code fetchOffset}: everything below it is in its log. Answers with whole batches
-     * from there and the high watermark. OFFSET_OUT_OF_RANGE tells a follower ahead of the leader to truncate.
-     */
-    public LeaderEndPoint.FetchResult fetchFromFollower(int followerId, int epoch, long fetchOffset, int maxBytes) {
-        return fetchFromFollower(followerId, epoch, fetchOffset, 0, maxBytes);
-    }
-
-    /**
-     * As {@link #fetchFromFollower(int, int, long, int)}; the follower also holds the leader's tombstones below
-     * {@code tombstoneFrom} and gets those from there.
+     * A follower fetches from {@code fetchOffset}: everything below it is in its log; it also holds the leader's
+     * tombstones below {@code tombstoneFrom}. Answers with whole batches and tombstones from there and the
+     * watermarks. OFFSET_OUT_OF_RANGE tells a follower ahead of the leader to truncate.
      */
     public LeaderEndPoint.FetchResult fetchFromFollower(int followerId, int epoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
         FollowerFetch f = fetchSliceForFollower(followerId, epoch, fetchOffset, tombstoneFrom, maxBytes);

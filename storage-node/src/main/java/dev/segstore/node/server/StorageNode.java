@@ -165,10 +165,15 @@ public final class StorageNode implements AutoCloseable {
 
     private <R extends Message> CompletableFuture<R> callPeer(String address, String method, Message request,
                                                              com.google.protobuf.Parser<R> parser) {
+        return throughFaults(address, method, () -> peers.call(address, method, request, parser, 5_000));
+    }
+
+    /** Makes a call to another storage node unless the fault rules drop it (then it fails UNAVAILABLE). */
+    private <T> CompletableFuture<T> throughFaults(String address, String method, java.util.function.Supplier<CompletableFuture<T>> call) {
         if (faults.drop(config.nodeId(), address, method)) {
             return CompletableFuture.failedFuture(new RpcException(ErrorCode.UNAVAILABLE.code(), "dropped by the fault rules"));
         }
-        return peers.call(address, method, request, parser, 5_000);
+        return call.get();
     }
 
     public int port() {
@@ -476,10 +481,8 @@ public final class StorageNode implements AutoCloseable {
                 FetchRequest request = FetchRequest.newBuilder().setSegment(ref).setReplicaId(followerId)
                         .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setTombstoneFrom(tombstoneFrom)
                         .setMaxWaitMs(maxWaitMs).setMaxBytes(maxBytes).build();
-                if (faults.drop(config.nodeId(), address, NodeMethods.FETCH)) {
-                    return CompletableFuture.failedFuture(new RpcException(ErrorCode.UNAVAILABLE.code(), "dropped by the fault rules"));
-                }
-                return peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000).thenApply(a -> {
+                return throughFaults(address, NodeMethods.FETCH,
+                        () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000)).thenApply(a -> {
                     FetchResponse r = a.message();
                     // The batches come as the answer's attachment (zero-copy on the leader's side).
                     ByteBuffer batches = a.attachment().hasRemaining() ? a.attachment() : r.getBatches().asReadOnlyByteBuffer();

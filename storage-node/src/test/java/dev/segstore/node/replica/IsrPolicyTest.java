@@ -16,9 +16,9 @@ class IsrPolicyTest {
         FollowerProgress p = FollowerProgress.unknown(2, 1000);
         assertTrue(IsrPolicy.isCaughtUp(p, 1500, 500), "a new follower gets a full lag period");
         assertFalse(IsrPolicy.isCaughtUp(p, 1501, 500));
-        FollowerProgress behind = p.afterFetch(10, 20, 1400);
+        FollowerProgress behind = p.afterFetch(10, -1, 20, 1400);
         assertEquals(1000, behind.lastCaughtUpMs(), "a fetch below the leader's end does not count as caught up");
-        FollowerProgress level = behind.afterFetch(20, 20, 1450);
+        FollowerProgress level = behind.afterFetch(20, -1, 20, 1450);
         assertEquals(1450, level.lastCaughtUpMs());
         assertTrue(IsrPolicy.isCaughtUp(level, 1900, 500));
     }

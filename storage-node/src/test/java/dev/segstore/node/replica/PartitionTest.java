@@ -300,11 +300,11 @@ class PartitionTest {
 
     @Test
     void fetchesOutsideTheLogOrInAnOldEpochAreRefused() {
-        ReplicaException ahead = assertThrows(ReplicaException.class, () -> replicas[1].fetchFromFollower(2, 0, 5, 1000));
+        ReplicaException ahead = assertThrows(ReplicaException.class, () -> replicas[1].fetchFromFollower(2, 0, 5, 0, 1000));
         assertEquals(ErrorCode.OFFSET_OUT_OF_RANGE, ahead.code());
-        ReplicaException stale = assertThrows(ReplicaException.class, () -> replicas[1].fetchFromFollower(2, 7, 0, 1000));
+        ReplicaException stale = assertThrows(ReplicaException.class, () -> replicas[1].fetchFromFollower(2, 7, 0, 0, 1000));
         assertEquals(ErrorCode.FENCED_EPOCH, stale.code());
-        ReplicaException notLeader = assertThrows(ReplicaException.class, () -> replicas[2].fetchFromFollower(3, 0, 0, 1000));
+        ReplicaException notLeader = assertThrows(ReplicaException.class, () -> replicas[2].fetchFromFollower(3, 0, 0, 0, 1000));
         assertEquals(ErrorCode.NOT_LEADER, notLeader.code());
         assertEquals(1, notLeader.leaderHint());
         assertEquals(ErrorCode.NOT_LEADER, failure(replicas[2].append(records("x", 1), -1, -1)).code());
