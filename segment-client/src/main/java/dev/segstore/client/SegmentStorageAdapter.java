@@ -230,24 +230,28 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         boolean sealed = seg.getStatus() == SegmentStatus.SEALED;
         FetchRequest req = FetchRequest.newBuilder().setSegment(ref(seg)).setReplicaId(-1).setOffset(offset)
                 .setMaxRecords(limit - out.size()).setMaxBytes(READ_MAX_BYTES).build();
-        CompletableFuture<FetchResponse> fetched = callNode(sealed ? anyInSync(seg) : seg.getLeader(), NodeMethods.FETCH, req, FetchResponse.parser());
+        CompletableFuture<ConsumerFetch> fetched = fetchFrom(sealed ? anyInSync(seg) : seg.getLeader(), req);
         if (sealed) {
-            // A replica that has not caught up with the seal yet stops short: the leader has it all.
-            fetched = fetched.thenCompose(r -> r.getRecordsCount() == 0 && r.getHighWatermark() < seg.getEndOffset()
-                    ? callNode(seg.getLeader(), NodeMethods.FETCH, req, FetchResponse.parser())
-                    : CompletableFuture.completedFuture(r));
+            // A replica that has not caught up with the seal yet stops short, or refuses an offset above its
+            // high watermark: the leader has it all.
+            fetched = fetched.handle((r, e) -> {
+                boolean behind = e == null ? r.nextOffset() == offset && r.highWatermark() < seg.getEndOffset()
+                        : storageError(e).code() == ErrorCode.OFFSET_OUT_OF_RANGE;
+                return behind ? fetchFrom(seg.getLeader(), req) : e == null ? CompletableFuture.completedFuture(r)
+                        : CompletableFuture.<ConsumerFetch>failedFuture(e);
+            }).thenCompose(f -> f);
         } else {
             // Past the high watermark of the open segment: the end of the shard, an empty read.
             fetched = fetched.exceptionally(e -> {
                 if (storageError(e).code() == ErrorCode.OFFSET_OUT_OF_RANGE) {
-                    return FetchResponse.newBuilder().setNextOffset(offset).build();
+                    return new ConsumerFetch(List.of(), offset, offset);
                 }
                 throw storageError(e);
             });
         }
         return fetched.thenCompose(r -> {
-            r.getRecordsList().forEach(w -> out.add(fromWire(w)));
-            long next = Math.max(r.getNextOffset(), offset);
+            r.records().forEach(rec -> out.add(fromLog(rec)));
+            long next = r.nextOffset();
             if (out.size() >= limit || next == offset) {
                 return CompletableFuture.completedFuture(out); // full, or nothing further here: the end
             }
@@ -493,6 +497,14 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         return SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()).build();
     }
 
+    /** A consumer fetch: batches sent without copying, checked and decoded here. */
+    private CompletableFuture<ConsumerFetch> fetchFrom(int nodeId, FetchRequest request) {
+        if (nodeId < 0) {
+            return CompletableFuture.failedFuture(new StorageException(ErrorCode.UNAVAILABLE, "the segment has no leader now"));
+        }
+        return address(nodeId).thenCompose(address -> ConsumerFetch.call(nodes, address, request, settings.callTimeoutMs()));
+    }
+
     private <R extends Message> CompletableFuture<R> callNode(int nodeId, String method, Message request, Parser<R> parser) {
         if (nodeId < 0) {
             return CompletableFuture.failedFuture(new StorageException(ErrorCode.UNAVAILABLE, "the segment has no leader now"));
@@ -538,6 +550,11 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         }
         r.headers().forEach(h -> b.addHeaders(dev.segstore.protocol.node.Header.newBuilder().setName(h.name()).setValue(h.value())));
         return b.build();
+    }
+
+    private static Record fromLog(dev.segstore.log.LogRecord r) {
+        return new Record(r.offset(), r.key(), java.util.Set.copyOf(r.tags()), r.timestamp(),
+                r.headers().stream().map(h -> new Header(h.name(), h.value())).toList(), r.payload());
     }
 
     private static Record fromWire(dev.segstore.protocol.node.Record w) {

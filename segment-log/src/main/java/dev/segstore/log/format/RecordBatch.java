@@ -161,6 +161,41 @@ public final class RecordBatch {
         return out;
     }
 
+    /**
+     * Checks and decodes whole batches laid end to end from {@code batches.position()} to its limit, as a
+     * fetch sends them: the records with offsets in [{@code fromOffset}, {@code toOffsetExclusive}) that
+     * {@code skip} does not reject, at most {@code maxRecords}. Every batch is checked with
+     * {@link BatchView#verify} first (so a reader far from the disk checks the checksum the leader wrote);
+     * throws {@link FormatException} for a damaged or cut batch, or one that does not follow its predecessor.
+     * The buffer must be a heap buffer.
+     */
+    public static List<LogRecord> decodeBatches(ByteBuffer batches, long fromOffset, long toOffsetExclusive,
+                                                java.util.function.LongPredicate skip, int maxRecords) {
+        List<LogRecord> out = new ArrayList<>();
+        ByteBuffer buf = batches.duplicate();
+        long expected = -1;
+        while (buf.hasRemaining() && out.size() < maxRecords) {
+            BatchView v = BatchView.at(buf);
+            v.verify();
+            if (expected >= 0 && v.baseOffset() != expected) {
+                throw new FormatException("batch starts at offset " + v.baseOffset() + ", expected " + expected);
+            }
+            expected = v.nextOffset();
+            if (v.baseOffset() >= toOffsetExclusive) {
+                break;
+            }
+            if (v.nextOffset() > fromOffset) {
+                for (LogRecord r : decode(v, fromOffset, toOffsetExclusive, Integer.MAX_VALUE)) {
+                    if (out.size() < maxRecords && !skip.test(r.offset())) {
+                        out.add(r);
+                    }
+                }
+            }
+            buf.position(buf.position() + v.sizeInBytes());
+        }
+        return out;
+    }
+
     private static String string(ByteBuffer r, int length) {
         if (length > r.remaining()) {
             throw new FormatException("string of " + length + " bytes runs past the record");

@@ -49,6 +49,45 @@ class RecordBatchTest {
         assertEquals(1, RecordBatch.decode(v, 0, Long.MAX_VALUE, 1).size());
     }
 
+    /** Three batches end to end (offsets 42-44, 45-47, 48-50), as a fetch sends them. */
+    private static ByteBuffer threeBatches() {
+        ByteBuffer all = ByteBuffer.allocate(3 * sample().remaining());
+        for (long base = 42; base <= 48; base += 3) {
+            ByteBuffer b = RecordBatch.encode(base, 7, -1, -1, List.of(
+                    new AppendRecord(null, List.of(), base, List.of(), new byte[] {(byte) base}),
+                    new AppendRecord(null, List.of(), base + 1, List.of(), new byte[] {(byte) (base + 1)}),
+                    new AppendRecord(null, List.of(), base + 2, List.of(), new byte[] {(byte) (base + 2)})));
+            all.put(b);
+        }
+        return all.flip();
+    }
+
+    @Test
+    void batchesEndToEndDecodeWithinBoundsSkippingAndLimited() {
+        ByteBuffer all = threeBatches();
+        List<Long> offsets = RecordBatch.decodeBatches(all, 44, 50, o -> o == 46, 100).stream().map(LogRecord::offset).toList();
+        assertEquals(List.of(44L, 45L, 47L, 48L, 49L), offsets, "from 44, below 50, without 46");
+        assertEquals(List.of(43L, 44L), RecordBatch.decodeBatches(all, 43, Long.MAX_VALUE, o -> false, 2).stream()
+                .map(LogRecord::offset).toList(), "at most two");
+        assertEquals(48, RecordBatch.decodeBatches(all, 48, 49, o -> false, 10).get(0).payload()[0], "payloads decoded");
+        assertEquals(0, all.position(), "the caller's buffer is not moved");
+    }
+
+    @Test
+    void batchesEndToEndRejectDamageAndGaps() {
+        ByteBuffer flipped = threeBatches();
+        int inSecond = flipped.limit() / 2;
+        flipped.put(inSecond, (byte) (flipped.get(inSecond) ^ 0x10));
+        assertThrows(FormatException.class, () -> RecordBatch.decodeBatches(flipped, 0, Long.MAX_VALUE, o -> false, 100));
+        ByteBuffer cut = threeBatches();
+        cut.limit(cut.limit() - 1);
+        assertThrows(FormatException.class, () -> RecordBatch.decodeBatches(cut, 0, Long.MAX_VALUE, o -> false, 100));
+        ByteBuffer gap = ByteBuffer.allocate(2 * sample().remaining());
+        gap.put(RecordBatch.encode(0, 1, -1, -1, List.of(new AppendRecord(null, List.of(), 1, List.of(), new byte[1]))));
+        gap.put(RecordBatch.encode(2, 1, -1, -1, List.of(new AppendRecord(null, List.of(), 1, List.of(), new byte[1]))));
+        assertThrows(FormatException.class, () -> RecordBatch.decodeBatches(gap.flip(), 0, Long.MAX_VALUE, o -> false, 100));
+    }
+
     @Test
     void everySingleBitFlipIsDetected() {
         ByteBuffer original = sample();

@@ -708,8 +708,34 @@ public final class Partition {
     public record ReadResult(List<LogRecord> records, long nextOffset) {
     }
 
-    /** Live records from {@code offset}, never above the high watermark, and where to go on. */
+    /** Live records from {@code offset}, never above the high watermark, and where to go on: a consumer slice, decoded. */
     public ReadResult readLive(long offset, int maxRecords, int maxBytes) {
+        ConsumerSlice c = readForConsumer(offset, maxRecords, maxBytes);
+        try (FileSlice slice = c.slice()) {
+            java.util.Set<Long> deleted = new java.util.HashSet<>(c.deleted());
+            return new ReadResult(dev.segstore.log.format.RecordBatch.decodeBatches(slice.read(), offset, c.nextOffset(),
+                    deleted::contains, maxRecords), c.nextOffset());
+        } catch (IOException e) {
+            throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading for a consumer failed: " + e);
+        } catch (dev.segstore.log.format.FormatException e) {
+            throw new ReplicaException(ErrorCode.CORRUPT_DATA, name + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * A consumer read left in the file, to send without copying: whole batches from the one holding
+     * {@code offset}, holding the records [offset, nextOffset) (the first batch may start below offset), and
+     * the deleted offsets in that range. The caller closes the slice.
+     */
+    public record ConsumerSlice(FileSlice slice, long highWatermark, long nextOffset, List<Long> deleted) {
+    }
+
+    /**
+     * Batches for a consumer from {@code offset}: never above the high watermark (which is always a batch
+     * boundary: it is a log end of an ISR member), up to the batch holding {@code offset + maxRecords - 1}
+     * and about {@code maxBytes} (at least one batch).
+     */
+    public ConsumerSlice readForConsumer(long offset, int maxRecords, int maxBytes) {
         long hw;
         synchronized (this) {
             hw = highWatermark;
@@ -718,16 +744,12 @@ public final class Partition {
             throw new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": offset " + offset
                     + " is above the high watermark " + hw);
         }
-        List<LogRecord> read = log.read(offset, maxRecords, maxBytes, hw);
-        long next = read.isEmpty() ? Math.max(offset, log.logStartOffset()) : read.get(read.size() - 1).offset() + 1;
-        List<LogRecord> live = new ArrayList<>(read.size());
+        FileSlice slice = log.readSlice(offset, maxBytes, Math.min(hw, offset + Math.max(1, maxRecords)));
+        long next = slice.isEmpty() ? Math.max(offset, log.logStartOffset()) : Math.min(slice.nextOffset(), hw);
+        List<Long> deleted;
         synchronized (this) {
-            for (LogRecord r : read) {
-                if (!tombstones.isDeleted(r.offset())) {
-                    live.add(r);
-                }
-            }
+            deleted = tombstones.deletedIn(offset, next);
         }
-        return new ReadResult(live, next);
+        return new ConsumerSlice(slice, hw, next, deleted);
     }
 }

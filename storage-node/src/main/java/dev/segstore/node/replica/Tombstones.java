@@ -50,7 +50,7 @@ public final class Tombstones {
 
     private final Store store;
     private final List<Long> bySeq;
-    private final Set<Long> deleted = new HashSet<>();
+    private final java.util.NavigableSet<Long> deleted = new java.util.TreeSet<>();
 
     public Tombstones(Store store) {
         this.store = store;
@@ -65,6 +65,11 @@ public final class Tombstones {
 
     public boolean isDeleted(long offset) {
         return deleted.contains(offset);
+    }
+
+    /** The deleted offsets in [{@code from}, {@code to}), in order. */
+    public List<Long> deletedIn(long from, long to) {
+        return from >= to ? List.of() : List.copyOf(deleted.subSet(from, true, to, false));
     }
 
     /** Leader: appends new deletes (the caller leaves out offsets already deleted); returns the new end. */

@@ -88,13 +88,13 @@ public final class DataClientMain {
         public Integer call() throws Exception {
             try (MetaClient c = new MetaClient(parent.meta, 3_000, 20_000); RpcClient rpc = new RpcClient()) {
                 Target t = parent.target(c, shard);
-                FetchResponse r = rpc.call(t.leader(), NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(t.ref())
-                        .setReplicaId(-1).setOffset(Math.max(from, t.segment().getStartOffset())).setMaxRecords(1000).build(),
-                        FetchResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
-                for (Record rec : r.getRecordsList()) {
-                    System.out.printf("%d: %s%n", rec.getOffset(), rec.getPayload().toStringUtf8());
+                dev.segstore.client.ConsumerFetch r = dev.segstore.client.ConsumerFetch.call(rpc, t.leader(), FetchRequest.newBuilder()
+                        .setSegment(t.ref()).setReplicaId(-1).setOffset(Math.max(from, t.segment().getStartOffset())).setMaxRecords(1000)
+                        .build(), 10_000).get(30, TimeUnit.SECONDS);
+                for (dev.segstore.log.LogRecord rec : r.records()) {
+                    System.out.printf("%d: %s%n", rec.offset(), new String(rec.payload(), java.nio.charset.StandardCharsets.UTF_8));
                 }
-                System.out.printf("(high watermark %d)%n", r.getHighWatermark());
+                System.out.printf("(high watermark %d)%n", r.highWatermark());
             }
             return 0;
         }

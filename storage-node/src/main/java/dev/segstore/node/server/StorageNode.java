@@ -485,8 +485,7 @@ public final class StorageNode implements AutoCloseable {
                         () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000)).thenApply(a -> {
                     FetchResponse r = a.message();
                     // The batches come as the answer's attachment (zero-copy on the leader's side).
-                    ByteBuffer batches = a.attachment().hasRemaining() ? a.attachment() : r.getBatches().asReadOnlyByteBuffer();
-                    return new FetchResult(batches, r.getHighWatermark(), r.getLogEndOffset(),
+                    return new FetchResult(a.attachment(), r.getHighWatermark(), r.getLogEndOffset(),
                             new Tombstones.Slice(r.getTombstoneBase(), r.getTombstonesList(), r.getTombstoneEnd(), r.getTombstoneWatermark()));
                 });
             }
@@ -542,12 +541,11 @@ public final class StorageNode implements AutoCloseable {
                 return CompletableFuture.completedFuture(followerResponse(f));
             }
             int maxRecords = r.getMaxRecords() <= 0 ? 500 : r.getMaxRecords();
-            FetchResponse.Builder b = FetchResponse.newBuilder().setHighWatermark(h.partition.highWatermark())
-                    .setLogEndOffset(h.partition.log().logEndOffset());
-            Partition.ReadResult read = h.partition.readLive(r.getOffset(), maxRecords,
+            Partition.ConsumerSlice c = h.partition.readForConsumer(r.getOffset(), maxRecords,
                     Math.max(1, r.getMaxBytes() <= 0 ? FETCH_MAX_BYTES : r.getMaxBytes()));
-            read.records().forEach(rec -> b.addRecords(Records.toWire(rec)));
-            return CompletableFuture.completedFuture(b.setNextOffset(read.nextOffset()).build());
+            FetchResponse response = FetchResponse.newBuilder().setHighWatermark(c.highWatermark())
+                    .setLogEndOffset(h.partition.log().logEndOffset()).setNextOffset(c.nextOffset()).addAllDeleted(c.deleted()).build();
+            return CompletableFuture.completedFuture(new Reply(response, attachment(c.slice())));
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
@@ -563,8 +561,12 @@ public final class StorageNode implements AutoCloseable {
                 .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
                 .setTombstoneBase(t.base()).addAllTombstones(t.offsets()).setTombstoneEnd(t.end()).setTombstoneWatermark(t.watermark())
                 .build();
-        dev.segstore.log.FileSlice slice = f.slice();
-        return new Reply(response, new Attachment() {
+        return new Reply(response, attachment(f.slice()));
+    }
+
+    /** Batches to send from the log file without copying; the slice is released once sent. */
+    private static Attachment attachment(dev.segstore.log.FileSlice slice) {
+        return new Attachment() {
             @Override
             public int length() {
                 return slice.length();
@@ -579,7 +581,7 @@ public final class StorageNode implements AutoCloseable {
             public void release() {
                 slice.close();
             }
-        });
+        };
     }
 
     private CompletableFuture<Message> delete(DeleteRequest r) {

@@ -168,14 +168,14 @@ class StorageClusterTest {
         List<String> out = new ArrayList<>();
         long offset = s.getStartOffset();
         while (true) {
-            FetchResponse r = rpc.call("127.0.0.1:" + ports[node], NodeMethods.FETCH, FetchRequest.newBuilder()
+            dev.segstore.client.ConsumerFetch r = dev.segstore.client.ConsumerFetch.call(rpc, "127.0.0.1:" + ports[node], FetchRequest.newBuilder()
                     .setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()))
-                    .setReplicaId(-1).setOffset(offset).setMaxRecords(1000).build(), FetchResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
-            if (r.getRecordsCount() == 0) {
+                    .setReplicaId(-1).setOffset(offset).setMaxRecords(1000).build(), 10_000).get(30, TimeUnit.SECONDS);
+            if (r.nextOffset() == offset) {
                 return out;
             }
-            r.getRecordsList().forEach(rec -> out.add(rec.getPayload().toStringUtf8()));
-            offset = r.getRecords(r.getRecordsCount() - 1).getOffset() + 1;
+            r.records().forEach(rec -> out.add(new String(rec.payload(), java.nio.charset.StandardCharsets.UTF_8)));
+            offset = r.nextOffset();
         }
     }
 
