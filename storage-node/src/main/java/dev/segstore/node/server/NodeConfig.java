@@ -27,18 +27,23 @@ import java.util.Set;
  * @param replicaMaxLagMs a follower not caught up for this long leaves the ISR
  * @param directory       the data directory's write queue and flush policy ({@code log.*} keys)
  * @param log             segment file size and index interval of every replica's log
+ * @param ownerThreads    threads that run the shards' requests, each shard on one of them chosen by hashing
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
-                         long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log) {
+                         long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads) {
+    /** Owner threads when not set: one per core, at least 2. */
+    public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
+
     private static final Set<String> KEYS = Set.of("node.id", "host", "port", "data.dir", "meta.addresses",
             "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
             "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
-            "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes");
+            "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads");
 
     /** With the segment log's default directory and log settings. */
     public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs,
                       long replicaMaxLagMs) {
-        this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, DirectoryConfig.DEFAULT, LogConfig.DEFAULT);
+        this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, DirectoryConfig.DEFAULT, LogConfig.DEFAULT,
+                DEFAULT_OWNER_THREADS);
     }
 
     public NodeConfig {
@@ -54,6 +59,9 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         }
         if (heartbeatMs < 10 || replicaMaxLagMs < 10) {
             throw new IllegalArgumentException("heartbeat.ms and replica.max.lag.ms must be >= 10");
+        }
+        if (ownerThreads < 1 || ownerThreads > 1024) {
+            throw new IllegalArgumentException("owner.threads = " + ownerThreads + " must be in 1..1024");
         }
         if (directory == null || log == null) {
             throw new IllegalArgumentException("directory and log settings are required");
@@ -86,7 +94,8 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
             return new NodeConfig((int) number(p, "node.id", -1), required(p, "host"), (int) number(p, "port", -1),
                     base.resolve(required(p, "data.dir")),
                     Arrays.stream(required(p, "meta.addresses").split(",")).map(String::trim).toList(),
-                    number(p, "heartbeat.ms", 500), number(p, "replica.max.lag.ms", 10_000), directory, log);
+                    number(p, "heartbeat.ms", 500), number(p, "replica.max.lag.ms", 10_000), directory, log,
+                    (int) number(p, "owner.threads", DEFAULT_OWNER_THREADS));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }

@@ -107,6 +107,7 @@ public final class StorageNode implements AutoCloseable {
     private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
     private final ScheduledExecutorService control = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "node-control"));
     private final ScheduledExecutorService fetchers = Executors.newScheduledThreadPool(2, r -> daemon(r, "node-fetcher"));
+    private final ShardOwners owners;
     private volatile long incarnation = -1;
     private volatile boolean closed;
     private final int boundPort;
@@ -133,17 +134,26 @@ public final class StorageNode implements AutoCloseable {
     private StorageNode(NodeConfig config, PeerFaults faults) throws Exception {
         this.config = config;
         this.faults = faults;
+        this.owners = new ShardOwners(config.ownerThreads(), "node-" + config.nodeId() + "-owner");
         this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory());
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000);
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES)
-                .register(RpcHandler.of(NodeMethods.PRODUCE, ProduceRequest.parser(), this::produce))
-                .register(RpcHandler.of(NodeMethods.FETCH, FetchRequest.parser(), this::fetch))
-                .register(RpcHandler.of(NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.parser(), this::epochEndOffset))
-                .register(RpcHandler.of(NodeMethods.READ_BY_KEY, dev.segstore.protocol.node.IndexReadRequest.parser(), r -> readIndexed(r, true)))
-                .register(RpcHandler.of(NodeMethods.READ_BY_TAG, dev.segstore.protocol.node.IndexReadRequest.parser(), r -> readIndexed(r, false)))
-                .register(RpcHandler.of(NodeMethods.OFFSET_FOR_TIMESTAMP, dev.segstore.protocol.node.TimestampRequest.parser(), this::offsetForTimestamp))
-                .register(RpcHandler.of(NodeMethods.DELETE, DeleteRequest.parser(), this::delete));
+                // Every data-plane request runs on its shard's owner thread (ShardOwners), not on the event loop.
+                .register(RpcHandler.of(NodeMethods.PRODUCE, ProduceRequest.parser(),
+                        r -> owners.run(r.getSegment().getShardId(), () -> produce(r))))
+                .register(RpcHandler.of(NodeMethods.FETCH, FetchRequest.parser(),
+                        r -> owners.run(r.getSegment().getShardId(), () -> fetch(r))))
+                .register(RpcHandler.of(NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.parser(),
+                        r -> owners.run(r.getSegment().getShardId(), () -> epochEndOffset(r))))
+                .register(RpcHandler.of(NodeMethods.READ_BY_KEY, dev.segstore.protocol.node.IndexReadRequest.parser(),
+                        r -> owners.run(r.getSegment().getShardId(), () -> readIndexed(r, true))))
+                .register(RpcHandler.of(NodeMethods.READ_BY_TAG, dev.segstore.protocol.node.IndexReadRequest.parser(),
+                        r -> owners.run(r.getSegment().getShardId(), () -> readIndexed(r, false))))
+                .register(RpcHandler.of(NodeMethods.OFFSET_FOR_TIMESTAMP, dev.segstore.protocol.node.TimestampRequest.parser(),
+                        r -> owners.run(r.getSegment().getShardId(), () -> offsetForTimestamp(r))))
+                .register(RpcHandler.of(NodeMethods.DELETE, DeleteRequest.parser(),
+                        r -> owners.run(r.getSegment().getShardId(), () -> delete(r))));
         InetSocketAddress bound = server.start(config.host(), config.port());
         this.boundPort = bound.getPort();
         register();
@@ -482,12 +492,12 @@ public final class StorageNode implements AutoCloseable {
                         .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setTombstoneFrom(tombstoneFrom)
                         .setMaxWaitMs(maxWaitMs).setMaxBytes(maxBytes).build();
                 return throughFaults(address, NodeMethods.FETCH,
-                        () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000)).thenApply(a -> {
+                        () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000)).thenApplyAsync(a -> {
                     FetchResponse r = a.message();
                     // The batches come as the answer's attachment (zero-copy on the leader's side).
                     return new FetchResult(a.attachment(), r.getHighWatermark(), r.getLogEndOffset(),
                             new Tombstones.Slice(r.getTombstoneBase(), r.getTombstonesList(), r.getTombstoneEnd(), r.getTombstoneWatermark()));
-                });
+                }, owners.of(key.shardId())); // the follower's append (and its checksum checks) runs on the shard's owner
             }
         };
     }
@@ -532,8 +542,8 @@ public final class StorageNode implements AutoCloseable {
                     long wait = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), 4 * SEALED_FETCH_WAIT_MS) : FETCH_WAIT_MS;
                     return h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom())
                             .completeOnTimeout(null, wait, TimeUnit.MILLISECONDS)
-                            .thenApply(v -> followerResponse(h.partition.fetchSliceForFollower(r.getReplicaId(), r.getLeaderEpoch(),
-                                    r.getOffset(), r.getTombstoneFrom(), Math.max(1, r.getMaxBytes()))))
+                            .thenApplyAsync(v -> followerResponse(h.partition.fetchSliceForFollower(r.getReplicaId(), r.getLeaderEpoch(),
+                                    r.getOffset(), r.getTombstoneFrom(), Math.max(1, r.getMaxBytes()))), owners.of(r.getSegment().getShardId()))
                             .exceptionally(e -> {
                                 throw wire(e);
                             });
@@ -684,6 +694,7 @@ public final class StorageNode implements AutoCloseable {
         control.shutdownNow();
         fetchers.shutdownNow();
         server.close();
+        owners.close();
         peers.close();
         meta.close();
         directory.close();

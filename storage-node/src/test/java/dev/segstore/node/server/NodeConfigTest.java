@@ -31,7 +31,10 @@ class NodeConfigTest {
         assertEquals(List.of("127.0.0.1:7101", "127.0.0.1:7102"), c.metaAddresses());
         assertEquals(500, c.heartbeatMs());
         assertEquals(2_000_000L, c.directory().flushPolicy().maxWaitNanos());
-        NodeConfig o = load(BASE + "log.flush.max.wait.ms=5\nlog.queue.max.bytes=1048576\nlog.file.bytes=1048576\nreplica.max.lag.ms=3000\n");
+        assertEquals(Math.max(2, Runtime.getRuntime().availableProcessors()), c.ownerThreads());
+        NodeConfig o = load(BASE + "log.flush.max.wait.ms=5\nlog.queue.max.bytes=1048576\nlog.file.bytes=1048576\nreplica.max.lag.ms=3000\n"
+                + "owner.threads=6\n");
+        assertEquals(6, o.ownerThreads());
         assertEquals(5_000_000L, o.directory().flushPolicy().maxWaitNanos());
         assertEquals(1 << 20, o.directory().maxQueuedBytes());
         assertEquals(1 << 20, o.log().segmentBytes());
@@ -46,6 +49,8 @@ class NodeConfigTest {
         assertTrue(notNumber.getMessage().contains("heartbeat.ms"), notNumber.getMessage());
         IllegalArgumentException range = assertThrows(IllegalArgumentException.class, () -> load(BASE + "log.file.bytes=10\n"));
         assertTrue(range.getMessage().contains("segmentBytes"), range.getMessage());
+        IllegalArgumentException owners = assertThrows(IllegalArgumentException.class, () -> load(BASE + "owner.threads=0\n"));
+        assertTrue(owners.getMessage().contains("owner.threads"), owners.getMessage());
         IllegalArgumentException missing = assertThrows(IllegalArgumentException.class, () -> load("host=h\nport=1\ndata.dir=d\nmeta.addresses=a:1\n"));
         assertTrue(missing.getMessage().contains("node.id"), missing.getMessage());
     }
