@@ -33,20 +33,28 @@ public final class RpcServer implements AutoCloseable {
     private final EventLoopGroup workers;
     private final int maxFrameBytes;
     private final int maxInFlightPerConnection;
+    private final long maxInFlightBytesPerConnection;
     private Channel channel;
     private boolean closed;
 
     public RpcServer(int workerThreads, int maxFrameBytes) {
-        this(workerThreads, maxFrameBytes, DEFAULT_MAX_IN_FLIGHT);
+        this(workerThreads, maxFrameBytes, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES);
     }
 
     /** Requests a connection may have in handlers at once; more are queued and the socket is no longer read. */
     public static final int DEFAULT_MAX_IN_FLIGHT = 1024;
+    /** Request payload bytes a connection may have in handlers at once (one request is always let in). */
+    public static final long DEFAULT_MAX_IN_FLIGHT_BYTES = 64L << 20;
 
-    public RpcServer(int workerThreads, int maxFrameBytes, int maxInFlightPerConnection) {
+    public RpcServer(int workerThreads, int maxFrameBytes, int maxInFlightPerConnection, long maxInFlightBytesPerConnection) {
+        if (maxInFlightPerConnection < 1 || maxInFlightBytesPerConnection < 1) {
+            throw new IllegalArgumentException("in-flight limits must be >= 1: " + maxInFlightPerConnection + ", "
+                    + maxInFlightBytesPerConnection);
+        }
         this.workers = new NioEventLoopGroup(workerThreads);
         this.maxFrameBytes = maxFrameBytes;
         this.maxInFlightPerConnection = maxInFlightPerConnection;
+        this.maxInFlightBytesPerConnection = maxInFlightBytesPerConnection;
     }
 
     public RpcServer register(RpcHandler<?> handler) {
@@ -74,13 +82,15 @@ public final class RpcServer implements AutoCloseable {
 
     /**
      * One per connection, on its event loop. Back-pressure: at most {@code maxInFlightPerConnection} requests
-     * of a connection are in handlers at once; further requests wait in a queue and the socket stops being
-     * read until answers go out, so a client that pipelines without limit fills its own TCP window, not the
-     * server's memory.
+     * of a connection, and {@code maxInFlightBytesPerConnection} bytes of their payloads, are in handlers at
+     * once (a single request of any allowed size is always let in); further requests wait in a queue and the
+     * socket stops being read until answers go out, so a client that pipelines without limit fills its own TCP
+     * window, not the server's memory.
      */
     private final class Dispatcher extends SimpleChannelInboundHandler<Frame> {
         private final java.util.ArrayDeque<Envelope> queued = new java.util.ArrayDeque<>();
         private int inFlight;
+        private long inFlightBytes;
 
         @Override
         protected void channelRead0(ChannelHandlerContext ctx, Frame request) {
@@ -90,26 +100,32 @@ public final class RpcServer implements AutoCloseable {
         }
 
         private void drain(ChannelHandlerContext ctx) {
-            while (inFlight < maxInFlightPerConnection && !queued.isEmpty()) {
+            while (!queued.isEmpty() && inFlight < maxInFlightPerConnection
+                    && (inFlight == 0 || inFlightBytes + queued.peek().getPayload().size() <= maxInFlightBytesPerConnection)) {
+                Envelope next = queued.poll();
                 inFlight++;
-                dispatch(ctx, queued.poll());
+                inFlightBytes += next.getPayload().size();
+                dispatch(ctx, next);
             }
-            ctx.channel().config().setAutoRead(queued.isEmpty() && inFlight < maxInFlightPerConnection);
+            ctx.channel().config().setAutoRead(queued.isEmpty() && inFlight < maxInFlightPerConnection
+                    && inFlightBytes < maxInFlightBytesPerConnection);
         }
 
-        private void done(ChannelHandlerContext ctx) {
+        private void done(ChannelHandlerContext ctx, int bytes) {
             ctx.executor().execute(() -> {
                 inFlight--;
+                inFlightBytes -= bytes;
                 drain(ctx);
             });
         }
 
         private void dispatch(ChannelHandlerContext ctx, Envelope request) {
             long id = request.getId();
+            int bytes = request.getPayload().size();
             RpcHandler<?> handler = handlers.get(request.getMethod());
             if (handler == null) {
                 reply(ctx, id, null, new RpcException(RpcException.INVALID_ARGUMENT, "unknown method '" + request.getMethod() + "'"));
-                done(ctx);
+                done(ctx, bytes);
                 return;
             }
             CompletableFuture<?> answer;
@@ -118,14 +134,14 @@ public final class RpcServer implements AutoCloseable {
             } catch (InvalidProtocolBufferException e) {
                 reply(ctx, id, null, new RpcException(RpcException.INVALID_ARGUMENT,
                         "malformed " + request.getMethod() + " request: " + e.getMessage()));
-                done(ctx);
+                done(ctx, bytes);
                 return;
             } catch (RuntimeException e) {
                 answer = CompletableFuture.failedFuture(e);
             }
             answer.whenComplete((response, failure) -> {
                 reply(ctx, id, response, failure);
-                done(ctx);
+                done(ctx, bytes);
             });
         }
 

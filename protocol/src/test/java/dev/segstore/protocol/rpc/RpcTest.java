@@ -185,10 +185,29 @@ class RpcTest {
 
     @Test
     void aConnectionHasAtMostItsLimitOfRequestsInHandlers() throws Exception {
+        assertEquals(2, maxConcurrentInHandlers(new RpcServer(1, 1024, 2, 1 << 20), 6, "", 2),
+                "never more than 2 requests of the connection in handlers");
+    }
+
+    @Test
+    void aConnectionHasAtMostItsLimitOfRequestBytesInHandlers() throws Exception {
+        String kib = "x".repeat(1000); // each request's payload: a little over 1,000 bytes
+        assertEquals(2, maxConcurrentInHandlers(new RpcServer(1, 4096, 100, 3000), 6, kib, 2),
+                "3,000 bytes let in two requests of about 1,000 bytes at a time, not three");
+        assertEquals(1, maxConcurrentInHandlers(new RpcServer(1, 4096, 100, 500), 3, kib, 1),
+                "a request larger than the byte limit is still served, alone");
+    }
+
+    /**
+     * Sends {@code calls} pipelined requests to a handler that holds them, and answers one whenever
+     * {@code limit} of them (or all still unanswered) are held; returns the most ever held at once. A server
+     * that lets in fewer than {@code limit} stalls this until its deadline; one that lets in more shows it.
+     */
+    private int maxConcurrentInHandlers(RpcServer server, int calls, String message, int limit) throws Exception {
         java.util.concurrent.ConcurrentLinkedQueue<CompletableFuture<Error>> held = new java.util.concurrent.ConcurrentLinkedQueue<>();
         java.util.concurrent.atomic.AtomicInteger concurrent = new java.util.concurrent.atomic.AtomicInteger();
         java.util.concurrent.atomic.AtomicInteger max = new java.util.concurrent.atomic.AtomicInteger();
-        RpcServer limited = new RpcServer(1, 1024, 2).register(RpcHandler.of("held", Error.parser(), r -> {
+        RpcServer limited = server.register(RpcHandler.of("held", Error.parser(), r -> {
             max.accumulateAndGet(concurrent.incrementAndGet(), Math::max);
             CompletableFuture<Error> f = new CompletableFuture<>();
             held.add(f);
@@ -196,26 +215,25 @@ class RpcTest {
         }));
         try {
             String a = "127.0.0.1:" + limited.start("127.0.0.1", 0).getPort();
-            List<CompletableFuture<Error>> calls = new ArrayList<>();
-            for (int i = 0; i < 6; i++) {
-                calls.add(client.call(a, "held", Error.newBuilder().setCode(i).build(), Error.parser(), 30_000));
+            List<CompletableFuture<Error>> sent = new ArrayList<>();
+            for (int i = 0; i < calls; i++) {
+                sent.add(client.call(a, "held", Error.newBuilder().setCode(i).setMessage(message).build(), Error.parser(), 30_000));
             }
             int answered = 0;
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-            while (answered < 6) {
-                CompletableFuture<Error> next = held.poll();
-                if (next == null) {
-                    assertTrue(System.nanoTime() < deadline, "requests stopped arriving");
+            while (answered < calls) {
+                if (held.size() < Math.min(limit, calls - answered)) {
+                    assertTrue(System.nanoTime() < deadline, "requests stopped arriving: " + held.size() + " held");
                     Thread.onSpinWait();
                     continue;
                 }
-                next.complete(Error.getDefaultInstance());
+                held.poll().complete(Error.getDefaultInstance());
                 answered++;
             }
-            for (CompletableFuture<Error> c : calls) {
+            for (CompletableFuture<Error> c : sent) {
                 c.get(30, TimeUnit.SECONDS);
             }
-            assertEquals(2, max.get(), "never more than 2 requests of the connection in handlers");
+            return max.get();
         } finally {
             limited.close();
         }
