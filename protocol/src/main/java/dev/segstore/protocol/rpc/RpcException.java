@@ -2,7 +2,7 @@ package dev.segstore.protocol.rpc;
 
 /**
  * A failed call, as the wire carries it: a stable error code (the numbers of the adapter API's
- * {@code ErrorCode}), a message, and for NOT_LEADER a hint where the leader is.
+ * {@code ErrorCode}), a message, and for NOT_LEADER a hint where the leader is and its epoch.
  */
 public final class RpcException extends RuntimeException {
     public static final int UNKNOWN = -1;
@@ -15,17 +15,32 @@ public final class RpcException extends RuntimeException {
     private final int code;
     private final String leaderHint;
     private final boolean notApplied;
+    private final int leaderEpoch;
 
     public RpcException(int code, String message, String leaderHint) {
-        this(code, message, leaderHint, false);
+        this(code, message, leaderHint, -1, false);
     }
 
     /** @param notApplied the request was refused before it took effect (see rpc.proto's Error) */
     public RpcException(int code, String message, String leaderHint, boolean notApplied) {
+        this(code, message, leaderHint, -1, notApplied);
+    }
+
+    /**
+     * @param leaderEpoch the leader epoch the answering node knows, or -1
+     * @param notApplied  the request was refused before it took effect (see rpc.proto's Error)
+     */
+    public RpcException(int code, String message, String leaderHint, int leaderEpoch, boolean notApplied) {
         super(message);
         this.code = code;
         this.leaderHint = leaderHint == null ? "" : leaderHint;
+        this.leaderEpoch = leaderEpoch;
         this.notApplied = notApplied;
+    }
+
+    /** For NOT_LEADER and FENCED_EPOCH answers: the leader epoch the answering node knows, or -1. */
+    public int leaderEpoch() {
+        return leaderEpoch;
     }
 
     /** True when the server says the request changed nothing: it may be sent again as a new request. */
@@ -47,16 +62,22 @@ public final class RpcException extends RuntimeException {
     }
 
     public Error toError() {
-        return Error.newBuilder().setCode(code).setMessage(getMessage() == null ? "" : getMessage())
-                .setLeaderHint(leaderHint).setNotApplied(notApplied).build();
+        Error.Builder b = Error.newBuilder().setCode(code).setMessage(getMessage() == null ? "" : getMessage())
+                .setLeaderHint(leaderHint).setNotApplied(notApplied);
+        if (leaderEpoch >= 0) {
+            b.setLeaderEpoch(leaderEpoch);
+        }
+        return b.build();
     }
 
     public static RpcException of(Error e) {
-        return new RpcException(e.getCode(), e.getMessage(), e.getLeaderHint(), e.getNotApplied());
+        return new RpcException(e.getCode(), e.getMessage(), e.getLeaderHint(), e.hasLeaderEpoch() ? e.getLeaderEpoch() : -1,
+                e.getNotApplied());
     }
 
     @Override
     public String toString() {
-        return "RpcException[" + code + "]: " + getMessage() + (leaderHint.isEmpty() ? "" : " (leader " + leaderHint + ")");
+        return "RpcException[" + code + "]: " + getMessage() + (leaderHint.isEmpty() ? "" : " (leader " + leaderHint + ")")
+                + (leaderEpoch < 0 ? "" : " (leader epoch " + leaderEpoch + ")");
     }
 }

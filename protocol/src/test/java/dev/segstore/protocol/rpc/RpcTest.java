@@ -60,7 +60,7 @@ class RpcTest {
         // Error is a handy message type for the test's requests and answers.
         server = new RpcServer(1, 1024)
                 .register(RpcHandler.of("echo", Error.parser(), r -> CompletableFuture.completedFuture(r.toBuilder().setCode(r.getCode() + 1).build())))
-                .register(RpcHandler.of("fail", Error.parser(), r -> CompletableFuture.failedFuture(new RpcException(6, "not me", "h:1"))))
+                .register(RpcHandler.of("fail", Error.parser(), r -> CompletableFuture.failedFuture(new RpcException(6, "not me", "h:1", 0, false))))
                 .register(RpcHandler.of("bug", Error.parser(), r -> {
                     throw new IllegalStateException("boom");
                 }))
@@ -130,6 +130,9 @@ class RpcTest {
         RpcException e = failure(client.call(address, "fail", Error.getDefaultInstance(), Error.parser(), 10_000));
         assertEquals(6, e.code());
         assertEquals("h:1", e.leaderHint());
+        assertEquals(0, e.leaderEpoch(), "epoch 0 is an epoch, not 'unknown'");
+        RpcException bug = failure(client.call(address, "bug", Error.getDefaultInstance(), Error.parser(), 10_000));
+        assertEquals(-1, bug.leaderEpoch(), "no epoch: -1");
         assertEquals(RpcException.INTERNAL, failure(client.call(address, "bug", Error.getDefaultInstance(), Error.parser(), 10_000)).code());
         assertEquals(RpcException.INVALID_ARGUMENT, failure(client.call(address, "nope", Error.getDefaultInstance(), Error.parser(), 10_000)).code());
     }

@@ -671,7 +671,7 @@ public final class StorageNode implements AutoCloseable {
         }
         if (e instanceof ReplicaException re) {
             String hint = re.leaderHint() >= 0 ? nodeAddresses.getOrDefault(re.leaderHint(), "") : "";
-            return new RpcException(re.code().code(), re.getMessage(), hint, re.isNotApplied());
+            return new RpcException(re.code().code(), re.getMessage(), hint, re.leaderEpoch(), re.isNotApplied());
         }
         if (e instanceof LogException le) {
             ErrorCode code = switch (le.kind()) {

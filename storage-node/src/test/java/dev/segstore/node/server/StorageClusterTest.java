@@ -234,6 +234,7 @@ class StorageClusterTest {
         RpcException re = (RpcException) e.getCause();
         assertEquals(ErrorCode.NOT_LEADER.code(), re.code());
         assertEquals("127.0.0.1:" + ports[s.getLeader()], re.leaderHint());
+        assertEquals(s.getLeaderEpoch(), re.leaderEpoch(), "and its epoch");
         assertTrue(re.getMessage().contains("node " + s.getLeader()), re.getMessage());
 
         // Garbage and oversize frames close that connection only; unknown methods get an error answer.
