@@ -120,13 +120,18 @@ public final class StorageNode implements AutoCloseable {
 
     /**
      * The transport seam for fault tests: asked before every call this node makes to another storage node;
-     * true drops the call (it fails UNAVAILABLE, as a lost network would).
+     * {@link #drop} true fails the call UNAVAILABLE (as a lost network would), and {@link #delayMs} holds it
+     * back that long before it is sent (a slow link or a slow follower).
      */
     @FunctionalInterface
     public interface PeerFaults {
         PeerFaults NONE = (from, to, method) -> false;
 
         boolean drop(int fromNode, String toAddress, String method);
+
+        default long delayMs(int fromNode, String toAddress, String method) {
+            return 0;
+        }
     }
 
     private final PeerFaults faults;
@@ -182,6 +187,10 @@ public final class StorageNode implements AutoCloseable {
     private <T> CompletableFuture<T> throughFaults(String address, String method, java.util.function.Supplier<CompletableFuture<T>> call) {
         if (faults.drop(config.nodeId(), address, method)) {
             return CompletableFuture.failedFuture(new RpcException(ErrorCode.UNAVAILABLE.code(), "dropped by the fault rules"));
+        }
+        long delay = faults.delayMs(config.nodeId(), address, method);
+        if (delay > 0) {
+            return CompletableFuture.supplyAsync(call, CompletableFuture.delayedExecutor(delay, TimeUnit.MILLISECONDS)).thenCompose(f -> f);
         }
         return call.get();
     }

@@ -31,12 +31,14 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -55,6 +57,8 @@ class StorageClusterTest {
     private RpcClient rpc;
     /** Storage nodes whose calls to other storage nodes are dropped (a network partition of their fetches). */
     private final java.util.Set<Integer> partitioned = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** Per storage node: how long its calls to other storage nodes are held back (a slow link). */
+    private final Map<Integer, Long> delayedMs = new java.util.concurrent.ConcurrentHashMap<>();
 
     @BeforeEach
     void start() throws Exception {
@@ -90,7 +94,17 @@ class StorageClusterTest {
     private void startNode(int id) throws Exception {
         // Port 0: the node binds a free port and registers the one it got.
         nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000),
-                (from, to, method) -> partitioned.contains(from));
+                new StorageNode.PeerFaults() {
+                    @Override
+                    public boolean drop(int from, String to, String method) {
+                        return partitioned.contains(from);
+                    }
+
+                    @Override
+                    public long delayMs(int from, String to, String method) {
+                        return delayedMs.getOrDefault(from, 0L);
+                    }
+                });
         ports[id] = nodes[id].port();
     }
 
@@ -291,6 +305,42 @@ class StorageClusterTest {
              var b = f.log().readSlice(0, Integer.MAX_VALUE, Long.MAX_VALUE)) {
             assertEquals(a.read(), b.read(), "the healed follower is byte-identical to the leader");
         }
+    }
+
+    @Test
+    void aSlowFollowerHoldsAcknowledgementsBackUntilTheLagLimitThenLeavesTheIsr() throws Exception {
+        meta.createShard("slow", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);
+        Segment s = openSegment("slow");
+        awaitRoles(s);
+        produce(s, "warm", 4, 0);
+        int follower = s.getReplicasList().stream().filter(id -> id != s.getLeader()).findFirst().orElseThrow();
+        delayedMs.put(follower, 300L); // below replica.max.lag.ms = 1000: slow, still in sync
+        for (int i = 1; i <= 4; i++) {
+            long t0 = System.nanoTime();
+            produce(s, "slow" + i, 4, i);
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            // The high watermark is the minimum over the whole ISR: the write waits for the slow follower's
+            // next fetch, which is held back 300 ms after it appended.
+            assertTrue(ms >= 250, "acknowledged after " + ms + " ms, before the slow follower had it");
+        }
+        assertTrue(openSegment("slow").getIsrList().contains(follower), "a follower slower than the limit stays in the ISR");
+        delayedMs.put(follower, 5_000L); // now far past the lag limit
+        long t0 = System.nanoTime();
+        produce(s, "past", 4, 5);
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(ms < 5_000, "acknowledged by the other two after " + ms + " ms, once the slow follower left the ISR");
+        assertFalse(openSegment("slow").getIsrList().contains(follower), "it left the ISR");
+        delayedMs.remove(follower);
+        waitFor("the follower to rejoin the ISR", () -> {
+            try {
+                return openSegment("slow").getIsrList().contains(follower);
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        // Its own high watermark follows with its next fetch; consumers read it up to there.
+        waitFor("the follower's high watermark", () -> nodes[follower].partition(s.getShardId(), s.getSequence()).highWatermark() == 6);
+        assertEquals(List.of("warm", "slow1", "slow2", "slow3", "slow4", "past"), consume(s, follower));
     }
 
     @Test
