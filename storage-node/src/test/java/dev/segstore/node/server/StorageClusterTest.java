@@ -146,6 +146,17 @@ class StorageClusterTest {
         }
     }
 
+    /** Waits until the controller's committed ISR of the shard's open segment does (or does not) hold {@code node}. */
+    private void awaitIsr(String shard, int node, boolean in) {
+        waitFor("node " + node + (in ? " to join" : " to leave") + " the ISR of " + shard, () -> {
+            try {
+                return openSegment(shard).getIsrList().contains(node) == in;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+    }
+
     private Segment openSegment(String shard) throws Exception {
         ShardRoute r = meta.route(shard).get(30, TimeUnit.SECONDS);
         return r.getSegments(r.getSegmentsCount() - 1);
@@ -280,24 +291,12 @@ class StorageClusterTest {
         // Acknowledged once the partitioned follower is out of the ISR (lag limit 1 s), by the other two.
         assertEquals(0, produce(s, "during", 3, 0).getBaseOffset());
         System.out.printf("write acknowledged %.0f ms after the partition (replica.max.lag.ms 1000)%n", (System.nanoTime() - cut) / 1e6);
-        waitFor("the controller to commit the smaller ISR", () -> {
-            try {
-                return !openSegment("lag").getIsrList().contains(follower);
-            } catch (Exception e) {
-                return false;
-            }
-        });
+        awaitIsr("lag", follower, false);
         for (int i = 1; i < 20; i++) {
             produce(s, "during" + i, 3, i);
         }
         partitioned.remove(follower);
-        waitFor("the healed follower to rejoin the ISR", () -> {
-            try {
-                return openSegment("lag").getIsrList().contains(follower);
-            } catch (Exception e) {
-                return false;
-            }
-        });
+        awaitIsr("lag", follower, true);
         Partition f = nodes[follower].partition(s.getShardId(), s.getSequence());
         assertEquals(20, f.log().logEndOffset(), "caught up before rejoining");
         Partition leader = nodes[s.getLeader()].partition(s.getShardId(), s.getSequence());
@@ -331,13 +330,7 @@ class StorageClusterTest {
         assertTrue(ms < 5_000, "acknowledged by the other two after " + ms + " ms, once the slow follower left the ISR");
         assertFalse(openSegment("slow").getIsrList().contains(follower), "it left the ISR");
         delayedMs.remove(follower);
-        waitFor("the follower to rejoin the ISR", () -> {
-            try {
-                return openSegment("slow").getIsrList().contains(follower);
-            } catch (Exception e) {
-                return false;
-            }
-        });
+        awaitIsr("slow", follower, true);
         // Its own high watermark follows with its next fetch; consumers read it up to there.
         waitFor("the follower's high watermark", () -> nodes[follower].partition(s.getShardId(), s.getSequence()).highWatermark() == 6);
         assertEquals(List.of("warm", "slow1", "slow2", "slow3", "slow4", "past"), consume(s, follower));
