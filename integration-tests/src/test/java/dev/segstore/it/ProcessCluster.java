@@ -1,5 +1,7 @@
 package dev.segstore.it;
 
+import dev.segstore.node.server.InJvmCluster;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

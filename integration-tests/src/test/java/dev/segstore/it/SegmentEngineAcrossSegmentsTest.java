@@ -1,5 +1,7 @@
 package dev.segstore.it;
 
+import dev.segstore.node.server.InJvmCluster;
+
 import dev.segstore.adapter.NewRecord;
 import dev.segstore.adapter.Record;
 import dev.segstore.adapter.ShardConfig;

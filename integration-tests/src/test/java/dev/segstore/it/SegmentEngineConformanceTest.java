@@ -1,5 +1,7 @@
 package dev.segstore.it;
 
+import dev.segstore.node.server.InJvmCluster;
+
 import dev.segstore.adapter.ShardFilter;
 import dev.segstore.adapter.ShardInfo;
 import dev.segstore.adapter.StorageAdapter;

@@ -4,9 +4,6 @@ import dev.segstore.protocol.NodeMethods;
 import com.google.protobuf.ByteString;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.client.MetaClient;
-import dev.segstore.meta.server.MetaConfig;
-import dev.segstore.meta.server.MetaPeer;
-import dev.segstore.meta.server.MetaServer;
 import dev.segstore.node.replica.Partition;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.ShardRoute;
@@ -25,17 +22,12 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 import java.io.IOException;
-import java.net.ServerSocket;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -48,11 +40,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class StorageClusterTest {
     private static final long DEADLINE_MS = 30_000;
-    private Path root;
-    private final List<MetaServer> metas = new ArrayList<>();
-    private final StorageNode[] nodes = new StorageNode[4];
-    private final int[] ports = new int[4];
-    private List<String> metaAddresses;
+    private InJvmCluster cluster;
+    private StorageNode[] nodes;
     private MetaClient meta;
     private RpcClient rpc;
     /** Storage nodes whose calls to other storage nodes are dropped (a network partition of their fetches). */
@@ -62,88 +51,37 @@ class StorageClusterTest {
 
     @BeforeEach
     void start() throws Exception {
-        root = Files.createTempDirectory("storage-cluster-");
-        List<MetaPeer> peers = new ArrayList<>();
-        // A port found free can be taken by another socket before we bind it: pick new ports and try again.
-        for (int attempt = 1; metas.isEmpty(); attempt++) {
-            peers.clear();
-            for (int i = 0; i < 3; i++) {
-                peers.add(new MetaPeer("127.0.0.1", freePort(), freePort()));
+        cluster = new InJvmCluster(id -> new StorageNode.PeerFaults() {
+            @Override
+            public boolean drop(int from, String to, String method) {
+                return partitioned.contains(from);
             }
-            try {
-                for (int i = 0; i < 3; i++) {
-                    metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), 600, 300, 2_000)));
-                }
-            } catch (Exception e) {
-                metas.forEach(MetaServer::close);
-                metas.clear();
-                if (attempt == 3) {
-                    throw e;
-                }
+
+            @Override
+            public long delayMs(int from, String to, String method) {
+                return delayedMs.getOrDefault(from, 0L);
             }
-        }
-        metaAddresses = peers.stream().map(MetaPeer::rpcAddress).toList();
-        meta = new MetaClient(metaAddresses, 2_000, DEADLINE_MS);
+        });
+        nodes = cluster.nodes;
+        meta = new MetaClient(cluster.metaAddresses, 2_000, DEADLINE_MS);
         rpc = new RpcClient();
-        waitFor("a meta leader", () -> metas.stream().anyMatch(MetaServer::isLeader));
-        for (int id = 1; id <= 3; id++) {
-            startNode(id);
-        }
-    }
-
-    private void startNode(int id) throws Exception {
-        // Port 0: the node binds a free port and registers the one it got.
-        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000),
-                new StorageNode.PeerFaults() {
-                    @Override
-                    public boolean drop(int from, String to, String method) {
-                        return partitioned.contains(from);
-                    }
-
-                    @Override
-                    public long delayMs(int from, String to, String method) {
-                        return delayedMs.getOrDefault(from, 0L);
-                    }
-                });
-        ports[id] = nodes[id].port();
     }
 
     @AfterEach
     void stop() throws IOException {
-        for (StorageNode n : nodes) {
-            if (n != null) {
-                n.close();
-            }
-        }
         if (rpc != null) {
             rpc.close();
         }
         if (meta != null) {
             meta.close();
         }
-        metas.forEach(MetaServer::close);
-        try (Stream<Path> s = Files.walk(root)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
+        if (cluster != null) {
+            cluster.close();
         }
     }
 
     private static void waitFor(String what, BooleanSupplier condition) {
-        long end = System.nanoTime() + DEADLINE_MS * 1_000_000L;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > end) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.onSpinWait();
-            Thread.yield();
-        }
+        InJvmCluster.waitFor(what, DEADLINE_MS, condition);
     }
 
     /** Waits until the controller's committed ISR of the shard's open segment does (or does not) hold {@code node}. */
@@ -183,7 +121,7 @@ class StorageClusterTest {
                 .addRecords(Record.newBuilder().setTimestamp(System.currentTimeMillis()).setPayload(ByteString.copyFromUtf8(payload)))
                 .setProducerId(producerId).setBaseSequence(seq).build();
         try {
-            return rpc.call("127.0.0.1:" + ports[s.getLeader()], NodeMethods.PRODUCE, req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
+            return rpc.call(cluster.address(s.getLeader()), NodeMethods.PRODUCE, req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
         } catch (ExecutionException e) {
             throw (Exception) e.getCause();
         }
@@ -193,7 +131,7 @@ class StorageClusterTest {
         List<String> out = new ArrayList<>();
         long offset = s.getStartOffset();
         while (true) {
-            dev.segstore.client.ConsumerFetch r = dev.segstore.client.ConsumerFetch.call(rpc, "127.0.0.1:" + ports[node], FetchRequest.newBuilder()
+            dev.segstore.client.ConsumerFetch r = dev.segstore.client.ConsumerFetch.call(rpc, cluster.address(node), FetchRequest.newBuilder()
                     .setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()))
                     .setReplicaId(-1).setOffset(offset).setMaxRecords(1000).build(), 10_000).get(30, TimeUnit.SECONDS);
             if (r.nextOffset() == offset) {
@@ -222,8 +160,7 @@ class StorageClusterTest {
 
         int oldLeader = s.getLeader();
         long killed = System.nanoTime();
-        nodes[oldLeader].close();
-        nodes[oldLeader] = null;
+        cluster.stopNode(oldLeader);
         waitFor("a new leader for the segment", () -> {
             try {
                 Segment now = openSegment("orders");
@@ -255,26 +192,26 @@ class StorageClusterTest {
         ProduceRequest req = ProduceRequest.newBuilder().setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()))
                 .addRecords(Record.newBuilder().setPayload(ByteString.copyFromUtf8("x"))).setProducerId(-1).setBaseSequence(-1).build();
         ExecutionException e = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class, () ->
-                rpc.call("127.0.0.1:" + ports[follower], NodeMethods.PRODUCE, req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS));
+                rpc.call(cluster.address(follower), NodeMethods.PRODUCE, req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS));
         RpcException re = (RpcException) e.getCause();
         assertEquals(ErrorCode.NOT_LEADER.code(), re.code());
-        assertEquals("127.0.0.1:" + ports[s.getLeader()], re.leaderHint());
+        assertEquals(cluster.address(s.getLeader()), re.leaderHint());
         assertEquals(s.getLeaderEpoch(), re.leaderEpoch(), "and its epoch");
         assertTrue(re.getMessage().contains("node " + s.getLeader()), re.getMessage());
 
         // Garbage and oversize frames close that connection only; unknown methods get an error answer.
         for (byte[] junk : new byte[][] {{0, 0, 0, 4, 1, 2, 3, 4}, {(byte) 0x7F, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF}}) {
-            try (java.net.Socket sock = new java.net.Socket("127.0.0.1", ports[s.getLeader()])) {
+            try (java.net.Socket sock = new java.net.Socket("127.0.0.1", nodes[s.getLeader()].port())) {
                 sock.getOutputStream().write(junk);
                 sock.getOutputStream().flush();
                 assertEquals(-1, sock.getInputStream().read(), "connection closed");
             }
         }
         ExecutionException unknown = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class, () ->
-                rpc.call("127.0.0.1:" + ports[s.getLeader()], "node.Nope", req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS));
+                rpc.call(cluster.address(s.getLeader()), "node.Nope", req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS));
         assertEquals(ErrorCode.INVALID_ARGUMENT.code(), ((RpcException) unknown.getCause()).code());
         ExecutionException empty = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class, () ->
-                rpc.call("127.0.0.1:" + ports[s.getLeader()], NodeMethods.PRODUCE, req.toBuilder().clearRecords().build(),
+                rpc.call(cluster.address(s.getLeader()), NodeMethods.PRODUCE, req.toBuilder().clearRecords().build(),
                         ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS));
         assertEquals(ErrorCode.INVALID_ARGUMENT.code(), ((RpcException) empty.getCause()).code());
         assertEquals(0, produce(s, "still serving", -1, -1).getBaseOffset(), "the node survived the bad input");
@@ -384,7 +321,7 @@ class StorageClusterTest {
     }
 
     private List<Long> readIndexed(Segment s, int node, String method, String term) throws Exception {
-        FetchResponse r = rpc.call("127.0.0.1:" + ports[node], method, dev.segstore.protocol.node.IndexReadRequest.newBuilder()
+        FetchResponse r = rpc.call(cluster.address(node), method, dev.segstore.protocol.node.IndexReadRequest.newBuilder()
                 .setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()))
                 .setTerm(term).setLimit(100).build(), FetchResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
         return r.getRecordsList().stream().map(Record::getOffset).toList();
@@ -399,20 +336,19 @@ class StorageClusterTest {
             ProduceRequest req = ProduceRequest.newBuilder().setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()))
                     .addRecords(Record.newBuilder().setHasKey(true).setKey("k" + (i % 4)).addTags("t" + (i % 2)).setTimestamp(1000 + i)
                             .setPayload(ByteString.copyFromUtf8("v" + i))).setProducerId(-1).setBaseSequence(-1).build();
-            rpc.call("127.0.0.1:" + ports[s.getLeader()], NodeMethods.PRODUCE, req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
+            rpc.call(cluster.address(s.getLeader()), NodeMethods.PRODUCE, req, ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
         }
         assertEquals(List.of(1L, 5L, 9L, 13L, 17L), readIndexed(s, s.getLeader(), NodeMethods.READ_BY_KEY, "k1"), "read your writes");
         assertEquals(10, readIndexed(s, s.getLeader(), NodeMethods.READ_BY_TAG, "t0").size());
         assertEquals(List.of(), readIndexed(s, s.getLeader(), NodeMethods.READ_BY_KEY, "nope"));
-        dev.segstore.protocol.node.TimestampResponse ts = rpc.call("127.0.0.1:" + ports[s.getLeader()], NodeMethods.OFFSET_FOR_TIMESTAMP,
+        dev.segstore.protocol.node.TimestampResponse ts = rpc.call(cluster.address(s.getLeader()), NodeMethods.OFFSET_FOR_TIMESTAMP,
                 dev.segstore.protocol.node.TimestampRequest.newBuilder().setSegment(SegmentRef.newBuilder().setShardId(s.getShardId())
                         .setSequence(s.getSequence())).setTimestamp(1007).build(), dev.segstore.protocol.node.TimestampResponse.parser(), 10_000)
                 .get(30, TimeUnit.SECONDS);
         assertEquals(7, ts.getOffset());
 
         int oldLeader = s.getLeader();
-        nodes[oldLeader].close();
-        nodes[oldLeader] = null;
+        cluster.stopNode(oldLeader);
         waitFor("a new leader", () -> {
             try {
                 Segment now = openSegment("keys");

@@ -1,10 +1,8 @@
-package dev.segstore.it;
+package dev.segstore.node.server;
 
 import dev.segstore.meta.server.MetaConfig;
 import dev.segstore.meta.server.MetaPeer;
 import dev.segstore.meta.server.MetaServer;
-import dev.segstore.node.server.NodeConfig;
-import dev.segstore.node.server.StorageNode;
 
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -14,20 +12,30 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.function.BooleanSupplier;
+import java.util.function.IntFunction;
 import java.util.stream.Stream;
 
 /**
- * A whole cluster in this JVM on loopback: 3 meta-service nodes (a Raft group) and 3 storage nodes, with real
- * RPC between all of them. Fast enough to start once per test class.
+ * A whole cluster in this JVM on loopback: 3 meta-service nodes (a Raft group) and 3 storage nodes (ids 1..3,
+ * 1 s replica lag limit, 200 ms heartbeats), with real RPC between all of them. Each storage node's calls to
+ * its peers pass its {@link StorageNode.PeerFaults}, so tests can drop or delay them. Shared with
+ * integration-tests through this module's test-jar.
  */
-final class InJvmCluster implements AutoCloseable {
-    final Path root;
-    final List<MetaServer> metas = new ArrayList<>();
-    final StorageNode[] nodes = new StorageNode[4]; // index = node id 1..3
-    final List<String> metaAddresses;
+public final class InJvmCluster implements AutoCloseable {
+    public final Path root;
+    public final List<MetaServer> metas = new ArrayList<>();
+    public final StorageNode[] nodes = new StorageNode[4]; // index = node id 1..3
+    public final List<String> metaAddresses;
+    private final IntFunction<StorageNode.PeerFaults> faults;
 
-    InJvmCluster() throws Exception {
-        root = Files.createTempDirectory("segstore-it-");
+    public InJvmCluster() throws Exception {
+        this(id -> StorageNode.PeerFaults.NONE);
+    }
+
+    /** @param faults the fault rules of each storage node's calls to its peers, by node id */
+    public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults) throws Exception {
+        this.faults = faults;
+        root = Files.createTempDirectory("segstore-cluster-");
         List<MetaPeer> peers = new ArrayList<>();
         // A port found free can be taken by another socket before we bind it: pick new ports and try again.
         for (int attempt = 1; metas.isEmpty(); attempt++) {
@@ -50,18 +58,35 @@ final class InJvmCluster implements AutoCloseable {
         metaAddresses = peers.stream().map(MetaPeer::rpcAddress).toList();
         waitFor("a meta leader", 30_000, () -> metas.stream().anyMatch(MetaServer::isLeader));
         for (int id = 1; id <= 3; id++) {
-            // Port 0: the node binds a free port and registers the one it got.
-            nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000));
+            startNode(id);
         }
     }
 
-    static int freePort() throws IOException {
+    /** Starts storage node {@code id} (again) on its data directory; port 0: it binds a free port and registers it. */
+    public StorageNode startNode(int id) throws Exception {
+        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000),
+                faults.apply(id));
+        return nodes[id];
+    }
+
+    /** Stops storage node {@code id} (its data stays). */
+    public void stopNode(int id) {
+        nodes[id].close();
+        nodes[id] = null;
+    }
+
+    /** "127.0.0.1:port" of a running storage node. */
+    public String address(int id) {
+        return "127.0.0.1:" + nodes[id].port();
+    }
+
+    public static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             return s.getLocalPort();
         }
     }
 
-    static void waitFor(String what, long timeoutMs, BooleanSupplier condition) {
+    public static void waitFor(String what, long timeoutMs, BooleanSupplier condition) {
         long end = System.nanoTime() + timeoutMs * 1_000_000L;
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() > end) {
