@@ -28,10 +28,11 @@ data.dir=data
 meta.addresses=$META
 heartbeat.ms=500
 replica.max.lag.ms=10000
+metrics.port=7301
 PROPS
   nohup java -Xmx512m -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$CP" dev.segstore.node.server.StorageNodeMain --config "$dir/node.properties" > "$dir/node.log" 2>&1 &
   echo $! >> "$RUN_DIR/pids"
-  echo "storage node $i: pid $!, 127.0.0.1$i:7201, log $dir/node.log"
+  echo "storage node $i: pid $!, 127.0.0.1$i:7201, metrics http://127.0.0.1$i:7301/metrics, log $dir/node.log"
 done
 ADMIN=(java -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$PWD/meta-service/target/classes:$(cat "$RUN_DIR/classpath.txt")" dev.segstore.meta.server.MetaAdminMain --meta "$META")
 echo "waiting for the storage nodes to register..."

@@ -149,6 +149,28 @@ public final class Partition {
         return leaderEpoch;
     }
 
+    /**
+     * What monitoring wants of this replica, read at once under the monitor.
+     *
+     * @param replicas        the segment's replica count (0 before an assignment)
+     * @param isrSize         the ISR as this replica knows it (the committed one on a leader)
+     * @param maxFollowerLag  on a leader: the most records any follower lacks of its log end (-1: a follower
+     *                        not heard from yet; 0 elsewhere)
+     */
+    public record Health(Role role, int replicas, int isrSize, int minIsr, long maxFollowerLag, boolean sealed) {
+    }
+
+    public synchronized Health health() {
+        long lag = 0;
+        if (role == Role.LEADER) {
+            long end = log.logEndOffset();
+            for (FollowerProgress p : followers.values()) {
+                lag = p.logEndOffset() < 0 || lag < 0 ? -1 : Math.max(lag, end - p.logEndOffset());
+            }
+        }
+        return new Health(role, replicas.size(), isr.size(), config.minInSyncReplicas(), lag, sealedEnd >= 0);
+    }
+
     public SegmentLog log() {
         return log;
     }

@@ -28,22 +28,24 @@ import java.util.Set;
  * @param directory       the data directory's write queue and flush policy ({@code log.*} keys)
  * @param log             segment file size and index interval of every replica's log
  * @param ownerThreads    threads that run the shards' requests, each shard on one of them chosen by hashing
+ * @param metricsPort     port of the Prometheus endpoint ({@code /metrics}) on {@code host}; -1: none, 0: any free
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
-                         long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads) {
+                         long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
+                         int metricsPort) {
     /** Owner threads when not set: one per core, at least 2. */
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
 
     private static final Set<String> KEYS = Set.of("node.id", "host", "port", "data.dir", "meta.addresses",
             "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
             "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
-            "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads");
+            "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads", "metrics.port");
 
     /** With the segment log's default directory and log settings. */
     public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs,
                       long replicaMaxLagMs) {
         this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, DirectoryConfig.DEFAULT, LogConfig.DEFAULT,
-                DEFAULT_OWNER_THREADS);
+                DEFAULT_OWNER_THREADS, -1);
     }
 
     public NodeConfig {
@@ -59,6 +61,9 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         }
         if (heartbeatMs < 10 || replicaMaxLagMs < 10) {
             throw new IllegalArgumentException("heartbeat.ms and replica.max.lag.ms must be >= 10");
+        }
+        if (metricsPort < -1 || metricsPort > 65535) {
+            throw new IllegalArgumentException("metrics.port = " + metricsPort + " must be in 0..65535 (or -1: none)");
         }
         if (ownerThreads < 1 || ownerThreads > 1024) {
             throw new IllegalArgumentException("owner.threads = " + ownerThreads + " must be in 1..1024");
@@ -95,7 +100,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                     base.resolve(required(p, "data.dir")),
                     Arrays.stream(required(p, "meta.addresses").split(",")).map(String::trim).toList(),
                     number(p, "heartbeat.ms", 500), number(p, "replica.max.lag.ms", 10_000), directory, log,
-                    (int) number(p, "owner.threads", DEFAULT_OWNER_THREADS));
+                    (int) number(p, "owner.threads", DEFAULT_OWNER_THREADS), (int) signed(p, "metrics.port", -1));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }
@@ -114,6 +119,11 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("storage-node setting '" + key + "' = '" + v + "' is not a number");
         }
+    }
+
+    /** A number that may be negative; {@code def} when absent. */
+    private static long signed(Properties p, String key, long def) {
+        return p.getProperty(key) == null ? def : number(p, key, 0);
     }
 
     private static String required(Properties p, String key) {

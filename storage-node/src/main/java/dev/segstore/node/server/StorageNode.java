@@ -108,6 +108,7 @@ public final class StorageNode implements AutoCloseable {
     private final ScheduledExecutorService control = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "node-control"));
     private final ScheduledExecutorService fetchers = Executors.newScheduledThreadPool(2, r -> daemon(r, "node-fetcher"));
     private final ShardOwners owners;
+    private final NodeMetrics metrics;
     private volatile long incarnation = -1;
     private volatile boolean closed;
     private final int boundPort;
@@ -140,25 +141,23 @@ public final class StorageNode implements AutoCloseable {
         this.config = config;
         this.faults = faults;
         this.owners = new ShardOwners(config.ownerThreads(), "node-" + config.nodeId() + "-owner");
+        this.metrics = new NodeMetrics(config.host(), config.metricsPort(),
+                () -> hosted.values().stream().map(h -> h.partition).toList());
         this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory());
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000);
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES)
-                // Every data-plane request runs on its shard's owner thread (ShardOwners), not on the event loop.
-                .register(RpcHandler.of(NodeMethods.PRODUCE, ProduceRequest.parser(),
-                        r -> owners.run(r.getSegment().getShardId(), () -> produce(r))))
-                .register(RpcHandler.of(NodeMethods.FETCH, FetchRequest.parser(),
-                        r -> owners.run(r.getSegment().getShardId(), () -> fetch(r))))
-                .register(RpcHandler.of(NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.parser(),
-                        r -> owners.run(r.getSegment().getShardId(), () -> epochEndOffset(r))))
-                .register(RpcHandler.of(NodeMethods.READ_BY_KEY, dev.segstore.protocol.node.IndexReadRequest.parser(),
-                        r -> owners.run(r.getSegment().getShardId(), () -> readIndexed(r, true))))
-                .register(RpcHandler.of(NodeMethods.READ_BY_TAG, dev.segstore.protocol.node.IndexReadRequest.parser(),
-                        r -> owners.run(r.getSegment().getShardId(), () -> readIndexed(r, false))))
-                .register(RpcHandler.of(NodeMethods.OFFSET_FOR_TIMESTAMP, dev.segstore.protocol.node.TimestampRequest.parser(),
-                        r -> owners.run(r.getSegment().getShardId(), () -> offsetForTimestamp(r))))
-                .register(RpcHandler.of(NodeMethods.DELETE, DeleteRequest.parser(),
-                        r -> owners.run(r.getSegment().getShardId(), () -> delete(r))));
+                .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
+                .register(onOwner(NodeMethods.FETCH, FetchRequest.parser(), FetchRequest::getSegment, this::fetch))
+                .register(onOwner(NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.parser(), EpochEndOffsetRequest::getSegment,
+                        this::epochEndOffset))
+                .register(onOwner(NodeMethods.READ_BY_KEY, dev.segstore.protocol.node.IndexReadRequest.parser(),
+                        dev.segstore.protocol.node.IndexReadRequest::getSegment, r -> readIndexed(r, true)))
+                .register(onOwner(NodeMethods.READ_BY_TAG, dev.segstore.protocol.node.IndexReadRequest.parser(),
+                        dev.segstore.protocol.node.IndexReadRequest::getSegment, r -> readIndexed(r, false)))
+                .register(onOwner(NodeMethods.OFFSET_FOR_TIMESTAMP, dev.segstore.protocol.node.TimestampRequest.parser(),
+                        dev.segstore.protocol.node.TimestampRequest::getSegment, this::offsetForTimestamp))
+                .register(onOwner(NodeMethods.DELETE, DeleteRequest.parser(), DeleteRequest::getSegment, this::delete));
         InetSocketAddress bound = server.start(config.host(), config.port());
         this.boundPort = bound.getPort();
         register();
@@ -167,6 +166,20 @@ public final class StorageNode implements AutoCloseable {
         control.scheduleWithFixedDelay(this::isrTick, tick, tick, TimeUnit.MILLISECONDS);
         control.scheduleWithFixedDelay(this::indexTick, 200, 200, TimeUnit.MILLISECONDS);
         LOG.info("Storage node {} serving on {}:{}, data in {}", config.nodeId(), config.host(), boundPort, config.dataDir());
+    }
+
+    /**
+     * A data-plane method: each request runs on its shard's owner thread (ShardOwners), not on the event loop,
+     * and is counted (and, but for long-polled follower fetches, timed) in the node's metrics.
+     */
+    private <Q extends Message> RpcHandler<Q> onOwner(String method, com.google.protobuf.Parser<Q> parser,
+                                                      java.util.function.Function<Q, SegmentRef> segment,
+                                                      java.util.function.Function<Q, CompletableFuture<?>> handle) {
+        return RpcHandler.of(method, parser, r -> {
+            boolean replicaFetch = r instanceof FetchRequest f && f.getReplicaId() >= 0;
+            CompletableFuture<Object> answer = owners.run(segment.apply(r).getShardId(), () -> handle.apply(r).thenApply(x -> x));
+            return metrics.observe(replicaFetch ? "node.ReplicaFetch" : method, !replicaFetch, answer);
+        });
     }
 
     public static StorageNode start(NodeConfig config) throws Exception {
@@ -197,6 +210,11 @@ public final class StorageNode implements AutoCloseable {
 
     public int port() {
         return boundPort;
+    }
+
+    /** The port of this node's Prometheus endpoint, or -1 when it has none. */
+    public int metricsPort() {
+        return metrics.port();
     }
 
     public int nodeId() {
@@ -530,7 +548,10 @@ public final class StorageNode implements AutoCloseable {
             }
             List<AppendRecord> records = r.getRecordsList().stream().map(Records::toAppend).toList();
             return h.partition.append(records, r.getProducerId(), r.getBaseSequence())
-                    .<Message>thenApply(a -> ProduceResponse.newBuilder().setBaseOffset(a.baseOffset()).setLastOffset(a.lastOffset()).build())
+                    .<Message>thenApply(a -> {
+                        metrics.produced(r.getRecordsCount(), r.getSerializedSize());
+                        return ProduceResponse.newBuilder().setBaseOffset(a.baseOffset()).setLastOffset(a.lastOffset()).build();
+                    })
                     .exceptionally(e -> {
                         throw wire(e);
                     });
@@ -564,6 +585,7 @@ public final class StorageNode implements AutoCloseable {
                     Math.max(1, r.getMaxBytes() <= 0 ? FETCH_MAX_BYTES : r.getMaxBytes()));
             FetchResponse response = FetchResponse.newBuilder().setHighWatermark(c.highWatermark())
                     .setLogEndOffset(h.partition.log().logEndOffset()).setNextOffset(c.nextOffset()).addAllDeleted(c.deleted()).build();
+            metrics.fetched(false, c.slice().length());
             return CompletableFuture.completedFuture(new Reply(response, attachment(c.slice())));
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
@@ -574,7 +596,8 @@ public final class StorageNode implements AutoCloseable {
      * A follower's answer: the watermarks and tombstones in the message, the batches as its attachment, sent
      * from the log file without copying (rpc.proto); the slice is released once sent.
      */
-    private static Reply followerResponse(Partition.FollowerFetch f) {
+    private Reply followerResponse(Partition.FollowerFetch f) {
+        metrics.fetched(true, f.slice().length());
         Tombstones.Slice t = f.tombstones();
         FetchResponse response = FetchResponse.newBuilder()
                 .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
@@ -704,6 +727,7 @@ public final class StorageNode implements AutoCloseable {
         fetchers.shutdownNow();
         server.close();
         owners.close();
+        metrics.close();
         peers.close();
         meta.close();
         directory.close();

@@ -17,7 +17,7 @@ import java.util.stream.Stream;
 
 /**
  * A whole cluster in this JVM on loopback: 3 meta-service nodes (a Raft group) and 3 storage nodes (ids 1..3,
- * 1 s replica lag limit, 200 ms heartbeats), with real RPC between all of them. Each storage node's calls to
+ * 1 s replica lag limit, 200 ms heartbeats, metrics on a free port), with real RPC between all of them. Each storage node's calls to
  * its peers pass its {@link StorageNode.PeerFaults}, so tests can drop or delay them. Shared with
  * integration-tests through this module's test-jar.
  */
@@ -64,8 +64,8 @@ public final class InJvmCluster implements AutoCloseable {
 
     /** Starts storage node {@code id} (again) on its data directory; port 0: it binds a free port and registers it. */
     public StorageNode startNode(int id) throws Exception {
-        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000),
-                faults.apply(id));
+        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000,
+                dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0), faults.apply(id));
         return nodes[id];
     }
 
@@ -78,6 +78,23 @@ public final class InJvmCluster implements AutoCloseable {
     /** "127.0.0.1:port" of a running storage node. */
     public String address(int id) {
         return "127.0.0.1:" + nodes[id].port();
+    }
+
+    /**
+     * The value of a sample on storage node {@code id}'s Prometheus endpoint: {@code sample} is the metric name
+     * with its labels as the text format prints them (for example {@code m_total{method="x",result="ok"}}).
+     * NaN when the endpoint does not show it.
+     */
+    public double metric(int id, String sample) throws IOException, InterruptedException {
+        java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
+                java.net.URI.create("http://127.0.0.1:" + nodes[id].metricsPort() + "/metrics")).build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+        for (String line : r.body().split("\n")) {
+            if (line.startsWith(sample + " ")) {
+                return Double.parseDouble(line.substring(sample.length() + 1).trim());
+            }
+        }
+        return Double.NaN;
     }
 
     public static int freePort() throws IOException {

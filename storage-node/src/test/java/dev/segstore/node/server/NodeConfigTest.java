@@ -32,9 +32,11 @@ class NodeConfigTest {
         assertEquals(500, c.heartbeatMs());
         assertEquals(2_000_000L, c.directory().flushPolicy().maxWaitNanos());
         assertEquals(Math.max(2, Runtime.getRuntime().availableProcessors()), c.ownerThreads());
+        assertEquals(-1, c.metricsPort(), "no metrics endpoint unless asked for");
         NodeConfig o = load(BASE + "log.flush.max.wait.ms=5\nlog.queue.max.bytes=1048576\nlog.file.bytes=1048576\nreplica.max.lag.ms=3000\n"
-                + "owner.threads=6\n");
+                + "owner.threads=6\nmetrics.port=9201\n");
         assertEquals(6, o.ownerThreads());
+        assertEquals(9201, o.metricsPort());
         assertEquals(5_000_000L, o.directory().flushPolicy().maxWaitNanos());
         assertEquals(1 << 20, o.directory().maxQueuedBytes());
         assertEquals(1 << 20, o.log().segmentBytes());
@@ -51,6 +53,8 @@ class NodeConfigTest {
         assertTrue(range.getMessage().contains("segmentBytes"), range.getMessage());
         IllegalArgumentException owners = assertThrows(IllegalArgumentException.class, () -> load(BASE + "owner.threads=0\n"));
         assertTrue(owners.getMessage().contains("owner.threads"), owners.getMessage());
+        IllegalArgumentException metrics = assertThrows(IllegalArgumentException.class, () -> load(BASE + "metrics.port=70000\n"));
+        assertTrue(metrics.getMessage().contains("metrics.port"), metrics.getMessage());
         IllegalArgumentException missing = assertThrows(IllegalArgumentException.class, () -> load("host=h\nport=1\ndata.dir=d\nmeta.addresses=a:1\n"));
         assertTrue(missing.getMessage().contains("node.id"), missing.getMessage());
     }

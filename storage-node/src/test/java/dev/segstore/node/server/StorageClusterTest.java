@@ -84,6 +84,17 @@ class StorageClusterTest {
         InJvmCluster.waitFor(what, DEADLINE_MS, condition);
     }
 
+    /** Waits until storage node {@code node}'s metrics endpoint shows {@code value} for {@code sample}. */
+    private void awaitMetric(int node, String sample, double value) {
+        waitFor(sample + " = " + value + " on node " + node, () -> {
+            try {
+                return cluster.metric(node, sample) == value;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+    }
+
     /** Waits until the controller's committed ISR of the shard's open segment does (or does not) hold {@code node}. */
     private void awaitIsr(String shard, int node, boolean in) {
         waitFor("node " + node + (in ? " to join" : " to leave") + " the ISR of " + shard, () -> {
@@ -229,11 +240,19 @@ class StorageClusterTest {
         assertEquals(0, produce(s, "during", 3, 0).getBaseOffset());
         System.out.printf("write acknowledged %.0f ms after the partition (replica.max.lag.ms 1000)%n", (System.nanoTime() - cut) / 1e6);
         awaitIsr("lag", follower, false);
+        awaitMetric(s.getLeader(), "segstore_node_under_replicated_segments", 1.0); // the leader reports it
         for (int i = 1; i < 20; i++) {
             produce(s, "during" + i, 3, i);
         }
         partitioned.remove(follower);
         awaitIsr("lag", follower, true);
+        awaitMetric(s.getLeader(), "segstore_node_under_replicated_segments", 0.0);
+        assertEquals(20.0, cluster.metric(s.getLeader(), "segstore_node_produced_records_total"));
+        assertEquals(20.0, cluster.metric(s.getLeader(), "segstore_node_requests_total{method=\"node.Produce\",result=\"ok\"}"));
+        assertEquals(20.0, cluster.metric(s.getLeader(), "segstore_node_request_latency_seconds_count{method=\"node.Produce\"}"));
+        assertEquals(1.0, cluster.metric(s.getLeader(), "segstore_node_replicas{role=\"leader\"}"));
+        assertTrue(cluster.metric(follower, "segstore_node_replicas{role=\"follower\"}") == 1.0);
+        assertTrue(cluster.metric(s.getLeader(), "segstore_node_fetched_bytes_total{reader=\"follower\"}") > 0);
         Partition f = nodes[follower].partition(s.getShardId(), s.getSequence());
         assertEquals(20, f.log().logEndOffset(), "caught up before rejoining");
         Partition leader = nodes[s.getLeader()].partition(s.getShardId(), s.getSequence());
