@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a 3-node meta-service group as separate processes on loopback and shows who leads.
-#   Raft ports 7001-7003, RPC ports 7101-7103 (override the base with META_PORT_BASE=...).
+#   Raft ports 7001-7003, RPC ports 7101-7103, metrics ports 7401-7403 (override the base with META_PORT_BASE=...).
 #   State and logs go to run/meta-cluster/ (override with RUN_DIR=...); PIDs in run/meta-cluster/pids.
 # Stop it with scripts/stop-meta-cluster.sh (kills exactly the PIDs it started).
 set -euo pipefail
@@ -26,11 +26,12 @@ data.dir=data
 election.timeout.ms=1000
 snapshot.interval.secs=300
 session.timeout.ms=6000
+metrics.port=$((BASE+400+i))
 PROPS
   nohup java -Xmx512m -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$CP" dev.segstore.meta.server.MetaServerMain --config "$dir/meta.properties" \
     > "$dir/meta.log" 2>&1 &
   echo $! >> "$RUN_DIR/pids"
-  echo "meta node $i: pid $!, raft 127.0.0.1:$((BASE+i)), rpc 127.0.0.1:$((BASE+100+i)), log $dir/meta.log"
+  echo "meta node $i: pid $!, raft 127.0.0.1:$((BASE+i)), rpc 127.0.0.1:$((BASE+100+i)), metrics http://127.0.0.1:$((BASE+400+i))/metrics, log $dir/meta.log"
 done
 META="127.0.0.1:$((BASE+101)),127.0.0.1:$((BASE+102)),127.0.0.1:$((BASE+103))"
 echo "$META" > "$RUN_DIR/meta-addresses"

@@ -19,14 +19,25 @@ import java.util.Set;
  * @param electionTimeoutMs      Raft election timeout
  * @param snapshotIntervalSecs   how often a snapshot is taken
  * @param sessionTimeoutMs       a storage node that sends no heartbeat for this long is fenced
+ * @param metricsPort            port of the Prometheus endpoint ({@code /metrics}) on this node's host; -1: none,
+ *                               0: any free port
  */
 public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs,
-                         int snapshotIntervalSecs, long sessionTimeoutMs) {
+                         int snapshotIntervalSecs, long sessionTimeoutMs, int metricsPort) {
 
     private static final Set<String> KEYS = Set.of("self", "peers", "data.dir", "election.timeout.ms",
-            "snapshot.interval.secs", "session.timeout.ms");
+            "snapshot.interval.secs", "session.timeout.ms", "metrics.port");
+
+    /** Without a metrics endpoint. */
+    public MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs, int snapshotIntervalSecs,
+                      long sessionTimeoutMs) {
+        this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, -1);
+    }
 
     public MetaConfig {
+        if (metricsPort < -1 || metricsPort > 65535) {
+            throw new IllegalArgumentException("metrics.port = " + metricsPort + " must be in 0..65535 (or -1: none)");
+        }
         peers = List.copyOf(peers);
         if (!Set.of(1, 3, 5).contains(peers.size())) {
             throw new IllegalArgumentException("peers: a meta-service group has 1, 3 or 5 members, got " + peers.size());
@@ -68,7 +79,7 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
         }
         Path dataDir = base.resolve(required(p, "data.dir"));
         return new MetaConfig(self, peers, dataDir, intValue(p, "election.timeout.ms", 1000),
-                intValue(p, "snapshot.interval.secs", 300), intValue(p, "session.timeout.ms", 6000));
+                intValue(p, "snapshot.interval.secs", 300), intValue(p, "session.timeout.ms", 6000), intValue(p, "metrics.port", -1));
     }
 
     private static String required(Properties p, String key) {

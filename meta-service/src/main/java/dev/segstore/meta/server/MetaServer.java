@@ -22,6 +22,7 @@ public final class MetaServer implements AutoCloseable {
     private final RaftGroup raft;
     private final Controller controller;
     private final RpcServer rpc;
+    private final MetaMetrics metrics;
 
     private MetaServer(MetaConfig config) throws IOException, InterruptedException {
         this.config = config;
@@ -62,8 +63,10 @@ public final class MetaServer implements AutoCloseable {
             }
         }
         new MetaService(state, raft, controller, System::currentTimeMillis, config.peers()).register(rpc);
+        MetaMetrics started = null;
         try {
             rpc.start(config.self().host(), config.self().rpcPort());
+            started = new MetaMetrics(config.self().host(), config.metricsPort(), state, raft::node);
         } catch (Exception | Error e) {
             // Do not leave a Raft member running without its service port.
             rpc.close();
@@ -71,6 +74,7 @@ public final class MetaServer implements AutoCloseable {
             raft.close();
             throw e;
         }
+        this.metrics = started;
         LOG.info("Meta node {} started: Raft on {}, RPC on {}, data in {}", config.self(), config.self().raftAddress(),
                 config.self().rpcAddress(), config.dataDir());
     }
@@ -95,8 +99,14 @@ public final class MetaServer implements AutoCloseable {
         return raft.isLeader();
     }
 
+    /** The port of this node's Prometheus endpoint, or -1 when it has none. */
+    public int metricsPort() {
+        return metrics.port();
+    }
+
     @Override
     public void close() {
+        metrics.close();
         rpc.close();
         controller.close();
         raft.close();

@@ -355,6 +355,46 @@ public final class MetaState {
         return n;
     }
 
+    /**
+     * Counts for monitoring, taken at once under the lock.
+     *
+     * @param underReplicated segments whose ISR is smaller than their replica set
+     * @param segments        open and sealed segments
+     * @param leaderless      segments with no leader (waiting for an ISR member to come back)
+     */
+    public record Health(int shards, int segments, int underReplicated, int leaderless, int aliveNodes, int fencedNodes) {
+    }
+
+    public synchronized Health health() {
+        int count = 0;
+        int under = 0;
+        int leaderless = 0;
+        for (List<Segment> l : segments.values()) {
+            for (Segment s : l) {
+                if (s.getStatus() != SegmentStatus.OPEN && s.getStatus() != SegmentStatus.SEALED) {
+                    continue;
+                }
+                count++;
+                if (s.getIsrCount() < s.getReplicasCount()) {
+                    under++;
+                }
+                if (s.getLeader() < 0) {
+                    leaderless++;
+                }
+            }
+        }
+        int alive = 0;
+        int fenced = 0;
+        for (StorageNode n : nodes.values()) {
+            if (n.getState() == NodeState.ALIVE) {
+                alive++;
+            } else if (n.getState() == NodeState.FENCED) {
+                fenced++;
+            }
+        }
+        return new Health(shards.size(), count, under, leaderless, alive, fenced);
+    }
+
     public synchronized long appliedCommands() {
         return appliedCommands;
     }

@@ -17,7 +17,7 @@ import java.util.stream.Stream;
 
 /**
  * A whole cluster in this JVM on loopback: 3 meta-service nodes (a Raft group) and 3 storage nodes (ids 1..3,
- * 1 s replica lag limit, 200 ms heartbeats, metrics on a free port), with real RPC between all of them. Each storage node's calls to
+ * 1 s replica lag limit, 200 ms heartbeats), all with metrics on a free port, with real RPC between all of them. Each storage node's calls to
  * its peers pass its {@link StorageNode.PeerFaults}, so tests can drop or delay them. Shared with
  * integration-tests through this module's test-jar.
  */
@@ -45,7 +45,7 @@ public final class InJvmCluster implements AutoCloseable {
             }
             try {
                 for (int i = 0; i < 3; i++) {
-                    metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), 600, 300, 2_000)));
+                    metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), 600, 300, 2_000, 0)));
                 }
             } catch (Exception e) {
                 metas.forEach(MetaServer::close);
@@ -86,9 +86,22 @@ public final class InJvmCluster implements AutoCloseable {
      * NaN when the endpoint does not show it.
      */
     public double metric(int id, String sample) throws IOException, InterruptedException {
+        return scrape(nodes[id].metricsPort(), sample);
+    }
+
+    /** As {@link #metric}, on the meta-service leader's endpoint (NaN while there is no leader). */
+    public double metaLeaderMetric(String sample) throws IOException, InterruptedException {
+        for (MetaServer m : metas) {
+            if (m.isLeader()) {
+                return scrape(m.metricsPort(), sample);
+            }
+        }
+        return Double.NaN;
+    }
+
+    private static double scrape(int port, String sample) throws IOException, InterruptedException {
         java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
-                java.net.URI.create("http://127.0.0.1:" + nodes[id].metricsPort() + "/metrics")).build(),
-                java.net.http.HttpResponse.BodyHandlers.ofString());
+                java.net.URI.create("http://127.0.0.1:" + port + "/metrics")).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
         for (String line : r.body().split("\n")) {
             if (line.startsWith(sample + " ")) {
                 return Double.parseDouble(line.substring(sample.length() + 1).trim());

@@ -84,6 +84,14 @@ class StorageClusterTest {
         InJvmCluster.waitFor(what, DEADLINE_MS, condition);
     }
 
+    private double metaMetric(String sample) {
+        try {
+            return cluster.metaLeaderMetric(sample);
+        } catch (Exception e) {
+            return Double.NaN;
+        }
+    }
+
     /** Waits until storage node {@code node}'s metrics endpoint shows {@code value} for {@code sample}. */
     private void awaitMetric(int node, String sample, double value) {
         waitFor(sample + " = " + value + " on node " + node, () -> {
@@ -241,12 +249,17 @@ class StorageClusterTest {
         System.out.printf("write acknowledged %.0f ms after the partition (replica.max.lag.ms 1000)%n", (System.nanoTime() - cut) / 1e6);
         awaitIsr("lag", follower, false);
         awaitMetric(s.getLeader(), "segstore_node_under_replicated_segments", 1.0); // the leader reports it
+        waitFor("the meta leader to report it", () -> metaMetric("segstore_meta_under_replicated_segments") == 1.0);
+        assertEquals(3.0, metaMetric("segstore_meta_storage_nodes{state=\"alive\"}"), "the partition cuts fetches only");
+        assertEquals(1.0, metaMetric("segstore_meta_is_leader"));
         for (int i = 1; i < 20; i++) {
             produce(s, "during" + i, 3, i);
         }
         partitioned.remove(follower);
         awaitIsr("lag", follower, true);
         awaitMetric(s.getLeader(), "segstore_node_under_replicated_segments", 0.0);
+        waitFor("the meta leader to see the full ISR", () -> metaMetric("segstore_meta_under_replicated_segments") == 0.0);
+        assertEquals(1.0, metaMetric("segstore_meta_segments"));
         assertEquals(20.0, cluster.metric(s.getLeader(), "segstore_node_produced_records_total"));
         assertEquals(20.0, cluster.metric(s.getLeader(), "segstore_node_requests_total{method=\"node.Produce\",result=\"ok\"}"));
         assertEquals(20.0, cluster.metric(s.getLeader(), "segstore_node_request_latency_seconds_count{method=\"node.Produce\"}"));
