@@ -9,6 +9,7 @@ public final class NodeMethods {
     public static final String READ_BY_TAG = "node.ReadByTag";
     public static final String OFFSET_FOR_TIMESTAMP = "node.OffsetForTimestamp";
     public static final String DELETE = "node.Delete";
+    public static final String REPLICA_STATUS = "node.ReplicaStatus";
 
     private NodeMethods() {
     }

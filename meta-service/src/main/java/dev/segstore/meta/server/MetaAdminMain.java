@@ -22,7 +22,7 @@ import java.util.concurrent.TimeUnit;
 /** {@code meta-admin --meta host:port,... <command>}: looks at and changes cluster metadata. */
 @Command(name = "meta-admin", mixinStandardHelpOptions = true, description = "Shows and changes segstore cluster metadata.",
         subcommands = {MetaAdminMain.Describe.class, MetaAdminMain.CreateShard.class, MetaAdminMain.Route.class,
-                MetaAdminMain.ListShards.class, MetaAdminMain.RegisterNode.class})
+                MetaAdminMain.ListShards.class, MetaAdminMain.RegisterNode.class, MetaAdminMain.Lag.class})
 public final class MetaAdminMain {
     @Option(names = "--meta", required = true, split = ",", description = "RPC addresses (host:port) of the meta-service nodes")
     List<String> meta;
@@ -102,6 +102,48 @@ public final class MetaAdminMain {
         public Integer call() throws Exception {
             try (MetaClient c = parent.client()) {
                 print(get(c.route(name)));
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "lag", description = "Replication of a shard's segments as their leaders see it: log end, high "
+            + "watermark, ISR, and each follower's lag in records and since when it was last caught up.")
+    static final class Lag implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        MetaAdminMain parent;
+        @Parameters(index = "0", description = "shard name")
+        String name;
+        @Option(names = "--all", description = "sealed segments too (default: the open one)")
+        boolean all;
+
+        @Override
+        public Integer call() throws Exception {
+            try (MetaClient c = parent.client(); dev.segstore.protocol.rpc.RpcClient rpc = new dev.segstore.protocol.rpc.RpcClient()) {
+                java.util.Map<Integer, String> addresses = new java.util.HashMap<>();
+                get(c.describeCluster()).getNodesList().forEach(n -> addresses.put(n.getNodeId(), n.getHost() + ":" + n.getPort()));
+                ShardRoute route = get(c.route(name));
+                List<Segment> segments = route.getSegmentsList();
+                for (Segment s : all ? segments : segments.subList(Math.max(0, segments.size() - 1), segments.size())) {
+                    System.out.printf("segment %d [%d, %d) %s leader %d epoch %d%n", s.getSequence(), s.getStartOffset(), s.getEndOffset(),
+                            s.getStatus(), s.getLeader(), s.getLeaderEpoch());
+                    String address = addresses.get(s.getLeader());
+                    if (address == null) {
+                        System.out.println("  no leader to ask");
+                        continue;
+                    }
+                    dev.segstore.protocol.node.ReplicaStatusResponse st = get(rpc.call(address, dev.segstore.protocol.NodeMethods.REPLICA_STATUS,
+                            dev.segstore.protocol.node.ReplicaStatusRequest.newBuilder().setSegment(dev.segstore.protocol.node.SegmentRef
+                                    .newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence())).build(),
+                            dev.segstore.protocol.node.ReplicaStatusResponse.parser(), 10_000));
+                    System.out.printf("  node %d (%s, epoch %d): log end %d, high watermark %d, ISR %s%s%n", st.getNodeId(), st.getRole(),
+                            st.getLeaderEpoch(), st.getLogEndOffset(), st.getHighWatermark(), st.getIsrList(), st.getSealed() ? ", sealed" : "");
+                    for (dev.segstore.protocol.node.FollowerStatus f : st.getFollowersList()) {
+                        System.out.printf("    follower %d: %s%n", f.getNodeId(), f.getLogEndOffset() < 0 ? "not heard from yet"
+                                : String.format("log end %d, lag %d records, caught up %d ms ago, last fetch %d ms ago",
+                                f.getLogEndOffset(), f.getLagRecords(), f.getCaughtUpMsAgo(), f.getFetchedMsAgo()));
+                    }
+                }
             }
             return 0;
         }

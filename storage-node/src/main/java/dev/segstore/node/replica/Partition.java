@@ -150,25 +150,32 @@ public final class Partition {
     }
 
     /**
-     * What monitoring wants of this replica, read at once under the monitor.
+     * What monitoring and admin tools want of this replica, read at once under the monitor.
      *
-     * @param replicas        the segment's replica count (0 before an assignment)
-     * @param isrSize         the ISR as this replica knows it (the committed one on a leader)
-     * @param maxFollowerLag  on a leader: the most records any follower lacks of its log end (-1: a follower
-     *                        not heard from yet; 0 elsewhere)
+     * @param replicas  the segment's replica count (0 before an assignment)
+     * @param isr       the ISR as this replica knows it (the committed one on a leader)
+     * @param followers on a leader, what it learnt of each follower from its fetches; empty elsewhere
+     * @param nowMs     the clock reading the follower times compare with
      */
-    public record Health(Role role, int replicas, int isrSize, int minIsr, long maxFollowerLag, boolean sealed) {
+    public record Status(Role role, int leaderEpoch, long logEndOffset, long highWatermark, int replicas, List<Integer> isr,
+                         int minIsr, boolean sealed, List<FollowerProgress> followers, long nowMs) {
+        /** On a leader: the most records any follower lacks of its log end (-1: one not heard from yet); else 0. */
+        public long maxFollowerLag() {
+            long lag = 0;
+            for (FollowerProgress p : followers) {
+                if (p.logEndOffset() < 0) {
+                    return -1;
+                }
+                lag = Math.max(lag, logEndOffset - p.logEndOffset());
+            }
+            return lag;
+        }
     }
 
-    public synchronized Health health() {
-        long lag = 0;
-        if (role == Role.LEADER) {
-            long end = log.logEndOffset();
-            for (FollowerProgress p : followers.values()) {
-                lag = p.logEndOffset() < 0 || lag < 0 ? -1 : Math.max(lag, end - p.logEndOffset());
-            }
-        }
-        return new Health(role, replicas.size(), isr.size(), config.minInSyncReplicas(), lag, sealedEnd >= 0);
+    public synchronized Status status() {
+        List<FollowerProgress> progress = role == Role.LEADER ? List.copyOf(new TreeMap<>(followers).values()) : List.of();
+        return new Status(role, leaderEpoch, log.logEndOffset(), highWatermark, replicas.size(), isr,
+                config.minInSyncReplicas(), sealedEnd >= 0, progress, clockMs.getAsLong());
     }
 
     public SegmentLog log() {

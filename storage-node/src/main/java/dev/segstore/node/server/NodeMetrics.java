@@ -68,26 +68,26 @@ final class NodeMetrics implements AutoCloseable {
                 }).register(registry);
         GaugeWithCallback.builder().name("segstore_node_under_replicated_segments")
                 .help("Segments led here whose ISR is smaller than their replica set")
-                .callback(cb -> cb.call(count(replicas, h -> h.isrSize() < h.replicas()))).register(registry);
+                .callback(cb -> cb.call(count(replicas, h -> h.isr().size() < h.replicas()))).register(registry);
         GaugeWithCallback.builder().name("segstore_node_under_min_isr_segments")
                 .help("Segments led here whose ISR is below min ISR: their writes are refused")
-                .callback(cb -> cb.call(count(replicas, h -> h.isrSize() < h.minIsr()))).register(registry);
+                .callback(cb -> cb.call(count(replicas, h -> h.isr().size() < h.minIsr()))).register(registry);
         GaugeWithCallback.builder().name("segstore_node_max_follower_lag_records")
                 .help("Over the segments led here: the most records a follower lacks of the leader's log end")
                 .callback(cb -> {
                     long max = 0;
                     for (Partition p : replicas.get()) {
-                        max = Math.max(max, p.health().maxFollowerLag());
+                        max = Math.max(max, p.status().maxFollowerLag());
                     }
                     cb.call(max);
                 }).register(registry);
         server = port < 0 ? null : HTTPServer.builder().hostname(host).port(port).registry(registry).buildAndStart();
     }
 
-    private static int count(Supplier<Collection<Partition>> replicas, java.util.function.Predicate<Partition.Health> leaderTest) {
+    private static int count(Supplier<Collection<Partition>> replicas, java.util.function.Predicate<Partition.Status> leaderTest) {
         int n = 0;
         for (Partition p : replicas.get()) {
-            Partition.Health h = p.health();
+            Partition.Status h = p.status();
             if (h.role() == Partition.Role.LEADER && leaderTest.test(h)) {
                 n++;
             }

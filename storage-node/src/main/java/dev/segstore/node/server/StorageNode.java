@@ -157,7 +157,9 @@ public final class StorageNode implements AutoCloseable {
                         dev.segstore.protocol.node.IndexReadRequest::getSegment, r -> readIndexed(r, false)))
                 .register(onOwner(NodeMethods.OFFSET_FOR_TIMESTAMP, dev.segstore.protocol.node.TimestampRequest.parser(),
                         dev.segstore.protocol.node.TimestampRequest::getSegment, this::offsetForTimestamp))
-                .register(onOwner(NodeMethods.DELETE, DeleteRequest.parser(), DeleteRequest::getSegment, this::delete));
+                .register(onOwner(NodeMethods.DELETE, DeleteRequest.parser(), DeleteRequest::getSegment, this::delete))
+                .register(onOwner(NodeMethods.REPLICA_STATUS, dev.segstore.protocol.node.ReplicaStatusRequest.parser(),
+                        dev.segstore.protocol.node.ReplicaStatusRequest::getSegment, this::replicaStatus));
         InetSocketAddress bound = server.start(config.host(), config.port());
         this.boundPort = bound.getPort();
         register();
@@ -684,6 +686,25 @@ public final class StorageNode implements AutoCloseable {
 
     private static boolean holdsTerm(Hosted h, long o, String term, boolean byKey, long hw) {
         return recordHolding(h, o, term, byKey, hw) != null;
+    }
+
+    private CompletableFuture<Message> replicaStatus(dev.segstore.protocol.node.ReplicaStatusRequest r) {
+        try {
+            Partition.Status st = hostedOrFail(r.getSegment()).partition.status();
+            dev.segstore.protocol.node.ReplicaStatusResponse.Builder b = dev.segstore.protocol.node.ReplicaStatusResponse.newBuilder()
+                    .setNodeId(config.nodeId()).setRole(st.role().name()).setLeaderEpoch(st.leaderEpoch())
+                    .setLogEndOffset(st.logEndOffset()).setHighWatermark(st.highWatermark()).addAllIsr(st.isr()).setSealed(st.sealed());
+            for (dev.segstore.node.replica.FollowerProgress p : st.followers()) {
+                b.addFollowers(dev.segstore.protocol.node.FollowerStatus.newBuilder().setNodeId(p.nodeId())
+                        .setLogEndOffset(p.logEndOffset())
+                        .setLagRecords(p.logEndOffset() < 0 ? -1 : st.logEndOffset() - p.logEndOffset())
+                        .setCaughtUpMsAgo(st.nowMs() - p.lastCaughtUpMs())
+                        .setFetchedMsAgo(p.lastFetchMs() < 0 ? -1 : st.nowMs() - p.lastFetchMs()));
+            }
+            return CompletableFuture.completedFuture(b.build());
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(wire(e));
+        }
     }
 
     private CompletableFuture<Message> epochEndOffset(EpochEndOffsetRequest r) {

@@ -84,6 +84,12 @@ class StorageClusterTest {
         InJvmCluster.waitFor(what, DEADLINE_MS, condition);
     }
 
+    private dev.segstore.protocol.node.ReplicaStatusResponse replicaStatus(Segment s, int node) throws Exception {
+        return rpc.call(cluster.address(node), NodeMethods.REPLICA_STATUS, dev.segstore.protocol.node.ReplicaStatusRequest.newBuilder()
+                        .setSegment(SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence())).build(),
+                dev.segstore.protocol.node.ReplicaStatusResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
+    }
+
     private double metaMetric(String sample) {
         try {
             return cluster.metaLeaderMetric(sample);
@@ -242,6 +248,14 @@ class StorageClusterTest {
         Segment s = openSegment("lag");
         awaitRoles(s);
         int follower = s.getReplicasList().stream().filter(id -> id != s.getLeader()).findFirst().orElseThrow();
+        waitFor("the leader to hear from the follower", () -> {
+            try {
+                return replicaStatus(s, s.getLeader()).getFollowersList().stream()
+                        .anyMatch(f -> f.getNodeId() == follower && f.getLogEndOffset() == 0);
+            } catch (Exception e) {
+                return false;
+            }
+        });
         partitioned.add(follower);
         long cut = System.nanoTime();
         // Acknowledged once the partitioned follower is out of the ISR (lag limit 1 s), by the other two.
@@ -249,6 +263,14 @@ class StorageClusterTest {
         System.out.printf("write acknowledged %.0f ms after the partition (replica.max.lag.ms 1000)%n", (System.nanoTime() - cut) / 1e6);
         awaitIsr("lag", follower, false);
         awaitMetric(s.getLeader(), "segstore_node_under_replicated_segments", 1.0); // the leader reports it
+        dev.segstore.protocol.node.ReplicaStatusResponse lagging = replicaStatus(s, s.getLeader());
+        assertEquals("LEADER", lagging.getRole());
+        dev.segstore.protocol.node.FollowerStatus cutOff = lagging.getFollowersList().stream()
+                .filter(f -> f.getNodeId() == follower).findFirst().orElseThrow();
+        assertEquals(0, cutOff.getLogEndOffset(), "it had fetched before the partition: " + cutOff);
+        assertEquals(1, cutOff.getLagRecords(), "and lacks the write made since: " + cutOff);
+        assertTrue(cutOff.getCaughtUpMsAgo() >= 1_000, "not caught up for the lag limit: " + cutOff);
+        assertFalse(lagging.getIsrList().contains(follower));
         waitFor("the meta leader to report it", () -> metaMetric("segstore_meta_under_replicated_segments") == 1.0);
         assertEquals(3.0, metaMetric("segstore_meta_storage_nodes{state=\"alive\"}"), "the partition cuts fetches only");
         assertEquals(1.0, metaMetric("segstore_meta_is_leader"));
@@ -258,6 +280,8 @@ class StorageClusterTest {
         partitioned.remove(follower);
         awaitIsr("lag", follower, true);
         awaitMetric(s.getLeader(), "segstore_node_under_replicated_segments", 0.0);
+        assertTrue(replicaStatus(s, s.getLeader()).getFollowersList().stream().allMatch(f -> f.getLagRecords() == 0),
+                "no follower lags once all are back in the ISR (no writes since)");
         waitFor("the meta leader to see the full ISR", () -> metaMetric("segstore_meta_under_replicated_segments") == 0.0);
         assertEquals(1.0, metaMetric("segstore_meta_segments"));
         assertEquals(20.0, cluster.metric(s.getLeader(), "segstore_node_produced_records_total"));
