@@ -226,6 +226,42 @@ public final class SegmentLog {
         } catch (IllegalArgumentException e) {
             throw new LogException(LogException.Kind.RECORD_TOO_LARGE, "log " + name + ": " + e.getMessage());
         }
+        return enqueueAsLeader(batch, durability);
+    }
+
+    /**
+     * Appends a batch a writer encoded itself (with {@link RecordBatch#encode}, any offsets and epoch): the log
+     * checks it ({@link RecordBatch#validate}: a bad batch is INVALID_ARGUMENT, nothing is written), stamps the
+     * next offsets, {@code leaderEpoch}, {@code producerId} and {@code baseSequence} into it in place, and
+     * appends its bytes as they are. Saves decoding and encoding every record again. The buffer must be a heap
+     * buffer the log may keep; otherwise as {@link #appendAsLeader(List, int, long, int, Durability)}.
+     */
+    public synchronized CompletableFuture<AppendResult> appendEncodedAsLeader(ByteBuffer batch, int leaderEpoch, long producerId,
+                                                                               int baseSequence, Durability durability) {
+        ensureWritable();
+        int latest = latestEpoch();
+        if (leaderEpoch < 0 || leaderEpoch < latest) {
+            throw LogException.invalid("log " + name + ": leader epoch " + leaderEpoch
+                    + " is older than the log's latest epoch " + latest);
+        }
+        if (batch.remaining() > config.maxBatchBytes()) {
+            throw new LogException(LogException.Kind.RECORD_TOO_LARGE, "log " + name + ": batch of "
+                    + batch.remaining() + " bytes exceeds maxBatchBytes " + config.maxBatchBytes());
+        }
+        try {
+            RecordBatch.validate(batch);
+        } catch (FormatException e) {
+            throw LogException.invalid("log " + name + ": the batch to append is malformed: " + e.getMessage());
+        }
+        if (BatchView.at(batch).sizeInBytes() != batch.remaining()) {
+            throw LogException.invalid("log " + name + ": " + (batch.remaining() - BatchView.at(batch).sizeInBytes())
+                    + " bytes after the batch to append");
+        }
+        RecordBatch.restamp(batch, nextOffset, leaderEpoch, producerId, baseSequence);
+        return enqueueAsLeader(batch, durability);
+    }
+
+    private CompletableFuture<AppendResult> enqueueAsLeader(ByteBuffer batch, Durability durability) {
         if (batch.remaining() > config.maxBatchBytes()) {
             throw new LogException(LogException.Kind.RECORD_TOO_LARGE, "log " + name + ": batch of "
                     + batch.remaining() + " bytes exceeds maxBatchBytes " + config.maxBatchBytes());

@@ -65,6 +65,34 @@ class SegmentLogTest {
     }
 
     @Test
+    void aWritersEncodedBatchIsCheckedStampedAndStoredAsItIs() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        append(log, records(2, 100, "x"), 3, Durability.FSYNC);
+        ByteBuffer batch = RecordBatch.encode(999, 0, -1, -1, records(3, 200, "w"));
+        AppendResult r = await(log.appendEncodedAsLeader(batch, 3, 42, 7, Durability.FSYNC));
+        assertEquals(2, r.baseOffset(), "the log's next offset, not the writer's");
+        assertEquals(4, r.lastOffset());
+        assertEquals(List.of("x0", "x1", "w0", "w1", "w2"), readAll(log).stream().map(LogFixtures::text).toList());
+        try (FileSlice slice = log.readSlice(2, Integer.MAX_VALUE, Long.MAX_VALUE)) {
+            dev.segstore.log.format.BatchView v = dev.segstore.log.format.BatchView.at(slice.read());
+            v.verify();
+            assertEquals(3, v.leaderEpoch());
+            assertEquals(42, v.producerId());
+            assertEquals(7, v.baseSequence());
+        } catch (java.io.IOException e) {
+            throw new AssertionError(e);
+        }
+        ByteBuffer damaged = RecordBatch.encode(0, 0, -1, -1, records(2, 300, "d"));
+        damaged.put(damaged.limit() - 1, (byte) (damaged.get(damaged.limit() - 1) ^ 1));
+        LogException e = assertThrows(LogException.class, () -> log.appendEncodedAsLeader(damaged, 3, -1, -1, Durability.FSYNC));
+        assertEquals(LogException.Kind.INVALID_ARGUMENT, e.kind());
+        assertEquals(5, log.logEndOffset(), "nothing written");
+        assertEquals(LogException.Kind.INVALID_ARGUMENT, assertThrows(LogException.class, () -> log.appendEncodedAsLeader(
+                RecordBatch.encode(0, 0, -1, -1, records(1, 1, "old")), 2, -1, -1, Durability.FSYNC)).kind(),
+                "an epoch older than the log's latest");
+    }
+
+    @Test
     void keysTagsAndHeadersRoundTrip() {
         SegmentLog log = directory.openLog("a", SMALL, 0);
         AppendRecord r = new AppendRecord("k-é", List.of("t1", "t2"), 42, List.of(new LogHeader("h", "v")), new byte[] {1, 2, 3});

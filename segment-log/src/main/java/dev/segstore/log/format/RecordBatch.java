@@ -162,6 +162,81 @@ public final class RecordBatch {
     }
 
     /**
+     * Checks a batch a writer encoded (with {@link #encode}, any offsets) before a leader takes it as it is:
+     * whole and intact ({@link BatchView#verify}), every record well-formed (each length inside its record,
+     * offset deltas 0, 1, 2, ..., the payload ending the record, no bytes after the last record), the first
+     * record's timestamp delta 0 and {@code maxTimestamp} the records' largest timestamp (the time index relies
+     * on it). Reads {@code batch} from its position without moving it; throws {@link FormatException} naming
+     * the first problem.
+     */
+    public static void validate(ByteBuffer batch) {
+        BatchView v = BatchView.at(batch);
+        v.verify();
+        ByteBuffer buf = batch.duplicate();
+        buf.limit(buf.position() + v.sizeInBytes()).position(buf.position() + HEADER_SIZE);
+        long max = Long.MIN_VALUE;
+        for (int i = 0; i < v.recordCount(); i++) {
+            int length = VarInts.getUnsigned(buf);
+            if (length > buf.remaining()) {
+                throw new FormatException("record " + i + " claims " + length + " bytes, " + buf.remaining() + " left");
+            }
+            int recordEnd = buf.position() + length;
+            ByteBuffer r = buf.duplicate().limit(recordEnd);
+            if (!r.hasRemaining() || r.get() != 0) {
+                throw new FormatException("record " + i + ": attributes must be 0");
+            }
+            long delta = VarInts.getZigZag(r);
+            if (i == 0 && delta != 0) {
+                throw new FormatException("the first record's timestamp delta is " + delta + ", not 0");
+            }
+            max = Math.max(max, v.firstTimestamp() + delta);
+            int offsetDelta = VarInts.getUnsigned(r);
+            if (offsetDelta != i) {
+                throw new FormatException("record " + i + " has offset delta " + offsetDelta);
+            }
+            int keyLength = VarInts.getUnsigned(r);
+            skip(r, keyLength == 0 ? 0 : keyLength - 1, i);
+            for (int t = VarInts.getUnsigned(r); t > 0; t--) {
+                skip(r, VarInts.getUnsigned(r), i);
+            }
+            for (int h = VarInts.getUnsigned(r); h > 0; h--) {
+                skip(r, VarInts.getUnsigned(r), i);
+                skip(r, VarInts.getUnsigned(r), i);
+            }
+            int payloadLength = VarInts.getUnsigned(r);
+            if (payloadLength != r.remaining()) {
+                throw new FormatException("record " + i + " payload length " + payloadLength + " but " + r.remaining() + " bytes left");
+            }
+            buf.position(recordEnd);
+        }
+        if (buf.hasRemaining()) {
+            throw new FormatException(buf.remaining() + " bytes after the last record");
+        }
+        if (max != v.maxTimestamp()) {
+            throw new FormatException("maxTimestamp " + v.maxTimestamp() + " but the records' largest is " + max);
+        }
+    }
+
+    private static void skip(ByteBuffer r, int n, int record) {
+        if (n > r.remaining()) {
+            throw new FormatException("record " + record + ": a field of " + n + " bytes runs past the record");
+        }
+        r.position(r.position() + n);
+    }
+
+    /**
+     * A leader's stamp on a writer's batch (checked with {@link #validate}): sets its base offset, leader epoch,
+     * producer id and base sequence in place, and the checksum over them. {@code batch} starts at its position.
+     */
+    public static void restamp(ByteBuffer batch, long baseOffset, int leaderEpoch, long producerId, int baseSequence) {
+        int start = batch.position();
+        int size = batch.getInt(start) + LENGTH_FIELD;
+        batch.putLong(start + BASE_OFFSET_OFFSET, baseOffset).putInt(start + LEADER_EPOCH_OFFSET, leaderEpoch)
+                .putLong(start + PRODUCER_ID_OFFSET, producerId).putInt(start + BASE_SEQUENCE_OFFSET, baseSequence);
+        batch.putInt(start + CRC_OFFSET, computeCrc(batch, start, size));
+    }
+
+    /**
      * Checks and decodes whole batches laid end to end from {@code batches.position()} to its limit, as a
      * fetch sends them: the records with offsets in [{@code fromOffset}, {@code toOffsetExclusive}) that
      * {@code skip} does not reject, at most {@code maxRecords}. Every batch is checked with

@@ -12,6 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class RecordBatchTest {
 
@@ -86,6 +87,56 @@ class RecordBatchTest {
         gap.put(RecordBatch.encode(0, 1, -1, -1, List.of(new AppendRecord(null, List.of(), 1, List.of(), new byte[1]))));
         gap.put(RecordBatch.encode(2, 1, -1, -1, List.of(new AppendRecord(null, List.of(), 1, List.of(), new byte[1]))));
         assertThrows(FormatException.class, () -> RecordBatch.decodeBatches(gap.flip(), 0, Long.MAX_VALUE, o -> false, 100));
+    }
+
+    @Test
+    void aWritersBatchPassesValidationAndTakesTheLeadersStamp() {
+        ByteBuffer b = RecordBatch.encode(0, 0, -1, -1, List.of(
+                new AppendRecord("key", List.of("a", "b"), 1000, List.of(new LogHeader("n", "v")), new byte[] {1, 2}),
+                new AppendRecord(null, List.of(), 900, List.of(), new byte[0]),
+                new AppendRecord("k2", List.of(), 2000, List.of(), new byte[300])));
+        assertDoesNotThrow(() -> RecordBatch.validate(b));
+        RecordBatch.restamp(b, 500, 9, 77, 12);
+        BatchView v = BatchView.at(b);
+        v.verify(); // the checksum covers the new fields
+        assertEquals(500, v.baseOffset());
+        assertEquals(9, v.leaderEpoch());
+        assertEquals(77, v.producerId());
+        assertEquals(12, v.baseSequence());
+        assertEquals(List.of(500L, 501L, 502L), RecordBatch.decode(v, 0, Long.MAX_VALUE, 10).stream().map(LogRecord::offset).toList());
+        assertEquals(0, b.position());
+    }
+
+    @Test
+    void aBatchWithAValidChecksumButBadRecordsIsRefused() {
+        ByteBuffer lying = sample();
+        lying.putLong(RecordBatch.MAX_TIMESTAMP_OFFSET, 1500); // the records' largest is 2000
+        RecordBatch.restamp(lying, 0, 0, -1, -1);
+        assertTrue(assertThrows(FormatException.class, () -> RecordBatch.validate(lying)).getMessage().contains("maxTimestamp"));
+        ByteBuffer attributes = sample();
+        attributes.put(RecordBatch.HEADER_SIZE + 1, (byte) 1); // record 0's attributes (after its 1-byte length)
+        RecordBatch.restamp(attributes, 0, 0, -1, -1);
+        assertThrows(FormatException.class, () -> RecordBatch.validate(attributes));
+        // Any one byte of the records changed, checksum fixed: either refused, or every record still decodes.
+        ByteBuffer original = sample();
+        int refused = 0;
+        for (int pos = RecordBatch.HEADER_SIZE; pos < original.limit(); pos++) {
+            for (int mask : new int[] {0x01, 0x40, 0x80, 0xFF}) {
+                ByteBuffer b = sample();
+                b.put(pos, (byte) (b.get(pos) ^ mask));
+                RecordBatch.restamp(b, 0, 0, -1, -1);
+                try {
+                    RecordBatch.validate(b);
+                } catch (FormatException e) {
+                    refused++;
+                    continue;
+                }
+                int p = pos;
+                assertEquals(3, assertDoesNotThrow(() -> RecordBatch.decode(BatchView.at(b), 0, Long.MAX_VALUE, 10),
+                        "byte " + p + " passed validation but does not decode").size());
+            }
+        }
+        assertTrue(refused > 0, "some damage was refused");
     }
 
     @Test
