@@ -1,6 +1,5 @@
 package dev.segstore.client;
 
-import com.google.protobuf.ByteString;
 import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
 import dev.segstore.adapter.AbstractStorageAdapter;
@@ -176,8 +175,16 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<List<Long>> doBatchWrite(String shard, List<NewRecord> records) {
-        ProduceRequest.Builder b = ProduceRequest.newBuilder().setProducerId(producerId).setBaseSequence(-1);
-        records.forEach(r -> b.addRecords(toWire(r)));
+        // The batch is encoded here, once, in the log's format: the leader checks it, stamps offsets and the
+        // producer fields into it and stores these bytes (node.proto, ProduceRequest.batch).
+        java.nio.ByteBuffer encoded;
+        try {
+            encoded = dev.segstore.log.format.RecordBatch.encode(0, 0, -1, -1, records.stream().map(SegmentStorageAdapter::toLog).toList());
+        } catch (IllegalArgumentException e) {
+            return CompletableFuture.failedFuture(new StorageException(ErrorCode.RECORD_TOO_LARGE, e.getMessage()));
+        }
+        ProduceRequest.Builder b = ProduceRequest.newBuilder().setProducerId(producerId).setBaseSequence(-1)
+                .setBatch(com.google.protobuf.UnsafeByteOperations.unsafeWrap(encoded));
         boolean[] mayBeApplied = {false};
         return withRoute(shard, route -> {
             Segment open = openSegment(route);
@@ -542,14 +549,9 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     // ---- record conversion ---------------------------------------------------------------------------------
 
-    private static dev.segstore.protocol.node.Record toWire(NewRecord r) {
-        dev.segstore.protocol.node.Record.Builder b = dev.segstore.protocol.node.Record.newBuilder().setTimestamp(r.timestamp())
-                .addAllTags(r.tags()).setPayload(ByteString.copyFrom(r.payload()));
-        if (r.key() != null) {
-            b.setHasKey(true).setKey(r.key());
-        }
-        r.headers().forEach(h -> b.addHeaders(dev.segstore.protocol.node.Header.newBuilder().setName(h.name()).setValue(h.value())));
-        return b.build();
+    private static dev.segstore.log.AppendRecord toLog(NewRecord r) {
+        return new dev.segstore.log.AppendRecord(r.key(), List.copyOf(r.tags()), r.timestamp(),
+                r.headers().stream().map(h -> new dev.segstore.log.LogHeader(h.name(), h.value())).toList(), r.payload());
     }
 
     private static Record fromLog(dev.segstore.log.LogRecord r) {

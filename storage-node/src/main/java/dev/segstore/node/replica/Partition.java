@@ -247,6 +247,29 @@ public final class Partition {
      * INVALID_ARGUMENT (out-of-order producer sequence).
      */
     public synchronized CompletableFuture<AppendResult> append(List<AppendRecord> records, long producerId, int baseSequence) {
+        return append(records.size(), producerId, baseSequence,
+                () -> log.appendAsLeader(records, leaderEpoch, producerId, baseSequence, config.durability()));
+    }
+
+    /**
+     * As {@link #append(List, long, int)}, for a batch its writer encoded ({@code RecordBatch.encode}, any
+     * offsets): the log checks every record and stamps the offsets, this leader's epoch and the producer fields
+     * into it, and stores its bytes as they are. A damaged batch fails INVALID_ARGUMENT, nothing written.
+     */
+    public synchronized CompletableFuture<AppendResult> appendEncoded(ByteBuffer batch, long producerId, int baseSequence) {
+        BatchView view = BatchView.at(batch);
+        try {
+            view.verify();
+        } catch (dev.segstore.log.format.FormatException e) {
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name
+                    + ": the batch to produce is damaged: " + e.getMessage()).notApplied());
+        }
+        return append(view.recordCount(), producerId, baseSequence,
+                () -> log.appendEncodedAsLeader(batch, leaderEpoch, producerId, baseSequence, config.durability()));
+    }
+
+    private CompletableFuture<AppendResult> append(int count, long producerId, int baseSequence,
+                                                   java.util.function.Supplier<CompletableFuture<AppendResult>> logAppend) {
         // Refusals before the append are marked "not applied": nothing was written.
         if (role != Role.LEADER) {
             return CompletableFuture.failedFuture(notLeader().notApplied());
@@ -259,7 +282,7 @@ public final class Partition {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_ENOUGH_REPLICAS, name + ": ISR "
                     + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members").notApplied());
         }
-        ProducerStateTable.Check check = producers.check(producerId, baseSequence, records.size());
+        ProducerStateTable.Check check = producers.check(producerId, baseSequence, count);
         if (check instanceof ProducerStateTable.OutOfOrder o) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());
         }
@@ -273,7 +296,7 @@ public final class Partition {
         long base = log.logEndOffset();
         CompletableFuture<AppendResult> local;
         try {
-            local = log.appendAsLeader(records, leaderEpoch, producerId, baseSequence, config.durability());
+            local = logAppend.get();
         } catch (LogException e) {
             return CompletableFuture.failedFuture(e);
         }
@@ -281,8 +304,8 @@ public final class Partition {
         if (immediate != null && immediate.status() == AppendResult.Status.QUEUE_FULL) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.OVERLOADED, name + ": the data directory's write queue is full").notApplied());
         }
-        producers.record(producerId, baseSequence, records.size(), base);
-        waitFor(new Waiter(base + records.size() - 1, base, acked));
+        producers.record(producerId, baseSequence, count, base);
+        waitFor(new Waiter(base + count - 1, base, acked));
         if (firstWriteMs < 0) {
             firstWriteMs = clockMs.getAsLong();
         }

@@ -5,6 +5,7 @@ import com.google.protobuf.ByteString;
 import com.google.protobuf.Message;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.log.AppendRecord;
+import dev.segstore.log.AppendResult;
 import dev.segstore.log.Durability;
 import dev.segstore.log.LogDirectory;
 import dev.segstore.log.LogException;
@@ -545,13 +546,17 @@ public final class StorageNode implements AutoCloseable {
     private CompletableFuture<Message> produce(ProduceRequest r) {
         try {
             Hosted h = hostedOrFail(r.getSegment());
-            if (r.getRecordsCount() == 0) {
-                throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "a produce request needs at least one record");
+            boolean encoded = !r.getBatch().isEmpty();
+            if (encoded == (r.getRecordsCount() > 0)) {
+                throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), encoded
+                        ? "a produce request carries records or a batch, not both" : "a produce request needs at least one record");
             }
-            List<AppendRecord> records = r.getRecordsList().stream().map(Records::toAppend).toList();
-            return h.partition.append(records, r.getProducerId(), r.getBaseSequence())
-                    .<Message>thenApply(a -> {
-                        metrics.produced(r.getRecordsCount(), r.getSerializedSize());
+            CompletableFuture<AppendResult> appended = encoded
+                    // The client's bytes, copied once: the log stamps offsets into this buffer and keeps it until written.
+                    ? h.partition.appendEncoded(ByteBuffer.wrap(r.getBatch().toByteArray()), r.getProducerId(), r.getBaseSequence())
+                    : h.partition.append(r.getRecordsList().stream().map(Records::toAppend).toList(), r.getProducerId(), r.getBaseSequence());
+            return appended.<Message>thenApply(a -> {
+                        metrics.produced((int) (a.lastOffset() - a.baseOffset() + 1), r.getSerializedSize());
                         return ProduceResponse.newBuilder().setBaseOffset(a.baseOffset()).setLastOffset(a.lastOffset()).build();
                     })
                     .exceptionally(e -> {

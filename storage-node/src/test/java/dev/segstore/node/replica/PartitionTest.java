@@ -186,6 +186,26 @@ class PartitionTest {
     }
 
     @Test
+    void aWritersEncodedBatchIsReplicatedByteForByteAndItsRetryIsNotAppendedAgain() throws Exception {
+        writeAcknowledged(2);
+        java.util.function.Supplier<ByteBuffer> encoded = () -> dev.segstore.log.format.RecordBatch.encode(0, 0, -1, -1, records("e", 3));
+        CompletableFuture<AppendResult> first = replicas[1].appendEncoded(encoded.get(), 55, 0);
+        CompletableFuture<AppendResult> retry = replicas[1].appendEncoded(encoded.get(), 55, 0);
+        awaitDurable(1, 5);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 2, 4), await(first), "offsets from the log, not the writer");
+        assertEquals(await(first), await(retry));
+        assertEquals(5, replicas[1].log().logEndOffset(), "appended once");
+        assertEquals(List.of("r0", "r1", "e0", "e1", "e2"), replicas[3].read(0, 10, 1 << 20).stream().map(PartitionTest::text).toList());
+        assertEquals(wholeLog(1), wholeLog(2), "followers store the leader's stamped bytes");
+        ByteBuffer damaged = encoded.get();
+        damaged.put(damaged.limit() - 1, (byte) (damaged.get(damaged.limit() - 1) ^ 1));
+        assertEquals(ErrorCode.INVALID_ARGUMENT, failure(replicas[1].appendEncoded(damaged, 55, 3)).code());
+        assertEquals(5, replicas[1].log().logEndOffset(), "nothing written");
+    }
+
+    @Test
     void aRetriedBatchIsAnsweredWithItsOriginalOffsets() throws Exception {
         CompletableFuture<AppendResult> first = replicas[1].append(records("p", 2), 77, 0);
         CompletableFuture<AppendResult> retry = replicas[1].append(records("p", 2), 77, 0);
