@@ -6,6 +6,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,7 +18,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -32,6 +36,13 @@ import java.util.regex.Pattern;
  * batches of a segment in one system call), and forced when the {@link FlushPolicy} says so. Futures complete
  * in queue order, on the I/O thread: callers must not block in their callbacks.
  *
+ * <p>Background flushes of page-cache bytes run on a second thread, the forcer, so that the I/O thread goes on
+ * writing (and acknowledging page-cache appends) while the disk catches up: one background force at a time,
+ * over the segments that were dirty when it started. Everything else that needs forced bytes (a group commit
+ * for fsync appends, a seal, a truncation, any {@link IoTask.Run}) first waits for the background force in
+ * flight, so the forcer never races a truncation or a close, and an fsync acknowledgement still covers every
+ * byte written before it.
+ *
  * <p>An I/O error takes the whole directory offline (through {@link #ioFailure}): every pending and later
  * call fails with {@link LogException.Kind#STORAGE_ERROR}; nothing is retried silently.
  *
@@ -42,6 +53,8 @@ public final class LogDirectory implements AutoCloseable {
     /** Log names become directory names: no separators, no leading dot. */
     private static final Pattern LOG_NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,254}");
     private static final int WRITE_BUFFER = 1 << 20;
+    /** Queued by the forcer when a background force ends, to wake an idle I/O thread; does nothing. */
+    private static final IoTask WAKE = new IoTask.Run("wake up after a background force", () -> null, new CompletableFuture<>());
 
     private final Path root;
     private final DirectoryConfig config;
@@ -52,6 +65,7 @@ public final class LogDirectory implements AutoCloseable {
     private final AtomicInteger inFlightAppends = new AtomicInteger();
     private final Map<String, SegmentLog> logs = new ConcurrentHashMap<>();
     private final Thread ioThread;
+    private final ExecutorService forcer;
     private volatile LogException failure;
     private volatile boolean closed;
     private volatile boolean stopped;
@@ -65,6 +79,8 @@ public final class LogDirectory implements AutoCloseable {
     private long unsyncedBytes;
     private long oldestUnsyncedNanos = -1;
     private long oldestFsyncWaitNanos = -1;
+    /** The background force in flight or finished and not yet reaped; null when none. */
+    private CompletableFuture<Void> backgroundForce;
     private volatile boolean stopRequested;
     private volatile boolean halted;
 
@@ -75,6 +91,11 @@ public final class LogDirectory implements AutoCloseable {
         this.clockMs = clockMs;
         this.ioThread = new Thread(this::runIoLoop, "segstore-io-" + root.getFileName());
         this.ioThread.setDaemon(true);
+        this.forcer = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "segstore-force-" + root.getFileName());
+            t.setDaemon(true);
+            return t;
+        });
     }
 
     public static LogDirectory open(Path root, DirectoryConfig config) {
@@ -240,19 +261,29 @@ public final class LogDirectory implements AutoCloseable {
         List<IoTask> batch = new ArrayList<>();
         try {
             while (!stopRequested) {
-                long wait = config.flushPolicy().nanosUntilFlush(flushState());
+                reapBackgroundForce();
+                FlushPolicy.State state = flushState();
+                long wait = config.flushPolicy().nanosUntilFlush(state);
                 if (halted) {
                     return;
                 }
                 if (wait == 0) {
-                    flush();
-                    continue;
+                    if (state.oldestFsyncWaitNanos() >= 0) {
+                        flush();
+                        continue;
+                    }
+                    if (backgroundForce == null) {
+                        startBackgroundForce();
+                        continue;
+                    }
+                    // A background force is due but one is still running: wait for work, or for its end.
+                    wait = FlushPolicy.NEVER;
                 }
                 IoTask first = wait == FlushPolicy.NEVER ? queue.take() : queue.poll(wait, TimeUnit.NANOSECONDS);
                 if (halted) {
                     return;
                 }
-                if (first == null) {
+                if (first == null || first == WAKE) {
                     continue;
                 }
                 batch.add(first);
@@ -289,6 +320,9 @@ public final class LogDirectory implements AutoCloseable {
     }
 
     private void process(IoTask task) {
+        if (task == WAKE) {
+            return;
+        }
         if (failure != null) {
             failTask(task);
             return;
@@ -298,6 +332,7 @@ public final class LogDirectory implements AutoCloseable {
                 bufferWrite(w);
             } else if (task instanceof IoTask.Seal s) {
                 writeBuffered();
+                awaitBackgroundForce();
                 s.segment().seal();
                 s.log().onSealed(s.recoveryPoint());
             } else if (task instanceof IoTask.Run r) {
@@ -366,9 +401,73 @@ public final class LogDirectory implements AutoCloseable {
         unacked.add(w);
     }
 
-    /** Forces every dirty segment, then acknowledges every written append. */
+    /**
+     * Hands the segments written since the last force to the forcer and goes on: page-cache appends are
+     * acknowledged already, and nothing waits for these bytes but the logs' durable ends.
+     */
+    private void startBackgroundForce() {
+        try {
+            writeBuffered();
+        } catch (IOException e) {
+            ioFailure(e, "writing to " + root);
+            failPending();
+            return;
+        }
+        List<Segment> segments = List.copyOf(dirtySegments);
+        Map<SegmentLog, Long> ends = new IdentityHashMap<>();
+        for (SegmentLog log : dirtyLogs) {
+            ends.put(log, log.writtenEndOffset());
+        }
+        dirtySegments.clear();
+        dirtyLogs.clear();
+        unsyncedBytes = 0;
+        oldestUnsyncedNanos = -1;
+        backgroundForce = CompletableFuture.runAsync(() -> {
+            try {
+                for (Segment s : segments) {
+                    s.force();
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            ends.forEach(SegmentLog::onDurable);
+        }, forcer);
+        backgroundForce.whenComplete((v, t) -> queue.add(WAKE));
+    }
+
+    /** Reaps a finished background force; an I/O error in it takes the directory offline. */
+    private void reapBackgroundForce() {
+        if (backgroundForce != null && backgroundForce.isDone()) {
+            try {
+                awaitBackgroundForce();
+            } catch (IOException e) {
+                ioFailure(e, "forcing segments in " + root);
+                failPending();
+            }
+        }
+    }
+
+    /** Waits for the background force in flight, if any; its I/O error is thrown here. */
+    private void awaitBackgroundForce() throws IOException {
+        CompletableFuture<Void> f = backgroundForce;
+        if (f == null) {
+            return;
+        }
+        backgroundForce = null;
+        try {
+            f.join();
+        } catch (CompletionException e) {
+            if (e.getCause() instanceof UncheckedIOException u) {
+                throw u.getCause();
+            }
+            throw new IOException("background force failed", e.getCause());
+        }
+    }
+
+    /** Forces every dirty segment (after the background force in flight), then acknowledges every written append. */
     private void flush() {
         try {
+            awaitBackgroundForce();
             writeBuffered();
             for (Segment s : dirtySegments) {
                 s.force();
@@ -402,6 +501,9 @@ public final class LogDirectory implements AutoCloseable {
     }
 
     private void failTask(IoTask task) {
+        if (task == WAKE) {
+            return;
+        }
         LogException f = failure != null ? failure
                 : new LogException(LogException.Kind.CLOSED, "data directory " + root + " is closed");
         if (task instanceof IoTask.Write w) {
@@ -458,8 +560,17 @@ public final class LogDirectory implements AutoCloseable {
         }
         stopRequested = true;
         queue.add(new IoTask.Run("wake up to stop", () -> null, new CompletableFuture<>()));
+        stopThreads();
+    }
+
+    /** Joins the I/O thread, then lets a background force in flight finish (never interrupted: that would close its channel). */
+    private void stopThreads() {
         try {
             ioThread.join(TimeUnit.SECONDS.toMillis(30));
+            forcer.shutdown();
+            if (!forcer.awaitTermination(30, TimeUnit.SECONDS)) {
+                LOG.warn("A background force in {} did not finish in 30 s", root);
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
@@ -473,10 +584,6 @@ public final class LogDirectory implements AutoCloseable {
         closed = true;
         halted = true;
         queue.add(new IoTask.Run("wake up to halt", () -> null, new CompletableFuture<>()));
-        try {
-            ioThread.join(TimeUnit.SECONDS.toMillis(30));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        stopThreads();
     }
 }

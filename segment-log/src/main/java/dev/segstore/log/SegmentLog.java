@@ -414,6 +414,16 @@ public final class SegmentLog {
         durableEndOffset = writtenEndOffset;
     }
 
+    /**
+     * A background force covered every byte below {@code end} (read on the I/O thread when it started). Runs on
+     * the forcer thread; nothing moves the end back meanwhile, as a truncation first waits for the force.
+     */
+    void onDurable(long end) {
+        if (end > durableEndOffset) {
+            durableEndOffset = end;
+        }
+    }
+
     synchronized void onSealed(long newRecoveryPoint) throws IOException {
         if (closed || newRecoveryPoint <= recoveryPoint) {
             return;

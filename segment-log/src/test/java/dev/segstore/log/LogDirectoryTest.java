@@ -10,6 +10,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import static dev.segstore.log.LogFixtures.append;
@@ -81,6 +83,72 @@ class LogDirectoryTest {
                 await(f);
             }
             assertEquals(List.of(), List.copyOf(disorder));
+        }
+    }
+
+    /** A policy that starts a background force after every page-cache write, and never on time alone. */
+    private static final DirectoryConfig FORCE_EVERY_WRITE =
+            DirectoryConfig.DEFAULT.withFlushPolicy(new FlushPolicy(2_000_000L, 8L << 20, Long.MAX_VALUE / 2, 1));
+
+    @Test
+    void pageCacheAppendsAreAcknowledgedWhileABackgroundForceIsHeld() throws Exception {
+        GatedLogFiles files = new GatedLogFiles();
+        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_WRITE, files, () -> 0L)) {
+            SegmentLog log = directory.openLog("a", CONFIG, 0);
+            files.close();
+            assertTrue(await(log.appendAsLeader(records(1, 1, "first"), 0, Durability.PAGE_CACHE)).appended());
+            files.awaitHeld(); // the forcer is inside force() for "first"
+            List<CompletableFuture<AppendResult>> later = new ArrayList<>();
+            for (int i = 0; i < 50; i++) {
+                later.add(log.appendAsLeader(records(1, 1, "p" + i), 0, Durability.PAGE_CACHE));
+            }
+            for (CompletableFuture<AppendResult> f : later) {
+                // Before the forcer, these waited behind the held force: a bounded wait tells the two apart.
+                assertTrue(f.get(10, TimeUnit.SECONDS).appended());
+            }
+            assertEquals(51, log.writtenEndOffset());
+            assertEquals(0, log.durableEndOffset(), "nothing is durable while the force is held");
+            files.open();
+            LogFixtures.waitFor("the background forces to cover every write", () -> log.durableEndOffset() == 51);
+        }
+    }
+
+    @Test
+    void fsyncAppendsAndTruncationsWaitForTheBackgroundForceInFlight() throws Exception {
+        GatedLogFiles files = new GatedLogFiles();
+        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_WRITE, files, () -> 0L)) {
+            SegmentLog log = directory.openLog("a", CONFIG, 0);
+            append(log, records(3, 1, "durable"), 0, Durability.FSYNC);
+            files.close();
+            assertTrue(await(log.appendAsLeader(records(2, 1, "cached"), 0, Durability.PAGE_CACHE)).appended());
+            files.awaitHeld();
+            CompletableFuture<AppendResult> synced = log.appendAsLeader(records(1, 1, "synced"), 0, Durability.FSYNC);
+            CompletableFuture<Long> truncated = log.truncateTo(3); // to a batch boundary: drops "cached" and "synced"
+            assertThrows(TimeoutException.class, () -> synced.get(300, TimeUnit.MILLISECONDS),
+                    "an fsync append is not acknowledged while an earlier force is held");
+            assertFalse(truncated.isDone(), "a truncation does not race the background force");
+            files.open();
+            assertTrue(await(synced).appended());
+            assertEquals(6, log.durableEndOffset(), "the group commit covers the background force's bytes and its own");
+            assertEquals(3L, await(truncated));
+            assertEquals(3, log.durableEndOffset());
+            assertEquals(3, LogFixtures.readAll(log).size());
+        }
+    }
+
+    @Test
+    void aFailedBackgroundForceTakesTheDirectoryOffline() {
+        FaultyLogFiles files = new FaultyLogFiles();
+        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_WRITE, files, () -> 0L)) {
+            SegmentLog log = directory.openLog("a", CONFIG, 0);
+            files.failForcesAfter(0);
+            assertTrue(await(log.appendAsLeader(records(1, 1, "x"), 0, Durability.PAGE_CACHE)).appended(),
+                    "a page-cache append does not wait for the force");
+            LogFixtures.waitFor("the directory to go offline", () -> !directory.isOnline());
+            assertTrue(directory.failure().getMessage().contains("injected force failure"), directory.failure().getMessage());
+            assertEquals(0, log.durableEndOffset());
+            assertEquals(LogException.Kind.STORAGE_ERROR,
+                    assertThrows(LogException.class, () -> log.appendAsLeader(records(1, 1, "y"), 0, Durability.PAGE_CACHE)).kind());
         }
     }
 
