@@ -38,7 +38,8 @@ import java.util.regex.Pattern;
  *
  * <p>Background flushes of page-cache bytes run on a second thread, the forcer, so that the I/O thread goes on
  * writing (and acknowledging page-cache appends) while the disk catches up: one background force at a time,
- * over the segments that were dirty when it started. Everything else that needs forced bytes (a group commit
+ * over the segments that were dirty when it started. When the next one is due before it ends, the I/O thread
+ * waits for it, so unsynced bytes stay within about twice the flush policy's threshold. Everything else that needs forced bytes (a group commit
  * for fsync appends, a seal, a truncation, any {@link IoTask.Run}) first waits for the background force in
  * flight, so the forcer never races a truncation or a close, and an fsync acknowledgement still covers every
  * byte written before it.
@@ -272,12 +273,20 @@ public final class LogDirectory implements AutoCloseable {
                         flush();
                         continue;
                     }
-                    if (backgroundForce == null) {
-                        startBackgroundForce();
-                        continue;
+                    if (backgroundForce != null) {
+                        // The next background force is due while one still runs: the disk is behind the writes.
+                        // Waiting here is the back-pressure that keeps unsynced bytes within about twice the
+                        // policy's threshold (one force in flight, one accumulating), as without the forcer.
+                        try {
+                            awaitBackgroundForce();
+                        } catch (IOException e) {
+                            ioFailure(e, "forcing segments in " + root);
+                            failPending();
+                            continue;
+                        }
                     }
-                    // A background force is due but one is still running: wait for work, or for its end.
-                    wait = FlushPolicy.NEVER;
+                    startBackgroundForce();
+                    continue;
                 }
                 IoTask first = wait == FlushPolicy.NEVER ? queue.take() : queue.poll(wait, TimeUnit.NANOSECONDS);
                 if (halted) {

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -86,17 +87,22 @@ class LogDirectoryTest {
         }
     }
 
-    /** A policy that starts a background force after every page-cache write, and never on time alone. */
-    private static final DirectoryConfig FORCE_EVERY_WRITE =
-            DirectoryConfig.DEFAULT.withFlushPolicy(new FlushPolicy(2_000_000L, 8L << 20, Long.MAX_VALUE / 2, 1));
+    private static final int THRESHOLD = 64 * 1024;
+    /** A policy that starts a background force once 64 KiB are unsynced, and never on time alone. */
+    private static final DirectoryConfig FORCE_EVERY_64K =
+            DirectoryConfig.DEFAULT.withFlushPolicy(new FlushPolicy(2_000_000L, 8L << 20, Long.MAX_VALUE / 2, THRESHOLD));
+
+    private static List<AppendRecord> big(String name) {
+        return List.of(AppendRecord.of(1, (name + "-".repeat(THRESHOLD)).getBytes(StandardCharsets.UTF_8)));
+    }
 
     @Test
     void pageCacheAppendsAreAcknowledgedWhileABackgroundForceIsHeld() throws Exception {
         GatedLogFiles files = new GatedLogFiles();
-        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_WRITE, files, () -> 0L)) {
+        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_64K, files, () -> 0L)) {
             SegmentLog log = directory.openLog("a", CONFIG, 0);
             files.close();
-            assertTrue(await(log.appendAsLeader(records(1, 1, "first"), 0, Durability.PAGE_CACHE)).appended());
+            assertTrue(await(log.appendAsLeader(big("first"), 0, Durability.PAGE_CACHE)).appended());
             files.awaitHeld(); // the forcer is inside force() for "first"
             List<CompletableFuture<AppendResult>> later = new ArrayList<>();
             for (int i = 0; i < 50; i++) {
@@ -109,18 +115,40 @@ class LogDirectoryTest {
             assertEquals(51, log.writtenEndOffset());
             assertEquals(0, log.durableEndOffset(), "nothing is durable while the force is held");
             files.open();
-            LogFixtures.waitFor("the background forces to cover every write", () -> log.durableEndOffset() == 51);
+            // The force covers what was written when it started; the 50 later appends are below the threshold.
+            LogFixtures.waitFor("the held force to make 'first' durable", () -> log.durableEndOffset() == 1);
+        }
+    }
+
+    @Test
+    void whenTheNextBackgroundForceIsDueTheIoThreadWaitsForTheOneInFlight() throws Exception {
+        GatedLogFiles files = new GatedLogFiles();
+        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_64K, files, () -> 0L)) {
+            SegmentLog log = directory.openLog("a", CONFIG, 0);
+            files.close();
+            assertTrue(await(log.appendAsLeader(big("first"), 0, Durability.PAGE_CACHE)).appended());
+            files.awaitHeld();
+            // Another threshold's worth is written (and acknowledged: it is in the page cache), then the next
+            // force is due: the I/O thread waits for the held one, and appends behind it wait too.
+            assertTrue(await(log.appendAsLeader(big("second"), 0, Durability.PAGE_CACHE)).appended());
+            CompletableFuture<AppendResult> third = log.appendAsLeader(records(1, 1, "third"), 0, Durability.PAGE_CACHE);
+            assertThrows(TimeoutException.class, () -> third.get(300, TimeUnit.MILLISECONDS),
+                    "unsynced bytes are bounded: no more writes while two thresholds are unsynced");
+            assertEquals(0, log.durableEndOffset());
+            files.open();
+            assertTrue(await(third).appended());
+            LogFixtures.waitFor("the first two appends to be durable", () -> log.durableEndOffset() >= 2);
         }
     }
 
     @Test
     void fsyncAppendsAndTruncationsWaitForTheBackgroundForceInFlight() throws Exception {
         GatedLogFiles files = new GatedLogFiles();
-        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_WRITE, files, () -> 0L)) {
+        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_64K, files, () -> 0L)) {
             SegmentLog log = directory.openLog("a", CONFIG, 0);
             append(log, records(3, 1, "durable"), 0, Durability.FSYNC);
             files.close();
-            assertTrue(await(log.appendAsLeader(records(2, 1, "cached"), 0, Durability.PAGE_CACHE)).appended());
+            assertTrue(await(log.appendAsLeader(big("cached"), 0, Durability.PAGE_CACHE)).appended());
             files.awaitHeld();
             CompletableFuture<AppendResult> synced = log.appendAsLeader(records(1, 1, "synced"), 0, Durability.FSYNC);
             CompletableFuture<Long> truncated = log.truncateTo(3); // to a batch boundary: drops "cached" and "synced"
@@ -129,7 +157,7 @@ class LogDirectoryTest {
             assertFalse(truncated.isDone(), "a truncation does not race the background force");
             files.open();
             assertTrue(await(synced).appended());
-            assertEquals(6, log.durableEndOffset(), "the group commit covers the background force's bytes and its own");
+            assertEquals(5, log.durableEndOffset(), "the group commit covers the background force's bytes and its own");
             assertEquals(3L, await(truncated));
             assertEquals(3, log.durableEndOffset());
             assertEquals(3, LogFixtures.readAll(log).size());
@@ -139,10 +167,10 @@ class LogDirectoryTest {
     @Test
     void aFailedBackgroundForceTakesTheDirectoryOffline() {
         FaultyLogFiles files = new FaultyLogFiles();
-        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_WRITE, files, () -> 0L)) {
+        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_64K, files, () -> 0L)) {
             SegmentLog log = directory.openLog("a", CONFIG, 0);
             files.failForcesAfter(0);
-            assertTrue(await(log.appendAsLeader(records(1, 1, "x"), 0, Durability.PAGE_CACHE)).appended(),
+            assertTrue(await(log.appendAsLeader(big("x"), 0, Durability.PAGE_CACHE)).appended(),
                     "a page-cache append does not wait for the force");
             LogFixtures.waitFor("the directory to go offline", () -> !directory.isOnline());
             assertTrue(directory.failure().getMessage().contains("injected force failure"), directory.failure().getMessage());
