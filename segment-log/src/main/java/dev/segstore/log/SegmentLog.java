@@ -73,6 +73,11 @@ public final class SegmentLog {
     private volatile Segment[] segments;
     private volatile long writtenEndOffset;
     private volatile long durableEndOffset;
+    /**
+     * Bumped before and after a truncation cuts files (odd while it does), under the log's monitor: a read that
+     * found bad bytes while this moved raced the cut, not a damaged file, and is read again (see {@link #read}).
+     */
+    private volatile long truncations;
 
     private SegmentLog(LogDirectory directory, String name, Path dir, LogConfig config, LeaderEpochCache epochs) {
         this.directory = directory;
@@ -458,8 +463,30 @@ public final class SegmentLog {
         if (maxRecords < 1 || maxBytes < 1) {
             throw LogException.invalid("maxRecords and maxBytes must be >= 1: " + maxRecords + ", " + maxBytes);
         }
-        checkReadable(offset);
-        return reader.read(segments, offset, maxRecords, maxBytes, Math.min(upperBound, writtenEndOffset));
+        for (int attempt = 1; ; attempt++) {
+            checkReadable(offset);
+            long seen = truncations;
+            try {
+                return reader.read(segments, offset, maxRecords, maxBytes, Math.min(upperBound, writtenEndOffset));
+            } catch (LogException e) {
+                awaitTruncationIfRaced(e, seen, attempt);
+            }
+        }
+    }
+
+    /**
+     * Rethrows {@code e} unless it is CORRUPT_DATA from a read that overlapped a truncation (the bytes were cut
+     * under it); then waits for the truncation to end, so the caller reads again (and finds the offset gone, or
+     * whole bytes). A log truncated under the same read ten times in a row gives up with the error.
+     */
+    private void awaitTruncationIfRaced(LogException e, long seen, int attempt) {
+        boolean raced = (seen & 1) != 0 || truncations != seen;
+        if (e.kind() != LogException.Kind.CORRUPT_DATA || !raced || attempt >= 10) {
+            throw e;
+        }
+        synchronized (this) {
+            // A truncation holds the monitor from the first bump to the second: once in here, it has ended.
+        }
     }
 
     /**
@@ -471,8 +498,15 @@ public final class SegmentLog {
         if (maxBytes < 1) {
             throw LogException.invalid("maxBytes must be >= 1: " + maxBytes);
         }
-        checkReadable(offset);
-        return reader.readSlice(segments, offset, maxBytes, Math.min(upperBound, writtenEndOffset));
+        for (int attempt = 1; ; attempt++) {
+            checkReadable(offset);
+            long seen = truncations;
+            try {
+                return reader.readSlice(segments, offset, maxBytes, Math.min(upperBound, writtenEndOffset));
+            } catch (LogException e) {
+                awaitTruncationIfRaced(e, seen, attempt);
+            }
+        }
     }
 
     /** The first offset below {@code upperBound} whose record has a timestamp &gt;= {@code timestamp}. */
@@ -545,6 +579,16 @@ public final class SegmentLog {
 
     /** I/O thread. */
     private synchronized long doTruncate(long offset) throws IOException {
+        truncations++;
+        try {
+            return cutAt(offset);
+        } finally {
+            truncations++;
+        }
+    }
+
+    /** I/O thread, under the log's monitor. */
+    private long cutAt(long offset) throws IOException {
         Segment[] segs = segments;
         int idx = LogReader.floorSegment(segs, offset);
         Segment target = segs[idx];

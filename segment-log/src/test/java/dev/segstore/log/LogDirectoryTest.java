@@ -274,6 +274,79 @@ class LogDirectoryTest {
         }
     }
 
+    @Test
+    void readersRacingTruncationsSeeWholeRecordsOrAMissingOffsetNeverCorruption() throws Exception {
+        long seed = t0();
+        java.util.Random random = new java.util.Random(seed);
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT)) {
+            SegmentLog log = directory.openLog("a", CONFIG.withSegmentBytes(64 * 1024).withIndexIntervalBytes(256), 0);
+            AtomicBoolean done = new AtomicBoolean();
+            ConcurrentLinkedQueue<Throwable> errors = new ConcurrentLinkedQueue<>();
+            java.util.concurrent.atomic.AtomicLong reads = new java.util.concurrent.atomic.AtomicLong();
+            List<Thread> readers = new ArrayList<>();
+            for (int t = 0; t < 2; t++) {
+                boolean slices = t == 1;
+                long readerSeed = t0();
+                Thread reader = new Thread(() -> {
+                    java.util.Random r = new java.util.Random(readerSeed);
+                    while (!done.get()) {
+                        long end = log.writtenEndOffset();
+                        if (end == 0) {
+                            continue;
+                        }
+                        // Near the end, where the truncations cut.
+                        long from = Math.max(0, end - 1 - r.nextInt(120));
+                        try {
+                            if (slices) {
+                                log.readSlice(from, 4096, Long.MAX_VALUE).close();
+                            } else {
+                                for (LogRecord rec : log.read(from, 50, 1 << 20, Long.MAX_VALUE)) {
+                                    String text = LogFixtures.text(rec);
+                                    if (!text.endsWith("-" + rec.offset())) {
+                                        throw new AssertionError("offset " + rec.offset() + " holds " + text);
+                                    }
+                                }
+                            }
+                            reads.incrementAndGet();
+                        } catch (LogException e) {
+                            if (e.kind() != LogException.Kind.OFFSET_OUT_OF_RANGE) {
+                                errors.add(e);
+                                return;
+                            }
+                        } catch (Throwable e) {
+                            errors.add(e);
+                            return;
+                        }
+                    }
+                });
+                reader.start();
+                readers.add(reader);
+            }
+            long next = 0;
+            for (int round = 0; round < 300 && errors.isEmpty(); round++) {
+                List<CompletableFuture<AppendResult>> inFlight = new ArrayList<>();
+                for (int b = 0; b < 10; b++) {
+                    List<AppendRecord> batch = new ArrayList<>();
+                    for (int i = 0; i < 5; i++) {
+                        batch.add(LogFixtures.record(round, "r" + round + "-" + "x".repeat(random.nextInt(200)) + "-" + (next + i)));
+                    }
+                    next += 5;
+                    inFlight.add(log.appendAsLeader(batch, round, Durability.PAGE_CACHE));
+                }
+                for (CompletableFuture<AppendResult> f : inFlight) {
+                    assertTrue(await(f).appended());
+                }
+                next = await(log.truncateTo(Math.max(0, next - 1 - random.nextInt(60))));
+            }
+            done.set(true);
+            for (Thread r : readers) {
+                r.join(30_000);
+            }
+            assertTrue(errors.isEmpty(), () -> "seed " + seed + ": a reader failed: " + errors.peek());
+            assertTrue(reads.get() > 100, "the readers read: " + reads.get());
+        }
+    }
+
     private static long t0() {
         long seed = System.nanoTime();
         System.out.println("reader seed " + seed);
