@@ -3,13 +3,16 @@
 # started and stopped here), 3 replicas, min ISR 2, 1 KiB records, in both durability modes.
 # The load goes through the `segment` engine (SegmentStorageAdapter), as a broker's would, after a warm-up
 # that is not measured (every JVM on the path needs its JIT warm: cold runs measured half as much).
-# Usage: scripts/bench-cluster.sh [seconds=20] [in-flight=32] [records-per-request=16] [warmup-seconds=30]
+# With shards > 1, each mode writes that many shards in turn (their leaders spread over the nodes), sharing
+# the window of calls in flight.
+# Usage: scripts/bench-cluster.sh [seconds=20] [in-flight=32] [records-per-request=16] [warmup-seconds=30] [shards=1]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN="${1:-20}"
 IN_FLIGHT="${2:-32}"
 PER_REQUEST="${3:-16}"
 WARMUP="${4:-30}"
+SHARDS="${5:-1}"
 export RUN_DIR="run/bench-cluster"
 rm -rf "$RUN_DIR"
 trap 'scripts/stop-cluster.sh >/dev/null' EXIT
@@ -18,12 +21,22 @@ META="$(cat "$RUN_DIR/meta-addresses")"
 LOG="-Dlogback.configurationFile=$PWD/config/logback.xml"
 ADMIN=(java "$LOG" -cp "$PWD/meta-service/target/classes:$(cat "$RUN_DIR/classpath.txt")" dev.segstore.meta.server.MetaAdminMain --meta "$META")
 LOAD=(java "$LOG" -cp "$PWD/storage-node/target/classes:$(cat "$RUN_DIR/node-classpath.txt")" dev.segstore.node.server.LoadGeneratorMain --meta "$META")
-echo "cluster benchmark: 3 replicas, min ISR 2, 1 KiB records, $PER_REQUEST records per request, $IN_FLIGHT requests in flight, ${WARMUP}s warm-up, ${SECONDS_RUN}s measured"
+echo "cluster benchmark: 3 replicas, min ISR 2, 1 KiB records, $PER_REQUEST records per request, $IN_FLIGHT requests in flight, $SHARDS shard(s), ${WARMUP}s warm-up, ${SECONDS_RUN}s measured"
 for mode in fsync page-cache; do
-  "${ADMIN[@]}" create-shard "bench-$mode" --replicas 3 --min-isr 2 --durability "$mode" > /dev/null
-  for _ in $(seq 1 50); do  # wait until the leader serves
-    if "${LOAD[@]}" --shard "bench-$mode" --seconds 1 --warmup-seconds 0 --in-flight 1 --records-per-request 1 > /dev/null 2>&1; then break; fi
+  NAMES=()
+  for i in $(seq 1 "$SHARDS"); do
+    name="bench-$mode"; [ "$SHARDS" -gt 1 ] && name="bench-$mode-$i"
+    NAMES+=("$name")
+    "${ADMIN[@]}" create-shard "$name" --replicas 3 --min-isr 2 --durability "$mode" > /dev/null
+    for _ in $(seq 1 50); do  # wait until the leader serves
+      if "${LOAD[@]}" --shard "$name" --seconds 1 --warmup-seconds 0 --in-flight 1 --records-per-request 1 > /dev/null 2>&1; then break; fi
+    done
   done
-  echo "durability $mode:"
-  "${LOAD[@]}" --shard "bench-$mode" --seconds "$SECONDS_RUN" --warmup-seconds "$WARMUP" --in-flight "$IN_FLIGHT" --records-per-request "$PER_REQUEST" 2>&1 | grep -E "^(produce|consume)"
+  LIST="$(IFS=,; echo "${NAMES[*]}")"
+  LEADERS=""
+  for name in "${NAMES[@]}"; do
+    LEADERS+=" $name: node $("${ADMIN[@]}" route "$name" | grep -o "leader [0-9]*" | tail -1 | cut -d' ' -f2)"
+  done
+  echo "durability $mode (leaders:$LEADERS):"
+  "${LOAD[@]}" --shard "$LIST" --seconds "$SECONDS_RUN" --warmup-seconds "$WARMUP" --in-flight "$IN_FLIGHT" --records-per-request "$PER_REQUEST" 2>&1 | grep -E "^(produce|consume)"
 done

@@ -19,7 +19,7 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Load generator for a running cluster, through the {@code segment} engine as a broker uses it: batch writes
- * to a shard with a window of calls in flight (each acknowledged by the ISR, per the shard's durability;
+ * to one shard or several in turn, with a window of calls in flight (each acknowledged by the ISR, per the shard's durability;
  * the engine follows the shard across segment rolls), after a warm-up that is not measured (the JIT of
  * every process on the path needs it), then reads everything back. Prints records/s, MB/s and per-call
  * latency percentiles (HdrHistogram). Used by scripts/bench-cluster.sh.
@@ -28,8 +28,9 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class LoadGeneratorMain implements Callable<Integer> {
     @Option(names = "--meta", required = true, split = ",")
     List<String> meta;
-    @Option(names = "--shard", required = true)
-    String shard;
+    @Option(names = "--shard", required = true, split = ",",
+            description = "shard(s) to write; with several, calls go to each in turn and share the window")
+    List<String> shards;
     @Option(names = "--seconds", defaultValue = "10", description = "measured seconds")
     int seconds;
     @Option(names = "--warmup-seconds", defaultValue = "10", description = "seconds of load before measuring")
@@ -59,9 +60,11 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             long warmupEnd = System.nanoTime() + TimeUnit.SECONDS.toNanos(warmupSeconds);
             long end = warmupEnd + TimeUnit.SECONDS.toNanos(seconds);
             long now;
+            long calls = 0;
             while ((now = System.nanoTime()) < end) {
                 window.acquire();
                 long start = now;
+                String shard = shards.get((int) (calls++ % shards.size()));
                 adapter.batchWrite(shard, batch).whenComplete((offsets, e) -> {
                     long done = System.nanoTime();
                     if (e != null) {
@@ -81,20 +84,22 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             System.out.printf("produce  %,12.0f records/s %8.1f MB/s   p50 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  max %7.2f ms  failed %d%n",
                     rps, rps * recordBytes / 1e6, h.getValueAtPercentile(50) / 1e6, h.getValueAtPercentile(99) / 1e6,
                     h.getValueAtPercentile(99.9) / 1e6, h.getMaxValue() / 1e6, failed.get());
-            long offset = 0;
             long records = 0;
             long cStart = System.nanoTime();
-            while (true) {
-                List<Record> page = adapter.readByOffset(shard, offset, 5_000).get(60, TimeUnit.SECONDS);
-                if (page.isEmpty()) {
-                    break;
+            for (String shard : shards) {
+                long offset = 0;
+                while (true) {
+                    List<Record> page = adapter.readByOffset(shard, offset, 5_000).get(60, TimeUnit.SECONDS);
+                    if (page.isEmpty()) {
+                        break;
+                    }
+                    records += page.size();
+                    offset = page.get(page.size() - 1).offset() + 1;
                 }
-                records += page.size();
-                offset = page.get(page.size() - 1).offset() + 1;
             }
             double secs = (System.nanoTime() - cStart) / 1e9;
-            System.out.printf("consume  %,12.0f records/s %8.1f MB/s   (%,d records: the whole shard)%n",
-                    records / secs, records * (double) recordBytes / secs / 1e6, records);
+            System.out.printf("consume  %,12.0f records/s %8.1f MB/s   (%,d records: the whole shard%s, one after another)%n",
+                    records / secs, records * (double) recordBytes / secs / 1e6, records, shards.size() == 1 ? "" : "s");
         }
         return 0;
     }
