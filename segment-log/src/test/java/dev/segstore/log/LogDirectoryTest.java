@@ -221,32 +221,19 @@ class LogDirectoryTest {
             SegmentLog log = directory.openLog("a", CONFIG.withSegmentBytes(128 * 1024).withIndexIntervalBytes(512), 0);
             AtomicBoolean done = new AtomicBoolean();
             ConcurrentLinkedQueue<Throwable> errors = new ConcurrentLinkedQueue<>();
-            List<Thread> readers = new ArrayList<>();
-            for (int t = 0; t < 2; t++) {
-                Thread reader = new Thread(() -> {
-                    java.util.Random random = new java.util.Random(t0());
-                    while (!done.get()) {
-                        try {
-                            long end = log.writtenEndOffset();
-                            if (end == 0) {
-                                continue;
-                            }
-                            long from = random.nextLong(end);
-                            for (LogRecord r : log.read(from, 50, 1 << 20, Long.MAX_VALUE)) {
-                                String expected = "rec-" + r.offset();
-                                if (!expected.equals(LogFixtures.text(r))) {
-                                    throw new AssertionError("offset " + r.offset() + " holds " + LogFixtures.text(r));
-                                }
-                            }
-                        } catch (Throwable e) {
-                            errors.add(e);
-                            return;
-                        }
+            List<Thread> readers = startReaders(2, done, errors, (index, random) -> {
+                long end = log.writtenEndOffset();
+                if (end == 0) {
+                    return;
+                }
+                long from = random.nextLong(end);
+                for (LogRecord r : log.read(from, 50, 1 << 20, Long.MAX_VALUE)) {
+                    String expected = "rec-" + r.offset();
+                    if (!expected.equals(LogFixtures.text(r))) {
+                        throw new AssertionError("offset " + r.offset() + " holds " + LogFixtures.text(r));
                     }
-                });
-                reader.start();
-                readers.add(reader);
-            }
+                }
+            });
             long next = 0;
             List<CompletableFuture<AppendResult>> inFlight = new ArrayList<>();
             for (int b = 0; b < 2000; b++) {
@@ -283,45 +270,31 @@ class LogDirectoryTest {
             AtomicBoolean done = new AtomicBoolean();
             ConcurrentLinkedQueue<Throwable> errors = new ConcurrentLinkedQueue<>();
             java.util.concurrent.atomic.AtomicLong reads = new java.util.concurrent.atomic.AtomicLong();
-            List<Thread> readers = new ArrayList<>();
-            for (int t = 0; t < 2; t++) {
-                boolean slices = t == 1;
-                long readerSeed = t0();
-                Thread reader = new Thread(() -> {
-                    java.util.Random r = new java.util.Random(readerSeed);
-                    while (!done.get()) {
-                        long end = log.writtenEndOffset();
-                        if (end == 0) {
-                            continue;
-                        }
-                        // Near the end, where the truncations cut.
-                        long from = Math.max(0, end - 1 - r.nextInt(120));
-                        try {
-                            if (slices) {
-                                log.readSlice(from, 4096, Long.MAX_VALUE).close();
-                            } else {
-                                for (LogRecord rec : log.read(from, 50, 1 << 20, Long.MAX_VALUE)) {
-                                    String text = LogFixtures.text(rec);
-                                    if (!text.endsWith("-" + rec.offset())) {
-                                        throw new AssertionError("offset " + rec.offset() + " holds " + text);
-                                    }
-                                }
+            List<Thread> readers = startReaders(2, done, errors, (index, r) -> {
+                long end = log.writtenEndOffset();
+                if (end == 0) {
+                    return;
+                }
+                // Near the end, where the truncations cut.
+                long from = Math.max(0, end - 1 - r.nextInt(120));
+                try {
+                    if (index == 1) {
+                        log.readSlice(from, 4096, Long.MAX_VALUE).close();
+                    } else {
+                        for (LogRecord rec : log.read(from, 50, 1 << 20, Long.MAX_VALUE)) {
+                            String text = LogFixtures.text(rec);
+                            if (!text.endsWith("-" + rec.offset())) {
+                                throw new AssertionError("offset " + rec.offset() + " holds " + text);
                             }
-                            reads.incrementAndGet();
-                        } catch (LogException e) {
-                            if (e.kind() != LogException.Kind.OFFSET_OUT_OF_RANGE) {
-                                errors.add(e);
-                                return;
-                            }
-                        } catch (Throwable e) {
-                            errors.add(e);
-                            return;
                         }
                     }
-                });
-                reader.start();
-                readers.add(reader);
-            }
+                    reads.incrementAndGet();
+                } catch (LogException e) {
+                    if (e.kind() != LogException.Kind.OFFSET_OUT_OF_RANGE) {
+                        throw e;
+                    }
+                }
+            });
             long next = 0;
             for (int round = 0; round < 300 && errors.isEmpty(); round++) {
                 List<CompletableFuture<AppendResult>> inFlight = new ArrayList<>();
@@ -345,6 +318,33 @@ class LogDirectoryTest {
             assertTrue(errors.isEmpty(), () -> "seed " + seed + ": a reader failed: " + errors.peek());
             assertTrue(reads.get() > 100, "the readers read: " + reads.get());
         }
+    }
+
+    @FunctionalInterface
+    private interface ReaderStep {
+        void run(int index, java.util.Random random) throws Exception;
+    }
+
+    /** Starts {@code count} threads that repeat {@code step} (each with its own printed seed) until {@code done}; the first error stops a thread. */
+    private static List<Thread> startReaders(int count, AtomicBoolean done, ConcurrentLinkedQueue<Throwable> errors, ReaderStep step) {
+        List<Thread> readers = new ArrayList<>();
+        for (int t = 0; t < count; t++) {
+            int index = t;
+            java.util.Random random = new java.util.Random(t0());
+            Thread reader = new Thread(() -> {
+                while (!done.get()) {
+                    try {
+                        step.run(index, random);
+                    } catch (Throwable e) {
+                        errors.add(e);
+                        return;
+                    }
+                }
+            });
+            reader.start();
+            readers.add(reader);
+        }
+        return readers;
     }
 
     private static long t0() {
