@@ -421,7 +421,7 @@ public final class SegmentLog {
 
     /**
      * A background force covered every byte below {@code end} (read on the I/O thread when it started). Runs on
-     * the forcer thread; nothing moves the end back meanwhile, as a truncation first waits for the force.
+     * a force thread; nothing moves the end back meanwhile, as a truncation first waits for the force.
      */
     void onDurable(long end) {
         if (end > durableEndOffset) {

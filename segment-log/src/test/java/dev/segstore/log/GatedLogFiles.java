@@ -15,6 +15,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 final class GatedLogFiles extends ForwardingLogFiles {
     final AtomicInteger forces = new AtomicInteger();
     final AtomicInteger writes = new AtomicInteger();
+    /** Forces waiting at the closed gate right now. */
+    final AtomicInteger held = new AtomicInteger();
     private volatile CountDownLatch gate = new CountDownLatch(0);
     private volatile CountDownLatch entered = new CountDownLatch(1);
 
@@ -53,6 +55,7 @@ final class GatedLogFiles extends ForwardingLogFiles {
                 if (g.getCount() > 0) {
                     entered.countDown();
                 }
+                held.incrementAndGet();
                 try {
                     if (!g.await(30, TimeUnit.SECONDS)) {
                         throw new IOException("gate never opened");
@@ -60,6 +63,8 @@ final class GatedLogFiles extends ForwardingLogFiles {
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     throw new IOException(e);
+                } finally {
+                    held.decrementAndGet();
                 }
                 inner.force();
             }

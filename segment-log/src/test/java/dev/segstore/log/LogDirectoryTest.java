@@ -103,13 +103,13 @@ class LogDirectoryTest {
             SegmentLog log = directory.openLog("a", CONFIG, 0);
             files.close();
             assertTrue(await(log.appendAsLeader(big("first"), 0, Durability.PAGE_CACHE)).appended());
-            files.awaitHeld(); // the forcer is inside force() for "first"
+            files.awaitHeld(); // a force thread is inside force() for "first"
             List<CompletableFuture<AppendResult>> later = new ArrayList<>();
             for (int i = 0; i < 50; i++) {
                 later.add(log.appendAsLeader(records(1, 1, "p" + i), 0, Durability.PAGE_CACHE));
             }
             for (CompletableFuture<AppendResult> f : later) {
-                // Before the forcer, these waited behind the held force: a bounded wait tells the two apart.
+                // Before background forces left the I/O thread, these waited behind the held force: a bounded wait tells the two apart.
                 assertTrue(f.get(10, TimeUnit.SECONDS).appended());
             }
             assertEquals(51, log.writtenEndOffset());
@@ -138,6 +138,25 @@ class LogDirectoryTest {
             files.open();
             assertTrue(await(third).appended());
             LogFixtures.waitFor("the first two appends to be durable", () -> log.durableEndOffset() >= 2);
+        }
+    }
+
+    @Test
+    void aForceOfSeveralSegmentsForcesThemAtOnce() throws Exception {
+        GatedLogFiles files = new GatedLogFiles();
+        try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_64K, files, () -> 0L)) {
+            List<SegmentLog> logs = List.of(directory.openLog("a", CONFIG, 0), directory.openLog("b", CONFIG, 0),
+                    directory.openLog("c", CONFIG, 0));
+            files.close();
+            assertTrue(await(logs.get(0).appendAsLeader(records(1, 1, "small"), 0, Durability.PAGE_CACHE)).appended());
+            assertTrue(await(logs.get(1).appendAsLeader(records(1, 1, "small"), 0, Durability.PAGE_CACHE)).appended());
+            // Past the threshold: one background force covers the three segments, each on its own force thread.
+            assertTrue(await(logs.get(2).appendAsLeader(big("big"), 0, Durability.PAGE_CACHE)).appended());
+            LogFixtures.waitFor("three forces held at the gate at once", () -> files.held.get() == 3);
+            files.open();
+            for (SegmentLog log : logs) {
+                LogFixtures.waitFor("log " + log.name() + " to be durable", () -> log.durableEndOffset() == 1);
+            }
         }
     }
 
