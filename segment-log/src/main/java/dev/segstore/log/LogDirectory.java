@@ -278,19 +278,12 @@ public final class LogDirectory implements AutoCloseable {
                         flush();
                         continue;
                     }
-                    if (backgroundForce != null) {
-                        // The next background force is due while one still runs: the disk is behind the writes.
-                        // Waiting here is the back-pressure that keeps unsynced bytes within about twice the
-                        // policy's threshold (one force in flight, one accumulating), as when forces blocked writes.
-                        try {
-                            awaitBackgroundForce();
-                        } catch (IOException e) {
-                            ioFailure(e, "forcing segments in " + root);
-                            failPending();
-                            continue;
-                        }
+                    // If one still runs, the disk is behind the writes: waiting for it is the back-pressure that
+                    // keeps unsynced bytes within about twice the policy's threshold (one force in flight, one
+                    // accumulating), as when forces blocked writes.
+                    if (finishBackgroundForce()) {
+                        startBackgroundForce();
                     }
-                    startBackgroundForce();
                     continue;
                 }
                 IoTask first = wait == FlushPolicy.NEVER ? queue.take() : queue.poll(wait, TimeUnit.NANOSECONDS);
@@ -468,15 +461,22 @@ public final class LogDirectory implements AutoCloseable {
         backgroundForce.whenComplete((v, t) -> queue.add(WAKE));
     }
 
-    /** Reaps a finished background force; an I/O error in it takes the directory offline. */
+    /** Reaps a finished background force (see {@link #finishBackgroundForce}). */
     private void reapBackgroundForce() {
         if (backgroundForce != null && backgroundForce.isDone()) {
-            try {
-                awaitBackgroundForce();
-            } catch (IOException e) {
-                ioFailure(e, "forcing segments in " + root);
-                failPending();
-            }
+            finishBackgroundForce();
+        }
+    }
+
+    /** Waits for the background force in flight, if any; false if it failed, which took the directory offline. */
+    private boolean finishBackgroundForce() {
+        try {
+            awaitBackgroundForce();
+            return true;
+        } catch (IOException e) {
+            ioFailure(e, "forcing segments in " + root);
+            failPending();
+            return false;
         }
     }
 

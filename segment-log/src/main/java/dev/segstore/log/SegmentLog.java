@@ -20,6 +20,7 @@ import java.util.List;
 import java.util.OptionalLong;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.function.Supplier;
 
 /**
  * A shard's replica on this node: a chain of {@link Segment} files in one directory, with a leader-epoch
@@ -463,11 +464,17 @@ public final class SegmentLog {
         if (maxRecords < 1 || maxBytes < 1) {
             throw LogException.invalid("maxRecords and maxBytes must be >= 1: " + maxRecords + ", " + maxBytes);
         }
+        return readRacingTruncations(offset,
+                () -> reader.read(segments, offset, maxRecords, maxBytes, Math.min(upperBound, writtenEndOffset)));
+    }
+
+    /** Runs {@code read} (which reads the log's current segments) and reads again after a racing truncation. */
+    private <T> T readRacingTruncations(long offset, Supplier<T> read) {
         for (int attempt = 1; ; attempt++) {
             checkReadable(offset);
             long seen = truncations;
             try {
-                return reader.read(segments, offset, maxRecords, maxBytes, Math.min(upperBound, writtenEndOffset));
+                return read.get();
             } catch (LogException e) {
                 awaitTruncationIfRaced(e, seen, attempt);
             }
@@ -498,15 +505,8 @@ public final class SegmentLog {
         if (maxBytes < 1) {
             throw LogException.invalid("maxBytes must be >= 1: " + maxBytes);
         }
-        for (int attempt = 1; ; attempt++) {
-            checkReadable(offset);
-            long seen = truncations;
-            try {
-                return reader.readSlice(segments, offset, maxBytes, Math.min(upperBound, writtenEndOffset));
-            } catch (LogException e) {
-                awaitTruncationIfRaced(e, seen, attempt);
-            }
-        }
+        return readRacingTruncations(offset,
+                () -> reader.readSlice(segments, offset, maxBytes, Math.min(upperBound, writtenEndOffset)));
     }
 
     /** The first offset below {@code upperBound} whose record has a timestamp &gt;= {@code timestamp}. */

@@ -96,20 +96,27 @@ class LogDirectoryTest {
         return List.of(AppendRecord.of(1, (name + "-".repeat(THRESHOLD)).getBytes(StandardCharsets.UTF_8)));
     }
 
+    /** Opens log "a" and appends a threshold's worth ("first"): a force thread is then held in its force(). */
+    private static SegmentLog holdABackgroundForce(LogDirectory directory, GatedLogFiles files) throws InterruptedException {
+        SegmentLog log = directory.openLog("a", CONFIG, 0);
+        files.close();
+        assertTrue(await(log.appendAsLeader(big("first"), 0, Durability.PAGE_CACHE)).appended());
+        files.awaitHeld();
+        return log;
+    }
+
     @Test
     void pageCacheAppendsAreAcknowledgedWhileABackgroundForceIsHeld() throws Exception {
         GatedLogFiles files = new GatedLogFiles();
         try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_64K, files, () -> 0L)) {
-            SegmentLog log = directory.openLog("a", CONFIG, 0);
-            files.close();
-            assertTrue(await(log.appendAsLeader(big("first"), 0, Durability.PAGE_CACHE)).appended());
-            files.awaitHeld(); // a force thread is inside force() for "first"
+            SegmentLog log = holdABackgroundForce(directory, files);
             List<CompletableFuture<AppendResult>> later = new ArrayList<>();
             for (int i = 0; i < 50; i++) {
                 later.add(log.appendAsLeader(records(1, 1, "p" + i), 0, Durability.PAGE_CACHE));
             }
             for (CompletableFuture<AppendResult> f : later) {
-                // Before background forces left the I/O thread, these waited behind the held force: a bounded wait tells the two apart.
+                // Before background forces left the I/O thread, these waited behind the held force: a bounded
+                // wait tells the two apart.
                 assertTrue(f.get(10, TimeUnit.SECONDS).appended());
             }
             assertEquals(51, log.writtenEndOffset());
@@ -124,10 +131,7 @@ class LogDirectoryTest {
     void whenTheNextBackgroundForceIsDueTheIoThreadWaitsForTheOneInFlight() throws Exception {
         GatedLogFiles files = new GatedLogFiles();
         try (LogDirectory directory = LogDirectory.open(root, FORCE_EVERY_64K, files, () -> 0L)) {
-            SegmentLog log = directory.openLog("a", CONFIG, 0);
-            files.close();
-            assertTrue(await(log.appendAsLeader(big("first"), 0, Durability.PAGE_CACHE)).appended());
-            files.awaitHeld();
+            SegmentLog log = holdABackgroundForce(directory, files);
             // Another threshold's worth is written (and acknowledged: it is in the page cache), then the next
             // force is due: the I/O thread waits for the held one, and appends behind it wait too.
             assertTrue(await(log.appendAsLeader(big("second"), 0, Durability.PAGE_CACHE)).appended());
