@@ -56,6 +56,8 @@ public final class LogDirectory implements AutoCloseable {
     /** Log names become directory names: no separators, no leading dot. */
     private static final Pattern LOG_NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,254}");
     private static final int WRITE_BUFFER = 1 << 20;
+    /** Threads per directory that force segment files, several at once. */
+    private static final int FORCE_THREADS = 4;
     /** Queued when a background force ends, to wake an idle I/O thread; does nothing. */
     private static final IoTask WAKE = new IoTask.Run("wake up after a background force", () -> null, new CompletableFuture<>());
 
@@ -69,7 +71,6 @@ public final class LogDirectory implements AutoCloseable {
     private final Map<String, SegmentLog> logs = new ConcurrentHashMap<>();
     private final Thread ioThread;
     /** Threads that force segment files, several at once. */
-    private static final int FORCE_THREADS = 4;
     private final ExecutorService forcers;
     private volatile LogException failure;
     private volatile boolean closed;
@@ -290,7 +291,7 @@ public final class LogDirectory implements AutoCloseable {
                 if (halted) {
                     return;
                 }
-                if (first == null || first == WAKE) {
+                if (first == null) {
                     continue;
                 }
                 batch.add(first);
