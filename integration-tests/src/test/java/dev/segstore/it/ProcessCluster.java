@@ -1,6 +1,8 @@
 package dev.segstore.it;
 
+import dev.segstore.client.MetaClient;
 import dev.segstore.node.server.InJvmCluster;
+import dev.segstore.protocol.meta.NodeState;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -71,6 +73,55 @@ final class ProcessCluster implements AutoCloseable {
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("process.log").toFile()))
                 .start();
     }
+
+    /**
+     * Waits until the meta-service counts three live storage nodes. On a timeout the error says which processes
+     * have ended and shows the end of every process's log, so a failed start can be told from a slow one.
+     */
+    void awaitThreeLiveNodes(MetaClient meta, String what, long timeoutMs) {
+        try {
+            InJvmCluster.waitFor(what, timeoutMs, () -> liveNodes(meta) == 3);
+        } catch (AssertionError timedOut) {
+            throw new AssertionError(timedOut.getMessage() + "\n" + report(), timedOut);
+        }
+    }
+
+    /** Storage nodes the meta-service counts as alive, or -1 when it does not answer. */
+    static int liveNodes(MetaClient meta) {
+        try {
+            return (int) meta.describeCluster().get(10, TimeUnit.SECONDS).getNodesList().stream()
+                    .filter(n -> n.getState() == NodeState.ALIVE).count();
+        } catch (Exception e) {
+            return -1;
+        }
+    }
+
+    /** Each process: alive or its exit code, and the last lines of its log. */
+    String report() {
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < metas.length; i++) {
+            describe(out, "meta-" + i, metas[i]);
+        }
+        for (int id = 1; id < nodes.length; id++) {
+            describe(out, "node-" + id, nodes[id]);
+        }
+        return out.toString();
+    }
+
+    private void describe(StringBuilder out, String name, Process p) {
+        out.append("--- ").append(name).append(": ")
+                .append(p == null ? "not started" : p.isAlive() ? "alive (pid " + p.pid() + ")" : "ended with exit code " + p.exitValue())
+                .append('\n');
+        Path log = root.resolve(name).resolve("process.log");
+        try {
+            List<String> lines = Files.exists(log) ? Files.readAllLines(log) : List.of();
+            lines.subList(Math.max(0, lines.size() - LOG_LINES), lines.size()).forEach(l -> out.append("    ").append(l).append('\n'));
+        } catch (IOException | java.io.UncheckedIOException e) {
+            out.append("    (log unreadable: ").append(e).append(")\n");
+        }
+    }
+
+    private static final int LOG_LINES = 25;
 
     /** Starts storage node {@code id} again on its own data directory (after a kill). */
     void restartNode(int id) throws IOException {

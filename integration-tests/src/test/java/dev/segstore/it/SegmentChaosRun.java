@@ -67,7 +67,7 @@ class SegmentChaosRun {
         SegmentStorageAdapter adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaRpcAddresses,
                 60_000, 2_000, DurabilityMode.FSYNC));
         try {
-            InJvmCluster.waitFor("three storage nodes", 120_000, () -> liveNodes(meta) == 3);
+            cluster.awaitThreeLiveNodes(meta, "three storage nodes", 120_000);
             adapter.createShard(ShardConfig.of(SHARD, SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
                     .withSegmentBytes(256 * 1024)).get(60, TimeUnit.SECONDS);
 
@@ -126,7 +126,7 @@ class SegmentChaosRun {
                     } finally {
                         ProcessCluster.signal(cluster.nodes[node], "CONT");
                     }
-                    InJvmCluster.waitFor("node " + node + " back", 120_000, () -> liveNodes(meta) == 3);
+                    cluster.awaitThreeLiveNodes(meta, "node " + node + " back", 120_000);
                 } else if (action == 4) {
                     String leader = meta.describeCluster().get(30, TimeUnit.SECONDS).getLeader();
                     int i = cluster.metaRpcAddresses.indexOf(leader);
@@ -143,7 +143,7 @@ class SegmentChaosRun {
                     ProcessCluster.kill(cluster.nodes[node]);
                     awaitProgress(acked, 100 + random.nextInt(300));
                     cluster.restartNode(node);
-                    InJvmCluster.waitFor("node " + node + " back", 120_000, () -> liveNodes(meta) == 3);
+                    cluster.awaitThreeLiveNodes(meta, "node " + node + " back", 120_000);
                 }
             }
             stop[0] = true;
@@ -176,15 +176,6 @@ class SegmentChaosRun {
                 cluster.destroyAll();
                 System.out.println("chaos: failed; the processes' directories and logs are kept in " + cluster.root);
             }
-        }
-    }
-
-    private static int liveNodes(MetaClient meta) {
-        try {
-            return (int) meta.describeCluster().get(10, TimeUnit.SECONDS).getNodesList().stream()
-                    .filter(n -> n.getState() == dev.segstore.protocol.meta.NodeState.ALIVE).count();
-        } catch (Exception e) {
-            return -1;
         }
     }
 

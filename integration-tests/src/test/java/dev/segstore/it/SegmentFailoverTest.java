@@ -46,13 +46,7 @@ class SegmentFailoverTest {
         meta = new MetaClient(cluster.metaRpcAddresses, 2_000, 60_000);
         adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaRpcAddresses, 60_000, 2_000, DurabilityMode.FSYNC));
         // Wait until the three storage nodes registered (the first create needs three live nodes).
-        InJvmCluster.waitFor("three storage nodes", 90_000, () -> {
-            try {
-                return meta.describeCluster().get(10, TimeUnit.SECONDS).getNodesCount() == 3;
-            } catch (Exception e) {
-                return false;
-            }
-        });
+        cluster.awaitThreeLiveNodes(meta, "three storage nodes", 90_000);
         adapter.createShard(ShardConfig.of("orders", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)).get(60, TimeUnit.SECONDS);
     }
 

@@ -111,6 +111,7 @@ public final class StorageNode implements AutoCloseable {
     private final ShardOwners owners;
     private final NodeMetrics metrics;
     private volatile long incarnation = -1;
+    private volatile int registrationFailures; // written by the control thread only
     private volatile boolean closed;
     private final int boundPort;
 
@@ -163,8 +164,9 @@ public final class StorageNode implements AutoCloseable {
                         dev.segstore.protocol.node.ReplicaStatusRequest::getSegment, this::replicaStatus));
         InetSocketAddress bound = server.start(config.host(), config.port());
         this.boundPort = bound.getPort();
-        register();
-        control.scheduleWithFixedDelay(this::heartbeat, config.heartbeatMs(), config.heartbeatMs(), TimeUnit.MILLISECONDS);
+        // The first tick registers, and ticks go on registering until it succeeds: a node started while the
+        // meta-service has no leader yet (a whole cluster started at once, a slow election) waits for it.
+        control.scheduleWithFixedDelay(this::heartbeat, 0, config.heartbeatMs(), TimeUnit.MILLISECONDS);
         long tick = Math.max(10, config.replicaMaxLagMs() / 2);
         control.scheduleWithFixedDelay(this::isrTick, tick, tick, TimeUnit.MILLISECONDS);
         control.scheduleWithFixedDelay(this::indexTick, 200, 200, TimeUnit.MILLISECONDS);
@@ -232,15 +234,36 @@ public final class StorageNode implements AutoCloseable {
 
     // ---- meta-service: registration, heartbeats, assignments ----------------------------------------------
 
-    private void register() throws Exception {
-        NodeAssignments a = meta.registerNode(config.nodeId(), config.host(), boundPort).get(30, TimeUnit.SECONDS);
-        incarnation = a.getNode().getIncarnation();
-        LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
-        control.execute(() -> apply(a));
+    /** Whether the node has registered with the meta-service (it serves no replica before). */
+    public boolean registered() {
+        return incarnation >= 0;
     }
 
+    /** Failed registration attempts since the node started (each is retried on the next tick). */
+    public int registrationFailures() {
+        return registrationFailures;
+    }
+
+    private void register() {
+        try {
+            NodeAssignments a = meta.registerNode(config.nodeId(), config.host(), boundPort).get(30, TimeUnit.SECONDS);
+            incarnation = a.getNode().getIncarnation();
+            LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
+            apply(a);
+        } catch (Exception e) {
+            registrationFailures++;
+            Throwable cause = e.getCause() != null ? e.getCause() : e;
+            LOG.warn("Storage node {}: registration with the meta-service failed ({}); trying again", config.nodeId(), cause.toString());
+        }
+    }
+
+    /** Control thread, every heartbeat interval: registers until registered, then heartbeats. */
     private void heartbeat() {
         if (closed) {
+            return;
+        }
+        if (!registered()) {
+            register();
             return;
         }
         try {
@@ -250,11 +273,8 @@ public final class StorageNode implements AutoCloseable {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
             if (cause instanceof RpcException re && re.code() == ErrorCode.FENCED_EPOCH.code()) {
                 LOG.warn("Storage node {} was fenced; registering again", config.nodeId());
-                try {
-                    register();
-                } catch (Exception again) {
-                    LOG.warn("Registration failed: {}", again.toString());
-                }
+                incarnation = -1;
+                register();
             } else {
                 LOG.warn("Heartbeat failed: {}", cause.toString());
             }

@@ -66,7 +66,9 @@ public final class InJvmCluster implements AutoCloseable {
     public StorageNode startNode(int id) throws Exception {
         nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000,
                 dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0), faults.apply(id));
-        return nodes[id];
+        StorageNode started = nodes[id];
+        waitFor("storage node " + id + " to register", 30_000, started::registered);
+        return started;
     }
 
     /** Stops storage node {@code id} (its data stays). */
@@ -122,8 +124,8 @@ public final class InJvmCluster implements AutoCloseable {
             if (System.nanoTime() > end) {
                 throw new AssertionError("timed out waiting for " + what);
             }
-            Thread.onSpinWait();
-            Thread.yield();
+            // Poll, not spin: on 2 cores a spinning test thread takes CPU from the cluster it waits for.
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000L);
         }
     }
 
