@@ -77,13 +77,7 @@ public final class Partition {
     private int isrVersion;
     private List<Integer> pendingIsr;
     private long highWatermark;
-    // Segment roll: once the log reaches rollBytes the leader stops taking writes, waits until the high
-    // watermark reaches the log end, and asks the controller to seal the segment there.
-    private long rollBytes = Long.MAX_VALUE;
-    private Roller roller;
-    private boolean sealing;
-    private boolean rollRequested;
-    private long sealedEnd = -1;
+    private final SegmentRoll roll = new SegmentRoll();
 
     /** Asks the controller to seal this segment at {@code endOffset} and open the next one. */
     @FunctionalInterface
@@ -120,17 +114,12 @@ public final class Partition {
      * in this segment (checked by {@link #maybeRetryRoll}).
      */
     public synchronized void configureRoll(long segmentBytes, long segmentMs, Roller roller) {
-        this.rollBytes = segmentBytes;
-        this.rollMs = segmentMs;
-        this.roller = roller;
+        roll.configure(segmentBytes, segmentMs, roller);
     }
-
-    private long rollMs = Long.MAX_VALUE;
-    private long firstWriteMs = -1;
 
     /** The end offset this segment was sealed at, or -1 while it is open. */
     public synchronized long sealedEnd() {
-        return sealedEnd;
+        return roll.sealedEnd();
     }
 
     public synchronized long highWatermark() {
@@ -149,33 +138,11 @@ public final class Partition {
         return leaderEpoch;
     }
 
-    /**
-     * What monitoring and admin tools want of this replica, read at once under the monitor.
-     *
-     * @param replicas  the segment's replica count (0 before an assignment)
-     * @param isr       the ISR as this replica knows it (the committed one on a leader)
-     * @param followers on a leader, what it learnt of each follower from its fetches; empty elsewhere
-     * @param nowMs     the clock reading the follower times compare with
-     */
-    public record Status(Role role, int leaderEpoch, long logEndOffset, long highWatermark, int replicas, List<Integer> isr,
-                         int minIsr, boolean sealed, List<FollowerProgress> followers, long nowMs) {
-        /** On a leader: the most records any follower lacks of its log end (-1: one not heard from yet); else 0. */
-        public long maxFollowerLag() {
-            long lag = 0;
-            for (FollowerProgress p : followers) {
-                if (p.logEndOffset() < 0) {
-                    return -1;
-                }
-                lag = Math.max(lag, logEndOffset - p.logEndOffset());
-            }
-            return lag;
-        }
-    }
-
-    public synchronized Status status() {
+    /** What monitoring and admin tools want of this replica, read at once under the monitor. */
+    public synchronized PartitionStatus status() {
         List<FollowerProgress> progress = role == Role.LEADER ? List.copyOf(new TreeMap<>(followers).values()) : List.of();
-        return new Status(role, leaderEpoch, log.logEndOffset(), highWatermark, replicas.size(), isr,
-                config.minInSyncReplicas(), sealedEnd >= 0, progress, clockMs.getAsLong());
+        return new PartitionStatus(role, leaderEpoch, log.logEndOffset(), highWatermark, replicas.size(), isr,
+                config.minInSyncReplicas(), roll.sealedEnd() >= 0, progress, clockMs.getAsLong());
     }
 
     public SegmentLog log() {
@@ -274,7 +241,7 @@ public final class Partition {
         if (role != Role.LEADER) {
             return CompletableFuture.failedFuture(notLeader().notApplied());
         }
-        if (sealing || sealedEnd >= 0) {
+        if (roll.refusesWrites()) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_LEADER, name
                     + ": this segment is full and being sealed; refresh the route and write to the next segment", -1, leaderEpoch).notApplied());
         }
@@ -306,11 +273,8 @@ public final class Partition {
         }
         producers.record(producerId, baseSequence, count, base);
         waitFor(new Waiter(base + count - 1, base, acked));
-        if (firstWriteMs < 0) {
-            firstWriteMs = clockMs.getAsLong();
-        }
-        if (log.sizeInBytes() >= rollBytes && roller != null) {
-            sealing = true; // no more writes here; the roll goes out once the ISR has everything
+        if (roll.afterAppend(log.sizeInBytes(), clockMs.getAsLong())) {
+            // no more writes here; the roll goes out once the ISR has everything
             LOG.info("{}: segment full at offset {}, sealing", name, log.logEndOffset());
         }
         local.whenComplete((r, e) -> {
@@ -438,17 +402,11 @@ public final class Partition {
     }
 
     private void maybeRequestRoll() {
-        if (!sealing || rollRequested || sealedEnd >= 0 || highWatermark < log.logEndOffset()) {
-            return;
-        }
-        rollRequested = true;
-        long end = highWatermark;
-        int epoch = leaderEpoch;
-        roller.roll(epoch, end).whenComplete((v, e) -> onRolled(epoch, end, e));
+        roll.maybeRequest(leaderEpoch, highWatermark, log.logEndOffset(), this::onRolled);
     }
 
-    private synchronized void onRolled(int epoch, long end, Throwable e) {
-        rollRequested = false;
+    private synchronized void onRolled(long end, Throwable e) {
+        roll.answered();
         if (e != null) {
             LOG.warn("{}: asking the controller to seal at {} failed: {}; retrying on the next tick", name, end, e.toString());
             return;
@@ -462,16 +420,9 @@ public final class Partition {
      * any more, and everything below {@code end} is committed.
      */
     public synchronized void markSealed(long end) {
-        if (sealedEnd >= 0) {
-            return;
+        if (roll.sealedEnd() >= 0 || !roll.seal(end, log.logEndOffset())) {
+            return; // sealed already, or a follower still fetching: sealed once it has caught up
         }
-        if (log.logEndOffset() < end) {
-            sealedEnd = -1;
-            pendingSealAt = end; // a follower still fetching: sealed once it has caught up
-            return;
-        }
-        sealedEnd = end;
-        sealing = false;
         highWatermark = Math.max(highWatermark, end);
         if (!log.isSealed()) {
             log.seal();
@@ -479,22 +430,14 @@ public final class Partition {
         LOG.info("{}: sealed at {}", name, end);
     }
 
-    private long pendingSealAt = -1;
-
-    /** For followers: the seal offset the controller announced, or -1. */
-    public synchronized long pendingSealAt() {
-        return pendingSealAt;
-    }
-
     /** Periodic: rolls a segment that is old enough, and asks again where a roll request failed. */
     public synchronized void maybeRetryRoll() {
         if (role != Role.LEADER) {
             return;
         }
-        if (!sealing && sealedEnd < 0 && roller != null && firstWriteMs >= 0 && rollMs != Long.MAX_VALUE
-                && clockMs.getAsLong() - firstWriteMs >= rollMs) {
-            sealing = true;
-            LOG.info("{}: segment is {} ms old at offset {}, sealing", name, clockMs.getAsLong() - firstWriteMs, log.logEndOffset());
+        long age = roll.ageOut(clockMs.getAsLong());
+        if (age >= 0) {
+            LOG.info("{}: segment is {} ms old at offset {}, sealing", name, age, log.logEndOffset());
         }
         maybeRequestRoll();
     }
@@ -740,8 +683,8 @@ public final class Partition {
             bytes += t.offsets().size();
         }
         highWatermark = Math.max(highWatermark, Math.min(r.highWatermark(), log.logEndOffset()));
-        if (pendingSealAt >= 0 && log.logEndOffset() >= pendingSealAt) {
-            markSealed(pendingSealAt);
+        if (roll.pendingSealAt() >= 0 && log.logEndOffset() >= roll.pendingSealAt()) {
+            markSealed(roll.pendingSealAt());
         }
         return bytes;
     }

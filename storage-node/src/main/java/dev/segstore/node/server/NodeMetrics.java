@@ -2,6 +2,7 @@ package dev.segstore.node.server;
 
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.node.replica.Partition;
+import dev.segstore.node.replica.PartitionStatus;
 import dev.segstore.protocol.rpc.RpcException;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.GaugeWithCallback;
@@ -84,10 +85,10 @@ final class NodeMetrics implements AutoCloseable {
         server = port < 0 ? null : HTTPServer.builder().hostname(host).port(port).registry(registry).buildAndStart();
     }
 
-    private static int count(Supplier<Collection<Partition>> replicas, java.util.function.Predicate<Partition.Status> leaderTest) {
+    private static int count(Supplier<Collection<Partition>> replicas, java.util.function.Predicate<PartitionStatus> leaderTest) {
         int n = 0;
         for (Partition p : replicas.get()) {
-            Partition.Status h = p.status();
+            PartitionStatus h = p.status();
             if (h.role() == Partition.Role.LEADER && leaderTest.test(h)) {
                 n++;
             }

@@ -14,6 +14,7 @@ import dev.segstore.client.MetaClient;
 import dev.segstore.node.replica.IsrProposer;
 import dev.segstore.node.replica.LeaderEndPoint;
 import dev.segstore.node.replica.Partition;
+import dev.segstore.node.replica.PartitionStatus;
 import dev.segstore.node.replica.ReplicaConfig;
 import dev.segstore.node.replica.ReplicaException;
 import dev.segstore.node.replica.Tombstones;
@@ -715,7 +716,7 @@ public final class StorageNode implements AutoCloseable {
 
     private CompletableFuture<Message> replicaStatus(dev.segstore.protocol.node.ReplicaStatusRequest r) {
         try {
-            Partition.Status st = hostedOrFail(r.getSegment()).partition.status();
+            PartitionStatus st = hostedOrFail(r.getSegment()).partition.status();
             dev.segstore.protocol.node.ReplicaStatusResponse.Builder b = dev.segstore.protocol.node.ReplicaStatusResponse.newBuilder()
                     .setNodeId(config.nodeId()).setRole(st.role().name()).setLeaderEpoch(st.leaderEpoch())
                     .setLogEndOffset(st.logEndOffset()).setHighWatermark(st.highWatermark()).addAllIsr(st.isr()).setSealed(st.sealed());

@@ -1,0 +1,99 @@
+package dev.segstore.node.replica;
+
+import java.util.function.BiConsumer;
+
+/**
+ * The part of a {@link Partition} that decides when its segment rolls, and holds the seal that ends it. Not
+ * thread-safe: the partition calls it under its monitor.
+ *
+ * <p>Open → <i>sealing</i>, once the segment is full ({@code segmentBytes}) or old ({@code segmentMs} after its
+ * first write): the leader takes no more writes, and once the high watermark reaches the log end it asks the
+ * controller (the {@link Partition.Roller}) to seal there, again on the next tick if asking fails →
+ * <i>sealed</i> at the end the controller committed. A follower learns that end from its assignment and seals
+ * once its log holds everything below it.
+ */
+final class SegmentRoll {
+    private long segmentBytes = Long.MAX_VALUE;
+    private long segmentMs = Long.MAX_VALUE;
+    private Partition.Roller roller;
+    private long firstWriteMs = -1;
+    private boolean sealing;
+    private boolean requested;
+    private long sealedEnd = -1;
+    private long pendingSealAt = -1;
+
+    void configure(long segmentBytes, long segmentMs, Partition.Roller roller) {
+        this.segmentBytes = segmentBytes;
+        this.segmentMs = segmentMs;
+        this.roller = roller;
+    }
+
+    /** Whether writes are refused: the segment is full and being sealed, or sealed. */
+    boolean refusesWrites() {
+        return sealing || sealedEnd >= 0;
+    }
+
+    /** After a leader's append: true when the segment is full now, and starts sealing. */
+    boolean afterAppend(long sizeInBytes, long nowMs) {
+        if (firstWriteMs < 0) {
+            firstWriteMs = nowMs;
+        }
+        if (sealing || roller == null || sizeInBytes < segmentBytes) {
+            return false;
+        }
+        sealing = true;
+        return true;
+    }
+
+    /** Periodic: the age of an open segment that has grown old enough and starts sealing now, else -1. */
+    long ageOut(long nowMs) {
+        if (refusesWrites() || roller == null || firstWriteMs < 0 || segmentMs == Long.MAX_VALUE || nowMs - firstWriteMs < segmentMs) {
+            return -1;
+        }
+        sealing = true;
+        return nowMs - firstWriteMs;
+    }
+
+    /**
+     * Asks the controller to seal at the high watermark once that is due: sealing, no request in flight, and the
+     * high watermark at the log end (the ISR holds everything). {@code onAnswer} gets the end asked for and the
+     * failure, if any, on the thread that completes the request; it must call {@link #answered}.
+     */
+    void maybeRequest(int leaderEpoch, long highWatermark, long logEnd, BiConsumer<Long, Throwable> onAnswer) {
+        if (!sealing || requested || sealedEnd >= 0 || highWatermark < logEnd) {
+            return;
+        }
+        requested = true;
+        long end = highWatermark;
+        roller.roll(leaderEpoch, end).whenComplete((v, e) -> onAnswer.accept(end, e));
+    }
+
+    void answered() {
+        requested = false;
+    }
+
+    /**
+     * The controller sealed the segment at {@code end}: true when the log ({@code logEnd}) holds everything below
+     * it and the segment is sealed now; false for a follower still fetching, which seals once it has caught up
+     * ({@link #pendingSealAt}).
+     */
+    boolean seal(long end, long logEnd) {
+        if (logEnd < end) {
+            pendingSealAt = end;
+            return false;
+        }
+        sealedEnd = end;
+        sealing = false;
+        return true;
+    }
+
+    /** The end offset the segment was sealed at, or -1 while it is open. */
+    long sealedEnd() {
+        return sealedEnd;
+    }
+
+    /** A seal the controller announced that the log has not caught up with yet, or -1. */
+    long pendingSealAt() {
+        return pendingSealAt;
+    }
+}
