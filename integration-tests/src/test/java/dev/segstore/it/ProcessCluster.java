@@ -39,12 +39,38 @@ final class ProcessCluster implements AutoCloseable {
     }
 
     private void startAll() throws Exception {
+        // A port found free can be taken by another socket before the meta process binds it, and that process
+        // then exits: start the group again on new ports (and fresh directories) when one does not come up.
+        for (int attempt = 1; !startMetas(); attempt++) {
+            if (attempt == 3) {
+                throw new AssertionError("the meta-service processes did not all start, 3 times\n" + report());
+            }
+            System.out.printf("a meta-service process did not start (attempt %d), trying new ports%n%s", attempt, report());
+            destroyAll();
+            metaRpcAddresses.clear();
+            for (int i = 0; i < 3; i++) {
+                deleteTree(root.resolve("meta-" + i));
+            }
+        }
+        for (int id = 1; id <= 3; id++) {
+            Path dir = Files.createDirectories(root.resolve("node-" + id));
+            Files.writeString(dir.resolve("node.properties"), String.join("\n",
+                    "node.id=" + id, "host=127.0.0.1", "port=0", "data.dir=data",
+                    "meta.addresses=" + String.join(",", metaRpcAddresses), "heartbeat.ms=200", "replica.max.lag.ms=1000", ""));
+            nodes[id] = start(dir, "dev.segstore.node.server.StorageNodeMain", "node.properties");
+        }
+    }
+
+    /** Starts the three meta processes on free ports; true once each serves its RPC port, false if one ended. */
+    private boolean startMetas() throws IOException {
         List<String> peers = new ArrayList<>();
+        List<Integer> rpcPorts = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             int raft = InJvmCluster.freePort();
             int rpc = InJvmCluster.freePort();
             peers.add("127.0.0.1:" + raft + ":" + rpc);
             metaRpcAddresses.add("127.0.0.1:" + rpc);
+            rpcPorts.add(rpc);
         }
         for (int i = 0; i < 3; i++) {
             Path dir = Files.createDirectories(root.resolve("meta-" + i));
@@ -53,12 +79,34 @@ final class ProcessCluster implements AutoCloseable {
                     "election.timeout.ms=600", "snapshot.interval.secs=300", "session.timeout.ms=2000", ""));
             metas[i] = start(dir, "dev.segstore.meta.server.MetaServerMain", "meta.properties");
         }
-        for (int id = 1; id <= 3; id++) {
-            Path dir = Files.createDirectories(root.resolve("node-" + id));
-            Files.writeString(dir.resolve("node.properties"), String.join("\n",
-                    "node.id=" + id, "host=127.0.0.1", "port=0", "data.dir=data",
-                    "meta.addresses=" + String.join(",", metaRpcAddresses), "heartbeat.ms=200", "replica.max.lag.ms=1000", ""));
-            nodes[id] = start(dir, "dev.segstore.node.server.StorageNodeMain", "node.properties");
+        InJvmCluster.waitFor("the meta-service processes to serve or end", 90_000, () -> {
+            for (int i = 0; i < 3; i++) {
+                if (metas[i].isAlive() && !accepts(rpcPorts.get(i))) {
+                    return false;
+                }
+            }
+            return true;
+        });
+        return java.util.Arrays.stream(metas).allMatch(Process::isAlive);
+    }
+
+    private static boolean accepts(int port) {
+        try (java.net.Socket s = new java.net.Socket()) {
+            s.connect(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), port), 200);
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
         }
     }
 
@@ -178,10 +226,6 @@ final class ProcessCluster implements AutoCloseable {
         } catch (IllegalStateException shuttingDown) {
             // the hook runs anyway
         }
-        try (Stream<Path> s = Files.walk(root)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
+        deleteTree(root);
     }
 }
