@@ -11,6 +11,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -29,9 +32,15 @@ class NodeStartupTest {
 
     @Test
     void aNodeStartedBeforeTheMetaServiceKeepsTryingAndRegistersOnceItIsUp(@TempDir Path dir) throws Exception {
+        // The meta ports stay bound (not listening: connections are refused) until the group starts, so that
+        // nothing else takes them in the meantime, the storage node's own port included.
+        List<SocketChannel> reserved = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            reserved.add(SocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0)));
+        }
         List<MetaPeer> peers = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
-            peers.add(new MetaPeer("127.0.0.1", InJvmCluster.freePort(), InJvmCluster.freePort()));
+            peers.add(new MetaPeer("127.0.0.1", port(reserved.get(2 * i)), port(reserved.get(2 * i + 1))));
         }
         List<String> metaAddresses = peers.stream().map(MetaPeer::rpcAddress).toList();
         List<MetaServer> metas = new ArrayList<>();
@@ -42,6 +51,9 @@ class NodeStartupTest {
             InJvmCluster.waitFor("a failed registration", 60_000, () -> node.registrationFailures() >= 1);
             assertFalse(node.registered());
 
+            for (SocketChannel r : reserved) {
+                r.close();
+            }
             for (int i = 0; i < 3; i++) {
                 metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, dir.resolve("meta-" + i), 600, 300, 2_000, 0)));
             }
@@ -52,8 +64,15 @@ class NodeStartupTest {
             assertEquals(1, cluster.getNodes(0).getNodeId());
             assertEquals(node.port(), cluster.getNodes(0).getPort(), "the node registered the port it serves on");
         } finally {
+            for (SocketChannel r : reserved) {
+                r.close();
+            }
             node.close();
             metas.forEach(MetaServer::close);
         }
+    }
+
+    private static int port(SocketChannel c) throws java.io.IOException {
+        return ((InetSocketAddress) c.getLocalAddress()).getPort();
     }
 }
