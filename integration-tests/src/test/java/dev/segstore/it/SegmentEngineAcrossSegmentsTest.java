@@ -103,6 +103,46 @@ class SegmentEngineAcrossSegmentsTest {
         assertEquals(OptionalLong.empty(), await(adapter.getOffsetByTimestamp("rolled", 10_000 + n)));
     }
 
+    @Test
+    void retentionDropsOldSegmentsOnEveryReplicaAndReadsStartAtTheOldestKept() throws Exception {
+        await(adapter.createShard(ShardConfig.of("aging", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
+                .withSegmentBytes(64 * 1024).withRetentionMs(1_500)));
+        String pad = "|" + "x".repeat(1000);
+        int n = 300;
+        for (int i = 0; i < n; i++) {
+            await(adapter.write("aging", NewRecord.of(10_000 + i, ("r" + i + pad).getBytes(StandardCharsets.UTF_8))));
+        }
+        try (dev.segstore.client.MetaClient meta = new dev.segstore.client.MetaClient(cluster.metaAddresses, 2_000, 30_000)) {
+            // Every sealed segment is 1.5 s past its seal soon after the writes: only the open one stays.
+            InJvmCluster.waitFor("the sealed segments to expire", 60_000, () -> meta.route("aging").join().getSegmentsCount() == 1);
+            dev.segstore.protocol.meta.Segment kept = meta.route("aging").join().getSegments(0);
+            long start = kept.getStartOffset();
+            assertTrue(kept.getSequence() >= 3 && start > 0, "the shard had rolled several times: " + kept);
+            long shardId = kept.getShardId();
+            InJvmCluster.waitFor("every node to delete its replicas of the dropped segments", 30_000, () -> {
+                for (int node = 1; node <= 3; node++) {
+                    for (long seq = 0; seq < kept.getSequence(); seq++) {
+                        if (cluster.nodes[node].partition(shardId, seq) != null) {
+                            return false;
+                        }
+                    }
+                }
+                return true;
+            });
+
+            List<Record> left = await(adapter.readByOffset("aging", 0, 10_000));
+            assertEquals(start, left.get(0).offset(), "a read from 0 starts at the oldest record kept");
+            assertEquals(n - start, left.size());
+            for (Record r : left) {
+                assertEquals("r" + r.offset(), payload(r));
+            }
+            assertEquals(false, await(adapter.deleteByOffset("aging", 0)), "a record dropped by retention is not live");
+            assertEquals(OptionalLong.of(start), await(adapter.getOffsetByTimestamp("aging", 0)), "the first record kept");
+            assertEquals(n, await(adapter.write("aging", NewRecord.of(20_000, ("r" + n + pad).getBytes(StandardCharsets.UTF_8)))),
+                    "offsets go on from the log end");
+        }
+    }
+
     private static int segmentCount() throws Exception {
         try (dev.segstore.client.MetaClient meta = new dev.segstore.client.MetaClient(cluster.metaAddresses, 2_000, 30_000)) {
             return meta.route("rolled").get(30, TimeUnit.SECONDS).getSegmentsCount();

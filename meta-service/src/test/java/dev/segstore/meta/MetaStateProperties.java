@@ -6,12 +6,14 @@ import dev.segstore.protocol.meta.Command;
 import dev.segstore.protocol.meta.CommitOffsetsCommand;
 import dev.segstore.protocol.meta.CreateShardCommand;
 import dev.segstore.protocol.meta.DeleteShardCommand;
+import dev.segstore.protocol.meta.ExpireSegmentsCommand;
 import dev.segstore.protocol.meta.FenceNodeCommand;
 import dev.segstore.protocol.meta.GroupOffset;
 import dev.segstore.protocol.meta.MetaSnapshot;
 import dev.segstore.protocol.meta.RegisterNodeCommand;
 import dev.segstore.protocol.meta.RollSegmentCommand;
 import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.SegmentStatus;
 import dev.segstore.protocol.meta.ShardSettings;
 import dev.segstore.protocol.meta.StorageNode;
 import net.jqwik.api.Arbitraries;
@@ -84,7 +86,14 @@ class MetaStateProperties {
         MetaSnapshot snap = s.snapshot();
         Map<String, Boolean> unclean = new HashMap<>();
         snap.getShardsList().forEach(sh -> unclean.put(sh.getName(), sh.getSettings().getUncleanLeaderElection()));
+        Segment previous = null;
         for (Segment seg : snap.getSegmentsList()) {
+            if (previous != null && previous.getShard().equals(seg.getShard())) {
+                assertEquals(previous.getSequence() + 1, seg.getSequence(), context + ": sequences of " + seg.getShard() + " have a gap");
+                assertEquals(previous.getEndOffset(), seg.getStartOffset(), context + ": offsets of " + seg.getShard() + " have a gap");
+                assertEquals(SegmentStatus.SEALED, previous.getStatus(), context + ": only the last segment is open");
+            }
+            previous = seg;
             String key = seg.getShardId() + "/" + seg.getSequence();
             Integer before = epochs.put(key, seg.getLeaderEpoch());
             assertTrue(before == null || seg.getLeaderEpoch() >= before, context + ": epoch of " + key + " went back");
@@ -105,7 +114,7 @@ class MetaStateProperties {
         for (int i = 0; i < n; i++) {
             now += random.nextInt(100);
             Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now);
-            int kind = random.nextInt(10);
+            int kind = random.nextInt(11);
             List<StorageNode> nodes = model.nodes();
             List<String> shardNames = model.listShards("").stream().map(s -> s.getName()).toList();
             if (kind <= 1 || nodes.size() < 3) {
@@ -121,7 +130,8 @@ class MetaStateProperties {
                 int rc = 1 + random.nextInt(3);
                 c.setCreateShard(CreateShardCommand.newBuilder().setName("s" + random.nextInt(8))
                         .setSettings(ShardSettings.newBuilder().setReplicaCount(rc).setMinInSyncReplicas(1)
-                                .setUncleanLeaderElection(random.nextInt(4) == 0))
+                                .setUncleanLeaderElection(random.nextInt(4) == 0)
+                                .setRetentionMs(random.nextBoolean() ? -1 : 50 + random.nextInt(500)))
                         .addAllReplicas(ids.subList(0, Math.min(rc, ids.size()))));
             } else if (kind == 4) {
                 c.setDeleteShard(DeleteShardCommand.newBuilder().setName(random.nextInt(5) == 0 ? "nope" : shardNames.get(random.nextInt(shardNames.size()))));
@@ -148,6 +158,18 @@ class MetaStateProperties {
                 c.setRollSegment(RollSegmentCommand.newBuilder().setShard(shard).setSequence(open.getSequence())
                         .setLeaderEpoch(open.getLeaderEpoch()).setEndOffset(open.getStartOffset() + random.nextInt(1000))
                         .addAllNextReplicas(ids.subList(0, Math.min(rc, ids.size()))));
+            } else if (kind == 10) {
+                // Retention: what the controller would propose now, or a guess that may be too early or stale.
+                List<ExpireSegmentsCommand> due = model.expired(now);
+                if (!due.isEmpty() && random.nextBoolean()) {
+                    c.setExpireSegments(due.get(random.nextInt(due.size())));
+                } else {
+                    String shard = shardNames.get(random.nextInt(shardNames.size()));
+                    List<Segment> segs = model.route(shard).getSegmentsList();
+                    c.setExpireSegments(ExpireSegmentsCommand.newBuilder().setShard(shard)
+                            .setShardId(model.shard(shard).get().getShardId() - (random.nextInt(6) == 0 ? 1 : 0))
+                            .setBeforeSequence(segs.get(0).getSequence() + random.nextInt(segs.size() + 1)));
+                }
             } else {
                 CommitOffsetsCommand.Builder b = CommitOffsetsCommand.newBuilder();
                 for (int k = random.nextInt(4); k >= 0; k--) {

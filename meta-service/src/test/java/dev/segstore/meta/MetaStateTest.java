@@ -5,6 +5,7 @@ import dev.segstore.meta.state.CommandResult;
 import dev.segstore.meta.state.MetaState;
 import dev.segstore.protocol.meta.Command;
 import dev.segstore.protocol.meta.CreateShardCommand;
+import dev.segstore.protocol.meta.ExpireSegmentsCommand;
 import dev.segstore.protocol.meta.FenceNodeCommand;
 import dev.segstore.protocol.meta.RegisterNodeCommand;
 import dev.segstore.protocol.meta.RollSegmentCommand;
@@ -146,5 +147,71 @@ class MetaStateTest {
         create("d", false, 1);
         assertFalse(state.groupOffset("g", "d").isPresent(), "a re-created shard starts without offsets");
         assertEquals(2, state.shard("d").orElseThrow().getShardId(), "ids are never reused");
+    }
+
+    private CommandResult roll(String shard, long sequence, long end) {
+        return apply(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
+                .setShard(shard).setSequence(sequence).setLeaderEpoch(0).setEndOffset(end).addNextReplicas(1)));
+    }
+
+    private CommandResult expire(String shard, long shardId, long beforeSequence) {
+        return apply(Command.newBuilder().setExpireSegments(ExpireSegmentsCommand.newBuilder()
+                .setShard(shard).setShardId(shardId).setBeforeSequence(beforeSequence)));
+    }
+
+    @Test
+    void retentionDropsTheOldestSegmentsSealedLongEnoughAgoAndNeverTheOpenOne() throws Exception {
+        register(1);
+        assertEquals(null, apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("r")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1).setRetentionMs(1_000))
+                .addReplicas(1))).error());
+        long id = state.shard("r").orElseThrow().getShardId();
+        now = 10_000;
+        assertEquals(null, roll("r", 0, 5).error()); // sealed at 10000
+        assertEquals(null, roll("r", 1, 9).error()); // sealed at 10001
+        assertEquals(10_000, segment("r", 0).getSealedAtMs(), "the seal time is the roll command's time");
+        assertEquals(0, segment("r", 2).getSealedAtMs(), "the open segment has none");
+
+        assertEquals(List.of(), state.expired(10_999), "nothing is a full retention past its seal yet");
+        assertEquals(List.of(ExpireSegmentsCommand.newBuilder().setShard("r").setShardId(id).setBeforeSequence(1).build()),
+                state.expired(11_000));
+        assertEquals(2, state.expired(50_000).get(0).getBeforeSequence(), "the open segment 2 is never due");
+
+        now = 11_000;
+        assertEquals(ErrorCode.INVALID_ARGUMENT, expire("r", id, 2).error(), "segment 1 is not due at 11000: the state machine checks");
+        assertEquals(ErrorCode.SHARD_NOT_FOUND, expire("r", id + 1, 1).error(), "another shard's id");
+        assertEquals(3, state.route("r").getSegmentsCount(), "refused commands drop nothing");
+        assertEquals(null, expire("r", id, 1).error());
+        List<Segment> left = state.route("r").getSegmentsList();
+        assertEquals(List.of(1L, 2L), left.stream().map(Segment::getSequence).toList());
+        assertEquals(5, left.get(0).getStartOffset());
+        assertEquals(null, expire("r", id, 1).error(), "a repeated expiry changes nothing");
+        assertEquals(2, state.route("r").getSegmentsCount());
+
+        // Sequences still name segments: a proposal for the dropped one fails, the open one rolls on.
+        assertEquals(ErrorCode.INVALID_ARGUMENT, apply(Command.newBuilder().setChangeIsr(dev.segstore.protocol.meta.ChangeIsrCommand.newBuilder()
+                .setShard("r").setSequence(0).setLeader(1).setLeaderEpoch(0).setIsrVersion(0).addNewIsr(1))).error());
+        assertEquals(ErrorCode.INVALID_ARGUMENT, roll("r", 1, 12).error(), "segment 1 is sealed");
+        assertEquals(null, roll("r", 2, 12).error());
+        assertEquals(List.of(1L, 2L, 3L), state.route("r").getSegmentsList().stream().map(Segment::getSequence).toList());
+        assertTrue(state.assignments(1).getSegmentsList().stream().noneMatch(s -> s.getSequence() == 0),
+                "the node no longer hosts the dropped segment, so it deletes its replica");
+
+        MetaState restored = new MetaState();
+        restored.restore(dev.segstore.protocol.meta.MetaSnapshot.parseFrom(state.snapshot().toByteArray()));
+        assertEquals(state.route("r"), restored.route("r"), "a snapshot keeps the shard's segments from the oldest left");
+        assertEquals(null, restored.apply(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now)
+                .setChangeIsr(dev.segstore.protocol.meta.ChangeIsrCommand.newBuilder().setShard("r").setSequence(3).setLeader(1)
+                        .setLeaderEpoch(0).setIsrVersion(0).addNewIsr(1)).build()).error(), "restored state finds segments by sequence");
+    }
+
+    @Test
+    void aShardWithoutRetentionKeepsEverySegment() {
+        register(1);
+        create("keep", false, 1);
+        now = 10_000;
+        assertEquals(null, roll("keep", 0, 5).error());
+        assertEquals(List.of(), state.expired(Long.MAX_VALUE / 2));
+        assertEquals(ErrorCode.INVALID_ARGUMENT, expire("keep", state.shard("keep").orElseThrow().getShardId(), 1).error());
     }
 }

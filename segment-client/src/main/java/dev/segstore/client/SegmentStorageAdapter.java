@@ -225,7 +225,8 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<List<Record>> doReadByOffset(String shard, long offset, int limit) {
-        return withRoute(shard, route -> readFrom(route, offset, limit, new ArrayList<>()));
+        // Below the oldest segment retention left, records are gone: the read starts at the oldest one kept.
+        return withRoute(shard, route -> readFrom(route, Math.max(offset, route.getSegments(0).getStartOffset()), limit, new ArrayList<>()));
     }
 
     /** Reads segment after segment from {@code offset} until {@code limit} records or the end. */
@@ -327,6 +328,10 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     @Override
     protected CompletableFuture<Boolean> doDeleteByOffset(String shard, long offset) {
         return withRoute(shard, route -> {
+            if (offset < route.getSegments(0).getStartOffset()) {
+                // dropped by retention with its segment: nothing live there to delete
+                return CompletableFuture.completedFuture(DeleteResponse.newBuilder().setDeleted(0).build());
+            }
             Segment seg = segmentFor(route, offset);
             if (seg == null) {
                 seg = openSegment(route); // at or past the end: the open segment's leader says so

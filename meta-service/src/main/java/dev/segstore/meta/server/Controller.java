@@ -4,6 +4,7 @@ import dev.segstore.adapter.ErrorCode;
 import dev.segstore.meta.raft.RaftGroup;
 import dev.segstore.meta.state.MetaState;
 import dev.segstore.protocol.meta.Command;
+import dev.segstore.protocol.meta.ExpireSegmentsCommand;
 import dev.segstore.protocol.meta.FenceNodeCommand;
 import dev.segstore.protocol.meta.NodeState;
 import dev.segstore.protocol.meta.StorageNode;
@@ -44,6 +45,7 @@ public final class Controller {
     });
     private final java.util.concurrent.atomic.AtomicInteger rotation = new java.util.concurrent.atomic.AtomicInteger();
     private volatile ScheduledFuture<?> sessionCheck;
+    private volatile ScheduledFuture<?> retentionCheck;
     private Map<Integer, int[]> cachedLoad;
     private long cachedLoadAtMs;
 
@@ -65,12 +67,37 @@ public final class Controller {
         }
         long period = Math.max(50, sessionTimeoutMs / 4);
         sessionCheck = timer.scheduleWithFixedDelay(this::fenceExpired, period, period, TimeUnit.MILLISECONDS);
+        retentionCheck = timer.scheduleWithFixedDelay(this::expireRetained, RETENTION_CHECK_MS, RETENTION_CHECK_MS, TimeUnit.MILLISECONDS);
+    }
+
+    /** How often the leader looks for segments past their shard's retention. */
+    public static final long RETENTION_CHECK_MS = 1_000;
+
+    /**
+     * Retention: proposes dropping each shard's oldest segments sealed {@code retention_ms} ago or longer (the
+     * state machine checks the rule again when it applies the command).
+     */
+    private void expireRetained() {
+        if (!raft.isLeader()) {
+            return;
+        }
+        long now = clockMs.getAsLong();
+        for (ExpireSegmentsCommand c : state.expired(now)) {
+            LOG.info("Shard '{}': segments below {} are past retention; dropping them", c.getShard(), c.getBeforeSequence());
+            raft.propose(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now).setExpireSegments(c).build())
+                    .whenComplete((r, e) -> {
+                        if (e != null || !r.isOk()) {
+                            LOG.warn("Dropping expired segments of '{}' failed: {}", c.getShard(), e != null ? e.toString() : r.message());
+                        }
+                    });
+        }
     }
 
     public void onLeaderStop() {
-        ScheduledFuture<?> s = sessionCheck;
-        if (s != null) {
-            s.cancel(false);
+        for (ScheduledFuture<?> s : new ScheduledFuture<?>[] {sessionCheck, retentionCheck}) {
+            if (s != null) {
+                s.cancel(false);
+            }
         }
     }
 

@@ -7,6 +7,7 @@ import dev.segstore.protocol.meta.CommitOffsetsCommand;
 import dev.segstore.protocol.meta.CreateShardCommand;
 import dev.segstore.protocol.meta.DeleteShardCommand;
 import dev.segstore.protocol.meta.Empty;
+import dev.segstore.protocol.meta.ExpireSegmentsCommand;
 import dev.segstore.protocol.meta.FenceNodeCommand;
 import dev.segstore.protocol.meta.GroupOffset;
 import dev.segstore.protocol.meta.MetaSnapshot;
@@ -65,7 +66,8 @@ public final class MetaState {
             case CREATE_SHARD -> createShard(c.getCreateShard(), now);
             case DELETE_SHARD -> deleteShard(c.getDeleteShard());
             case CHANGE_ISR -> changeIsr(c.getChangeIsr());
-            case ROLL_SEGMENT -> rollSegment(c.getRollSegment());
+            case ROLL_SEGMENT -> rollSegment(c.getRollSegment(), now);
+            case EXPIRE_SEGMENTS -> expireSegments(c.getExpireSegments(), now);
             case COMMIT_OFFSETS -> commitOffsets(c.getCommitOffsets());
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
@@ -234,10 +236,11 @@ public final class MetaState {
         if (list == null) {
             return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + shard + "' does not exist");
         }
-        if (sequence < 0 || sequence >= list.size()) {
+        int i = indexOf(list, sequence);
+        if (i < 0) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "shard '" + shard + "' has no segment " + sequence);
         }
-        Segment s = list.get((int) sequence);
+        Segment s = list.get(i);
         if (s.getLeader() != leader || s.getLeaderEpoch() != leaderEpoch) {
             return CommandResult.fail(ErrorCode.FENCED_EPOCH, "segment " + shard + "/" + sequence + " is led by node "
                     + s.getLeader() + " in epoch " + s.getLeaderEpoch() + ", not by node " + leader + " in epoch " + leaderEpoch);
@@ -251,7 +254,7 @@ public final class MetaState {
             return stale;
         }
         List<Segment> list = segments.get(c.getShard());
-        Segment s = list.get((int) c.getSequence());
+        Segment s = list.get(indexOf(list, c.getSequence()));
         if (s.getIsrVersion() != c.getIsrVersion()) {
             return CommandResult.fail(ErrorCode.FENCED_EPOCH, "ISR of " + c.getShard() + "/" + c.getSequence()
                     + " is at version " + s.getIsrVersion() + ", the proposal was based on " + c.getIsrVersion());
@@ -267,18 +270,18 @@ public final class MetaState {
             }
         }
         Segment updated = s.toBuilder().clearIsr().addAllIsr(isr).setIsrVersion(s.getIsrVersion() + 1).build();
-        list.set((int) c.getSequence(), updated);
+        list.set(indexOf(list, c.getSequence()), updated);
         return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(updated).build());
     }
 
-    private CommandResult rollSegment(RollSegmentCommand c) {
+    private CommandResult rollSegment(RollSegmentCommand c, long now) {
         CommandResult stale = checkProposal(c.getShard(), c.getSequence(), leaderOf(c.getShard(), c.getSequence()), c.getLeaderEpoch());
         if (stale != null) {
             return stale;
         }
         List<Segment> list = segments.get(c.getShard());
-        Segment s = list.get((int) c.getSequence());
-        if (s.getStatus() != SegmentStatus.OPEN || c.getSequence() != list.size() - 1) {
+        Segment s = list.get(indexOf(list, c.getSequence()));
+        if (s.getStatus() != SegmentStatus.OPEN || c.getSequence() != list.get(list.size() - 1).getSequence()) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence() + " is not the open segment");
         }
         if (c.getEndOffset() < s.getStartOffset()) {
@@ -290,7 +293,7 @@ public final class MetaState {
         if (bad.isPresent()) {
             return CommandResult.fail(ErrorCode.NOT_ENOUGH_REPLICAS, "cannot open the next segment of '" + c.getShard() + "': " + bad.get());
         }
-        list.set((int) c.getSequence(), s.toBuilder().setEndOffset(c.getEndOffset()).setStatus(SegmentStatus.SEALED).build());
+        list.set(list.size() - 1, s.toBuilder().setEndOffset(c.getEndOffset()).setStatus(SegmentStatus.SEALED).setSealedAtMs(now).build());
         // A replica on a fenced node starts outside the ISR; it joins once it is back and has caught up.
         List<Integer> isr = c.getNextReplicasList().stream().filter(this::alive).toList();
         list.add(openSegment(c.getShard(), shard.getShardId(), c.getSequence() + 1, c.getEndOffset(), c.getNextReplicasList())
@@ -300,7 +303,68 @@ public final class MetaState {
 
     private int leaderOf(String shard, long sequence) {
         List<Segment> list = segments.get(shard);
-        return list == null || sequence < 0 || sequence >= list.size() ? -1 : list.get((int) sequence).getLeader();
+        int i = list == null ? -1 : indexOf(list, sequence);
+        return i < 0 ? -1 : list.get(i).getLeader();
+    }
+
+    /**
+     * Where segment {@code sequence} is in a shard's list, or -1: the list holds consecutive sequences, from the
+     * oldest one retention left (never empty: the open segment is never dropped).
+     */
+    private static int indexOf(List<Segment> list, long sequence) {
+        long i = sequence - list.get(0).getSequence();
+        return i < 0 || i >= list.size() ? -1 : (int) i;
+    }
+
+    private CommandResult expireSegments(ExpireSegmentsCommand c, long now) {
+        Shard shard = shards.get(c.getShard());
+        if (shard == null || shard.getShardId() != c.getShardId()) {
+            return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + c.getShard() + "' (id " + c.getShardId() + ") does not exist");
+        }
+        List<Segment> list = segments.get(c.getShard());
+        int drop = expirable(shard, list, now);
+        if (c.getBeforeSequence() > list.get(0).getSequence() + drop) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "shard '" + c.getShard() + "': only segments below "
+                    + (list.get(0).getSequence() + drop) + " are past their retention, not all below " + c.getBeforeSequence());
+        }
+        int n = (int) Math.max(0, c.getBeforeSequence() - list.get(0).getSequence());
+        list.subList(0, n).clear();
+        return CommandResult.ok(route(c.getShard()));
+    }
+
+    /**
+     * How many of a shard's oldest segments retention may drop at {@code now}: sealed ones, each sealed
+     * {@code retention_ms} ago or longer (a segment sealed before seal times were kept has none, and stays),
+     * never the open one. 0 when the shard keeps everything.
+     */
+    private static int expirable(Shard shard, List<Segment> list, long now) {
+        long retention = shard.getSettings().getRetentionMs();
+        if (retention <= 0) {
+            return 0;
+        }
+        int n = 0;
+        while (n < list.size() - 1) {
+            Segment s = list.get(n);
+            if (s.getStatus() != SegmentStatus.SEALED || s.getSealedAtMs() <= 0 || now - s.getSealedAtMs() < retention) {
+                break;
+            }
+            n++;
+        }
+        return n;
+    }
+
+    /** The expiry the controller should propose at {@code now}: one command per shard that has segments past retention. */
+    public synchronized List<ExpireSegmentsCommand> expired(long now) {
+        List<ExpireSegmentsCommand> out = new ArrayList<>();
+        for (Shard shard : shards.values()) {
+            List<Segment> list = segments.get(shard.getName());
+            int n = expirable(shard, list, now);
+            if (n > 0) {
+                out.add(ExpireSegmentsCommand.newBuilder().setShard(shard.getName()).setShardId(shard.getShardId())
+                        .setBeforeSequence(list.get(0).getSequence() + n).build());
+            }
+        }
+        return out;
     }
 
     private CommandResult commitOffsets(CommitOffsetsCommand c) {
