@@ -160,8 +160,8 @@ public final class MetaAdminMain {
         public Integer call() throws Exception {
             try (MetaClient c = parent.client()) {
                 for (Shard s : get(c.listShards(prefix)).getShardsList()) {
-                    System.out.printf("%s (id %d, %d replicas, min ISR %d)%n", s.getName(), s.getShardId(),
-                            s.getSettings().getReplicaCount(), s.getSettings().getMinInSyncReplicas());
+                    System.out.printf("%s (id %d, %d replicas, min ISR %d, %s)%n", s.getName(), s.getShardId(),
+                            s.getSettings().getReplicaCount(), s.getSettings().getMinInSyncReplicas(), retention(s));
                 }
             }
             return 0;
@@ -189,12 +189,18 @@ public final class MetaAdminMain {
     }
 
     static void print(ShardRoute r) {
-        System.out.printf("shard %s (id %d)%n", r.getShard().getName(), r.getShard().getShardId());
+        System.out.printf("shard %s (id %d, %s)%n", r.getShard().getName(), r.getShard().getShardId(), retention(r.getShard()));
         for (Segment s : r.getSegmentsList()) {
-            System.out.printf("  segment %d [%d, %s) %s replicas %s leader %d epoch %d ISR %s (v%d)%n", s.getSequence(),
+            System.out.printf("  segment %d [%d, %s) %s replicas %s leader %d epoch %d ISR %s (v%d)%s%n", s.getSequence(),
                     s.getStartOffset(), s.getEndOffset() < 0 ? "open" : Long.toString(s.getEndOffset()), s.getStatus(),
-                    s.getReplicasList(), s.getLeader(), s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion());
+                    s.getReplicasList(), s.getLeader(), s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion(),
+                    s.getSealedAtMs() > 0 ? " sealed " + java.time.Instant.ofEpochMilli(s.getSealedAtMs()) : "");
         }
+    }
+
+    private static String retention(Shard s) {
+        long ms = s.getSettings().getRetentionMs();
+        return ms > 0 ? "retention " + ms + " ms after a segment's seal" : "keeps every segment";
     }
 
     public static void main(String[] args) {
