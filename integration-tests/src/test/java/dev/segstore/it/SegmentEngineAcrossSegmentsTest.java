@@ -106,41 +106,47 @@ class SegmentEngineAcrossSegmentsTest {
     @Test
     void retentionDropsOldSegmentsOnEveryReplicaAndReadsStartAtTheOldestKept() throws Exception {
         await(adapter.createShard(ShardConfig.of("aging", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
-                .withSegmentBytes(64 * 1024).withRetentionMs(1_500)));
+                .withSegmentBytes(64 * 1024).withRetentionMs(2_000)));
         String pad = "|" + "x".repeat(1000);
         int n = 300;
         for (int i = 0; i < n; i++) {
             await(adapter.write("aging", NewRecord.of(10_000 + i, ("r" + i + pad).getBytes(StandardCharsets.UTF_8))));
         }
+        // Full segments are sealed as they fill, the last one once it is retention_ms old; each is dropped
+        // retention_ms after its seal. Until all are gone, a read from 0 must start at the oldest record kept
+        // and hold everything from there: a suffix of what was written.
+        boolean[] sawPartial = {false};
         try (dev.segstore.client.MetaClient meta = new dev.segstore.client.MetaClient(cluster.metaAddresses, 2_000, 30_000)) {
-            // Every sealed segment is 1.5 s past its seal soon after the writes: only the open one stays.
-            InJvmCluster.waitFor("the sealed segments to expire", 60_000, () -> meta.route("aging").join().getSegmentsCount() == 1);
+            InJvmCluster.waitFor("every record written to expire", 60_000, () -> {
+                List<Record> left = adapter.readByOffset("aging", 0, 10_000).join();
+                for (int i = 0; i < left.size(); i++) {
+                    assertEquals(n - left.size() + i, left.get(i).offset(), "a read from 0 returns a suffix, without gaps");
+                    assertEquals("r" + left.get(i).offset(), payload(left.get(i)));
+                }
+                sawPartial[0] |= !left.isEmpty() && left.size() < n;
+                return left.isEmpty();
+            });
+            assertTrue(sawPartial[0], "reads saw the oldest segments gone and the newer ones still there");
             dev.segstore.protocol.meta.Segment kept = meta.route("aging").join().getSegments(0);
-            long start = kept.getStartOffset();
-            assertTrue(kept.getSequence() >= 3 && start > 0, "the shard had rolled several times: " + kept);
-            long shardId = kept.getShardId();
+            assertEquals(n, kept.getStartOffset(), "only the open segment after the last record is left: " + kept);
+            assertTrue(kept.getSequence() >= 5, "the shard had rolled several times: " + kept);
             InJvmCluster.waitFor("every node to delete its replicas of the dropped segments", 30_000, () -> {
                 for (int node = 1; node <= 3; node++) {
                     for (long seq = 0; seq < kept.getSequence(); seq++) {
-                        if (cluster.nodes[node].partition(shardId, seq) != null) {
+                        if (cluster.nodes[node].partition(kept.getShardId(), seq) != null) {
                             return false;
                         }
                     }
                 }
                 return true;
             });
-
-            List<Record> left = await(adapter.readByOffset("aging", 0, 10_000));
-            assertEquals(start, left.get(0).offset(), "a read from 0 starts at the oldest record kept");
-            assertEquals(n - start, left.size());
-            for (Record r : left) {
-                assertEquals("r" + r.offset(), payload(r));
-            }
-            assertEquals(false, await(adapter.deleteByOffset("aging", 0)), "a record dropped by retention is not live");
-            assertEquals(OptionalLong.of(start), await(adapter.getOffsetByTimestamp("aging", 0)), "the first record kept");
-            assertEquals(n, await(adapter.write("aging", NewRecord.of(20_000, ("r" + n + pad).getBytes(StandardCharsets.UTF_8)))),
-                    "offsets go on from the log end");
         }
+        assertEquals(false, await(adapter.deleteByOffset("aging", 0)), "a record dropped by retention is not live");
+        assertEquals(OptionalLong.empty(), await(adapter.getOffsetByTimestamp("aging", 0)), "nothing is kept");
+        assertEquals(n, await(adapter.write("aging", NewRecord.of(20_000, ("r" + n + pad).getBytes(StandardCharsets.UTF_8)))),
+                "offsets go on from the log end, never reused");
+        List<Record> fresh = await(adapter.readByOffset("aging", 0, 10));
+        assertEquals(List.of((long) n), fresh.stream().map(Record::offset).toList());
     }
 
     private static int segmentCount() throws Exception {

@@ -349,6 +349,11 @@ public final class StorageNode implements AutoCloseable {
                 config.nodeId(), rc, System::currentTimeMillis, proposer);
         long segmentBytes = shard == null || shard.getSettings().getSegmentBytes() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentBytes();
         long segmentMs = shard == null || shard.getSettings().getSegmentMs() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentMs();
+        if (shard != null && shard.getSettings().getRetentionMs() > 0) {
+            // Retention drops sealed segments only: a segment also rolls once retention_ms old, so a record lives
+            // about 2 x retention_ms at most, not segment_ms (7 days by default) on a quiet shard.
+            segmentMs = Math.min(segmentMs, shard.getSettings().getRetentionMs());
+        }
         p.configureRoll(segmentBytes, segmentMs, (epoch, end) -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
                 .setShard(s.getShard()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
                 .setEndOffset(end).build()).thenApply(route -> {
