@@ -29,6 +29,10 @@ public final class Frames {
     }
 
     public static void install(ChannelPipeline p, int maxFrameBytes) {
+        // Answers and requests are mostly written from other threads (shard owners, callers), many at once
+        // when a group commit completes: flush once per burst, not once per message (a syscall each).
+        p.addLast("flush-consolidation", new io.netty.handler.flush.FlushConsolidationHandler(
+                io.netty.handler.flush.FlushConsolidationHandler.DEFAULT_EXPLICIT_FLUSH_AFTER_FLUSHES, true));
         p.addLast("frame-decoder", new LengthFieldBasedFrameDecoder(maxFrameBytes, 0, 4, 0, 4));
         p.addLast("frame-encoder", new LengthFieldPrepender(4));
         p.addLast("envelope-decoder", new EnvelopeDecoder());
