@@ -76,12 +76,14 @@ public final class StorageNode implements AutoCloseable {
     /** One hosted replica and what the node last applied of its assignment. */
     private static final class Hosted {
         final Partition partition;
+        final ReplicaIndex index;
         volatile Segment assigned;
         volatile boolean needsTruncation;
         volatile boolean fetching;
 
-        Hosted(Partition partition) {
+        Hosted(Partition partition, ReplicaIndex index) {
             this.partition = partition;
+            this.index = index;
         }
     }
 
@@ -362,53 +364,17 @@ public final class StorageNode implements AutoCloseable {
                     control.execute(this::heartbeat); // learn the next segment now, not at the next heartbeat
                     return null;
                 }));
-        resetIndexMark(key, p.log().logEndOffset());
-        return new Hosted(p);
+        ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);
+        replicaIndex.resetTo(p.log().logEndOffset());
+        return new Hosted(p, replicaIndex);
     }
 
     // ---- key and tag index ---------------------------------------------------------------------------------
 
-    /** The log was cut at {@code end} (recovery or truncation): offsets from there must be indexed again. */
-    private void resetIndexMark(Key key, long end) {
-        try {
-            long mark = index.indexedUpTo(key.shardId(), key.sequence());
-            if (mark > end) {
-                index.index(key.shardId(), key.sequence(), List.of(), end);
-            }
-        } catch (org.rocksdb.RocksDBException e) {
-            throw new ReplicaException(ErrorCode.STORAGE_ERROR, "index of " + key.logName() + ": " + e);
-        }
-    }
-
-    /** Indexes what the replica wrote since the last time (runs in the background and before indexed reads). */
-    private void catchUpIndex(Key key, Hosted h) {
-        synchronized (h) {
-            try {
-                dev.segstore.log.SegmentLog log = h.partition.log();
-                long from = Math.max(index.indexedUpTo(key.shardId(), key.sequence()), log.logStartOffset());
-                long to = log.writtenEndOffset();
-                while (from < to) {
-                    List<dev.segstore.log.LogRecord> records = log.read(from, 5_000, 8 << 20, to);
-                    if (records.isEmpty()) {
-                        break;
-                    }
-                    List<dev.segstore.node.index.NodeIndex.Entry> entries = new java.util.ArrayList<>(records.size());
-                    for (dev.segstore.log.LogRecord r : records) {
-                        entries.add(new dev.segstore.node.index.NodeIndex.Entry(r.offset(), r.key(), r.tags()));
-                    }
-                    from = records.get(records.size() - 1).offset() + 1;
-                    index.index(key.shardId(), key.sequence(), entries, from);
-                }
-            } catch (org.rocksdb.RocksDBException e) {
-                throw new ReplicaException(ErrorCode.STORAGE_ERROR, "index of " + key.logName() + ": " + e);
-            }
-        }
-    }
-
     private void indexTick() {
         hosted.forEach((k, h) -> {
             try {
-                catchUpIndex(k, h);
+                h.index.catchUp();
             } catch (RuntimeException e) {
                 LOG.warn("Indexing {} failed: {}", k.logName(), e.toString());
             }
@@ -417,43 +383,7 @@ public final class StorageNode implements AutoCloseable {
 
     private CompletableFuture<Message> readIndexed(dev.segstore.protocol.node.IndexReadRequest r, boolean byKey) {
         try {
-            Key key = Key.of(r.getSegment());
-            Hosted h = hostedOrFail(r.getSegment());
-            catchUpIndex(key, h);
-            int limit = r.getLimit() <= 0 ? 100 : Math.min(r.getLimit(), 10_000);
-            long hw = h.partition.highWatermark();
-            FetchResponse.Builder b = FetchResponse.newBuilder().setHighWatermark(hw);
-            long from = Math.max(r.getFromOffset(), h.partition.log().logStartOffset());
-            if (byKey && r.getNewestOnly()) {
-                List<Long> all = liveOffsetsByKey(key, h, r.getTerm());
-                if (!all.isEmpty()) {
-                    long newest = all.get(all.size() - 1);
-                    b.addRecords(Records.toWire(recordHolding(h, newest, r.getTerm(), true, hw)));
-                }
-                return CompletableFuture.completedFuture(b.build());
-            }
-            while (b.getRecordsCount() < limit) {
-                List<Long> offsets = byKey ? index.offsetsByKey(key.shardId(), key.sequence(), r.getTerm(), from, limit)
-                        : index.offsetsByTag(key.shardId(), key.sequence(), r.getTerm(), from, limit);
-                if (offsets.isEmpty()) {
-                    break;
-                }
-                for (long o : offsets) {
-                    if (o >= hw || b.getRecordsCount() >= limit) {
-                        break;
-                    }
-                    dev.segstore.log.LogRecord rec = h.partition.isDeleted(o) ? null : recordHolding(h, o, r.getTerm(), byKey, hw);
-                    if (rec != null) {
-                        b.addRecords(Records.toWire(rec));
-                    }
-                }
-                long last = offsets.get(offsets.size() - 1);
-                if (last >= hw || offsets.size() < limit) {
-                    break;
-                }
-                from = last + 1;
-            }
-            return CompletableFuture.completedFuture(b.build());
+            return CompletableFuture.completedFuture(hostedOrFail(r.getSegment()).index.read(r, byKey));
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
@@ -504,9 +434,7 @@ public final class StorageNode implements AutoCloseable {
             LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader(), h.partition.sealedEnd() >= 0 ? sealedWait : 0);
             if (h.needsTruncation) {
                 long end = h.partition.truncateToLeader(leader);
-                synchronized (h) {
-                    resetIndexMark(key, end);
-                }
+                h.index.resetTo(end);
                 h.needsTruncation = false;
             }
             round = h.partition.fetchOnceAsync(leader, FETCH_MAX_BYTES);
@@ -661,14 +589,13 @@ public final class StorageNode implements AutoCloseable {
 
     private CompletableFuture<Message> delete(DeleteRequest r) {
         try {
-            Key key = Key.of(r.getSegment());
             Hosted h = hostedOrFail(r.getSegment());
             List<Long> offsets;
             if (r.getByKey()) {
                 if (r.getKey().isEmpty()) {
                     throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "a delete by key needs a key");
                 }
-                offsets = liveOffsetsByKey(key, h, r.getKey());
+                offsets = h.index.liveOffsetsByKey(r.getKey());
             } else {
                 if (r.getOffsetsCount() == 0) {
                     throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "a delete needs at least one offset, or a key");
@@ -683,40 +610,6 @@ public final class StorageNode implements AutoCloseable {
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
-    }
-
-    /** The offsets below the high watermark whose record has {@code key} and is not deleted. */
-    private List<Long> liveOffsetsByKey(Key key, Hosted h, String k) {
-        catchUpIndex(key, h);
-        long hw = h.partition.highWatermark();
-        List<Long> out = new java.util.ArrayList<>();
-        long from = h.partition.log().logStartOffset();
-        while (true) {
-            List<Long> offsets = index.offsetsByKey(key.shardId(), key.sequence(), k, from, 10_000);
-            for (long o : offsets) {
-                if (o < hw && !h.partition.isDeleted(o) && holdsTerm(h, o, k, true, hw)) {
-                    out.add(o);
-                }
-            }
-            if (offsets.size() < 10_000) {
-                return out;
-            }
-            from = offsets.get(offsets.size() - 1) + 1;
-        }
-    }
-
-    /** The index is a hint: checks the record at {@code o} still holds the term (a truncation may have replaced it). */
-    private static dev.segstore.log.LogRecord recordHolding(Hosted h, long o, String term, boolean byKey, long hw) {
-        List<dev.segstore.log.LogRecord> rec = h.partition.log().read(o, 1, 1, hw);
-        if (!rec.isEmpty() && rec.get(0).offset() == o
-                && (byKey ? term.equals(rec.get(0).key()) : rec.get(0).tags().contains(term))) {
-            return rec.get(0);
-        }
-        return null;
-    }
-
-    private static boolean holdsTerm(Hosted h, long o, String term, boolean byKey, long hw) {
-        return recordHolding(h, o, term, byKey, hw) != null;
     }
 
     private CompletableFuture<Message> replicaStatus(dev.segstore.protocol.node.ReplicaStatusRequest r) {
