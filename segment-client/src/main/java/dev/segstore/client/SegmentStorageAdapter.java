@@ -186,8 +186,30 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         ProduceRequest.Builder b = ProduceRequest.newBuilder().setProducerId(producerId).setBaseSequence(-1)
                 .setBatch(com.google.protobuf.UnsafeByteOperations.unsafeWrap(encoded));
         boolean[] mayBeApplied = {false};
+        long[] mayBeIn = {-1}; // the segment an attempt that may have been applied went to
         return withRoute(shard, route -> {
             Segment open = openSegment(route);
+            Segment earlier = earlierSegment(route, open, b, mayBeIn);
+            if (earlier != null) {
+                // That segment was sealed since: ask its leader whether the batch is there before writing it anew.
+                ProduceRequest probe = b.setSegment(ref(earlier)).setOnlyIfDuplicate(true).build();
+                b.setOnlyIfDuplicate(false);
+                return callNode(earlier.getLeader(), NodeMethods.PRODUCE, probe, ProduceResponse.parser()).thenCompose(r -> {
+                    LOG.info("Shard {}: a retried batch (producer {}, sequence {}) {} sealed segment {}", shard, producerId,
+                            b.getBaseSequence(), r.getNotFound() ? "is not in" : "was found in", earlier.getSequence());
+                    if (!r.getNotFound()) {
+                        return CompletableFuture.completedFuture(r);
+                    }
+                    synchronized (b) {
+                        // Not there, and the segment takes no writes: the batch was never applied anywhere.
+                        mayBeApplied[0] = false;
+                        mayBeIn[0] = -1;
+                        b.setBaseSequence(-1);
+                    }
+                    return CompletableFuture.failedFuture(new StorageException(ErrorCode.NOT_LEADER,
+                            "the batch is not in sealed segment " + earlier.getSequence() + ": writing it to the open segment"));
+                });
+            }
             AtomicInteger next = sequences.computeIfAbsent(shard, k -> new AtomicInteger());
             CompletableFuture<ProduceResponse> sent;
             synchronized (next) {
@@ -209,6 +231,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                                 b.setBaseSequence(-1);
                             } else if (e != null) {
                                 mayBeApplied[0] = true; // from now on only the same sequence is safe
+                                mayBeIn[0] = open.getSequence();
                             }
                         }
                     });
@@ -219,6 +242,22 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             }
             return offsets;
         });
+    }
+
+    /**
+     * The sealed segment an earlier attempt of this batch may have been appended to, when that is no longer the
+     * open one (a retry to the open segment would append it a second time: producer state is per segment), or
+     * null.
+     */
+    private static Segment earlierSegment(ShardRoute route, Segment open, ProduceRequest.Builder b, long[] mayBeIn) {
+        long sequence;
+        synchronized (b) {
+            sequence = mayBeIn[0];
+        }
+        if (sequence < 0 || sequence == open.getSequence()) {
+            return null;
+        }
+        return route.getSegmentsList().stream().filter(s -> s.getSequence() == sequence).findFirst().orElse(null);
     }
 
     // ---- reads ---------------------------------------------------------------------------------------------

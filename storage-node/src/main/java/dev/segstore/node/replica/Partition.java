@@ -253,13 +253,10 @@ public final class Partition {
         if (check instanceof ProducerStateTable.OutOfOrder o) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());
         }
-        CompletableFuture<AppendResult> acked = new CompletableFuture<>();
         if (check instanceof ProducerStateTable.Duplicate d) {
-            // A retry: answer with the original offsets once they are acknowledged, append nothing.
-            waitFor(new Waiter(d.original().lastOffset(), d.original().baseOffset(), acked));
-            maybeAdvanceHighWatermark();
-            return acked;
+            return answerRetry(d); // a retry: append nothing
         }
+        CompletableFuture<AppendResult> acked = new CompletableFuture<>();
         long base = log.logEndOffset();
         CompletableFuture<AppendResult> local;
         try {
@@ -285,6 +282,32 @@ public final class Partition {
             }
         });
         return acked;
+    }
+
+    /** A retry's answer: its original offsets, once they are acknowledged under the rules of a write. */
+    private CompletableFuture<AppendResult> answerRetry(ProducerStateTable.Duplicate d) {
+        CompletableFuture<AppendResult> acked = new CompletableFuture<>();
+        waitFor(new Waiter(d.original().lastOffset(), d.original().baseOffset(), acked));
+        maybeAdvanceHighWatermark();
+        return acked;
+    }
+
+    /**
+     * A retry's probe of this segment, which may hold the batch although it is sealed now: the original offsets
+     * (as {@link #append} answers a retry) if the producer's batch is in this leader's log, else null; nothing is
+     * appended. The answer is final because a leader's log holds everything committed here and a sealing or
+     * sealed segment takes no more writes. Fails NOT_LEADER on a non-leader, and INVALID_ARGUMENT when the
+     * sequence is older than the producer's batches remembered here (whether it is here cannot be told).
+     */
+    public synchronized CompletableFuture<AppendResult> findRetried(long producerId, int baseSequence, int count) {
+        if (role != Role.LEADER) {
+            return CompletableFuture.failedFuture(notLeader().notApplied());
+        }
+        ProducerStateTable.Check check = producers.check(producerId, baseSequence, count);
+        if (check instanceof ProducerStateTable.OutOfOrder o) {
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());
+        }
+        return check instanceof ProducerStateTable.Duplicate d ? answerRetry(d) : CompletableFuture.completedFuture(null);
     }
 
     private synchronized void onLocalAppend() {

@@ -505,6 +505,15 @@ public final class StorageNode implements AutoCloseable {
                 throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), encoded
                         ? "a produce request carries records or a batch, not both" : "a produce request needs at least one record");
             }
+            if (r.getOnlyIfDuplicate()) {
+                int count = encoded ? dev.segstore.log.format.BatchView.at(r.getBatch().asReadOnlyByteBuffer()).recordCount() : r.getRecordsCount();
+                return h.partition.findRetried(r.getProducerId(), r.getBaseSequence(), count).<Message>thenApply(a -> a == null
+                                ? ProduceResponse.newBuilder().setNotFound(true).build()
+                                : ProduceResponse.newBuilder().setBaseOffset(a.baseOffset()).setLastOffset(a.lastOffset()).build())
+                        .exceptionally(e -> {
+                            throw wire(e);
+                        });
+            }
             CompletableFuture<AppendResult> appended = encoded
                     // The client's bytes, copied once: the log stamps offsets into this buffer and keeps it until written.
                     ? h.partition.appendEncoded(ByteBuffer.wrap(r.getBatch().toByteArray()), r.getProducerId(), r.getBaseSequence())

@@ -359,4 +359,23 @@ class PartitionTest {
         replicas[2].markSealed(3);
         assertEquals(3, replicas[2].sealedEnd(), "a follower that has everything seals at once");
     }
+
+    @Test
+    void aSealedSegmentsLeaderTellsWhetherARetriedBatchIsInItsLog() throws Exception {
+        replicas[1].configureRoll(Long.MAX_VALUE, 5_000, (epoch, end) -> CompletableFuture.completedFuture(null));
+        CompletableFuture<AppendResult> written = replicas[1].append(records("w", 2), 88, 0);
+        awaitDurable(1, 2);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(written);
+        clock.addAndGet(5_000);
+        replicas[1].maybeRetryRoll();
+        assertEquals(2, replicas[1].sealedEnd());
+        // The writer never saw its answer and the segment is sealed: it asks before writing to the next one.
+        assertEquals(await(written), await(replicas[1].findRetried(88, 0, 2)), "there: its original offsets");
+        assertEquals(null, await(replicas[1].findRetried(88, 2, 1)), "a later sequence is not there");
+        assertEquals(null, await(replicas[1].findRetried(99, 0, 2)), "nor another producer's batch");
+        assertEquals(ErrorCode.NOT_LEADER, failure(replicas[2].findRetried(88, 0, 2)).code(), "only the leader can tell");
+        assertEquals(2, replicas[1].log().logEndOffset(), "a probe appends nothing");
+    }
 }
