@@ -60,6 +60,10 @@ public final class Partition {
     private final LongSupplier clockMs;
     private final IsrProposer proposer;
     private final ProducerStateTable producers = new ProducerStateTable();
+    /** Bytes of the log's tail read back to rebuild the producer state after a restart (retries come soon). */
+    static final long PRODUCER_STATE_SCAN_BYTES = 16 << 20;
+    /** False until the producer state was read back from the log: it may hold batches from before a restart. */
+    private boolean producersLoaded;
     private final Map<Integer, FollowerProgress> followers = new HashMap<>();
     private final TreeMap<Long, List<Waiter>> waiting = new TreeMap<>();
     private final Tombstones tombstones;
@@ -241,6 +245,7 @@ public final class Partition {
         if (role != Role.LEADER) {
             return CompletableFuture.failedFuture(notLeader().notApplied());
         }
+        loadProducers();
         if (roll.refusesWrites()) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_LEADER, name
                     + ": this segment is full and being sealed; refresh the route and write to the next segment", -1, leaderEpoch).notApplied());
@@ -284,6 +289,40 @@ public final class Partition {
         return acked;
     }
 
+    /**
+     * Before this replica first answers a write as leader: records the producer fields of the batches in the
+     * last {@link #PRODUCER_STATE_SCAN_BYTES} of its log, which a replica restarted since it stored them does
+     * not know. A retry of one of them is then answered with its original offsets, not appended again. Batches
+     * fetched meanwhile are known already ({@link ProducerStateTable#record} skips them).
+     */
+    private void loadProducers() {
+        if (producersLoaded) {
+            return;
+        }
+        producersLoaded = true;
+        long start = log.logStartOffset();
+        long end = log.writtenEndOffset();
+        long size = log.sizeInBytes();
+        long offset = size <= PRODUCER_STATE_SCAN_BYTES || end <= start ? start
+                : Math.max(start, end - (long) ((double) (end - start) * PRODUCER_STATE_SCAN_BYTES / size));
+        while (offset < end) {
+            try (FileSlice slice = log.readSlice(offset, 4 << 20, end)) {
+                if (slice.isEmpty()) {
+                    break;
+                }
+                ByteBuffer b = slice.read();
+                while (b.hasRemaining()) {
+                    BatchView v = BatchView.at(b);
+                    producers.record(v.producerId(), v.baseSequence(), v.recordCount(), v.baseOffset());
+                    b.position(b.position() + v.sizeInBytes());
+                }
+                offset = slice.nextOffset();
+            } catch (IOException e) {
+                throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e);
+            }
+        }
+    }
+
     /** A retry's answer: its original offsets, once they are acknowledged under the rules of a write. */
     private CompletableFuture<AppendResult> answerRetry(ProducerStateTable.Duplicate d) {
         CompletableFuture<AppendResult> acked = new CompletableFuture<>();
@@ -303,6 +342,7 @@ public final class Partition {
         if (role != Role.LEADER) {
             return CompletableFuture.failedFuture(notLeader().notApplied());
         }
+        loadProducers();
         ProducerStateTable.Check check = producers.check(producerId, baseSequence, count);
         if (check instanceof ProducerStateTable.OutOfOrder o) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());

@@ -74,6 +74,11 @@ public final class ProducerStateTable {
             return;
         }
         Producer p = producers.computeIfAbsent(producerId, k -> new Producer());
+        for (Appended a : p.recent) {
+            if (a.baseOffset() == baseOffset) {
+                return; // known already (read back from the log, then appended by a fetch that was in flight)
+            }
+        }
         p.recent.addLast(new Appended(baseSequence, baseSequence + count - 1, baseOffset, baseOffset + count - 1));
         while (p.recent.size() > BATCHES_PER_PRODUCER) {
             p.maxForgottenSequence = Math.max(p.maxForgottenSequence, p.recent.removeFirst().lastSequence());

@@ -378,4 +378,25 @@ class PartitionTest {
         assertEquals(ErrorCode.NOT_LEADER, failure(replicas[2].findRetried(88, 0, 2)).code(), "only the leader can tell");
         assertEquals(2, replicas[1].log().logEndOffset(), "a probe appends nothing");
     }
+
+    @Test
+    void aLeaderRestartedSinceItStoredABatchStillKnowsARetryOfIt() throws Exception {
+        CompletableFuture<AppendResult> first = replicas[1].append(records("b", 3), 66, 0);
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        AppendResult original = await(first);
+        // Node 2 restarts: a new replica over the same log, which knows no producer, and it becomes the leader.
+        Partition restarted = new Partition("s/0@2", replicas[2].log(), 2, CONFIG, clock::get, this::propose);
+        replicas[2] = restarted;
+        restarted.becomeLeader(1, List.of(1, 2, 3), committedIsr, committedVersion);
+        replicas[1].becomeFollower(1, 2);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> retry = restarted.append(records("b", 3), 66, 0);
+        fetchRound(2, 1, 3); // the new leader's high watermark moves once its followers fetch
+        fetchRound(2, 1, 3);
+        assertEquals(original, await(retry), "read back from the log: the retry gets the original offsets");
+        assertEquals(3, restarted.log().logEndOffset(), "not appended twice");
+        assertEquals(original, await(restarted.findRetried(66, 0, 3)));
+    }
 }
