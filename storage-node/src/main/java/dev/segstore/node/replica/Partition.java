@@ -300,26 +300,10 @@ public final class Partition {
             return;
         }
         producersLoaded = true;
-        long start = log.logStartOffset();
-        long end = log.writtenEndOffset();
-        long size = log.sizeInBytes();
-        long offset = size <= PRODUCER_STATE_SCAN_BYTES || end <= start ? start
-                : Math.max(start, end - (long) ((double) (end - start) * PRODUCER_STATE_SCAN_BYTES / size));
-        while (offset < end) {
-            try (FileSlice slice = log.readSlice(offset, 4 << 20, end)) {
-                if (slice.isEmpty()) {
-                    break;
-                }
-                ByteBuffer b = slice.read();
-                while (b.hasRemaining()) {
-                    BatchView v = BatchView.at(b);
-                    producers.record(v.producerId(), v.baseSequence(), v.recordCount(), v.baseOffset());
-                    b.position(b.position() + v.sizeInBytes());
-                }
-                offset = slice.nextOffset();
-            } catch (IOException e) {
-                throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e);
-            }
+        try {
+            producers.readBack(log, PRODUCER_STATE_SCAN_BYTES);
+        } catch (IOException e) {
+            throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e);
         }
     }
 

@@ -1,5 +1,11 @@
 package dev.segstore.node.replica;
 
+import dev.segstore.log.FileSlice;
+import dev.segstore.log.SegmentLog;
+import dev.segstore.log.format.BatchView;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
@@ -84,6 +90,35 @@ public final class ProducerStateTable {
             p.maxForgottenSequence = Math.max(p.maxForgottenSequence, p.recent.removeFirst().lastSequence());
         }
     }
+
+    /**
+     * Records the producer fields of the batches in about the last {@code maxBytes} of {@code log} (all of it
+     * when smaller): what a replica restarted since it stored them must learn again.
+     */
+    public void readBack(SegmentLog log, long maxBytes) throws IOException {
+        long start = log.logStartOffset();
+        long end = log.writtenEndOffset();
+        long size = log.sizeInBytes();
+        // Offsets are dense, so the record count scales to bytes well enough to find where the tail starts.
+        long offset = size <= maxBytes || end <= start ? start
+                : Math.max(start, end - (long) ((double) (end - start) * maxBytes / size));
+        while (offset < end) {
+            try (FileSlice slice = log.readSlice(offset, READ_BACK_CHUNK_BYTES, end)) {
+                if (slice.isEmpty()) {
+                    return;
+                }
+                ByteBuffer b = slice.read();
+                while (b.hasRemaining()) {
+                    BatchView v = BatchView.at(b);
+                    record(v.producerId(), v.baseSequence(), v.recordCount(), v.baseOffset());
+                    b.position(b.position() + v.sizeInBytes());
+                }
+                offset = slice.nextOffset();
+            }
+        }
+    }
+
+    private static final int READ_BACK_CHUNK_BYTES = 4 << 20;
 
     /** Forgets batches at or after {@code offset} (the log was truncated there). */
     public void truncateTo(long offset) {

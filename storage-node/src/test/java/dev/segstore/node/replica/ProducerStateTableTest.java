@@ -43,4 +43,32 @@ class ProducerStateTableTest {
         assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(0, 2, 2, 4)), t.check(9, 0, 3));
         assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(3, 4, 0, 1)), t.check(9, 3, 2));
     }
+
+    @Test
+    void readsBackTheProducersOfALogsTailAndSkipsBatchesItKnows(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        try (dev.segstore.log.LogDirectory d = dev.segstore.log.LogDirectory.open(dir, dev.segstore.log.DirectoryConfig.DEFAULT)) {
+            dev.segstore.log.SegmentLog log = d.openLog("s-0", dev.segstore.log.LogConfig.DEFAULT, 0);
+            byte[] payload = new byte[1000];
+            for (int i = 0; i < 100; i++) {
+                log.appendAsLeader(java.util.List.of(dev.segstore.log.AppendRecord.of(i, payload)), 0, 7, i,
+                        dev.segstore.log.Durability.FSYNC).get(30, java.util.concurrent.TimeUnit.SECONDS);
+            }
+            ProducerStateTable all = new ProducerStateTable();
+            all.readBack(log, Long.MAX_VALUE);
+            assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(0, 0, 0, 0)), all.check(7, 0, 1));
+            assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(99, 99, 99, 99)), all.check(7, 99, 1));
+
+            ProducerStateTable tail = new ProducerStateTable();
+            tail.readBack(log, 20_000); // about the last 20 of 100 batches of 1 KiB
+            assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(99, 99, 99, 99)), tail.check(7, 99, 1));
+            assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(85, 85, 85, 85)), tail.check(7, 85, 1));
+            assertInstanceOf(ProducerStateTable.New.class, tail.check(7, 10, 1), "outside the tail read back");
+
+            for (int i = 0; i < ProducerStateTable.BATCHES_PER_PRODUCER; i++) {
+                tail.record(7, 99, 1, 99); // a fetch that was in flight: known already, so not remembered twice
+            }
+            assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(85, 85, 85, 85)), tail.check(7, 85, 1),
+                    "copies of batch 99 did not push batch 85 out");
+        }
+    }
 }
