@@ -192,11 +192,16 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             Segment earlier = earlierSegment(route, open, b, mayBeIn);
             if (earlier != null) {
                 // That segment was sealed since: ask its leader whether the batch is there before writing it anew.
-                ProduceRequest probe = b.setSegment(ref(earlier)).setOnlyIfDuplicate(true).build();
-                b.setOnlyIfDuplicate(false);
+                // A "not found" is final (a sealed segment takes no writes); the retry loop then sends the batch
+                // to the open segment under a new sequence.
+                ProduceRequest probe;
+                synchronized (b) {
+                    probe = b.setSegment(ref(earlier)).setOnlyIfDuplicate(true).build();
+                    b.setOnlyIfDuplicate(false);
+                }
                 return callNode(earlier.getLeader(), NodeMethods.PRODUCE, probe, ProduceResponse.parser()).thenCompose(r -> {
                     LOG.info("Shard {}: a retried batch (producer {}, sequence {}) {} sealed segment {}", shard, producerId,
-                            b.getBaseSequence(), r.getNotFound() ? "is not in" : "was found in", earlier.getSequence());
+                            probe.getBaseSequence(), r.getNotFound() ? "is not in" : "was found in", earlier.getSequence());
                     if (!r.getNotFound()) {
                         return CompletableFuture.completedFuture(r);
                     }
