@@ -65,8 +65,14 @@ public final class StorageNode implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(StorageNode.class);
     private static final int FETCH_MAX_BYTES = 1 << 20;
     private static final long FETCH_IDLE_MS = 10;
-    /** Longest a leader holds a caught-up follower's fetch waiting for new data. */
+    /** Longest a leader holds a caught-up fetch waiting for new data when the fetcher names no wait. */
     private static final long FETCH_WAIT_MS = 200;
+    /**
+     * How long a follower of an open segment lets the leader hold its fetch: new data or a delete wakes the fetch
+     * at once, so the wait costs no latency; it bounds the idle traffic (one fetch per segment per wait: 200 ms
+     * made 315 fetches a second on a node leading 34 idle segments).
+     */
+    private static final int OPEN_FETCH_WAIT_MS = 1_000;
     /**
      * How long a follower of a sealed segment lets the leader hold its fetch: only deletes are new there, and
      * a delete wakes the fetch at once, so a long wait costs no latency and keeps idle segments quiet.
@@ -428,10 +434,10 @@ public final class StorageNode implements AutoCloseable {
         }
         CompletableFuture<Integer> round;
         try {
-            // A sealed segment's fetch may wait longer, but well within the lag limit, or the leader would take
-            // a quiet follower for a lagging one.
-            int sealedWait = (int) Math.min(SEALED_FETCH_WAIT_MS, config.replicaMaxLagMs() / 3);
-            LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader(), h.partition.sealedEnd() >= 0 ? sealedWait : 0);
+            // Held fetches stay well within the lag limit, or the leader would take a quiet follower for a
+            // lagging one; a sealed segment's, where only deletes are new, may wait longer.
+            int wait = (int) Math.min(h.partition.sealedEnd() >= 0 ? SEALED_FETCH_WAIT_MS : OPEN_FETCH_WAIT_MS, config.replicaMaxLagMs() / 3);
+            LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader(), wait);
             if (h.needsTruncation) {
                 long end = h.partition.truncateToLeader(leader);
                 h.index.resetTo(end);
