@@ -299,12 +299,12 @@ public final class Partition {
         if (producersLoaded) {
             return;
         }
-        producersLoaded = true;
         try {
             producers.readBack(log, PRODUCER_STATE_SCAN_BYTES);
         } catch (IOException e) {
             throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e);
         }
+        producersLoaded = true; // not before: a failed read is tried again by the next write
     }
 
     /** A retry's answer: its original offsets, once they are acknowledged under the rules of a write. */
