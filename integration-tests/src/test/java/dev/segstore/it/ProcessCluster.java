@@ -8,10 +8,8 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 /**
  * A cluster of real processes on loopback, as an operator runs it: 3 meta-service nodes and 3 storage nodes,
@@ -49,7 +47,7 @@ final class ProcessCluster implements AutoCloseable {
             destroyAll();
             metaRpcAddresses.clear();
             for (int i = 0; i < 3; i++) {
-                deleteTree(root.resolve("meta-" + i));
+                InJvmCluster.deleteTree(root.resolve("meta-" + i));
             }
         }
         for (int id = 1; id <= 3; id++) {
@@ -96,17 +94,6 @@ final class ProcessCluster implements AutoCloseable {
             return true;
         } catch (IOException e) {
             return false;
-        }
-    }
-
-    private static void deleteTree(Path dir) throws IOException {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
         }
     }
 
@@ -226,6 +213,6 @@ final class ProcessCluster implements AutoCloseable {
         } catch (IllegalStateException shuttingDown) {
             // the hook runs anyway
         }
-        deleteTree(root);
+        InJvmCluster.deleteTree(root);
     }
 }

@@ -108,11 +108,6 @@ public final class Partition {
         return role;
     }
 
-    /** Sets the segment size at which the leader rolls, and how it asks the controller to. */
-    public synchronized void configureRoll(long segmentBytes, Roller roller) {
-        configureRoll(segmentBytes, Long.MAX_VALUE, roller);
-    }
-
     /**
      * Sets when the leader rolls: at {@code segmentBytes}, or {@code segmentMs} after the first write it took
      * in this segment (checked by {@link #maybeRetryRoll}).

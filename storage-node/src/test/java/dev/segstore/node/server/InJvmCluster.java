@@ -137,7 +137,15 @@ public final class InJvmCluster implements AutoCloseable {
             }
         }
         metas.forEach(MetaServer::close);
-        try (Stream<Path> s = Files.walk(root)) {
+        deleteTree(root);
+    }
+
+    /** Deletes {@code dir} and everything in it, if it exists. */
+    public static void deleteTree(Path dir) throws IOException {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (Stream<Path> s = Files.walk(dir)) {
             for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
                 Files.deleteIfExists(p);
             }
