@@ -551,6 +551,29 @@ public final class SegmentLog {
         return sealed;
     }
 
+    /**
+     * Repairs a sealed replica that holds records its segment's leader does not (it was sealed before it
+     * reconciled with the leader): unseals the log and truncates it to {@code offset}, so it can fetch the
+     * leader's records and be sealed again. On a log that is not sealed, or holds nothing at or after
+     * {@code offset}, this is {@link #truncateTo}.
+     */
+    public synchronized CompletableFuture<Long> unsealAndTruncateTo(long offset) {
+        if (offset >= nextOffset) {
+            return CompletableFuture.completedFuture(nextOffset);
+        }
+        if (sealed) {
+            LOG.warn("Log {} is sealed at {} but holds records its leader does not: unsealing it and truncating to {}",
+                    name, nextOffset, offset);
+            sealed = false; // persisted with the truncation's new state
+        }
+        return truncateTo(offset);
+    }
+
+    /** Whether the data directory this log lives in is online (an I/O error takes it offline for good). */
+    public boolean isOnline() {
+        return directory.isOnline();
+    }
+
     // ---- truncation and retention -------------------------------------------------------------------------
 
     /**

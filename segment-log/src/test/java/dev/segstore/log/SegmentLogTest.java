@@ -22,6 +22,7 @@ import static dev.segstore.log.LogFixtures.records;
 import static dev.segstore.log.LogFixtures.text;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -397,6 +398,27 @@ class SegmentLogTest {
         assertEquals(4, again.logEndOffset());
         assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class,
                 () -> again.appendAsLeader(records(1, 1, "y"), 2, Durability.FSYNC)).kind());
+    }
+
+    @Test
+    void aSealedLogIsRepairedByUnsealingAndTruncatingAndCanBeSealedAgain() {
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        for (int i = 0; i < 4; i++) {
+            append(log, records(1, 1, "x" + i), 2, Durability.FSYNC); // one batch each: truncation cuts at batch ends
+        }
+        await(log.seal());
+        assertEquals(4, await(log.unsealAndTruncateTo(4)), "nothing past the point: no repair needed");
+        assertTrue(log.isSealed(), "and the log stays sealed");
+        assertEquals(2, await(log.unsealAndTruncateTo(2)));
+        assertFalse(log.isSealed());
+        append(log, records(3, 1, "z"), 3, Durability.FSYNC);
+        assertEquals(5, log.logEndOffset());
+        reopenDirectory();
+        SegmentLog again = directory.openLog("a", SMALL, 0);
+        assertFalse(again.isSealed(), "the repair survives a restart");
+        assertEquals(5, again.logEndOffset());
+        assertEquals(5, await(again.seal()));
+        assertTrue(again.isSealed());
     }
 
     @Test

@@ -79,7 +79,35 @@ public final class Partition {
     private List<Integer> replicas = List.of();
     private List<Integer> isr = List.of();
     private int isrVersion;
+    /**
+     * Leader: the ISR of a change proposed to the controller whose outcome is not known yet (in flight, or its
+     * answer was lost: the controller may have committed it). While set, the high watermark counts the union of
+     * {@link #isr} and this set (the "maximal ISR" of Kafka's KIP-497), and no other change is proposed: the
+     * leader narrows only after it learns the committed state, from an answer or from the controller's
+     * assignment.
+     */
     private List<Integer> pendingIsr;
+    private IsrChange isrChange = IsrChange.NONE;
+    /** Counts proposals and adopted ISR versions, so a late answer to an older proposal changes no state. */
+    private long isrProposalSeq;
+    /**
+     * Follower: whether the log was truncated against the current leader (leader-epoch truncation) since this
+     * replica last became a follower or was told it is ahead of the leader. Fetching and sealing wait for it.
+     */
+    private boolean reconciled;
+    /** Follower: bumped at every reason to truncate again, so a truncation that ran meanwhile does not count. */
+    private long followerGeneration;
+
+    /** Where the leader's ISR change stands ({@link #pendingIsr} is set unless NONE). */
+    private enum IsrChange {
+        NONE,
+        /** A proposal is out. */
+        IN_FLIGHT,
+        /** The answer was lost (the outcome is unknown): the next ISR tick proposes the same change again. */
+        RETRY,
+        /** The controller refused it as stale (FENCED_EPOCH): wait for its committed state in an assignment. */
+        AWAIT_CONTROLLER
+    }
     private long highWatermark;
     private final SegmentRoll roll = new SegmentRoll();
 
@@ -165,7 +193,7 @@ public final class Partition {
         this.replicas = List.copyOf(replicas);
         this.isr = List.copyOf(isr);
         this.isrVersion = isrVersion;
-        this.pendingIsr = null;
+        clearIsrChange();
         followers.clear();
         for (int r : replicas) {
             if (r != localId) {
@@ -183,7 +211,9 @@ public final class Partition {
         this.role = Role.FOLLOWER;
         this.leaderEpoch = epoch;
         this.leaderId = leader;
-        this.pendingIsr = null;
+        clearIsrChange();
+        this.reconciled = false;
+        this.followerGeneration++;
         this.tombstoneCursor = 0;
         followers.clear();
         failWaiting(new ReplicaException(ErrorCode.NOT_LEADER, name + ": leadership moved to node " + leader
@@ -457,14 +487,47 @@ public final class Partition {
     }
 
     /**
-     * The controller sealed this segment at {@code end} (learnt from our roll or from an assignment). The
-     * leader, and a follower once it holds everything up to {@code end}, seal their log: nothing is appended
-     * any more, and everything below {@code end} is committed.
+     * The controller sealed this segment at {@code end} (learnt from our roll or from an assignment): nothing
+     * is appended any more, and everything below {@code end} is committed. The leader seals at once. A follower
+     * seals only once it has reconciled with its leader (truncated by leader epoch: a deposed leader may hold
+     * records past the seal point, or different ones below it) and holds everything up to {@code end}; until
+     * then the seal is pending. A replica with no role yet waits too.
      */
     public synchronized void markSealed(long end) {
-        if (roll.sealedEnd() >= 0 || !roll.seal(end, log.logEndOffset())) {
-            return; // sealed already, or a follower still fetching: sealed once it has caught up
+        if (roll.sealedEnd() >= 0) {
+            return;
         }
+        if (role == Role.LEADER) {
+            if (log.logEndOffset() > end) {
+                // Only a leader elected uncleanly can hold more than the seal point: those records were never committed.
+                LOG.warn("{}: sealed at {} below this leader's log end {}: truncating", name, end, log.logEndOffset());
+                long cut = log.unsealAndTruncateTo(end).join();
+                producers.truncateTo(cut);
+            }
+            if (roll.seal(end, log.logEndOffset())) {
+                sealLog(end);
+            }
+            return;
+        }
+        roll.announce(end);
+        maybeTakePendingSeal();
+    }
+
+    /** Follower: takes a pending seal once reconciled with the leader and holding everything below it. */
+    private void maybeTakePendingSeal() {
+        long at = roll.pendingSealAt();
+        if (at < 0 || roll.sealedEnd() >= 0 || role != Role.FOLLOWER || !reconciled) {
+            return;
+        }
+        long end = log.logEndOffset();
+        if (end > at) {
+            LOG.error("{}: holds records up to {} past the seal at {} although reconciled with its leader; not sealing", name, end, at);
+        } else if (end == at && roll.seal(at, end)) {
+            sealLog(at);
+        }
+    }
+
+    private void sealLog(long end) {
         highWatermark = Math.max(highWatermark, end);
         if (!log.isSealed()) {
             log.seal();
@@ -565,7 +628,7 @@ public final class Partition {
     // ---- leader: ISR changes -------------------------------------------------------------------------------
 
     private void maybeExpandIsr(int followerId, long now) {
-        if (pendingIsr != null || isr.contains(followerId)) {
+        if (isrChange != IsrChange.NONE || isr.contains(followerId)) {
             return;
         }
         if (IsrPolicy.mayJoin(followers.get(followerId), highWatermark, tombstoneWatermark, now, config.maxLagMs())) {
@@ -575,9 +638,19 @@ public final class Partition {
         }
     }
 
-    /** Periodic check (the node calls it every few hundred ms): lagging followers are proposed out of the ISR. */
+    /**
+     * Periodic check (the node calls it every few hundred ms): lagging followers are proposed out of the ISR,
+     * and a change whose answer was lost is proposed again (its outcome decides what the leader may narrow to).
+     */
     public synchronized void maybeShrinkIsr() {
-        if (role != Role.LEADER || pendingIsr != null) {
+        if (role != Role.LEADER) {
+            return;
+        }
+        if (isrChange == IsrChange.RETRY) {
+            propose(pendingIsr, "the answer to the last proposal was lost; asking again");
+            return;
+        }
+        if (isrChange != IsrChange.NONE) {
             return;
         }
         long now = clockMs.getAsLong();
@@ -596,48 +669,101 @@ public final class Partition {
         }
     }
 
+    /** Proposes {@code newIsr}, based on the committed version this leader holds. */
     private void propose(List<Integer> newIsr, String why) {
         pendingIsr = List.copyOf(newIsr);
+        isrChange = IsrChange.IN_FLIGHT;
+        long seq = ++isrProposalSeq;
         int epoch = leaderEpoch;
         LOG.info("{}: proposing ISR {} (from {} v{}): {}", name, newIsr, isr, isrVersion, why);
-        proposer.propose(epoch, isrVersion, newIsr).whenComplete((committed, e) -> onIsrAnswer(epoch, committed, e));
-    }
-
-    private synchronized void onIsrAnswer(int epoch, IsrProposer.Committed committed, Throwable e) {
-        if (epoch != leaderEpoch || role != Role.LEADER) {
-            return;
-        }
-        pendingIsr = null;
-        if (e != null) {
-            LOG.warn("{}: ISR proposal failed: {}", name, e.toString());
-            return;
-        }
-        isr = List.copyOf(committed.isr());
-        isrVersion = committed.isrVersion();
-        maybeAdvanceHighWatermark();
+        proposer.propose(epoch, isrVersion, pendingIsr).whenComplete((committed, e) -> onIsrAnswer(seq, epoch, committed, e));
     }
 
     /**
-     * The controller changed the ISR itself (it drops fenced nodes): adopt a newer committed version. A
-     * pending proposal of ours was based on the old version and will be refused; it is forgotten here.
+     * The controller's answer to proposal {@code seq}. A committed ISR is adopted only if newer than the one
+     * held (a late answer changes nothing). A refusal as invalid is final: the proposal was not committed and
+     * never will be (the version it was based on still held when it was refused). Any other failure leaves the
+     * outcome unknown, so the proposed set goes on counting: FENCED_EPOCH waits for the controller's committed
+     * state in an assignment; a lost answer is asked again.
+     */
+    private synchronized void onIsrAnswer(long seq, int epoch, IsrProposer.Committed committed, Throwable failure) {
+        if (epoch != leaderEpoch || role != Role.LEADER) {
+            return;
+        }
+        if (committed != null) {
+            adoptIsr(committed.isr(), committed.isrVersion());
+            if (seq == isrProposalSeq) {
+                isrChange = IsrChange.AWAIT_CONTROLLER; // an answer no newer than what is held: learn the state
+            }
+            return;
+        }
+        if (seq != isrProposalSeq) {
+            return; // a newer proposal is out, or a newer ISR was adopted
+        }
+        ErrorCode code = ReplicaException.codeOf(failure);
+        if (code == ErrorCode.INVALID_ARGUMENT) {
+            LOG.warn("{}: the controller refused ISR {}: {}", name, pendingIsr, failure.toString());
+            clearIsrChange();
+            maybeAdvanceHighWatermark();
+        } else if (code == ErrorCode.FENCED_EPOCH) {
+            LOG.warn("{}: ISR proposal {} is stale ({}); counting it until the controller's state arrives", name, pendingIsr, failure.toString());
+            isrChange = IsrChange.AWAIT_CONTROLLER;
+        } else {
+            LOG.warn("{}: the outcome of ISR proposal {} is unknown ({}); counting it and asking again", name, pendingIsr, failure.toString());
+            isrChange = IsrChange.RETRY;
+        }
+    }
+
+    /**
+     * The controller's committed ISR, from an assignment (it drops fenced nodes itself) or a proposal's answer:
+     * adopted if newer than the version held. A proposal based on an older version can no longer commit, so
+     * whatever was pending is settled.
      */
     public synchronized void onControllerIsr(int epoch, List<Integer> committedIsr, int committedVersion) {
-        if (role != Role.LEADER || epoch != leaderEpoch || committedVersion <= isrVersion) {
+        if (role != Role.LEADER || epoch != leaderEpoch) {
+            return;
+        }
+        adoptIsr(committedIsr, committedVersion);
+    }
+
+    private void adoptIsr(List<Integer> committedIsr, int committedVersion) {
+        if (committedVersion <= isrVersion) {
             return;
         }
         isr = List.copyOf(committedIsr);
         isrVersion = committedVersion;
-        pendingIsr = null;
+        clearIsrChange();
         maybeAdvanceHighWatermark();
+    }
+
+    private void clearIsrChange() {
+        pendingIsr = null;
+        isrChange = IsrChange.NONE;
+        isrProposalSeq++;
     }
 
     // ---- follower ------------------------------------------------------------------------------------------
 
     /**
+     * Whether this follower must truncate against its leader before it fetches: after every new leader or
+     * epoch, and after the leader said the fetch offset lies beyond its log (it lost bytes it had served).
+     */
+    public synchronized boolean needsTruncation() {
+        return role == Role.FOLLOWER && !reconciled;
+    }
+
+    /**
      * Leader-epoch truncation before following: asks the leader where this log's latest epoch ends and cuts
-     * the log there, repeating until the epochs agree. Returns the log end offset afterwards.
+     * the log there, repeating until the epochs agree. A sealed log that holds records the leader does not is
+     * repaired (unsealed and truncated; it is sealed again once it holds the leader's records up to the sealed
+     * end). Returns the log end offset afterwards. The replica counts as reconciled only if nothing asked for
+     * another truncation (a new epoch, say) while this one ran.
      */
     public long truncateToLeader(LeaderEndPoint leader) {
+        long generation;
+        synchronized (this) {
+            generation = followerGeneration;
+        }
         while (true) {
             int latest;
             int epoch;
@@ -646,7 +772,7 @@ public final class Partition {
                 epoch = leaderEpoch;
             }
             if (latest < 0) {
-                return log.logEndOffset();
+                return reconciled(generation);
             }
             EpochEndOffset answer = leader.endOffsetForEpoch(epoch, latest).join();
             long target;
@@ -660,16 +786,27 @@ public final class Partition {
                     target = Math.min(answer.endOffset(), ours.isUndefined() ? answer.endOffset() : ours.endOffset());
                 }
                 if (target >= log.logEndOffset()) {
-                    return log.logEndOffset();
+                    return reconciled(generation);
                 }
             }
-            long end = log.truncateTo(target).join();
+            long end = log.unsealAndTruncateTo(target).join();
             synchronized (this) {
                 producers.truncateTo(end);
                 highWatermark = Math.min(highWatermark, end);
+                if (!log.isSealed()) {
+                    roll.unseal(); // a repaired replica: sealed again once it holds everything up to the sealed end
+                }
                 LOG.info("{}: truncated to {} after asking the leader where epoch {} ends ({})", name, end, latest, answer);
             }
         }
+    }
+
+    private synchronized long reconciled(long generation) {
+        if (generation == followerGeneration && role == Role.FOLLOWER) {
+            reconciled = true;
+            maybeTakePendingSeal();
+        }
+        return log.logEndOffset();
     }
 
     /** One fetch round as follower: fetch from our log end, append what came, take the leader's high watermark. */
@@ -680,54 +817,99 @@ public final class Partition {
     /**
      * As {@link #fetchOnce}, without blocking the caller: the fetch, the append and the fsync complete on other
      * threads (a long-polled fetch may wait seconds at the leader, so a fetcher thread must not).
-     * Completes with the bytes and tombstones taken (0: nothing new).
+     * Completes with the bytes and tombstones taken (0: nothing new, or nothing fetched).
+     *
+     * <p>The fetch offset tells the leader how far this replica's log goes, so it is the end this replica
+     * counts (durable, in fsync mode): never offsets only reserved by an append that has not been written, or
+     * failed. A follower that has to truncate first fetches nothing; one told its offset lies beyond the
+     * leader's log (OFFSET_OUT_OF_RANGE: the leader lost bytes it had served) truncates again. The answer is
+     * appended only if the role, epoch and log end it was asked under still hold when it arrives.
      */
     public CompletableFuture<Integer> fetchOnceAsync(LeaderEndPoint leader, int maxBytes) {
         long from;
         long tombFrom;
         int epoch;
+        long generation;
         synchronized (this) {
-            if (role != Role.FOLLOWER) {
+            if (role != Role.FOLLOWER || !reconciled) {
                 return CompletableFuture.completedFuture(0);
             }
-            from = log.logEndOffset();
+            if (!log.isOnline()) {
+                return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.STORAGE_ERROR, name
+                        + ": the data directory is offline; not fetching"));
+            }
+            from = countedLogEnd();
+            if (from != log.logEndOffset()) {
+                return CompletableFuture.completedFuture(0); // an append is still being written: fetch once it is
+            }
             tombFrom = tombstoneCursor;
             epoch = leaderEpoch;
+            generation = followerGeneration;
         }
-        return leader.fetch(localId, epoch, from, tombFrom, maxBytes).thenCompose(r -> {
-            ByteBuffer batches = r.batches();
-            if (batches.remaining() == 0) {
-                return CompletableFuture.completedFuture(afterFetch(r, epoch, tombFrom, 0));
+        return leader.fetch(localId, epoch, from, tombFrom, maxBytes).handle((r, e) -> {
+            if (e != null) {
+                onFetchFailed(generation, e);
+                return CompletableFuture.<Integer>failedFuture(e);
             }
-            return log.appendAsFollower(batches.duplicate(), config.durability()).thenApply(appended -> {
-                if (!appended.appended()) {
-                    return 0; // queue full: the next round fetches the same bytes again
-                }
-                synchronized (this) {
-                    ByteBuffer b = batches.duplicate();
-                    while (b.hasRemaining()) {
-                        BatchView v = BatchView.at(b);
-                        producers.record(v.producerId(), v.baseSequence(), v.recordCount(), v.baseOffset());
-                        b.position(b.position() + v.sizeInBytes());
-                    }
-                }
-                return afterFetch(r, epoch, tombFrom, batches.remaining());
-            });
-        });
+            return appendFetched(r, from, tombFrom, epoch, generation);
+        }).thenCompose(f -> f);
+    }
+
+    private synchronized void onFetchFailed(long generation, Throwable e) {
+        if (ReplicaException.codeOf(e) == ErrorCode.OFFSET_OUT_OF_RANGE && generation == followerGeneration && role == Role.FOLLOWER) {
+            LOG.warn("{}: the leader says fetch offset {} is outside its log; truncating against it again", name, log.logEndOffset());
+            reconciled = false;
+            followerGeneration++;
+        }
+    }
+
+    /**
+     * Appends a fetch answer if it still belongs to this follower's state: same role, epoch and generation, and
+     * the log still ends where the fetch started. The producer state of the fetched batches is recorded as they
+     * are appended, under the monitor, so a retry that reaches this replica once it leads is known at once.
+     */
+    private synchronized CompletableFuture<Integer> appendFetched(LeaderEndPoint.FetchResult r, long from, long tombFrom, int epoch,
+                                                                  long generation) {
+        if (role != Role.FOLLOWER || epoch != leaderEpoch || generation != followerGeneration || log.logEndOffset() != from) {
+            return CompletableFuture.completedFuture(0); // asked under a state that no longer holds: drop the answer
+        }
+        ByteBuffer batches = r.batches();
+        if (batches.remaining() == 0) {
+            return CompletableFuture.completedFuture(afterFetch(r, epoch, tombFrom, 0));
+        }
+        CompletableFuture<AppendResult> appended;
+        try {
+            appended = log.appendAsFollower(batches.duplicate(), config.durability());
+        } catch (LogException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+        AppendResult now = appended.getNow(null);
+        if (now != null && !now.appended()) {
+            return CompletableFuture.completedFuture(0); // queue full: the next round fetches the same bytes again
+        }
+        ByteBuffer b = batches.duplicate();
+        while (b.hasRemaining()) {
+            BatchView v = BatchView.at(b);
+            producers.record(v.producerId(), v.baseSequence(), v.recordCount(), v.baseOffset());
+            b.position(b.position() + v.sizeInBytes());
+        }
+        int bytes = batches.remaining();
+        return appended.thenApply(a -> afterFetch(r, epoch, tombFrom, bytes));
     }
 
     private synchronized int afterFetch(LeaderEndPoint.FetchResult r, int epoch, long tombFrom, int bytes) {
+        if (role != Role.FOLLOWER || epoch != leaderEpoch) {
+            return bytes; // a new role or epoch since: its watermarks and tombstones are not this epoch's
+        }
         Tombstones.Slice t = r.tombstones();
-        if (role == Role.FOLLOWER && epoch == leaderEpoch && t.base() <= tombFrom) {
+        if (t.base() <= tombFrom) {
             tombstones.overwrite(t.base(), t.offsets(), t.end());
             tombstoneCursor = t.base() + t.offsets().size();
             tombstoneWatermark = Math.max(tombstoneWatermark, Math.min(t.watermark(), tombstoneCursor));
             bytes += t.offsets().size();
         }
-        highWatermark = Math.max(highWatermark, Math.min(r.highWatermark(), log.logEndOffset()));
-        if (roll.pendingSealAt() >= 0 && log.logEndOffset() >= roll.pendingSealAt()) {
-            markSealed(roll.pendingSealAt());
-        }
+        highWatermark = Math.max(highWatermark, Math.min(r.highWatermark(), countedLogEnd()));
+        maybeTakePendingSeal();
         return bytes;
     }
 

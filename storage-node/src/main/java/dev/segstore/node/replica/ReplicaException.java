@@ -53,4 +53,13 @@ public final class ReplicaException extends RuntimeException {
     public String toString() {
         return "ReplicaException[" + code + "]: " + getMessage();
     }
+
+    /** The error code of a failure if it is (or wraps) a ReplicaException, else null (nothing known of it). */
+    public static ErrorCode codeOf(Throwable failure) {
+        Throwable e = failure;
+        while (e != null && !(e instanceof ReplicaException)) {
+            e = e.getCause();
+        }
+        return e == null ? null : ((ReplicaException) e).code();
+    }
 }

@@ -87,6 +87,24 @@ final class SegmentRoll {
         return true;
     }
 
+    /** The controller sealed the segment at {@code end}; a follower takes the seal later ({@link #seal}). */
+    void announce(long end) {
+        if (sealedEnd < 0) {
+            pendingSealAt = end;
+        }
+    }
+
+    /**
+     * The sealed log was repaired (it held records its leader does not, and was truncated): the seal is pending
+     * again, and is taken once the log holds everything below the sealed end once more.
+     */
+    void unseal() {
+        if (sealedEnd >= 0) {
+            pendingSealAt = sealedEnd;
+            sealedEnd = -1;
+        }
+    }
+
     /** The end offset the segment was sealed at, or -1 while it is open. */
     long sealedEnd() {
         return sealedEnd;

@@ -84,8 +84,8 @@ public final class StorageNode implements AutoCloseable {
         final Partition partition;
         final ReplicaIndex index;
         volatile Segment assigned;
-        volatile boolean needsTruncation;
-        volatile boolean fetching;
+        /** Whether a fetch loop runs for this replica: set by whoever starts one, cleared by the loop as it ends. */
+        final java.util.concurrent.atomic.AtomicBoolean fetching = new java.util.concurrent.atomic.AtomicBoolean();
 
         Hosted(Partition partition, ReplicaIndex index) {
             this.partition = partition;
@@ -305,26 +305,37 @@ public final class StorageNode implements AutoCloseable {
             Key key = Key.of(s);
             assigned.add(key);
             Shard shard = shards.get(s.getShardId());
-            Hosted h = hosted.computeIfAbsent(key, k -> open(k, s, shard));
+            Hosted h;
+            try {
+                h = hosted.computeIfAbsent(key, k -> open(k, s, shard));
+            } catch (RuntimeException e) {
+                LOG.error("Segment {}: cannot open the replica: {}", key.logName(), e.toString());
+                continue;
+            }
             Segment before = h.assigned;
             h.assigned = s;
             int me = config.nodeId();
             boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
             try {
-                if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
-                    h.partition.markSealed(s.getEndOffset());
-                }
+                // The role first, then the seal: a follower takes a seal only once it has truncated against its
+                // leader (a deposed leader may hold records past the seal point).
                 if (s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
                     h.partition.becomeLeader(s.getLeaderEpoch(), s.getReplicasList(), s.getIsrList(), s.getIsrVersion());
                 } else if (s.getLeader() == me) {
                     h.partition.onControllerIsr(s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion());
                 } else if (s.getLeader() >= 0 && (epochChanged || h.partition.role() != Partition.Role.FOLLOWER)) {
                     h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
-                    h.needsTruncation = true;
+                }
+                if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
+                    h.partition.markSealed(s.getEndOffset());
+                }
+                if (h.partition.role() == Partition.Role.FOLLOWER) {
                     startFetching(key, h);
                 }
-            } catch (ReplicaException e) {
-                LOG.warn("Segment {}: assignment not applied: {}", key.logName(), e.getMessage());
+            } catch (RuntimeException e) {
+                // One replica that cannot take its assignment (a damaged log, a refused epoch) must not keep the
+                // others from theirs: it is tried again at the next heartbeat.
+                LOG.warn("Segment {}: assignment not applied: {}", key.logName(), e.toString());
             }
         }
         for (Key k : List.copyOf(hosted.keySet())) {
@@ -350,7 +361,10 @@ public final class StorageNode implements AutoCloseable {
         IsrProposer proposer = (epoch, version, isr) -> meta.proposeIsr(ProposeIsrRequest.newBuilder()
                 .setShard(s.getShard()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
                 .setIsrVersion(version).addAllNewIsr(isr).build())
-                .thenApply(r -> new IsrProposer.Committed(r.getSegment().getIsrList(), r.getSegment().getIsrVersion()));
+                .thenApply(r -> new IsrProposer.Committed(r.getSegment().getIsrList(), r.getSegment().getIsrVersion()))
+                .exceptionally(e -> {
+                    throw asReplicaException(e);
+                });
         Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(),
                 directory.openLog(key.logName(), config.log(), s.getStartOffset()),
                 new Tombstones(index.tombstoneStore(key.shardId(), key.sequence(), durability == Durability.FSYNC)),
@@ -419,17 +433,36 @@ public final class StorageNode implements AutoCloseable {
 
     // ---- followers -----------------------------------------------------------------------------------------
 
+    /** Starts the replica's fetch loop unless one runs. */
     private void startFetching(Key key, Hosted h) {
-        if (!h.fetching) {
-            h.fetching = true;
-            fetchers.execute(() -> fetchLoop(key, h));
+        if (h.fetching.compareAndSet(false, true)) {
+            try {
+                fetchers.execute(() -> fetchLoop(key, h));
+            } catch (java.util.concurrent.RejectedExecutionException closing) {
+                h.fetching.set(false);
+            }
+        }
+    }
+
+    private boolean shouldFetch(Key key, Hosted h) {
+        return !closed && hosted.get(key) == h && h.partition.role() == Partition.Role.FOLLOWER;
+    }
+
+    /**
+     * Ends the fetch loop. The flag is cleared before the state is read again: a role change that saw the old
+     * loop still running (and so started none) is seen here, and the loop starts again.
+     */
+    private void stopFetching(Key key, Hosted h) {
+        h.fetching.set(false);
+        if (shouldFetch(key, h)) {
+            startFetching(key, h);
         }
     }
 
     private void fetchLoop(Key key, Hosted h) {
         // Followers of sealed segments go on fetching too (long-polled): deletes still reach them.
-        if (closed || hosted.get(key) != h || h.partition.role() != Partition.Role.FOLLOWER) {
-            h.fetching = false;
+        if (!shouldFetch(key, h)) {
+            stopFetching(key, h);
             return;
         }
         CompletableFuture<Integer> round;
@@ -438,10 +471,9 @@ public final class StorageNode implements AutoCloseable {
             // lagging one; a sealed segment's, where only deletes are new, may wait longer.
             int wait = (int) Math.min(h.partition.sealedEnd() >= 0 ? SEALED_FETCH_WAIT_MS : OPEN_FETCH_WAIT_MS, config.replicaMaxLagMs() / 3);
             LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader(), wait);
-            if (h.needsTruncation) {
+            if (h.partition.needsTruncation()) {
                 long end = h.partition.truncateToLeader(leader);
                 h.index.resetTo(end);
-                h.needsTruncation = false;
             }
             round = h.partition.fetchOnceAsync(leader, FETCH_MAX_BYTES);
         } catch (RuntimeException e) {
@@ -457,7 +489,7 @@ public final class StorageNode implements AutoCloseable {
             try {
                 fetchers.schedule(() -> fetchLoop(key, h), delay, TimeUnit.MILLISECONDS);
             } catch (java.util.concurrent.RejectedExecutionException closing) {
-                h.fetching = false;
+                h.fetching.set(false);
             }
         });
     }
@@ -473,7 +505,10 @@ public final class StorageNode implements AutoCloseable {
             public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
                 return callPeer(address, NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.newBuilder().setSegment(ref)
                                 .setLeaderEpoch(leaderEpoch).setEpoch(epoch).build(), EpochEndOffsetResponse.parser())
-                        .thenApply(r -> new EpochEndOffset(r.getEpoch(), r.getEndOffset()));
+                        .thenApply(r -> new EpochEndOffset(r.getEpoch(), r.getEndOffset()))
+                        .exceptionally(e -> {
+                            throw asReplicaException(e);
+                        });
             }
 
             @Override
@@ -487,7 +522,10 @@ public final class StorageNode implements AutoCloseable {
                     // The batches come as the answer's attachment (zero-copy on the leader's side).
                     return new FetchResult(a.attachment(), r.getHighWatermark(), r.getLogEndOffset(),
                             new Tombstones.Slice(r.getTombstoneBase(), r.getTombstonesList(), r.getTombstoneEnd(), r.getTombstoneWatermark()));
-                }, owners.of(key.shardId())); // the follower's append (and its checksum checks) runs on the shard's owner
+                }, owners.of(key.shardId())) // the follower's append (and its checksum checks) runs on the shard's owner
+                        .exceptionally(e -> {
+                            throw asReplicaException(e);
+                        });
             }
         };
     }
@@ -653,6 +691,19 @@ public final class StorageNode implements AutoCloseable {
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
+    }
+
+    /**
+     * A peer's or the controller's error as the replica layer reads it: a wire error keeps its code (the
+     * replica acts on OFFSET_OUT_OF_RANGE, FENCED_EPOCH, INVALID_ARGUMENT); anything else stays as it is, which
+     * the replica takes as an unknown outcome.
+     */
+    private static RuntimeException asReplicaException(Throwable t) {
+        Throwable e = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
+        if (e instanceof RpcException re) {
+            return new ReplicaException(ErrorCode.fromCode(re.code()), re.getMessage());
+        }
+        return e instanceof RuntimeException r ? r : new CompletionException(e);
     }
 
     /** Maps replica and log errors to wire errors, with the leader's address as the hint. */

@@ -50,11 +50,19 @@ class PartitionTest {
     /** The controller's view: committed ISR and its version (conditional updates). */
     private List<Integer> committedIsr = List.of(1, 2, 3);
     private int committedVersion;
+    /** Set: the controller commits proposals but their answers are lost (the meta leader died before answering). */
+    private volatile boolean loseAnswers;
+    /** Set: the controller commits proposals and the test holds their answers here, to deliver them late. */
+    private volatile List<CompletableFuture<IsrProposer.Committed>> heldAnswers;
+    /** Node 2's data directory runs on files whose writes the test can fail or hold. */
+    private final FaultyFiles node2Files = new FaultyFiles();
 
     @BeforeEach
     void start() {
         for (int id = 1; id <= 3; id++) {
-            LogDirectory d = LogDirectory.open(root.resolve("node-" + id), DirectoryConfig.DEFAULT);
+            LogDirectory d = id == 2
+                    ? LogDirectory.open(root.resolve("node-" + id), DirectoryConfig.DEFAULT, node2Files, System::currentTimeMillis)
+                    : LogDirectory.open(root.resolve("node-" + id), DirectoryConfig.DEFAULT);
             dirs.add(d);
             replicas[id] = new Partition("s/0@" + id, d.openLog("s-0", LogConfig.DEFAULT, 0), id, CONFIG, clock::get, this::propose);
         }
@@ -65,6 +73,7 @@ class PartitionTest {
 
     @AfterEach
     void stop() {
+        node2Files.release();
         dirs.forEach(LogDirectory::close);
     }
 
@@ -74,7 +83,16 @@ class PartitionTest {
         }
         committedIsr = List.copyOf(isr);
         committedVersion++;
-        return CompletableFuture.completedFuture(new IsrProposer.Committed(committedIsr, committedVersion));
+        IsrProposer.Committed committed = new IsrProposer.Committed(committedIsr, committedVersion);
+        if (loseAnswers) {
+            return CompletableFuture.failedFuture(new java.util.concurrent.TimeoutException("the answer was lost"));
+        }
+        if (heldAnswers != null) {
+            CompletableFuture<IsrProposer.Committed> late = new CompletableFuture<>();
+            heldAnswers.add(late);
+            return late.thenApply(v -> committed);
+        }
+        return CompletableFuture.completedFuture(committed);
     }
 
     /** A leader reached in memory; fetches from cut-off followers fail as a lost network would. */
@@ -90,8 +108,12 @@ class PartitionTest {
                 if (cutOff.contains(followerId)) {
                     return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.UNAVAILABLE, "cut off"));
                 }
-                return CompletableFuture.completedFuture(replicas[leader].fetchFromFollower(followerId, leaderEpoch, fetchOffset,
-                        tombstoneFrom, maxBytes));
+                try {
+                    return CompletableFuture.completedFuture(replicas[leader].fetchFromFollower(followerId, leaderEpoch, fetchOffset,
+                            tombstoneFrom, maxBytes));
+                } catch (ReplicaException e) {
+                    return CompletableFuture.failedFuture(e); // as the leader's error comes back over the network
+                }
             }
         };
     }
@@ -104,8 +126,12 @@ class PartitionTest {
         return out;
     }
 
+    /** One fetch by each follower, as the node's fetch loop makes it: truncating against the leader first when due. */
     private void fetchRound(int leader, int... followers) {
         for (int f : followers) {
+            if (replicas[f].needsTruncation()) {
+                replicas[f].truncateToLeader(endpointTo(leader));
+            }
             replicas[f].fetchOnce(endpointTo(leader), 1 << 20);
         }
     }
@@ -398,5 +424,276 @@ class PartitionTest {
         assertEquals(original, await(retry), "read back from the log: the retry gets the original offsets");
         assertEquals(3, restarted.log().logEndOffset(), "not appended twice");
         assertEquals(original, await(restarted.findRetried(66, 0, 3)));
+    }
+
+    // ---- safety: ISR changes whose outcome is unknown (issue 11, item 1) -----------------------------------
+
+    /** Node 3 lags, the leader shrinks it out: ISR [1, 2] at version 1. */
+    private void shrinkNode3Out() throws Exception {
+        cutOff.add(3);
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("a", 2), -1, -1);
+        awaitDurable(1, 2);
+        fetchRound(1, 2);
+        clock.addAndGet(1_001);
+        fetchRound(1, 2);
+        replicas[1].maybeShrinkIsr();
+        assertEquals(List.of(1, 2), replicas[1].isr());
+        await(ack);
+    }
+
+    @Test
+    void anIsrExpansionWhoseAnswerWasLostGoesOnCountingTheNewMember() throws Exception {
+        shrinkNode3Out();
+        // Node 3 catches up; the controller commits [1, 2, 3] at version 2, but the answer is lost.
+        loseAnswers = true;
+        cutOff.remove(3);
+        fetchRound(1, 3);
+        fetchRound(1, 3);
+        assertEquals(List.of(1, 2, 3), committedIsr, "the controller committed the expansion");
+        assertEquals(2, committedVersion);
+        loseAnswers = false;
+        // Node 3 is cut off again; a write reaches node 2 only. The controller counts node 3 in the ISR, so it
+        // could elect node 3: acknowledging the write on [1, 2] would lose it.
+        cutOff.add(3);
+        CompletableFuture<AppendResult> w = replicas[1].append(records("w", 1), -1, -1);
+        awaitDurable(1, 3);
+        fetchRound(1, 2);
+        fetchRound(1, 2);
+        assertFalse(w.isDone(), "not acknowledged while node 3 may be in the committed ISR");
+        // The next tick asks again; the controller's version moved, so it is refused as stale: the leader waits
+        // for the controller's state and meanwhile proposes nothing else.
+        replicas[1].maybeShrinkIsr();
+        clock.addAndGet(1_001);
+        replicas[1].maybeShrinkIsr();
+        assertEquals(2, committedVersion, "no narrower ISR proposed before the committed state is known");
+        assertFalse(w.isDone());
+        // The assignment brings the committed ISR; node 3 has to hold the write for it to be acknowledged.
+        replicas[1].onControllerIsr(0, committedIsr, committedVersion);
+        assertEquals(List.of(1, 2, 3), replicas[1].isr());
+        assertEquals(2, replicas[1].isrVersion());
+        assertFalse(w.isDone());
+        cutOff.remove(3);
+        fetchRound(1, 3);
+        fetchRound(1, 3);
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 2, 2), await(w));
+    }
+
+    @Test
+    void aLostAnswerIsAskedAgainAndTheRetrysAnswerSettlesIt() throws Exception {
+        shrinkNode3Out();
+        cutOff.remove(3);
+        // The expansion is lost on its way: not committed, no answer.
+        java.util.concurrent.atomic.AtomicBoolean dropNext = new java.util.concurrent.atomic.AtomicBoolean(true);
+        Partition leader = new Partition("s/0@1b", replicas[1].log(), 1, CONFIG, clock::get, (epoch, version, isr) -> {
+            if (dropNext.getAndSet(false)) {
+                return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.UNAVAILABLE, "the meta leader went away"));
+            }
+            return propose(epoch, version, isr);
+        });
+        replicas[1] = leader;
+        leader.becomeLeader(1, List.of(1, 2, 3), committedIsr, committedVersion);
+        replicas[2].becomeFollower(1, 1);
+        replicas[3].becomeFollower(1, 1);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        assertEquals(List.of(1, 2), leader.isr(), "the proposal failed");
+        assertEquals(1, committedVersion, "and was not committed");
+        leader.maybeShrinkIsr(); // the tick asks again
+        assertEquals(List.of(1, 2, 3), leader.isr());
+        assertEquals(2, leader.isrVersion());
+    }
+
+    @Test
+    void aLateIsrAnswerOlderThanTheVersionHeldIsIgnored() throws Exception {
+        heldAnswers = new ArrayList<>();
+        cutOff.add(3);
+        clock.addAndGet(1_001);
+        fetchRound(1, 2);
+        replicas[1].maybeShrinkIsr(); // [1, 2] committed at version 1; its answer is held
+        assertEquals(1, heldAnswers.size());
+        // The controller fences node 2 meanwhile (version 2) and the leader learns it from its assignment.
+        committedIsr = List.of(1);
+        committedVersion = 2;
+        replicas[1].onControllerIsr(0, committedIsr, committedVersion);
+        assertEquals(List.of(1), replicas[1].isr());
+        heldAnswers.get(0).complete(null); // the late answer: [1, 2] at version 1
+        assertEquals(List.of(1), replicas[1].isr(), "an answer older than the version held changes nothing");
+        assertEquals(2, replicas[1].isrVersion());
+    }
+
+    // ---- safety: reconcile before sealing (item 2) --------------------------------------------------------
+
+    /**
+     * Node 1 leads epoch 0 and has [0, 2) acknowledged everywhere; it appends three records nobody fetches (a
+     * paused leader's queued writes), while node 2 leads epoch 1, writes one record with node 3 and the
+     * controller seals the segment at 3.
+     */
+    private void deposeNode1AndSealAt3() throws Exception {
+        writeAcknowledged(2);
+        replicas[1].append(records("zombie", 3), -1, -1);
+        awaitDurable(1, 5);
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> fresh = replicas[2].append(records("new", 1), -1, -1);
+        awaitDurable(2, 3);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        await(fresh);
+        replicas[2].markSealed(3);
+        replicas[3].markSealed(3);
+        assertEquals(3, replicas[2].sealedEnd());
+    }
+
+    @Test
+    void aDeposedLeaderHoldingRecordsPastTheSealPointTruncatesBeforeItSeals() throws Exception {
+        deposeNode1AndSealAt3();
+        // Node 1 learns both from one assignment, the seal first (the order StorageNode.apply used).
+        replicas[1].markSealed(3);
+        replicas[1].becomeFollower(1, 2);
+        assertEquals(-1, replicas[1].sealedEnd(), "not sealed before it reconciled with the leader");
+        fetchRound(2, 1);
+        fetchRound(2, 1);
+        assertEquals(3, replicas[1].sealedEnd());
+        assertEquals(wholeLog(2), wholeLog(1), "byte-identical to the leader");
+        assertEquals(List.of("r0", "r1", "new0"), replicas[1].read(0, 10, 1 << 20).stream().map(PartitionTest::text).toList());
+    }
+
+    @Test
+    void aSealedReplicaThatDisagreesWithItsLeaderIsRepaired() throws Exception {
+        deposeNode1AndSealAt3();
+        await(replicas[1].log().seal()); // sealed with its divergent records (as the code before sealed it)
+        replicas[1].becomeFollower(1, 2);
+        replicas[1].markSealed(3);
+        fetchRound(2, 1);
+        fetchRound(2, 1);
+        assertEquals(wholeLog(2), wholeLog(1), "truncated, fetched again: byte-identical to the leader");
+        assertEquals(3, replicas[1].sealedEnd());
+        assertTrue(replicas[1].log().isSealed(), "and sealed again");
+    }
+
+    // ---- safety: a follower ahead of its leader (item 3) ----------------------------------------------------
+
+    @Test
+    void aFollowerToldItIsBeyondTheLeadersLogTruncatesThroughTheEpochProtocol() throws Exception {
+        writeAcknowledged(1);
+        for (int i = 0; i < 2; i++) {
+            CompletableFuture<AppendResult> ack = replicas[1].append(records("b" + i, 1), -1, -1);
+            awaitDurable(1, 2 + i);
+            fetchRound(1, 2, 3);
+            fetchRound(1, 2, 3);
+            await(ack);
+        }
+        // The leader comes back without its last batch (unsynced bytes lost) in the same epoch.
+        await(replicas[1].log().truncateTo(2));
+        assertThrows(java.util.concurrent.CompletionException.class, () -> replicas[2].fetchOnce(endpointTo(1), 1 << 20),
+                "fetch offset 3 is beyond the leader's log");
+        fetchRound(1, 2); // truncates against the leader, then fetches
+        assertEquals(2, replicas[2].log().logEndOffset(), "cut back to where the leader's epoch ends");
+        CompletableFuture<AppendResult> next = replicas[1].append(records("c", 1), -1, -1);
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(next);
+        assertEquals(wholeLog(1), wholeLog(2), "the same bytes at the same offsets as the leader");
+    }
+
+    // ---- safety: offsets advertised are offsets held (item 4) -----------------------------------------------
+
+    @Test
+    void aFollowerWhoseWriteFailedNeverAdvertisesTheFailedBatch() throws Exception {
+        shrinkNode3Out(); // ISR [1, 2]: node 2 alone stands between a write and its acknowledgement
+        node2Files.failWrites();
+        CompletableFuture<AppendResult> w = replicas[1].append(records("w", 1), -1, -1);
+        awaitDurable(1, 3);
+        for (int i = 0; i < 3; i++) {
+            try {
+                replicas[2].fetchOnce(endpointTo(1), 1 << 20);
+            } catch (java.util.concurrent.CompletionException expected) {
+                // the write fails; later rounds find the directory offline
+            }
+        }
+        assertFalse(w.isDone(), "node 2 never wrote the batch: the write is not acknowledged");
+        clock.addAndGet(1_001);
+        replicas[1].maybeShrinkIsr();
+        assertEquals(List.of(1), replicas[1].isr(), "node 2 stopped fetching and left the ISR");
+        assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, failure(w).code());
+    }
+
+    // ---- safety: answers checked again on arrival (item 6) ------------------------------------------------
+
+    @Test
+    void aFetchAnswerArrivingAfterTheFollowerBecameLeaderIsDropped() throws Exception {
+        replicas[1].append(records("late", 2), -1, -1);
+        awaitDurable(1, 2);
+        CompletableFuture<LeaderEndPoint.FetchResult> held = new CompletableFuture<>();
+        LeaderEndPoint slow = new LeaderEndPoint() {
+            @Override
+            public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
+                return endpointTo(1).endOffsetForEpoch(leaderEpoch, epoch);
+            }
+
+            @Override
+            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
+                return held; // a long poll still on its way
+            }
+        };
+        replicas[2].truncateToLeader(slow);
+        CompletableFuture<Integer> round = replicas[2].fetchOnceAsync(slow, 1 << 20);
+        LeaderEndPoint.FetchResult answer = replicas[1].fetchFromFollower(2, 0, 0, 0, 1 << 20);
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        held.complete(answer);
+        await(round);
+        assertEquals(0, replicas[2].log().logEndOffset(), "the deposed leader's answer is not appended to the new leader's log");
+    }
+
+    @Test
+    void aRetryReachingAFollowerPromotedWhileItsCopyIsBeingWrittenIsNotAppendedAgain() throws Exception {
+        CompletableFuture<AppendResult> first = replicas[1].append(records("p", 3), 66, 0);
+        awaitDurable(1, 3);
+        replicas[2].truncateToLeader(endpointTo(1));
+        node2Files.hold(); // node 2's disk stalls: its copy is queued but not written
+        CompletableFuture<Integer> round = replicas[2].fetchOnceAsync(endpointTo(1), 1 << 20);
+        assertFalse(round.isDone());
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> retry = replicas[2].append(records("p", 3), 66, 0);
+        node2Files.release();
+        await(round);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 0, 2), await(retry), "answered with the original offsets");
+        assertEquals(3, replicas[2].log().logEndOffset(), "not appended twice");
+    }
+
+    @Test
+    void aTruncationOvertakenByANewerEpochLeavesTheFollowerNeedingAnother() throws Exception {
+        writeAcknowledged(2);
+        replicas[1].append(records("x", 1), -1, -1);
+        awaitDurable(1, 3);
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        replicas[1].becomeFollower(1, 2);
+        CompletableFuture<EpochEndOffset> answer = new CompletableFuture<>();
+        java.util.concurrent.CountDownLatch asked = new java.util.concurrent.CountDownLatch(1);
+        LeaderEndPoint slow = new LeaderEndPoint() {
+            @Override
+            public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
+                asked.countDown();
+                return answer;
+            }
+
+            @Override
+            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
+                return endpointTo(2).fetch(followerId, leaderEpoch, fetchOffset, tombstoneFrom, maxBytes);
+            }
+        };
+        CompletableFuture<Long> truncation = CompletableFuture.supplyAsync(() -> replicas[1].truncateToLeader(slow));
+        // While it waits for the leader's answer, a newer assignment makes node 3 the leader in epoch 2.
+        assertTrue(asked.await(30, TimeUnit.SECONDS));
+        replicas[1].becomeFollower(2, 3);
+        answer.complete(replicas[2].endOffsetForEpoch(1, 0));
+        await(truncation);
+        assertTrue(replicas[1].needsTruncation(), "the truncation against epoch 1's leader does not count for epoch 2");
     }
 }
