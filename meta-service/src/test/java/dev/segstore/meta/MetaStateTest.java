@@ -214,4 +214,49 @@ class MetaStateTest {
         assertEquals(List.of(), state.expired(Long.MAX_VALUE / 2));
         assertEquals(ErrorCode.INVALID_ARGUMENT, expire("keep", state.shard("keep").orElseThrow().getShardId(), 1).error());
     }
+
+    private CommandResult changeIsr(String shard, long seq, int leader, int epoch, int version, Integer... isr) {
+        return apply(Command.newBuilder().setChangeIsr(dev.segstore.protocol.meta.ChangeIsrCommand.newBuilder()
+                .setShard(shard).setSequence(seq).setLeader(leader).setLeaderEpoch(epoch).setIsrVersion(version)
+                .addAllNewIsr(List.of(isr))));
+    }
+
+    @Test
+    void aLiveNodeThatRegistersAgainLosesItsLeadershipsToANewEpoch() {
+        long inc2 = register(2);
+        register(1);
+        register(3);
+        create("multi", false, 2, 1, 3);
+        // Epoch 1 led by node 1, ISR [1, 3, 2]: fence node 2, bring it back, grow the ISR again.
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(2).setIncarnation(inc2)));
+        register(2);
+        assertEquals(null, changeIsr("multi", 0, 1, 1, 1, 1, 3, 2).error());
+        Segment before = segment("multi", 0);
+        assertEquals(1, before.getLeader());
+        assertEquals(1, before.getLeaderEpoch());
+        assertEquals(List.of(1, 3, 2), before.getIsrList());
+        // A segment whose ISR is node 1 alone, and one node 1 only follows in.
+        create("solo", false, 1, 2);
+        assertEquals(null, changeIsr("solo", 0, 1, 0, 0, 1).error());
+        create("follows", false, 3, 1);
+        long inc1 = state.node(1).orElseThrow().getIncarnation();
+
+        register(1); // a new incarnation of node 1 replaces the live one (it may have lost unsynced bytes)
+
+        assertEquals(inc1 + 1, state.node(1).orElseThrow().getIncarnation());
+        Segment multi = segment("multi", 0);
+        assertEquals(3, multi.getLeader(), "leadership moves to the first live ISR member other than node 1");
+        assertEquals(2, multi.getLeaderEpoch(), "in a new epoch");
+        assertEquals(List.of(3, 2), multi.getIsrList(), "node 1 leaves the ISR");
+        assertEquals(before.getIsrVersion() + 1, multi.getIsrVersion());
+        Segment solo = segment("solo", 0);
+        assertEquals(1, solo.getLeader(), "the sole ISR member keeps the segment");
+        assertEquals(1, solo.getLeaderEpoch(), "but in a new epoch (one bump, not two)");
+        assertEquals(List.of(1), solo.getIsrList());
+        Segment follows = segment("follows", 0);
+        assertEquals(3, follows.getLeader());
+        assertEquals(0, follows.getLeaderEpoch(), "a leader that did not restart keeps its epoch");
+        assertEquals(List.of(3), follows.getIsrList(), "the restarted follower leaves the ISR and catches up again");
+        assertEquals(1, follows.getIsrVersion());
+    }
 }

@@ -77,6 +77,14 @@ public final class MetaState {
 
     private CommandResult registerNode(RegisterNodeCommand c, long now) {
         StorageNode old = nodes.get(c.getNodeId());
+        if (old != null && old.getState() == NodeState.ALIVE) {
+            // A new incarnation replaces a live one (a restart the controller did not notice, maybe an unclean
+            // one that lost unsynced bytes): it must not lead in its old epochs. Fence the old incarnation first,
+            // exactly as FenceNode does, except that a segment with no other eligible leader goes straight back
+            // to this node in the fence's new epoch (one bump, not two).
+            nodes.put(c.getNodeId(), old.toBuilder().setState(NodeState.FENCED).build());
+            fenceReplicas(c.getNodeId(), true);
+        }
         StorageNode node = StorageNode.newBuilder().setNodeId(c.getNodeId()).setHost(c.getHost()).setPort(c.getPort())
                 .setState(NodeState.ALIVE).setRegisteredAtMs(now)
                 .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).build();
@@ -114,7 +122,18 @@ public final class MetaState {
             return CommandResult.ok(Empty.getDefaultInstance()); // already fenced, or re-registered since: no-op
         }
         nodes.put(c.getNodeId(), node.toBuilder().setState(NodeState.FENCED).build());
-        int id = c.getNodeId();
+        fenceReplicas(c.getNodeId(), false);
+        return CommandResult.ok(Empty.getDefaultInstance());
+    }
+
+    /**
+     * Takes node {@code id} (already marked not alive) out of every open or sealed segment: out of every ISR
+     * that has other members (ISR version + 1), and each leadership to another live ISR member (or, if the
+     * shard allows, any live replica) in epoch + 1; with none, the segment waits at -1, unless {@code rejoining}
+     * (the node registers again in this same command) and the node is still eligible: then it leads again, in
+     * the new epoch.
+     */
+    private void fenceReplicas(int id, boolean rejoining) {
         for (List<Segment> list : segments.values()) {
             for (int i = 0; i < list.size(); i++) {
                 Segment s = list.get(i);
@@ -129,7 +148,11 @@ public final class MetaState {
                     changed = true;
                 }
                 if (s.getLeader() == id) {
-                    b.setLeader(electLeader(s, b.getIsrList(), id)).setLeaderEpoch(s.getLeaderEpoch() + 1);
+                    int next = electLeader(s, b.getIsrList(), id);
+                    if (next < 0 && rejoining && eligible(b.build(), id)) {
+                        next = id;
+                    }
+                    b.setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1);
                     changed = true;
                 }
                 if (changed) {
@@ -137,7 +160,6 @@ public final class MetaState {
                 }
             }
         }
-        return CommandResult.ok(Empty.getDefaultInstance());
     }
 
     /** First live ISR member other than {@code excluded}; else, if allowed, any live replica; else -1 (wait). */
