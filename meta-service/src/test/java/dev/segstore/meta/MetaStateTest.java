@@ -259,4 +259,26 @@ class MetaStateTest {
         assertEquals(List.of(3), follows.getIsrList(), "the restarted follower leaves the ISR and catches up again");
         assertEquals(1, follows.getIsrVersion());
     }
+
+    @Test
+    void aRetriedIsrChangeThatAlreadyCommittedIsAnsweredWithTheCurrentSegment() {
+        register(1);
+        register(2);
+        register(3);
+        create("retry", false, 1, 2, 3);
+        CommandResult first = changeIsr("retry", 0, 1, 0, 0, 1, 2);
+        assertEquals(null, first.error(), first.message());
+        Segment committed = segment("retry", 0);
+        assertEquals(1, committed.getIsrVersion());
+
+        CommandResult retry = changeIsr("retry", 0, 1, 0, 0, 1, 2); // the leader lost the first answer
+        assertEquals(null, retry.error(), retry.message());
+        assertEquals(committed, ((dev.segstore.protocol.meta.SegmentResponse) retry.value()).getSegment());
+        assertEquals(committed, segment("retry", 0), "a retry changes nothing");
+
+        assertEquals(ErrorCode.FENCED_EPOCH, changeIsr("retry", 0, 1, 0, 0, 1, 3).error(), "another ISR on the old version is stale");
+        assertEquals(ErrorCode.FENCED_EPOCH, changeIsr("retry", 0, 1, 1, 0, 1, 2).error(), "another epoch is stale");
+        assertEquals(null, changeIsr("retry", 0, 1, 0, 1, 1).error());
+        assertEquals(ErrorCode.FENCED_EPOCH, changeIsr("retry", 0, 1, 0, 0, 1, 2).error(), "two versions behind is stale");
+    }
 }

@@ -41,7 +41,8 @@ import java.util.TreeMap;
  *
  * <p>Safety rules enforced here, whoever proposes: a segment's leader epoch only grows and every leader change
  * bumps it; an ISR change must name the current leader, epoch and ISR version (a stale proposal is
- * {@link ErrorCode#FENCED_EPOCH}); only an ISR member (or, if the shard allows unclean election, any live
+ * {@link ErrorCode#FENCED_EPOCH}; a retry of the change that made the current version, same leader, epoch and
+ * ISR, one version behind, is answered OK with the current segment and changes nothing); only an ISR member (or, if the shard allows unclean election, any live
  * replica) becomes leader; group offsets are last-writer-wins.
  */
 public final class MetaState {
@@ -277,6 +278,11 @@ public final class MetaState {
         }
         List<Segment> list = segments.get(c.getShard());
         Segment s = list.get(indexOf(list, c.getSequence()));
+        if (s.getIsrVersion() == c.getIsrVersion() + 1 && s.getIsrList().equals(c.getNewIsrList())) {
+            // Same leader and epoch (checked above), one version on, and already the ISR it proposes: a retry of
+            // a proposal whose answer the leader lost. Tell it the change is committed; change nothing.
+            return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(s).build());
+        }
         if (s.getIsrVersion() != c.getIsrVersion()) {
             return CommandResult.fail(ErrorCode.FENCED_EPOCH, "ISR of " + c.getShard() + "/" + c.getSequence()
                     + " is at version " + s.getIsrVersion() + ", the proposal was based on " + c.getIsrVersion());
