@@ -281,4 +281,39 @@ class MetaStateTest {
         assertEquals(null, changeIsr("retry", 0, 1, 0, 1, 1).error());
         assertEquals(ErrorCode.FENCED_EPOCH, changeIsr("retry", 0, 1, 0, 0, 1, 2).error(), "two versions behind is stale");
     }
+
+    @Test
+    void theMetadataVersionGrowsAndSegmentsKeepTheVersionThatCreatedThem() throws Exception {
+        register(1);
+        long registered = state.assignments(1).getMetadataVersion();
+        assertEquals(state.appliedCommands(), registered, "an assignment carries the applied-command count");
+        assertTrue(registered > 0);
+        create("v", false, 1);
+        Segment first = segment("v", 0);
+        assertEquals(state.appliedCommands(), first.getCreatedVersion(), "created by the CreateShard command");
+        assertEquals(null, roll("v", 0, 5).error());
+        Segment second = segment("v", 1);
+        assertEquals(state.appliedCommands(), second.getCreatedVersion(), "created by the RollSegment command");
+        assertTrue(second.getCreatedVersion() > first.getCreatedVersion());
+        assertEquals(first.getCreatedVersion(), segment("v", 0).getCreatedVersion(), "sealing keeps it");
+        long beforeRefused = state.appliedCommands();
+        assertEquals(ErrorCode.SHARD_EXISTS, apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("v")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).addReplicas(1))).error());
+        assertEquals(beforeRefused + 1, state.appliedCommands(), "a refused command is applied on every replica, and counts");
+        dev.segstore.protocol.meta.NodeAssignments a = state.assignments(1);
+        assertEquals(state.appliedCommands(), a.getMetadataVersion());
+        assertTrue(a.getMetadataVersion() > registered, "the version only grows");
+        assertTrue(a.getSegmentsList().stream().allMatch(s -> s.getCreatedVersion() > 0 && s.getCreatedVersion() <= a.getMetadataVersion()));
+
+        MetaState restored = new MetaState();
+        restored.restore(dev.segstore.protocol.meta.MetaSnapshot.parseFrom(state.snapshot().toByteArray()));
+        assertEquals(state.appliedCommands(), restored.appliedCommands(), "the snapshot keeps the version");
+        assertEquals(a, restored.assignments(1), "and every segment's created_version");
+        Command next = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now++)
+                .setRollSegment(RollSegmentCommand.newBuilder().setShard("v").setSequence(1).setLeaderEpoch(0).setEndOffset(9).addNextReplicas(1)).build();
+        assertEquals(null, state.apply(next).error());
+        assertEquals(null, restored.apply(next).error());
+        assertEquals(state.snapshot(), restored.snapshot(), "a restored replica goes on counting as the others");
+        assertEquals(state.appliedCommands(), restored.route("v").getSegments(2).getCreatedVersion());
+    }
 }

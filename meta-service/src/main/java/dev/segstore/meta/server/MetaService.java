@@ -6,7 +6,7 @@ import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.Limits;
 import dev.segstore.adapter.StorageException;
 import dev.segstore.adapter.Validation;
-import dev.segstore.meta.raft.RaftGroup;
+import dev.segstore.meta.raft.Consensus;
 import dev.segstore.meta.state.CommandResult;
 import dev.segstore.meta.state.MetaState;
 import dev.segstore.protocol.meta.ChangeIsrCommand;
@@ -53,13 +53,13 @@ import java.util.function.Supplier;
  */
 public final class MetaService {
     private final MetaState state;
-    private final RaftGroup raft;
+    private final Consensus raft;
     private final Controller controller;
     private final LongSupplier clockMs;
     private final CommitBatcher commits;
     private final List<MetaPeer> peers;
 
-    public MetaService(MetaState state, RaftGroup raft, Controller controller, LongSupplier clockMs, List<MetaPeer> peers) {
+    public MetaService(MetaState state, Consensus raft, Controller controller, LongSupplier clockMs, List<MetaPeer> peers) {
         this.state = state;
         this.raft = raft;
         this.controller = controller;
@@ -85,7 +85,7 @@ public final class MetaService {
 
     // ---- storage nodes -------------------------------------------------------------------------------------
 
-    private CompletableFuture<Message> registerNode(RegisterNodeRequest r) {
+    CompletableFuture<Message> registerNode(RegisterNodeRequest r) {
         if (r.getNodeId() < 0 || r.getHost().isBlank() || r.getPort() < 1 || r.getPort() > 65535) {
             return invalid("register: node id must be >= 0, host non-empty and port in 1..65535, got " + r);
         }
@@ -98,18 +98,21 @@ public final class MetaService {
                 });
     }
 
-    private CompletableFuture<Message> heartbeat(HeartbeatRequest r) {
-        if (!raft.isLeader()) {
-            return CompletableFuture.failedFuture(raft.notLeader());
-        }
-        Optional<StorageNode> node = state.node(r.getNodeId());
-        if (node.isEmpty() || node.get().getState() != NodeState.ALIVE || node.get().getIncarnation() != r.getIncarnation()) {
-            return CompletableFuture.failedFuture(new RpcException(ErrorCode.FENCED_EPOCH.code(), "storage node "
-                    + r.getNodeId() + " incarnation " + r.getIncarnation() + " is not registered and alive: register again"));
-        }
-        controller.heartbeat(r.getNodeId());
-        NodeAssignments a = state.assignments(r.getNodeId());
-        return CompletableFuture.completedFuture(a);
+    /**
+     * Answered from the state after a ReadIndex barrier, never from local state alone: a node deletes every
+     * hosted replica its answer does not list, and a deposed leader that still believes it leads would hand it
+     * an old assignment. The answer carries the state's metadata version.
+     */
+    CompletableFuture<Message> heartbeat(HeartbeatRequest r) {
+        return raft.readBarrier().thenApply(v -> {
+            Optional<StorageNode> node = state.node(r.getNodeId());
+            if (node.isEmpty() || node.get().getState() != NodeState.ALIVE || node.get().getIncarnation() != r.getIncarnation()) {
+                throw new RpcException(ErrorCode.FENCED_EPOCH.code(), "storage node " + r.getNodeId() + " incarnation "
+                        + r.getIncarnation() + " is not registered and alive: register again");
+            }
+            controller.heartbeat(r.getNodeId());
+            return state.assignments(r.getNodeId());
+        });
     }
 
     private CompletableFuture<Message> proposeIsr(ProposeIsrRequest r) {

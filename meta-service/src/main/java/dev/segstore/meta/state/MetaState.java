@@ -238,8 +238,10 @@ public final class MetaState {
         return Optional.empty();
     }
 
-    private static Segment openSegment(String shard, long shardId, long sequence, long start, List<Integer> replicas) {
+    /** A new open segment, stamped with the metadata version of the command that creates it. */
+    private Segment openSegment(String shard, long shardId, long sequence, long start, List<Integer> replicas) {
         return Segment.newBuilder().setShard(shard).setShardId(shardId).setSequence(sequence).setStartOffset(start).setEndOffset(-1)
+                .setCreatedVersion(appliedCommands)
                 .setStatus(SegmentStatus.OPEN).addAllReplicas(replicas).setLeader(replicas.get(0)).setLeaderEpoch(0)
                 .addAllIsr(replicas).setIsrVersion(0).build();
     }
@@ -487,13 +489,17 @@ public final class MetaState {
         return new Health(shards.size(), count, under, leaderless, alive, fenced);
     }
 
+    /**
+     * The metadata version: how many commands this state has applied (refused ones too: every replica applies
+     * them). The same on every replica at the same log position, kept in snapshots, and it only grows.
+     */
     public synchronized long appliedCommands() {
         return appliedCommands;
     }
 
     /** Every segment the node is a replica of, with the node's current record. */
     public synchronized NodeAssignments assignments(int nodeId) {
-        NodeAssignments.Builder b = NodeAssignments.newBuilder();
+        NodeAssignments.Builder b = NodeAssignments.newBuilder().setMetadataVersion(appliedCommands);
         StorageNode n = nodes.get(nodeId);
         if (n != null) {
             b.setNode(n);
@@ -552,7 +558,7 @@ public final class MetaState {
     // ---- snapshots -------------------------------------------------------------------------------------------
 
     public synchronized MetaSnapshot snapshot() {
-        MetaSnapshot.Builder b = MetaSnapshot.newBuilder().setVersion(VERSION).setNextShardId(nextShardId)
+        MetaSnapshot.Builder b = MetaSnapshot.newBuilder().setVersion(VERSION).setNextShardId(nextShardId).setAppliedCommands(appliedCommands)
                 .addAllNodes(nodes.values()).addAllShards(shards.values());
         segments.values().forEach(b::addAllSegments);
         groupOffsets.forEach((shard, m) -> m.forEach((group, offset) ->
@@ -573,5 +579,6 @@ public final class MetaState {
         s.getSegmentsList().forEach(seg -> segments.computeIfAbsent(seg.getShard(), k -> new ArrayList<>()).add(seg));
         s.getGroupOffsetsList().forEach(o -> groupOffsets.computeIfAbsent(o.getShard(), k -> new TreeMap<>()).put(o.getGroup(), o.getOffset()));
         nextShardId = s.getNextShardId();
+        appliedCommands = s.getAppliedCommands();
     }
 }
