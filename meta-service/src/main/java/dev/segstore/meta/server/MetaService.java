@@ -18,6 +18,7 @@ import dev.segstore.protocol.meta.DeleteShardCommand;
 import dev.segstore.protocol.meta.DeleteShardRequest;
 import dev.segstore.protocol.meta.DescribeClusterResponse;
 import dev.segstore.protocol.meta.DurabilityMode;
+import dev.segstore.protocol.meta.FenceNodeCommand;
 import dev.segstore.protocol.meta.Empty;
 import dev.segstore.protocol.meta.GetOffsetRequest;
 import dev.segstore.protocol.meta.GetOffsetResponse;
@@ -26,7 +27,6 @@ import dev.segstore.protocol.meta.GroupOffset;
 import dev.segstore.protocol.meta.HeartbeatRequest;
 import dev.segstore.protocol.meta.ListShardsRequest;
 import dev.segstore.protocol.meta.ListShardsResponse;
-import dev.segstore.protocol.meta.NodeAssignments;
 import dev.segstore.protocol.meta.NodeState;
 import dev.segstore.protocol.meta.ProposeIsrRequest;
 import dev.segstore.protocol.meta.RegisterNodeCommand;
@@ -39,6 +39,8 @@ import dev.segstore.protocol.meta.StorageNode;
 import dev.segstore.protocol.rpc.RpcException;
 import dev.segstore.protocol.rpc.RpcHandler;
 import dev.segstore.protocol.rpc.RpcServer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.util.List;
 import java.util.Optional;
@@ -52,6 +54,7 @@ import java.util.function.Supplier;
  * leader answers NOT_LEADER with the leader's RPC address. Input is validated here, before anything is proposed.
  */
 public final class MetaService {
+    private static final Logger LOG = LoggerFactory.getLogger(MetaService.class);
     private final MetaState state;
     private final Consensus raft;
     private final Controller controller;
@@ -89,6 +92,10 @@ public final class MetaService {
         if (r.getNodeId() < 0 || r.getHost().isBlank() || r.getPort() < 1 || r.getPort() > 65535) {
             return invalid("register: node id must be >= 0, host non-empty and port in 1..65535, got " + r);
         }
+        if (r.getStorageOffline()) {
+            return fail(ErrorCode.UNAVAILABLE, "storage node " + r.getNodeId() + ": its storage is offline; registration is"
+                    + " refused until it is back (retry then)");
+        }
         return propose(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(r.getNodeId())
                 .setHost(r.getHost()).setPort(r.getPort())))
                 .thenApply(m -> {
@@ -104,15 +111,33 @@ public final class MetaService {
      * an old assignment. The answer carries the state's metadata version.
      */
     CompletableFuture<Message> heartbeat(HeartbeatRequest r) {
-        return raft.readBarrier().thenApply(v -> {
+        return raft.readBarrier().thenCompose(v -> {
             Optional<StorageNode> node = state.node(r.getNodeId());
             if (node.isEmpty() || node.get().getState() != NodeState.ALIVE || node.get().getIncarnation() != r.getIncarnation()) {
-                throw new RpcException(ErrorCode.FENCED_EPOCH.code(), "storage node " + r.getNodeId() + " incarnation "
+                return fail(ErrorCode.FENCED_EPOCH, "storage node " + r.getNodeId() + " incarnation "
                         + r.getIncarnation() + " is not registered and alive: register again");
             }
+            if (r.getStorageOffline()) {
+                return fenceOffline(r.getNodeId(), r.getIncarnation());
+            }
             controller.heartbeat(r.getNodeId());
-            return state.assignments(r.getNodeId());
+            return CompletableFuture.completedFuture(state.assignments(r.getNodeId()));
         });
+    }
+
+    /**
+     * The registered, alive incarnation reports its storage offline: fence it at once, as a session timeout
+     * would (its leaderships move to live ISR members, it leaves the ISRs), and fail the heartbeat. If the fence
+     * cannot be committed here (leadership lost), that error is the answer and the node reports again.
+     */
+    private CompletableFuture<Message> fenceOffline(int nodeId, long incarnation) {
+        LOG.warn("Storage node {} incarnation {} reports its storage offline: fencing it", nodeId, incarnation);
+        return propose(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(nodeId).setIncarnation(incarnation)))
+                .thenCompose(m -> {
+                    controller.invalidateLoad();
+                    return fail(ErrorCode.FENCED_EPOCH, "storage offline: storage node " + nodeId + " incarnation " + incarnation
+                            + " reported its storage offline and is fenced; register again once it is back");
+                });
     }
 
     private CompletableFuture<Message> proposeIsr(ProposeIsrRequest r) {

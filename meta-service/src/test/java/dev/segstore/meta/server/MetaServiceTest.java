@@ -7,6 +7,9 @@ import dev.segstore.meta.state.CommandResult;
 import dev.segstore.meta.state.MetaState;
 import dev.segstore.protocol.meta.Command;
 import dev.segstore.protocol.meta.CreateShardCommand;
+import dev.segstore.protocol.meta.FenceNodeCommand;
+import dev.segstore.protocol.meta.NodeState;
+import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.HeartbeatRequest;
 import dev.segstore.protocol.meta.NodeAssignments;
 import dev.segstore.protocol.meta.RegisterNodeRequest;
@@ -145,5 +148,49 @@ class MetaServiceTest {
         NodeAssignments a = (NodeAssignments) await(answer);
         assertEquals(List.of("late"), a.getSegmentsList().stream().map(s -> s.getShard()).toList());
         assertEquals(state.appliedCommands(), a.getMetadataVersion());
+    }
+
+    @Test
+    void aHeartbeatReportingStorageOfflineFencesThatIncarnationAndFails() throws Exception {
+        long inc1 = register(1).getNode().getIncarnation();
+        register(2);
+        createShard("a", 1, 2);
+        raft.proposed.clear();
+        RpcException e = rpcFailure(service.heartbeat(HeartbeatRequest.newBuilder().setNodeId(1).setIncarnation(inc1)
+                .setStorageOffline(true).build()));
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), e.code());
+        assertTrue(e.getMessage().contains("storage offline"), e.getMessage());
+        assertEquals(List.of(Command.KindCase.FENCE_NODE), raft.proposed.stream().map(Command::getKindCase).toList());
+        assertEquals(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1).build(), raft.proposed.get(0).getFenceNode());
+        assertEquals(NodeState.FENCED, state.node(1).orElseThrow().getState());
+        Segment s = state.route("a").getSegments(0);
+        assertEquals(2, s.getLeader(), "its leadership moved to the other ISR member");
+        assertEquals(1, s.getLeaderEpoch());
+        assertEquals(List.of(2), s.getIsrList());
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), rpcFailure(heartbeat(1, inc1)).code(), "fenced: it must register again");
+    }
+
+    @Test
+    void aStorageOfflineReportFromAnOldIncarnationFencesNothing() throws Exception {
+        long old = register(1).getNode().getIncarnation();
+        long current = register(1).getNode().getIncarnation();
+        raft.proposed.clear();
+        RpcException e = rpcFailure(service.heartbeat(HeartbeatRequest.newBuilder().setNodeId(1).setIncarnation(old)
+                .setStorageOffline(true).build()));
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), e.code());
+        assertEquals(List.of(), raft.proposed, "an old incarnation's report must not fence the current one");
+        assertEquals(NodeState.ALIVE, state.node(1).orElseThrow().getState());
+        assertEquals(current, state.node(1).orElseThrow().getIncarnation());
+    }
+
+    @Test
+    void aNodeWhoseStorageIsOfflineCannotRegister() throws Exception {
+        raft.proposed.clear();
+        RpcException e = rpcFailure(service.registerNode(RegisterNodeRequest.newBuilder().setNodeId(1).setHost("127.0.0.1")
+                .setPort(9001).setStorageOffline(true).build()));
+        assertEquals(ErrorCode.UNAVAILABLE.code(), e.code());
+        assertTrue(e.getMessage().contains("storage is offline"), e.getMessage());
+        assertEquals(List.of(), raft.proposed);
+        assertTrue(state.node(1).isEmpty());
     }
 }
