@@ -37,7 +37,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * every failure message repeats), valid and invalid, applied to three replicas and to a fourth restored from a
  * snapshot taken part-way, must give byte-identical snapshots; and after every command the safety invariants
  * hold (epochs only grow, a leader is a replica and was in the ISR unless unclean election is allowed, ISRs
- * are non-empty subsets of the replicas).
+ * are non-empty subsets of the replicas, a live node that registers again leads nothing in an epoch it led
+ * before).
  */
 class MetaStateProperties {
 
@@ -63,7 +64,23 @@ class MetaStateProperties {
                 d.restore(MetaSnapshot.parseFrom(a.snapshot().toByteArray()).toBuilder().build());
             }
             Command cmd = commands.get(i);
+            // A node that registers again while alive must not lead any segment in an epoch it led before.
+            Map<String, Integer> ledBefore = new HashMap<>();
+            if (cmd.hasRegisterNode() && a.node(cmd.getRegisterNode().getNodeId())
+                    .map(n -> n.getState() == dev.segstore.protocol.meta.NodeState.ALIVE).orElse(false)) {
+                for (Segment seg : a.snapshot().getSegmentsList()) {
+                    if (seg.getLeader() == cmd.getRegisterNode().getNodeId()) {
+                        ledBefore.put(seg.getShardId() + "/" + seg.getSequence(), seg.getLeaderEpoch());
+                    }
+                }
+            }
             var ra = a.apply(cmd);
+            for (Segment seg : a.snapshot().getSegmentsList()) {
+                Integer epoch = ledBefore.get(seg.getShardId() + "/" + seg.getSequence());
+                assertTrue(epoch == null || seg.getLeaderEpoch() > epoch, context + " command " + i
+                        + ": node " + cmd.getRegisterNode().getNodeId() + " re-registered and still leads " + seg.getShard()
+                        + "/" + seg.getSequence() + " in epoch " + seg.getLeaderEpoch());
+            }
             var rb = b.apply(cmd);
             c.apply(cmd);
             if (d != null) {

@@ -214,4 +214,106 @@ class MetaStateTest {
         assertEquals(List.of(), state.expired(Long.MAX_VALUE / 2));
         assertEquals(ErrorCode.INVALID_ARGUMENT, expire("keep", state.shard("keep").orElseThrow().getShardId(), 1).error());
     }
+
+    private CommandResult changeIsr(String shard, long seq, int leader, int epoch, int version, Integer... isr) {
+        return apply(Command.newBuilder().setChangeIsr(dev.segstore.protocol.meta.ChangeIsrCommand.newBuilder()
+                .setShard(shard).setSequence(seq).setLeader(leader).setLeaderEpoch(epoch).setIsrVersion(version)
+                .addAllNewIsr(List.of(isr))));
+    }
+
+    @Test
+    void aLiveNodeThatRegistersAgainLosesItsLeadershipsToANewEpoch() {
+        long inc2 = register(2);
+        register(1);
+        register(3);
+        create("multi", false, 2, 1, 3);
+        // Epoch 1 led by node 1, ISR [1, 3, 2]: fence node 2, bring it back, grow the ISR again.
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(2).setIncarnation(inc2)));
+        register(2);
+        assertEquals(null, changeIsr("multi", 0, 1, 1, 1, 1, 3, 2).error());
+        Segment before = segment("multi", 0);
+        assertEquals(1, before.getLeader());
+        assertEquals(1, before.getLeaderEpoch());
+        assertEquals(List.of(1, 3, 2), before.getIsrList());
+        // A segment whose ISR is node 1 alone, and one node 1 only follows in.
+        create("solo", false, 1, 2);
+        assertEquals(null, changeIsr("solo", 0, 1, 0, 0, 1).error());
+        create("follows", false, 3, 1);
+        long inc1 = state.node(1).orElseThrow().getIncarnation();
+
+        register(1); // a new incarnation of node 1 replaces the live one (it may have lost unsynced bytes)
+
+        assertEquals(inc1 + 1, state.node(1).orElseThrow().getIncarnation());
+        Segment multi = segment("multi", 0);
+        assertEquals(3, multi.getLeader(), "leadership moves to the first live ISR member other than node 1");
+        assertEquals(2, multi.getLeaderEpoch(), "in a new epoch");
+        assertEquals(List.of(3, 2), multi.getIsrList(), "node 1 leaves the ISR");
+        assertEquals(before.getIsrVersion() + 1, multi.getIsrVersion());
+        Segment solo = segment("solo", 0);
+        assertEquals(1, solo.getLeader(), "the sole ISR member keeps the segment");
+        assertEquals(1, solo.getLeaderEpoch(), "but in a new epoch (one bump, not two)");
+        assertEquals(List.of(1), solo.getIsrList());
+        Segment follows = segment("follows", 0);
+        assertEquals(3, follows.getLeader());
+        assertEquals(0, follows.getLeaderEpoch(), "a leader that did not restart keeps its epoch");
+        assertEquals(List.of(3), follows.getIsrList(), "the restarted follower leaves the ISR and catches up again");
+        assertEquals(1, follows.getIsrVersion());
+    }
+
+    @Test
+    void aRetriedIsrChangeThatAlreadyCommittedIsAnsweredWithTheCurrentSegment() {
+        register(1);
+        register(2);
+        register(3);
+        create("retry", false, 1, 2, 3);
+        CommandResult first = changeIsr("retry", 0, 1, 0, 0, 1, 2);
+        assertEquals(null, first.error(), first.message());
+        Segment committed = segment("retry", 0);
+        assertEquals(1, committed.getIsrVersion());
+
+        CommandResult retry = changeIsr("retry", 0, 1, 0, 0, 1, 2); // the leader lost the first answer
+        assertEquals(null, retry.error(), retry.message());
+        assertEquals(committed, ((dev.segstore.protocol.meta.SegmentResponse) retry.value()).getSegment());
+        assertEquals(committed, segment("retry", 0), "a retry changes nothing");
+
+        assertEquals(ErrorCode.FENCED_EPOCH, changeIsr("retry", 0, 1, 0, 0, 1, 3).error(), "another ISR on the old version is stale");
+        assertEquals(ErrorCode.FENCED_EPOCH, changeIsr("retry", 0, 1, 1, 0, 1, 2).error(), "another epoch is stale");
+        assertEquals(null, changeIsr("retry", 0, 1, 0, 1, 1).error());
+        assertEquals(ErrorCode.FENCED_EPOCH, changeIsr("retry", 0, 1, 0, 0, 1, 2).error(), "two versions behind is stale");
+    }
+
+    @Test
+    void theMetadataVersionGrowsAndSegmentsKeepTheVersionThatCreatedThem() throws Exception {
+        register(1);
+        long registered = state.assignments(1).getMetadataVersion();
+        assertEquals(state.appliedCommands(), registered, "an assignment carries the applied-command count");
+        assertTrue(registered > 0);
+        create("v", false, 1);
+        Segment first = segment("v", 0);
+        assertEquals(state.appliedCommands(), first.getCreatedVersion(), "created by the CreateShard command");
+        assertEquals(null, roll("v", 0, 5).error());
+        Segment second = segment("v", 1);
+        assertEquals(state.appliedCommands(), second.getCreatedVersion(), "created by the RollSegment command");
+        assertTrue(second.getCreatedVersion() > first.getCreatedVersion());
+        assertEquals(first.getCreatedVersion(), segment("v", 0).getCreatedVersion(), "sealing keeps it");
+        long beforeRefused = state.appliedCommands();
+        assertEquals(ErrorCode.SHARD_EXISTS, apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("v")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).addReplicas(1))).error());
+        assertEquals(beforeRefused + 1, state.appliedCommands(), "a refused command is applied on every replica, and counts");
+        dev.segstore.protocol.meta.NodeAssignments a = state.assignments(1);
+        assertEquals(state.appliedCommands(), a.getMetadataVersion());
+        assertTrue(a.getMetadataVersion() > registered, "the version only grows");
+        assertTrue(a.getSegmentsList().stream().allMatch(s -> s.getCreatedVersion() > 0 && s.getCreatedVersion() <= a.getMetadataVersion()));
+
+        MetaState restored = new MetaState();
+        restored.restore(dev.segstore.protocol.meta.MetaSnapshot.parseFrom(state.snapshot().toByteArray()));
+        assertEquals(state.appliedCommands(), restored.appliedCommands(), "the snapshot keeps the version");
+        assertEquals(a, restored.assignments(1), "and every segment's created_version");
+        Command next = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now++)
+                .setRollSegment(RollSegmentCommand.newBuilder().setShard("v").setSequence(1).setLeaderEpoch(0).setEndOffset(9).addNextReplicas(1)).build();
+        assertEquals(null, state.apply(next).error());
+        assertEquals(null, restored.apply(next).error());
+        assertEquals(state.snapshot(), restored.snapshot(), "a restored replica goes on counting as the others");
+        assertEquals(state.appliedCommands(), restored.route("v").getSegments(2).getCreatedVersion());
+    }
 }

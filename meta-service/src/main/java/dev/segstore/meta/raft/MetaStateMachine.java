@@ -41,6 +41,7 @@ public final class MetaStateMachine extends StateMachineAdapter {
     private final String name;
     private final MetaState state;
     private final LeaderListener listener;
+    private final SnapshotFiles files;
     private final ExecutorService snapshotWriter = Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, "meta-snapshot-writer");
         t.setDaemon(true);
@@ -56,9 +57,14 @@ public final class MetaStateMachine extends StateMachineAdapter {
     }
 
     public MetaStateMachine(String name, MetaState state, LeaderListener listener) {
+        this(name, state, listener, SnapshotFiles.DEFAULT);
+    }
+
+    MetaStateMachine(String name, MetaState state, LeaderListener listener, SnapshotFiles files) {
         this.name = name;
         this.state = state;
         this.listener = listener;
+        this.files = files;
     }
 
     /** The leader listener (its monitor orders leadership events against the server's start-up). */
@@ -100,7 +106,12 @@ public final class MetaStateMachine extends StateMachineAdapter {
         byte[] body = state.snapshot().toByteArray(); // the cut, on the apply thread
         snapshotWriter.execute(() -> {
             try {
-                Files.write(Path.of(writer.getPath(), SNAPSHOT_FILE), frame(body));
+                // Durable before jraft publishes it: jraft then drops the log up to the snapshot's index, so a
+                // snapshot file lost in a power failure would lose those commands.
+                Path file = Path.of(writer.getPath(), SNAPSHOT_FILE);
+                files.write(file, frame(body));
+                files.forceFile(file);
+                files.forceDirectory(file.getParent());
                 if (writer.addFile(SNAPSHOT_FILE)) {
                     done.run(Status.OK());
                 } else {

@@ -27,7 +27,7 @@ import java.util.stream.Collectors;
  * ReadIndex, and says who leads. Failures come back as {@link RpcException}s with adapter error codes:
  * NOT_LEADER (with the leader's RPC address as a hint) or UNAVAILABLE.
  */
-public final class RaftGroup implements AutoCloseable {
+public final class RaftGroup implements Consensus, AutoCloseable {
     public static final String GROUP_ID = "segstore-meta";
     private final MetaConfig config;
     private final RaftGroupService service;
@@ -59,6 +59,7 @@ public final class RaftGroup implements AutoCloseable {
      * calls {@code onLeaderStart} then). Between election and that point the node answers NOT_LEADER, so no
      * decision is taken on a state that lags.
      */
+    @Override
     public boolean isLeader() {
         return node.isLeader() && readyTerm >= 0;
     }
@@ -73,11 +74,13 @@ public final class RaftGroup implements AutoCloseable {
     }
 
     /** RPC address of the leader as this node knows it, or empty. */
+    @Override
     public String leaderHint() {
         PeerId leader = node.getLeaderId();
         return leader == null || leader.isEmpty() ? "" : config.rpcAddressOf(leader.getEndpoint().toString());
     }
 
+    @Override
     public RpcException notLeader() {
         String hint = leaderHint();
         return new RpcException(ErrorCode.NOT_LEADER.code(), "meta node " + config.self() + " is not the leader"
@@ -85,6 +88,7 @@ public final class RaftGroup implements AutoCloseable {
     }
 
     /** Replicates and applies {@code command}; completes with its result on this node, the leader. */
+    @Override
     public CompletableFuture<CommandResult> propose(Command command) {
         CompletableFuture<CommandResult> f = new CompletableFuture<>();
         if (!isLeader()) {
@@ -97,6 +101,7 @@ public final class RaftGroup implements AutoCloseable {
     }
 
     /** Completes once this node's state reflects every command committed before the call (linearizable read). */
+    @Override
     public CompletableFuture<Void> readBarrier() {
         CompletableFuture<Void> f = new CompletableFuture<>();
         if (!isLeader()) {

@@ -1,7 +1,7 @@
 package dev.segstore.meta.server;
 
 import dev.segstore.adapter.ErrorCode;
-import dev.segstore.meta.raft.RaftGroup;
+import dev.segstore.meta.raft.Consensus;
 import dev.segstore.meta.state.MetaState;
 import dev.segstore.protocol.meta.Command;
 import dev.segstore.protocol.meta.ExpireSegmentsCommand;
@@ -34,7 +34,7 @@ import java.util.function.LongSupplier;
 public final class Controller {
     private static final Logger LOG = LoggerFactory.getLogger(Controller.class);
     private final MetaState state;
-    private final RaftGroup raft;
+    private final Consensus raft;
     private final long sessionTimeoutMs;
     private final LongSupplier clockMs;
     private final Map<Integer, Long> lastHeartbeat = new ConcurrentHashMap<>();
@@ -49,7 +49,7 @@ public final class Controller {
     private Map<Integer, int[]> cachedLoad;
     private long cachedLoadAtMs;
 
-    public Controller(MetaState state, RaftGroup raft, long sessionTimeoutMs, LongSupplier clockMs) {
+    public Controller(MetaState state, Consensus raft, long sessionTimeoutMs, LongSupplier clockMs) {
         this.state = state;
         this.raft = raft;
         this.sessionTimeoutMs = sessionTimeoutMs;

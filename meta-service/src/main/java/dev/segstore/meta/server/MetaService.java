@@ -6,7 +6,7 @@ import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.Limits;
 import dev.segstore.adapter.StorageException;
 import dev.segstore.adapter.Validation;
-import dev.segstore.meta.raft.RaftGroup;
+import dev.segstore.meta.raft.Consensus;
 import dev.segstore.meta.state.CommandResult;
 import dev.segstore.meta.state.MetaState;
 import dev.segstore.protocol.meta.ChangeIsrCommand;
@@ -18,6 +18,7 @@ import dev.segstore.protocol.meta.DeleteShardCommand;
 import dev.segstore.protocol.meta.DeleteShardRequest;
 import dev.segstore.protocol.meta.DescribeClusterResponse;
 import dev.segstore.protocol.meta.DurabilityMode;
+import dev.segstore.protocol.meta.FenceNodeCommand;
 import dev.segstore.protocol.meta.Empty;
 import dev.segstore.protocol.meta.GetOffsetRequest;
 import dev.segstore.protocol.meta.GetOffsetResponse;
@@ -26,7 +27,6 @@ import dev.segstore.protocol.meta.GroupOffset;
 import dev.segstore.protocol.meta.HeartbeatRequest;
 import dev.segstore.protocol.meta.ListShardsRequest;
 import dev.segstore.protocol.meta.ListShardsResponse;
-import dev.segstore.protocol.meta.NodeAssignments;
 import dev.segstore.protocol.meta.NodeState;
 import dev.segstore.protocol.meta.ProposeIsrRequest;
 import dev.segstore.protocol.meta.RegisterNodeCommand;
@@ -39,6 +39,8 @@ import dev.segstore.protocol.meta.StorageNode;
 import dev.segstore.protocol.rpc.RpcException;
 import dev.segstore.protocol.rpc.RpcHandler;
 import dev.segstore.protocol.rpc.RpcServer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.util.List;
 import java.util.Optional;
@@ -52,14 +54,15 @@ import java.util.function.Supplier;
  * leader answers NOT_LEADER with the leader's RPC address. Input is validated here, before anything is proposed.
  */
 public final class MetaService {
+    private static final Logger LOG = LoggerFactory.getLogger(MetaService.class);
     private final MetaState state;
-    private final RaftGroup raft;
+    private final Consensus raft;
     private final Controller controller;
     private final LongSupplier clockMs;
     private final CommitBatcher commits;
     private final List<MetaPeer> peers;
 
-    public MetaService(MetaState state, RaftGroup raft, Controller controller, LongSupplier clockMs, List<MetaPeer> peers) {
+    public MetaService(MetaState state, Consensus raft, Controller controller, LongSupplier clockMs, List<MetaPeer> peers) {
         this.state = state;
         this.raft = raft;
         this.controller = controller;
@@ -85,9 +88,13 @@ public final class MetaService {
 
     // ---- storage nodes -------------------------------------------------------------------------------------
 
-    private CompletableFuture<Message> registerNode(RegisterNodeRequest r) {
+    CompletableFuture<Message> registerNode(RegisterNodeRequest r) {
         if (r.getNodeId() < 0 || r.getHost().isBlank() || r.getPort() < 1 || r.getPort() > 65535) {
             return invalid("register: node id must be >= 0, host non-empty and port in 1..65535, got " + r);
+        }
+        if (r.getStorageOffline()) {
+            return fail(ErrorCode.UNAVAILABLE, "storage node " + r.getNodeId() + ": its storage is offline; registration is"
+                    + " refused until it is back (retry then)");
         }
         return propose(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(r.getNodeId())
                 .setHost(r.getHost()).setPort(r.getPort())))
@@ -98,18 +105,39 @@ public final class MetaService {
                 });
     }
 
-    private CompletableFuture<Message> heartbeat(HeartbeatRequest r) {
-        if (!raft.isLeader()) {
-            return CompletableFuture.failedFuture(raft.notLeader());
-        }
-        Optional<StorageNode> node = state.node(r.getNodeId());
-        if (node.isEmpty() || node.get().getState() != NodeState.ALIVE || node.get().getIncarnation() != r.getIncarnation()) {
-            return CompletableFuture.failedFuture(new RpcException(ErrorCode.FENCED_EPOCH.code(), "storage node "
-                    + r.getNodeId() + " incarnation " + r.getIncarnation() + " is not registered and alive: register again"));
-        }
-        controller.heartbeat(r.getNodeId());
-        NodeAssignments a = state.assignments(r.getNodeId());
-        return CompletableFuture.completedFuture(a);
+    /**
+     * Answered from the state after a ReadIndex barrier, never from local state alone: a node deletes every
+     * hosted replica its answer does not list, and a deposed leader that still believes it leads would hand it
+     * an old assignment. The answer carries the state's metadata version.
+     */
+    CompletableFuture<Message> heartbeat(HeartbeatRequest r) {
+        return raft.readBarrier().thenCompose(v -> {
+            Optional<StorageNode> node = state.node(r.getNodeId());
+            if (node.isEmpty() || node.get().getState() != NodeState.ALIVE || node.get().getIncarnation() != r.getIncarnation()) {
+                return fail(ErrorCode.FENCED_EPOCH, "storage node " + r.getNodeId() + " incarnation "
+                        + r.getIncarnation() + " is not registered and alive: register again");
+            }
+            if (r.getStorageOffline()) {
+                return fenceOffline(r.getNodeId(), r.getIncarnation());
+            }
+            controller.heartbeat(r.getNodeId());
+            return CompletableFuture.completedFuture(state.assignments(r.getNodeId()));
+        });
+    }
+
+    /**
+     * The registered, alive incarnation reports its storage offline: fence it at once, as a session timeout
+     * would (its leaderships move to live ISR members, it leaves the ISRs), and fail the heartbeat. If the fence
+     * cannot be committed here (leadership lost), that error is the answer and the node reports again.
+     */
+    private CompletableFuture<Message> fenceOffline(int nodeId, long incarnation) {
+        LOG.warn("Storage node {} incarnation {} reports its storage offline: fencing it", nodeId, incarnation);
+        return propose(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(nodeId).setIncarnation(incarnation)))
+                .thenCompose(m -> {
+                    controller.invalidateLoad();
+                    return fail(ErrorCode.FENCED_EPOCH, "storage offline: storage node " + nodeId + " incarnation " + incarnation
+                            + " reported its storage offline and is fenced; register again once it is back");
+                });
     }
 
     private CompletableFuture<Message> proposeIsr(ProposeIsrRequest r) {

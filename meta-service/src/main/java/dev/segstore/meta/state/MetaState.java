@@ -41,7 +41,8 @@ import java.util.TreeMap;
  *
  * <p>Safety rules enforced here, whoever proposes: a segment's leader epoch only grows and every leader change
  * bumps it; an ISR change must name the current leader, epoch and ISR version (a stale proposal is
- * {@link ErrorCode#FENCED_EPOCH}); only an ISR member (or, if the shard allows unclean election, any live
+ * {@link ErrorCode#FENCED_EPOCH}; a retry of the change that made the current version, same leader, epoch and
+ * ISR, one version behind, is answered OK with the current segment and changes nothing); only an ISR member (or, if the shard allows unclean election, any live
  * replica) becomes leader; group offsets are last-writer-wins.
  */
 public final class MetaState {
@@ -77,6 +78,14 @@ public final class MetaState {
 
     private CommandResult registerNode(RegisterNodeCommand c, long now) {
         StorageNode old = nodes.get(c.getNodeId());
+        if (old != null && old.getState() == NodeState.ALIVE) {
+            // A new incarnation replaces a live one (a restart the controller did not notice, maybe an unclean
+            // one that lost unsynced bytes): it must not lead in its old epochs. Fence the old incarnation first,
+            // exactly as FenceNode does, except that a segment with no other eligible leader goes straight back
+            // to this node in the fence's new epoch (one bump, not two).
+            nodes.put(c.getNodeId(), old.toBuilder().setState(NodeState.FENCED).build());
+            fenceReplicas(c.getNodeId(), true);
+        }
         StorageNode node = StorageNode.newBuilder().setNodeId(c.getNodeId()).setHost(c.getHost()).setPort(c.getPort())
                 .setState(NodeState.ALIVE).setRegisteredAtMs(now)
                 .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).build();
@@ -114,7 +123,18 @@ public final class MetaState {
             return CommandResult.ok(Empty.getDefaultInstance()); // already fenced, or re-registered since: no-op
         }
         nodes.put(c.getNodeId(), node.toBuilder().setState(NodeState.FENCED).build());
-        int id = c.getNodeId();
+        fenceReplicas(c.getNodeId(), false);
+        return CommandResult.ok(Empty.getDefaultInstance());
+    }
+
+    /**
+     * Takes node {@code id} (already marked not alive) out of every open or sealed segment: out of every ISR
+     * that has other members (ISR version + 1), and each leadership to another live ISR member (or, if the
+     * shard allows, any live replica) in epoch + 1; with none, the segment waits at -1, unless {@code rejoining}
+     * (the node registers again in this same command) and the node is still eligible: then it leads again, in
+     * the new epoch.
+     */
+    private void fenceReplicas(int id, boolean rejoining) {
         for (List<Segment> list : segments.values()) {
             for (int i = 0; i < list.size(); i++) {
                 Segment s = list.get(i);
@@ -129,7 +149,11 @@ public final class MetaState {
                     changed = true;
                 }
                 if (s.getLeader() == id) {
-                    b.setLeader(electLeader(s, b.getIsrList(), id)).setLeaderEpoch(s.getLeaderEpoch() + 1);
+                    int next = electLeader(s, b.getIsrList(), id);
+                    if (next < 0 && rejoining && eligible(b.build(), id)) {
+                        next = id;
+                    }
+                    b.setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1);
                     changed = true;
                 }
                 if (changed) {
@@ -137,7 +161,6 @@ public final class MetaState {
                 }
             }
         }
-        return CommandResult.ok(Empty.getDefaultInstance());
     }
 
     /** First live ISR member other than {@code excluded}; else, if allowed, any live replica; else -1 (wait). */
@@ -215,8 +238,10 @@ public final class MetaState {
         return Optional.empty();
     }
 
-    private static Segment openSegment(String shard, long shardId, long sequence, long start, List<Integer> replicas) {
+    /** A new open segment, stamped with the metadata version of the command that creates it. */
+    private Segment openSegment(String shard, long shardId, long sequence, long start, List<Integer> replicas) {
         return Segment.newBuilder().setShard(shard).setShardId(shardId).setSequence(sequence).setStartOffset(start).setEndOffset(-1)
+                .setCreatedVersion(appliedCommands)
                 .setStatus(SegmentStatus.OPEN).addAllReplicas(replicas).setLeader(replicas.get(0)).setLeaderEpoch(0)
                 .addAllIsr(replicas).setIsrVersion(0).build();
     }
@@ -255,6 +280,11 @@ public final class MetaState {
         }
         List<Segment> list = segments.get(c.getShard());
         Segment s = list.get(indexOf(list, c.getSequence()));
+        if (s.getIsrVersion() == c.getIsrVersion() + 1 && s.getIsrList().equals(c.getNewIsrList())) {
+            // Same leader and epoch (checked above), one version on, and already the ISR it proposes: a retry of
+            // a proposal whose answer the leader lost. Tell it the change is committed; change nothing.
+            return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(s).build());
+        }
         if (s.getIsrVersion() != c.getIsrVersion()) {
             return CommandResult.fail(ErrorCode.FENCED_EPOCH, "ISR of " + c.getShard() + "/" + c.getSequence()
                     + " is at version " + s.getIsrVersion() + ", the proposal was based on " + c.getIsrVersion());
@@ -459,13 +489,17 @@ public final class MetaState {
         return new Health(shards.size(), count, under, leaderless, alive, fenced);
     }
 
+    /**
+     * The metadata version: how many commands this state has applied (refused ones too: every replica applies
+     * them). The same on every replica at the same log position, kept in snapshots, and it only grows.
+     */
     public synchronized long appliedCommands() {
         return appliedCommands;
     }
 
     /** Every segment the node is a replica of, with the node's current record. */
     public synchronized NodeAssignments assignments(int nodeId) {
-        NodeAssignments.Builder b = NodeAssignments.newBuilder();
+        NodeAssignments.Builder b = NodeAssignments.newBuilder().setMetadataVersion(appliedCommands);
         StorageNode n = nodes.get(nodeId);
         if (n != null) {
             b.setNode(n);
@@ -524,7 +558,7 @@ public final class MetaState {
     // ---- snapshots -------------------------------------------------------------------------------------------
 
     public synchronized MetaSnapshot snapshot() {
-        MetaSnapshot.Builder b = MetaSnapshot.newBuilder().setVersion(VERSION).setNextShardId(nextShardId)
+        MetaSnapshot.Builder b = MetaSnapshot.newBuilder().setVersion(VERSION).setNextShardId(nextShardId).setAppliedCommands(appliedCommands)
                 .addAllNodes(nodes.values()).addAllShards(shards.values());
         segments.values().forEach(b::addAllSegments);
         groupOffsets.forEach((shard, m) -> m.forEach((group, offset) ->
@@ -545,5 +579,6 @@ public final class MetaState {
         s.getSegmentsList().forEach(seg -> segments.computeIfAbsent(seg.getShard(), k -> new ArrayList<>()).add(seg));
         s.getGroupOffsetsList().forEach(o -> groupOffsets.computeIfAbsent(o.getShard(), k -> new TreeMap<>()).put(o.getGroup(), o.getOffset()));
         nextShardId = s.getNextShardId();
+        appliedCommands = s.getAppliedCommands();
     }
 }

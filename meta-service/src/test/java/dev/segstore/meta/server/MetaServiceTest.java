@@ -1,0 +1,196 @@
+package dev.segstore.meta.server;
+
+import com.google.protobuf.Message;
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.meta.raft.Consensus;
+import dev.segstore.meta.state.CommandResult;
+import dev.segstore.meta.state.MetaState;
+import dev.segstore.protocol.meta.Command;
+import dev.segstore.protocol.meta.CreateShardCommand;
+import dev.segstore.protocol.meta.FenceNodeCommand;
+import dev.segstore.protocol.meta.NodeState;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.HeartbeatRequest;
+import dev.segstore.protocol.meta.NodeAssignments;
+import dev.segstore.protocol.meta.RegisterNodeRequest;
+import dev.segstore.protocol.meta.ShardSettings;
+import dev.segstore.protocol.rpc.RpcException;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link MetaService} on a scripted Raft group ({@link FakeRaft}): proposals apply at once to one
+ * {@link MetaState}; the read barrier is whatever the test makes it (failing, as on a deposed leader that
+ * still believes it leads, or pending). Deterministic: no threads of its own, no network.
+ */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class MetaServiceTest {
+    private static final long DEADLINE_MS = 10_000;
+
+    /** A Raft group of one that applies proposals at once; its leadership and read barrier are scripted. */
+    static final class FakeRaft implements Consensus {
+        final MetaState state;
+        final List<Command> proposed = new CopyOnWriteArrayList<>();
+        volatile boolean leader = true;
+        volatile Supplier<CompletableFuture<Void>> barrier = () -> CompletableFuture.completedFuture(null);
+
+        FakeRaft(MetaState state) {
+            this.state = state;
+        }
+
+        @Override
+        public boolean isLeader() {
+            return leader;
+        }
+
+        @Override
+        public RpcException notLeader() {
+            return new RpcException(ErrorCode.NOT_LEADER.code(), "fake meta node is not the leader", "");
+        }
+
+        @Override
+        public String leaderHint() {
+            return "";
+        }
+
+        @Override
+        public CompletableFuture<CommandResult> propose(Command command) {
+            if (!leader) {
+                return CompletableFuture.failedFuture(notLeader());
+            }
+            proposed.add(command);
+            return CompletableFuture.completedFuture(state.apply(command));
+        }
+
+        @Override
+        public CompletableFuture<Void> readBarrier() {
+            return leader ? barrier.get() : CompletableFuture.failedFuture(notLeader());
+        }
+    }
+
+    private final MetaState state = new MetaState();
+    private final FakeRaft raft = new FakeRaft(state);
+    private long now = 1_000;
+    private final Controller controller = new Controller(state, raft, 60_000, () -> now);
+    private final MetaService service = new MetaService(state, raft, controller, () -> now++, List.of());
+
+    @AfterEach
+    void close() {
+        controller.close();
+    }
+
+    private static <T> T await(CompletableFuture<T> f) throws Exception {
+        try {
+            return f.get(DEADLINE_MS, TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof Exception ex ? ex : e;
+        }
+    }
+
+    private static RpcException rpcFailure(CompletableFuture<?> f) {
+        ExecutionException e = assertThrows(ExecutionException.class, () -> {
+            Object answer = f.get(DEADLINE_MS, TimeUnit.MILLISECONDS);
+            throw new AssertionError("expected an RPC error, got an answer: " + answer);
+        });
+        assertTrue(e.getCause() instanceof RpcException, "expected an RPC error, got " + e.getCause());
+        return (RpcException) e.getCause();
+    }
+
+    private NodeAssignments register(int id) throws Exception {
+        return (NodeAssignments) await(service.registerNode(RegisterNodeRequest.newBuilder().setNodeId(id)
+                .setHost("127.0.0." + id).setPort(9000 + id).build()));
+    }
+
+    private CompletableFuture<Message> heartbeat(int id, long incarnation) {
+        return service.heartbeat(HeartbeatRequest.newBuilder().setNodeId(id).setIncarnation(incarnation).build());
+    }
+
+    private void createShard(String name, Integer... replicas) {
+        CommandResult r = state.apply(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now++)
+                .setCreateShard(CreateShardCommand.newBuilder().setName(name)
+                        .setSettings(ShardSettings.newBuilder().setReplicaCount(replicas.length).setMinInSyncReplicas(1))
+                        .addAllReplicas(List.of(replicas))).build());
+        assertTrue(r.isOk(), r.message());
+    }
+
+    @Test
+    void aDeposedLeaderWhoseReadBarrierFailsDoesNotAnswerAHeartbeatFromItsLocalState() throws Exception {
+        long inc = register(1).getNode().getIncarnation();
+        createShard("a", 1);
+        assertEquals(1, ((NodeAssignments) await(heartbeat(1, inc))).getSegmentsCount(), "a leader that is one answers");
+        // Deposed but not told yet: it still believes it leads, and its ReadIndex round fails.
+        raft.barrier = () -> CompletableFuture.failedFuture(raft.notLeader());
+        assertEquals(ErrorCode.NOT_LEADER.code(), rpcFailure(heartbeat(1, inc)).code());
+    }
+
+    @Test
+    void aHeartbeatIsAnsweredFromTheStateOnceTheReadBarrierCompletes() throws Exception {
+        long inc = register(1).getNode().getIncarnation();
+        CompletableFuture<Void> pending = new CompletableFuture<>();
+        raft.barrier = () -> pending;
+        CompletableFuture<Message> answer = heartbeat(1, inc);
+        assertFalse(answer.isDone(), "answered before the read barrier completed");
+        createShard("late", 1); // committed before the barrier's index: the answer must show it
+        pending.complete(null);
+        NodeAssignments a = (NodeAssignments) await(answer);
+        assertEquals(List.of("late"), a.getSegmentsList().stream().map(s -> s.getShard()).toList());
+        assertEquals(state.appliedCommands(), a.getMetadataVersion());
+    }
+
+    @Test
+    void aHeartbeatReportingStorageOfflineFencesThatIncarnationAndFails() throws Exception {
+        long inc1 = register(1).getNode().getIncarnation();
+        register(2);
+        createShard("a", 1, 2);
+        raft.proposed.clear();
+        RpcException e = rpcFailure(service.heartbeat(HeartbeatRequest.newBuilder().setNodeId(1).setIncarnation(inc1)
+                .setStorageOffline(true).build()));
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), e.code());
+        assertTrue(e.getMessage().contains("storage offline"), e.getMessage());
+        assertEquals(List.of(Command.KindCase.FENCE_NODE), raft.proposed.stream().map(Command::getKindCase).toList());
+        assertEquals(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1).build(), raft.proposed.get(0).getFenceNode());
+        assertEquals(NodeState.FENCED, state.node(1).orElseThrow().getState());
+        Segment s = state.route("a").getSegments(0);
+        assertEquals(2, s.getLeader(), "its leadership moved to the other ISR member");
+        assertEquals(1, s.getLeaderEpoch());
+        assertEquals(List.of(2), s.getIsrList());
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), rpcFailure(heartbeat(1, inc1)).code(), "fenced: it must register again");
+    }
+
+    @Test
+    void aStorageOfflineReportFromAnOldIncarnationFencesNothing() throws Exception {
+        long old = register(1).getNode().getIncarnation();
+        long current = register(1).getNode().getIncarnation();
+        raft.proposed.clear();
+        RpcException e = rpcFailure(service.heartbeat(HeartbeatRequest.newBuilder().setNodeId(1).setIncarnation(old)
+                .setStorageOffline(true).build()));
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), e.code());
+        assertEquals(List.of(), raft.proposed, "an old incarnation's report must not fence the current one");
+        assertEquals(NodeState.ALIVE, state.node(1).orElseThrow().getState());
+        assertEquals(current, state.node(1).orElseThrow().getIncarnation());
+    }
+
+    @Test
+    void aNodeWhoseStorageIsOfflineCannotRegister() throws Exception {
+        raft.proposed.clear();
+        RpcException e = rpcFailure(service.registerNode(RegisterNodeRequest.newBuilder().setNodeId(1).setHost("127.0.0.1")
+                .setPort(9001).setStorageOffline(true).build()));
+        assertEquals(ErrorCode.UNAVAILABLE.code(), e.code());
+        assertTrue(e.getMessage().contains("storage is offline"), e.getMessage());
+        assertEquals(List.of(), raft.proposed);
+        assertTrue(state.node(1).isEmpty());
+    }
+}
