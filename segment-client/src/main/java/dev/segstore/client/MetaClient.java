@@ -96,13 +96,23 @@ public final class MetaClient implements AutoCloseable {
     }
 
     public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port) {
-        return call(MetaMethods.REGISTER_NODE, RegisterNodeRequest.newBuilder().setNodeId(nodeId).setHost(host).setPort(port).build(),
-                NodeAssignments.parser());
+        return registerNode(nodeId, host, port, false);
+    }
+
+    /** Registers a storage node; {@code storageOffline}: its data directory failed (the meta-service refuses it then). */
+    public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline) {
+        return call(MetaMethods.REGISTER_NODE, RegisterNodeRequest.newBuilder().setNodeId(nodeId).setHost(host).setPort(port)
+                .setStorageOffline(storageOffline).build(), NodeAssignments.parser());
     }
 
     public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation) {
-        return call(MetaMethods.HEARTBEAT, HeartbeatRequest.newBuilder().setNodeId(nodeId).setIncarnation(incarnation).build(),
-                NodeAssignments.parser());
+        return heartbeat(nodeId, incarnation, false);
+    }
+
+    /** A heartbeat; {@code storageOffline}: the node's data directory failed, and the controller fences it at once. */
+    public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation, boolean storageOffline) {
+        return call(MetaMethods.HEARTBEAT, HeartbeatRequest.newBuilder().setNodeId(nodeId).setIncarnation(incarnation)
+                .setStorageOffline(storageOffline).build(), NodeAssignments.parser());
     }
 
     public CompletableFuture<SegmentResponse> proposeIsr(ProposeIsrRequest request) {

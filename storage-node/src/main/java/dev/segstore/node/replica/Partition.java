@@ -270,6 +270,9 @@ public final class Partition {
         if (role != Role.LEADER) {
             return CompletableFuture.failedFuture(notLeader().notApplied());
         }
+        if (!log.isOnline()) {
+            return CompletableFuture.failedFuture(offline());
+        }
         loadProducers();
         if (roll.refusesWrites()) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_LEADER, name
@@ -307,11 +310,27 @@ public final class Partition {
         local.whenComplete((r, e) -> {
             if (e != null) {
                 acked.completeExceptionally(e);
+                onLocalAppendFailed(e);
             } else {
                 onLocalAppend();
             }
         });
         return acked;
+    }
+
+    /**
+     * The leader's own append failed (an I/O error took the data directory offline): nothing in flight here can
+     * be acknowledged any more, retries waiting on a batch that was never written included. They fail
+     * retriably; the node reports the directory and the controller moves the leadership.
+     */
+    private synchronized void onLocalAppendFailed(Throwable e) {
+        LOG.error("{}: the local append failed ({}); failing the writes waiting here", name, e.toString());
+        failWaiting(offline());
+    }
+
+    private ReplicaException offline() {
+        return new ReplicaException(ErrorCode.NOT_LEADER, name + ": the data directory of node " + localId
+                + " is offline; leadership moves to another replica", -1, leaderEpoch);
     }
 
     /**
@@ -350,6 +369,9 @@ public final class Partition {
     public synchronized CompletableFuture<AppendResult> findRetried(long producerId, int baseSequence, int count) {
         if (role != Role.LEADER) {
             return CompletableFuture.failedFuture(notLeader().notApplied());
+        }
+        if (!log.isOnline()) {
+            return CompletableFuture.failedFuture(offline());
         }
         loadProducers();
         ProducerStateTable.Check check = producers.check(producerId, baseSequence, count);

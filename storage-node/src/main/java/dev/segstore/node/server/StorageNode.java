@@ -120,6 +120,8 @@ public final class StorageNode implements AutoCloseable {
     private final ShardOwners owners;
     private final NodeMetrics metrics;
     private volatile long incarnation = -1;
+    /** The newest metadata version applied (control thread): older assignments are ignored. */
+    private long metadataVersion = -1;
     private volatile int registrationFailures; // written by the control thread only
     private volatile boolean closed;
     private final int boundPort;
@@ -148,13 +150,13 @@ public final class StorageNode implements AutoCloseable {
 
     private final PeerFaults faults;
 
-    private StorageNode(NodeConfig config, PeerFaults faults) throws Exception {
+    private StorageNode(NodeConfig config, PeerFaults faults, dev.segstore.log.io.LogFiles files) throws Exception {
         this.config = config;
         this.faults = faults;
         this.owners = new ShardOwners(config.ownerThreads(), "node-" + config.nodeId() + "-owner");
         this.metrics = new NodeMetrics(config.host(), config.metricsPort(),
                 () -> hosted.values().stream().map(h -> h.partition).toList());
-        this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory());
+        this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory(), files, System::currentTimeMillis);
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000);
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES)
@@ -197,12 +199,17 @@ public final class StorageNode implements AutoCloseable {
     }
 
     public static StorageNode start(NodeConfig config) throws Exception {
-        return new StorageNode(config, PeerFaults.NONE);
+        return start(config, PeerFaults.NONE);
     }
 
     /** Starts a node whose calls to other storage nodes pass through {@code faults} (tests). */
     public static StorageNode start(NodeConfig config, PeerFaults faults) throws Exception {
-        return new StorageNode(config, faults);
+        return start(config, faults, dev.segstore.log.io.RealLogFiles.INSTANCE);
+    }
+
+    /** Starts a node whose segment logs live on {@code files} (tests: a file layer that injects disk faults). */
+    public static StorageNode start(NodeConfig config, PeerFaults faults, dev.segstore.log.io.LogFiles files) throws Exception {
+        return new StorageNode(config, faults, files);
     }
 
     private <R extends Message> CompletableFuture<R> callPeer(String address, String method, Message request,
@@ -255,7 +262,7 @@ public final class StorageNode implements AutoCloseable {
 
     private void register() {
         try {
-            NodeAssignments a = meta.registerNode(config.nodeId(), config.host(), boundPort).get(30, TimeUnit.SECONDS);
+            NodeAssignments a = meta.registerNode(config.nodeId(), config.host(), boundPort, !directory.isOnline()).get(30, TimeUnit.SECONDS);
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
             apply(a);
@@ -276,7 +283,9 @@ public final class StorageNode implements AutoCloseable {
             return;
         }
         try {
-            NodeAssignments a = meta.heartbeat(config.nodeId(), incarnation).get(10, TimeUnit.SECONDS);
+            // A failed data directory is reported with every heartbeat: the controller fences this node at once
+            // (its leaderships move, it leaves every ISR) instead of after the session timeout.
+            NodeAssignments a = meta.heartbeat(config.nodeId(), incarnation, !directory.isOnline()).get(10, TimeUnit.SECONDS);
             apply(a);
         } catch (Exception e) {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
@@ -290,11 +299,21 @@ public final class StorageNode implements AutoCloseable {
         }
     }
 
-    /** Reconciles hosted replicas with the assignments (control thread). */
+    /**
+     * Reconciles hosted replicas with the assignments (control thread). An answer older than one applied
+     * already (a lower metadata version: a deposed meta leader's, or one overtaken on the way) is ignored, and
+     * a replica is deleted only on the word of an answer at least as new as the metadata that created it.
+     */
     private synchronized void apply(NodeAssignments a) {
         if (closed) {
             return;
         }
+        if (a.getMetadataVersion() < metadataVersion) {
+            LOG.warn("Storage node {}: ignoring assignments at metadata version {}, older than {} applied already",
+                    config.nodeId(), a.getMetadataVersion(), metadataVersion);
+            return;
+        }
+        metadataVersion = a.getMetadataVersion();
         for (dev.segstore.protocol.meta.StorageNode n : a.getNodesList()) {
             nodeAddresses.put(n.getNodeId(), n.getHost() + ":" + n.getPort());
         }
@@ -339,7 +358,11 @@ public final class StorageNode implements AutoCloseable {
             }
         }
         for (Key k : List.copyOf(hosted.keySet())) {
-            if (!assigned.contains(k)) {
+            Hosted h = hosted.get(k);
+            if (!assigned.contains(k) && h.assigned.getCreatedVersion() > a.getMetadataVersion()) {
+                LOG.warn("Segment {} is missing from assignments at metadata version {}, older than its creation at {}: kept",
+                        k.logName(), a.getMetadataVersion(), h.assigned.getCreatedVersion());
+            } else if (!assigned.contains(k)) {
                 Hosted gone = hosted.remove(k);
                 LOG.info("Segment {} is no longer assigned here: deleting the replica", k.logName());
                 gone.partition.becomeFollower(Integer.MAX_VALUE, -1);
@@ -715,6 +738,12 @@ public final class StorageNode implements AutoCloseable {
         if (e instanceof ReplicaException re) {
             String hint = re.leaderHint() >= 0 ? nodeAddresses.getOrDefault(re.leaderHint(), "") : "";
             return new RpcException(re.code().code(), re.getMessage(), hint, re.leaderEpoch(), re.isNotApplied());
+        }
+        if (e instanceof LogException le && le.kind() == LogException.Kind.STORAGE_ERROR && !directory.isOnline()) {
+            // The data directory failed: the controller moves this node's leaderships (the heartbeat says so), and
+            // the write may be retried with the same producer id and sequence at the new leader.
+            return new RpcException(ErrorCode.NOT_LEADER.code(), "node " + config.nodeId() + ": " + le.getMessage()
+                    + "; its leaderships move to other replicas", "", false); // it may have been written: retried as it was
         }
         if (e instanceof LogException le) {
             ErrorCode code = switch (le.kind()) {

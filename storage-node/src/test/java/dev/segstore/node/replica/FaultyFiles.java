@@ -17,21 +17,21 @@ import java.util.concurrent.TimeUnit;
  * directory's I/O thread waits in the write until {@link #release}). Only {@code .log} files are affected;
  * state files and indexes work as usual.
  */
-final class FaultyFiles implements LogFiles {
+public final class FaultyFiles implements LogFiles {
     private final LogFiles real = RealLogFiles.INSTANCE;
     private volatile boolean failWrites;
     private volatile CountDownLatch gate;
 
-    void failWrites() {
+    public void failWrites() {
         failWrites = true;
     }
 
     /** Segment writes wait from now on until {@link #release}. */
-    void hold() {
+    public void hold() {
         gate = new CountDownLatch(1);
     }
 
-    void release() {
+    public void release() {
         CountDownLatch g = gate;
         gate = null;
         if (g != null) {
