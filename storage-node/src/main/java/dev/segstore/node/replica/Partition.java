@@ -40,8 +40,13 @@ import java.util.function.LongSupplier;
  *   <li>Consumers never read above the high watermark.</li>
  * </ul>
  *
- * <p>Threads: every method takes the partition's monitor (the storage node calls it from the shard's owner
- * thread; completions of log and controller futures come back on other threads).
+ * <p>Threads: the storage node calls it from the shard's owner thread (requests), its control thread
+ * (assignments, the ISR tick) and its fetcher threads (follower rounds); completions of log, fetch and
+ * controller futures come back on other threads. All state is guarded by the partition's monitor. Methods
+ * that wait on something else take it only around their state: {@link #truncateToLeader} while it asks the
+ * leader and truncates, {@link #fetchOnceAsync} while the fetch is out, {@link #fetchSliceForFollower} and
+ * {@link #readForConsumer} while they read the log (the log allows concurrent reads); answers that come back
+ * are checked against the state again under the monitor before they change anything.
  */
 public final class Partition {
     private static final Logger LOG = LoggerFactory.getLogger(Partition.class);

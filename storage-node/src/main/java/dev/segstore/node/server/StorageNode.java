@@ -84,8 +84,8 @@ public final class StorageNode implements AutoCloseable {
         final Partition partition;
         final ReplicaIndex index;
         volatile Segment assigned;
-        /** Whether a fetch loop runs for this replica: set by whoever starts one, cleared by the loop as it ends. */
-        final java.util.concurrent.atomic.AtomicBoolean fetching = new java.util.concurrent.atomic.AtomicBoolean();
+        /** Whether a fetch loop runs for this replica: claimed by whoever starts one, released by the loop as it ends. */
+        final LoopGuard fetching = new LoopGuard();
 
         Hosted(Partition partition, ReplicaIndex index) {
             this.partition = partition;
@@ -458,12 +458,16 @@ public final class StorageNode implements AutoCloseable {
 
     /** Starts the replica's fetch loop unless one runs. */
     private void startFetching(Key key, Hosted h) {
-        if (h.fetching.compareAndSet(false, true)) {
-            try {
-                fetchers.execute(() -> fetchLoop(key, h));
-            } catch (java.util.concurrent.RejectedExecutionException closing) {
-                h.fetching.set(false);
-            }
+        if (h.fetching.claim()) {
+            runFetchLoop(key, h);
+        }
+    }
+
+    private void runFetchLoop(Key key, Hosted h) {
+        try {
+            fetchers.execute(() -> fetchLoop(key, h));
+        } catch (java.util.concurrent.RejectedExecutionException closing) {
+            h.fetching.release(() -> false);
         }
     }
 
@@ -471,14 +475,10 @@ public final class StorageNode implements AutoCloseable {
         return !closed && hosted.get(key) == h && h.partition.role() == Partition.Role.FOLLOWER;
     }
 
-    /**
-     * Ends the fetch loop. The flag is cleared before the state is read again: a role change that saw the old
-     * loop still running (and so started none) is seen here, and the loop starts again.
-     */
+    /** Ends the fetch loop, unless a role change made it wanted again meanwhile ({@link LoopGuard}). */
     private void stopFetching(Key key, Hosted h) {
-        h.fetching.set(false);
-        if (shouldFetch(key, h)) {
-            startFetching(key, h);
+        if (h.fetching.release(() -> shouldFetch(key, h))) {
+            runFetchLoop(key, h);
         }
     }
 
@@ -512,7 +512,7 @@ public final class StorageNode implements AutoCloseable {
             try {
                 fetchers.schedule(() -> fetchLoop(key, h), delay, TimeUnit.MILLISECONDS);
             } catch (java.util.concurrent.RejectedExecutionException closing) {
-                h.fetching.set(false);
+                h.fetching.release(() -> false);
             }
         });
     }

@@ -27,6 +27,7 @@ public final class InJvmCluster implements AutoCloseable {
     public final StorageNode[] nodes = new StorageNode[4]; // index = node id 1..3
     public final List<String> metaAddresses;
     private final IntFunction<StorageNode.PeerFaults> faults;
+    private final IntFunction<dev.segstore.log.io.LogFiles> files;
 
     public InJvmCluster() throws Exception {
         this(id -> StorageNode.PeerFaults.NONE);
@@ -34,7 +35,16 @@ public final class InJvmCluster implements AutoCloseable {
 
     /** @param faults the fault rules of each storage node's calls to its peers, by node id */
     public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults) throws Exception {
+        this(faults, id -> dev.segstore.log.io.RealLogFiles.INSTANCE);
+    }
+
+    /**
+     * @param faults the fault rules of each storage node's calls to its peers, by node id
+     * @param files  the file layer each storage node's segment logs live on, by node id (disk faults)
+     */
+    public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files) throws Exception {
         this.faults = faults;
+        this.files = files;
         root = Files.createTempDirectory("segstore-cluster-");
         List<MetaPeer> peers = new ArrayList<>();
         // A port found free can be taken by another socket before we bind it: pick new ports and try again.
@@ -65,7 +75,7 @@ public final class InJvmCluster implements AutoCloseable {
     /** Starts storage node {@code id} (again) on its data directory; port 0: it binds a free port and registers it. */
     public StorageNode startNode(int id) throws Exception {
         nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000,
-                dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0), faults.apply(id));
+                dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0), faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
         waitFor("storage node " + id + " to register", 30_000, started::registered);
         return started;

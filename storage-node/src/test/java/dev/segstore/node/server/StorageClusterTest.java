@@ -49,6 +49,10 @@ class StorageClusterTest {
     /** Per storage node: how long its calls to other storage nodes are held back (a slow link). */
     private final Map<Integer, Long> delayedMs = new java.util.concurrent.ConcurrentHashMap<>();
 
+    /** Per storage node: a file layer whose segment writes a test can make fail (a failing disk). */
+    private final dev.segstore.node.replica.FaultyFiles[] disks = {null, new dev.segstore.node.replica.FaultyFiles(),
+            new dev.segstore.node.replica.FaultyFiles(), new dev.segstore.node.replica.FaultyFiles()};
+
     @BeforeEach
     void start() throws Exception {
         cluster = new InJvmCluster(id -> new StorageNode.PeerFaults() {
@@ -61,7 +65,7 @@ class StorageClusterTest {
             public long delayMs(int from, String to, String method) {
                 return delayedMs.getOrDefault(from, 0L);
             }
-        });
+        }, id -> disks[id]);
         nodes = cluster.nodes;
         meta = new MetaClient(cluster.metaAddresses, 2_000, DEADLINE_MS);
         rpc = new RpcClient();
@@ -206,6 +210,45 @@ class StorageClusterTest {
         assertEquals(50, produce(after, "after-failover", 9, 50).getBaseOffset());
         assertEquals(49, produce(after, "m49", 9, 49).getBaseOffset(), "the new leader also recognises a retry of the old leader's batch");
         assertEquals(51, consume(after, after.getLeader()).size());
+    }
+
+    @Test
+    void aLeaderWhoseDiskFailsIsReplacedAndWritesGoOnWithoutLoss() throws Exception {
+        meta.createShard("disk", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);
+        Segment s = openSegment("disk");
+        awaitRoles(s);
+        List<String> acked = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            produce(s, "d" + i, 11, i);
+            acked.add("d" + i);
+        }
+        int failed = s.getLeader();
+        disks[failed].failWrites();
+        RpcException refused = (RpcException) org.junit.jupiter.api.Assertions.assertThrows(Exception.class,
+                () -> produce(s, "d20", 11, 20));
+        assertEquals(ErrorCode.NOT_LEADER.code(), refused.code(), "retriable: " + refused);
+        // The node reports its failed directory with its next heartbeat; it keeps heartbeating, so only that
+        // report (not the session timeout) gets it fenced: its leadership moves and it leaves the ISR.
+        waitFor("a new leader", () -> {
+            try {
+                Segment now = openSegment("disk");
+                return now.getLeader() >= 0 && now.getLeader() != failed && !now.getIsrList().contains(failed);
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        Segment after = openSegment("disk");
+        waitFor("the new leader to lead", () -> {
+            Partition p = nodes[after.getLeader()].partition(after.getShardId(), after.getSequence());
+            return p.role() == Partition.Role.LEADER && p.leaderEpoch() == after.getLeaderEpoch();
+        });
+        // The failed write is retried with its producer id and sequence: stored once, whether or not it got there.
+        long offset = produce(after, "d20", 11, 20).getBaseOffset();
+        assertEquals(20, offset);
+        acked.add("d20");
+        assertEquals(21, produce(after, "d21", 11, 21).getBaseOffset());
+        acked.add("d21");
+        assertEquals(acked, consume(after, after.getLeader()));
     }
 
     @Test
