@@ -1,0 +1,176 @@
+package dev.segstore.node.server;
+
+import dev.segstore.client.MetaClient;
+import dev.segstore.log.Durability;
+import dev.segstore.log.LogDirectory;
+import dev.segstore.node.index.NodeIndex;
+import dev.segstore.node.replica.IsrProposer;
+import dev.segstore.node.replica.Partition;
+import dev.segstore.node.replica.ReplicaConfig;
+import dev.segstore.node.replica.Tombstones;
+import dev.segstore.node.server.Hosted.Key;
+import dev.segstore.protocol.meta.DurabilityMode;
+import dev.segstore.protocol.meta.NodeAssignments;
+import dev.segstore.protocol.meta.ProposeIsrRequest;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.Shard;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.BooleanSupplier;
+
+/**
+ * Makes a storage node's replicas what the meta-service's assignments say (they come with every registration
+ * and heartbeat): opens the replicas it is given, makes each leader or follower in its epoch, adopts the
+ * controller's ISR changes and seals, starts followers' fetch loops, and deletes the replicas taken away.
+ *
+ * <p>Thread: the node's control thread ({@code node-control}), under this object's monitor. It owns the
+ * hosted-replica map (others only read it) and the metadata version applied, which never goes back.
+ */
+final class AssignmentReconciler {
+    private static final Logger LOG = LoggerFactory.getLogger(AssignmentReconciler.class);
+
+    private final NodeConfig config;
+    private final LogDirectory directory;
+    private final NodeIndex index;
+    private final MetaClient meta;
+    private final Map<Key, Hosted> hosted;
+    private final Map<Integer, String> nodeAddresses;
+    private final ReplicaFetchers fetchers;
+    /** Asks the control thread for a heartbeat now (after a roll: learn the next segment at once). */
+    private final Runnable heartbeatNow;
+    private final BooleanSupplier closed;
+    /** The newest metadata version applied: older assignments are ignored. */
+    private long metadataVersion = -1;
+
+    AssignmentReconciler(NodeConfig config, LogDirectory directory, NodeIndex index, MetaClient meta, Map<Key, Hosted> hosted,
+                         Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow, BooleanSupplier closed) {
+        this.config = config;
+        this.directory = directory;
+        this.index = index;
+        this.meta = meta;
+        this.hosted = hosted;
+        this.nodeAddresses = nodeAddresses;
+        this.fetchers = fetchers;
+        this.heartbeatNow = heartbeatNow;
+        this.closed = closed;
+    }
+
+    /**
+     * Reconciles hosted replicas with the assignments (control thread). An answer older than one applied
+     * already (a lower metadata version: a deposed meta leader's, or one overtaken on the way) is ignored, and
+     * a replica is deleted only on the word of an answer at least as new as the metadata that created it.
+     */
+    synchronized void apply(NodeAssignments a) {
+        if (closed.getAsBoolean()) {
+            return;
+        }
+        if (a.getMetadataVersion() < metadataVersion) {
+            LOG.warn("Storage node {}: ignoring assignments at metadata version {}, older than {} applied already",
+                    config.nodeId(), a.getMetadataVersion(), metadataVersion);
+            return;
+        }
+        metadataVersion = a.getMetadataVersion();
+        for (dev.segstore.protocol.meta.StorageNode n : a.getNodesList()) {
+            nodeAddresses.put(n.getNodeId(), n.getHost() + ":" + n.getPort());
+        }
+        Map<Long, Shard> shards = new ConcurrentHashMap<>();
+        a.getShardsList().forEach(s -> shards.put(s.getShardId(), s));
+        Set<Key> assigned = new HashSet<>();
+        for (Segment s : a.getSegmentsList()) {
+            Key key = Key.of(s);
+            assigned.add(key);
+            Shard shard = shards.get(s.getShardId());
+            Hosted h;
+            try {
+                h = hosted.computeIfAbsent(key, k -> open(k, s, shard));
+            } catch (RuntimeException e) {
+                LOG.error("Segment {}: cannot open the replica: {}", key.logName(), e.toString());
+                continue;
+            }
+            Segment before = h.assigned;
+            h.assigned = s;
+            int me = config.nodeId();
+            boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
+            try {
+                // The role first, then the seal: a follower takes a seal only once it has truncated against its
+                // leader (a deposed leader may hold records past the seal point).
+                if (s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
+                    h.partition.becomeLeader(s.getLeaderEpoch(), s.getReplicasList(), s.getIsrList(), s.getIsrVersion());
+                } else if (s.getLeader() == me) {
+                    h.partition.onControllerIsr(s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion());
+                } else if (s.getLeader() >= 0 && (epochChanged || h.partition.role() != Partition.Role.FOLLOWER)) {
+                    h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
+                }
+                if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
+                    h.partition.markSealed(s.getEndOffset());
+                }
+                if (h.partition.role() == Partition.Role.FOLLOWER) {
+                    fetchers.start(key, h);
+                }
+            } catch (RuntimeException e) {
+                // One replica that cannot take its assignment (a damaged log, a refused epoch) must not keep the
+                // others from theirs: it is tried again at the next heartbeat.
+                LOG.warn("Segment {}: assignment not applied: {}", key.logName(), e.toString());
+            }
+        }
+        for (Key k : List.copyOf(hosted.keySet())) {
+            Hosted h = hosted.get(k);
+            if (!assigned.contains(k) && h.assigned.getCreatedVersion() > a.getMetadataVersion()) {
+                LOG.warn("Segment {} is missing from assignments at metadata version {}, older than its creation at {}: kept",
+                        k.logName(), a.getMetadataVersion(), h.assigned.getCreatedVersion());
+            } else if (!assigned.contains(k)) {
+                Hosted gone = hosted.remove(k);
+                LOG.info("Segment {} is no longer assigned here: deleting the replica", k.logName());
+                gone.partition.becomeFollower(Integer.MAX_VALUE, -1);
+                directory.deleteLog(k.logName());
+                try {
+                    index.dropSegment(k.shardId(), k.sequence());
+                } catch (org.rocksdb.RocksDBException e) {
+                    LOG.warn("Dropping the index of {} failed: {}", k.logName(), e.toString());
+                }
+            }
+        }
+    }
+
+    private Hosted open(Key key, Segment s, Shard shard) {
+        int minIsr = shard == null ? 1 : Math.max(1, shard.getSettings().getMinInSyncReplicas());
+        Durability durability = shard != null && shard.getSettings().getDurability() == DurabilityMode.PAGE_CACHE
+                ? Durability.PAGE_CACHE : Durability.FSYNC;
+        ReplicaConfig rc = new ReplicaConfig(minIsr, config.replicaMaxLagMs(), durability);
+        IsrProposer proposer = (epoch, version, isr) -> meta.proposeIsr(ProposeIsrRequest.newBuilder()
+                .setShard(s.getShard()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
+                .setIsrVersion(version).addAllNewIsr(isr).build())
+                .thenApply(r -> new IsrProposer.Committed(r.getSegment().getIsrList(), r.getSegment().getIsrVersion()))
+                .exceptionally(e -> {
+                    throw ReplicaFetchers.asReplicaException(e);
+                });
+        Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(),
+                directory.openLog(key.logName(), config.log(), s.getStartOffset()),
+                new Tombstones(index.tombstoneStore(key.shardId(), key.sequence(), durability == Durability.FSYNC)),
+                config.nodeId(), rc, System::currentTimeMillis, proposer);
+        long segmentBytes = shard == null || shard.getSettings().getSegmentBytes() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentBytes();
+        long segmentMs = shard == null || shard.getSettings().getSegmentMs() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentMs();
+        if (shard != null && shard.getSettings().getRetentionMs() > 0) {
+            // Retention drops sealed segments only: a segment also rolls once retention_ms old, so a record lives
+            // about 2 x retention_ms at most, not segment_ms (7 days by default) on a quiet shard.
+            segmentMs = Math.min(segmentMs, shard.getSettings().getRetentionMs());
+        }
+        p.configureRoll(segmentBytes, segmentMs, (epoch, end) -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
+                .setShard(s.getShard()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
+                .setEndOffset(end).build()).thenApply(route -> {
+                    LOG.info("Segment {}/{} sealed at {}; the next segment opens on nodes {}", s.getShard(), s.getSequence(), end,
+                            route.getSegments(route.getSegmentsCount() - 1).getReplicasList());
+                    heartbeatNow.run(); // learn the next segment now, not at the next heartbeat
+                    return null;
+                }));
+        ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);
+        replicaIndex.resetTo(p.log().logEndOffset());
+        return new Hosted(p, replicaIndex);
+    }
+}

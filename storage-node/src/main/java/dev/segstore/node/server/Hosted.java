@@ -1,0 +1,38 @@
+package dev.segstore.node.server;
+
+import dev.segstore.node.replica.Partition;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.node.SegmentRef;
+
+/**
+ * One replica a storage node hosts: its partition, its share of the node's key and tag index, the assignment
+ * last applied to it (written by the {@link AssignmentReconciler} on the control thread, read by others), and
+ * the guard of its fetch loop ({@link ReplicaFetchers}).
+ */
+final class Hosted {
+    final Partition partition;
+    final ReplicaIndex index;
+    volatile Segment assigned;
+    /** Whether a fetch loop runs for this replica: claimed by whoever starts one, released by the loop as it ends. */
+    final LoopGuard fetching = new LoopGuard();
+
+    Hosted(Partition partition, ReplicaIndex index) {
+        this.partition = partition;
+        this.index = index;
+    }
+
+    /** A hosted replica's name: the shard's never-reused id and the segment's sequence. */
+    record Key(long shardId, long sequence) {
+        static Key of(SegmentRef r) {
+            return new Key(r.getShardId(), r.getSequence());
+        }
+
+        static Key of(Segment s) {
+            return new Key(s.getShardId(), s.getSequence());
+        }
+
+        String logName() {
+            return shardId + "-" + sequence;
+        }
+    }
+}
