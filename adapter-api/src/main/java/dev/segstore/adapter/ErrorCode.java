@@ -45,7 +45,12 @@ public enum ErrorCode {
     /** A topic asked for a {@code storage_type} that no engine on the class path provides. */
     UNKNOWN_STORAGE_TYPE(15, false),
     /** A bug: an invariant was broken. The message says which. */
-    INTERNAL(16, false);
+    INTERNAL(16, false),
+    /**
+     * A write may or may not have been stored, and sending it again could store it twice (an earlier attempt
+     * went to a segment that retention has dropped since). Not retried; the caller decides.
+     */
+    OUTCOME_UNKNOWN(17, false);
 
     private static final Map<Integer, ErrorCode> BY_CODE = new HashMap<>();
 

@@ -15,7 +15,8 @@ class ErrorCodeTest {
             entry(ErrorCode.OFFSET_OUT_OF_RANGE, 5), entry(ErrorCode.NOT_LEADER, 6), entry(ErrorCode.FENCED_EPOCH, 7),
             entry(ErrorCode.NOT_ENOUGH_REPLICAS, 8), entry(ErrorCode.TIMEOUT, 9), entry(ErrorCode.UNAVAILABLE, 10),
             entry(ErrorCode.OVERLOADED, 11), entry(ErrorCode.CORRUPT_DATA, 12), entry(ErrorCode.STORAGE_ERROR, 13),
-            entry(ErrorCode.CLOSED, 14), entry(ErrorCode.UNKNOWN_STORAGE_TYPE, 15), entry(ErrorCode.INTERNAL, 16));
+            entry(ErrorCode.CLOSED, 14), entry(ErrorCode.UNKNOWN_STORAGE_TYPE, 15), entry(ErrorCode.INTERNAL, 16),
+            entry(ErrorCode.OUTCOME_UNKNOWN, 17));
 
     @Test
     void releasedNumbersNeverChange() {

@@ -189,7 +189,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         long[] mayBeIn = {-1}; // the segment an attempt that may have been applied went to
         return withRoute(shard, route -> {
             Segment open = openSegment(route);
-            Segment earlier = earlierSegment(route, open, b, mayBeIn);
+            Segment earlier = earlierSegment(shard, route, open, b, mayBeIn);
             if (earlier != null) {
                 // That segment was sealed since: ask its leader whether the batch is there before writing it anew.
                 // A "not found" is final (a sealed segment takes no writes); the retry loop then sends the batch
@@ -209,7 +209,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                         // Not there, and the segment takes no writes: the batch was never applied anywhere.
                         mayBeApplied[0] = false;
                         mayBeIn[0] = -1;
-                        b.setBaseSequence(-1);
+                        b.setBaseSequence(-1).setMayBeDuplicate(false);
                     }
                     return CompletableFuture.failedFuture(new StorageException(ErrorCode.NOT_LEADER,
                             "the batch is not in sealed segment " + earlier.getSequence() + ": writing it to the open segment"));
@@ -237,6 +237,9 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                             } else if (e != null) {
                                 mayBeApplied[0] = true; // from now on only the same sequence is safe
                                 mayBeIn[0] = open.getSequence();
+                                // The leader then looks for it in all its log, not only in the producer state it
+                                // read back from the log's tail after a restart (node.proto).
+                                b.setMayBeDuplicate(true);
                             }
                         }
                     });
@@ -252,17 +255,28 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     /**
      * The sealed segment an earlier attempt of this batch may have been appended to, when that is no longer the
      * open one (a retry to the open segment would append it a second time: producer state is per segment), or
-     * null.
+     * null. Fails OUTCOME_UNKNOWN (not retriable) when retention has dropped that segment: whether the batch was
+     * stored can no longer be told, and writing it again could store it twice. Fails UNAVAILABLE (retried with
+     * a fresh route) when the route is older than that segment.
      */
-    private static Segment earlierSegment(ShardRoute route, Segment open, ProduceRequest.Builder b, long[] mayBeIn) {
+    private Segment earlierSegment(String shard, ShardRoute route, Segment open, ProduceRequest.Builder b, long[] mayBeIn) {
         long sequence;
+        int baseSequence;
         synchronized (b) {
             sequence = mayBeIn[0];
+            baseSequence = b.getBaseSequence();
         }
         if (sequence < 0 || sequence == open.getSequence()) {
             return null;
         }
-        return route.getSegmentsList().stream().filter(s -> s.getSequence() == sequence).findFirst().orElse(null);
+        if (sequence > open.getSequence()) {
+            throw new StorageException(ErrorCode.UNAVAILABLE, "shard '" + shard + "': the route ends at segment " + open.getSequence()
+                    + ", older than segment " + sequence + " which an earlier attempt of the write went to");
+        }
+        return route.getSegmentsList().stream().filter(s -> s.getSequence() == sequence).findFirst().orElseThrow(() ->
+                new StorageException(ErrorCode.OUTCOME_UNKNOWN, "shard '" + shard + "': the outcome of the write is unknown: an earlier"
+                        + " attempt (producer " + producerId + ", sequence " + baseSequence + ") may have been stored in segment "
+                        + sequence + ", which retention has dropped since; it is not written again, as it could be stored twice"));
     }
 
     // ---- reads ---------------------------------------------------------------------------------------------

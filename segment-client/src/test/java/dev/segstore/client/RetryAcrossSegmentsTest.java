@@ -1,6 +1,7 @@
 package dev.segstore.client;
 
 import dev.segstore.adapter.NewRecord;
+import dev.segstore.adapter.StorageException;
 import dev.segstore.protocol.MetaMethods;
 import dev.segstore.protocol.NodeMethods;
 import dev.segstore.protocol.meta.DescribeClusterResponse;
@@ -105,6 +106,7 @@ class RetryAcrossSegmentsTest {
             assertTrue(probe.getOnlyIfDuplicate() && probe.getSegment().getSequence() == 0, "the last call asked segment 0");
             assertEquals(produced.get(0).getBaseSequence(), probe.getBaseSequence(), "with the first attempt's sequence");
             assertEquals(produced.get(0).getProducerId(), probe.getProducerId());
+            assertTrue(probe.getMayBeDuplicate(), "the probe follows an attempt whose outcome is unknown");
         });
     }
 
@@ -127,6 +129,46 @@ class RetryAcrossSegmentsTest {
             assertTrue(!last.getOnlyIfDuplicate());
             assertTrue(produced.stream().anyMatch(p -> p.getOnlyIfDuplicate() && p.getSegment().getSequence() == 0), "after asking segment 0");
             assertTrue(last.getBaseSequence() != produced.get(0).getBaseSequence(), "under a new sequence: " + produced);
+        });
+    }
+
+    @Test
+    void aRetryAfterAnUnknownOutcomeIsFlaggedMayBeDuplicate() throws Exception {
+        withServer(r -> {
+            if (produced.size() == 1) {
+                return new CompletableFuture<>(); // appended, or not: the answer is lost
+            }
+            return CompletableFuture.completedFuture(ProduceResponse.newBuilder().setBaseOffset(0).setLastOffset(0).build());
+        }, adapter -> {
+            assertEquals(0, writeOnce(adapter));
+            assertEquals(2, produced.size(), "one retry: " + produced);
+            assertTrue(!produced.get(0).getMayBeDuplicate(), "a first attempt is not flagged");
+            assertTrue(produced.get(1).getMayBeDuplicate(), "the retry after the lost answer is flagged: " + produced.get(1));
+            assertEquals(produced.get(0).getBaseSequence(), produced.get(1).getBaseSequence(), "with the same sequence");
+        });
+    }
+
+    @Test
+    void aRetryWhoseEarlierSegmentRetentionDroppedIsNotWrittenAgain() throws Exception {
+        withServer(r -> {
+            if (produced.size() == 1) {
+                // Appended at offset 0, but the answer is lost; segment 0 is sealed, and retention drops it.
+                route.set(route(segment(1, 1, -1)));
+                return new CompletableFuture<>();
+            }
+            // Written anew: the next offset, in segment 1.
+            return CompletableFuture.completedFuture(ProduceResponse.newBuilder().setBaseOffset(1).setLastOffset(1).build());
+        }, adapter -> {
+            CompletableFuture<Long> write = adapter.write("s", NewRecord.of(1, "once".getBytes(StandardCharsets.UTF_8)));
+            Throwable failure = write.handle((v, e) -> e).get(30, TimeUnit.SECONDS);
+            assertTrue(produced.stream().noneMatch(p -> p.getSegment().getSequence() == 1),
+                    "never written to segment 1 (the write answered " + (failure == null ? write.join() : failure) + "): " + produced);
+            assertTrue(failure instanceof java.util.concurrent.CompletionException && failure.getCause() instanceof StorageException,
+                    String.valueOf(failure));
+            StorageException e = (StorageException) failure.getCause();
+            assertEquals(dev.segstore.adapter.ErrorCode.OUTCOME_UNKNOWN, e.code(), e.getMessage());
+            assertTrue(!e.retriable(), "not retriable: " + e);
+            assertEquals(1, produced.size(), "the first attempt only: the retry found segment 0 gone and sent nothing: " + produced);
         });
     }
 }

@@ -67,8 +67,14 @@ public final class Partition {
     private final ProducerStateTable producers = new ProducerStateTable();
     /** Bytes of the log's tail read back to rebuild the producer state after a restart (retries come soon). */
     static final long PRODUCER_STATE_SCAN_BYTES = 16 << 20;
+    private final long producerScanBytes;
     /** False until the producer state was read back from the log: it may hold batches from before a restart. */
     private boolean producersLoaded;
+    /**
+     * Once loaded: the producer state knows no batch below this offset (where the tail read back began, or a
+     * truncation below it); at or below the log start once the whole log was read.
+     */
+    private long producersUnreadBelow;
     private final Map<Integer, FollowerProgress> followers = new HashMap<>();
     private final TreeMap<Long, List<Waiter>> waiting = new TreeMap<>();
     private final Tombstones tombstones;
@@ -128,6 +134,16 @@ public final class Partition {
 
     public Partition(String name, SegmentLog log, Tombstones tombstones, int localId, ReplicaConfig config, LongSupplier clockMs,
                      IsrProposer proposer) {
+        this(name, log, tombstones, localId, config, clockMs, proposer, PRODUCER_STATE_SCAN_BYTES);
+    }
+
+    /** As above, reading back the producer state from the last {@code producerScanBytes} of the log at first. */
+    public Partition(String name, SegmentLog log, Tombstones tombstones, int localId, ReplicaConfig config, LongSupplier clockMs,
+                     IsrProposer proposer, long producerScanBytes) {
+        if (producerScanBytes < 1) {
+            throw new IllegalArgumentException("producerScanBytes must be >= 1: " + producerScanBytes);
+        }
+        this.producerScanBytes = producerScanBytes;
         this.name = name;
         this.tombstones = tombstones;
         this.log = log;
@@ -248,7 +264,16 @@ public final class Partition {
      * INVALID_ARGUMENT (out-of-order producer sequence).
      */
     public synchronized CompletableFuture<AppendResult> append(List<AppendRecord> records, long producerId, int baseSequence) {
-        return append(records.size(), producerId, baseSequence,
+        return append(records, producerId, baseSequence, false);
+    }
+
+    /**
+     * As {@link #append(List, long, int)}; {@code mayBeDuplicate}: the writer sent this batch before and does not
+     * know whether it was applied (ProduceRequest.may_be_duplicate).
+     */
+    public synchronized CompletableFuture<AppendResult> append(List<AppendRecord> records, long producerId, int baseSequence,
+                                                               boolean mayBeDuplicate) {
+        return append(records.size(), producerId, baseSequence, mayBeDuplicate,
                 () -> log.appendAsLeader(records, leaderEpoch, producerId, baseSequence, config.durability()));
     }
 
@@ -258,6 +283,12 @@ public final class Partition {
      * into it, and stores its bytes as they are. A damaged batch fails INVALID_ARGUMENT, nothing written.
      */
     public synchronized CompletableFuture<AppendResult> appendEncoded(ByteBuffer batch, long producerId, int baseSequence) {
+        return appendEncoded(batch, producerId, baseSequence, false);
+    }
+
+    /** As {@link #appendEncoded(ByteBuffer, long, int)}, with {@code mayBeDuplicate} as {@link #append(List, long, int, boolean)} takes it. */
+    public synchronized CompletableFuture<AppendResult> appendEncoded(ByteBuffer batch, long producerId, int baseSequence,
+                                                                      boolean mayBeDuplicate) {
         BatchView view = BatchView.at(batch);
         try {
             view.verify();
@@ -265,11 +296,11 @@ public final class Partition {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name
                     + ": the batch to produce is damaged: " + e.getMessage()).notApplied());
         }
-        return append(view.recordCount(), producerId, baseSequence,
+        return append(view.recordCount(), producerId, baseSequence, mayBeDuplicate,
                 () -> log.appendEncodedAsLeader(batch, leaderEpoch, producerId, baseSequence, config.durability()));
     }
 
-    private CompletableFuture<AppendResult> append(int count, long producerId, int baseSequence,
+    private CompletableFuture<AppendResult> append(int count, long producerId, int baseSequence, boolean mayBeDuplicate,
                                                    java.util.function.Supplier<CompletableFuture<AppendResult>> logAppend) {
         // Refusals before the append are marked "not applied": nothing was written.
         if (role != Role.LEADER) {
@@ -288,6 +319,9 @@ public final class Partition {
                     + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members").notApplied());
         }
         ProducerStateTable.Check check = producers.check(producerId, baseSequence, count);
+        if (check instanceof ProducerStateTable.New && mayBeDuplicate && producerId >= 0 && loadOlderProducers()) {
+            check = producers.check(producerId, baseSequence, count); // the batch may lie before the tail read back
+        }
         if (check instanceof ProducerStateTable.OutOfOrder o) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());
         }
@@ -340,20 +374,43 @@ public final class Partition {
 
     /**
      * Before this replica first answers a write as leader: records the producer fields of the batches in the
-     * last {@link #PRODUCER_STATE_SCAN_BYTES} of its log, which a replica restarted since it stored them does
-     * not know. A retry of one of them is then answered with its original offsets, not appended again. Batches
-     * fetched meanwhile are known already ({@link ProducerStateTable#record} skips them).
+     * last {@code producerScanBytes} of its log ({@link #PRODUCER_STATE_SCAN_BYTES} unless configured), which a
+     * replica restarted since it stored them does not know. A retry of one of them is then answered with its
+     * original offsets, not appended again. Batches fetched meanwhile are known already
+     * ({@link ProducerStateTable#record} skips them). Older batches are read only for a retry that needs them
+     * ({@link #loadOlderProducers}).
      */
     private void loadProducers() {
         if (producersLoaded) {
             return;
         }
         try {
-            producers.readBack(log, PRODUCER_STATE_SCAN_BYTES);
+            producersUnreadBelow = producers.readBack(log, producerScanBytes);
         } catch (IOException e) {
             throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e);
         }
         producersLoaded = true; // not before: a failed read is tried again by the next write
+    }
+
+    /**
+     * For a retry the producer state does not know (a write flagged may_be_duplicate, or a probe): if the
+     * producer state was read back from the log's tail only, reads back the rest of the log, once, so a batch
+     * stored before the tail is recognised too. Returns whether it read anything (then check again). A write
+     * that is surely new never pays for this.
+     */
+    private boolean loadOlderProducers() {
+        long start = log.logStartOffset();
+        if (producersUnreadBelow <= start) {
+            return false;
+        }
+        try {
+            producers.readBack(log, start, producersUnreadBelow);
+        } catch (IOException e) {
+            throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e);
+        }
+        LOG.info("{}: read back the producer state of offsets {} to {} for a retry", name, start, producersUnreadBelow);
+        producersUnreadBelow = start;
+        return true;
     }
 
     /** A retry's answer: its original offsets, once they are acknowledged under the rules of a write. */
@@ -368,7 +425,8 @@ public final class Partition {
      * A retry's probe of this segment, which may hold the batch although it is sealed now: the original offsets
      * (as {@link #append} answers a retry) if the producer's batch is in this leader's log, else null; nothing is
      * appended. The answer is final because a leader's log holds everything committed here and a sealing or
-     * sealed segment takes no more writes. Fails NOT_LEADER on a non-leader, and INVALID_ARGUMENT when the
+     * sealed segment takes no more writes; so before it answers "not there", it reads back the producer state
+     * of the whole log ({@link #loadOlderProducers}). Fails NOT_LEADER on a non-leader, and INVALID_ARGUMENT when the
      * sequence is older than the producer's batches remembered here (whether it is here cannot be told).
      */
     public synchronized CompletableFuture<AppendResult> findRetried(long producerId, int baseSequence, int count) {
@@ -380,6 +438,9 @@ public final class Partition {
         }
         loadProducers();
         ProducerStateTable.Check check = producers.check(producerId, baseSequence, count);
+        if (check instanceof ProducerStateTable.New && producerId >= 0 && loadOlderProducers()) {
+            check = producers.check(producerId, baseSequence, count);
+        }
         if (check instanceof ProducerStateTable.OutOfOrder o) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());
         }
@@ -819,6 +880,7 @@ public final class Partition {
             long end = log.unsealAndTruncateTo(target).join();
             synchronized (this) {
                 producers.truncateTo(end);
+                producersUnreadBelow = Math.min(producersUnreadBelow, end); // what it knows from there on came later
                 highWatermark = Math.min(highWatermark, end);
                 if (!log.isSealed()) {
                     roll.unseal(); // a repaired replica: sealed again once it holds everything up to the sealed end

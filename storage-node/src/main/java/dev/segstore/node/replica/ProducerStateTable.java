@@ -42,6 +42,19 @@ public final class ProducerStateTable {
     private static final class Producer {
         final ArrayDeque<Appended> recent = new ArrayDeque<>();
         int maxForgottenSequence = -1;
+
+        /** Remembers {@code a} as the newest batch, unless known already; forgets the oldest beyond the limit. */
+        void add(Appended a) {
+            for (Appended known : recent) {
+                if (known.baseOffset() == a.baseOffset()) {
+                    return; // known already (read back from the log, then appended by a fetch that was in flight)
+                }
+            }
+            recent.addLast(a);
+            while (recent.size() > BATCHES_PER_PRODUCER) {
+                maxForgottenSequence = Math.max(maxForgottenSequence, recent.removeFirst().lastSequence());
+            }
+        }
     }
 
     private final Map<Long, Producer> producers = new HashMap<>();
@@ -79,43 +92,61 @@ public final class ProducerStateTable {
         if (producerId < 0) {
             return;
         }
-        Producer p = producers.computeIfAbsent(producerId, k -> new Producer());
-        for (Appended a : p.recent) {
-            if (a.baseOffset() == baseOffset) {
-                return; // known already (read back from the log, then appended by a fetch that was in flight)
-            }
-        }
-        p.recent.addLast(new Appended(baseSequence, baseSequence + count - 1, baseOffset, baseOffset + count - 1));
-        while (p.recent.size() > BATCHES_PER_PRODUCER) {
-            p.maxForgottenSequence = Math.max(p.maxForgottenSequence, p.recent.removeFirst().lastSequence());
-        }
+        producers.computeIfAbsent(producerId, k -> new Producer())
+                .add(new Appended(baseSequence, baseSequence + count - 1, baseOffset, baseOffset + count - 1));
     }
 
     /**
      * Records the producer fields of the batches in about the last {@code maxBytes} of {@code log} (all of it
-     * when smaller): what a replica restarted since it stored them must learn again.
+     * when smaller): what a replica restarted since it stored them must learn again. Returns the offset the
+     * read began at (a batch's base offset; the log start when it read everything): the batches below it are
+     * not known, {@link #readBack(SegmentLog, long, long)} reads them when a retry needs them.
      */
-    public void readBack(SegmentLog log, long maxBytes) throws IOException {
+    public long readBack(SegmentLog log, long maxBytes) throws IOException {
         long start = log.logStartOffset();
         long end = log.writtenEndOffset();
         long size = log.sizeInBytes();
         // Offsets are dense, so the record count scales to bytes well enough to find where the tail starts.
         long offset = size <= maxBytes || end <= start ? start
                 : Math.max(start, end - (long) ((double) (end - start) * maxBytes / size));
-        while (offset < end) {
-            try (FileSlice slice = log.readSlice(offset, READ_BACK_CHUNK_BYTES, end)) {
+        return readBack(log, offset, end);
+    }
+
+    /**
+     * Records the producer fields of the batches from the one holding {@code from} to the last one starting
+     * below {@code before}, as older than every batch this table knows (they lie before the part of the log
+     * read back already, and before what was appended or fetched since). Returns the base offset of the first
+     * batch read ({@code from} if none).
+     */
+    public long readBack(SegmentLog log, long from, long before) throws IOException {
+        ProducerStateTable older = new ProducerStateTable();
+        long first = -1;
+        long offset = from;
+        while (offset < before) {
+            try (FileSlice slice = log.readSlice(offset, READ_BACK_CHUNK_BYTES, before)) {
                 if (slice.isEmpty()) {
-                    return;
+                    break;
                 }
                 ByteBuffer b = slice.read();
                 while (b.hasRemaining()) {
                     BatchView v = BatchView.at(b);
-                    record(v.producerId(), v.baseSequence(), v.recordCount(), v.baseOffset());
+                    if (first < 0) {
+                        first = v.baseOffset();
+                    }
+                    older.record(v.producerId(), v.baseSequence(), v.recordCount(), v.baseOffset());
                     b.position(b.position() + v.sizeInBytes());
                 }
                 offset = slice.nextOffset();
             }
         }
+        producers.forEach((id, newer) -> {
+            Producer p = older.producers.computeIfAbsent(id, k -> new Producer());
+            newer.recent.forEach(p::add);
+            p.maxForgottenSequence = Math.max(p.maxForgottenSequence, newer.maxForgottenSequence);
+        });
+        producers.clear();
+        producers.putAll(older.producers);
+        return first < 0 ? from : first;
     }
 
     private static final int READ_BACK_CHUNK_BYTES = 4 << 20;

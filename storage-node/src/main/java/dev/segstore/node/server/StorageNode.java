@@ -307,8 +307,10 @@ public final class StorageNode implements AutoCloseable {
             }
             CompletableFuture<AppendResult> appended = encoded
                     // The client's bytes, copied once: the log stamps offsets into this buffer and keeps it until written.
-                    ? h.partition.appendEncoded(ByteBuffer.wrap(r.getBatch().toByteArray()), r.getProducerId(), r.getBaseSequence())
-                    : h.partition.append(r.getRecordsList().stream().map(Records::toAppend).toList(), r.getProducerId(), r.getBaseSequence());
+                    ? h.partition.appendEncoded(ByteBuffer.wrap(r.getBatch().toByteArray()), r.getProducerId(), r.getBaseSequence(),
+                            r.getMayBeDuplicate())
+                    : h.partition.append(r.getRecordsList().stream().map(Records::toAppend).toList(), r.getProducerId(), r.getBaseSequence(),
+                            r.getMayBeDuplicate());
             return appended.<Message>thenApply(a -> {
                         metrics.produced((int) (a.lastOffset() - a.baseOffset() + 1), r.getSerializedSize());
                         return ProduceResponse.newBuilder().setBaseOffset(a.baseOffset()).setLastOffset(a.lastOffset()).build();

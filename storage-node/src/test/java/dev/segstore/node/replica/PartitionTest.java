@@ -426,6 +426,57 @@ class PartitionTest {
         assertEquals(original, await(restarted.findRetried(66, 0, 3)));
     }
 
+    /**
+     * Batch 0-2 of producer 66, then five later ones, replicated and acknowledged; then node 2 restarts (a new
+     * replica over the same log, reading back only about the last third of it) and leads epoch 1.
+     */
+    private AppendResult restartNode2AsLeaderWithATailWindow() throws Exception {
+        CompletableFuture<AppendResult> first = replicas[1].append(records("b", 3), 66, 0);
+        for (int i = 0; i < 5; i++) {
+            replicas[1].append(records("later" + i, 1), 66, 3 + i);
+        }
+        awaitDurable(1, 8);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        AppendResult original = await(first);
+        assertEquals(8, replicas[2].log().logEndOffset());
+        long window = replicas[2].log().sizeInBytes() / 3; // the first batch lies before it
+        Partition restarted = new Partition("s/0@2", replicas[2].log(), new Tombstones(Tombstones.Store.NONE), 2, CONFIG, clock::get,
+                this::propose, window);
+        replicas[2] = restarted;
+        restarted.becomeLeader(1, List.of(1, 2, 3), committedIsr, committedVersion);
+        replicas[1].becomeFollower(1, 2);
+        replicas[3].becomeFollower(1, 2);
+        return original;
+    }
+
+    @Test
+    void aRetryFlaggedAsMaybeAppliedIsKnownToARestartedLeaderBeyondItsTailWindow() throws Exception {
+        AppendResult original = restartNode2AsLeaderWithATailWindow();
+        CompletableFuture<AppendResult> retry = replicas[2].append(records("b", 3), 66, 0, true);
+        fetchRound(2, 1, 3);
+        fetchRound(2, 1, 3);
+        assertEquals(original, await(retry), "the rest of the log read back: the retry gets its original offsets");
+        assertEquals(8, replicas[2].log().logEndOffset(), "not appended twice");
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 7, 7), await(replicas[2].append(records("later4", 1), 66, 7, true)),
+                "batches read back by the tail scan are still known after the rest was read");
+        CompletableFuture<AppendResult> next = replicas[2].append(records("c", 1), 66, 8);
+        awaitDurable(2, 9);
+        fetchRound(2, 1, 3);
+        fetchRound(2, 1, 3);
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 8, 8), await(next), "a new batch is appended");
+    }
+
+    @Test
+    void aRestartedSealedLeaderProbedForABatchBeyondItsTailWindowFindsIt() throws Exception {
+        AppendResult original = restartNode2AsLeaderWithATailWindow();
+        fetchRound(2, 1, 3);
+        fetchRound(2, 1, 3);
+        // A probe (only_if_duplicate) answering "not found" sends the batch to the next segment: it must be sure.
+        assertEquals(original, await(replicas[2].findRetried(66, 0, 3)), "found in the part of the log before the tail window");
+        assertEquals(8, replicas[2].log().logEndOffset(), "a probe appends nothing");
+    }
+
     // ---- safety: ISR changes whose outcome is unknown (issue 11, item 1) -----------------------------------
 
     /** Node 3 lags, the leader shrinks it out: ISR [1, 2] at version 1. */

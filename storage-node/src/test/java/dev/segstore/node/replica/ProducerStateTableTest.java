@@ -71,4 +71,29 @@ class ProducerStateTableTest {
                     "copies of batch 99 did not push batch 85 out");
         }
     }
+
+    @Test
+    void readsBackTheRestOfTheLogAsOlderThanWhatItKnows(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        try (dev.segstore.log.LogDirectory d = dev.segstore.log.LogDirectory.open(dir, dev.segstore.log.DirectoryConfig.DEFAULT)) {
+            dev.segstore.log.SegmentLog log = d.openLog("s-0", dev.segstore.log.LogConfig.DEFAULT, 0);
+            byte[] payload = new byte[100];
+            int n = ProducerStateTable.BATCHES_PER_PRODUCER + 44;
+            for (int i = 0; i < n; i++) {
+                log.appendAsLeader(java.util.List.of(dev.segstore.log.AppendRecord.of(i, payload)), 0, 7, i,
+                        dev.segstore.log.Durability.FSYNC).get(30, java.util.concurrent.TimeUnit.SECONDS);
+            }
+            ProducerStateTable t = new ProducerStateTable();
+            long tailStart = t.readBack(log, log.sizeInBytes() / 10);
+            assertEquals(true, tailStart > 0 && tailStart < n - 1, "a tail only: from " + tailStart);
+            assertInstanceOf(ProducerStateTable.New.class, t.check(7, 50, 1), "before the tail: unknown");
+            t.record(7, n, 1, n); // appended since
+
+            assertEquals(0, t.readBack(log, 0, tailStart));
+            assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(50, 50, 50, 50)), t.check(7, 50, 1));
+            assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(n, n, n, n)), t.check(7, n, 1),
+                    "the newest batches are kept, the oldest forgotten");
+            assertInstanceOf(ProducerStateTable.OutOfOrder.class, t.check(7, 44, 1), "the oldest beyond the limit: forgotten");
+            assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(45, 45, 45, 45)), t.check(7, 45, 1));
+        }
+    }
 }
