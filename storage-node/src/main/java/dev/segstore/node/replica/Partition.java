@@ -587,10 +587,13 @@ public final class Partition {
         }
         if (role == Role.LEADER) {
             if (log.logEndOffset() > end) {
-                // Only a leader elected uncleanly can hold more than the seal point: those records were never committed.
+                // Only a leader elected uncleanly can hold more than the seal point: those records were never
+                // committed. The cut runs on the I/O thread, which may need this monitor to complete an append
+                // meanwhile: it is not waited for here; the seal is taken once it is done.
                 LOG.warn("{}: sealed at {} below this leader's log end {}: truncating", name, end, log.logEndOffset());
-                long cut = log.unsealAndTruncateTo(end).join();
-                producers.truncateTo(cut);
+                roll.announce(end);
+                log.unsealAndTruncateTo(end).whenComplete(this::onCutToSeal);
+                return;
             }
             if (roll.seal(end, log.logEndOffset())) {
                 sealLog(end);
@@ -599,6 +602,19 @@ public final class Partition {
         }
         roll.announce(end);
         maybeTakePendingSeal();
+    }
+
+    private synchronized void onCutToSeal(Long cut, Throwable failure) {
+        if (failure != null) {
+            LOG.error("{}: truncating to the seal point failed: {}", name, failure.toString());
+            return;
+        }
+        producers.truncateTo(cut);
+        highWatermark = Math.min(highWatermark, cut);
+        long at = roll.pendingSealAt();
+        if (role == Role.LEADER && roll.sealedEnd() < 0 && at >= 0 && log.logEndOffset() == at && roll.seal(at, at)) {
+            sealLog(at);
+        }
     }
 
     /** Follower: takes a pending seal once reconciled with the leader and holding everything below it. */

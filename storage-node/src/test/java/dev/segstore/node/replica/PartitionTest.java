@@ -622,6 +622,21 @@ class PartitionTest {
         assertTrue(replicas[1].log().isSealed(), "and sealed again");
     }
 
+    @Test
+    void aLeaderHoldingMoreThanTheSealPointCutsItsTailBeforeItSeals() throws Exception {
+        writeAcknowledged(2);
+        replicas[1].append(records("uncommitted", 3), -1, -1); // never replicated, so never committed
+        awaitDurable(1, 5);
+        replicas[1].markSealed(2); // as an uncleanly elected leader learns the seal point of a segment sealed before
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (replicas[1].sealedEnd() < 0 && System.nanoTime() < end) {
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000L);
+        }
+        assertEquals(2, replicas[1].sealedEnd());
+        assertEquals(2, replicas[1].log().logEndOffset(), "the records past the seal point are gone");
+        assertEquals(wholeLog(2), wholeLog(1));
+    }
+
     // ---- safety: a follower ahead of its leader (item 3) ----------------------------------------------------
 
     @Test
