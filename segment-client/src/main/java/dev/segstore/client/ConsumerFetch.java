@@ -24,8 +24,10 @@ import java.util.concurrent.CompletableFuture;
  * @param records    the live records from the requested offset, in order, at most as many as asked
  * @param nextOffset where to read on: past the records returned (and the deleted ones among them); the
  *                   requested offset when there is nothing more below the high watermark
+ * @param sealedEnd  where the segment ends, when the node says it is sealed (node.proto, FetchResponse.sealed);
+ *                   -1 when it is open as far as the node knows
  */
-public record ConsumerFetch(List<LogRecord> records, long nextOffset, long highWatermark) {
+public record ConsumerFetch(List<LogRecord> records, long nextOffset, long highWatermark, long sealedEnd) {
 
     /** Sends {@code request} (a consumer fetch: replica id -1) to {@code address} and decodes the answer. */
     public static CompletableFuture<ConsumerFetch> call(RpcClient rpc, String address, FetchRequest request, long timeoutMs) {
@@ -42,7 +44,7 @@ public record ConsumerFetch(List<LogRecord> records, long nextOffset, long highW
             long next = records.size() == maxRecords
                     ? records.get(records.size() - 1).offset() + 1 // full: later records of the last batch are read next time
                     : Math.max(offset, response.getNextOffset());
-            return new ConsumerFetch(records, next, response.getHighWatermark());
+            return new ConsumerFetch(records, next, response.getHighWatermark(), response.getSealed() ? response.getSealedEnd() : -1);
         } catch (FormatException e) {
             throw new StorageException(ErrorCode.CORRUPT_DATA, "fetched batches from offset " + offset + " are damaged: " + e.getMessage());
         }

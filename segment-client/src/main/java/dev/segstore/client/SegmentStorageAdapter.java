@@ -59,7 +59,10 @@ import java.util.function.Supplier;
  * <ul>
  *   <li><b>Routes.</b> A shard's route (its segments, their offset ranges, leaders and epochs) comes from the
  *       meta-service and is cached here; it is dropped and fetched again when a node answers NOT_LEADER,
- *       FENCED_EPOCH or "no replica here", and storage-node addresses are learnt from the meta-service too.</li>
+ *       FENCED_EPOCH or "no replica here", and storage-node addresses are learnt from the meta-service too. A route
+ *       is also known old when a node says that the segment the route calls open is sealed (node.proto,
+ *       {@code sealed}): then no read, look-up or delete answers from it; a fresh route is read and the operation
+ *       goes on in the later segments ({@link #routePast}).</li>
  *   <li><b>Writes</b> go to the leader of the open segment with this adapter's producer id and a sequence per
  *       shard; a retry re-sends the same id and sequence, so the leader (or a new leader, which learnt the
  *       producer state by replication) answers it with the original offsets instead of appending again.</li>
@@ -67,8 +70,9 @@ import java.util.function.Supplier;
  *       overloaded) are retried with a growing pause until {@code request.timeout.ms}; then the last error is
  *       returned.</li>
  *   <li><b>Reads</b> walk the segments in offset order; a sealed segment is read from a random member of its
- *       ISR (spreading reads), the open one from its leader. Nodes skip deleted records and say where to go
- *       on.</li>
+ *       ISR (spreading reads), the open one from its leader; a member behind the seal (high watermark below the
+ *       sealed end) that cannot answer in full is followed by a read from the leader. Nodes skip deleted records
+ *       and say where to go on.</li>
  * </ul>
  * docs/architecture.md ("The segment engine") has the whole picture.
  */
@@ -163,12 +167,16 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     /** The shard's log end: the high watermark of its open segment. */
     private CompletableFuture<Long> logEndOffset(String shard) {
-        return withRoute(shard, route -> {
-            Segment open = openSegment(route);
-            return callNode(open.getLeader(), NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(ref(open)).setReplicaId(-1)
-                    .setOffset(open.getStartOffset()).setMaxRecords(1).setMaxBytes(1).build(), FetchResponse.parser())
-                    .thenApply(FetchResponse::getHighWatermark);
-        });
+        return withRoute(shard, route -> logEndOffset(shard, route));
+    }
+
+    private CompletableFuture<Long> logEndOffset(String shard, ShardRoute route) {
+        Segment open = openSegment(route);
+        return callNode(open.getLeader(), NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(ref(open)).setReplicaId(-1)
+                .setOffset(open.getStartOffset()).setMaxRecords(1).setMaxBytes(1).build(), FetchResponse.parser())
+                .thenCompose(r -> r.getSealed() // the route is older than the roll that sealed it: the end is further on
+                        ? routePast(shard, open.getSequence()).thenCompose(fresh -> logEndOffset(shard, fresh))
+                        : CompletableFuture.completedFuture(r.getHighWatermark()));
     }
 
     // ---- writes --------------------------------------------------------------------------------------------
@@ -310,7 +318,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             // Past the high watermark of the open segment: the end of the shard, an empty read.
             fetched = fetched.exceptionally(e -> {
                 if (storageError(e).code() == ErrorCode.OFFSET_OUT_OF_RANGE) {
-                    return new ConsumerFetch(List.of(), offset, offset);
+                    return new ConsumerFetch(List.of(), offset, offset, -1);
                 }
                 throw storageError(e);
             });
@@ -318,8 +326,16 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         return fetched.thenCompose(r -> {
             r.records().forEach(rec -> out.add(fromLog(rec)));
             long next = r.nextOffset();
-            if (out.size() >= limit || next == offset) {
-                return CompletableFuture.completedFuture(out); // full, or nothing further here: the end
+            if (out.size() >= limit) {
+                return CompletableFuture.completedFuture(out);
+            }
+            if (!sealed && r.sealedEnd() >= 0 && next >= r.sealedEnd()) {
+                // The end of what the route calls the open segment, but the node says it was sealed there: the
+                // route is older than the roll, and the records go on in a later segment. Not the end of the shard.
+                return routePast(route.getShard().getName(), seg.getSequence()).thenCompose(fresh -> readFrom(fresh, next, limit, out));
+            }
+            if (next == offset) {
+                return CompletableFuture.completedFuture(out); // nothing further here: the end
             }
             return readFrom(route, next, limit, out); // past deleted records, or on into the next segment
         });
@@ -327,76 +343,114 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<List<Record>> doReadByTag(String shard, String tag, long offset, int limit) {
-        return withRoute(shard, route -> {
-            List<Segment> segs = route.getSegmentsList().stream()
-                    .filter(s -> s.getStatus() != SegmentStatus.SEALED || s.getEndOffset() > offset).toList();
-            return tagRead(segs, 0, tag, offset, limit, new ArrayList<>());
+        return withRoute(shard, route -> tagRead(shard, route, -1, tag, offset, limit, new ArrayList<>()));
+    }
+
+    /** Segment after segment (those after sequence {@code after} that may hold {@code offset} or later). */
+    private CompletableFuture<List<Record>> tagRead(String shard, ShardRoute route, long after, String tag, long offset, int limit,
+                                                    List<Record> out) {
+        Segment seg = route.getSegmentsList().stream().filter(s -> s.getSequence() > after)
+                .filter(s -> s.getStatus() != SegmentStatus.SEALED || s.getEndOffset() > offset).findFirst().orElse(null);
+        if (seg == null || out.size() >= limit) {
+            return CompletableFuture.completedFuture(out);
+        }
+        int want = limit - out.size();
+        IndexReadRequest req = IndexReadRequest.newBuilder().setSegment(ref(seg)).setTerm(tag).setFromOffset(offset).setLimit(want).build();
+        return indexRead(seg, NodeMethods.READ_BY_TAG, req, want).thenCompose(r -> {
+            r.getRecordsList().forEach(w -> out.add(fromWire(w)));
+            if (r.getSealed() && seg.getStatus() != SegmentStatus.SEALED && out.size() < limit) {
+                // The route calls it open, the node says sealed: later segments exist that the route does not list.
+                return routePast(shard, seg.getSequence()).thenCompose(fresh -> tagRead(shard, fresh, seg.getSequence(), tag, offset, limit, out));
+            }
+            return tagRead(shard, route, seg.getSequence(), tag, offset, limit, out);
         });
     }
 
-    private CompletableFuture<List<Record>> tagRead(List<Segment> segs, int i, String tag, long offset, int limit, List<Record> out) {
-        if (i >= segs.size() || out.size() >= limit) {
-            return CompletableFuture.completedFuture(out);
+    /**
+     * An index read of one segment: a sealed one from a random ISR member, the open one from its leader. A member
+     * whose high watermark is below the sealed end (it has not caught up with the seal yet) answers only for what
+     * it holds: when that answer has fewer than {@code want} records, or the member fails, the leader is asked,
+     * so a read never goes on into the next segment past records the member lacks.
+     */
+    private CompletableFuture<FetchResponse> indexRead(Segment seg, String method, IndexReadRequest req, int want) {
+        int node = readReplica(seg);
+        CompletableFuture<FetchResponse> f = callNode(node, method, req, FetchResponse.parser());
+        if (seg.getStatus() != SegmentStatus.SEALED || node == seg.getLeader()) {
+            return f;
         }
-        Segment seg = segs.get(i);
-        IndexReadRequest req = IndexReadRequest.newBuilder().setSegment(ref(seg)).setTerm(tag).setFromOffset(offset)
-                .setLimit(limit - out.size()).build();
-        return callNode(readReplica(seg), NodeMethods.READ_BY_TAG, req, FetchResponse.parser()).thenCompose(r -> {
-            r.getRecordsList().forEach(w -> out.add(fromWire(w)));
-            return tagRead(segs, i + 1, tag, offset, limit, out);
-        });
+        return f.handle((r, e) -> e == null && (r.getRecordsCount() >= want || r.getHighWatermark() >= seg.getEndOffset())
+                        ? CompletableFuture.completedFuture(r)
+                        : callNode(seg.getLeader(), method, req, FetchResponse.parser()))
+                .thenCompose(x -> x);
     }
 
     @Override
     protected CompletableFuture<Optional<Record>> doReadByKey(String shard, String key) {
-        return withRoute(shard, route -> keyRead(route.getSegmentsList(), route.getSegmentsCount() - 1, key));
+        return withRoute(shard, route -> keyRead(shard, route, route.getSegmentsCount() - 1, key));
     }
 
-    /** Newest segment first: the first that has a live record with the key holds the newest one. */
-    private CompletableFuture<Optional<Record>> keyRead(List<Segment> segs, int i, String key) {
+    /**
+     * Newest segment first: the first that has a live record with the key holds the newest one. If the segment the
+     * route calls open says it is sealed, later segments exist that may hold newer records: the read starts again
+     * from the newest segment of a fresh route.
+     */
+    private CompletableFuture<Optional<Record>> keyRead(String shard, ShardRoute route, int i, String key) {
         if (i < 0) {
             return CompletableFuture.completedFuture(Optional.empty());
         }
-        Segment seg = segs.get(i);
+        Segment seg = route.getSegments(i);
         IndexReadRequest req = IndexReadRequest.newBuilder().setSegment(ref(seg)).setTerm(key).setNewestOnly(true).setLimit(1).build();
-        return callNode(seg.getLeader(), NodeMethods.READ_BY_KEY, req, FetchResponse.parser()).thenCompose(r -> r.getRecordsCount() > 0
-                ? CompletableFuture.completedFuture(Optional.of(fromWire(r.getRecords(r.getRecordsCount() - 1))))
-                : keyRead(segs, i - 1, key));
+        return callNode(seg.getLeader(), NodeMethods.READ_BY_KEY, req, FetchResponse.parser()).thenCompose(r -> {
+            if (r.getSealed() && seg.getStatus() != SegmentStatus.SEALED) {
+                return routePast(shard, seg.getSequence()).thenCompose(fresh -> keyRead(shard, fresh, fresh.getSegmentsCount() - 1, key));
+            }
+            return r.getRecordsCount() > 0
+                    ? CompletableFuture.completedFuture(Optional.of(fromWire(r.getRecords(r.getRecordsCount() - 1))))
+                    : keyRead(shard, route, i - 1, key);
+        });
     }
 
     @Override
     protected CompletableFuture<OptionalLong> doGetOffsetByTimestamp(String shard, long timestamp) {
-        return withRoute(shard, route -> timestampRead(route.getSegmentsList(), 0, timestamp));
+        return withRoute(shard, route -> timestampRead(shard, route, -1, timestamp));
     }
 
-    /** Oldest segment first: the first that has a record at or after the time holds the answer. */
-    private CompletableFuture<OptionalLong> timestampRead(List<Segment> segs, int i, long timestamp) {
-        if (i >= segs.size()) {
+    /**
+     * Oldest segment first (after sequence {@code after}): the first that has a record at or after the time holds
+     * the answer. A sealed segment is asked of a random ISR member, and of its leader when that member found
+     * nothing below a high watermark short of the sealed end (or failed): see {@link #indexRead}. When the segment
+     * the route calls open says it is sealed, the look-up goes on in the segments of a fresh route.
+     */
+    private CompletableFuture<OptionalLong> timestampRead(String shard, ShardRoute route, long after, long timestamp) {
+        Segment seg = route.getSegmentsList().stream().filter(s -> s.getSequence() > after).findFirst().orElse(null);
+        if (seg == null) {
             return CompletableFuture.completedFuture(OptionalLong.empty());
         }
-        Segment seg = segs.get(i);
         TimestampRequest req = TimestampRequest.newBuilder().setSegment(ref(seg)).setTimestamp(timestamp).build();
-        return callNode(readReplica(seg), NodeMethods.OFFSET_FOR_TIMESTAMP, req, TimestampResponse.parser())
-                .thenCompose(r -> r.getFound() ? CompletableFuture.completedFuture(OptionalLong.of(r.getOffset()))
-                        : timestampRead(segs, i + 1, timestamp));
+        int node = readReplica(seg);
+        CompletableFuture<TimestampResponse> f = callNode(node, NodeMethods.OFFSET_FOR_TIMESTAMP, req, TimestampResponse.parser());
+        if (seg.getStatus() == SegmentStatus.SEALED && node != seg.getLeader()) {
+            f = f.handle((r, e) -> e == null && (r.getFound() || r.getHighWatermark() >= seg.getEndOffset())
+                            ? CompletableFuture.completedFuture(r)
+                            : callNode(seg.getLeader(), NodeMethods.OFFSET_FOR_TIMESTAMP, req, TimestampResponse.parser()))
+                    .thenCompose(x -> x);
+        }
+        return f.thenCompose(r -> {
+            if (r.getFound()) {
+                return CompletableFuture.completedFuture(OptionalLong.of(r.getOffset()));
+            }
+            if (r.getSealed() && seg.getStatus() != SegmentStatus.SEALED) {
+                return routePast(shard, seg.getSequence()).thenCompose(fresh -> timestampRead(shard, fresh, seg.getSequence(), timestamp));
+            }
+            return timestampRead(shard, route, seg.getSequence(), timestamp);
+        });
     }
 
     // ---- deletes -------------------------------------------------------------------------------------------
 
     @Override
     protected CompletableFuture<Boolean> doDeleteByOffset(String shard, long offset) {
-        return withRoute(shard, route -> {
-            if (offset < route.getSegments(0).getStartOffset()) {
-                // dropped by retention with its segment: nothing live there to delete
-                return CompletableFuture.completedFuture(DeleteResponse.newBuilder().setDeleted(0).build());
-            }
-            Segment seg = segmentFor(route, offset);
-            if (seg == null) {
-                seg = openSegment(route); // at or past the end: the open segment's leader says so
-            }
-            DeleteRequest req = DeleteRequest.newBuilder().setSegment(ref(seg)).addOffsets(offset).build();
-            return callNode(seg.getLeader(), NodeMethods.DELETE, req, DeleteResponse.parser());
-        }).handle((r, e) -> {
+        return withRoute(shard, route -> deleteAt(shard, route, offset)).handle((r, e) -> {
             if (e != null) {
                 StorageException se = storageError(e);
                 if (se.code() == ErrorCode.OFFSET_OUT_OF_RANGE) {
@@ -409,23 +463,56 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         });
     }
 
+    private CompletableFuture<DeleteResponse> deleteAt(String shard, ShardRoute route, long offset) {
+        if (offset < route.getSegments(0).getStartOffset()) {
+            // dropped by retention with its segment: nothing live there to delete
+            return CompletableFuture.completedFuture(DeleteResponse.newBuilder().setDeleted(0).build());
+        }
+        Segment found = segmentFor(route, offset);
+        Segment seg = found != null ? found : openSegment(route); // at or past the end: the open segment's leader says so
+        DeleteRequest req = DeleteRequest.newBuilder().setSegment(ref(seg)).addOffsets(offset).build();
+        return callNode(seg.getLeader(), NodeMethods.DELETE, req, DeleteResponse.parser()).thenCompose(r -> {
+            if (r.getSealed() && r.getDeleted() == 0 && offset >= r.getSealedEnd() && seg.getStatus() != SegmentStatus.SEALED) {
+                // The route calls the segment open, but it was sealed below the offset: the offset is in a later one.
+                return routePast(shard, seg.getSequence()).thenCompose(fresh -> deleteAt(shard, fresh, offset));
+            }
+            return CompletableFuture.completedFuture(r);
+        });
+    }
+
     @Override
     protected CompletableFuture<Long> doDeleteByKey(String shard, String key) {
-        // One delete per segment, each retried on its own: a segment that answered is not asked again because
-        // another one failed (its answer would then be 0, its records being deleted already).
-        return withRoute(shard, CompletableFuture::completedFuture).thenCompose(route -> {
-            List<CompletableFuture<Long>> parts = new ArrayList<>();
-            for (Segment first : route.getSegmentsList()) {
-                long sequence = first.getSequence();
-                parts.add(withRoute(shard, r -> {
-                    Segment seg = r.getSegmentsList().stream().filter(x -> x.getSequence() == sequence).findFirst().orElse(first);
-                    return callNode(seg.getLeader(), NodeMethods.DELETE, DeleteRequest.newBuilder().setSegment(ref(seg))
-                            .setByKey(true).setKey(key).build(), DeleteResponse.parser()).thenApply(DeleteResponse::getDeleted);
-                }));
+        // One delete per segment. A segment that answered is not asked again when another one failed and the
+        // attempt is retried (its answer would then be 0, its records being deleted already): answers are kept
+        // by segment sequence across attempts.
+        Map<Long, Long> deleted = new ConcurrentHashMap<>();
+        return withRoute(shard, route -> deleteKeyIn(shard, route, key, deleted))
+                .thenApply(v -> deleted.values().stream().mapToLong(Long::longValue).sum());
+    }
+
+    /**
+     * Deletes the key in every segment of {@code route} not answered yet; when the segment the route calls open
+     * says it is sealed, goes on with the later segments of a fresh route.
+     */
+    private CompletableFuture<Void> deleteKeyIn(String shard, ShardRoute route, String key, Map<Long, Long> deleted) {
+        Segment open = openSegment(route);
+        java.util.concurrent.atomic.AtomicBoolean stale = new java.util.concurrent.atomic.AtomicBoolean();
+        List<CompletableFuture<Void>> parts = new ArrayList<>();
+        for (Segment seg : route.getSegmentsList()) {
+            if (deleted.containsKey(seg.getSequence())) {
+                continue;
             }
-            return CompletableFuture.allOf(parts.toArray(CompletableFuture[]::new))
-                    .thenApply(v -> parts.stream().mapToLong(CompletableFuture::join).sum());
-        });
+            parts.add(callNode(seg.getLeader(), NodeMethods.DELETE, DeleteRequest.newBuilder().setSegment(ref(seg))
+                    .setByKey(true).setKey(key).build(), DeleteResponse.parser()).thenAccept(r -> {
+                        deleted.put(seg.getSequence(), r.getDeleted());
+                        if (r.getSealed() && seg.getStatus() != SegmentStatus.SEALED) {
+                            stale.set(true);
+                        }
+                    }));
+        }
+        return CompletableFuture.allOf(parts.toArray(CompletableFuture[]::new)).thenCompose(v -> stale.get()
+                ? routePast(shard, open.getSequence()).thenCompose(fresh -> deleteKeyIn(shard, fresh, key, deleted))
+                : CompletableFuture.completedFuture(null));
     }
 
     // ---- consumer groups -----------------------------------------------------------------------------------
@@ -473,6 +560,36 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             }
         });
         return cached;
+    }
+
+    /**
+     * A route newer than the roll that sealed segment {@code sequence}, after a node said that segment is sealed
+     * while the cached route still calls it open: the cached route if another call refreshed it meanwhile, else
+     * one read from the meta-service (after a ReadIndex barrier, so it holds every roll committed before the node
+     * answered: a node learns a seal only from a committed roll). Fails UNAVAILABLE, which the retry loop retries
+     * with a fresh route, if the answer is still older (it should not be).
+     */
+    private CompletableFuture<ShardRoute> routePast(String shard, long sequence) {
+        CompletableFuture<ShardRoute> cached = routes.get(shard);
+        if (cached != null && cached.isDone() && !cached.isCompletedExceptionally() && opensAfter(cached.join(), sequence)) {
+            return cached;
+        }
+        if (cached != null) {
+            routes.remove(shard, cached);
+        }
+        LOG.debug("Shard {}: segment {} is sealed, the cached route calls it open: refreshing the route", shard, sequence);
+        return route(shard).thenApply(fresh -> {
+            if (!opensAfter(fresh, sequence)) {
+                throw new StorageException(ErrorCode.UNAVAILABLE, "shard '" + shard + "': segment " + sequence
+                        + " is sealed, but the meta-service's route still calls it open");
+            }
+            return fresh;
+        });
+    }
+
+    /** Whether the route's open segment comes after segment {@code sequence} (so that one is sealed, or dropped). */
+    private static boolean opensAfter(ShardRoute route, long sequence) {
+        return route.getSegmentsCount() > 0 && route.getSegments(route.getSegmentsCount() - 1).getSequence() > sequence;
     }
 
     /**

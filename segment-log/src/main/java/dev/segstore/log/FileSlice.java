@@ -31,7 +31,8 @@ public final class FileSlice implements AutoCloseable {
         this.nextOffset = nextOffset;
     }
 
-    static FileSlice empty(long offset) {
+    /** No bytes, at {@code offset}. */
+    public static FileSlice empty(long offset) {
         return new FileSlice(null, 0, 0, offset, offset);
     }
 

@@ -170,6 +170,15 @@ public final class Partition {
         return roll.sealedEnd();
     }
 
+    /**
+     * The end the controller sealed this segment at, as this replica knows it: taken, or still pending (a
+     * follower catching up with it, whose high watermark is below it then); -1 while it is open as far as this
+     * replica knows. Readers use it to tell "the end of this segment" from "the end of the shard".
+     */
+    public synchronized long knownSealEnd() {
+        return roll.sealedEnd() >= 0 ? roll.sealedEnd() : roll.pendingSealAt();
+    }
+
     public synchronized long highWatermark() {
         return highWatermark;
     }
@@ -1051,18 +1060,26 @@ public final class Partition {
      * {@code offset}, holding the records [offset, nextOffset) (the first batch may start below offset), and
      * the deleted offsets in that range. The caller closes the slice.
      */
-    public record ConsumerSlice(FileSlice slice, long highWatermark, long nextOffset, List<Long> deleted) {
+    public record ConsumerSlice(FileSlice slice, long highWatermark, long nextOffset, List<Long> deleted, long sealedEnd) {
     }
 
     /**
      * Batches for a consumer from {@code offset}: never above the high watermark (which is always a batch
      * boundary: it is a log end of an ISR member), up to the batch holding {@code offset + maxRecords - 1}
-     * and about {@code maxBytes} (at least one batch).
+     * and about {@code maxBytes} (at least one batch). At or past the end the segment was sealed at (taken or
+     * pending): no batches, {@code nextOffset = offset}, and {@code sealedEnd} says where it ends (-1: open).
      */
     public ConsumerSlice readForConsumer(long offset, int maxRecords, int maxBytes) {
         long hw;
+        long sealedEnd;
         synchronized (this) {
             hw = highWatermark;
+            sealedEnd = knownSealEnd();
+        }
+        if (sealedEnd >= 0 && offset >= sealedEnd) {
+            // Past this segment: a later one holds it. Not OFFSET_OUT_OF_RANGE, which a client cannot tell from
+            // "past the end of the shard"; the answer says where this segment ends (node.proto, FetchResponse.sealed).
+            return new ConsumerSlice(FileSlice.empty(offset), hw, offset, List.of(), sealedEnd);
         }
         if (offset > hw) {
             throw new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": offset " + offset
@@ -1074,6 +1091,6 @@ public final class Partition {
         synchronized (this) {
             deleted = tombstones.deletedIn(offset, next);
         }
-        return new ConsumerSlice(slice, hw, next, deleted);
+        return new ConsumerSlice(slice, hw, next, deleted, sealedEnd);
     }
 }

@@ -249,7 +249,11 @@ public final class StorageNode implements AutoCloseable {
 
     private CompletableFuture<Message> readIndexed(dev.segstore.protocol.node.IndexReadRequest r, boolean byKey) {
         try {
-            return CompletableFuture.completedFuture(hostedOrFail(r.getSegment()).index.read(r, byKey));
+            Hosted h = hostedOrFail(r.getSegment());
+            long sealedEnd = h.partition.knownSealEnd();
+            FetchResponse answer = h.index.read(r, byKey);
+            return CompletableFuture.completedFuture(sealedEnd < 0 ? answer
+                    : answer.toBuilder().setSealed(true).setSealedEnd(sealedEnd).build());
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
@@ -258,9 +262,12 @@ public final class StorageNode implements AutoCloseable {
     private CompletableFuture<Message> offsetForTimestamp(dev.segstore.protocol.node.TimestampRequest r) {
         try {
             Hosted h = hostedOrFail(r.getSegment());
-            java.util.OptionalLong o = h.partition.log().offsetForTimestamp(r.getTimestamp(), h.partition.highWatermark());
+            long sealedEnd = h.partition.knownSealEnd(); // before the high watermark: a seal known then is still known
+            long hw = h.partition.highWatermark();
+            java.util.OptionalLong o = h.partition.log().offsetForTimestamp(r.getTimestamp(), hw);
             return CompletableFuture.completedFuture(dev.segstore.protocol.node.TimestampResponse.newBuilder()
-                    .setFound(o.isPresent()).setOffset(o.orElse(-1)).build());
+                    .setFound(o.isPresent()).setOffset(o.orElse(-1)).setHighWatermark(hw)
+                    .setSealed(sealedEnd >= 0).setSealedEnd(Math.max(0, sealedEnd)).build());
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
@@ -347,7 +354,8 @@ public final class StorageNode implements AutoCloseable {
             Partition.ConsumerSlice c = h.partition.readForConsumer(r.getOffset(), maxRecords,
                     Math.max(1, r.getMaxBytes() <= 0 ? ReplicaFetchers.FETCH_MAX_BYTES : r.getMaxBytes()));
             FetchResponse response = FetchResponse.newBuilder().setHighWatermark(c.highWatermark())
-                    .setLogEndOffset(h.partition.log().logEndOffset()).setNextOffset(c.nextOffset()).addAllDeleted(c.deleted()).build();
+                    .setLogEndOffset(h.partition.log().logEndOffset()).setNextOffset(c.nextOffset()).addAllDeleted(c.deleted())
+                    .setSealed(c.sealedEnd() >= 0).setSealedEnd(Math.max(0, c.sealedEnd())).build();
             metrics.fetched(false, c.slice().length());
             return CompletableFuture.completedFuture(new Reply(response, attachment(c.slice())));
         } catch (RuntimeException e) {
@@ -403,9 +411,20 @@ public final class StorageNode implements AutoCloseable {
                     throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "a delete needs at least one offset, or a key");
                 }
                 offsets = r.getOffsetsList();
+                long sealedEnd = h.partition.knownSealEnd();
+                if (sealedEnd >= 0 && offsets.stream().anyMatch(o -> o >= sealedEnd)) {
+                    // In a later segment: nothing deleted, and the answer says where this one ends (node.proto).
+                    return CompletableFuture.completedFuture(DeleteResponse.newBuilder().setDeleted(0).setSealed(true)
+                            .setSealedEnd(sealedEnd).build());
+                }
             }
             return h.partition.delete(offsets)
-                    .<Message>thenApply(n -> DeleteResponse.newBuilder().setDeleted(n).build())
+                    .<Message>thenApply(n -> {
+                        // Read after the delete: a by-key delete that ran while the segment was sealed tells the
+                        // client to look in the later segments too.
+                        long sealedEnd = h.partition.knownSealEnd();
+                        return DeleteResponse.newBuilder().setDeleted(n).setSealed(sealedEnd >= 0).setSealedEnd(Math.max(0, sealedEnd)).build();
+                    })
                     .exceptionally(e -> {
                         throw wire(e);
                     });
