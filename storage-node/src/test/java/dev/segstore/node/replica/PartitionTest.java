@@ -387,6 +387,32 @@ class PartitionTest {
     }
 
     @Test
+    void aConsumerReadAtOrPastTheSealedEndSaysTheSegmentIsSealedThere() throws Exception {
+        replicas[1].configureRoll(Long.MAX_VALUE, 5_000, (epoch, end) -> CompletableFuture.completedFuture(null));
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(ack);
+        Partition.ConsumerSlice open = replicas[1].readForConsumer(3, 10, 1 << 20);
+        open.slice().close();
+        assertEquals(-1, open.sealedEnd(), "open: the end of the shard, as far as this replica knows");
+        assertThrows(ReplicaException.class, () -> replicas[1].readForConsumer(5, 10, 1 << 20), "above the high watermark of an open segment");
+        replicas[1].markSealed(3);
+        for (long offset : new long[] {3, 5}) {
+            Partition.ConsumerSlice c = replicas[1].readForConsumer(offset, 10, 1 << 20);
+            c.slice().close();
+            assertEquals(3, c.sealedEnd(), "sealed at 3: a later segment holds offset " + offset);
+            assertEquals(offset, c.nextOffset());
+            assertTrue(c.slice().isEmpty());
+        }
+        Partition.ConsumerSlice below = replicas[1].readForConsumer(0, 10, 1 << 20);
+        below.slice().close();
+        assertEquals(3, below.nextOffset(), "below the seal: the records, and where the segment ends");
+        assertEquals(3, below.sealedEnd());
+    }
+
+    @Test
     void aSealedSegmentsLeaderTellsWhetherARetriedBatchIsInItsLog() throws Exception {
         replicas[1].configureRoll(Long.MAX_VALUE, 5_000, (epoch, end) -> CompletableFuture.completedFuture(null));
         CompletableFuture<AppendResult> written = replicas[1].append(records("w", 2), 88, 0);
