@@ -34,8 +34,13 @@ class MetaStateTest {
     }
 
     private void create(String name, boolean unclean, Integer... replicas) {
+        create(name, unclean, dev.segstore.protocol.meta.DurabilityMode.FSYNC, replicas);
+    }
+
+    private void create(String name, boolean unclean, dev.segstore.protocol.meta.DurabilityMode durability, Integer... replicas) {
         CommandResult r = apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(name)
-                .setSettings(ShardSettings.newBuilder().setReplicaCount(replicas.length).setMinInSyncReplicas(1).setUncleanLeaderElection(unclean))
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(replicas.length).setMinInSyncReplicas(1).setUncleanLeaderElection(unclean)
+                        .setDurability(durability))
                 .addAllReplicas(List.of(replicas))));
         assertEquals(null, r.error(), r.message());
     }
@@ -222,11 +227,12 @@ class MetaStateTest {
     }
 
     @Test
-    void aLiveNodeThatRegistersAgainLosesItsLeadershipsToANewEpoch() {
+    void aLiveNodeThatRegistersAgainLosesItsLeadershipsToANewEpochInPageCacheMode() {
+        dev.segstore.protocol.meta.DurabilityMode pageCache = dev.segstore.protocol.meta.DurabilityMode.PAGE_CACHE;
         long inc2 = register(2);
         register(1);
         register(3);
-        create("multi", false, 2, 1, 3);
+        create("multi", false, pageCache, 2, 1, 3);
         // Epoch 1 led by node 1, ISR [1, 3, 2]: fence node 2, bring it back, grow the ISR again.
         apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(2).setIncarnation(inc2)));
         register(2);
@@ -236,12 +242,12 @@ class MetaStateTest {
         assertEquals(1, before.getLeaderEpoch());
         assertEquals(List.of(1, 3, 2), before.getIsrList());
         // A segment whose ISR is node 1 alone, and one node 1 only follows in.
-        create("solo", false, 1, 2);
+        create("solo", false, pageCache, 1, 2);
         assertEquals(null, changeIsr("solo", 0, 1, 0, 0, 1).error());
-        create("follows", false, 3, 1);
+        create("follows", false, pageCache, 3, 1);
         long inc1 = state.node(1).orElseThrow().getIncarnation();
 
-        register(1); // a new incarnation of node 1 replaces the live one (it may have lost unsynced bytes)
+        register(1); // a new incarnation of node 1 replaces the live one (it may have lost acknowledged bytes)
 
         assertEquals(inc1 + 1, state.node(1).orElseThrow().getIncarnation());
         Segment multi = segment("multi", 0);
@@ -258,6 +264,42 @@ class MetaStateTest {
         assertEquals(0, follows.getLeaderEpoch(), "a leader that did not restart keeps its epoch");
         assertEquals(List.of(3), follows.getIsrList(), "the restarted follower leaves the ISR and catches up again");
         assertEquals(1, follows.getIsrVersion());
+    }
+
+    @Test
+    void aLiveNodeThatRegistersAgainInFsyncModeKeepsItsPlaceInANewEpoch() {
+        register(1);
+        register(2);
+        long inc3 = register(3);
+        create("f", false, 1, 2, 3);
+        assertEquals(null, changeIsr("f", 0, 1, 0, 0, 1, 3).error()); // ISR [1, 3]
+        // Node 3 is dead but not fenced yet when node 1 restarts. In fsync mode node 1 only ever counted forced
+        // bytes, so it holds everything acknowledged: it keeps leading, in a new epoch, and stays in the ISR.
+        register(1);
+        Segment f = segment("f", 0);
+        assertEquals(1, f.getLeader(), "not handed to node 3, which may be dead");
+        assertEquals(1, f.getLeaderEpoch(), "a new epoch: followers truncate to the restarted leader's log");
+        assertEquals(List.of(1, 3), f.getIsrList());
+        // Node 3's session ends: node 1 leads on. (Moving the leadership to node 3 left the segment waiting
+        // for it, with node 1, which holds everything, out of the ISR.)
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3)));
+        assertEquals(1, segment("f", 0).getLeader());
+        assertEquals(List.of(1), segment("f", 0).getIsrList());
+    }
+
+    @Test
+    void aRetriedRegistrationOfTheSameProcessChangesNothing() {
+        RegisterNodeCommand.Builder same = RegisterNodeCommand.newBuilder().setNodeId(1).setHost("h").setPort(1).setInstanceId(77);
+        apply(Command.newBuilder().setRegisterNode(same));
+        register(2);
+        create("r", false, 1, 2);
+        long inc = state.node(1).orElseThrow().getIncarnation();
+        apply(Command.newBuilder().setRegisterNode(same)); // its answer was lost: the node retries
+        assertEquals(inc, state.node(1).orElseThrow().getIncarnation());
+        assertEquals(0, segment("r", 0).getLeaderEpoch(), "no new epoch");
+        apply(Command.newBuilder().setRegisterNode(same.clone().setInstanceId(78))); // a restarted process
+        assertEquals(inc + 1, state.node(1).orElseThrow().getIncarnation());
+        assertEquals(1, segment("r", 0).getLeaderEpoch());
     }
 
     @Test

@@ -101,8 +101,16 @@ public final class MetaClient implements AutoCloseable {
 
     /** Registers a storage node; {@code storageOffline}: its data directory failed (the meta-service refuses it then). */
     public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline) {
+        return registerNode(nodeId, host, port, storageOffline, 0);
+    }
+
+    /**
+     * Registers a storage node; {@code instanceId}: the process's random id, so a retry of a registration that
+     * was applied (its answer lost) is not taken for a restart (0: none).
+     */
+    public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline, long instanceId) {
         return call(MetaMethods.REGISTER_NODE, RegisterNodeRequest.newBuilder().setNodeId(nodeId).setHost(host).setPort(port)
-                .setStorageOffline(storageOffline).build(), NodeAssignments.parser());
+                .setStorageOffline(storageOffline).setInstanceId(instanceId).build(), NodeAssignments.parser());
     }
 
     public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation) {

@@ -561,12 +561,43 @@ public final class SegmentLog {
         if (offset >= nextOffset) {
             return CompletableFuture.completedFuture(nextOffset);
         }
-        if (sealed) {
-            LOG.warn("Log {} is sealed at {} but holds records its leader does not: unsealing it and truncating to {}",
-                    name, nextOffset, offset);
-            sealed = false; // persisted with the truncation's new state
+        if (!sealed) {
+            return truncateTo(offset);
         }
-        return truncateTo(offset);
+        LOG.warn("Log {} is sealed at {} but holds records its leader does not: unsealing it and truncating to {}",
+                name, nextOffset, offset);
+        sealed = false; // persisted with the truncation's new state
+        try {
+            return truncateTo(offset);
+        } catch (RuntimeException e) {
+            sealed = true; // refused (closed, offline, below the log start): still sealed, as on disk
+            throw e;
+        }
+    }
+
+    /**
+     * Records that {@code epoch} starts at the log's end, before anything is written in it (a new leader). A
+     * known or older epoch changes nothing.
+     */
+    public synchronized void assignEpochAtEnd(int epoch) {
+        if (epochs.assign(epoch, nextOffset)) {
+            try {
+                persistEpochs();
+            } catch (IOException e) {
+                throw directory.ioFailure(e, "writing the leader-epoch checkpoint of " + name);
+            }
+        }
+    }
+
+    /** Drops epochs that start at the log's end: epochs in which nothing was written (a leader's, assigned at its start). */
+    public synchronized void dropEmptyEpochs() {
+        if (epochs.truncateFromEnd(nextOffset)) {
+            try {
+                persistEpochs();
+            } catch (IOException e) {
+                throw directory.ioFailure(e, "writing the leader-epoch checkpoint of " + name);
+            }
+        }
     }
 
     /** Whether the data directory this log lives in is online (an I/O error takes it offline for good). */

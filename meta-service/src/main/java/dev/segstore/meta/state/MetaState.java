@@ -78,6 +78,11 @@ public final class MetaState {
 
     private CommandResult registerNode(RegisterNodeCommand c, long now) {
         StorageNode old = nodes.get(c.getNodeId());
+        if (old != null && old.getState() == NodeState.ALIVE && c.getInstanceId() != 0 && old.getInstanceId() == c.getInstanceId()
+                && old.getHost().equals(c.getHost()) && old.getPort() == c.getPort()) {
+            // The same process again (its first registration committed, the answer was lost): nothing changes.
+            return CommandResult.ok(assignments(c.getNodeId()));
+        }
         if (old != null && old.getState() == NodeState.ALIVE) {
             // A new incarnation replaces a live one (a restart the controller did not notice, maybe an unclean
             // one that lost unsynced bytes): it must not lead in its old epochs. Fence the old incarnation first,
@@ -87,7 +92,7 @@ public final class MetaState {
             fenceReplicas(c.getNodeId(), true);
         }
         StorageNode node = StorageNode.newBuilder().setNodeId(c.getNodeId()).setHost(c.getHost()).setPort(c.getPort())
-                .setState(NodeState.ALIVE).setRegisteredAtMs(now)
+                .setState(NodeState.ALIVE).setRegisteredAtMs(now).setInstanceId(c.getInstanceId())
                 .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).build();
         nodes.put(c.getNodeId(), node);
         // A segment that waits for a leader gets this node if it is eligible: sealed ones too, which need a
@@ -102,6 +107,12 @@ public final class MetaState {
             }
         }
         return CommandResult.ok(assignments(c.getNodeId()));
+    }
+
+    /** Whether a replica of {@code s} keeps every acknowledged record across an unclean restart: fsync mode. */
+    private boolean keepsAcknowledgedOnRestart(Segment s) {
+        Shard shard = shards.get(s.getShard());
+        return shard == null || shard.getSettings().getDurability() != dev.segstore.protocol.meta.DurabilityMode.PAGE_CACHE;
     }
 
     private boolean eligible(Segment s, int nodeId) {
@@ -143,6 +154,17 @@ public final class MetaState {
                 }
                 Segment.Builder b = s.toBuilder();
                 boolean changed = false;
+                if (rejoining && keepsAcknowledgedOnRestart(s)) {
+                    // fsync mode: the node only ever counted forced bytes, so it still holds everything it helped
+                    // acknowledge. It stays in the ISR; a leadership stays with it, in a new epoch (followers
+                    // truncate to where its log now ends through the epoch protocol). Moving the leadership to
+                    // another member instead could hand it to one that is dead but not yet fenced, and leave the
+                    // segment waiting for it with the node that holds everything shut out of the ISR.
+                    if (s.getLeader() == id) {
+                        list.set(i, b.setLeaderEpoch(s.getLeaderEpoch() + 1).build());
+                    }
+                    continue;
+                }
                 if (s.getIsrList().contains(id) && s.getIsrCount() > 1) {
                     b.clearIsr().addAllIsr(s.getIsrList().stream().filter(n -> n != id).toList())
                             .setIsrVersion(s.getIsrVersion() + 1);

@@ -230,6 +230,14 @@ public final class Partition {
                 followers.put(r, FollowerProgress.unknown(r, now));
             }
         }
+        try {
+            // The epoch starts at the log end now, before any write in it (Kafka's makeLeader does the same): a
+            // replica asking where its own newer, unreplicated epoch ends learns it at once, not only once this
+            // leader has written (until then the answer was "undefined" and it cut back to its high watermark).
+            log.assignEpochAtEnd(epoch);
+        } catch (LogException e) {
+            LOG.warn("{}: recording the start of epoch {} failed: {}", name, epoch, e.toString());
+        }
         LOG.info("{}: leader in epoch {}, ISR {} (v{}), log end {}, high watermark {}", name, epoch, isr, isrVersion,
                 log.logEndOffset(), highWatermark);
         maybeAdvanceHighWatermark();
@@ -244,6 +252,11 @@ public final class Partition {
         clearIsrChange();
         this.reconciled = false;
         this.followerGeneration++;
+        try {
+            log.dropEmptyEpochs(); // an epoch this replica led without writing in it: the new leader never saw it
+        } catch (LogException e) {
+            LOG.warn("{}: dropping empty epochs failed: {}", name, e.toString());
+        }
         this.tombstoneCursor = 0;
         followers.clear();
         failWaiting(new ReplicaException(ErrorCode.NOT_LEADER, name + ": leadership moved to node " + leader
@@ -580,7 +593,7 @@ public final class Partition {
             LOG.warn("{}: asking the controller to seal at {} failed: {}; retrying on the next tick", name, end, e.toString());
             return;
         }
-        markSealed(end);
+        markSealed(leaderEpoch, end);
     }
 
     /**
@@ -588,13 +601,15 @@ public final class Partition {
      * is appended any more, and everything below {@code end} is committed. The leader seals at once. A follower
      * seals only once it has reconciled with its leader (truncated by leader epoch: a deposed leader may hold
      * records past the seal point, or different ones below it) and holds everything up to {@code end}; until
-     * then the seal is pending. A replica with no role yet waits too.
+     * then the seal is pending. A replica with no role yet waits too, and so does one that still leads an
+     * epoch older than the seal's {@code epoch} (the segment's leader epoch in the assignment): it was deposed,
+     * and must reconcile with the new leader rather than seal what it holds.
      */
-    public synchronized void markSealed(long end) {
+    public synchronized void markSealed(int epoch, long end) {
         if (roll.sealedEnd() >= 0) {
             return;
         }
-        if (role == Role.LEADER) {
+        if (role == Role.LEADER && epoch == leaderEpoch) {
             if (log.logEndOffset() > end) {
                 // Only a leader elected uncleanly can hold more than the seal point: those records were never
                 // committed. The cut runs on the I/O thread, which may need this monitor to complete an append
@@ -620,6 +635,11 @@ public final class Partition {
         }
         producers.truncateTo(cut);
         highWatermark = Math.min(highWatermark, cut);
+        // Writes taken past the seal point were never committed and are gone now: they fail (retriably).
+        for (Long key : List.copyOf(waiting.tailMap(cut, false).keySet())) {
+            waiting.remove(key).forEach(w -> w.future().completeExceptionally(new ReplicaException(ErrorCode.NOT_LEADER, name
+                    + ": the segment was sealed at " + cut + " before this write; write to the next segment", -1, leaderEpoch)));
+        }
         long at = roll.pendingSealAt();
         if (role == Role.LEADER && roll.sealedEnd() < 0 && at >= 0 && log.logEndOffset() == at && roll.seal(at, at)) {
             sealLog(at);
@@ -891,7 +911,9 @@ public final class Partition {
             long target;
             synchronized (this) {
                 if (answer.isUndefined()) {
-                    target = highWatermark; // the leader knows none of our epochs: keep only what was committed
+                    // The leader knows none of our epochs: keep only what was committed (and never cut below the
+                    // log's start: a restarted replica's high watermark is 0, its segment may start later).
+                    target = Math.max(highWatermark, log.logStartOffset());
                 } else if (answer.epoch() == latest) {
                     target = Math.min(answer.endOffset(), log.logEndOffset());
                 } else {

@@ -30,7 +30,7 @@ final class SegmentRoll {
 
     /** Whether writes are refused: the segment is full and being sealed, or sealed. */
     boolean refusesWrites() {
-        return sealing || sealedEnd >= 0;
+        return sealing || sealedEnd >= 0 || pendingSealAt >= 0;
     }
 
     /** After a leader's append: true when the segment is full now, and starts sealing. */

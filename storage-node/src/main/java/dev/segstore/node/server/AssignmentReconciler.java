@@ -104,11 +104,14 @@ final class AssignmentReconciler {
                     h.partition.becomeLeader(s.getLeaderEpoch(), s.getReplicasList(), s.getIsrList(), s.getIsrVersion());
                 } else if (s.getLeader() == me) {
                     h.partition.onControllerIsr(s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion());
-                } else if (s.getLeader() >= 0 && (epochChanged || h.partition.role() != Partition.Role.FOLLOWER)) {
+                } else if (epochChanged || h.partition.role() == Partition.Role.LEADER
+                        || (s.getLeader() >= 0 && h.partition.role() != Partition.Role.FOLLOWER)) {
+                    // Another node leads, or none does (leader -1: the segment waits for an ISR member); either
+                    // way this replica leads no more. With no leader it waits as a follower and fetches nothing.
                     h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
                 }
                 if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
-                    h.partition.markSealed(s.getEndOffset());
+                    h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
                 }
                 if (h.partition.role() == Partition.Role.FOLLOWER) {
                     fetchers.start(key, h);

@@ -96,7 +96,7 @@ final class ReplicaFetchers implements AutoCloseable {
     }
 
     private boolean shouldFetch(Key key, Hosted h) {
-        return !closed && hosts.test(key, h) && h.partition.role() == Partition.Role.FOLLOWER;
+        return !closed && hosts.test(key, h) && h.partition.role() == Partition.Role.FOLLOWER && h.assigned.getLeader() >= 0;
     }
 
     /** Ends the fetch loop, unless a role change made it wanted again meanwhile ({@link LoopGuard}). */

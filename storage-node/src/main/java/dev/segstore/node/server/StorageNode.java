@@ -73,6 +73,8 @@ public final class StorageNode implements AutoCloseable {
     private final ShardOwners owners;
     private final NodeMetrics metrics;
     private volatile long incarnation = -1;
+    /** This process's random id: a retried registration of it is not taken for a restart. */
+    private final long instanceId = java.util.concurrent.ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE);
     private volatile int registrationFailures; // written by the control thread only
     private volatile boolean closed;
     private final int boundPort;
@@ -198,7 +200,7 @@ public final class StorageNode implements AutoCloseable {
 
     private void register() {
         try {
-            NodeAssignments a = meta.registerNode(config.nodeId(), config.host(), boundPort, !directory.isOnline()).get(30, TimeUnit.SECONDS);
+            NodeAssignments a = meta.registerNode(config.nodeId(), config.host(), boundPort, !directory.isOnline(), instanceId).get(30, TimeUnit.SECONDS);
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
             reconciler.apply(a);

@@ -382,7 +382,7 @@ class PartitionTest {
         assertEquals(List.of(3L), rolledAt, "sealed at the high watermark, which reached the log end");
         assertEquals(3, replicas[1].sealedEnd());
         assertTrue(replicas[1].log().isSealed());
-        replicas[2].markSealed(3);
+        replicas[2].markSealed(0, 3);
         assertEquals(3, replicas[2].sealedEnd(), "a follower that has everything seals at once");
     }
 
@@ -398,7 +398,7 @@ class PartitionTest {
         open.slice().close();
         assertEquals(-1, open.sealedEnd(), "open: the end of the shard, as far as this replica knows");
         assertThrows(ReplicaException.class, () -> replicas[1].readForConsumer(5, 10, 1 << 20), "above the high watermark of an open segment");
-        replicas[1].markSealed(3);
+        replicas[1].markSealed(0, 3);
         for (long offset : new long[] {3, 5}) {
             Partition.ConsumerSlice c = replicas[1].readForConsumer(offset, 10, 1 << 20);
             c.slice().close();
@@ -616,8 +616,8 @@ class PartitionTest {
         fetchRound(2, 3);
         fetchRound(2, 3);
         await(fresh);
-        replicas[2].markSealed(3);
-        replicas[3].markSealed(3);
+        replicas[2].markSealed(1, 3);
+        replicas[3].markSealed(1, 3);
         assertEquals(3, replicas[2].sealedEnd());
     }
 
@@ -625,7 +625,7 @@ class PartitionTest {
     void aDeposedLeaderHoldingRecordsPastTheSealPointTruncatesBeforeItSeals() throws Exception {
         deposeNode1AndSealAt3();
         // Node 1 learns both from one assignment, the seal first (the order StorageNode.apply used).
-        replicas[1].markSealed(3);
+        replicas[1].markSealed(1, 3);
         replicas[1].becomeFollower(1, 2);
         assertEquals(-1, replicas[1].sealedEnd(), "not sealed before it reconciled with the leader");
         fetchRound(2, 1);
@@ -640,7 +640,7 @@ class PartitionTest {
         deposeNode1AndSealAt3();
         await(replicas[1].log().seal()); // sealed with its divergent records (as the code before sealed it)
         replicas[1].becomeFollower(1, 2);
-        replicas[1].markSealed(3);
+        replicas[1].markSealed(1, 3);
         fetchRound(2, 1);
         fetchRound(2, 1);
         assertEquals(wholeLog(2), wholeLog(1), "truncated, fetched again: byte-identical to the leader");
@@ -651,9 +651,12 @@ class PartitionTest {
     @Test
     void aLeaderHoldingMoreThanTheSealPointCutsItsTailBeforeItSeals() throws Exception {
         writeAcknowledged(2);
-        replicas[1].append(records("uncommitted", 3), -1, -1); // never replicated, so never committed
+        CompletableFuture<AppendResult> uncommitted = replicas[1].append(records("uncommitted", 3), -1, -1); // never replicated
         awaitDurable(1, 5);
-        replicas[1].markSealed(2); // as an uncleanly elected leader learns the seal point of a segment sealed before
+        replicas[1].markSealed(0, 2); // as an uncleanly elected leader learns the seal point of a segment sealed before
+        assertEquals(ErrorCode.NOT_LEADER, failure(replicas[1].append(records("late", 1), -1, -1)).code(),
+                "no write is taken while it cuts back to the seal point");
+        assertEquals(ErrorCode.NOT_LEADER, failure(uncommitted).code(), "the write past the seal point fails");
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (replicas[1].sealedEnd() < 0 && System.nanoTime() < end) {
             java.util.concurrent.locks.LockSupport.parkNanos(1_000_000L);
@@ -661,6 +664,22 @@ class PartitionTest {
         assertEquals(2, replicas[1].sealedEnd());
         assertEquals(2, replicas[1].log().logEndOffset(), "the records past the seal point are gone");
         assertEquals(wholeLog(2), wholeLog(1));
+    }
+
+    @Test
+    void aRestartedReplicaWhoseNewestEpochTheLeaderNeverSawTruncatesToWhereTheLeaderDiverged() throws Exception {
+        writeAcknowledged(2);
+        // Node 1 leads epoch 1 too, and writes in it what nobody fetches; then node 2 leads epoch 2, writes nothing.
+        replicas[1].becomeLeader(1, List.of(1, 2, 3), committedIsr, committedVersion);
+        replicas[1].append(records("lost", 2), -1, -1);
+        awaitDurable(1, 4);
+        replicas[2].becomeLeader(2, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        // Node 1 restarts (a new replica over its log, high watermark 0) and follows node 2.
+        Partition restarted = new Partition("s/0@1", replicas[1].log(), 1, CONFIG, clock::get, this::propose);
+        replicas[1] = restarted;
+        restarted.becomeFollower(2, 2);
+        assertEquals(2, restarted.truncateToLeader(endpointTo(2)),
+                "epoch 0 ends at 2 on the leader: only epoch 1's records go, not the committed ones");
     }
 
     // ---- safety: a follower ahead of its leader (item 3) ----------------------------------------------------

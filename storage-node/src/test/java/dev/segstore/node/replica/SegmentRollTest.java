@@ -70,7 +70,7 @@ class SegmentRollTest {
         assertFalse(roll.seal(80, 70));
         assertEquals(80, roll.pendingSealAt());
         assertEquals(-1, roll.sealedEnd());
-        assertFalse(roll.refusesWrites());
+        assertTrue(roll.refusesWrites(), "a seal is announced: the segment takes no more writes, whoever holds it");
         assertTrue(roll.seal(80, 80));
         assertEquals(80, roll.sealedEnd());
     }
