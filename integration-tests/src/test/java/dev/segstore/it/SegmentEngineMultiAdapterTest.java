@@ -197,4 +197,23 @@ class SegmentEngineMultiAdapterTest {
         assertTrue(await(a.readByOffset("byoffset", target, 1)).stream().noneMatch(r -> r.offset() == target),
                 "A does not read it any more");
     }
+
+    /**
+     * The shard is deleted and created again by A while B holds a route to the deleted one (issue 15, second
+     * headline failure): B's next write is made after both answers, so it belongs to the new shard, at offset 0,
+     * and a read of the new shard finds it. A write acknowledged into the deleted shard's replicas would be lost.
+     */
+    @Test
+    void aWriteAfterTheShardIsDeletedAndCreatedAgainLandsInTheNewShard() throws Exception {
+        String shard = "recreated";
+        await(a.createShard(ShardConfig.of(shard, SegmentStorageAdapter.STORAGE_TYPE)));
+        assertEquals(0L, (long) await(b.write(shard, NewRecord.of(1, "old".getBytes(StandardCharsets.UTF_8)))), "B caches the route");
+        await(a.deleteShard(shard));
+        await(a.createShard(ShardConfig.of(shard, SegmentStorageAdapter.STORAGE_TYPE)));
+        long offset = await(b.write(shard, NewRecord.of(2, "new".getBytes(StandardCharsets.UTF_8))));
+        List<Record> read = await(a.readByOffset(shard, 0, 10));
+        assertEquals(List.of("new"), read.stream().map(r -> new String(r.payload(), StandardCharsets.UTF_8)).toList(),
+                "the new shard holds B's write (acknowledged at offset " + offset + ")");
+        assertEquals(0L, offset, "the first record of the new shard");
+    }
 }
