@@ -358,4 +358,102 @@ class MetaStateTest {
         assertEquals(state.snapshot(), restored.snapshot(), "a restored replica goes on counting as the others");
         assertEquals(state.appliedCommands(), restored.route("v").getSegments(2).getCreatedVersion());
     }
+
+    // ---- shard identity (issue 15, items 3-4) -----------------------------------------------------------------
+
+    private CommandResult delete(String name) {
+        return apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName(name)));
+    }
+
+    private CommandResult finishDelete(String name, long id) {
+        return apply(Command.newBuilder().setFinishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand.newBuilder()
+                .setName(name).setShardId(id)));
+    }
+
+    /** Deletes the shard (both phases) and creates it again on the same replicas: returns the old id. */
+    private long recreate(String name, Integer... replicas) {
+        long old = state.shard(name).orElseThrow().getShardId();
+        delete(name);
+        finishDelete(name, old);
+        create(name, false, replicas);
+        assertTrue(state.shard(name).orElseThrow().getShardId() != old);
+        return old;
+    }
+
+    @Test
+    void aDeleteHidesTheShardAtOnceButFreesItsNameOnlyOnceFinished() {
+        register(1);
+        register(2);
+        create("d2", false, 1, 2);
+        long id = state.shard("d2").orElseThrow().getShardId();
+        assertEquals(null, delete("d2").error());
+        assertTrue(state.shard("d2").isEmpty(), "a deleting shard reads as missing");
+        assertEquals(null, state.route("d2"));
+        assertTrue(state.assignments(1).getSegmentsList().isEmpty(), "its replicas leave every assignment at once");
+        assertEquals(List.of(id), state.assignments(2).getDeletedShardIdsList(), "and the nodes are told its id is deleted");
+        assertEquals(null, delete("d2").error(), "a delete of a deleting shard is answered as the first one");
+        CommandResult early = apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("d2")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).addReplicas(1)));
+        assertEquals(ErrorCode.UNAVAILABLE, early.error(), "the name is not free before the delete is finished: " + early.message());
+        assertEquals(null, finishDelete("d2", id + 1).error(), "another id: a no-op");
+        assertEquals(ErrorCode.UNAVAILABLE, apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("d2")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).addReplicas(1))).error());
+        assertEquals(null, finishDelete("d2", id).error());
+        assertEquals(List.of(), state.assignments(2).getDeletedShardIdsList());
+        create("d2", false, 1);
+        assertEquals(null, finishDelete("d2", id).error(), "finishing again: a no-op");
+        assertTrue(state.shard("d2").isPresent(), "the new shard stays");
+    }
+
+    @Test
+    void aRollRetriedAcrossADeleteAndRecreateCannotSealTheNewShard() {
+        register(1);
+        create("x", false, 1);
+        long old = recreate("x", 1);
+        CommandResult r = apply(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder().setShard("x").setShardId(old)
+                .setLeader(1).setSequence(0).setLeaderEpoch(0).setEndOffset(100).addNextReplicas(1)));
+        assertEquals(ErrorCode.SHARD_NOT_FOUND, r.error(), "the roll names the deleted shard: " + r.message());
+        assertEquals(SegmentStatus.OPEN, segment("x", 0).getStatus(), "the new shard's first segment stays open");
+        assertEquals(1, state.route("x").getSegmentsCount());
+    }
+
+    @Test
+    void aRollNamingAnotherLeaderIsFenced() {
+        register(1);
+        register(2);
+        create("y", false, 1, 2);
+        CommandResult r = apply(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder().setShard("y")
+                .setShardId(state.shard("y").orElseThrow().getShardId()).setLeader(2).setSequence(0).setLeaderEpoch(0)
+                .setEndOffset(100).addNextReplicas(1).addNextReplicas(2)));
+        assertEquals(ErrorCode.FENCED_EPOCH, r.error(), "node 2 does not lead y/0: " + r.message());
+        assertEquals(SegmentStatus.OPEN, segment("y", 0).getStatus());
+    }
+
+    @Test
+    void anIsrChangeRetriedAcrossADeleteAndRecreateCannotTouchTheNewShard() {
+        register(1);
+        register(2);
+        create("z", false, 1, 2);
+        long old = recreate("z", 1, 2);
+        CommandResult r = apply(Command.newBuilder().setChangeIsr(dev.segstore.protocol.meta.ChangeIsrCommand.newBuilder()
+                .setShard("z").setShardId(old).setSequence(0).setLeader(1).setLeaderEpoch(0).setIsrVersion(0).addNewIsr(1)));
+        assertEquals(ErrorCode.SHARD_NOT_FOUND, r.error(), r.message());
+        assertEquals(List.of(1, 2), segment("z", 0).getIsrList(), "the new shard's ISR is unchanged");
+    }
+
+    @Test
+    void aGroupOffsetCommittedForADeletedShardDoesNotLandInTheNewOne() {
+        register(1);
+        create("g", false, 1);
+        long old = recreate("g", 1);
+        apply(Command.newBuilder().setCommitOffsets(dev.segstore.protocol.meta.CommitOffsetsCommand.newBuilder()
+                .addOffsets(dev.segstore.protocol.meta.GroupOffset.newBuilder().setGroup("grp").setShard("g").setShardId(old).setOffset(7))));
+        assertFalse(state.groupOffset("grp", "g").isPresent(), "a commit for the deleted shard");
+        long current = state.shard("g").orElseThrow().getShardId();
+        apply(Command.newBuilder().setCommitOffsets(dev.segstore.protocol.meta.CommitOffsetsCommand.newBuilder()
+                .addOffsets(dev.segstore.protocol.meta.GroupOffset.newBuilder().setGroup("grp").setShard("g").setShardId(current).setOffset(8))
+                .addOffsets(dev.segstore.protocol.meta.GroupOffset.newBuilder().setGroup("old-client").setShard("g").setOffset(9))));
+        assertEquals(8L, state.groupOffset("grp", "g").orElseThrow());
+        assertEquals(9L, state.groupOffset("old-client", "g").orElseThrow(), "id 0: unchecked");
+    }
 }

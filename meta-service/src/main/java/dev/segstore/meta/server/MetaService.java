@@ -146,7 +146,7 @@ public final class MetaService {
                 .setIsrVersion(r.getIsrVersion()).addAllNewIsr(r.getNewIsrList())));
     }
 
-    private CompletableFuture<Message> rollSegment(RollSegmentRequest r) {
+    CompletableFuture<Message> rollSegment(RollSegmentRequest r) {
         Optional<dev.segstore.protocol.meta.Shard> shard = state.shard(r.getShard());
         if (shard.isEmpty()) {
             return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + r.getShard() + "' does not exist");
@@ -193,7 +193,7 @@ public final class MetaService {
         }
     }
 
-    private CompletableFuture<Message> deleteShard(DeleteShardRequest r) {
+    CompletableFuture<Message> deleteShard(DeleteShardRequest r) {
         return propose(Command.newBuilder().setDeleteShard(DeleteShardCommand.newBuilder().setName(r.getName())));
     }
 

@@ -70,6 +70,7 @@ public final class MetaState {
             case ROLL_SEGMENT -> rollSegment(c.getRollSegment(), now);
             case EXPIRE_SEGMENTS -> expireSegments(c.getExpireSegments(), now);
             case COMMIT_OFFSETS -> commitOffsets(c.getCommitOffsets());
+            case FINISH_DELETE_SHARD -> CommandResult.fail(ErrorCode.INTERNAL, "not supported yet");
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
     }

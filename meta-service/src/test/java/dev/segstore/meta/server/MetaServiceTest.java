@@ -193,4 +193,57 @@ class MetaServiceTest {
         assertEquals(List.of(), raft.proposed);
         assertTrue(state.node(1).isEmpty());
     }
+
+    // ---- shard identity (issue 15, items 3-4) -----------------------------------------------------------------
+
+    private CompletableFuture<Message> heartbeat(int id, long incarnation, long applied) {
+        return service.heartbeat(HeartbeatRequest.newBuilder().setNodeId(id).setIncarnation(incarnation)
+                .setAppliedMetadataVersion(applied).build());
+    }
+
+    @Test
+    void aDeleteIsAnsweredOnlyOnceEveryNodeThatHostedTheShardHasDroppedIt() throws Exception {
+        long inc1 = register(1).getNode().getIncarnation();
+        long inc2 = register(2).getNode().getIncarnation();
+        createShard("del", 1, 2);
+        long id = state.route("del").getShard().getShardId();
+        CompletableFuture<Message> deleted = service.deleteShard(dev.segstore.protocol.meta.DeleteShardRequest.newBuilder().setName("del").build());
+        assertFalse(deleted.isDone(), "answered before the nodes hosting the shard dropped it");
+        NodeAssignments a1 = (NodeAssignments) await(heartbeat(1, inc1, 0));
+        assertEquals(List.of(id), a1.getDeletedShardIdsList(), "node 1 is told the id is deleted");
+        assertTrue(a1.getSegmentsList().isEmpty());
+        assertFalse(deleted.isDone(), "node 1 has not applied that answer yet");
+        await(heartbeat(1, inc1, a1.getMetadataVersion()));
+        assertFalse(deleted.isDone(), "node 2 has not applied it yet");
+        NodeAssignments a2 = (NodeAssignments) await(heartbeat(2, inc2, 0));
+        await(heartbeat(2, inc2, a2.getMetadataVersion()));
+        await(deleted);
+        assertTrue(state.snapshot().getShardsList().isEmpty(), "the delete is finished: " + state.snapshot().getShardsList());
+        assertEquals(List.of(), ((NodeAssignments) await(heartbeat(2, inc2, a2.getMetadataVersion()))).getDeletedShardIdsList());
+    }
+
+    @Test
+    void aDeleteDoesNotWaitForANodeThatIsNoLongerAlive() throws Exception {
+        long inc1 = register(1).getNode().getIncarnation();
+        long inc2 = register(2).getNode().getIncarnation();
+        createShard("del2", 1, 2);
+        CompletableFuture<Message> deleted = service.deleteShard(dev.segstore.protocol.meta.DeleteShardRequest.newBuilder().setName("del2").build());
+        await(raft.propose(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now++)
+                .setFenceNode(FenceNodeCommand.newBuilder().setNodeId(2).setIncarnation(inc2)).build()));
+        NodeAssignments a1 = (NodeAssignments) await(heartbeat(1, inc1, 0));
+        await(heartbeat(1, inc1, a1.getMetadataVersion()));
+        await(deleted);
+    }
+
+    @Test
+    void aRollAskedByANodeThatDoesNotLeadTheSegmentIsFenced() throws Exception {
+        register(1);
+        register(2);
+        createShard("roll", 1, 2);
+        Segment open = state.route("roll").getSegments(0);
+        RpcException e = rpcFailure(service.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder().setShard("roll")
+                .setShardId(open.getShardId()).setSequence(0).setLeader(2).setLeaderEpoch(0).setEndOffset(5).build()));
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), e.code(), e.getMessage());
+        assertEquals(1, state.route("roll").getSegmentsCount(), "not rolled");
+    }
 }
