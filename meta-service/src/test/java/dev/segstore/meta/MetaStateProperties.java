@@ -103,6 +103,13 @@ class MetaStateProperties {
         MetaSnapshot snap = s.snapshot();
         Map<String, Boolean> unclean = new HashMap<>();
         snap.getShardsList().forEach(sh -> unclean.put(sh.getName(), sh.getSettings().getUncleanLeaderElection()));
+        Map<String, Long> activeIds = new HashMap<>();
+        snap.getShardsList().stream().filter(sh -> sh.getState() == dev.segstore.protocol.meta.ShardState.ACTIVE)
+                .forEach(sh -> activeIds.put(sh.getName(), sh.getShardId()));
+        for (Segment seg : snap.getSegmentsList()) {
+            assertEquals(activeIds.get(seg.getShard()), (Long) seg.getShardId(), context + ": segment " + seg.getShard() + "/"
+                    + seg.getSequence() + " of a shard that is not active (deleting or gone)");
+        }
         Segment previous = null;
         for (Segment seg : snap.getSegmentsList()) {
             if (previous != null && previous.getShard().equals(seg.getShard())) {
@@ -150,6 +157,10 @@ class MetaStateProperties {
                                 .setUncleanLeaderElection(random.nextInt(4) == 0)
                                 .setRetentionMs(random.nextBoolean() ? -1 : 50 + random.nextInt(500)))
                         .addAllReplicas(ids.subList(0, Math.min(rc, ids.size()))));
+            } else if (kind == 4 && !model.deletingShards().isEmpty() && random.nextBoolean()) {
+                dev.segstore.protocol.meta.Shard d = model.deletingShards().get(random.nextInt(model.deletingShards().size()));
+                c.setFinishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand.newBuilder().setName(d.getName())
+                        .setShardId(d.getShardId() - (random.nextInt(5) == 0 ? 1 : 0)));
             } else if (kind == 4) {
                 c.setDeleteShard(DeleteShardCommand.newBuilder().setName(random.nextInt(5) == 0 ? "nope" : shardNames.get(random.nextInt(shardNames.size()))));
             } else if (kind <= 6) {

@@ -148,6 +148,9 @@ class MetaStateTest {
                 .addOffsets(dev.segstore.protocol.meta.GroupOffset.newBuilder().setGroup("g").setShard("d").setOffset(5))));
         assertEquals(5L, state.groupOffset("g", "d").orElseThrow());
         assertEquals(null, apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName("d"))).error());
+        assertFalse(state.groupOffset("g", "d").isPresent(), "offsets go with the first phase");
+        assertEquals(null, apply(Command.newBuilder().setFinishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand.newBuilder()
+                .setName("d").setShardId(1))).error());
         assertEquals(ErrorCode.SHARD_NOT_FOUND, apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName("d"))).error());
         create("d", false, 1);
         assertFalse(state.groupOffset("g", "d").isPresent(), "a re-created shard starts without offsets");

@@ -38,6 +38,12 @@ public final class Controller {
     private final long sessionTimeoutMs;
     private final LongSupplier clockMs;
     private final Map<Integer, Long> lastHeartbeat = new ConcurrentHashMap<>();
+    /** The newest metadata version each node said (in a heartbeat to this leader) it has applied. */
+    private final Map<Integer, Long> appliedVersions = new ConcurrentHashMap<>();
+    /** Answers of deletes waiting for their second phase, by shard id (guarded by this). */
+    private final Map<Long, List<java.util.concurrent.CompletableFuture<Void>>> deleteWaiters = new java.util.HashMap<>();
+    /** Shard ids whose FinishDeleteShard is proposed and not yet answered (guarded by this). */
+    private final java.util.Set<Long> finishing = new java.util.HashSet<>();
     private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "meta-controller");
         t.setDaemon(true);
@@ -62,11 +68,15 @@ public final class Controller {
             cachedLoad = null;
         }
         lastHeartbeat.clear();
+        appliedVersions.clear(); // learnt afresh from the next heartbeats: a node's report to an old leader is not known here
         for (StorageNode n : state.nodes()) {
             lastHeartbeat.put(n.getNodeId(), now); // a fresh session for everyone
         }
         long period = Math.max(50, sessionTimeoutMs / 4);
-        sessionCheck = timer.scheduleWithFixedDelay(this::fenceExpired, period, period, TimeUnit.MILLISECONDS);
+        sessionCheck = timer.scheduleWithFixedDelay(() -> {
+            fenceExpired();
+            finishDeletes();
+        }, period, period, TimeUnit.MILLISECONDS);
         retentionCheck = timer.scheduleWithFixedDelay(this::expireRetained, RETENTION_CHECK_MS, RETENTION_CHECK_MS, TimeUnit.MILLISECONDS);
     }
 
@@ -99,6 +109,104 @@ public final class Controller {
                 s.cancel(false);
             }
         }
+        List<java.util.concurrent.CompletableFuture<Void>> waiting = new ArrayList<>();
+        synchronized (this) {
+            deleteWaiters.values().forEach(waiting::addAll);
+            deleteWaiters.clear();
+            finishing.clear();
+        }
+        // Retriable: the client asks the new leader, where the shard is still DELETING (or gone) and it waits again.
+        waiting.forEach(f -> f.completeExceptionally(new RpcException(ErrorCode.NOT_LEADER.code(),
+                "the meta-service leader changed while the delete waited for storage nodes; ask the new leader", "")));
+    }
+
+    // ---- two-phase deletes ---------------------------------------------------------------------------------
+
+    /** Node {@code nodeId}'s heartbeat says it has applied assignments up to metadata version {@code version}. */
+    public void applied(int nodeId, long version) {
+        Long before = appliedVersions.merge(nodeId, version, Math::max);
+        if (before != null && !state.deletingShards().isEmpty()) {
+            finishDeletes();
+        }
+    }
+
+    /**
+     * Completes once the DELETING shard {@code shard} has left the state (its delete finished), on this leader.
+     * Fails NOT_LEADER if this node stops leading first.
+     */
+    public java.util.concurrent.CompletableFuture<Void> whenDeleted(dev.segstore.protocol.meta.Shard shard) {
+        java.util.concurrent.CompletableFuture<Void> f = new java.util.concurrent.CompletableFuture<>();
+        synchronized (this) {
+            deleteWaiters.computeIfAbsent(shard.getShardId(), k -> new ArrayList<>()).add(f);
+        }
+        finishDeletes();
+        return f;
+    }
+
+    /**
+     * The second phase of deletes: a DELETING shard whose hosting nodes have each applied its delete (reported a
+     * metadata version at or past it) or are no longer alive is finished (FinishDeleteShard); the deletes waiting
+     * for a shard that is no longer DELETING are answered. Until then a hosting node may still hold a replica and
+     * answer a client on a stale route: the delete's answer must not come before it has dropped it.
+     */
+    public void finishDeletes() {
+        if (!raft.isLeader()) {
+            return;
+        }
+        java.util.Set<Long> pending = new java.util.HashSet<>();
+        List<dev.segstore.protocol.meta.Shard> ready = new ArrayList<>();
+        for (dev.segstore.protocol.meta.Shard d : state.deletingShards()) {
+            pending.add(d.getShardId());
+            boolean done = true;
+            for (int n : d.getHostedOnList()) {
+                boolean alive = state.node(n).map(x -> x.getState() == NodeState.ALIVE).orElse(false);
+                if (alive && appliedVersions.getOrDefault(n, -1L) < d.getDeletedVersion()) {
+                    done = false;
+                    break;
+                }
+            }
+            if (done) {
+                ready.add(d);
+            }
+        }
+        answerFinished(pending);
+        for (dev.segstore.protocol.meta.Shard d : ready) {
+            synchronized (this) {
+                if (!finishing.add(d.getShardId())) {
+                    continue;
+                }
+            }
+            LOG.info("Shard '{}' (id {}): every node that hosted it has dropped it; finishing the delete", d.getName(), d.getShardId());
+            raft.propose(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(clockMs.getAsLong())
+                    .setFinishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand.newBuilder()
+                            .setName(d.getName()).setShardId(d.getShardId())).build())
+                    .whenComplete((r, e) -> {
+                        synchronized (this) {
+                            finishing.remove(d.getShardId());
+                        }
+                        if (e != null || !r.isOk()) {
+                            LOG.warn("Finishing the delete of '{}' failed: {}", d.getName(), e != null ? e.toString() : r.message());
+                            return;
+                        }
+                        answerFinished(state.deletingShards().stream().map(dev.segstore.protocol.meta.Shard::getShardId)
+                                .collect(java.util.stream.Collectors.toSet()));
+                    });
+        }
+    }
+
+    /** Answers the deletes waiting for shards not in {@code stillDeleting}. */
+    private void answerFinished(java.util.Set<Long> stillDeleting) {
+        List<java.util.concurrent.CompletableFuture<Void>> done = new ArrayList<>();
+        synchronized (this) {
+            deleteWaiters.entrySet().removeIf(e -> {
+                if (stillDeleting.contains(e.getKey())) {
+                    return false;
+                }
+                done.addAll(e.getValue());
+                return true;
+            });
+        }
+        done.forEach(f -> f.complete(null));
     }
 
     /** The set of live nodes changed: count the load afresh at the next placement. */

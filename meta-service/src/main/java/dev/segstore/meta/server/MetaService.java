@@ -121,6 +121,7 @@ public final class MetaService {
                 return fenceOffline(r.getNodeId(), r.getIncarnation());
             }
             controller.heartbeat(r.getNodeId());
+            controller.applied(r.getNodeId(), r.getAppliedMetadataVersion());
             return CompletableFuture.completedFuture(state.assignments(r.getNodeId()));
         });
     }
@@ -143,16 +144,20 @@ public final class MetaService {
     private CompletableFuture<Message> proposeIsr(ProposeIsrRequest r) {
         return propose(Command.newBuilder().setChangeIsr(ChangeIsrCommand.newBuilder().setShard(r.getShard())
                 .setSequence(r.getSequence()).setLeader(r.getLeader()).setLeaderEpoch(r.getLeaderEpoch())
-                .setIsrVersion(r.getIsrVersion()).addAllNewIsr(r.getNewIsrList())));
+                .setIsrVersion(r.getIsrVersion()).addAllNewIsr(r.getNewIsrList()).setShardId(r.getShardId())));
     }
 
     CompletableFuture<Message> rollSegment(RollSegmentRequest r) {
         Optional<dev.segstore.protocol.meta.Shard> shard = state.shard(r.getShard());
-        if (shard.isEmpty()) {
-            return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + r.getShard() + "' does not exist");
+        if (shard.isEmpty() || (r.getShardId() != 0 && r.getShardId() != shard.get().getShardId())) {
+            return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + r.getShard() + "'" + (r.getShardId() != 0 ? " id " + r.getShardId() : "")
+                    + " does not exist");
         }
+        // The command names the shard id and the leader asking: the state machine checks both, so a roll retried
+        // across a delete and re-create, or asked by a deposed leader, changes nothing.
         return guarded(() -> propose(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
-                .setShard(r.getShard()).setSequence(r.getSequence()).setLeaderEpoch(r.getLeaderEpoch())
+                .setShard(r.getShard()).setShardId(r.getShardId()).setLeader(r.getLeader())
+                .setSequence(r.getSequence()).setLeaderEpoch(r.getLeaderEpoch())
                 .setEndOffset(r.getEndOffset())
                 .addAllNextReplicas(controller.placeForRoll(shard.get().getSettings().getReplicaCount(),
                         Math.max(1, shard.get().getSettings().getMinInSyncReplicas()))))));
@@ -193,8 +198,16 @@ public final class MetaService {
         }
     }
 
+    /**
+     * Two phases (MetaState.deleteShard): the command makes the shard DELETING and takes its replicas out of every
+     * assignment; the answer waits until every node that hosted one has applied that (or is no longer alive) and
+     * the controller has finished the delete. So once a delete is answered no storage node serves the old shard:
+     * a write on a route cached before it cannot be acknowledged into it. On the leader only (the controller waits).
+     */
     CompletableFuture<Message> deleteShard(DeleteShardRequest r) {
-        return propose(Command.newBuilder().setDeleteShard(DeleteShardCommand.newBuilder().setName(r.getName())));
+        return guarded(() -> propose(Command.newBuilder().setDeleteShard(DeleteShardCommand.newBuilder().setName(r.getName())))
+                .thenCompose(m -> controller.whenDeleted((dev.segstore.protocol.meta.Shard) m))
+                .thenApply(v -> (Message) Empty.getDefaultInstance()));
     }
 
     private CompletableFuture<Message> listShards(ListShardsRequest r) {
@@ -219,8 +232,10 @@ public final class MetaService {
             } catch (StorageException e) {
                 return fail(e.code(), e.getMessage());
             }
-            if (state.shard(o.getShard()).isEmpty()) {
-                return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + o.getShard() + "' does not exist");
+            Optional<dev.segstore.protocol.meta.Shard> shard = state.shard(o.getShard());
+            if (shard.isEmpty() || (o.getShardId() != 0 && o.getShardId() != shard.get().getShardId())) {
+                return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + o.getShard() + "'" + (o.getShardId() != 0 ? " id " + o.getShardId() : "")
+                        + " does not exist");
             }
         }
         if (!raft.isLeader()) {

@@ -50,6 +50,8 @@ public final class MetaState {
 
     private final TreeMap<Integer, StorageNode> nodes = new TreeMap<>();
     private final TreeMap<String, Shard> shards = new TreeMap<>();
+    /** Shards deleted but not yet finished (state DELETING): invisible, but their names are not free yet. */
+    private final TreeMap<String, Shard> deleting = new TreeMap<>();
     private final TreeMap<String, List<Segment>> segments = new TreeMap<>();
     private final TreeMap<String, TreeMap<String, Long>> groupOffsets = new TreeMap<>(); // shard -> group -> offset
     private long nextShardId = 1;
@@ -70,7 +72,7 @@ public final class MetaState {
             case ROLL_SEGMENT -> rollSegment(c.getRollSegment(), now);
             case EXPIRE_SEGMENTS -> expireSegments(c.getExpireSegments(), now);
             case COMMIT_OFFSETS -> commitOffsets(c.getCommitOffsets());
-            case FINISH_DELETE_SHARD -> CommandResult.fail(ErrorCode.INTERNAL, "not supported yet");
+            case FINISH_DELETE_SHARD -> finishDeleteShard(c.getFinishDeleteShard());
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
     }
@@ -208,6 +210,10 @@ public final class MetaState {
         if (shards.containsKey(c.getName())) {
             return CommandResult.fail(ErrorCode.SHARD_EXISTS, "shard '" + c.getName() + "' already exists");
         }
+        if (deleting.containsKey(c.getName())) {
+            // Retriable: the name is free once every node that hosted the old shard has dropped it.
+            return CommandResult.fail(ErrorCode.UNAVAILABLE, "shard '" + c.getName() + "' is being deleted; try again shortly");
+        }
         Optional<String> bad = checkReplicas(c.getReplicasList(), c.getSettings().getReplicaCount());
         if (bad.isPresent()) {
             return CommandResult.fail(ErrorCode.NOT_ENOUGH_REPLICAS, "cannot create shard '" + c.getName() + "': " + bad.get());
@@ -269,20 +275,53 @@ public final class MetaState {
                 .addAllIsr(replicas).setIsrVersion(0).build();
     }
 
+    /**
+     * First phase of a delete: the shard goes DELETING. Its segments leave every assignment in this same command
+     * (so a node drops its replicas, and refuses the id, as soon as it applies an assignment this new), its group
+     * offsets go, and every read treats it as missing; the name stays taken until {@link #finishDeleteShard}. The
+     * shard remembers the metadata version and the nodes that hosted it: the controller finishes the delete once
+     * each of them has applied that version or is no longer alive. A delete of a DELETING name answers the same.
+     */
     private CommandResult deleteShard(DeleteShardCommand c) {
-        if (shards.remove(c.getName()) == null) {
+        Shard pending = deleting.get(c.getName());
+        if (pending != null) {
+            return CommandResult.ok(pending);
+        }
+        Shard shard = shards.remove(c.getName());
+        if (shard == null) {
             return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + c.getName() + "' does not exist");
         }
-        segments.remove(c.getName());
+        java.util.TreeSet<Integer> hostedOn = new java.util.TreeSet<>();
+        for (Segment s : segments.remove(c.getName())) {
+            hostedOn.addAll(s.getReplicasList());
+        }
         groupOffsets.remove(c.getName());
+        Shard marked = shard.toBuilder().setState(ShardState.DELETING).setDeletedVersion(appliedCommands)
+                .addAllHostedOn(hostedOn).build();
+        deleting.put(c.getName(), marked);
+        return CommandResult.ok(marked);
+    }
+
+    /** Second phase: the DELETING shard with this name and id leaves the state and its name is free; else a no-op. */
+    private CommandResult finishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand c) {
+        Shard pending = deleting.get(c.getName());
+        if (pending != null && pending.getShardId() == c.getShardId()) {
+            deleting.remove(c.getName());
+        }
         return CommandResult.ok(Empty.getDefaultInstance());
     }
 
     /** The segment a proposal names, checked against the proposer's view; null result means it may go ahead. */
-    private CommandResult checkProposal(String shard, long sequence, int leader, int leaderEpoch) {
+    private CommandResult checkProposal(String shard, long shardId, long sequence, int leader, int leaderEpoch) {
         List<Segment> list = segments.get(shard);
         if (list == null) {
             return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + shard + "' does not exist");
+        }
+        long current = shards.get(shard).getShardId();
+        if (shardId != 0 && shardId != current) {
+            // Proposed for a shard deleted since (the name now belongs to another one): it must not touch this one.
+            return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + shard + "' id " + shardId
+                    + " does not exist (the name is now shard id " + current + ")");
         }
         int i = indexOf(list, sequence);
         if (i < 0) {
@@ -297,7 +336,7 @@ public final class MetaState {
     }
 
     private CommandResult changeIsr(ChangeIsrCommand c) {
-        CommandResult stale = checkProposal(c.getShard(), c.getSequence(), c.getLeader(), c.getLeaderEpoch());
+        CommandResult stale = checkProposal(c.getShard(), c.getShardId(), c.getSequence(), c.getLeader(), c.getLeaderEpoch());
         if (stale != null) {
             return stale;
         }
@@ -328,7 +367,9 @@ public final class MetaState {
     }
 
     private CommandResult rollSegment(RollSegmentCommand c, long now) {
-        CommandResult stale = checkProposal(c.getShard(), c.getSequence(), leaderOf(c.getShard(), c.getSequence()), c.getLeaderEpoch());
+        // The leader that asked is checked when the command names it (commands of older builds do not).
+        int leader = c.hasLeader() ? c.getLeader() : leaderOf(c.getShard(), c.getSequence());
+        CommandResult stale = checkProposal(c.getShard(), c.getShardId(), c.getSequence(), leader, c.getLeaderEpoch());
         if (stale != null) {
             return stale;
         }
@@ -422,7 +463,8 @@ public final class MetaState {
 
     private CommandResult commitOffsets(CommitOffsetsCommand c) {
         for (GroupOffset o : c.getOffsetsList()) {
-            if (shards.containsKey(o.getShard())) {
+            Shard shard = shards.get(o.getShard());
+            if (shard != null && (o.getShardId() == 0 || o.getShardId() == shard.getShardId())) {
                 groupOffsets.computeIfAbsent(o.getShard(), k -> new TreeMap<>()).put(o.getGroup(), o.getOffset());
             }
         }
@@ -433,6 +475,16 @@ public final class MetaState {
 
     public synchronized Optional<Shard> shard(String name) {
         return Optional.ofNullable(shards.get(name));
+    }
+
+    /** Shards deleted whose delete is not finished yet (state DELETING), for the controller. */
+    public synchronized List<Shard> deletingShards() {
+        return List.copyOf(deleting.values());
+    }
+
+    /** The DELETING shard with this name, if any. */
+    public synchronized Optional<Shard> deletingShard(String name) {
+        return Optional.ofNullable(deleting.get(name));
     }
 
     public synchronized ShardRoute route(String name) {
@@ -528,6 +580,11 @@ public final class MetaState {
             b.setNode(n);
         }
         b.addAllNodes(nodes.values());
+        for (Shard d : deleting.values()) {
+            if (d.getHostedOnList().contains(nodeId)) {
+                b.addDeletedShardIds(d.getShardId());
+            }
+        }
         for (Map.Entry<String, List<Segment>> e : segments.entrySet()) {
             boolean any = false;
             for (Segment s : e.getValue()) {
@@ -582,7 +639,7 @@ public final class MetaState {
 
     public synchronized MetaSnapshot snapshot() {
         MetaSnapshot.Builder b = MetaSnapshot.newBuilder().setVersion(VERSION).setNextShardId(nextShardId).setAppliedCommands(appliedCommands)
-                .addAllNodes(nodes.values()).addAllShards(shards.values());
+                .addAllNodes(nodes.values()).addAllShards(shards.values()).addAllShards(deleting.values());
         segments.values().forEach(b::addAllSegments);
         groupOffsets.forEach((shard, m) -> m.forEach((group, offset) ->
                 b.addGroupOffsets(GroupOffset.newBuilder().setShard(shard).setGroup(group).setOffset(offset))));
@@ -595,10 +652,11 @@ public final class MetaState {
         }
         nodes.clear();
         shards.clear();
+        deleting.clear();
         segments.clear();
         groupOffsets.clear();
         s.getNodesList().forEach(n -> nodes.put(n.getNodeId(), n));
-        s.getShardsList().forEach(sh -> shards.put(sh.getName(), sh));
+        s.getShardsList().forEach(sh -> (sh.getState() == ShardState.DELETING ? deleting : shards).put(sh.getName(), sh));
         s.getSegmentsList().forEach(seg -> segments.computeIfAbsent(seg.getShard(), k -> new ArrayList<>()).add(seg));
         s.getGroupOffsetsList().forEach(o -> groupOffsets.computeIfAbsent(o.getShard(), k -> new TreeMap<>()).put(o.getGroup(), o.getOffset()));
         nextShardId = s.getNextShardId();
