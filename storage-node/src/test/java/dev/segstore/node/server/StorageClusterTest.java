@@ -32,6 +32,7 @@ import java.util.function.BooleanSupplier;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * 3 meta-service nodes and 3 storage nodes in this JVM, on loopback, over the real RPC: writes with acks from
@@ -460,5 +461,25 @@ class StorageClusterTest {
         awaitRoles(after);
         waitFor("the new leader's high watermark", () -> nodes[after.getLeader()].partition(after.getShardId(), after.getSequence()).highWatermark() >= 20);
         assertEquals(List.of(1L, 5L, 9L, 13L, 17L), readIndexed(after, after.getLeader(), NodeMethods.READ_BY_KEY, "k1"));
+    }
+
+    /**
+     * Issue 15, item 3: once a delete is answered no node serves the deleted shard. Every node that hosted it has
+     * dropped its replica and refuses its id with SHARD_NOT_FOUND (ids are never reused), so a client on a route
+     * cached before the delete cannot have a write acknowledged into it.
+     */
+    @Test
+    void onceADeleteIsAnsweredEveryNodeRefusesTheDeletedShardsId() throws Exception {
+        meta.createShard("gone", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);
+        Segment s = openSegment("gone");
+        awaitRoles(s);
+        assertEquals(0, produce(s, "before", 9, 0).getBaseOffset());
+        meta.deleteShard("gone").get(30, TimeUnit.SECONDS);
+        for (int id = 1; id <= 3; id++) {
+            assertEquals(null, nodes[id].partition(s.getShardId(), s.getSequence()), "node " + id + " still hosts the deleted shard");
+            Segment at = s.toBuilder().setLeader(id).build();
+            Exception e = assertThrows(Exception.class, () -> produce(at, "after", 9, 1), "node " + id + " took a write");
+            assertTrue(e instanceof RpcException re && re.code() == ErrorCode.SHARD_NOT_FOUND.code(), "node " + id + ": " + e);
+        }
     }
 }
