@@ -119,8 +119,16 @@ public final class MetaClient implements AutoCloseable {
 
     /** A heartbeat; {@code storageOffline}: the node's data directory failed, and the controller fences it at once. */
     public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation, boolean storageOffline) {
+        return heartbeat(nodeId, incarnation, storageOffline, 0);
+    }
+
+    /**
+     * A heartbeat that also says which metadata version the node has applied ({@code appliedMetadataVersion}):
+     * the controller finishes a shard's delete once every node that hosted it has applied the delete.
+     */
+    public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation, boolean storageOffline, long appliedMetadataVersion) {
         return call(MetaMethods.HEARTBEAT, HeartbeatRequest.newBuilder().setNodeId(nodeId).setIncarnation(incarnation)
-                .setStorageOffline(storageOffline).build(), NodeAssignments.parser());
+                .setStorageOffline(storageOffline).setAppliedMetadataVersion(appliedMetadataVersion).build(), NodeAssignments.parser());
     }
 
     public CompletableFuture<SegmentResponse> proposeIsr(ProposeIsrRequest request) {

@@ -46,7 +46,23 @@ final class AssignmentReconciler {
     private final Runnable heartbeatNow;
     private final BooleanSupplier closed;
     /** The newest metadata version applied: older assignments are ignored. */
-    private long metadataVersion = -1;
+    private volatile long metadataVersion = -1;
+    /**
+     * Ids of shards the meta-service said are deleted (NodeAssignments.deleted_shard_ids): their replicas are
+     * dropped and requests naming them refused. Ids are never reused, so an id stays here until the node stops
+     * (after a restart a request for it finds no replica, a retriable answer that makes clients refresh too).
+     */
+    private final Set<Long> deletedShards = ConcurrentHashMap.newKeySet();
+
+    /** The metadata version of the newest assignments applied (reported in heartbeats), -1 before any. */
+    long appliedVersion() {
+        return metadataVersion;
+    }
+
+    /** Whether the meta-service said shard id {@code shardId} is deleted. */
+    boolean isDeleted(long shardId) {
+        return deletedShards.contains(shardId);
+    }
 
     AssignmentReconciler(NodeConfig config, LogDirectory directory, NodeIndex index, MetaClient meta, Map<Key, Hosted> hosted,
                          Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow, BooleanSupplier closed) {
@@ -75,7 +91,9 @@ final class AssignmentReconciler {
                     config.nodeId(), a.getMetadataVersion(), metadataVersion);
             return;
         }
-        metadataVersion = a.getMetadataVersion();
+        // Deleted ids first: from here on requests naming them are refused, before their replicas are dropped below.
+        deletedShards.addAll(a.getDeletedShardIdsList());
+        boolean dropped = false;
         for (dev.segstore.protocol.meta.StorageNode n : a.getNodesList()) {
             nodeAddresses.put(n.getNodeId(), n.getHost() + ":" + n.getPort());
         }
@@ -84,6 +102,9 @@ final class AssignmentReconciler {
         Set<Key> assigned = new HashSet<>();
         for (Segment s : a.getSegmentsList()) {
             Key key = Key.of(s);
+            if (deletedShards.contains(key.shardId())) {
+                continue; // cannot happen from a consistent answer; never host a deleted id again
+            }
             assigned.add(key);
             Shard shard = shards.get(s.getShardId());
             Hosted h;
@@ -128,6 +149,7 @@ final class AssignmentReconciler {
                 LOG.warn("Segment {} is missing from assignments at metadata version {}, older than its creation at {}: kept",
                         k.logName(), a.getMetadataVersion(), h.assigned.getCreatedVersion());
             } else if (!assigned.contains(k)) {
+                dropped = true;
                 Hosted gone = hosted.remove(k);
                 LOG.info("Segment {} is no longer assigned here: deleting the replica", k.logName());
                 gone.partition.becomeFollower(Integer.MAX_VALUE, -1);
@@ -139,6 +161,12 @@ final class AssignmentReconciler {
                 }
             }
         }
+        // Only now, with the replicas taken away dropped (a dropped leader has stepped down: becomeFollower fails
+        // the writes waiting on it), is this version reported as applied.
+        metadataVersion = a.getMetadataVersion();
+        if (dropped) {
+            heartbeatNow.run(); // say so now: a delete waits for it (MetaService.deleteShard)
+        }
     }
 
     private Hosted open(Key key, Segment s, Shard shard) {
@@ -147,7 +175,7 @@ final class AssignmentReconciler {
                 ? Durability.PAGE_CACHE : Durability.FSYNC;
         ReplicaConfig rc = new ReplicaConfig(minIsr, config.replicaMaxLagMs(), durability);
         IsrProposer proposer = (epoch, version, isr) -> meta.proposeIsr(ProposeIsrRequest.newBuilder()
-                .setShard(s.getShard()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
+                .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
                 .setIsrVersion(version).addAllNewIsr(isr).build())
                 .thenApply(r -> new IsrProposer.Committed(r.getSegment().getIsrList(), r.getSegment().getIsrVersion()))
                 .exceptionally(e -> {
@@ -165,7 +193,7 @@ final class AssignmentReconciler {
             segmentMs = Math.min(segmentMs, shard.getSettings().getRetentionMs());
         }
         p.configureRoll(segmentBytes, segmentMs, (epoch, end) -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
-                .setShard(s.getShard()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
+                .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
                 .setEndOffset(end).build()).thenApply(route -> {
                     LOG.info("Segment {}/{} sealed at {}; the next segment opens on nodes {}", s.getShard(), s.getSequence(), end,
                             route.getSegments(route.getSegmentsCount() - 1).getReplicasList());

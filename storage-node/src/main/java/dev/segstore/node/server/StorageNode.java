@@ -223,7 +223,8 @@ public final class StorageNode implements AutoCloseable {
         try {
             // A failed data directory is reported with every heartbeat: the controller fences this node at once
             // (its leaderships move, it leaves every ISR) instead of after the session timeout.
-            NodeAssignments a = meta.heartbeat(config.nodeId(), incarnation, !directory.isOnline()).get(10, TimeUnit.SECONDS);
+            NodeAssignments a = meta.heartbeat(config.nodeId(), incarnation, !directory.isOnline(), reconciler.appliedVersion())
+                    .get(10, TimeUnit.SECONDS);
             reconciler.apply(a);
         } catch (Exception e) {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
@@ -289,6 +290,12 @@ public final class StorageNode implements AutoCloseable {
     // ---- data plane ----------------------------------------------------------------------------------------
 
     private Hosted hostedOrFail(SegmentRef ref) {
+        if (reconciler.isDeleted(ref.getShardId())) {
+            // Told by the meta-service that this shard id is deleted (ids are never reused): final for this id; the
+            // client reads the shard's route again, which names the new shard if the name was created again.
+            throw new RpcException(ErrorCode.SHARD_NOT_FOUND.code(), "node " + config.nodeId() + ": shard id " + ref.getShardId()
+                    + " is deleted", "", true);
+        }
         Hosted h = hosted.get(Hosted.Key.of(ref));
         if (h == null) {
             throw new RpcException(ErrorCode.NOT_LEADER.code(), "node " + config.nodeId() + " hosts no replica of segment "
