@@ -216,4 +216,27 @@ class SegmentEngineMultiAdapterTest {
                 "the new shard holds B's write (acknowledged at offset " + offset + ")");
         assertEquals(0L, offset, "the first record of the new shard");
     }
+
+    /**
+     * A consumer on B commits an offset it read from the shard before A deleted and re-created it: the commit
+     * names the old shard (by the id of B's route) and must not become the new shard's group offset.
+     */
+    @Test
+    void aGroupOffsetCommittedForTheDeletedShardDoesNotLandInTheNewOne() throws Exception {
+        String shard = "regrouped";
+        await(a.createShard(ShardConfig.of(shard, SegmentStorageAdapter.STORAGE_TYPE)));
+        await(b.write(shard, NewRecord.of(1, "old".getBytes(StandardCharsets.UTF_8))));
+        assertEquals(1, await(b.readByOffset(shard, 0, 10)).size(), "B reads the old shard, caching its route");
+        await(a.deleteShard(shard));
+        await(a.createShard(ShardConfig.of(shard, SegmentStorageAdapter.STORAGE_TYPE)));
+        try {
+            await(b.commitOffset("readers", shard, 1));
+        } catch (java.util.concurrent.ExecutionException e) {
+            assertTrue(e.getCause() instanceof dev.segstore.adapter.StorageException se
+                    && se.code() == dev.segstore.adapter.ErrorCode.SHARD_NOT_FOUND, "refused as a commit for a deleted shard: " + e.getCause());
+        }
+        assertEquals(OptionalLong.empty(), await(a.getOffsetByGroup("readers", shard)), "the new shard has no offset for the group");
+        await(b.commitOffset("readers", shard, 0)); // B's route is fresh again: its commits go to the new shard
+        assertEquals(OptionalLong.of(0), await(a.getOffsetByGroup("readers", shard)));
+    }
 }

@@ -195,8 +195,18 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 .setBatch(com.google.protobuf.UnsafeByteOperations.unsafeWrap(encoded));
         boolean[] mayBeApplied = {false};
         long[] mayBeIn = {-1}; // the segment an attempt that may have been applied went to
+        long[] mayBeShard = {0}; // and the id of its shard
         return withRoute(shard, route -> {
             Segment open = openSegment(route);
+            synchronized (b) {
+                if (mayBeApplied[0] && mayBeShard[0] != open.getShardId()) {
+                    // The shard an earlier attempt may have reached was deleted since (the name is another shard
+                    // now): whatever that attempt stored went with it, so the batch is new to this shard.
+                    mayBeApplied[0] = false;
+                    mayBeIn[0] = -1;
+                    b.setBaseSequence(-1).setMayBeDuplicate(false);
+                }
+            }
             Segment earlier = earlierSegment(shard, route, open, b, mayBeIn);
             if (earlier != null) {
                 // That segment was sealed since: ask its leader whether the batch is there before writing it anew.
@@ -245,6 +255,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                             } else if (e != null) {
                                 mayBeApplied[0] = true; // from now on only the same sequence is safe
                                 mayBeIn[0] = open.getSequence();
+                                mayBeShard[0] = open.getShardId();
                                 // The leader then looks for it in all its log, not only in the producer state it
                                 // read back from the log's tail after a restart (node.proto).
                                 b.setMayBeDuplicate(true);
@@ -529,10 +540,18 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<Void> doCommitOffset(String group, String shard, long offset) {
-        return meta.commitOffsets(List.of(GroupOffset.newBuilder().setGroup(group).setShard(shard).setOffset(offset).build()))
+        // With the id of the shard this adapter's route names, when it has one: an offset read from a shard that
+        // was deleted since must not land in a new shard of the same name (the meta-service refuses it then).
+        CompletableFuture<ShardRoute> cached = routes.get(shard);
+        long shardId = cached != null && cached.isDone() && !cached.isCompletedExceptionally() ? cached.join().getShard().getShardId() : 0;
+        return meta.commitOffsets(List.of(GroupOffset.newBuilder().setGroup(group).setShard(shard).setShardId(shardId).setOffset(offset).build()))
                 .handle((r, e) -> {
                     if (e != null) {
-                        throw storageError(e);
+                        StorageException se = storageError(e);
+                        if (se.code() == ErrorCode.SHARD_NOT_FOUND && cached != null) {
+                            routes.remove(shard, cached); // the next operation reads the current shard's route
+                        }
+                        throw se;
                     }
                     return null;
                 });
@@ -606,8 +625,12 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     private <T> void attempt(String shard, Function<ShardRoute, CompletableFuture<T>> attempt, long deadline, int tries,
                              CompletableFuture<T> result) {
         CompletableFuture<T> f;
+        boolean[] routed = {false};
         try {
-            f = route(shard).thenCompose(attempt);
+            f = route(shard).thenCompose(r -> {
+                routed[0] = true;
+                return attempt.apply(r);
+            });
         } catch (RuntimeException e) {
             f = CompletableFuture.failedFuture(e);
         }
@@ -617,7 +640,11 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 return;
             }
             StorageException se = storageError(e);
-            if (!se.retriable() || isClosed()) {
+            // SHARD_NOT_FOUND after the route was read came from a storage node (or a fresher route): the shard the
+            // route names was deleted. Final only if the meta-service says the name is gone too; if the name is a
+            // new shard now, the operation goes on there (it was made after the delete).
+            boolean shardGone = se.code() == ErrorCode.SHARD_NOT_FOUND && routed[0];
+            if ((!se.retriable() && !shardGone) || isClosed()) {
                 result.completeExceptionally(se);
                 return;
             }
@@ -625,7 +652,8 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             if (se.code() == ErrorCode.UNAVAILABLE || se.code() == ErrorCode.TIMEOUT) {
                 nodeAddresses.clear(); // a node may have come back on another address: ask again too
             }
-            long pauseMs = Math.min(500, 20L << Math.min(tries, 5)) + ThreadLocalRandom.current().nextLong(10);
+            long pauseMs = shardGone && tries == 0 ? 0 // nothing to wait for: read the route again at once
+                    : Math.min(500, 20L << Math.min(tries, 5)) + ThreadLocalRandom.current().nextLong(10);
             if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(pauseMs) > deadline) {
                 result.completeExceptionally(se);
                 return;
