@@ -162,7 +162,7 @@ class MetaStateProperties {
                 c.setFinishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand.newBuilder().setName(d.getName())
                         .setShardId(d.getShardId() - (random.nextInt(5) == 0 ? 1 : 0)));
             } else if (kind == 4) {
-                c.setDeleteShard(DeleteShardCommand.newBuilder().setName(random.nextInt(5) == 0 ? "nope" : shardNames.get(random.nextInt(shardNames.size()))));
+                c.setDeleteShard(DeleteShardCommand.newBuilder().setName(random.nextInt(5) == 0 ? "nope" : shardNames.get(random.nextInt(shardNames.size()))).setTwoPhase(true));
             } else if (kind <= 6) {
                 String shard = shardNames.get(random.nextInt(shardNames.size()));
                 List<Segment> segs = model.route(shard).getSegmentsList();

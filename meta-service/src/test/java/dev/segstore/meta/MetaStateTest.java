@@ -147,14 +147,26 @@ class MetaStateTest {
         apply(Command.newBuilder().setCommitOffsets(dev.segstore.protocol.meta.CommitOffsetsCommand.newBuilder()
                 .addOffsets(dev.segstore.protocol.meta.GroupOffset.newBuilder().setGroup("g").setShard("d").setOffset(5))));
         assertEquals(5L, state.groupOffset("g", "d").orElseThrow());
-        assertEquals(null, apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName("d"))).error());
+        assertEquals(null, apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName("d").setTwoPhase(true))).error());
         assertFalse(state.groupOffset("g", "d").isPresent(), "offsets go with the first phase");
         assertEquals(null, apply(Command.newBuilder().setFinishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand.newBuilder()
                 .setName("d").setShardId(1))).error());
-        assertEquals(ErrorCode.SHARD_NOT_FOUND, apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName("d"))).error());
+        assertEquals(ErrorCode.SHARD_NOT_FOUND, apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName("d").setTwoPhase(true))).error());
         create("d", false, 1);
         assertFalse(state.groupOffset("g", "d").isPresent(), "a re-created shard starts without offsets");
         assertEquals(2, state.shard("d").orElseThrow().getShardId(), "ids are never reused");
+    }
+
+    @Test
+    void aDeleteWrittenBeforeTwoPhaseDeletesIsReplayedAsItWasApplied() {
+        // An old log: create, delete (one phase, as applied then), create again, which got the next id.
+        register(1);
+        create("old", false, 1);
+        assertEquals(null, apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder()
+                .setName("old"))).error());
+        assertTrue(state.deletingShards().isEmpty(), "gone at once, nothing left DELETING");
+        create("old", false, 1);
+        assertEquals(2, state.shard("old").orElseThrow().getShardId(), "the re-create succeeds, with the id it got then");
     }
 
     private CommandResult roll(String shard, long sequence, long end) {
@@ -365,7 +377,7 @@ class MetaStateTest {
     // ---- shard identity (issue 15, items 3-4) -----------------------------------------------------------------
 
     private CommandResult delete(String name) {
-        return apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName(name)));
+        return apply(Command.newBuilder().setDeleteShard(dev.segstore.protocol.meta.DeleteShardCommand.newBuilder().setName(name).setTwoPhase(true)));
     }
 
     private CommandResult finishDelete(String name, long id) {

@@ -99,6 +99,8 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     private final MetaClient meta;
     private final RpcClient nodes = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES);
     private final Map<String, CompletableFuture<ShardRoute>> routes = new ConcurrentHashMap<>();
+    /** Per shard name, the id of the shard the last route read named (group-offset commits carry it). */
+    private final Map<String, Long> knownShardIds = new ConcurrentHashMap<>();
     private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
     private final Map<String, AtomicInteger> sequences = new ConcurrentHashMap<>();
     private final long producerId = new SecureRandom().nextLong() & Long.MAX_VALUE;
@@ -126,6 +128,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 throw storageError(e);
             }
             routes.put(config.name(), CompletableFuture.completedFuture(route));
+            knownShardIds.put(config.name(), route.getShard().getShardId());
             return null;
         });
     }
@@ -542,8 +545,10 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     protected CompletableFuture<Void> doCommitOffset(String group, String shard, long offset) {
         // With the id of the shard this adapter's route names, when it has one: an offset read from a shard that
         // was deleted since must not land in a new shard of the same name (the meta-service refuses it then).
+        // The id is the one of the last route read for this name, kept after the route is dropped: a retry of a
+        // refused commit is refused again, until a read or write of this adapter has read the new shard's route.
         CompletableFuture<ShardRoute> cached = routes.get(shard);
-        long shardId = cached != null && cached.isDone() && !cached.isCompletedExceptionally() ? cached.join().getShard().getShardId() : 0;
+        long shardId = knownShardIds.getOrDefault(shard, 0L);
         return meta.commitOffsets(List.of(GroupOffset.newBuilder().setGroup(group).setShard(shard).setShardId(shardId).setOffset(offset).build()))
                 .handle((r, e) -> {
                     if (e != null) {
@@ -576,6 +581,8 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         cached.whenComplete((r, e) -> {
             if (e != null) {
                 routes.remove(shard, cached); // a failed look-up is not cached
+            } else {
+                knownShardIds.put(shard, r.getShard().getShardId());
             }
         });
         return cached;

@@ -124,7 +124,9 @@ public final class Controller {
 
     /** Node {@code nodeId}'s heartbeat says it has applied assignments up to metadata version {@code version}. */
     public void applied(int nodeId, long version) {
-        Long before = appliedVersions.merge(nodeId, version, Math::max);
+        // A registered node reports 1 or more (its registration's answer is applied first); 0 comes from a node
+        // of a version before two-phase deletes, which never reports: deletes do not wait for it (as before).
+        Long before = appliedVersions.merge(nodeId, version == 0 ? Long.MAX_VALUE : version, Math::max);
         if (before != null && !state.deletingShards().isEmpty()) {
             finishDeletes();
         }
@@ -138,6 +140,17 @@ public final class Controller {
         java.util.concurrent.CompletableFuture<Void> f = new java.util.concurrent.CompletableFuture<>();
         synchronized (this) {
             deleteWaiters.computeIfAbsent(shard.getShardId(), k -> new ArrayList<>()).add(f);
+        }
+        if (!raft.isLeader()) {
+            // Leadership went between the proposal and here: the leader change's sweep may have run already.
+            synchronized (this) {
+                List<java.util.concurrent.CompletableFuture<Void>> w = deleteWaiters.get(shard.getShardId());
+                if (w != null) {
+                    w.remove(f);
+                }
+            }
+            f.completeExceptionally(raft.notLeader());
+            return f;
         }
         finishDeletes();
         return f;
@@ -169,7 +182,7 @@ public final class Controller {
                 ready.add(d);
             }
         }
-        answerFinished(pending);
+        answerFinished();
         for (dev.segstore.protocol.meta.Shard d : ready) {
             synchronized (this) {
                 if (!finishing.add(d.getShardId())) {
@@ -188,16 +201,21 @@ public final class Controller {
                             LOG.warn("Finishing the delete of '{}' failed: {}", d.getName(), e != null ? e.toString() : r.message());
                             return;
                         }
-                        answerFinished(state.deletingShards().stream().map(dev.segstore.protocol.meta.Shard::getShardId)
-                                .collect(java.util.stream.Collectors.toSet()));
+                        answerFinished();
                     });
         }
     }
 
-    /** Answers the deletes waiting for shards not in {@code stillDeleting}. */
-    private void answerFinished(java.util.Set<Long> stillDeleting) {
+    /**
+     * Answers the deletes waiting for shards no longer DELETING. The set is read under the waiters' lock, after
+     * any waiter registered: a copy taken earlier would not hold a delete applied and awaited since, which would
+     * then be answered before its nodes dropped the shard.
+     */
+    private void answerFinished() {
         List<java.util.concurrent.CompletableFuture<Void>> done = new ArrayList<>();
         synchronized (this) {
+            java.util.Set<Long> stillDeleting = new java.util.HashSet<>();
+            state.deletingShards().forEach(d -> stillDeleting.add(d.getShardId()));
             deleteWaiters.entrySet().removeIf(e -> {
                 if (stillDeleting.contains(e.getKey())) {
                     return false;

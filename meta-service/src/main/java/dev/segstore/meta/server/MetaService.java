@@ -205,7 +205,7 @@ public final class MetaService {
      * a write on a route cached before it cannot be acknowledged into it. On the leader only (the controller waits).
      */
     CompletableFuture<Message> deleteShard(DeleteShardRequest r) {
-        return guarded(() -> propose(Command.newBuilder().setDeleteShard(DeleteShardCommand.newBuilder().setName(r.getName())))
+        return guarded(() -> propose(Command.newBuilder().setDeleteShard(DeleteShardCommand.newBuilder().setName(r.getName()).setTwoPhase(true)))
                 .thenCompose(m -> controller.whenDeleted((dev.segstore.protocol.meta.Shard) m))
                 .thenApply(v -> (Message) Empty.getDefaultInstance()));
     }

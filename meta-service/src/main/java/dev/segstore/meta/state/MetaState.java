@@ -291,6 +291,12 @@ public final class MetaState {
         if (shard == null) {
             return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + c.getName() + "' does not exist");
         }
+        if (!c.getTwoPhase()) {
+            // A command written before deletes had two phases (replayed from an old log): applied as it was then.
+            segments.remove(c.getName());
+            groupOffsets.remove(c.getName());
+            return CommandResult.ok(Empty.getDefaultInstance());
+        }
         java.util.TreeSet<Integer> hostedOn = new java.util.TreeSet<>();
         for (Segment s : segments.remove(c.getName())) {
             hostedOn.addAll(s.getReplicasList());
