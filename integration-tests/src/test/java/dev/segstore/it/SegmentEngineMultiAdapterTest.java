@@ -236,7 +236,15 @@ class SegmentEngineMultiAdapterTest {
                     && se.code() == dev.segstore.adapter.ErrorCode.SHARD_NOT_FOUND, "refused as a commit for a deleted shard: " + e.getCause());
         }
         assertEquals(OptionalLong.empty(), await(a.getOffsetByGroup("readers", shard)), "the new shard has no offset for the group");
-        await(b.commitOffset("readers", shard, 0)); // B's route is fresh again: its commits go to the new shard
+        // The broker retries the same commit: still for the deleted shard, so refused again (before, the retry
+        // went out without an id, unchecked, and landed in the new shard).
+        java.util.concurrent.ExecutionException again = org.junit.jupiter.api.Assertions.assertThrows(
+                java.util.concurrent.ExecutionException.class, () -> await(b.commitOffset("readers", shard, 1)));
+        assertTrue(again.getCause() instanceof dev.segstore.adapter.StorageException se
+                && se.code() == dev.segstore.adapter.ErrorCode.SHARD_NOT_FOUND, String.valueOf(again.getCause()));
+        assertEquals(OptionalLong.empty(), await(a.getOffsetByGroup("readers", shard)));
+        assertEquals(0, await(b.readByOffset(shard, 0, 10)).size(), "B reads the new shard, learning its route");
+        await(b.commitOffset("readers", shard, 0)); // now its commits go to the new shard
         assertEquals(OptionalLong.of(0), await(a.getOffsetByGroup("readers", shard)));
     }
 }
