@@ -90,17 +90,8 @@ public final class Partition {
     private List<Integer> replicas = List.of();
     private List<Integer> isr = List.of();
     private int isrVersion;
-    /**
-     * Leader: the ISR of a change proposed to the controller whose outcome is not known yet (in flight, or its
-     * answer was lost: the controller may have committed it). While set, the high watermark counts the union of
-     * {@link #isr} and this set (the "maximal ISR" of Kafka's KIP-497), and no other change is proposed: the
-     * leader narrows only after it learns the committed state, from an answer or from the controller's
-     * assignment.
-     */
-    private List<Integer> pendingIsr;
-    private IsrChange isrChange = IsrChange.NONE;
-    /** Counts proposals and adopted ISR versions, so a late answer to an older proposal changes no state. */
-    private long isrProposalSeq;
+    /** Leader: the ISR change proposed and not settled yet, counted beside {@link #isr} meanwhile. */
+    private final PendingIsrChange pendingIsr = new PendingIsrChange();
     /**
      * Follower: whether the log was truncated against the current leader (leader-epoch truncation) since this
      * replica last became a follower or was told it is ahead of the leader. Fetching and sealing wait for it.
@@ -109,16 +100,6 @@ public final class Partition {
     /** Follower: bumped at every reason to truncate again, so a truncation that ran meanwhile does not count. */
     private long followerGeneration;
 
-    /** Where the leader's ISR change stands ({@link #pendingIsr} is set unless NONE). */
-    private enum IsrChange {
-        NONE,
-        /** A proposal is out. */
-        IN_FLIGHT,
-        /** The answer was lost (the outcome is unknown): the next ISR tick proposes the same change again. */
-        RETRY,
-        /** The controller refused it as stale (FENCED_EPOCH): wait for its committed state in an assignment. */
-        AWAIT_CONTROLLER
-    }
     private long highWatermark;
     private final SegmentRoll roll = new SegmentRoll();
 
@@ -223,7 +204,7 @@ public final class Partition {
         this.replicas = List.copyOf(replicas);
         this.isr = List.copyOf(isr);
         this.isrVersion = isrVersion;
-        clearIsrChange();
+        pendingIsr.settle();
         followers.clear();
         for (int r : replicas) {
             if (r != localId) {
@@ -249,7 +230,7 @@ public final class Partition {
         this.role = Role.FOLLOWER;
         this.leaderEpoch = epoch;
         this.leaderId = leader;
-        clearIsrChange();
+        pendingIsr.settle();
         this.reconciled = false;
         this.followerGeneration++;
         try {
@@ -558,9 +539,7 @@ public final class Partition {
             return;
         }
         Set<Integer> counted = new LinkedHashSet<>(isr);
-        if (pendingIsr != null) {
-            counted.addAll(pendingIsr); // the larger set while a change is pending
-        }
+        pendingIsr.addProposedTo(counted); // the larger set while a change is pending
         long hw = IsrPolicy.highWatermark(countedLogEnd(), counted, localId, followers, highWatermark);
         if (hw > highWatermark) {
             highWatermark = hw;
@@ -761,7 +740,7 @@ public final class Partition {
     // ---- leader: ISR changes -------------------------------------------------------------------------------
 
     private void maybeExpandIsr(int followerId, long now) {
-        if (isrChange != IsrChange.NONE || isr.contains(followerId)) {
+        if (!pendingIsr.isSettled() || isr.contains(followerId)) {
             return;
         }
         if (IsrPolicy.mayJoin(followers.get(followerId), highWatermark, tombstoneWatermark, now, config.maxLagMs())) {
@@ -779,11 +758,11 @@ public final class Partition {
         if (role != Role.LEADER) {
             return;
         }
-        if (isrChange == IsrChange.RETRY) {
-            propose(pendingIsr, "the answer to the last proposal was lost; asking again");
+        if (pendingIsr.needsRetry()) {
+            propose(pendingIsr.proposed(), "the answer to the last proposal was lost; asking again");
             return;
         }
-        if (isrChange != IsrChange.NONE) {
+        if (!pendingIsr.isSettled()) {
             return;
         }
         long now = clockMs.getAsLong();
@@ -804,12 +783,10 @@ public final class Partition {
 
     /** Proposes {@code newIsr}, based on the committed version this leader holds. */
     private void propose(List<Integer> newIsr, String why) {
-        pendingIsr = List.copyOf(newIsr);
-        isrChange = IsrChange.IN_FLIGHT;
-        long seq = ++isrProposalSeq;
+        long seq = pendingIsr.start(newIsr);
         int epoch = leaderEpoch;
         LOG.info("{}: proposing ISR {} (from {} v{}): {}", name, newIsr, isr, isrVersion, why);
-        proposer.propose(epoch, isrVersion, pendingIsr).whenComplete((committed, e) -> onIsrAnswer(seq, epoch, committed, e));
+        proposer.propose(epoch, isrVersion, pendingIsr.proposed()).whenComplete((committed, e) -> onIsrAnswer(seq, epoch, committed, e));
     }
 
     /**
@@ -825,25 +802,27 @@ public final class Partition {
         }
         if (committed != null) {
             adoptIsr(committed.isr(), committed.isrVersion());
-            if (seq == isrProposalSeq) {
-                isrChange = IsrChange.AWAIT_CONTROLLER; // an answer no newer than what is held: learn the state
+            if (pendingIsr.isCurrent(seq)) {
+                pendingIsr.awaitController(); // an answer no newer than what is held: learn the state
             }
             return;
         }
-        if (seq != isrProposalSeq) {
+        if (!pendingIsr.isCurrent(seq)) {
             return; // a newer proposal is out, or a newer ISR was adopted
         }
         ErrorCode code = ReplicaException.codeOf(failure);
         if (code == ErrorCode.INVALID_ARGUMENT) {
-            LOG.warn("{}: the controller refused ISR {}: {}", name, pendingIsr, failure.toString());
-            clearIsrChange();
+            LOG.warn("{}: the controller refused ISR {}: {}", name, pendingIsr.proposed(), failure.toString());
+            pendingIsr.settle();
             maybeAdvanceHighWatermark();
         } else if (code == ErrorCode.FENCED_EPOCH) {
-            LOG.warn("{}: ISR proposal {} is stale ({}); counting it until the controller's state arrives", name, pendingIsr, failure.toString());
-            isrChange = IsrChange.AWAIT_CONTROLLER;
+            LOG.warn("{}: ISR proposal {} is stale ({}); counting it until the controller's state arrives", name, pendingIsr.proposed(),
+                    failure.toString());
+            pendingIsr.awaitController();
         } else {
-            LOG.warn("{}: the outcome of ISR proposal {} is unknown ({}); counting it and asking again", name, pendingIsr, failure.toString());
-            isrChange = IsrChange.RETRY;
+            LOG.warn("{}: the outcome of ISR proposal {} is unknown ({}); counting it and asking again", name, pendingIsr.proposed(),
+                    failure.toString());
+            pendingIsr.retryLater();
         }
     }
 
@@ -865,14 +844,8 @@ public final class Partition {
         }
         isr = List.copyOf(committedIsr);
         isrVersion = committedVersion;
-        clearIsrChange();
+        pendingIsr.settle();
         maybeAdvanceHighWatermark();
-    }
-
-    private void clearIsrChange() {
-        pendingIsr = null;
-        isrChange = IsrChange.NONE;
-        isrProposalSeq++;
     }
 
     // ---- follower ------------------------------------------------------------------------------------------

@@ -1,0 +1,348 @@
+package dev.segstore.node.replica;
+
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.log.AppendRecord;
+import dev.segstore.log.AppendResult;
+import dev.segstore.log.DirectoryConfig;
+import dev.segstore.log.Durability;
+import dev.segstore.log.FileSlice;
+import dev.segstore.log.LogConfig;
+import dev.segstore.log.LogDirectory;
+import dev.segstore.log.LogRecord;
+import dev.segstore.log.epoch.EpochEndOffset;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The replication protocol in the interleavings that lost, duplicated or diverged data before (issue 11): ISR
+ * changes whose outcome is unknown, sealing before reconciling, a follower ahead of its leader, offsets advertised
+ * but not held, answers that arrive after the state they were asked under changed. See docs/architecture.md,
+ * "Safety argument".
+ */
+@Timeout(60)
+class PartitionSafetyTest extends PartitionFixture {
+    // ---- safety: ISR changes whose outcome is unknown (issue 11, item 1) -----------------------------------
+
+    /** Node 3 lags, the leader shrinks it out: ISR [1, 2] at version 1. */
+    private void shrinkNode3Out() throws Exception {
+        cutOff.add(3);
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("a", 2), -1, -1);
+        awaitDurable(1, 2);
+        fetchRound(1, 2);
+        clock.addAndGet(1_001);
+        fetchRound(1, 2);
+        replicas[1].maybeShrinkIsr();
+        assertEquals(List.of(1, 2), replicas[1].isr());
+        await(ack);
+    }
+
+    @Test
+    void anIsrExpansionWhoseAnswerWasLostGoesOnCountingTheNewMember() throws Exception {
+        shrinkNode3Out();
+        // Node 3 catches up; the controller commits [1, 2, 3] at version 2, but the answer is lost.
+        loseAnswers = true;
+        cutOff.remove(3);
+        fetchRound(1, 3);
+        fetchRound(1, 3);
+        assertEquals(List.of(1, 2, 3), committedIsr, "the controller committed the expansion");
+        assertEquals(2, committedVersion);
+        loseAnswers = false;
+        // Node 3 is cut off again; a write reaches node 2 only. The controller counts node 3 in the ISR, so it
+        // could elect node 3: acknowledging the write on [1, 2] would lose it.
+        cutOff.add(3);
+        CompletableFuture<AppendResult> w = replicas[1].append(records("w", 1), -1, -1);
+        awaitDurable(1, 3);
+        fetchRound(1, 2);
+        fetchRound(1, 2);
+        assertFalse(w.isDone(), "not acknowledged while node 3 may be in the committed ISR");
+        // The next tick asks again; the controller's version moved, so it is refused as stale: the leader waits
+        // for the controller's state and meanwhile proposes nothing else.
+        replicas[1].maybeShrinkIsr();
+        clock.addAndGet(1_001);
+        replicas[1].maybeShrinkIsr();
+        assertEquals(2, committedVersion, "no narrower ISR proposed before the committed state is known");
+        assertFalse(w.isDone());
+        // The assignment brings the committed ISR; node 3 has to hold the write for it to be acknowledged.
+        replicas[1].onControllerIsr(0, committedIsr, committedVersion);
+        assertEquals(List.of(1, 2, 3), replicas[1].isr());
+        assertEquals(2, replicas[1].isrVersion());
+        assertFalse(w.isDone());
+        cutOff.remove(3);
+        fetchRound(1, 3);
+        fetchRound(1, 3);
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 2, 2), await(w));
+    }
+
+    @Test
+    void aLostAnswerIsAskedAgainAndTheRetrysAnswerSettlesIt() throws Exception {
+        shrinkNode3Out();
+        cutOff.remove(3);
+        // The expansion is lost on its way: not committed, no answer.
+        java.util.concurrent.atomic.AtomicBoolean dropNext = new java.util.concurrent.atomic.AtomicBoolean(true);
+        Partition leader = new Partition("s/0@1b", replicas[1].log(), 1, CONFIG, clock::get, (epoch, version, isr) -> {
+            if (dropNext.getAndSet(false)) {
+                return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.UNAVAILABLE, "the meta leader went away"));
+            }
+            return propose(epoch, version, isr);
+        });
+        replicas[1] = leader;
+        leader.becomeLeader(1, List.of(1, 2, 3), committedIsr, committedVersion);
+        replicas[2].becomeFollower(1, 1);
+        replicas[3].becomeFollower(1, 1);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        assertEquals(List.of(1, 2), leader.isr(), "the proposal failed");
+        assertEquals(1, committedVersion, "and was not committed");
+        leader.maybeShrinkIsr(); // the tick asks again
+        assertEquals(List.of(1, 2, 3), leader.isr());
+        assertEquals(2, leader.isrVersion());
+    }
+
+    @Test
+    void aLateIsrAnswerOlderThanTheVersionHeldIsIgnored() throws Exception {
+        heldAnswers = new ArrayList<>();
+        cutOff.add(3);
+        clock.addAndGet(1_001);
+        fetchRound(1, 2);
+        replicas[1].maybeShrinkIsr(); // [1, 2] committed at version 1; its answer is held
+        assertEquals(1, heldAnswers.size());
+        // The controller fences node 2 meanwhile (version 2) and the leader learns it from its assignment.
+        committedIsr = List.of(1);
+        committedVersion = 2;
+        replicas[1].onControllerIsr(0, committedIsr, committedVersion);
+        assertEquals(List.of(1), replicas[1].isr());
+        heldAnswers.get(0).complete(null); // the late answer: [1, 2] at version 1
+        assertEquals(List.of(1), replicas[1].isr(), "an answer older than the version held changes nothing");
+        assertEquals(2, replicas[1].isrVersion());
+    }
+
+    // ---- safety: reconcile before sealing (item 2) --------------------------------------------------------
+
+    /**
+     * Node 1 leads epoch 0 and has [0, 2) acknowledged everywhere; it appends three records nobody fetches (a
+     * paused leader's queued writes), while node 2 leads epoch 1, writes one record with node 3 and the
+     * controller seals the segment at 3.
+     */
+    private void deposeNode1AndSealAt3() throws Exception {
+        writeAcknowledged(2);
+        replicas[1].append(records("zombie", 3), -1, -1);
+        awaitDurable(1, 5);
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> fresh = replicas[2].append(records("new", 1), -1, -1);
+        awaitDurable(2, 3);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        await(fresh);
+        replicas[2].markSealed(1, 3);
+        replicas[3].markSealed(1, 3);
+        assertEquals(3, replicas[2].sealedEnd());
+    }
+
+    @Test
+    void aDeposedLeaderHoldingRecordsPastTheSealPointTruncatesBeforeItSeals() throws Exception {
+        deposeNode1AndSealAt3();
+        // Node 1 learns both from one assignment, the seal first (the order StorageNode.apply used).
+        replicas[1].markSealed(1, 3);
+        replicas[1].becomeFollower(1, 2);
+        assertEquals(-1, replicas[1].sealedEnd(), "not sealed before it reconciled with the leader");
+        fetchRound(2, 1);
+        fetchRound(2, 1);
+        assertEquals(3, replicas[1].sealedEnd());
+        assertEquals(wholeLog(2), wholeLog(1), "byte-identical to the leader");
+        assertEquals(List.of("r0", "r1", "new0"), replicas[1].read(0, 10, 1 << 20).stream().map(PartitionTest::text).toList());
+    }
+
+    @Test
+    void aSealedReplicaThatDisagreesWithItsLeaderIsRepaired() throws Exception {
+        deposeNode1AndSealAt3();
+        await(replicas[1].log().seal()); // sealed with its divergent records (as the code before sealed it)
+        replicas[1].becomeFollower(1, 2);
+        replicas[1].markSealed(1, 3);
+        fetchRound(2, 1);
+        fetchRound(2, 1);
+        assertEquals(wholeLog(2), wholeLog(1), "truncated, fetched again: byte-identical to the leader");
+        assertEquals(3, replicas[1].sealedEnd());
+        assertTrue(replicas[1].log().isSealed(), "and sealed again");
+    }
+
+    @Test
+    void aLeaderHoldingMoreThanTheSealPointCutsItsTailBeforeItSeals() throws Exception {
+        writeAcknowledged(2);
+        CompletableFuture<AppendResult> uncommitted = replicas[1].append(records("uncommitted", 3), -1, -1); // never replicated
+        awaitDurable(1, 5);
+        replicas[1].markSealed(0, 2); // as an uncleanly elected leader learns the seal point of a segment sealed before
+        assertEquals(ErrorCode.NOT_LEADER, failure(replicas[1].append(records("late", 1), -1, -1)).code(),
+                "no write is taken while it cuts back to the seal point");
+        assertEquals(ErrorCode.NOT_LEADER, failure(uncommitted).code(), "the write past the seal point fails");
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (replicas[1].sealedEnd() < 0 && System.nanoTime() < end) {
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000L);
+        }
+        assertEquals(2, replicas[1].sealedEnd());
+        assertEquals(2, replicas[1].log().logEndOffset(), "the records past the seal point are gone");
+        assertEquals(wholeLog(2), wholeLog(1));
+    }
+
+    @Test
+    void aRestartedReplicaWhoseNewestEpochTheLeaderNeverSawTruncatesToWhereTheLeaderDiverged() throws Exception {
+        writeAcknowledged(2);
+        // Node 1 leads epoch 1 too, and writes in it what nobody fetches; then node 2 leads epoch 2, writes nothing.
+        replicas[1].becomeLeader(1, List.of(1, 2, 3), committedIsr, committedVersion);
+        replicas[1].append(records("lost", 2), -1, -1);
+        awaitDurable(1, 4);
+        replicas[2].becomeLeader(2, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        // Node 1 restarts (a new replica over its log, high watermark 0) and follows node 2.
+        Partition restarted = new Partition("s/0@1", replicas[1].log(), 1, CONFIG, clock::get, this::propose);
+        replicas[1] = restarted;
+        restarted.becomeFollower(2, 2);
+        assertEquals(2, restarted.truncateToLeader(endpointTo(2)),
+                "epoch 0 ends at 2 on the leader: only epoch 1's records go, not the committed ones");
+    }
+
+    // ---- safety: a follower ahead of its leader (item 3) ----------------------------------------------------
+
+    @Test
+    void aFollowerToldItIsBeyondTheLeadersLogTruncatesThroughTheEpochProtocol() throws Exception {
+        writeAcknowledged(1);
+        for (int i = 0; i < 2; i++) {
+            CompletableFuture<AppendResult> ack = replicas[1].append(records("b" + i, 1), -1, -1);
+            awaitDurable(1, 2 + i);
+            fetchRound(1, 2, 3);
+            fetchRound(1, 2, 3);
+            await(ack);
+        }
+        // The leader comes back without its last batch (unsynced bytes lost) in the same epoch.
+        await(replicas[1].log().truncateTo(2));
+        assertThrows(java.util.concurrent.CompletionException.class, () -> replicas[2].fetchOnce(endpointTo(1), 1 << 20),
+                "fetch offset 3 is beyond the leader's log");
+        fetchRound(1, 2); // truncates against the leader, then fetches
+        assertEquals(2, replicas[2].log().logEndOffset(), "cut back to where the leader's epoch ends");
+        CompletableFuture<AppendResult> next = replicas[1].append(records("c", 1), -1, -1);
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(next);
+        assertEquals(wholeLog(1), wholeLog(2), "the same bytes at the same offsets as the leader");
+    }
+
+    // ---- safety: offsets advertised are offsets held (item 4) -----------------------------------------------
+
+    @Test
+    void aFollowerWhoseWriteFailedNeverAdvertisesTheFailedBatch() throws Exception {
+        shrinkNode3Out(); // ISR [1, 2]: node 2 alone stands between a write and its acknowledgement
+        node2Files.failWrites();
+        CompletableFuture<AppendResult> w = replicas[1].append(records("w", 1), -1, -1);
+        awaitDurable(1, 3);
+        for (int i = 0; i < 3; i++) {
+            try {
+                replicas[2].fetchOnce(endpointTo(1), 1 << 20);
+            } catch (java.util.concurrent.CompletionException expected) {
+                // the write fails; later rounds find the directory offline
+            }
+        }
+        assertFalse(w.isDone(), "node 2 never wrote the batch: the write is not acknowledged");
+        clock.addAndGet(1_001);
+        replicas[1].maybeShrinkIsr();
+        assertEquals(List.of(1), replicas[1].isr(), "node 2 stopped fetching and left the ISR");
+        assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, failure(w).code());
+    }
+
+    // ---- safety: answers checked again on arrival (item 6) ------------------------------------------------
+
+    @Test
+    void aFetchAnswerArrivingAfterTheFollowerBecameLeaderIsDropped() throws Exception {
+        replicas[1].append(records("late", 2), -1, -1);
+        awaitDurable(1, 2);
+        CompletableFuture<LeaderEndPoint.FetchResult> held = new CompletableFuture<>();
+        LeaderEndPoint slow = new LeaderEndPoint() {
+            @Override
+            public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
+                return endpointTo(1).endOffsetForEpoch(leaderEpoch, epoch);
+            }
+
+            @Override
+            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
+                return held; // a long poll still on its way
+            }
+        };
+        replicas[2].truncateToLeader(slow);
+        CompletableFuture<Integer> round = replicas[2].fetchOnceAsync(slow, 1 << 20);
+        LeaderEndPoint.FetchResult answer = replicas[1].fetchFromFollower(2, 0, 0, 0, 1 << 20);
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        held.complete(answer);
+        await(round);
+        assertEquals(0, replicas[2].log().logEndOffset(), "the deposed leader's answer is not appended to the new leader's log");
+    }
+
+    @Test
+    void aRetryReachingAFollowerPromotedWhileItsCopyIsBeingWrittenIsNotAppendedAgain() throws Exception {
+        CompletableFuture<AppendResult> first = replicas[1].append(records("p", 3), 66, 0);
+        awaitDurable(1, 3);
+        replicas[2].truncateToLeader(endpointTo(1));
+        node2Files.hold(); // node 2's disk stalls: its copy is queued but not written
+        CompletableFuture<Integer> round = replicas[2].fetchOnceAsync(endpointTo(1), 1 << 20);
+        assertFalse(round.isDone());
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> retry = replicas[2].append(records("p", 3), 66, 0);
+        node2Files.release();
+        await(round);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 0, 2), await(retry), "answered with the original offsets");
+        assertEquals(3, replicas[2].log().logEndOffset(), "not appended twice");
+    }
+
+    @Test
+    void aTruncationOvertakenByANewerEpochLeavesTheFollowerNeedingAnother() throws Exception {
+        writeAcknowledged(2);
+        replicas[1].append(records("x", 1), -1, -1);
+        awaitDurable(1, 3);
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        replicas[1].becomeFollower(1, 2);
+        CompletableFuture<EpochEndOffset> answer = new CompletableFuture<>();
+        java.util.concurrent.CountDownLatch asked = new java.util.concurrent.CountDownLatch(1);
+        LeaderEndPoint slow = new LeaderEndPoint() {
+            @Override
+            public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
+                asked.countDown();
+                return answer;
+            }
+
+            @Override
+            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
+                return endpointTo(2).fetch(followerId, leaderEpoch, fetchOffset, tombstoneFrom, maxBytes);
+            }
+        };
+        CompletableFuture<Long> truncation = CompletableFuture.supplyAsync(() -> replicas[1].truncateToLeader(slow));
+        // While it waits for the leader's answer, a newer assignment makes node 3 the leader in epoch 2.
+        assertTrue(asked.await(30, TimeUnit.SECONDS));
+        replicas[1].becomeFollower(2, 3);
+        answer.complete(replicas[2].endOffsetForEpoch(1, 0));
+        await(truncation);
+        assertTrue(replicas[1].needsTruncation(), "the truncation against epoch 1's leader does not count for epoch 2");
+    }
+}
