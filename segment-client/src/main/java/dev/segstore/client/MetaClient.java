@@ -1,5 +1,6 @@
 package dev.segstore.client;
 
+import com.google.protobuf.ByteString;
 import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
 import dev.segstore.adapter.ErrorCode;
@@ -26,7 +27,9 @@ import dev.segstore.protocol.meta.ShardSettings;
 import dev.segstore.protocol.rpc.RpcClient;
 import dev.segstore.protocol.rpc.RpcException;
 
+import java.nio.ByteBuffer;
 import java.util.List;
+import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executors;
@@ -37,7 +40,8 @@ import java.util.concurrent.TimeUnit;
  * Talks to the meta-service for storage nodes and clients: sends each call to the node it believes leads,
  * follows NOT_LEADER hints, tries the other nodes on UNAVAILABLE or TIMEOUT, and gives up after the deadline
  * with the last error. Retries are safe because every meta write is either idempotent (register, commits) or
- * conditional on what the caller saw (ISR changes, rolls); a retried create may answer SHARD_EXISTS.
+ * conditional on what the caller saw (ISR changes, rolls), or carries a request id the state machine remembers
+ * (creates and deletes): a retried create is not answered SHARD_EXISTS for its own success.
  */
 public final class MetaClient implements AutoCloseable {
     private final List<String> addresses;
@@ -67,12 +71,25 @@ public final class MetaClient implements AutoCloseable {
         this.leader = addresses.get(0);
     }
 
+    /**
+     * Creates a shard. Every attempt of this call carries the same new request id, so an attempt retried after
+     * the create was applied (its answer lost to a timeout or a leader change) is answered with the shard it
+     * made, not SHARD_EXISTS. If that shard was deleted since, the answer's route has no segments.
+     */
     public CompletableFuture<ShardRoute> createShard(String name, ShardSettings settings) {
-        return call(MetaMethods.CREATE_SHARD, CreateShardRequest.newBuilder().setName(name).setSettings(settings).build(), ShardRoute.parser());
+        return call(MetaMethods.CREATE_SHARD, CreateShardRequest.newBuilder().setName(name).setSettings(settings)
+                .setRequestId(newRequestId()).build(), ShardRoute.parser());
     }
 
+    /** Deletes a shard; idempotent across this call's retries as {@link #createShard} is (no SHARD_NOT_FOUND for its own success). */
     public CompletableFuture<Empty> deleteShard(String name) {
-        return call(MetaMethods.DELETE_SHARD, DeleteShardRequest.newBuilder().setName(name).build(), Empty.parser());
+        return call(MetaMethods.DELETE_SHARD, DeleteShardRequest.newBuilder().setName(name).setRequestId(newRequestId()).build(), Empty.parser());
+    }
+
+    /** 16 random bytes: unique per call for as long as the meta-service remembers requests (15 minutes). */
+    static ByteString newRequestId() {
+        UUID id = UUID.randomUUID();
+        return ByteString.copyFrom(ByteBuffer.allocate(16).putLong(id.getMostSignificantBits()).putLong(id.getLeastSignificantBits()).array());
     }
 
     public CompletableFuture<ListShardsResponse> listShards(String prefix) {

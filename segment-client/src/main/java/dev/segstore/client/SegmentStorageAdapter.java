@@ -127,8 +127,11 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             if (e != null) {
                 throw storageError(e);
             }
-            routes.put(config.name(), CompletableFuture.completedFuture(route));
-            knownShardIds.put(config.name(), route.getShard().getShardId());
+            if (route.getSegmentsCount() > 0) {
+                // A retried create that was applied, its shard deleted since, answers a route of nothing: not cached.
+                routes.put(config.name(), CompletableFuture.completedFuture(route));
+                knownShardIds.put(config.name(), route.getShard().getShardId());
+            }
             return null;
         });
     }

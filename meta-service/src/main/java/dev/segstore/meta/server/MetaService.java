@@ -165,7 +165,7 @@ public final class MetaService {
 
     // ---- clients ---------------------------------------------------------------------------------------------
 
-    private CompletableFuture<Message> createShard(CreateShardRequest r) {
+    CompletableFuture<Message> createShard(CreateShardRequest r) {
         ShardSettings s = r.getSettings();
         try {
             Validation.shardName(r.getName());
@@ -177,6 +177,7 @@ public final class MetaService {
                     "settings.segment_bytes must be 0 (default) or in " + Limits.MIN_SEGMENT_BYTES + ".." + Limits.MAX_SEGMENT_BYTES);
             require(s.getSegmentMs() >= 0, "settings.segment_ms must be >= 0 (0 = default)");
             require(s.getRetentionMs() == -1 || s.getRetentionMs() >= 0, "settings.retention_ms must be -1, 0 (default) or > 0");
+            require(r.getRequestId().size() <= MAX_REQUEST_ID_BYTES, "request_id must be at most " + MAX_REQUEST_ID_BYTES + " bytes");
         } catch (StorageException e) {
             return fail(e.code(), e.getMessage());
         } catch (IllegalArgumentException e) {
@@ -188,9 +189,15 @@ public final class MetaService {
                 .setRetentionMs(s.getRetentionMs() == 0 ? -1 : s.getRetentionMs())
                 .setDurability(s.getDurability() == DurabilityMode.DURABILITY_UNSPECIFIED ? DurabilityMode.FSYNC : s.getDurability())
                 .build();
+        // A retry of a create that was applied is answered by the state machine from its record; it needs no
+        // placement (which could fail by now, if nodes went away since).
         return guarded(() -> propose(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(r.getName())
-                .setSettings(settings).addAllReplicas(controller.place(settings.getReplicaCount())))));
+                .setSettings(settings).setRequestId(r.getRequestId())
+                .addAllReplicas(state.appliedRequest(r.getRequestId()) ? List.of() : controller.place(settings.getReplicaCount())))));
     }
+
+    /** Request ids are kept in the state machine for a while (RecentRequests): bounded, as they come from clients. */
+    static final int MAX_REQUEST_ID_BYTES = 64;
 
     private static void require(boolean ok, String message) {
         if (!ok) {
@@ -205,7 +212,11 @@ public final class MetaService {
      * a write on a route cached before it cannot be acknowledged into it. On the leader only (the controller waits).
      */
     CompletableFuture<Message> deleteShard(DeleteShardRequest r) {
-        return guarded(() -> propose(Command.newBuilder().setDeleteShard(DeleteShardCommand.newBuilder().setName(r.getName()).setTwoPhase(true)))
+        if (r.getRequestId().size() > MAX_REQUEST_ID_BYTES) {
+            return invalid("request_id must be at most " + MAX_REQUEST_ID_BYTES + " bytes");
+        }
+        return guarded(() -> propose(Command.newBuilder().setDeleteShard(DeleteShardCommand.newBuilder().setName(r.getName()).setTwoPhase(true)
+                        .setRequestId(r.getRequestId())))
                 .thenCompose(m -> controller.whenDeleted((dev.segstore.protocol.meta.Shard) m))
                 .thenApply(v -> (Message) Empty.getDefaultInstance()));
     }

@@ -54,6 +54,7 @@ public final class MetaState {
     private final TreeMap<String, Shard> deleting = new TreeMap<>();
     private final TreeMap<String, List<Segment>> segments = new TreeMap<>();
     private final TreeMap<String, TreeMap<String, Long>> groupOffsets = new TreeMap<>(); // shard -> group -> offset
+    private final RecentRequests recentRequests = new RecentRequests();
     private long nextShardId = 1;
     private long appliedCommands;
 
@@ -67,7 +68,7 @@ public final class MetaState {
             case REGISTER_NODE -> registerNode(c.getRegisterNode(), now);
             case FENCE_NODE -> fenceNode(c.getFenceNode());
             case CREATE_SHARD -> createShard(c.getCreateShard(), now);
-            case DELETE_SHARD -> deleteShard(c.getDeleteShard());
+            case DELETE_SHARD -> deleteShard(c.getDeleteShard(), now);
             case CHANGE_ISR -> changeIsr(c.getChangeIsr());
             case ROLL_SEGMENT -> rollSegment(c.getRollSegment(), now);
             case EXPIRE_SEGMENTS -> expireSegments(c.getExpireSegments(), now);
@@ -207,6 +208,15 @@ public final class MetaState {
     }
 
     private CommandResult createShard(CreateShardCommand c, long now) {
+        Optional<dev.segstore.protocol.meta.AppliedRequest> retried = recentRequests.find(c.getRequestId(), c.getName(), false);
+        if (retried.isPresent()) {
+            // This create was applied and its answer lost: answer it again. The shard it made may have been
+            // deleted since; then the answer is that shard alone, with no segments (a route of nothing).
+            Shard current = shards.get(c.getName());
+            return current != null && current.getShardId() == retried.get().getShardId() ? CommandResult.ok(route(c.getName()))
+                    : CommandResult.ok(ShardRoute.newBuilder().setShard(Shard.newBuilder().setName(c.getName())
+                            .setShardId(retried.get().getShardId()).setState(ShardState.DELETING)).build());
+        }
         if (shards.containsKey(c.getName())) {
             return CommandResult.fail(ErrorCode.SHARD_EXISTS, "shard '" + c.getName() + "' already exists");
         }
@@ -224,6 +234,7 @@ public final class MetaState {
         List<Segment> list = new ArrayList<>();
         list.add(openSegment(c.getName(), shard.getShardId(), 0, 0, c.getReplicasList()));
         segments.put(c.getName(), list);
+        recentRequests.record(c.getRequestId(), now, c.getName(), shard.getShardId(), false);
         return CommandResult.ok(route(c.getName()));
     }
 
@@ -282,15 +293,23 @@ public final class MetaState {
      * shard remembers the metadata version and the nodes that hosted it: the controller finishes the delete once
      * each of them has applied that version or is no longer alive. A delete of a DELETING name answers the same.
      */
-    private CommandResult deleteShard(DeleteShardCommand c) {
+    private CommandResult deleteShard(DeleteShardCommand c, long now) {
         Shard pending = deleting.get(c.getName());
         if (pending != null) {
             return CommandResult.ok(pending);
+        }
+        Optional<dev.segstore.protocol.meta.AppliedRequest> retried = recentRequests.find(c.getRequestId(), c.getName(), true);
+        if (retried.isPresent()) {
+            // This delete was applied and has finished since; its answer was lost. The shard it deleted is gone (a
+            // shard now under the name is a newer one, which this request never meant): answer as the first time.
+            return CommandResult.ok(Shard.newBuilder().setName(c.getName()).setShardId(retried.get().getShardId())
+                    .setState(ShardState.DELETING).build());
         }
         Shard shard = shards.remove(c.getName());
         if (shard == null) {
             return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + c.getName() + "' does not exist");
         }
+        recentRequests.record(c.getRequestId(), now, c.getName(), shard.getShardId(), true);
         if (!c.getTwoPhase()) {
             // A command written before deletes had two phases (replayed from an old log): applied as it was then.
             segments.remove(c.getName());
@@ -578,6 +597,14 @@ public final class MetaState {
         return appliedCommands;
     }
 
+    /**
+     * Whether a create or delete was applied under this request id (and is still remembered): the leader answers
+     * its retry from the state machine's record without placing replicas anew (placement could fail by now).
+     */
+    public synchronized boolean appliedRequest(com.google.protobuf.ByteString requestId) {
+        return recentRequests.contains(requestId);
+    }
+
     /** Every segment the node is a replica of, with the node's current record. */
     public synchronized NodeAssignments assignments(int nodeId) {
         NodeAssignments.Builder b = NodeAssignments.newBuilder().setMetadataVersion(appliedCommands);
@@ -647,6 +674,7 @@ public final class MetaState {
         MetaSnapshot.Builder b = MetaSnapshot.newBuilder().setVersion(VERSION).setNextShardId(nextShardId).setAppliedCommands(appliedCommands)
                 .addAllNodes(nodes.values()).addAllShards(shards.values()).addAllShards(deleting.values());
         segments.values().forEach(b::addAllSegments);
+        b.addAllAppliedRequests(recentRequests.snapshot());
         groupOffsets.forEach((shard, m) -> m.forEach((group, offset) ->
                 b.addGroupOffsets(GroupOffset.newBuilder().setShard(shard).setGroup(group).setOffset(offset))));
         return b.build();
@@ -665,6 +693,7 @@ public final class MetaState {
         s.getShardsList().forEach(sh -> (sh.getState() == ShardState.DELETING ? deleting : shards).put(sh.getName(), sh));
         s.getSegmentsList().forEach(seg -> segments.computeIfAbsent(seg.getShard(), k -> new ArrayList<>()).add(seg));
         s.getGroupOffsetsList().forEach(o -> groupOffsets.computeIfAbsent(o.getShard(), k -> new TreeMap<>()).put(o.getGroup(), o.getOffset()));
+        recentRequests.restore(s.getAppliedRequestsList());
         nextShardId = s.getNextShardId();
         appliedCommands = s.getAppliedCommands();
     }

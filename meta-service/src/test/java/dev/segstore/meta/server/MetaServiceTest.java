@@ -45,6 +45,7 @@ class MetaServiceTest {
         final MetaState state;
         final List<Command> proposed = new CopyOnWriteArrayList<>();
         volatile boolean leader = true;
+        volatile boolean loseNextAnswer;
         volatile Supplier<CompletableFuture<Void>> barrier = () -> CompletableFuture.completedFuture(null);
 
         FakeRaft(MetaState state) {
@@ -72,7 +73,13 @@ class MetaServiceTest {
                 return CompletableFuture.failedFuture(notLeader());
             }
             proposed.add(command);
-            return CompletableFuture.completedFuture(state.apply(command));
+            CommandResult result = state.apply(command);
+            if (loseNextAnswer) {
+                // Committed and applied, but the proposer never learns it (a timeout, a leadership lost meanwhile).
+                loseNextAnswer = false;
+                return CompletableFuture.failedFuture(new RpcException(ErrorCode.TIMEOUT.code(), "fake: the answer was lost"));
+            }
+            return CompletableFuture.completedFuture(result);
         }
 
         @Override
@@ -245,5 +252,35 @@ class MetaServiceTest {
                 .setShardId(open.getShardId()).setSequence(0).setLeader(2).setLeaderEpoch(0).setEndOffset(5).build()));
         assertEquals(ErrorCode.FENCED_EPOCH.code(), e.code(), e.getMessage());
         assertEquals(1, state.route("roll").getSegmentsCount(), "not rolled");
+    }
+
+    @Test
+    void aCreateRetriedAfterItsAnswerWasLostIsAnsweredWithTheShardItMade() throws Exception {
+        register(1);
+        dev.segstore.protocol.meta.CreateShardRequest create = dev.segstore.protocol.meta.CreateShardRequest.newBuilder().setName("c")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1))
+                .setRequestId(com.google.protobuf.ByteString.copyFromUtf8("one-call")).build();
+        raft.loseNextAnswer = true;
+        assertEquals(ErrorCode.TIMEOUT.code(), rpcFailure(service.createShard(create)).code());
+        long id = state.route("c").getShard().getShardId();
+        dev.segstore.protocol.meta.ShardRoute route = (dev.segstore.protocol.meta.ShardRoute) await(service.createShard(create));
+        assertEquals(id, route.getShard().getShardId(), "the retry is answered with the shard the first attempt made");
+        assertEquals(1, route.getSegmentsCount());
+    }
+
+    @Test
+    void aDeleteRetriedAfterItFinishedIsAnsweredOk() throws Exception {
+        long inc1 = register(1).getNode().getIncarnation();
+        createShard("d", 1);
+        dev.segstore.protocol.meta.DeleteShardRequest delete = dev.segstore.protocol.meta.DeleteShardRequest.newBuilder().setName("d")
+                .setRequestId(com.google.protobuf.ByteString.copyFromUtf8("one-call")).build();
+        raft.loseNextAnswer = true;
+        assertEquals(ErrorCode.TIMEOUT.code(), rpcFailure(service.deleteShard(delete)).code());
+        NodeAssignments a1 = (NodeAssignments) await(heartbeat(1, inc1, 0));
+        await(heartbeat(1, inc1, a1.getMetadataVersion())); // node 1 dropped it: the controller finishes the delete
+        assertTrue(state.snapshot().getShardsList().isEmpty(), "the delete finished: " + state.snapshot().getShardsList());
+        await(service.deleteShard(delete)); // the retry: OK, not SHARD_NOT_FOUND
+        assertEquals(ErrorCode.SHARD_NOT_FOUND.code(), rpcFailure(service.deleteShard(delete.toBuilder()
+                .setRequestId(com.google.protobuf.ByteString.copyFromUtf8("another-call")).build())).code());
     }
 }
