@@ -235,7 +235,14 @@ public final class MetaService {
         });
     }
 
-    private CompletableFuture<Message> commitOffsets(CommitOffsetsRequest r) {
+    /**
+     * Validates, then checks leadership, then the shards: a follower (or a lagging new leader) whose state does
+     * not hold a shard yet must not answer SHARD_NOT_FOUND, a final answer, for a shard that exists. A shard
+     * missing from the leader's state is looked for again after a read barrier (its applied state may lag what
+     * it committed) before the commit is refused; a shard that is there is checked once more when the command
+     * applies (a commit for a shard deleted meanwhile is dropped).
+     */
+    CompletableFuture<Message> commitOffsets(CommitOffsetsRequest r) {
         for (GroupOffset o : r.getOffsetsList()) {
             try {
                 Validation.groupName(o.getGroup());
@@ -243,16 +250,33 @@ public final class MetaService {
             } catch (StorageException e) {
                 return fail(e.code(), e.getMessage());
             }
-            Optional<dev.segstore.protocol.meta.Shard> shard = state.shard(o.getShard());
-            if (shard.isEmpty() || (o.getShardId() != 0 && o.getShardId() != shard.get().getShardId())) {
-                return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + o.getShard() + "'" + (o.getShardId() != 0 ? " id " + o.getShardId() : "")
-                        + " does not exist");
-            }
         }
         if (!raft.isLeader()) {
             return CompletableFuture.failedFuture(raft.notLeader());
         }
-        return commits.submit(r.getOffsetsList());
+        if (missingShard(r).isEmpty()) {
+            return commits.submit(r.getOffsetsList());
+        }
+        return raft.readBarrier().thenCompose(v -> {
+            Optional<GroupOffset> missing = missingShard(r);
+            if (missing.isPresent()) {
+                GroupOffset o = missing.get();
+                return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + o.getShard() + "'" + (o.getShardId() != 0 ? " id " + o.getShardId() : "")
+                        + " does not exist");
+            }
+            return commits.submit(r.getOffsetsList());
+        });
+    }
+
+    /** The first commit naming a shard (or shard id) this replica's state does not hold. */
+    private Optional<GroupOffset> missingShard(CommitOffsetsRequest r) {
+        for (GroupOffset o : r.getOffsetsList()) {
+            Optional<dev.segstore.protocol.meta.Shard> shard = state.shard(o.getShard());
+            if (shard.isEmpty() || (o.getShardId() != 0 && o.getShardId() != shard.get().getShardId())) {
+                return Optional.of(o);
+            }
+        }
+        return Optional.empty();
     }
 
     private CompletableFuture<Message> getOffset(GetOffsetRequest r) {

@@ -283,4 +283,31 @@ class MetaServiceTest {
         assertEquals(ErrorCode.SHARD_NOT_FOUND.code(), rpcFailure(service.deleteShard(delete.toBuilder()
                 .setRequestId(com.google.protobuf.ByteString.copyFromUtf8("another-call")).build())).code());
     }
+
+    private static dev.segstore.protocol.meta.CommitOffsetsRequest commit(String shard, long offset) {
+        return dev.segstore.protocol.meta.CommitOffsetsRequest.newBuilder().addOffsets(dev.segstore.protocol.meta.GroupOffset.newBuilder()
+                .setGroup("g").setShard(shard).setOffset(offset)).build();
+    }
+
+    @Test
+    void aFollowerWhoseStateLacksTheShardAnswersNotLeaderNotShardNotFound() {
+        raft.leader = false;
+        assertEquals(ErrorCode.NOT_LEADER.code(), rpcFailure(service.commitOffsets(commit("not-applied-here-yet", 1))).code(),
+                "SHARD_NOT_FOUND is final for the client; this replica may only be behind");
+    }
+
+    @Test
+    void aLeaderLooksForAMissingShardAgainAfterItsReadBarrier() throws Exception {
+        register(1);
+        // The leader's applied state lags what it committed: the shard is there once the read barrier completes.
+        raft.barrier = () -> {
+            if (state.route("late") == null) {
+                createShard("late", 1);
+            }
+            return CompletableFuture.completedFuture(null);
+        };
+        await(service.commitOffsets(commit("late", 5)));
+        assertEquals(5L, state.groupOffset("g", "late").orElseThrow());
+        assertEquals(ErrorCode.SHARD_NOT_FOUND.code(), rpcFailure(service.commitOffsets(commit("never", 1))).code());
+    }
 }

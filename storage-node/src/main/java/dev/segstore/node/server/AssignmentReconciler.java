@@ -169,6 +169,36 @@ final class AssignmentReconciler {
         }
     }
 
+    /**
+     * Applies a registration's answer, then deletes every log on disk that it does not assign: replicas of shards
+     * deleted, and of segments dropped by retention, while this node was down or fenced (nothing else would ever
+     * delete them: only hosted replicas are dropped by later answers). Safe, unlike deleting on an arbitrary answer:
+     * the registration commits after every command whose assignments this node saw before, so its answer is at
+     * least as new as the metadata that created any log on this disk.
+     */
+    synchronized void applyRegistration(NodeAssignments a) {
+        apply(a);
+        if (metadataVersion != a.getMetadataVersion() || closed.getAsBoolean()) {
+            return; // ignored as older than what was applied: it may not list what is newer
+        }
+        Set<String> assigned = new HashSet<>();
+        a.getSegmentsList().forEach(s -> assigned.add(Key.of(s).logName()));
+        try {
+            for (String name : directory.logNames()) {
+                if (assigned.contains(name) || !name.matches("\\d+-\\d+")) {
+                    continue; // assigned, or not a replica's log (not named by Key.logName)
+                }
+                LOG.info("Log {} on disk is not assigned to node {} (its segment was deleted or dropped while the node was away): deleting it",
+                        name, config.nodeId());
+                directory.deleteLog(name);
+                Key k = Key.parse(name);
+                index.dropSegment(k.shardId(), k.sequence());
+            }
+        } catch (RuntimeException | org.rocksdb.RocksDBException e) {
+            LOG.warn("Storage node {}: deleting unassigned logs failed (tried again at the next registration): {}", config.nodeId(), e.toString());
+        }
+    }
+
     private Hosted open(Key key, Segment s, Shard shard) {
         int minIsr = shard == null ? 1 : Math.max(1, shard.getSettings().getMinInSyncReplicas());
         Durability durability = shard != null && shard.getSettings().getDurability() == DurabilityMode.PAGE_CACHE

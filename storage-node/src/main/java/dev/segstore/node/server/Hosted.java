@@ -34,5 +34,11 @@ final class Hosted {
         String logName() {
             return shardId + "-" + sequence;
         }
+
+        /** The key of a log named by {@link #logName}. */
+        static Key parse(String logName) {
+            int dash = logName.indexOf('-');
+            return new Key(Long.parseLong(logName.substring(0, dash)), Long.parseLong(logName.substring(dash + 1)));
+        }
     }
 }

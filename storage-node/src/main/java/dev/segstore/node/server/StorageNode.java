@@ -203,7 +203,7 @@ public final class StorageNode implements AutoCloseable {
             NodeAssignments a = meta.registerNode(config.nodeId(), config.host(), boundPort, !directory.isOnline(), instanceId).get(30, TimeUnit.SECONDS);
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
-            reconciler.apply(a);
+            reconciler.applyRegistration(a);
         } catch (Exception e) {
             registrationFailures++;
             Throwable cause = e.getCause() != null ? e.getCause() : e;

@@ -61,6 +61,8 @@ class ScriptedMetaTest {
     private final FaultyFiles files = new FaultyFiles();
     private StorageNode node;
 
+    private int metaPort;
+
     private void start() throws Exception {
         metaServer.register(RpcHandler.of(MetaMethods.REGISTER_NODE, RegisterNodeRequest.parser(),
                         r -> CompletableFuture.completedFuture(answer.get())))
@@ -71,8 +73,12 @@ class ScriptedMetaTest {
                     heartbeats.incrementAndGet();
                     return CompletableFuture.completedFuture(answer.get());
                 }));
-        int port = metaServer.start("127.0.0.1", 0).getPort();
-        node = StorageNode.start(new NodeConfig(1, "127.0.0.1", 0, dir.resolve("node-1"), List.of("127.0.0.1:" + port), 50, 1_000,
+        metaPort = metaServer.start("127.0.0.1", 0).getPort();
+        startNode();
+    }
+
+    private void startNode() throws Exception {
+        node = StorageNode.start(new NodeConfig(1, "127.0.0.1", 0, dir.resolve("node-1"), List.of("127.0.0.1:" + metaPort), 50, 1_000,
                 DirectoryConfig.DEFAULT, LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, -1), StorageNode.PeerFaults.NONE, files);
     }
 
@@ -153,5 +159,34 @@ class ScriptedMetaTest {
         InJvmCluster.waitFor("shard 7's replica to lead", 30_000, () -> node.partition(SHARD_ID, 0) != null
                 && node.partition(SHARD_ID, 0).role() == dev.segstore.node.replica.Partition.Role.LEADER);
         assertEquals(null, node.partition(6, 0), "the bad one is not hosted");
+    }
+
+    @Test
+    void logsOfSegmentsDeletedWhileTheNodeWasDownAreDeletedWhenItRegistersAgain() throws Exception {
+        answer.set(assignments(10, true));
+        start();
+        InJvmCluster.waitFor("the replica to be created", 30_000, () -> node.partition(SHARD_ID, 0) != null);
+        Path log = dir.resolve("node-1").resolve("logs").resolve(SHARD_ID + "-0");
+        assertTrue(java.nio.file.Files.isDirectory(log), "the replica's log is at " + log);
+        Path foreign = java.nio.file.Files.createDirectories(dir.resolve("node-1").resolve("logs").resolve("not-a-replica"));
+        node.close();
+        // While the node is down the shard is deleted (and the delete finished without it, as it was not alive).
+        answer.set(assignments(20, false));
+        startNode();
+        InJvmCluster.waitFor("the unassigned log to be deleted", 30_000, () -> !java.nio.file.Files.exists(log));
+        assertTrue(java.nio.file.Files.isDirectory(foreign), "a directory that is not a replica's log is left alone");
+    }
+
+    @Test
+    void logsTheRegistrationAssignsAreKept() throws Exception {
+        answer.set(assignments(10, true));
+        start();
+        InJvmCluster.waitFor("the replica to be created", 30_000, () -> node.partition(SHARD_ID, 0) != null);
+        node.close();
+        answer.set(assignments(20, true));
+        startNode();
+        awaitHeartbeats(3);
+        assertNotNull(node.partition(SHARD_ID, 0), "the assigned replica is open again");
+        assertTrue(java.nio.file.Files.isDirectory(dir.resolve("node-1").resolve("logs").resolve(SHARD_ID + "-0")));
     }
 }
