@@ -42,6 +42,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class MetaStateProperties {
 
+    /** Reassignments applied across all tries (printed at the end, to see that the generator reaches them). */
+    private static final java.util.concurrent.atomic.AtomicInteger REASSIGNED = new java.util.concurrent.atomic.AtomicInteger();
+
+    @net.jqwik.api.lifecycle.AfterContainer
+    static void report() {
+        System.out.println("MetaStateProperties: " + REASSIGNED.get() + " replica reassignments applied");
+    }
+
     @Provide
     Arbitrary<Long> seeds() {
         return Arbitraries.longs();
@@ -74,7 +82,19 @@ class MetaStateProperties {
                     }
                 }
             }
+            List<Integer> isrBefore = null;
+            if (cmd.hasReassignReplica() && a.route(cmd.getReassignReplica().getShard()) != null) {
+                isrBefore = a.route(cmd.getReassignReplica().getShard()).getSegmentsList().stream()
+                        .filter(seg -> seg.getSequence() == cmd.getReassignReplica().getSequence()).findFirst()
+                        .map(Segment::getIsrList).orElse(null);
+            }
             var ra = a.apply(cmd);
+            if (ra.isOk() && cmd.hasReassignReplica()) {
+                // An ISR member may hold records no one else has: its replica is never moved away.
+                assertTrue(isrBefore != null && !isrBefore.contains(cmd.getReassignReplica().getOldNode()), context + " command " + i
+                        + ": moved node " + cmd.getReassignReplica().getOldNode() + " out of ISR " + isrBefore);
+                REASSIGNED.incrementAndGet();
+            }
             for (Segment seg : a.snapshot().getSegmentsList()) {
                 Integer epoch = ledBefore.get(seg.getShardId() + "/" + seg.getSequence());
                 assertTrue(epoch == null || seg.getLeaderEpoch() > epoch, context + " command " + i
@@ -122,6 +142,7 @@ class MetaStateProperties {
             Integer before = epochs.put(key, seg.getLeaderEpoch());
             assertTrue(before == null || seg.getLeaderEpoch() >= before, context + ": epoch of " + key + " went back");
             assertTrue(seg.getIsrCount() >= 1 && seg.getReplicasList().containsAll(seg.getIsrList()), context + ": ISR " + key);
+            assertEquals(seg.getReplicasCount(), new java.util.HashSet<>(seg.getReplicasList()).size(), context + ": replicas of " + key + " repeat a node");
             if (seg.getLeader() >= 0) {
                 assertTrue(seg.getReplicasList().contains(seg.getLeader()), context + ": leader of " + key + " not a replica");
                 assertTrue(unclean.get(seg.getShard()) || seg.getIsrList().contains(seg.getLeader()),
@@ -138,7 +159,10 @@ class MetaStateProperties {
         for (int i = 0; i < n; i++) {
             now += random.nextInt(100);
             Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now);
-            int kind = random.nextInt(11);
+            int kind = random.nextInt(12);
+            // Creates and deletes carry a request id from a small pool, so some are retries and some collide.
+            com.google.protobuf.ByteString requestId = random.nextInt(3) == 0 ? com.google.protobuf.ByteString.EMPTY
+                    : com.google.protobuf.ByteString.copyFromUtf8("r" + random.nextInt(6));
             List<StorageNode> nodes = model.nodes();
             List<String> shardNames = model.listShards("").stream().map(s -> s.getName()).toList();
             if (kind <= 1 || nodes.size() < 3) {
@@ -156,13 +180,13 @@ class MetaStateProperties {
                         .setSettings(ShardSettings.newBuilder().setReplicaCount(rc).setMinInSyncReplicas(1)
                                 .setUncleanLeaderElection(random.nextInt(4) == 0)
                                 .setRetentionMs(random.nextBoolean() ? -1 : 50 + random.nextInt(500)))
-                        .addAllReplicas(ids.subList(0, Math.min(rc, ids.size()))));
+                        .addAllReplicas(ids.subList(0, Math.min(rc, ids.size()))).setRequestId(requestId));
             } else if (kind == 4 && !model.deletingShards().isEmpty() && random.nextBoolean()) {
                 dev.segstore.protocol.meta.Shard d = model.deletingShards().get(random.nextInt(model.deletingShards().size()));
                 c.setFinishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand.newBuilder().setName(d.getName())
                         .setShardId(d.getShardId() - (random.nextInt(5) == 0 ? 1 : 0)));
             } else if (kind == 4) {
-                c.setDeleteShard(DeleteShardCommand.newBuilder().setName(random.nextInt(5) == 0 ? "nope" : shardNames.get(random.nextInt(shardNames.size()))).setTwoPhase(true));
+                c.setDeleteShard(DeleteShardCommand.newBuilder().setName(random.nextInt(5) == 0 ? "nope" : shardNames.get(random.nextInt(shardNames.size()))).setTwoPhase(true).setRequestId(requestId));
             } else if (kind <= 6) {
                 String shard = shardNames.get(random.nextInt(shardNames.size()));
                 List<Segment> segs = model.route(shard).getSegmentsList();
@@ -186,6 +210,20 @@ class MetaStateProperties {
                 c.setRollSegment(RollSegmentCommand.newBuilder().setShard(shard).setSequence(open.getSequence())
                         .setLeaderEpoch(open.getLeaderEpoch()).setEndOffset(open.getStartOffset() + random.nextInt(1000))
                         .addAllNextReplicas(ids.subList(0, Math.min(rc, ids.size()))));
+            } else if (kind == 11) {
+                // Moving a replica off a node: often one the rules allow (not alive, not in the ISR), often not.
+                String shard = shardNames.get(random.nextInt(shardNames.size()));
+                List<Segment> segs = model.route(shard).getSegmentsList();
+                Segment s = segs.get(random.nextInt(segs.size()));
+                List<Integer> outOfIsr = s.getReplicasList().stream().filter(r -> !s.getIsrList().contains(r)).toList();
+                int from = !outOfIsr.isEmpty() && random.nextInt(4) > 0 ? outOfIsr.get(random.nextInt(outOfIsr.size()))
+                        : s.getReplicas(random.nextInt(s.getReplicasCount()));
+                List<Integer> candidates = nodes.stream().filter(x -> x.getState() == dev.segstore.protocol.meta.NodeState.ALIVE)
+                        .map(StorageNode::getNodeId).filter(x -> !s.getReplicasList().contains(x)).toList();
+                int to = !candidates.isEmpty() && random.nextInt(4) > 0 ? candidates.get(random.nextInt(candidates.size())) : 1 + random.nextInt(5);
+                c.setReassignReplica(dev.segstore.protocol.meta.ReassignReplicaCommand.newBuilder().setShard(shard)
+                        .setShardId(model.shard(shard).get().getShardId() - (random.nextInt(6) == 0 ? 1 : 0)).setSequence(s.getSequence())
+                        .setOldNode(from).setNewNode(to));
             } else if (kind == 10) {
                 // Retention: what the controller would propose now, or a guess that may be too early or stale.
                 List<ExpireSegmentsCommand> due = model.expired(now);

@@ -74,6 +74,7 @@ public final class MetaState {
             case EXPIRE_SEGMENTS -> expireSegments(c.getExpireSegments(), now);
             case COMMIT_OFFSETS -> commitOffsets(c.getCommitOffsets());
             case FINISH_DELETE_SHARD -> finishDeleteShard(c.getFinishDeleteShard());
+            case REASSIGN_REPLICA -> reassignReplica(c.getReassignReplica());
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
     }
@@ -334,6 +335,60 @@ public final class MetaState {
             deleting.remove(c.getName());
         }
         return CommandResult.ok(Empty.getDefaultInstance());
+    }
+
+    /**
+     * Moves a replica off a node lost for good (the controller proposes it once the node has been fenced long
+     * enough): only a replica that is not in the ISR, so the ISR still holds every acknowledged record, and only
+     * to a live node that is not a replica yet. The leader epoch goes up, so the leader takes the new replica set
+     * (a new epoch is how a leader learns its replicas) and the followers check their logs against it.
+     */
+    private CommandResult reassignReplica(dev.segstore.protocol.meta.ReassignReplicaCommand c) {
+        List<Segment> list = segments.get(c.getShard());
+        Shard shard = shards.get(c.getShard());
+        if (list == null || shard == null || shard.getShardId() != c.getShardId()) {
+            return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + c.getShard() + "' id " + c.getShardId() + " does not exist");
+        }
+        int i = indexOf(list, c.getSequence());
+        if (i < 0) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "shard '" + c.getShard() + "' has no segment " + c.getSequence());
+        }
+        Segment s = list.get(i);
+        String where = "segment " + c.getShard() + "/" + c.getSequence();
+        if (s.getStatus() != SegmentStatus.OPEN && s.getStatus() != SegmentStatus.SEALED) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, where + " is " + s.getStatus());
+        }
+        int at = s.getReplicasList().indexOf(c.getOldNode());
+        if (at < 0 || s.getIsrList().contains(c.getOldNode()) || alive(c.getOldNode())) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, where + ": node " + c.getOldNode()
+                    + " must be a replica that is neither alive nor in the ISR " + s.getIsrList());
+        }
+        if (!alive(c.getNewNode()) || s.getReplicasList().contains(c.getNewNode())) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, where + ": node " + c.getNewNode()
+                    + " must be alive and not a replica of " + s.getReplicasList() + " yet");
+        }
+        List<Integer> replicas = new ArrayList<>(s.getReplicasList());
+        replicas.set(at, c.getNewNode());
+        Segment moved = s.toBuilder().clearReplicas().addAllReplicas(replicas).setLeaderEpoch(s.getLeaderEpoch() + 1).build();
+        list.set(i, moved);
+        return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(moved).build());
+    }
+
+    /**
+     * The replicas the controller may move off {@code nodeId} now: those not in their segment's ISR, of open or
+     * sealed segments. (One in the ISR is the last holder of its records: the segment waits for the node.)
+     */
+    public synchronized List<Segment> reassignable(int nodeId) {
+        List<Segment> out = new ArrayList<>();
+        for (List<Segment> list : segments.values()) {
+            for (Segment s : list) {
+                boolean live = s.getStatus() == SegmentStatus.OPEN || s.getStatus() == SegmentStatus.SEALED;
+                if (live && s.getReplicasList().contains(nodeId) && !s.getIsrList().contains(nodeId)) {
+                    out.add(s);
+                }
+            }
+        }
+        return out;
     }
 
     /** The segment a proposal names, checked against the proposer's view; null result means it may go ahead. */
