@@ -21,12 +21,16 @@ import java.util.Set;
  * @param sessionTimeoutMs       a storage node that sends no heartbeat for this long is fenced
  * @param metricsPort            port of the Prometheus endpoint ({@code /metrics}) on this node's host; -1: none,
  *                               0: any free port
+ * @param replicaReassignAfterMs a storage node not alive for this long loses its replicas that are not in an ISR to
+ *                               live nodes ({@link ReplicaReassigner}); -1: never
  */
 public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs,
-                         int snapshotIntervalSecs, long sessionTimeoutMs, int metricsPort) {
+                         int snapshotIntervalSecs, long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs) {
 
     private static final Set<String> KEYS = Set.of("self", "peers", "data.dir", "election.timeout.ms",
-            "snapshot.interval.secs", "session.timeout.ms", "metrics.port");
+            "snapshot.interval.secs", "session.timeout.ms", "metrics.port", "replica.reassign.after.ms");
+    /** 15 minutes: longer than a restart or a reboot, short enough not to run under-replicated for hours. */
+    public static final long DEFAULT_REPLICA_REASSIGN_AFTER_MS = 15 * 60 * 1000L;
 
     /** Without a metrics endpoint. */
     public MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs, int snapshotIntervalSecs,
@@ -34,7 +38,17 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
         this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, -1);
     }
 
+    /** With the default {@code replica.reassign.after.ms}. */
+    public MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs, int snapshotIntervalSecs,
+                      long sessionTimeoutMs, int metricsPort) {
+        this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, metricsPort, DEFAULT_REPLICA_REASSIGN_AFTER_MS);
+    }
+
     public MetaConfig {
+        if (replicaReassignAfterMs < sessionTimeoutMs && replicaReassignAfterMs != -1) {
+            throw new IllegalArgumentException("replica.reassign.after.ms = " + replicaReassignAfterMs
+                    + " must be -1 (never) or at least session.timeout.ms (" + sessionTimeoutMs + ")");
+        }
         if (metricsPort < -1 || metricsPort > 65535) {
             throw new IllegalArgumentException("metrics.port = " + metricsPort + " must be in 0..65535 (or -1: none)");
         }
@@ -79,7 +93,8 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
         }
         Path dataDir = base.resolve(required(p, "data.dir"));
         return new MetaConfig(self, peers, dataDir, intValue(p, "election.timeout.ms", 1000),
-                intValue(p, "snapshot.interval.secs", 300), intValue(p, "session.timeout.ms", 6000), intValue(p, "metrics.port", -1));
+                intValue(p, "snapshot.interval.secs", 300), intValue(p, "session.timeout.ms", 6000), intValue(p, "metrics.port", -1),
+                longValue(p, "replica.reassign.after.ms", DEFAULT_REPLICA_REASSIGN_AFTER_MS));
     }
 
     private static String required(Properties p, String key) {
@@ -90,16 +105,24 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
         return v.trim();
     }
 
-    private static int intValue(Properties p, String key, int def) {
+    private static long longValue(Properties p, String key, long def) {
         String v = p.getProperty(key);
         if (v == null) {
             return def;
         }
         try {
-            return Integer.parseInt(v.trim());
+            return Long.parseLong(v.trim());
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("meta-service setting '" + key + "' = '" + v + "' is not a number");
         }
+    }
+
+    private static int intValue(Properties p, String key, int def) {
+        long v = longValue(p, key, def);
+        if (v != (int) v) {
+            throw new IllegalArgumentException("meta-service setting '" + key + "' = " + v + " is out of range");
+        }
+        return (int) v;
     }
 
     /** The RPC address of the peer whose Raft address is {@code raftAddress}, or empty. */

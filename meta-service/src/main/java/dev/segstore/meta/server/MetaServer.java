@@ -23,6 +23,11 @@ public final class MetaServer implements AutoCloseable {
     private final Controller controller;
     private final RpcServer rpc;
     private final MetaMetrics metrics;
+    private final java.util.concurrent.ScheduledExecutorService reassignTimer = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "meta-reassign");
+        t.setDaemon(true);
+        return t;
+    });
 
     private MetaServer(MetaConfig config) throws IOException, InterruptedException {
         this.config = config;
@@ -75,6 +80,16 @@ public final class MetaServer implements AutoCloseable {
             throw e;
         }
         this.metrics = started;
+        ReplicaReassigner reassigner = new ReplicaReassigner(state, raft, config.replicaReassignAfterMs(),
+                () -> System.nanoTime() / 1_000_000, System::currentTimeMillis);
+        long period = ReplicaReassigner.period(config.replicaReassignAfterMs());
+        reassignTimer.scheduleWithFixedDelay(() -> {
+            try {
+                reassigner.tick();
+            } catch (RuntimeException e) {
+                LOG.warn("Replica reassignment check failed: {}", e.toString());
+            }
+        }, period, period, java.util.concurrent.TimeUnit.MILLISECONDS);
         LOG.info("Meta node {} started: Raft on {}, RPC on {}, data in {}", config.self(), config.self().raftAddress(),
                 config.self().rpcAddress(), config.dataDir());
     }
@@ -106,6 +121,7 @@ public final class MetaServer implements AutoCloseable {
 
     @Override
     public void close() {
+        reassignTimer.shutdownNow();
         metrics.close();
         rpc.close();
         controller.close();

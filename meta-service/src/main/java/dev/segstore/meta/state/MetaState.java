@@ -712,6 +712,19 @@ public final class MetaState {
         return load;
     }
 
+    /** Replicas of open and sealed segments held by each node that holds any (for the controller's placement). */
+    public synchronized Map<Integer, Integer> replicaCounts() {
+        Map<Integer, Integer> counts = new TreeMap<>();
+        for (List<Segment> list : segments.values()) {
+            for (Segment s : list) {
+                if (s.getStatus() == SegmentStatus.OPEN || s.getStatus() == SegmentStatus.SEALED) {
+                    s.getReplicasList().forEach(n -> counts.merge(n, 1, Integer::sum));
+                }
+            }
+        }
+        return counts;
+    }
+
     /** All segments led by a node, for failure handling by the controller. */
     public synchronized Set<String> segmentsLedBy(int nodeId) {
         Set<String> out = new HashSet<>();

@@ -24,7 +24,7 @@ import java.util.stream.Stream;
 public final class InJvmCluster implements AutoCloseable {
     public final Path root;
     public final List<MetaServer> metas = new ArrayList<>();
-    public final StorageNode[] nodes = new StorageNode[4]; // index = node id 1..3
+    public final StorageNode[] nodes = new StorageNode[6]; // index = node id: 1..3 started, 4 and 5 if a test starts them
     public final List<String> metaAddresses;
     private final IntFunction<StorageNode.PeerFaults> faults;
     private final IntFunction<dev.segstore.log.io.LogFiles> files;
@@ -43,6 +43,12 @@ public final class InJvmCluster implements AutoCloseable {
      * @param files  the file layer each storage node's segment logs live on, by node id (disk faults)
      */
     public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files) throws Exception {
+        this(faults, files, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS);
+    }
+
+    /** @param replicaReassignAfterMs the meta-service's {@code replica.reassign.after.ms} */
+    public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
+                        long replicaReassignAfterMs) throws Exception {
         this.faults = faults;
         this.files = files;
         root = Files.createTempDirectory("segstore-cluster-");
@@ -55,7 +61,8 @@ public final class InJvmCluster implements AutoCloseable {
             }
             try {
                 for (int i = 0; i < 3; i++) {
-                    metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), 600, 300, 2_000, 0)));
+                    metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), 600, 300, 2_000, 0,
+                            replicaReassignAfterMs)));
                 }
             } catch (Exception e) {
                 metas.forEach(MetaServer::close);

@@ -173,6 +173,53 @@ class StorageClusterTest {
     }
 
     @Test
+    void theReplicasOfANodeLostForGoodMoveToALiveNodeThatCatchesUp() throws Exception {
+        cluster.close();
+        cluster = new InJvmCluster(id -> StorageNode.PeerFaults.NONE, id -> dev.segstore.log.io.RealLogFiles.INSTANCE, 2_000);
+        nodes = cluster.nodes;
+        meta.close();
+        meta = new MetaClient(cluster.metaAddresses, 2_000, DEADLINE_MS);
+        cluster.startNode(4);
+        meta.createShard("moved", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);
+        Segment s = openSegment("moved");
+        awaitRoles(s);
+        List<String> acked = new ArrayList<>();
+        for (int i = 0; i < 30; i++) {
+            produce(s, "r" + i, 21, i);
+            acked.add("r" + i);
+        }
+        int lost = s.getReplicasList().stream().filter(id -> id != s.getLeader()).findFirst().orElseThrow();
+        cluster.stopNode(lost);
+        // Fenced after the session timeout (2 s), then moved once gone for replica.reassign.after.ms (2 s) more.
+        waitFor("node " + lost + "'s replica to move to another node and the ISR to be full again", () -> {
+            try {
+                Segment now = openSegment("moved");
+                return !now.getReplicasList().contains(lost) && now.getIsrCount() == 3;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        Segment moved = openSegment("moved");
+        int added = moved.getReplicasList().stream().filter(id -> !s.getReplicasList().contains(id)).findFirst().orElseThrow();
+        assertTrue(moved.getLeaderEpoch() > s.getLeaderEpoch(), "a new epoch: " + moved);
+        waitFor("the new replica on node " + added + " to serve every acknowledged record", () -> {
+            try {
+                return consume(moved, added).equals(acked);
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        produce(moved, "after", 21, 30);
+        acked.add("after");
+        assertEquals(acked, consume(moved, moved.getLeader()), "writes go on, acknowledged by the new replica set");
+        // The lost node comes back after all: its registration deletes the log it no longer hosts.
+        java.nio.file.Path oldLog = cluster.root.resolve("node-" + lost).resolve("logs").resolve(s.getShardId() + "-" + s.getSequence());
+        assertTrue(java.nio.file.Files.isDirectory(oldLog), "the stopped node's log is still on disk: " + oldLog);
+        cluster.startNode(lost);
+        waitFor("the returning node to delete the log it no longer hosts", () -> !java.nio.file.Files.exists(oldLog));
+    }
+
+    @Test
     void acknowledgedWritesSurviveTheLossOfTheLeader() throws Exception {
         meta.createShard("orders", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);
         Segment s = openSegment("orders");
