@@ -9,6 +9,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -29,8 +31,27 @@ public final class MetaServer implements AutoCloseable {
         return t;
     });
 
+    /** Where sofa-jraft writes its SIGUSR2 dumps; unset, it writes them into the working directory. */
+    static final List<String> JRAFT_DUMP_DIR_PROPERTIES = List.of("jraft.signal.node.describe.dir",
+            "jraft.signal.node.metrics.dir", "jraft.signal.thread.pool.metrics.dir");
+
+    /**
+     * Sends sofa-jraft's SIGUSR2 dumps (node_describe.log, node_metrics.log, thread_pool_metrics.log, one set per
+     * signal) to {@code dataDir}/jraft-dumps instead of the working directory, where they piled up in source trees.
+     * jraft reads the settings once, when its first node is created, so the first meta node of a JVM decides; a
+     * value given on the command line (-D) wins.
+     */
+    static void directJraftDumps(Path dataDir) {
+        for (String key : JRAFT_DUMP_DIR_PROPERTIES) {
+            if (System.getProperty(key) == null) {
+                System.setProperty(key, dataDir.resolve("jraft-dumps").toString());
+            }
+        }
+    }
+
     private MetaServer(MetaConfig config) throws IOException, InterruptedException {
         this.config = config;
+        directJraftDumps(config.dataDir());
         // jraft may elect this node before the constructor finishes: leadership is recorded here and handed
         // to the raft group and controller once they exist (and at once afterwards).
         AtomicReference<Controller> controllerRef = new AtomicReference<>();
