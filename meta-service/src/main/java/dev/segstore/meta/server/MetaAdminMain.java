@@ -20,7 +20,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
 /** {@code meta-admin --meta host:port,... <command>}: looks at and changes cluster metadata. */
-@Command(name = "meta-admin", mixinStandardHelpOptions = true, description = "Shows and changes segstore cluster metadata.",
+@Command(name = "segstore-admin", mixinStandardHelpOptions = true, description = "Shows and changes segstore cluster metadata.",
         subcommands = {MetaAdminMain.Describe.class, MetaAdminMain.CreateShard.class, MetaAdminMain.Route.class,
                 MetaAdminMain.ListShards.class, MetaAdminMain.RegisterNode.class, MetaAdminMain.Lag.class})
 public final class MetaAdminMain {

@@ -26,7 +26,7 @@ import java.util.concurrent.TimeUnit;
  * {@code segstore-data --meta host:port,... produce|consume ...}: writes and reads records of a shard's open
  * segment through its leader, for trying a local cluster by hand. (Brokers use the {@code segment} engine.)
  */
-@Command(name = "segstore-data", mixinStandardHelpOptions = true, description = "Writes and reads records of a shard.",
+@Command(name = "segstore-client", mixinStandardHelpOptions = true, description = "Writes and reads records of a shard.",
         subcommands = {DataClientMain.Produce.class, DataClientMain.Consume.class})
 public final class DataClientMain {
     @Option(names = "--meta", required = true, split = ",", description = "RPC addresses of the meta-service nodes")

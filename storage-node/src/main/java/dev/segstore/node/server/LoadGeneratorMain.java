@@ -24,7 +24,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * every process on the path needs it), then reads everything back. Prints records/s, MB/s and per-call
  * latency percentiles (HdrHistogram). Used by scripts/bench-cluster.sh.
  */
-@Command(name = "segstore-load", mixinStandardHelpOptions = true, description = "Produces and consumes against a cluster.")
+@Command(name = "segstore-perf", mixinStandardHelpOptions = true, description = "Produces and consumes against a cluster.")
 public final class LoadGeneratorMain implements Callable<Integer> {
     @Option(names = "--meta", required = true, split = ",")
     List<String> meta;

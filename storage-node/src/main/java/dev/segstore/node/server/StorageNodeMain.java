@@ -9,14 +9,17 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
 /** {@code storage-node --config node.properties}: runs one storage node until it is stopped. */
-@Command(name = "storage-node", mixinStandardHelpOptions = true, description = "Runs one segstore storage node.")
+@Command(name = "segstore-node", mixinStandardHelpOptions = true, description = "Runs one segstore storage node.")
 public final class StorageNodeMain implements Callable<Integer> {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(StorageNodeMain.class);
     @Option(names = "--config", required = true, description = "properties file (docs/configuration.md)")
     Path config;
 
     @Override
     public Integer call() throws Exception {
-        StorageNode node = StorageNode.start(NodeConfig.load(config));
+        NodeConfig c = NodeConfig.load(config);
+        LOG.info("Starting storage node with {}", c);
+        StorageNode node = StorageNode.start(c);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             node.close();
@@ -27,6 +30,15 @@ public final class StorageNodeMain implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
-        System.exit(new CommandLine(new StorageNodeMain()).execute(args));
+        CommandLine line = new CommandLine(new StorageNodeMain());
+        line.setExecutionExceptionHandler((e, cl, parsed) -> {
+            // A bad configuration, a missing file or a port in use is the operator's to fix: one clear line.
+            if (e instanceof IllegalArgumentException || e instanceof java.io.IOException) {
+                cl.getErr().println("segstore-node: " + (e instanceof java.nio.file.NoSuchFileException ? "no such file: " : "") + e.getMessage());
+                return 2;
+            }
+            throw e;
+        });
+        System.exit(line.execute(args));
     }
 }
