@@ -29,8 +29,6 @@ import dev.segstore.protocol.rpc.RpcException;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -38,17 +36,18 @@ import java.util.concurrent.TimeUnit;
  * follows NOT_LEADER hints, tries the other nodes on UNAVAILABLE or TIMEOUT, and gives up after the deadline
  * with the last error. Retries are safe because every meta write is either idempotent (register, commits) or
  * conditional on what the caller saw (ISR changes, rolls); a retried create may answer SHARD_EXISTS.
+ *
+ * <p>{@link #close()} completes every call not answered yet, those waiting for a retry included, with a
+ * CLOSED error ({@link RpcException#code()} 14); a call made after it fails CLOSED at once.
  */
 public final class MetaClient implements AutoCloseable {
     private final List<String> addresses;
     private final RpcClient rpc;
     private final long callTimeoutMs;
     private final long deadlineMs;
-    private final ScheduledExecutorService retryTimer = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "meta-client-retry");
-        t.setDaemon(true);
-        return t;
-    });
+    private final RetryScheduler retries = new RetryScheduler("meta-client-retry");
+    private final InFlightOperations calls = new InFlightOperations();
+    private volatile boolean closed;
     private volatile String leader;
 
     /**
@@ -145,13 +144,17 @@ public final class MetaClient implements AutoCloseable {
     }
 
     private <R extends Message> CompletableFuture<R> call(String method, Message request, Parser<R> parser) {
-        CompletableFuture<R> result = new CompletableFuture<>();
+        CompletableFuture<R> result = calls.track(new CompletableFuture<>(), () -> closedError(method, null));
         attempt(method, request, parser, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(deadlineMs), 0, result);
         return result;
     }
 
     private <R extends Message> void attempt(String method, Message request, Parser<R> parser, long deadline, int tries,
                                              CompletableFuture<R> result) {
+        if (closed) {
+            result.completeExceptionally(closedError(method, null));
+            return;
+        }
         String target = leader;
         rpc.call(target, method, request, parser, callTimeoutMs).whenComplete((r, e) -> {
             if (e == null) {
@@ -163,6 +166,10 @@ public final class MetaClient implements AutoCloseable {
                 result.completeExceptionally(cause);
                 return;
             }
+            if (closed) {
+                result.completeExceptionally(closedError(method, re)); // not retried: the retry would be refused
+                return;
+            }
             if (re.code() == ErrorCode.NOT_LEADER.code() && !re.leaderHint().isEmpty()) {
                 leader = re.leaderHint();
             } else {
@@ -170,7 +177,7 @@ public final class MetaClient implements AutoCloseable {
                 leader = addresses.get(next);
             }
             long backoff = Math.min(200, 10L << Math.min(tries, 4));
-            retryTimer.schedule(() -> attempt(method, request, parser, deadline, tries + 1, result), backoff, TimeUnit.MILLISECONDS);
+            retries.schedule(() -> attempt(method, request, parser, deadline, tries + 1, result), backoff);
         });
     }
 
@@ -179,9 +186,20 @@ public final class MetaClient implements AutoCloseable {
                 || e.code() == ErrorCode.TIMEOUT.code();
     }
 
+    private static RpcException closedError(String method, RpcException last) {
+        return new RpcException(ErrorCode.CLOSED.code(), "the meta-service client was closed before " + method + " was answered"
+                + (last == null ? "" : " (last error: " + last.getMessage() + ")"));
+    }
+
+    /**
+     * Completes every call not answered yet with CLOSED: retries waiting for their pause run now and see the
+     * client closed; calls on the wire fail as the connections close. Idempotent.
+     */
     @Override
     public void close() {
-        retryTimer.shutdownNow();
+        closed = true;
+        retries.close();
         rpc.close();
+        calls.completeAll(); // any call the two above left pending (none expected)
     }
 }
