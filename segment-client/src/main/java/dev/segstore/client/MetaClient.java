@@ -32,8 +32,6 @@ import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -42,17 +40,18 @@ import java.util.concurrent.TimeUnit;
  * with the last error. Retries are safe because every meta write is either idempotent (register, commits) or
  * conditional on what the caller saw (ISR changes, rolls), or carries a request id the state machine remembers
  * (creates and deletes): a retried create is not answered SHARD_EXISTS for its own success.
+ *
+ * <p>{@link #close()} completes every call not answered yet, those waiting for a retry included, with a
+ * CLOSED error ({@link RpcException#code()} 14); a call made after it fails CLOSED at once.
  */
 public final class MetaClient implements AutoCloseable {
     private final List<String> addresses;
     private final RpcClient rpc;
     private final long callTimeoutMs;
     private final long deadlineMs;
-    private final ScheduledExecutorService retryTimer = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "meta-client-retry");
-        t.setDaemon(true);
-        return t;
-    });
+    private final RetryScheduler retries = new RetryScheduler("meta-client-retry");
+    private final InFlightOperations calls = new InFlightOperations();
+    private volatile boolean closed;
     private volatile String leader;
 
     /**
@@ -162,13 +161,17 @@ public final class MetaClient implements AutoCloseable {
     }
 
     private <R extends Message> CompletableFuture<R> call(String method, Message request, Parser<R> parser) {
-        CompletableFuture<R> result = new CompletableFuture<>();
+        CompletableFuture<R> result = calls.track(new CompletableFuture<>(), () -> closedError(method, null));
         attempt(method, request, parser, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(deadlineMs), 0, result);
         return result;
     }
 
     private <R extends Message> void attempt(String method, Message request, Parser<R> parser, long deadline, int tries,
                                              CompletableFuture<R> result) {
+        if (closed) {
+            result.completeExceptionally(closedError(method, null));
+            return;
+        }
         String target = leader;
         rpc.call(target, method, request, parser, callTimeoutMs).whenComplete((r, e) -> {
             if (e == null) {
@@ -180,6 +183,10 @@ public final class MetaClient implements AutoCloseable {
                 result.completeExceptionally(cause);
                 return;
             }
+            if (closed) {
+                result.completeExceptionally(closedError(method, re)); // not retried: the retry would be refused
+                return;
+            }
             if (re.code() == ErrorCode.NOT_LEADER.code() && !re.leaderHint().isEmpty()) {
                 leader = re.leaderHint();
             } else {
@@ -187,7 +194,7 @@ public final class MetaClient implements AutoCloseable {
                 leader = addresses.get(next);
             }
             long backoff = Math.min(200, 10L << Math.min(tries, 4));
-            retryTimer.schedule(() -> attempt(method, request, parser, deadline, tries + 1, result), backoff, TimeUnit.MILLISECONDS);
+            retries.schedule(() -> attempt(method, request, parser, deadline, tries + 1, result), backoff);
         });
     }
 
@@ -196,9 +203,20 @@ public final class MetaClient implements AutoCloseable {
                 || e.code() == ErrorCode.TIMEOUT.code();
     }
 
+    private static RpcException closedError(String method, RpcException last) {
+        return new RpcException(ErrorCode.CLOSED.code(), "the meta-service client was closed before " + method + " was answered"
+                + (last == null ? "" : " (last error: " + last.getMessage() + ")"));
+    }
+
+    /**
+     * Completes every call not answered yet with CLOSED: retries waiting for their pause run now and see the
+     * client closed; calls on the wire fail as the connections close. Idempotent.
+     */
     @Override
     public void close() {
-        retryTimer.shutdownNow();
+        closed = true;
+        retries.close();
         rpc.close();
+        calls.completeAll(); // any call the two above left pending (none expected)
     }
 }

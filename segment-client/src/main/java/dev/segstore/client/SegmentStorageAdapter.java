@@ -45,11 +45,8 @@ import java.util.OptionalLong;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import java.util.function.Supplier;
 
@@ -63,12 +60,16 @@ import java.util.function.Supplier;
  *       is also known old when a node says that the segment the route calls open is sealed (node.proto,
  *       {@code sealed}): then no read, look-up or delete answers from it; a fresh route is read and the operation
  *       goes on in the later segments ({@link #routePast}).</li>
- *   <li><b>Writes</b> go to the leader of the open segment with this adapter's producer id and a sequence per
- *       shard; a retry re-sends the same id and sequence, so the leader (or a new leader, which learnt the
- *       producer state by replication) answers it with the original offsets instead of appending again.</li>
+ *   <li><b>Writes</b> go to the leader of the open segment with a producer id and a sequence per shard
+ *       ({@link ProducerSequence}: a fresh id before the int32 sequences would wrap); a retry re-sends the same
+ *       id and sequence, so the leader (or a new leader, which learnt the producer state by replication) answers
+ *       it with the original offsets instead of appending again.</li>
  *   <li><b>Retries.</b> Retriable errors (not leader, stale epoch, not enough replicas, unavailable, timeout,
  *       overloaded) are retried with a growing pause until {@code request.timeout.ms}; then the last error is
  *       returned.</li>
+ *   <li><b>Close</b> waits for operations in flight up to one call timeout ({@code call.timeout.ms}); retries
+ *       waiting for their pause are not sent. Every operation's future completes: with its outcome if it came
+ *       within that grace, else with CLOSED, or OUTCOME_UNKNOWN for a write an attempt of which went out.</li>
  *   <li><b>Reads</b> walk the segments in offset order; a sealed segment is read from a random member of its
  *       ISR (spreading reads), the open one from its leader; a member behind the seal (high watermark below the
  *       sealed end) that cannot answer in full is followed by a read from the leader. Nodes skip deleted records
@@ -80,6 +81,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     private static final Logger LOG = LoggerFactory.getLogger(SegmentStorageAdapter.class);
     public static final String STORAGE_TYPE = "segment";
     private static final int READ_MAX_BYTES = 4 << 20;
+    private static final SecureRandom PRODUCER_IDS = new SecureRandom();
 
     /** The engine's settings (from the broker's configuration, see docs/configuration.md). */
     public record Settings(List<String> metaAddresses, long requestTimeoutMs, long callTimeoutMs, DurabilityMode durability) {
@@ -102,16 +104,20 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     /** Per shard name, the id of the shard the last route read named (group-offset commits carry it). */
     private final Map<String, Long> knownShardIds = new ConcurrentHashMap<>();
     private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
-    private final Map<String, AtomicInteger> sequences = new ConcurrentHashMap<>();
-    private final long producerId = new SecureRandom().nextLong() & Long.MAX_VALUE;
-    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "segment-client-retry");
-        t.setDaemon(true);
-        return t;
-    });
+    /** Per shard name, the producer id and next sequence of new batches. */
+    private final Map<String, ProducerSequence> producers = new ConcurrentHashMap<>();
+    private final int firstSequence;
+    private final RetryScheduler retries = new RetryScheduler("segment-client-retry");
+    private final InFlightOperations operations = new InFlightOperations();
 
     public SegmentStorageAdapter(Settings settings) {
+        this(settings, 0);
+    }
+
+    /** As above, each shard's first producer id starting at sequence {@code firstSequence}: tests start near the wrap. */
+    SegmentStorageAdapter(Settings settings, int firstSequence) {
         super(STORAGE_TYPE);
+        this.firstSequence = firstSequence;
         this.settings = settings;
         this.meta = new MetaClient(settings.metaAddresses(), settings.callTimeoutMs(), settings.requestTimeoutMs());
     }
@@ -123,7 +129,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         ShardSettings s = ShardSettings.newBuilder().setReplicaCount(config.replicaCount())
                 .setMinInSyncReplicas(config.minInSyncReplicas()).setSegmentBytes(config.segmentBytes())
                 .setRetentionMs(config.retentionMs()).setDurability(settings.durability()).build();
-        return meta.createShard(config.name(), s).handle((route, e) -> {
+        return tracked("createShard('" + config.name() + "')", meta.createShard(config.name(), s).handle((route, e) -> {
             if (e != null) {
                 throw storageError(e);
             }
@@ -133,36 +139,54 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 knownShardIds.put(config.name(), route.getShard().getShardId());
             }
             return null;
-        });
+        }));
     }
 
     @Override
     protected CompletableFuture<Void> doDeleteShard(String shard) {
-        return meta.deleteShard(shard).handle((r, e) -> {
+        return tracked("deleteShard('" + shard + "')", meta.deleteShard(shard).handle((r, e) -> {
             routes.remove(shard);
-            sequences.remove(shard);
+            producers.remove(shard);
             if (e != null) {
                 throw storageError(e);
             }
             return null;
-        });
+        }));
     }
 
     @Override
     protected CompletableFuture<List<ShardInfo>> doListShards(ShardFilter filter) {
-        return meta.listShards(filter.namePrefix()).handle((r, e) -> {
+        return tracked("listShards", meta.listShards(filter.namePrefix()).handle((r, e) -> {
             if (e != null) {
                 throw storageError(e);
             }
             return r.getShardsList();
         }).thenCompose(shards -> {
-            List<CompletableFuture<ShardInfo>> infos = new ArrayList<>();
+            List<CompletableFuture<Optional<ShardInfo>>> infos = new ArrayList<>();
             for (Shard s : shards) {
-                infos.add(logEndOffset(s.getName()).thenApply(end -> new ShardInfo(config(s), s.getCreatedAtMs(), end)));
+                infos.add(shardInfo(s.getName()));
             }
             return CompletableFuture.allOf(infos.toArray(CompletableFuture[]::new)).thenApply(v -> infos.stream()
-                    .map(CompletableFuture::join).sorted(Comparator.comparing(ShardInfo::name)).toList());
-        });
+                    .map(CompletableFuture::join).flatMap(Optional::stream).sorted(Comparator.comparing(ShardInfo::name)).toList());
+        }));
+    }
+
+    /**
+     * What listShards says of a shard the meta-service listed: its config from its route, and its log end. Empty
+     * when the shard was deleted after the list was read (its route is gone): the list leaves it out, as a list
+     * read after the delete would. The list and the routes are separate meta-service reads, so a list is not a
+     * snapshot: a shard created meanwhile is missing, one re-created meanwhile is shown as it is now.
+     */
+    private CompletableFuture<Optional<ShardInfo>> shardInfo(String shard) {
+        return withRoute("listShards", shard, route -> logEndOffset(shard, route).thenApply(end -> Optional.of(
+                new ShardInfo(config(route.getShard()), route.getShard().getCreatedAtMs(), end))))
+                .exceptionally(e -> {
+                    StorageException se = storageError(e);
+                    if (se.code() == ErrorCode.SHARD_NOT_FOUND) {
+                        return Optional.empty();
+                    }
+                    throw se;
+                });
     }
 
     private static ShardConfig config(Shard s) {
@@ -172,10 +196,6 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     }
 
     /** The shard's log end: the high watermark of its open segment. */
-    private CompletableFuture<Long> logEndOffset(String shard) {
-        return withRoute(shard, route -> logEndOffset(shard, route));
-    }
-
     private CompletableFuture<Long> logEndOffset(String shard, ShardRoute route) {
         Segment open = openSegment(route);
         return callNode(open.getLeader(), NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(ref(open)).setReplicaId(-1)
@@ -197,11 +217,23 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         } catch (IllegalArgumentException e) {
             return CompletableFuture.failedFuture(new StorageException(ErrorCode.RECORD_TOO_LARGE, e.getMessage()));
         }
-        ProduceRequest.Builder b = ProduceRequest.newBuilder().setProducerId(producerId).setBaseSequence(-1)
+        // Producer id and base sequence are stamped when the batch first goes out (base sequence -1: not yet).
+        ProduceRequest.Builder b = ProduceRequest.newBuilder().setBaseSequence(-1)
                 .setBatch(com.google.protobuf.UnsafeByteOperations.unsafeWrap(encoded));
         boolean[] mayBeApplied = {false};
+        boolean[] onTheWire = {false}; // an attempt was sent and is not answered yet
         long[] mayBeIn = {-1}; // the segment an attempt that may have been applied went to
         long[] mayBeShard = {0}; // and the id of its shard
+        Function<StorageException, StorageException> closing = last -> {
+            synchronized (b) {
+                if (!mayBeApplied[0] && !onTheWire[0]) {
+                    return closedBefore("batchWrite on shard '" + shard + "'", last); // no attempt may have been stored
+                }
+                return new StorageException(ErrorCode.OUTCOME_UNKNOWN, "shard '" + shard + "': the segment engine was closed"
+                        + " before a write (producer " + b.getProducerId() + ", sequence " + b.getBaseSequence() + ") was answered:"
+                        + " it may or may not have been stored" + (last == null ? "" : " (last error: " + last.getMessage() + ")"), last);
+            }
+        };
         return withRoute(shard, route -> {
             Segment open = openSegment(route);
             synchronized (b) {
@@ -224,7 +256,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                     b.setOnlyIfDuplicate(false);
                 }
                 return callNode(earlier.getLeader(), NodeMethods.PRODUCE, probe, ProduceResponse.parser()).thenCompose(r -> {
-                    LOG.info("Shard {}: a retried batch (producer {}, sequence {}) {} sealed segment {}", shard, producerId,
+                    LOG.info("Shard {}: a retried batch (producer {}, sequence {}) {} sealed segment {}", shard, probe.getProducerId(),
                             probe.getBaseSequence(), r.getNotFound() ? "is not in" : "was found in", earlier.getSequence());
                     if (!r.getNotFound()) {
                         return CompletableFuture.completedFuture(r);
@@ -239,21 +271,27 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                             "the batch is not in sealed segment " + earlier.getSequence() + ": writing it to the open segment"));
                 });
             }
-            AtomicInteger next = sequences.computeIfAbsent(shard, k -> new AtomicInteger());
+            ProducerSequence producer = producers.computeIfAbsent(shard, k -> new ProducerSequence(
+                    () -> PRODUCER_IDS.nextLong() & Long.MAX_VALUE, firstSequence));
             CompletableFuture<ProduceResponse> sent;
-            synchronized (next) {
-                // The sequence is taken as the batch goes out, under the shard's lock, so new batches reach the
-                // leader in sequence order; retries keep theirs (the leader accepts some disorder among recent
-                // batches: ProducerStateTable).
+            synchronized (producer) {
+                // The id and sequence are taken as the batch goes out, under the shard's lock, so new batches reach
+                // the leader in sequence order; retries keep theirs, the id included when the shard has rolled to
+                // a new id since (the leader accepts some disorder among recent batches: ProducerStateTable).
+                ProduceRequest request;
                 synchronized (b) {
                     if (b.getBaseSequence() < 0) {
-                        b.setBaseSequence(next.getAndAdd(records.size()));
+                        ProducerSequence.Stamp stamp = producer.take(records.size());
+                        b.setProducerId(stamp.producerId()).setBaseSequence(stamp.baseSequence());
                     }
+                    request = b.setSegment(ref(open)).build();
+                    onTheWire[0] = true;
                 }
-                sent = callNode(open.getLeader(), NodeMethods.PRODUCE, b.setSegment(ref(open)).build(), ProduceResponse.parser());
+                sent = callNode(open.getLeader(), NodeMethods.PRODUCE, request, ProduceResponse.parser());
             }
             return sent.whenComplete((r, e) -> {
                         synchronized (b) {
+                            onTheWire[0] = false;
                             if (e != null && !mayBeApplied[0] && notApplied(e)) {
                                 // Every attempt so far was refused before it was written: the retry goes out as a new
                                 // batch with a new sequence, in order with the batches sent meanwhile.
@@ -268,7 +306,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                             }
                         }
                     });
-        }).thenApply(r -> {
+        }, closing).thenApply(r -> {
             List<Long> offsets = new ArrayList<>(records.size());
             for (long o = r.getBaseOffset(); o <= r.getLastOffset(); o++) {
                 offsets.add(o);
@@ -286,9 +324,11 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
      */
     private Segment earlierSegment(String shard, ShardRoute route, Segment open, ProduceRequest.Builder b, long[] mayBeIn) {
         long sequence;
+        long producerId;
         int baseSequence;
         synchronized (b) {
             sequence = mayBeIn[0];
+            producerId = b.getProducerId();
             baseSequence = b.getBaseSequence();
         }
         if (sequence < 0 || sequence == open.getSequence()) {
@@ -309,7 +349,8 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     @Override
     protected CompletableFuture<List<Record>> doReadByOffset(String shard, long offset, int limit) {
         // Below the oldest segment retention left, records are gone: the read starts at the oldest one kept.
-        return withRoute(shard, route -> readFrom(route, Math.max(offset, route.getSegments(0).getStartOffset()), limit, new ArrayList<>()));
+        return withRoute("readByOffset", shard,
+                route -> readFrom(route, Math.max(offset, route.getSegments(0).getStartOffset()), limit, new ArrayList<>()));
     }
 
     /** Reads segment after segment from {@code offset} until {@code limit} records or the end. */
@@ -360,7 +401,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<List<Record>> doReadByTag(String shard, String tag, long offset, int limit) {
-        return withRoute(shard, route -> tagRead(shard, route, -1, tag, offset, limit, new ArrayList<>()));
+        return withRoute("readByTag", shard, route -> tagRead(shard, route, -1, tag, offset, limit, new ArrayList<>()));
     }
 
     /** Segment after segment (those after sequence {@code after} that may hold {@code offset} or later). */
@@ -403,7 +444,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<Optional<Record>> doReadByKey(String shard, String key) {
-        return withRoute(shard, route -> keyRead(shard, route, route.getSegmentsCount() - 1, key));
+        return withRoute("readByKey", shard, route -> keyRead(shard, route, route.getSegmentsCount() - 1, key));
     }
 
     /**
@@ -429,7 +470,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<OptionalLong> doGetOffsetByTimestamp(String shard, long timestamp) {
-        return withRoute(shard, route -> timestampRead(shard, route, -1, timestamp));
+        return withRoute("getOffsetByTimestamp", shard, route -> timestampRead(shard, route, -1, timestamp));
     }
 
     /**
@@ -467,7 +508,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<Boolean> doDeleteByOffset(String shard, long offset) {
-        return withRoute(shard, route -> deleteAt(shard, route, offset)).handle((r, e) -> {
+        return withRoute("deleteByOffset", shard, route -> deleteAt(shard, route, offset)).handle((r, e) -> {
             if (e != null) {
                 StorageException se = storageError(e);
                 if (se.code() == ErrorCode.OFFSET_OUT_OF_RANGE) {
@@ -503,7 +544,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         // attempt is retried (its answer would then be 0, its records being deleted already): answers are kept
         // by segment sequence across attempts.
         Map<Long, Long> deleted = new ConcurrentHashMap<>();
-        return withRoute(shard, route -> deleteKeyIn(shard, route, key, deleted))
+        return withRoute("deleteByKey", shard, route -> deleteKeyIn(shard, route, key, deleted))
                 .thenApply(v -> deleted.values().stream().mapToLong(Long::longValue).sum());
     }
 
@@ -536,12 +577,12 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<OptionalLong> doGetOffsetByGroup(String group, String shard) {
-        return meta.offset(group, shard).handle((r, e) -> {
+        return tracked("getOffsetByGroup('" + group + "', '" + shard + "')", meta.offset(group, shard).handle((r, e) -> {
             if (e != null) {
                 throw storageError(e);
             }
             return r.getFound() ? OptionalLong.of(r.getOffset()) : OptionalLong.empty();
-        });
+        }));
     }
 
     @Override
@@ -552,8 +593,8 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         // refused commit is refused again, until a read or write of this adapter has read the new shard's route.
         CompletableFuture<ShardRoute> cached = routes.get(shard);
         long shardId = knownShardIds.getOrDefault(shard, 0L);
-        return meta.commitOffsets(List.of(GroupOffset.newBuilder().setGroup(group).setShard(shard).setShardId(shardId).setOffset(offset).build()))
-                .handle((r, e) -> {
+        return tracked("commitOffset('" + group + "', '" + shard + "')", meta.commitOffsets(List.of(GroupOffset.newBuilder()
+                .setGroup(group).setShard(shard).setShardId(shardId).setOffset(offset).build())).handle((r, e) -> {
                     if (e != null) {
                         StorageException se = storageError(e);
                         if (se.code() == ErrorCode.SHARD_NOT_FOUND && cached != null) {
@@ -562,14 +603,40 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                         throw se;
                     }
                     return null;
-                });
+                }));
     }
 
+    /**
+     * Waits for the operations in flight, a bounded time, then completes every one still pending (the contract:
+     * close waits for operations in flight, and no future is left incomplete):
+     * <ol>
+     *   <li>retries waiting for their pause run now and, seeing the adapter closed, send nothing: their
+     *       operations fail with their closing error ({@link #closedBefore}; OUTCOME_UNKNOWN for a write that
+     *       may have been stored). An attempt that fails from now on is not retried either;</li>
+     *   <li>attempts on the wire get one call timeout ({@code call.timeout.ms}) to be answered: their real
+     *       outcome;</li>
+     *   <li>then the connections and the meta-service client close, failing what is still out, and whatever
+     *       is left completes with its closing error.</li>
+     * </ol>
+     */
     @Override
     protected void doClose() {
-        timer.shutdownNow();
+        retries.close();
+        operations.awaitAll(settings.callTimeoutMs());
         nodes.close();
         meta.close();
+        operations.completeAll();
+    }
+
+    /** Tracks an operation until it completes; pending when the adapter closes, it fails CLOSED. */
+    private <T> CompletableFuture<T> tracked(String what, CompletableFuture<T> operation) {
+        return operations.track(operation, () -> closedBefore(what, null));
+    }
+
+    /** The error of an operation that the adapter's close ended ({@code last}: its last failure, or null). */
+    private static StorageException closedBefore(String what, StorageException last) {
+        return new StorageException(ErrorCode.CLOSED, "the segment engine was closed before " + what + " completed"
+                + (last == null ? "" : " (last error: " + last.getMessage() + ")"), last);
     }
 
     // ---- routing and retries -------------------------------------------------------------------------------
@@ -621,19 +688,31 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         return route.getSegmentsCount() > 0 && route.getSegments(route.getSegmentsCount() - 1).getSequence() > sequence;
     }
 
+    /** As below, for operation {@code what} (named in its error if the adapter closes first: CLOSED). */
+    private <T> CompletableFuture<T> withRoute(String what, String shard, Function<ShardRoute, CompletableFuture<T>> attempt) {
+        return withRoute(shard, attempt, last -> closedBefore(what + " on shard '" + shard + "'", last));
+    }
+
     /**
      * Runs {@code attempt} against the shard's route, retrying retriable failures with a fresh route until the
-     * request deadline. Every attempt of a write sends the same producer id and sequence.
+     * request deadline. Every attempt of a write sends the same producer id and sequence. Once the adapter is
+     * closed nothing is retried: the operation fails with {@code closing} (given its last error, or null), as it
+     * does if it is still pending when the close grace ends.
      */
-    private <T> CompletableFuture<T> withRoute(String shard, Function<ShardRoute, CompletableFuture<T>> attempt) {
+    private <T> CompletableFuture<T> withRoute(String shard, Function<ShardRoute, CompletableFuture<T>> attempt,
+                                               Function<StorageException, StorageException> closing) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(settings.requestTimeoutMs());
-        CompletableFuture<T> result = new CompletableFuture<>();
-        attempt(shard, attempt, deadline, 0, result);
+        CompletableFuture<T> result = operations.track(new CompletableFuture<>(), () -> closing.apply(null));
+        attempt(shard, attempt, closing, deadline, 0, result);
         return result;
     }
 
-    private <T> void attempt(String shard, Function<ShardRoute, CompletableFuture<T>> attempt, long deadline, int tries,
-                             CompletableFuture<T> result) {
+    private <T> void attempt(String shard, Function<ShardRoute, CompletableFuture<T>> attempt,
+                             Function<StorageException, StorageException> closing, long deadline, int tries, CompletableFuture<T> result) {
+        if (isClosed()) {
+            result.completeExceptionally(closing.apply(null)); // a retry the close ran early: nothing is sent
+            return;
+        }
         CompletableFuture<T> f;
         boolean[] routed = {false};
         try {
@@ -654,7 +733,11 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             // route names was deleted. Final only if the meta-service says the name is gone too; if the name is a
             // new shard now, the operation goes on there (it was made after the delete).
             boolean shardGone = se.code() == ErrorCode.SHARD_NOT_FOUND && routed[0];
-            if ((!se.retriable() && !shardGone) || isClosed()) {
+            if (isClosed() && (se.retriable() || shardGone || se.code() == ErrorCode.CLOSED)) {
+                result.completeExceptionally(closing.apply(se)); // it would be retried, but the adapter is closed
+                return;
+            }
+            if (!se.retriable() && !shardGone) {
                 result.completeExceptionally(se);
                 return;
             }
@@ -669,11 +752,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 return;
             }
             LOG.debug("{} on shard {}: retrying in {} ms", se.code(), shard, pauseMs);
-            try {
-                timer.schedule(() -> attempt(shard, attempt, deadline, tries + 1, result), pauseMs, TimeUnit.MILLISECONDS);
-            } catch (java.util.concurrent.RejectedExecutionException closing) {
-                result.completeExceptionally(closedError());
-            }
+            retries.schedule(() -> attempt(shard, attempt, closing, deadline, tries + 1, result), pauseMs);
         });
     }
 
