@@ -32,11 +32,11 @@ public abstract class AbstractStorageAdapter implements StorageAdapter {
 
     protected abstract CompletableFuture<List<Long>> doBatchWrite(String shard, List<NewRecord> records);
 
-    protected abstract CompletableFuture<List<Record>> doReadByOffset(String shard, long offset, int limit);
+    protected abstract CompletableFuture<List<StoredRecord>> doReadByOffset(String shard, long offset, int limit);
 
-    protected abstract CompletableFuture<List<Record>> doReadByTag(String shard, String tag, long offset, int limit);
+    protected abstract CompletableFuture<List<StoredRecord>> doReadByTag(String shard, String tag, long offset, int limit);
 
-    protected abstract CompletableFuture<Optional<Record>> doReadByKey(String shard, String key);
+    protected abstract CompletableFuture<Optional<StoredRecord>> doReadByKey(String shard, String key);
 
     protected abstract CompletableFuture<Boolean> doDeleteByOffset(String shard, long offset);
 
@@ -99,7 +99,7 @@ public abstract class AbstractStorageAdapter implements StorageAdapter {
     }
 
     @Override
-    public final CompletableFuture<List<Record>> readByOffset(String shard, long offset, int limit) {
+    public final CompletableFuture<List<StoredRecord>> readByOffset(String shard, long offset, int limit) {
         return call(() -> {
             Validation.shardName(shard);
             Validation.offset("offset", offset);
@@ -109,7 +109,7 @@ public abstract class AbstractStorageAdapter implements StorageAdapter {
     }
 
     @Override
-    public final CompletableFuture<List<Record>> readByTag(String shard, String tag, long offset, int limit) {
+    public final CompletableFuture<List<StoredRecord>> readByTag(String shard, String tag, long offset, int limit) {
         return call(() -> {
             Validation.shardName(shard);
             Validation.tag("tag", tag);
@@ -120,7 +120,7 @@ public abstract class AbstractStorageAdapter implements StorageAdapter {
     }
 
     @Override
-    public final CompletableFuture<Optional<Record>> readByKey(String shard, String key) {
+    public final CompletableFuture<Optional<StoredRecord>> readByKey(String shard, String key) {
         return call(() -> {
             Validation.shardName(shard);
             Validation.key("key", key);

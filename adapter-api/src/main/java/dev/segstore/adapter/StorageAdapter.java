@@ -37,13 +37,13 @@ public interface StorageAdapter extends AutoCloseable {
     CompletableFuture<List<Long>> batchWrite(String shard, List<NewRecord> records);
 
     /** Up to {@code limit} live records with offset {@code >= offset}, in offset order. */
-    CompletableFuture<List<Record>> readByOffset(String shard, long offset, int limit);
+    CompletableFuture<List<StoredRecord>> readByOffset(String shard, long offset, int limit);
 
     /** Up to {@code limit} live records carrying {@code tag} with offset {@code >= offset}, in offset order. */
-    CompletableFuture<List<Record>> readByTag(String shard, String tag, long offset, int limit);
+    CompletableFuture<List<StoredRecord>> readByTag(String shard, String tag, long offset, int limit);
 
     /** The newest live record with this key, if any. */
-    CompletableFuture<Optional<Record>> readByKey(String shard, String key);
+    CompletableFuture<Optional<StoredRecord>> readByKey(String shard, String key);
 
     /**
      * Deletes the record at {@code offset}. Completes with {@code true} if a live record was deleted,

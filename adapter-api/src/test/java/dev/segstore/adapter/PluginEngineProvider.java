@@ -73,17 +73,17 @@ public final class PluginEngineProvider implements StorageEngineProvider {
         }
 
         @Override
-        protected CompletableFuture<List<Record>> doReadByOffset(String shard, long offset, int limit) {
+        protected CompletableFuture<List<StoredRecord>> doReadByOffset(String shard, long offset, int limit) {
             return unsupported();
         }
 
         @Override
-        protected CompletableFuture<List<Record>> doReadByTag(String shard, String tag, long offset, int limit) {
+        protected CompletableFuture<List<StoredRecord>> doReadByTag(String shard, String tag, long offset, int limit) {
             return unsupported();
         }
 
         @Override
-        protected CompletableFuture<Optional<Record>> doReadByKey(String shard, String key) {
+        protected CompletableFuture<Optional<StoredRecord>> doReadByKey(String shard, String key) {
             return unsupported();
         }
 

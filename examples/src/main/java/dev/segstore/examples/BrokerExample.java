@@ -1,7 +1,7 @@
 package dev.segstore.examples;
 
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.StorageAdapter;
 import dev.segstore.adapter.StorageDriverManager;
@@ -49,8 +49,8 @@ public final class BrokerExample {
                         .withKey("customer-42").withTags("eu")).join();
                 adapter.batchWrite(shard, List.of(NewRecord.of(System.currentTimeMillis(), bytes("second")),
                         NewRecord.of(System.currentTimeMillis(), bytes("third")).withKey("customer-42"))).join();
-                List<Record> records = adapter.readByOffset(shard, offset, 100).join();
-                Record latest = adapter.readByKey(shard, "customer-42").join().orElseThrow();
+                List<StoredRecord> records = adapter.readByOffset(shard, offset, 100).join();
+                StoredRecord latest = adapter.readByKey(shard, "customer-42").join().orElseThrow();
                 adapter.deleteByOffset(shard, offset + 1).join();
                 adapter.commitOffset("billing", shard, offset + 3).join();
                 System.out.printf("%-8s (%s): wrote offsets %d..%d, read %s, newest customer-42 = '%s' at %d, "
@@ -68,11 +68,11 @@ public final class BrokerExample {
         return s.getBytes(StandardCharsets.UTF_8);
     }
 
-    private static String text(Record r) {
+    private static String text(StoredRecord r) {
         return new String(r.payload(), StandardCharsets.UTF_8);
     }
 
-    private static List<String> texts(List<Record> rs) {
+    private static List<String> texts(List<StoredRecord> rs) {
         return rs.stream().map(BrokerExample::text).toList();
     }
 }

@@ -1,7 +1,7 @@
 package dev.segstore.client;
 
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.node.server.InJvmCluster;
 import dev.segstore.protocol.meta.DurabilityMode;
@@ -52,9 +52,9 @@ class ProducerSequenceWrapClusterTest {
             }
             int total = BATCHES * PER_BATCH;
             assertEquals(LongStream.range(0, total).boxed().toList(), offsets.stream().sorted().toList(), "unique, dense offsets");
-            List<Record> stored = adapter.readByOffset("wrap", 0, 1_000).get(60, TimeUnit.SECONDS);
+            List<StoredRecord> stored = adapter.readByOffset("wrap", 0, 1_000).get(60, TimeUnit.SECONDS);
             assertEquals(total, stored.size(), "each batch stored once");
-            for (Record r : stored) {
+            for (StoredRecord r : stored) {
                 int b = (int) (r.timestamp() - 1_000);
                 long first = writes.get(b).join().get(0);
                 assertEquals("b" + b + "r" + (r.offset() - first), new String(r.payload(), StandardCharsets.UTF_8),

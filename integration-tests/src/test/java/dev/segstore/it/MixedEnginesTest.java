@@ -1,7 +1,7 @@
 package dev.segstore.it;
 
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.ShardFilter;
 import dev.segstore.adapter.StorageAdapter;
@@ -67,7 +67,7 @@ class MixedEnginesTest {
         return s.getBytes(StandardCharsets.UTF_8);
     }
 
-    private static String text(List<Record> records) {
+    private static String text(List<StoredRecord> records) {
         assertEquals(1, records.size());
         return new String(records.get(0).payload(), StandardCharsets.UTF_8);
     }

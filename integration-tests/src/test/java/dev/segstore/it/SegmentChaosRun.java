@@ -3,7 +3,7 @@ package dev.segstore.it;
 import dev.segstore.node.server.InJvmCluster;
 
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.ShardFilter;
 import dev.segstore.client.MetaClient;
@@ -210,11 +210,11 @@ class SegmentChaosRun {
         Map<String, Long> byPayload = new HashMap<>();
         long offset = 0;
         while (offset < end) {
-            List<Record> page = adapter.readByOffset(SHARD, offset, 2_000).get(60, TimeUnit.SECONDS);
+            List<StoredRecord> page = adapter.readByOffset(SHARD, offset, 2_000).get(60, TimeUnit.SECONDS);
             if (page.isEmpty()) {
                 break;
             }
-            for (Record r : page) {
+            for (StoredRecord r : page) {
                 String p = new String(r.payload(), StandardCharsets.UTF_8);
                 Long before = byPayload.put(p, r.offset());
                 assertEquals(null, before, "payload stored twice, at " + before + " and " + r.offset());

@@ -3,7 +3,7 @@ package dev.segstore.it;
 import dev.segstore.node.server.InJvmCluster;
 
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.client.SegmentStorageAdapter;
 import dev.segstore.protocol.meta.DurabilityMode;
@@ -48,7 +48,7 @@ class SegmentEngineAcrossSegmentsTest {
         return f.get(60, TimeUnit.SECONDS);
     }
 
-    private static String payload(Record r) {
+    private static String payload(StoredRecord r) {
         return new String(r.payload(), StandardCharsets.UTF_8).substring(0, new String(r.payload(), StandardCharsets.UTF_8).indexOf('|'));
     }
 
@@ -68,7 +68,7 @@ class SegmentEngineAcrossSegmentsTest {
         List<String> all = new ArrayList<>();
         long offset = 0;
         while (true) {
-            List<Record> page = await(adapter.readByOffset("rolled", offset, 37));
+            List<StoredRecord> page = await(adapter.readByOffset("rolled", offset, 37));
             if (page.isEmpty()) {
                 break;
             }
@@ -84,20 +84,20 @@ class SegmentEngineAcrossSegmentsTest {
         // Deletes in a sealed segment (offset 5) and by key (every k7, in all segments), then reads skip them.
         assertTrue(await(adapter.deleteByOffset("rolled", 5)));
         assertEquals(30L, await(adapter.deleteByKey("rolled", "k7")));
-        List<Record> afterDeletes = await(adapter.readByOffset("rolled", 0, 10_000));
+        List<StoredRecord> afterDeletes = await(adapter.readByOffset("rolled", 0, 10_000));
         assertEquals(n - 31, afterDeletes.size());
         assertTrue(afterDeletes.stream().noneMatch(r -> r.offset() == 5 || "k7".equals(r.key())));
         assertEquals(Optional.empty(), await(adapter.readByKey("rolled", "k7")));
         assertEquals(295L, await(adapter.readByKey("rolled", "k5")).orElseThrow().offset(), "the newest k5, in the last segment");
 
-        List<Record> threes = await(adapter.readByTag("rolled", "three", 100, 10_000));
+        List<StoredRecord> threes = await(adapter.readByTag("rolled", "three", 100, 10_000));
         List<Long> expectedThrees = new ArrayList<>();
         for (long o = 102; o < n; o += 3) {
             if (o % 10 != 7) {
                 expectedThrees.add(o);
             }
         }
-        assertEquals(expectedThrees, threes.stream().map(Record::offset).toList(), "tags from offset 100, across segments");
+        assertEquals(expectedThrees, threes.stream().map(StoredRecord::offset).toList(), "tags from offset 100, across segments");
         assertEquals(OptionalLong.of(250), await(adapter.getOffsetByTimestamp("rolled", 10_250)));
         assertEquals(OptionalLong.of(5), await(adapter.getOffsetByTimestamp("rolled", 10_005)), "deleted offsets count");
         assertEquals(OptionalLong.empty(), await(adapter.getOffsetByTimestamp("rolled", 10_000 + n)));
@@ -118,7 +118,7 @@ class SegmentEngineAcrossSegmentsTest {
         boolean[] sawPartial = {false};
         try (dev.segstore.client.MetaClient meta = new dev.segstore.client.MetaClient(cluster.metaAddresses, 2_000, 30_000)) {
             InJvmCluster.waitFor("every record written to expire", 60_000, () -> {
-                List<Record> left = adapter.readByOffset("aging", 0, 10_000).join();
+                List<StoredRecord> left = adapter.readByOffset("aging", 0, 10_000).join();
                 for (int i = 0; i < left.size(); i++) {
                     assertEquals(n - left.size() + i, left.get(i).offset(), "a read from 0 returns a suffix, without gaps");
                     assertEquals("r" + left.get(i).offset(), payload(left.get(i)));
@@ -145,8 +145,8 @@ class SegmentEngineAcrossSegmentsTest {
         assertEquals(OptionalLong.empty(), await(adapter.getOffsetByTimestamp("aging", 0)), "nothing is kept");
         assertEquals(n, await(adapter.write("aging", NewRecord.of(20_000, ("r" + n + pad).getBytes(StandardCharsets.UTF_8)))),
                 "offsets go on from the log end, never reused");
-        List<Record> fresh = await(adapter.readByOffset("aging", 0, 10));
-        assertEquals(List.of((long) n), fresh.stream().map(Record::offset).toList());
+        List<StoredRecord> fresh = await(adapter.readByOffset("aging", 0, 10));
+        assertEquals(List.of((long) n), fresh.stream().map(StoredRecord::offset).toList());
     }
 
     private static int segmentCount() throws Exception {

@@ -1,7 +1,7 @@
 package dev.segstore.it;
 
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.StorageAdapter;
 import dev.segstore.adapter.StorageDriverManager;
@@ -76,12 +76,12 @@ class SegmentEngineMultiAdapterTest {
         return f.get(60, TimeUnit.SECONDS);
     }
 
-    private static String payload(Record r) {
+    private static String payload(StoredRecord r) {
         String s = new String(r.payload(), StandardCharsets.UTF_8);
         return s.substring(0, s.indexOf('|'));
     }
 
-    /** Record i: key "k" + i % 10, tag "three" on every third, timestamp 10,000 + i, payload "r" + i. */
+    /** StoredRecord i: key "k" + i % 10, tag "three" on every third, timestamp 10,000 + i, payload "r" + i. */
     private static NewRecord record(int i) {
         return NewRecord.of(10_000 + i, ("r" + i + PAD).getBytes(StandardCharsets.UTF_8))
                 .withKey("k" + (i % 10)).withTags(i % 3 == 0 ? "three" : "other");
@@ -118,7 +118,7 @@ class SegmentEngineMultiAdapterTest {
         List<String> seen = new ArrayList<>();
         long offset = 0;
         while (true) {
-            List<Record> page = await(b.readByOffset("follow", offset, 37));
+            List<StoredRecord> page = await(b.readByOffset("follow", offset, 37));
             if (page.isEmpty()) {
                 break;
             }
@@ -140,7 +140,7 @@ class SegmentEngineMultiAdapterTest {
                 throw new AssertionError(e);
             }
         });
-        Record newest = await(b.readByKey("newest", "k3")).orElseThrow(() -> new AssertionError("B found no k3"));
+        StoredRecord newest = await(b.readByKey("newest", "k3")).orElseThrow(() -> new AssertionError("B found no k3"));
         assertEquals(N - 7, newest.offset(), "the newest k3, in the last segment (" + payload(newest) + ")");
     }
 
@@ -157,7 +157,7 @@ class SegmentEngineMultiAdapterTest {
         for (long o = 0; o < N; o += 3) {
             expected.add(o);
         }
-        assertEquals(expected, await(b.readByTag("tagged", "three", 0, 10_000)).stream().map(Record::offset).toList(),
+        assertEquals(expected, await(b.readByTag("tagged", "three", 0, 10_000)).stream().map(StoredRecord::offset).toList(),
                 "every tagged record, in every segment");
     }
 
@@ -211,7 +211,7 @@ class SegmentEngineMultiAdapterTest {
         await(a.deleteShard(shard));
         await(a.createShard(ShardConfig.of(shard, SegmentStorageAdapter.STORAGE_TYPE)));
         long offset = await(b.write(shard, NewRecord.of(2, "new".getBytes(StandardCharsets.UTF_8))));
-        List<Record> read = await(a.readByOffset(shard, 0, 10));
+        List<StoredRecord> read = await(a.readByOffset(shard, 0, 10));
         assertEquals(List.of("new"), read.stream().map(r -> new String(r.payload(), StandardCharsets.UTF_8)).toList(),
                 "the new shard holds B's write (acknowledged at offset " + offset + ")");
         assertEquals(0L, offset, "the first record of the new shard");

@@ -3,7 +3,7 @@ package dev.segstore.it;
 import dev.segstore.node.server.InJvmCluster;
 
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.client.MetaClient;
 import dev.segstore.client.SegmentStorageAdapter;
@@ -109,9 +109,9 @@ class SegmentFailoverTest {
         Map<String, Long> seen = new HashMap<>();
         long offset = 0;
         while (offset < end) {
-            List<Record> page = adapter.readByOffset("orders", offset, 1000).get(60, TimeUnit.SECONDS);
+            List<StoredRecord> page = adapter.readByOffset("orders", offset, 1000).get(60, TimeUnit.SECONDS);
             assertTrue(!page.isEmpty(), "a read below the log end " + end + " came back empty at " + offset);
-            for (Record r : page) {
+            for (StoredRecord r : page) {
                 String p = new String(r.payload(), StandardCharsets.UTF_8);
                 Long before = seen.put(p, r.offset());
                 assertEquals(null, before, "payload " + p + " stored twice: at " + before + " and " + r.offset());

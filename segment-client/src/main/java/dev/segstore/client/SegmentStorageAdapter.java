@@ -6,7 +6,7 @@ import dev.segstore.adapter.AbstractStorageAdapter;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.Header;
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.ShardFilter;
 import dev.segstore.adapter.ShardInfo;
@@ -347,14 +347,14 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     // ---- reads ---------------------------------------------------------------------------------------------
 
     @Override
-    protected CompletableFuture<List<Record>> doReadByOffset(String shard, long offset, int limit) {
+    protected CompletableFuture<List<StoredRecord>> doReadByOffset(String shard, long offset, int limit) {
         // Below the oldest segment retention left, records are gone: the read starts at the oldest one kept.
         return withRoute("readByOffset", shard,
                 route -> readFrom(route, Math.max(offset, route.getSegments(0).getStartOffset()), limit, new ArrayList<>()));
     }
 
     /** Reads segment after segment from {@code offset} until {@code limit} records or the end. */
-    private CompletableFuture<List<Record>> readFrom(ShardRoute route, long offset, int limit, List<Record> out) {
+    private CompletableFuture<List<StoredRecord>> readFrom(ShardRoute route, long offset, int limit, List<StoredRecord> out) {
         Segment seg = segmentFor(route, offset);
         if (seg == null || out.size() >= limit) {
             return CompletableFuture.completedFuture(out);
@@ -400,13 +400,13 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     }
 
     @Override
-    protected CompletableFuture<List<Record>> doReadByTag(String shard, String tag, long offset, int limit) {
+    protected CompletableFuture<List<StoredRecord>> doReadByTag(String shard, String tag, long offset, int limit) {
         return withRoute("readByTag", shard, route -> tagRead(shard, route, -1, tag, offset, limit, new ArrayList<>()));
     }
 
     /** Segment after segment (those after sequence {@code after} that may hold {@code offset} or later). */
-    private CompletableFuture<List<Record>> tagRead(String shard, ShardRoute route, long after, String tag, long offset, int limit,
-                                                    List<Record> out) {
+    private CompletableFuture<List<StoredRecord>> tagRead(String shard, ShardRoute route, long after, String tag, long offset, int limit,
+                                                    List<StoredRecord> out) {
         Segment seg = route.getSegmentsList().stream().filter(s -> s.getSequence() > after)
                 .filter(s -> s.getStatus() != SegmentStatus.SEALED || s.getEndOffset() > offset).findFirst().orElse(null);
         if (seg == null || out.size() >= limit) {
@@ -443,7 +443,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     }
 
     @Override
-    protected CompletableFuture<Optional<Record>> doReadByKey(String shard, String key) {
+    protected CompletableFuture<Optional<StoredRecord>> doReadByKey(String shard, String key) {
         return withRoute("readByKey", shard, route -> keyRead(shard, route, route.getSegmentsCount() - 1, key));
     }
 
@@ -452,7 +452,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
      * route calls open says it is sealed, later segments exist that may hold newer records: the read starts again
      * from the newest segment of a fresh route.
      */
-    private CompletableFuture<Optional<Record>> keyRead(String shard, ShardRoute route, int i, String key) {
+    private CompletableFuture<Optional<StoredRecord>> keyRead(String shard, ShardRoute route, int i, String key) {
         if (i < 0) {
             return CompletableFuture.completedFuture(Optional.empty());
         }
@@ -851,13 +851,13 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 r.headers().stream().map(h -> new dev.segstore.log.LogHeader(h.name(), h.value())).toList(), r.payload());
     }
 
-    private static Record fromLog(dev.segstore.log.LogRecord r) {
-        return new Record(r.offset(), r.key(), java.util.Set.copyOf(r.tags()), r.timestamp(),
+    private static StoredRecord fromLog(dev.segstore.log.LogRecord r) {
+        return new StoredRecord(r.offset(), r.key(), java.util.Set.copyOf(r.tags()), r.timestamp(),
                 r.headers().stream().map(h -> new Header(h.name(), h.value())).toList(), r.payload());
     }
 
-    private static Record fromWire(dev.segstore.protocol.node.Record w) {
-        return new Record(w.getOffset(), w.getHasKey() ? w.getKey() : null, java.util.Set.copyOf(w.getTagsList()), w.getTimestamp(),
+    private static StoredRecord fromWire(dev.segstore.protocol.node.Record w) {
+        return new StoredRecord(w.getOffset(), w.getHasKey() ? w.getKey() : null, java.util.Set.copyOf(w.getTagsList()), w.getTimestamp(),
                 w.getHeadersList().stream().map(h -> new Header(h.getName(), h.getValue())).toList(), w.getPayload().toByteArray());
     }
 }

@@ -1,6 +1,6 @@
 package dev.segstore.client;
 
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.protocol.MetaMethods;
 import dev.segstore.protocol.NodeMethods;
 import dev.segstore.protocol.meta.DescribeClusterResponse;
@@ -116,7 +116,7 @@ class SealedReplicaReadsTest {
         AtomicInteger askedFollower = new AtomicInteger();
         withNodes(adapter -> {
             for (int i = 0; i < READS; i++) {
-                List<Long> got = adapter.readByTag("s", "t", 0, 100).get(30, TimeUnit.SECONDS).stream().map(Record::offset).toList();
+                List<Long> got = adapter.readByTag("s", "t", 0, 100).get(30, TimeUnit.SECONDS).stream().map(StoredRecord::offset).toList();
                 assertEquals(LongStream.range(0, 11).boxed().toList(), got, "read " + i + ": every tagged record, without a gap");
             }
         }, askedFollower);

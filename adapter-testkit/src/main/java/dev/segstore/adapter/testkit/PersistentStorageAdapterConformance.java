@@ -1,7 +1,7 @@
 package dev.segstore.adapter.testkit;
 
 import dev.segstore.adapter.ErrorCode;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.ShardFilter;
 import dev.segstore.adapter.ShardInfo;
@@ -43,7 +43,7 @@ public abstract class PersistentStorageAdapterConformance extends StorageAdapter
                 rec(400, "d").withTags("t2"))));
         await(adapter.deleteByOffset("orders", 2));
         await(adapter.commitOffset("g", "orders", 3));
-        List<Record> before = await(adapter.readByOffset("orders", 0, 100));
+        List<StoredRecord> before = await(adapter.readByOffset("orders", 0, 100));
         List<ShardInfo> shardsBefore = await(adapter.listShards(ShardFilter.all()));
 
         reopen();
@@ -90,7 +90,7 @@ public abstract class PersistentStorageAdapterConformance extends StorageAdapter
         }
         assertEquals(expected, await(adapter.readByOffset("s", 0, 100)).size());
         for (int round = 0; round < 3; round++) {
-            Optional<Record> r = await(adapter.readByKey("s", "k" + round));
+            Optional<StoredRecord> r = await(adapter.readByKey("s", "k" + round));
             assertEquals((round + 1) * 6L - 1, r.orElseThrow().offset());
         }
     }

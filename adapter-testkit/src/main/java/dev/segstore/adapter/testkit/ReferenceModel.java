@@ -2,7 +2,7 @@ package dev.segstore.adapter.testkit;
 
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.StorageException;
 
@@ -22,7 +22,7 @@ import java.util.TreeMap;
 final class ReferenceModel {
     private static final class Shard {
         final ShardConfig config;
-        final List<Record> log = new ArrayList<>(); // index = offset, null = deleted
+        final List<StoredRecord> log = new ArrayList<>(); // index = offset, null = deleted
         final List<Long> timestamps = new ArrayList<>(); // index = offset, deleted ones too
         final Map<String, Long> groups = new HashMap<>();
 
@@ -62,16 +62,16 @@ final class ReferenceModel {
         List<Long> offsets = new ArrayList<>();
         for (NewRecord r : records) {
             long offset = s.log.size();
-            s.log.add(Record.of(offset, r));
+            s.log.add(StoredRecord.of(offset, r));
             s.timestamps.add(r.timestamp());
             offsets.add(offset);
         }
         return offsets;
     }
 
-    List<Record> readByOffset(String name, long offset, int limit) {
-        List<Record> out = new ArrayList<>();
-        for (Record r : shard(name).log) {
+    List<StoredRecord> readByOffset(String name, long offset, int limit) {
+        List<StoredRecord> out = new ArrayList<>();
+        for (StoredRecord r : shard(name).log) {
             if (r != null && r.offset() >= offset && out.size() < limit) {
                 out.add(r);
             }
@@ -79,9 +79,9 @@ final class ReferenceModel {
         return out;
     }
 
-    List<Record> readByTag(String name, String tag, long offset, int limit) {
-        List<Record> out = new ArrayList<>();
-        for (Record r : shard(name).log) {
+    List<StoredRecord> readByTag(String name, String tag, long offset, int limit) {
+        List<StoredRecord> out = new ArrayList<>();
+        for (StoredRecord r : shard(name).log) {
             if (r != null && r.offset() >= offset && r.tags().contains(tag) && out.size() < limit) {
                 out.add(r);
             }
@@ -89,9 +89,9 @@ final class ReferenceModel {
         return out;
     }
 
-    Optional<Record> readByKey(String name, String key) {
-        Record newest = null;
-        for (Record r : shard(name).log) {
+    Optional<StoredRecord> readByKey(String name, String key) {
+        StoredRecord newest = null;
+        for (StoredRecord r : shard(name).log) {
             if (r != null && key.equals(r.key())) {
                 newest = r;
             }
@@ -113,7 +113,7 @@ final class ReferenceModel {
         Shard s = shard(name);
         long count = 0;
         for (int i = 0; i < s.log.size(); i++) {
-            Record r = s.log.get(i);
+            StoredRecord r = s.log.get(i);
             if (r != null && key.equals(r.key())) {
                 s.log.set(i, null);
                 count++;

@@ -4,7 +4,7 @@ import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.Header;
 import dev.segstore.adapter.Limits;
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.ShardFilter;
 import dev.segstore.adapter.ShardInfo;
@@ -84,16 +84,16 @@ public abstract class StorageAdapterConformance {
         return NewRecord.of(timestamp, payload.getBytes(StandardCharsets.UTF_8));
     }
 
-    protected static String payload(Record r) {
+    protected static String payload(StoredRecord r) {
         return new String(r.payload(), StandardCharsets.UTF_8);
     }
 
-    protected static List<String> payloads(List<Record> records) {
+    protected static List<String> payloads(List<StoredRecord> records) {
         return records.stream().map(StorageAdapterConformance::payload).toList();
     }
 
-    protected static List<Long> offsets(List<Record> records) {
-        return records.stream().map(Record::offset).toList();
+    protected static List<Long> offsets(List<StoredRecord> records) {
+        return records.stream().map(StoredRecord::offset).toList();
     }
 
     /** Writes "p0".."p{n-1}" with timestamps 1000, 1001, ...; returns the offsets. */
@@ -237,8 +237,8 @@ public abstract class StorageAdapterConformance {
         NewRecord written = new NewRecord("key-é-😀", Set.of("red", "blue"), 1_700_000_000_123L,
                 List.of(new Header("h1", "v1"), new Header("h1", "v2"), new Header("empty", "")), allBytes);
         long offset = await(adapter.write("s", written));
-        Record read = await(adapter.readByOffset("s", offset, 1)).get(0);
-        assertEquals(Record.of(offset, written), read);
+        StoredRecord read = await(adapter.readByOffset("s", offset, 1)).get(0);
+        assertEquals(StoredRecord.of(offset, written), read);
         assertArrayEquals(allBytes, read.payload());
         assertEquals(List.of(new Header("h1", "v1"), new Header("h1", "v2"), new Header("empty", "")),
                 read.headers(), "header order and duplicates are kept");
@@ -248,7 +248,7 @@ public abstract class StorageAdapterConformance {
     void anEmptyPayloadAndNoKeyAreFine() {
         createShard("s");
         long offset = await(adapter.write("s", NewRecord.of(0, new byte[0])));
-        Record read = await(adapter.readByOffset("s", offset, 1)).get(0);
+        StoredRecord read = await(adapter.readByOffset("s", offset, 1)).get(0);
         assertEquals(0, read.payload().length);
         assertEquals(null, read.key());
         assertEquals(Set.of(), read.tags());
@@ -650,11 +650,11 @@ public abstract class StorageAdapterConformance {
             expected.add(o);
         }
         assertEquals(expected, seen, "offsets are exactly 0..n-1");
-        List<Record> all = new ArrayList<>();
+        List<StoredRecord> all = new ArrayList<>();
         while (all.size() < total) {
             all.addAll(await(adapter.readByOffset("s", all.size(), 100)));
         }
-        for (Record r : all) {
+        for (StoredRecord r : all) {
             assertEquals(payloadAt.get(r.offset()), payload(r), "record at " + r.offset());
         }
     }

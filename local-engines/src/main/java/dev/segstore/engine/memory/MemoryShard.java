@@ -1,7 +1,7 @@
 package dev.segstore.engine.memory;
 
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.ShardInfo;
 import dev.segstore.adapter.StorageException;
@@ -33,7 +33,7 @@ import java.util.concurrent.ConcurrentSkipListSet;
 final class MemoryShard {
     private final ShardConfig config;
     private final long createdAtMs;
-    private final ConcurrentSkipListMap<Long, Record> records = new ConcurrentSkipListMap<>();
+    private final ConcurrentSkipListMap<Long, StoredRecord> records = new ConcurrentSkipListMap<>();
     private final Map<String, NavigableSet<Long>> keyIndex = new ConcurrentHashMap<>();
     private final Map<String, NavigableSet<Long>> tagIndex = new ConcurrentHashMap<>();
     private final ConcurrentSkipListMap<Long, Long> timeIndex = new ConcurrentSkipListMap<>();
@@ -52,7 +52,7 @@ final class MemoryShard {
         long offset = logEndOffset;
         List<Long> offsets = new ArrayList<>(batch.size());
         for (NewRecord r : batch) {
-            Record stored = new Record(offset, r.key(), r.tags(), r.timestamp(), r.headers(), r.payload().clone());
+            StoredRecord stored = new StoredRecord(offset, r.key(), r.tags(), r.timestamp(), r.headers(), r.payload().clone());
             records.put(offset, stored);
             if (r.key() != null) {
                 keyIndex.computeIfAbsent(r.key(), k -> new ConcurrentSkipListSet<>()).add(offset);
@@ -76,7 +76,7 @@ final class MemoryShard {
         if (offset >= logEndOffset) {
             throw StorageException.offsetOutOfRange(config.name(), offset, logEndOffset);
         }
-        Record removed = records.remove(offset);
+        StoredRecord removed = records.remove(offset);
         if (removed == null) {
             return false;
         }
@@ -114,13 +114,13 @@ final class MemoryShard {
         }
     }
 
-    List<Record> read(long from, int limit) {
+    List<StoredRecord> read(long from, int limit) {
         long end = liveLogEnd();
-        List<Record> out = new ArrayList<>(Math.min(limit, 64));
+        List<StoredRecord> out = new ArrayList<>(Math.min(limit, 64));
         if (from >= end) {
             return out;
         }
-        for (Record r : records.subMap(from, true, end, false).values()) {
+        for (StoredRecord r : records.subMap(from, true, end, false).values()) {
             out.add(copy(r));
             if (out.size() == limit) {
                 break;
@@ -129,15 +129,15 @@ final class MemoryShard {
         return out;
     }
 
-    List<Record> readTag(String tag, long from, int limit) {
+    List<StoredRecord> readTag(String tag, long from, int limit) {
         long end = liveLogEnd();
         NavigableSet<Long> offsets = tagIndex.get(tag);
-        List<Record> out = new ArrayList<>();
+        List<StoredRecord> out = new ArrayList<>();
         if (offsets == null || from >= end) {
             return out;
         }
         for (Long offset : offsets.subSet(from, true, end, false)) {
-            Record r = records.get(offset);
+            StoredRecord r = records.get(offset);
             if (r != null) { // deleted since the index was read
                 out.add(copy(r));
                 if (out.size() == limit) {
@@ -148,7 +148,7 @@ final class MemoryShard {
         return out;
     }
 
-    Optional<Record> readKey(String key) {
+    Optional<StoredRecord> readKey(String key) {
         long end = liveLogEnd();
         NavigableSet<Long> offsets = keyIndex.get(key);
         if (offsets == null) {
@@ -156,7 +156,7 @@ final class MemoryShard {
         }
         Iterator<Long> newestFirst = offsets.headSet(end, false).descendingIterator();
         while (newestFirst.hasNext()) {
-            Record r = records.get(newestFirst.next());
+            StoredRecord r = records.get(newestFirst.next());
             if (r != null) {
                 return Optional.of(copy(r));
             }
@@ -206,7 +206,7 @@ final class MemoryShard {
         }
     }
 
-    private static Record copy(Record r) {
-        return new Record(r.offset(), r.key(), r.tags(), r.timestamp(), r.headers(), r.payload().clone());
+    private static StoredRecord copy(StoredRecord r) {
+        return new StoredRecord(r.offset(), r.key(), r.tags(), r.timestamp(), r.headers(), r.payload().clone());
     }
 }

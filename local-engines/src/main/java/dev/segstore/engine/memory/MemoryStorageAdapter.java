@@ -2,7 +2,7 @@ package dev.segstore.engine.memory;
 
 import dev.segstore.adapter.AbstractStorageAdapter;
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.ShardFilter;
 import dev.segstore.adapter.ShardInfo;
@@ -71,17 +71,17 @@ public final class MemoryStorageAdapter extends AbstractStorageAdapter {
     }
 
     @Override
-    protected CompletableFuture<List<Record>> doReadByOffset(String shard, long offset, int limit) {
+    protected CompletableFuture<List<StoredRecord>> doReadByOffset(String shard, long offset, int limit) {
         return on(shard, s -> s.read(offset, limit));
     }
 
     @Override
-    protected CompletableFuture<List<Record>> doReadByTag(String shard, String tag, long offset, int limit) {
+    protected CompletableFuture<List<StoredRecord>> doReadByTag(String shard, String tag, long offset, int limit) {
         return on(shard, s -> s.readTag(tag, offset, limit));
     }
 
     @Override
-    protected CompletableFuture<Optional<Record>> doReadByKey(String shard, String key) {
+    protected CompletableFuture<Optional<StoredRecord>> doReadByKey(String shard, String key) {
         return on(shard, s -> s.readKey(key));
     }
 

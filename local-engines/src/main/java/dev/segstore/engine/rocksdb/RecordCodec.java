@@ -3,7 +3,7 @@ package dev.segstore.engine.rocksdb;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.Header;
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.StorageException;
 
 import java.nio.BufferUnderflowException;
@@ -60,7 +60,7 @@ final class RecordCodec {
         return buf.array();
     }
 
-    static Record decode(String shard, long offset, byte[] value) {
+    static StoredRecord decode(String shard, long offset, byte[] value) {
         try {
             ByteBuffer buf = ByteBuffer.wrap(value);
             byte version = buf.get();
@@ -83,7 +83,7 @@ final class RecordCodec {
             if (payload == null || buf.hasRemaining()) {
                 throw corrupt(shard, offset, "bad payload framing");
             }
-            return new Record(offset, key, tags, timestamp, headers, payload);
+            return new StoredRecord(offset, key, tags, timestamp, headers, payload);
         } catch (BufferUnderflowException | IllegalArgumentException | NullPointerException e) {
             throw corrupt(shard, offset, e.toString());
         }

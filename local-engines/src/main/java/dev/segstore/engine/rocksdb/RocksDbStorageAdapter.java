@@ -3,7 +3,7 @@ package dev.segstore.engine.rocksdb;
 import dev.segstore.adapter.AbstractStorageAdapter;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.adapter.ShardFilter;
 import dev.segstore.adapter.ShardInfo;
@@ -280,10 +280,10 @@ public final class RocksDbStorageAdapter extends AbstractStorageAdapter {
     }
 
     @Override
-    protected CompletableFuture<List<Record>> doReadByOffset(String shard, long offset, int limit) {
+    protected CompletableFuture<List<StoredRecord>> doReadByOffset(String shard, long offset, int limit) {
         return onShardThread(shard, () -> {
             ShardState s = shard(shard);
-            List<Record> out = new ArrayList<>();
+            List<StoredRecord> out = new ArrayList<>();
             try (RocksIterator it = db.newIterator(records)) {
                 for (it.seek(Keys.record(s.id(), offset)); it.isValid() && out.size() < limit; it.next()) {
                     byte[] key = it.key();
@@ -303,11 +303,11 @@ public final class RocksDbStorageAdapter extends AbstractStorageAdapter {
     }
 
     @Override
-    protected CompletableFuture<List<Record>> doReadByTag(String shard, String tag, long offset, int limit) {
+    protected CompletableFuture<List<StoredRecord>> doReadByTag(String shard, String tag, long offset, int limit) {
         return onShardThread(shard, () -> {
             ShardState s = shard(shard);
             byte[] prefix = Keys.termPrefix(s.id(), tag);
-            List<Record> out = new ArrayList<>();
+            List<StoredRecord> out = new ArrayList<>();
             try (RocksIterator it = db.newIterator(tagIndex)) {
                 for (it.seek(Keys.termRow(prefix, offset)); it.isValid() && out.size() < limit
                         && Keys.startsWith(it.key(), prefix); it.next()) {
@@ -328,7 +328,7 @@ public final class RocksDbStorageAdapter extends AbstractStorageAdapter {
     }
 
     @Override
-    protected CompletableFuture<Optional<Record>> doReadByKey(String shard, String key) {
+    protected CompletableFuture<Optional<StoredRecord>> doReadByKey(String shard, String key) {
         return onShardThread(shard, () -> {
             ShardState s = shard(shard);
             if (s.logEndOffset == 0) {
@@ -402,7 +402,7 @@ public final class RocksDbStorageAdapter extends AbstractStorageAdapter {
         if (value == null) {
             return false;
         }
-        Record r = RecordCodec.decode(shard, offset, value);
+        StoredRecord r = RecordCodec.decode(shard, offset, value);
         wb.delete(records, rowKey);
         if (r.key() != null) {
             wb.delete(keyIndex, Keys.termRow(Keys.termPrefix(s.id(), r.key()), offset));

@@ -1,7 +1,7 @@
 package dev.segstore.node.server;
 
 import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.Record;
+import dev.segstore.adapter.StoredRecord;
 import dev.segstore.client.SegmentStorageAdapter;
 import dev.segstore.protocol.meta.DurabilityMode;
 import org.HdrHistogram.Histogram;
@@ -89,7 +89,7 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             for (String shard : shards) {
                 long offset = 0;
                 while (true) {
-                    List<Record> page = adapter.readByOffset(shard, offset, 5_000).get(60, TimeUnit.SECONDS);
+                    List<StoredRecord> page = adapter.readByOffset(shard, offset, 5_000).get(60, TimeUnit.SECONDS);
                     if (page.isEmpty()) {
                         break;
                     }

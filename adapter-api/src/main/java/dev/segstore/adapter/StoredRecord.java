@@ -9,16 +9,16 @@ import java.util.Set;
  * A stored record as reads return it: its offset in the shard and what was written.
  * Treat the payload array as read-only: an engine may share it between readers.
  */
-public record Record(long offset, String key, Set<String> tags, long timestamp, List<Header> headers,
+public record StoredRecord(long offset, String key, Set<String> tags, long timestamp, List<Header> headers,
                      byte[] payload) {
-    public Record {
+    public StoredRecord {
         tags = Set.copyOf(Objects.requireNonNull(tags, "tags"));
         headers = List.copyOf(Objects.requireNonNull(headers, "headers"));
         Objects.requireNonNull(payload, "payload");
     }
 
-    public static Record of(long offset, NewRecord r) {
-        return new Record(offset, r.key(), r.tags(), r.timestamp(), r.headers(), r.payload());
+    public static StoredRecord of(long offset, NewRecord r) {
+        return new StoredRecord(offset, r.key(), r.tags(), r.timestamp(), r.headers(), r.payload());
     }
 
     /** What was written, without the offset. */
@@ -28,7 +28,7 @@ public record Record(long offset, String key, Set<String> tags, long timestamp, 
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof Record r
+        return o instanceof StoredRecord r
                 && offset == r.offset
                 && timestamp == r.timestamp
                 && Objects.equals(key, r.key)
@@ -44,7 +44,7 @@ public record Record(long offset, String key, Set<String> tags, long timestamp, 
 
     @Override
     public String toString() {
-        return "Record[offset=" + offset + ", key=" + key + ", tags=" + tags + ", timestamp=" + timestamp
+        return "StoredRecord[offset=" + offset + ", key=" + key + ", tags=" + tags + ", timestamp=" + timestamp
                 + ", headers=" + headers + ", payload=" + payload.length + " bytes]";
     }
 }
