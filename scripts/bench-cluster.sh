@@ -18,9 +18,9 @@ rm -rf "$RUN_DIR"
 trap 'scripts/stop-cluster.sh >/dev/null' EXIT
 scripts/start-cluster.sh > /dev/null 2>&1
 META="$(cat "$RUN_DIR/meta-addresses")"
-LOG="-Dlogback.configurationFile=$PWD/config/logback.xml"
-ADMIN=(java "$LOG" -cp "$PWD/meta-service/target/classes:$(cat "$RUN_DIR/classpath.txt")" dev.segstore.meta.server.MetaAdminMain --meta "$META")
-LOAD=(java "$LOG" -cp "$PWD/storage-node/target/classes:$(cat "$RUN_DIR/node-classpath.txt")" dev.segstore.node.server.LoadGeneratorMain --meta "$META")
+DIST="$(cat "$RUN_DIR/dist")"
+ADMIN=("$DIST/bin/segstore-admin" --meta "$META")
+LOAD=(env SEGSTORE_HEAP=-Xmx1g "$DIST/bin/segstore-perf" --meta "$META")
 echo "cluster benchmark: 3 replicas, min ISR 2, 1 KiB records, $PER_REQUEST records per request, $IN_FLIGHT requests in flight, $SHARDS shard(s), ${WARMUP}s warm-up, ${SECONDS_RUN}s measured"
 for mode in fsync page-cache; do
   NAMES=()

@@ -4,6 +4,8 @@
 # then creates a demo shard and shows where its replicas and leader are, and runs the README's broker example
 # (dev.segstore.examples.BrokerExample): one topic on each engine (memory, rocksdb, segment) through one
 # StorageDriverManager.
+# Everything runs from the distribution (dist/target/segstore-VERSION, built once by scripts/dist.sh; rebuild
+# with DIST_REBUILD=1 after changing the code).
 # State and logs: run/cluster/. Stop everything with scripts/stop-cluster.sh (kills only the PIDs it started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +17,7 @@ if [ -f "$RUN_DIR/pids" ]; then
 fi
 scripts/start-meta-cluster.sh
 META="$(cat "$RUN_DIR/meta-addresses")"
-mvn -q -B -pl storage-node dependency:build-classpath -Dmdep.outputFile="$PWD/$RUN_DIR/node-classpath.txt" -Dmdep.includeScope=runtime
-CP="$PWD/storage-node/target/classes:$(cat "$RUN_DIR/node-classpath.txt")"
+DIST="$(cat "$RUN_DIR/dist")"
 for i in 1 2 3; do
   dir="$RUN_DIR/node-$i"
   mkdir -p "$dir"
@@ -30,11 +31,11 @@ heartbeat.ms=500
 replica.max.lag.ms=10000
 metrics.port=7301
 PROPS
-  nohup java -Xmx512m -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$CP" dev.segstore.node.server.StorageNodeMain --config "$dir/node.properties" > "$dir/node.log" 2>&1 &
+  SEGSTORE_HEAP=-Xmx512m SEGSTORE_LOG_DIR="$dir/logs" nohup "$DIST/bin/segstore-node" --config "$dir/node.properties" > "$dir/console.log" 2>&1 &
   echo $! >> "$RUN_DIR/pids"
-  echo "storage node $i: pid $!, 127.0.0.1$i:7201, metrics http://127.0.0.1$i:7301/metrics, log $dir/node.log"
+  echo "storage node $i: pid $!, 127.0.0.1$i:7201, metrics http://127.0.0.1$i:7301/metrics, log $dir/logs/segstore-node.log"
 done
-ADMIN=(java -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$PWD/meta-service/target/classes:$(cat "$RUN_DIR/classpath.txt")" dev.segstore.meta.server.MetaAdminMain --meta "$META")
+ADMIN=("$DIST/bin/segstore-admin" --meta "$META")
 echo "waiting for the storage nodes to register..."
 for _ in $(seq 1 60); do
   if [ "$("${ADMIN[@]}" describe 2>/dev/null | grep -c ' ALIVE ')" -ge 3 ]; then
@@ -43,14 +44,13 @@ for _ in $(seq 1 60); do
 done
 "${ADMIN[@]}" describe
 "${ADMIN[@]}" create-shard demo --replicas 3 --min-isr 2 2>/dev/null || "${ADMIN[@]}" route demo
-DATA=(java -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$CP" dev.segstore.node.server.DataClientMain --meta "$META")
-"${DATA[@]}" produce demo hello replicated world
-"${DATA[@]}" consume demo
+CLIENT=("$DIST/bin/segstore-client" --meta "$META")
+"${CLIENT[@]}" produce demo hello replicated world
+"${CLIENT[@]}" consume demo
 echo
 echo "the broker example (README): one topic per engine through the StorageDriverManager"
-mvn -q -B -pl examples dependency:build-classpath -Dmdep.outputFile="$PWD/$RUN_DIR/examples-classpath.txt" -Dmdep.includeScope=runtime
-java -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$PWD/examples/target/classes:$(cat "$RUN_DIR/examples-classpath.txt")" \
-  dev.segstore.examples.BrokerExample "$META" "$RUN_DIR/example-rocksdb"
+"$DIST/bin/segstore-broker-example" "$META" "$RUN_DIR/example-rocksdb"
 echo
-echo "try: java -Dlogback.configurationFile=config/logback.xml -cp \"storage-node/target/classes:\$(cat $RUN_DIR/node-classpath.txt)\" dev.segstore.node.server.DataClientMain --meta $META produce demo more records"
+echo "try: $DIST/bin/segstore-client --meta $META produce demo more records"
+echo "     $DIST/bin/segstore-admin --meta $META describe"
 echo "stop: scripts/stop-cluster.sh"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a 3-node meta-service group as separate processes on loopback and shows who leads.
 #   Raft ports 7001-7003, RPC ports 7101-7103, metrics ports 7401-7403 (override the base with META_PORT_BASE=...).
-#   State and logs go to run/meta-cluster/ (override with RUN_DIR=...); PIDs in run/meta-cluster/pids.
+#   Runs the distribution (scripts/dist.sh builds it once). State and logs go to run/meta-cluster/ (override with
+#   RUN_DIR=...); PIDs in run/meta-cluster/pids.
 # Stop it with scripts/stop-meta-cluster.sh (kills exactly the PIDs it started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,9 +13,7 @@ if [ -f "$RUN_DIR/pids" ]; then
   exit 1
 fi
 mkdir -p "$RUN_DIR"
-mvn -q -B install -DskipTests
-mvn -q -B -pl meta-service dependency:build-classpath -Dmdep.outputFile="$PWD/$RUN_DIR/classpath.txt" -Dmdep.includeScope=runtime
-CP="$PWD/meta-service/target/classes:$(cat "$RUN_DIR/classpath.txt")"
+DIST="$(scripts/dist.sh)"
 PEERS="127.0.0.1:$((BASE+1)):$((BASE+101)),127.0.0.1:$((BASE+2)):$((BASE+102)),127.0.0.1:$((BASE+3)):$((BASE+103))"
 for i in 1 2 3; do
   dir="$RUN_DIR/meta-$i"
@@ -28,20 +27,21 @@ snapshot.interval.secs=300
 session.timeout.ms=6000
 metrics.port=$((BASE+400+i))
 PROPS
-  nohup java -Xmx512m -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$CP" dev.segstore.meta.server.MetaServerMain --config "$dir/meta.properties" \
-    > "$dir/meta.log" 2>&1 &
+  SEGSTORE_HEAP=-Xmx512m SEGSTORE_LOG_DIR="$dir/logs" nohup "$DIST/bin/segstore-meta" --config "$dir/meta.properties" \
+    > "$dir/console.log" 2>&1 &
   echo $! >> "$RUN_DIR/pids"
-  echo "meta node $i: pid $!, raft 127.0.0.1:$((BASE+i)), rpc 127.0.0.1:$((BASE+100+i)), metrics http://127.0.0.1:$((BASE+400+i))/metrics, log $dir/meta.log"
+  echo "meta node $i: pid $!, raft 127.0.0.1:$((BASE+i)), rpc 127.0.0.1:$((BASE+100+i)), metrics http://127.0.0.1:$((BASE+400+i))/metrics, log $dir/logs/segstore-meta.log"
 done
 META="127.0.0.1:$((BASE+101)),127.0.0.1:$((BASE+102)),127.0.0.1:$((BASE+103))"
 echo "$META" > "$RUN_DIR/meta-addresses"
+echo "$DIST" > "$RUN_DIR/dist"
 echo "waiting for a leader..."
 for _ in $(seq 1 60); do
-  if java -Dlogback.configurationFile="$PWD/config/logback.xml" -cp "$CP" dev.segstore.meta.server.MetaAdminMain --meta "$META" describe 2>/dev/null; then
+  if "$DIST/bin/segstore-admin" --meta "$META" describe 2>/dev/null; then
     echo
-    echo "try: java -Dlogback.configurationFile=config/logback.xml -cp \"\$(cat $RUN_DIR/classpath.txt):meta-service/target/classes\" dev.segstore.meta.server.MetaAdminMain --meta $META describe"
+    echo "try: $DIST/bin/segstore-admin --meta $META describe"
     exit 0
   fi
 done
-echo "no leader answered; see $RUN_DIR/meta-*/meta.log" >&2
+echo "no leader answered; see $RUN_DIR/meta-*/logs/segstore-meta.log and console.log" >&2
 exit 1
