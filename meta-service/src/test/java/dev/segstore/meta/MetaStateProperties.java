@@ -38,7 +38,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * snapshot taken part-way, must give byte-identical snapshots; and after every command the safety invariants
  * hold (epochs only grow, a leader is a replica and was in the ISR unless unclean election is allowed, ISRs
  * are non-empty subsets of the replicas, a live node that registers again leads nothing in an epoch it led
- * before).
+ * before, seal times never go back although command timestamps sometimes do).
  */
 class MetaStateProperties {
 
@@ -136,6 +136,8 @@ class MetaStateProperties {
                 assertEquals(previous.getSequence() + 1, seg.getSequence(), context + ": sequences of " + seg.getShard() + " have a gap");
                 assertEquals(previous.getEndOffset(), seg.getStartOffset(), context + ": offsets of " + seg.getShard() + " have a gap");
                 assertEquals(SegmentStatus.SEALED, previous.getStatus(), context + ": only the last segment is open");
+                assertTrue(seg.getStatus() != SegmentStatus.SEALED || seg.getSealedAtMs() >= previous.getSealedAtMs(),
+                        context + ": " + seg.getShard() + "/" + seg.getSequence() + " was sealed before the segment before it");
             }
             previous = seg;
             String key = seg.getShardId() + "/" + seg.getSequence();
@@ -143,6 +145,7 @@ class MetaStateProperties {
             assertTrue(before == null || seg.getLeaderEpoch() >= before, context + ": epoch of " + key + " went back");
             assertTrue(seg.getIsrCount() >= 1 && seg.getReplicasList().containsAll(seg.getIsrList()), context + ": ISR " + key);
             assertEquals(seg.getReplicasCount(), new java.util.HashSet<>(seg.getReplicasList()).size(), context + ": replicas of " + key + " repeat a node");
+            assertTrue(seg.getSealedAtMs() <= snap.getLastCommandTimeMs(), context + ": " + key + " sealed after the newest command time");
             if (seg.getLeader() >= 0) {
                 assertTrue(seg.getReplicasList().contains(seg.getLeader()), context + ": leader of " + key + " not a replica");
                 assertTrue(unclean.get(seg.getShard()) || seg.getIsrList().contains(seg.getLeader()),
@@ -158,12 +161,15 @@ class MetaStateProperties {
         long now = 1_000;
         for (int i = 0; i < n; i++) {
             now += random.nextInt(100);
-            Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now);
+            if (random.nextInt(20) == 0) {
+                now -= random.nextInt(2_000); // a leader whose clock is behind the last one's: times in the state must not go back
+            }
+            Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now).setMonotonicTimestamp(true);
             int kind = random.nextInt(12);
             // Creates and deletes carry a request id from a small pool, so some are retries and some collide.
             com.google.protobuf.ByteString requestId = random.nextInt(3) == 0 ? com.google.protobuf.ByteString.EMPTY
                     : com.google.protobuf.ByteString.copyFromUtf8("r" + random.nextInt(6));
-            List<StorageNode> nodes = model.nodes();
+                        List<StorageNode> nodes = model.nodes();
             List<String> shardNames = model.listShards("").stream().map(s -> s.getName()).toList();
             if (kind <= 1 || nodes.size() < 3) {
                 int id = 1 + random.nextInt(5);

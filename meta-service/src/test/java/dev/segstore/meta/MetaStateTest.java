@@ -25,7 +25,7 @@ class MetaStateTest {
     private long now = 1;
 
     private CommandResult apply(Command.Builder c) {
-        return state.apply(c.setVersion(MetaState.VERSION).setTimestampMs(now++).build());
+        return state.apply(c.setVersion(MetaState.VERSION).setTimestampMs(now++).setMonotonicTimestamp(true).build());
     }
 
     private long register(int id) {
@@ -223,6 +223,60 @@ class MetaStateTest {
         assertEquals(null, restored.apply(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now)
                 .setChangeIsr(dev.segstore.protocol.meta.ChangeIsrCommand.newBuilder().setShard("r").setSequence(3).setLeader(1)
                         .setLeaderEpoch(0).setIsrVersion(0).addNewIsr(1)).build()).error(), "restored state finds segments by sequence");
+    }
+
+    // ---- command times (issue 15, item 6) ----------------------------------------------------------------------
+
+    @Test
+    void commandTimesNeverGoBackInTheState() {
+        now = 10_000;
+        register(1);
+        now = 5_000; // a later command stamped earlier (a new leader whose clock is behind)
+        assertEquals(null, apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("t")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1).setRetentionMs(1_000))
+                .addReplicas(1))).error());
+        assertEquals(10_000, state.shard("t").orElseThrow().getCreatedAtMs(), "created at the newest command time applied");
+        assertEquals(null, roll("t", 0, 5).error());
+        assertEquals(10_000, segment("t", 0).getSealedAtMs(), "sealed at the newest command time applied, not before");
+        register(2);
+        assertEquals(10_000, state.node(2).orElseThrow().getRegisteredAtMs());
+        now = 11_000;
+        register(3);
+        now = 0;
+        // Retention is judged at the newest command time applied too (11000: segment 0 is a full second old).
+        assertEquals(null, expire("t", state.shard("t").orElseThrow().getShardId(), 1).error());
+    }
+
+    @Test
+    void theNewestCommandTimeAppliedIsKeptInSnapshots() throws Exception {
+        now = 50_000;
+        register(1);
+        create("k", false, 1);
+        MetaState restored = new MetaState();
+        restored.restore(dev.segstore.protocol.meta.MetaSnapshot.parseFrom(state.snapshot().toByteArray()));
+        assertEquals(null, restored.apply(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(1_000).setMonotonicTimestamp(true)
+                .setRollSegment(RollSegmentCommand.newBuilder().setShard("k").setSequence(0).setLeaderEpoch(0).setEndOffset(5)
+                        .addNextReplicas(1)).build()).error());
+        assertEquals(50_001, restored.route("k").getSegments(0).getSealedAtMs(),
+                "a replica restored from a snapshot must stamp as one that applied the whole log");
+    }
+
+    @Test
+    void aCommandOfAnOlderBuildIsAppliedAtItsOwnTimeAndDoesNotCount() throws Exception {
+        // An old log (commands without monotonic_timestamp) is applied as it was when it was written, whatever
+        // snapshot a replica starts from: its times do not count towards the newest command time.
+        MetaState old = new MetaState();
+        for (long t : new long[] {50_000, 40_000}) {
+            assertTrue(old.apply(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(t).setRegisterNode(
+                    RegisterNodeCommand.newBuilder().setNodeId((int) (t / 10_000)).setHost("h").setPort(1)).build()).isOk());
+        }
+        assertEquals(40_000, old.node(4).orElseThrow().getRegisteredAtMs(), "as the older build applied it");
+        assertEquals(0, old.lastCommandTimeMs());
+        assertEquals(50_000, old.newestTimeMs(), "what the controller takes as the newest time the log shows");
+        MetaState restored = new MetaState();
+        restored.restore(dev.segstore.protocol.meta.MetaSnapshot.parseFrom(old.snapshot().toByteArray()));
+        assertEquals(0, restored.lastCommandTimeMs());
+        assertEquals(old.snapshot(), restored.snapshot());
     }
 
     @Test

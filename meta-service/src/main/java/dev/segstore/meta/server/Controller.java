@@ -22,6 +22,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
+import java.util.function.LongUnaryOperator;
 
 /**
  * The controller: runs on the Raft leader only. It places replicas of new segments, and fences storage nodes
@@ -30,13 +31,23 @@ import java.util.function.LongSupplier;
  * <p>Heartbeat times live only in the leader's memory, never in the Raft log: replicating every heartbeat
  * would cost a log entry per node per interval. A new leader therefore starts every node's session afresh,
  * which delays the fencing of a node that died during the failover by at most one session timeout.
+ *
+ * <p>Two clocks. The wall clock only stamps commands (never below the newest command time applied:
+ * {@link MetaState#stamped}). Every duration this node decides on is measured on its monotonic clock:
+ * sessions, the load cache, and how much of a segment's age retention may count ({@link #retentionClock}), so a
+ * wall clock stepped forward (or a new leader whose clock is ahead) neither fences every node nor drops
+ * segments sealed moments ago, and one stepped back does not keep a dead node alive.
  */
 public final class Controller {
     private static final Logger LOG = LoggerFactory.getLogger(Controller.class);
     private final MetaState state;
     private final Consensus raft;
     private final long sessionTimeoutMs;
+    /** Wall-clock time, ms: stamps commands, and bounds retention's clock. */
     private final LongSupplier clockMs;
+    /** Monotonic time, ms (System.nanoTime based): measures every duration. */
+    private final LongSupplier monotonicMs;
+    /** Monotonic time of each node's last heartbeat to this leader. */
     private final Map<Integer, Long> lastHeartbeat = new ConcurrentHashMap<>();
     /** The newest metadata version each node said (in a heartbeat to this leader) it has applied. */
     private final Map<Integer, Long> appliedVersions = new ConcurrentHashMap<>();
@@ -54,16 +65,35 @@ public final class Controller {
     private volatile ScheduledFuture<?> retentionCheck;
     private Map<Integer, int[]> cachedLoad;
     private long cachedLoadAtMs;
+    /** Set when this node's term as leader starts; null before the first. */
+    private volatile Term term;
 
-    public Controller(MetaState state, Consensus raft, long sessionTimeoutMs, LongSupplier clockMs) {
+    /** The start of a term as leader: the monotonic and the wall-clock time then, and the newest time the state showed. */
+    private record Term(long startMonotonicMs, long startWallMs, long logTimeMs) {
+    }
+
+    public Controller(MetaState state, Consensus raft, long sessionTimeoutMs, LongSupplier clockMs, LongSupplier monotonicMs) {
         this.state = state;
         this.raft = raft;
         this.sessionTimeoutMs = sessionTimeoutMs;
         this.clockMs = clockMs;
+        this.monotonicMs = monotonicMs;
     }
 
     public void onLeaderStart() {
-        long now = clockMs.getAsLong();
+        beginTerm();
+        long period = Math.max(50, sessionTimeoutMs / 4);
+        sessionCheck = timer.scheduleWithFixedDelay(() -> {
+            fenceExpired();
+            finishDeletes();
+        }, period, period, TimeUnit.MILLISECONDS);
+        retentionCheck = timer.scheduleWithFixedDelay(this::expireRetained, RETENTION_CHECK_MS, RETENTION_CHECK_MS, TimeUnit.MILLISECONDS);
+    }
+
+    /** Starts this node's term as leader (the periodic checks aside): fresh sessions, retention's clock. */
+    void beginTerm() {
+        long now = monotonicMs.getAsLong();
+        term = new Term(now, clockMs.getAsLong(), state.newestTimeMs());
         synchronized (this) {
             cachedLoad = null;
         }
@@ -72,12 +102,6 @@ public final class Controller {
         for (StorageNode n : state.nodes()) {
             lastHeartbeat.put(n.getNodeId(), now); // a fresh session for everyone
         }
-        long period = Math.max(50, sessionTimeoutMs / 4);
-        sessionCheck = timer.scheduleWithFixedDelay(() -> {
-            fenceExpired();
-            finishDeletes();
-        }, period, period, TimeUnit.MILLISECONDS);
-        retentionCheck = timer.scheduleWithFixedDelay(this::expireRetained, RETENTION_CHECK_MS, RETENTION_CHECK_MS, TimeUnit.MILLISECONDS);
     }
 
     /** How often the leader looks for segments past their shard's retention. */
@@ -87,20 +111,45 @@ public final class Controller {
      * Retention: proposes dropping each shard's oldest segments sealed {@code retention_ms} ago or longer (the
      * state machine checks the rule again when it applies the command).
      */
-    private void expireRetained() {
-        if (!raft.isLeader()) {
+    void expireRetained() {
+        if (!raft.isLeader() || term == null) {
             return;
         }
-        long now = clockMs.getAsLong();
-        for (ExpireSegmentsCommand c : state.expired(now)) {
+        for (ExpireSegmentsCommand c : state.expired(retentionClock())) {
             LOG.info("Shard '{}': segments below {} are past retention; dropping them", c.getShard(), c.getBeforeSequence());
-            raft.propose(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now).setExpireSegments(c).build())
+            raft.propose(command().setExpireSegments(c).build())
                     .whenComplete((r, e) -> {
                         if (e != null || !r.isOk()) {
                             LOG.warn("Dropping expired segments of '{}' failed: {}", c.getShard(), e != null ? e.toString() : r.message());
                         }
                     });
         }
+    }
+
+    /**
+     * The time at which retention judges a sealed segment, given its seal time: this leader's wall clock, but
+     * never more than the age it can vouch for without trusting that clock's past: the age the log showed when
+     * this term began (the newest time the state showed then minus the seal time; none for a segment sealed since) plus
+     * the time the monotonic clock has measured since. A segment sealed in this term was stamped by this node's
+     * clock, so its age counts from the seal as that clock ran when the term began; a later step forward adds
+     * nothing. Being at most the wall clock, it is at most the expiry command's time: the state machine's own
+     * check passes whenever this one does.
+     *
+     * <p>So a wall clock stepped forward, or a new leader whose clock is ahead, drops no segment before the
+     * retention has passed as far as the log and this node's monotonic clock show. The cost is on the safe side:
+     * after a failover a segment may wait longer, by at most the time from the last command committed to the
+     * new term, and never by more than the retention.
+     */
+    private LongUnaryOperator retentionClock() {
+        Term t = term;
+        long wall = clockMs.getAsLong();
+        long elapsed = monotonicMs.getAsLong() - t.startMonotonicMs();
+        return sealedAt -> Math.min(wall, Math.min(t.startWallMs(), Math.max(t.logTimeMs(), sealedAt)) + elapsed);
+    }
+
+    /** A command stamped with this leader's wall-clock time, never below the newest command time applied. */
+    private Command.Builder command() {
+        return state.stamped(Command.newBuilder(), clockMs.getAsLong());
     }
 
     public void onLeaderStop() {
@@ -190,7 +239,7 @@ public final class Controller {
                 }
             }
             LOG.info("Shard '{}' (id {}): every node that hosted it has dropped it; finishing the delete", d.getName(), d.getShardId());
-            raft.propose(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(clockMs.getAsLong())
+            raft.propose(command()
                     .setFinishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand.newBuilder()
                             .setName(d.getName()).setShardId(d.getShardId())).build())
                     .whenComplete((r, e) -> {
@@ -233,14 +282,14 @@ public final class Controller {
     }
 
     public void heartbeat(int nodeId) {
-        lastHeartbeat.put(nodeId, clockMs.getAsLong());
+        lastHeartbeat.put(nodeId, monotonicMs.getAsLong());
     }
 
-    private void fenceExpired() {
+    void fenceExpired() {
         if (!raft.isLeader()) {
             return;
         }
-        long now = clockMs.getAsLong();
+        long now = monotonicMs.getAsLong();
         for (StorageNode n : state.nodes()) {
             if (n.getState() != NodeState.ALIVE) {
                 continue;
@@ -249,7 +298,7 @@ public final class Controller {
             if (now - last > sessionTimeoutMs) {
                 LOG.warn("Storage node {} sent no heartbeat for {} ms: fencing it (segments it led: {})",
                         n.getNodeId(), now - last, state.segmentsLedBy(n.getNodeId()).size());
-                raft.propose(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now)
+                raft.propose(command()
                         .setFenceNode(FenceNodeCommand.newBuilder().setNodeId(n.getNodeId()).setIncarnation(n.getIncarnation()))
                         .build()).whenComplete((r, e) -> invalidateLoad());
             }
@@ -261,7 +310,7 @@ public final class Controller {
      * segments, then by leaderships, then by id); the first of them leads.
      */
     public synchronized List<Integer> place(int count) {
-        long now = clockMs.getAsLong();
+        long now = monotonicMs.getAsLong();
         if (cachedLoad == null || now - cachedLoadAtMs >= 1000) {
             // Counting the load reads every shard: do it at most once a second, and count our own placements
             // into the cached figures in between, so placement stays O(nodes) per shard under a burst of creations.

@@ -78,7 +78,8 @@ public final class MetaServer implements AutoCloseable {
         });
         this.rpc = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES);
         this.raft = new RaftGroup(config, fsm);
-        this.controller = new Controller(state, raft, config.sessionTimeoutMs(), System::currentTimeMillis);
+        this.controller = new Controller(state, raft, config.sessionTimeoutMs(), System::currentTimeMillis,
+                () -> System.nanoTime() / 1_000_000); // sessions and retention: a monotonic clock (see Controller)
         Object listenerLock = fsm.listener();
         synchronized (listenerLock) {
             controllerRef.set(controller);

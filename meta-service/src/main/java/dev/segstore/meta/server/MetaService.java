@@ -297,9 +297,12 @@ public final class MetaService {
 
     // ---- helpers ---------------------------------------------------------------------------------------------
 
-    /** Stamps the leader's time on a command, proposes it, and turns its result into an answer. */
+    /**
+     * Stamps the leader's time on a command (never below the newest command time applied), proposes it, and turns
+     * its result into an answer.
+     */
     CompletableFuture<Message> propose(Command.Builder command) {
-        Command c = command.setVersion(MetaState.VERSION).setTimestampMs(clockMs.getAsLong()).build();
+        Command c = state.stamped(command, clockMs.getAsLong()).build();
         return raft.propose(c).thenApply(MetaService::unwrap);
     }
 

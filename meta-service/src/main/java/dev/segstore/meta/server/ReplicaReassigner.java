@@ -116,7 +116,7 @@ final class ReplicaReassigner {
         inFlight.add(key);
         LOG.info("Storage node {} has been gone for {} ms or more: moving its replica of {}/{} to node {}", from, afterMs,
                 s.getShard(), s.getSequence(), to);
-        raft.propose(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(wallMs.getAsLong())
+        raft.propose(state.stamped(Command.newBuilder(), wallMs.getAsLong())
                 .setReassignReplica(ReassignReplicaCommand.newBuilder().setShard(s.getShard()).setShardId(s.getShardId())
                         .setSequence(s.getSequence()).setOldNode(from).setNewNode(to)).build())
                 .whenComplete((r, e) -> {

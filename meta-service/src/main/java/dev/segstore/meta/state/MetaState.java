@@ -29,6 +29,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.function.LongUnaryOperator;
 
 /**
  * The metadata of the cluster, changed only by {@link #apply}: a deterministic function of the state and the
@@ -43,7 +44,8 @@ import java.util.TreeMap;
  * bumps it; an ISR change must name the current leader, epoch and ISR version (a stale proposal is
  * {@link ErrorCode#FENCED_EPOCH}; a retry of the change that made the current version, same leader, epoch and
  * ISR, one version behind, is answered OK with the current segment and changes nothing); only an ISR member (or, if the shard allows unclean election, any live
- * replica) becomes leader; group offsets are last-writer-wins.
+ * replica) becomes leader; group offsets are last-writer-wins; time never goes back (a command's time is the
+ * larger of its timestamp and the newest command time applied before it; see Command.monotonic_timestamp).
  */
 public final class MetaState {
     public static final int VERSION = 1;
@@ -57,13 +59,24 @@ public final class MetaState {
     private final RecentRequests recentRequests = new RecentRequests();
     private long nextShardId = 1;
     private long appliedCommands;
+    /** The newest command time applied (of commands with monotonic_timestamp): the state's "now", which never goes back. */
+    private long lastCommandTimeMs;
 
     public synchronized CommandResult apply(Command c) {
         appliedCommands++;
         if (c.getVersion() != VERSION) {
             return CommandResult.fail(ErrorCode.INTERNAL, "command version " + c.getVersion() + " is not supported");
         }
+        // A leader whose clock is behind the last one's (a failover, a clock stepped back) must not register, create
+        // or seal before what the state already shows, nor see a segment younger than it was. Derived from applied
+        // commands only, and kept in snapshots: the same on every replica. A command of an older build (no flag)
+        // is applied at its own time, as it was then, and does not count: a replica that restored a snapshot
+        // taken after it must not have a different "now" from one that replayed it.
         long now = c.getTimestampMs();
+        if (c.getMonotonicTimestamp()) {
+            now = Math.max(now, lastCommandTimeMs);
+            lastCommandTimeMs = now;
+        }
         return switch (c.getKindCase()) {
             case REGISTER_NODE -> registerNode(c.getRegisterNode(), now);
             case FENCE_NODE -> fenceNode(c.getFenceNode());
@@ -496,7 +509,7 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + c.getShard() + "' (id " + c.getShardId() + ") does not exist");
         }
         List<Segment> list = segments.get(c.getShard());
-        int drop = expirable(shard, list, now);
+        int drop = expirable(shard, list, sealedAt -> now);
         if (c.getBeforeSequence() > list.get(0).getSequence() + drop) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "shard '" + c.getShard() + "': only segments below "
                     + (list.get(0).getSequence() + drop) + " are past their retention, not all below " + c.getBeforeSequence());
@@ -507,11 +520,11 @@ public final class MetaState {
     }
 
     /**
-     * How many of a shard's oldest segments retention may drop at {@code now}: sealed ones, each sealed
-     * {@code retention_ms} ago or longer (a segment sealed before seal times were kept has none, and stays),
-     * never the open one. 0 when the shard keeps everything.
+     * How many of a shard's oldest segments retention may drop: sealed ones, each sealed {@code retention_ms} or
+     * longer before the time {@code nowFor} gives for its seal time (a segment sealed before seal times were kept
+     * has none, and stays), never the open one. 0 when the shard keeps everything.
      */
-    private static int expirable(Shard shard, List<Segment> list, long now) {
+    private static int expirable(Shard shard, List<Segment> list, LongUnaryOperator nowFor) {
         long retention = shard.getSettings().getRetentionMs();
         if (retention <= 0) {
             return 0;
@@ -519,7 +532,8 @@ public final class MetaState {
         int n = 0;
         while (n < list.size() - 1) {
             Segment s = list.get(n);
-            if (s.getStatus() != SegmentStatus.SEALED || s.getSealedAtMs() <= 0 || now - s.getSealedAtMs() < retention) {
+            if (s.getStatus() != SegmentStatus.SEALED || s.getSealedAtMs() <= 0
+                    || nowFor.applyAsLong(s.getSealedAtMs()) - s.getSealedAtMs() < retention) {
                 break;
             }
             n++;
@@ -527,12 +541,20 @@ public final class MetaState {
         return n;
     }
 
-    /** The expiry the controller should propose at {@code now}: one command per shard that has segments past retention. */
+    /** The expiry to propose at {@code now}: one command per shard that has segments past retention. */
     public synchronized List<ExpireSegmentsCommand> expired(long now) {
+        return expired(sealedAt -> now);
+    }
+
+    /**
+     * The expiry to propose, each sealed segment judged at the time {@code nowFor} gives for its seal time (the
+     * controller vouches for less of a segment's age than its wall clock may claim: see Controller).
+     */
+    public synchronized List<ExpireSegmentsCommand> expired(LongUnaryOperator nowFor) {
         List<ExpireSegmentsCommand> out = new ArrayList<>();
         for (Shard shard : shards.values()) {
             List<Segment> list = segments.get(shard.getName());
-            int n = expirable(shard, list, now);
+            int n = expirable(shard, list, nowFor);
             if (n > 0) {
                 out.add(ExpireSegmentsCommand.newBuilder().setShard(shard.getName()).setShardId(shard.getShardId())
                         .setBeforeSequence(list.get(0).getSequence() + n).build());
@@ -660,6 +682,41 @@ public final class MetaState {
         return recentRequests.contains(requestId);
     }
 
+    /** The newest command time applied (every command a leader proposes now has its time at least this). */
+    public synchronized long lastCommandTimeMs() {
+        return lastCommandTimeMs;
+    }
+
+    /**
+     * The newest time the state shows: the newest command time applied, or a time a command of an older build
+     * left in a node, shard or segment if that is newer (after an upgrade, before the first newer command).
+     * For the controller, which does not need it to be the same on every replica; O(segments).
+     */
+    public synchronized long newestTimeMs() {
+        long t = lastCommandTimeMs;
+        for (StorageNode n : nodes.values()) {
+            t = Math.max(t, n.getRegisteredAtMs());
+        }
+        for (Shard sh : shards.values()) {
+            t = Math.max(t, sh.getCreatedAtMs());
+        }
+        for (List<Segment> list : segments.values()) {
+            for (Segment seg : list) {
+                t = Math.max(t, seg.getSealedAtMs());
+            }
+        }
+        return t;
+    }
+
+    /**
+     * Stamps {@code command} for a leader whose wall clock reads {@code wallMs} to propose: this version, and its
+     * time, never below the newest command time applied (applying would take that anyway; so the log says what
+     * the state does), marked as such (Command.monotonic_timestamp).
+     */
+    public synchronized Command.Builder stamped(Command.Builder command, long wallMs) {
+        return command.setVersion(VERSION).setTimestampMs(Math.max(wallMs, lastCommandTimeMs)).setMonotonicTimestamp(true);
+    }
+
     /** Every segment the node is a replica of, with the node's current record. */
     public synchronized NodeAssignments assignments(int nodeId) {
         NodeAssignments.Builder b = NodeAssignments.newBuilder().setMetadataVersion(appliedCommands);
@@ -740,6 +797,7 @@ public final class MetaState {
 
     public synchronized MetaSnapshot snapshot() {
         MetaSnapshot.Builder b = MetaSnapshot.newBuilder().setVersion(VERSION).setNextShardId(nextShardId).setAppliedCommands(appliedCommands)
+                .setLastCommandTimeMs(lastCommandTimeMs)
                 .addAllNodes(nodes.values()).addAllShards(shards.values()).addAllShards(deleting.values());
         segments.values().forEach(b::addAllSegments);
         b.addAllAppliedRequests(recentRequests.snapshot());
@@ -764,5 +822,6 @@ public final class MetaState {
         recentRequests.restore(s.getAppliedRequestsList());
         nextShardId = s.getNextShardId();
         appliedCommands = s.getAppliedCommands();
+        lastCommandTimeMs = s.getLastCommandTimeMs();
     }
 }

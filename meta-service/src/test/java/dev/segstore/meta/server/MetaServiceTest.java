@@ -91,7 +91,7 @@ class MetaServiceTest {
     private final MetaState state = new MetaState();
     private final FakeRaft raft = new FakeRaft(state);
     private long now = 1_000;
-    private final Controller controller = new Controller(state, raft, 60_000, () -> now);
+    private final Controller controller = new Controller(state, raft, 60_000, () -> now, () -> now);
     private final MetaService service = new MetaService(state, raft, controller, () -> now++, List.of());
 
     @AfterEach
@@ -199,6 +199,21 @@ class MetaServiceTest {
         assertTrue(e.getMessage().contains("storage is offline"), e.getMessage());
         assertEquals(List.of(), raft.proposed);
         assertTrue(state.node(1).isEmpty());
+    }
+
+    // ---- command times (issue 15, item 6) ----------------------------------------------------------------------
+
+    @Test
+    void aLeaderWhoseClockIsBehindStampsCommandsNoEarlierThanTheLastOneApplied() throws Exception {
+        // A command a previous leader, whose clock was ahead, stamped at 90000.
+        assertTrue(state.apply(Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(90_000).setMonotonicTimestamp(true)
+                .setRegisterNode(dev.segstore.protocol.meta.RegisterNodeCommand.newBuilder().setNodeId(7).setHost("h").setPort(1))
+                .build()).isOk());
+        raft.proposed.clear();
+        register(1); // this leader's clock reads about 1000
+        assertEquals(90_000, raft.proposed.get(0).getTimestampMs(), "command times must not go back");
+        assertTrue(raft.proposed.get(0).getMonotonicTimestamp());
+        assertEquals(90_000, state.node(1).orElseThrow().getRegisteredAtMs());
     }
 
     // ---- shard identity (issue 15, items 3-4) -----------------------------------------------------------------

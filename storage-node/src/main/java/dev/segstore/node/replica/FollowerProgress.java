@@ -2,6 +2,7 @@ package dev.segstore.node.replica;
 
 /**
  * What a leader knows of one follower, learned from its fetches: an immutable value, replaced on each fetch.
+ * Times are on the partition's monotonic clock.
  *
  * @param nodeId           the follower
  * @param logEndOffset     the offset it asked for last: everything below is in its log (durable there when the

@@ -40,6 +40,11 @@ import java.util.function.LongSupplier;
  *   <li>Consumers never read above the high watermark.</li>
  * </ul>
  *
+ * <p>Time: every duration it decides on (how long a follower has not been caught up, how old the open segment
+ * is) is read from a monotonic clock ({@code monotonicMs}, System.nanoTime based in a node): a wall clock that
+ * NTP or an operator steps forward would shrink every ISR at once, and one stepped back would keep a dead
+ * follower in it. Record timestamps are the producers' and never compared with it.
+ *
  * <p>Threads: the storage node calls it from the shard's owner thread (requests), its control thread
  * (assignments, the ISR tick) and its fetcher threads (follower rounds); completions of log, fetch and
  * controller futures come back on other threads. All state is guarded by the partition's monitor. Methods
@@ -62,7 +67,8 @@ public final class Partition {
     private final SegmentLog log;
     private final int localId;
     private final ReplicaConfig config;
-    private final LongSupplier clockMs;
+    /** Monotonic time, ms (arbitrary origin): the lag and segment-age decisions. */
+    private final LongSupplier monotonicMs;
     private final IsrProposer proposer;
     private final ProducerStateTable producers = new ProducerStateTable();
     /** Bytes of the log's tail read back to rebuild the producer state after a restart (retries come soon). */
@@ -109,17 +115,17 @@ public final class Partition {
         CompletableFuture<Void> roll(int leaderEpoch, long endOffset);
     }
 
-    public Partition(String name, SegmentLog log, int localId, ReplicaConfig config, LongSupplier clockMs, IsrProposer proposer) {
-        this(name, log, new Tombstones(Tombstones.Store.NONE), localId, config, clockMs, proposer);
+    public Partition(String name, SegmentLog log, int localId, ReplicaConfig config, LongSupplier monotonicMs, IsrProposer proposer) {
+        this(name, log, new Tombstones(Tombstones.Store.NONE), localId, config, monotonicMs, proposer);
     }
 
-    public Partition(String name, SegmentLog log, Tombstones tombstones, int localId, ReplicaConfig config, LongSupplier clockMs,
+    public Partition(String name, SegmentLog log, Tombstones tombstones, int localId, ReplicaConfig config, LongSupplier monotonicMs,
                      IsrProposer proposer) {
-        this(name, log, tombstones, localId, config, clockMs, proposer, PRODUCER_STATE_SCAN_BYTES);
+        this(name, log, tombstones, localId, config, monotonicMs, proposer, PRODUCER_STATE_SCAN_BYTES);
     }
 
     /** As above, reading back the producer state from the last {@code producerScanBytes} of the log at first. */
-    public Partition(String name, SegmentLog log, Tombstones tombstones, int localId, ReplicaConfig config, LongSupplier clockMs,
+    public Partition(String name, SegmentLog log, Tombstones tombstones, int localId, ReplicaConfig config, LongSupplier monotonicMs,
                      IsrProposer proposer, long producerScanBytes) {
         if (producerScanBytes < 1) {
             throw new IllegalArgumentException("producerScanBytes must be >= 1: " + producerScanBytes);
@@ -130,7 +136,7 @@ public final class Partition {
         this.log = log;
         this.localId = localId;
         this.config = config;
-        this.clockMs = clockMs;
+        this.monotonicMs = monotonicMs;
         this.proposer = proposer;
     }
 
@@ -180,7 +186,7 @@ public final class Partition {
     public synchronized PartitionStatus status() {
         List<FollowerProgress> progress = role == Role.LEADER ? List.copyOf(new TreeMap<>(followers).values()) : List.of();
         return new PartitionStatus(role, leaderEpoch, log.logEndOffset(), highWatermark, replicas.size(), isr,
-                config.minInSyncReplicas(), roll.sealedEnd() >= 0, progress, clockMs.getAsLong());
+                config.minInSyncReplicas(), roll.sealedEnd() >= 0, progress, monotonicMs.getAsLong());
     }
 
     public SegmentLog log() {
@@ -197,7 +203,7 @@ public final class Partition {
     /** Takes leadership in {@code epoch} (from the controller's assignment). An older epoch is refused. */
     public synchronized void becomeLeader(int epoch, List<Integer> replicas, List<Integer> isr, int isrVersion) {
         checkEpoch(epoch);
-        long now = clockMs.getAsLong();
+        long now = monotonicMs.getAsLong();
         this.role = Role.LEADER;
         this.leaderEpoch = epoch;
         this.leaderId = localId;
@@ -345,7 +351,7 @@ public final class Partition {
         }
         producers.record(producerId, baseSequence, count, base);
         waitFor(new Waiter(base + count - 1, base, acked));
-        if (roll.afterAppend(log.sizeInBytes(), clockMs.getAsLong())) {
+        if (roll.afterAppend(log.sizeInBytes(), monotonicMs.getAsLong())) {
             // no more writes here; the roll goes out once the ISR has everything
             LOG.info("{}: segment full at offset {}, sealing", name, log.logEndOffset());
         }
@@ -652,7 +658,7 @@ public final class Partition {
         if (role != Role.LEADER) {
             return;
         }
-        long age = roll.ageOut(clockMs.getAsLong());
+        long age = roll.ageOut(monotonicMs.getAsLong());
         if (age >= 0) {
             LOG.info("{}: segment is {} ms old at offset {}, sealing", name, age, log.logEndOffset());
         }
@@ -711,7 +717,7 @@ public final class Partition {
                 throw new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": fetch offset " + fetchOffset
                         + " is outside the leader's log [" + log.logStartOffset() + ", " + end + "]");
             }
-            long now = clockMs.getAsLong();
+            long now = monotonicMs.getAsLong();
             long tombFrom = Math.max(0, Math.min(tombstoneFrom, tombstones.end()));
             followers.put(followerId, p.afterFetch(fetchOffset, tombFrom, countedLogEnd(), now));
             maybeExpandIsr(followerId, now);
@@ -765,7 +771,7 @@ public final class Partition {
         if (!pendingIsr.isSettled()) {
             return;
         }
-        long now = clockMs.getAsLong();
+        long now = monotonicMs.getAsLong();
         List<Integer> kept = new ArrayList<>();
         List<Integer> dropped = new ArrayList<>();
         for (int id : isr) {

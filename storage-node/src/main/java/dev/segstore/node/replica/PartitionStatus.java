@@ -9,7 +9,7 @@ import java.util.List;
  * @param replicas  the segment's replica count (0 before an assignment)
  * @param isr       the ISR as this replica knows it (the committed one on a leader)
  * @param followers on a leader, what it learnt of each follower from its fetches; empty elsewhere
- * @param nowMs     the clock reading the follower times compare with
+ * @param nowMs     the (monotonic) clock reading the follower times compare with; only differences mean anything
  */
 public record PartitionStatus(Partition.Role role, int leaderEpoch, long logEndOffset, long highWatermark, int replicas,
                               List<Integer> isr, int minIsr, boolean sealed, List<FollowerProgress> followers, long nowMs) {

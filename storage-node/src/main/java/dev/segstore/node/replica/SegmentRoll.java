@@ -16,6 +16,7 @@ final class SegmentRoll {
     private long segmentBytes = Long.MAX_VALUE;
     private long segmentMs = Long.MAX_VALUE;
     private Partition.Roller roller;
+    /** Monotonic time of the first write this leader took into the segment, -1 before one. */
     private long firstWriteMs = -1;
     private boolean sealing;
     private boolean requested;

@@ -23,6 +23,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.BooleanSupplier;
+import java.util.function.LongSupplier;
 
 /**
  * Makes a storage node's replicas what the meta-service's assignments say (they come with every registration
@@ -45,6 +46,8 @@ final class AssignmentReconciler {
     /** Asks the control thread for a heartbeat now (after a roll: learn the next segment at once). */
     private final Runnable heartbeatNow;
     private final BooleanSupplier closed;
+    /** The monotonic clock the replicas measure lag and segment age on (never the wall clock: see Partition). */
+    private final LongSupplier replicaClockMs;
     /** The newest metadata version applied: older assignments are ignored. */
     private volatile long metadataVersion = -1;
     /**
@@ -65,7 +68,8 @@ final class AssignmentReconciler {
     }
 
     AssignmentReconciler(NodeConfig config, LogDirectory directory, NodeIndex index, MetaClient meta, Map<Key, Hosted> hosted,
-                         Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow, BooleanSupplier closed) {
+                         Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow, BooleanSupplier closed,
+                         LongSupplier replicaClockMs) {
         this.config = config;
         this.directory = directory;
         this.index = index;
@@ -75,6 +79,7 @@ final class AssignmentReconciler {
         this.fetchers = fetchers;
         this.heartbeatNow = heartbeatNow;
         this.closed = closed;
+        this.replicaClockMs = replicaClockMs;
     }
 
     /**
@@ -214,7 +219,7 @@ final class AssignmentReconciler {
         Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(),
                 directory.openLog(key.logName(), config.log(), s.getStartOffset()),
                 new Tombstones(index.tombstoneStore(key.shardId(), key.sequence(), durability == Durability.FSYNC)),
-                config.nodeId(), rc, System::currentTimeMillis, proposer);
+                config.nodeId(), rc, replicaClockMs, proposer);
         long segmentBytes = shard == null || shard.getSettings().getSegmentBytes() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentBytes();
         long segmentMs = shard == null || shard.getSettings().getSegmentMs() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentMs();
         if (shard != null && shard.getSettings().getRetentionMs() > 0) {

@@ -102,18 +102,18 @@ public final class StorageNode implements AutoCloseable {
     }
 
 
-    private StorageNode(NodeConfig config, PeerFaults faults, dev.segstore.log.io.LogFiles files) throws Exception {
+    private StorageNode(NodeConfig config, PeerFaults faults, dev.segstore.log.io.LogFiles files, NodeClocks clocks) throws Exception {
         this.config = config;
         this.owners = new ShardOwners(config.ownerThreads(), "node-" + config.nodeId() + "-owner");
         this.metrics = new NodeMetrics(config.host(), config.metricsPort(),
                 () -> hosted.values().stream().map(h -> h.partition).toList());
-        this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory(), files, System::currentTimeMillis);
+        this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory(), files, clocks.wallMs());
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000);
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), nodeAddresses, owners, faults,
                 (key, h) -> hosted.get(key) == h);
         this.reconciler = new AssignmentReconciler(config, directory, index, meta, hosted, nodeAddresses, fetchers,
-                () -> control.execute(this::heartbeat), () -> closed);
+                () -> control.execute(this::heartbeat), () -> closed, clocks.monotonicMs());
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES)
                 .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
                 .register(onOwner(NodeMethods.FETCH, FetchRequest.parser(), FetchRequest::getSegment, this::fetch))
@@ -164,7 +164,13 @@ public final class StorageNode implements AutoCloseable {
 
     /** Starts a node whose segment logs live on {@code files} (tests: a file layer that injects disk faults). */
     public static StorageNode start(NodeConfig config, PeerFaults faults, dev.segstore.log.io.LogFiles files) throws Exception {
-        return new StorageNode(config, faults, files);
+        return start(config, faults, files, NodeClocks.SYSTEM);
+    }
+
+    /** As above, on the given clocks (tests: clocks they drive, a wall clock that jumps). */
+    public static StorageNode start(NodeConfig config, PeerFaults faults, dev.segstore.log.io.LogFiles files, NodeClocks clocks)
+            throws Exception {
+        return new StorageNode(config, faults, files, clocks);
     }
 
     public int port() {

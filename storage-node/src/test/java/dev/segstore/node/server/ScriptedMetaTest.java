@@ -11,8 +11,10 @@ import dev.segstore.protocol.meta.DurabilityMode;
 import dev.segstore.protocol.meta.HeartbeatRequest;
 import dev.segstore.protocol.meta.NodeAssignments;
 import dev.segstore.protocol.meta.NodeState;
+import dev.segstore.protocol.meta.ProposeIsrRequest;
 import dev.segstore.protocol.meta.RegisterNodeRequest;
 import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.SegmentResponse;
 import dev.segstore.protocol.meta.SegmentStatus;
 import dev.segstore.protocol.meta.Shard;
 import dev.segstore.protocol.meta.ShardSettings;
@@ -35,7 +37,9 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -62,8 +66,16 @@ class ScriptedMetaTest {
     private StorageNode node;
 
     private int metaPort;
+    private long replicaMaxLagMs;
+    private NodeClocks clocks;
 
     private void start() throws Exception {
+        start(1_000, NodeClocks.SYSTEM);
+    }
+
+    private void start(long replicaMaxLagMs, NodeClocks clocks) throws Exception {
+        this.replicaMaxLagMs = replicaMaxLagMs;
+        this.clocks = clocks;
         metaServer.register(RpcHandler.of(MetaMethods.REGISTER_NODE, RegisterNodeRequest.parser(),
                         r -> CompletableFuture.completedFuture(answer.get())))
                 .register(RpcHandler.of(MetaMethods.HEARTBEAT, HeartbeatRequest.parser(), r -> {
@@ -78,8 +90,8 @@ class ScriptedMetaTest {
     }
 
     private void startNode() throws Exception {
-        node = StorageNode.start(new NodeConfig(1, "127.0.0.1", 0, dir.resolve("node-1"), List.of("127.0.0.1:" + metaPort), 50, 1_000,
-                DirectoryConfig.DEFAULT, LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, -1), StorageNode.PeerFaults.NONE, files);
+        node = StorageNode.start(new NodeConfig(1, "127.0.0.1", 0, dir.resolve("node-1"), List.of("127.0.0.1:" + metaPort), 50, replicaMaxLagMs,
+                DirectoryConfig.DEFAULT, LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, -1), StorageNode.PeerFaults.NONE, files, clocks);
     }
 
     @AfterEach
@@ -188,5 +200,38 @@ class ScriptedMetaTest {
         awaitHeartbeats(3);
         assertNotNull(node.partition(SHARD_ID, 0), "the assigned replica is open again");
         assertTrue(java.nio.file.Files.isDirectory(dir.resolve("node-1").resolve("logs").resolve(SHARD_ID + "-0")));
+    }
+
+    // ---- clocks (issue 15, item 6) ---------------------------------------------------------------------------
+
+    @Test
+    void aWallClockStepForwardShrinksNoIsr() throws Exception {
+        long lagMs = 600_000; // the node's own ISR tick runs every lagMs / 2: not during this test, which runs it itself
+        AtomicLong wall = new AtomicLong(1_704_067_200_000L);
+        AtomicLong mono = new AtomicLong(5_000);
+        List<ProposeIsrRequest> proposals = new CopyOnWriteArrayList<>();
+        metaServer.register(RpcHandler.of(MetaMethods.PROPOSE_ISR, ProposeIsrRequest.parser(), r -> {
+            proposals.add(r);
+            Segment committed = answer.get().getSegments(0).toBuilder().clearIsr().addAllIsr(r.getNewIsrList())
+                    .setIsrVersion(r.getIsrVersion() + 1).build();
+            return CompletableFuture.completedFuture(SegmentResponse.newBuilder().setSegment(committed).build());
+        }));
+        NodeAssignments one = assignments(10, true);
+        Segment three = one.getSegments(0).toBuilder().clearReplicas().addAllReplicas(List.of(1, 2, 3))
+                .clearIsr().addAllIsr(List.of(1, 2, 3)).build();
+        answer.set(one.toBuilder().setSegments(0, three).build());
+        start(lagMs, new NodeClocks(wall::get, mono::get));
+        InJvmCluster.waitFor("the node to lead the segment", 30_000, () -> node.partition(SHARD_ID, 0) != null
+                && node.partition(SHARD_ID, 0).role() == dev.segstore.node.replica.Partition.Role.LEADER);
+        dev.segstore.node.replica.Partition p = node.partition(SHARD_ID, 0);
+
+        wall.addAndGet(24 * 3_600_000L); // NTP steps the wall clock a day forward; no time passes
+        p.fetchFromFollower(3, 0, 0, 0, 1 << 20); // node 3 fetches at the leader's end: caught up now
+        p.maybeShrinkIsr(); // node 2 has not fetched since the leader took over, which was moments ago: it stays
+        mono.addAndGet(lagMs + 1);
+        p.maybeShrinkIsr(); // now neither has been caught up for longer than the lag limit: both go
+        InJvmCluster.waitFor("an ISR proposal", 30_000, () -> !proposals.isEmpty());
+        assertEquals(List.of(1), proposals.get(0).getNewIsrList(),
+                "the first shrink must come from time passing, not from the wall clock's step: " + proposals);
     }
 }
