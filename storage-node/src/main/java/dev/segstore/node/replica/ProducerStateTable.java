@@ -68,6 +68,12 @@ public final class ProducerStateTable {
         if (producerId < 0) {
             return new New();
         }
+        if (baseSequence < 0 || (long) baseSequence + count - 1 > Integer.MAX_VALUE) {
+            // Sequences are int32 and never wrap: a client rolls to a new producer id first. One that wrapped
+            // anyway would have its retries taken for new batches (stored twice), so it is refused, not guessed.
+            return new OutOfOrder("producer " + producerId + " sequence " + baseSequence + " with " + count
+                    + " records is outside 0.." + Integer.MAX_VALUE + ": sequences must not wrap (roll the producer id)");
+        }
         Producer p = producers.get(producerId);
         if (p == null) {
             return new New();

@@ -96,4 +96,15 @@ class ProducerStateTableTest {
             assertEquals(new ProducerStateTable.Duplicate(new ProducerStateTable.Appended(45, 45, 45, 45)), t.check(7, 45, 1));
         }
     }
+
+    @Test
+    void aSequenceOutsideInt32IsRefusedNotTakenForANewBatch() {
+        ProducerStateTable t = new ProducerStateTable();
+        assertInstanceOf(ProducerStateTable.OutOfOrder.class, t.check(4, -5, 1), "a wrapped sequence from a producer not seen yet");
+        t.record(4, 0, 1, 0);
+        assertInstanceOf(ProducerStateTable.OutOfOrder.class, t.check(4, Integer.MIN_VALUE, 10), "a wrapped sequence");
+        assertInstanceOf(ProducerStateTable.OutOfOrder.class, t.check(4, Integer.MAX_VALUE - 2, 4), "a batch whose last sequence would wrap");
+        assertInstanceOf(ProducerStateTable.New.class, t.check(4, Integer.MAX_VALUE - 3, 4), "up to the largest sequence");
+        assertInstanceOf(ProducerStateTable.New.class, t.check(-1, -7, 1), "no producer id: sequences are not used");
+    }
 }
