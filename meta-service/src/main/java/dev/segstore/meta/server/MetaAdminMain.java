@@ -19,11 +19,25 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
-/** {@code meta-admin --meta host:port,... <command>}: looks at and changes cluster metadata. */
-@Command(name = "segstore-admin", mixinStandardHelpOptions = true, description = "Shows and changes segstore cluster metadata.",
-        subcommands = {MetaAdminMain.Describe.class, MetaAdminMain.CreateShard.class, MetaAdminMain.Route.class,
-                MetaAdminMain.ListShards.class, MetaAdminMain.RegisterNode.class, MetaAdminMain.Lag.class})
+/**
+ * {@code segstore-admin --meta host:port,... <command>}: looks at and changes cluster metadata. Errors print as
+ * {@code CODE_NAME: message} (the codes of docs/adapter-contract.md) and exit 1; {@code health} exits 0, 1 or 2.
+ */
+@Command(name = "segstore-admin", mixinStandardHelpOptions = true, versionProvider = MetaAdminMain.Version.class,
+        showDefaultValues = true, scope = CommandLine.ScopeType.INHERIT, description = "Shows and changes segstore cluster metadata.",
+        subcommands = {MetaAdminMain.Describe.class, MetaAdminMain.Health.class, MetaAdminMain.CreateShard.class,
+                MetaAdminMain.DeleteShard.class, MetaAdminMain.Route.class, MetaAdminMain.ListShards.class,
+                MetaAdminMain.RegisterNode.class, MetaAdminMain.Lag.class})
 public final class MetaAdminMain {
+    /** The version in the jar's manifest (Implementation-Version), or "development" when run from classes. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = MetaAdminMain.class.getPackage().getImplementationVersion();
+            return new String[] {"segstore " + (v == null ? "(development build)" : v)};
+        }
+    }
+
     @Option(names = "--meta", required = true, split = ",", description = "RPC addresses (host:port) of the meta-service nodes")
     List<String> meta;
 
@@ -36,7 +50,8 @@ public final class MetaAdminMain {
             return f.get(30, TimeUnit.SECONDS);
         } catch (ExecutionException e) {
             if (e.getCause() instanceof RpcException re) {
-                throw new CommandLine.ExecutionException(new CommandLine(new MetaAdminMain()), "error " + re.code() + ": " + re.getMessage());
+                throw new CommandLine.ExecutionException(new CommandLine(new MetaAdminMain()),
+                        dev.segstore.adapter.ErrorCode.fromCode(re.code()).name() + ": " + re.getMessage());
             }
             throw e;
         }
@@ -149,6 +164,78 @@ public final class MetaAdminMain {
         }
     }
 
+    @Command(name = "delete-shard", description = "Deletes a shard: its records, indexes and group offsets, on every "
+            + "node. Answered once every storage node that hosted it has dropped it; the name is then free.")
+    static final class DeleteShard implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        MetaAdminMain parent;
+        @Parameters(index = "0", description = "shard name")
+        String name;
+
+        @Override
+        public Integer call() throws Exception {
+            try (MetaClient c = parent.client()) {
+                get(c.deleteShard(name));
+                System.out.println("shard " + name + " deleted");
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "health", description = "Exit code for scripts: 0 healthy (every node alive, every segment with a "
+            + "full ISR), 1 degraded (a node fenced, or a segment under-replicated), 2 unavailable (no meta leader "
+            + "answers, or a segment has no leader or fewer in-sync replicas than its min ISR: writes to it fail).")
+    static final class Health implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        MetaAdminMain parent;
+
+        @Override
+        public Integer call() throws Exception {
+            int worst = 0;
+            List<String> problems = new java.util.ArrayList<>();
+            try (MetaClient c = parent.client()) {
+                DescribeClusterResponse d;
+                try {
+                    d = c.describeCluster().get(30, TimeUnit.SECONDS);
+                } catch (ExecutionException e) {
+                    System.out.println("UNAVAILABLE: no meta-service leader answers: " + e.getCause().getMessage());
+                    return 2;
+                }
+                for (StorageNode n : d.getNodesList()) {
+                    if (n.getState() != dev.segstore.protocol.meta.NodeState.ALIVE) {
+                        worst = Math.max(worst, 1);
+                        problems.add("node " + n.getNodeId() + " is " + n.getState());
+                    }
+                }
+                for (Shard s : get(c.listShards("")).getShardsList()) {
+                    ShardRoute r;
+                    try {
+                        r = get(c.route(s.getName()));
+                    } catch (CommandLine.ExecutionException e) {
+                        continue; // deleted since the list was read
+                    }
+                    for (Segment seg : r.getSegmentsList()) {
+                        String where = s.getName() + "/" + seg.getSequence();
+                        if (seg.getLeader() < 0) {
+                            worst = 2;
+                            problems.add(where + " has no leader");
+                        } else if (seg.getIsrCount() < Math.max(1, s.getSettings().getMinInSyncReplicas())
+                                && seg.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN) {
+                            worst = 2;
+                            problems.add(where + " ISR " + seg.getIsrList() + " is below min ISR " + s.getSettings().getMinInSyncReplicas());
+                        } else if (seg.getIsrCount() < seg.getReplicasCount()) {
+                            worst = Math.max(worst, 1);
+                            problems.add(where + " is under-replicated: ISR " + seg.getIsrList() + " of " + seg.getReplicasList());
+                        }
+                    }
+                }
+            }
+            System.out.println(worst == 0 ? "HEALTHY" : worst == 1 ? "DEGRADED" : "UNAVAILABLE");
+            problems.forEach(p -> System.out.println("  " + p));
+            return worst;
+        }
+    }
+
     @Command(name = "list", description = "Shards whose names start with a prefix.")
     static final class ListShards implements Callable<Integer> {
         @CommandLine.ParentCommand
@@ -168,7 +255,8 @@ public final class MetaAdminMain {
         }
     }
 
-    @Command(name = "register-node", description = "Registers a storage node (as a storage node does at start).")
+    @Command(name = "register-node", description = "Registers a storage node (as a storage node does at start). "
+            + "Refused for a node that is alive: a registration starts a new incarnation, which fences the running one.")
     static final class RegisterNode implements Callable<Integer> {
         @CommandLine.ParentCommand
         MetaAdminMain parent;
@@ -176,11 +264,20 @@ public final class MetaAdminMain {
         int id;
         @Parameters(index = "1", description = "host:port")
         String address;
+        @Option(names = "--force", description = "register even if the node is alive (fences the running process)")
+        boolean force;
 
         @Override
         public Integer call() throws Exception {
             String[] hp = address.split(":");
             try (MetaClient c = parent.client()) {
+                boolean alive = get(c.describeCluster()).getNodesList().stream()
+                        .anyMatch(n -> n.getNodeId() == id && n.getState() == dev.segstore.protocol.meta.NodeState.ALIVE);
+                if (alive && !force) {
+                    System.err.println("INVALID_ARGUMENT: storage node " + id + " is alive; registering it again would fence the "
+                            + "running process (use --force to do that on purpose)");
+                    return 1;
+                }
                 StorageNode n = get(c.registerNode(id, hp[0], Integer.parseInt(hp[1]))).getNode();
                 System.out.printf("node %d registered at %s:%d, incarnation %d%n", n.getNodeId(), n.getHost(), n.getPort(), n.getIncarnation());
             }
@@ -206,7 +303,7 @@ public final class MetaAdminMain {
     public static void main(String[] args) {
         CommandLine cl = new CommandLine(new MetaAdminMain());
         cl.setExecutionExceptionHandler((ex, line, parse) -> {
-            System.err.println(ex.getMessage());
+            line.getErr().println(ex.getMessage() != null ? ex.getMessage() : ex.toString());
             return 1;
         });
         int code = cl.execute(args);

@@ -1,0 +1,108 @@
+package dev.segstore.meta;
+
+import dev.segstore.client.MetaClient;
+import dev.segstore.meta.server.MetaAdminMain;
+import dev.segstore.protocol.meta.NodeState;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import picocli.CommandLine;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code segstore-admin} against a 3-node meta-service in the JVM (no storage node processes: nodes are
+ * registered by the tool and never heartbeat, so the controller fences them after the 2 s session timeout).
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class AdminCommandsTest {
+
+    private record Run(int exit, String out, String err) {
+    }
+
+    /** Runs the tool's command line as its main does, with its output captured. */
+    private static synchronized Run admin(MetaTestCluster cluster, String... args) {
+        List<String> all = new ArrayList<>(List.of("--meta", String.join(",", cluster.rpcAddresses())));
+        all.addAll(List.of(args));
+        PrintStream out = System.out;
+        PrintStream err = System.err;
+        ByteArrayOutputStream o = new ByteArrayOutputStream();
+        ByteArrayOutputStream e = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
+            CommandLine cl = new CommandLine(new MetaAdminMain());
+            cl.setErr(new java.io.PrintWriter(System.err, true));
+            cl.setExecutionExceptionHandler((ex, line, parse) -> {
+                line.getErr().println(ex.getMessage());
+                return 1;
+            });
+            int exit = cl.execute(all.toArray(String[]::new));
+            return new Run(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(out);
+            System.setErr(err);
+        }
+    }
+
+    @Test
+    void healthDeleteRegisterAndErrorsByName() throws Exception {
+        try (MetaTestCluster cluster = new MetaTestCluster(3, 2_000, 300); MetaClient client = cluster.client()) {
+            cluster.awaitLeader();
+            Run healthy = admin(cluster, "health");
+            assertEquals(0, healthy.exit(), healthy.toString());
+            assertTrue(healthy.out().startsWith("HEALTHY"), healthy.out());
+
+            assertEquals(0, admin(cluster, "register-node", "1", "127.0.0.1:9001").exit());
+            long incarnation = client.describeCluster().get(30, TimeUnit.SECONDS).getNodes(0).getIncarnation();
+            Run again = admin(cluster, "register-node", "1", "127.0.0.1:9001");
+            assertEquals(1, again.exit(), again.toString());
+            assertTrue(again.err().contains("is alive"), again.err());
+            assertEquals(incarnation, client.describeCluster().get(30, TimeUnit.SECONDS).getNodes(0).getIncarnation(),
+                    "refused: the running node is not fenced");
+            assertEquals(0, admin(cluster, "register-node", "1", "127.0.0.1:9001", "--force").exit());
+            assertEquals(incarnation + 1, client.describeCluster().get(30, TimeUnit.SECONDS).getNodes(0).getIncarnation());
+
+            assertEquals(0, admin(cluster, "create-shard", "solo", "--replicas", "1", "--min-isr", "1").exit());
+            // Node 1 never heartbeats: once fenced, its segment has no leader and writes to it fail.
+            MetaTestCluster.waitFor("node 1 to be fenced", () -> {
+                try {
+                    return client.describeCluster().get(30, TimeUnit.SECONDS).getNodes(0).getState() == NodeState.FENCED;
+                } catch (Exception e) {
+                    return false;
+                }
+            });
+            Run unavailable = admin(cluster, "health");
+            assertEquals(2, unavailable.exit(), unavailable.toString());
+            assertTrue(unavailable.out().contains("solo/0 has no leader") && unavailable.out().contains("node 1 is FENCED"), unavailable.out());
+
+            Run deleted = admin(cluster, "delete-shard", "solo");
+            assertEquals(0, deleted.exit(), deleted.toString());
+            Run missing = admin(cluster, "route", "solo");
+            assertEquals(1, missing.exit());
+            assertTrue(missing.err().startsWith("SHARD_NOT_FOUND: "), "errors by code name: " + missing.err());
+            Run degraded = admin(cluster, "health");
+            assertEquals(1, degraded.exit(), "a fenced node, no segment: " + degraded);
+        }
+    }
+
+    @Test
+    void versionAndDefaultsAreShown() {
+        CommandLine cl = new CommandLine(new MetaAdminMain());
+        java.io.StringWriter out = new java.io.StringWriter();
+        cl.setOut(new java.io.PrintWriter(out));
+        assertEquals(0, cl.execute("--version"));
+        assertTrue(out.toString().startsWith("segstore "), out.toString());
+        java.io.StringWriter help = new java.io.StringWriter();
+        cl.getSubcommands().get("create-shard").setOut(new java.io.PrintWriter(help));
+        assertEquals(0, cl.execute("--meta", "127.0.0.1:1", "create-shard", "--help"));
+        assertTrue(help.toString().contains("Default: 3"), "defaults shown: " + help);
+    }
+}
