@@ -24,6 +24,8 @@ final class MetaMetrics implements AutoCloseable {
             return;
         }
         PrometheusRegistry registry = new PrometheusRegistry();
+        // The JVM's own: memory by area and pool, GC collections and time, threads, classes, CPU, uptime.
+        io.prometheus.metrics.instrumentation.jvm.JvmMetrics.builder().register(registry);
         GaugeWithCallback.builder().name("segstore_meta_is_leader").help("1 while this node leads the Raft group (and runs the controller)")
                 .callback(cb -> cb.call(raft.get() != null && raft.get().isLeader() ? 1 : 0)).register(registry);
         GaugeWithCallback.builder().name("segstore_meta_raft_index").help("Raft log indexes of this node: last, committed, applied")

@@ -36,6 +36,8 @@ final class NodeMetrics implements AutoCloseable {
      * @param port     -1: no endpoint; 0: a free port; else that port, on {@code host}
      */
     NodeMetrics(String host, int port, Supplier<Collection<Partition>> replicas) throws IOException {
+        // The JVM's own: memory by area and pool, GC collections and time, threads, classes, CPU, uptime.
+        io.prometheus.metrics.instrumentation.jvm.JvmMetrics.builder().register(registry);
         requests = Counter.builder().name("segstore_node_requests_total")
                 .help("Data-plane requests answered, by method and result (ok or the error code)")
                 .labelNames("method", "result").register(registry);

@@ -381,6 +381,8 @@ class StorageClusterTest {
         assertEquals(1.0, cluster.metric(s.getLeader(), "segstore_node_replicas{role=\"leader\"}"));
         assertTrue(cluster.metric(follower, "segstore_node_replicas{role=\"follower\"}") == 1.0);
         assertTrue(cluster.metric(s.getLeader(), "segstore_node_fetched_bytes_total{reader=\"follower\"}") > 0);
+        assertTrue(cluster.metric(s.getLeader(), "jvm_threads_current") > 0, "JVM metrics on storage nodes");
+        assertTrue(metaMetric("jvm_memory_used_bytes{area=\"heap\"}") > 0, "JVM metrics on meta nodes");
         Partition f = nodes[follower].partition(s.getShardId(), s.getSequence());
         assertEquals(20, f.log().logEndOffset(), "caught up before rejoining");
         Partition leader = nodes[s.getLeader()].partition(s.getShardId(), s.getSequence());
