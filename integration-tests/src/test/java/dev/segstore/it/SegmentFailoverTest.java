@@ -1,12 +1,9 @@
 package dev.segstore.it;
 
-import dev.segstore.node.server.InJvmCluster;
-
-import dev.segstore.adapter.NewRecord;
-import dev.segstore.adapter.StoredRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.client.MetaClient;
 import dev.segstore.client.SegmentStorageAdapter;
+import dev.segstore.node.server.AckedWriters;
 import dev.segstore.protocol.meta.DurabilityMode;
 import dev.segstore.protocol.meta.ShardRoute;
 import org.junit.jupiter.api.AfterEach;
@@ -14,17 +11,9 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -63,68 +52,6 @@ class SegmentFailoverTest {
         }
     }
 
-    /** Writers that each write their own numbered records, one at a time, and remember what was acknowledged. */
-    private final class Writers {
-        final Map<Long, String> acked = new ConcurrentHashMap<>();
-        final AtomicLong lastAckNanos = new AtomicLong(System.nanoTime());
-        volatile long longestGapNanos;
-        volatile long gapWatchFrom = Long.MAX_VALUE;
-        volatile boolean stop;
-        final List<CompletableFuture<Void>> loops = new ArrayList<>();
-
-        void start() {
-            for (int w = 0; w < WRITERS; w++) {
-                int writer = w;
-                loops.add(CompletableFuture.runAsync(() -> {
-                    for (int i = 0; !stop; i++) {
-                        String payload = "w" + writer + "-" + i;
-                        long offset = adapter.write("orders", NewRecord.of(System.currentTimeMillis(),
-                                payload.getBytes(StandardCharsets.UTF_8))).join();
-                        acked.put(offset, payload);
-                        long now = System.nanoTime();
-                        long before = lastAckNanos.getAndSet(now);
-                        if (before >= gapWatchFrom) {
-                            longestGapNanos = Math.max(longestGapNanos, now - before);
-                        } else if (now >= gapWatchFrom) {
-                            longestGapNanos = Math.max(longestGapNanos, now - gapWatchFrom);
-                        }
-                    }
-                }));
-            }
-        }
-
-        void awaitAcked(int n, long timeoutMs) {
-            InJvmCluster.waitFor(n + " acknowledged writes (have " + acked.size() + ")", timeoutMs, () -> acked.size() >= n);
-        }
-
-        void stopAndJoin() {
-            stop = true;
-            loops.forEach(CompletableFuture::join);
-        }
-    }
-
-    private void verify(Map<Long, String> acked) throws Exception {
-        long end = adapter.listShards(dev.segstore.adapter.ShardFilter.all()).get(60, TimeUnit.SECONDS).get(0).logEndOffset();
-        Map<Long, String> read = new HashMap<>();
-        Map<String, Long> seen = new HashMap<>();
-        long offset = 0;
-        while (offset < end) {
-            List<StoredRecord> page = adapter.readByOffset("orders", offset, 1000).get(60, TimeUnit.SECONDS);
-            assertTrue(!page.isEmpty(), "a read below the log end " + end + " came back empty at " + offset);
-            for (StoredRecord r : page) {
-                String p = new String(r.payload(), StandardCharsets.UTF_8);
-                Long before = seen.put(p, r.offset());
-                assertEquals(null, before, "payload " + p + " stored twice: at " + before + " and " + r.offset());
-                read.put(r.offset(), p);
-            }
-            offset = page.get(page.size() - 1).offset() + 1;
-        }
-        for (Map.Entry<Long, String> e : acked.entrySet()) {
-            assertEquals(e.getValue(), read.get(e.getKey()), "acknowledged record at offset " + e.getKey());
-        }
-        System.out.printf("verified %d acknowledged records of %d stored%n", acked.size(), read.size());
-    }
-
     /** The process to kill and how to name it. */
     private record Victim(String name, Process process) {
     }
@@ -139,18 +66,19 @@ class SegmentFailoverTest {
      * must get 300 more acknowledged on their own; then everything acknowledged is checked.
      */
     private void killDuringWrites(VictimChooser chooser) throws Exception {
-        Writers writers = new Writers();
+        AckedWriters writers = new AckedWriters(adapter, "orders", WRITERS);
         writers.start();
         writers.awaitAcked(300, 60_000);
         Victim victim = chooser.choose();
-        int before = writers.acked.size();
-        writers.gapWatchFrom = System.nanoTime();
+        int before = writers.ackedCount();
+        writers.watchGapsFromNow();
         ProcessCluster.kill(victim.process());
         writers.awaitAcked(before + 300, 120_000);
         writers.stopAndJoin();
-        System.out.printf("%s killed with SIGKILL: writes stalled for %d ms at most%n",
-                victim.name(), TimeUnit.NANOSECONDS.toMillis(writers.longestGapNanos));
-        verify(writers.acked);
+        System.out.printf("%s killed with SIGKILL: writes stalled for %.0f ms at most%n", victim.name(), writers.longestGapMs());
+        Map<Long, String> acked = writers.acked();
+        int stored = AckedWriters.verifyReadBack(adapter, "orders", acked);
+        System.out.printf("verified %d acknowledged records of %d stored%n", acked.size(), stored);
     }
 
     @Test

@@ -94,6 +94,31 @@ class MetaClusterTest {
         }
     }
 
+    /**
+     * A leader that is closed (SIGTERM: the launcher's shutdown hook closes it) hands leadership to another peer
+     * before it stops: a new leader is ready long before the followers' election timeout (2 s here) would even
+     * let them start an election. Writes go on on the new leader.
+     */
+    @Test
+    void aClosingLeaderHandsLeadershipOverBeforeAnElectionTimeout() throws Exception {
+        int electionTimeoutMs = 2_000;
+        try (MetaTestCluster cluster = new MetaTestCluster(3, 60_000, 300, electionTimeoutMs); MetaClient client = cluster.client()) {
+            int leader = cluster.awaitLeader();
+            registerStorageNodes(client, 3);
+            await(client.createShard("before", THREE));
+            long start = System.nanoTime();
+            cluster.stop(leader);
+            int next = cluster.awaitLeader();
+            double ms = (System.nanoTime() - start) / 1e6;
+            System.out.printf("meta leader %d closed; node %d leads (ready) %.0f ms after the close began (election timeout %d ms)%n",
+                    leader, next, ms, electionTimeoutMs);
+            assertTrue(next != leader);
+            assertTrue(ms < electionTimeoutMs / 2.0, "a new leader took " + ms + " ms: no hand-over, an election after the timeout");
+            await(client.createShard("after", THREE));
+            assertEquals(2, await(client.listShards("")).getShardsCount());
+        }
+    }
+
     @Test
     void aRestartedNodeCatchesUpFromSnapshotAndLog() throws Exception {
         try (MetaTestCluster cluster = new MetaTestCluster(3, 60_000, 300); MetaClient client = cluster.client()) {

@@ -38,16 +38,21 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * snapshot taken part-way, must give byte-identical snapshots; and after every command the safety invariants
  * hold (epochs only grow, a leader is a replica and was in the ISR unless unclean election is allowed, ISRs
  * are non-empty subsets of the replicas, a live node that registers again leads nothing in an epoch it led
- * before, seal times never go back although command timestamps sometimes do).
+ * before, a node after its controlled shutdown leads and is in an ISR only where no other member is alive and
+ * not shutting down, seal times never go back although command timestamps sometimes do).
  */
 class MetaStateProperties {
 
     /** Reassignments applied across all tries (printed at the end, to see that the generator reaches them). */
     private static final java.util.concurrent.atomic.AtomicInteger REASSIGNED = new java.util.concurrent.atomic.AtomicInteger();
+    /** Controlled shutdowns applied across all tries, and leaderships they moved. */
+    private static final java.util.concurrent.atomic.AtomicInteger SHUT_DOWN = new java.util.concurrent.atomic.AtomicInteger();
+    private static final java.util.concurrent.atomic.AtomicInteger HANDED_OVER = new java.util.concurrent.atomic.AtomicInteger();
 
     @net.jqwik.api.lifecycle.AfterContainer
     static void report() {
-        System.out.println("MetaStateProperties: " + REASSIGNED.get() + " replica reassignments applied");
+        System.out.println("MetaStateProperties: " + REASSIGNED.get() + " replica reassignments applied, " + SHUT_DOWN.get()
+                + " controlled shutdowns applied, moving " + HANDED_OVER.get() + " leaderships");
     }
 
     @Provide
@@ -88,7 +93,13 @@ class MetaStateProperties {
                         .filter(seg -> seg.getSequence() == cmd.getReassignReplica().getSequence()).findFirst()
                         .map(Segment::getIsrList).orElse(null);
             }
+            long ledBeforeShutdown = cmd.hasControlledShutdown() ? ledBy(a, cmd.getControlledShutdown().getNodeId()) : 0;
             var ra = a.apply(cmd);
+            if (ra.isOk() && cmd.hasControlledShutdown()) {
+                checkHandedOver(a, cmd.getControlledShutdown().getNodeId(), context + " command " + i);
+                SHUT_DOWN.incrementAndGet();
+                HANDED_OVER.addAndGet((int) (ledBeforeShutdown - ledBy(a, cmd.getControlledShutdown().getNodeId())));
+            }
             if (ra.isOk() && cmd.hasReassignReplica()) {
                 // An ISR member may hold records no one else has: its replica is never moved away.
                 assertTrue(isrBefore != null && !isrBefore.contains(cmd.getReassignReplica().getOldNode()), context + " command " + i
@@ -117,6 +128,28 @@ class MetaStateProperties {
         assertEquals(java.util.Arrays.toString(expected), java.util.Arrays.toString(b.snapshot().toByteArray()), context);
         assertEquals(java.util.Arrays.toString(expected), java.util.Arrays.toString(c.snapshot().toByteArray()), context);
         assertEquals(java.util.Arrays.toString(expected), java.util.Arrays.toString(d.snapshot().toByteArray()), context + " (snapshot at " + cut + " + replay)");
+    }
+
+    private static long ledBy(MetaState s, int node) {
+        return s.snapshot().getSegmentsList().stream().filter(seg -> seg.getLeader() == node).count();
+    }
+
+    /**
+     * After a controlled shutdown of {@code node}: it is still alive, and it leads, or is in the ISR of, only open or
+     * sealed segments where no other ISR member is alive and not shutting down (it handed everything else over).
+     */
+    private static void checkHandedOver(MetaState s, int node, String context) {
+        assertTrue(s.node(node).orElseThrow().getState() == dev.segstore.protocol.meta.NodeState.ALIVE, context + ": node " + node + " was fenced");
+        assertTrue(s.node(node).orElseThrow().getShuttingDown(), context);
+        for (Segment seg : s.snapshot().getSegmentsList()) {
+            boolean live = seg.getStatus() == SegmentStatus.OPEN || seg.getStatus() == SegmentStatus.SEALED;
+            if (live && (seg.getLeader() == node || seg.getIsrList().contains(node))) {
+                List<Integer> others = seg.getIsrList().stream().filter(n -> n != node && s.node(n)
+                        .map(x -> x.getState() == dev.segstore.protocol.meta.NodeState.ALIVE && !x.getShuttingDown()).orElse(false)).toList();
+                assertTrue(others.isEmpty(), context + ": node " + node + " shut down but kept " + seg.getShard() + "/" + seg.getSequence()
+                        + " (leader " + seg.getLeader() + ", ISR " + seg.getIsrList() + ") although " + others + " could take it");
+            }
+        }
     }
 
     private static void checkInvariants(MetaState s, Map<String, Integer> epochs, String context) {
@@ -165,7 +198,7 @@ class MetaStateProperties {
                 now -= random.nextInt(2_000); // a leader whose clock is behind the last one's: times in the state must not go back
             }
             Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now).setMonotonicTimestamp(true);
-            int kind = random.nextInt(12);
+            int kind = random.nextInt(13);
             // Creates and deletes carry a request id from a small pool, so some are retries and some collide.
             com.google.protobuf.ByteString requestId = random.nextInt(3) == 0 ? com.google.protobuf.ByteString.EMPTY
                     : com.google.protobuf.ByteString.copyFromUtf8("r" + random.nextInt(6));
@@ -178,6 +211,15 @@ class MetaStateProperties {
                 StorageNode victim = nodes.get(random.nextInt(nodes.size()));
                 c.setFenceNode(FenceNodeCommand.newBuilder().setNodeId(victim.getNodeId())
                         .setIncarnation(victim.getIncarnation() - (random.nextInt(5) == 0 ? 1 : 0)));
+            } else if (kind == 12 && random.nextBoolean() && nodes.stream().anyMatch(StorageNode::getShuttingDown)) {
+                // A rolling restart goes on: a node that shut down comes back (a new incarnation).
+                StorageNode back = nodes.stream().filter(StorageNode::getShuttingDown).findFirst().orElseThrow();
+                c.setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(back.getNodeId()).setHost(back.getHost()).setPort(back.getPort()));
+            } else if (kind == 12) {
+                // A node stopping on purpose: usually its current incarnation, sometimes a stale one (a no-op).
+                StorageNode leaving = nodes.get(random.nextInt(nodes.size()));
+                c.setControlledShutdown(dev.segstore.protocol.meta.ControlledShutdownCommand.newBuilder().setNodeId(leaving.getNodeId())
+                        .setIncarnation(leaving.getIncarnation() - (random.nextInt(5) == 0 ? 1 : 0)));
             } else if (kind == 3 || shardNames.isEmpty()) {
                 List<Integer> ids = new ArrayList<>(nodes.stream().map(StorageNode::getNodeId).toList());
                 Collections.shuffle(ids, random);
@@ -224,7 +266,7 @@ class MetaStateProperties {
                 List<Integer> outOfIsr = s.getReplicasList().stream().filter(r -> !s.getIsrList().contains(r)).toList();
                 int from = !outOfIsr.isEmpty() && random.nextInt(4) > 0 ? outOfIsr.get(random.nextInt(outOfIsr.size()))
                         : s.getReplicas(random.nextInt(s.getReplicasCount()));
-                List<Integer> candidates = nodes.stream().filter(x -> x.getState() == dev.segstore.protocol.meta.NodeState.ALIVE)
+                List<Integer> candidates = nodes.stream().filter(x -> x.getState() == dev.segstore.protocol.meta.NodeState.ALIVE && !x.getShuttingDown())
                         .map(StorageNode::getNodeId).filter(x -> !s.getReplicasList().contains(x)).toList();
                 int to = !candidates.isEmpty() && random.nextInt(4) > 0 ? candidates.get(random.nextInt(candidates.size())) : 1 + random.nextInt(5);
                 c.setReassignReplica(dev.segstore.protocol.meta.ReassignReplicaCommand.newBuilder().setShard(shard)

@@ -27,6 +27,11 @@ final class MetaTestCluster implements AutoCloseable {
     private final MetaServer[] servers;
 
     MetaTestCluster(int size, long sessionTimeoutMs, int snapshotIntervalSecs) throws Exception {
+        this(size, sessionTimeoutMs, snapshotIntervalSecs, 600);
+    }
+
+    /** @param electionTimeoutMs the Raft election timeout of every node (600 ms above) */
+    MetaTestCluster(int size, long sessionTimeoutMs, int snapshotIntervalSecs, int electionTimeoutMs) throws Exception {
         root = Files.createTempDirectory("meta-cluster-");
         servers = new MetaServer[size];
         // A port found free can be taken by another socket before we bind it: pick new ports and try again.
@@ -37,7 +42,8 @@ final class MetaTestCluster implements AutoCloseable {
             }
             configs.clear();
             for (int i = 0; i < size; i++) {
-                configs.add(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), 600, snapshotIntervalSecs, sessionTimeoutMs));
+                configs.add(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), electionTimeoutMs,
+                        snapshotIntervalSecs, sessionTimeoutMs));
             }
             try {
                 for (int i = 0; i < size; i++) {

@@ -4,6 +4,7 @@ package dev.segstore.protocol;
 public final class MetaMethods {
     public static final String REGISTER_NODE = "meta.RegisterNode";
     public static final String HEARTBEAT = "meta.Heartbeat";
+    public static final String CONTROLLED_SHUTDOWN = "meta.ControlledShutdown";
     public static final String PROPOSE_ISR = "meta.ProposeIsr";
     public static final String ROLL_SEGMENT = "meta.RollSegment";
     public static final String CREATE_SHARD = "meta.CreateShard";

@@ -147,6 +147,16 @@ public final class MetaClient implements AutoCloseable {
                 .setStorageOffline(storageOffline).setAppliedMetadataVersion(appliedMetadataVersion).build(), NodeAssignments.parser());
     }
 
+    /**
+     * A controlled shutdown of storage node {@code nodeId}'s incarnation {@code incarnation}: the meta-service moves
+     * its leaderships to other in-sync replicas and takes it out of ISRs, and answers with its assignments after
+     * that. Fails FENCED_EPOCH when the incarnation is not the node's current, alive one.
+     */
+    public CompletableFuture<NodeAssignments> controlledShutdown(int nodeId, long incarnation) {
+        return call(MetaMethods.CONTROLLED_SHUTDOWN, dev.segstore.protocol.meta.ControlledShutdownRequest.newBuilder().setNodeId(nodeId)
+                .setIncarnation(incarnation).build(), NodeAssignments.parser());
+    }
+
     public CompletableFuture<SegmentResponse> proposeIsr(ProposeIsrRequest request) {
         return call(MetaMethods.PROPOSE_ISR, request, SegmentResponse.parser());
     }

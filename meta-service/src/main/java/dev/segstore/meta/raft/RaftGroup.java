@@ -15,6 +15,8 @@ import dev.segstore.meta.server.MetaPeer;
 import dev.segstore.meta.state.CommandResult;
 import dev.segstore.protocol.meta.Command;
 import dev.segstore.protocol.rpc.RpcException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -28,6 +30,7 @@ import java.util.stream.Collectors;
  * NOT_LEADER (with the leader's RPC address as a hint) or UNAVAILABLE.
  */
 public final class RaftGroup implements Consensus, AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(RaftGroup.class);
     public static final String GROUP_ID = "segstore-meta";
     private final MetaConfig config;
     private final RaftGroupService service;
@@ -130,6 +133,42 @@ public final class RaftGroup implements Consensus, AutoCloseable {
 
     public Node node() {
         return node;
+    }
+
+    /**
+     * If this node leads, hands leadership to the most caught-up other peer (jraft's {@code transferLeadershipTo}
+     * with {@link PeerId#ANY_PEER}: it stops taking proposals and tells that peer to start an election at once) and
+     * waits up to {@code timeoutMs} until another peer is known to lead. Called before the node stops, while its
+     * RPC port still answers (NOT_LEADER, naming the new leader once known), so the group has a leader again in
+     * about one round trip instead of an election timeout. Returns whether another peer leads; false also when
+     * this node does not lead or no other peer is alive (then there is nobody to hand over to).
+     */
+    public boolean transferLeadership(long timeoutMs) {
+        PeerId self = node.getNodeId().getPeerId();
+        try {
+            if (!node.isLeader() || node.listAlivePeers().stream().allMatch(self::equals)) {
+                return false;
+            }
+        } catch (IllegalStateException notLeaderAnyMore) {
+            return false;
+        }
+        Status status = node.transferLeadershipTo(PeerId.ANY_PEER);
+        if (!status.isOk()) {
+            LOG.warn("Meta node {}: leadership transfer refused: {}", config.self(), status);
+            return false;
+        }
+        long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
+        while (System.nanoTime() < deadline) {
+            PeerId leader = node.getLeaderId();
+            if (!node.isLeader() && leader != null && !leader.isEmpty() && !leader.equals(self)) {
+                LOG.info("Meta node {} handed leadership to {}", config.self(), leader);
+                return true;
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(2_000_000L);
+        }
+        LOG.warn("Meta node {}: no other peer took leadership within {} ms; stopping anyway (the others elect one after the election timeout)",
+                config.self(), timeoutMs);
+        return false;
     }
 
     @Override

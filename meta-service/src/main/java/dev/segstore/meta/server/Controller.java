@@ -320,7 +320,7 @@ public final class Controller {
         Map<Integer, int[]> load = cachedLoad;
         if (load.size() < count) {
             throw new RpcException(ErrorCode.NOT_ENOUGH_REPLICAS.code(), "need " + count + " live storage nodes, "
-                    + load.size() + " are alive");
+                    + load.size() + " are alive (and not shutting down)");
         }
         List<Integer> ids = new ArrayList<>(load.keySet());
         // Placements in flight are not in the state yet: rotate among equally loaded nodes so that a burst of
@@ -343,12 +343,12 @@ public final class Controller {
 
     /**
      * Replicas for the next segment of a roll: {@code count} live nodes as {@link #place}, or, when fewer are
-     * alive but at least {@code minIsr}, the live ones (the first leads) filled up with fenced nodes, whose
-     * replicas join the ISR once their node is back and caught up. A shard keeps taking writes while it has
-     * {@code minIsr} live nodes, even across a roll.
+     * alive (and not shutting down) but at least {@code minIsr}, those (the first leads) filled up with fenced
+     * and shutting-down nodes, whose replicas join the ISR once their node is back (registered again) and caught
+     * up. A shard keeps taking writes while it has {@code minIsr} live nodes, even across a roll or a restart.
      */
     public synchronized List<Integer> placeForRoll(int count, int minIsr) {
-        long live = state.nodes().stream().filter(n -> n.getState() == NodeState.ALIVE).count();
+        long live = state.nodes().stream().filter(Controller::active).count();
         if (live >= count) {
             return place(count);
         }
@@ -357,7 +357,7 @@ public final class Controller {
                     + " live storage nodes to open the next segment, " + live + " are alive");
         }
         List<Integer> chosen = new ArrayList<>(place((int) live));
-        List<Integer> fenced = state.nodes().stream().filter(n -> n.getState() == NodeState.FENCED)
+        List<Integer> fenced = state.nodes().stream().filter(n -> n.getState() == NodeState.FENCED || n.getShuttingDown())
                 .map(StorageNode::getNodeId).sorted().toList();
         for (int id : fenced) {
             if (chosen.size() == count) {
@@ -369,8 +369,14 @@ public final class Controller {
             throw new RpcException(ErrorCode.NOT_ENOUGH_REPLICAS.code(), "need " + count + " registered storage nodes, "
                     + chosen.size() + " are known");
         }
-        LOG.warn("Only {} of {} replicas of the next segment are on live nodes: {} (fenced nodes join when back)", live, count, chosen);
+        LOG.warn("Only {} of {} replicas of the next segment are on live nodes: {} (fenced and shutting-down nodes join when back)",
+                live, count, chosen);
         return chosen;
+    }
+
+    /** Alive and not shutting down: may lead and be in the ISR of a new segment. */
+    private static boolean active(StorageNode n) {
+        return n.getState() == NodeState.ALIVE && !n.getShuttingDown();
     }
 
     public void close() {

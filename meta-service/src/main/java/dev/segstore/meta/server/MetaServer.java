@@ -141,9 +141,16 @@ public final class MetaServer implements AutoCloseable {
         return metrics.port();
     }
 
+    /**
+     * Stops this node. A leader first hands Raft leadership to another peer (bounded by the election timeout, after
+     * which jraft gives the transfer up), while its RPC port still answers: the group has a ready leader again
+     * within a round trip or two instead of after an election timeout, and clients asking this node meanwhile are
+     * told NOT_LEADER rather than finding the port closed.
+     */
     @Override
     public void close() {
         reassignTimer.shutdownNow();
+        raft.transferLeadership(config.electionTimeoutMs());
         metrics.close();
         rpc.close();
         controller.close();

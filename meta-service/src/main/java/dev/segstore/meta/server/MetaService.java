@@ -75,6 +75,8 @@ public final class MetaService {
     public void register(RpcServer server) {
         server.register(RpcHandler.of(MetaMethods.REGISTER_NODE, RegisterNodeRequest.parser(), this::registerNode))
                 .register(RpcHandler.of(MetaMethods.HEARTBEAT, HeartbeatRequest.parser(), this::heartbeat))
+                .register(RpcHandler.of(MetaMethods.CONTROLLED_SHUTDOWN, dev.segstore.protocol.meta.ControlledShutdownRequest.parser(),
+                        this::controlledShutdown))
                 .register(RpcHandler.of(MetaMethods.PROPOSE_ISR, ProposeIsrRequest.parser(), this::proposeIsr))
                 .register(RpcHandler.of(MetaMethods.ROLL_SEGMENT, RollSegmentRequest.parser(), this::rollSegment))
                 .register(RpcHandler.of(MetaMethods.CREATE_SHARD, CreateShardRequest.parser(), this::createShard))
@@ -138,6 +140,22 @@ public final class MetaService {
                     controller.invalidateLoad();
                     return fail(ErrorCode.FENCED_EPOCH, "storage offline: storage node " + nodeId + " incarnation " + incarnation
                             + " reported its storage offline and is fenced; register again once it is back");
+                });
+    }
+
+    /**
+     * A storage node about to stop on purpose: the command moves its leaderships to active ISR members and takes it
+     * out of the ISRs that keep one (MetaState), and the answer is its assignments after that, which it applies at
+     * once. Placement leaves it out from now on. A stale incarnation fails FENCED_EPOCH and changes nothing.
+     */
+    CompletableFuture<Message> controlledShutdown(dev.segstore.protocol.meta.ControlledShutdownRequest r) {
+        LOG.info("Storage node {} incarnation {} is shutting down: moving its leaderships and taking it out of ISRs",
+                r.getNodeId(), r.getIncarnation());
+        return propose(Command.newBuilder().setControlledShutdown(dev.segstore.protocol.meta.ControlledShutdownCommand.newBuilder()
+                .setNodeId(r.getNodeId()).setIncarnation(r.getIncarnation())))
+                .thenApply(m -> {
+                    controller.invalidateLoad();
+                    return m;
                 });
     }
 

@@ -81,7 +81,9 @@ final class ReplicaReassigner {
         for (StorageNode n : state.nodes()) {
             if (n.getState() == NodeState.ALIVE) {
                 notAliveSince.remove(n.getNodeId());
-                load.put(n.getNodeId(), 0);
+                if (!n.getShuttingDown()) {
+                    load.put(n.getNodeId(), 0); // a target (a node shutting down takes no new replica)
+                }
             } else if (now - notAliveSince.computeIfAbsent(n.getNodeId(), k -> now) >= afterMs) {
                 lost.add(n.getNodeId());
             }

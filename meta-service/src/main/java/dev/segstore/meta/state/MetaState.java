@@ -44,7 +44,8 @@ import java.util.function.LongUnaryOperator;
  * bumps it; an ISR change must name the current leader, epoch and ISR version (a stale proposal is
  * {@link ErrorCode#FENCED_EPOCH}; a retry of the change that made the current version, same leader, epoch and
  * ISR, one version behind, is answered OK with the current segment and changes nothing); only an ISR member (or, if the shard allows unclean election, any live
- * replica) becomes leader; group offsets are last-writer-wins; time never goes back (a command's time is the
+ * replica) becomes leader; a node shutting down (ControlledShutdown) joins no ISR, leads no new segment and is
+ * handed no leadership while an ISR member that is not shutting down is alive; group offsets are last-writer-wins; time never goes back (a command's time is the
  * larger of its timestamp and the newest command time applied before it; see Command.monotonic_timestamp).
  */
 public final class MetaState {
@@ -88,6 +89,7 @@ public final class MetaState {
             case COMMIT_OFFSETS -> commitOffsets(c.getCommitOffsets());
             case FINISH_DELETE_SHARD -> finishDeleteShard(c.getFinishDeleteShard());
             case REASSIGN_REPLICA -> reassignReplica(c.getReassignReplica());
+            case CONTROLLED_SHUTDOWN -> controlledShutdown(c.getControlledShutdown());
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
     }
@@ -146,6 +148,12 @@ public final class MetaState {
         return n != null && n.getState() == NodeState.ALIVE;
     }
 
+    /** Alive and not shutting down: may lead, join an ISR, and be placed on a new segment. */
+    private boolean active(int nodeId) {
+        StorageNode n = nodes.get(nodeId);
+        return n != null && n.getState() == NodeState.ALIVE && !n.getShuttingDown();
+    }
+
     private CommandResult fenceNode(FenceNodeCommand c) {
         StorageNode node = nodes.get(c.getNodeId());
         if (node == null || node.getState() != NodeState.ALIVE || node.getIncarnation() != c.getIncarnation()) {
@@ -164,47 +172,98 @@ public final class MetaState {
      * the new epoch.
      */
     private void fenceReplicas(int id, boolean rejoining) {
+        forEachLiveSegment(s -> {
+            if (rejoining && keepsAcknowledgedOnRestart(s)) {
+                // fsync mode: the node only ever counted forced bytes, so it still holds everything it helped
+                // acknowledge. It stays in the ISR; a leadership stays with it, in a new epoch (followers
+                // truncate to where its log now ends through the epoch protocol). Moving the leadership to
+                // another member instead could hand it to one that is dead but not yet fenced, and leave the
+                // segment waiting for it with the node that holds everything shut out of the ISR.
+                return s.getLeader() == id ? s.toBuilder().setLeaderEpoch(s.getLeaderEpoch() + 1).build() : s;
+            }
+            Segment.Builder b = s.toBuilder();
+            if (s.getIsrList().contains(id) && s.getIsrCount() > 1) {
+                leaveIsr(b, s, id);
+            }
+            if (s.getLeader() == id) {
+                int next = electLeader(s, b.getIsrList(), id);
+                if (next < 0 && rejoining && eligible(b.build(), id)) {
+                    next = id;
+                }
+                b.setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1);
+            }
+            return b.build();
+        });
+    }
+
+    /**
+     * A controlled shutdown of node {@code nodeId} (its current, alive {@code incarnation}): it is marked shutting
+     * down, and wherever another ISR member is {@link #active} it leaves the ISR and hands its leadership to the
+     * first such member in a new epoch. It stays alive and in charge where no such member exists (it holds what no
+     * active node does: the segment keeps its leader, as it would wait for it if it were fenced). Answered with the
+     * node's assignments after the change.
+     */
+    private CommandResult controlledShutdown(dev.segstore.protocol.meta.ControlledShutdownCommand c) {
+        int id = c.getNodeId();
+        StorageNode node = nodes.get(id);
+        if (node == null || node.getState() != NodeState.ALIVE || node.getIncarnation() != c.getIncarnation()) {
+            return CommandResult.fail(ErrorCode.FENCED_EPOCH, "storage node " + id + " incarnation " + c.getIncarnation()
+                    + " is not registered and alive: nothing to hand over");
+        }
+        nodes.put(id, node.toBuilder().setShuttingDown(true).build());
+        forEachLiveSegment(s -> {
+            int next = s.getLeader() == id || s.getIsrList().contains(id) ? firstActive(s.getIsrList(), id) : -1;
+            if (next < 0) {
+                return s; // not involved, or no active member to take over: it keeps its place
+            }
+            Segment.Builder b = s.toBuilder();
+            if (s.getIsrList().contains(id)) {
+                leaveIsr(b, s, id);
+            }
+            if (s.getLeader() == id) {
+                b.setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1);
+            }
+            return b.build();
+        });
+        return CommandResult.ok(assignments(id));
+    }
+
+    /** Replaces every open or sealed segment {@code s} by {@code change.apply(s)} (which returns {@code s} to keep it). */
+    private void forEachLiveSegment(java.util.function.UnaryOperator<Segment> change) {
         for (List<Segment> list : segments.values()) {
             for (int i = 0; i < list.size(); i++) {
                 Segment s = list.get(i);
-                if (s.getStatus() != SegmentStatus.OPEN && s.getStatus() != SegmentStatus.SEALED) {
-                    continue;
-                }
-                Segment.Builder b = s.toBuilder();
-                boolean changed = false;
-                if (rejoining && keepsAcknowledgedOnRestart(s)) {
-                    // fsync mode: the node only ever counted forced bytes, so it still holds everything it helped
-                    // acknowledge. It stays in the ISR; a leadership stays with it, in a new epoch (followers
-                    // truncate to where its log now ends through the epoch protocol). Moving the leadership to
-                    // another member instead could hand it to one that is dead but not yet fenced, and leave the
-                    // segment waiting for it with the node that holds everything shut out of the ISR.
-                    if (s.getLeader() == id) {
-                        list.set(i, b.setLeaderEpoch(s.getLeaderEpoch() + 1).build());
-                    }
-                    continue;
-                }
-                if (s.getIsrList().contains(id) && s.getIsrCount() > 1) {
-                    b.clearIsr().addAllIsr(s.getIsrList().stream().filter(n -> n != id).toList())
-                            .setIsrVersion(s.getIsrVersion() + 1);
-                    changed = true;
-                }
-                if (s.getLeader() == id) {
-                    int next = electLeader(s, b.getIsrList(), id);
-                    if (next < 0 && rejoining && eligible(b.build(), id)) {
-                        next = id;
-                    }
-                    b.setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1);
-                    changed = true;
-                }
-                if (changed) {
-                    list.set(i, b.build());
+                if (s.getStatus() == SegmentStatus.OPEN || s.getStatus() == SegmentStatus.SEALED) {
+                    list.set(i, change.apply(s));
                 }
             }
         }
     }
 
-    /** First live ISR member other than {@code excluded}; else, if allowed, any live replica; else -1 (wait). */
+    /** Sets {@code b}'s ISR to {@code s}'s without node {@code id}, one version on. */
+    private static void leaveIsr(Segment.Builder b, Segment s, int id) {
+        b.clearIsr().addAllIsr(s.getIsrList().stream().filter(n -> n != id).toList()).setIsrVersion(s.getIsrVersion() + 1);
+    }
+
+    /** The first {@link #active} member of {@code isr} other than {@code excluded}, or -1. */
+    private int firstActive(List<Integer> isr, int excluded) {
+        for (int n : isr) {
+            if (n != excluded && active(n)) {
+                return n;
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * First active ISR member other than {@code excluded}; else a live one that is shutting down (it holds everything
+     * and still serves); else, if allowed, any live replica; else -1 (wait).
+     */
     private int electLeader(Segment s, List<Integer> isr, int excluded) {
+        int active = firstActive(isr, excluded);
+        if (active >= 0) {
+            return active;
+        }
         for (int n : isr) {
             if (n != excluded && alive(n)) {
                 return n;
@@ -260,8 +319,8 @@ public final class MetaState {
             return Optional.of("replicas " + replicas + " are not distinct");
         }
         for (int n : replicas) {
-            if (!alive(n)) {
-                return Optional.of("storage node " + n + " is not alive");
+            if (!active(n)) {
+                return Optional.of("storage node " + n + " is not alive, or is shutting down");
             }
         }
         return Optional.empty();
@@ -279,9 +338,10 @@ public final class MetaState {
         if (new HashSet<>(replicas).size() != replicas.size()) {
             return Optional.of("replicas " + replicas + " are not distinct");
         }
-        long alive = replicas.stream().filter(this::alive).count();
-        if (!alive(replicas.get(0)) || alive < minIsr) {
-            return Optional.of("replicas " + replicas + ": the first and at least " + minIsr + " must be alive, " + alive + " are");
+        long active = replicas.stream().filter(this::active).count();
+        if (!active(replicas.get(0)) || active < minIsr) {
+            return Optional.of("replicas " + replicas + ": the first and at least " + minIsr + " must be alive and not shutting down, "
+                    + active + " are");
         }
         for (int n : replicas) {
             StorageNode node = nodes.get(n);
@@ -376,9 +436,9 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, where + ": node " + c.getOldNode()
                     + " must be a replica that is neither alive nor in the ISR " + s.getIsrList());
         }
-        if (!alive(c.getNewNode()) || s.getReplicasList().contains(c.getNewNode())) {
+        if (!active(c.getNewNode()) || s.getReplicasList().contains(c.getNewNode())) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, where + ": node " + c.getNewNode()
-                    + " must be alive and not a replica of " + s.getReplicasList() + " yet");
+                    + " must be alive, not shutting down, and not a replica of " + s.getReplicasList() + " yet");
         }
         List<Integer> replicas = new ArrayList<>(s.getReplicasList());
         replicas.set(at, c.getNewNode());
@@ -450,8 +510,10 @@ public final class MetaState {
                     + s.getReplicasList() + " including the leader " + c.getLeader());
         }
         for (int n : isr) {
-            if (!s.getIsrList().contains(n) && !alive(n)) {
-                return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "node " + n + " is not alive and cannot join the ISR");
+            if (!s.getIsrList().contains(n) && !active(n)) {
+                // Refused for good at this version (the leader stops counting it): a node shutting down must not become
+                // one more member that acknowledgements wait for just before it stops.
+                return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "node " + n + " is not alive, or is shutting down, and cannot join the ISR");
             }
         }
         Segment updated = s.toBuilder().clearIsr().addAllIsr(isr).setIsrVersion(s.getIsrVersion() + 1).build();
@@ -481,8 +543,8 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.NOT_ENOUGH_REPLICAS, "cannot open the next segment of '" + c.getShard() + "': " + bad.get());
         }
         list.set(list.size() - 1, s.toBuilder().setEndOffset(c.getEndOffset()).setStatus(SegmentStatus.SEALED).setSealedAtMs(now).build());
-        // A replica on a fenced node starts outside the ISR; it joins once it is back and has caught up.
-        List<Integer> isr = c.getNextReplicasList().stream().filter(this::alive).toList();
+        // A replica on a fenced (or shutting-down) node starts outside the ISR; it joins once it is back and has caught up.
+        List<Integer> isr = c.getNextReplicasList().stream().filter(this::active).toList();
         list.add(openSegment(c.getShard(), shard.getShardId(), c.getSequence() + 1, c.getEndOffset(), c.getNextReplicasList())
                 .toBuilder().clearIsr().addAllIsr(isr).build());
         return CommandResult.ok(route(c.getShard()));
@@ -745,11 +807,11 @@ public final class MetaState {
         return b.build();
     }
 
-    /** Open segments led by each live node, and replicas held by each, for placement. */
+    /** Open segments led by each live node that is not shutting down, and replicas held by each, for placement. */
     public synchronized Map<Integer, int[]> load() {
         Map<Integer, int[]> load = new TreeMap<>();
         for (StorageNode n : nodes.values()) {
-            if (n.getState() == NodeState.ALIVE) {
+            if (active(n.getNodeId())) {
                 load.put(n.getNodeId(), new int[2]);
             }
         }

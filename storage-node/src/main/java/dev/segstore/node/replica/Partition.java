@@ -82,6 +82,11 @@ public final class Partition {
      */
     private long producersUnreadBelow;
     private final Map<Integer, FollowerProgress> followers = new HashMap<>();
+    /**
+     * Leader: when the controller last refused a follower's joining the ISR (it is shutting down, or not alive): it is
+     * not proposed again for {@code maxLagMs}, rather than at every fetch it makes while it stays caught up.
+     */
+    private final Map<Integer, Long> joinRefusedAtMs = new HashMap<>();
     private final TreeMap<Long, List<Waiter>> waiting = new TreeMap<>();
     private final Tombstones tombstones;
     /** Deletes waiting for the tombstone watermark: key = the tombstone end that acknowledges them. */
@@ -212,6 +217,7 @@ public final class Partition {
         this.isrVersion = isrVersion;
         pendingIsr.settle();
         followers.clear();
+        joinRefusedAtMs.clear();
         for (int r : replicas) {
             if (r != localId) {
                 followers.put(r, FollowerProgress.unknown(r, now));
@@ -246,6 +252,7 @@ public final class Partition {
         }
         this.tombstoneCursor = 0;
         followers.clear();
+        wakeFetchers(); // followers' fetches held here come back at once, and hear that this replica leads no more
         failWaiting(new ReplicaException(ErrorCode.NOT_LEADER, name + ": leadership moved to node " + leader
                 + " in epoch " + epoch + " before the write was acknowledged", leader, epoch));
         List<Runnable> deletes = new ArrayList<>();
@@ -458,6 +465,11 @@ public final class Partition {
 
     private synchronized void onLocalAppend() {
         maybeAdvanceHighWatermark();
+        wakeFetchers();
+    }
+
+    /** Completes the long-polled fetches waiting here (they answer with what there is now). */
+    private void wakeFetchers() {
         List<CompletableFuture<Void>> waiting = dataWaiters;
         dataWaiters = new ArrayList<>();
         waiting.forEach(w -> w.complete(null));
@@ -520,9 +532,7 @@ public final class Partition {
             }
         };
         deletesWaiting.computeIfAbsent(end, k -> new ArrayList<>()).add(complete);
-        List<CompletableFuture<Void>> wake = dataWaiters;
-        dataWaiters = new ArrayList<>();
-        wake.forEach(w -> w.complete(null)); // followers long-polling learn of the tombstones now
+        wakeFetchers(); // followers long-polling learn of the tombstones now
         maybeAdvanceHighWatermark();
         return acked;
     }
@@ -749,6 +759,10 @@ public final class Partition {
         if (!pendingIsr.isSettled() || isr.contains(followerId)) {
             return;
         }
+        Long refused = joinRefusedAtMs.get(followerId);
+        if (refused != null && now - refused < config.maxLagMs()) {
+            return;
+        }
         if (IsrPolicy.mayJoin(followers.get(followerId), highWatermark, tombstoneWatermark, now, config.maxLagMs())) {
             List<Integer> grown = new ArrayList<>(isr);
             grown.add(followerId);
@@ -819,6 +833,8 @@ public final class Partition {
         ErrorCode code = ReplicaException.codeOf(failure);
         if (code == ErrorCode.INVALID_ARGUMENT) {
             LOG.warn("{}: the controller refused ISR {}: {}", name, pendingIsr.proposed(), failure.toString());
+            long now = monotonicMs.getAsLong();
+            pendingIsr.proposed().stream().filter(id -> !isr.contains(id)).forEach(id -> joinRefusedAtMs.put(id, now));
             pendingIsr.settle();
             maybeAdvanceHighWatermark();
         } else if (code == ErrorCode.FENCED_EPOCH) {

@@ -23,6 +23,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * the engine follows the shard across segment rolls), after a warm-up that is not measured (the JIT of
  * every process on the path needs it), then reads everything back. Prints records/s, MB/s and per-call
  * latency percentiles (HdrHistogram). Used by scripts/bench-cluster.sh.
+ *
+ * <p>With {@code --gap-report} it also prints, every second, the longest pause between two acknowledgements that
+ * ended in that second, with the wall-clock time: how long writes stalled while a process restarted
+ * (scripts/rolling-restart.sh reads these lines).
  */
 @Command(name = "segstore-perf", mixinStandardHelpOptions = true, description = "Produces and consumes against a cluster.")
 public final class LoadGeneratorMain implements Callable<Integer> {
@@ -41,6 +45,9 @@ public final class LoadGeneratorMain implements Callable<Integer> {
     int perRequest;
     @Option(names = "--in-flight", defaultValue = "32")
     int inFlight;
+    @Option(names = "--gap-report", description = "print, every second: 'gap <epoch ms> acked <n> failed <n> longest-gap-ms <ms>', "
+            + "the longest pause between two acknowledgements that ended in that second")
+    boolean gapReport;
 
     @Override
     public Integer call() throws Exception {
@@ -57,6 +64,7 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             AtomicLong acked = new AtomicLong();
             AtomicLong failed = new AtomicLong();
             AtomicLong firstMeasured = new AtomicLong(-1);
+            GapReport gaps = gapReport ? new GapReport(failed) : null;
             long warmupEnd = System.nanoTime() + TimeUnit.SECONDS.toNanos(warmupSeconds);
             long end = warmupEnd + TimeUnit.SECONDS.toNanos(seconds);
             long now;
@@ -67,6 +75,9 @@ public final class LoadGeneratorMain implements Callable<Integer> {
                 String shard = shards.get((int) (calls++ % shards.size()));
                 adapter.batchWrite(shard, batch).whenComplete((offsets, e) -> {
                     long done = System.nanoTime();
+                    if (e == null && gaps != null) {
+                        gaps.acked(done);
+                    }
                     if (e != null) {
                         failed.incrementAndGet();
                     } else if (start >= warmupEnd) {
@@ -80,6 +91,9 @@ public final class LoadGeneratorMain implements Callable<Integer> {
                 });
             }
             window.acquire(inFlight);
+            if (gaps != null) {
+                gaps.close();
+            }
             double rps = acked.get() / (double) seconds;
             System.out.printf("produce  %,12.0f records/s %8.1f MB/s   p50 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  max %7.2f ms  failed %d%n",
                     rps, rps * recordBytes / 1e6, h.getValueAtPercentile(50) / 1e6, h.getValueAtPercentile(99) / 1e6,
@@ -102,6 +116,47 @@ public final class LoadGeneratorMain implements Callable<Integer> {
                     records / secs, records * (double) recordBytes / secs / 1e6, records, shards.size() == 1 ? "" : "s");
         }
         return 0;
+    }
+
+    /** The {@code --gap-report} lines: every second, the longest pause between acknowledgements that ended in it. */
+    private static final class GapReport implements AutoCloseable {
+        private final java.util.concurrent.ScheduledExecutorService timer = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "gap-report");
+            t.setDaemon(true);
+            return t;
+        });
+        private final AtomicLong failed;
+        private final AtomicLong lastAckNanos = new AtomicLong(-1);
+        private final AtomicLong longestGapNanos = new AtomicLong();
+        private final AtomicLong ackedInSecond = new AtomicLong();
+
+        GapReport(AtomicLong failed) {
+            this.failed = failed;
+            timer.scheduleAtFixedRate(this::print, 1, 1, TimeUnit.SECONDS);
+        }
+
+        void acked(long nowNanos) {
+            long before = lastAckNanos.getAndSet(nowNanos);
+            if (before >= 0) {
+                longestGapNanos.accumulateAndGet(nowNanos - before, Math::max);
+            }
+            ackedInSecond.incrementAndGet();
+        }
+
+        private void print() {
+            long gap = longestGapNanos.getAndSet(0);
+            long last = lastAckNanos.get();
+            if (last >= 0) {
+                gap = Math.max(gap, System.nanoTime() - last); // a pause still going on counts too
+            }
+            System.out.printf("gap %d acked %d failed %d longest-gap-ms %.0f%n", System.currentTimeMillis(), ackedInSecond.getAndSet(0),
+                    failed.get(), gap / 1e6);
+        }
+
+        @Override
+        public void close() {
+            timer.shutdownNow();
+        }
     }
 
     public static void main(String[] args) {

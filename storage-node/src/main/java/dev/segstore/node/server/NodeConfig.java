@@ -29,23 +29,36 @@ import java.util.Set;
  * @param log             segment file size and index interval of every replica's log
  * @param ownerThreads    threads that run the shards' requests, each shard on one of them chosen by hashing
  * @param metricsPort     port of the Prometheus endpoint ({@code /metrics}) on {@code host}; -1: none, 0: any free
+ * @param controlledShutdownTimeoutMs how long a node stopping on purpose ({@link StorageNode#shutdownGracefully})
+ *                        waits for the meta-service to move its leaderships before it stops anyway; 0: it does not
+ *                        ask (it stops at once, and its leaderships move after the session timeout)
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
                          long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
-                         int metricsPort) {
+                         int metricsPort, long controlledShutdownTimeoutMs) {
     /** Owner threads when not set: one per core, at least 2. */
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
+    /** 10 s: moving leaderships takes one meta command; the rest is margin for a busy meta-service or a failover. */
+    public static final long DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS = 10_000;
 
     private static final Set<String> KEYS = Set.of("node.id", "host", "port", "data.dir", "meta.addresses",
             "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
             "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
-            "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads", "metrics.port");
+            "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads", "metrics.port",
+            "controlled.shutdown.timeout.ms");
 
     /** With the segment log's default directory and log settings. */
     public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs,
                       long replicaMaxLagMs) {
         this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, DirectoryConfig.DEFAULT, LogConfig.DEFAULT,
                 DEFAULT_OWNER_THREADS, -1);
+    }
+
+    /** With the default {@code controlled.shutdown.timeout.ms}. */
+    public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs,
+                      long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort) {
+        this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
+                DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS);
     }
 
     public NodeConfig {
@@ -67,6 +80,9 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         }
         if (ownerThreads < 1 || ownerThreads > 1024) {
             throw new IllegalArgumentException("owner.threads = " + ownerThreads + " must be in 1..1024");
+        }
+        if (controlledShutdownTimeoutMs < 0) {
+            throw new IllegalArgumentException("controlled.shutdown.timeout.ms = " + controlledShutdownTimeoutMs + " must be >= 0 (0: none)");
         }
         if (directory == null || log == null) {
             throw new IllegalArgumentException("directory and log settings are required");
@@ -100,7 +116,8 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                     base.resolve(required(p, "data.dir")),
                     Arrays.stream(required(p, "meta.addresses").split(",")).map(String::trim).toList(),
                     number(p, "heartbeat.ms", 500), number(p, "replica.max.lag.ms", 10_000), directory, log,
-                    (int) number(p, "owner.threads", DEFAULT_OWNER_THREADS), (int) signed(p, "metrics.port", -1));
+                    (int) number(p, "owner.threads", DEFAULT_OWNER_THREADS), (int) signed(p, "metrics.port", -1),
+                    number(p, "controlled.shutdown.timeout.ms", DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }

@@ -61,18 +61,21 @@ final class ReplicaFetchers implements AutoCloseable {
     private final StorageNode.PeerFaults faults;
     /** Whether the node still hosts this replica as this {@link Hosted} (it may have been deleted since). */
     private final BiPredicate<Key, Hosted> hosts;
+    /** Asks for fresh assignments now: a leader this node follows said it leads no more. */
+    private final Runnable leaderMoved;
     private final RpcClient peers = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES);
     private final ScheduledExecutorService fetchers;
     private volatile boolean closed;
 
     ReplicaFetchers(int nodeId, long replicaMaxLagMs, Map<Integer, String> nodeAddresses, ShardOwners owners,
-                    StorageNode.PeerFaults faults, BiPredicate<Key, Hosted> hosts) {
+                    StorageNode.PeerFaults faults, BiPredicate<Key, Hosted> hosts, Runnable leaderMoved) {
         this.nodeId = nodeId;
         this.replicaMaxLagMs = replicaMaxLagMs;
         this.nodeAddresses = nodeAddresses;
         this.owners = owners;
         this.faults = faults;
         this.hosts = hosts;
+        this.leaderMoved = leaderMoved;
         this.fetchers = Executors.newScheduledThreadPool(2, r -> {
             Thread t = new Thread(r, "node-fetcher");
             t.setDaemon(true);
@@ -132,6 +135,11 @@ final class ReplicaFetchers implements AutoCloseable {
             long delay = e == null && taken > 0 ? 0 : e == null ? FETCH_IDLE_MS : 100;
             if (e != null) {
                 LOG.debug("Fetch for {} failed: {}", key.logName(), e.toString());
+                if (ReplicaException.codeOf(e) == ErrorCode.NOT_LEADER) {
+                    // The leader stepped down (a controlled shutdown, a new epoch): learn who leads now, which may
+                    // be this node, instead of at the next periodic heartbeat.
+                    leaderMoved.run();
+                }
             }
             try {
                 fetchers.schedule(() -> fetchLoop(key, h), delay, TimeUnit.MILLISECONDS);

@@ -77,6 +77,12 @@ public final class StorageNode implements AutoCloseable {
     private final long instanceId = java.util.concurrent.ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE);
     private volatile int registrationFailures; // written by the control thread only
     private volatile boolean closed;
+    /** Set by {@link #shutdownGracefully}: the node no longer registers again (a fence then is final for it). */
+    private volatile boolean shuttingDown;
+    /** Counted down by {@link #close}: ends a controlled shutdown's wait. */
+    private final java.util.concurrent.CountDownLatch closing = new java.util.concurrent.CountDownLatch(1);
+    /** A heartbeat asked for by {@link #requestHeartbeat} waits to run on the control thread. */
+    private final java.util.concurrent.atomic.AtomicBoolean heartbeatRequested = new java.util.concurrent.atomic.AtomicBoolean();
     private final int boundPort;
 
     private static Thread daemon(Runnable r, String name) {
@@ -111,9 +117,9 @@ public final class StorageNode implements AutoCloseable {
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000);
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), nodeAddresses, owners, faults,
-                (key, h) -> hosted.get(key) == h);
+                (key, h) -> hosted.get(key) == h, this::requestHeartbeat);
         this.reconciler = new AssignmentReconciler(config, directory, index, meta, hosted, nodeAddresses, fetchers,
-                () -> control.execute(this::heartbeat), () -> closed, clocks.monotonicMs());
+                this::requestHeartbeat, () -> closed, clocks.monotonicMs());
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES)
                 .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
                 .register(onOwner(NodeMethods.FETCH, FetchRequest.parser(), FetchRequest::getSegment, this::fetch))
@@ -217,13 +223,35 @@ public final class StorageNode implements AutoCloseable {
         }
     }
 
+    /**
+     * Asks for a heartbeat now, on the control thread, besides the periodic ones: after a roll (learn the next
+     * segment), after dropping a replica (a delete waits for it), and when a leader this node follows says it no
+     * longer leads (a leadership moved: this node may be the new leader). Requests made while one waits to run
+     * are one heartbeat.
+     */
+    private void requestHeartbeat() {
+        if (!heartbeatRequested.compareAndSet(false, true)) {
+            return;
+        }
+        try {
+            control.execute(() -> {
+                heartbeatRequested.set(false);
+                heartbeat();
+            });
+        } catch (java.util.concurrent.RejectedExecutionException stopped) {
+            heartbeatRequested.set(false); // closed
+        }
+    }
+
     /** Control thread, every heartbeat interval: registers until registered, then heartbeats. */
     private void heartbeat() {
         if (closed) {
             return;
         }
         if (!registered()) {
-            register();
+            if (!shuttingDown) {
+                register();
+            }
             return;
         }
         try {
@@ -235,8 +263,12 @@ public final class StorageNode implements AutoCloseable {
         } catch (Exception e) {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
             if (cause instanceof RpcException re && re.code() == ErrorCode.FENCED_EPOCH.code()) {
-                LOG.warn("Storage node {} was fenced; registering again", config.nodeId());
                 incarnation = -1;
+                if (shuttingDown) {
+                    LOG.warn("Storage node {} was fenced while shutting down; not registering again", config.nodeId());
+                    return;
+                }
+                LOG.warn("Storage node {} was fenced; registering again", config.nodeId());
                 register();
             } else {
                 LOG.warn("Heartbeat failed: {}", cause.toString());
@@ -507,9 +539,82 @@ public final class StorageNode implements AutoCloseable {
         return new RpcException(ErrorCode.INTERNAL.code(), e.toString());
     }
 
+    /**
+     * Controlled shutdown, before {@link #close} (the launcher's SIGTERM hook calls both): asks the meta-service to
+     * move every leadership this node holds to another in-sync replica and to take the node out of the ISRs
+     * ({@code meta.ControlledShutdown}), applies the answer at once (the node steps down; writes waiting on it fail
+     * NOT_LEADER and the client retries them at the new leader), and returns once its assignments show it leads
+     * nothing. A segment with no other live in-sync replica stays with it; for those it asks again every heartbeat
+     * period (a follower may have caught up and rejoined the ISR since), for at most
+     * {@code controlled.shutdown.timeout.ms}; then it gives up and they move after its session expires, as when a
+     * node crashes. Meanwhile the node goes on heartbeating and serving: as a follower it keeps fetching, so the ISRs
+     * of the new leaders do not wait for it before they learn it left them. It does not register again if fenced.
+     *
+     * @return whether the node leads nothing (false also when the timeout is 0, or the node is not registered)
+     */
+    public boolean shutdownGracefully() {
+        long timeoutMs = config.controlledShutdownTimeoutMs();
+        if (closed || timeoutMs <= 0 || !registered()) {
+            return false;
+        }
+        shuttingDown = true;
+        long start = System.nanoTime();
+        long deadline = start + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+        long led = -1;
+        try {
+            while (true) {
+                long current = incarnation;
+                if (current < 0) {
+                    LOG.warn("Storage node {} was fenced while shutting down: its leaderships moved with the fence", config.nodeId());
+                    return false;
+                }
+                try {
+                    NodeAssignments a = meta.controlledShutdown(config.nodeId(), current).get(remaining(deadline), TimeUnit.NANOSECONDS);
+                    control.submit(() -> reconciler.apply(a)).get(remaining(deadline), TimeUnit.NANOSECONDS);
+                    led = a.getSegmentsList().stream().filter(x -> x.getLeader() == config.nodeId()).count();
+                    if (led == 0) {
+                        LOG.info("Storage node {} handed over its leaderships in {} ms; stopping", config.nodeId(),
+                                (System.nanoTime() - start) / 1_000_000);
+                        return true;
+                    }
+                    LOG.info("Storage node {} still leads {} segment(s) that have no other live in-sync replica; asking again",
+                            config.nodeId(), led);
+                } catch (java.util.concurrent.ExecutionException e) {
+                    Throwable cause = e.getCause();
+                    if (cause instanceof RpcException re && re.code() == ErrorCode.FENCED_EPOCH.code()) {
+                        LOG.warn("Storage node {}: {}; stopping", config.nodeId(), re.getMessage());
+                        return false;
+                    }
+                    LOG.warn("Storage node {}: controlled shutdown request failed ({}); trying again", config.nodeId(), cause.toString());
+                }
+                if (closing.await(Math.min(config.heartbeatMs(), remaining(deadline) / 1_000_000), TimeUnit.MILLISECONDS)) {
+                    return false;
+                }
+                if (remaining(deadline) <= 0) {
+                    break;
+                }
+            }
+        } catch (java.util.concurrent.TimeoutException e) {
+            // the deadline passed while waiting for an answer
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            return false; // closed meanwhile
+        }
+        LOG.warn("Storage node {}: controlled shutdown gave up after {} ms ({} segment(s) still led: they move once its session expires)",
+                config.nodeId(), timeoutMs, led < 0 ? "unknown" : led);
+        return false;
+    }
+
+    private static long remaining(long deadlineNanos) {
+        return Math.max(0, deadlineNanos - System.nanoTime());
+    }
+
     @Override
     public void close() {
         closed = true;
+        closing.countDown();
         control.shutdownNow();
         fetchers.close();
         server.close();

@@ -22,7 +22,12 @@ public final class StorageNodeMain implements Callable<Integer> {
         StorageNode node = StorageNode.start(c);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            node.close();
+            // SIGTERM: hand the leaderships over first (bounded by controlled.shutdown.timeout.ms), then stop.
+            try {
+                node.shutdownGracefully();
+            } finally {
+                node.close();
+            }
             stopped.countDown();
         }, "storage-node-shutdown"));
         stopped.await();

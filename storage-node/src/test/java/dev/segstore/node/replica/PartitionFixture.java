@@ -55,6 +55,10 @@ abstract class PartitionFixture {
     volatile boolean loseAnswers;
     /** Set: the controller commits proposals and the test holds their answers here, to deliver them late. */
     volatile List<CompletableFuture<IsrProposer.Committed>> heldAnswers;
+    /** Nodes the controller refuses into the ISR (INVALID_ARGUMENT, as for a node shutting down). */
+    final Set<Integer> mayNotJoin = ConcurrentHashMap.newKeySet();
+    /** ISR proposals the controller has received. */
+    final java.util.concurrent.atomic.AtomicInteger proposals = new java.util.concurrent.atomic.AtomicInteger();
     /** Node 2's data directory runs on files whose writes the test can fail or hold. */
     final FaultyFiles node2Files = new FaultyFiles();
 
@@ -79,8 +83,14 @@ abstract class PartitionFixture {
     }
 
     synchronized CompletableFuture<IsrProposer.Committed> propose(int epoch, int version, List<Integer> isr) {
+        proposals.incrementAndGet();
         if (version != committedVersion) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.FENCED_EPOCH, "stale ISR version " + version));
+        }
+        for (int n : isr) {
+            if (!committedIsr.contains(n) && mayNotJoin.contains(n)) {
+                return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, "node " + n + " cannot join the ISR"));
+            }
         }
         committedIsr = List.copyOf(isr);
         committedVersion++;

@@ -90,6 +90,44 @@ class PartitionTest extends PartitionFixture {
     }
 
     @Test
+    void aFollowerTheControllerRefusesIntoTheIsrIsNotProposedAgainAtEveryFetch() throws Exception {
+        cutOff.add(3);
+        replicas[1].append(records("a", 5), -1, -1);
+        awaitDurable(1, 5);
+        fetchRound(1, 2);
+        fetchRound(1, 2);
+        clock.addAndGet(1_001);
+        fetchRound(1, 2); // node 2 stays caught up
+        replicas[1].maybeShrinkIsr();
+        assertEquals(List.of(1, 2), replicas[1].isr());
+        mayNotJoin.add(3); // node 3 is shutting down (a controlled shutdown took it out of the ISR)
+        cutOff.remove(3);
+        fetchRound(1, 3); // catches up
+        fetchRound(1, 3); // reports it: the leader proposes it, the controller refuses
+        int refused = proposals.get();
+        for (int i = 0; i < 5; i++) {
+            fetchRound(1, 3);
+        }
+        assertEquals(refused, proposals.get(), "no proposal at each fetch while the refusal is recent");
+        assertEquals(List.of(1, 2), replicas[1].isr());
+        mayNotJoin.remove(3); // it registered again
+        clock.addAndGet(1_001);
+        fetchRound(1, 3);
+        assertEquals(List.of(1, 2, 3), replicas[1].isr(), "asked again once the lag limit has passed");
+    }
+
+    @Test
+    void aDeposedLeaderAnswersTheFetchesItHoldsAtOnce() throws Exception {
+        writeAcknowledged(2);
+        CompletableFuture<Void> held = replicas[1].awaitDataAfter(2, 0); // a caught-up follower's long poll
+        assertFalse(held.isDone());
+        replicas[1].becomeFollower(1, 2);
+        assertTrue(held.isDone(), "released now, so its follower hears NOT_LEADER at once, not after its wait");
+        ReplicaException e = assertThrows(ReplicaException.class, () -> replicas[1].fetchFromFollower(3, 0, 2, 0, 1 << 20));
+        assertEquals(ErrorCode.NOT_LEADER, e.code());
+    }
+
+    @Test
     void aWritersEncodedBatchIsReplicatedByteForByteAndItsRetryIsNotAppendedAgain() throws Exception {
         writeAcknowledged(2);
         java.util.function.Supplier<ByteBuffer> encoded = () -> dev.segstore.log.format.RecordBatch.encode(0, 0, -1, -1, records("e", 3));

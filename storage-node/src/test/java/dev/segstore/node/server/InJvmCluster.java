@@ -94,6 +94,12 @@ public final class InJvmCluster implements AutoCloseable {
         nodes[id] = null;
     }
 
+    /** Stops storage node {@code id} as its SIGTERM hook does: a controlled shutdown, then close (its data stays). */
+    public void stopNodeGracefully(int id) {
+        nodes[id].shutdownGracefully();
+        stopNode(id);
+    }
+
     /** "127.0.0.1:port" of a running storage node. */
     public String address(int id) {
         return "127.0.0.1:" + nodes[id].port();

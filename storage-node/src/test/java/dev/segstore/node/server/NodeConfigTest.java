@@ -33,8 +33,10 @@ class NodeConfigTest {
         assertEquals(2_000_000L, c.directory().flushPolicy().maxWaitNanos());
         assertEquals(Math.max(2, Runtime.getRuntime().availableProcessors()), c.ownerThreads());
         assertEquals(-1, c.metricsPort(), "no metrics endpoint unless asked for");
+        assertEquals(10_000, c.controlledShutdownTimeoutMs());
         NodeConfig o = load(BASE + "log.flush.max.wait.ms=5\nlog.queue.max.bytes=1048576\nlog.file.bytes=1048576\nreplica.max.lag.ms=3000\n"
-                + "owner.threads=6\nmetrics.port=9201\n");
+                + "owner.threads=6\nmetrics.port=9201\ncontrolled.shutdown.timeout.ms=0\n");
+        assertEquals(0, o.controlledShutdownTimeoutMs(), "0: no controlled shutdown");
         assertEquals(6, o.ownerThreads());
         assertEquals(9201, o.metricsPort());
         assertEquals(5_000_000L, o.directory().flushPolicy().maxWaitNanos());
@@ -55,6 +57,8 @@ class NodeConfigTest {
         assertTrue(owners.getMessage().contains("owner.threads"), owners.getMessage());
         IllegalArgumentException metrics = assertThrows(IllegalArgumentException.class, () -> load(BASE + "metrics.port=70000\n"));
         assertTrue(metrics.getMessage().contains("metrics.port"), metrics.getMessage());
+        IllegalArgumentException shutdown = assertThrows(IllegalArgumentException.class, () -> load(BASE + "controlled.shutdown.timeout.ms=-1\n"));
+        assertTrue(shutdown.getMessage().contains("controlled.shutdown.timeout.ms"), shutdown.getMessage());
         IllegalArgumentException missing = assertThrows(IllegalArgumentException.class, () -> load("host=h\nport=1\ndata.dir=d\nmeta.addresses=a:1\n"));
         assertTrue(missing.getMessage().contains("node.id"), missing.getMessage());
     }
