@@ -797,8 +797,14 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         return s.getStatus() == SegmentStatus.SEALED ? anyInSync(s) : s.getLeader();
     }
 
+    /**
+     * The segment as requests name it. Requests about a segment the route calls open go to its leader, and name the
+     * route's leader epoch: a replica that is not that leader refuses to answer reads from its own, lagging, high
+     * watermark (node.proto, {@code route_epoch}). Reads of a sealed segment go to any ISR member and name none.
+     */
     private static SegmentRef ref(Segment s) {
-        return SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()).build();
+        SegmentRef.Builder b = SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence());
+        return s.getStatus() == SegmentStatus.SEALED ? b.build() : b.setRouteEpoch(s.getLeaderEpoch()).build();
     }
 
     /** A consumer fetch: batches sent without copying, checked and decoded here. */
