@@ -930,6 +930,9 @@ public final class Partition {
         synchronized (this) {
             generation = followerGeneration;
         }
+        if (InjectedBug.on(InjectedBug.SKIP_EPOCH_TRUNCATION)) {
+            return reconciled(generation); // TEST ONLY: the bug a fault test must catch (InjectedBug)
+        }
         while (true) {
             int latest;
             int epoch;
