@@ -48,7 +48,9 @@ public enum ErrorCode {
     INTERNAL(16, false),
     /**
      * A write may or may not have been stored, and sending it again could store it twice (an earlier attempt
-     * went to a segment that retention has dropped since). Not retried; the caller decides.
+     * went to a segment that retention has dropped since); or a delete was done, but whether by this call is
+     * unknown (a retry after a lost answer found the record deleted already, so "already deleted", or a count,
+     * would not be known). Not retried; the caller decides.
      */
     OUTCOME_UNKNOWN(17, false);
 

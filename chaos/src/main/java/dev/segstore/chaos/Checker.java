@@ -7,7 +7,9 @@ import java.util.List;
 /**
  * Finds the anomalies of a {@link History}: what no correct store could have answered, given when each
  * operation was invoked and completed. The final state of the store (a full read of every shard after the
- * faults healed) is the history's final reads ({@link Invocation#finalRead(String, long, int)}).
+ * faults healed) is the history's final reads ({@link Invocation#finalRead(String, long, int)}); the shards'
+ * seal points, if recorded ({@link History#sealPoints(String, List)}), bound what a short read that is not final
+ * proves ({@link MissingRecordCheck}).
  *
  * <p>The rules, one check class each (the javadoc of each says exactly what it assumes and why no valid history
  * trips it; {@code docs/architecture.md} has them together):
@@ -41,7 +43,7 @@ public final class Checker {
         List<Anomaly> out = new ArrayList<>();
         PayloadCheck.run(index, out);
         OffsetCheck.run(index, out);
-        MissingRecordCheck.run(index, out);
+        MissingRecordCheck.run(index, history.sealPoints(), out);
         DeleteCheck.run(index, out);
         WriterOrderCheck.run(ops, out);
         GroupOffsetCheck.run(ops, out);

@@ -1,12 +1,14 @@
 package dev.segstore.chaos;
 
+import java.util.List;
 import java.util.Objects;
 
 /**
- * One line of a history: an operation's invocation, its completion, or a fault's start or stop. Times are
- * monotonic nanoseconds ({@link System#nanoTime()} of the recording JVM): only differences mean anything.
+ * One line of a history: an operation's invocation, its completion, a fault's start or stop, or where a shard's
+ * segments were sealed. Times are monotonic nanoseconds ({@link System#nanoTime()} of the recording JVM): only
+ * differences mean anything.
  */
-public sealed interface Event permits Event.Invoke, Event.Complete, Event.Nemesis {
+public sealed interface Event permits Event.Invoke, Event.Complete, Event.Nemesis, Event.SealPoints {
 
     /** When the event happened. */
     long nanos();
@@ -40,6 +42,18 @@ public sealed interface Event permits Event.Invoke, Event.Complete, Event.Nemesi
             Objects.requireNonNull(phase, "phase");
             Objects.requireNonNull(kind, "kind");
             Objects.requireNonNull(description, "description");
+        }
+    }
+
+    /**
+     * The offsets at which {@code shard}'s segments were sealed (each the end of one segment and the start of the
+     * next), as the harness read them from the store after the run: where a reader's route older than a roll may
+     * see "the end" of the shard for a while (the adapter contract's roll window; see {@link Checker}).
+     */
+    record SealPoints(long nanos, String shard, List<Long> offsets) implements Event {
+        public SealPoints {
+            Objects.requireNonNull(shard, "shard");
+            offsets = List.copyOf(offsets);
         }
     }
 

@@ -94,6 +94,26 @@ public final class History {
         append(new Event.Nemesis(clock.getAsLong(), Event.Phase.STOP, kind, description));
     }
 
+    /**
+     * Where {@code shard}'s segments were sealed, read from the store after the run ({@link Event.SealPoints}):
+     * the checker then holds a short read that is not final only to records before the first seal point past
+     * what it returned.
+     */
+    public synchronized void sealPoints(String shard, List<Long> offsets) {
+        append(new Event.SealPoints(clock.getAsLong(), shard, offsets));
+    }
+
+    /** Per shard, the seal points recorded ({@link #sealPoints(String, List)}), in offset order. */
+    public Map<String, java.util.NavigableSet<Long>> sealPoints() {
+        Map<String, java.util.NavigableSet<Long>> out = new HashMap<>();
+        for (Event e : events()) {
+            if (e instanceof Event.SealPoints p) {
+                out.computeIfAbsent(p.shard(), k -> new java.util.TreeSet<>()).addAll(p.offsets());
+            }
+        }
+        return out;
+    }
+
     /** A copy of the events so far, in the order recorded. */
     public synchronized List<Event> events() {
         return List.copyOf(events);

@@ -61,6 +61,9 @@ final class HistoryJson {
             line.string("event", "nemesis").number("time", n.nanos())
                     .string("phase", n.phase().name().toLowerCase(Locale.ROOT)).string("kind", n.kind())
                     .string("description", n.description());
+        } else if (event instanceof Event.SealPoints p) {
+            line.string("event", "segments").number("time", p.nanos()).string("shard", p.shard())
+                    .raw("sealedAt", p.offsets().toString().replace(" ", ""));
         }
         return line.end();
     }
@@ -101,6 +104,7 @@ final class HistoryJson {
                     Outcome.valueOf(kind.toUpperCase(Locale.ROOT)), null, f.string("error"));
             case "nemesis" -> new Event.Nemesis(f.number("time", 0),
                     Event.Phase.valueOf(f.string("phase").toUpperCase(Locale.ROOT)), f.string("kind"), f.string("description"));
+            case "segments" -> new Event.SealPoints(f.number("time", 0), f.string("shard"), f.numbers("sealedAt"));
             default -> throw new IllegalArgumentException("unknown event \"" + kind + "\"");
         };
     }

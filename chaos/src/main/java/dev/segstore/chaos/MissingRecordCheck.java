@@ -19,9 +19,16 @@ import java.util.TreeMap;
  * the live records (with the tag, for a tag read) from {@code from} on, in offset order, up to {@code limit}.
  * If it returned {@code last} as its greatest offset, every live record in {@code [from, last]} was returned
  * (the proven window). If it returned fewer than {@code limit} records, it also saw the end of the log
- * (the tail, {@code (last, +inf)}, or {@code [from, +inf)} if it returned none); a reader's end may lag behind
- * another's (the adapter contract's roll window), so in the tail it answers only for records acknowledged
- * before it was invoked.
+ * (the tail, {@code (last, +inf)}, or {@code [from, +inf)} if it returned none); in the tail it answers only for
+ * records acknowledged before it was invoked (a record only seen by another read may lie past its end).
+ *
+ * <p><b>The roll window.</b> The adapter contract lets a reader whose route is older than a roll read a sealed
+ * segment up to its seal point and answer "the end" there, for as long as the segment's old leader has not
+ * learnt of the seal (one heartbeat, longer if the meta-service fails over). A short read that is not final
+ * therefore answers only up to the first seal point at or past {@code max(from, last + 1)}, if the history
+ * records the shard's seal points ({@link Event.SealPoints}); a history without them (one segment, or an engine
+ * without segments) keeps the whole tail. Final reads are made once every replica has taken its seal, so their
+ * tail is never cut.
  *
  * <p><b>What a record needs to be missed.</b> The record p of write w at offset o (o is w's acknowledged
  * offset, or, for an info write, the one offset reads returned p at) is known stored from {@code stored}: w's
@@ -55,7 +62,7 @@ final class MissingRecordCheck {
     private record Window(String shard, String tag) {
     }
 
-    static void run(RecordIndex index, List<Anomaly> out) {
+    static void run(RecordIndex index, Map<String, java.util.NavigableSet<Long>> sealPoints, List<Anomaly> out) {
         List<Candidate> candidates = candidates(index);
         Candidate[] byStored = candidates.toArray(new Candidate[0]);
         Arrays.sort(byStored, Comparator.comparingLong(Candidate::storedNanos));
@@ -87,12 +94,13 @@ final class MissingRecordCheck {
             }
             NavigableMap<Long, Candidate> window = live.get(new Window(read.shard(), read.invocation().tag()));
             if (window != null) {
-                check(read, window, reported, out);
+                check(read, window, sealPoints.get(read.shard()), reported, out);
             }
         }
     }
 
-    private static void check(Op read, NavigableMap<Long, Candidate> window, Set<String> reported, List<Anomaly> out) {
+    private static void check(Op read, NavigableMap<Long, Candidate> window, java.util.NavigableSet<Long> sealPoints,
+                              Set<String> reported, List<Anomaly> out) {
         List<ReadRecord> returned = read.result().records();
         Set<Long> offsets = new HashSet<>();
         long last = -1;
@@ -102,7 +110,7 @@ final class MissingRecordCheck {
         }
         boolean sawEnd = returned.size() < read.invocation().limit();
         long from = read.invocation().offset();
-        long to = sawEnd ? Long.MAX_VALUE : last;
+        long to = sawEnd ? tailEnd(read, Math.max(from, last + 1), sealPoints) : last;
         if (to < from) {
             return;
         }
@@ -131,6 +139,19 @@ final class MissingRecordCheck {
                         + " was invoked, which" + why, List.of(c.seenBy().id(), read.id())));
             }
         }
+    }
+
+    /**
+     * The last offset a short read's tail answers for: unbounded for a final read or without seal points, else
+     * just below the first seal point at or past {@code after} (where a reader with an older route may have seen
+     * the end).
+     */
+    private static long tailEnd(Op read, long after, java.util.NavigableSet<Long> sealPoints) {
+        if (read.invocation().finalRead() || sealPoints == null) {
+            return Long.MAX_VALUE;
+        }
+        Long seal = sealPoints.ceiling(after);
+        return seal == null ? Long.MAX_VALUE : seal - 1;
     }
 
     /**

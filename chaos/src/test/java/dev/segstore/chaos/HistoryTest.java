@@ -41,6 +41,7 @@ class HistoryTest {
         h.ok(h.invoke("c4", Invocation.readGroupOffset("g", "s0")), Result.groupOffset(OptionalLong.of(2)));
         h.ok(h.invoke("c4", Invocation.readGroupOffset("g", "s1")), Result.groupOffset(OptionalLong.empty()));
         h.nemesisStop("partition", "heal");
+        h.sealPoints("s0", List.of(2L, 64L));
         h.invoke("c5", Invocation.write("s0", WrittenRecord.of("p4")));
         h.ok(h.invoke("final", Invocation.finalRead("s0", 0, 100)), Result.records(List.of(ReadRecord.of(2, "p3"))));
         return h;

@@ -44,6 +44,11 @@ final class Script {
         events.add(new Event.Nemesis(stop, Event.Phase.STOP, kind, ""));
     }
 
+    /** The shard's seal points, as a harness records them after the run. */
+    void sealPoints(long time, String shard, Long... offsets) {
+        events.add(new Event.SealPoints(time, shard, List.of(offsets)));
+    }
+
     History history() {
         List<Event> sorted = new ArrayList<>(events);
         sorted.sort(Comparator.comparingLong(Event::nanos));

@@ -508,7 +508,14 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<Boolean> doDeleteByOffset(String shard, long offset) {
-        return withRoute("deleteByOffset", shard, route -> deleteAt(shard, route, offset)).handle((r, e) -> {
+        // An attempt that failed after it may have reached the leader may have deleted the record: a later attempt
+        // then finds it deleted and cannot tell by whom, so "false" (already deleted) would not be known.
+        java.util.concurrent.atomic.AtomicBoolean mayHaveDeleted = new java.util.concurrent.atomic.AtomicBoolean();
+        return withRoute("deleteByOffset", shard, route -> deleteAt(shard, route, offset).whenComplete((r, e) -> {
+            if (e != null && !notApplied(e)) {
+                mayHaveDeleted.set(true);
+            }
+        })).handle((r, e) -> {
             if (e != null) {
                 StorageException se = storageError(e);
                 if (se.code() == ErrorCode.OFFSET_OUT_OF_RANGE) {
@@ -516,6 +523,10 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                             + offset + " (" + se.getMessage() + ")");
                 }
                 throw se;
+            }
+            if (r.getDeleted() == 0 && mayHaveDeleted.get()) {
+                throw new StorageException(ErrorCode.OUTCOME_UNKNOWN, "shard '" + shard + "': the record at offset " + offset
+                        + " is deleted, but whether by this call is unknown: an earlier attempt, whose answer was lost, may have deleted it");
             }
             return r.getDeleted() > 0;
         });
@@ -543,16 +554,25 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         // One delete per segment. A segment that answered is not asked again when another one failed and the
         // attempt is retried (its answer would then be 0, its records being deleted already): answers are kept
         // by segment sequence across attempts.
+        // A segment whose attempt failed after it may have reached the leader may have deleted records then: its
+        // later answer does not count those, so the total would not be known.
         Map<Long, Long> deleted = new ConcurrentHashMap<>();
-        return withRoute("deleteByKey", shard, route -> deleteKeyIn(shard, route, key, deleted))
-                .thenApply(v -> deleted.values().stream().mapToLong(Long::longValue).sum());
+        java.util.Set<Long> uncertain = ConcurrentHashMap.newKeySet();
+        return withRoute("deleteByKey", shard, route -> deleteKeyIn(shard, route, key, deleted, uncertain)).thenApply(v -> {
+            if (!uncertain.isEmpty()) {
+                throw new StorageException(ErrorCode.OUTCOME_UNKNOWN, "shard '" + shard + "': key '" + key + "' is deleted, but how"
+                        + " many records this call deleted is unknown: an earlier attempt in segment(s) " + uncertain
+                        + ", whose answer was lost, may have deleted some");
+            }
+            return deleted.values().stream().mapToLong(Long::longValue).sum();
+        });
     }
 
     /**
      * Deletes the key in every segment of {@code route} not answered yet; when the segment the route calls open
      * says it is sealed, goes on with the later segments of a fresh route.
      */
-    private CompletableFuture<Void> deleteKeyIn(String shard, ShardRoute route, String key, Map<Long, Long> deleted) {
+    private CompletableFuture<Void> deleteKeyIn(String shard, ShardRoute route, String key, Map<Long, Long> deleted, java.util.Set<Long> uncertain) {
         Segment open = openSegment(route);
         java.util.concurrent.atomic.AtomicBoolean stale = new java.util.concurrent.atomic.AtomicBoolean();
         List<CompletableFuture<Void>> parts = new ArrayList<>();
@@ -561,7 +581,11 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 continue;
             }
             parts.add(callNode(seg.getLeader(), NodeMethods.DELETE, DeleteRequest.newBuilder().setSegment(ref(seg))
-                    .setByKey(true).setKey(key).build(), DeleteResponse.parser()).thenAccept(r -> {
+                    .setByKey(true).setKey(key).build(), DeleteResponse.parser()).whenComplete((r, e) -> {
+                        if (e != null && !notApplied(e)) {
+                            uncertain.add(seg.getSequence());
+                        }
+                    }).thenAccept(r -> {
                         deleted.put(seg.getSequence(), r.getDeleted());
                         if (r.getSealed() && seg.getStatus() != SegmentStatus.SEALED) {
                             stale.set(true);
@@ -569,7 +593,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                     }));
         }
         return CompletableFuture.allOf(parts.toArray(CompletableFuture[]::new)).thenCompose(v -> stale.get()
-                ? routePast(shard, open.getSequence()).thenCompose(fresh -> deleteKeyIn(shard, fresh, key, deleted))
+                ? routePast(shard, open.getSequence()).thenCompose(fresh -> deleteKeyIn(shard, fresh, key, deleted, uncertain))
                 : CompletableFuture.completedFuture(null));
     }
 
@@ -797,8 +821,14 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         return s.getStatus() == SegmentStatus.SEALED ? anyInSync(s) : s.getLeader();
     }
 
+    /**
+     * The segment as requests name it. Requests about a segment the route calls open go to its leader, and name the
+     * route's leader epoch: a replica that is not that leader refuses to answer reads from its own, lagging, high
+     * watermark (node.proto, {@code route_epoch}). Reads of a sealed segment go to any ISR member and name none.
+     */
     private static SegmentRef ref(Segment s) {
-        return SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()).build();
+        SegmentRef.Builder b = SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence());
+        return s.getStatus() == SegmentStatus.SEALED ? b.build() : b.setRouteEpoch(s.getLeaderEpoch()).build();
     }
 
     /** A consumer fetch: batches sent without copying, checked and decoded here. */

@@ -112,6 +112,11 @@ public final class Partition {
     private long followerGeneration;
 
     private long highWatermark;
+    /**
+     * Leader: the log end when it took the lead in its epoch. An earlier leader may have acknowledged anything
+     * below it, so reads wait until the high watermark has reached it ({@link #readableHighWatermark()}).
+     */
+    private long leaderEpochStart;
     private final SegmentRoll roll = new SegmentRoll();
 
     /** Asks the controller to seal this segment at {@code endOffset} and open the next one. */
@@ -175,6 +180,46 @@ public final class Partition {
         return highWatermark;
     }
 
+    /** {@link #readableHighWatermark(int)} for a reader whose route names no epoch. */
+    public long readableHighWatermark() {
+        return readableHighWatermark(-1);
+    }
+
+    /**
+     * The high watermark reads may be answered up to (consumer reads, key and tag look-ups, timestamps, deletes),
+     * or a retriable refusal where this replica's watermark may lag what was acknowledged and an answer capped
+     * there would say "the end" below records another read has returned, or that were acknowledged before the
+     * read started, or would return records deleted since (all found by the fault schedules,
+     * {@code FaultScheduleProperties}). For a segment this replica holds open:
+     * <ul>
+     *   <li>a reader whose route says this replica leads it in epoch {@code routeEpoch}, when this replica does
+     *       not: UNAVAILABLE if its own epoch is older (it has not been told of the leader change yet: a
+     *       follower's watermark is a fetch behind, and it may be the new leader still following), NOT_LEADER
+     *       with the leader it knows if not (the reader's route is stale: this replica follows now, and its
+     *       watermark and deletes lag the leader's);</li>
+     *   <li>a leader whose watermark has not reached the log end it took the lead at: an earlier leader may have
+     *       acknowledged anything below it, and a restarted replica's watermark starts at 0 (Kafka answers
+     *       OFFSET_NOT_AVAILABLE there): UNAVAILABLE, until one fetch round of its ISR brings it there.</li>
+     * </ul>
+     *
+     * @param routeEpoch the segment's leader epoch in the route of a reader that takes this replica for its
+     *                   leader ({@code SegmentRef.route_epoch}), or -1 for a reader that reads any replica
+     */
+    public synchronized long readableHighWatermark(int routeEpoch) {
+        if (knownSealEnd() < 0 && routeEpoch >= 0 && (role != Role.LEADER || leaderEpoch != routeEpoch)) {
+            if (routeEpoch > leaderEpoch) {
+                throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": the reader's route names leader epoch " + routeEpoch
+                        + ", this replica knows epoch " + leaderEpoch + " only; retry");
+            }
+            throw notLeader();
+        }
+        if (role == Role.LEADER && highWatermark < leaderEpochStart && roll.sealedEnd() < 0) {
+            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": leader in epoch " + leaderEpoch + " since offset "
+                    + leaderEpochStart + ", its high watermark " + highWatermark + " has not reached it yet; retry");
+        }
+        return highWatermark;
+    }
+
     public synchronized List<Integer> isr() {
         return isr;
     }
@@ -215,6 +260,7 @@ public final class Partition {
         this.replicas = List.copyOf(replicas);
         this.isr = List.copyOf(isr);
         this.isrVersion = isrVersion;
+        this.leaderEpochStart = log.logEndOffset();
         pendingIsr.settle();
         followers.clear();
         joinRefusedAtMs.clear();
@@ -497,7 +543,8 @@ public final class Partition {
      * Deletes the records at {@code offsets} (each below the high watermark) as leader: appends a tombstone for
      * each live one and completes with how many were live once the tombstone watermark covers them and the ISR
      * has at least {@code minInSyncReplicas} members, the rule writes follow. Fails NOT_LEADER,
-     * NOT_ENOUGH_REPLICAS, OFFSET_OUT_OF_RANGE (an offset this segment does not hold below its high watermark).
+     * NOT_ENOUGH_REPLICAS, OFFSET_OUT_OF_RANGE (an offset this segment does not hold below its high watermark),
+     * UNAVAILABLE (a new leader whose watermark has not caught up yet, see {@link #readableHighWatermark()}).
      */
     public synchronized CompletableFuture<Long> delete(List<Long> offsets) {
         if (role != Role.LEADER) {
@@ -507,9 +554,15 @@ public final class Partition {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_ENOUGH_REPLICAS, name + ": ISR "
                     + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members"));
         }
+        long readable;
+        try {
+            readable = readableHighWatermark();
+        } catch (ReplicaException e) {
+            return CompletableFuture.failedFuture(e);
+        }
         List<Long> live = new ArrayList<>();
         for (long o : offsets) {
-            if (o < log.logStartOffset() || o >= highWatermark) {
+            if (o < log.logStartOffset() || o >= readable) {
                 return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": offset " + o
                         + " is not in this segment's committed range [" + log.logStartOffset() + ", " + highWatermark + ")"));
             }
@@ -630,6 +683,7 @@ public final class Partition {
         }
         producers.truncateTo(cut);
         highWatermark = Math.min(highWatermark, cut);
+        leaderEpochStart = Math.min(leaderEpochStart, cut);
         // Writes taken past the seal point were never committed and are gone now: they fail (retriably).
         for (Long key : List.copyOf(waiting.tailMap(cut, false).keySet())) {
             waiting.remove(key).forEach(w -> w.future().completeExceptionally(new ReplicaException(ErrorCode.NOT_LEADER, name
@@ -892,6 +946,9 @@ public final class Partition {
         synchronized (this) {
             generation = followerGeneration;
         }
+        if (InjectedBug.on(InjectedBug.SKIP_EPOCH_TRUNCATION)) {
+            return reconciled(generation); // TEST ONLY: the bug a fault test must catch (InjectedBug)
+        }
         while (true) {
             int latest;
             int epoch;
@@ -1087,10 +1144,15 @@ public final class Partition {
      * pending): no batches, {@code nextOffset = offset}, and {@code sealedEnd} says where it ends (-1: open).
      */
     public ConsumerSlice readForConsumer(long offset, int maxRecords, int maxBytes) {
+        return readForConsumer(offset, maxRecords, maxBytes, -1);
+    }
+
+    /** As {@link #readForConsumer(long, int, int)}, for a reader whose route names {@code routeEpoch} ({@link #readableHighWatermark(int)}). */
+    public ConsumerSlice readForConsumer(long offset, int maxRecords, int maxBytes, int routeEpoch) {
         long hw;
         long sealedEnd;
         synchronized (this) {
-            hw = highWatermark;
+            hw = readableHighWatermark(routeEpoch);
             sealedEnd = knownSealEnd();
         }
         if (sealedEnd >= 0 && offset >= sealedEnd) {

@@ -27,6 +27,11 @@ final class Hosted {
             return new Key(r.getShardId(), r.getSequence());
         }
 
+        /** The reader's route epoch a request names ({@code SegmentRef.route_epoch}), or -1 if it names none. */
+        static int routeEpoch(SegmentRef r) {
+            return r.hasRouteEpoch() ? r.getRouteEpoch() : -1;
+        }
+
         static Key of(Segment s) {
             return new Key(s.getShardId(), s.getSequence());
         }

@@ -79,7 +79,7 @@ final class ReplicaIndex {
     FetchResponse read(IndexReadRequest r, boolean byKey) {
         catchUp();
         int limit = r.getLimit() <= 0 ? 100 : Math.min(r.getLimit(), 10_000);
-        long hw = partition.highWatermark();
+        long hw = partition.readableHighWatermark(Hosted.Key.routeEpoch(r.getSegment()));
         FetchResponse.Builder b = FetchResponse.newBuilder().setHighWatermark(hw);
         if (byKey && r.getNewestOnly()) {
             List<Long> all = liveOffsetsByKey(r.getTerm());
@@ -116,7 +116,7 @@ final class ReplicaIndex {
     /** The offsets below the high watermark whose record has {@code key} and is not deleted. */
     List<Long> liveOffsetsByKey(String key) {
         catchUp();
-        long hw = partition.highWatermark();
+        long hw = partition.readableHighWatermark();
         List<Long> out = new ArrayList<>();
         long from = partition.log().logStartOffset();
         while (true) {

@@ -304,7 +304,7 @@ public final class StorageNode implements AutoCloseable {
         try {
             Hosted h = hostedOrFail(r.getSegment());
             long sealedEnd = h.partition.knownSealEnd(); // before the high watermark: a seal known then is still known
-            long hw = h.partition.highWatermark();
+            long hw = h.partition.readableHighWatermark(Hosted.Key.routeEpoch(r.getSegment()));
             java.util.OptionalLong o = h.partition.log().offsetForTimestamp(r.getTimestamp(), hw);
             return CompletableFuture.completedFuture(dev.segstore.protocol.node.TimestampResponse.newBuilder()
                     .setFound(o.isPresent()).setOffset(o.orElse(-1)).setHighWatermark(hw)
@@ -399,7 +399,7 @@ public final class StorageNode implements AutoCloseable {
             }
             int maxRecords = r.getMaxRecords() <= 0 ? 500 : r.getMaxRecords();
             Partition.ConsumerSlice c = h.partition.readForConsumer(r.getOffset(), maxRecords,
-                    Math.max(1, r.getMaxBytes() <= 0 ? ReplicaFetchers.FETCH_MAX_BYTES : r.getMaxBytes()));
+                    Math.max(1, r.getMaxBytes() <= 0 ? ReplicaFetchers.FETCH_MAX_BYTES : r.getMaxBytes()), Hosted.Key.routeEpoch(r.getSegment()));
             FetchResponse response = FetchResponse.newBuilder().setHighWatermark(c.highWatermark())
                     .setLogEndOffset(h.partition.log().logEndOffset()).setNextOffset(c.nextOffset()).addAllDeleted(c.deleted())
                     .setSealed(c.sealedEnd() >= 0).setSealedEnd(Math.max(0, c.sealedEnd())).build();

@@ -136,6 +136,60 @@ class PartitionSafetyTest extends PartitionFixture {
         assertEquals(2, replicas[1].isrVersion());
     }
 
+    // ---- safety: a new leader's watermark lags what was acknowledged (found by the fault schedules) --------
+
+    @Test
+    void aRestartedLeaderAnswersNoReadUntilItsWatermarkReachesWhatItHeldWhenItTookTheLead() throws Exception {
+        writeAcknowledged(3);
+        assertEquals(3, replicas[1].read(0, 10, 1 << 20).size(), "a reader sees the acknowledged records");
+        // Node 1 restarts (a new replica object on the same log: its high watermark starts at 0) and keeps the
+        // lead in a new epoch. Answering from its watermark would say "the end" at 0, below what was returned.
+        Partition restarted = new Partition("s/0@1r", replicas[1].log(), 1, CONFIG, clock::get, this::propose);
+        replicas[1] = restarted;
+        restarted.becomeLeader(1, List.of(1, 2, 3), committedIsr, committedVersion);
+        replicas[2].becomeFollower(1, 1);
+        replicas[3].becomeFollower(1, 1);
+        ReplicaException refused = assertThrows(ReplicaException.class, () -> restarted.read(0, 10, 1 << 20));
+        assertEquals(ErrorCode.UNAVAILABLE, refused.code(), "retriable: " + refused);
+        assertEquals(ErrorCode.UNAVAILABLE, failure(restarted.delete(List.of(1L))).code(),
+                "a delete of an acknowledged record is not refused as out of range either");
+        // One fetch round of the ISR brings the watermark to where the epoch started: reads are answered again.
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        assertEquals(3, restarted.highWatermark());
+        assertEquals(List.of("r0", "r1", "r2"), restarted.read(0, 10, 1 << 20).stream().map(PartitionFixture::text).toList());
+    }
+
+    @Test
+    void aReplicaANewerOrOlderRouteTakesForTheLeaderRefusesToAnswerFromItsLaggingWatermark() throws Exception {
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(ack);
+        assertEquals(3, replicas[1].highWatermark());
+        assertTrue(replicas[2].highWatermark() < 3, "a follower learns the watermark a fetch late");
+        // The controller elects node 2 in epoch 1 and a reader's route says so before node 2 is told: its answer,
+        // capped at its lagging watermark, would say "the end" below acknowledged records.
+        ReplicaException refused = assertThrows(ReplicaException.class, () -> replicas[2].readForConsumer(0, 10, 1 << 20, 1));
+        assertEquals(ErrorCode.UNAVAILABLE, refused.code(), "retriable: " + refused);
+        assertEquals(ErrorCode.UNAVAILABLE, assertThrows(ReplicaException.class, () -> replicas[2].readableHighWatermark(1)).code());
+        // Once it leads in epoch 1 and its ISR has fetched once, it answers everything acknowledged.
+        replicas[1].becomeFollower(1, 2);
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), committedIsr, committedVersion);
+        replicas[3].becomeFollower(1, 2);
+        // A reader whose route still names node 1 in epoch 0 is sent on: node 1 follows now, and its watermark and
+        // deletes lag the leader's.
+        ReplicaException stale = assertThrows(ReplicaException.class, () -> replicas[1].readForConsumer(0, 10, 1 << 20, 0));
+        assertEquals(ErrorCode.NOT_LEADER, stale.code(), "retriable: " + stale);
+        fetchRound(2, 1, 3);
+        fetchRound(2, 1, 3);
+        try (FileSlice slice = replicas[2].readForConsumer(0, 10, 1 << 20, 1).slice()) {
+            assertFalse(slice.isEmpty());
+        }
+        assertEquals(List.of("r0", "r1", "r2"), replicas[2].read(0, 10, 1 << 20).stream().map(PartitionFixture::text).toList());
+    }
+
     // ---- safety: reconcile before sealing (item 2) --------------------------------------------------------
 
     /**
