@@ -190,7 +190,9 @@ public final class Partition {
      * or a retriable refusal where this replica's watermark may lag what was acknowledged and an answer capped
      * there would say "the end" below records another read has returned, or that were acknowledged before the
      * read started, or would return records deleted since (all found by the fault schedules,
-     * {@code FaultScheduleProperties}). For a segment this replica holds open:
+     * {@code FaultScheduleProperties}). A leader whose data directory went offline answers NOT_LEADER: the
+     * controller fences it for that and another replica leads, but until it is told it still takes itself for
+     * the leader (a delete that found nothing to do was answered at once). For a segment this replica holds open:
      * <ul>
      *   <li>a reader whose route says this replica leads it in epoch {@code routeEpoch}, when this replica does
      *       not: UNAVAILABLE if its own epoch is older (it has not been told of the leader change yet: a
@@ -206,6 +208,9 @@ public final class Partition {
      *                   leader ({@code SegmentRef.route_epoch}), or -1 for a reader that reads any replica
      */
     public synchronized long readableHighWatermark(int routeEpoch) {
+        if (role == Role.LEADER && !log.isOnline()) {
+            throw offline(); // fenced for it, or about to be: what it holds may be behind its successor's
+        }
         if (knownSealEnd() < 0 && routeEpoch >= 0 && (role != Role.LEADER || leaderEpoch != routeEpoch)) {
             if (routeEpoch > leaderEpoch) {
                 throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": the reader's route names leader epoch " + routeEpoch

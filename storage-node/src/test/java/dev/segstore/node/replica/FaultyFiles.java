@@ -11,16 +11,23 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Real files whose segment writes a test can fail (as a failing disk: EIO) or hold (a stalled disk: the
- * directory's I/O thread waits in the write until {@link #release}). Only {@code .log} files are affected;
+ * Real files whose segment writes or forces (fsync) a test can fail (as a failing disk: EIO) or whose writes it
+ * can hold (a stalled disk: the directory's I/O thread waits in the write until {@link #release}). Failures do not
+ * heal: a node recovers by starting again on another file layer. Only {@code .log} files are affected;
  * state files and indexes work as usual.
  */
 public final class FaultyFiles extends ForwardingLogFiles {
     private volatile boolean failWrites;
+    private volatile boolean failForces;
     private volatile CountDownLatch gate;
 
     public void failWrites() {
         failWrites = true;
+    }
+
+    /** Forces (fsync) of segment files fail from now on; writes still reach the page cache. */
+    public void failForces() {
+        failForces = true;
     }
 
     /** Segment writes wait from now on until {@link #release}. */
@@ -60,6 +67,14 @@ public final class FaultyFiles extends ForwardingLogFiles {
                     throw new IOException("injected write failure");
                 }
                 super.writeFully(src, position);
+            }
+
+            @Override
+            public void force() throws IOException {
+                if (failForces) {
+                    throw new IOException("injected force failure");
+                }
+                super.force();
             }
         };
     }

@@ -323,6 +323,40 @@ class PartitionSafetyTest extends PartitionFixture {
         assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, failure(w).code());
     }
 
+    @Test
+    void aLeaderWhoseDiskFailedAnswersNoReadOrDelete() throws Exception {
+        // Node 2 leads in epoch 1 with three records acknowledged; one of them is deleted.
+        replicas[1].becomeFollower(1, 2);
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), committedIsr, committedVersion);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> ack = replicas[2].append(records("r", 3), -1, -1);
+        awaitDurable(2, 3);
+        fetchRound(2, 1, 3);
+        fetchRound(2, 1, 3);
+        await(ack);
+        CompletableFuture<Long> deleted = replicas[2].delete(List.of(1L));
+        fetchRound(2, 1, 3);
+        fetchRound(2, 1, 3);
+        assertEquals(1L, await(deleted));
+        // Its disk fails: the directory goes offline, the controller fences it and another replica leads, but
+        // until it is told it still takes itself for the leader. Answering from what it holds (a delete that
+        // finds nothing to do is answered at once) would hide what the new leader acknowledges meanwhile.
+        node2Files.failWrites();
+        try {
+            replicas[2].append(records("x", 1), -1, -1);
+        } catch (java.util.concurrent.CompletionException expected) {
+            // the write may fail at once
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (replicas[2].log().isOnline()) {
+            assertTrue(System.nanoTime() < deadline, "the directory goes offline");
+            java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+        }
+        assertEquals(ErrorCode.NOT_LEADER, failure(replicas[2].delete(List.of(1L))).code(), "an offset deleted already");
+        assertEquals(ErrorCode.NOT_LEADER, assertThrows(ReplicaException.class, () -> replicas[2].readForConsumer(0, 10, 1 << 20)).code());
+        assertEquals(ErrorCode.NOT_LEADER, assertThrows(ReplicaException.class, () -> replicas[2].readableHighWatermark()).code());
+    }
+
     // ---- safety: answers checked again on arrival (item 6) ------------------------------------------------
 
     @Test

@@ -17,7 +17,7 @@ import java.util.stream.Stream;
 
 /**
  * A whole cluster in this JVM on loopback: 3 meta-service nodes (a Raft group) and 3 storage nodes (ids 1..3,
- * 1 s replica lag limit, 200 ms heartbeats), all with metrics on a free port, with real RPC between all of them. Each storage node's calls to
+ * 1 s replica lag limit, 200 ms heartbeats unless {@link Timings} say otherwise), all with metrics on a free port, with real RPC between all of them. Each storage node's calls to
  * its peers pass its {@link StorageNode.PeerFaults}, so tests can drop or delay them. Shared with
  * integration-tests through this module's test-jar.
  */
@@ -28,6 +28,18 @@ public final class InJvmCluster implements AutoCloseable {
     public final List<String> metaAddresses;
     private final IntFunction<StorageNode.PeerFaults> faults;
     private final IntFunction<dev.segstore.log.io.LogFiles> files;
+    private final Timings timings;
+    /** Indexes into {@link #metas} of meta nodes stopped by {@link #stopMeta} and not started again. */
+    private final java.util.Set<Integer> stoppedMetas = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /**
+     * The cluster's timeouts: the meta-service's Raft election timeout and storage-node session timeout, the
+     * storage nodes' heartbeat period and replica lag limit. Fault runs shorten them so that a failover takes
+     * a fraction of a second.
+     */
+    public record Timings(int electionTimeoutMs, long sessionTimeoutMs, long heartbeatMs, long replicaMaxLagMs) {
+        public static final Timings DEFAULT = new Timings(600, 2_000, 200, 1_000);
+    }
 
     public InJvmCluster() throws Exception {
         this(id -> StorageNode.PeerFaults.NONE);
@@ -49,8 +61,15 @@ public final class InJvmCluster implements AutoCloseable {
     /** @param replicaReassignAfterMs the meta-service's {@code replica.reassign.after.ms} */
     public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
                         long replicaReassignAfterMs) throws Exception {
+        this(faults, files, replicaReassignAfterMs, Timings.DEFAULT);
+    }
+
+    /** @param timings the cluster's timeouts ({@link Timings#DEFAULT}: those of the constructors above) */
+    public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
+                        long replicaReassignAfterMs, Timings timings) throws Exception {
         this.faults = faults;
         this.files = files;
+        this.timings = timings;
         root = Files.createTempDirectory("segstore-cluster-");
         List<MetaPeer> peers = new ArrayList<>();
         // A port found free can be taken by another socket before we bind it: pick new ports and try again.
@@ -61,7 +80,8 @@ public final class InJvmCluster implements AutoCloseable {
             }
             try {
                 for (int i = 0; i < 3; i++) {
-                    metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i), 600, 300, 2_000, 0,
+                    metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i),
+                            timings.electionTimeoutMs(), 300, timings.sessionTimeoutMs(), 0,
                             replicaReassignAfterMs)));
                 }
             } catch (Exception e) {
@@ -81,7 +101,8 @@ public final class InJvmCluster implements AutoCloseable {
 
     /** Starts storage node {@code id} (again) on its data directory; port 0: it binds a free port and registers it. */
     public StorageNode startNode(int id) throws Exception {
-        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses, 200, 1_000,
+        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses,
+                timings.heartbeatMs(), timings.replicaMaxLagMs(),
                 dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0), faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
         waitFor("storage node " + id + " to register", 30_000, started::registered);
@@ -98,6 +119,26 @@ public final class InJvmCluster implements AutoCloseable {
     public void stopNodeGracefully(int id) {
         nodes[id].shutdownGracefully();
         stopNode(id);
+    }
+
+    /** Closes meta node {@code index} (of {@link #metas}; its Raft data stays) until {@link #startMeta}. */
+    public void stopMeta(int index) {
+        if (stoppedMetas.add(index)) {
+            metas.get(index).close();
+        }
+    }
+
+    /** Starts meta node {@code index} again, stopped by {@link #stopMeta}, on its ports and data directory. */
+    public MetaServer startMeta(int index) throws Exception {
+        MetaServer started = MetaServer.start(metas.get(index).config());
+        metas.set(index, started);
+        stoppedMetas.remove(index);
+        return started;
+    }
+
+    /** Whether meta node {@code index} is running (not stopped by {@link #stopMeta}). */
+    public boolean metaRunning(int index) {
+        return !stoppedMetas.contains(index);
     }
 
     /** "127.0.0.1:port" of a running storage node. */
@@ -159,7 +200,11 @@ public final class InJvmCluster implements AutoCloseable {
                 n.close();
             }
         }
-        metas.forEach(MetaServer::close);
+        for (int i = 0; i < metas.size(); i++) {
+            if (metaRunning(i)) {
+                metas.get(i).close();
+            }
+        }
         deleteTree(root);
     }
 

@@ -1,0 +1,49 @@
+package dev.segstore.it.faults;
+
+/**
+ * One timed fault of a {@link Schedule}: from {@code atMs} after the workload starts, for {@code forMs}.
+ * Storage nodes are named by role in the shard's open segment when the fault starts (not by id, so that a
+ * schedule means the same whoever leads): role 0 is its leader, 1 and 2 its followers in replica order.
+ *
+ * @param role    the storage node the fault hits (all kinds but {@link FaultKind#KILL_META_LEADER})
+ * @param peer    {@link FaultKind#SLOW_LINK}: the other end of the link, the {@code peer + 1}-th role after
+ *                {@code role} (so never the same node)
+ * @param delayMs {@link FaultKind#SLOW_LINK}: how long each call on the link is held back
+ */
+record FaultAction(FaultKind kind, int atMs, int forMs, int role, int peer, int delayMs) {
+    static final String[] ROLES = {"leader", "follower 1", "follower 2"};
+
+    int endMs() {
+        return atMs + forMs;
+    }
+
+    /**
+     * {@link FaultKind#ISOLATE_NODE}: when, after the node is cut off, the controller fences it: half the interval,
+     * at most 250 ms, so that it comes before the node's leader has dropped its followers from the ISR (the test
+     * cluster's lag limit is 400 ms) and they can be elected, and the cut-off node has taken writes meanwhile.
+     */
+    int fenceAfterMs() {
+        return Math.min(forMs / 2, 250);
+    }
+
+    /** The role at the other end of a slow link. */
+    int peerRole() {
+        return (role + 1 + peer) % 3;
+    }
+
+    /** What it does, in words: "at 120 ms for 300 ms: kill storage node [leader]". */
+    @Override
+    public String toString() {
+        String who = "storage node [" + ROLES[role] + "]";
+        String what = switch (kind) {
+            case PARTITION -> "partition " + who + " from its peers";
+            case SLOW_LINK -> "slow the link " + who + " <-> [" + ROLES[peerRole()] + "] by " + delayMs + " ms";
+            case ISOLATE_NODE -> "isolate " + who + " from its peers; the controller fences it " + fenceAfterMs() + " ms later";
+            case KILL_NODE -> "kill " + who + ", start it again";
+            case DISK_WRITES -> "fail the segment writes of " + who + ", restart it on a healthy disk";
+            case DISK_FSYNCS -> "fail the fsyncs of " + who + ", restart it on a healthy disk";
+            case KILL_META_LEADER -> "kill the meta-service leader, start it again";
+        };
+        return "at " + atMs + " ms for " + forMs + " ms: " + what;
+    }
+}

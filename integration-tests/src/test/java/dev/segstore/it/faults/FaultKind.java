@@ -1,0 +1,40 @@
+package dev.segstore.it.faults;
+
+/**
+ * What a {@link FaultAction} does to the in-JVM cluster, and the nemesis kind its interval is recorded under in
+ * the history. Listed from the simplest to shrink towards (jqwik shrinks an enum towards its first value).
+ */
+enum FaultKind {
+    /** Every call the node makes to its peers, and every call they make to it, is dropped (fails UNAVAILABLE). */
+    PARTITION("partition"),
+    /** Calls between two storage nodes, both ways, are held back by a delay. */
+    SLOW_LINK("slow-link"),
+    /**
+     * The node is cut off from its peers and the controller fences it, as it does when a node's heartbeats stop
+     * for a session timeout: its leaderships move to other ISR members while it still runs and takes writes from
+     * clients whose routes are older (a node partitioned from everyone, compressed: in the JVM its heartbeats
+     * cannot be cut, so it learns of the fence from its next heartbeat and registers again, as a node back from
+     * a partition does). Its peers reach it again at the end.
+     */
+    ISOLATE_NODE("isolate"),
+    /** {@code stopNode}, then {@code startNode} on the same data directory at the end of the interval. */
+    KILL_NODE("kill"),
+    /** The node's segment writes fail (EIO); at the end it is restarted on a healthy file layer. */
+    DISK_WRITES("disk-write-failure"),
+    /** The node's segment forces (fsync) fail; at the end it is restarted on a healthy file layer. */
+    DISK_FSYNCS("disk-fsync-failure"),
+    /** The meta-service's Raft leader is closed, and started again (same ports and data) at the end. */
+    KILL_META_LEADER("kill-meta-leader");
+
+    /** The nemesis kind in the history (docs/chaos-history.md). */
+    final String nemesis;
+
+    FaultKind(String nemesis) {
+        this.nemesis = nemesis;
+    }
+
+    /** Whether the fault takes a storage node's process or disk (at most one such fault per node at a time). */
+    boolean takesNode() {
+        return this == KILL_NODE || this == DISK_WRITES || this == DISK_FSYNCS;
+    }
+}

@@ -1,0 +1,216 @@
+package dev.segstore.it.faults;
+
+import dev.segstore.chaos.History;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.ShardRoute;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * Plays a schedule's fault actions against the cluster at their times, on the calling thread, and records each
+ * as a nemesis interval in the history (kind {@link FaultKind#nemesis}, the nodes it hit in the description).
+ *
+ * <p>A fault's storage node is picked when the fault starts, by its role in the shard's open segment (the
+ * route read from the meta-service, or the last one read if it does not answer within a second). A fault that
+ * cannot apply is skipped and logged, not recorded: a kill or disk fault of a node already down or on a failed
+ * disk (one such fault per node at a time; the kinds it shares a node with would not add anything), a meta
+ * leader kill while a meta node is down (two down would lose the Raft quorum, and a node start waits for the
+ * quorum) or while no leader is elected. Actions run one after the other; one that takes a while (a node start
+ * waits for its registration) delays the ones after it, and the history has the times they really ran at.
+ */
+final class Nemesis {
+    private final FaultCluster cluster;
+    private final History history;
+    private final String shard;
+    private final long startNanos;
+    private final List<String> log = new ArrayList<>();
+    private ShardRoute lastRoute;
+
+    /** What one started fault hit, to undo it at its end; {@code rule} owns its network rule, if any. */
+    private record Applied(FaultAction action, int node, int meta, Object rule) {
+    }
+
+    /** What a step does: a fault's start, its middle (an isolated node's fence), its end. */
+    private enum Phase { STOP, START, FENCE }
+
+    private record Step(int atMs, Phase phase, FaultAction action, int order) {
+    }
+
+    Nemesis(FaultCluster cluster, History history, String shard, long startNanos) {
+        this.cluster = cluster;
+        this.history = history;
+        this.shard = shard;
+        this.startNanos = startNanos;
+    }
+
+    /** What the nemesis did, one line a step, with its time since the workload started. */
+    List<String> log() {
+        return log;
+    }
+
+    /** Plays {@code faults}: each starts at its time and ends at its end; returns once the last has ended. */
+    void play(List<FaultAction> faults) throws Exception {
+        List<Step> steps = new ArrayList<>();
+        for (int i = 0; i < faults.size(); i++) {
+            FaultAction f = faults.get(i);
+            steps.add(new Step(f.atMs(), Phase.START, f, i));
+            if (f.kind() == FaultKind.ISOLATE_NODE) {
+                steps.add(new Step(f.atMs() + f.fenceAfterMs(), Phase.FENCE, f, i));
+            }
+            steps.add(new Step(f.endMs(), Phase.STOP, f, i));
+        }
+        steps.sort(Comparator.comparingInt(Step::atMs).thenComparing(Step::phase)); // at one time, ends first
+        Applied[] applied = new Applied[faults.size()];
+        for (Step step : steps) {
+            waitUntil(step.atMs());
+            if (step.phase() == Phase.START) {
+                applied[step.order()] = start(step.action());
+            } else if (step.phase() == Phase.FENCE) {
+                if (applied[step.order()] != null) {
+                    fence(applied[step.order()]);
+                }
+            } else if (applied[step.order()] != null) {
+                try {
+                    stop(applied[step.order()]);
+                } catch (Exception | AssertionError e) {
+                    note("failed to end " + step.action() + ": " + e + " (the heal tries again)");
+                }
+            }
+        }
+    }
+
+    /** Parks until {@code ms} after the workload started (at once if that has passed). */
+    void waitUntil(int ms) {
+        long at = startNanos + TimeUnit.MILLISECONDS.toNanos(ms);
+        for (long left = at - System.nanoTime(); left > 0; left = at - System.nanoTime()) {
+            LockSupport.parkNanos(left);
+        }
+    }
+
+    private void note(String what) {
+        log.add(String.format("%5d ms  %s", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startNanos), what));
+    }
+
+    /** The storage nodes of the shard's open segment: its leader first, then its other replicas in order. */
+    private List<Integer> members() {
+        try {
+            lastRoute = cluster.meta.route(shard).get(1, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            note("route not read (" + e.getClass().getSimpleName() + "); using the last one read");
+        }
+        List<Integer> members = new ArrayList<>();
+        if (lastRoute == null || lastRoute.getSegmentsCount() == 0) {
+            return List.of(1, 2, 3);
+        }
+        Segment open = lastRoute.getSegments(lastRoute.getSegmentsCount() - 1);
+        if (open.getLeader() > 0) {
+            members.add(open.getLeader());
+        }
+        open.getReplicasList().stream().filter(r -> !members.contains(r)).forEach(members::add);
+        for (int id = 1; members.size() < 3 && id <= 3; id++) {
+            if (!members.contains(id)) {
+                members.add(id);
+            }
+        }
+        return members;
+    }
+
+    private Applied start(FaultAction f) throws Exception {
+        if (f.kind() == FaultKind.KILL_META_LEADER) {
+            return startMetaKill(f);
+        }
+        List<Integer> members = members();
+        int node = members.get(f.role());
+        String who = "storage node " + node + " (" + FaultAction.ROLES[f.role()] + " of segment "
+                + (lastRoute == null ? "?" : lastRoute.getSegmentsCount() - 1) + ")";
+        if (f.kind().takesNode() && (!cluster.nodeUp(node) || cluster.diskFailed(node))) {
+            note("skipped: " + f + ": " + who + " is down or on a failed disk already");
+            return null;
+        }
+        Object rule = new Object();
+        String description;
+        switch (f.kind()) {
+            case PARTITION -> {
+                cluster.network.isolate(rule, node);
+                description = "isolate " + who + " from its peers";
+            }
+            case ISOLATE_NODE -> {
+                cluster.network.isolate(rule, node);
+                description = "isolate " + who + " from its peers; the controller fences it after " + f.fenceAfterMs() + " ms";
+            }
+            case SLOW_LINK -> {
+                int peer = members.get(f.peerRole());
+                cluster.network.slow(rule, node, peer, f.delayMs());
+                description = "delay calls between " + who + " and storage node " + peer + " by " + f.delayMs() + " ms";
+            }
+            case KILL_NODE -> {
+                cluster.stopNode(node);
+                description = "stop " + who;
+            }
+            case DISK_WRITES, DISK_FSYNCS -> {
+                cluster.failDisk(node, f.kind() == FaultKind.DISK_FSYNCS);
+                description = (f.kind() == FaultKind.DISK_FSYNCS ? "fail the fsyncs of " : "fail the segment writes of ") + who;
+            }
+            default -> throw new IllegalStateException(f.kind().toString());
+        }
+        history.nemesisStart(f.kind().nemesis, description);
+        note("start: " + description);
+        return new Applied(f, node, -1, rule);
+    }
+
+    private Applied startMetaKill(FaultAction f) {
+        if (cluster.anyMetaStopped()) {
+            note("skipped: " + f + ": a meta node is down already");
+            return null;
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+        int leader;
+        while ((leader = cluster.metaLeader()) < 0 && System.nanoTime() < deadline) {
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
+        }
+        if (leader < 0) {
+            note("skipped: " + f + ": no meta leader elected");
+            return null;
+        }
+        cluster.stopMeta(leader);
+        String description = "stop meta node " + leader + " (the Raft leader)";
+        history.nemesisStart(f.kind().nemesis, description);
+        note("start: " + description);
+        return new Applied(f, -1, leader, null);
+    }
+
+    /** The controller fences an isolated node (a session it stopped hearing from). */
+    private void fence(Applied a) {
+        boolean fenced = cluster.fence(a.node());
+        note(fenced ? "fence: storage node " + a.node() + " fenced by the controller" : "fence of storage node " + a.node() + " failed");
+    }
+
+    private void stop(Applied a) throws Exception {
+        String description;
+        switch (a.action().kind()) {
+            case PARTITION, SLOW_LINK, ISOLATE_NODE -> {
+                cluster.network.lift(a.rule());
+                description = "network rule lifted";
+            }
+            case KILL_NODE -> {
+                cluster.startNode(a.node());
+                description = "started storage node " + a.node();
+            }
+            case DISK_WRITES, DISK_FSYNCS -> {
+                cluster.replaceDisk(a.node());
+                description = "restarted storage node " + a.node() + " on a healthy disk";
+            }
+            case KILL_META_LEADER -> {
+                cluster.startMeta(a.meta());
+                description = "started meta node " + a.meta();
+            }
+            default -> throw new IllegalStateException(a.action().kind().toString());
+        }
+        history.nemesisStop(a.action().kind().nemesis, description);
+        note("stop: " + a.action().kind().nemesis + ": " + description);
+    }
+}

@@ -1,0 +1,80 @@
+package dev.segstore.it.faults;
+
+import dev.segstore.node.server.StorageNode;
+
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.ToIntFunction;
+
+/**
+ * The network faults between storage nodes, as one {@link StorageNode.PeerFaults} every node of the cluster
+ * calls through: isolated nodes (every call from them and to them is dropped: it fails UNAVAILABLE) and slow
+ * links (calls both ways held back). Each rule belongs to the fault that set it, so overlapping faults on one
+ * node or link end independently. Only calls between storage nodes pass this seam; clients and the
+ * meta-service still reach every node. Thread-safe: nodes ask on their fetcher threads while the nemesis
+ * changes the rules.
+ */
+final class PeerFaultTable implements StorageNode.PeerFaults {
+    private record Link(int low, int high) {
+        static Link of(int a, int b) {
+            return new Link(Math.min(a, b), Math.max(a, b));
+        }
+    }
+
+    private record Delay(Link link, long ms) {
+    }
+
+    /** Node id of a storage node's address, -1 if no running node has it (nodes bind a new port at each start). */
+    private final ToIntFunction<String> nodeOfAddress;
+    private final Map<Object, Integer> isolated = new ConcurrentHashMap<>();
+    private final Map<Object, Delay> delays = new ConcurrentHashMap<>();
+
+    PeerFaultTable(ToIntFunction<String> nodeOfAddress) {
+        this.nodeOfAddress = nodeOfAddress;
+    }
+
+    /** Fault {@code owner} cuts {@code node} off from its peers. */
+    void isolate(Object owner, int node) {
+        isolated.put(owner, node);
+    }
+
+    /** Fault {@code owner} slows the link between nodes {@code a} and {@code b}. */
+    void slow(Object owner, int a, int b, long delayMs) {
+        delays.put(owner, new Delay(Link.of(a, b), delayMs));
+    }
+
+    /** Fault {@code owner}'s rule is lifted. */
+    void lift(Object owner) {
+        isolated.remove(owner);
+        delays.remove(owner);
+    }
+
+    void clear() {
+        isolated.clear();
+        delays.clear();
+    }
+
+    @Override
+    public boolean drop(int fromNode, String toAddress, String method) {
+        if (isolated.isEmpty()) {
+            return false;
+        }
+        int to = nodeOfAddress.applyAsInt(toAddress);
+        return isolated.containsValue(fromNode) || isolated.containsValue(to);
+    }
+
+    @Override
+    public long delayMs(int fromNode, String toAddress, String method) {
+        if (delays.isEmpty()) {
+            return 0;
+        }
+        Link link = Link.of(fromNode, nodeOfAddress.applyAsInt(toAddress));
+        long ms = 0;
+        for (Delay d : delays.values()) {
+            if (d.link().equals(link)) {
+                ms = Math.max(ms, d.ms());
+            }
+        }
+        return ms;
+    }
+}
