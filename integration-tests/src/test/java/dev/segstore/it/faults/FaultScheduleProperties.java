@@ -113,9 +113,10 @@ class FaultScheduleProperties {
         try {
             result = run.get(TRY_TIMEOUT_MS, TimeUnit.MILLISECONDS);
         } catch (TimeoutException e) {
+            String stuck = stackOf("fault-run");
             run.cancel(true);
             dropCluster();
-            fail("fault run " + runId + " did not finish within " + TRY_TIMEOUT_MS + " ms\n" + schedule);
+            fail("fault run " + runId + " did not finish within " + TRY_TIMEOUT_MS + " ms\n" + schedule + "\nthe run's thread:\n" + stuck);
             return;
         }
         TABLE.add(result);
@@ -142,16 +143,46 @@ class FaultScheduleProperties {
         return Path.of(System.getProperty("faults.dir", "target/fault-runs")).resolve(seed);
     }
 
+    /**
+     * Closes the cluster, or abandons it if it does not close within 30 s (a node hung, as the meta leader once
+     * did in a jraft deadlock): the next try starts on a fresh cluster either way.
+     */
     private static void dropCluster() {
         FaultCluster c = cluster;
         cluster = null;
-        if (c != null) {
+        if (c == null) {
+            return;
+        }
+        Thread closing = new Thread(() -> {
             try {
                 c.close();
             } catch (Exception e) {
                 System.out.println("closing the fault cluster failed: " + e);
             }
+        }, "fault-cluster-close");
+        closing.setDaemon(true);
+        closing.start();
+        try {
+            closing.join(30_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
+        if (closing.isAlive()) {
+            System.out.println("the fault cluster did not close within 30 s: abandoned (its threads stay)\n" + stackOf("fault-cluster-close"));
+        }
+    }
+
+    /** The stack of the live thread named {@code name}, for a failure message. */
+    private static String stackOf(String name) {
+        StringBuilder b = new StringBuilder();
+        Thread.getAllStackTraces().forEach((t, stack) -> {
+            if (t.getName().equals(name)) {
+                for (StackTraceElement e : stack) {
+                    b.append("  at ").append(e).append('\n');
+                }
+            }
+        });
+        return b.toString();
     }
 
     @AfterContainer

@@ -22,6 +22,9 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.stream.Collectors;
 
 /**
@@ -35,6 +38,18 @@ public final class RaftGroup implements Consensus, AutoCloseable {
     private final MetaConfig config;
     private final RaftGroupService service;
     private final Node node;
+    /**
+     * Completes read barriers, off jraft's threads: jraft runs a ReadIndex closure while it holds a monitor of its
+     * own, and what waits on the barrier calls back into jraft ({@link #isLeader()} takes the node's read lock).
+     * With a writer queued for that lock (an election or step-down timer) and jraft's read-index thread holding
+     * the read lock while it waits for the same monitor, the three blocked each other and the meta leader hung
+     * for good (found by the fault schedules, issue 12).
+     */
+    private final ExecutorService callbacks = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "meta-raft-callbacks");
+        t.setDaemon(true);
+        return t;
+    });
 
     public RaftGroup(MetaConfig config, MetaStateMachine fsm) throws IOException {
         this.config = config;
@@ -103,7 +118,10 @@ public final class RaftGroup implements Consensus, AutoCloseable {
         return f;
     }
 
-    /** Completes once this node's state reflects every command committed before the call (linearizable read). */
+    /**
+     * Completes once this node's state reflects every command committed before the call (linearizable read), on
+     * the thread {@code meta-raft-callbacks}, never on one of jraft's.
+     */
     @Override
     public CompletableFuture<Void> readBarrier() {
         CompletableFuture<Void> f = new CompletableFuture<>();
@@ -114,10 +132,17 @@ public final class RaftGroup implements Consensus, AutoCloseable {
         node.readIndex(new byte[0], new ReadIndexClosure() {
             @Override
             public void run(Status status, long index, byte[] reqCtx) {
-                if (status.isOk()) {
-                    f.complete(null);
-                } else {
-                    f.completeExceptionally(failure(status));
+                Runnable complete = () -> {
+                    if (status.isOk()) {
+                        f.complete(null);
+                    } else {
+                        f.completeExceptionally(failure(status));
+                    }
+                };
+                try {
+                    callbacks.execute(complete);
+                } catch (RejectedExecutionException closed) {
+                    f.completeExceptionally(notLeader()); // closing: no barrier holds any more
                 }
             }
         });
@@ -179,5 +204,6 @@ public final class RaftGroup implements Consensus, AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        callbacks.shutdown();
     }
 }
