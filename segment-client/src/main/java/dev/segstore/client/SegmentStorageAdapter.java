@@ -48,6 +48,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
+import java.util.function.IntFunction;
+import java.util.function.Predicate;
 import java.util.function.Supplier;
 
 /**
@@ -72,8 +74,9 @@ import java.util.function.Supplier;
  *       within that grace, else with CLOSED, or OUTCOME_UNKNOWN for a write an attempt of which went out.</li>
  *   <li><b>Reads</b> walk the segments in offset order; a sealed segment is read from a random member of its
  *       ISR (spreading reads), the open one from its leader; a member behind the seal (high watermark below the
- *       sealed end) that cannot answer in full is followed by a read from the leader. Nodes skip deleted records
- *       and say where to go on.</li>
+ *       sealed end) that cannot answer in full is followed by a read from the route's leader, then from the other
+ *       ISR members; if none can, the read is retried with a fresh route. Nodes skip deleted records and say
+ *       where to go on.</li>
  * </ul>
  * docs/architecture.md ("The segment engine") has the whole picture.
  */
@@ -362,17 +365,14 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         boolean sealed = seg.getStatus() == SegmentStatus.SEALED;
         FetchRequest req = FetchRequest.newBuilder().setSegment(ref(seg)).setReplicaId(-1).setOffset(offset)
                 .setMaxRecords(limit - out.size()).setMaxBytes(READ_MAX_BYTES).build();
-        CompletableFuture<ConsumerFetch> fetched = fetchFrom(sealed ? anyInSync(seg) : seg.getLeader(), req);
+        CompletableFuture<ConsumerFetch> fetched;
         if (sealed) {
             // A replica that has not caught up with the seal yet stops short, or refuses an offset above its
-            // high watermark: the leader has it all.
-            fetched = fetched.handle((r, e) -> {
-                boolean behind = e == null ? r.nextOffset() == offset && r.highWatermark() < seg.getEndOffset()
-                        : storageError(e).code() == ErrorCode.OFFSET_OUT_OF_RANGE;
-                return behind ? fetchFrom(seg.getLeader(), req) : e == null ? CompletableFuture.completedFuture(r)
-                        : CompletableFuture.<ConsumerFetch>failedFuture(e);
-            }).thenCompose(f -> f);
+            // high watermark: another member that has it all answers (see fromSealed).
+            fetched = fromSealed(seg, "offset " + offset, node -> fetchFrom(node, req),
+                    r -> r.nextOffset() > offset || r.highWatermark() >= seg.getEndOffset());
         } else {
+            fetched = fetchFrom(seg.getLeader(), req);
             // Past the high watermark of the open segment: the end of the shard, an empty read.
             fetched = fetched.exceptionally(e -> {
                 if (storageError(e).code() == ErrorCode.OFFSET_OUT_OF_RANGE) {
@@ -427,19 +427,55 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     /**
      * An index read of one segment: a sealed one from a random ISR member, the open one from its leader. A member
      * whose high watermark is below the sealed end (it has not caught up with the seal yet) answers only for what
-     * it holds: when that answer has fewer than {@code want} records, or the member fails, the leader is asked,
-     * so a read never goes on into the next segment past records the member lacks.
+     * it holds: when that answer has fewer than {@code want} records, or the member fails, another member is asked
+     * ({@link #fromSealed}), so a read never goes on into the next segment past records the member lacks.
      */
     private CompletableFuture<FetchResponse> indexRead(Segment seg, String method, IndexReadRequest req, int want) {
-        int node = readReplica(seg);
-        CompletableFuture<FetchResponse> f = callNode(node, method, req, FetchResponse.parser());
-        if (seg.getStatus() != SegmentStatus.SEALED || node == seg.getLeader()) {
-            return f;
+        if (seg.getStatus() != SegmentStatus.SEALED) {
+            return callNode(seg.getLeader(), method, req, FetchResponse.parser());
         }
-        return f.handle((r, e) -> e == null && (r.getRecordsCount() >= want || r.getHighWatermark() >= seg.getEndOffset())
-                        ? CompletableFuture.completedFuture(r)
-                        : callNode(seg.getLeader(), method, req, FetchResponse.parser()))
-                .thenCompose(x -> x);
+        return fromSealed(seg, "'" + req.getTerm() + "' from offset " + req.getFromOffset(),
+                node -> callNode(node, method, req, FetchResponse.parser()),
+                r -> r.getRecordsCount() >= want || r.getHighWatermark() >= seg.getEndOffset());
+    }
+
+    /**
+     * Asks the members of a sealed segment in turn until one answers in full ({@code complete}): a random ISR
+     * member first (reads spread over the ISR), then the route's leader, then the other ISR members. A member that
+     * has not caught up with the seal yet (its high watermark below the sealed end: a follower still fetching, or a
+     * replica that restarted or came back after losing the lead) answers only for what it holds, or refuses an
+     * offset above its watermark; taken as the answer, that would end a read short or skip records into the next
+     * segment. The route's leader may be such a replica (the route is older than a leader change), so it is not
+     * taken on trust either. When no member answers in full the read fails UNAVAILABLE and is retried with a
+     * fresh route. Any error other than "behind" or a retriable one is final.
+     */
+    private <R> CompletableFuture<R> fromSealed(Segment seg, String what, IntFunction<CompletableFuture<R>> ask, Predicate<R> complete) {
+        List<Integer> order = new ArrayList<>();
+        order.add(anyInSync(seg));
+        if (seg.getLeader() >= 0 && !order.contains(seg.getLeader())) {
+            order.add(seg.getLeader());
+        }
+        seg.getIsrList().stream().filter(n -> !order.contains(n)).forEach(order::add);
+        return askInTurn(seg, what, order, 0, ask, complete, null);
+    }
+
+    private <R> CompletableFuture<R> askInTurn(Segment seg, String what, List<Integer> order, int i, IntFunction<CompletableFuture<R>> ask,
+                                               Predicate<R> complete, StorageException last) {
+        if (i == order.size()) {
+            return CompletableFuture.failedFuture(new StorageException(ErrorCode.UNAVAILABLE, "shard '" + seg.getShard() + "': no member "
+                    + order + " of sealed segment " + seg.getSequence() + " could answer for " + what + " up to its end "
+                    + seg.getEndOffset() + " yet" + (last == null ? "" : " (last error: " + last.getMessage() + ")") + "; retry"));
+        }
+        return ask.apply(order.get(i)).handle((r, e) -> {
+            if (e == null && complete.test(r)) {
+                return CompletableFuture.completedFuture(r);
+            }
+            StorageException se = e == null ? last : storageError(e);
+            if (e != null && !se.retriable() && se.code() != ErrorCode.OFFSET_OUT_OF_RANGE) {
+                return CompletableFuture.<R>failedFuture(se);
+            }
+            return askInTurn(seg, what, order, i + 1, ask, complete, se);
+        }).thenCompose(x -> x);
     }
 
     @Override
@@ -448,7 +484,9 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     }
 
     /**
-     * Newest segment first: the first that has a live record with the key holds the newest one. If the segment the
+     * Newest segment first: the first that has a live record with the key holds the newest one. A sealed segment
+     * is asked as for other reads ({@link #fromSealed}): "no such key" counts only from a member holding all of it.
+     * If the segment the
      * route calls open says it is sealed, later segments exist that may hold newer records: the read starts again
      * from the newest segment of a fresh route.
      */
@@ -458,7 +496,11 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         }
         Segment seg = route.getSegments(i);
         IndexReadRequest req = IndexReadRequest.newBuilder().setSegment(ref(seg)).setTerm(key).setNewestOnly(true).setLimit(1).build();
-        return callNode(seg.getLeader(), NodeMethods.READ_BY_KEY, req, FetchResponse.parser()).thenCompose(r -> {
+        CompletableFuture<FetchResponse> f = seg.getStatus() != SegmentStatus.SEALED
+                ? callNode(seg.getLeader(), NodeMethods.READ_BY_KEY, req, FetchResponse.parser())
+                : fromSealed(seg, "key '" + key + "'", node -> callNode(node, NodeMethods.READ_BY_KEY, req, FetchResponse.parser()),
+                        r -> r.getRecordsCount() > 0 || r.getHighWatermark() >= seg.getEndOffset());
+        return f.thenCompose(r -> {
             if (r.getSealed() && seg.getStatus() != SegmentStatus.SEALED) {
                 return routePast(shard, seg.getSequence()).thenCompose(fresh -> keyRead(shard, fresh, fresh.getSegmentsCount() - 1, key));
             }
@@ -475,8 +517,8 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     /**
      * Oldest segment first (after sequence {@code after}): the first that has a record at or after the time holds
-     * the answer. A sealed segment is asked of a random ISR member, and of its leader when that member found
-     * nothing below a high watermark short of the sealed end (or failed): see {@link #indexRead}. When the segment
+     * the answer. A sealed segment is asked of a random ISR member, and of other members when that one found
+     * nothing below a high watermark short of the sealed end (or failed): see {@link #fromSealed}. When the segment
      * the route calls open says it is sealed, the look-up goes on in the segments of a fresh route.
      */
     private CompletableFuture<OptionalLong> timestampRead(String shard, ShardRoute route, long after, long timestamp) {
@@ -485,14 +527,10 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             return CompletableFuture.completedFuture(OptionalLong.empty());
         }
         TimestampRequest req = TimestampRequest.newBuilder().setSegment(ref(seg)).setTimestamp(timestamp).build();
-        int node = readReplica(seg);
-        CompletableFuture<TimestampResponse> f = callNode(node, NodeMethods.OFFSET_FOR_TIMESTAMP, req, TimestampResponse.parser());
-        if (seg.getStatus() == SegmentStatus.SEALED && node != seg.getLeader()) {
-            f = f.handle((r, e) -> e == null && (r.getFound() || r.getHighWatermark() >= seg.getEndOffset())
-                            ? CompletableFuture.completedFuture(r)
-                            : callNode(seg.getLeader(), NodeMethods.OFFSET_FOR_TIMESTAMP, req, TimestampResponse.parser()))
-                    .thenCompose(x -> x);
-        }
+        CompletableFuture<TimestampResponse> f = seg.getStatus() != SegmentStatus.SEALED
+                ? callNode(seg.getLeader(), NodeMethods.OFFSET_FOR_TIMESTAMP, req, TimestampResponse.parser())
+                : fromSealed(seg, "timestamp " + timestamp, node -> callNode(node, NodeMethods.OFFSET_FOR_TIMESTAMP, req, TimestampResponse.parser()),
+                        r -> r.getFound() || r.getHighWatermark() >= seg.getEndOffset());
         return f.thenCompose(r -> {
             if (r.getFound()) {
                 return CompletableFuture.completedFuture(OptionalLong.of(r.getOffset()));
@@ -815,10 +853,6 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             return s.getLeader();
         }
         return s.getIsr(ThreadLocalRandom.current().nextInt(s.getIsrCount()));
-    }
-
-    private static int readReplica(Segment s) {
-        return s.getStatus() == SegmentStatus.SEALED ? anyInSync(s) : s.getLeader();
     }
 
     /**
