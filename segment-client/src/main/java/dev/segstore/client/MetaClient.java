@@ -60,11 +60,16 @@ public final class MetaClient implements AutoCloseable {
      * @param deadlineMs    total time for a call, retries included
      */
     public MetaClient(List<String> addresses, long callTimeoutMs, long deadlineMs) {
+        this(addresses, callTimeoutMs, deadlineMs, null);
+    }
+
+    /** As above, over TLS with {@code tls} (null: plain TCP; docs/security.md). */
+    public MetaClient(List<String> addresses, long callTimeoutMs, long deadlineMs, dev.segstore.protocol.rpc.TlsConfig tls) {
         if (addresses.isEmpty()) {
             throw new IllegalArgumentException("at least one meta-service address is needed");
         }
         this.addresses = List.copyOf(addresses);
-        this.rpc = new RpcClient();
+        this.rpc = new RpcClient(tls);
         this.callTimeoutMs = callTimeoutMs;
         this.deadlineMs = deadlineMs;
         this.leader = addresses.get(0);

@@ -5,7 +5,9 @@ import dev.segstore.adapter.StorageException;
 import dev.segstore.adapter.spi.EngineSettings;
 import dev.segstore.adapter.spi.StorageEngineProvider;
 import dev.segstore.protocol.meta.DurabilityMode;
+import dev.segstore.protocol.rpc.TlsConfig;
 
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 
@@ -13,7 +15,9 @@ import java.util.List;
  * Provides {@code storage_type = segment}. Settings (docs/configuration.md): {@code meta.addresses} (required,
  * comma-separated host:port of the meta-service nodes), {@code request.timeout.ms} (30000: the deadline of a
  * call, retries included), {@code call.timeout.ms} (5000: one attempt), {@code durability} ({@code fsync} or
- * {@code page-cache}, for shards this engine creates).
+ * {@code page-cache}, for shards this engine creates), and TLS ({@code tls.enabled}, {@code tls.ca.file},
+ * {@code tls.cert.file}, {@code tls.key.file}, {@code tls.verify.hostname}: docs/security.md; relative paths are
+ * taken from the working directory).
  */
 public final class SegmentEngineProvider implements StorageEngineProvider {
     @Override
@@ -37,8 +41,17 @@ public final class SegmentEngineProvider implements StorageEngineProvider {
             case "page-cache" -> DurabilityMode.PAGE_CACHE;
             default -> throw StorageException.invalidArgument("setting segment.durability", "must be fsync or page-cache", durability);
         };
+        TlsConfig tls;
+        try {
+            tls = TlsConfig.fromSettings(k -> settings.get(k).orElse(null), Path.of("."), "segment engine settings");
+            if (tls != null) {
+                tls.clientContext(); // the files load: a bad one fails here, not at the first call
+            }
+        } catch (IllegalArgumentException e) {
+            throw StorageException.invalidArgument("setting segment.tls.*", e.getMessage(), "");
+        }
         return new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(addresses,
                 settings.getLong("request.timeout.ms", 30_000, 100, 3_600_000),
-                settings.getLong("call.timeout.ms", 5_000, 50, 600_000), mode));
+                settings.getLong("call.timeout.ms", 5_000, 50, 600_000), mode, tls));
     }
 }

@@ -30,6 +30,7 @@ import dev.segstore.protocol.node.SegmentRef;
 import dev.segstore.protocol.node.TimestampRequest;
 import dev.segstore.protocol.node.TimestampResponse;
 import dev.segstore.protocol.rpc.Frames;
+import dev.segstore.protocol.rpc.TlsConfig;
 import dev.segstore.protocol.rpc.RpcClient;
 import dev.segstore.protocol.rpc.RpcException;
 import org.slf4j.Logger;
@@ -87,12 +88,23 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     private static final SecureRandom PRODUCER_IDS = new SecureRandom();
 
     /** The engine's settings (from the broker's configuration, see docs/configuration.md). */
-    public record Settings(List<String> metaAddresses, long requestTimeoutMs, long callTimeoutMs, DurabilityMode durability) {
+    public record Settings(List<String> metaAddresses, long requestTimeoutMs, long callTimeoutMs, DurabilityMode durability,
+                           TlsConfig tls) {
         public Settings {
             metaAddresses = List.copyOf(metaAddresses);
             if (metaAddresses.isEmpty()) {
                 throw StorageException.invalidArgument("setting segment.meta.addresses", "needs at least one host:port", "");
             }
+        }
+
+        /** Without TLS. */
+        public Settings(List<String> metaAddresses, long requestTimeoutMs, long callTimeoutMs, DurabilityMode durability) {
+            this(metaAddresses, requestTimeoutMs, callTimeoutMs, durability, null);
+        }
+
+        /** These settings, calling the cluster over TLS with {@code tls} (null: plain TCP; docs/security.md). */
+        public Settings withTls(TlsConfig tls) {
+            return new Settings(metaAddresses, requestTimeoutMs, callTimeoutMs, durability, tls);
         }
 
         public static Settings of(String... metaAddresses) {
@@ -102,7 +114,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     private final Settings settings;
     private final MetaClient meta;
-    private final RpcClient nodes = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES);
+    private final RpcClient nodes;
     private final Map<String, CompletableFuture<ShardRoute>> routes = new ConcurrentHashMap<>();
     /** Per shard name, the id of the shard the last route read named (group-offset commits carry it). */
     private final Map<String, Long> knownShardIds = new ConcurrentHashMap<>();
@@ -122,7 +134,8 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         super(STORAGE_TYPE);
         this.firstSequence = firstSequence;
         this.settings = settings;
-        this.meta = new MetaClient(settings.metaAddresses(), settings.callTimeoutMs(), settings.requestTimeoutMs());
+        this.meta = new MetaClient(settings.metaAddresses(), settings.callTimeoutMs(), settings.requestTimeoutMs(), settings.tls());
+        this.nodes = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES, settings.tls());
     }
 
     // ---- shards --------------------------------------------------------------------------------------------

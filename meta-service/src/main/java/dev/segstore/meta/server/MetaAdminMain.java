@@ -41,8 +41,11 @@ public final class MetaAdminMain {
     @Option(names = "--meta", required = true, split = ",", description = "RPC addresses (host:port) of the meta-service nodes")
     List<String> meta;
 
+    @CommandLine.Mixin
+    TlsOptions tls = new TlsOptions();
+
     MetaClient client() {
-        return new MetaClient(meta, 3_000, 20_000);
+        return new MetaClient(meta, 3_000, 20_000, tls.config());
     }
 
     static <T> T get(java.util.concurrent.CompletableFuture<T> f) throws Exception {

@@ -1,5 +1,7 @@
 package dev.segstore.meta.server;
 
+import dev.segstore.protocol.rpc.TlsConfig;
+
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
@@ -23,12 +25,21 @@ import java.util.Set;
  *                               0: any free port
  * @param replicaReassignAfterMs a storage node not alive for this long loses its replicas that are not in an ISR to
  *                               live nodes ({@link ReplicaReassigner}); -1: never
+ * @param tls                    TLS on the RPC port ({@code tls.*} keys, docs/security.md), or null: plain TCP. The
+ *                               Raft port is not covered: see docs/security.md
  */
 public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs,
-                         int snapshotIntervalSecs, long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs) {
+                         int snapshotIntervalSecs, long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs,
+                         TlsConfig tls) {
 
-    private static final Set<String> KEYS = Set.of("self", "peers", "data.dir", "election.timeout.ms",
-            "snapshot.interval.secs", "session.timeout.ms", "metrics.port", "replica.reassign.after.ms");
+    private static final Set<String> KEYS = keys();
+
+    private static Set<String> keys() {
+        Set<String> k = new java.util.HashSet<>(Set.of("self", "peers", "data.dir", "election.timeout.ms",
+                "snapshot.interval.secs", "session.timeout.ms", "metrics.port", "replica.reassign.after.ms"));
+        k.addAll(TlsConfig.KEYS);
+        return Set.copyOf(k);
+    }
     /** 15 minutes: longer than a restart or a reboot, short enough not to run under-replicated for hours. */
     public static final long DEFAULT_REPLICA_REASSIGN_AFTER_MS = 15 * 60 * 1000L;
 
@@ -42,6 +53,12 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
     public MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs, int snapshotIntervalSecs,
                       long sessionTimeoutMs, int metricsPort) {
         this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, metricsPort, DEFAULT_REPLICA_REASSIGN_AFTER_MS);
+    }
+
+    /** Without TLS. */
+    public MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs, int snapshotIntervalSecs,
+                      long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs) {
+        this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, metricsPort, replicaReassignAfterMs, null);
     }
 
     public MetaConfig {
@@ -94,7 +111,8 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
         Path dataDir = base.resolve(required(p, "data.dir"));
         return new MetaConfig(self, peers, dataDir, intValue(p, "election.timeout.ms", 1000),
                 intValue(p, "snapshot.interval.secs", 300), intValue(p, "session.timeout.ms", 6000), intValue(p, "metrics.port", -1),
-                longValue(p, "replica.reassign.after.ms", DEFAULT_REPLICA_REASSIGN_AFTER_MS));
+                longValue(p, "replica.reassign.after.ms", DEFAULT_REPLICA_REASSIGN_AFTER_MS),
+                TlsConfig.fromSettings(p::getProperty, base, "meta-service settings"));
     }
 
     private static String required(Properties p, String key) {

@@ -76,7 +76,7 @@ public final class MetaServer implements AutoCloseable {
                 }
             }
         });
-        this.rpc = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES);
+        this.rpc = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls());
         this.raft = new RaftGroup(config, fsm);
         this.controller = new Controller(state, raft, config.sessionTimeoutMs(), System::currentTimeMillis,
                 () -> System.nanoTime() / 1_000_000); // sessions and retention: a monotonic clock (see Controller)

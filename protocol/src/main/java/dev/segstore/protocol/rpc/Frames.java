@@ -71,12 +71,57 @@ public final class Frames {
     static void writeWithAttachment(io.netty.channel.Channel ch, Envelope envelope, Attachment attachment) {
         Runnable write = () -> {
             ch.write(envelope.toBuilder().setAttachmentBytes(attachment.length()).build());
-            ch.writeAndFlush(new AttachmentRegion(attachment));
+            if (ch.pipeline().get(io.netty.handler.ssl.SslHandler.class) != null) {
+                ch.writeAndFlush(copied(ch, attachment)); // TLS encrypts buffers: no zero-copy file region
+            } else {
+                ch.writeAndFlush(new AttachmentRegion(attachment));
+            }
         };
         if (ch.eventLoop().inEventLoop()) {
             write.run();
         } else {
             ch.eventLoop().execute(write);
+        }
+    }
+
+    /**
+     * The attachment's bytes copied into a buffer, for a TLS connection (the frame encoder prefixes the length, as
+     * for an envelope); the attachment is released at once.
+     */
+    private static ByteBuf copied(io.netty.channel.Channel ch, Attachment attachment) {
+        ByteBuf buf = ch.alloc().buffer(attachment.length());
+        try {
+            WritableByteChannel into = new WritableByteChannel() {
+                @Override
+                public int write(ByteBuffer src) {
+                    int n = src.remaining();
+                    buf.writeBytes(src);
+                    return n;
+                }
+
+                @Override
+                public boolean isOpen() {
+                    return true;
+                }
+
+                @Override
+                public void close() {
+                }
+            };
+            long done = 0;
+            while (done < attachment.length()) {
+                long n = attachment.transferTo(done, attachment.length() - done, into);
+                if (n <= 0) {
+                    throw new IOException("attachment ended after " + done + " of " + attachment.length() + " bytes");
+                }
+                done += n;
+            }
+            return buf;
+        } catch (IOException | RuntimeException e) {
+            buf.release();
+            throw new java.io.UncheckedIOException(e instanceof IOException io ? io : new IOException(e));
+        } finally {
+            attachment.release();
         }
     }
 

@@ -41,13 +41,29 @@ public final class RpcClient implements AutoCloseable {
     private static final io.netty.util.HashedWheelTimer TIMEOUTS = new io.netty.util.HashedWheelTimer(
             new io.netty.util.concurrent.DefaultThreadFactory("rpc-timeouts", true), 10, TimeUnit.MILLISECONDS);
 
+    private final io.netty.handler.ssl.SslContext tls;
+
     public RpcClient(int threads, int maxFrameBytes) {
+        this(threads, maxFrameBytes, null);
+    }
+
+    /**
+     * Connects over TLS with {@code tls} (trusted authorities, this process's certificate if any, host name
+     * checks: docs/security.md); null: plain TCP.
+     */
+    public RpcClient(int threads, int maxFrameBytes, TlsConfig tls) {
+        this.tls = tls == null ? null : tls.clientContext();
         this.group = new NioEventLoopGroup(threads);
         this.maxFrameBytes = maxFrameBytes;
     }
 
     public RpcClient() {
         this(1, Frames.DEFAULT_MAX_FRAME_BYTES);
+    }
+
+    /** One thread, the default frame limit, TLS with {@code tls} (null: plain TCP). */
+    public RpcClient(TlsConfig tls) {
+        this(1, Frames.DEFAULT_MAX_FRAME_BYTES, tls);
     }
 
     /** Sends a request; completes with the answer's frame (the caller releases its attachment). */
@@ -146,6 +162,9 @@ public final class RpcClient implements AutoCloseable {
                 .handler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
+                        if (tls != null) {
+                            ch.pipeline().addLast("tls", tls.newHandler(ch.alloc(), host, port));
+                        }
                         Frames.install(ch.pipeline(), maxFrameBytes);
                         ch.pipeline().addLast(new SimpleChannelInboundHandler<Frame>() {
                             @Override
@@ -177,14 +196,37 @@ public final class RpcClient implements AutoCloseable {
                 });
         ChannelFuture cf = b.connect(host, port);
         cf.addListener(f -> {
-            if (f.isSuccess()) {
-                fresh.complete(cf.channel());
-            } else {
+            if (!f.isSuccess()) {
                 channels.remove(address, fresh);
                 fresh.completeExceptionally(f.cause());
+                return;
             }
+            io.netty.handler.ssl.SslHandler ssl = cf.channel().pipeline().get(io.netty.handler.ssl.SslHandler.class);
+            if (ssl == null) {
+                fresh.complete(cf.channel());
+                return;
+            }
+            // Over TLS the connection is usable once the handshake is done; a refused certificate fails the calls
+            // with the reason rather than as a connection closed under them.
+            ssl.handshakeFuture().addListener(h -> {
+                if (h.isSuccess()) {
+                    fresh.complete(cf.channel());
+                } else {
+                    channels.remove(address, fresh);
+                    cf.channel().close();
+                    fresh.completeExceptionally(new javax.net.ssl.SSLException("TLS handshake failed: " + rootMessage(h.cause())));
+                }
+            });
         });
         return fresh;
+    }
+
+    private static String rootMessage(Throwable t) {
+        Throwable c = t;
+        while (c.getCause() != null && c.getCause() != c) {
+            c = c.getCause();
+        }
+        return c == t ? String.valueOf(t.getMessage()) : t.getMessage() + " (" + c.getMessage() + ")";
     }
 
     @Override

@@ -36,6 +36,7 @@ public final class RpcServer implements AutoCloseable {
     private final long maxInFlightBytesPerConnection;
     private Channel channel;
     private boolean closed;
+    private io.netty.handler.ssl.SslContext tls;
 
     public RpcServer(int workerThreads, int maxFrameBytes) {
         this(workerThreads, maxFrameBytes, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES);
@@ -64,19 +65,37 @@ public final class RpcServer implements AutoCloseable {
         return this;
     }
 
+    /**
+     * Serves TLS only, with {@code config}'s certificate, asking clients for theirs if it requires client
+     * authentication (docs/security.md). Call before {@link #start}; null leaves the server in plain TCP.
+     */
+    public RpcServer tls(TlsConfig config) {
+        this.tls = config == null ? null : config.serverContext();
+        return this;
+    }
+
     /** Binds and starts serving; returns the bound address (port 0 picks a free port). */
     public InetSocketAddress start(String host, int port) throws InterruptedException {
         ServerBootstrap b = new ServerBootstrap().group(boss, workers).channel(NioServerSocketChannel.class)
                 .childHandler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
+                        if (tls != null) {
+                            io.netty.handler.ssl.SslHandler ssl = tls.newHandler(ch.alloc());
+                            ssl.handshakeFuture().addListener(f -> {
+                                if (!f.isSuccess()) {
+                                    LOG.warn("TLS handshake with {} failed: {}", ch.remoteAddress(), f.cause().toString());
+                                }
+                            });
+                            ch.pipeline().addLast("tls", ssl);
+                        }
                         Frames.install(ch.pipeline(), maxFrameBytes);
                         ch.pipeline().addLast("dispatch", new Dispatcher());
                     }
                 });
         channel = b.bind(host, port).sync().channel();
         InetSocketAddress bound = (InetSocketAddress) channel.localAddress();
-        LOG.info("RPC server listening on {}:{}", host, bound.getPort());
+        LOG.info("RPC server listening on {}:{}{}", host, bound.getPort(), tls == null ? "" : " (TLS)");
         return bound;
     }
 
@@ -147,7 +166,11 @@ public final class RpcServer implements AutoCloseable {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            LOG.warn("Closing RPC connection from {}: {}", ctx.channel().remoteAddress(), cause.toString());
+            if (cause instanceof io.netty.handler.codec.DecoderException && cause.getCause() instanceof javax.net.ssl.SSLException) {
+                LOG.debug("Closing RPC connection from {}: {}", ctx.channel().remoteAddress(), cause.toString()); // logged at the handshake
+            } else {
+                LOG.warn("Closing RPC connection from {}: {}", ctx.channel().remoteAddress(), cause.toString());
+            }
             ctx.close();
         }
     }

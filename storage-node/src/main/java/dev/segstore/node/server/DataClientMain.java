@@ -32,6 +32,9 @@ public final class DataClientMain {
     @Option(names = "--meta", required = true, split = ",", description = "RPC addresses of the meta-service nodes")
     List<String> meta;
 
+    @picocli.CommandLine.Mixin
+    dev.segstore.meta.server.TlsOptions tls = new dev.segstore.meta.server.TlsOptions();
+
     /** The open segment of {@code shard} and the address of its leader. */
     record Target(Segment segment, String leader) {
         SegmentRef ref() {
@@ -61,7 +64,7 @@ public final class DataClientMain {
 
         @Override
         public Integer call() throws Exception {
-            try (MetaClient c = new MetaClient(parent.meta, 3_000, 20_000); RpcClient rpc = new RpcClient()) {
+            try (MetaClient c = new MetaClient(parent.meta, 3_000, 20_000, parent.tls.config()); RpcClient rpc = new RpcClient(parent.tls.config())) {
                 Target t = parent.target(c, shard);
                 ProduceRequest.Builder req = ProduceRequest.newBuilder().setSegment(t.ref()).setProducerId(-1).setBaseSequence(-1);
                 for (String p : payloads) {
@@ -86,7 +89,7 @@ public final class DataClientMain {
 
         @Override
         public Integer call() throws Exception {
-            try (MetaClient c = new MetaClient(parent.meta, 3_000, 20_000); RpcClient rpc = new RpcClient()) {
+            try (MetaClient c = new MetaClient(parent.meta, 3_000, 20_000, parent.tls.config()); RpcClient rpc = new RpcClient(parent.tls.config())) {
                 Target t = parent.target(c, shard);
                 dev.segstore.client.ConsumerFetch r = dev.segstore.client.ConsumerFetch.call(rpc, t.leader(), FetchRequest.newBuilder()
                         .setSegment(t.ref()).setReplicaId(-1).setOffset(Math.max(from, t.segment().getStartOffset())).setMaxRecords(1000)

@@ -32,6 +32,9 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class LoadGeneratorMain implements Callable<Integer> {
     @Option(names = "--meta", required = true, split = ",")
     List<String> meta;
+    @picocli.CommandLine.Mixin
+    dev.segstore.meta.server.TlsOptions tls = new dev.segstore.meta.server.TlsOptions();
+
     @Option(names = "--shard", required = true, split = ",",
             description = "shard(s) to write; with several, calls go to each in turn and share the window")
     List<String> shards;
@@ -52,7 +55,7 @@ public final class LoadGeneratorMain implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         try (SegmentStorageAdapter adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(meta, 30_000, 10_000,
-                DurabilityMode.FSYNC))) {
+                DurabilityMode.FSYNC, tls.config()))) {
             byte[] payload = new byte[recordBytes];
             new Random(1).nextBytes(payload);
             List<NewRecord> batch = new ArrayList<>();

@@ -4,6 +4,7 @@ import dev.segstore.log.DirectoryConfig;
 import dev.segstore.log.FlushPolicy;
 import dev.segstore.log.LogConfig;
 import dev.segstore.log.LogException;
+import dev.segstore.protocol.rpc.TlsConfig;
 
 import java.io.IOException;
 import java.io.Reader;
@@ -32,20 +33,28 @@ import java.util.Set;
  * @param controlledShutdownTimeoutMs how long a node stopping on purpose ({@link StorageNode#shutdownGracefully})
  *                        waits for the meta-service to move its leaderships before it stops anyway; 0: it does not
  *                        ask (it stops at once, and its leaderships move after the session timeout)
+ * @param tls             TLS ({@code tls.*} keys, docs/security.md) on the data-plane port and on this node's calls to
+ *                        its peers and the meta-service, or null: plain TCP
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
                          long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
-                         int metricsPort, long controlledShutdownTimeoutMs) {
+                         int metricsPort, long controlledShutdownTimeoutMs, TlsConfig tls) {
     /** Owner threads when not set: one per core, at least 2. */
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** 10 s: moving leaderships takes one meta command; the rest is margin for a busy meta-service or a failover. */
     public static final long DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS = 10_000;
 
-    private static final Set<String> KEYS = Set.of("node.id", "host", "port", "data.dir", "meta.addresses",
-            "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
-            "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
-            "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads", "metrics.port",
-            "controlled.shutdown.timeout.ms");
+    private static final Set<String> KEYS = keys();
+
+    private static Set<String> keys() {
+        Set<String> k = new java.util.HashSet<>(Set.of("node.id", "host", "port", "data.dir", "meta.addresses",
+                "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
+                "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
+                "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads", "metrics.port",
+                "controlled.shutdown.timeout.ms"));
+        k.addAll(TlsConfig.KEYS);
+        return Set.copyOf(k);
+    }
 
     /** With the segment log's default directory and log settings. */
     public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs,
@@ -59,6 +68,20 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                       long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort) {
         this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
                 DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS);
+    }
+
+    /** Without TLS. */
+    public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs,
+                      long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort,
+                      long controlledShutdownTimeoutMs) {
+        this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
+                controlledShutdownTimeoutMs, null);
+    }
+
+    /** This configuration with TLS {@code tls} (null: none). */
+    public NodeConfig withTls(TlsConfig tls) {
+        return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
+                metricsPort, controlledShutdownTimeoutMs, tls);
     }
 
     public NodeConfig {
@@ -117,7 +140,8 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                     Arrays.stream(required(p, "meta.addresses").split(",")).map(String::trim).toList(),
                     number(p, "heartbeat.ms", 500), number(p, "replica.max.lag.ms", 10_000), directory, log,
                     (int) number(p, "owner.threads", DEFAULT_OWNER_THREADS), (int) signed(p, "metrics.port", -1),
-                    number(p, "controlled.shutdown.timeout.ms", DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS));
+                    number(p, "controlled.shutdown.timeout.ms", DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS),
+                    TlsConfig.fromSettings(p::getProperty, base, "storage-node settings in " + file));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }

@@ -115,12 +115,12 @@ public final class StorageNode implements AutoCloseable {
                 () -> hosted.values().stream().map(h -> h.partition).toList());
         this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory(), files, clocks.wallMs());
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
-        this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000);
+        this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000, config.tls());
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), nodeAddresses, owners, faults,
-                (key, h) -> hosted.get(key) == h, this::requestHeartbeat);
+                (key, h) -> hosted.get(key) == h, this::requestHeartbeat, config.tls());
         this.reconciler = new AssignmentReconciler(config, directory, index, meta, hosted, nodeAddresses, fetchers,
                 this::requestHeartbeat, () -> closed, clocks.monotonicMs());
-        this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES)
+        this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls())
                 .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
                 .register(onOwner(NodeMethods.FETCH, FetchRequest.parser(), FetchRequest::getSegment, this::fetch))
                 .register(onOwner(NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.parser(), EpochEndOffsetRequest::getSegment,

@@ -28,6 +28,7 @@ public final class InJvmCluster implements AutoCloseable {
     public final List<String> metaAddresses;
     private final IntFunction<StorageNode.PeerFaults> faults;
     private final IntFunction<dev.segstore.log.io.LogFiles> files;
+    private final dev.segstore.protocol.rpc.TlsConfig tls;
     private final Timings timings;
     /** Indexes into {@link #metas} of meta nodes stopped by {@link #stopMeta} and not started again. */
     private final java.util.Set<Integer> stoppedMetas = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -67,9 +68,21 @@ public final class InJvmCluster implements AutoCloseable {
     /** @param timings the cluster's timeouts ({@link Timings#DEFAULT}: those of the constructors above) */
     public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
                         long replicaReassignAfterMs, Timings timings) throws Exception {
+        this(faults, files, replicaReassignAfterMs, timings, null);
+    }
+
+    /** A cluster whose meta and storage nodes all serve and call with TLS {@code tls} (one identity for all). */
+    public static InJvmCluster withTls(dev.segstore.protocol.rpc.TlsConfig tls) throws Exception {
+        return new InJvmCluster(id -> StorageNode.PeerFaults.NONE, id -> dev.segstore.log.io.RealLogFiles.INSTANCE,
+                MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS, Timings.DEFAULT, tls);
+    }
+
+    private InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
+                         long replicaReassignAfterMs, Timings timings, dev.segstore.protocol.rpc.TlsConfig tls) throws Exception {
         this.faults = faults;
         this.files = files;
         this.timings = timings;
+        this.tls = tls;
         root = Files.createTempDirectory("segstore-cluster-");
         List<MetaPeer> peers = new ArrayList<>();
         // A port found free can be taken by another socket before we bind it: pick new ports and try again.
@@ -82,7 +95,7 @@ public final class InJvmCluster implements AutoCloseable {
                 for (int i = 0; i < 3; i++) {
                     metas.add(MetaServer.start(new MetaConfig(peers.get(i), peers, root.resolve("a" + attempt + "-meta-" + i),
                             timings.electionTimeoutMs(), 300, timings.sessionTimeoutMs(), 0,
-                            replicaReassignAfterMs)));
+                            replicaReassignAfterMs, tls)));
                 }
             } catch (Exception e) {
                 metas.forEach(MetaServer::close);
@@ -103,7 +116,8 @@ public final class InJvmCluster implements AutoCloseable {
     public StorageNode startNode(int id) throws Exception {
         nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses,
                 timings.heartbeatMs(), timings.replicaMaxLagMs(),
-                dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0), faults.apply(id), files.apply(id));
+                dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0)
+                .withTls(tls), faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
         waitFor("storage node " + id + " to register", 30_000, started::registered);
         return started;

@@ -62,4 +62,19 @@ class NodeConfigTest {
         IllegalArgumentException missing = assertThrows(IllegalArgumentException.class, () -> load("host=h\nport=1\ndata.dir=d\nmeta.addresses=a:1\n"));
         assertTrue(missing.getMessage().contains("node.id"), missing.getMessage());
     }
+
+    @Test
+    void tlsSettingsAreReadRelativeToTheFileAndCheckedAtLoad() throws Exception {
+        dev.segstore.protocol.rpc.TestCertificates.Identity id =
+                new dev.segstore.protocol.rpc.TestCertificates(dir.resolve("tls"), "cluster").issue("node-4");
+        assertEquals(null, load(BASE).tls(), "plain TCP unless tls.enabled=true");
+        NodeConfig c = load(BASE + "tls.enabled=true\ntls.cert.file=tls/node-4.pem\ntls.key.file=tls/node-4-key.pem\n"
+                + "tls.ca.file=tls/cluster-ca.pem\ntls.client.auth=none\n");
+        assertEquals(id.cert(), c.tls().certFile());
+        assertEquals(false, c.tls().requireClientAuth());
+        IllegalArgumentException missing = assertThrows(IllegalArgumentException.class,
+                () -> load(BASE + "tls.enabled=true\ntls.ca.file=tls/cluster-ca.pem\ntls.cert.file=tls/nope.pem\ntls.key.file=tls/node-4-key.pem\n"));
+        assertTrue(missing.getMessage().contains("nope.pem does not exist") && missing.getMessage().contains("node.properties"),
+                missing.getMessage());
+    }
 }
