@@ -89,7 +89,7 @@ class DistributionTest {
     @Test
     void theDistributionHasItsLaunchersLibrariesAndSampleConfiguration() {
         for (String f : List.of("bin/segstore-meta", "bin/segstore-node", "bin/segstore-admin", "bin/segstore-client",
-                "bin/segstore-perf", "config/meta.properties", "config/node.properties", "config/logback.xml", "lib", "README.md")) {
+                "bin/segstore-perf", "bin/segstore-log", "config/meta.properties", "config/node.properties", "config/logback.xml", "lib", "README.md")) {
             assertTrue(Files.exists(DIST.resolve(f)), DIST.resolve(f) + " is missing");
         }
         assertTrue(Files.isExecutable(DIST.resolve("bin/segstore-meta")));
@@ -135,6 +135,10 @@ class DistributionTest {
         Result consumed = run("segstore-client", "--meta", meta, "consume", "demo");
         assertEquals(0, consumed.exit(), consumed.toString());
         assertTrue(consumed.out().contains("one") && consumed.out().contains("three"), consumed.out());
+        // The log tool reads the running node's segment files (read only) and finds them in good order.
+        Result verified = run("segstore-log", "verify", dir.resolve("node-data").toString());
+        assertEquals(0, verified.exit(), verified.toString());
+        assertTrue(verified.out().contains("1 log(s) checked, 0 problem(s)") && verified.out().contains("3 record(s)"), verified.out());
         Path log = dir.resolve("logs").resolve("segstore-meta.log");
         assertTrue(Files.readString(log, StandardCharsets.UTF_8).contains("Starting meta node with"), "the effective configuration is logged in " + log);
         assertFalse(Files.readString(dir.resolve("logs").resolve("segstore-node.log")).isEmpty());

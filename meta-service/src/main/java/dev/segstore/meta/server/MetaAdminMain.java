@@ -30,7 +30,7 @@ import java.util.concurrent.TimeUnit;
                 MetaAdminMain.RegisterNode.class, MetaAdminMain.Lag.class})
 public final class MetaAdminMain {
     /** The version in the jar's manifest (Implementation-Version), or "development" when run from classes. */
-    static final class Version implements CommandLine.IVersionProvider {
+    public static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
             String v = MetaAdminMain.class.getPackage().getImplementationVersion();
