@@ -525,4 +525,49 @@ class MetaStateTest {
         assertEquals(8L, state.groupOffset("grp", "g").orElseThrow());
         assertEquals(9L, state.groupOffset("old-client", "g").orElseThrow(), "id 0: unchecked");
     }
+
+    private CommandResult moveLeader(String shard, long seq, int epoch, int to) {
+        return apply(Command.newBuilder().setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder().setShard(shard)
+                .setShardId(state.shard(shard).orElseThrow().getShardId()).setSequence(seq).setLeaderEpoch(epoch).setTo(to)));
+    }
+
+    @Test
+    void aLeadershipMovesOnlyToALiveIsrMemberOfTheOpenSegmentInTheEpochSeen() {
+        register(1);
+        register(2);
+        long inc3 = register(3);
+        create("m", false, 1, 2, 3);
+        assertEquals(null, changeIsr("m", 0, 1, 0, 0, 1, 2).error()); // 3 left the ISR
+        CommandResult notInIsr = moveLeader("m", 0, 0, 3);
+        assertEquals(ErrorCode.INVALID_ARGUMENT, notInIsr.error(), "node 3 is not in the ISR: it may lack acknowledged records");
+        assertEquals(1, segment("m", 0).getLeader());
+        assertEquals(null, moveLeader("m", 0, 0, 2).error());
+        assertEquals(2, segment("m", 0).getLeader());
+        assertEquals(1, segment("m", 0).getLeaderEpoch(), "a new epoch: the old leader's later appends are truncated by it");
+        assertEquals(List.of(1, 2), segment("m", 0).getIsrList(), "the ISR is unchanged");
+        assertEquals(ErrorCode.FENCED_EPOCH, moveLeader("m", 0, 0, 1).error(), "a move decided on epoch 0 is stale in epoch 1");
+        assertEquals(null, moveLeader("m", 0, 1, 2).error(), "a retry of a move that was applied is answered OK");
+        assertEquals(1, segment("m", 0).getLeaderEpoch(), "and changes nothing");
+        apply(Command.newBuilder().setControlledShutdown(dev.segstore.protocol.meta.ControlledShutdownCommand.newBuilder().setNodeId(3)
+                .setIncarnation(inc3)));
+        assertEquals(ErrorCode.INVALID_ARGUMENT, moveLeader("m", 0, 1, 3).error(), "not to a node shutting down either");
+    }
+
+    @Test
+    void aShardsRetentionIsAlteredAndKeptInSnapshots() throws Exception {
+        register(1);
+        create("r2", false, 1);
+        long id = state.shard("r2").orElseThrow().getShardId();
+        CommandResult r = apply(Command.newBuilder().setAlterShard(dev.segstore.protocol.meta.AlterShardCommand.newBuilder().setName("r2")
+                .setShardId(id).setRetentionMs(60_000)));
+        assertEquals(null, r.error(), r.message());
+        assertEquals(60_000, state.shard("r2").orElseThrow().getSettings().getRetentionMs());
+        assertEquals(ErrorCode.SHARD_NOT_FOUND, apply(Command.newBuilder().setAlterShard(dev.segstore.protocol.meta.AlterShardCommand.newBuilder()
+                .setName("r2").setShardId(id + 1).setRetentionMs(1))).error(), "another shard of that name: nothing changes");
+        assertEquals(ErrorCode.INVALID_ARGUMENT, apply(Command.newBuilder().setAlterShard(dev.segstore.protocol.meta.AlterShardCommand.newBuilder()
+                .setName("r2").setShardId(id).setRetentionMs(0))).error());
+        MetaState restored = new MetaState();
+        restored.restore(dev.segstore.protocol.meta.MetaSnapshot.parseFrom(state.snapshot().toByteArray()));
+        assertEquals(60_000, restored.shard("r2").orElseThrow().getSettings().getRetentionMs());
+    }
 }

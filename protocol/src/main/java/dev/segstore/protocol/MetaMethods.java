@@ -14,6 +14,9 @@ public final class MetaMethods {
     public static final String COMMIT_OFFSETS = "meta.CommitOffsets";
     public static final String GET_OFFSET = "meta.GetOffset";
     public static final String DESCRIBE_CLUSTER = "meta.DescribeCluster";
+    public static final String ALTER_SHARD = "meta.AlterShard";
+    public static final String MOVE_LEADER = "meta.MoveLeader";
+    public static final String LIST_GROUPS = "meta.ListGroups";
 
     private MetaMethods() {
     }

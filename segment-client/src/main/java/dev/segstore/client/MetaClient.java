@@ -100,6 +100,24 @@ public final class MetaClient implements AutoCloseable {
         return call(MetaMethods.LIST_SHARDS, ListShardsRequest.newBuilder().setNamePrefix(prefix).build(), ListShardsResponse.parser());
     }
 
+    /** Changes a shard's retention (-1: keep every segment); answers with the shard as altered. */
+    public CompletableFuture<dev.segstore.protocol.meta.Shard> alterShard(String name, long retentionMs) {
+        return call(MetaMethods.ALTER_SHARD, dev.segstore.protocol.meta.AlterShardRequest.newBuilder().setName(name)
+                .setRetentionMs(retentionMs).build(), dev.segstore.protocol.meta.Shard.parser());
+    }
+
+    /** Moves the leadership of the shard's open segment to storage node {@code to} (-1: its preferred replica). */
+    public CompletableFuture<ShardRoute> moveLeader(String shard, int to) {
+        return call(MetaMethods.MOVE_LEADER, dev.segstore.protocol.meta.MoveLeaderRequest.newBuilder().setShard(shard).setTo(to).build(),
+                ShardRoute.parser());
+    }
+
+    /** The committed offsets of {@code group} (every group if empty), by shard then group. */
+    public CompletableFuture<List<dev.segstore.protocol.meta.GroupOffset>> listGroups(String group) {
+        return call(MetaMethods.LIST_GROUPS, dev.segstore.protocol.meta.ListGroupsRequest.newBuilder().setGroup(group).build(),
+                dev.segstore.protocol.meta.ListGroupsResponse.parser()).thenApply(dev.segstore.protocol.meta.ListGroupsResponse::getOffsetsList);
+    }
+
     public CompletableFuture<ShardRoute> route(String shard) {
         return call(MetaMethods.GET_ROUTE, GetRouteRequest.newBuilder().setShard(shard).build(), ShardRoute.parser());
     }

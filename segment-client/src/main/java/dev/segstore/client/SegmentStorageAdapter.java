@@ -180,7 +180,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         }).thenCompose(shards -> {
             List<CompletableFuture<Optional<ShardInfo>>> infos = new ArrayList<>();
             for (Shard s : shards) {
-                infos.add(shardInfo(s.getName()));
+                infos.add(shardInfo(s));
             }
             return CompletableFuture.allOf(infos.toArray(CompletableFuture[]::new)).thenApply(v -> infos.stream()
                     .map(CompletableFuture::join).flatMap(Optional::stream).sorted(Comparator.comparing(ShardInfo::name)).toList());
@@ -191,11 +191,15 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
      * What listShards says of a shard the meta-service listed: its config from its route, and its log end. Empty
      * when the shard was deleted after the list was read (its route is gone): the list leaves it out, as a list
      * read after the delete would. The list and the routes are separate meta-service reads, so a list is not a
-     * snapshot: a shard created meanwhile is missing, one re-created meanwhile is shown as it is now.
+     * snapshot: a shard created meanwhile is missing, one re-created meanwhile is shown as it is now. The settings
+     * are the list's (a cached route may be older than an alter-shard), unless the route names a newer shard.
      */
-    private CompletableFuture<Optional<ShardInfo>> shardInfo(String shard) {
-        return withRoute("listShards", shard, route -> logEndOffset(shard, route).thenApply(end -> Optional.of(
-                new ShardInfo(config(route.getShard()), route.getShard().getCreatedAtMs(), end))))
+    private CompletableFuture<Optional<ShardInfo>> shardInfo(Shard listed) {
+        String shard = listed.getName();
+        return withRoute("listShards", shard, route -> logEndOffset(shard, route).thenApply(end -> {
+            Shard s = route.getShard().getShardId() == listed.getShardId() ? listed : route.getShard();
+            return Optional.of(new ShardInfo(config(s), s.getCreatedAtMs(), end));
+        }))
                 .exceptionally(e -> {
                     StorageException se = storageError(e);
                     if (se.code() == ErrorCode.SHARD_NOT_FOUND) {

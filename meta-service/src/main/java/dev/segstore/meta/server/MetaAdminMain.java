@@ -27,7 +27,8 @@ import java.util.concurrent.TimeUnit;
         showDefaultValues = true, scope = CommandLine.ScopeType.INHERIT, description = "Shows and changes segstore cluster metadata.",
         subcommands = {MetaAdminMain.Describe.class, MetaAdminMain.Health.class, MetaAdminMain.CreateShard.class,
                 MetaAdminMain.DeleteShard.class, MetaAdminMain.Route.class, MetaAdminMain.ListShards.class,
-                MetaAdminMain.RegisterNode.class, MetaAdminMain.Lag.class})
+                MetaAdminMain.RegisterNode.class, MetaAdminMain.Lag.class, AdminShardCommands.AlterShard.class,
+                AdminShardCommands.MoveLeader.class, AdminShardCommands.Groups.class, AdminShardCommands.ResetGroup.class})
 public final class MetaAdminMain {
     /** The version in the jar's manifest (Implementation-Version), or "development" when run from classes. */
     public static final class Version implements CommandLine.IVersionProvider {
@@ -137,7 +138,7 @@ public final class MetaAdminMain {
 
         @Override
         public Integer call() throws Exception {
-            try (MetaClient c = parent.client(); dev.segstore.protocol.rpc.RpcClient rpc = new dev.segstore.protocol.rpc.RpcClient()) {
+            try (MetaClient c = parent.client(); dev.segstore.protocol.rpc.RpcClient rpc = new dev.segstore.protocol.rpc.RpcClient(parent.tls.config())) {
                 java.util.Map<Integer, String> addresses = new java.util.HashMap<>();
                 get(c.describeCluster()).getNodesList().forEach(n -> addresses.put(n.getNodeId(), n.getHost() + ":" + n.getPort()));
                 ShardRoute route = get(c.route(name));

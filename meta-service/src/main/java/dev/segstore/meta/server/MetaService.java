@@ -85,7 +85,10 @@ public final class MetaService {
                 .register(RpcHandler.of(MetaMethods.GET_ROUTE, GetRouteRequest.parser(), this::getRoute))
                 .register(RpcHandler.of(MetaMethods.COMMIT_OFFSETS, CommitOffsetsRequest.parser(), this::commitOffsets))
                 .register(RpcHandler.of(MetaMethods.GET_OFFSET, GetOffsetRequest.parser(), this::getOffset))
-                .register(RpcHandler.of(MetaMethods.DESCRIBE_CLUSTER, Empty.parser(), r -> describeCluster()));
+                .register(RpcHandler.of(MetaMethods.DESCRIBE_CLUSTER, Empty.parser(), r -> describeCluster()))
+                .register(RpcHandler.of(MetaMethods.ALTER_SHARD, dev.segstore.protocol.meta.AlterShardRequest.parser(), this::alterShard))
+                .register(RpcHandler.of(MetaMethods.MOVE_LEADER, dev.segstore.protocol.meta.MoveLeaderRequest.parser(), this::moveLeader))
+                .register(RpcHandler.of(MetaMethods.LIST_GROUPS, dev.segstore.protocol.meta.ListGroupsRequest.parser(), this::listGroups));
     }
 
     // ---- storage nodes -------------------------------------------------------------------------------------
@@ -305,6 +308,45 @@ public final class MetaService {
             Optional<Long> o = state.groupOffset(r.getGroup(), r.getShard());
             return GetOffsetResponse.newBuilder().setFound(o.isPresent()).setOffset(o.orElse(-1L)).build();
         });
+    }
+
+    /** Changes a shard's retention; answers with the shard as altered. On the leader, after a read barrier (the shard id). */
+    CompletableFuture<Message> alterShard(dev.segstore.protocol.meta.AlterShardRequest r) {
+        if (r.getRetentionMs() != -1 && r.getRetentionMs() <= 0) {
+            return invalid("retention_ms must be -1 (keep every segment) or > 0, got " + r.getRetentionMs());
+        }
+        return guarded(() -> raft.readBarrier().thenCompose(v -> {
+            dev.segstore.protocol.meta.Shard shard = state.shard(r.getName()).orElse(null);
+            if (shard == null) {
+                return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + r.getName() + "' does not exist");
+            }
+            return propose(Command.newBuilder().setAlterShard(dev.segstore.protocol.meta.AlterShardCommand.newBuilder()
+                    .setName(r.getName()).setShardId(shard.getShardId()).setRetentionMs(r.getRetentionMs())));
+        }));
+    }
+
+    /**
+     * Moves the open segment's leadership to an ISR member (to = -1: its first replica, the preferred leader);
+     * answers with the route after the move. The command names the segment and epoch seen here, so a roll or
+     * leader change in between makes it a no-op (FENCED_EPOCH) rather than a move of something else.
+     */
+    CompletableFuture<Message> moveLeader(dev.segstore.protocol.meta.MoveLeaderRequest r) {
+        return guarded(() -> raft.readBarrier().thenCompose(v -> {
+            ShardRoute route = state.route(r.getShard());
+            if (route == null || route.getSegmentsCount() == 0) {
+                return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + r.getShard() + "' does not exist");
+            }
+            dev.segstore.protocol.meta.Segment open = route.getSegments(route.getSegmentsCount() - 1);
+            int to = r.getTo() >= 0 ? r.getTo() : open.getReplicas(0);
+            return propose(Command.newBuilder().setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder()
+                    .setShard(r.getShard()).setShardId(route.getShard().getShardId()).setSequence(open.getSequence())
+                    .setLeaderEpoch(open.getLeaderEpoch()).setTo(to)));
+        }));
+    }
+
+    private CompletableFuture<Message> listGroups(dev.segstore.protocol.meta.ListGroupsRequest r) {
+        return raft.readBarrier().thenApply(v -> dev.segstore.protocol.meta.ListGroupsResponse.newBuilder()
+                .addAllOffsets(state.groupOffsets(r.getGroup())).build());
     }
 
     private CompletableFuture<Message> describeCluster() {

@@ -90,6 +90,8 @@ public final class MetaState {
             case FINISH_DELETE_SHARD -> finishDeleteShard(c.getFinishDeleteShard());
             case REASSIGN_REPLICA -> reassignReplica(c.getReassignReplica());
             case CONTROLLED_SHUTDOWN -> controlledShutdown(c.getControlledShutdown());
+            case ALTER_SHARD -> alterShard(c.getAlterShard());
+            case MOVE_LEADER -> moveLeader(c.getMoveLeader());
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
     }
@@ -635,7 +637,55 @@ public final class MetaState {
         return CommandResult.ok(Empty.getDefaultInstance());
     }
 
+    private CommandResult alterShard(dev.segstore.protocol.meta.AlterShardCommand c) {
+        Shard shard = shards.get(c.getName());
+        if (shard == null || shard.getShardId() != c.getShardId()) {
+            return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + c.getName() + "' (id " + c.getShardId() + ") does not exist");
+        }
+        if (c.getRetentionMs() != -1 && c.getRetentionMs() <= 0) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "retention_ms must be -1 (keep) or > 0, got " + c.getRetentionMs());
+        }
+        Shard altered = shard.toBuilder().setSettings(shard.getSettings().toBuilder().setRetentionMs(c.getRetentionMs())).build();
+        shards.put(c.getName(), altered);
+        return CommandResult.ok(altered);
+    }
+
+    private CommandResult moveLeader(dev.segstore.protocol.meta.MoveLeaderCommand c) {
+        Shard shard = shards.get(c.getShard());
+        List<Segment> list = segments.get(c.getShard());
+        if (shard == null || shard.getShardId() != c.getShardId() || list == null || list.isEmpty()) {
+            return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + c.getShard() + "' (id " + c.getShardId() + ") does not exist");
+        }
+        int i = list.size() - 1;
+        Segment open = list.get(i);
+        if (open.getStatus() != SegmentStatus.OPEN || open.getSequence() != c.getSequence() || open.getLeaderEpoch() != c.getLeaderEpoch()) {
+            return CommandResult.fail(ErrorCode.FENCED_EPOCH, "segment " + c.getSequence() + " of '" + c.getShard() + "' in leader epoch "
+                    + c.getLeaderEpoch() + " is no longer the open one in that epoch (now segment " + open.getSequence() + ", epoch "
+                    + open.getLeaderEpoch() + "); look again");
+        }
+        if (open.getLeader() == c.getTo()) {
+            return CommandResult.ok(route(c.getShard())); // already there
+        }
+        if (!open.getIsrList().contains(c.getTo()) || !active(c.getTo())) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "storage node " + c.getTo() + " cannot lead segment " + open.getSequence()
+                    + " of '" + c.getShard() + "': it must be in the ISR " + open.getIsrList() + " and alive, not shutting down");
+        }
+        list.set(i, open.toBuilder().setLeader(c.getTo()).setLeaderEpoch(open.getLeaderEpoch() + 1).build());
+        return CommandResult.ok(route(c.getShard()));
+    }
+
     // ---- reads ------------------------------------------------------------------------------------------------
+
+    /** The committed offsets of {@code group} (every group if empty), by shard, then group. */
+    public synchronized List<GroupOffset> groupOffsets(String group) {
+        List<GroupOffset> out = new ArrayList<>();
+        groupOffsets.forEach((shard, m) -> m.forEach((g, offset) -> {
+            if (group.isEmpty() || group.equals(g)) {
+                out.add(GroupOffset.newBuilder().setShard(shard).setGroup(g).setOffset(offset).build());
+            }
+        }));
+        return out;
+    }
 
     public synchronized Optional<Shard> shard(String name) {
         return Optional.ofNullable(shards.get(name));

@@ -1,0 +1,152 @@
+package dev.segstore.node.server;
+
+import dev.segstore.adapter.NewRecord;
+import dev.segstore.adapter.ShardConfig;
+import dev.segstore.adapter.StoredRecord;
+import dev.segstore.client.MetaClient;
+import dev.segstore.client.SegmentStorageAdapter;
+import dev.segstore.meta.server.MetaAdminMain;
+import dev.segstore.protocol.meta.Segment;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import picocli.CommandLine;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The admin commands that change shards and groups, on an in-JVM cluster: {@code move-leader} (to an ISR member,
+ * and back to the preferred replica: writes go on, nothing is lost), {@code groups --lag}, {@code reset-group} (to
+ * an offset, earliest, latest, a time), {@code alter-shard --retention-ms}.
+ */
+@Timeout(120)
+class AdminShardCommandsClusterTest {
+    private InJvmCluster cluster;
+    private SegmentStorageAdapter adapter;
+
+    @BeforeEach
+    void start() throws Exception {
+        cluster = new InJvmCluster();
+        adapter = new SegmentStorageAdapter(SegmentStorageAdapter.Settings.of(cluster.metaAddresses.toArray(String[]::new)));
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        if (adapter != null) {
+            adapter.close();
+        }
+        if (cluster != null) {
+            cluster.close();
+        }
+    }
+
+    private record Run(int exit, String out, String err) {
+    }
+
+    private synchronized Run admin(String... args) {
+        List<String> all = new ArrayList<>(List.of("--meta", String.join(",", cluster.metaAddresses)));
+        all.addAll(List.of(args));
+        PrintStream out = System.out;
+        PrintStream err = System.err;
+        ByteArrayOutputStream o = new ByteArrayOutputStream();
+        ByteArrayOutputStream e = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
+            CommandLine cl = new CommandLine(new MetaAdminMain());
+            cl.setErr(new java.io.PrintWriter(System.err, true));
+            cl.setExecutionExceptionHandler((ex, line, parse) -> {
+                line.getErr().println(ex.getMessage());
+                return 1;
+            });
+            int exit = cl.execute(all.toArray(String[]::new));
+            return new Run(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(out);
+            System.setErr(err);
+        }
+    }
+
+    private static <T> T await(CompletableFuture<T> f) throws Exception {
+        return f.get(60, TimeUnit.SECONDS);
+    }
+
+    private void write(int from, int to) throws Exception {
+        for (int i = from; i < to; i++) {
+            assertEquals(i, (long) await(adapter.write("g", NewRecord.of(1_000 + i, ("r" + i).getBytes(StandardCharsets.UTF_8)))));
+        }
+    }
+
+    private Segment open() throws Exception {
+        try (MetaClient c = new MetaClient(cluster.metaAddresses, 2_000, 10_000)) {
+            var r = await(c.route("g"));
+            return r.getSegments(r.getSegmentsCount() - 1);
+        }
+    }
+
+    @Test
+    void moveLeaderGroupsResetGroupAndAlterShard() throws Exception {
+        await(adapter.createShard(ShardConfig.of("g", SegmentStorageAdapter.STORAGE_TYPE)));
+        write(0, 10);
+        InJvmCluster.waitFor("a full ISR", 30_000, () -> {
+            try {
+                return open().getIsrCount() == 3;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+
+        Segment before = open();
+        int to = before.getIsrList().stream().filter(n -> n != before.getLeader()).findFirst().orElseThrow();
+        Run moved = admin("move-leader", "g", "--to", Integer.toString(to));
+        assertEquals(0, moved.exit(), moved.toString());
+        assertTrue(moved.out().contains("leader " + to + ", epoch " + (before.getLeaderEpoch() + 1)), moved.out());
+        write(10, 15); // the client follows the move
+        Run preferred = admin("move-leader", "g");
+        assertEquals(0, preferred.exit(), preferred.toString());
+        assertEquals(before.getReplicas(0), open().getLeader(), "the preferred replica leads again");
+        write(15, 20);
+        List<StoredRecord> all = await(adapter.readByOffset("g", 0, 100));
+        assertEquals(20, all.size(), "nothing was lost across two leadership moves");
+        Run notInIsr = admin("move-leader", "g", "--to", "9");
+        assertEquals(1, notInIsr.exit(), notInIsr.toString());
+        assertTrue(notInIsr.err().contains("INVALID_ARGUMENT") && notInIsr.err().contains("ISR"), notInIsr.toString());
+
+        Run none = admin("groups");
+        assertTrue(none.out().contains("no group has committed an offset"), none.out());
+        await(adapter.commitOffset("readers", "g", 4));
+        Run lag = admin("groups", "readers", "--lag");
+        assertEquals(0, lag.exit(), lag.toString());
+        assertTrue(lag.out().contains("g: offset 4, end 20, lag 16"), lag.out());
+        assertEquals(0, admin("reset-group", "readers", "g", "--to-latest").exit());
+        assertEquals(OptionalLong.of(20), await(adapter.getOffsetByGroup("readers", "g")));
+        assertEquals(0, admin("reset-group", "readers", "g", "--to-earliest").exit());
+        assertEquals(OptionalLong.of(0), await(adapter.getOffsetByGroup("readers", "g")));
+        assertEquals(0, admin("reset-group", "readers", "g", "--to-timestamp", "1007").exit());
+        assertEquals(OptionalLong.of(7), await(adapter.getOffsetByGroup("readers", "g")));
+        assertEquals(0, admin("reset-group", "readers", "g", "--to-offset", "12").exit());
+        assertEquals(OptionalLong.of(12), await(adapter.getOffsetByGroup("readers", "g")));
+        Run two = admin("reset-group", "readers", "g", "--to-earliest", "--to-latest");
+        assertNotEquals(0, two.exit(), "one target only");
+
+        Run altered = admin("alter-shard", "g", "--retention-ms", "3600000");
+        assertEquals(0, altered.exit(), altered.toString());
+        assertTrue(altered.out().contains("retention 3600000 ms"), altered.toString());
+        assertEquals(3_600_000, await(adapter.listShards(dev.segstore.adapter.ShardFilter.all())).get(0).config().retentionMs());
+        Run bad = admin("alter-shard", "g", "--retention-ms", "0");
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("INVALID_ARGUMENT"), bad.err());
+    }
+}
