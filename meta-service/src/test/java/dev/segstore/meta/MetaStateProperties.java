@@ -118,12 +118,19 @@ class MetaStateProperties {
                 d.apply(cmd);
             }
             assertEquals(ra, rb, context + " command " + i);
+            assertEquals(a.healthRecounted(), a.health(), context + " after command " + i + " " + cmd.getKindCase()
+                    + ": the health counts kept at each change differ from a count of every segment");
+            if (ra.isOk() && cmd.hasMoveLeader()) {
+                Segment moved = a.route(cmd.getMoveLeader().getShard()).getSegments(a.route(cmd.getMoveLeader().getShard()).getSegmentsCount() - 1);
+                assertTrue(moved.getIsrList().contains(moved.getLeader()), context + " command " + i + ": moved the leadership out of the ISR " + moved);
+            }
             checkInvariants(a, epochs, context + " after command " + i + " " + cmd.getKindCase());
         }
         if (d == null) {
             d = new MetaState();
             d.restore(a.snapshot());
         }
+        assertEquals(d.healthRecounted(), d.health(), context + ": health counts of a state restored from a snapshot");
         byte[] expected = a.snapshot().toByteArray();
         assertEquals(java.util.Arrays.toString(expected), java.util.Arrays.toString(b.snapshot().toByteArray()), context);
         assertEquals(java.util.Arrays.toString(expected), java.util.Arrays.toString(c.snapshot().toByteArray()), context);
@@ -198,7 +205,7 @@ class MetaStateProperties {
                 now -= random.nextInt(2_000); // a leader whose clock is behind the last one's: times in the state must not go back
             }
             Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now).setMonotonicTimestamp(true);
-            int kind = random.nextInt(13);
+            int kind = random.nextInt(15);
             // Creates and deletes carry a request id from a small pool, so some are retries and some collide.
             com.google.protobuf.ByteString requestId = random.nextInt(3) == 0 ? com.google.protobuf.ByteString.EMPTY
                     : com.google.protobuf.ByteString.copyFromUtf8("r" + random.nextInt(6));
@@ -272,6 +279,20 @@ class MetaStateProperties {
                 c.setReassignReplica(dev.segstore.protocol.meta.ReassignReplicaCommand.newBuilder().setShard(shard)
                         .setShardId(model.shard(shard).get().getShardId() - (random.nextInt(6) == 0 ? 1 : 0)).setSequence(s.getSequence())
                         .setOldNode(from).setNewNode(to));
+            } else if (kind == 13) {
+                // An operator moves the open segment's leadership: often to an ISR member, sometimes anywhere, in a stale epoch.
+                String shard = shardNames.get(random.nextInt(shardNames.size()));
+                List<Segment> segs = model.route(shard).getSegmentsList();
+                Segment open = segs.get(segs.size() - 1);
+                int to = random.nextInt(4) > 0 && open.getIsrCount() > 0 ? open.getIsr(random.nextInt(open.getIsrCount())) : 1 + random.nextInt(5);
+                c.setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder().setShard(shard)
+                        .setShardId(model.shard(shard).get().getShardId()).setSequence(open.getSequence() - (random.nextInt(8) == 0 ? 1 : 0))
+                        .setLeaderEpoch(open.getLeaderEpoch() - (random.nextInt(6) == 0 ? 1 : 0)).setTo(to));
+            } else if (kind == 14) {
+                String shard = shardNames.get(random.nextInt(shardNames.size()));
+                c.setAlterShard(dev.segstore.protocol.meta.AlterShardCommand.newBuilder().setName(shard)
+                        .setShardId(model.shard(shard).get().getShardId() - (random.nextInt(6) == 0 ? 1 : 0))
+                        .setRetentionMs(random.nextBoolean() ? -1 : 50 + random.nextInt(500)));
             } else if (kind == 10) {
                 // Retention: what the controller would propose now, or a guess that may be too early or stale.
                 List<ExpireSegmentsCommand> due = model.expired(now);

@@ -53,7 +53,28 @@ final class MetaMetrics implements AutoCloseable {
                     cb.call(h.aliveNodes(), "alive");
                     cb.call(h.fencedNodes(), "fenced");
                 }).register(registry);
+        requests = io.prometheus.metrics.core.metrics.Counter.builder().name("segstore_meta_requests_total")
+                .help("RPC requests answered by this node, by method and result (ok or the error code, e.g. NOT_LEADER on followers)")
+                .labelNames("method", "result").register(registry);
+        latency = io.prometheus.metrics.core.metrics.Histogram.builder().name("segstore_meta_request_latency_seconds")
+                .unit(io.prometheus.metrics.model.snapshots.Unit.SECONDS)
+                .help("Time from a request's dispatch to its answer, by method (writes: until committed and applied)")
+                .labelNames("method").classicOnly()
+                .classicUpperBounds(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+                .register(registry);
         server = HTTPServer.builder().hostname(host).port(port).registry(registry).buildAndStart();
+    }
+
+    private io.prometheus.metrics.core.metrics.Counter requests;
+    private io.prometheus.metrics.core.metrics.Histogram latency;
+
+    /** Counts one answer of the RPC server ({@link dev.segstore.protocol.rpc.RpcServer.Observer}); a no-op without an endpoint. */
+    void answered(String method, long nanos, int errorCode) {
+        if (requests == null) {
+            return;
+        }
+        requests.labelValues(method, errorCode == 0 ? "ok" : dev.segstore.adapter.ErrorCode.fromCode(errorCode).name()).inc();
+        latency.labelValues(method).observe(nanos / 1e9);
     }
 
     /** The bound port of the endpoint, or -1 when there is none. */

@@ -94,6 +94,7 @@ public final class MetaServer implements AutoCloseable {
         try {
             rpc.start(config.self().host(), config.self().rpcPort());
             started = new MetaMetrics(config.self().host(), config.metricsPort(), state, raft::node);
+            rpc.observe(started::answered);
         } catch (Exception | Error e) {
             // Do not leave a Raft member running without its service port.
             rpc.close();

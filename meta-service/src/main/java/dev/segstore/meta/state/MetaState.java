@@ -62,6 +62,54 @@ public final class MetaState {
     private long appliedCommands;
     /** The newest command time applied (of commands with monotonic_timestamp): the state's "now", which never goes back. */
     private long lastCommandTimeMs;
+    /**
+     * The health counts of the segments, kept up to date at every change ({@link #replace}, {@link #add},
+     * {@link #uncount}), so a metrics scrape reads them in O(1) instead of scanning every segment under the
+     * monitor the state machine applies commands under.
+     */
+    private SegmentCounts segmentCounts = new SegmentCounts(0, 0, 0);
+
+    /** Open and sealed segments; those with an ISR short of their replica set; those without a leader. */
+    private record SegmentCounts(int live, int underReplicated, int leaderless) {
+        static SegmentCounts of(Segment s) {
+            if (s.getStatus() != SegmentStatus.OPEN && s.getStatus() != SegmentStatus.SEALED) {
+                return new SegmentCounts(0, 0, 0);
+            }
+            return new SegmentCounts(1, s.getIsrCount() < s.getReplicasCount() ? 1 : 0, s.getLeader() < 0 ? 1 : 0);
+        }
+
+        static SegmentCounts of(java.util.Collection<List<Segment>> lists) {
+            SegmentCounts c = new SegmentCounts(0, 0, 0);
+            for (List<Segment> l : lists) {
+                for (Segment s : l) {
+                    c = c.plus(of(s), 1);
+                }
+            }
+            return c;
+        }
+
+        SegmentCounts plus(SegmentCounts o, int sign) {
+            return new SegmentCounts(live + sign * o.live, underReplicated + sign * o.underReplicated, leaderless + sign * o.leaderless);
+        }
+    }
+
+    private void replace(List<Segment> list, int i, Segment s) {
+        Segment old = list.set(i, s);
+        segmentCounts = segmentCounts.plus(SegmentCounts.of(old), -1).plus(SegmentCounts.of(s), 1);
+    }
+
+    private void add(List<Segment> list, Segment s) {
+        list.add(s);
+        segmentCounts = segmentCounts.plus(SegmentCounts.of(s), 1);
+    }
+
+    private void uncount(List<Segment> removed) {
+        if (removed != null) {
+            for (Segment s : removed) {
+                segmentCounts = segmentCounts.plus(SegmentCounts.of(s), -1);
+            }
+        }
+    }
 
     public synchronized CommandResult apply(Command c) {
         appliedCommands++;
@@ -124,7 +172,7 @@ public final class MetaState {
                 Segment s = list.get(i);
                 boolean live = s.getStatus() == SegmentStatus.OPEN || s.getStatus() == SegmentStatus.SEALED;
                 if (s.getLeader() < 0 && live && eligible(s, c.getNodeId())) {
-                    list.set(i, s.toBuilder().setLeader(c.getNodeId()).setLeaderEpoch(s.getLeaderEpoch() + 1).build());
+                    replace(list, i, s.toBuilder().setLeader(c.getNodeId()).setLeaderEpoch(s.getLeaderEpoch() + 1).build());
                 }
             }
         }
@@ -236,7 +284,7 @@ public final class MetaState {
             for (int i = 0; i < list.size(); i++) {
                 Segment s = list.get(i);
                 if (s.getStatus() == SegmentStatus.OPEN || s.getStatus() == SegmentStatus.SEALED) {
-                    list.set(i, change.apply(s));
+                    replace(list, i, change.apply(s));
                 }
             }
         }
@@ -307,7 +355,7 @@ public final class MetaState {
                 .setCreatedAtMs(now).setState(ShardState.ACTIVE).build();
         shards.put(c.getName(), shard);
         List<Segment> list = new ArrayList<>();
-        list.add(openSegment(c.getName(), shard.getShardId(), 0, 0, c.getReplicasList()));
+        add(list, openSegment(c.getName(), shard.getShardId(), 0, 0, c.getReplicasList()));
         segments.put(c.getName(), list);
         recentRequests.record(c.getRequestId(), now, c.getName(), shard.getShardId(), false);
         return CommandResult.ok(route(c.getName()));
@@ -388,12 +436,14 @@ public final class MetaState {
         recentRequests.record(c.getRequestId(), now, c.getName(), shard.getShardId(), true);
         if (!c.getTwoPhase()) {
             // A command written before deletes had two phases (replayed from an old log): applied as it was then.
-            segments.remove(c.getName());
+            uncount(segments.remove(c.getName()));
             groupOffsets.remove(c.getName());
             return CommandResult.ok(Empty.getDefaultInstance());
         }
         java.util.TreeSet<Integer> hostedOn = new java.util.TreeSet<>();
-        for (Segment s : segments.remove(c.getName())) {
+        List<Segment> removed = segments.remove(c.getName());
+        uncount(removed);
+        for (Segment s : removed) {
             hostedOn.addAll(s.getReplicasList());
         }
         groupOffsets.remove(c.getName());
@@ -445,7 +495,7 @@ public final class MetaState {
         List<Integer> replicas = new ArrayList<>(s.getReplicasList());
         replicas.set(at, c.getNewNode());
         Segment moved = s.toBuilder().clearReplicas().addAllReplicas(replicas).setLeaderEpoch(s.getLeaderEpoch() + 1).build();
-        list.set(i, moved);
+        replace(list, i, moved);
         return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(moved).build());
     }
 
@@ -519,7 +569,7 @@ public final class MetaState {
             }
         }
         Segment updated = s.toBuilder().clearIsr().addAllIsr(isr).setIsrVersion(s.getIsrVersion() + 1).build();
-        list.set(indexOf(list, c.getSequence()), updated);
+        replace(list, indexOf(list, c.getSequence()), updated);
         return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(updated).build());
     }
 
@@ -544,10 +594,10 @@ public final class MetaState {
         if (bad.isPresent()) {
             return CommandResult.fail(ErrorCode.NOT_ENOUGH_REPLICAS, "cannot open the next segment of '" + c.getShard() + "': " + bad.get());
         }
-        list.set(list.size() - 1, s.toBuilder().setEndOffset(c.getEndOffset()).setStatus(SegmentStatus.SEALED).setSealedAtMs(now).build());
+        replace(list, list.size() - 1, s.toBuilder().setEndOffset(c.getEndOffset()).setStatus(SegmentStatus.SEALED).setSealedAtMs(now).build());
         // A replica on a fenced (or shutting-down) node starts outside the ISR; it joins once it is back and has caught up.
         List<Integer> isr = c.getNextReplicasList().stream().filter(this::active).toList();
-        list.add(openSegment(c.getShard(), shard.getShardId(), c.getSequence() + 1, c.getEndOffset(), c.getNextReplicasList())
+        add(list, openSegment(c.getShard(), shard.getShardId(), c.getSequence() + 1, c.getEndOffset(), c.getNextReplicasList())
                 .toBuilder().clearIsr().addAllIsr(isr).build());
         return CommandResult.ok(route(c.getShard()));
     }
@@ -579,6 +629,7 @@ public final class MetaState {
                     + (list.get(0).getSequence() + drop) + " are past their retention, not all below " + c.getBeforeSequence());
         }
         int n = (int) Math.max(0, c.getBeforeSequence() - list.get(0).getSequence());
+        uncount(list.subList(0, n));
         list.subList(0, n).clear();
         return CommandResult.ok(route(c.getShard()));
     }
@@ -670,7 +721,7 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "storage node " + c.getTo() + " cannot lead segment " + open.getSequence()
                     + " of '" + c.getShard() + "': it must be in the ISR " + open.getIsrList() + " and alive, not shutting down");
         }
-        list.set(i, open.toBuilder().setLeader(c.getTo()).setLeaderEpoch(open.getLeaderEpoch() + 1).build());
+        replace(list, i, open.toBuilder().setLeader(c.getTo()).setLeaderEpoch(open.getLeaderEpoch() + 1).build());
         return CommandResult.ok(route(c.getShard()));
     }
 
@@ -749,23 +800,18 @@ public final class MetaState {
     }
 
     public synchronized Health health() {
-        int count = 0;
-        int under = 0;
-        int leaderless = 0;
-        for (List<Segment> l : segments.values()) {
-            for (Segment s : l) {
-                if (s.getStatus() != SegmentStatus.OPEN && s.getStatus() != SegmentStatus.SEALED) {
-                    continue;
-                }
-                count++;
-                if (s.getIsrCount() < s.getReplicasCount()) {
-                    under++;
-                }
-                if (s.getLeader() < 0) {
-                    leaderless++;
-                }
-            }
-        }
+        return health(segmentCounts);
+    }
+
+    /** {@link #health()} counted again from every segment: what the kept counts must always equal (tests). */
+    public synchronized Health healthRecounted() {
+        return health(SegmentCounts.of(segments.values()));
+    }
+
+    private Health health(SegmentCounts counts) {
+        int count = counts.live();
+        int under = counts.underReplicated();
+        int leaderless = counts.leaderless();
         int alive = 0;
         int fenced = 0;
         for (StorageNode n : nodes.values()) {
@@ -926,10 +972,12 @@ public final class MetaState {
         shards.clear();
         deleting.clear();
         segments.clear();
+        segmentCounts = new SegmentCounts(0, 0, 0);
         groupOffsets.clear();
         s.getNodesList().forEach(n -> nodes.put(n.getNodeId(), n));
         s.getShardsList().forEach(sh -> (sh.getState() == ShardState.DELETING ? deleting : shards).put(sh.getName(), sh));
         s.getSegmentsList().forEach(seg -> segments.computeIfAbsent(seg.getShard(), k -> new ArrayList<>()).add(seg));
+        segmentCounts = SegmentCounts.of(segments.values());
         s.getGroupOffsetsList().forEach(o -> groupOffsets.computeIfAbsent(o.getShard(), k -> new TreeMap<>()).put(o.getGroup(), o.getOffset()));
         recentRequests.restore(s.getAppliedRequestsList());
         nextShardId = s.getNextShardId();

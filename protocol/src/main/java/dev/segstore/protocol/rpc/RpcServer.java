@@ -37,6 +37,19 @@ public final class RpcServer implements AutoCloseable {
     private Channel channel;
     private boolean closed;
     private io.netty.handler.ssl.SslContext tls;
+    private volatile Observer observer;
+
+    /** Told of every answer (metrics): the method, the time from dispatch to answer, and the error code (0: ok). */
+    @FunctionalInterface
+    public interface Observer {
+        void answered(String method, long nanos, int errorCode);
+    }
+
+    /** Sets the one {@link Observer} of this server's answers (null: none). */
+    public RpcServer observe(Observer o) {
+        this.observer = o;
+        return this;
+    }
 
     public RpcServer(int workerThreads, int maxFrameBytes) {
         this(workerThreads, maxFrameBytes, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES);
@@ -142,6 +155,7 @@ public final class RpcServer implements AutoCloseable {
             long id = request.getId();
             int bytes = request.getPayload().size();
             RpcHandler<?> handler = handlers.get(request.getMethod());
+            long started = System.nanoTime();
             if (handler == null) {
                 reply(ctx, id, null, new RpcException(RpcException.INVALID_ARGUMENT, "unknown method '" + request.getMethod() + "'"));
                 done(ctx, bytes);
@@ -161,6 +175,12 @@ public final class RpcServer implements AutoCloseable {
             answer.whenComplete((response, failure) -> {
                 reply(ctx, id, response, failure);
                 done(ctx, bytes);
+                Observer o = observer;
+                if (o != null) {
+                    Throwable cause = failure instanceof CompletionException && failure.getCause() != null ? failure.getCause() : failure;
+                    o.answered(request.getMethod(), System.nanoTime() - started,
+                            cause == null ? 0 : cause instanceof RpcException re ? re.code() : RpcException.INTERNAL);
+                }
             });
         }
 

@@ -365,6 +365,10 @@ class StorageClusterTest {
         waitFor("the meta leader to report it", () -> metaMetric("segstore_meta_under_replicated_segments") == 1.0);
         assertEquals(3.0, metaMetric("segstore_meta_storage_nodes{state=\"alive\"}"), "the partition cuts fetches only");
         assertEquals(1.0, metaMetric("segstore_meta_is_leader"));
+        // Meta RPCs are counted by method and result: the heartbeats, and the ISR shrink the leader proposed.
+        assertTrue(metaMetric("segstore_meta_requests_total{method=\"meta.Heartbeat\",result=\"ok\"}") > 0);
+        assertTrue(metaMetric("segstore_meta_requests_total{method=\"meta.ProposeIsr\",result=\"ok\"}") >= 1);
+        assertTrue(metaMetric("segstore_meta_request_latency_seconds_count{method=\"meta.ProposeIsr\"}") >= 1);
         for (int i = 1; i < 20; i++) {
             produce(s, "during" + i, 3, i);
         }
