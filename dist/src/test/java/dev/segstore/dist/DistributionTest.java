@@ -143,4 +143,20 @@ class DistributionTest {
         assertTrue(Files.readString(log, StandardCharsets.UTF_8).contains("Starting meta node with"), "the effective configuration is logged in " + log);
         assertFalse(Files.readString(dir.resolve("logs").resolve("segstore-node.log")).isEmpty());
     }
+
+    @Test
+    void theGrafanaDashboardUsesOnlyDocumentedMetrics() throws Exception {
+        String dashboard = Files.readString(DIST.resolve("config/grafana-dashboard.json"), StandardCharsets.UTF_8);
+        String docs = Files.readString(Path.of("..", "docs", "configuration.md"), StandardCharsets.UTF_8);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\b((?:segstore|jvm)_[a-z_]+)").matcher(dashboard);
+        int found = 0;
+        while (m.find()) {
+            String name = m.group(1).replaceAll("_(bucket|count|sum)$", "");
+            String base = name.replaceAll("_total$", "");
+            assertTrue(docs.contains("`" + name) || docs.contains("`" + base) || name.startsWith("jvm_") && docs.contains("`jvm_*`"),
+                    "the dashboard queries " + m.group(1) + ", which docs/configuration.md does not list");
+            found++;
+        }
+        assertTrue(found >= 14, "one query a panel at least: " + found);
+    }
 }

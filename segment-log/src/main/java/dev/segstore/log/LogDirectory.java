@@ -68,6 +68,10 @@ public final class LogDirectory implements AutoCloseable {
     private final LinkedBlockingQueue<IoTask> queue = new LinkedBlockingQueue<>();
     private final AtomicLong inFlightBytes = new AtomicLong();
     private final AtomicInteger inFlightAppends = new AtomicInteger();
+    /** Bytes of appends written to segment files (monitoring). */
+    private final java.util.concurrent.atomic.LongAdder writtenBytes = new java.util.concurrent.atomic.LongAdder();
+    /** Told how long each flush's forces took (monitoring); a no-op until set. */
+    private volatile java.util.function.LongConsumer forceNanos = n -> { };
     private final Map<String, SegmentLog> logs = new ConcurrentHashMap<>();
     private final Thread ioThread;
     /** Threads that force segment files, several at once. */
@@ -140,6 +144,26 @@ public final class LogDirectory implements AutoCloseable {
 
     public LogException failure() {
         return failure;
+    }
+
+    /** Bytes of appends queued for the I/O thread and not yet acknowledged (the write queue's depth). */
+    public long queuedBytes() {
+        return inFlightBytes.get();
+    }
+
+    /** Appends queued and not yet acknowledged. */
+    public int queuedAppends() {
+        return inFlightAppends.get();
+    }
+
+    /** Bytes of appends written to segment files since the directory opened. */
+    public long writtenBytes() {
+        return writtenBytes.sum();
+    }
+
+    /** Sets what is told the duration of each flush's fsyncs (nanoseconds), on the I/O thread: keep it cheap. */
+    public void onForce(java.util.function.LongConsumer observer) {
+        this.forceNanos = observer == null ? n -> { } : observer;
     }
 
     /**
@@ -399,6 +423,7 @@ public final class LogDirectory implements AutoCloseable {
         dirtySegments.add(w.segment());
         dirtyLogs.add(w.log());
         unsyncedBytes += w.size();
+        writtenBytes.add(w.size());
         long now = System.nanoTime();
         if (oldestUnsyncedNanos < 0) {
             oldestUnsyncedNanos = now;
@@ -496,10 +521,14 @@ public final class LogDirectory implements AutoCloseable {
         try {
             awaitBackgroundForce();
             writeBuffered();
+            long forceStart = System.nanoTime();
             if (dirtySegments.size() == 1) {
                 dirtySegments.iterator().next().force();
             } else if (!dirtySegments.isEmpty()) {
                 join(forceAsync(List.copyOf(dirtySegments)));
+            }
+            if (!dirtySegments.isEmpty()) {
+                forceNanos.accept(System.nanoTime() - forceStart);
             }
         } catch (IOException e) {
             ioFailure(e, "forcing segments in " + root);

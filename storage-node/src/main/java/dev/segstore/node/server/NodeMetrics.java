@@ -29,13 +29,15 @@ final class NodeMetrics implements AutoCloseable {
     private final Counter producedRecords;
     private final Counter producedBytes;
     private final Counter fetchedBytes;
+    private final Counter shardProducedRecords;
+    private final Counter shardFetchedBytes;
     private final HTTPServer server;
 
     /**
      * @param replicas what the gauges are read from, each scrape
      * @param port     -1: no endpoint; 0: a free port; else that port, on {@code host}
      */
-    NodeMetrics(String host, int port, Supplier<Collection<Partition>> replicas) throws IOException {
+    NodeMetrics(String host, int port, Supplier<Collection<Partition>> replicas, dev.segstore.log.LogDirectory directory) throws IOException {
         // The JVM's own: memory by area and pool, GC collections and time, threads, classes, CPU, uptime.
         io.prometheus.metrics.instrumentation.jvm.JvmMetrics.builder().register(registry);
         requests = Counter.builder().name("segstore_node_requests_total")
@@ -84,6 +86,34 @@ final class NodeMetrics implements AutoCloseable {
                     }
                     cb.call(max);
                 }).register(registry);
+        String dir = directory.root().toString();
+        GaugeWithCallback.builder().name("segstore_node_dir_online").help("1 while the data directory is online, 0 once an I/O error took it offline")
+                .labelNames("dir").callback(cb -> cb.call(directory.isOnline() ? 1 : 0, dir)).register(registry);
+        GaugeWithCallback.builder().name("segstore_node_dir_queued_bytes").help("Bytes of appends queued in the data directory and not yet acknowledged")
+                .labelNames("dir").callback(cb -> cb.call(directory.queuedBytes(), dir)).register(registry);
+        GaugeWithCallback.builder().name("segstore_node_dir_queued_appends").help("Appends queued in the data directory and not yet acknowledged")
+                .labelNames("dir").callback(cb -> cb.call(directory.queuedAppends(), dir)).register(registry);
+        io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("segstore_node_dir_written_bytes")
+                .help("Bytes of appends written to segment files in the data directory").labelNames("dir")
+                .callback(cb -> cb.call(directory.writtenBytes(), dir)).register(registry);
+        GaugeWithCallback.builder().name("segstore_node_dir_log_bytes").help("Bytes of the replicas' logs in the data directory")
+                .labelNames("dir").callback(cb -> {
+                    long bytes = 0;
+                    for (Partition p : replicas.get()) {
+                        bytes += p.log().sizeInBytes();
+                    }
+                    cb.call(bytes, dir);
+                }).register(registry);
+        Histogram fsync = Histogram.builder().name("segstore_node_dir_fsync_seconds").unit(Unit.SECONDS)
+                .help("Duration of each flush's fsyncs in the data directory").labelNames("dir").classicOnly()
+                .classicUpperBounds(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+                .register(registry);
+        io.prometheus.metrics.core.datapoints.DistributionDataPoint fsyncDir = fsync.labelValues(dir);
+        directory.onForce(n -> fsyncDir.observe(n / 1e9));
+        shardProducedRecords = Counter.builder().name("segstore_node_shard_produced_records_total")
+                .help("Records acknowledged to producers by this node as leader, by shard").labelNames("shard").register(registry);
+        shardFetchedBytes = Counter.builder().name("segstore_node_shard_fetched_bytes_total")
+                .help("Batch bytes sent to consumers by this node, by shard").labelNames("shard").register(registry);
         server = port < 0 ? null : HTTPServer.builder().hostname(host).port(port).registry(registry).buildAndStart();
     }
 
@@ -118,13 +148,17 @@ final class NodeMetrics implements AutoCloseable {
         });
     }
 
-    void produced(int records, int bytes) {
+    void produced(String shard, int records, int bytes) {
         producedRecords.inc(records);
         producedBytes.inc(bytes);
+        shardProducedRecords.labelValues(shard).inc(records);
     }
 
-    void fetched(boolean follower, long bytes) {
+    void fetched(String shard, boolean follower, long bytes) {
         fetchedBytes.labelValues(follower ? "follower" : "consumer").inc(bytes);
+        if (!follower) {
+            shardFetchedBytes.labelValues(shard).inc(bytes);
+        }
     }
 
     private static String result(Throwable t) {

@@ -111,9 +111,9 @@ public final class StorageNode implements AutoCloseable {
     private StorageNode(NodeConfig config, PeerFaults faults, dev.segstore.log.io.LogFiles files, NodeClocks clocks) throws Exception {
         this.config = config;
         this.owners = new ShardOwners(config.ownerThreads(), "node-" + config.nodeId() + "-owner");
-        this.metrics = new NodeMetrics(config.host(), config.metricsPort(),
-                () -> hosted.values().stream().map(h -> h.partition).toList());
         this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory(), files, clocks.wallMs());
+        this.metrics = new NodeMetrics(config.host(), config.metricsPort(),
+                () -> hosted.values().stream().map(h -> h.partition).toList(), directory);
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000, config.tls());
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), nodeAddresses, owners, faults,
@@ -366,7 +366,7 @@ public final class StorageNode implements AutoCloseable {
                     : h.partition.append(r.getRecordsList().stream().map(Records::toAppend).toList(), r.getProducerId(), r.getBaseSequence(),
                             r.getMayBeDuplicate());
             return appended.<Message>thenApply(a -> {
-                        metrics.produced((int) (a.lastOffset() - a.baseOffset() + 1), r.getSerializedSize());
+                        metrics.produced(shardName(h), (int) (a.lastOffset() - a.baseOffset() + 1), r.getSerializedSize());
                         return ProduceResponse.newBuilder().setBaseOffset(a.baseOffset()).setLastOffset(a.lastOffset()).build();
                     })
                     .exceptionally(e -> {
@@ -375,6 +375,12 @@ public final class StorageNode implements AutoCloseable {
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
+    }
+
+    /** The shard name of a hosted replica, for per-shard metrics. */
+    private static String shardName(Hosted h) {
+        dev.segstore.protocol.meta.Segment assigned = h.assigned;
+        return assigned == null ? "" : assigned.getShard();
     }
 
     private CompletableFuture<?> fetch(FetchRequest r) {
@@ -403,7 +409,7 @@ public final class StorageNode implements AutoCloseable {
             FetchResponse response = FetchResponse.newBuilder().setHighWatermark(c.highWatermark())
                     .setLogEndOffset(h.partition.log().logEndOffset()).setNextOffset(c.nextOffset()).addAllDeleted(c.deleted())
                     .setSealed(c.sealedEnd() >= 0).setSealedEnd(Math.max(0, c.sealedEnd())).build();
-            metrics.fetched(false, c.slice().length());
+            metrics.fetched(shardName(h), false, c.slice().length());
             return CompletableFuture.completedFuture(new Reply(response, attachment(c.slice())));
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
@@ -415,7 +421,7 @@ public final class StorageNode implements AutoCloseable {
      * from the log file without copying (rpc.proto); the slice is released once sent.
      */
     private Reply followerResponse(Partition.FollowerFetch f) {
-        metrics.fetched(true, f.slice().length());
+        metrics.fetched("", true, f.slice().length());
         Tombstones.Slice t = f.tombstones();
         FetchResponse response = FetchResponse.newBuilder()
                 .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())

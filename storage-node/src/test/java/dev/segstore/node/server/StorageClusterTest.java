@@ -385,6 +385,13 @@ class StorageClusterTest {
         assertEquals(1.0, cluster.metric(s.getLeader(), "segstore_node_replicas{role=\"leader\"}"));
         assertTrue(cluster.metric(follower, "segstore_node_replicas{role=\"follower\"}") == 1.0);
         assertTrue(cluster.metric(s.getLeader(), "segstore_node_fetched_bytes_total{reader=\"follower\"}") > 0);
+        assertEquals(20.0, cluster.metric(s.getLeader(), "segstore_node_shard_produced_records_total{shard=\"" + s.getShard() + "\"}"));
+        String dir = "{dir=\"" + cluster.root.resolve("node-" + s.getLeader()).resolve("logs") + "\"}";
+        assertEquals(1.0, cluster.metric(s.getLeader(), "segstore_node_dir_online" + dir));
+        assertEquals(0.0, cluster.metric(s.getLeader(), "segstore_node_dir_queued_appends" + dir), "nothing queued once quiet");
+        assertTrue(cluster.metric(s.getLeader(), "segstore_node_dir_written_bytes_total" + dir) > 0);
+        assertTrue(cluster.metric(s.getLeader(), "segstore_node_dir_log_bytes" + dir) > 0);
+        assertTrue(cluster.metric(s.getLeader(), "segstore_node_dir_fsync_seconds_count" + dir) > 0, "fsync shards: flushes were timed");
         assertTrue(cluster.metric(s.getLeader(), "jvm_threads_current") > 0, "JVM metrics on storage nodes");
         assertTrue(metaMetric("jvm_memory_used_bytes{area=\"heap\"}") > 0, "JVM metrics on meta nodes");
         Partition f = nodes[follower].partition(s.getShardId(), s.getSequence());
