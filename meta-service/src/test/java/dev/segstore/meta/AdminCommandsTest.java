@@ -90,6 +90,25 @@ class AdminCommandsTest {
             assertTrue(missing.err().startsWith("SHARD_NOT_FOUND: "), "errors by code name: " + missing.err());
             Run degraded = admin(cluster, "health");
             assertEquals(1, degraded.exit(), "a fenced node, no segment: " + degraded);
+
+            // --output json: one JSON document, protobuf's mapping for answers, parsed back here.
+            Run describe = admin(cluster, "--output", "json", "describe");
+            assertEquals(0, describe.exit(), describe.toString());
+            dev.segstore.protocol.meta.DescribeClusterResponse.Builder d = dev.segstore.protocol.meta.DescribeClusterResponse.newBuilder();
+            com.google.protobuf.util.JsonFormat.parser().merge(describe.out(), d);
+            assertEquals(client.describeCluster().get(30, TimeUnit.SECONDS).getNodesList(), d.getNodesList());
+            Run health = admin(cluster, "--output", "json", "health");
+            assertEquals(1, health.exit());
+            com.google.protobuf.Struct.Builder h = com.google.protobuf.Struct.newBuilder();
+            com.google.protobuf.util.JsonFormat.parser().merge(health.out(), h);
+            assertEquals("DEGRADED", h.getFieldsOrThrow("status").getStringValue(), health.out());
+            assertTrue(h.getFieldsOrThrow("problems").getListValue().getValuesList().stream()
+                    .anyMatch(v -> v.getStringValue().equals("node 1 is FENCED")), health.out());
+            Run list = admin(cluster, "--output", "json", "list");
+            assertEquals(0, list.exit());
+            dev.segstore.protocol.meta.ListShardsResponse.Builder l = dev.segstore.protocol.meta.ListShardsResponse.newBuilder();
+            com.google.protobuf.util.JsonFormat.parser().merge(list.out(), l);
+            assertEquals(0, l.getShardsCount(), "solo was deleted: " + list.out());
         }
     }
 

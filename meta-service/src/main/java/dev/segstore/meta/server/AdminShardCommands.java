@@ -69,8 +69,8 @@ final class AdminShardCommands {
         public Integer call() throws Exception {
             try (MetaClient c = parent.client()) {
                 dev.segstore.protocol.meta.Shard s = get(c.alterShard(name, retentionMs));
-                System.out.printf("shard %s (id %d): %s%n", s.getName(), s.getShardId(), s.getSettings().getRetentionMs() > 0
-                        ? "retention " + s.getSettings().getRetentionMs() + " ms after a segment's seal" : "keeps every segment");
+                parent.emit(s, () -> System.out.printf("shard %s (id %d): %s%n", s.getName(), s.getShardId(), s.getSettings().getRetentionMs() > 0
+                        ? "retention " + s.getSettings().getRetentionMs() + " ms after a segment's seal" : "keeps every segment"));
             }
             return 0;
         }
@@ -91,8 +91,8 @@ final class AdminShardCommands {
             try (MetaClient c = parent.client()) {
                 ShardRoute r = get(c.moveLeader(name, to));
                 Segment open = r.getSegments(r.getSegmentsCount() - 1);
-                System.out.printf("shard %s segment %d: leader %d, epoch %d, ISR %s%n", name, open.getSequence(), open.getLeader(),
-                        open.getLeaderEpoch(), open.getIsrList());
+                parent.emit(r, () -> System.out.printf("shard %s segment %d: leader %d, epoch %d, ISR %s%n", name, open.getSequence(),
+                        open.getLeader(), open.getLeaderEpoch(), open.getIsrList()));
             }
             return 0;
         }
@@ -114,28 +114,39 @@ final class AdminShardCommands {
                 List<GroupOffset> offsets = get(c.listGroups(group == null ? "" : group));
                 TreeMap<String, TreeMap<String, Long>> byGroup = new TreeMap<>();
                 offsets.forEach(o -> byGroup.computeIfAbsent(o.getGroup(), k -> new TreeMap<>()).put(o.getShard(), o.getOffset()));
-                if (byGroup.isEmpty()) {
+                if (byGroup.isEmpty() && !parent.json()) {
                     System.out.println(group == null ? "no group has committed an offset" : "group '" + group + "' has no committed offset");
                     return group == null ? 0 : 1;
                 }
                 Map<String, Bounds> bounds = new HashMap<>();
+                List<Object> json = new java.util.ArrayList<>();
                 for (var g : byGroup.entrySet()) {
-                    System.out.println("group " + g.getKey());
+                    if (!parent.json()) {
+                        System.out.println("group " + g.getKey());
+                    }
                     for (var s : g.getValue().entrySet()) {
-                        if (!lag) {
-                            System.out.printf("  %s: offset %d%n", s.getKey(), s.getValue());
-                            continue;
-                        }
-                        Bounds b = bounds.computeIfAbsent(s.getKey(), k -> {
+                        Bounds b = !lag ? null : bounds.computeIfAbsent(s.getKey(), k -> {
                             try {
                                 return bounds(c, rpc, k);
                             } catch (Exception e) {
                                 return null;
                             }
                         });
-                        System.out.printf("  %s: offset %d%s%n", s.getKey(), s.getValue(), b == null ? ", end unknown (no leader answered)"
-                                : String.format(", end %d, lag %d", b.end(), Math.max(0, b.end() - s.getValue())));
+                        if (parent.json()) {
+                            json.add(lag ? AdminOutput.object("group", g.getKey(), "shard", s.getKey(), "offset", s.getValue(),
+                                    "end", b == null ? null : b.end(), "lag", b == null ? null : Math.max(0, b.end() - s.getValue()))
+                                    : AdminOutput.object("group", g.getKey(), "shard", s.getKey(), "offset", s.getValue()));
+                        } else if (!lag) {
+                            System.out.printf("  %s: offset %d%n", s.getKey(), s.getValue());
+                        } else {
+                            System.out.printf("  %s: offset %d%s%n", s.getKey(), s.getValue(), b == null ? ", end unknown (no leader answered)"
+                                    : String.format(", end %d, lag %d", b.end(), Math.max(0, b.end() - s.getValue())));
+                        }
                     }
+                }
+                if (parent.json()) {
+                    System.out.println(AdminOutput.json(AdminOutput.object("offsets", json)));
+                    return byGroup.isEmpty() && group != null ? 1 : 0;
                 }
             }
             return 0;
@@ -185,7 +196,9 @@ final class AdminShardCommands {
                 }
                 long shardId = get(c.route(shard)).getShard().getShardId();
                 get(c.commitOffsets(List.of(GroupOffset.newBuilder().setGroup(group).setShard(shard).setShardId(shardId).setOffset(offset).build())));
-                System.out.printf("group %s on %s: offset %d%n", group, shard, offset);
+                long set = offset;
+                System.out.println(parent.json() ? AdminOutput.json(AdminOutput.object("group", group, "shard", shard, "offset", set))
+                        : String.format("group %s on %s: offset %d", group, shard, set));
             }
             return 0;
         }

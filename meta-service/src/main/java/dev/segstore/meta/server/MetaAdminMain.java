@@ -45,6 +45,25 @@ public final class MetaAdminMain {
     @CommandLine.Mixin
     TlsOptions tls = new TlsOptions();
 
+    /** How results are printed. */
+    enum Output { text, json }
+
+    @Option(names = "--output", defaultValue = "text", description = "text or json (one JSON document per command, on stdout; default: ${DEFAULT-VALUE})")
+    Output output;
+
+    boolean json() {
+        return output == Output.json;
+    }
+
+    /** Prints {@code m} as JSON with --output json, else runs {@code text}. */
+    void emit(com.google.protobuf.MessageOrBuilder m, Runnable text) {
+        if (json()) {
+            System.out.println(AdminOutput.json(m));
+        } else {
+            text.run();
+        }
+    }
+
     MetaClient client() {
         return new MetaClient(meta, 3_000, 20_000, tls.config());
     }
@@ -70,13 +89,15 @@ public final class MetaAdminMain {
         public Integer call() throws Exception {
             try (MetaClient c = parent.client()) {
                 DescribeClusterResponse d = get(c.describeCluster());
-                System.out.println("meta leader:   " + d.getLeader());
-                System.out.println("meta peers:    " + String.join(", ", d.getPeersList()));
-                System.out.println("shards:        " + d.getShardCount() + ", segments: " + d.getSegmentCount());
-                System.out.println("storage nodes: " + d.getNodesCount());
-                for (StorageNode n : d.getNodesList()) {
-                    System.out.printf("  node %d at %s:%d %s (incarnation %d)%n", n.getNodeId(), n.getHost(), n.getPort(), n.getState(), n.getIncarnation());
-                }
+                parent.emit(d, () -> {
+                    System.out.println("meta leader:   " + d.getLeader());
+                    System.out.println("meta peers:    " + String.join(", ", d.getPeersList()));
+                    System.out.println("shards:        " + d.getShardCount() + ", segments: " + d.getSegmentCount());
+                    System.out.println("storage nodes: " + d.getNodesCount());
+                    for (StorageNode n : d.getNodesList()) {
+                        System.out.printf("  node %d at %s:%d %s (incarnation %d)%n", n.getNodeId(), n.getHost(), n.getPort(), n.getState(), n.getIncarnation());
+                    }
+                });
             }
             return 0;
         }
@@ -103,8 +124,9 @@ public final class MetaAdminMain {
                 default -> throw new CommandLine.ParameterException(new CommandLine(this), "--durability must be fsync or page-cache");
             };
             try (MetaClient c = parent.client()) {
-                print(get(c.createShard(name, ShardSettings.newBuilder().setReplicaCount(replicas).setMinInSyncReplicas(minIsr)
-                        .setDurability(mode).build())));
+                ShardRoute r = get(c.createShard(name, ShardSettings.newBuilder().setReplicaCount(replicas).setMinInSyncReplicas(minIsr)
+                        .setDurability(mode).build()));
+                parent.emit(r, () -> print(r));
             }
             return 0;
         }
@@ -120,7 +142,8 @@ public final class MetaAdminMain {
         @Override
         public Integer call() throws Exception {
             try (MetaClient c = parent.client()) {
-                print(get(c.route(name)));
+                ShardRoute r = get(c.route(name));
+                parent.emit(r, () -> print(r));
             }
             return 0;
         }
@@ -143,18 +166,24 @@ public final class MetaAdminMain {
                 get(c.describeCluster()).getNodesList().forEach(n -> addresses.put(n.getNodeId(), n.getHost() + ":" + n.getPort()));
                 ShardRoute route = get(c.route(name));
                 List<Segment> segments = route.getSegmentsList();
+                List<Object> json = new java.util.ArrayList<>();
                 for (Segment s : all ? segments : segments.subList(Math.max(0, segments.size() - 1), segments.size())) {
-                    System.out.printf("segment %d [%d, %d) %s leader %d epoch %d%n", s.getSequence(), s.getStartOffset(), s.getEndOffset(),
-                            s.getStatus(), s.getLeader(), s.getLeaderEpoch());
                     String address = addresses.get(s.getLeader());
-                    if (address == null) {
-                        System.out.println("  no leader to ask");
-                        continue;
-                    }
-                    dev.segstore.protocol.node.ReplicaStatusResponse st = get(rpc.call(address, dev.segstore.protocol.NodeMethods.REPLICA_STATUS,
+                    dev.segstore.protocol.node.ReplicaStatusResponse st = address == null ? null
+                            : get(rpc.call(address, dev.segstore.protocol.NodeMethods.REPLICA_STATUS,
                             dev.segstore.protocol.node.ReplicaStatusRequest.newBuilder().setSegment(dev.segstore.protocol.node.SegmentRef
                                     .newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence())).build(),
                             dev.segstore.protocol.node.ReplicaStatusResponse.parser(), 10_000));
+                    if (parent.json()) {
+                        json.add(AdminOutput.object("segment", s, "leaderStatus", st));
+                        continue;
+                    }
+                    System.out.printf("segment %d [%d, %d) %s leader %d epoch %d%n", s.getSequence(), s.getStartOffset(), s.getEndOffset(),
+                            s.getStatus(), s.getLeader(), s.getLeaderEpoch());
+                    if (st == null) {
+                        System.out.println("  no leader to ask");
+                        continue;
+                    }
                     System.out.printf("  node %d (%s, epoch %d): log end %d, high watermark %d, ISR %s%s%n", st.getNodeId(), st.getRole(),
                             st.getLeaderEpoch(), st.getLogEndOffset(), st.getHighWatermark(), st.getIsrList(), st.getSealed() ? ", sealed" : "");
                     for (dev.segstore.protocol.node.FollowerStatus f : st.getFollowersList()) {
@@ -162,6 +191,9 @@ public final class MetaAdminMain {
                                 : String.format("log end %d, lag %d records, caught up %d ms ago, last fetch %d ms ago",
                                 f.getLogEndOffset(), f.getLagRecords(), f.getCaughtUpMsAgo(), f.getFetchedMsAgo()));
                     }
+                }
+                if (parent.json()) {
+                    System.out.println(AdminOutput.json(AdminOutput.object("shard", name, "segments", json)));
                 }
             }
             return 0;
@@ -180,7 +212,7 @@ public final class MetaAdminMain {
         public Integer call() throws Exception {
             try (MetaClient c = parent.client()) {
                 get(c.deleteShard(name));
-                System.out.println("shard " + name + " deleted");
+                System.out.println(parent.json() ? AdminOutput.json(AdminOutput.object("deleted", name)) : "shard " + name + " deleted");
             }
             return 0;
         }
@@ -202,7 +234,9 @@ public final class MetaAdminMain {
                 try {
                     d = c.describeCluster().get(30, TimeUnit.SECONDS);
                 } catch (ExecutionException e) {
-                    System.out.println("UNAVAILABLE: no meta-service leader answers: " + e.getCause().getMessage());
+                    String why = "no meta-service leader answers: " + e.getCause().getMessage();
+                    System.out.println(parent.json() ? AdminOutput.json(AdminOutput.object("status", "UNAVAILABLE", "problems", List.of(why)))
+                            : "UNAVAILABLE: " + why);
                     return 2;
                 }
                 for (StorageNode n : d.getNodesList()) {
@@ -234,8 +268,13 @@ public final class MetaAdminMain {
                     }
                 }
             }
-            System.out.println(worst == 0 ? "HEALTHY" : worst == 1 ? "DEGRADED" : "UNAVAILABLE");
-            problems.forEach(p -> System.out.println("  " + p));
+            String status = worst == 0 ? "HEALTHY" : worst == 1 ? "DEGRADED" : "UNAVAILABLE";
+            if (parent.json()) {
+                System.out.println(AdminOutput.json(AdminOutput.object("status", status, "problems", problems)));
+            } else {
+                System.out.println(status);
+                problems.forEach(p -> System.out.println("  " + p));
+            }
             return worst;
         }
     }
@@ -250,10 +289,13 @@ public final class MetaAdminMain {
         @Override
         public Integer call() throws Exception {
             try (MetaClient c = parent.client()) {
-                for (Shard s : get(c.listShards(prefix)).getShardsList()) {
-                    System.out.printf("%s (id %d, %d replicas, min ISR %d, %s)%n", s.getName(), s.getShardId(),
-                            s.getSettings().getReplicaCount(), s.getSettings().getMinInSyncReplicas(), retention(s));
-                }
+                dev.segstore.protocol.meta.ListShardsResponse list = get(c.listShards(prefix));
+                parent.emit(list, () -> {
+                    for (Shard s : list.getShardsList()) {
+                        System.out.printf("%s (id %d, %d replicas, min ISR %d, %s)%n", s.getName(), s.getShardId(),
+                                s.getSettings().getReplicaCount(), s.getSettings().getMinInSyncReplicas(), retention(s));
+                    }
+                });
             }
             return 0;
         }
@@ -283,7 +325,8 @@ public final class MetaAdminMain {
                     return 1;
                 }
                 StorageNode n = get(c.registerNode(id, hp[0], Integer.parseInt(hp[1]))).getNode();
-                System.out.printf("node %d registered at %s:%d, incarnation %d%n", n.getNodeId(), n.getHost(), n.getPort(), n.getIncarnation());
+                parent.emit(n, () -> System.out.printf("node %d registered at %s:%d, incarnation %d%n", n.getNodeId(), n.getHost(),
+                        n.getPort(), n.getIncarnation()));
             }
             return 0;
         }

@@ -130,6 +130,13 @@ class AdminShardCommandsClusterTest {
         Run lag = admin("groups", "readers", "--lag");
         assertEquals(0, lag.exit(), lag.toString());
         assertTrue(lag.out().contains("g: offset 4, end 20, lag 16"), lag.out());
+        Run lagJson = admin("--output", "json", "groups", "readers", "--lag");
+        assertEquals(0, lagJson.exit(), lagJson.toString());
+        com.google.protobuf.Struct.Builder j = com.google.protobuf.Struct.newBuilder();
+        com.google.protobuf.util.JsonFormat.parser().merge(lagJson.out(), j);
+        com.google.protobuf.Struct row = j.getFieldsOrThrow("offsets").getListValue().getValues(0).getStructValue();
+        assertEquals(16.0, row.getFieldsOrThrow("lag").getNumberValue(), lagJson.out());
+        assertEquals("g", row.getFieldsOrThrow("shard").getStringValue());
         assertEquals(0, admin("reset-group", "readers", "g", "--to-latest").exit());
         assertEquals(OptionalLong.of(20), await(adapter.getOffsetByGroup("readers", "g")));
         assertEquals(0, admin("reset-group", "readers", "g", "--to-earliest").exit());
