@@ -22,7 +22,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * to one shard or several in turn, with a window of calls in flight (each acknowledged by the ISR, per the shard's durability;
  * the engine follows the shard across segment rolls), after a warm-up that is not measured (the JIT of
  * every process on the path needs it), then reads everything back. Prints records/s, MB/s and per-call
- * latency percentiles (HdrHistogram). Used by scripts/bench-cluster.sh.
+ * latency percentiles (HdrHistogram). Used by scripts/bench-cluster.sh. With {@code --rate} it sends on a fixed schedule and
+ * counts each latency from the call's scheduled time (no coordinated omission); {@code --histogram-log} writes the
+ * latencies as HdrHistogram interval logs, one interval a second.
  *
  * <p>With {@code --gap-report} it also prints, every second, the longest pause between two acknowledgements that
  * ended in that second, with the wall-clock time: how long writes stalled while a process restarted
@@ -48,6 +50,13 @@ public final class LoadGeneratorMain implements Callable<Integer> {
     int perRequest;
     @Option(names = "--in-flight", defaultValue = "32")
     int inFlight;
+    @Option(names = "--rate", defaultValue = "0", description = "target records/s (like Kafka's --throughput): calls are sent on a "
+            + "fixed schedule and each latency counts from its scheduled time, so a stall shows in the latencies of every call it "
+            + "delayed (no coordinated omission); 0: as fast as the window allows (default: ${DEFAULT-VALUE})")
+    double rate;
+    @Option(names = "--histogram-log", description = "write the measured latencies, one HdrHistogram interval a second, to this "
+            + "file (HistogramLogWriter format: plot with HdrHistogram's HistogramLogAnalyzer or hdr-plot)")
+    java.nio.file.Path histogramLog;
     @Option(names = "--gap-report", description = "print, every second: 'gap <epoch ms> acked <n> failed <n> longest-gap-ms <ms>', "
             + "the longest pause between two acknowledgements that ended in that second")
     boolean gapReport;
@@ -62,19 +71,39 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             for (int i = 0; i < perRequest; i++) {
                 batch.add(NewRecord.of(System.currentTimeMillis(), payload));
             }
-            Histogram h = new Histogram(TimeUnit.SECONDS.toNanos(60), 3);
+            org.HdrHistogram.Recorder recorder = new org.HdrHistogram.Recorder(3);
+            Histogram h = new Histogram(3);
             Semaphore window = new Semaphore(inFlight);
             AtomicLong acked = new AtomicLong();
             AtomicLong failed = new AtomicLong();
             AtomicLong firstMeasured = new AtomicLong(-1);
             GapReport gaps = gapReport ? new GapReport(failed) : null;
-            long warmupEnd = System.nanoTime() + TimeUnit.SECONDS.toNanos(warmupSeconds);
+            long started = System.nanoTime();
+            long warmupEnd = started + TimeUnit.SECONDS.toNanos(warmupSeconds);
             long end = warmupEnd + TimeUnit.SECONDS.toNanos(seconds);
+            // With --rate, call i is due at started + i * interval; it is sent then, or as soon as the window lets it,
+            // and its latency counts from when it was due.
+            double intervalNanos = rate > 0 ? perRequest * 1e9 / rate : 0;
+            IntervalLog intervals = new IntervalLog(recorder, h, histogramLog, warmupEnd);
             long now;
             long calls = 0;
+            long behind = 0;
             while ((now = System.nanoTime()) < end) {
+                long due = now;
+                if (rate > 0) {
+                    due = started + (long) (calls * intervalNanos);
+                    if (due >= end) {
+                        break;
+                    }
+                    while ((now = System.nanoTime()) < due) {
+                        java.util.concurrent.locks.LockSupport.parkNanos(due - now);
+                    }
+                }
                 window.acquire();
-                long start = now;
+                if (rate > 0 && System.nanoTime() - due > TimeUnit.MILLISECONDS.toNanos(1)) {
+                    behind++;
+                }
+                long start = due;
                 String shard = shards.get((int) (calls++ % shards.size()));
                 adapter.batchWrite(shard, batch).whenComplete((offsets, e) -> {
                     long done = System.nanoTime();
@@ -84,9 +113,7 @@ public final class LoadGeneratorMain implements Callable<Integer> {
                     if (e != null) {
                         failed.incrementAndGet();
                     } else if (start >= warmupEnd) {
-                        synchronized (h) {
-                            h.recordValue(done - start);
-                        }
+                        recorder.recordValue(done - start);
                         firstMeasured.compareAndSet(-1, offsets.get(0));
                         acked.addAndGet(perRequest);
                     }
@@ -94,8 +121,14 @@ public final class LoadGeneratorMain implements Callable<Integer> {
                 });
             }
             window.acquire(inFlight);
+            intervals.close();
             if (gaps != null) {
                 gaps.close();
+            }
+            if (rate > 0) {
+                System.out.printf("rate     target %,.0f records/s (%d records a call, one every %.3f ms); %d of %d calls sent over 1 ms "
+                        + "late (the window of %d was full: latency counts from the scheduled time)%n", rate, perRequest, intervalNanos / 1e6,
+                        behind, calls, inFlight);
             }
             double rps = acked.get() / (double) seconds;
             System.out.printf("produce  %,12.0f records/s %8.1f MB/s   p50 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  max %7.2f ms  failed %d%n",
@@ -119,6 +152,61 @@ public final class LoadGeneratorMain implements Callable<Integer> {
                     records / secs, records * (double) recordBytes / secs / 1e6, records, shards.size() == 1 ? "" : "s");
         }
         return 0;
+    }
+
+    /**
+     * Every second, moves what the recorder measured into the run's histogram and, with {@code --histogram-log},
+     * writes it as one interval (measured calls only: those scheduled after the warm-up).
+     */
+    private static final class IntervalLog implements AutoCloseable {
+        private final org.HdrHistogram.Recorder recorder;
+        private final Histogram total;
+        private final org.HdrHistogram.HistogramLogWriter writer;
+        private final java.io.PrintStream out;
+        private final long warmupEnd;
+        private final java.util.concurrent.ScheduledExecutorService timer = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "histogram-log");
+            t.setDaemon(true);
+            return t;
+        });
+        private org.HdrHistogram.Histogram recycled;
+
+        IntervalLog(org.HdrHistogram.Recorder recorder, Histogram total, java.nio.file.Path file, long warmupEnd) throws java.io.IOException {
+            this.recorder = recorder;
+            this.total = total;
+            this.warmupEnd = warmupEnd;
+            if (file == null) {
+                out = null;
+                writer = null;
+            } else {
+                out = new java.io.PrintStream(java.nio.file.Files.newOutputStream(file), false, java.nio.charset.StandardCharsets.US_ASCII);
+                writer = new org.HdrHistogram.HistogramLogWriter(out);
+                writer.outputComment("segstore-perf latency of each call, nanoseconds");
+                writer.outputLogFormatVersion();
+                long startMs = System.currentTimeMillis() + TimeUnit.NANOSECONDS.toMillis(warmupEnd - System.nanoTime());
+                writer.outputStartTime(startMs);
+                writer.setBaseTime(startMs);
+                writer.outputLegend();
+            }
+            timer.scheduleAtFixedRate(this::interval, 1, 1, TimeUnit.SECONDS);
+        }
+
+        private synchronized void interval() {
+            recycled = recorder.getIntervalHistogram(recycled);
+            total.add(recycled);
+            if (writer != null && System.nanoTime() > warmupEnd && recycled.getTotalCount() > 0) {
+                writer.outputIntervalHistogram(recycled);
+            }
+        }
+
+        @Override
+        public void close() {
+            timer.shutdownNow();
+            interval(); // what came in since the last tick
+            if (out != null) {
+                out.close();
+            }
+        }
     }
 
     /** The {@code --gap-report} lines: every second, the longest pause between acknowledgements that ended in it. */

@@ -1,0 +1,69 @@
+package dev.segstore.node.server;
+
+import dev.segstore.adapter.ShardConfig;
+import dev.segstore.client.SegmentStorageAdapter;
+import org.HdrHistogram.Histogram;
+import org.HdrHistogram.HistogramLogReader;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code segstore-perf --rate}: calls go out on a fixed schedule, so the produce rate never passes the target,
+ * and the latencies land in an HdrHistogram interval log that HdrHistogram's own reader reads back. Not a
+ * benchmark: it checks what the tool does, not how fast the cluster is.
+ */
+@Timeout(120)
+class LoadGeneratorTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void aFixedRateRunStaysAtOrBelowItsTargetAndLogsItsLatencies() throws Exception {
+        try (InJvmCluster cluster = new InJvmCluster();
+             SegmentStorageAdapter a = new SegmentStorageAdapter(SegmentStorageAdapter.Settings.of(cluster.metaAddresses.toArray(String[]::new)))) {
+            a.createShard(ShardConfig.of("perf", SegmentStorageAdapter.STORAGE_TYPE)).get(60, TimeUnit.SECONDS);
+            Path log = dir.resolve("latency.hlog");
+            PrintStream out = System.out;
+            ByteArrayOutputStream captured = new ByteArrayOutputStream();
+            int exit;
+            try {
+                System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+                exit = new CommandLine(new LoadGeneratorMain()).execute("--meta", String.join(",", cluster.metaAddresses), "--shard", "perf",
+                        "--rate", "1000", "--records-per-request", "10", "--record-bytes", "100", "--seconds", "3", "--warmup-seconds", "1",
+                        "--histogram-log", log.toString());
+            } finally {
+                System.setOut(out);
+            }
+            String text = captured.toString(StandardCharsets.UTF_8);
+            assertEquals(0, exit, text);
+            assertTrue(text.contains("rate     target 1,000 records/s (10 records a call, one every 10.000 ms)"), text);
+            Matcher m = Pattern.compile("produce\\s+([\\d,]+) records/s").matcher(text);
+            assertTrue(m.find(), text);
+            double rps = Double.parseDouble(m.group(1).replace(",", ""));
+            assertTrue(rps > 0 && rps <= 1_000 * 1.05, "the schedule caps the rate at the target: " + rps + "\n" + text);
+            HistogramLogReader reader = new HistogramLogReader(log.toFile());
+            long calls = 0;
+            int intervals = 0;
+            Histogram interval;
+            while ((interval = (Histogram) reader.nextIntervalHistogram()) != null) {
+                calls += interval.getTotalCount();
+                intervals++;
+            }
+            assertTrue(intervals >= 2, "one interval a second over 3 measured seconds: " + intervals);
+            assertEquals(Math.round(rps * 3 / 10), calls, 2.0, "every measured call is in the log once");
+        }
+    }
+}
