@@ -60,11 +60,19 @@ public final class MetaClient implements AutoCloseable {
      * @param deadlineMs    total time for a call, retries included
      */
     public MetaClient(List<String> addresses, long callTimeoutMs, long deadlineMs) {
+        this(addresses, callTimeoutMs, deadlineMs, null);
+    }
+
+    /**
+     * As above, with the connections leaving from {@code localHost} (null: the operating system picks the
+     * source address; see {@link RpcClient#RpcClient(int, int, String)}).
+     */
+    public MetaClient(List<String> addresses, long callTimeoutMs, long deadlineMs, String localHost) {
         if (addresses.isEmpty()) {
             throw new IllegalArgumentException("at least one meta-service address is needed");
         }
         this.addresses = List.copyOf(addresses);
-        this.rpc = new RpcClient();
+        this.rpc = new RpcClient(1, dev.segstore.protocol.rpc.Frames.DEFAULT_MAX_FRAME_BYTES, localHost);
         this.callTimeoutMs = callTimeoutMs;
         this.deadlineMs = deadlineMs;
         this.leader = addresses.get(0);

@@ -23,12 +23,16 @@ import java.util.Set;
  *                               0: any free port
  * @param replicaReassignAfterMs a storage node not alive for this long loses its replicas that are not in an ISR to
  *                               live nodes ({@link ReplicaReassigner}); -1: never
+ * @param rpcBindPort            the port the RPC server listens on (on {@code self}'s host); -1: {@code self}'s RPC
+ *                               port. Differs from it when a proxy listens on the RPC port {@code peers} names
+ *                               (what clients are told to follow as the leader's address) and forwards here
  */
 public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs,
-                         int snapshotIntervalSecs, long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs) {
+                         int snapshotIntervalSecs, long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs,
+                         int rpcBindPort) {
 
     private static final Set<String> KEYS = Set.of("self", "peers", "data.dir", "election.timeout.ms",
-            "snapshot.interval.secs", "session.timeout.ms", "metrics.port", "replica.reassign.after.ms");
+            "snapshot.interval.secs", "session.timeout.ms", "metrics.port", "replica.reassign.after.ms", "rpc.bind.port");
     /** 15 minutes: longer than a restart or a reboot, short enough not to run under-replicated for hours. */
     public static final long DEFAULT_REPLICA_REASSIGN_AFTER_MS = 15 * 60 * 1000L;
 
@@ -44,7 +48,16 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
         this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, metricsPort, DEFAULT_REPLICA_REASSIGN_AFTER_MS);
     }
 
+    /** The RPC server listening on {@code self}'s RPC port. */
+    public MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs, int snapshotIntervalSecs,
+                      long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs) {
+        this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, metricsPort, replicaReassignAfterMs, -1);
+    }
+
     public MetaConfig {
+        if (rpcBindPort < -1 || rpcBindPort > 65535) {
+            throw new IllegalArgumentException("rpc.bind.port = " + rpcBindPort + " must be in 0..65535");
+        }
         if (replicaReassignAfterMs < sessionTimeoutMs && replicaReassignAfterMs != -1) {
             throw new IllegalArgumentException("replica.reassign.after.ms = " + replicaReassignAfterMs
                     + " must be -1 (never) or at least session.timeout.ms (" + sessionTimeoutMs + ")");
@@ -94,7 +107,7 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
         Path dataDir = base.resolve(required(p, "data.dir"));
         return new MetaConfig(self, peers, dataDir, intValue(p, "election.timeout.ms", 1000),
                 intValue(p, "snapshot.interval.secs", 300), intValue(p, "session.timeout.ms", 6000), intValue(p, "metrics.port", -1),
-                longValue(p, "replica.reassign.after.ms", DEFAULT_REPLICA_REASSIGN_AFTER_MS));
+                longValue(p, "replica.reassign.after.ms", DEFAULT_REPLICA_REASSIGN_AFTER_MS), intValue(p, "rpc.bind.port", -1));
     }
 
     private static String required(Properties p, String key) {
@@ -123,6 +136,11 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
             throw new IllegalArgumentException("meta-service setting '" + key + "' = " + v + " is out of range");
         }
         return (int) v;
+    }
+
+    /** The port this node's RPC server listens on: {@code rpc.bind.port}, else {@code self}'s RPC port. */
+    public int listenRpcPort() {
+        return rpcBindPort < 0 ? self.rpcPort() : rpcBindPort;
     }
 
     /** The RPC address of the peer whose Raft address is {@code raftAddress}, or empty. */

@@ -63,13 +63,14 @@ final class ReplicaFetchers implements AutoCloseable {
     private final BiPredicate<Key, Hosted> hosts;
     /** Asks for fresh assignments now: a leader this node follows said it leads no more. */
     private final Runnable leaderMoved;
-    private final RpcClient peers = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES);
+    private final RpcClient peers;
     private final ScheduledExecutorService fetchers;
     private volatile boolean closed;
 
-    ReplicaFetchers(int nodeId, long replicaMaxLagMs, Map<Integer, String> nodeAddresses, ShardOwners owners,
+    ReplicaFetchers(int nodeId, long replicaMaxLagMs, String outgoingHost, Map<Integer, String> nodeAddresses, ShardOwners owners,
                     StorageNode.PeerFaults faults, BiPredicate<Key, Hosted> hosts, Runnable leaderMoved) {
         this.nodeId = nodeId;
+        this.peers = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES, outgoingHost);
         this.replicaMaxLagMs = replicaMaxLagMs;
         this.nodeAddresses = nodeAddresses;
         this.owners = owners;
