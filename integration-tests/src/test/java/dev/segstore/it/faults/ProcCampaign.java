@@ -37,6 +37,8 @@ final class ProcCampaign {
         t.setDaemon(true);
         return t;
     });
+    /** Per proxy, the sources it saw, over every cluster of the campaign (filled as each closes). */
+    final java.util.Map<String, java.util.Set<String>> sourcesSeen = new java.util.TreeMap<>();
     private ProcCluster cluster;
     private int clusters;
 
@@ -138,6 +140,8 @@ final class ProcCampaign {
 
     private void closeCluster() {
         if (cluster != null) {
+            cluster.network.sourcesSeen().forEach((proxy, sources) ->
+                    sourcesSeen.computeIfAbsent(proxy, p -> new java.util.TreeSet<>()).addAll(sources));
             try {
                 cluster.close();
             } catch (Exception e) {

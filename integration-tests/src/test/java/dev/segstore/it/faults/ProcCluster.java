@@ -180,9 +180,15 @@ final class ProcCluster implements AutoCloseable {
     private Process start(Path dir, String mainClass, String config) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         Path logback = Path.of("..", "config", "logback.xml").toAbsolutePath().normalize();
-        return new ProcessBuilder(java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto",
-                "-Dlogback.configurationFile=" + logback, "-cp", System.getProperty("java.class.path"), mainClass,
-                "--config", dir.resolve(config).toString())
+        List<String> command = new ArrayList<>(List.of(java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                "-Dlogback.configurationFile=" + logback));
+        // A safety bug put back on purpose (storage-node InjectedBug, test only), to show the campaign finds it.
+        String bug = System.getProperty("segstore.testonly.bug", "");
+        if (!bug.isBlank()) {
+            command.add("-Dsegstore.testonly.bug=" + bug);
+        }
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), mainClass, "--config", dir.resolve(config).toString()));
+        return new ProcessBuilder(command)
                 .directory(dir.toFile())
                 .redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("process.log").toFile()))

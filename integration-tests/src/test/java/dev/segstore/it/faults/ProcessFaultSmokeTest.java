@@ -31,6 +31,19 @@ class ProcessFaultSmokeTest {
         String table = campaign.run(2, seed, null, "ProcessFaultSmokeTest: seed " + seed);
         System.out.println(table);
         String finalTable = table;
+        // Wired through the proxies: clients and peers reach every storage node through its proxy, and storage
+        // nodes and clients reach the meta-service through theirs, each connection told by its source address.
+        System.out.println("sources seen by each proxy: " + campaign.sourcesSeen);
+        for (int id = 1; id <= 3; id++) {
+            java.util.Set<String> seen = campaign.sourcesSeen.get(ProcCluster.nodeName(id));
+            assertTrue(seen.contains("client") && seen.stream().anyMatch(s -> s.startsWith("node-")),
+                    "node-" + id + "'s proxy saw " + seen);
+        }
+        java.util.Set<String> metaSeen = new java.util.TreeSet<>();
+        for (int i = 0; i < 3; i++) {
+            metaSeen.addAll(campaign.sourcesSeen.get(ProcCluster.metaName(i)));
+        }
+        assertTrue(metaSeen.containsAll(java.util.List.of("client", "node-1", "node-2", "node-3")), "the meta proxies saw " + metaSeen);
         assertTrue(campaign.failures.isEmpty(), () -> String.join("\n", campaign.failures) + "\n" + finalTable);
     }
 }

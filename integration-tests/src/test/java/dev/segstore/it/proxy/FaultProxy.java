@@ -86,6 +86,7 @@ public final class FaultProxy implements AutoCloseable {
     private final Channel listener;
     private final Map<String, Rule> rules = new ConcurrentHashMap<>();
     private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
+    private final Set<String> sourcesSeen = ConcurrentHashMap.newKeySet();
     private volatile boolean closed;
 
     /**
@@ -165,6 +166,11 @@ public final class FaultProxy implements AutoCloseable {
         }
     }
 
+    /** Every source a connection has come from so far (to check a cluster is wired through the proxy). */
+    public Set<String> sourcesSeen() {
+        return Set.copyOf(sourcesSeen);
+    }
+
     /** Connections open now (tests). */
     public int openConnections() {
         return connections.size();
@@ -172,6 +178,7 @@ public final class FaultProxy implements AutoCloseable {
 
     private void accepted(SocketChannel inbound) {
         String source = sourceOf.apply(inbound.remoteAddress().getAddress());
+        sourcesSeen.add(source);
         Connection c = new Connection(source, inbound);
         connections.add(c); // first: a rule set from now on reaches it; one set before is read next
         inbound.closeFuture().addListener(f -> connections.remove(c));

@@ -100,6 +100,13 @@ public final class ProxyNetwork implements AutoCloseable {
         proxies.values().forEach(FaultProxy::heal);
     }
 
+    /** Per proxy, the sources its connections have come from so far. */
+    public synchronized Map<String, java.util.Set<String>> sourcesSeen() {
+        Map<String, java.util.Set<String>> seen = new java.util.TreeMap<>();
+        proxies.forEach((name, p) -> seen.put(name, new java.util.TreeSet<>(p.sourcesSeen())));
+        return seen;
+    }
+
     /** The rules in place, one line per proxy that has any (for a run's log). */
     public synchronized List<String> describe() {
         List<String> out = new ArrayList<>();
