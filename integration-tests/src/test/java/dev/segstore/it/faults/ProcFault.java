@@ -29,6 +29,7 @@ record ProcFault(ProcFaultKind kind, int atMs, int forMs, int role, int peer, in
             case PARTITION_PEERS -> "partition " + who + " from its peers";
             case PARTITION_META -> "partition " + who + " from the meta-service";
             case ISOLATE_NODE -> "isolate " + who + " from everyone";
+            case PARTITION_CLUSTER -> "partition " + who + " from its peers and the meta-service (clients still reach it)";
             case PARTITION_CLIENTS -> "partition the clients from " + who;
             case ONE_WAY -> "one-way link " + who + " -> " + peerWho + " (the way back held)";
             case SLOW_LINK -> "slow the link " + who + " <-> " + peerWho + " by " + delayMs + " ms a chunk";

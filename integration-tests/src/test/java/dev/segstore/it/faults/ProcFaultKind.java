@@ -28,6 +28,11 @@ enum ProcFaultKind {
     PARTITION_META("net-partition-meta", Target.NODE),
     /** The storage node reaches nothing and nothing reaches it: peers, meta nodes, clients. */
     ISOLATE_NODE("net-isolate-node", Target.NODE),
+    /**
+     * The storage node reaches neither its peers nor the meta-service, but clients still reach it: a leader that
+     * is fenced and replaced while clients with older routes keep writing to it (a zombie leader).
+     */
+    PARTITION_CLUSTER("net-partition-cluster", Target.NODE),
     /** Clients reach the storage node no more (its peers and the meta-service still do). */
     PARTITION_CLIENTS("net-partition-clients", Target.NODE),
     /** Bytes from the storage node to a peer pass, bytes back are held (both ways of every connection). */

@@ -188,6 +188,15 @@ final class ProcNemesis {
                 links.forEach(l -> cluster.network.partition(l[0], l[1]));
                 description = "isolate " + who + " from peers, meta-service and clients";
             }
+            case PARTITION_CLUSTER -> {
+                for (String other : ProcCluster.allNames()) {
+                    if (!other.equals(target)) {
+                        links.add(new String[]{target, other});
+                    }
+                }
+                links.forEach(l -> cluster.network.partition(l[0], l[1]));
+                description = "partition " + who + " from its peers and the meta-service; clients still reach it";
+            }
             case PARTITION_CLIENTS -> {
                 links.add(new String[]{target, dev.segstore.it.proxy.ProxyNetwork.CLIENT});
                 cluster.network.partition(target, dev.segstore.it.proxy.ProxyNetwork.CLIENT);
