@@ -64,6 +64,7 @@ final class ProcCluster implements AutoCloseable {
     final boolean[] paused = new boolean[7]; // metas 0..2 at 0..2, nodes at 3 + id
     private final String[] metaProxies = new String[3];
     private final String[] nodeReal = new String[4];
+    private final String[] metaReal = new String[3];
     final MetaClient harness;
     private final RpcClient status = new RpcClient(1, Frames.DEFAULT_MAX_FRAME_BYTES, HARNESS_HOST);
     private final Map<String, SegmentStorageAdapter> adapters = new ConcurrentHashMap<>();
@@ -87,7 +88,7 @@ final class ProcCluster implements AutoCloseable {
     }
 
     ProcCluster(Path root) throws Exception {
-        this.root = Files.createDirectories(root);
+        this.root = Files.createDirectories(root.toAbsolutePath()); // processes run in their own directories
         Runtime.getRuntime().addShutdownHook(reaper);
         for (int i = 0; i < 3; i++) {
             network.source(metaName(i), metaHost(i));
@@ -105,6 +106,7 @@ final class ProcCluster implements AutoCloseable {
                 bind[i] = freePort(metaHost(i));
                 peers.add(metaHost(i) + ":" + raft + ":" + advertised);
                 metaProxies[i] = metaHost(i) + ":" + advertised;
+                metaReal[i] = metaHost(i) + ":" + bind[i];
                 network.proxy(metaName(i), new InetSocketAddress(metaHost(i), advertised), new InetSocketAddress(metaHost(i), bind[i]));
             }
             for (int i = 0; i < 3; i++) {
@@ -308,7 +310,28 @@ final class ProcCluster implements AutoCloseable {
         return -1;
     }
 
-    /** Whether every process runs, unpaused, a meta leader answers and counts three live storage nodes. */
+    /**
+     * Whether meta node {@code i} serves as a member of the group: asked directly (not through its proxy), it
+     * answers, or refuses NOT_LEADER naming a leader (it has heard from one). A process that runs may not yet:
+     * a restarted JVM takes seconds to start Raft, and until then the group has one member fewer than it seems.
+     */
+    boolean metaServes(int i) {
+        try {
+            status.call(metaReal[i], dev.segstore.protocol.MetaMethods.DESCRIBE_CLUSTER, dev.segstore.protocol.meta.Empty.getDefaultInstance(),
+                    DescribeClusterResponse.parser(), 1_000).get(2, TimeUnit.SECONDS);
+            return true;
+        } catch (java.util.concurrent.ExecutionException e) {
+            return e.getCause() instanceof dev.segstore.protocol.rpc.RpcException re
+                    && re.code() == dev.segstore.adapter.ErrorCode.NOT_LEADER.code() && !re.leaderHint().isEmpty();
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    /**
+     * Null if every process runs, unpaused, every meta node serves in the group ({@link #metaServes}), and the
+     * meta leader counts three live storage nodes; else what is not so.
+     */
     String unhealthy() {
         for (String name : allNames()) {
             if (!isUp(name)) {
@@ -316,6 +339,11 @@ final class ProcCluster implements AutoCloseable {
             }
             if (isPaused(name)) {
                 return name + " is paused";
+            }
+        }
+        for (int i = 0; i < 3; i++) {
+            if (!metaServes(i)) {
+                return metaName(i) + " does not serve in the group yet";
             }
         }
         DescribeClusterResponse d = describe();

@@ -104,10 +104,11 @@ final class ProcNemesis {
         return members;
     }
 
+    /** Whether a meta node is down, paused, or (started again) not yet serving in the group. */
     private boolean anyMetaDown() {
         for (int i = 0; i < 3; i++) {
             String m = ProcCluster.metaName(i);
-            if (!cluster.isUp(m) || cluster.isPaused(m)) {
+            if (!cluster.isUp(m) || cluster.isPaused(m) || !cluster.metaServes(i)) {
                 return true;
             }
         }
@@ -127,7 +128,7 @@ final class ProcNemesis {
                     + (lastRoute == null ? "?" : lastRoute.getSegmentsCount() - 1) + ")";
         } else {
             if (k.takesProcess() && anyMetaDown()) {
-                note("skipped: " + f + ": a meta process is down or paused already");
+                note("skipped: " + f + ": a meta process is down, paused or not serving yet");
                 return null;
             }
             int leader = cluster.metaLeader();

@@ -104,12 +104,15 @@ final class ProcRunner {
         RunResult result = new RunResult(runId, asTable, history.ops().size(), anomalies, problems, Stalls.of(history), healMs,
                 TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - begin), nemesis.log(), null);
         String failure = null;
-        if (!result.passed()) {
+        if (!result.passed() || Boolean.getBoolean("procs.keepAll")) { // -Dprocs.keepAll=true: every run's files
             Path dir = runsDir.resolve(runId);
             result = new RunResult(runId, asTable, result.operations(), anomalies, problems, result.stalls(), healMs,
                     result.runMs(), nemesis.log(), dir);
             failure = failure(result, schedule);
             save(dir, failure, result, history, marks, route);
+            if (result.passed()) {
+                failure = null;
+            }
         }
         admin.deleteShard(shard).exceptionally(e -> null);
         return new Outcome(result, failure);
@@ -240,7 +243,7 @@ final class ProcRunner {
     }
 
     static String failure(RunResult r, ProcSchedule schedule) {
-        StringBuilder b = new StringBuilder("process fault run ").append(r.runId()).append(" failed (replay: -Dprocs.runSeed=")
+        StringBuilder b = new StringBuilder("process fault run ").append(r.runId()).append(r.passed() ? " passed" : " failed").append(" (replay: -Dprocs.runSeed=")
                 .append(schedule.seed()).append(")\n").append(schedule).append('\n');
         r.problems().forEach(p -> b.append("problem: ").append(p).append('\n'));
         r.anomalies().stream().limit(10).forEach(a -> b.append(a.kind()).append(": ").append(a.explanation()).append('\n'));
