@@ -60,16 +60,29 @@ public final class MetaClient implements AutoCloseable {
      * @param deadlineMs    total time for a call, retries included
      */
     public MetaClient(List<String> addresses, long callTimeoutMs, long deadlineMs) {
-        this(addresses, callTimeoutMs, deadlineMs, null);
+        this(addresses, callTimeoutMs, deadlineMs, null, null);
     }
 
     /** As above, over TLS with {@code tls} (null: plain TCP; docs/security.md). */
     public MetaClient(List<String> addresses, long callTimeoutMs, long deadlineMs, dev.segstore.protocol.rpc.TlsConfig tls) {
+        this(addresses, callTimeoutMs, deadlineMs, tls, null);
+    }
+
+    /** Without TLS, the connections leaving from {@code localHost} (see below). */
+    public MetaClient(List<String> addresses, long callTimeoutMs, long deadlineMs, String localHost) {
+        this(addresses, callTimeoutMs, deadlineMs, null, localHost);
+    }
+
+    /**
+     * As above, with the connections leaving from {@code localHost} (null: the operating system picks the
+     * source address; see {@link RpcClient#RpcClient(int, int, String)}).
+     */
+    public MetaClient(List<String> addresses, long callTimeoutMs, long deadlineMs, dev.segstore.protocol.rpc.TlsConfig tls, String localHost) {
         if (addresses.isEmpty()) {
             throw new IllegalArgumentException("at least one meta-service address is needed");
         }
         this.addresses = List.copyOf(addresses);
-        this.rpc = new RpcClient(tls);
+        this.rpc = new RpcClient(1, dev.segstore.protocol.rpc.Frames.DEFAULT_MAX_FRAME_BYTES, tls, localHost);
         this.callTimeoutMs = callTimeoutMs;
         this.deadlineMs = deadlineMs;
         this.leader = addresses.get(0);

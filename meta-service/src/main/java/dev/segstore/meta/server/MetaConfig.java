@@ -25,18 +25,21 @@ import java.util.Set;
  *                               0: any free port
  * @param replicaReassignAfterMs a storage node not alive for this long loses its replicas that are not in an ISR to
  *                               live nodes ({@link ReplicaReassigner}); -1: never
+ * @param rpcBindPort            the port the RPC server listens on (on {@code self}'s host); -1: {@code self}'s RPC
+ *                               port. Differs from it when a proxy listens on the RPC port {@code peers} names
+ *                               (what clients are told to follow as the leader's address) and forwards here
  * @param tls                    TLS on the RPC port ({@code tls.*} keys, docs/security.md), or null: plain TCP. The
  *                               Raft port is not covered: see docs/security.md
  */
 public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs,
                          int snapshotIntervalSecs, long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs,
-                         TlsConfig tls) {
+                         int rpcBindPort, TlsConfig tls) {
 
     private static final Set<String> KEYS = keys();
 
     private static Set<String> keys() {
         Set<String> k = new java.util.HashSet<>(Set.of("self", "peers", "data.dir", "election.timeout.ms",
-                "snapshot.interval.secs", "session.timeout.ms", "metrics.port", "replica.reassign.after.ms"));
+                "snapshot.interval.secs", "session.timeout.ms", "metrics.port", "replica.reassign.after.ms", "rpc.bind.port"));
         k.addAll(TlsConfig.KEYS);
         return Set.copyOf(k);
     }
@@ -55,13 +58,28 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
         this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, metricsPort, DEFAULT_REPLICA_REASSIGN_AFTER_MS);
     }
 
-    /** Without TLS. */
+    /** The RPC server listening on {@code self}'s RPC port, without TLS. */
     public MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs, int snapshotIntervalSecs,
                       long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs) {
-        this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, metricsPort, replicaReassignAfterMs, null);
+        this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, metricsPort, replicaReassignAfterMs, -1, null);
+    }
+
+    /** Without TLS. */
+    public MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs, int snapshotIntervalSecs,
+                      long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs, int rpcBindPort) {
+        this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, metricsPort, replicaReassignAfterMs, rpcBindPort, null);
+    }
+
+    /** The RPC server listening on {@code self}'s RPC port. */
+    public MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int electionTimeoutMs, int snapshotIntervalSecs,
+                      long sessionTimeoutMs, int metricsPort, long replicaReassignAfterMs, TlsConfig tls) {
+        this(self, peers, dataDir, electionTimeoutMs, snapshotIntervalSecs, sessionTimeoutMs, metricsPort, replicaReassignAfterMs, -1, tls);
     }
 
     public MetaConfig {
+        if (rpcBindPort < -1 || rpcBindPort > 65535) {
+            throw new IllegalArgumentException("rpc.bind.port = " + rpcBindPort + " must be in 0..65535");
+        }
         if (replicaReassignAfterMs < sessionTimeoutMs && replicaReassignAfterMs != -1) {
             throw new IllegalArgumentException("replica.reassign.after.ms = " + replicaReassignAfterMs
                     + " must be -1 (never) or at least session.timeout.ms (" + sessionTimeoutMs + ")");
@@ -111,7 +129,7 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
         Path dataDir = base.resolve(required(p, "data.dir"));
         return new MetaConfig(self, peers, dataDir, intValue(p, "election.timeout.ms", 1000),
                 intValue(p, "snapshot.interval.secs", 300), intValue(p, "session.timeout.ms", 6000), intValue(p, "metrics.port", -1),
-                longValue(p, "replica.reassign.after.ms", DEFAULT_REPLICA_REASSIGN_AFTER_MS),
+                longValue(p, "replica.reassign.after.ms", DEFAULT_REPLICA_REASSIGN_AFTER_MS), intValue(p, "rpc.bind.port", -1),
                 TlsConfig.fromSettings(p::getProperty, base, "meta-service settings"));
     }
 
@@ -141,6 +159,11 @@ public record MetaConfig(MetaPeer self, List<MetaPeer> peers, Path dataDir, int 
             throw new IllegalArgumentException("meta-service setting '" + key + "' = " + v + " is out of range");
         }
         return (int) v;
+    }
+
+    /** The port this node's RPC server listens on: {@code rpc.bind.port}, else {@code self}'s RPC port. */
+    public int listenRpcPort() {
+        return rpcBindPort < 0 ? self.rpcPort() : rpcBindPort;
     }
 
     /** The RPC address of the peer whose Raft address is {@code raftAddress}, or empty. */

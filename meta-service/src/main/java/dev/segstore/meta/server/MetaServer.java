@@ -92,7 +92,7 @@ public final class MetaServer implements AutoCloseable {
         new MetaService(state, raft, controller, System::currentTimeMillis, config.peers()).register(rpc);
         MetaMetrics started = null;
         try {
-            rpc.start(config.self().host(), config.self().rpcPort());
+            rpc.start(config.self().host(), config.listenRpcPort());
             started = new MetaMetrics(config.self().host(), config.metricsPort(), state, raft::node);
             rpc.observe(started::answered);
         } catch (Exception | Error e) {
@@ -113,8 +113,8 @@ public final class MetaServer implements AutoCloseable {
                 LOG.warn("Replica reassignment check failed: {}", e.toString());
             }
         }, period, period, java.util.concurrent.TimeUnit.MILLISECONDS);
-        LOG.info("Meta node {} started: Raft on {}, RPC on {}, data in {}", config.self(), config.self().raftAddress(),
-                config.self().rpcAddress(), config.dataDir());
+        LOG.info("Meta node {} started: Raft on {}, RPC on {} (listening on port {}), data in {}", config.self(),
+                config.self().raftAddress(), config.self().rpcAddress(), config.listenRpcPort(), config.dataDir());
     }
 
     public static MetaServer start(MetaConfig config) throws IOException, InterruptedException {

@@ -36,6 +36,16 @@ class MetaConfigTest {
     }
 
     @Test
+    void theRpcServerListensOnRpcBindPortWhenSet() {
+        assertEquals(7101, parse(base()).listenRpcPort(), "self's RPC port by default");
+        Properties p = base();
+        p.setProperty("rpc.bind.port", "7201");
+        MetaConfig c = parse(p);
+        assertEquals(7201, c.listenRpcPort());
+        assertEquals("127.0.0.1:7101", c.rpcAddressOf("127.0.0.1:7001"), "peers' RPC address (the proxy's) is still the one hinted");
+    }
+
+    @Test
     void badValuesFailWithTheKeyNamed() {
         Properties p = base();
         p.setProperty("replica.reassign.after.ms", "1000");

@@ -30,6 +30,8 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class RpcClient implements AutoCloseable {
     private final EventLoopGroup group;
     private final int maxFrameBytes;
+    /** Local address outgoing connections are bound to (port 0: any); null: the operating system chooses. */
+    private final String localHost;
     private final AtomicLong ids = new AtomicLong();
     private final Map<String, CompletableFuture<Channel>> channels = new ConcurrentHashMap<>();
     private final Map<Long, CompletableFuture<Frame>> pending = new ConcurrentHashMap<>();
@@ -44,7 +46,7 @@ public final class RpcClient implements AutoCloseable {
     private final io.netty.handler.ssl.SslContext tls;
 
     public RpcClient(int threads, int maxFrameBytes) {
-        this(threads, maxFrameBytes, null);
+        this(threads, maxFrameBytes, null, null);
     }
 
     /**
@@ -52,9 +54,26 @@ public final class RpcClient implements AutoCloseable {
      * checks: docs/security.md); null: plain TCP.
      */
     public RpcClient(int threads, int maxFrameBytes, TlsConfig tls) {
+        this(threads, maxFrameBytes, tls, null);
+    }
+
+    /**
+     * A client whose connections leave from {@code localHost} (bound to it with an ephemeral port) instead of the
+     * address the operating system picks; null or blank: the OS picks (the default). A process that has an
+     * address of its own (several processes on one host, each on its own loopback address) uses it so that the
+     * servers, or a proxy in between, see which process a connection comes from: the fault-injecting proxy of
+     * the process fault runs tells a connection's source by it (docs/fault-proxy.md).
+     */
+    public RpcClient(int threads, int maxFrameBytes, String localHost) {
+        this(threads, maxFrameBytes, null, localHost);
+    }
+
+    /** TLS with {@code tls} (null: plain TCP), connections from {@code localHost} (null: the OS picks). */
+    public RpcClient(int threads, int maxFrameBytes, TlsConfig tls, String localHost) {
         this.tls = tls == null ? null : tls.clientContext();
         this.group = new NioEventLoopGroup(threads);
         this.maxFrameBytes = maxFrameBytes;
+        this.localHost = localHost == null || localHost.isBlank() ? null : localHost.trim();
     }
 
     public RpcClient() {
@@ -63,7 +82,7 @@ public final class RpcClient implements AutoCloseable {
 
     /** One thread, the default frame limit, TLS with {@code tls} (null: plain TCP). */
     public RpcClient(TlsConfig tls) {
-        this(1, Frames.DEFAULT_MAX_FRAME_BYTES, tls);
+        this(1, Frames.DEFAULT_MAX_FRAME_BYTES, tls, null);
     }
 
     /** Sends a request; completes with the answer's frame (the caller releases its attachment). */
@@ -194,7 +213,8 @@ public final class RpcClient implements AutoCloseable {
                         });
                     }
                 });
-        ChannelFuture cf = b.connect(host, port);
+        ChannelFuture cf = localHost == null ? b.connect(host, port)
+                : b.connect(new java.net.InetSocketAddress(host, port), new java.net.InetSocketAddress(localHost, 0));
         cf.addListener(f -> {
             if (!f.isSuccess()) {
                 channels.remove(address, fresh);

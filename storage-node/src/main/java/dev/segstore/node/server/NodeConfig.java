@@ -33,12 +33,19 @@ import java.util.Set;
  * @param controlledShutdownTimeoutMs how long a node stopping on purpose ({@link StorageNode#shutdownGracefully})
  *                        waits for the meta-service to move its leaderships before it stops anyway; 0: it does not
  *                        ask (it stops at once, and its leaderships move after the session timeout)
+ * @param advertisedHost  the host the node registers (what clients and peers connect to); null: {@code host}.
+ *                        Differs from {@code host} when something stands in between (a proxy, a NAT)
+ * @param advertisedPort  the port the node registers; -1: the port it bound
+ * @param bindOutgoing    whether the node's own connections (to the meta-service and to its peers) leave from
+ *                        {@code host} rather than from the address the OS picks, so that the other end (or a
+ *                        proxy) sees which node connects: several nodes on one machine, each on its own address
  * @param tls             TLS ({@code tls.*} keys, docs/security.md) on the data-plane port and on this node's calls to
  *                        its peers and the meta-service, or null: plain TCP
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
                          long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
-                         int metricsPort, long controlledShutdownTimeoutMs, TlsConfig tls) {
+                         int metricsPort, long controlledShutdownTimeoutMs, String advertisedHost, int advertisedPort,
+                         boolean bindOutgoing, TlsConfig tls) {
     /** Owner threads when not set: one per core, at least 2. */
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** 10 s: moving leaderships takes one meta command; the rest is margin for a busy meta-service or a failover. */
@@ -51,7 +58,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
                 "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
                 "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads", "metrics.port",
-                "controlled.shutdown.timeout.ms"));
+                "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing"));
         k.addAll(TlsConfig.KEYS);
         return Set.copyOf(k);
     }
@@ -70,22 +77,34 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS);
     }
 
-    /** Without TLS. */
+    /** Registering the address it binds, its connections leaving from where the OS picks, without TLS. */
     public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs,
                       long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort,
                       long controlledShutdownTimeoutMs) {
         this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
-                controlledShutdownTimeoutMs, null);
+                controlledShutdownTimeoutMs, null, -1, false, null);
+    }
+
+    /** Without TLS. */
+    public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs,
+                      long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort,
+                      long controlledShutdownTimeoutMs, String advertisedHost, int advertisedPort, boolean bindOutgoing) {
+        this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
+                controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, null);
     }
 
     /** This configuration with TLS {@code tls} (null: none). */
     public NodeConfig withTls(TlsConfig tls) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, tls);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls);
     }
 
     public NodeConfig {
         metaAddresses = List.copyOf(metaAddresses);
+        advertisedHost = advertisedHost == null || advertisedHost.isBlank() ? null : advertisedHost.trim();
+        if (advertisedPort < -1 || advertisedPort == 0 || advertisedPort > 65535) {
+            throw new IllegalArgumentException("advertised.port = " + advertisedPort + " must be in 1..65535");
+        }
         if (nodeId < 0) {
             throw new IllegalArgumentException("node.id = " + nodeId + " must be >= 0");
         }
@@ -110,6 +129,21 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         if (directory == null || log == null) {
             throw new IllegalArgumentException("directory and log settings are required");
         }
+    }
+
+    /** The host the node registers: {@code advertised.host}, else {@code host}. */
+    public String registeredHost() {
+        return advertisedHost == null ? host : advertisedHost;
+    }
+
+    /** The port the node registers: {@code advertised.port}, else the port it bound ({@code boundPort}). */
+    public int registeredPort(int boundPort) {
+        return advertisedPort < 0 ? boundPort : advertisedPort;
+    }
+
+    /** The local address the node's outgoing connections are bound to, or null (the OS picks). */
+    public String outgoingHost() {
+        return bindOutgoing ? host : null;
     }
 
     public static NodeConfig load(Path file) throws IOException {
@@ -141,6 +175,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                     number(p, "heartbeat.ms", 500), number(p, "replica.max.lag.ms", 10_000), directory, log,
                     (int) number(p, "owner.threads", DEFAULT_OWNER_THREADS), (int) signed(p, "metrics.port", -1),
                     number(p, "controlled.shutdown.timeout.ms", DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS),
+                    p.getProperty("advertised.host"), (int) signed(p, "advertised.port", -1), bool(p, "bind.outgoing", false),
                     TlsConfig.fromSettings(p::getProperty, base, "storage-node settings in " + file));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
@@ -165,6 +200,18 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
     /** A number that may be negative; {@code def} when absent. */
     private static long signed(Properties p, String key, long def) {
         return p.getProperty(key) == null ? def : number(p, key, 0);
+    }
+
+    private static boolean bool(Properties p, String key, boolean def) {
+        String v = p.getProperty(key);
+        if (v == null) {
+            return def;
+        }
+        return switch (v.trim()) {
+            case "true" -> true;
+            case "false" -> false;
+            default -> throw new IllegalArgumentException("storage-node setting '" + key + "' = '" + v + "' is not true or false");
+        };
     }
 
     private static String required(Properties p, String key) {

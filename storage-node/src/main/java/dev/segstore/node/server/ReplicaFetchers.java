@@ -67,11 +67,11 @@ final class ReplicaFetchers implements AutoCloseable {
     private final ScheduledExecutorService fetchers;
     private volatile boolean closed;
 
-    ReplicaFetchers(int nodeId, long replicaMaxLagMs, Map<Integer, String> nodeAddresses, ShardOwners owners,
+    ReplicaFetchers(int nodeId, long replicaMaxLagMs, String outgoingHost, Map<Integer, String> nodeAddresses, ShardOwners owners,
                     StorageNode.PeerFaults faults, BiPredicate<Key, Hosted> hosts, Runnable leaderMoved,
                     dev.segstore.protocol.rpc.TlsConfig tls) {
-        this.peers = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES, tls);
         this.nodeId = nodeId;
+        this.peers = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES, tls, outgoingHost);
         this.replicaMaxLagMs = replicaMaxLagMs;
         this.nodeAddresses = nodeAddresses;
         this.owners = owners;

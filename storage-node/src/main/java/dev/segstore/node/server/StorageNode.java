@@ -115,8 +115,8 @@ public final class StorageNode implements AutoCloseable {
         this.metrics = new NodeMetrics(config.host(), config.metricsPort(),
                 () -> hosted.values().stream().map(h -> h.partition).toList(), directory);
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
-        this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000, config.tls());
-        this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), nodeAddresses, owners, faults,
+        this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000, config.tls(), config.outgoingHost());
+        this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), config.outgoingHost(), nodeAddresses, owners, faults,
                 (key, h) -> hosted.get(key) == h, this::requestHeartbeat, config.tls());
         this.reconciler = new AssignmentReconciler(config, directory, index, meta, hosted, nodeAddresses, fetchers,
                 this::requestHeartbeat, () -> closed, clocks.monotonicMs());
@@ -142,7 +142,8 @@ public final class StorageNode implements AutoCloseable {
         long tick = Math.max(10, config.replicaMaxLagMs() / 2);
         control.scheduleWithFixedDelay(this::isrTick, tick, tick, TimeUnit.MILLISECONDS);
         control.scheduleWithFixedDelay(this::indexTick, 200, 200, TimeUnit.MILLISECONDS);
-        LOG.info("Storage node {} serving on {}:{}, data in {}", config.nodeId(), config.host(), boundPort, config.dataDir());
+        LOG.info("Storage node {} serving on {}:{} (registered as {}:{}), data in {}", config.nodeId(), config.host(), boundPort,
+                config.registeredHost(), config.registeredPort(boundPort), config.dataDir());
     }
 
     /**
@@ -212,7 +213,7 @@ public final class StorageNode implements AutoCloseable {
 
     private void register() {
         try {
-            NodeAssignments a = meta.registerNode(config.nodeId(), config.host(), boundPort, !directory.isOnline(), instanceId).get(30, TimeUnit.SECONDS);
+            NodeAssignments a = meta.registerNode(config.nodeId(), config.registeredHost(), config.registeredPort(boundPort), !directory.isOnline(), instanceId).get(30, TimeUnit.SECONDS);
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
             reconciler.applyRegistration(a);

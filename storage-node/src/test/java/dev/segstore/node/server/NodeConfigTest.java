@@ -46,6 +46,22 @@ class NodeConfigTest {
     }
 
     @Test
+    void advertisedAddressAndOutgoingBinding() throws Exception {
+        NodeConfig c = load(BASE);
+        assertEquals("127.0.0.14", c.registeredHost(), "registers what it binds unless told otherwise");
+        assertEquals(7201, c.registeredPort(7201));
+        assertEquals(null, c.outgoingHost(), "the OS picks the source address by default");
+        NodeConfig p = load(BASE + "advertised.host=127.0.0.1\nadvertised.port=9000\nbind.outgoing=true\n");
+        assertEquals("127.0.0.1", p.registeredHost());
+        assertEquals(9000, p.registeredPort(7201), "a proxy's port, not the bound one");
+        assertEquals("127.0.0.14", p.outgoingHost());
+        IllegalArgumentException bool = assertThrows(IllegalArgumentException.class, () -> load(BASE + "bind.outgoing=yes\n"));
+        assertTrue(bool.getMessage().contains("bind.outgoing"), bool.getMessage());
+        IllegalArgumentException port = assertThrows(IllegalArgumentException.class, () -> load(BASE + "advertised.port=0\n"));
+        assertTrue(port.getMessage().contains("advertised.port"), port.getMessage());
+    }
+
+    @Test
     void badSettingsFailWithTheirName() {
         IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class, () -> load(BASE + "log.fush.max.wait.ms=5\n"));
         assertTrue(unknown.getMessage().contains("log.fush.max.wait.ms"), unknown.getMessage());
