@@ -19,6 +19,13 @@ enum FaultKind {
     ISOLATE_NODE("isolate"),
     /** {@code stopNode}, then {@code startNode} on the same data directory at the end of the interval. */
     KILL_NODE("kill"),
+    /**
+     * The node crashes as a machine does on power loss: it is stopped abruptly, and its segment files lose every
+     * byte that was not forced (fsync), keeping a random prefix of the later writes with the last one torn (as
+     * Jepsen's lazyfs does; the prefix is drawn from the schedule's seed). It starts again on the same data
+     * directory at the end of the interval.
+     */
+    CRASH_LOSE_UNSYNCED("crash-lost-page-cache"),
     /** The node's segment writes fail (EIO); at the end it is restarted on a healthy file layer. */
     DISK_WRITES("disk-write-failure"),
     /** The node's segment forces (fsync) fail; at the end it is restarted on a healthy file layer. */
@@ -35,6 +42,6 @@ enum FaultKind {
 
     /** Whether the fault takes a storage node's process or disk (at most one such fault per node at a time). */
     boolean takesNode() {
-        return this == KILL_NODE || this == DISK_WRITES || this == DISK_FSYNCS;
+        return this == KILL_NODE || this == CRASH_LOSE_UNSYNCED || this == DISK_WRITES || this == DISK_FSYNCS;
     }
 }

@@ -1,6 +1,7 @@
 package dev.segstore.it.faults;
 
 import dev.segstore.chaos.History;
+import dev.segstore.node.replica.FaultyFiles;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.ShardRoute;
 
@@ -27,6 +28,8 @@ final class Nemesis {
     private final History history;
     private final String shard;
     private final long startNanos;
+    /** The schedule's seed: what a crash keeps of the unforced writes is drawn from it and the fault's place. */
+    private final long seed;
     private final List<String> log = new ArrayList<>();
     private ShardRoute lastRoute;
 
@@ -40,7 +43,8 @@ final class Nemesis {
     private record Step(int atMs, Phase phase, FaultAction action, int order) {
     }
 
-    Nemesis(FaultCluster cluster, History history, String shard, long startNanos) {
+    Nemesis(FaultCluster cluster, History history, String shard, long startNanos, long seed) {
+        this.seed = seed;
         this.cluster = cluster;
         this.history = history;
         this.shard = shard;
@@ -68,7 +72,7 @@ final class Nemesis {
         for (Step step : steps) {
             waitUntil(step.atMs());
             if (step.phase() == Phase.START) {
-                applied[step.order()] = start(step.action());
+                applied[step.order()] = start(step.action(), step.order());
             } else if (step.phase() == Phase.FENCE) {
                 if (applied[step.order()] != null) {
                     fence(applied[step.order()]);
@@ -119,7 +123,7 @@ final class Nemesis {
         return members;
     }
 
-    private Applied start(FaultAction f) throws Exception {
+    private Applied start(FaultAction f, int order) throws Exception {
         if (f.kind() == FaultKind.KILL_META_LEADER) {
             return startMetaKill(f);
         }
@@ -150,6 +154,11 @@ final class Nemesis {
             case KILL_NODE -> {
                 cluster.stopNode(node);
                 description = "stop " + who;
+            }
+            case CRASH_LOSE_UNSYNCED -> {
+                java.util.Random random = new java.util.Random(seed ^ (0x9E3779B97F4A7C15L * (order + 1)));
+                FaultyFiles.CrashReport lost = cluster.crashNode(node, random);
+                description = "crash " + who + " losing its page cache: " + lost;
             }
             case DISK_WRITES, DISK_FSYNCS -> {
                 cluster.failDisk(node, f.kind() == FaultKind.DISK_FSYNCS);
@@ -196,7 +205,7 @@ final class Nemesis {
                 cluster.network.lift(a.rule());
                 description = "network rule lifted";
             }
-            case KILL_NODE -> {
+            case KILL_NODE, CRASH_LOSE_UNSYNCED -> {
                 cluster.startNode(a.node());
                 description = "started storage node " + a.node();
             }
