@@ -31,7 +31,19 @@ enum FaultKind {
     /** The node's segment forces (fsync) fail; at the end it is restarted on a healthy file layer. */
     DISK_FSYNCS("disk-fsync-failure"),
     /** The meta-service's Raft leader is closed, and started again (same ports and data) at the end. */
-    KILL_META_LEADER("kill-meta-leader");
+    KILL_META_LEADER("kill-meta-leader"),
+    /**
+     * The node's calls to the meta-service (registration, heartbeats, ISR proposals, rolls) are lost on their way
+     * there: each fails UNAVAILABLE at once and changes nothing. Longer than the session timeout, the controller
+     * fences the node, which learns of it when its heartbeats get through again.
+     */
+    META_REQUESTS_LOST("meta-requests-lost"),
+    /**
+     * One way: the node's calls reach the meta-service and are applied (heartbeats keep its session, ISR changes
+     * and rolls commit), but every answer is lost: each call fails TIMEOUT, and the node learns nothing of the
+     * committed state (nor of new assignments) until the end.
+     */
+    META_ANSWERS_LOST("meta-answers-lost");
 
     /** The nemesis kind in the history (docs/chaos-history.md). */
     final String nemesis;

@@ -2,6 +2,7 @@ package dev.segstore.it.faults;
 
 import dev.segstore.chaos.History;
 import dev.segstore.node.replica.FaultyFiles;
+import dev.segstore.node.server.StorageNode;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.ShardRoute;
 
@@ -146,6 +147,11 @@ final class Nemesis {
                 cluster.network.isolate(rule, node);
                 description = "isolate " + who + " from its peers; the controller fences it after " + f.fenceAfterMs() + " ms";
             }
+            case META_REQUESTS_LOST, META_ANSWERS_LOST -> {
+                boolean answers = f.kind() == FaultKind.META_ANSWERS_LOST;
+                cluster.network.cutMeta(rule, node, answers ? StorageNode.MetaDrop.ANSWER : StorageNode.MetaDrop.REQUEST);
+                description = answers ? "lose the meta-service's answers to " + who : "lose the calls of " + who + " to the meta-service";
+            }
             case SLOW_LINK -> {
                 int peer = members.get(f.peerRole());
                 cluster.network.slow(rule, node, peer, f.delayMs());
@@ -201,7 +207,7 @@ final class Nemesis {
     private void stop(Applied a) throws Exception {
         String description;
         switch (a.action().kind()) {
-            case PARTITION, SLOW_LINK, ISOLATE_NODE -> {
+            case PARTITION, SLOW_LINK, ISOLATE_NODE, META_REQUESTS_LOST, META_ANSWERS_LOST -> {
                 cluster.network.lift(a.rule());
                 description = "network rule lifted";
             }
