@@ -23,6 +23,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * faults among the others; the bug-off check of each is in its commit message).
  */
 class InjectedBugIsFoundTest {
+    /** Segments that never roll in a run: the roles of a schedule stay on the same nodes throughout. */
+    static final long NO_ROLL = 64L << 20;
 
     /**
      * {@code skip-epoch-truncation}: a follower keeps a deposed leader's unreplicated records instead of
@@ -32,7 +34,7 @@ class InjectedBugIsFoundTest {
     @Test
     @Timeout(value = 5, unit = TimeUnit.MINUTES)
     void aFollowerThatSkipsEpochTruncationFailsAFaultRun() throws Exception {
-        harnessFinds("skip-epoch-truncation", 30, seed -> new Schedule(
+        harnessFinds("skip-epoch-truncation", 30, ScheduleRunner.SEGMENT_BYTES, seed -> new Schedule(
                 new Workload(3, 1, false, false, new Workload.Mix(50, 0, 0, 0, 0), seed),
                 DurabilityMode.FSYNC, List.of(new FaultAction(FaultKind.ISOLATE_NODE, 50, 600, 0, 0, 5))));
     }
@@ -51,22 +53,46 @@ class InjectedBugIsFoundTest {
     @Test
     @Timeout(value = 3, unit = TimeUnit.MINUTES)
     void aLeaderThatKeepsItsEpochAfterAnUncleanRestartFailsAFaultRun() throws Exception {
-        harnessFinds("keep-epoch-after-unclean-restart", 20, seed -> new Schedule(
+        harnessFinds("keep-epoch-after-unclean-restart", 20, ScheduleRunner.SEGMENT_BYTES, seed -> new Schedule(
                 new Workload(3, 1, false, false, new Workload.Mix(50, 0, 0, 0, 0), seed),
                 DurabilityMode.PAGE_CACHE, List.of(new FaultAction(FaultKind.CRASH_LOSE_UNSYNCED, 250, 100, 0, 0, 5))));
     }
 
     /**
-     * Runs {@code schedule.apply(seed + attempt)} with {@code bug} on, up to {@code attempts} times, until a run
+     * {@code forget-isr-expansion} (safety item 1): a leader whose ISR proposal fails or loses its answer drops it
+     * and computes the high watermark over its old ISR alone, though the controller may have committed it. Fsync
+     * mode, three writers. Follower 2 is killed at 0 ms for 1.5 s (the leader drops it from the ISR: {leader,
+     * follower 1}); from 1 s on the meta-service's answers to the leader are lost, so the expansion it proposes
+     * once follower 2 has caught up commits but the leader never hears of it; from 2.5 s follower 2 is cut off
+     * from its peers (it stops fetching) until 3.7 s; at 3.5 s the leader and follower 1 are killed for 1.5 s. With the bug
+     * the leader acknowledged writes follower 1 held and follower 2 did not, and the controller, whose ISR has
+     * follower 2, makes it the leader once the other two are fenced: LOST_WRITE. Without it the leader counts
+     * follower 2 until it learns the outcome, so no write is acknowledged after follower 2 stopped fetching.
+     */
+    @Test
+    @Timeout(value = 3, unit = TimeUnit.MINUTES)
+    void aLeaderThatForgetsAnIsrExpansionFailsAFaultRun() throws Exception {
+        harnessFinds("forget-isr-expansion", Integer.getInteger("faults.attempts", 10), NO_ROLL, seed -> new Schedule(
+                new Workload(3, 0, false, false, new Workload.Mix(50, 0, 0, 0, 0), seed),
+                DurabilityMode.FSYNC, List.of(
+                new FaultAction(FaultKind.KILL_NODE, 0, 1500, 2, 0, 5),
+                new FaultAction(FaultKind.META_ANSWERS_LOST, 1000, 2700, 0, 0, 5),
+                new FaultAction(FaultKind.PARTITION, 2500, 1200, 2, 0, 5),
+                new FaultAction(FaultKind.KILL_NODE, 3500, 1500, 0, 0, 5),
+                new FaultAction(FaultKind.KILL_NODE, 3500, 1500, 1, 0, 5))));
+    }
+
+    /**
+     * Runs {@code schedule.apply(seed + attempt)} on shards of {@code segmentBytes} segments with {@code bug} on, up to {@code attempts} times, until a run
      * fails; fails if none did. The seed is printed ({@code -Dfaults.seed} replays it).
      */
-    private static void harnessFinds(String bug, int attempts, LongFunction<Schedule> schedule) throws Exception {
+    private static void harnessFinds(String bug, int attempts, long segmentBytes, LongFunction<Schedule> schedule) throws Exception {
         long seed = Long.getLong("faults.seed", System.nanoTime());
         boolean control = Boolean.getBoolean("faults.bugOff");
         System.out.printf("InjectedBugIsFoundTest %s: seed %d (replay: -Dfaults.seed=%d)%s%n", bug, seed, seed,
                 control ? "; control run: the bug OFF, every attempt must pass" : "");
         if (control) {
-            runsWithoutTheBug(bug, seed, attempts, schedule);
+            runsWithoutTheBug(bug, seed, attempts, segmentBytes, schedule);
             return;
         }
         System.setProperty(InjectedBug.PROPERTY, bug);
@@ -74,7 +100,7 @@ class InjectedBugIsFoundTest {
         RunResult failed = null;
         int attempt = 0;
         try (FaultCluster cluster = new FaultCluster()) {
-            ScheduleRunner runner = new ScheduleRunner(cluster, log, Path.of("target", "fault-runs", bug + "-" + seed));
+            ScheduleRunner runner = new ScheduleRunner(cluster, log, Path.of("target", "fault-runs", bug + "-" + seed), segmentBytes);
             for (; attempt < attempts && failed == null; attempt++) {
                 RunResult r = runner.run(schedule.apply(seed + attempt), String.format("bug-%02d", attempt));
                 if (!r.passed()) {
@@ -91,10 +117,11 @@ class InjectedBugIsFoundTest {
     }
 
     /** {@code -Dfaults.bugOff=true}: the control, the same attempts with the bug off, each of which must pass. */
-    private static void runsWithoutTheBug(String bug, long seed, int attempts, LongFunction<Schedule> schedule) throws Exception {
+    private static void runsWithoutTheBug(String bug, long seed, int attempts, long segmentBytes, LongFunction<Schedule> schedule)
+            throws Exception {
         CapturedLog log = CapturedLog.capture();
         try (FaultCluster cluster = new FaultCluster()) {
-            ScheduleRunner runner = new ScheduleRunner(cluster, log, Path.of("target", "fault-runs", bug + "-off-" + seed));
+            ScheduleRunner runner = new ScheduleRunner(cluster, log, Path.of("target", "fault-runs", bug + "-off-" + seed), segmentBytes);
             for (int attempt = 0; attempt < attempts; attempt++) {
                 RunResult r = runner.run(schedule.apply(seed + attempt), String.format("off-%02d", attempt));
                 assertTrue(r.passed(), () -> "with " + bug + " OFF:\n" + r.failure());
