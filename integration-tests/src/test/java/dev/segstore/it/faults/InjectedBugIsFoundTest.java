@@ -34,7 +34,7 @@ class InjectedBugIsFoundTest {
     @Test
     @Timeout(value = 5, unit = TimeUnit.MINUTES)
     void aFollowerThatSkipsEpochTruncationFailsAFaultRun() throws Exception {
-        harnessFinds("skip-epoch-truncation", 30, ScheduleRunner.SEGMENT_BYTES, seed -> new Schedule(
+        harnessFinds("skip-epoch-truncation", Integer.getInteger("faults.attempts", 30), ScheduleRunner.SEGMENT_BYTES, seed -> new Schedule(
                 new Workload(3, 1, false, false, new Workload.Mix(50, 0, 0, 0, 0), seed),
                 DurabilityMode.FSYNC, List.of(new FaultAction(FaultKind.ISOLATE_NODE, 50, 600, 0, 0, 5))));
     }
@@ -42,9 +42,11 @@ class InjectedBugIsFoundTest {
     /**
      * {@code keep-epoch-after-unclean-restart} (safety item 3): a storage node that registers again while the
      * meta-service still takes it for alive keeps its leaderships in the epochs it led before. Page-cache mode,
-     * three writers and a reader; the open segment's leader crashes at 250 ms losing its page cache
-     * ({@link FaultKind#CRASH_LOSE_UNSYNCED}) and starts again 100 ms later, well within the 600 ms session, so
-     * the controller learns of the restart only from its registration. With the bug it leads on in the same
+     * three writers and a reader, a segment that does not roll; the open segment's leader crashes at 700 ms
+     * losing its page cache ({@link FaultKind#CRASH_LOSE_UNSYNCED}: the first background force comes 1 s after
+     * the first write) and starts again at once, so that it registers within the 600 ms session (on a loaded
+     * machine a start can take longer, and that attempt passes), and the controller learns of the restart only
+     * from its registration. With the bug it leads on in the same
      * epoch from its shortened log; its followers, ahead of it, are answered OFFSET_OUT_OF_RANGE, truncate to its
      * end for that epoch and drop what was acknowledged (LOST_WRITE, then WRONG_OFFSET as the offsets are
      * written again). Without it the node is fenced inside the registration and a follower that holds
@@ -53,9 +55,9 @@ class InjectedBugIsFoundTest {
     @Test
     @Timeout(value = 3, unit = TimeUnit.MINUTES)
     void aLeaderThatKeepsItsEpochAfterAnUncleanRestartFailsAFaultRun() throws Exception {
-        harnessFinds("keep-epoch-after-unclean-restart", 20, ScheduleRunner.SEGMENT_BYTES, seed -> new Schedule(
+        harnessFinds("keep-epoch-after-unclean-restart", Integer.getInteger("faults.attempts", 20), NO_ROLL, seed -> new Schedule(
                 new Workload(3, 1, false, false, new Workload.Mix(50, 0, 0, 0, 0), seed),
-                DurabilityMode.PAGE_CACHE, List.of(new FaultAction(FaultKind.CRASH_LOSE_UNSYNCED, 250, 100, 0, 0, 5))));
+                DurabilityMode.PAGE_CACHE, List.of(new FaultAction(FaultKind.CRASH_LOSE_UNSYNCED, 700, 20, 0, 0, 5))));
     }
 
     /**
