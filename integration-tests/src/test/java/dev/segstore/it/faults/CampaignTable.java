@@ -27,6 +27,10 @@ final class CampaignTable {
     private final List<Long> healMs = new ArrayList<>();
     private final List<Long> runMs = new ArrayList<>();
     private final List<String> failedRuns = new ArrayList<>();
+    /** Crashes that lost the page cache: how many, and how many lost bytes; and in how many runs of each durability. */
+    private final Map<String, long[]> crashes = new TreeMap<>();
+    private static final java.util.regex.Pattern CRASH = java.util.regex.Pattern.compile(
+            "losing its page cache: kept (\\d+) of (\\d+) unforced writes .*\\((\\d+) torn, (\\d+) bytes lost\\)");
 
     synchronized void add(RunResult r) {
         runs++;
@@ -45,6 +49,18 @@ final class CampaignTable {
             healMs.add(r.healMs());
         }
         runMs.add(r.runMs());
+        for (String line : r.nemesisLog()) {
+            java.util.regex.Matcher m = CRASH.matcher(line);
+            if (m.find()) {
+                long[] c = crashes.computeIfAbsent(r.schedule().durability().toString(), k -> new long[5]);
+                long lost = Long.parseLong(m.group(4));
+                c[0]++;
+                c[1] += lost > 0 ? 1 : 0;
+                c[2] += Long.parseLong(m.group(2)) - Long.parseLong(m.group(1));
+                c[3] += Long.parseLong(m.group(3));
+                c[4] += lost;
+            }
+        }
         if (!r.passed()) {
             failed++;
             failedRuns.add(r.runId() + (r.savedTo() == null ? "" : " -> " + r.savedTo().toAbsolutePath()));
@@ -81,6 +97,9 @@ final class CampaignTable {
                 percentile(healMs, 99), percentile(healMs, 100)));
         b.append(String.format("%-24s %8d %8d %8d %8d%n", "run time", runMs.size(), percentile(runMs, 50), percentile(runMs, 99),
                 percentile(runMs, 100)));
+        crashes.forEach((durability, c) -> b.append(String.format(
+                "crashes losing the page cache, %s shards: %d (%d lost bytes), unforced writes dropped %d, torn %d, bytes lost %d%n",
+                durability, c[0], c[1], c[2], c[3], c[4])));
         failedRuns.forEach(f -> b.append("failed: ").append(f).append('\n'));
         return b.toString();
     }

@@ -40,9 +40,12 @@ record FaultAction(FaultKind kind, int atMs, int forMs, int role, int peer, int 
             case SLOW_LINK -> "slow the link " + who + " <-> [" + ROLES[peerRole()] + "] by " + delayMs + " ms";
             case ISOLATE_NODE -> "isolate " + who + " from its peers; the controller fences it " + fenceAfterMs() + " ms later";
             case KILL_NODE -> "kill " + who + ", start it again";
+            case CRASH_LOSE_UNSYNCED -> "crash " + who + " losing its unforced writes (page cache), start it again";
             case DISK_WRITES -> "fail the segment writes of " + who + ", restart it on a healthy disk";
             case DISK_FSYNCS -> "fail the fsyncs of " + who + ", restart it on a healthy disk";
             case KILL_META_LEADER -> "kill the meta-service leader, start it again";
+            case META_REQUESTS_LOST -> "lose the calls of " + who + " to the meta-service";
+            case META_ANSWERS_LOST -> "lose the meta-service's answers to " + who + " (its calls are applied)";
         };
         return "at " + atMs + " ms for " + forMs + " ms: " + what;
     }

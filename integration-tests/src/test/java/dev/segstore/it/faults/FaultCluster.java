@@ -104,6 +104,19 @@ final class FaultCluster implements AutoCloseable {
         cluster.startNode(id);
     }
 
+    /**
+     * Crashes node {@code id} losing its page cache: the crash's instant on its file layer (nothing after it
+     * reaches the disk), the node stopped, and its segment files rewritten as the crash left them (forced content
+     * plus a prefix of later writes drawn from {@code random}, the last torn). {@link #startNode} starts it again
+     * on the same directory. Returns what the crash lost.
+     */
+    FaultyFiles.CrashReport crashNode(int id, java.util.Random random) throws java.io.IOException {
+        FaultyFiles.CrashReport lost = disks[id].crash(random);
+        stopNode(id);
+        disks[id].writeCrashImages();
+        return lost;
+    }
+
     /** Makes node {@code id}'s segment writes (or, {@code fsync}, its forces) fail from now on. */
     void failDisk(int id, boolean fsync) {
         faultyDisks.add(id);

@@ -19,12 +19,31 @@ enum FaultKind {
     ISOLATE_NODE("isolate"),
     /** {@code stopNode}, then {@code startNode} on the same data directory at the end of the interval. */
     KILL_NODE("kill"),
+    /**
+     * The node crashes as a machine does on power loss: it is stopped abruptly, and its segment files lose every
+     * byte that was not forced (fsync), keeping a random prefix of the later writes with the last one torn (as
+     * Jepsen's lazyfs does; the prefix is drawn from the schedule's seed). It starts again on the same data
+     * directory at the end of the interval.
+     */
+    CRASH_LOSE_UNSYNCED("crash-lost-page-cache"),
     /** The node's segment writes fail (EIO); at the end it is restarted on a healthy file layer. */
     DISK_WRITES("disk-write-failure"),
     /** The node's segment forces (fsync) fail; at the end it is restarted on a healthy file layer. */
     DISK_FSYNCS("disk-fsync-failure"),
     /** The meta-service's Raft leader is closed, and started again (same ports and data) at the end. */
-    KILL_META_LEADER("kill-meta-leader");
+    KILL_META_LEADER("kill-meta-leader"),
+    /**
+     * The node's calls to the meta-service (registration, heartbeats, ISR proposals, rolls) are lost on their way
+     * there: each fails UNAVAILABLE at once and changes nothing. Longer than the session timeout, the controller
+     * fences the node, which learns of it when its heartbeats get through again.
+     */
+    META_REQUESTS_LOST("meta-requests-lost"),
+    /**
+     * One way: the node's calls reach the meta-service and are applied (heartbeats keep its session, ISR changes
+     * and rolls commit), but every answer is lost: each call fails TIMEOUT, and the node learns nothing of the
+     * committed state (nor of new assignments) until the end.
+     */
+    META_ANSWERS_LOST("meta-answers-lost");
 
     /** The nemesis kind in the history (docs/chaos-history.md). */
     final String nemesis;
@@ -35,6 +54,6 @@ enum FaultKind {
 
     /** Whether the fault takes a storage node's process or disk (at most one such fault per node at a time). */
     boolean takesNode() {
-        return this == KILL_NODE || this == DISK_WRITES || this == DISK_FSYNCS;
+        return this == KILL_NODE || this == CRASH_LOSE_UNSYNCED || this == DISK_WRITES || this == DISK_FSYNCS;
     }
 }

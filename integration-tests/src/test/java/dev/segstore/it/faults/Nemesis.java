@@ -1,6 +1,8 @@
 package dev.segstore.it.faults;
 
 import dev.segstore.chaos.History;
+import dev.segstore.node.replica.FaultyFiles;
+import dev.segstore.node.server.StorageNode;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.ShardRoute;
 
@@ -27,6 +29,8 @@ final class Nemesis {
     private final History history;
     private final String shard;
     private final long startNanos;
+    /** The schedule's seed: what a crash keeps of the unforced writes is drawn from it and the fault's place. */
+    private final long seed;
     private final List<String> log = new ArrayList<>();
     private ShardRoute lastRoute;
 
@@ -40,7 +44,8 @@ final class Nemesis {
     private record Step(int atMs, Phase phase, FaultAction action, int order) {
     }
 
-    Nemesis(FaultCluster cluster, History history, String shard, long startNanos) {
+    Nemesis(FaultCluster cluster, History history, String shard, long startNanos, long seed) {
+        this.seed = seed;
         this.cluster = cluster;
         this.history = history;
         this.shard = shard;
@@ -68,7 +73,7 @@ final class Nemesis {
         for (Step step : steps) {
             waitUntil(step.atMs());
             if (step.phase() == Phase.START) {
-                applied[step.order()] = start(step.action());
+                applied[step.order()] = start(step.action(), step.order());
             } else if (step.phase() == Phase.FENCE) {
                 if (applied[step.order()] != null) {
                     fence(applied[step.order()]);
@@ -119,7 +124,7 @@ final class Nemesis {
         return members;
     }
 
-    private Applied start(FaultAction f) throws Exception {
+    private Applied start(FaultAction f, int order) throws Exception {
         if (f.kind() == FaultKind.KILL_META_LEADER) {
             return startMetaKill(f);
         }
@@ -142,6 +147,11 @@ final class Nemesis {
                 cluster.network.isolate(rule, node);
                 description = "isolate " + who + " from its peers; the controller fences it after " + f.fenceAfterMs() + " ms";
             }
+            case META_REQUESTS_LOST, META_ANSWERS_LOST -> {
+                boolean answers = f.kind() == FaultKind.META_ANSWERS_LOST;
+                cluster.network.cutMeta(rule, node, answers ? StorageNode.MetaDrop.ANSWER : StorageNode.MetaDrop.REQUEST);
+                description = answers ? "lose the meta-service's answers to " + who : "lose the calls of " + who + " to the meta-service";
+            }
             case SLOW_LINK -> {
                 int peer = members.get(f.peerRole());
                 cluster.network.slow(rule, node, peer, f.delayMs());
@@ -150,6 +160,11 @@ final class Nemesis {
             case KILL_NODE -> {
                 cluster.stopNode(node);
                 description = "stop " + who;
+            }
+            case CRASH_LOSE_UNSYNCED -> {
+                java.util.Random random = new java.util.Random(seed ^ (0x9E3779B97F4A7C15L * (order + 1)));
+                FaultyFiles.CrashReport lost = cluster.crashNode(node, random);
+                description = "crash " + who + " losing its page cache: " + lost;
             }
             case DISK_WRITES, DISK_FSYNCS -> {
                 cluster.failDisk(node, f.kind() == FaultKind.DISK_FSYNCS);
@@ -192,11 +207,11 @@ final class Nemesis {
     private void stop(Applied a) throws Exception {
         String description;
         switch (a.action().kind()) {
-            case PARTITION, SLOW_LINK, ISOLATE_NODE -> {
+            case PARTITION, SLOW_LINK, ISOLATE_NODE, META_REQUESTS_LOST, META_ANSWERS_LOST -> {
                 cluster.network.lift(a.rule());
                 description = "network rule lifted";
             }
-            case KILL_NODE -> {
+            case KILL_NODE, CRASH_LOSE_UNSYNCED -> {
                 cluster.startNode(a.node());
                 description = "started storage node " + a.node();
             }

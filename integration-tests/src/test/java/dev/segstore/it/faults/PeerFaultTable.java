@@ -10,8 +10,9 @@ import java.util.function.ToIntFunction;
  * The network faults between storage nodes, as one {@link StorageNode.PeerFaults} every node of the cluster
  * calls through: isolated nodes (every call from them and to them is dropped: it fails UNAVAILABLE) and slow
  * links (calls both ways held back). Each rule belongs to the fault that set it, so overlapping faults on one
- * node or link end independently. Only calls between storage nodes pass this seam; clients and the
- * meta-service still reach every node. Thread-safe: nodes ask on their fetcher threads while the nemesis
+ * node or link end independently. Calls between storage nodes pass this seam, and a storage node's calls to the
+ * meta-service (lost requests or lost answers, {@link #cutMeta}); clients and the meta-service still reach every
+ * node. Thread-safe: nodes ask on their fetcher threads while the nemesis
  * changes the rules.
  */
 final class PeerFaultTable implements StorageNode.PeerFaults {
@@ -28,6 +29,10 @@ final class PeerFaultTable implements StorageNode.PeerFaults {
     private final ToIntFunction<String> nodeOfAddress;
     private final Map<Object, Integer> isolated = new ConcurrentHashMap<>();
     private final Map<Object, Delay> delays = new ConcurrentHashMap<>();
+    private final Map<Object, MetaCut> metaCuts = new ConcurrentHashMap<>();
+
+    private record MetaCut(int node, StorageNode.MetaDrop drop) {
+    }
 
     PeerFaultTable(ToIntFunction<String> nodeOfAddress) {
         this.nodeOfAddress = nodeOfAddress;
@@ -43,15 +48,39 @@ final class PeerFaultTable implements StorageNode.PeerFaults {
         delays.put(owner, new Delay(Link.of(a, b), delayMs));
     }
 
+    /**
+     * Fault {@code owner} loses {@code node}'s calls to the meta-service: their requests ({@link StorageNode.MetaDrop#REQUEST},
+     * node to meta) or their answers ({@link StorageNode.MetaDrop#ANSWER}, meta to node: what the node asked for is done).
+     */
+    void cutMeta(Object owner, int node, StorageNode.MetaDrop drop) {
+        metaCuts.put(owner, new MetaCut(node, drop));
+    }
+
     /** Fault {@code owner}'s rule is lifted. */
     void lift(Object owner) {
         isolated.remove(owner);
         delays.remove(owner);
+        metaCuts.remove(owner);
     }
 
     void clear() {
         isolated.clear();
         delays.clear();
+        metaCuts.clear();
+    }
+
+    @Override
+    public StorageNode.MetaDrop metaDrop(int fromNode, String method) {
+        if (metaCuts.isEmpty()) {
+            return StorageNode.MetaDrop.NONE;
+        }
+        StorageNode.MetaDrop drop = StorageNode.MetaDrop.NONE;
+        for (MetaCut c : metaCuts.values()) {
+            if (c.node() == fromNode && (drop == StorageNode.MetaDrop.NONE || c.drop() == StorageNode.MetaDrop.REQUEST)) {
+                drop = c.drop(); // a lost request wins over a lost answer
+            }
+        }
+        return drop;
     }
 
     @Override

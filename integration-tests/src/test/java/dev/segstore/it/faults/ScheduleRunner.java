@@ -45,11 +45,18 @@ final class ScheduleRunner {
     private final FaultCluster cluster;
     private final CapturedLog log;
     private final Path runsDir;
+    private final long segmentBytes;
 
     ScheduleRunner(FaultCluster cluster, CapturedLog log, Path runsDir) {
+        this(cluster, log, runsDir, SEGMENT_BYTES);
+    }
+
+    /** A runner whose shards roll at {@code segmentBytes} (a schedule whose roles must stay on the same nodes: no roll). */
+    ScheduleRunner(FaultCluster cluster, CapturedLog log, Path runsDir, long segmentBytes) {
         this.cluster = cluster;
         this.log = log;
         this.runsDir = runsDir;
+        this.segmentBytes = segmentBytes;
     }
 
     RunResult run(Schedule schedule, String runId) throws Exception {
@@ -60,12 +67,12 @@ final class ScheduleRunner {
         List<String> problems = new ArrayList<>();
         SegmentStorageAdapter admin = cluster.admin(schedule.durability());
         admin.createShard(ShardConfig.of(shard, SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
-                .withSegmentBytes(SEGMENT_BYTES)).get(30, TimeUnit.SECONDS);
+                .withSegmentBytes(segmentBytes)).get(30, TimeUnit.SECONDS);
 
         long start = System.nanoTime();
         RunContext run = new RunContext(runId, shard, history, schedule.workload(), start + TimeUnit.MILLISECONDS.toNanos(schedule.workloadMs()));
         List<Thread> clients = startClients(run);
-        Nemesis nemesis = new Nemesis(cluster, history, shard, start);
+        Nemesis nemesis = new Nemesis(cluster, history, shard, start, schedule.workload().seed());
         try {
             nemesis.play(schedule.faults());
             nemesis.waitUntil(schedule.healAtMs());
@@ -93,7 +100,7 @@ final class ScheduleRunner {
         List<Anomaly> anomalies = Checker.check(history);
         RunResult result = new RunResult(runId, schedule, history.ops().size(), anomalies, problems, Stalls.of(history), healMs,
                 TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - begin), nemesis.log(), null);
-        if (!result.passed()) {
+        if (!result.passed() || Boolean.getBoolean("faults.saveAll")) { // faults.saveAll: passed runs too (debugging)
             Path dir = runsDir.resolve(runId);
             result = new RunResult(runId, schedule, result.operations(), anomalies, problems, result.stalls(), healMs,
                     result.runMs(), nemesis.log(), dir);

@@ -153,7 +153,8 @@ public final class MetaState {
             // The same process again (its first registration committed, the answer was lost): nothing changes.
             return CommandResult.ok(assignments(c.getNodeId()));
         }
-        if (old != null && old.getState() == NodeState.ALIVE) {
+        if (old != null && old.getState() == NodeState.ALIVE && !InjectedMetaBug.on(InjectedMetaBug.KEEP_EPOCH_AFTER_UNCLEAN_RESTART)) {
+            // (TEST ONLY: with the injected bug on, the restarted node keeps its places in its old epochs.)
             // A new incarnation replaces a live one (a restart the controller did not notice, maybe an unclean
             // one that lost unsynced bytes): it must not lead in its old epochs. Fence the old incarnation first,
             // exactly as FenceNode does, except that a segment with no other eligible leader goes straight back

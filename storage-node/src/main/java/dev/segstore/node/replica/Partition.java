@@ -890,6 +890,14 @@ public final class Partition {
             return; // a newer proposal is out, or a newer ISR was adopted
         }
         ErrorCode code = ReplicaException.codeOf(failure);
+        if (code != ErrorCode.INVALID_ARGUMENT && InjectedBug.on(InjectedBug.FORGET_ISR_EXPANSION)) {
+            // TEST ONLY: the bug a fault test must catch (InjectedBug): the outcome is unknown, yet the change is
+            // dropped and the high watermark counts the old ISR alone.
+            LOG.warn("{}: ISR proposal {} failed ({}); forgetting it (injected bug)", name, pendingIsr.proposed(), failure.toString());
+            pendingIsr.settle();
+            maybeAdvanceHighWatermark();
+            return;
+        }
         if (code == ErrorCode.INVALID_ARGUMENT) {
             LOG.warn("{}: the controller refused ISR {}: {}", name, pendingIsr.proposed(), failure.toString());
             long now = monotonicMs.getAsLong();

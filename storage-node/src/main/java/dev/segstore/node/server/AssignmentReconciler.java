@@ -40,6 +40,7 @@ final class AssignmentReconciler {
     private final LogDirectory directory;
     private final NodeIndex index;
     private final MetaClient meta;
+    private final MetaCalls metaCalls;
     private final Map<Key, Hosted> hosted;
     private final Map<Integer, String> nodeAddresses;
     private final ReplicaFetchers fetchers;
@@ -67,13 +68,14 @@ final class AssignmentReconciler {
         return deletedShards.contains(shardId);
     }
 
-    AssignmentReconciler(NodeConfig config, LogDirectory directory, NodeIndex index, MetaClient meta, Map<Key, Hosted> hosted,
+    AssignmentReconciler(NodeConfig config, LogDirectory directory, NodeIndex index, MetaClient meta, MetaCalls metaCalls, Map<Key, Hosted> hosted,
                          Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow, BooleanSupplier closed,
                          LongSupplier replicaClockMs) {
         this.config = config;
         this.directory = directory;
         this.index = index;
         this.meta = meta;
+        this.metaCalls = metaCalls;
         this.hosted = hosted;
         this.nodeAddresses = nodeAddresses;
         this.fetchers = fetchers;
@@ -209,9 +211,10 @@ final class AssignmentReconciler {
         Durability durability = shard != null && shard.getSettings().getDurability() == DurabilityMode.PAGE_CACHE
                 ? Durability.PAGE_CACHE : Durability.FSYNC;
         ReplicaConfig rc = new ReplicaConfig(minIsr, config.replicaMaxLagMs(), durability);
-        IsrProposer proposer = (epoch, version, isr) -> meta.proposeIsr(ProposeIsrRequest.newBuilder()
+        IsrProposer proposer = (epoch, version, isr) -> metaCalls.call(dev.segstore.protocol.MetaMethods.PROPOSE_ISR,
+                () -> meta.proposeIsr(ProposeIsrRequest.newBuilder()
                 .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
-                .setIsrVersion(version).addAllNewIsr(isr).build())
+                .setIsrVersion(version).addAllNewIsr(isr).build()))
                 .thenApply(r -> new IsrProposer.Committed(r.getSegment().getIsrList(), r.getSegment().getIsrVersion()))
                 .exceptionally(e -> {
                     throw ReplicaFetchers.asReplicaException(e);
@@ -227,9 +230,10 @@ final class AssignmentReconciler {
             // about 2 x retention_ms at most, not segment_ms (7 days by default) on a quiet shard.
             segmentMs = Math.min(segmentMs, shard.getSettings().getRetentionMs());
         }
-        p.configureRoll(segmentBytes, segmentMs, (epoch, end) -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
+        p.configureRoll(segmentBytes, segmentMs, (epoch, end) -> metaCalls.call(dev.segstore.protocol.MetaMethods.ROLL_SEGMENT,
+                () -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
                 .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
-                .setEndOffset(end).build()).thenApply(route -> {
+                .setEndOffset(end).build())).thenApply(route -> {
                     LOG.info("Segment {}/{} sealed at {}; the next segment opens on nodes {}", s.getShard(), s.getSequence(), end,
                             route.getSegments(route.getSegmentsCount() - 1).getReplicasList());
                     heartbeatNow.run(); // learn the next segment now, not at the next heartbeat

@@ -64,6 +64,7 @@ public final class StorageNode implements AutoCloseable {
     private final LogDirectory directory;
     private final dev.segstore.node.index.NodeIndex index;
     private final MetaClient meta;
+    private final MetaCalls metaCalls;
     private final RpcServer server;
     private final Map<Hosted.Key, Hosted> hosted = new ConcurrentHashMap<>();
     private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
@@ -105,6 +106,24 @@ public final class StorageNode implements AutoCloseable {
         default long delayMs(int fromNode, String toAddress, String method) {
             return 0;
         }
+
+        /**
+         * Asked before every call this node makes to the meta-service (registration, heartbeat, ISR proposal,
+         * roll, controlled shutdown; {@code method} as {@link dev.segstore.protocol.MetaMethods} names it):
+         * whether its request or its answer is lost ({@link MetaCalls}). Nothing is lost by default.
+         */
+        default MetaDrop metaDrop(int fromNode, String method) {
+            return MetaDrop.NONE;
+        }
+    }
+
+    /** What the fault seam does to one call of this node to the meta-service ({@link PeerFaults#metaDrop}). */
+    public enum MetaDrop {
+        NONE,
+        /** The request never reaches the meta-service: the call fails UNAVAILABLE at once. */
+        REQUEST,
+        /** The meta-service gets and applies the request; its answer never comes back: the call fails TIMEOUT. */
+        ANSWER
     }
 
 
@@ -116,9 +135,10 @@ public final class StorageNode implements AutoCloseable {
                 () -> hosted.values().stream().map(h -> h.partition).toList(), directory);
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000, config.tls(), config.outgoingHost());
+        this.metaCalls = new MetaCalls(config.nodeId(), faults);
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), config.outgoingHost(), nodeAddresses, owners, faults,
                 (key, h) -> hosted.get(key) == h, this::requestHeartbeat, config.tls());
-        this.reconciler = new AssignmentReconciler(config, directory, index, meta, hosted, nodeAddresses, fetchers,
+        this.reconciler = new AssignmentReconciler(config, directory, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
                 this::requestHeartbeat, () -> closed, clocks.monotonicMs());
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls())
                 .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
@@ -213,7 +233,9 @@ public final class StorageNode implements AutoCloseable {
 
     private void register() {
         try {
-            NodeAssignments a = meta.registerNode(config.nodeId(), config.registeredHost(), config.registeredPort(boundPort), !directory.isOnline(), instanceId).get(30, TimeUnit.SECONDS);
+            NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.REGISTER_NODE,
+                    () -> meta.registerNode(config.nodeId(), config.registeredHost(), config.registeredPort(boundPort), !directory.isOnline(),
+                            instanceId)).get(30, TimeUnit.SECONDS);
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
             reconciler.applyRegistration(a);
@@ -258,8 +280,9 @@ public final class StorageNode implements AutoCloseable {
         try {
             // A failed data directory is reported with every heartbeat: the controller fences this node at once
             // (its leaderships move, it leaves every ISR) instead of after the session timeout.
-            NodeAssignments a = meta.heartbeat(config.nodeId(), incarnation, !directory.isOnline(), reconciler.appliedVersion())
-                    .get(10, TimeUnit.SECONDS);
+            long current = incarnation;
+            NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.HEARTBEAT,
+                    () -> meta.heartbeat(config.nodeId(), current, !directory.isOnline(), reconciler.appliedVersion())).get(10, TimeUnit.SECONDS);
             reconciler.apply(a);
         } catch (Exception e) {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
@@ -576,7 +599,8 @@ public final class StorageNode implements AutoCloseable {
                     return false;
                 }
                 try {
-                    NodeAssignments a = meta.controlledShutdown(config.nodeId(), current).get(remaining(deadline), TimeUnit.NANOSECONDS);
+                    NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.CONTROLLED_SHUTDOWN,
+                            () -> meta.controlledShutdown(config.nodeId(), current)).get(remaining(deadline), TimeUnit.NANOSECONDS);
                     control.submit(() -> reconciler.apply(a)).get(remaining(deadline), TimeUnit.NANOSECONDS);
                     led = a.getSegmentsList().stream().filter(x -> x.getLeader() == config.nodeId()).count();
                     if (led == 0) {
