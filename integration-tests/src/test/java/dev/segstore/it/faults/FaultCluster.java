@@ -100,8 +100,12 @@ final class FaultCluster implements AutoCloseable {
         cluster.stopNode(id);
     }
 
+    /**
+     * Starts node {@code id} and waits for its registration, unless a fault cuts it from the meta-service: then it
+     * registers once the fault ends (waiting would hold the nemesis, which ends that fault, for 30 s).
+     */
     void startNode(int id) throws Exception {
-        cluster.startNode(id);
+        cluster.startNode(id, !network.cutFromMeta(id));
     }
 
     /**

@@ -50,6 +50,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 class FaultScheduleProperties {
     static final int DEFAULT_TRIES = 200;
     static final long TRY_TIMEOUT_MS = 120_000;
+    /** A run that passes but takes longer than this has its schedule and nemesis log printed. */
+    static final long SLOW_RUN_MS = 15_000;
 
     private static String seed = "";
     private static boolean campaign;
@@ -125,6 +127,9 @@ class FaultScheduleProperties {
         }
         if (!result.passed()) {
             System.out.println(result.failure());
+        } else if (result.runMs() > SLOW_RUN_MS) {
+            System.out.println("fault run " + runId + " passed but took " + result.runMs() + " ms\n" + schedule + "\nnemesis:\n  "
+                    + String.join("\n  ", result.nemesisLog()));
         }
         assertTrue(campaign || result.passed(), result::failure);
     }

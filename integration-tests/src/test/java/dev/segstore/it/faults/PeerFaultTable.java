@@ -69,6 +69,11 @@ final class PeerFaultTable implements StorageNode.PeerFaults {
         metaCuts.clear();
     }
 
+    /** Whether a fault cuts {@code node} from the meta-service now (it cannot register). */
+    boolean cutFromMeta(int node) {
+        return metaCuts.values().stream().anyMatch(c -> c.node() == node);
+    }
+
     @Override
     public StorageNode.MetaDrop metaDrop(int fromNode, String method) {
         if (metaCuts.isEmpty()) {

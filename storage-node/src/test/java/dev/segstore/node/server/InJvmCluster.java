@@ -114,12 +114,22 @@ public final class InJvmCluster implements AutoCloseable {
 
     /** Starts storage node {@code id} (again) on its data directory; port 0: it binds a free port and registers it. */
     public StorageNode startNode(int id) throws Exception {
+        return startNode(id, true);
+    }
+
+    /**
+     * As {@link #startNode(int)}; {@code awaitRegistration} false returns once the node serves, without waiting
+     * for its registration (a fault test whose node cannot reach the meta-service yet).
+     */
+    public StorageNode startNode(int id, boolean awaitRegistration) throws Exception {
         nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses,
                 timings.heartbeatMs(), timings.replicaMaxLagMs(),
                 dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0)
                 .withTls(tls), faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
-        waitFor("storage node " + id + " to register", 30_000, started::registered);
+        if (awaitRegistration) {
+            waitFor("storage node " + id + " to register", 30_000, started::registered);
+        }
         return started;
     }
 
