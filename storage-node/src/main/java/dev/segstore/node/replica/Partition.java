@@ -111,6 +111,14 @@ public final class Partition {
     /** Follower: bumped at every reason to truncate again, so a truncation that ran meanwhile does not count. */
     private long followerGeneration;
 
+    /**
+     * Follower: whether the latest assignment lists this replica in the segment's ISR. A sealed segment's follower
+     * outside it answers no read: deletes are acknowledged once the ISR holds their tombstones, so one outside it
+     * may lack some, and would return records deleted since (DELETE_UNDONE in the fault schedules: a reader whose
+     * route still named a fenced follower in the ISR).
+     */
+    private boolean inAssignedIsr = true;
+
     private long highWatermark;
     /**
      * Leader: the log end when it took the lead in its epoch. An earlier leader may have acknowledged anything
@@ -211,6 +219,10 @@ public final class Partition {
         if (role == Role.LEADER && !log.isOnline()) {
             throw offline(); // fenced for it, or about to be: what it holds may be behind its successor's
         }
+        if (role != Role.LEADER && !inAssignedIsr && knownSealEnd() >= 0) {
+            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": not in the ISR of this sealed segment as last assigned: "
+                    + "it may lack acknowledged deletes; read another member");
+        }
         if (knownSealEnd() < 0 && routeEpoch >= 0 && (role != Role.LEADER || leaderEpoch != routeEpoch)) {
             if (routeEpoch > leaderEpoch) {
                 throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": the reader's route names leader epoch " + routeEpoch
@@ -285,6 +297,11 @@ public final class Partition {
         LOG.info("{}: leader in epoch {}, ISR {} (v{}), log end {}, high watermark {}", name, epoch, isr, isrVersion,
                 log.logEndOffset(), highWatermark);
         maybeAdvanceHighWatermark();
+    }
+
+    /** Follower: the segment's ISR as the controller last assigned it (see {@link #readableHighWatermark(int)}). */
+    public synchronized void assignedIsr(List<Integer> isr) {
+        this.inAssignedIsr = isr.contains(localId);
     }
 
     /** Follows {@code leader} in {@code epoch}; writes waiting for acknowledgement fail with NOT_LEADER. */

@@ -138,6 +138,7 @@ final class AssignmentReconciler {
                     // way this replica leads no more. With no leader it waits as a follower and fetches nothing.
                     h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
                 }
+                h.partition.assignedIsr(s.getIsrList());
                 if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
                     h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
                 }

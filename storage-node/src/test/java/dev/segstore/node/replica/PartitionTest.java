@@ -290,6 +290,29 @@ class PartitionTest extends PartitionFixture {
     }
 
     @Test
+    void aSealedFollowerOutsideTheIsrAnswersNoReadAsItMayLackAcknowledgedDeletes() throws Exception {
+        writeAcknowledged(3);
+        for (int node = 1; node <= 3; node++) {
+            replicas[node].markSealed(0, 3);
+        }
+        // Node 3 leaves the ISR (the controller fenced it, say), then a delete is acknowledged without it.
+        replicas[1].onControllerIsr(0, List.of(1, 2), 1);
+        replicas[3].assignedIsr(List.of(1, 2));
+        CompletableFuture<Long> deleted = replicas[1].delete(List.of(1L));
+        fetchRound(1, 2);
+        fetchRound(1, 2);
+        assertEquals(1L, await(deleted));
+        assertEquals(List.of(1L), replicas[2].readForConsumer(0, 10, 1 << 20).deleted(), "an ISR member has the tombstone");
+        ReplicaException refused = assertThrows(ReplicaException.class, () -> replicas[3].readForConsumer(0, 10, 1 << 20),
+                "node 3 lacks the tombstone: offset 1 would come back deleted or not");
+        assertEquals(ErrorCode.UNAVAILABLE, refused.code());
+        // Back in the ISR (it fetched the tombstone first), it answers again.
+        fetchRound(1, 3);
+        replicas[3].assignedIsr(List.of(1, 2, 3));
+        assertEquals(List.of(1L), replicas[3].readForConsumer(0, 10, 1 << 20).deleted());
+    }
+
+    @Test
     void aConsumerReadAtOrPastTheSealedEndSaysTheSegmentIsSealedThere() throws Exception {
         replicas[1].configureRoll(Long.MAX_VALUE, 5_000, (epoch, end) -> CompletableFuture.completedFuture(null));
         CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);
