@@ -188,22 +188,6 @@ public final class Partition {
         return highWatermark;
     }
 
-    /**
-     * Where this segment ends, or may end, for answers that tell a client whether later segments exist
-     * (node.proto, {@code sealed}): the known seal ({@link #knownSealEnd()}); else, for a leader that is sealing
-     * (full or old, it takes no more writes and has asked, or is about to ask, the controller to seal), its log
-     * end: the seal may have committed while its answer was lost, and a client whose route calls this segment
-     * open must then look at a fresh route rather than take this segment's end for the shard's (the fault
-     * schedules found deletes by key that never reached the next segment: DELETE_UNDONE); -1 while open.
-     */
-    public synchronized long mayBeSealedAt() {
-        long known = knownSealEnd();
-        if (known >= 0) {
-            return known;
-        }
-        return role == Role.LEADER && roll.refusesWrites() ? log.logEndOffset() : -1;
-    }
-
     /** {@link #readableHighWatermark(int)} for a reader whose route names no epoch. */
     public long readableHighWatermark() {
         return readableHighWatermark(-1);
@@ -1199,7 +1183,7 @@ public final class Partition {
         long sealedEnd;
         synchronized (this) {
             hw = readableHighWatermark(routeEpoch);
-            sealedEnd = mayBeSealedAt();
+            sealedEnd = knownSealEnd();
         }
         if (sealedEnd >= 0 && offset >= sealedEnd) {
             // Past this segment: a later one holds it. Not OFFSET_OUT_OF_RANGE, which a client cannot tell from
