@@ -188,6 +188,22 @@ public final class Partition {
         return highWatermark;
     }
 
+    /**
+     * Where this segment ends, or may end, for answers that tell a client whether later segments exist
+     * (node.proto, {@code sealed}): the known seal ({@link #knownSealEnd()}); else, for a leader that is sealing
+     * (full or old, it takes no more writes and has asked, or is about to ask, the controller to seal), its log
+     * end: the seal may have committed while its answer was lost, and a client whose route calls this segment
+     * open must then look at a fresh route rather than take this segment's end for the shard's (the fault
+     * schedules found deletes by key that never reached the next segment: DELETE_UNDONE); -1 while open.
+     */
+    public synchronized long mayBeSealedAt() {
+        long known = knownSealEnd();
+        if (known >= 0) {
+            return known;
+        }
+        return role == Role.LEADER && roll.refusesWrites() ? log.logEndOffset() : -1;
+    }
+
     /** {@link #readableHighWatermark(int)} for a reader whose route names no epoch. */
     public long readableHighWatermark() {
         return readableHighWatermark(-1);
@@ -570,23 +586,24 @@ public final class Partition {
      */
     public synchronized CompletableFuture<Long> delete(List<Long> offsets) {
         if (role != Role.LEADER) {
-            return CompletableFuture.failedFuture(notLeader());
+            return CompletableFuture.failedFuture(notLeader().notApplied());
         }
         if (isr.size() < config.minInSyncReplicas()) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_ENOUGH_REPLICAS, name + ": ISR "
-                    + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members"));
+                    + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members").notApplied());
         }
         long readable;
         try {
             readable = readableHighWatermark();
         } catch (ReplicaException e) {
-            return CompletableFuture.failedFuture(e);
+            return CompletableFuture.failedFuture(e.notApplied());
         }
+        // Every refusal above and below comes before a tombstone is written: not applied, so a client may retry.
         List<Long> live = new ArrayList<>();
         for (long o : offsets) {
             if (o < log.logStartOffset() || o >= readable) {
                 return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.OFFSET_OUT_OF_RANGE, name + ": offset " + o
-                        + " is not in this segment's committed range [" + log.logStartOffset() + ", " + highWatermark + ")"));
+                        + " is not in this segment's committed range [" + log.logStartOffset() + ", " + highWatermark + ")").notApplied());
             }
             if (!tombstones.isDeleted(o) && !live.contains(o)) {
                 live.add(o);
@@ -1183,7 +1200,7 @@ public final class Partition {
         long sealedEnd;
         synchronized (this) {
             hw = readableHighWatermark(routeEpoch);
-            sealedEnd = knownSealEnd();
+            sealedEnd = mayBeSealedAt();
         }
         if (sealedEnd >= 0 && offset >= sealedEnd) {
             // Past this segment: a later one holds it. Not OFFSET_OUT_OF_RANGE, which a client cannot tell from

@@ -315,7 +315,7 @@ public final class StorageNode implements AutoCloseable {
     private CompletableFuture<Message> readIndexed(dev.segstore.protocol.node.IndexReadRequest r, boolean byKey) {
         try {
             Hosted h = hostedOrFail(r.getSegment());
-            long sealedEnd = h.partition.knownSealEnd();
+            long sealedEnd = h.partition.mayBeSealedAt();
             FetchResponse answer = h.index.read(r, byKey);
             return CompletableFuture.completedFuture(sealedEnd < 0 ? answer
                     : answer.toBuilder().setSealed(true).setSealedEnd(sealedEnd).build());
@@ -327,7 +327,7 @@ public final class StorageNode implements AutoCloseable {
     private CompletableFuture<Message> offsetForTimestamp(dev.segstore.protocol.node.TimestampRequest r) {
         try {
             Hosted h = hostedOrFail(r.getSegment());
-            long sealedEnd = h.partition.knownSealEnd(); // before the high watermark: a seal known then is still known
+            long sealedEnd = h.partition.mayBeSealedAt(); // before the high watermark: a seal known then is still known
             long hw = h.partition.readableHighWatermark(Hosted.Key.routeEpoch(r.getSegment()));
             java.util.OptionalLong o = h.partition.log().offsetForTimestamp(r.getTimestamp(), hw);
             return CompletableFuture.completedFuture(dev.segstore.protocol.node.TimestampResponse.newBuilder()
@@ -482,13 +482,20 @@ public final class StorageNode implements AutoCloseable {
                 if (r.getKey().isEmpty()) {
                     throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "a delete by key needs a key");
                 }
-                offsets = h.index.liveOffsetsByKey(r.getKey());
+                try {
+                    offsets = h.index.liveOffsetsByKey(r.getKey());
+                } catch (RuntimeException e) {
+                    // Refused before anything was deleted (a leader whose watermark is not readable yet, say): the
+                    // client may send it again without wondering whether this attempt deleted something.
+                    RpcException w = wire(e);
+                    throw new RpcException(w.code(), w.getMessage(), w.leaderHint(), w.leaderEpoch(), true);
+                }
             } else {
                 if (r.getOffsetsCount() == 0) {
                     throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "a delete needs at least one offset, or a key");
                 }
                 offsets = r.getOffsetsList();
-                long sealedEnd = h.partition.knownSealEnd();
+                long sealedEnd = h.partition.mayBeSealedAt();
                 if (sealedEnd >= 0 && offsets.stream().anyMatch(o -> o >= sealedEnd)) {
                     // In a later segment: nothing deleted, and the answer says where this one ends (node.proto).
                     return CompletableFuture.completedFuture(DeleteResponse.newBuilder().setDeleted(0).setSealed(true)
@@ -499,7 +506,7 @@ public final class StorageNode implements AutoCloseable {
                     .<Message>thenApply(n -> {
                         // Read after the delete: a by-key delete that ran while the segment was sealed tells the
                         // client to look in the later segments too.
-                        long sealedEnd = h.partition.knownSealEnd();
+                        long sealedEnd = h.partition.mayBeSealedAt();
                         return DeleteResponse.newBuilder().setDeleted(n).setSealed(sealedEnd >= 0).setSealedEnd(Math.max(0, sealedEnd)).build();
                     })
                     .exceptionally(e -> {

@@ -313,6 +313,25 @@ class PartitionTest extends PartitionFixture {
     }
 
     @Test
+    void aLeaderWhoseRollIsUnansweredSaysTheSegmentMayEndAtItsLogEnd() throws Exception {
+        // The roll's answer never comes (lost): the controller may have sealed the segment and opened the next one.
+        replicas[1].configureRoll(Long.MAX_VALUE, 5_000, (epoch, end) -> new CompletableFuture<>());
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(ack);
+        assertEquals(-1, replicas[1].mayBeSealedAt(), "open and taking writes");
+        clock.addAndGet(5_000);
+        replicas[1].maybeRetryRoll(); // old: sealing, the roll asked
+        assertEquals(-1, replicas[1].sealedEnd(), "not sealed as far as it knows");
+        assertEquals(3, replicas[1].mayBeSealedAt(), "but a client must not take its end for the shard's");
+        Partition.ConsumerSlice atEnd = replicas[1].readForConsumer(3, 10, 1 << 20);
+        assertEquals(3, atEnd.sealedEnd(), "a read at its end says the segment may end there: the client looks at a fresh route");
+        assertEquals(-1, replicas[2].mayBeSealedAt(), "a follower knows nothing of the roll");
+    }
+
+    @Test
     void aConsumerReadAtOrPastTheSealedEndSaysTheSegmentIsSealedThere() throws Exception {
         replicas[1].configureRoll(Long.MAX_VALUE, 5_000, (epoch, end) -> CompletableFuture.completedFuture(null));
         CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);

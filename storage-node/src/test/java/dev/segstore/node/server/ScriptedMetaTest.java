@@ -159,6 +159,45 @@ class ScriptedMetaTest {
         InJvmCluster.waitFor("the heartbeat to report the offline directory", 30_000, () -> offlineReports.get() > 0);
     }
 
+    /**
+     * A delete by key sent to a leader whose high watermark has not reached the offset it took the lead at is
+     * refused before anything is deleted, and says so (not_applied): the client then retries it without calling
+     * the outcome unknown. Found by SegmentEngineMultiAdapterTest (1 run in 5): a delete by key that reached a
+     * just-rolled segment's new leader failed OUTCOME_UNKNOWN, "an earlier attempt in segment(s) [4] may have deleted some".
+     */
+    @Test
+    void aDeleteByKeyRefusedForAWatermarkNotReadableYetSaysNothingWasDeleted() throws Exception {
+        answer.set(assignments(10, true)); // node 1 alone: its write is acknowledged
+        start();
+        InJvmCluster.waitFor("the node to lead the segment", 30_000, () -> node.partition(SHARD_ID, 0) != null
+                && node.partition(SHARD_ID, 0).role() == dev.segstore.node.replica.Partition.Role.LEADER);
+        SegmentRef ref = SegmentRef.newBuilder().setShardId(SHARD_ID).setSequence(0).build();
+        try (RpcClient client = new RpcClient(1, Frames.DEFAULT_MAX_FRAME_BYTES)) {
+            client.call("127.0.0.1:" + node.port(), NodeMethods.PRODUCE, ProduceRequest.newBuilder().setSegment(ref)
+                    .addRecords(Record.newBuilder().setTimestamp(1).setKey("k").setPayload(ByteString.copyFromUtf8("x")))
+                    .setProducerId(5).setBaseSequence(0).build(), ProduceResponse.parser(), 10_000).get(30, TimeUnit.SECONDS);
+        }
+        node.close();
+        // Back as leader in epoch 1 of replicas 1 and 2 (node 2 never comes): its watermark starts at 0, below
+        // the log end it leads from, and no follower fetches to move it.
+        NodeAssignments two = assignments(20, true);
+        answer.set(two.toBuilder().setSegments(0, two.getSegments(0).toBuilder().addReplicas(2).addIsr(2).setLeaderEpoch(1))
+                .setShards(0, two.getShards(0).toBuilder().setSettings(two.getShards(0).getSettings().toBuilder()
+                        .setReplicaCount(2).setMinInSyncReplicas(2))).build());
+        startNode();
+        InJvmCluster.waitFor("the node to lead in epoch 1", 30_000, () -> node.partition(SHARD_ID, 0) != null
+                && node.partition(SHARD_ID, 0).role() == dev.segstore.node.replica.Partition.Role.LEADER
+                && node.partition(SHARD_ID, 0).leaderEpoch() == 1);
+        try (RpcClient client = new RpcClient(1, Frames.DEFAULT_MAX_FRAME_BYTES)) {
+            ExecutionException e = assertThrows(ExecutionException.class, () -> client.call("127.0.0.1:" + node.port(), NodeMethods.DELETE,
+                    dev.segstore.protocol.node.DeleteRequest.newBuilder().setSegment(ref).setByKey(true).setKey("k").build(),
+                    dev.segstore.protocol.node.DeleteResponse.parser(), 10_000).get(30, TimeUnit.SECONDS));
+            RpcException re = (RpcException) e.getCause();
+            assertEquals(ErrorCode.UNAVAILABLE.code(), re.code(), String.valueOf(re));
+            assertTrue(re.notApplied(), "refused before deleting anything, and says so: " + re);
+        }
+    }
+
     @Test
     void aReplicaThatCannotBeOpenedDoesNotKeepTheOthersFromTheirAssignments() throws Exception {
         // Segment 0 of shard 6 cannot be opened (a start offset the log refuses stands in for a damaged log);
