@@ -31,7 +31,7 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>Timeouts are shortened ({@link #TIMINGS}) so that a failover takes a fraction of a second: Raft election
  * 300 ms, storage-node session 600 ms (the least twice the election timeout allows), heartbeats every 100 ms,
- * replica lag limit 400 ms.
+ * replica lag limit 400 ms, read lease 500 ms (five heartbeats).
  *
  * <p>Thread contract: the nemesis and the runner call the fault methods from one thread at a time; the
  * adapters and the fault table are thread-safe.

@@ -124,7 +124,7 @@ final class ProcCluster implements AutoCloseable {
                 Files.writeString(dir.resolve("node.properties"), String.join("\n",
                         "node.id=" + id, "host=" + nodeHost(id), "port=" + port, "data.dir=data",
                         "advertised.host=127.0.0.1", "advertised.port=" + proxy.address().getPort(), "bind.outgoing=true",
-                        "meta.addresses=" + String.join(",", metaProxies), "heartbeat.ms=200", "replica.max.lag.ms=1000",
+                        "meta.addresses=" + String.join(",", metaProxies), "heartbeat.ms=200", "replica.max.lag.ms=1000", "read.lease.ms=1000",
                         "controlled.shutdown.timeout.ms=5000", ""));
                 startNode(id);
             }

@@ -23,6 +23,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 
 /**
@@ -118,6 +119,22 @@ public final class Partition {
      * route still named a fenced follower in the ISR).
      */
     private boolean inAssignedIsr = true;
+    /**
+     * When the heartbeat was sent whose answer last listed this replica in the ISR (monotonic ms; at first when the
+     * replica was opened, which the assignment that opens it overwrites at once). A replica of a sealed segment
+     * serves reads only until {@code readLeaseMs} after it: a member dropped from the ISR while it could not hear of
+     * it (cut off from the meta-service, its heartbeat answers lost) must stop before its leader acknowledges a
+     * delete that it lacks, and the leader holds such acknowledgements for {@code readLeaseMs} after the drop
+     * ({@link #deletesHeldUntilMs}). The fault schedules found deletes undone through such a member.
+     */
+    private long isrConfirmedAtMs;
+    /**
+     * Leader: deletes are not acknowledged before this time (monotonic ms): {@code readLeaseMs} after its ISR lost
+     * a member, or after it took the lead of an ISR smaller than the replicas (a member was dropped, maybe lately).
+     */
+    private long deletesHeldUntilMs = Long.MIN_VALUE;
+    /** Leader: a release of held deletes is scheduled. */
+    private boolean heldDeletesRelease;
 
     private long highWatermark;
     /**
@@ -155,6 +172,7 @@ public final class Partition {
         this.localId = localId;
         this.config = config;
         this.monotonicMs = monotonicMs;
+        this.isrConfirmedAtMs = this.monotonicMs.getAsLong();
         this.proposer = proposer;
     }
 
@@ -239,6 +257,11 @@ public final class Partition {
             throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": not in the ISR of this sealed segment as last assigned: "
                     + "it may lack acknowledged deletes; read another member");
         }
+        if (knownSealEnd() >= 0 && (isrConfirmedAtMs == Long.MIN_VALUE || monotonicMs.getAsLong() - isrConfirmedAtMs > config.readLeaseMs())) {
+            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": no heartbeat answer sent within read.lease.ms = " + config.readLeaseMs()
+                    + " ms confirmed this replica in the sealed segment's ISR: it may have been dropped and lack acknowledged deletes;"
+                    + " read another member");
+        }
         if (knownSealEnd() < 0 && routeEpoch >= 0 && (role != Role.LEADER || leaderEpoch != routeEpoch)) {
             if (routeEpoch > leaderEpoch) {
                 throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": the reader's route names leader epoch " + routeEpoch
@@ -294,6 +317,9 @@ public final class Partition {
         this.isr = List.copyOf(isr);
         this.isrVersion = isrVersion;
         this.leaderEpochStart = log.logEndOffset();
+        if (this.isr.size() < this.replicas.size()) {
+            holdDeletes(now); // a member was dropped, perhaps just now, and may not know it yet
+        }
         pendingIsr.settle();
         followers.clear();
         joinRefusedAtMs.clear();
@@ -315,9 +341,13 @@ public final class Partition {
         maybeAdvanceHighWatermark();
     }
 
-    /** Follower: the segment's ISR as the controller last assigned it (see {@link #readableHighWatermark(int)}). */
-    public synchronized void assignedIsr(List<Integer> isr) {
+    /**
+     * The segment's ISR as the controller last assigned it, in the answer to a call sent at {@code sentAtMs} (this
+     * partition's monotonic clock; see {@link #readableHighWatermark(int)}).
+     */
+    public synchronized void assignedIsr(List<Integer> isr, long sentAtMs) {
         this.inAssignedIsr = isr.contains(localId);
+        this.isrConfirmedAtMs = inAssignedIsr ? sentAtMs : Long.MIN_VALUE;
     }
 
     /** Follows {@code leader} in {@code epoch}; writes waiting for acknowledgement fail with NOT_LEADER. */
@@ -653,7 +683,7 @@ public final class Partition {
             highWatermark = hw;
         }
         tombstoneWatermark = IsrPolicy.tombstoneWatermark(tombstones.end(), counted, localId, followers, tombstoneWatermark);
-        while (!deletesWaiting.isEmpty() && deletesWaiting.firstKey() <= tombstoneWatermark) {
+        while (!deletesWaiting.isEmpty() && deletesWaiting.firstKey() <= tombstoneWatermark && deletesReleased()) {
             deletesWaiting.pollFirstEntry().getValue().forEach(Runnable::run);
         }
         maybeRequestRoll();
@@ -965,10 +995,40 @@ public final class Partition {
         if (committedVersion <= isrVersion) {
             return;
         }
+        if (!committedIsr.containsAll(isr)) {
+            holdDeletes(monotonicMs.getAsLong()); // the dropped member may serve reads until its lease ends
+        }
         isr = List.copyOf(committedIsr);
         isrVersion = committedVersion;
         pendingIsr.settle();
         maybeAdvanceHighWatermark();
+    }
+
+    /**
+     * Leader: acknowledges no delete before {@code readLeaseMs} from {@code nowMs}: a member that left the ISR
+     * without hearing of it serves sealed reads until its lease ends ({@link #isrConfirmedAtMs}), and would
+     * return the records such a delete removed.
+     */
+    private void holdDeletes(long nowMs) {
+        deletesHeldUntilMs = Math.max(deletesHeldUntilMs, nowMs + config.readLeaseMs());
+    }
+
+    /** Whether held deletes may be acknowledged now; else schedules a look once the hold ends. */
+    private boolean deletesReleased() {
+        long wait = deletesHeldUntilMs - monotonicMs.getAsLong();
+        if (deletesHeldUntilMs == Long.MIN_VALUE || wait <= 0) {
+            return true;
+        }
+        if (!heldDeletesRelease) {
+            heldDeletesRelease = true;
+            CompletableFuture.delayedExecutor(wait, TimeUnit.MILLISECONDS).execute(() -> {
+                synchronized (this) {
+                    heldDeletesRelease = false;
+                    maybeAdvanceHighWatermark();
+                }
+            });
+        }
+        return false;
     }
 
     // ---- follower ------------------------------------------------------------------------------------------

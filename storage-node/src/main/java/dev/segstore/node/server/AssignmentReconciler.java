@@ -88,8 +88,12 @@ final class AssignmentReconciler {
      * Reconciles hosted replicas with the assignments (control thread). An answer older than one applied
      * already (a lower metadata version: a deposed meta leader's, or one overtaken on the way) is ignored, and
      * a replica is deleted only on the word of an answer at least as new as the metadata that created it.
+     *
+     * @param sentAtMs when the call that brought the answer was sent (the replicas' monotonic clock): the answer
+     *                 was read from the meta-service's committed state after it, so an ISR membership it lists held
+     *                 then, and lets the replica serve sealed reads until {@code read.lease.ms} after it
      */
-    synchronized void apply(NodeAssignments a) {
+    synchronized void apply(NodeAssignments a, long sentAtMs) {
         if (closed.getAsBoolean()) {
             return;
         }
@@ -138,7 +142,7 @@ final class AssignmentReconciler {
                     // way this replica leads no more. With no leader it waits as a follower and fetches nothing.
                     h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
                 }
-                h.partition.assignedIsr(s.getIsrList());
+                h.partition.assignedIsr(s.getIsrList(), sentAtMs);
                 if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
                     h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
                 }
@@ -184,8 +188,8 @@ final class AssignmentReconciler {
      * the registration commits after every command whose assignments this node saw before, so its answer is at
      * least as new as the metadata that created any log on this disk.
      */
-    synchronized void applyRegistration(NodeAssignments a) {
-        apply(a);
+    synchronized void applyRegistration(NodeAssignments a, long sentAtMs) {
+        apply(a, sentAtMs);
         if (metadataVersion != a.getMetadataVersion() || closed.getAsBoolean()) {
             return; // ignored as older than what was applied: it may not list what is newer
         }
@@ -211,7 +215,7 @@ final class AssignmentReconciler {
         int minIsr = shard == null ? 1 : Math.max(1, shard.getSettings().getMinInSyncReplicas());
         Durability durability = shard != null && shard.getSettings().getDurability() == DurabilityMode.PAGE_CACHE
                 ? Durability.PAGE_CACHE : Durability.FSYNC;
-        ReplicaConfig rc = new ReplicaConfig(minIsr, config.replicaMaxLagMs(), durability);
+        ReplicaConfig rc = new ReplicaConfig(minIsr, config.replicaMaxLagMs(), durability, config.readLeaseMs());
         IsrProposer proposer = (epoch, version, isr) -> metaCalls.call(dev.segstore.protocol.MetaMethods.PROPOSE_ISR,
                 () -> meta.proposeIsr(ProposeIsrRequest.newBuilder()
                 .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)

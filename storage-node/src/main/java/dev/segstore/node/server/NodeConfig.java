@@ -41,15 +41,22 @@ import java.util.Set;
  *                        proxy) sees which node connects: several nodes on one machine, each on its own address
  * @param tls             TLS ({@code tls.*} keys, docs/security.md) on the data-plane port and on this node's calls to
  *                        its peers and the meta-service, or null: plain TCP
+ * @param readLeaseMs     how long an assignment that lists this node in a sealed segment's ISR lets it serve that
+ *                        segment's reads, counted from when the heartbeat that brought it was sent; and how long a
+ *                        leader holds the acknowledgement of deletes after its ISR lost a member (so a member that
+ *                        was dropped without hearing of it stops serving first). The same on every node
+ *                        ({@code read.lease.ms}; docs/architecture.md, "closed with a read lease")
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
                          long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
                          int metricsPort, long controlledShutdownTimeoutMs, String advertisedHost, int advertisedPort,
-                         boolean bindOutgoing, TlsConfig tls) {
+                         boolean bindOutgoing, TlsConfig tls, long readLeaseMs) {
     /** Owner threads when not set: one per core, at least 2. */
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** 10 s: moving leaderships takes one meta command; the rest is margin for a busy meta-service or a failover. */
     public static final long DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS = 10_000;
+    /** 3 s: six default heartbeats, half the meta-service's default session timeout. */
+    public static final long DEFAULT_READ_LEASE_MS = dev.segstore.node.replica.ReplicaConfig.DEFAULT_READ_LEASE_MS;
 
     private static final Set<String> KEYS = keys();
 
@@ -58,7 +65,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
                 "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
                 "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads", "metrics.port",
-                "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing"));
+                "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing", "read.lease.ms"));
         k.addAll(TlsConfig.KEYS);
         return Set.copyOf(k);
     }
@@ -82,7 +89,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                       long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort,
                       long controlledShutdownTimeoutMs) {
         this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
-                controlledShutdownTimeoutMs, null, -1, false, null);
+                controlledShutdownTimeoutMs, null, -1, false);
     }
 
     /** Without TLS. */
@@ -90,13 +97,19 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                       long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort,
                       long controlledShutdownTimeoutMs, String advertisedHost, int advertisedPort, boolean bindOutgoing) {
         this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
-                controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, null);
+                controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, null, DEFAULT_READ_LEASE_MS);
     }
 
     /** This configuration with TLS {@code tls} (null: none). */
     public NodeConfig withTls(TlsConfig tls) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs);
+    }
+
+    /** This configuration with {@code read.lease.ms} = {@code readLeaseMs}. */
+    public NodeConfig withReadLeaseMs(long readLeaseMs) {
+        return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs);
     }
 
     public NodeConfig {
@@ -116,6 +129,10 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         }
         if (heartbeatMs < 10 || replicaMaxLagMs < 10) {
             throw new IllegalArgumentException("heartbeat.ms and replica.max.lag.ms must be >= 10");
+        }
+        if (readLeaseMs <= heartbeatMs) {
+            throw new IllegalArgumentException("read.lease.ms = " + readLeaseMs + " must be > heartbeat.ms = " + heartbeatMs
+                    + " (several heartbeats: a node serves sealed reads only while a recent one confirmed its ISR membership)");
         }
         if (metricsPort < -1 || metricsPort > 65535) {
             throw new IllegalArgumentException("metrics.port = " + metricsPort + " must be in 0..65535 (or -1: none)");
@@ -176,7 +193,8 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                     (int) number(p, "owner.threads", DEFAULT_OWNER_THREADS), (int) signed(p, "metrics.port", -1),
                     number(p, "controlled.shutdown.timeout.ms", DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS),
                     p.getProperty("advertised.host"), (int) signed(p, "advertised.port", -1), bool(p, "bind.outgoing", false),
-                    TlsConfig.fromSettings(p::getProperty, base, "storage-node settings in " + file));
+                    TlsConfig.fromSettings(p::getProperty, base, "storage-node settings in " + file),
+                    number(p, "read.lease.ms", DEFAULT_READ_LEASE_MS));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }

@@ -127,7 +127,11 @@ public final class StorageNode implements AutoCloseable {
     }
 
 
+    /** The replicas' monotonic clock: when heartbeats are sent ({@code read.lease.ms} counts from there). */
+    private final java.util.function.LongSupplier monotonicMs;
+
     private StorageNode(NodeConfig config, PeerFaults faults, dev.segstore.log.io.LogFiles files, NodeClocks clocks) throws Exception {
+        this.monotonicMs = clocks.monotonicMs();
         this.config = config;
         this.owners = new ShardOwners(config.ownerThreads(), "node-" + config.nodeId() + "-owner");
         this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory(), files, clocks.wallMs());
@@ -233,12 +237,13 @@ public final class StorageNode implements AutoCloseable {
 
     private void register() {
         try {
+            long sentAtMs = monotonicMs.getAsLong(); // the answer's ISR memberships hold from here (read.lease.ms)
             NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.REGISTER_NODE,
                     () -> meta.registerNode(config.nodeId(), config.registeredHost(), config.registeredPort(boundPort), !directory.isOnline(),
                             instanceId)).get(30, TimeUnit.SECONDS);
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
-            reconciler.applyRegistration(a);
+            reconciler.applyRegistration(a, sentAtMs);
         } catch (Exception e) {
             registrationFailures++;
             Throwable cause = e.getCause() != null ? e.getCause() : e;
@@ -281,9 +286,10 @@ public final class StorageNode implements AutoCloseable {
             // A failed data directory is reported with every heartbeat: the controller fences this node at once
             // (its leaderships move, it leaves every ISR) instead of after the session timeout.
             long current = incarnation;
+            long sentAtMs = monotonicMs.getAsLong(); // the answer's ISR memberships hold from here (read.lease.ms)
             NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.HEARTBEAT,
                     () -> meta.heartbeat(config.nodeId(), current, !directory.isOnline(), reconciler.appliedVersion())).get(10, TimeUnit.SECONDS);
-            reconciler.apply(a);
+            reconciler.apply(a, sentAtMs);
         } catch (Exception e) {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
             if (cause instanceof RpcException re && re.code() == ErrorCode.FENCED_EPOCH.code()) {
@@ -606,9 +612,10 @@ public final class StorageNode implements AutoCloseable {
                     return false;
                 }
                 try {
+                    long sentAtMs = monotonicMs.getAsLong();
                     NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.CONTROLLED_SHUTDOWN,
                             () -> meta.controlledShutdown(config.nodeId(), current)).get(remaining(deadline), TimeUnit.NANOSECONDS);
-                    control.submit(() -> reconciler.apply(a)).get(remaining(deadline), TimeUnit.NANOSECONDS);
+                    control.submit(() -> reconciler.apply(a, sentAtMs)).get(remaining(deadline), TimeUnit.NANOSECONDS);
                     led = a.getSegmentsList().stream().filter(x -> x.getLeader() == config.nodeId()).count();
                     if (led == 0) {
                         LOG.info("Storage node {} handed over its leaderships in {} ms; stopping", config.nodeId(),

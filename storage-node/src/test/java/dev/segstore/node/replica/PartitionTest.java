@@ -297,9 +297,11 @@ class PartitionTest extends PartitionFixture {
         }
         // Node 3 leaves the ISR (the controller fenced it, say), then a delete is acknowledged without it.
         replicas[1].onControllerIsr(0, List.of(1, 2), 1);
-        replicas[3].assignedIsr(List.of(1, 2));
+        replicas[3].assignedIsr(List.of(1, 2), clock.get());
         CompletableFuture<Long> deleted = replicas[1].delete(List.of(1L));
         fetchRound(1, 2);
+        fetchRound(1, 2);
+        clock.addAndGet(CONFIG.readLeaseMs()); // the leader holds the delete for the read lease after the ISR shrank
         fetchRound(1, 2);
         assertEquals(1L, await(deleted));
         assertEquals(List.of(1L), replicas[2].readForConsumer(0, 10, 1 << 20).deleted(), "an ISR member has the tombstone");
@@ -308,7 +310,44 @@ class PartitionTest extends PartitionFixture {
         assertEquals(ErrorCode.UNAVAILABLE, refused.code());
         // Back in the ISR (it fetched the tombstone first), it answers again.
         fetchRound(1, 3);
-        replicas[3].assignedIsr(List.of(1, 2, 3));
+        replicas[3].assignedIsr(List.of(1, 2, 3), clock.get());
+        assertEquals(List.of(1L), replicas[3].readForConsumer(0, 10, 1 << 20).deleted());
+    }
+
+    /**
+     * Node 3 is dropped from a sealed segment's ISR but hears nothing of it (its heartbeat answers are lost), so
+     * its last assignment still lists it. It serves reads only until read.lease.ms after the heartbeat that brought
+     * that assignment was sent, and the leader acknowledges a delete made without it only read.lease.ms after the
+     * ISR shrank: never while node 3 may still answer with the deleted record. Found by the fault schedules (seed
+     * -2554199558688349432, run 0092: DELETE_UNDONE through a fenced follower).
+     */
+    @Test
+    void aMemberDroppedWithoutHearingOfItStopsServingSealedReadsBeforeADeleteWithoutItIsAcknowledged() throws Exception {
+        writeAcknowledged(3);
+        for (int node = 1; node <= 3; node++) {
+            replicas[node].markSealed(0, 3);
+            replicas[node].assignedIsr(List.of(1, 2, 3), clock.get()); // every member's last heartbeat, sent now
+        }
+        long confirmed = clock.get();
+        clock.addAndGet(100);
+        replicas[1].onControllerIsr(0, List.of(1, 2), 1); // node 3 dropped; its answers are lost
+        CompletableFuture<Long> deleted = replicas[1].delete(List.of(1L));
+        fetchRound(1, 2);
+        fetchRound(1, 2);
+        assertEquals(List.of(), replicas[3].readForConsumer(0, 10, 1 << 20).deleted(), "node 3 still serves, without the tombstone");
+        assertFalse(deleted.isDone(), "acknowledged while node 3, dropped without hearing of it, still serves offset 1");
+        clock.set(confirmed + CONFIG.readLeaseMs() + 1);
+        ReplicaException refused = assertThrows(ReplicaException.class, () -> replicas[3].readForConsumer(0, 10, 1 << 20),
+                "node 3's lease ended: no heartbeat answer confirmed it in the ISR since");
+        assertEquals(ErrorCode.UNAVAILABLE, refused.code());
+        fetchRound(1, 2);
+        assertFalse(deleted.isDone(), "the leader holds the delete for the lease from when it learnt of the shrink");
+        clock.set(confirmed + 100 + CONFIG.readLeaseMs());
+        fetchRound(1, 2);
+        assertEquals(1L, await(deleted));
+        // A heartbeat answer that lists it again (it caught up and rejoined) lets it serve again.
+        fetchRound(1, 3);
+        replicas[3].assignedIsr(List.of(1, 2, 3), clock.get());
         assertEquals(List.of(1L), replicas[3].readForConsumer(0, 10, 1 << 20).deleted());
     }
 

@@ -38,8 +38,13 @@ public final class InJvmCluster implements AutoCloseable {
      * storage nodes' heartbeat period and replica lag limit. Fault runs shorten them so that a failover takes
      * a fraction of a second.
      */
-    public record Timings(int electionTimeoutMs, long sessionTimeoutMs, long heartbeatMs, long replicaMaxLagMs) {
+    /** @param readLeaseMs the storage nodes' {@code read.lease.ms} (five heartbeats unless given) */
+    public record Timings(int electionTimeoutMs, long sessionTimeoutMs, long heartbeatMs, long replicaMaxLagMs, long readLeaseMs) {
         public static final Timings DEFAULT = new Timings(600, 2_000, 200, 1_000);
+
+        public Timings(int electionTimeoutMs, long sessionTimeoutMs, long heartbeatMs, long replicaMaxLagMs) {
+            this(electionTimeoutMs, sessionTimeoutMs, heartbeatMs, replicaMaxLagMs, 5 * heartbeatMs);
+        }
     }
 
     public InJvmCluster() throws Exception {
@@ -125,7 +130,7 @@ public final class InJvmCluster implements AutoCloseable {
         nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses,
                 timings.heartbeatMs(), timings.replicaMaxLagMs(),
                 dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0)
-                .withTls(tls), faults.apply(id), files.apply(id));
+                .withTls(tls).withReadLeaseMs(timings.readLeaseMs()), faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
         if (awaitRegistration) {
             waitFor("storage node " + id + " to register", 30_000, started::registered);
