@@ -172,7 +172,7 @@ class MetaStateProperties {
         }
     }
 
-    private static void checkInvariants(MetaState s, Map<String, Integer> epochs, String context) {
+    static void checkInvariants(MetaState s, Map<String, Integer> epochs, String context) {
         MetaSnapshot snap = s.snapshot();
         Map<String, Boolean> unclean = new HashMap<>();
         snap.getShardsList().forEach(sh -> unclean.put(sh.getName(), sh.getSettings().getUncleanLeaderElection()));

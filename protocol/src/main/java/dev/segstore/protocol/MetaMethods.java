@@ -17,6 +17,7 @@ public final class MetaMethods {
     public static final String ALTER_SHARD = "meta.AlterShard";
     public static final String MOVE_LEADER = "meta.MoveLeader";
     public static final String LIST_GROUPS = "meta.ListGroups";
+    public static final String DECOMMISSION_NODE = "meta.DecommissionNode";
 
     private MetaMethods() {
     }

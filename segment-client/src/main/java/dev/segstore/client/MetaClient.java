@@ -125,6 +125,12 @@ public final class MetaClient implements AutoCloseable {
                 ShardRoute.parser());
     }
 
+    /** Decommissions storage node {@code nodeId} ({@code decommissioned} false: takes that back); answers what is left on it. */
+    public CompletableFuture<dev.segstore.protocol.meta.DecommissionNodeResponse> decommissionNode(int nodeId, boolean decommissioned) {
+        return call(MetaMethods.DECOMMISSION_NODE, dev.segstore.protocol.meta.DecommissionNodeRequest.newBuilder().setNodeId(nodeId)
+                .setDecommissioned(decommissioned).build(), dev.segstore.protocol.meta.DecommissionNodeResponse.parser());
+    }
+
     /** The committed offsets of {@code group} (every group if empty), by shard then group. */
     public CompletableFuture<List<dev.segstore.protocol.meta.GroupOffset>> listGroups(String group) {
         return call(MetaMethods.LIST_GROUPS, dev.segstore.protocol.meta.ListGroupsRequest.newBuilder().setGroup(group).build(),

@@ -98,6 +98,29 @@ final class AdminShardCommands {
         }
     }
 
+    @Command(name = "decommission", description = "Decommissions a storage node: it is placed on no new segment, its "
+            + "leaderships move to other in-sync replicas, and once it is stopped its replicas move to other nodes at once. "
+            + "Prints what is left on it; stop the node when it leads nothing (replicas it holds in an ISR stay until then).")
+    static final class Decommission implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        MetaAdminMain parent;
+        @Parameters(index = "0", description = "storage node id")
+        int node;
+        @Option(names = "--undo", description = "take a decommission back: the node is placed and may lead again")
+        boolean undo;
+
+        @Override
+        public Integer call() throws Exception {
+            try (MetaClient c = parent.client()) {
+                dev.segstore.protocol.meta.DecommissionNodeResponse r = get(c.decommissionNode(node, !undo));
+                parent.emit(r, () -> System.out.printf("storage node %d %s: leads %d segment(s) no other in-sync replica could take,"
+                        + " holds %d replica(s) of open and sealed segments%n", node, undo ? "is no longer decommissioned" : "is decommissioned",
+                        r.getLeaderships(), r.getReplicas()));
+            }
+            return 0;
+        }
+    }
+
     @Command(name = "groups", description = "Consumer groups and their committed offsets; with --lag, how far each is "
             + "behind its shard's end (asks each shard's open segment leader).")
     static final class Groups implements Callable<Integer> {

@@ -344,8 +344,8 @@ public final class Controller {
     /**
      * Replicas for the next segment of a roll: {@code count} live nodes as {@link #place}, or, when fewer are
      * alive (and not shutting down) but at least {@code minIsr}, those (the first leads) filled up with fenced
-     * and shutting-down nodes, whose replicas join the ISR once their node is back (registered again) and caught
-     * up. A shard keeps taking writes while it has {@code minIsr} live nodes, even across a roll or a restart.
+     * and shutting-down nodes (and decommissioned ones), whose replicas join the ISR once their node is back
+     * (registered again) and caught up. A shard keeps taking writes while it has {@code minIsr} live nodes, even across a roll or a restart.
      */
     public synchronized List<Integer> placeForRoll(int count, int minIsr) {
         long live = state.nodes().stream().filter(Controller::active).count();
@@ -357,7 +357,8 @@ public final class Controller {
                     + " live storage nodes to open the next segment, " + live + " are alive");
         }
         List<Integer> chosen = new ArrayList<>(place((int) live));
-        List<Integer> fenced = state.nodes().stream().filter(n -> n.getState() == NodeState.FENCED || n.getShuttingDown())
+        List<Integer> fenced = state.nodes().stream().filter(n -> n.getState() == NodeState.FENCED || n.getShuttingDown()
+                        || (n.getState() == NodeState.ALIVE && n.getDecommissioned()))
                 .map(StorageNode::getNodeId).sorted().toList();
         for (int id : fenced) {
             if (chosen.size() == count) {
@@ -374,9 +375,9 @@ public final class Controller {
         return chosen;
     }
 
-    /** Alive and not shutting down: may lead and be in the ISR of a new segment. */
+    /** Alive, not shutting down and not decommissioned: may be placed on a new segment and lead it. */
     private static boolean active(StorageNode n) {
-        return n.getState() == NodeState.ALIVE && !n.getShuttingDown();
+        return n.getState() == NodeState.ALIVE && !n.getShuttingDown() && !n.getDecommissioned();
     }
 
     public void close() {

@@ -28,7 +28,8 @@ import java.util.concurrent.TimeUnit;
         subcommands = {MetaAdminMain.Describe.class, MetaAdminMain.Health.class, MetaAdminMain.CreateShard.class,
                 MetaAdminMain.DeleteShard.class, MetaAdminMain.Route.class, MetaAdminMain.ListShards.class,
                 MetaAdminMain.RegisterNode.class, MetaAdminMain.Lag.class, AdminShardCommands.AlterShard.class,
-                AdminShardCommands.MoveLeader.class, AdminShardCommands.Groups.class, AdminShardCommands.ResetGroup.class})
+                AdminShardCommands.MoveLeader.class, AdminShardCommands.Groups.class, AdminShardCommands.ResetGroup.class,
+                AdminShardCommands.Decommission.class})
 public final class MetaAdminMain {
     /** The version in the jar's manifest (Implementation-Version), or "development" when run from classes. */
     public static final class Version implements CommandLine.IVersionProvider {
@@ -95,7 +96,8 @@ public final class MetaAdminMain {
                     System.out.println("shards:        " + d.getShardCount() + ", segments: " + d.getSegmentCount());
                     System.out.println("storage nodes: " + d.getNodesCount());
                     for (StorageNode n : d.getNodesList()) {
-                        System.out.printf("  node %d at %s:%d %s (incarnation %d)%n", n.getNodeId(), n.getHost(), n.getPort(), n.getState(), n.getIncarnation());
+                        System.out.printf("  node %d at %s:%d %s (incarnation %d)%s%s%n", n.getNodeId(), n.getHost(), n.getPort(), n.getState(),
+                                n.getIncarnation(), n.getShuttingDown() ? ", shutting down" : "", n.getDecommissioned() ? ", decommissioned" : "");
                     }
                 });
             }

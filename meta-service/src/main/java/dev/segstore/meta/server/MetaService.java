@@ -88,6 +88,8 @@ public final class MetaService {
                 .register(RpcHandler.of(MetaMethods.DESCRIBE_CLUSTER, Empty.parser(), r -> describeCluster()))
                 .register(RpcHandler.of(MetaMethods.ALTER_SHARD, dev.segstore.protocol.meta.AlterShardRequest.parser(), this::alterShard))
                 .register(RpcHandler.of(MetaMethods.MOVE_LEADER, dev.segstore.protocol.meta.MoveLeaderRequest.parser(), this::moveLeader))
+                .register(RpcHandler.of(MetaMethods.DECOMMISSION_NODE, dev.segstore.protocol.meta.DecommissionNodeRequest.parser(),
+                        this::decommissionNode))
                 .register(RpcHandler.of(MetaMethods.LIST_GROUPS, dev.segstore.protocol.meta.ListGroupsRequest.parser(), this::listGroups));
     }
 
@@ -342,6 +344,15 @@ public final class MetaService {
                     .setShard(r.getShard()).setShardId(route.getShard().getShardId()).setSequence(open.getSequence())
                     .setLeaderEpoch(open.getLeaderEpoch()).setTo(to)));
         }));
+    }
+
+    /**
+     * Decommissions a storage node, or takes that back (meta.proto, {@code StorageNode.decommissioned}); answers
+     * with what is left on it. The controller's cached load is counted afresh: the node takes no new replica.
+     */
+    CompletableFuture<Message> decommissionNode(dev.segstore.protocol.meta.DecommissionNodeRequest r) {
+        return guarded(() -> propose(Command.newBuilder().setDecommissionNode(dev.segstore.protocol.meta.DecommissionNodeCommand.newBuilder()
+                .setNodeId(r.getNodeId()).setDecommissioned(r.getDecommissioned()))).whenComplete((m, e) -> controller.invalidateLoad()));
     }
 
     private CompletableFuture<Message> listGroups(dev.segstore.protocol.meta.ListGroupsRequest r) {

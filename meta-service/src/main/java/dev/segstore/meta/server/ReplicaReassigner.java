@@ -25,7 +25,8 @@ import java.util.function.LongSupplier;
  * are the last holders of their records: those segments wait for the node) is moved to the live node holding
  * the fewest replicas that is not one already ({@code ReassignReplica}; the state machine checks the rules again).
  * The new replica starts empty, fetches from the leader and joins the ISR once caught up. If the node comes back
- * later, its registration deletes the logs it no longer hosts.
+ * later, its registration deletes the logs it no longer hosts. A decommissioned node's replicas move as soon as it
+ * is not alive (the operator retired it), and decommissioned nodes take no new replica.
  *
  * <p>Time is this leader's own monotonic clock, from the first tick at which it saw the node not alive: a wall-clock
  * step cannot make it move replicas early, and a new leader counts afresh (a failover delays a move, never hastens
@@ -81,10 +82,11 @@ final class ReplicaReassigner {
         for (StorageNode n : state.nodes()) {
             if (n.getState() == NodeState.ALIVE) {
                 notAliveSince.remove(n.getNodeId());
-                if (!n.getShuttingDown()) {
-                    load.put(n.getNodeId(), 0); // a target (a node shutting down takes no new replica)
+                if (!n.getShuttingDown() && !n.getDecommissioned()) {
+                    load.put(n.getNodeId(), 0); // a target (a node shutting down or decommissioned takes no new replica)
                 }
-            } else if (now - notAliveSince.computeIfAbsent(n.getNodeId(), k -> now) >= afterMs) {
+            } else if (n.getDecommissioned() || now - notAliveSince.computeIfAbsent(n.getNodeId(), k -> now) >= afterMs) {
+                // (a decommissioned node's replicas move as soon as it is not alive: the operator retired it)
                 lost.add(n.getNodeId());
             }
         }

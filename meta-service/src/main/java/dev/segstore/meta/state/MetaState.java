@@ -140,6 +140,7 @@ public final class MetaState {
             case CONTROLLED_SHUTDOWN -> controlledShutdown(c.getControlledShutdown());
             case ALTER_SHARD -> alterShard(c.getAlterShard());
             case MOVE_LEADER -> moveLeader(c.getMoveLeader());
+            case DECOMMISSION_NODE -> decommissionNode(c.getDecommissionNode());
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
     }
@@ -164,7 +165,8 @@ public final class MetaState {
         }
         StorageNode node = StorageNode.newBuilder().setNodeId(c.getNodeId()).setHost(c.getHost()).setPort(c.getPort())
                 .setState(NodeState.ALIVE).setRegisteredAtMs(now).setInstanceId(c.getInstanceId())
-                .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).build();
+                .setIncarnation(old == null ? 1 : old.getIncarnation() + 1)
+                .setDecommissioned(old != null && old.getDecommissioned()).build(); // an operator's decision outlives restarts
         nodes.put(c.getNodeId(), node);
         // A segment that waits for a leader gets this node if it is eligible: sealed ones too, which need a
         // leader for deletes and for their ISR to grow back.
@@ -199,10 +201,46 @@ public final class MetaState {
         return n != null && n.getState() == NodeState.ALIVE;
     }
 
-    /** Alive and not shutting down: may lead, join an ISR, and be placed on a new segment. */
+    /** Alive and not shutting down: may lead and join an ISR. */
     private boolean active(int nodeId) {
         StorageNode n = nodes.get(nodeId);
         return n != null && n.getState() == NodeState.ALIVE && !n.getShuttingDown();
+    }
+
+    /** Active and not decommissioned: may be placed on a new segment, and is preferred as a leader. */
+    private boolean placeable(int nodeId) {
+        return active(nodeId) && !nodes.get(nodeId).getDecommissioned();
+    }
+
+    /**
+     * An operator decommissions node {@code c.node_id} (or takes that back): see {@code StorageNode.decommissioned}
+     * in meta.proto. Its leaderships move to placeable ISR members, each in a new epoch; a segment with none keeps
+     * its leader. Answers {@link dev.segstore.protocol.meta.DecommissionNodeResponse}.
+     */
+    private CommandResult decommissionNode(dev.segstore.protocol.meta.DecommissionNodeCommand c) {
+        int id = c.getNodeId();
+        StorageNode node = nodes.get(id);
+        if (node == null) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "no storage node " + id + " is registered");
+        }
+        nodes.put(id, node.toBuilder().setDecommissioned(c.getDecommissioned()).build());
+        if (c.getDecommissioned()) {
+            forEachLiveSegment(s -> {
+                int next = s.getLeader() == id ? firstPlaceable(s.getIsrList(), id) : -1;
+                return next < 0 ? s : s.toBuilder().setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1).build();
+            });
+        }
+        int[] left = new int[2];
+        for (List<Segment> list : segments.values()) {
+            for (Segment s : list) {
+                if (s.getStatus() == SegmentStatus.OPEN || s.getStatus() == SegmentStatus.SEALED) {
+                    left[0] += s.getLeader() == id ? 1 : 0;
+                    left[1] += s.getReplicasList().contains(id) ? 1 : 0;
+                }
+            }
+        }
+        return CommandResult.ok(dev.segstore.protocol.meta.DecommissionNodeResponse.newBuilder().setNode(nodes.get(id))
+                .setLeaderships(left[0]).setReplicas(left[1]).build());
     }
 
     private CommandResult fenceNode(FenceNodeCommand c) {
@@ -263,7 +301,7 @@ public final class MetaState {
         }
         nodes.put(id, node.toBuilder().setShuttingDown(true).build());
         forEachLiveSegment(s -> {
-            int next = s.getLeader() == id || s.getIsrList().contains(id) ? firstActive(s.getIsrList(), id) : -1;
+            int next = s.getLeader() == id || s.getIsrList().contains(id) ? preferredActive(s.getIsrList(), id) : -1;
             if (next < 0) {
                 return s; // not involved, or no active member to take over: it keeps its place
             }
@@ -296,6 +334,22 @@ public final class MetaState {
         b.clearIsr().addAllIsr(s.getIsrList().stream().filter(n -> n != id).toList()).setIsrVersion(s.getIsrVersion() + 1);
     }
 
+    /** The first {@link #placeable} member of {@code isr} other than {@code excluded}, else the first {@link #active} one, or -1. */
+    private int preferredActive(List<Integer> isr, int excluded) {
+        int placeable = firstPlaceable(isr, excluded);
+        return placeable >= 0 ? placeable : firstActive(isr, excluded);
+    }
+
+    /** The first {@link #placeable} member of {@code isr} other than {@code excluded}, or -1. */
+    private int firstPlaceable(List<Integer> isr, int excluded) {
+        for (int n : isr) {
+            if (n != excluded && placeable(n)) {
+                return n;
+            }
+        }
+        return -1;
+    }
+
     /** The first {@link #active} member of {@code isr} other than {@code excluded}, or -1. */
     private int firstActive(List<Integer> isr, int excluded) {
         for (int n : isr) {
@@ -311,7 +365,7 @@ public final class MetaState {
      * and still serves); else, if allowed, any live replica; else -1 (wait).
      */
     private int electLeader(Segment s, List<Integer> isr, int excluded) {
-        int active = firstActive(isr, excluded);
+        int active = preferredActive(isr, excluded);
         if (active >= 0) {
             return active;
         }
@@ -370,8 +424,8 @@ public final class MetaState {
             return Optional.of("replicas " + replicas + " are not distinct");
         }
         for (int n : replicas) {
-            if (!active(n)) {
-                return Optional.of("storage node " + n + " is not alive, or is shutting down");
+            if (!placeable(n)) {
+                return Optional.of("storage node " + n + " is not alive, or is shutting down or decommissioned");
             }
         }
         return Optional.empty();
@@ -390,9 +444,9 @@ public final class MetaState {
             return Optional.of("replicas " + replicas + " are not distinct");
         }
         long active = replicas.stream().filter(this::active).count();
-        if (!active(replicas.get(0)) || active < minIsr) {
-            return Optional.of("replicas " + replicas + ": the first and at least " + minIsr + " must be alive and not shutting down, "
-                    + active + " are");
+        if (!placeable(replicas.get(0)) || active < minIsr) {
+            return Optional.of("replicas " + replicas + ": the first (not decommissioned either) and at least " + minIsr
+                    + " must be alive and not shutting down, " + active + " are");
         }
         for (int n : replicas) {
             StorageNode node = nodes.get(n);
@@ -489,7 +543,7 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, where + ": node " + c.getOldNode()
                     + " must be a replica that is neither alive nor in the ISR " + s.getIsrList());
         }
-        if (!active(c.getNewNode()) || s.getReplicasList().contains(c.getNewNode())) {
+        if (!placeable(c.getNewNode()) || s.getReplicasList().contains(c.getNewNode())) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, where + ": node " + c.getNewNode()
                     + " must be alive, not shutting down, and not a replica of " + s.getReplicasList() + " yet");
         }
@@ -718,9 +772,9 @@ public final class MetaState {
         if (open.getLeader() == c.getTo()) {
             return CommandResult.ok(route(c.getShard())); // already there
         }
-        if (!open.getIsrList().contains(c.getTo()) || !active(c.getTo())) {
+        if (!open.getIsrList().contains(c.getTo()) || !placeable(c.getTo())) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "storage node " + c.getTo() + " cannot lead segment " + open.getSequence()
-                    + " of '" + c.getShard() + "': it must be in the ISR " + open.getIsrList() + " and alive, not shutting down");
+                    + " of '" + c.getShard() + "': it must be in the ISR " + open.getIsrList() + " and alive, not shutting down or decommissioned");
         }
         replace(list, i, open.toBuilder().setLeader(c.getTo()).setLeaderEpoch(open.getLeaderEpoch() + 1).build());
         return CommandResult.ok(route(c.getShard()));
@@ -908,7 +962,7 @@ public final class MetaState {
     public synchronized Map<Integer, int[]> load() {
         Map<Integer, int[]> load = new TreeMap<>();
         for (StorageNode n : nodes.values()) {
-            if (active(n.getNodeId())) {
+            if (placeable(n.getNodeId())) {
                 load.put(n.getNodeId(), new int[2]);
             }
         }

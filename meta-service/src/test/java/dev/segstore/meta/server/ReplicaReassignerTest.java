@@ -74,6 +74,28 @@ class ReplicaReassignerTest {
     }
 
     @Test
+    void aDecommissionedNodesReplicasMoveAsSoonAsItIsNotAliveAndItTakesNone() {
+        register(1);
+        register(2);
+        long inc3 = register(3);
+        register(4);
+        create("a", 1, 2, 3);
+        apply(Command.newBuilder().setDecommissionNode(dev.segstore.protocol.meta.DecommissionNodeCommand.newBuilder().setNodeId(4)
+                .setDecommissioned(true)));
+        apply(Command.newBuilder().setDecommissionNode(dev.segstore.protocol.meta.DecommissionNodeCommand.newBuilder().setNodeId(3)
+                .setDecommissioned(true)));
+        reassigner.tick();
+        assertEquals(List.of(), moves(), "node 3 runs: its replica stays (it is in the ISR)");
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3))); // stopped
+        reassigner.tick();
+        assertEquals(List.of(), moves(), "node 4, the only node without a replica, is decommissioned too: no target");
+        register(5);
+        reassigner.tick();
+        assertEquals(1, moves().size(), "moved at once, without waiting " + AFTER_MS + " ms: " + moves());
+        assertEquals(List.of(1, 2, 5), state.route("a").getSegments(0).getReplicasList());
+    }
+
+    @Test
     void aNodeBackInTimeOrALeaderChangeRestartsTheCount() {
         register(1);
         long inc2 = register(2);

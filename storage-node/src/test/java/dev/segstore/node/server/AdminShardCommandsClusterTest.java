@@ -96,10 +96,7 @@ class AdminShardCommandsClusterTest {
         }
     }
 
-    @Test
-    void moveLeaderGroupsResetGroupAndAlterShard() throws Exception {
-        await(adapter.createShard(ShardConfig.of("g", SegmentStorageAdapter.STORAGE_TYPE)));
-        write(0, 10);
+    private void awaitFullIsr() {
         InJvmCluster.waitFor("a full ISR", 30_000, () -> {
             try {
                 return open().getIsrCount() == 3;
@@ -107,6 +104,13 @@ class AdminShardCommandsClusterTest {
                 return false;
             }
         });
+    }
+
+    @Test
+    void moveLeaderGroupsResetGroupAndAlterShard() throws Exception {
+        await(adapter.createShard(ShardConfig.of("g", SegmentStorageAdapter.STORAGE_TYPE)));
+        write(0, 10);
+        awaitFullIsr();
 
         Segment before = open();
         int to = before.getIsrList().stream().filter(n -> n != before.getLeader()).findFirst().orElseThrow();
@@ -161,5 +165,44 @@ class AdminShardCommandsClusterTest {
         Run bad = admin("alter-shard", "g", "--retention-ms", "0");
         assertEquals(1, bad.exit());
         assertTrue(bad.err().contains("INVALID_ARGUMENT"), bad.err());
+    }
+
+    /**
+     * {@code decommission}: the node's leadership of the open segment moves to another ISR member (writes go on,
+     * nothing is lost), {@code describe} says so, a new shard of 2 replicas is placed on the other two nodes, a
+     * shard of 3 cannot be created, and {@code --undo} takes it back.
+     */
+    @Test
+    void decommissionMovesLeadershipsAndKeepsNewShardsOffTheNode() throws Exception {
+        await(adapter.createShard(ShardConfig.of("g", SegmentStorageAdapter.STORAGE_TYPE)));
+        write(0, 10);
+        awaitFullIsr();
+        int node = open().getLeader();
+
+        Run done = admin("decommission", Integer.toString(node));
+        assertEquals(0, done.exit(), done.toString());
+        assertTrue(done.out().contains("storage node " + node + " is decommissioned: leads 0 segment(s)"), done.out());
+        assertTrue(open().getLeader() != node, "the leadership moved: " + open());
+        write(10, 20); // the client follows the move
+        assertEquals(20, await(adapter.readByOffset("g", 0, 100)).size(), "nothing was lost");
+        Run described = admin("describe");
+        assertTrue(described.out().contains("node " + node + " at ") && described.out().contains(", decommissioned"), described.out());
+
+        await(adapter.createShard(ShardConfig.of("two", SegmentStorageAdapter.STORAGE_TYPE).withReplication(2, 1)));
+        try (MetaClient c = new MetaClient(cluster.metaAddresses, 2_000, 10_000)) {
+            List<Integer> replicas = await(c.route("two")).getSegments(0).getReplicasList();
+            assertTrue(!replicas.contains(node), "placed off the decommissioned node: " + replicas);
+        }
+        java.util.concurrent.ExecutionException three = org.junit.jupiter.api.Assertions.assertThrows(java.util.concurrent.ExecutionException.class,
+                () -> await(adapter.createShard(ShardConfig.of("three", SegmentStorageAdapter.STORAGE_TYPE))));
+        assertTrue(three.getCause().getMessage().contains("live storage nodes"), String.valueOf(three.getCause()));
+
+        Run undone = admin("decommission", Integer.toString(node), "--undo");
+        assertEquals(0, undone.exit(), undone.toString());
+        assertTrue(undone.out().contains("is no longer decommissioned"), undone.out());
+        await(adapter.createShard(ShardConfig.of("three", SegmentStorageAdapter.STORAGE_TYPE)));
+        Run unknown = admin("decommission", "42");
+        assertEquals(1, unknown.exit(), unknown.toString());
+        assertTrue(unknown.err().contains("INVALID_ARGUMENT"), unknown.toString());
     }
 }
