@@ -119,6 +119,19 @@ public final class MetaClient implements AutoCloseable {
                 .setRetentionMs(retentionMs).build(), dev.segstore.protocol.meta.Shard.parser());
     }
 
+    /**
+     * Alters a shard: its retention ({@code retentionMs} null: unchanged) and the next segments' placement
+     * ({@code placement} null: unchanged; empty: the controller places them again).
+     */
+    public CompletableFuture<dev.segstore.protocol.meta.Shard> alterShard(String name, Long retentionMs, List<Integer> placement) {
+        dev.segstore.protocol.meta.AlterShardRequest.Builder b = dev.segstore.protocol.meta.AlterShardRequest.newBuilder().setName(name)
+                .setKeepRetention(retentionMs == null).setRetentionMs(retentionMs == null ? -1 : retentionMs);
+        if (placement != null) {
+            b.setSetPlacement(true).addAllPlacement(placement);
+        }
+        return call(MetaMethods.ALTER_SHARD, b.build(), dev.segstore.protocol.meta.Shard.parser());
+    }
+
     /** Moves the leadership of the shard's open segment to storage node {@code to} (-1: its preferred replica). */
     public CompletableFuture<ShardRoute> moveLeader(String shard, int to) {
         return call(MetaMethods.MOVE_LEADER, dev.segstore.protocol.meta.MoveLeaderRequest.newBuilder().setShard(shard).setTo(to).build(),

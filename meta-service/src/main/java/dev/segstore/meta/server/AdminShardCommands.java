@@ -55,22 +55,40 @@ final class AdminShardCommands {
         return new Bounds(route.getSegments(0).getStartOffset(), Math.max(open.getStartOffset(), st.getHighWatermark()));
     }
 
-    @Command(name = "alter-shard", description = "Changes a shard's retention. Sealed segments are dropped by the new value from "
-            + "now on; segments created from now on also roll at that age.")
+    @Command(name = "alter-shard", description = "Changes a shard's retention (sealed segments are dropped by the new value from "
+            + "now on; segments created from now on also roll at that age) and where its next segments are placed.")
     static final class AlterShard implements Callable<Integer> {
         @CommandLine.ParentCommand
         MetaAdminMain parent;
         @Parameters(index = "0", description = "shard name")
         String name;
-        @Option(names = "--retention-ms", required = true, description = "-1: keep every segment; > 0: drop a sealed segment this long after its seal")
-        long retentionMs;
+        @Option(names = "--retention-ms", description = "-1: keep every segment; > 0: drop a sealed segment this long after its seal "
+                + "(default: unchanged)")
+        Long retentionMs;
+        @Option(names = "--placement", split = ",", description = "storage node ids for the next segments, the first leading, as many as "
+                + "the shard's replicas (used at a roll while each is alive, not shutting down and not decommissioned); 'none': the "
+                + "controller places them (default: unchanged)")
+        List<String> placement;
 
         @Override
         public Integer call() throws Exception {
+            if (retentionMs == null && placement == null) {
+                throw new CommandLine.ParameterException(new CommandLine(this), "INVALID_ARGUMENT: give --retention-ms, --placement, or both");
+            }
+            List<Integer> nodes;
+            try {
+                nodes = placement == null ? null : placement.equals(List.of("none")) ? List.of()
+                        : placement.stream().map(x -> Integer.parseInt(x.trim())).toList();
+            } catch (NumberFormatException e) {
+                throw new CommandLine.ParameterException(new CommandLine(this), "INVALID_ARGUMENT: --placement takes storage node ids "
+                        + "separated by commas, or 'none': " + placement);
+            }
             try (MetaClient c = parent.client()) {
-                dev.segstore.protocol.meta.Shard s = get(c.alterShard(name, retentionMs));
-                parent.emit(s, () -> System.out.printf("shard %s (id %d): %s%n", s.getName(), s.getShardId(), s.getSettings().getRetentionMs() > 0
-                        ? "retention " + s.getSettings().getRetentionMs() + " ms after a segment's seal" : "keeps every segment"));
+                dev.segstore.protocol.meta.Shard s = get(c.alterShard(name, retentionMs, nodes));
+                parent.emit(s, () -> System.out.printf("shard %s (id %d): %s; next segments on %s%n", s.getName(), s.getShardId(),
+                        s.getSettings().getRetentionMs() > 0 ? "retention " + s.getSettings().getRetentionMs() + " ms after a segment's seal"
+                                : "keeps every segment", s.getSettings().getPlacementCount() == 0 ? "the controller's placement"
+                                : "nodes " + s.getSettings().getPlacementList()));
             }
             return 0;
         }

@@ -346,8 +346,13 @@ public final class Controller {
      * alive (and not shutting down) but at least {@code minIsr}, those (the first leads) filled up with fenced
      * and shutting-down nodes (and decommissioned ones), whose replicas join the ISR once their node is back
      * (registered again) and caught up. A shard keeps taking writes while it has {@code minIsr} live nodes, even across a roll or a restart.
+     * {@code preferred} (the shard's placement set by an operator) is taken as it is when it names {@code count}
+     * nodes that are all alive, not shutting down and not decommissioned.
      */
-    public synchronized List<Integer> placeForRoll(int count, int minIsr) {
+    public synchronized List<Integer> placeForRoll(int count, int minIsr, List<Integer> preferred) {
+        if (preferred.size() == count && preferred.stream().allMatch(id -> state.node(id).map(Controller::active).orElse(false))) {
+            return List.copyOf(preferred); // the operator's placement (alter-shard --placement), every node of it active
+        }
         long live = state.nodes().stream().filter(Controller::active).count();
         if (live >= count) {
             return place(count);

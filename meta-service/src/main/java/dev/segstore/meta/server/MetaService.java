@@ -183,7 +183,7 @@ public final class MetaService {
                 .setSequence(r.getSequence()).setLeaderEpoch(r.getLeaderEpoch())
                 .setEndOffset(r.getEndOffset())
                 .addAllNextReplicas(controller.placeForRoll(shard.get().getSettings().getReplicaCount(),
-                        Math.max(1, shard.get().getSettings().getMinInSyncReplicas()))))));
+                        Math.max(1, shard.get().getSettings().getMinInSyncReplicas()), shard.get().getSettings().getPlacementList())))));
     }
 
     // ---- clients ---------------------------------------------------------------------------------------------
@@ -194,6 +194,7 @@ public final class MetaService {
             Validation.shardName(r.getName());
             require(s.getReplicaCount() >= 1 && s.getReplicaCount() <= Limits.MAX_REPLICA_COUNT,
                     "settings.replica_count must be in 1.." + Limits.MAX_REPLICA_COUNT + ", got " + s.getReplicaCount());
+            require(s.getPlacementCount() == 0, "settings.placement is set on an existing shard (alter-shard --placement), not at creation");
             require(s.getMinInSyncReplicas() >= 1 && s.getMinInSyncReplicas() <= s.getReplicaCount(),
                     "settings.min_in_sync_replicas must be in 1..replica_count, got " + s.getMinInSyncReplicas());
             require(s.getSegmentBytes() == 0 || (s.getSegmentBytes() >= Limits.MIN_SEGMENT_BYTES && s.getSegmentBytes() <= Limits.MAX_SEGMENT_BYTES),
@@ -314,7 +315,7 @@ public final class MetaService {
 
     /** Changes a shard's retention; answers with the shard as altered. On the leader, after a read barrier (the shard id). */
     CompletableFuture<Message> alterShard(dev.segstore.protocol.meta.AlterShardRequest r) {
-        if (r.getRetentionMs() != -1 && r.getRetentionMs() <= 0) {
+        if (!r.getKeepRetention() && r.getRetentionMs() != -1 && r.getRetentionMs() <= 0) {
             return invalid("retention_ms must be -1 (keep every segment) or > 0, got " + r.getRetentionMs());
         }
         return guarded(() -> raft.readBarrier().thenCompose(v -> {
@@ -323,7 +324,8 @@ public final class MetaService {
                 return fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + r.getName() + "' does not exist");
             }
             return propose(Command.newBuilder().setAlterShard(dev.segstore.protocol.meta.AlterShardCommand.newBuilder()
-                    .setName(r.getName()).setShardId(shard.getShardId()).setRetentionMs(r.getRetentionMs())));
+                    .setName(r.getName()).setShardId(shard.getShardId()).setRetentionMs(r.getRetentionMs())
+                    .setKeepRetention(r.getKeepRetention()).setSetPlacement(r.getSetPlacement()).addAllPlacement(r.getPlacementList())));
         }));
     }
 

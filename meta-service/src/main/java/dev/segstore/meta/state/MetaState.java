@@ -748,10 +748,23 @@ public final class MetaState {
         if (shard == null || shard.getShardId() != c.getShardId()) {
             return CommandResult.fail(ErrorCode.SHARD_NOT_FOUND, "shard '" + c.getName() + "' (id " + c.getShardId() + ") does not exist");
         }
-        if (c.getRetentionMs() != -1 && c.getRetentionMs() <= 0) {
-            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "retention_ms must be -1 (keep) or > 0, got " + c.getRetentionMs());
+        dev.segstore.protocol.meta.ShardSettings.Builder settings = shard.getSettings().toBuilder();
+        if (!c.getKeepRetention()) {
+            if (c.getRetentionMs() != -1 && c.getRetentionMs() <= 0) {
+                return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "retention_ms must be -1 (keep) or > 0, got " + c.getRetentionMs());
+            }
+            settings.setRetentionMs(c.getRetentionMs());
         }
-        Shard altered = shard.toBuilder().setSettings(shard.getSettings().toBuilder().setRetentionMs(c.getRetentionMs())).build();
+        if (c.getSetPlacement()) {
+            List<Integer> placement = c.getPlacementList();
+            if (!placement.isEmpty() && (placement.size() != settings.getReplicaCount() || new HashSet<>(placement).size() != placement.size()
+                    || !placement.stream().allMatch(nodes::containsKey))) {
+                return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "placement " + placement + " must name " + settings.getReplicaCount()
+                        + " distinct registered storage nodes (the shard's replica count), or none");
+            }
+            settings.clearPlacement().addAllPlacement(placement);
+        }
+        Shard altered = shard.toBuilder().setSettings(settings).build();
         shards.put(c.getName(), altered);
         return CommandResult.ok(altered);
     }

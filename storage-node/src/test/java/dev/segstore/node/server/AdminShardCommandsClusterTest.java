@@ -205,4 +205,34 @@ class AdminShardCommandsClusterTest {
         assertEquals(1, unknown.exit(), unknown.toString());
         assertTrue(unknown.err().contains("INVALID_ARGUMENT"), unknown.toString());
     }
+
+    /**
+     * {@code alter-shard --placement}: the next segment after a roll goes on the nodes given, the first leading;
+     * the retention is left as it was; a placement of the wrong size is refused; {@code none} clears it.
+     */
+    @Test
+    void alterShardPlacementPutsTheNextSegmentOnTheNodesGiven() throws Exception {
+        await(adapter.createShard(ShardConfig.of("g", SegmentStorageAdapter.STORAGE_TYPE).withSegmentBytes(64 * 1024).withRetentionMs(3_600_000)));
+        write(0, 1);
+        Segment first = open();
+        List<Integer> wanted = new ArrayList<>(first.getReplicasList());
+        java.util.Collections.reverse(wanted); // the last replica leads the next segment
+        Run placed = admin("alter-shard", "g", "--placement", wanted.stream().map(String::valueOf).collect(java.util.stream.Collectors.joining(",")));
+        assertEquals(0, placed.exit(), placed.toString());
+        assertTrue(placed.out().contains("retention 3600000 ms") && placed.out().contains("next segments on nodes " + wanted), placed.out());
+        byte[] big = new byte[8 * 1024];
+        for (int i = 0; open().getSequence() == first.getSequence(); i++) {
+            assertTrue(i < 100, "the segment rolled after 64 KiB");
+            await(adapter.write("g", NewRecord.of(i, big)));
+        }
+        assertEquals(wanted, open().getReplicasList(), "the next segment is on the nodes given, the first leading");
+        assertEquals(wanted.get(0), open().getLeader());
+        Run wrongSize = admin("alter-shard", "g", "--placement", "1,2");
+        assertEquals(1, wrongSize.exit(), wrongSize.toString());
+        assertTrue(wrongSize.err().contains("INVALID_ARGUMENT"), wrongSize.toString());
+        Run cleared = admin("alter-shard", "g", "--placement", "none");
+        assertTrue(cleared.out().contains("the controller's placement"), cleared.toString());
+        Run nothing = admin("alter-shard", "g");
+        assertEquals(2, nothing.exit(), "a usage error: " + nothing);
+    }
 }
