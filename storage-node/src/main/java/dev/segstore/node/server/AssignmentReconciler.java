@@ -46,6 +46,8 @@ final class AssignmentReconciler {
     private final ReplicaFetchers fetchers;
     /** Asks the control thread for a heartbeat now (after a roll: learn the next segment at once). */
     private final Runnable heartbeatNow;
+    /** Told the name of a shard once this node hosts no replica of it any more (its per-shard metrics go). */
+    private final java.util.function.Consumer<String> shardGone;
     private final BooleanSupplier closed;
     /** The monotonic clock the replicas measure lag and segment age on (never the wall clock: see Partition). */
     private final LongSupplier replicaClockMs;
@@ -69,7 +71,8 @@ final class AssignmentReconciler {
     }
 
     AssignmentReconciler(NodeConfig config, LogDirectory directory, NodeIndex index, MetaClient meta, MetaCalls metaCalls, Map<Key, Hosted> hosted,
-                         Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow, BooleanSupplier closed,
+                         Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow,
+                         java.util.function.Consumer<String> shardGone, BooleanSupplier closed,
                          LongSupplier replicaClockMs) {
         this.config = config;
         this.directory = directory;
@@ -80,6 +83,7 @@ final class AssignmentReconciler {
         this.nodeAddresses = nodeAddresses;
         this.fetchers = fetchers;
         this.heartbeatNow = heartbeatNow;
+        this.shardGone = shardGone;
         this.closed = closed;
         this.replicaClockMs = replicaClockMs;
     }
@@ -170,6 +174,10 @@ final class AssignmentReconciler {
                     index.dropSegment(k.shardId(), k.sequence());
                 } catch (org.rocksdb.RocksDBException e) {
                     LOG.warn("Dropping the index of {} failed: {}", k.logName(), e.toString());
+                }
+                String name = gone.assigned.getShard();
+                if (hosted.values().stream().noneMatch(other -> other.assigned.getShard().equals(name))) {
+                    shardGone.accept(name);
                 }
             }
         }

@@ -148,6 +148,12 @@ final class NodeMetrics implements AutoCloseable {
         });
     }
 
+    /** Drops the per-shard series of {@code shard} (this node hosts none of its replicas any more: deleted, expired, moved). */
+    void forgetShard(String shard) {
+        shardProducedRecords.remove(shard);
+        shardFetchedBytes.remove(shard);
+    }
+
     void produced(String shard, int records, int bytes) {
         producedRecords.inc(records);
         producedBytes.inc(bytes);

@@ -143,7 +143,7 @@ public final class StorageNode implements AutoCloseable {
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), config.outgoingHost(), nodeAddresses, owners, faults,
                 (key, h) -> hosted.get(key) == h, this::requestHeartbeat, config.tls());
         this.reconciler = new AssignmentReconciler(config, directory, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
-                this::requestHeartbeat, () -> closed, clocks.monotonicMs());
+                this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs());
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls())
                 .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
                 .register(onOwner(NodeMethods.FETCH, FetchRequest.parser(), FetchRequest::getSegment, this::fetch))

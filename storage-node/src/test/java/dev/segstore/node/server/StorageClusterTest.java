@@ -534,7 +534,10 @@ class StorageClusterTest {
         Segment s = openSegment("gone");
         awaitRoles(s);
         assertEquals(0, produce(s, "before", 9, 0).getBaseOffset());
+        String series = "segstore_node_shard_produced_records_total{shard=\"gone\"}";
+        assertTrue(cluster.metric(s.getLeader(), series) > 0, series);
         meta.deleteShard("gone").get(30, TimeUnit.SECONDS);
+        assertTrue(Double.isNaN(cluster.metric(s.getLeader(), series)), "the deleted shard's series is gone from the scrape");
         for (int id = 1; id <= 3; id++) {
             assertEquals(null, nodes[id].partition(s.getShardId(), s.getSequence()), "node " + id + " still hosts the deleted shard");
             Segment at = s.toBuilder().setLeader(id).build();
