@@ -172,7 +172,7 @@ public final class Report {
     }
 
     /** Escapes text for HTML and SVG content and attribute values. */
-    static String escape(String s) {
+    public static String escape(String s) {
         return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
     }
 

@@ -7,9 +7,10 @@ import java.util.Locale;
 /**
  * One inline SVG chart over time for the {@link Report}: shaded bands (faults), lines (series, NaN = gap) and
  * vertical markers (anomalies), then axes and a legend. The y axis is linear from 0, or logarithmic over whole
- * decades. Drawing order is the call order, so bands go first.
+ * decades. Drawing order is the call order, so bands go first. Public for other reports (segstore-perf's), whose
+ * x axis need not be time ({@link #xLabels}).
  */
-final class SvgChart {
+public final class SvgChart {
     private static final int WIDTH = 1000;
     private static final int HEIGHT = 260;
     private static final int LEFT = 70;
@@ -25,9 +26,10 @@ final class SvgChart {
     private final double yMax;
     private final String yLabel;
     private int legendX = LEFT;
+    private java.util.function.DoubleFunction<String> xLabel = t -> String.format(Locale.ROOT, "%.1fs", t);
 
     /** A chart of {@code seconds} across; y up to {@code yMax} (log: from {@code yMin}, both rounded to decades). */
-    SvgChart(double seconds, double yMin, double yMax, boolean log, String yLabel) {
+    public SvgChart(double seconds, double yMin, double yMax, boolean log, String yLabel) {
         this.seconds = Math.max(seconds, 0.1);
         this.log = log;
         this.yMin = log ? Math.pow(10, Math.floor(Math.log10(Math.max(yMin, 1e-3)))) : 0;
@@ -38,7 +40,13 @@ final class SvgChart {
                 + "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"11\">%n", WIDTH, HEIGHT, WIDTH, HEIGHT));
     }
 
-    void band(double from, double to, String color, String label, String tooltip) {
+    /** How the x axis's 11 ticks (0 to the width given as seconds) are labelled; seconds ("2.5s") unless set. */
+    public SvgChart xLabels(java.util.function.DoubleFunction<String> label) {
+        this.xLabel = label;
+        return this;
+    }
+
+    public void band(double from, double to, String color, String label, String tooltip) {
         double x1 = x(from);
         double x2 = Math.max(x(to), x1 + 1);
         svg.append(String.format(Locale.ROOT, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\" "
@@ -48,7 +56,7 @@ final class SvgChart {
                 color, Report.escape(label)));
     }
 
-    void series(double[] xs, double[] ys, String color, String name) {
+    public void series(double[] xs, double[] ys, String color, String name) {
         StringBuilder d = new StringBuilder();
         boolean pen = false;
         for (int i = 0; i < xs.length; i++) {
@@ -67,7 +75,7 @@ final class SvgChart {
     }
 
     /** A vertical line at {@code at}; its label in text row {@code row} (0..3 from the top), so neighbours overlap less. */
-    void marker(double at, String color, String label, int row, String tooltip) {
+    public void marker(double at, String color, String label, int row, String tooltip) {
         double x = x(at);
         svg.append(String.format(Locale.ROOT, "<g><title>%s</title><line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" "
                 + "stroke=\"%s\" stroke-dasharray=\"3,2\"/><text x=\"%.1f\" y=\"%d\" fill=\"%s\">%s</text></g>%n",
@@ -75,7 +83,7 @@ final class SvgChart {
                 Report.escape(label)));
     }
 
-    String end() {
+    public String end() {
         int bottom = HEIGHT - BOTTOM;
         svg.append(String.format(Locale.ROOT, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"black\"/>%n",
                 LEFT, WIDTH - RIGHT, bottom, bottom));
@@ -83,8 +91,8 @@ final class SvgChart {
                 LEFT, LEFT, TOP, bottom));
         for (int i = 0; i <= 10; i++) {
             double t = seconds * i / 10;
-            svg.append(String.format(Locale.ROOT, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.1fs</text>%n",
-                    x(t), bottom + 13, t));
+            svg.append(String.format(Locale.ROOT, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>%n",
+                    x(t), bottom + 13, Report.escape(xLabel.apply(t))));
         }
         for (double v : yTicks()) {
             svg.append(String.format(Locale.ROOT, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"

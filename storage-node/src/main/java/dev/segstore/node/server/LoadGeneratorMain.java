@@ -57,6 +57,9 @@ public final class LoadGeneratorMain implements Callable<Integer> {
     @Option(names = "--histogram-log", description = "write the measured latencies, one HdrHistogram interval a second, to this "
             + "file (HistogramLogWriter format: plot with HdrHistogram's HistogramLogAnalyzer or hdr-plot)")
     java.nio.file.Path histogramLog;
+    @Option(names = "--report", description = "write a self-contained HTML report to this file: a latency percentile table, "
+            + "throughput and latency over time, and the latency percentile distribution (inline SVG)")
+    java.nio.file.Path report;
     @Option(names = "--gap-report", description = "print, every second: 'gap <epoch ms> acked <n> failed <n> longest-gap-ms <ms>', "
             + "the longest pause between two acknowledgements that ended in that second")
     boolean gapReport;
@@ -84,7 +87,7 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             // With --rate, call i is due at started + i * interval; it is sent then, or as soon as the window lets it,
             // and its latency counts from when it was due.
             double intervalNanos = rate > 0 ? perRequest * 1e9 / rate : 0;
-            IntervalLog intervals = new IntervalLog(recorder, h, histogramLog, warmupEnd);
+            IntervalLog intervals = new IntervalLog(recorder, h, histogramLog, warmupEnd, perRequest);
             long now;
             long calls = 0;
             long behind = 0;
@@ -131,6 +134,13 @@ public final class LoadGeneratorMain implements Callable<Integer> {
                         behind, calls, inFlight);
             }
             double rps = acked.get() / (double) seconds;
+            if (report != null) {
+                PerfReport.write(report, "segstore-perf: " + String.join(",", shards), String.format(java.util.Locale.ROOT,
+                        "%d shard(s), %d-byte records, %d a call, %d in flight, %s, %d s measured after %d s of warm-up",
+                        shards.size(), recordBytes, perRequest, inFlight, rate > 0 ? String.format(java.util.Locale.ROOT, "%,.0f records/s target", rate)
+                                : "as fast as acknowledged", seconds, warmupSeconds), intervals.measured(), h, rps);
+                System.out.println("report   " + report.toAbsolutePath());
+            }
             System.out.printf("produce  %,12.0f records/s %8.1f MB/s   p50 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  max %7.2f ms  failed %d%n",
                     rps, rps * recordBytes / 1e6, h.getValueAtPercentile(50) / 1e6, h.getValueAtPercentile(99) / 1e6,
                     h.getValueAtPercentile(99.9) / 1e6, h.getMaxValue() / 1e6, failed.get());
@@ -170,9 +180,14 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             return t;
         });
         private org.HdrHistogram.Histogram recycled;
+        private final int perRequest;
+        /** Each measured second, for the {@code --report}. */
+        private final List<PerfReport.Interval> measured = new ArrayList<>();
 
-        IntervalLog(org.HdrHistogram.Recorder recorder, Histogram total, java.nio.file.Path file, long warmupEnd) throws java.io.IOException {
+        IntervalLog(org.HdrHistogram.Recorder recorder, Histogram total, java.nio.file.Path file, long warmupEnd, int perRequest)
+                throws java.io.IOException {
             this.recorder = recorder;
+            this.perRequest = perRequest;
             this.total = total;
             this.warmupEnd = warmupEnd;
             if (file == null) {
@@ -194,9 +209,20 @@ public final class LoadGeneratorMain implements Callable<Integer> {
         private synchronized void interval() {
             recycled = recorder.getIntervalHistogram(recycled);
             total.add(recycled);
-            if (writer != null && System.nanoTime() > warmupEnd && recycled.getTotalCount() > 0) {
+            long now = System.nanoTime();
+            if (now > warmupEnd && (recycled.getTotalCount() > 0 || !measured.isEmpty())) {
+                boolean any = recycled.getTotalCount() > 0;
+                measured.add(new PerfReport.Interval((now - warmupEnd) / 1e9, recycled.getTotalCount() * perRequest,
+                        any ? recycled.getValueAtPercentile(50) / 1e6 : Double.NaN, any ? recycled.getValueAtPercentile(99) / 1e6 : Double.NaN,
+                        any ? recycled.getMaxValue() / 1e6 : Double.NaN));
+            }
+            if (writer != null && now > warmupEnd && recycled.getTotalCount() > 0) {
                 writer.outputIntervalHistogram(recycled);
             }
+        }
+
+        synchronized List<PerfReport.Interval> measured() {
+            return List.copyOf(measured);
         }
 
         @Override

@@ -43,7 +43,7 @@ class LoadGeneratorTest {
                 System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
                 exit = new CommandLine(new LoadGeneratorMain()).execute("--meta", String.join(",", cluster.metaAddresses), "--shard", "perf",
                         "--rate", "1000", "--records-per-request", "10", "--record-bytes", "100", "--seconds", "3", "--warmup-seconds", "1",
-                        "--histogram-log", log.toString());
+                        "--histogram-log", log.toString(), "--report", dir.resolve("report.html").toString());
             } finally {
                 System.setOut(out);
             }
@@ -64,6 +64,12 @@ class LoadGeneratorTest {
             }
             assertTrue(intervals >= 2, "one interval a second over 3 measured seconds: " + intervals);
             assertEquals(Math.round(rps * 3 / 10), calls, 2.0, "every measured call is in the log once");
+            String html = java.nio.file.Files.readString(dir.resolve("report.html"));
+            assertTrue(text.contains("report   " + dir.resolve("report.html").toAbsolutePath()), text);
+            assertTrue(html.startsWith("<!DOCTYPE html>") && html.contains("1,000 records/s target"), html);
+            assertEquals(3, html.split("<svg ", -1).length - 1, "throughput, latency over time and by percentile: " + html);
+            assertTrue(html.contains("<td>p99</td>") && html.contains("<td>max</td>"), "the percentile table: " + html);
+            assertTrue(html.contains(">p99.9</text>"), "the distribution's x axis is in percentiles: " + html);
         }
     }
 }
