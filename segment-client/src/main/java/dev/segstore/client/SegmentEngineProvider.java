@@ -17,7 +17,8 @@ import java.util.List;
  * call, retries included), {@code call.timeout.ms} (5000: one attempt), {@code durability} ({@code fsync} or
  * {@code page-cache}, for shards this engine creates), and TLS ({@code tls.enabled}, {@code tls.ca.file},
  * {@code tls.cert.file}, {@code tls.key.file}, {@code tls.verify.hostname}: docs/security.md; relative paths are
- * taken from the working directory).
+ * taken from the working directory), and the coalescing of single-record writes ({@code write.coalesce.max.in.flight}
+ * 8, 0 for none; {@code write.coalesce.max.records} 1000; {@code write.coalesce.max.bytes} 1048576).
  */
 public final class SegmentEngineProvider implements StorageEngineProvider {
     @Override
@@ -50,8 +51,13 @@ public final class SegmentEngineProvider implements StorageEngineProvider {
         } catch (IllegalArgumentException e) {
             throw StorageException.invalidArgument("setting segment.tls.*", e.getMessage(), "");
         }
+        SegmentStorageAdapter.WriteCoalescing d = SegmentStorageAdapter.WriteCoalescing.DEFAULT;
+        SegmentStorageAdapter.WriteCoalescing coalescing = new SegmentStorageAdapter.WriteCoalescing(
+                (int) settings.getLong("write.coalesce.max.in.flight", d.maxInFlight(), 0, 1_024),
+                (int) settings.getLong("write.coalesce.max.records", d.maxRecords(), 1, dev.segstore.adapter.Limits.MAX_BATCH_RECORDS),
+                settings.getLong("write.coalesce.max.bytes", d.maxBytes(), 1, dev.segstore.adapter.Limits.MAX_BATCH_BYTES));
         return new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(addresses,
                 settings.getLong("request.timeout.ms", 30_000, 100, 3_600_000),
-                settings.getLong("call.timeout.ms", 5_000, 50, 600_000), mode, tls));
+                settings.getLong("call.timeout.ms", 5_000, 50, 600_000), mode, tls, coalescing));
     }
 }

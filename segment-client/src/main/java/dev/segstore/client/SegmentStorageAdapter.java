@@ -89,12 +89,20 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     /** The engine's settings (from the broker's configuration, see docs/configuration.md). */
     public record Settings(List<String> metaAddresses, long requestTimeoutMs, long callTimeoutMs, DurabilityMode durability,
-                           TlsConfig tls) {
+                           TlsConfig tls, WriteCoalescing coalescing) {
         public Settings {
             metaAddresses = List.copyOf(metaAddresses);
             if (metaAddresses.isEmpty()) {
                 throw StorageException.invalidArgument("setting segment.meta.addresses", "needs at least one host:port", "");
             }
+            if (coalescing == null) {
+                coalescing = WriteCoalescing.DEFAULT;
+            }
+        }
+
+        /** With the default write coalescing. */
+        public Settings(List<String> metaAddresses, long requestTimeoutMs, long callTimeoutMs, DurabilityMode durability, TlsConfig tls) {
+            this(metaAddresses, requestTimeoutMs, callTimeoutMs, durability, tls, WriteCoalescing.DEFAULT);
         }
 
         /** Without TLS. */
@@ -104,7 +112,12 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
         /** These settings, calling the cluster over TLS with {@code tls} (null: plain TCP; docs/security.md). */
         public Settings withTls(TlsConfig tls) {
-            return new Settings(metaAddresses, requestTimeoutMs, callTimeoutMs, durability, tls);
+            return new Settings(metaAddresses, requestTimeoutMs, callTimeoutMs, durability, tls, coalescing);
+        }
+
+        /** These settings with {@code coalescing} of single-record writes. */
+        public Settings withCoalescing(WriteCoalescing coalescing) {
+            return new Settings(metaAddresses, requestTimeoutMs, callTimeoutMs, durability, tls, coalescing);
         }
 
         public static Settings of(String... metaAddresses) {
@@ -112,8 +125,35 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         }
     }
 
+    /**
+     * How concurrent single-record writes to one shard are coalesced into batches ({@link WriteCoalescer};
+     * {@code segment.write.coalesce.*} settings, docs/configuration.md).
+     *
+     * @param maxInFlight batches of one shard out at once before writes wait to be coalesced; 0: every write is
+     *                    its own request
+     * @param maxRecords  records in one coalesced batch at most
+     * @param maxBytes    record bytes in one coalesced batch at most (a larger single record goes alone)
+     */
+    public record WriteCoalescing(int maxInFlight, int maxRecords, long maxBytes) {
+        /** 8 batches out, each up to 1,000 records and 1 MiB. */
+        public static final WriteCoalescing DEFAULT = new WriteCoalescing(8, 1_000, 1 << 20);
+        /** Off: every write is a request of its own. */
+        public static final WriteCoalescing OFF = new WriteCoalescing(0, 1, 1);
+
+        public WriteCoalescing {
+            if (maxInFlight < 0 || maxRecords < 1 || maxRecords > dev.segstore.adapter.Limits.MAX_BATCH_RECORDS || maxBytes < 1
+                    || maxBytes > dev.segstore.adapter.Limits.MAX_BATCH_BYTES) {
+                throw StorageException.invalidArgument("setting segment.write.coalesce.*", "max.in.flight >= 0, max.records in 1.."
+                        + dev.segstore.adapter.Limits.MAX_BATCH_RECORDS + ", max.bytes in 1.." + dev.segstore.adapter.Limits.MAX_BATCH_BYTES,
+                        maxInFlight + ", " + maxRecords + ", " + maxBytes);
+            }
+        }
+    }
+
     private final Settings settings;
     private final MetaClient meta;
+    /** Per shard name, the coalescer of its single-record writes. */
+    private final Map<String, WriteCoalescer> coalescers = new ConcurrentHashMap<>();
     private final RpcClient nodes;
     private final Map<String, CompletableFuture<ShardRoute>> routes = new ConcurrentHashMap<>();
     /** Per shard name, the id of the shard the last route read named (group-offset commits carry it). */
@@ -226,6 +266,15 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     }
 
     // ---- writes --------------------------------------------------------------------------------------------
+
+    @Override
+    protected CompletableFuture<Long> doWrite(String shard, NewRecord record) {
+        if (settings.coalescing().maxInFlight() == 0) {
+            return super.doWrite(shard, record);
+        }
+        return coalescers.computeIfAbsent(shard, k -> new WriteCoalescer(settings.coalescing(), records -> doBatchWrite(shard, records)))
+                .write(record);
+    }
 
     @Override
     protected CompletableFuture<List<Long>> doBatchWrite(String shard, List<NewRecord> records) {

@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -57,6 +58,10 @@ public final class LoadGeneratorMain implements Callable<Integer> {
     @Option(names = "--histogram-log", description = "write the measured latencies, one HdrHistogram interval a second, to this "
             + "file (HistogramLogWriter format: plot with HdrHistogram's HistogramLogAnalyzer or hdr-plot)")
     java.nio.file.Path histogramLog;
+    @Option(names = "--coalesce-max-in-flight", defaultValue = "8", description = "with --records-per-request 1 each call is a "
+            + "single-record write, which the engine coalesces with concurrent ones while this many batches of the shard are out "
+            + "(segment.write.coalesce.max.in.flight; 0: every write is a request of its own)")
+    int coalesceMaxInFlight;
     @Option(names = "--report", description = "write a self-contained HTML report to this file: a latency percentile table, "
             + "throughput and latency over time, and the latency percentile distribution (inline SVG)")
     java.nio.file.Path report;
@@ -66,8 +71,9 @@ public final class LoadGeneratorMain implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        SegmentStorageAdapter.WriteCoalescing d = SegmentStorageAdapter.WriteCoalescing.DEFAULT;
         try (SegmentStorageAdapter adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(meta, 30_000, 10_000,
-                DurabilityMode.FSYNC, tls.config()))) {
+                DurabilityMode.FSYNC, tls.config(), new SegmentStorageAdapter.WriteCoalescing(coalesceMaxInFlight, d.maxRecords(), d.maxBytes())))) {
             byte[] payload = new byte[recordBytes];
             new Random(1).nextBytes(payload);
             List<NewRecord> batch = new ArrayList<>();
@@ -108,7 +114,9 @@ public final class LoadGeneratorMain implements Callable<Integer> {
                 }
                 long start = due;
                 String shard = shards.get((int) (calls++ % shards.size()));
-                adapter.batchWrite(shard, batch).whenComplete((offsets, e) -> {
+                CompletableFuture<List<Long>> call = perRequest == 1 ? adapter.write(shard, batch.get(0)).thenApply(List::of)
+                        : adapter.batchWrite(shard, batch);
+                call.whenComplete((offsets, e) -> {
                     long done = System.nanoTime();
                     if (e == null && gaps != null) {
                         gaps.acked(done);
