@@ -146,13 +146,25 @@ final class ProcNemesis {
             note("skipped: " + f + ": " + who + " is down or paused already");
             return null;
         }
-        if (k.target == ProcFaultKind.Target.NODE && (k.takesProcess() || k.takesDisk())) {
+        boolean holds = k.target == ProcFaultKind.Target.NODE && (k.takesProcess() || k.takesDisk());
+        if (holds) {
             if (held.contains(target)) {
                 note("skipped: " + f + ": " + who + " has a process or disk fault already");
                 return null;
             }
             held.add(target);
         }
+        try {
+            return apply(f, k, target, who, members);
+        } catch (Exception | AssertionError e) {
+            if (holds) {
+                held.remove(target); // it did not start: the node is free for another fault
+            }
+            throw e;
+        }
+    }
+
+    private Applied apply(ProcFault f, ProcFaultKind k, String target, String who, List<Integer> members) throws Exception {
         List<String[]> links = new ArrayList<>();
         String description;
         int nodeId = target.startsWith("node-") ? Integer.parseInt(target.substring(5)) : -1;
@@ -258,7 +270,9 @@ final class ProcNemesis {
 
     private void stop(Applied a) throws Exception {
         ProcFaultKind k = a.fault().kind();
-        held.remove(a.target());
+        if (k.target == ProcFaultKind.Target.NODE && (k.takesProcess() || k.takesDisk())) {
+            held.remove(a.target());
+        }
         String description;
         if (k.takesDisk()) {
             int id = Integer.parseInt(a.target().substring(5));
