@@ -43,6 +43,8 @@ record FaultAction(FaultKind kind, int atMs, int forMs, int role, int peer, int 
             case CRASH_LOSE_UNSYNCED -> "crash " + who + " losing its unforced writes (page cache), start it again";
             case DISK_WRITES -> "fail the segment writes of " + who + ", restart it on a healthy disk";
             case DISK_FSYNCS -> "fail the fsyncs of " + who + ", restart it on a healthy disk";
+            case DISK_OPENS -> "fail the segment file opens of " + who + ", restart it on a healthy disk";
+            case SLOW_DISK -> "slow each fsync of " + who + " by " + delayMs + " ms";
             case KILL_META_LEADER -> "kill the meta-service leader, start it again";
             case META_REQUESTS_LOST -> "lose the calls of " + who + " to the meta-service";
             case META_ANSWERS_LOST -> "lose the meta-service's answers to " + who + " (its calls are applied)";

@@ -131,6 +131,23 @@ final class FaultCluster implements AutoCloseable {
         }
     }
 
+    /** Makes opening node {@code id}'s segment files fail from now on. */
+    void failDiskOpens(int id) {
+        faultyDisks.add(id);
+        disks[id].failOpens();
+    }
+
+    /** Each force of node {@code id}'s segment files takes {@code delayMs} longer until {@link #healSlowDisk}. */
+    void slowDisk(int id, long delayMs) {
+        faultyDisks.add(id);
+        disks[id].slowForces(delayMs);
+    }
+
+    void healSlowDisk(int id) {
+        disks[id].slowForces(0);
+        faultyDisks.remove(id);
+    }
+
     boolean diskFailed(int id) {
         return faultyDisks.contains(id);
     }

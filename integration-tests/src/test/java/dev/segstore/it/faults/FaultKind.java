@@ -30,6 +30,10 @@ enum FaultKind {
     DISK_WRITES("disk-write-failure"),
     /** The node's segment forces (fsync) fail; at the end it is restarted on a healthy file layer. */
     DISK_FSYNCS("disk-fsync-failure"),
+    /** Opening the node's segment files (a new segment's) fails; at the end it is restarted on a healthy file layer. */
+    DISK_OPENS("disk-open-failure"),
+    /** Each force (fsync) of the node's segment files takes the fault's delay longer; healed at the end. */
+    SLOW_DISK("slow-disk"),
     /** The meta-service's Raft leader is closed, and started again (same ports and data) at the end. */
     KILL_META_LEADER("kill-meta-leader"),
     /**
@@ -54,6 +58,7 @@ enum FaultKind {
 
     /** Whether the fault takes a storage node's process or disk (at most one such fault per node at a time). */
     boolean takesNode() {
-        return this == KILL_NODE || this == CRASH_LOSE_UNSYNCED || this == DISK_WRITES || this == DISK_FSYNCS;
+        return this == KILL_NODE || this == CRASH_LOSE_UNSYNCED || this == DISK_WRITES || this == DISK_FSYNCS || this == DISK_OPENS
+                || this == SLOW_DISK;
     }
 }

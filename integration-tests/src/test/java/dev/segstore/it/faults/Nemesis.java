@@ -170,6 +170,14 @@ final class Nemesis {
                 cluster.failDisk(node, f.kind() == FaultKind.DISK_FSYNCS);
                 description = (f.kind() == FaultKind.DISK_FSYNCS ? "fail the fsyncs of " : "fail the segment writes of ") + who;
             }
+            case DISK_OPENS -> {
+                cluster.failDiskOpens(node);
+                description = "fail the segment file opens of " + who;
+            }
+            case SLOW_DISK -> {
+                cluster.slowDisk(node, f.delayMs());
+                description = "slow each fsync of " + who + " by " + f.delayMs() + " ms";
+            }
             default -> throw new IllegalStateException(f.kind().toString());
         }
         history.nemesisStart(f.kind().nemesis, description);
@@ -215,7 +223,11 @@ final class Nemesis {
                 cluster.startNode(a.node());
                 description = "started storage node " + a.node();
             }
-            case DISK_WRITES, DISK_FSYNCS -> {
+            case SLOW_DISK -> {
+                cluster.healSlowDisk(a.node());
+                description = "fsyncs of storage node " + a.node() + " at full speed again";
+            }
+            case DISK_WRITES, DISK_FSYNCS, DISK_OPENS -> {
                 cluster.replaceDisk(a.node());
                 description = "restarted storage node " + a.node() + " on a healthy disk";
             }

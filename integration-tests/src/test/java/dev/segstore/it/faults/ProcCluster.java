@@ -3,6 +3,7 @@ package dev.segstore.it.faults;
 import dev.segstore.client.MetaClient;
 import dev.segstore.client.SegmentStorageAdapter;
 import dev.segstore.it.proxy.ProxyNetwork;
+import dev.segstore.node.replica.ControlledFaultyFiles;
 import dev.segstore.node.server.InJvmCluster;
 import dev.segstore.protocol.NodeMethods;
 import dev.segstore.protocol.meta.DescribeClusterResponse;
@@ -70,6 +71,8 @@ final class ProcCluster implements AutoCloseable {
     private final Map<String, SegmentStorageAdapter> adapters = new ConcurrentHashMap<>();
     private final Thread reaper = new Thread(this::destroyAll, "proc-cluster-reaper");
     private boolean keep;
+    /** Each storage node's disk mode (its file layer's control file), by id; "none" when healthy. */
+    private final String[] diskModes = {"none", "none", "none", "none"};
 
     static String metaHost(int i) {
         return "127.0.0.2" + (i + 1);
@@ -125,7 +128,9 @@ final class ProcCluster implements AutoCloseable {
                         "node.id=" + id, "host=" + nodeHost(id), "port=" + port, "data.dir=data",
                         "advertised.host=127.0.0.1", "advertised.port=" + proxy.address().getPort(), "bind.outgoing=true",
                         "meta.addresses=" + String.join(",", metaProxies), "heartbeat.ms=200", "replica.max.lag.ms=1000", "read.lease.ms=1000",
-                        "controlled.shutdown.timeout.ms=5000", ""));
+                        "controlled.shutdown.timeout.ms=5000",
+                        // Test only: segment logs on the layer whose disk faults the control file sets (setDisk).
+                        "test.log.files.class=" + ControlledFaultyFiles.class.getName(), ""));
                 startNode(id);
             }
             harness = new MetaClient(List.of(metaProxies), 1_000, 3_000, HARNESS_HOST);
@@ -263,6 +268,50 @@ final class ProcCluster implements AutoCloseable {
         }
     }
 
+    /** Node {@code id}'s data directory. */
+    Path dataDir(int id) {
+        return root.resolve(nodeName(id)).resolve("data");
+    }
+
+    /**
+     * Sets storage node {@code id}'s disk mode ({@link ControlledFaultyFiles}: "none", "write-eio", "write-enospc",
+     * "fsync-eio", "open-eio", "slow-fsync MS", "crash SEED"); its layer reads it within tens of ms.
+     */
+    void setDisk(int id, String mode) throws IOException {
+        ControlledFaultyFiles.set(dataDir(id), mode);
+        diskModes[id] = mode;
+    }
+
+    String diskMode(int id) {
+        return diskModes[id];
+    }
+
+    /** Whether a disk mode makes I/O fail (the node's directory may be offline: it must start again once healed). */
+    static boolean failing(String mode) {
+        return mode.startsWith("write-") || mode.startsWith("fsync-") || mode.startsWith("open-") || mode.startsWith("crash");
+    }
+
+    /**
+     * Crashes storage node {@code id} losing its page cache (disk mode "crash SEED": its layer cuts each segment
+     * file to what was forced plus a random prefix of the later writes, then halts the JVM), waits for the process
+     * to end (kill -9 after 10 s), and sets the disk healthy again for its next start. Returns how it ended.
+     */
+    String crashLosingPageCache(int id, long seed) throws IOException, InterruptedException {
+        Process p = nodes[id];
+        setDisk(id, "crash " + seed);
+        String how;
+        if (p.waitFor(10, TimeUnit.SECONDS)) {
+            how = "halted with exit code " + p.exitValue();
+        } else {
+            p.destroyForcibly();
+            p.waitFor(30, TimeUnit.SECONDS);
+            how = "did not halt in 10 s: killed -9 (nothing lost)";
+        }
+        paused[3 + id] = false;
+        setDisk(id, "none");
+        return how;
+    }
+
     /**
      * Removes every fault: the network whole, paused processes continued, ended ones started again. Returns what
      * it had to do (empty if the schedule's own ends had undone everything).
@@ -270,6 +319,16 @@ final class ProcCluster implements AutoCloseable {
     List<String> heal() throws IOException, InterruptedException {
         List<String> done = new ArrayList<>();
         network.heal();
+        for (int id = 1; id <= 3; id++) {
+            String mode = diskModes[id];
+            if (!mode.equals("none")) {
+                setDisk(id, "none");
+                done.add("healed the disk of " + nodeName(id) + " (" + mode + ")");
+                if (failing(mode) && isUp(nodeName(id))) {
+                    kill(nodeName(id)); // its data directory may have gone offline: it starts again below
+                }
+            }
+        }
         for (String name : allNames()) {
             if (isPaused(name)) {
                 resume(name);

@@ -34,6 +34,12 @@ record ProcFault(ProcFaultKind kind, int atMs, int forMs, int role, int peer, in
             case ONE_WAY -> "one-way link " + who + " -> " + peerWho + " (the way back held)";
             case SLOW_LINK -> "slow the link " + who + " <-> " + peerWho + " by " + delayMs + " ms a chunk";
             case RESET_LINK -> "reset the link " + who + " <-> " + peerWho;
+            case DISK_WRITES -> "fail the segment writes (EIO) of " + who + ", heal and start it again";
+            case DISK_FULL -> "fail the segment writes (ENOSPC) of " + who + ", heal and start it again";
+            case DISK_FSYNCS -> "fail the fsyncs of " + who + ", heal and start it again";
+            case DISK_OPENS -> "fail the segment file opens of " + who + ", heal and start it again";
+            case SLOW_DISK -> "slow each fsync of " + who + " by " + delayMs + " ms";
+            case CRASH_LOSE_UNSYNCED -> "crash " + who + " losing its unsynced bytes, start it again";
             case CLIENTS_FROM_META_LEADER -> "partition the clients from the meta leader";
         };
         return "at " + atMs + " ms for " + forMs + " ms: " + what;

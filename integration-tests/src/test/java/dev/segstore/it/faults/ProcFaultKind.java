@@ -41,6 +41,26 @@ enum ProcFaultKind {
     SLOW_LINK("net-slow-link", Target.NODE),
     /** Connections between the storage node and a peer are reset, and new ones too, until the end. */
     RESET_LINK("net-reset-link", Target.NODE),
+    /**
+     * The storage node's segment writes fail (EIO) from the start, through its fault-injecting file layer
+     * ({@code ControlledFaultyFiles}, the test-only {@code test.log.files.class}); at the end the disk is healed and
+     * the node started again on it (a data directory an I/O error took offline stays offline until then).
+     */
+    DISK_WRITES("proc-disk-write-failure", Target.NODE),
+    /** As {@link #DISK_WRITES}, the writes failing "No space left on device" (ENOSPC). */
+    DISK_FULL("proc-disk-full", Target.NODE),
+    /** The storage node's segment forces (fsync) fail; at the end the disk is healed and the node started again. */
+    DISK_FSYNCS("proc-disk-fsync-failure", Target.NODE),
+    /** Opening a segment file fails (a new segment's, or at a start); at the end healed and the node started again. */
+    DISK_OPENS("proc-disk-open-failure", Target.NODE),
+    /** Each force (fsync) of the storage node's segment files takes the fault's delay longer; healed at the end. */
+    SLOW_DISK("proc-slow-disk", Target.NODE),
+    /**
+     * The storage node crashes losing its page cache: each segment file keeps what its last force covered and a
+     * random prefix of the later writes, the last torn half the time (as Jepsen's lazyfs), and its JVM halts; it
+     * is started again on the same directory at the end.
+     */
+    CRASH_LOSE_UNSYNCED("proc-crash-lost-page-cache", Target.NODE),
     /** Clients reach the meta leader no more (they must find the routes elsewhere; a follower answers NOT_LEADER). */
     CLIENTS_FROM_META_LEADER("net-clients-meta-leader", Target.META_LEADER);
 
@@ -56,7 +76,24 @@ enum ProcFaultKind {
 
     /** Whether it stops a process (at most one such fault per process at a time, and one meta process at a time). */
     boolean takesProcess() {
-        return name().startsWith("KILL") || name().startsWith("PAUSE") || name().startsWith("TERM");
+        return name().startsWith("KILL") || name().startsWith("PAUSE") || name().startsWith("TERM") || this == CRASH_LOSE_UNSYNCED;
+    }
+
+    /** Whether it sets the storage node's disk mode (at most one such fault per node at a time). */
+    boolean takesDisk() {
+        return name().startsWith("DISK") || this == SLOW_DISK;
+    }
+
+    /** The disk mode of the node's file layer while a {@link #takesDisk()} fault lasts (its control file). */
+    String diskMode(int delayMs) {
+        return switch (this) {
+            case DISK_WRITES -> "write-eio";
+            case DISK_FULL -> "write-enospc";
+            case DISK_FSYNCS -> "fsync-eio";
+            case DISK_OPENS -> "open-eio";
+            case SLOW_DISK -> "slow-fsync " + delayMs;
+            default -> throw new IllegalStateException(this + " sets no disk mode");
+        };
     }
 
     /** Whether it needs a peer (the other end of a link). */

@@ -26,6 +26,8 @@ final class ProcNemesis {
     private final long startNanos;
     private final List<String> log = new ArrayList<>();
     private ShardRoute lastRoute;
+    /** Storage nodes a process or disk fault holds now: at most one such fault per node at a time. */
+    private final java.util.Set<String> held = new java.util.HashSet<>();
 
     /** What a started fault hit: a process ("node-2", "meta-0") and, for links, the other end. */
     private record Applied(ProcFault fault, String target, List<String[]> links) {
@@ -144,9 +146,42 @@ final class ProcNemesis {
             note("skipped: " + f + ": " + who + " is down or paused already");
             return null;
         }
+        boolean holds = k.target == ProcFaultKind.Target.NODE && (k.takesProcess() || k.takesDisk());
+        if (holds) {
+            if (held.contains(target)) {
+                note("skipped: " + f + ": " + who + " has a process or disk fault already");
+                return null;
+            }
+            held.add(target);
+        }
+        try {
+            return apply(f, k, target, who, members);
+        } catch (Exception | AssertionError e) {
+            if (holds) {
+                held.remove(target); // it did not start: the node is free for another fault
+            }
+            throw e;
+        }
+    }
+
+    private Applied apply(ProcFault f, ProcFaultKind k, String target, String who, List<Integer> members) throws Exception {
         List<String[]> links = new ArrayList<>();
         String description;
+        int nodeId = target.startsWith("node-") ? Integer.parseInt(target.substring(5)) : -1;
         switch (k) {
+            case DISK_WRITES, DISK_FULL, DISK_FSYNCS, DISK_OPENS, SLOW_DISK -> {
+                String mode = k.diskMode(f.delayMs());
+                cluster.setDisk(nodeId, mode);
+                description = "disk of " + who + ": " + mode;
+            }
+            case CRASH_LOSE_UNSYNCED -> {
+                // Recorded before: clients see the node go while it crashes.
+                long seed = (f.atMs() * 1_000_003L + f.forMs()) * 31 + f.role() ^ 0x9E3779B97F4A7C15L;
+                history.nemesisStart(k.nemesis, "crash " + who + " losing its page cache (seed " + seed + ")");
+                note("start: crash " + who + " losing its page cache (seed " + seed + ")");
+                note("  " + target + " " + cluster.crashLosingPageCache(nodeId, seed));
+                return new Applied(f, target, links);
+            }
             case KILL_NODE, KILL_META_LEADER, KILL_META_FOLLOWER -> {
                 cluster.kill(target);
                 description = "kill -9 " + who;
@@ -235,8 +270,26 @@ final class ProcNemesis {
 
     private void stop(Applied a) throws Exception {
         ProcFaultKind k = a.fault().kind();
+        if (k.target == ProcFaultKind.Target.NODE && (k.takesProcess() || k.takesDisk())) {
+            held.remove(a.target());
+        }
         String description;
-        if (k.takesProcess()) {
+        if (k.takesDisk()) {
+            int id = Integer.parseInt(a.target().substring(5));
+            String mode = cluster.diskMode(id);
+            cluster.setDisk(id, "none");
+            if (ProcCluster.failing(mode)) {
+                // Its data directory may have gone offline, which only a start brings back (as the in-JVM
+                // nemesis restarts the node on a healthy disk).
+                if (cluster.isUp(a.target())) {
+                    cluster.kill(a.target());
+                }
+                cluster.restart(a.target());
+                description = "disk of " + a.target() + " healed (was " + mode + "), the node started again";
+            } else {
+                description = "disk of " + a.target() + " healed (was " + mode + ")";
+            }
+        } else if (k.takesProcess()) {
             if (k.name().startsWith("PAUSE")) {
                 cluster.resume(a.target());
                 description = "SIGCONT " + a.target();

@@ -65,7 +65,8 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
                 "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
                 "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads", "metrics.port",
-                "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing", "read.lease.ms"));
+                "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing", "read.lease.ms",
+                TestLogFiles.KEY)); // test-only: read by StorageNodeMain (TestLogFiles), not part of the record
         k.addAll(TlsConfig.KEYS);
         return Set.copyOf(k);
     }

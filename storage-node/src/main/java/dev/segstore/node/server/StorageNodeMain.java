@@ -19,7 +19,12 @@ public final class StorageNodeMain implements Callable<Integer> {
     public Integer call() throws Exception {
         NodeConfig c = NodeConfig.load(config);
         LOG.info("Starting storage node with {}", c);
-        StorageNode node = StorageNode.start(c);
+        // Test-only (test.log.files.class): the fault runs' disk-fault layer; production runs on the real file system.
+        dev.segstore.log.io.LogFiles files = TestLogFiles.fromSettings(config, c.dataDir());
+        if (files != dev.segstore.log.io.RealLogFiles.INSTANCE) {
+            LOG.warn("TEST ONLY: segment logs on the file layer {} ({})", files.getClass().getName(), TestLogFiles.KEY);
+        }
+        StorageNode node = StorageNode.start(c, StorageNode.PeerFaults.NONE, files);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             // SIGTERM: hand the leaderships over first (bounded by controlled.shutdown.timeout.ms), then stop.

@@ -16,6 +16,7 @@ import java.util.Random;
 import java.util.TreeMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * Real files whose segment writes or forces (fsync) a test can fail (as a failing disk: EIO) or whose writes it
@@ -37,8 +38,12 @@ import java.util.concurrent.TimeUnit;
  * keeps everything.
  */
 public final class FaultyFiles extends ForwardingLogFiles {
-    private volatile boolean failWrites;
+    /** The message of injected write failures (null: writes work): EIO, or ENOSPC's "No space left on device". */
+    private volatile String failWrites;
     private volatile boolean failForces;
+    private volatile boolean failOpens;
+    /** Each force of a segment file takes this much longer (a slow disk); 0: none. */
+    private volatile long forceDelayNanos;
     private volatile CountDownLatch gate;
     /** Set by {@link #crash} until {@link #writeCrashImages}: every operation fails. */
     private volatile boolean crashed;
@@ -66,7 +71,33 @@ public final class FaultyFiles extends ForwardingLogFiles {
     }
 
     public void failWrites() {
-        failWrites = true;
+        failWrites = "injected write failure";
+    }
+
+    /** Segment writes fail from now on with {@code message} (as "No space left on device": ENOSPC). */
+    public void failWrites(String message) {
+        failWrites = message;
+    }
+
+    /** Opening a segment file (a new segment, or one at startup) fails from now on, as on a failed disk. */
+    public void failOpens() {
+        failOpens = true;
+    }
+
+    /** Each force (fsync) of a segment file takes {@code delayMs} longer from now on (0: as the disk is). */
+    public void slowForces(long delayMs) {
+        forceDelayNanos = TimeUnit.MILLISECONDS.toNanos(delayMs);
+    }
+
+    /**
+     * Clears the injected write, force and open failures and the force delay. The node does not notice: a data
+     * directory an I/O error took offline stays offline until the node starts again (what the fault runs do).
+     */
+    public void heal() {
+        failWrites = null;
+        failForces = false;
+        failOpens = false;
+        forceDelayNanos = 0;
     }
 
     /** Forces (fsync) of segment files fail from now on; writes still reach the page cache. */
@@ -167,6 +198,9 @@ public final class FaultyFiles extends ForwardingLogFiles {
         if (!file.getFileName().toString().endsWith(".log")) {
             return real.open(file, create);
         }
+        if (failOpens) {
+            throw new IOException("injected open failure: " + file.getFileName());
+        }
         Tracked t;
         LogChannel ch;
         synchronized (this) {
@@ -229,8 +263,9 @@ public final class FaultyFiles extends ForwardingLogFiles {
                     throw new IOException("interrupted while held", e);
                 }
             }
-            if (failWrites) {
-                throw new IOException("injected write failure");
+            String failure = failWrites;
+            if (failure != null) {
+                throw new IOException(failure);
             }
             byte[] copy = new byte[src.remaining()];
             src.duplicate().get(copy);
@@ -254,6 +289,13 @@ public final class FaultyFiles extends ForwardingLogFiles {
         public void force() throws IOException {
             if (failForces) {
                 throw new IOException("injected force failure");
+            }
+            long delay = forceDelayNanos;
+            if (delay > 0) { // a slow disk: the force returns this much later
+                long until = System.nanoTime() + delay;
+                for (long left = delay; left > 0; left = until - System.nanoTime()) {
+                    LockSupport.parkNanos(left);
+                }
             }
             int covered;
             synchronized (FaultyFiles.this) {
