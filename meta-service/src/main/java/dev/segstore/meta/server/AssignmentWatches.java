@@ -10,7 +10,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -38,16 +37,25 @@ public final class AssignmentWatches implements MetaStateMachine.ApplyObserver, 
     /** The wait when the call names none. */
     public static final long DEFAULT_WAIT_MS = 5_000;
 
-    private final ScheduledExecutorService thread = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "meta-watch");
-        t.setDaemon(true);
-        return t;
-    });
+    private final ScheduledExecutorService thread = watchThread();
     private final Map<Integer, Waiter> waiters = new HashMap<>(); // guarded by this
     /** The metadata version of the newest command applied that may change assignments. */
     private long changedVersion; // guarded by this
     /** The metadata version of the newest command applied (or snapshot loaded). */
     private long version; // guarded by this
+
+    /** One daemon thread, which ends when idle (no watch held, nothing to complete) and starts again when needed. */
+    private static ScheduledExecutorService watchThread() {
+        java.util.concurrent.ScheduledThreadPoolExecutor e = new java.util.concurrent.ScheduledThreadPoolExecutor(1, r -> {
+            Thread t = new Thread(r, "meta-watch");
+            t.setDaemon(true);
+            return t;
+        });
+        e.setRemoveOnCancelPolicy(true); // an answered watch's time-out does not stay queued for its whole wait
+        e.setKeepAliveTime(10, TimeUnit.SECONDS);
+        e.allowCoreThreadTimeOut(true);
+        return e;
+    }
 
     private record Waiter(long appliedVersion, CompletableFuture<WatchAssignmentsResponse> answer, ScheduledFuture<?> timeout) {
     }

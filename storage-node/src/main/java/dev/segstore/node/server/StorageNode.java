@@ -390,6 +390,11 @@ public final class StorageNode implements AutoCloseable {
         }
     }
 
+    /** Whether the node watches its assignments (false once the meta-service said it does not know the method). */
+    boolean watchingAssignments() {
+        return !watchUnsupported;
+    }
+
     /** The next watch, a heartbeat period from now. */
     private void watchLater() {
         try {
