@@ -115,8 +115,8 @@ public final class StorageNode implements AutoCloseable {
         }
 
         /**
-         * Asked before every call this node makes to the meta-service (registration, heartbeat, ISR proposal,
-         * roll, controlled shutdown; {@code method} as {@link dev.segstore.protocol.MetaMethods} names it):
+         * Asked before every call this node makes to the meta-service (registration, heartbeat, assignment watch,
+         * ISR proposal, roll, controlled shutdown; {@code method} as {@link dev.segstore.protocol.MetaMethods} names it):
          * whether its request or its answer is lost ({@link MetaCalls}). Nothing is lost by default.
          */
         default MetaDrop metaDrop(int fromNode, String method) {
