@@ -4,6 +4,8 @@ package dev.segstore.protocol;
 public final class MetaMethods {
     public static final String REGISTER_NODE = "meta.RegisterNode";
     public static final String HEARTBEAT = "meta.Heartbeat";
+    /** Long poll: answered when a command may have changed assignments (docs/wire-protocol.md). */
+    public static final String WATCH_ASSIGNMENTS = "meta.WatchAssignments";
     public static final String CONTROLLED_SHUTDOWN = "meta.ControlledShutdown";
     public static final String PROPOSE_ISR = "meta.ProposeIsr";
     public static final String ROLL_SEGMENT = "meta.RollSegment";

@@ -212,6 +212,19 @@ public final class MetaClient implements AutoCloseable {
                 .setIncarnation(incarnation).build(), NodeAssignments.parser());
     }
 
+    /**
+     * A storage node's long poll (meta.WatchAssignments): completes with {@code changed} once the meta leader applied
+     * a command that may change assignments above {@code appliedMetadataVersion}, or with nothing new after about
+     * {@code maxWaitMs}. Each attempt may take that long; NOT_LEADER is followed as for every call. A meta-service
+     * without the method fails it INVALID_ARGUMENT ("unknown method").
+     */
+    public CompletableFuture<dev.segstore.protocol.meta.WatchAssignmentsResponse> watchAssignments(int nodeId, long incarnation,
+                                                                                                 long appliedMetadataVersion, long maxWaitMs) {
+        return call(MetaMethods.WATCH_ASSIGNMENTS, dev.segstore.protocol.meta.WatchAssignmentsRequest.newBuilder().setNodeId(nodeId)
+                        .setIncarnation(incarnation).setAppliedMetadataVersion(appliedMetadataVersion).setMaxWaitMs(maxWaitMs).build(),
+                dev.segstore.protocol.meta.WatchAssignmentsResponse.parser(), maxWaitMs + callTimeoutMs, maxWaitMs + callTimeoutMs);
+    }
+
     public CompletableFuture<SegmentResponse> proposeIsr(ProposeIsrRequest request) {
         return call(MetaMethods.PROPOSE_ISR, request, SegmentResponse.parser());
     }
@@ -226,19 +239,24 @@ public final class MetaClient implements AutoCloseable {
     }
 
     private <R extends Message> CompletableFuture<R> call(String method, Message request, Parser<R> parser) {
+        return call(method, request, parser, callTimeoutMs, deadlineMs);
+    }
+
+    private <R extends Message> CompletableFuture<R> call(String method, Message request, Parser<R> parser, long attemptTimeoutMs,
+                                                          long callDeadlineMs) {
         CompletableFuture<R> result = calls.track(new CompletableFuture<>(), () -> closedError(method, null));
-        attempt(method, request, parser, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(deadlineMs), 0, result);
+        attempt(method, request, parser, attemptTimeoutMs, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(callDeadlineMs), 0, result);
         return result;
     }
 
-    private <R extends Message> void attempt(String method, Message request, Parser<R> parser, long deadline, int tries,
-                                             CompletableFuture<R> result) {
+    private <R extends Message> void attempt(String method, Message request, Parser<R> parser, long attemptTimeoutMs, long deadline,
+                                             int tries, CompletableFuture<R> result) {
         if (closed) {
             result.completeExceptionally(closedError(method, null));
             return;
         }
         String target = leader;
-        rpc.call(target, method, request, parser, callTimeoutMs).whenComplete((r, e) -> {
+        rpc.call(target, method, request, parser, attemptTimeoutMs).whenComplete((r, e) -> {
             if (e == null) {
                 result.complete(r);
                 return;
@@ -259,7 +277,7 @@ public final class MetaClient implements AutoCloseable {
                 leader = addresses.get(next);
             }
             long backoff = Math.min(200, 10L << Math.min(tries, 4));
-            retries.schedule(() -> attempt(method, request, parser, deadline, tries + 1, result), backoff);
+            retries.schedule(() -> attempt(method, request, parser, attemptTimeoutMs, deadline, tries + 1, result), backoff);
         });
     }
 

@@ -48,6 +48,29 @@ public final class MetaStateMachine extends StateMachineAdapter {
         return t;
     });
     private volatile long appliedIndex;
+    private volatile ApplyObserver observer = ApplyObserver.NONE;
+
+    /**
+     * Told of every command applied and every snapshot loaded, on jraft's apply thread, right after the state
+     * changed: it must return at once and never call back into jraft (hand anything else to another thread).
+     */
+    public interface ApplyObserver {
+        ApplyObserver NONE = new ApplyObserver() {
+            @Override
+            public void applied(Command command, long metadataVersion) {
+            }
+
+            @Override
+            public void restored(long metadataVersion) {
+            }
+        };
+
+        /** {@code command} was applied; the state's metadata version is now {@code metadataVersion}. */
+        void applied(Command command, long metadataVersion);
+
+        /** A snapshot replaced the state, which is now at {@code metadataVersion}. */
+        void restored(long metadataVersion);
+    }
 
     /** Told when this node becomes or stops being the Raft leader (the controller runs only on the leader). */
     public interface LeaderListener {
@@ -72,6 +95,11 @@ public final class MetaStateMachine extends StateMachineAdapter {
         return listener;
     }
 
+    /** Sets the observer of applied commands ({@link ApplyObserver}); none by default. */
+    public void observe(ApplyObserver observer) {
+        this.observer = observer;
+    }
+
     public long appliedIndex() {
         return appliedIndex;
     }
@@ -90,6 +118,7 @@ public final class MetaStateMachine extends StateMachineAdapter {
             }
             CommandResult result = state.apply(command);
             appliedIndex = iter.getIndex();
+            observer.applied(command, state.appliedCommands());
             Closure done = iter.done();
             if (done instanceof ProposeClosure p) {
                 p.result(result);
@@ -132,6 +161,7 @@ public final class MetaStateMachine extends StateMachineAdapter {
         try {
             byte[] bytes = Files.readAllBytes(Path.of(reader.getPath(), SNAPSHOT_FILE));
             state.restore(MetaSnapshot.parseFrom(unframe(bytes)));
+            observer.restored(state.appliedCommands());
             LOG.info("Meta node {} loaded snapshot {}: {} shards, {} storage nodes", name, reader.getPath(), state.shardCount(), state.nodes().size());
             return true;
         } catch (IOException | RuntimeException e) {

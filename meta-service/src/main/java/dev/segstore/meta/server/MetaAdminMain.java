@@ -117,6 +117,9 @@ public final class MetaAdminMain {
         int minIsr;
         @Option(names = "--durability", defaultValue = "fsync", description = "fsync or page-cache")
         String durability;
+        @Option(names = "--segment-bytes", defaultValue = "0", description = "size at which a segment rolls (0: the meta-service's "
+                + "default, 256 MiB; at least 65536)")
+        long segmentBytes;
 
         @Override
         public Integer call() throws Exception {
@@ -127,7 +130,7 @@ public final class MetaAdminMain {
             };
             try (MetaClient c = parent.client()) {
                 ShardRoute r = get(c.createShard(name, ShardSettings.newBuilder().setReplicaCount(replicas).setMinInSyncReplicas(minIsr)
-                        .setDurability(mode).build()));
+                        .setDurability(mode).setSegmentBytes(segmentBytes).build()));
                 parent.emit(r, () -> print(r));
             }
             return 0;

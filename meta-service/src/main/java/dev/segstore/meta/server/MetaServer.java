@@ -25,6 +25,8 @@ public final class MetaServer implements AutoCloseable {
     private final Controller controller;
     private final RpcServer rpc;
     private final MetaMetrics metrics;
+    /** The storage nodes' long polls (meta.WatchAssignments), told of every command applied. */
+    private final AssignmentWatches watches = new AssignmentWatches();
     private final java.util.concurrent.ScheduledExecutorService reassignTimer = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "meta-reassign");
         t.setDaemon(true);
@@ -70,12 +72,16 @@ public final class MetaServer implements AutoCloseable {
             @Override
             public synchronized void onLeaderStop() {
                 leaderTerm.set(-1);
+                RaftGroup r = raftRef.get();
+                watches.leaderGone(() -> r != null ? r.notLeader() : new dev.segstore.protocol.rpc.RpcException(
+                        dev.segstore.adapter.ErrorCode.NOT_LEADER.code(), "meta node " + config.self() + " is no longer the leader"));
                 if (raftRef.get() != null) {
                     raftRef.get().leaderGone();
                     controllerRef.get().onLeaderStop();
                 }
             }
         });
+        fsm.observe(watches);
         this.rpc = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls());
         this.raft = new RaftGroup(config, fsm);
         this.controller = new Controller(state, raft, config.sessionTimeoutMs(), System::currentTimeMillis,
@@ -89,7 +95,7 @@ public final class MetaServer implements AutoCloseable {
                 controller.onLeaderStart();
             }
         }
-        new MetaService(state, raft, controller, System::currentTimeMillis, config.peers()).register(rpc);
+        new MetaService(state, raft, controller, System::currentTimeMillis, config.peers(), watches).register(rpc);
         MetaMetrics started = null;
         try {
             rpc.start(config.self().host(), config.listenRpcPort());
@@ -100,6 +106,7 @@ public final class MetaServer implements AutoCloseable {
             rpc.close();
             controller.close();
             raft.close();
+            watches.close();
             throw e;
         }
         this.metrics = started;
@@ -156,6 +163,7 @@ public final class MetaServer implements AutoCloseable {
         rpc.close();
         controller.close();
         raft.close();
+        watches.close();
         LOG.info("Meta node {} stopped", config.self());
     }
 }

@@ -61,8 +61,16 @@ public final class MetaService {
     private final LongSupplier clockMs;
     private final CommitBatcher commits;
     private final List<MetaPeer> peers;
+    private final AssignmentWatches watches;
 
     public MetaService(MetaState state, Consensus raft, Controller controller, LongSupplier clockMs, List<MetaPeer> peers) {
+        this(state, raft, controller, clockMs, peers, new AssignmentWatches());
+    }
+
+    /** As above, with {@code watches} told of applied commands by the state machine ({@code meta.WatchAssignments}). */
+    public MetaService(MetaState state, Consensus raft, Controller controller, LongSupplier clockMs, List<MetaPeer> peers,
+                       AssignmentWatches watches) {
+        this.watches = watches;
         this.state = state;
         this.raft = raft;
         this.controller = controller;
@@ -75,6 +83,8 @@ public final class MetaService {
     public void register(RpcServer server) {
         server.register(RpcHandler.of(MetaMethods.REGISTER_NODE, RegisterNodeRequest.parser(), this::registerNode))
                 .register(RpcHandler.of(MetaMethods.HEARTBEAT, HeartbeatRequest.parser(), this::heartbeat))
+                .register(RpcHandler.of(MetaMethods.WATCH_ASSIGNMENTS, dev.segstore.protocol.meta.WatchAssignmentsRequest.parser(),
+                        this::watchAssignments))
                 .register(RpcHandler.of(MetaMethods.CONTROLLED_SHUTDOWN, dev.segstore.protocol.meta.ControlledShutdownRequest.parser(),
                         this::controlledShutdown))
                 .register(RpcHandler.of(MetaMethods.PROPOSE_ISR, ProposeIsrRequest.parser(), this::proposeIsr))
@@ -131,6 +141,25 @@ public final class MetaService {
             controller.applied(r.getNodeId(), r.getAppliedMetadataVersion());
             return CompletableFuture.completedFuture(state.assignments(r.getNodeId()));
         });
+    }
+
+    /**
+     * A storage node's long poll: answered "changed" once a command that may change assignments was applied above
+     * the version it names (it then heartbeats at once), or "nothing new" after its wait (AssignmentWatches). On the
+     * leader only, for the node's registered, alive incarnation (else FENCED_EPOCH: it heartbeats and registers as
+     * it would anyway). It needs no read barrier: it hands out nothing; a deposed leader's watch at worst waits for
+     * nothing, and heartbeats go on every period.
+     */
+    CompletableFuture<Message> watchAssignments(dev.segstore.protocol.meta.WatchAssignmentsRequest r) {
+        if (!raft.isLeader()) {
+            return CompletableFuture.failedFuture(raft.notLeader());
+        }
+        Optional<StorageNode> node = state.node(r.getNodeId());
+        if (node.isEmpty() || node.get().getState() != NodeState.ALIVE || node.get().getIncarnation() != r.getIncarnation()) {
+            return fail(ErrorCode.FENCED_EPOCH, "storage node " + r.getNodeId() + " incarnation " + r.getIncarnation()
+                    + " is not registered and alive: register again");
+        }
+        return watches.watch(r.getNodeId(), r.getAppliedMetadataVersion(), r.getMaxWaitMs()).thenApply(m -> m);
     }
 
     /**

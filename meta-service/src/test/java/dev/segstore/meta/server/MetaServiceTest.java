@@ -133,6 +133,23 @@ class MetaServiceTest {
         assertTrue(r.isOk(), r.message());
     }
 
+    private CompletableFuture<Message> watch(int id, long incarnation, long appliedVersion) {
+        return service.watchAssignments(dev.segstore.protocol.meta.WatchAssignmentsRequest.newBuilder().setNodeId(id)
+                .setIncarnation(incarnation).setAppliedMetadataVersion(appliedVersion).setMaxWaitMs(50).build());
+    }
+
+    @Test
+    void anAssignmentWatchIsAnsweredByTheLeaderOnlyAndForTheNodesAliveIncarnationOnly() throws Exception {
+        long inc = register(1).getNode().getIncarnation();
+        // Nothing observed a change here (no state machine): the watch waits its 50 ms and says nothing new.
+        var r = (dev.segstore.protocol.meta.WatchAssignmentsResponse) await(watch(1, inc, state.appliedCommands()));
+        assertFalse(r.getChanged());
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), rpcFailure(watch(1, inc + 1, 0)).code(), "an old incarnation");
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), rpcFailure(watch(2, 1, 0)).code(), "a node never registered");
+        raft.leader = false;
+        assertEquals(ErrorCode.NOT_LEADER.code(), rpcFailure(watch(1, inc, 0)).code(), "a follower sends the node to the leader");
+    }
+
     @Test
     void aDeposedLeaderWhoseReadBarrierFailsDoesNotAnswerAHeartbeatFromItsLocalState() throws Exception {
         long inc = register(1).getNode().getIncarnation();

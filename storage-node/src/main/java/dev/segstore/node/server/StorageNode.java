@@ -85,6 +85,13 @@ public final class StorageNode implements AutoCloseable {
     /** A heartbeat asked for by {@link #requestHeartbeat} waits to run on the control thread. */
     private final java.util.concurrent.atomic.AtomicBoolean heartbeatRequested = new java.util.concurrent.atomic.AtomicBoolean();
     private final int boundPort;
+    /**
+     * How long the meta leader may hold this node's assignment watch ({@code meta.WatchAssignments}) when nothing
+     * changes: a few seconds, so a watch stuck on a deposed meta leader is given up soon, heartbeats going on meanwhile.
+     */
+    static final long WATCH_WAIT_MS = 5_000;
+    /** Set when the meta-service does not know {@code meta.WatchAssignments} (an older one): heartbeats only. */
+    private volatile boolean watchUnsupported;
 
     private static Thread daemon(Runnable r, String name) {
         Thread t = new Thread(r, name);
@@ -108,8 +115,8 @@ public final class StorageNode implements AutoCloseable {
         }
 
         /**
-         * Asked before every call this node makes to the meta-service (registration, heartbeat, ISR proposal,
-         * roll, controlled shutdown; {@code method} as {@link dev.segstore.protocol.MetaMethods} names it):
+         * Asked before every call this node makes to the meta-service (registration, heartbeat, assignment watch,
+         * ISR proposal, roll, controlled shutdown; {@code method} as {@link dev.segstore.protocol.MetaMethods} names it):
          * whether its request or its answer is lost ({@link MetaCalls}). Nothing is lost by default.
          */
         default MetaDrop metaDrop(int fromNode, String method) {
@@ -163,6 +170,8 @@ public final class StorageNode implements AutoCloseable {
         // The first tick registers, and ticks go on registering until it succeeds: a node started while the
         // meta-service has no leader yet (a whole cluster started at once, a slow election) waits for it.
         control.scheduleWithFixedDelay(this::heartbeat, 0, config.heartbeatMs(), TimeUnit.MILLISECONDS);
+        // One watch chain for the node's life: at any time one watch call is out, or one re-arm is scheduled.
+        control.schedule(this::watchAssignments, config.heartbeatMs(), TimeUnit.MILLISECONDS);
         long tick = Math.max(10, config.replicaMaxLagMs() / 2);
         control.scheduleWithFixedDelay(this::isrTick, tick, tick, TimeUnit.MILLISECONDS);
         control.scheduleWithFixedDelay(this::indexTick, 200, 200, TimeUnit.MILLISECONDS);
@@ -303,6 +312,95 @@ public final class StorageNode implements AutoCloseable {
             } else {
                 LOG.warn("Heartbeat failed: {}", cause.toString());
             }
+        }
+    }
+
+    // ---- assignment watch (meta.WatchAssignments) ---------------------------------------------------------
+
+    /**
+     * Keeps one long poll open at the meta leader, answered as soon as a command that may change this node's
+     * assignments (a roll placing a new segment here, a leadership moved to it, a fence) is applied: then the node
+     * heartbeats at once, on the control thread, instead of at its next period. The watch carries no assignments;
+     * only the heartbeat's answer is applied, through the reconciler's checks (versions, the read lease counted from
+     * the heartbeat's send time), so a lost or spurious watch answer only moves a heartbeat. Goes through the fault
+     * seam as every meta call. A meta-service without the method (an older one) answers "unknown method": the node
+     * then stops watching and learns at heartbeats, as before.
+     */
+    private void watchAssignments() {
+        if (closed || watchUnsupported) {
+            return;
+        }
+        long current = incarnation;
+        if (current < 0) {
+            watchLater(); // not registered (yet, or fenced): heartbeats register it
+            return;
+        }
+        long applied = reconciler.appliedVersion();
+        long sentAt = System.nanoTime();
+        CompletableFuture<dev.segstore.protocol.meta.WatchAssignmentsResponse> answer;
+        try {
+            answer = metaCalls.call(dev.segstore.protocol.MetaMethods.WATCH_ASSIGNMENTS,
+                    () -> meta.watchAssignments(config.nodeId(), current, applied, WATCH_WAIT_MS));
+        } catch (RuntimeException e) {
+            LOG.debug("Storage node {}: assignment watch not sent: {}", config.nodeId(), e.toString());
+            watchLater();
+            return;
+        }
+        answer.whenComplete((r, e) -> onWatchAnswer(r, e, applied, sentAt));
+    }
+
+    private void onWatchAnswer(dev.segstore.protocol.meta.WatchAssignmentsResponse r, Throwable e, long applied, long sentAtNanos) {
+        if (closed) {
+            return;
+        }
+        if (e != null) {
+            Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+            if (cause instanceof RpcException re && re.code() == ErrorCode.INVALID_ARGUMENT.code()
+                    && re.getMessage() != null && re.getMessage().contains("unknown method")) {
+                watchUnsupported = true;
+                LOG.info("Storage node {}: the meta-service does not know {}; learning assignments at heartbeats only",
+                        config.nodeId(), dev.segstore.protocol.MetaMethods.WATCH_ASSIGNMENTS);
+                return;
+            }
+            if (cause instanceof RpcException re && re.code() == ErrorCode.CLOSED.code()) {
+                return;
+            }
+            LOG.debug("Storage node {}: assignment watch failed ({}); watching again in {} ms", config.nodeId(), cause.toString(),
+                    config.heartbeatMs());
+            watchLater();
+            return;
+        }
+        if (r.getChanged()) {
+            try {
+                control.execute(() -> {
+                    heartbeat();
+                    if (reconciler.appliedVersion() > applied) {
+                        watchAssignments();
+                    } else {
+                        watchLater(); // the heartbeat failed or was not newer: do not spin on the same answer
+                    }
+                });
+            } catch (java.util.concurrent.RejectedExecutionException stopped) {
+                // closed
+            }
+        } else if (System.nanoTime() - sentAtNanos < TimeUnit.MILLISECONDS.toNanos(WATCH_WAIT_MS / 2)) {
+            watchLater(); // nothing new, early: replaced by another watch of this node id, or a leader closing
+        } else {
+            watchAssignments();
+        }
+    }
+
+    /** Whether the node watches its assignments (false once the meta-service said it does not know the method). */
+    boolean watchingAssignments() {
+        return !watchUnsupported;
+    }
+
+    /** The next watch, a heartbeat period from now. */
+    private void watchLater() {
+        try {
+            control.schedule(this::watchAssignments, config.heartbeatMs(), TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException stopped) {
+            // closed
         }
     }
 

@@ -127,10 +127,12 @@ public final class InJvmCluster implements AutoCloseable {
      * for its registration (a fault test whose node cannot reach the meta-service yet).
      */
     public StorageNode startNode(int id, boolean awaitRegistration) throws Exception {
+        // The lease in the first configuration built: one of a heartbeat longer than the default lease is refused.
         nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses,
                 timings.heartbeatMs(), timings.replicaMaxLagMs(),
-                dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0)
-                .withTls(tls).withReadLeaseMs(timings.readLeaseMs()), faults.apply(id), files.apply(id));
+                dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0,
+                NodeConfig.DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS, null, -1, false, tls, timings.readLeaseMs()),
+                faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
         if (awaitRegistration) {
             waitFor("storage node " + id + " to register", 30_000, started::registered);

@@ -123,6 +123,35 @@ class ScriptedMetaTest {
     }
 
     @Test
+    void againstAMetaServiceWithoutTheWatchTheNodeFallsBackToHeartbeats() throws Exception {
+        answer.set(assignments(10, true));
+        start(); // the scripted meta-service knows registration and heartbeats only, as one older than the watch
+        InJvmCluster.waitFor("the node to give its watch up", 30_000, () -> !node.watchingAssignments());
+        InJvmCluster.waitFor("the replica to be created", 30_000, () -> node.partition(SHARD_ID, 0) != null);
+        awaitHeartbeats(3);
+    }
+
+    @Test
+    void aWatchAnsweredChangedWhoseHeartbeatBringsNothingNewerDoesNotSpin() throws Exception {
+        AtomicInteger watches = new AtomicInteger();
+        // A meta-service that says "changed" at once to every watch, while its heartbeats stay at version 10.
+        metaServer.register(RpcHandler.of(MetaMethods.WATCH_ASSIGNMENTS, dev.segstore.protocol.meta.WatchAssignmentsRequest.parser(), r -> {
+            watches.incrementAndGet();
+            return CompletableFuture.completedFuture(dev.segstore.protocol.meta.WatchAssignmentsResponse.newBuilder().setChanged(true)
+                    .setMetadataVersion(11).build());
+        }));
+        answer.set(assignments(10, true));
+        start();
+        InJvmCluster.waitFor("a first watch", 30_000, () -> watches.get() > 0);
+        awaitHeartbeats(20);
+        int heartbeatCount = heartbeats.get();
+        int watchCount = watches.get();
+        assertTrue(node.watchingAssignments(), "still watching");
+        assertTrue(watchCount <= heartbeatCount + 2, watchCount + " watches for " + heartbeatCount
+                + " heartbeats: at most one watch per heartbeat period while the heartbeat brings nothing newer");
+    }
+
+    @Test
     void assignmentsOlderThanOnesAppliedNeverDeleteAReplica() throws Exception {
         answer.set(assignments(10, true));
         start();
