@@ -6,7 +6,7 @@ package dev.segstore.it.faults;
  * schedule means the same whoever leads): role 0 is its leader, 1 and 2 its followers in replica order.
  *
  * @param role    the storage node the fault hits (all kinds but {@link FaultKind#KILL_META_LEADER})
- * @param peer    {@link FaultKind#SLOW_LINK}: the other end of the link, the {@code peer + 1}-th role after
+ * @param peer    {@link FaultKind#SLOW_LINK}, {@link FaultKind#ONE_WAY}: the other end of the link, the {@code peer + 1}-th role after
  *                {@code role} (so never the same node)
  * @param delayMs {@link FaultKind#SLOW_LINK}: how long each call on the link is held back
  */
@@ -38,6 +38,7 @@ record FaultAction(FaultKind kind, int atMs, int forMs, int role, int peer, int 
         String what = switch (kind) {
             case PARTITION -> "partition " + who + " from its peers";
             case SLOW_LINK -> "slow the link " + who + " <-> [" + ROLES[peerRole()] + "] by " + delayMs + " ms";
+            case ONE_WAY -> "drop the calls of " + who + " to [" + ROLES[peerRole()] + "] (its calls to " + who + " go through)";
             case ISOLATE_NODE -> "isolate " + who + " from its peers; the controller fences it " + fenceAfterMs() + " ms later";
             case KILL_NODE -> "kill " + who + ", start it again";
             case CRASH_LOSE_UNSYNCED -> "crash " + who + " losing its unforced writes (page cache), start it again";

@@ -47,7 +47,13 @@ enum FaultKind {
      * and rolls commit), but every answer is lost: each call fails TIMEOUT, and the node learns nothing of the
      * committed state (nor of new assignments) until the end.
      */
-    META_ANSWERS_LOST("meta-answers-lost");
+    META_ANSWERS_LOST("meta-answers-lost"),
+    /**
+     * One way between two storage nodes: every call the node makes to its peer is dropped (fails UNAVAILABLE),
+     * while the peer's calls to it go through (A hears B, B does not hear A): a follower that cannot fetch from
+     * its leader though the leader could fetch from it, or the reverse. Lifted at the end.
+     */
+    ONE_WAY("one-way");
 
     /** The nemesis kind in the history (docs/chaos-history.md). */
     final String nemesis;

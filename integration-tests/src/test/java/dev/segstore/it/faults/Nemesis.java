@@ -152,6 +152,11 @@ final class Nemesis {
                 cluster.network.cutMeta(rule, node, answers ? StorageNode.MetaDrop.ANSWER : StorageNode.MetaDrop.REQUEST);
                 description = answers ? "lose the meta-service's answers to " + who : "lose the calls of " + who + " to the meta-service";
             }
+            case ONE_WAY -> {
+                int peer = members.get(f.peerRole());
+                cluster.network.oneWay(rule, node, peer);
+                description = "drop the calls of " + who + " to storage node " + peer + " (its calls to " + who + " go through)";
+            }
             case SLOW_LINK -> {
                 int peer = members.get(f.peerRole());
                 cluster.network.slow(rule, node, peer, f.delayMs());
@@ -215,7 +220,7 @@ final class Nemesis {
     private void stop(Applied a) throws Exception {
         String description;
         switch (a.action().kind()) {
-            case PARTITION, SLOW_LINK, ISOLATE_NODE, META_REQUESTS_LOST, META_ANSWERS_LOST -> {
+            case PARTITION, SLOW_LINK, ONE_WAY, ISOLATE_NODE, META_REQUESTS_LOST, META_ANSWERS_LOST -> {
                 cluster.network.lift(a.rule());
                 description = "network rule lifted";
             }

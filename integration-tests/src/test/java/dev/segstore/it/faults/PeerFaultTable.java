@@ -8,8 +8,8 @@ import java.util.function.ToIntFunction;
 
 /**
  * The network faults between storage nodes, as one {@link StorageNode.PeerFaults} every node of the cluster
- * calls through: isolated nodes (every call from them and to them is dropped: it fails UNAVAILABLE) and slow
- * links (calls both ways held back). Each rule belongs to the fault that set it, so overlapping faults on one
+ * calls through: isolated nodes (every call from them and to them is dropped: it fails UNAVAILABLE), one-way
+ * cuts (calls from one node to another dropped, the other way passing) and slow links (calls both ways held back). Each rule belongs to the fault that set it, so overlapping faults on one
  * node or link end independently. Calls between storage nodes pass this seam, and a storage node's calls to the
  * meta-service (lost requests or lost answers, {@link #cutMeta}); clients and the meta-service still reach every
  * node. Thread-safe: nodes ask on their fetcher threads while the nemesis
@@ -30,6 +30,11 @@ final class PeerFaultTable implements StorageNode.PeerFaults {
     private final Map<Object, Integer> isolated = new ConcurrentHashMap<>();
     private final Map<Object, Delay> delays = new ConcurrentHashMap<>();
     private final Map<Object, MetaCut> metaCuts = new ConcurrentHashMap<>();
+    /** One-way cuts: calls from {@code from} to {@code to} are dropped, the other way they pass. */
+    private final Map<Object, OneWay> oneWays = new ConcurrentHashMap<>();
+
+    private record OneWay(int from, int to) {
+    }
 
     private record MetaCut(int node, StorageNode.MetaDrop drop) {
     }
@@ -41,6 +46,11 @@ final class PeerFaultTable implements StorageNode.PeerFaults {
     /** Fault {@code owner} cuts {@code node} off from its peers. */
     void isolate(Object owner, int node) {
         isolated.put(owner, node);
+    }
+
+    /** Fault {@code owner} drops the calls of node {@code from} to node {@code to} (not those the other way). */
+    void oneWay(Object owner, int from, int to) {
+        oneWays.put(owner, new OneWay(from, to));
     }
 
     /** Fault {@code owner} slows the link between nodes {@code a} and {@code b}. */
@@ -61,12 +71,14 @@ final class PeerFaultTable implements StorageNode.PeerFaults {
         isolated.remove(owner);
         delays.remove(owner);
         metaCuts.remove(owner);
+        oneWays.remove(owner);
     }
 
     void clear() {
         isolated.clear();
         delays.clear();
         metaCuts.clear();
+        oneWays.clear();
     }
 
     /** Whether a fault cuts {@code node} from the meta-service now (it cannot register). */
@@ -90,11 +102,11 @@ final class PeerFaultTable implements StorageNode.PeerFaults {
 
     @Override
     public boolean drop(int fromNode, String toAddress, String method) {
-        if (isolated.isEmpty()) {
+        if (isolated.isEmpty() && oneWays.isEmpty()) {
             return false;
         }
         int to = nodeOfAddress.applyAsInt(toAddress);
-        return isolated.containsValue(fromNode) || isolated.containsValue(to);
+        return isolated.containsValue(fromNode) || isolated.containsValue(to) || oneWays.containsValue(new OneWay(fromNode, to));
     }
 
     @Override
