@@ -6,7 +6,6 @@ import dev.segstore.meta.server.MetaPeer;
 import dev.segstore.meta.server.MetaServer;
 
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -38,7 +37,7 @@ final class MetaTestCluster implements AutoCloseable {
         for (int attempt = 1; ; attempt++) {
             List<MetaPeer> peers = new ArrayList<>();
             for (int i = 0; i < size; i++) {
-                peers.add(new MetaPeer("127.0.0.1", freePort(), freePort()));
+                peers.add(dev.segstore.meta.server.TestPorts.freeMetaPeer());
             }
             configs.clear();
             for (int i = 0; i < size; i++) {
@@ -63,11 +62,6 @@ final class MetaTestCluster implements AutoCloseable {
         }
     }
 
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
-    }
 
     void start(int i) throws Exception {
         servers[i] = MetaServer.start(configs.get(i));

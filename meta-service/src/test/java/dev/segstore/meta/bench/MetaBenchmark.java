@@ -13,7 +13,6 @@ import org.HdrHistogram.Histogram;
 
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -43,7 +42,7 @@ public final class MetaBenchmark {
         Path root = Files.createTempDirectory("meta-bench-");
         List<MetaPeer> peers = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
-            peers.add(new MetaPeer("127.0.0.1", freePort(), freePort()));
+            peers.add(dev.segstore.meta.server.TestPorts.freeMetaPeer());
         }
         List<MetaServer> servers = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
@@ -134,9 +133,4 @@ public final class MetaBenchmark {
         return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
     }
 
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
-    }
 }

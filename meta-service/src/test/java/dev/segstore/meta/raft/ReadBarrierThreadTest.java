@@ -7,8 +7,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -30,15 +28,10 @@ class ReadBarrierThreadTest {
     @TempDir
     Path dir;
 
-    private static int freePort() throws Exception {
-        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
-    }
 
     @Test
     void whatWaitsOnAReadBarrierRunsOffJraftsThreads() throws Exception {
-        MetaPeer self = new MetaPeer("127.0.0.1", freePort(), freePort());
+        MetaPeer self = dev.segstore.meta.server.TestPorts.freeMetaPeer();
         try (MetaServer server = MetaServer.start(new MetaConfig(self, List.of(self), dir.resolve("meta"), 600, 300, 2_000))) {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
             while (!server.isLeader()) {

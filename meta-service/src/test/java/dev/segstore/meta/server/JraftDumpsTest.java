@@ -4,7 +4,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -25,11 +24,6 @@ class JraftDumpsTest {
     @TempDir
     Path dir;
 
-    private static int freePort() throws Exception {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
-    }
 
     private static List<String> dumpsIn(Path d) throws Exception {
         if (!Files.isDirectory(d)) {
@@ -46,7 +40,7 @@ class JraftDumpsTest {
     void sigusr2DumpsGoToTheDataDirectoryNotTheWorkingDirectory() throws Exception {
         Path cwd = Path.of("").toAbsolutePath();
         List<String> before = dumpsIn(cwd);
-        MetaPeer self = new MetaPeer("127.0.0.1", freePort(), freePort());
+        MetaPeer self = dev.segstore.meta.server.TestPorts.freeMetaPeer();
         try (MetaServer server = MetaServer.start(new MetaConfig(self, List.of(self), dir.resolve("meta"), 600, 300, 2_000))) {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
             while (!server.isLeader()) {
