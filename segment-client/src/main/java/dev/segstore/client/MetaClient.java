@@ -113,12 +113,6 @@ public final class MetaClient implements AutoCloseable {
         return call(MetaMethods.LIST_SHARDS, ListShardsRequest.newBuilder().setNamePrefix(prefix).build(), ListShardsResponse.parser());
     }
 
-    /** Changes a shard's retention (-1: keep every segment); answers with the shard as altered. */
-    public CompletableFuture<dev.segstore.protocol.meta.Shard> alterShard(String name, long retentionMs) {
-        return call(MetaMethods.ALTER_SHARD, dev.segstore.protocol.meta.AlterShardRequest.newBuilder().setName(name)
-                .setRetentionMs(retentionMs).build(), dev.segstore.protocol.meta.Shard.parser());
-    }
-
     /**
      * Alters a shard: its retention ({@code retentionMs} null: unchanged) and the next segments' placement
      * ({@code placement} null: unchanged; empty: the controller places them again).

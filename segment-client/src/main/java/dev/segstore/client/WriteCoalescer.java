@@ -78,13 +78,7 @@ final class WriteCoalescer {
     }
 
     private void send(List<Pending> batch) {
-        CompletableFuture<List<Long>> sent;
-        try {
-            sent = sender.apply(batch.stream().map(Pending::record).toList());
-        } catch (RuntimeException e) {
-            sent = CompletableFuture.failedFuture(e);
-        }
-        sent.whenComplete((offsets, e) -> {
+        apply(batch.stream().map(Pending::record).toList()).whenComplete((offsets, e) -> {
             if (e != null && batch.size() > 1 && code(e) == ErrorCode.RECORD_TOO_LARGE) {
                 // Refused before anything was stored: each record alone, so that only the one at fault fails.
                 for (Pending p : batch) {
@@ -107,13 +101,16 @@ final class WriteCoalescer {
     }
 
     private void sendAlone(Pending p) {
-        CompletableFuture<List<Long>> sent;
+        apply(List.of(p.record())).whenComplete((offsets, e) -> complete(List.of(p), offsets, e));
+    }
+
+    /** The sender's answer for {@code records}; a sender that throws fails the batch instead. */
+    private CompletableFuture<List<Long>> apply(List<NewRecord> records) {
         try {
-            sent = sender.apply(List.of(p.record()));
+            return sender.apply(records);
         } catch (RuntimeException e) {
-            sent = CompletableFuture.failedFuture(e);
+            return CompletableFuture.failedFuture(e);
         }
-        sent.whenComplete((offsets, e) -> complete(List.of(p), offsets, e));
     }
 
     /**
