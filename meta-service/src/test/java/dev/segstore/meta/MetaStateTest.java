@@ -356,6 +356,64 @@ class MetaStateTest {
         assertEquals(List.of(1), segment("f", 0).getIsrList());
     }
 
+    private long register(int id, String pageCacheId) {
+        apply(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("h").setPort(1)
+                .setPageCacheId(pageCacheId)));
+        return state.node(id).orElseThrow().getIncarnation();
+    }
+
+    /**
+     * Campaign 6747654017441015232 run 0044, on the state machine: page-cache shard led by node 3, ISR [3, 2, 1].
+     * Node 2's process is killed and restarted (same boot: its page cache kept everything), nodes 3 and 1 crash
+     * losing their page cache (new boot ids); node 2 and then node 1 register again before the controller notices
+     * anything. Node 2 must keep its ISR place, so that when node 3's session ends the leadership goes to node 2,
+     * which holds every acknowledged record. (Before: node 2 left the ISR as a possible loss, the ISR became [3],
+     * node 3 came back with a shortened log as the only member and led alone: acknowledged offsets lost.)
+     */
+    @Test
+    void aPageCacheNodeRestartedOnTheSameBootKeepsItsIsrPlaceAndTakesOverFromOnesThatLostTheirs() {
+        dev.segstore.protocol.meta.DurabilityMode pageCache = dev.segstore.protocol.meta.DurabilityMode.PAGE_CACHE;
+        register(1, "boot-a");
+        register(2, "boot-b");
+        long inc3 = register(3, "boot-c");
+        create("p", false, pageCache, 3, 2, 1);
+        assertEquals(null, changeIsr("p", 0, 3, 0, 0, 3, 2, 1).error());
+        int version = segment("p", 0).getIsrVersion();
+
+        register(2, "boot-b"); // killed and started again: same boot
+        Segment afterTwo = segment("p", 0);
+        assertEquals(List.of(3, 2, 1), afterTwo.getIsrList(), "a restart on the same boot keeps its ISR place");
+        assertEquals(version, afterTwo.getIsrVersion());
+        assertEquals(3, afterTwo.getLeader());
+        assertEquals(0, afterTwo.getLeaderEpoch(), "node 2 led nothing: no new epoch");
+
+        register(1, "boot-a2"); // crashed with the machine: a new boot, it may have lost acknowledged bytes
+        assertEquals(List.of(3, 2), segment("p", 0).getIsrList(), "a restart after a machine crash leaves the ISR");
+
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3)));
+        Segment p = segment("p", 0);
+        assertEquals(2, p.getLeader(), "the member that kept everything leads");
+        assertEquals(List.of(2), p.getIsrList());
+        assertEquals(1, p.getLeaderEpoch());
+        assertEquals("boot-b", state.node(2).orElseThrow().getPageCacheId());
+    }
+
+    @Test
+    void aPageCacheLeaderRestartedOnTheSameBootKeepsLeadingInANewEpochButAnUnknownPageCacheDoesNot() {
+        dev.segstore.protocol.meta.DurabilityMode pageCache = dev.segstore.protocol.meta.DurabilityMode.PAGE_CACHE;
+        register(1, "boot-a");
+        register(2, "");
+        create("p", false, pageCache, 1, 2);
+        assertEquals(null, changeIsr("p", 0, 1, 0, 0, 1, 2).error());
+        register(1, "boot-a");
+        assertEquals(1, segment("p", 0).getLeader());
+        assertEquals(1, segment("p", 0).getLeaderEpoch(), "never the epoch it led before the restart");
+        assertEquals(List.of(1, 2), segment("p", 0).getIsrList());
+        // An empty id proves nothing, even twice: node 2 leaves the ISR.
+        register(2, "");
+        assertEquals(List.of(1), segment("p", 0).getIsrList());
+    }
+
     @Test
     void aRetriedRegistrationOfTheSameProcessChangesNothing() {
         RegisterNodeCommand.Builder same = RegisterNodeCommand.newBuilder().setNodeId(1).setHost("h").setPort(1).setInstanceId(77);

@@ -174,8 +174,17 @@ public final class MetaClient implements AutoCloseable {
      * was applied (its answer lost) is not taken for a restart (0: none).
      */
     public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline, long instanceId) {
+        return registerNode(nodeId, host, port, storageOffline, instanceId, "");
+    }
+
+    /**
+     * Registers a storage node; {@code pageCacheId}: the identity of the page cache its segment files were
+     * written through (RegisterNodeRequest.page_cache_id in meta.proto; empty: unknown).
+     */
+    public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline, long instanceId,
+                                                           String pageCacheId) {
         return call(MetaMethods.REGISTER_NODE, RegisterNodeRequest.newBuilder().setNodeId(nodeId).setHost(host).setPort(port)
-                .setStorageOffline(storageOffline).setInstanceId(instanceId).build(), NodeAssignments.parser());
+                .setStorageOffline(storageOffline).setInstanceId(instanceId).setPageCacheId(pageCacheId).build(), NodeAssignments.parser());
     }
 
     public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation) {

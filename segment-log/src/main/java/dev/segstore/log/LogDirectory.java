@@ -1,5 +1,6 @@
 package dev.segstore.log;
 
+import dev.segstore.log.io.LogChannel;
 import dev.segstore.log.io.LogFiles;
 import dev.segstore.log.io.RealLogFiles;
 import org.slf4j.Logger;
@@ -187,6 +188,46 @@ public final class LogDirectory implements AutoCloseable {
             logs.put(name, log);
             return log;
         }
+    }
+
+    /**
+     * The identity of the page cache ({@link LogFiles#pageCacheId}) holding what this directory's logs were written
+     * through, once the newest segment file of each log not open here is forced: before it rolls, a log writes only
+     * its newest segment (a roll forces the one it seals). After a process restart on a machine that did not crash,
+     * the previous process's unforced bytes are in that page cache, and the force puts them on disk, or fails if
+     * the kernel lost some in a write-back error: then, and where the file layer knows no id, {@code ""}
+     * (unknown). A storage node calls this before it opens its logs, and registers with the answer.
+     */
+    public String pageCacheIdAfterForcing() {
+        String id = files.pageCacheId();
+        if (id.isEmpty()) {
+            return id;
+        }
+        String name = "";
+        try {
+            for (String each : logNames()) {
+                name = each;
+                if (logs.containsKey(name)) {
+                    continue;
+                }
+                Path dir = root.resolve(name);
+                String newest = null;
+                for (String f : files.list(dir)) {
+                    if (f.endsWith(".log") && (newest == null || f.compareTo(newest) > 0)) {
+                        newest = f; // names are 20-digit base offsets: the greatest is the newest
+                    }
+                }
+                if (newest != null) {
+                    try (LogChannel ch = files.open(dir.resolve(newest), false)) {
+                        ch.force();
+                    }
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("Log directory {}: forcing log {} at start failed ({}): its unforced bytes may be lost", root, name, e.toString());
+            return "";
+        }
+        return id;
     }
 
     /** The logs that exist on disk in this directory (open or not). */

@@ -400,4 +400,79 @@ class LogDirectoryTest {
                     LogFixtures.readAll(follower).stream().map(LogRecord::offset).toList());
         }
     }
+
+    /** Real files with a page cache id of the test's choosing, recording forced paths, and failing forces on request. */
+    private static final class BootFiles extends dev.segstore.log.io.ForwardingLogFiles {
+        final String id;
+        final List<String> forced = new java.util.concurrent.CopyOnWriteArrayList<>();
+        volatile boolean failForces;
+
+        BootFiles(String id) {
+            this.id = id;
+        }
+
+        @Override
+        public String pageCacheId() {
+            return id;
+        }
+
+        @Override
+        public dev.segstore.log.io.LogChannel open(Path file, boolean create) throws java.io.IOException {
+            return new dev.segstore.log.io.ForwardingLogChannel(super.open(file, create)) {
+                @Override
+                public void force() throws java.io.IOException {
+                    if (failForces) {
+                        throw new java.io.IOException("injected force failure");
+                    }
+                    forced.add(file.getParent().getFileName() + "/" + file.getFileName());
+                    super.force();
+                }
+            };
+        }
+    }
+
+    @Test
+    void thePageCacheIdIsGivenOnceTheNewestSegmentOfEachLogIsForced() throws Exception {
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, new BootFiles("boot-1"), () -> 0L)) {
+            SegmentLog a = directory.openLog("a", CONFIG.withSegmentBytes(64 * 1024), 0);
+            for (int i = 0; i < 120; i++) { // ~120 KiB: at least one roll
+                append(a, List.of(AppendRecord.of(i, new byte[1000])), 0, Durability.PAGE_CACHE);
+            }
+            append(directory.openLog("b", CONFIG, 0), records(3, 1, "b"), 0, Durability.PAGE_CACHE);
+        }
+        List<String> newestA;
+        try (var files = java.nio.file.Files.list(root.resolve("a"))) {
+            newestA = files.map(f -> f.getFileName().toString()).filter(n -> n.endsWith(".log")).sorted().toList();
+        }
+        assertTrue(newestA.size() >= 2, "log a rolled: " + newestA);
+
+        BootFiles files = new BootFiles("boot-1");
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L)) {
+            assertEquals("boot-1", directory.pageCacheIdAfterForcing());
+            assertEquals(List.of("a/" + newestA.get(newestA.size() - 1), "b/00000000000000000000.log"), files.forced,
+                    "the newest segment of each log, and nothing else");
+        }
+        BootFiles failing = new BootFiles("boot-1");
+        failing.failForces = true;
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, failing, () -> 0L)) {
+            assertEquals("", directory.pageCacheIdAfterForcing(), "a failed force may have lost bytes: no id");
+        }
+        BootFiles unknown = new BootFiles("");
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, unknown, () -> 0L)) {
+            assertEquals("", directory.pageCacheIdAfterForcing());
+            assertEquals(List.of(), unknown.forced, "no id to give: nothing forced");
+        }
+    }
+
+    @Test
+    void realFilesNameTheKernelsBootWhereThereIsOne() throws Exception {
+        Path bootId = Path.of("/proc/sys/kernel/random/boot_id");
+        String id = dev.segstore.log.io.RealLogFiles.INSTANCE.pageCacheId();
+        if (java.nio.file.Files.isReadable(bootId)) {
+            assertEquals(java.nio.file.Files.readString(bootId).trim(), id);
+            assertFalse(id.isEmpty());
+        } else {
+            assertEquals("", id);
+        }
+    }
 }

@@ -19,7 +19,8 @@ import java.util.concurrent.locks.LockSupport;
  * <p>A fault's storage node is picked when the fault starts, by its role in the shard's open segment (the
  * route read from the meta-service, or the last one read if it does not answer within a second). A fault that
  * cannot apply is skipped and logged, not recorded: a kill or disk fault of a node already down or on a failed
- * disk (one such fault per node at a time; the kinds it shares a node with would not add anything), a meta
+ * disk (one such fault per node at a time; the kinds it shares a node with would not add anything), a crash
+ * losing the page cache that would leave a page-cache shard no ISR member with its page cache ({@link PageCacheCrashes}), a meta
  * leader kill while a meta node is down (two down would lose the Raft quorum, and a node start waits for the
  * quorum) or while no leader is elected. Actions run one after the other; one that takes a while (a node start
  * waits for its registration) delays the ones after it, and the history has the times they really ran at.
@@ -33,6 +34,7 @@ final class Nemesis {
     private final long seed;
     private final List<String> log = new ArrayList<>();
     private ShardRoute lastRoute;
+    private final PageCacheCrashes crashes;
 
     /** What one started fault hit, to undo it at its end; {@code rule} owns its network rule, if any. */
     private record Applied(FaultAction action, int node, int meta, Object rule) {
@@ -44,8 +46,10 @@ final class Nemesis {
     private record Step(int atMs, Phase phase, FaultAction action, int order) {
     }
 
-    Nemesis(FaultCluster cluster, History history, String shard, long startNanos, long seed) {
+    Nemesis(FaultCluster cluster, History history, String shard, long startNanos, long seed,
+            dev.segstore.protocol.meta.DurabilityMode durability) {
         this.seed = seed;
+        this.crashes = new PageCacheCrashes(durability);
         this.cluster = cluster;
         this.history = history;
         this.shard = shard;
@@ -167,6 +171,12 @@ final class Nemesis {
                 description = "stop " + who;
             }
             case CRASH_LOSE_UNSYNCED -> {
+                String refusal = crashes.refusal(lastRoute, node);
+                if (refusal != null) {
+                    note("skipped: " + f + ": " + refusal);
+                    return null;
+                }
+                crashes.crashed(node);
                 java.util.Random random = new java.util.Random(seed ^ (0x9E3779B97F4A7C15L * (order + 1)));
                 FaultyFiles.CrashReport lost = cluster.crashNode(node, random);
                 description = "crash " + who + " losing its page cache: " + lost;

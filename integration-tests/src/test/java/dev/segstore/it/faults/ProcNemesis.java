@@ -28,6 +28,7 @@ final class ProcNemesis {
     private ShardRoute lastRoute;
     /** Storage nodes a process or disk fault holds now: at most one such fault per node at a time. */
     private final java.util.Set<String> held = new java.util.HashSet<>();
+    private final PageCacheCrashes crashes;
 
     /** What a started fault hit: a process ("node-2", "meta-0") and, for links, the other end. */
     private record Applied(ProcFault fault, String target, List<String[]> links) {
@@ -36,7 +37,8 @@ final class ProcNemesis {
     private record Step(int atMs, boolean start, ProcFault fault, int order) {
     }
 
-    ProcNemesis(ProcCluster cluster, History history, String shard, long startNanos) {
+    ProcNemesis(ProcCluster cluster, History history, String shard, long startNanos, dev.segstore.protocol.meta.DurabilityMode durability) {
+        this.crashes = new PageCacheCrashes(durability);
         this.cluster = cluster;
         this.history = history;
         this.shard = shard;
@@ -146,6 +148,14 @@ final class ProcNemesis {
             note("skipped: " + f + ": " + who + " is down or paused already");
             return null;
         }
+        if (k == ProcFaultKind.CRASH_LOSE_UNSYNCED) {
+            int node = members.get(f.role());
+            String refusal = crashes.refusal(lastRoute, node);
+            if (refusal != null) {
+                note("skipped: " + f + ": " + refusal);
+                return null;
+            }
+        }
         boolean holds = k.target == ProcFaultKind.Target.NODE && (k.takesProcess() || k.takesDisk());
         if (holds) {
             if (held.contains(target)) {
@@ -177,6 +187,7 @@ final class ProcNemesis {
             case CRASH_LOSE_UNSYNCED -> {
                 // Recorded before: clients see the node go while it crashes.
                 long seed = (f.atMs() * 1_000_003L + f.forMs()) * 31 + f.role() ^ 0x9E3779B97F4A7C15L;
+                crashes.crashed(nodeId);
                 history.nemesisStart(k.nemesis, "crash " + who + " losing its page cache (seed " + seed + ")");
                 note("start: crash " + who + " losing its page cache (seed " + seed + ")");
                 note("  " + target + " " + cluster.crashLosingPageCache(nodeId, seed));

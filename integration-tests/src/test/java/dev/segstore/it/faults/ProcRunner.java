@@ -74,7 +74,7 @@ final class ProcRunner {
         long start = System.nanoTime();
         RunContext run = new RunContext(runId, shard, history, schedule.workload(), start + TimeUnit.MILLISECONDS.toNanos(schedule.workloadMs()));
         List<Thread> clients = startClients(run);
-        ProcNemesis nemesis = new ProcNemesis(cluster, history, shard, start);
+        ProcNemesis nemesis = new ProcNemesis(cluster, history, shard, start, schedule.durability());
         try {
             nemesis.play(schedule.faults());
             nemesis.waitUntil(schedule.healAtMs());

@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Disk faults of storage node processes (issue 12): the nodes of {@link ProcCluster} run on
@@ -28,6 +29,12 @@ class ProcessDiskFaultTest {
     private static NodeState state(ProcCluster cluster, int id) {
         DescribeClusterResponse d = cluster.describe();
         return d == null ? null : d.getNodesList().stream().filter(n -> n.getNodeId() == id).map(n -> n.getState()).findFirst().orElse(null);
+    }
+
+    /** The page cache id node {@code id} registered with (RegisterNodeRequest.page_cache_id). */
+    private static String pageCacheId(ProcCluster cluster, int id) {
+        DescribeClusterResponse d = cluster.describe();
+        return d == null ? null : d.getNodesList().stream().filter(n -> n.getNodeId() == id).map(n -> n.getPageCacheId()).findFirst().orElse(null);
     }
 
     private static long write(SegmentStorageAdapter admin, String shard, int i) throws Exception {
@@ -61,10 +68,14 @@ class ProcessDiskFaultTest {
                 assertEquals(NodeState.FENCED, state(cluster, leader));
 
                 cluster.setDisk(leader, "none");
+                String boot = pageCacheId(cluster, leader);
+                assertEquals(java.nio.file.Files.readString(Path.of("/proc/sys/kernel/random/boot_id")).trim(), boot,
+                        "a node on this machine registers with the kernel's boot id");
                 cluster.kill(ProcCluster.nodeName(leader));
                 cluster.restart(ProcCluster.nodeName(leader));
                 cluster.awaitHealthy(90_000);
                 write(admin, shard, i[0]++);
+                assertEquals(boot, pageCacheId(cluster, leader), "a process kill keeps the page cache: the same id");
 
                 int other = leader % 3 + 1;
                 String how = cluster.crashLosingPageCache(other, 42);
@@ -73,6 +84,10 @@ class ProcessDiskFaultTest {
                 cluster.restart(ProcCluster.nodeName(other));
                 cluster.awaitHealthy(90_000);
                 write(admin, shard, i[0]++);
+                InJvmCluster.waitFor("node " + other + " registered again after its crash", 60_000,
+                        () -> !boot.equals(pageCacheId(cluster, other)));
+                String after = pageCacheId(cluster, other);
+                assertTrue(after.startsWith("crashed-42-"), "a crash losing the page cache is a new boot: " + after);
                 passed = true;
             } finally {
                 if (!passed) {

@@ -72,7 +72,7 @@ final class ScheduleRunner {
         long start = System.nanoTime();
         RunContext run = new RunContext(runId, shard, history, schedule.workload(), start + TimeUnit.MILLISECONDS.toNanos(schedule.workloadMs()));
         List<Thread> clients = startClients(run);
-        Nemesis nemesis = new Nemesis(cluster, history, shard, start, schedule.workload().seed());
+        Nemesis nemesis = new Nemesis(cluster, history, shard, start, schedule.workload().seed(), schedule.durability());
         try {
             nemesis.play(schedule.faults());
             nemesis.waitUntil(schedule.healAtMs());

@@ -114,7 +114,7 @@ public final class MetaService {
                     + " refused until it is back (retry then)");
         }
         return propose(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(r.getNodeId())
-                .setHost(r.getHost()).setPort(r.getPort()).setInstanceId(r.getInstanceId())))
+                .setHost(r.getHost()).setPort(r.getPort()).setInstanceId(r.getInstanceId()).setPageCacheId(r.getPageCacheId())))
                 .thenApply(m -> {
                     controller.heartbeat(r.getNodeId());
                     controller.invalidateLoad();

@@ -159,12 +159,15 @@ public final class MetaState {
             // A new incarnation replaces a live one (a restart the controller did not notice, maybe an unclean
             // one that lost unsynced bytes): it must not lead in its old epochs. Fence the old incarnation first,
             // exactly as FenceNode does, except that a segment with no other eligible leader goes straight back
-            // to this node in the fence's new epoch (one bump, not two).
+            // to this node in the fence's new epoch (one bump, not two). The same page cache as the old
+            // incarnation's (the same kernel boot: a process restart, not a machine crash) kept every byte it
+            // wrote: then it keeps its places, as in fsync mode.
+            boolean pageCacheKept = !c.getPageCacheId().isEmpty() && c.getPageCacheId().equals(old.getPageCacheId());
             nodes.put(c.getNodeId(), old.toBuilder().setState(NodeState.FENCED).build());
-            fenceReplicas(c.getNodeId(), true);
+            fenceReplicas(c.getNodeId(), true, pageCacheKept);
         }
         StorageNode node = StorageNode.newBuilder().setNodeId(c.getNodeId()).setHost(c.getHost()).setPort(c.getPort())
-                .setState(NodeState.ALIVE).setRegisteredAtMs(now).setInstanceId(c.getInstanceId())
+                .setState(NodeState.ALIVE).setRegisteredAtMs(now).setInstanceId(c.getInstanceId()).setPageCacheId(c.getPageCacheId())
                 .setIncarnation(old == null ? 1 : old.getIncarnation() + 1)
                 .setDecommissioned(old != null && old.getDecommissioned()).build(); // an operator's decision outlives restarts
         nodes.put(c.getNodeId(), node);
@@ -249,7 +252,7 @@ public final class MetaState {
             return CommandResult.ok(Empty.getDefaultInstance()); // already fenced, or re-registered since: no-op
         }
         nodes.put(c.getNodeId(), node.toBuilder().setState(NodeState.FENCED).build());
-        fenceReplicas(c.getNodeId(), false);
+        fenceReplicas(c.getNodeId(), false, false);
         return CommandResult.ok(Empty.getDefaultInstance());
     }
 
@@ -258,13 +261,15 @@ public final class MetaState {
      * that has other members (ISR version + 1), and each leadership to another live ISR member (or, if the
      * shard allows, any live replica) in epoch + 1; with none, the segment waits at -1, unless {@code rejoining}
      * (the node registers again in this same command) and the node is still eligible: then it leads again, in
-     * the new epoch.
+     * the new epoch. A node {@code rejoining} that kept every byte it wrote ({@code pageCacheKept}, or fsync mode
+     * where it counted forced bytes only) keeps its places instead, each leadership in a new epoch.
      */
-    private void fenceReplicas(int id, boolean rejoining) {
+    private void fenceReplicas(int id, boolean rejoining, boolean pageCacheKept) {
         forEachLiveSegment(s -> {
-            if (rejoining && keepsAcknowledgedOnRestart(s)) {
+            if (rejoining && (pageCacheKept || keepsAcknowledgedOnRestart(s))) {
                 // fsync mode: the node only ever counted forced bytes, so it still holds everything it helped
-                // acknowledge. It stays in the ISR; a leadership stays with it, in a new epoch (followers
+                // acknowledge; page-cache mode after a process restart on the same kernel boot: the page cache
+                // kept everything it wrote. It stays in the ISR; a leadership stays with it, in a new epoch (followers
                 // truncate to where its log now ends through the epoch protocol). Moving the leadership to
                 // another member instead could hand it to one that is dead but not yet fenced, and leave the
                 // segment waiting for it with the node that holds everything shut out of the ISR.

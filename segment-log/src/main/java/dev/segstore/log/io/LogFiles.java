@@ -33,4 +33,14 @@ public interface LogFiles {
 
     /** Forces a directory's entries (created, renamed, deleted files) to disk. */
     void forceDirectory(Path dir) throws IOException;
+
+    /**
+     * The identity of the page cache holding the bytes written through these files and not yet forced, or
+     * {@code ""} when unknown. Two answers, even from different processes, are the same non-empty id only if no
+     * such byte can have been lost in between: the kernel's boot id on Linux (a process that dies leaves its
+     * written bytes in the page cache; a machine crash or reboot loses them and changes the id).
+     */
+    default String pageCacheId() {
+        return "";
+    }
 }

@@ -17,7 +17,26 @@ import java.util.stream.Stream;
 public final class RealLogFiles implements LogFiles {
     public static final RealLogFiles INSTANCE = new RealLogFiles();
 
+    /** Where Linux keeps the id of the current boot (a random UUID drawn at every boot). */
+    static final Path BOOT_ID = Path.of("/proc/sys/kernel/random/boot_id");
+    private static volatile String bootId;
+
     private RealLogFiles() {
+    }
+
+    /** The kernel's boot id ({@link #BOOT_ID}), read once; {@code ""} where there is none (not Linux). */
+    @Override
+    public String pageCacheId() {
+        String id = bootId;
+        if (id == null) {
+            try {
+                id = Files.readString(BOOT_ID).trim();
+            } catch (IOException | UnsupportedOperationException e) {
+                id = "";
+            }
+            bootId = id;
+        }
+        return id;
     }
 
     @Override

@@ -42,4 +42,9 @@ public class ForwardingLogFiles implements LogFiles {
     public void forceDirectory(Path dir) throws IOException {
         real.forceDirectory(dir);
     }
+
+    @Override
+    public String pageCacheId() {
+        return real.pageCacheId();
+    }
 }

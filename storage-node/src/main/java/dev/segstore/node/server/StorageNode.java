@@ -76,6 +76,11 @@ public final class StorageNode implements AutoCloseable {
     private volatile long incarnation = -1;
     /** This process's random id: a retried registration of it is not taken for a restart. */
     private final long instanceId = java.util.concurrent.ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE);
+    /**
+     * The page cache this node's segment files were written through ({@code RegisterNodeRequest.page_cache_id}),
+     * read at start once the newest segment of each log was forced; "" when unknown.
+     */
+    private final String pageCacheId;
     private volatile int registrationFailures; // written by the control thread only
     private volatile boolean closed;
     /** Set by {@link #shutdownGracefully}: the node no longer registers again (a fence then is final for it). */
@@ -142,6 +147,7 @@ public final class StorageNode implements AutoCloseable {
         this.config = config;
         this.owners = new ShardOwners(config.ownerThreads(), "node-" + config.nodeId() + "-owner");
         this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory(), files, clocks.wallMs());
+        this.pageCacheId = directory.pageCacheIdAfterForcing();
         this.metrics = new NodeMetrics(config.host(), config.metricsPort(),
                 () -> hosted.values().stream().map(h -> h.partition).toList(), directory);
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
@@ -175,8 +181,8 @@ public final class StorageNode implements AutoCloseable {
         long tick = Math.max(10, config.replicaMaxLagMs() / 2);
         control.scheduleWithFixedDelay(this::isrTick, tick, tick, TimeUnit.MILLISECONDS);
         control.scheduleWithFixedDelay(this::indexTick, 200, 200, TimeUnit.MILLISECONDS);
-        LOG.info("Storage node {} serving on {}:{} (registered as {}:{}), data in {}", config.nodeId(), config.host(), boundPort,
-                config.registeredHost(), config.registeredPort(boundPort), config.dataDir());
+        LOG.info("Storage node {} serving on {}:{} (registered as {}:{}), data in {}, page cache {}", config.nodeId(), config.host(), boundPort,
+                config.registeredHost(), config.registeredPort(boundPort), config.dataDir(), pageCacheId.isEmpty() ? "unknown" : pageCacheId);
     }
 
     /**
@@ -249,7 +255,7 @@ public final class StorageNode implements AutoCloseable {
             long sentAtMs = monotonicMs.getAsLong(); // the answer's ISR memberships hold from here (read.lease.ms)
             NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.REGISTER_NODE,
                     () -> meta.registerNode(config.nodeId(), config.registeredHost(), config.registeredPort(boundPort), !directory.isOnline(),
-                            instanceId)).get(30, TimeUnit.SECONDS);
+                            instanceId, pageCacheId)).get(30, TimeUnit.SECONDS);
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
             reconciler.applyRegistration(a, sentAtMs);

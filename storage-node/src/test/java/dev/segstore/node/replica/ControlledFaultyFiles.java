@@ -26,7 +26,8 @@ import java.util.concurrent.locks.LockSupport;
  *   <li>{@code slow-fsync MS}: each force takes MS ms longer;</li>
  *   <li>{@code crash SEED}: the machine crashes losing its page cache: each segment file is cut to what its last
  *       force covered plus a random prefix (drawn from SEED) of the later writes, the last torn half the time
- *       ({@link FaultyFiles#crash}), and the JVM halts at once (exit code {@value #CRASH_EXIT}). Write {@code none}
+ *       ({@link FaultyFiles#crash}), a new simulated boot id is left in {@value #BOOT_ID} (the node's next start
+ *       reports it as its page cache's id), and the JVM halts at once (exit code {@value #CRASH_EXIT}). Write {@code none}
  *       before starting the node again on the same directory.</li>
  * </ul>
  * A mode replaces the one before it; {@code none} clears failures in the layer, but a data directory an I/O error
@@ -38,12 +39,20 @@ public final class ControlledFaultyFiles implements LogFiles {
     public static final int POLL_MS = 20;
     public static final int CRASH_EXIT = 99;
 
+    /**
+     * The simulated boot id a {@code crash} leaves in the data directory for the node's next start (a machine
+     * crash boots the machine again); absent: the real one.
+     */
+    public static final String BOOT_ID = "test-boot-id";
+
     private final FaultyFiles files = new FaultyFiles();
     private final Path control;
+    private final Path bootId;
     private String mode = "none";
 
     public ControlledFaultyFiles(Path dataDir) {
         this.control = dataDir.resolve(CONTROL);
+        this.bootId = dataDir.resolve(BOOT_ID);
         poll(); // a mode set before the start applies from the first operation
         Thread poller = new Thread(() -> {
             while (true) {
@@ -108,6 +117,9 @@ public final class ControlledFaultyFiles implements LogFiles {
         synchronized (files) { // FaultyFiles records and makes each segment write under this lock
             FaultyFiles.CrashReport report = files.crash(new Random(seed));
             try {
+                Path tmp = bootId.resolveSibling(BOOT_ID + ".tmp"); // the machine boots again: a new id
+                Files.writeString(tmp, "crashed-" + seed + "-" + System.nanoTime() + "\n", StandardCharsets.UTF_8);
+                Files.move(tmp, bootId, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 files.writeCrashImages();
                 System.err.println("disk-fault-control: crash losing the page cache (seed " + seed + "): " + report + "; halting");
             } catch (IOException | RuntimeException e) {
@@ -121,6 +133,16 @@ public final class ControlledFaultyFiles implements LogFiles {
     @Override
     public LogChannel open(Path file, boolean create) throws IOException {
         return files.open(file, create);
+    }
+
+    /** The real boot id, or the simulated one the last {@code crash} left ({@value #BOOT_ID}). */
+    @Override
+    public String pageCacheId() {
+        try {
+            return Files.exists(bootId) ? Files.readString(bootId, StandardCharsets.UTF_8).trim() : dev.segstore.log.io.RealLogFiles.INSTANCE.pageCacheId();
+        } catch (IOException e) {
+            return ""; // unknown: the node registers as one that may have lost its page cache
+        }
     }
 
     @Override

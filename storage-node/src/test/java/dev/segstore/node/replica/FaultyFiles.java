@@ -51,6 +51,18 @@ public final class FaultyFiles extends ForwardingLogFiles {
     private final Map<Path, Tracked> tracked = new TreeMap<>();
     /** The images {@link #crash} fixed (guarded by this). */
     private Map<Path, byte[]> crashImages;
+    /** A simulated boot id ({@link #pageCacheId}): drawn when the layer is made and at each {@link #crash}. */
+    private volatile String bootId = newBootId();
+
+    private static String newBootId() {
+        return "simulated-" + java.util.UUID.randomUUID();
+    }
+
+    /** The simulated machine's boot id: the same across node restarts on this layer, a new one after a crash. */
+    @Override
+    public String pageCacheId() {
+        return bootId;
+    }
 
     /** One file: its content at its last force, and the writes ({@link Write}) and truncations (Long) since. */
     private static final class Tracked {
@@ -125,6 +137,7 @@ public final class FaultyFiles extends ForwardingLogFiles {
      */
     public synchronized CrashReport crash(Random random) {
         crashed = true;
+        bootId = newBootId(); // the machine boots again
         crashImages = new TreeMap<>();
         int kept = 0;
         int unforced = 0;
