@@ -116,6 +116,7 @@ final class FaultCluster implements AutoCloseable {
      */
     FaultyFiles.CrashReport crashNode(int id, java.util.Random random) throws java.io.IOException {
         FaultyFiles.CrashReport lost = disks[id].crash(random);
+        cluster.machineDown(id); // its port does not refuse: a crashed machine answers nothing, the session decides
         stopNode(id);
         disks[id].writeCrashImages();
         return lost;

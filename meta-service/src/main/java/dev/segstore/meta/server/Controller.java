@@ -285,6 +285,101 @@ public final class Controller {
         lastHeartbeat.put(nodeId, monotonicMs.getAsLong());
     }
 
+    // ---- dead storage node processes, from their closed connections ----------------------------------------
+
+    /** How long a probe of a storage node's port may take; a probe that times out proves nothing. */
+    static final int PROBE_TIMEOUT_MS = 500;
+    /** Connections that carry storage nodes' assignment watches, each watched for its close once. */
+    private final Map<dev.segstore.protocol.rpc.RpcServer.Caller, Integer> watchConnections = new ConcurrentHashMap<>();
+    /** Probes the port of a storage node whose connection closed (a blocking connect: off the timer thread). */
+    private final java.util.concurrent.ExecutorService probes = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "meta-probe");
+        t.setDaemon(true);
+        return t;
+    });
+    /** Connects to a storage node's registered address: returns normally if something listens (tests replace it). */
+    private volatile Probe probe = Controller::connect;
+
+    /** Connects to {@code host:port} within {@code timeoutMs}; throws as the connect did. */
+    @FunctionalInterface
+    public interface Probe {
+        void connect(String host, int port, int timeoutMs) throws java.io.IOException;
+    }
+
+    /** The real probe: a TCP connect, closed at once. */
+    public static final Probe CONNECT = Controller::connect;
+
+    private static void connect(String host, int port, int timeoutMs) throws java.io.IOException {
+        try (java.net.Socket s = new java.net.Socket()) {
+            s.connect(new java.net.InetSocketAddress(host, port), timeoutMs);
+        }
+    }
+
+    /** The storage nodes with a watch connection open to this node (tests, and what a dead process's close reaches). */
+    public java.util.Set<Integer> watchingNodes() {
+        return java.util.Set.copyOf(watchConnections.values());
+    }
+
+    /** Probes storage nodes' ports with {@code p} from now on (tests: a host that is down times out). */
+    public void probeWith(Probe p) {
+        probe = p;
+    }
+
+    /**
+     * Storage node {@code nodeId} watches its assignments on {@code connection}: when that connection closes, the
+     * node may be gone, and {@link #connectionClosed} finds out.
+     */
+    public void watchedOn(int nodeId, dev.segstore.protocol.rpc.RpcServer.Caller connection) {
+        if (watchConnections.putIfAbsent(connection, nodeId) == null) {
+            connection.onClose(() -> {
+                watchConnections.remove(connection);
+                try {
+                    probes.execute(() -> connectionClosed(nodeId));
+                } catch (java.util.concurrent.RejectedExecutionException e) {
+                    // closed: this node no longer leads
+                }
+            });
+        }
+    }
+
+    /**
+     * Storage node {@code nodeId}'s watch connection closed. A closed connection alone proves nothing (the node
+     * may have moved to another meta node, or a network failed it), so this asks the node's registered address
+     * for a connection: refused, nothing listens there, and the process that registered is gone (a process
+     * killed, crashed or stopped: its sockets are closed and its port is free), so the node is fenced now rather
+     * than after {@code session.timeout.ms}, as a session timeout would fence it. A connection accepted (the node
+     * is alive, or paused: the kernel still accepts) or a probe that times out (a network failure, a host down)
+     * changes nothing: the session decides. Only a refusal fences, of the incarnation read before the probe, so a
+     * process that registered again meanwhile is not fenced.
+     */
+    void connectionClosed(int nodeId) {
+        if (!raft.isLeader()) {
+            return;
+        }
+        java.util.Optional<StorageNode> node = state.node(nodeId);
+        if (node.isEmpty() || node.get().getState() != NodeState.ALIVE) {
+            return;
+        }
+        StorageNode n = node.get();
+        try {
+            probe.connect(n.getHost(), n.getPort(), PROBE_TIMEOUT_MS);
+            LOG.info("Storage node {}: its meta connection closed, but {}:{} accepts connections: it stays", nodeId, n.getHost(), n.getPort());
+        } catch (java.net.ConnectException e) {
+            if (e.getMessage() == null || !e.getMessage().contains("refused")) {
+                LOG.info("Storage node {}: its meta connection closed; probing {}:{} failed ({}): the session decides", nodeId,
+                        n.getHost(), n.getPort(), e.toString());
+                return;
+            }
+            LOG.warn("Storage node {}: its meta connection closed and {}:{} refuses connections (the process is gone): fencing it"
+                    + " (segments it led: {})", nodeId, n.getHost(), n.getPort(), state.segmentsLedBy(nodeId).size());
+            raft.propose(command().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(nodeId).setIncarnation(n.getIncarnation()))
+                    .build()).whenComplete((r, x) -> invalidateLoad());
+        } catch (java.io.IOException | RuntimeException e) {
+            LOG.info("Storage node {}: its meta connection closed; probing {}:{} failed ({}): the session decides", nodeId,
+                    n.getHost(), n.getPort(), e.toString());
+        }
+    }
+
     void fenceExpired() {
         if (!raft.isLeader()) {
             return;
@@ -388,5 +483,6 @@ public final class Controller {
     public void close() {
         onLeaderStop();
         timer.shutdownNow();
+        probes.shutdownNow();
     }
 }

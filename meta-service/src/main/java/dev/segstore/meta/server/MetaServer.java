@@ -140,6 +140,16 @@ public final class MetaServer implements AutoCloseable {
         return raft;
     }
 
+    /** The storage nodes whose assignment watch connection to this node is open (its controller's view; tests). */
+    public java.util.Set<Integer> nodesWatching() {
+        return controller.watchingNodes();
+    }
+
+    /** Tests: the controller probes storage nodes' ports with {@code p} (see Controller.connectionClosed). */
+    public void probeStorageNodesWith(Controller.Probe p) {
+        controller.probeWith(p);
+    }
+
     public boolean isLeader() {
         return raft.isLeader();
     }

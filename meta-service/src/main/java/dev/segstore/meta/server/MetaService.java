@@ -159,6 +159,10 @@ public final class MetaService {
             return fail(ErrorCode.FENCED_EPOCH, "storage node " + r.getNodeId() + " incarnation " + r.getIncarnation()
                     + " is not registered and alive: register again");
         }
+        dev.segstore.protocol.rpc.RpcServer.Caller connection = dev.segstore.protocol.rpc.RpcServer.caller();
+        if (connection != null) {
+            controller.watchedOn(r.getNodeId(), connection); // its close may tell the node died (Controller.connectionClosed)
+        }
         return watches.watch(r.getNodeId(), r.getAppliedMetadataVersion(), r.getMaxWaitMs()).thenApply(m -> m);
     }
 

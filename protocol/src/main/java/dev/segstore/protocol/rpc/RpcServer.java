@@ -38,6 +38,46 @@ public final class RpcServer implements AutoCloseable {
     private boolean closed;
     private io.netty.handler.ssl.SslContext tls;
     private volatile Observer observer;
+    /** The connection of the request a handler is being called for, on the event loop (see {@link #caller}). */
+    private static final ThreadLocal<Caller> CALLER = new ThreadLocal<>();
+
+    /**
+     * A connection requests come on, as a handler sees it during its call ({@link #caller}): equal for every
+     * request of one connection. {@link #onClose} runs a task once the connection closes: its peer closed it, or
+     * the peer's process died (the kernel closes a dead process's sockets at once), or the network failed it.
+     */
+    public static final class Caller {
+        private final Channel channel;
+
+        private Caller(Channel channel) {
+            this.channel = channel;
+        }
+
+        /** Runs {@code task} once the connection is closed (at once if it is already). */
+        public void onClose(Runnable task) {
+            channel.closeFuture().addListener(f -> task.run());
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Caller c && c.channel == channel;
+        }
+
+        @Override
+        public int hashCode() {
+            return System.identityHashCode(channel);
+        }
+
+        @Override
+        public String toString() {
+            return String.valueOf(channel.remoteAddress());
+        }
+    }
+
+    /** The connection of the request this thread's handler call is for; null outside a handler's call. */
+    public static Caller caller() {
+        return CALLER.get();
+    }
 
     /** Told of every answer (metrics): the method, the time from dispatch to answer, and the error code (0: ok). */
     @FunctionalInterface
@@ -121,6 +161,7 @@ public final class RpcServer implements AutoCloseable {
      */
     private final class Dispatcher extends SimpleChannelInboundHandler<Frame> {
         private final java.util.ArrayDeque<Envelope> queued = new java.util.ArrayDeque<>();
+        private Caller caller;
         private int inFlight;
         private long inFlightBytes;
 
@@ -162,6 +203,10 @@ public final class RpcServer implements AutoCloseable {
                 return;
             }
             CompletableFuture<?> answer;
+            if (caller == null) {
+                caller = new Caller(ctx.channel());
+            }
+            CALLER.set(caller);
             try {
                 answer = invoke(handler, request);
             } catch (InvalidProtocolBufferException e) {
@@ -171,6 +216,8 @@ public final class RpcServer implements AutoCloseable {
                 return;
             } catch (RuntimeException e) {
                 answer = CompletableFuture.failedFuture(e);
+            } finally {
+                CALLER.remove();
             }
             answer.whenComplete((response, failure) -> {
                 reply(ctx, id, response, failure);

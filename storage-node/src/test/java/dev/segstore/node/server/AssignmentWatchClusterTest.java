@@ -118,4 +118,34 @@ class AssignmentWatchClusterTest {
                     + " ms after the move (heartbeat " + HEARTBEAT_MS + " ms): they learnt of it only at their heartbeats");
         }
     }
+
+    /**
+     * Issue 14, item 6: a storage node that stops (kill -9 closes its sockets as this close does) is fenced from its
+     * watch connection's close, once its port refuses connections, not after the session timeout (12 s here), and
+     * writes go on at a new leader. Without the probe the fence waits for the session.
+     */
+    @Test
+    void aStoppedLeaderIsFencedFromItsClosedConnectionBeforeItsSessionEnds() throws Exception {
+        adapter.createShard(ShardConfig.of("dead", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)).get(30, TimeUnit.SECONDS);
+        adapter.write("dead", dev.segstore.adapter.NewRecord.of(1, new byte[10])).get(30, TimeUnit.SECONDS);
+        int leader = openSegment("dead").getLeader();
+        InJvmCluster.waitFor("node " + leader + " watching its assignments at the meta leader", 30_000, () -> cluster.metas.stream()
+                .anyMatch(m -> m.isLeader() && m.nodesWatching().contains(leader)));
+        long stopped = System.nanoTime();
+        cluster.stopNode(leader);
+        InJvmCluster.waitFor("node " + leader + " fenced well before its 12 s session ends", 5_000, () -> {
+            try {
+                return meta.describeCluster().get(2, TimeUnit.SECONDS).getNodesList().stream()
+                        .anyMatch(n -> n.getNodeId() == leader && n.getState() == dev.segstore.protocol.meta.NodeState.FENCED);
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        long fencedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - stopped);
+        adapter.write("dead", dev.segstore.adapter.NewRecord.of(2, new byte[10])).get(30, TimeUnit.SECONDS);
+        long writtenMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - stopped);
+        System.out.printf("AssignmentWatchClusterTest: leader %d stopped; fenced after %d ms, a write acknowledged after %d ms%n",
+                leader, fencedMs, writtenMs);
+        assertTrue(openSegment("dead").getLeader() != leader);
+    }
 }

@@ -110,6 +110,7 @@ public final class InJvmCluster implements AutoCloseable {
                 }
             }
         }
+        metas.forEach(m -> m.probeStorageNodesWith(this::probe));
         metaAddresses = peers.stream().map(MetaPeer::rpcAddress).toList();
         waitFor("a meta leader", 30_000, () -> metas.stream().anyMatch(MetaServer::isLeader));
         for (int id = 1; id <= 3; id++) {
@@ -134,10 +135,31 @@ public final class InJvmCluster implements AutoCloseable {
                 NodeConfig.DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS, null, -1, false, tls, timings.readLeaseMs()),
                 faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
+        machinesDown.remove(started.port());
         if (awaitRegistration) {
             waitFor("storage node " + id + " to register", 30_000, started::registered);
         }
         return started;
+    }
+
+    /** Ports of storage nodes whose machine is down ({@link #machineDown}). */
+    private final java.util.Set<Integer> machinesDown = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /**
+     * Storage node {@code id} is on a machine that goes down (a crash, power lost): from now until a node starts
+     * on its port again, the controllers' probe of that port times out, as for a host that is gone, instead of
+     * being refused as for a dead process on a live host. Call before stopping the node.
+     */
+    public void machineDown(int id) {
+        machinesDown.add(nodes[id].port());
+    }
+
+    /** The controllers' probe of a storage node's port (Controller.connectionClosed): a machine down times out. */
+    private void probe(String host, int port, int timeoutMs) throws java.io.IOException {
+        if (machinesDown.contains(port)) {
+            throw new java.net.SocketTimeoutException("connect timed out (test: the machine of port " + port + " is down)");
+        }
+        dev.segstore.meta.server.Controller.CONNECT.connect(host, port, timeoutMs);
     }
 
     /** Stops storage node {@code id} (its data stays). */
@@ -162,6 +184,7 @@ public final class InJvmCluster implements AutoCloseable {
     /** Starts meta node {@code index} again, stopped by {@link #stopMeta}, on its ports and data directory. */
     public MetaServer startMeta(int index) throws Exception {
         MetaServer started = MetaServer.start(metas.get(index).config());
+        started.probeStorageNodesWith(this::probe);
         metas.set(index, started);
         stoppedMetas.remove(index);
         return started;
