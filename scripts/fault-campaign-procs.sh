@@ -6,7 +6,9 @@
 # 1-3 timed faults: kill -9, SIGSTOP/SIGCONT and SIGTERM of the open segment's leader or a follower, of the meta
 # leader or a meta follower; a storage node partitioned from its peers, from the meta-service, from clients, or
 # from everyone; one-way, slow and reset links; clients cut from the meta leader; a node's disk failing writes
-# (EIO, ENOSPC), fsyncs or opens, a slow disk, a crash losing the page cache. Then the heal (every rule
+# (EIO, ENOSPC), fsyncs or opens, a slow disk, a crash losing the page cache; a meta node's Raft links with the
+# two others cut, or one way between the meta leader and a follower (in jraft's transport, test class path
+# only: docs/fault-proxy.md). Then the heal (every rule
 # lifted, every process back), the shard quiet (full ISRs), replicas compared byte for byte, and the checker
 # (module chaos) on the history. One cluster serves every run (a new one after a run that left it unhealthy).
 # Ends with the table: runs, operations, anomalies by kind, problems, write stalls by fault kind (p50/p99/max).

@@ -83,7 +83,7 @@ final class CampaignTable {
             b.append(String.format("%-24s %8d%n", k, anomalies.getOrDefault(k, 0)));
         }
         b.append(String.format("%-24s %8d%n", "problems (not anomalies)", problems));
-        b.append(String.format("faults skipped (their node down already, no meta leader): %d%n", skipped));
+        b.append(String.format("faults skipped (their node down already, a meta node down or cut, no meta leader): %d%n", skipped));
         b.append(String.format("%-24s %8s %8s %8s %8s %12s%n", "writes stalled after", "faults", "p50 ms", "p99 ms", "max ms", "no write ack"));
         Set<String> kinds = new TreeSet<>(stalls.keySet());
         kinds.addAll(unmeasured.keySet());

@@ -5,9 +5,10 @@ package dev.segstore.it.faults;
  * Storage nodes are named by role in the shard's open segment when the fault starts (not by id, so that a
  * schedule means the same whoever leads): role 0 is its leader, 1 and 2 its followers in replica order.
  *
- * @param role    the storage node the fault hits (all kinds but {@link FaultKind#KILL_META_LEADER})
+ * @param role    the storage node the fault hits (storage-node kinds); {@link FaultKind#META_PARTITION}: the meta leader (0) or a
+ *                follower; {@link FaultKind#META_ONE_WAY}: whose Raft requests are lost, the leader's (0) or the follower's
  * @param peer    {@link FaultKind#SLOW_LINK}, {@link FaultKind#ONE_WAY}: the other end of the link, the {@code peer + 1}-th role after
- *                {@code role} (so never the same node)
+ *                {@code role} (so never the same node); meta kinds: the follower, the {@code peer + 1}-th meta node after the leader
  * @param delayMs {@link FaultKind#SLOW_LINK}: how long each call on the link is held back
  */
 record FaultAction(FaultKind kind, int atMs, int forMs, int role, int peer, int delayMs) {
@@ -49,6 +50,9 @@ record FaultAction(FaultKind kind, int atMs, int forMs, int role, int peer, int 
             case KILL_META_LEADER -> "kill the meta-service leader, start it again";
             case META_REQUESTS_LOST -> "lose the calls of " + who + " to the meta-service";
             case META_ANSWERS_LOST -> "lose the meta-service's answers to " + who + " (its calls are applied)";
+            case META_PARTITION -> "cut the Raft links of " + (role == 0 ? "the meta leader" : "a meta follower") + " with both other meta nodes";
+            case META_ONE_WAY -> role == 0 ? "lose the meta leader's Raft requests to a follower (the follower's pass)"
+                    : "lose a meta follower's Raft requests to the leader (the leader's pass)";
         };
         return "at " + atMs + " ms for " + forMs + " ms: " + what;
     }

@@ -2,6 +2,7 @@ package dev.segstore.it.faults;
 
 import dev.segstore.client.MetaClient;
 import dev.segstore.client.SegmentStorageAdapter;
+import dev.segstore.it.raft.RaftLinkFaults;
 import dev.segstore.meta.server.MetaConfig;
 import dev.segstore.meta.server.MetaServer;
 import dev.segstore.node.replica.FaultyFiles;
@@ -203,6 +204,11 @@ final class FaultCluster implements AutoCloseable {
         return -1;
     }
 
+    /** The Raft address ({@code ip:port}, jraft's) of meta node {@code index}. */
+    String metaRaftAddress(int index) {
+        return cluster.metas.get(index).config().self().raftAddress();
+    }
+
     boolean anyMetaStopped() {
         for (int i = 0; i < cluster.metas.size(); i++) {
             if (!cluster.metaRunning(i)) {
@@ -223,7 +229,7 @@ final class FaultCluster implements AutoCloseable {
     }
 
     /**
-     * Removes every fault: meta nodes started, the network whole, nodes on failed disks restarted on healthy
+     * Removes every fault: meta nodes started, the network whole (the Raft links between meta nodes too), nodes on failed disks restarted on healthy
      * ones, stopped nodes started. Returns what it had to do, for the run's log (empty if the schedule's own
      * ends had undone everything).
      */
@@ -236,6 +242,10 @@ final class FaultCluster implements AutoCloseable {
             }
         }
         network.clear();
+        if (!RaftLinkFaults.cutLinks().isEmpty()) {
+            done.add("healed the Raft links " + RaftLinkFaults.cutLinks());
+            RaftLinkFaults.healAll();
+        }
         for (int id = 1; id <= 3; id++) {
             if (diskFailed(id)) {
                 replaceDisk(id);
@@ -255,6 +265,7 @@ final class FaultCluster implements AutoCloseable {
 
     @Override
     public void close() throws Exception {
+        RaftLinkFaults.healAll(); // the rules are the JVM's: the next cluster starts whole
         adapters.values().forEach(SegmentStorageAdapter::close);
         meta.close();
         cluster.close();

@@ -53,7 +53,19 @@ enum FaultKind {
      * while the peer's calls to it go through (A hears B, B does not hear A): a follower that cannot fetch from
      * its leader though the leader could fetch from it, or the reverse. Lifted at the end.
      */
-    ONE_WAY("one-way");
+    ONE_WAY("one-way"),
+    /**
+     * Raft between meta nodes: a meta node's Raft links with both other meta nodes are cut, both ways (the leader's
+     * for role 0, else a follower's), in jraft's transport ({@code dev.segstore.it.raft.RaftLinkFaults}): a cut-off
+     * leader steps down and the two others elect one of them; storage nodes and clients still reach every meta
+     * node's RPC port. Lifted at the end.
+     */
+    META_PARTITION("meta-raft-partition"),
+    /**
+     * One way between the meta leader and a follower: for role 0 the leader's Raft requests to the follower are
+     * lost (the follower's to the leader pass), else the follower's to the leader. Lifted at the end.
+     */
+    META_ONE_WAY("meta-raft-one-way");
 
     /** The nemesis kind in the history (docs/chaos-history.md). */
     final String nemesis;

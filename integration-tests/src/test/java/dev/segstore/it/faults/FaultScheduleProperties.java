@@ -32,7 +32,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * Fault schedules against an in-JVM cluster (issue 12): jqwik generates {@link Schedule}s (a workload and timed
  * faults: storage nodes killed, partitioned, slowed, their disks failing writes or fsyncs, the meta leader
- * killed), {@link ScheduleRunner} runs each on a fresh shard of one cluster shared by all tries (made on the
+ * killed, meta nodes' Raft links cut), {@link ScheduleRunner} runs each on a fresh shard of one cluster shared by all tries (made on the
  * first try, closed after the last), and a try passes if the checker finds no anomaly in its history, the shard
  * is quiet again (full ISRs, seals taken) within {@link Quiet#DEADLINE_MS} of the heal, and sealed replicas are
  * byte-identical. A failing schedule is shrunk and printed, and its files are saved under

@@ -1,6 +1,7 @@
 package dev.segstore.it.faults;
 
 import dev.segstore.chaos.History;
+import dev.segstore.it.raft.RaftLinkFaults;
 import dev.segstore.node.replica.FaultyFiles;
 import dev.segstore.node.server.StorageNode;
 import dev.segstore.protocol.meta.Segment;
@@ -21,8 +22,8 @@ import java.util.concurrent.locks.LockSupport;
  * cannot apply is skipped and logged, not recorded: a kill or disk fault of a node already down or on a failed
  * disk (one such fault per node at a time; the kinds it shares a node with would not add anything), a crash
  * losing the page cache that would leave a page-cache shard no ISR member with its page cache ({@link PageCacheCrashes}), a meta
- * leader kill while a meta node is down (two down would lose the Raft quorum, and a node start waits for the
- * quorum) or while no leader is elected. Actions run one after the other; one that takes a while (a node start
+ * fault (leader kill, Raft links cut) while a meta node is down or has Raft links cut (two out would lose the Raft
+ * quorum, and a node start waits for the quorum) or while no leader is elected. Actions run one after the other; one that takes a while (a node start
  * waits for its registration) delays the ones after it, and the history has the times they really ran at.
  */
 final class Nemesis {
@@ -132,6 +133,9 @@ final class Nemesis {
         if (f.kind() == FaultKind.KILL_META_LEADER) {
             return startMetaKill(f);
         }
+        if (f.kind() == FaultKind.META_PARTITION || f.kind() == FaultKind.META_ONE_WAY) {
+            return startMetaLinkCut(f);
+        }
         List<Integer> members = members();
         int node = members.get(f.role());
         String who = "storage node " + node + " (" + FaultAction.ROLES[f.role()] + " of segment "
@@ -200,10 +204,14 @@ final class Nemesis {
         return new Applied(f, node, -1, rule);
     }
 
-    private Applied startMetaKill(FaultAction f) {
-        if (cluster.anyMetaStopped()) {
-            note("skipped: " + f + ": a meta node is down already");
-            return null;
+    /**
+     * The meta leader for a meta fault, or -1 (the fault logged as skipped) if a meta node is down or cut off
+     * already (one meta fault at a time: two would lose the Raft quorum) or none is elected within a second.
+     */
+    private int metaLeaderForFault(FaultAction f) {
+        if (cluster.anyMetaStopped() || !RaftLinkFaults.cutLinks().isEmpty()) {
+            note("skipped: " + f + ": a meta node is down or has Raft links cut already");
+            return -1;
         }
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
         int leader;
@@ -212,6 +220,26 @@ final class Nemesis {
         }
         if (leader < 0) {
             note("skipped: " + f + ": no meta leader elected");
+        }
+        return leader;
+    }
+
+    private Applied startMetaLinkCut(FaultAction f) {
+        int leader = metaLeaderForFault(f);
+        if (leader < 0) {
+            return null;
+        }
+        MetaLinks cut = MetaLinks.of(f.kind() == FaultKind.META_PARTITION, f.role(), f.peer(), leader, cluster::metaRaftAddress);
+        Object rule = new Object();
+        RaftLinkFaults.cut(rule, cut.links());
+        history.nemesisStart(f.kind().nemesis, cut.description());
+        note("start: " + cut.description());
+        return new Applied(f, -1, cut.meta(), rule);
+    }
+
+    private Applied startMetaKill(FaultAction f) {
+        int leader = metaLeaderForFault(f);
+        if (leader < 0) {
             return null;
         }
         cluster.stopMeta(leader);
@@ -249,6 +277,10 @@ final class Nemesis {
             case KILL_META_LEADER -> {
                 cluster.startMeta(a.meta());
                 description = "started meta node " + a.meta();
+            }
+            case META_PARTITION, META_ONE_WAY -> {
+                RaftLinkFaults.lift(a.rule());
+                description = "Raft links of meta node " + a.meta() + " healed";
             }
             default -> throw new IllegalStateException(a.action().kind().toString());
         }

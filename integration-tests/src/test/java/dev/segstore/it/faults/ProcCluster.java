@@ -3,6 +3,8 @@ package dev.segstore.it.faults;
 import dev.segstore.client.MetaClient;
 import dev.segstore.client.SegmentStorageAdapter;
 import dev.segstore.it.proxy.ProxyNetwork;
+import dev.segstore.it.raft.FaultyRaftRpcFactory;
+import dev.segstore.it.raft.RaftLinkFaults;
 import dev.segstore.node.replica.ControlledFaultyFiles;
 import dev.segstore.node.server.InJvmCluster;
 import dev.segstore.protocol.NodeMethods;
@@ -40,9 +42,11 @@ import java.util.concurrent.TimeUnit;
  *       ({@code rpc.bind.port}) behind a proxy on the RPC port {@code peers} names, so the leader hints clients
  *       follow lead through the proxy too. Storage nodes' {@code meta.addresses} and the clients' name the
  *       proxies;</li>
- *   <li>Raft between meta nodes does not go through proxies: jraft binds its port on every address and its
+ *   <li>Raft between meta nodes does not go through proxies (jraft binds its port on every address and its
  *       connections leave from an address it chooses, and a peer is known by one ip:port on every member, so a
- *       per-link proxy could not tell who connects (docs/fault-proxy.md). Meta faults are process faults.</li>
+ *       per-link proxy could not tell who connects: docs/fault-proxy.md); its links are cut in jraft's transport
+ *       instead: every meta process runs the test class path's {@link FaultyRaftRpcFactory} and polls the control
+ *       file {@value RaftLinkFaults#CONTROL} in its data directory ({@link #cutRaftLinks}).</li>
  * </ul>
  * The test JVM's clients connect from 127.0.0.1 ({@link ProxyNetwork#CLIENT}); the harness's own calls (routes,
  * the meta leader, replica status) leave from {@link #HARNESS_HOST}, which no rule names.
@@ -66,6 +70,10 @@ final class ProcCluster implements AutoCloseable {
     private final String[] metaProxies = new String[3];
     private final String[] nodeReal = new String[4];
     private final String[] metaReal = new String[3];
+    /** Each meta node's Raft address ({@code ip:port}, jraft's PeerId). */
+    private final String[] metaRaft = new String[3];
+    /** The meta <-> meta Raft links cut now (every meta process's control file holds them). */
+    private final java.util.Set<RaftLinkFaults.Link> raftLinks = new java.util.LinkedHashSet<>();
     final MetaClient harness;
     private final RpcClient status = new RpcClient(1, Frames.DEFAULT_MAX_FRAME_BYTES, HARNESS_HOST);
     private final Map<String, SegmentStorageAdapter> adapters = new ConcurrentHashMap<>();
@@ -108,6 +116,7 @@ final class ProcCluster implements AutoCloseable {
                 int advertised = freePort(metaHost(i));
                 bind[i] = freePort(metaHost(i));
                 peers.add(metaHost(i) + ":" + raft + ":" + advertised);
+                metaRaft[i] = metaHost(i) + ":" + raft;
                 metaProxies[i] = metaHost(i) + ":" + advertised;
                 metaReal[i] = metaHost(i) + ":" + bind[i];
                 network.proxy(metaName(i), new InetSocketAddress(metaHost(i), advertised), new InetSocketAddress(metaHost(i), bind[i]));
@@ -175,16 +184,18 @@ final class ProcCluster implements AutoCloseable {
     }
 
     void startMeta(int i) throws IOException {
-        metas[i] = start(root.resolve(metaName(i)), "dev.segstore.meta.server.MetaServerMain", "meta.properties");
+        metas[i] = start(root.resolve(metaName(i)), "dev.segstore.meta.server.MetaServerMain", "meta.properties",
+                "-D" + RaftLinkFaults.FILE_PROPERTY + "=" + raftControl(i));
         paused[i] = false;
     }
 
     void startNode(int id) throws IOException {
-        nodes[id] = start(root.resolve(nodeName(id)), "dev.segstore.node.server.StorageNodeMain", "node.properties");
+        nodes[id] = start(root.resolve(nodeName(id)), "dev.segstore.node.server.StorageNodeMain", "node.properties", null);
         paused[3 + id] = false;
     }
 
-    private Process start(Path dir, String mainClass, String config) throws IOException {
+    /** Starts {@code mainClass} in {@code dir}; {@code property}, if not null, is one more {@code -D} option. */
+    private Process start(Path dir, String mainClass, String config, String property) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         Path logback = Path.of("..", "config", "logback.xml").toAbsolutePath().normalize();
         List<String> command = new ArrayList<>(List.of(java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
@@ -193,6 +204,9 @@ final class ProcCluster implements AutoCloseable {
         String bug = System.getProperty("segstore.testonly.bug", "");
         if (!bug.isBlank()) {
             command.add("-Dsegstore.testonly.bug=" + bug);
+        }
+        if (property != null) {
+            command.add(property);
         }
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), mainClass, "--config", dir.resolve(config).toString()));
         return new ProcessBuilder(command)
@@ -268,6 +282,39 @@ final class ProcCluster implements AutoCloseable {
         }
     }
 
+    /** Meta node {@code i}'s Raft address ({@code ip:port}). */
+    String metaRaft(int i) {
+        return metaRaft[i];
+    }
+
+    /** Meta node {@code i}'s Raft link control file, in its data directory. */
+    private Path raftControl(int i) {
+        return root.resolve(metaName(i)).resolve("data").resolve(RaftLinkFaults.CONTROL);
+    }
+
+    /** Cuts {@code links} (each one direction between meta nodes); every meta process applies it within tens of ms. */
+    void cutRaftLinks(java.util.Collection<RaftLinkFaults.Link> links) throws IOException {
+        raftLinks.addAll(links);
+        writeRaftLinks();
+    }
+
+    /** Heals {@code links}. */
+    void healRaftLinks(java.util.Collection<RaftLinkFaults.Link> links) throws IOException {
+        links.forEach(raftLinks::remove);
+        writeRaftLinks();
+    }
+
+    /** The meta <-> meta Raft links cut now. */
+    java.util.Set<RaftLinkFaults.Link> raftLinks() {
+        return java.util.Set.copyOf(raftLinks);
+    }
+
+    private void writeRaftLinks() throws IOException {
+        for (int i = 0; i < 3; i++) {
+            RaftLinkFaults.write(raftControl(i), raftLinks); // a process that is down reads it when it starts
+        }
+    }
+
     /** Node {@code id}'s data directory. */
     Path dataDir(int id) {
         return root.resolve(nodeName(id)).resolve("data");
@@ -313,12 +360,16 @@ final class ProcCluster implements AutoCloseable {
     }
 
     /**
-     * Removes every fault: the network whole, paused processes continued, ended ones started again. Returns what
+     * Removes every fault: the network whole (the meta <-> meta Raft links too), paused processes continued, ended ones started again. Returns what
      * it had to do (empty if the schedule's own ends had undone everything).
      */
     List<String> heal() throws IOException, InterruptedException {
         List<String> done = new ArrayList<>();
         network.heal();
+        if (!raftLinks.isEmpty()) {
+            done.add("healed the Raft links " + raftLinks);
+            healRaftLinks(List.copyOf(raftLinks));
+        }
         for (int id = 1; id <= 3; id++) {
             String mode = diskModes[id];
             if (!mode.equals("none")) {

@@ -20,6 +20,7 @@ record ProcFault(ProcFaultKind kind, int atMs, int forMs, int role, int peer, in
             case NODE -> "storage node [" + FaultAction.ROLES[role] + "]";
             case META_LEADER -> "the meta leader";
             case META_FOLLOWER -> "a meta follower";
+            case META -> role == 0 ? "the meta leader" : "a meta follower";
         };
         String peerWho = "[" + FaultAction.ROLES[peerRole()] + "]";
         String what = switch (kind) {
@@ -41,6 +42,8 @@ record ProcFault(ProcFaultKind kind, int atMs, int forMs, int role, int peer, in
             case SLOW_DISK -> "slow each fsync of " + who + " by " + delayMs + " ms";
             case CRASH_LOSE_UNSYNCED -> "crash " + who + " losing its unsynced bytes, start it again";
             case CLIENTS_FROM_META_LEADER -> "partition the clients from the meta leader";
+            case META_PARTITION -> "cut the Raft links of " + who + " with both other meta nodes";
+            case META_ONE_WAY -> "lose the Raft requests of " + who + " to " + (role == 0 ? "a follower" : "the leader") + " (the other way passes)";
         };
         return "at " + atMs + " ms for " + forMs + " ms: " + what;
     }

@@ -62,9 +62,18 @@ enum ProcFaultKind {
      */
     CRASH_LOSE_UNSYNCED("proc-crash-lost-page-cache", Target.NODE),
     /** Clients reach the meta leader no more (they must find the routes elsewhere; a follower answers NOT_LEADER). */
-    CLIENTS_FROM_META_LEADER("net-clients-meta-leader", Target.META_LEADER);
+    CLIENTS_FROM_META_LEADER("net-clients-meta-leader", Target.META_LEADER),
+    /**
+     * The Raft links of the meta leader (role 0) or a follower with both other meta nodes are cut, both ways, in
+     * jraft's transport: the meta processes poll the control file {@code test-raft-links} in their data
+     * directories ({@code dev.segstore.it.raft.RaftLinkFaults}). Lifted at the end.
+     */
+    META_PARTITION("net-meta-raft-partition", Target.META),
+    /** One way: the meta leader's Raft requests to a follower (role 0), or the follower's to the leader, are lost. */
+    META_ONE_WAY("net-meta-raft-one-way", Target.META);
 
-    enum Target { NODE, META_LEADER, META_FOLLOWER }
+    /** What a fault hits: a storage node by role; the meta leader; a follower; the leader (role 0) or a follower. */
+    enum Target { NODE, META_LEADER, META_FOLLOWER, META }
 
     final String nemesis;
     final Target target;
@@ -94,6 +103,11 @@ enum ProcFaultKind {
             case SLOW_DISK -> "slow-fsync " + delayMs;
             default -> throw new IllegalStateException(this + " sets no disk mode");
         };
+    }
+
+    /** Whether it cuts Raft links between meta nodes (one meta fault at a time, as for meta process faults). */
+    boolean cutsRaft() {
+        return this == META_PARTITION || this == META_ONE_WAY;
     }
 
     /** Whether it needs a peer (the other end of a link). */

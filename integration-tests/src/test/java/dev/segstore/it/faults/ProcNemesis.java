@@ -15,8 +15,9 @@ import java.util.concurrent.locks.LockSupport;
  * records each as a nemesis interval in the history, as {@link Nemesis} does for the in-JVM cluster. A storage
  * node is picked when its fault starts, by its role in the shard's open segment (the route the harness reads);
  * the meta leader is the one the meta-service names. A fault that cannot apply is skipped and logged: a process
- * fault of a process already stopped, paused or killed; a meta process fault while another meta process is down
- * (two down would lose the Raft quorum); a meta fault while no leader answers. Network rules of faults that
+ * fault of a process already stopped, paused or killed; a meta process fault or a Raft link cut while another
+ * meta process is down, paused or has Raft links cut (two out would lose the Raft quorum); a meta fault while no
+ * leader answers. Network rules of faults that
  * overlap on one link replace each other, and the first to end lifts the link.
  */
 final class ProcNemesis {
@@ -108,8 +109,11 @@ final class ProcNemesis {
         return members;
     }
 
-    /** Whether a meta node is down, paused, or (started again) not yet serving in the group. */
+    /** Whether a meta node is down, paused, (started again) not yet serving in the group, or has Raft links cut. */
     private boolean anyMetaDown() {
+        if (!cluster.raftLinks().isEmpty()) {
+            return true;
+        }
         for (int i = 0; i < 3; i++) {
             String m = ProcCluster.metaName(i);
             if (!cluster.isUp(m) || cluster.isPaused(m) || !cluster.metaServes(i)) {
@@ -131,14 +135,22 @@ final class ProcNemesis {
             who = "storage node " + node + " (" + FaultAction.ROLES[f.role()] + " of segment "
                     + (lastRoute == null ? "?" : lastRoute.getSegmentsCount() - 1) + ")";
         } else {
-            if (k.takesProcess() && anyMetaDown()) {
-                note("skipped: " + f + ": a meta process is down, paused or not serving yet");
+            if ((k.takesProcess() || k.cutsRaft()) && anyMetaDown()) {
+                note("skipped: " + f + ": a meta process is down, paused, not serving yet or has Raft links cut");
                 return null;
             }
             int leader = cluster.metaLeader();
             if (leader < 0) {
                 note("skipped: " + f + ": no meta leader answers");
                 return null;
+            }
+            if (k.cutsRaft()) {
+                MetaLinks cut = MetaLinks.of(k == ProcFaultKind.META_PARTITION, f.role(), f.peer(), leader, cluster::metaRaft);
+                cluster.cutRaftLinks(cut.links());
+                history.nemesisStart(k.nemesis, cut.description());
+                note("start: " + cut.description());
+                List<String[]> links = cut.links().stream().map(l -> new String[]{l.from(), l.to()}).toList();
+                return new Applied(f, ProcCluster.metaName(cut.meta()), links);
             }
             int meta = k.target == ProcFaultKind.Target.META_LEADER ? leader : (leader + 1 + f.peer()) % 3;
             target = ProcCluster.metaName(meta);
@@ -308,6 +320,9 @@ final class ProcNemesis {
                 cluster.restart(a.target());
                 description = "started " + a.target() + " again";
             }
+        } else if (k.cutsRaft()) {
+            cluster.healRaftLinks(a.links().stream().map(l -> new dev.segstore.it.raft.RaftLinkFaults.Link(l[0], l[1])).toList());
+            description = "Raft links of " + a.target() + " healed";
         } else {
             a.links().forEach(l -> cluster.network.heal(l[0], l[1]));
             description = "links of " + a.target() + " healed";
