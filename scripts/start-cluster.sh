@@ -7,6 +7,8 @@
 # Everything runs from the distribution (dist/target/segstore-VERSION, built once by scripts/dist.sh; rebuild
 # with DIST_REBUILD=1 after changing the code).
 # State and logs: run/cluster/. Stop everything with scripts/stop-cluster.sh (kills only the PIDs it started).
+# COMBINED=1: combined mode, 3 processes (bin/segstore-server) each running meta node i and storage node i, with
+# the same configuration files, ports and data directories as the 6 processes of the default layout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${RUN_DIR:-run/cluster}"
@@ -15,7 +17,11 @@ if [ -f "$RUN_DIR/pids" ]; then
   echo "a cluster seems to be running (see $RUN_DIR/pids); stop it first with scripts/stop-cluster.sh" >&2
   exit 1
 fi
-scripts/start-meta-cluster.sh
+if [ -n "${COMBINED:-}" ]; then
+  CONFIG_ONLY=1 scripts/start-meta-cluster.sh
+else
+  scripts/start-meta-cluster.sh
+fi
 META="$(cat "$RUN_DIR/meta-addresses")"
 DIST="$(cat "$RUN_DIR/dist")"
 for i in 1 2 3; do
@@ -31,10 +37,25 @@ heartbeat.ms=500
 replica.max.lag.ms=10000
 metrics.port=7301
 PROPS
+  if [ -n "${COMBINED:-}" ]; then
+    SEGSTORE_HEAP=-Xmx1g SEGSTORE_LOG_DIR="$dir/logs" nohup "$DIST/bin/segstore-server" --meta-config "$RUN_DIR/meta-$i/meta.properties" \
+      --node-config "$dir/node.properties" > "$dir/console.log" 2>&1 &
+    echo $! >> "$RUN_DIR/pids"
+    echo "server $i (meta node $i + storage node $i, combined): pid $!, storage node 127.0.0.1$i:7201, log $dir/logs/segstore-server.log"
+    continue
+  fi
   SEGSTORE_HEAP=-Xmx512m SEGSTORE_LOG_DIR="$dir/logs" nohup "$DIST/bin/segstore-node" --config "$dir/node.properties" > "$dir/console.log" 2>&1 &
   echo $! >> "$RUN_DIR/pids"
   echo "storage node $i: pid $!, 127.0.0.1$i:7201, metrics http://127.0.0.1$i:7301/metrics, log $dir/logs/segstore-node.log"
 done
+if [ -n "${COMBINED:-}" ]; then
+  echo "waiting for a meta leader..."
+  for _ in $(seq 1 60); do
+    if "$DIST/bin/segstore-admin" --meta "$META" describe > /dev/null 2>&1; then
+      break
+    fi
+  done
+fi
 ADMIN=("$DIST/bin/segstore-admin" --meta "$META")
 echo "waiting for the storage nodes to register..."
 for _ in $(seq 1 60); do

@@ -3,7 +3,8 @@
 #   Raft ports 7001-7003, RPC ports 7101-7103, metrics ports 7401-7403 (override the base with META_PORT_BASE=...).
 #   Runs the distribution (scripts/dist.sh builds it once). State and logs go to run/meta-cluster/ (override with
 #   RUN_DIR=...); PIDs in run/meta-cluster/pids.
-# Stop it with scripts/stop-meta-cluster.sh (kills exactly the PIDs it started).
+# Stop it with scripts/stop-meta-cluster.sh (kills exactly the PIDs it started). CONFIG_ONLY=1 writes the
+# configurations (and run/.../meta-addresses, dist) and starts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${RUN_DIR:-run/meta-cluster}"
@@ -27,6 +28,9 @@ snapshot.interval.secs=300
 session.timeout.ms=6000
 metrics.port=$((BASE+400+i))
 PROPS
+  if [ -n "${CONFIG_ONLY:-}" ]; then
+    continue
+  fi
   SEGSTORE_HEAP=-Xmx512m SEGSTORE_LOG_DIR="$dir/logs" nohup "$DIST/bin/segstore-meta" --config "$dir/meta.properties" \
     > "$dir/console.log" 2>&1 &
   echo $! >> "$RUN_DIR/pids"
@@ -35,6 +39,9 @@ done
 META="127.0.0.1:$((BASE+101)),127.0.0.1:$((BASE+102)),127.0.0.1:$((BASE+103))"
 echo "$META" > "$RUN_DIR/meta-addresses"
 echo "$DIST" > "$RUN_DIR/dist"
+if [ -n "${CONFIG_ONLY:-}" ]; then
+  exit 0 # CONFIG_ONLY=1 (scripts/start-cluster.sh in combined mode): the configurations only, nothing started
+fi
 echo "waiting for a leader..."
 for _ in $(seq 1 60); do
   if "$DIST/bin/segstore-admin" --meta "$META" describe 2>/dev/null; then

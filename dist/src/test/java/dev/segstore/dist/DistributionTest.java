@@ -76,6 +76,19 @@ class DistributionTest {
         }
     }
 
+    /** meta.properties (a group of one) and node.properties in the test's directory, on free ports; the meta RPC address. */
+    private String writeConfigs() throws IOException {
+        int raft = freePort();
+        int rpc = freePort();
+        int data = freePort();
+        String meta = "127.0.0.1:" + rpc;
+        Files.writeString(dir.resolve("meta.properties"), String.join("\n", "self=127.0.0.1:" + raft + ":" + rpc,
+                "peers=127.0.0.1:" + raft + ":" + rpc, "data.dir=meta-data", "election.timeout.ms=500", "session.timeout.ms=3000", ""));
+        Files.writeString(dir.resolve("node.properties"), String.join("\n", "node.id=1", "host=127.0.0.1", "port=" + data,
+                "data.dir=node-data", "meta.addresses=" + meta, "heartbeat.ms=200", ""));
+        return meta;
+    }
+
     private static void waitFor(String what, java.util.function.BooleanSupplier condition) {
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (!condition.getAsBoolean()) {
@@ -88,7 +101,7 @@ class DistributionTest {
 
     @Test
     void theDistributionHasItsLaunchersLibrariesAndSampleConfiguration() {
-        for (String f : List.of("bin/segstore-meta", "bin/segstore-node", "bin/segstore-admin", "bin/segstore-client",
+        for (String f : List.of("bin/segstore-meta", "bin/segstore-node", "bin/segstore-server", "bin/segstore-admin", "bin/segstore-client",
                 "bin/segstore-perf", "bin/segstore-log", "config/meta.properties", "config/node.properties", "config/logback.xml", "lib", "README.md")) {
             assertTrue(Files.exists(DIST.resolve(f)), DIST.resolve(f) + " is missing");
         }
@@ -111,14 +124,7 @@ class DistributionTest {
 
     @Test
     void aClusterStartedFromTheDistributionServesTheTools() throws Exception {
-        int raft = freePort();
-        int rpc = freePort();
-        int data = freePort();
-        String meta = "127.0.0.1:" + rpc;
-        Files.writeString(dir.resolve("meta.properties"), String.join("\n", "self=127.0.0.1:" + raft + ":" + rpc,
-                "peers=127.0.0.1:" + raft + ":" + rpc, "data.dir=meta-data", "election.timeout.ms=500", "session.timeout.ms=3000", ""));
-        Files.writeString(dir.resolve("node.properties"), String.join("\n", "node.id=1", "host=127.0.0.1", "port=" + data,
-                "data.dir=node-data", "meta.addresses=" + meta, "heartbeat.ms=200", ""));
+        String meta = writeConfigs();
         start("segstore-meta", "--config", dir.resolve("meta.properties").toString());
         start("segstore-node", "--config", dir.resolve("node.properties").toString());
         waitFor("the storage node to register", () -> {
@@ -142,6 +148,36 @@ class DistributionTest {
         Path log = dir.resolve("logs").resolve("segstore-meta.log");
         assertTrue(Files.readString(log, StandardCharsets.UTF_8).contains("Starting meta node with"), "the effective configuration is logged in " + log);
         assertFalse(Files.readString(dir.resolve("logs").resolve("segstore-node.log")).isEmpty());
+    }
+
+    /**
+     * Combined mode (issue 14, item 2): one {@code segstore-server} process runs a meta node (a group of one here)
+     * and a storage node, each from its own file; the tools use it as they use the two apart; a bad file of either
+     * starts nothing and says so in one line.
+     */
+    @Test
+    void aCombinedProcessRunsAMetaNodeAndAStorageNode() throws Exception {
+        String meta = writeConfigs();
+        Result missing = run("segstore-server", "--meta-config", dir.resolve("meta.properties").toString(), "--node-config", "nowhere.properties");
+        assertEquals(2, missing.exit(), missing.toString());
+        assertEquals("segstore-server: no such file: nowhere.properties", missing.err().strip());
+
+        start("segstore-server", "--meta-config", dir.resolve("meta.properties").toString(), "--node-config", dir.resolve("node.properties").toString());
+        waitFor("the storage node to register", () -> {
+            try {
+                return run("segstore-admin", "--meta", meta, "describe").out().contains("ALIVE");
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        Result created = run("segstore-admin", "--meta", meta, "create-shard", "demo", "--replicas", "1", "--min-isr", "1");
+        assertEquals(0, created.exit(), created.toString());
+        Result produced = run("segstore-client", "--meta", meta, "produce", "demo", "one", "two");
+        assertEquals(0, produced.exit(), produced.toString());
+        Result consumed = run("segstore-client", "--meta", meta, "consume", "demo");
+        assertTrue(consumed.out().contains("one") && consumed.out().contains("two"), consumed.out());
+        String log = Files.readString(dir.resolve("logs").resolve("segstore-server.log"), StandardCharsets.UTF_8);
+        assertTrue(log.contains("Starting meta node with") && log.contains("Starting storage node with"), "both configurations logged");
     }
 
     @Test
