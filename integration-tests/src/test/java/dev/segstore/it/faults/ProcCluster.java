@@ -306,7 +306,7 @@ final class ProcCluster implements AutoCloseable {
 
     /** The meta <-> meta Raft links cut now. */
     java.util.Set<RaftLinkFaults.Link> raftLinks() {
-        return java.util.Set.copyOf(raftLinks);
+        return java.util.Collections.unmodifiableSet(new java.util.LinkedHashSet<>(raftLinks)); // in the order cut, as heal() names them
     }
 
     private void writeRaftLinks() throws IOException {

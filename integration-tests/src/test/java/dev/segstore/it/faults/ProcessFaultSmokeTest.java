@@ -34,11 +34,14 @@ class ProcessFaultSmokeTest {
         // Wired through the proxies: clients and peers reach every storage node through its proxy, and storage
         // nodes and clients reach the meta-service through theirs, each connection told by its source address.
         System.out.println("sources seen by each proxy: " + campaign.sourcesSeen);
+        // Only a leader is called (clients produce, followers fetch), and two short runs may lead on two nodes
+        // only: the storage nodes' proxies together must have seen clients and peers.
+        java.util.Set<String> nodesSeen = new java.util.TreeSet<>();
         for (int id = 1; id <= 3; id++) {
-            java.util.Set<String> seen = campaign.sourcesSeen.get(ProcCluster.nodeName(id));
-            assertTrue(seen.contains("client") && seen.stream().anyMatch(s -> s.startsWith("node-")),
-                    "node-" + id + "'s proxy saw " + seen);
+            nodesSeen.addAll(campaign.sourcesSeen.get(ProcCluster.nodeName(id)));
         }
+        assertTrue(nodesSeen.contains("client") && nodesSeen.stream().anyMatch(s -> s.startsWith("node-")),
+                "the storage nodes' proxies saw " + nodesSeen);
         java.util.Set<String> metaSeen = new java.util.TreeSet<>();
         for (int i = 0; i < 3; i++) {
             metaSeen.addAll(campaign.sourcesSeen.get(ProcCluster.metaName(i)));
