@@ -109,10 +109,14 @@ public final class LoadGeneratorMain implements Callable<Integer> {
                     }
                 }
                 window.acquire();
-                if (rate > 0 && System.nanoTime() - due > TimeUnit.MILLISECONDS.toNanos(1)) {
+                long sent = System.nanoTime();
+                if (rate > 0 && sent - due > TimeUnit.MILLISECONDS.toNanos(1)) {
                     behind++;
                 }
-                long start = due;
+                // With a rate, from when the call was due; without one, from when it goes out: counted from before
+                // the wait for a free slot, a call would also count the call it waited for (with one call in
+                // flight, each latency was about the previous call's plus its own).
+                long start = rate > 0 ? due : sent;
                 String shard = shards.get((int) (calls++ % shards.size()));
                 CompletableFuture<List<Long>> call = perRequest == 1 ? adapter.write(shard, batch.get(0)).thenApply(List::of)
                         : adapter.batchWrite(shard, batch);

@@ -36,19 +36,8 @@ class LoadGeneratorTest {
              SegmentStorageAdapter a = new SegmentStorageAdapter(SegmentStorageAdapter.Settings.of(cluster.metaAddresses.toArray(String[]::new)))) {
             a.createShard(ShardConfig.of("perf", SegmentStorageAdapter.STORAGE_TYPE)).get(60, TimeUnit.SECONDS);
             Path log = dir.resolve("latency.hlog");
-            PrintStream out = System.out;
-            ByteArrayOutputStream captured = new ByteArrayOutputStream();
-            int exit;
-            try {
-                System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
-                exit = new CommandLine(new LoadGeneratorMain()).execute("--meta", String.join(",", cluster.metaAddresses), "--shard", "perf",
-                        "--rate", "1000", "--records-per-request", "10", "--record-bytes", "100", "--seconds", "3", "--warmup-seconds", "1",
-                        "--histogram-log", log.toString(), "--report", dir.resolve("report.html").toString());
-            } finally {
-                System.setOut(out);
-            }
-            String text = captured.toString(StandardCharsets.UTF_8);
-            assertEquals(0, exit, text);
+            String text = run(cluster, "--shard", "perf", "--rate", "1000", "--records-per-request", "10", "--record-bytes", "100",
+                    "--seconds", "3", "--warmup-seconds", "1", "--histogram-log", log.toString(), "--report", dir.resolve("report.html").toString());
             assertTrue(text.contains("rate     target 1,000 records/s (10 records a call, one every 10.000 ms)"), text);
             Matcher m = Pattern.compile("produce\\s+([\\d,]+) records/s").matcher(text);
             assertTrue(m.find(), text);
@@ -71,5 +60,52 @@ class LoadGeneratorTest {
             assertTrue(html.contains("<td>p99</td>") && html.contains("<td>max</td>"), "the percentile table: " + html);
             assertTrue(html.contains(">p99.9</text>"), "the distribution's x axis is in percentiles: " + html);
         }
+    }
+    /**
+     * Without a rate, a call's latency counts from when it is sent. With one call in flight the calls never
+     * overlap, so their latencies cannot add up to more than the measured seconds (plus the last call, which may
+     * end after them). Counted from before the wait for a free slot, each latency held the previous call's too,
+     * and the sum came to about twice the run.
+     */
+    @Test
+    void oneCallInFlightCountsEachCallFromWhenItIsSent() throws Exception {
+        try (InJvmCluster cluster = new InJvmCluster();
+             SegmentStorageAdapter a = new SegmentStorageAdapter(SegmentStorageAdapter.Settings.of(cluster.metaAddresses.toArray(String[]::new)))) {
+            a.createShard(ShardConfig.of("serial", SegmentStorageAdapter.STORAGE_TYPE)).get(60, TimeUnit.SECONDS);
+            Path log = dir.resolve("serial.hlog");
+            String text = run(cluster, "--shard", "serial", "--in-flight", "1", "--records-per-request", "1", "--record-bytes", "100",
+                    "--seconds", "2", "--warmup-seconds", "1", "--histogram-log", log.toString());
+            HistogramLogReader reader = new HistogramLogReader(log.toFile());
+            long calls = 0;
+            double sumNanos = 0;
+            long maxNanos = 0;
+            Histogram interval;
+            while ((interval = (Histogram) reader.nextIntervalHistogram()) != null) {
+                calls += interval.getTotalCount();
+                sumNanos += interval.getMean() * interval.getTotalCount();
+                maxNanos = Math.max(maxNanos, interval.getMaxValue());
+            }
+            assertTrue(calls > 10, "calls measured: " + calls + "\n" + text);
+            double bound = TimeUnit.SECONDS.toNanos(2) + maxNanos;
+            assertTrue(sumNanos <= bound, String.format("%d calls one at a time: their latencies add up to %.0f ms, more than the %.0f ms "
+                    + "they can have taken%n%s", calls, sumNanos / 1e6, bound / 1e6, text));
+        }
+    }
+    /** Runs segstore-perf against {@code cluster} with {@code args}; its output, once it exited 0. */
+    private static String run(InJvmCluster cluster, String... args) {
+        PrintStream out = System.out;
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        int exit;
+        try {
+            System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+            String[] all = java.util.stream.Stream.concat(java.util.stream.Stream.of("--meta", String.join(",", cluster.metaAddresses)),
+                    java.util.Arrays.stream(args)).toArray(String[]::new);
+            exit = new CommandLine(new LoadGeneratorMain()).execute(all);
+        } finally {
+            System.setOut(out);
+        }
+        String text = captured.toString(StandardCharsets.UTF_8);
+        assertEquals(0, exit, text);
+        return text;
     }
 }
