@@ -414,19 +414,6 @@ public final class SegmentLog {
 
     void onWritten(long next) {
         writtenEndOffset = next;
-        writtenListener.run();
-    }
-
-    private volatile Runnable writtenListener = () -> { };
-
-    /**
-     * Runs {@code listener} on the directory's I/O thread each time appended bytes were written to the file (so
-     * {@link #writtenEndOffset()} moved), before they are forced: a replication leader hands them to its followers
-     * from there, so their copies are written and forced while its own force runs. It must be quick and must
-     * not wait for anything the I/O thread does (it runs in the I/O loop); it replaces any listener set before.
-     */
-    public void onWritten(Runnable listener) {
-        this.writtenListener = listener == null ? () -> { } : listener;
     }
 
     void onDurable() {

@@ -174,9 +174,6 @@ public final class Partition {
         this.monotonicMs = monotonicMs;
         this.isrConfirmedAtMs = this.monotonicMs.getAsLong();
         this.proposer = proposer;
-        // Held follower fetches are answered once the leader's bytes are written, not after its own fsync: the
-        // followers then write and force their copies while the leader forces its own (issue 14 item 4).
-        log.onWritten(this::wakeFetchers);
     }
 
     public synchronized Role role() {
@@ -585,26 +582,13 @@ public final class Partition {
         wakeFetchers();
     }
 
-    /**
-     * Completes the long-polled fetches waiting here (they answer with what there is now). Called under the
-     * monitor, and from the log's I/O thread once bytes are written ({@link SegmentLog#onWritten(Runnable)}),
-     * which takes only {@link #waitersLock}: the monitor may be held by a thread that waits for the I/O thread.
-     * Completing a waiter only queues its answer on the shard's owner thread.
-     */
+    /** Completes the long-polled fetches waiting here (they answer with what there is now). */
     private void wakeFetchers() {
-        List<CompletableFuture<Void>> woken;
-        synchronized (waitersLock) {
-            if (dataWaiters.isEmpty()) {
-                return;
-            }
-            woken = dataWaiters;
-            dataWaiters = new ArrayList<>();
-        }
-        woken.forEach(w -> w.complete(null));
+        List<CompletableFuture<Void>> waiting = dataWaiters;
+        dataWaiters = new ArrayList<>();
+        waiting.forEach(w -> w.complete(null));
     }
 
-    /** Guards {@link #dataWaiters} and nothing else; taken after the monitor, never before it. */
-    private final Object waitersLock = new Object();
     private List<CompletableFuture<Void>> dataWaiters = new ArrayList<>();
 
     /**
@@ -613,16 +597,12 @@ public final class Partition {
      * coming back empty.
      */
     public synchronized CompletableFuture<Void> awaitDataAfter(long offset, long tombstoneFrom) {
-        // Checked and registered under the waiters' lock: the I/O thread moves the written end before it takes
-        // that lock to wake the waiters, so a write is either seen here or wakes this waiter.
-        synchronized (waitersLock) {
-            if (log.writtenEndOffset() > offset || tombstones.end() > tombstoneFrom || role != Role.LEADER) {
-                return CompletableFuture.completedFuture(null);
-            }
-            CompletableFuture<Void> f = new CompletableFuture<>();
-            dataWaiters.add(f);
-            return f;
+        if (log.writtenEndOffset() > offset || tombstones.end() > tombstoneFrom || role != Role.LEADER) {
+            return CompletableFuture.completedFuture(null);
         }
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        dataWaiters.add(f);
+        return f;
     }
 
     // ---- leader: deletes -----------------------------------------------------------------------------------

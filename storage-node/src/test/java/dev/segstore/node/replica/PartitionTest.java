@@ -116,67 +116,6 @@ class PartitionTest extends PartitionFixture {
         assertEquals(List.of(1, 2, 3), replicas[1].isr(), "asked again once the lag limit has passed");
     }
 
-    /**
-     * Issue 14 item 4: a follower's held fetch is answered once the leader has written a write, while the
-     * leader's own fsync still runs, so the two fsyncs overlap instead of following each other; the write is
-     * still acknowledged only once the leader's copy is forced too (fsync mode counts only forced bytes).
-     */
-    @Test
-    void aHeldFollowerFetchIsAnsweredOnceTheLeaderHasWrittenNotOnlyOnceItHasForced(@TempDir Path dir) throws Exception {
-        java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
-        java.util.concurrent.CountDownLatch forcing = new java.util.concurrent.CountDownLatch(1);
-        java.util.concurrent.atomic.AtomicBoolean holdForces = new java.util.concurrent.atomic.AtomicBoolean();
-        dev.segstore.log.io.LogFiles files = new dev.segstore.log.io.ForwardingLogFiles() {
-            @Override
-            public dev.segstore.log.io.LogChannel open(Path file, boolean create) throws java.io.IOException {
-                return new dev.segstore.log.io.ForwardingLogChannel(super.open(file, create)) {
-                    @Override
-                    public void force() throws java.io.IOException {
-                        if (holdForces.get()) {
-                            forcing.countDown();
-                            try {
-                                if (!gate.await(30, TimeUnit.SECONDS)) {
-                                    throw new java.io.IOException("the gate never opened");
-                                }
-                            } catch (InterruptedException e) {
-                                Thread.currentThread().interrupt();
-                                throw new java.io.IOException(e);
-                            }
-                        }
-                        inner.force();
-                    }
-                };
-            }
-        };
-        try (LogDirectory d = LogDirectory.open(dir, DirectoryConfig.DEFAULT, files, System::currentTimeMillis)) {
-            Partition leader = new Partition("g/0@1", d.openLog("g-0", LogConfig.DEFAULT, 0), 1, CONFIG, clock::get,
-                    (epoch, version, isr) -> new CompletableFuture<>());
-            leader.becomeLeader(0, List.of(1, 2, 3), List.of(1, 2, 3), 0);
-            CompletableFuture<Void> held = leader.awaitDataAfter(0, 0); // a caught-up follower's long poll
-            assertFalse(held.isDone());
-            holdForces.set(true);
-            CompletableFuture<AppendResult> write = leader.append(records("w", 1), -1, -1);
-            assertTrue(forcing.await(30, TimeUnit.SECONDS), "the leader's fsync started");
-            try {
-                held.get(30, TimeUnit.SECONDS);
-            } catch (java.util.concurrent.TimeoutException e) {
-                throw new AssertionError("the held fetch was not answered while the leader's fsync ran", e);
-            }
-            try (FileSlice sent = leader.fetchSliceForFollower(2, 0, 0, 0, 1 << 20).slice()) {
-                assertEquals(1, sent.nextOffset(), "the written bytes go out");
-            }
-            leader.fetchFromFollower(2, 0, 1, 0, 1 << 20); // both followers hold it (durably, in their fsync mode)
-            leader.fetchFromFollower(3, 0, 1, 0, 1 << 20);
-            assertFalse(write.isDone(), "not acknowledged before the leader's own copy is forced");
-            assertEquals(0, leader.highWatermark());
-            gate.countDown();
-            assertEquals(0, await(write).baseOffset());
-            assertEquals(1, leader.highWatermark());
-        } finally {
-            gate.countDown();
-        }
-    }
-
     @Test
     void aDeposedLeaderAnswersTheFetchesItHoldsAtOnce() throws Exception {
         writeAcknowledged(2);
