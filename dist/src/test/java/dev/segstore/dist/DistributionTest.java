@@ -89,6 +89,19 @@ class DistributionTest {
         return meta;
     }
 
+    /** Waits for the storage node to register with the meta-service at {@code meta}, then creates shard "demo" (1 replica). */
+    private void createDemoShardOnceRegistered(String meta) throws Exception {
+        waitFor("the storage node to register", () -> {
+            try {
+                return run("segstore-admin", "--meta", meta, "describe").out().contains("ALIVE");
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        Result created = run("segstore-admin", "--meta", meta, "create-shard", "demo", "--replicas", "1", "--min-isr", "1");
+        assertEquals(0, created.exit(), created.toString());
+    }
+
     private static void waitFor(String what, java.util.function.BooleanSupplier condition) {
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (!condition.getAsBoolean()) {
@@ -127,15 +140,7 @@ class DistributionTest {
         String meta = writeConfigs();
         start("segstore-meta", "--config", dir.resolve("meta.properties").toString());
         start("segstore-node", "--config", dir.resolve("node.properties").toString());
-        waitFor("the storage node to register", () -> {
-            try {
-                return run("segstore-admin", "--meta", meta, "describe").out().contains("ALIVE");
-            } catch (Exception e) {
-                return false;
-            }
-        });
-        Result created = run("segstore-admin", "--meta", meta, "create-shard", "demo", "--replicas", "1", "--min-isr", "1");
-        assertEquals(0, created.exit(), created.toString());
+        createDemoShardOnceRegistered(meta);
         Result produced = run("segstore-client", "--meta", meta, "produce", "demo", "one", "two", "three");
         assertEquals(0, produced.exit(), produced.toString());
         Result consumed = run("segstore-client", "--meta", meta, "consume", "demo");
@@ -163,15 +168,7 @@ class DistributionTest {
         assertEquals("segstore-server: no such file: nowhere.properties", missing.err().strip());
 
         start("segstore-server", "--meta-config", dir.resolve("meta.properties").toString(), "--node-config", dir.resolve("node.properties").toString());
-        waitFor("the storage node to register", () -> {
-            try {
-                return run("segstore-admin", "--meta", meta, "describe").out().contains("ALIVE");
-            } catch (Exception e) {
-                return false;
-            }
-        });
-        Result created = run("segstore-admin", "--meta", meta, "create-shard", "demo", "--replicas", "1", "--min-isr", "1");
-        assertEquals(0, created.exit(), created.toString());
+        createDemoShardOnceRegistered(meta);
         Result produced = run("segstore-client", "--meta", meta, "produce", "demo", "one", "two");
         assertEquals(0, produced.exit(), produced.toString());
         Result consumed = run("segstore-client", "--meta", meta, "consume", "demo");

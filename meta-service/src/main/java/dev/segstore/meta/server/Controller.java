@@ -364,20 +364,24 @@ public final class Controller {
         try {
             probe.connect(n.getHost(), n.getPort(), PROBE_TIMEOUT_MS);
             LOG.info("Storage node {}: its meta connection closed, but {}:{} accepts connections: it stays", nodeId, n.getHost(), n.getPort());
+            return;
         } catch (java.net.ConnectException e) {
-            if (e.getMessage() == null || !e.getMessage().contains("refused")) {
-                LOG.info("Storage node {}: its meta connection closed; probing {}:{} failed ({}): the session decides", nodeId,
-                        n.getHost(), n.getPort(), e.toString());
+            if (e.getMessage() != null && e.getMessage().contains("refused")) {
+                LOG.warn("Storage node {}: its meta connection closed and {}:{} refuses connections (the process is gone): fencing it"
+                        + " (segments it led: {})", nodeId, n.getHost(), n.getPort(), state.segmentsLedBy(nodeId).size());
+                raft.propose(command().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(nodeId).setIncarnation(n.getIncarnation()))
+                        .build()).whenComplete((r, x) -> invalidateLoad());
                 return;
             }
-            LOG.warn("Storage node {}: its meta connection closed and {}:{} refuses connections (the process is gone): fencing it"
-                    + " (segments it led: {})", nodeId, n.getHost(), n.getPort(), state.segmentsLedBy(nodeId).size());
-            raft.propose(command().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(nodeId).setIncarnation(n.getIncarnation()))
-                    .build()).whenComplete((r, x) -> invalidateLoad());
+            probeFailed(n, e);
         } catch (java.io.IOException | RuntimeException e) {
-            LOG.info("Storage node {}: its meta connection closed; probing {}:{} failed ({}): the session decides", nodeId,
-                    n.getHost(), n.getPort(), e.toString());
+            probeFailed(n, e);
         }
+    }
+
+    private static void probeFailed(StorageNode n, Exception e) {
+        LOG.info("Storage node {}: its meta connection closed; probing {}:{} failed ({}): the session decides", n.getNodeId(),
+                n.getHost(), n.getPort(), e.toString());
     }
 
     void fenceExpired() {
