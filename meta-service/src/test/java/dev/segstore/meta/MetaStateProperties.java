@@ -156,7 +156,8 @@ class MetaStateProperties {
 
     /**
      * After a controlled shutdown of {@code node}: it is still alive, and it leads, or is in the ISR of, only open or
-     * sealed segments where no other ISR member is alive and not shutting down (it handed everything else over).
+     * sealed segments where no other ISR member is alive, not shutting down and with its copy online (it handed
+     * everything else over).
      */
     private static void checkHandedOver(MetaState s, int node, String context) {
         assertTrue(s.node(node).orElseThrow().getState() == dev.segstore.protocol.meta.NodeState.ALIVE, context + ": node " + node + " was fenced");
@@ -164,7 +165,7 @@ class MetaStateProperties {
         for (Segment seg : s.snapshot().getSegmentsList()) {
             boolean live = seg.getStatus() == SegmentStatus.OPEN || seg.getStatus() == SegmentStatus.SEALED;
             if (live && (seg.getLeader() == node || seg.getIsrList().contains(node))) {
-                List<Integer> others = seg.getIsrList().stream().filter(n -> n != node && s.node(n)
+                List<Integer> others = seg.getIsrList().stream().filter(n -> n != node && !seg.getOfflineReplicasList().contains(n) && s.node(n)
                         .map(x -> x.getState() == dev.segstore.protocol.meta.NodeState.ALIVE && !x.getShuttingDown()).orElse(false)).toList();
                 assertTrue(others.isEmpty(), context + ": node " + node + " shut down but kept " + seg.getShard() + "/" + seg.getSequence()
                         + " (leader " + seg.getLeader() + ", ISR " + seg.getIsrList() + ") although " + others + " could take it");
@@ -199,12 +200,29 @@ class MetaStateProperties {
             assertTrue(seg.getIsrCount() >= 1 && seg.getReplicasList().containsAll(seg.getIsrList()), context + ": ISR " + key);
             assertEquals(seg.getReplicasCount(), new java.util.HashSet<>(seg.getReplicasList()).size(), context + ": replicas of " + key + " repeat a node");
             assertTrue(seg.getSealedAtMs() <= snap.getLastCommandTimeMs(), context + ": " + key + " sealed after the newest command time");
+            assertTrue(seg.getReplicasList().containsAll(seg.getOfflineReplicasList())
+                    && seg.getOfflineReplicasCount() == new java.util.HashSet<>(seg.getOfflineReplicasList()).size(),
+                    context + ": offline replicas of " + key + " " + seg.getOfflineReplicasList() + " are not distinct replicas");
             if (seg.getLeader() >= 0) {
                 assertTrue(seg.getReplicasList().contains(seg.getLeader()), context + ": leader of " + key + " not a replica");
+                assertTrue(!seg.getOfflineReplicasList().contains(seg.getLeader()), context + ": leader of " + key + " has an offline copy");
                 assertTrue(unclean.get(seg.getShard()) || seg.getIsrList().contains(seg.getLeader()),
                         context + ": leader of " + key + " not in ISR " + seg.getIsrList());
             }
         }
+    }
+
+    /** A random part of the live segments listing node {@code id} as a replica. */
+    private static List<dev.segstore.protocol.meta.SegmentId> someSegmentsOf(MetaState model, int id, Random random) {
+        List<dev.segstore.protocol.meta.SegmentId> out = new ArrayList<>();
+        for (dev.segstore.protocol.meta.Shard shard : model.listShards("")) {
+            for (Segment seg : model.route(shard.getName()).getSegmentsList()) {
+                if (seg.getReplicasList().contains(id) && random.nextBoolean()) {
+                    out.add(dev.segstore.protocol.meta.SegmentId.newBuilder().setShardId(seg.getShardId()).setSequence(seg.getSequence()).build());
+                }
+            }
+        }
+        return out;
     }
 
     /** Commands a controller and storage nodes could propose, including stale and invalid ones. */
@@ -226,7 +244,18 @@ class MetaStateProperties {
             List<String> shardNames = model.listShards("").stream().map(s -> s.getName()).toList();
             if (kind <= 1 || nodes.size() < 3) {
                 int id = 1 + random.nextInt(5);
-                c.setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("127.0.0." + id).setPort(9000 + id));
+                RegisterNodeCommand.Builder r = RegisterNodeCommand.newBuilder().setNodeId(id).setHost("127.0.0." + id).setPort(9000 + id);
+                if (random.nextInt(3) == 0) {
+                    // A node that lists the logs it holds: some of its segments' logs may be lost.
+                    r.setHeldReported(true).addAllHeldSegments(someSegmentsOf(model, id, random));
+                }
+                c.setRegisterNode(r);
+            } else if (kind == 2 && random.nextInt(3) == 0) {
+                // A data directory of a node failed: some of its replicas are offline (sometimes a stale incarnation's report).
+                StorageNode victim = nodes.get(random.nextInt(nodes.size()));
+                c.setMarkReplicasOffline(dev.segstore.protocol.meta.MarkReplicasOfflineCommand.newBuilder().setNodeId(victim.getNodeId())
+                        .setIncarnation(victim.getIncarnation() - (random.nextInt(5) == 0 ? 1 : 0))
+                        .addAllSegments(someSegmentsOf(model, victim.getNodeId(), random)));
             } else if (kind == 2) {
                 StorageNode victim = nodes.get(random.nextInt(nodes.size()));
                 c.setFenceNode(FenceNodeCommand.newBuilder().setNodeId(victim.getNodeId())

@@ -628,4 +628,98 @@ class MetaStateTest {
         restored.restore(dev.segstore.protocol.meta.MetaSnapshot.parseFrom(state.snapshot().toByteArray()));
         assertEquals(60_000, restored.shard("r2").orElseThrow().getSettings().getRetentionMs());
     }
+
+    private long registerHolding(int id, dev.segstore.protocol.meta.SegmentId... held) {
+        apply(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("h").setPort(1)
+                .setHeldReported(true).addAllHeldSegments(List.of(held))));
+        return state.node(id).orElseThrow().getIncarnation();
+    }
+
+    private dev.segstore.protocol.meta.SegmentId idOf(String shard, int seq) {
+        Segment s = segment(shard, seq);
+        return dev.segstore.protocol.meta.SegmentId.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()).build();
+    }
+
+    private CommandResult markOffline(int node, long incarnation, dev.segstore.protocol.meta.SegmentId... ids) {
+        return apply(Command.newBuilder().setMarkReplicasOffline(dev.segstore.protocol.meta.MarkReplicasOfflineCommand.newBuilder()
+                .setNodeId(node).setIncarnation(incarnation).addAllSegments(List.of(ids))));
+    }
+
+    /**
+     * An fsync-mode leader restarts with an empty disk (its log lost: a replaced disk, a directory that did not come
+     * up). Before, a restart in fsync mode kept every ISR place and leadership, so it led again from an empty log.
+     * Now its registration lists the logs it holds, and a segment it lacks is marked offline for it: it leaves the
+     * ISR and the leadership goes to a member that holds the records. A segment it holds keeps it.
+     */
+    @Test
+    void aNodeThatRegistersWithoutALogLeavesThatSegmentsIsrAndLeadership() {
+        registerHolding(1);
+        registerHolding(2);
+        registerHolding(3);
+        create("lost", false, 1, 2, 3);
+        create("kept", false, 1, 2, 3);
+        assertEquals(1, segment("lost", 0).getLeader());
+
+        registerHolding(1, idOf("kept", 0)); // restarted holding only "kept"
+        Segment lost = segment("lost", 0);
+        assertEquals(List.of(1), lost.getOfflineReplicasList());
+        assertEquals(List.of(2, 3), lost.getIsrList(), "a replica without its log leaves the ISR");
+        assertEquals(2, lost.getLeader(), "and leads no more: a member that holds the records does");
+        assertTrue(lost.getLeaderEpoch() > 0);
+        Segment kept = segment("kept", 0);
+        assertEquals(List.of(), kept.getOfflineReplicasList());
+        assertEquals(List.of(1, 2, 3), kept.getIsrList(), "fsync mode: a restart holding its log keeps its places");
+        assertEquals(1, kept.getLeader());
+
+        // Once it has caught up, the leader adds it back: the mark goes.
+        assertEquals(null, changeIsr("lost", 0, 2, lost.getLeaderEpoch(), lost.getIsrVersion(), 2, 3, 1).error());
+        assertEquals(List.of(), segment("lost", 0).getOfflineReplicasList());
+        assertEquals(List.of(2, 3, 1), segment("lost", 0).getIsrList());
+    }
+
+    /**
+     * The last ISR member's directory fails: it stays in the ISR (nothing else holds what it held) but leads no
+     * more, and no registration without the log gives it the lead back; once it registers holding the log again
+     * (the directory came back) it leads again.
+     */
+    @Test
+    void theLastIsrMemberWithAnOfflineCopyNeverLeadsUntilItHoldsTheLogAgain() {
+        long inc1 = registerHolding(1);
+        registerHolding(2);
+        create("solo", true, 1, 2); // unclean election allowed: still no leader from an offline copy
+        assertEquals(null, changeIsr("solo", 0, 1, 0, 0, 1).error());
+        assertEquals(null, markOffline(1, inc1, idOf("solo", 0)).error());
+        Segment s = segment("solo", 0);
+        assertEquals(List.of(1), s.getIsrList(), "the last member stays in the ISR");
+        assertEquals(List.of(1), s.getOfflineReplicasList());
+        assertEquals(2, s.getLeader(), "unclean election may pick node 2, never the offline copy");
+
+        long inc1b = registerHolding(1); // restarted, the directory still missing
+        assertEquals(List.of(1), segment("solo", 0).getOfflineReplicasList());
+        assertEquals(ErrorCode.FENCED_EPOCH, markOffline(1, inc1, idOf("solo", 0)).error(), "an old incarnation's report is refused");
+        registerHolding(1, idOf("solo", 0)); // the directory is back
+        assertEquals(List.of(), segment("solo", 0).getOfflineReplicasList(), "its copy is readable again");
+        assertTrue(inc1b > inc1);
+    }
+
+    /** A reported offline copy: out of the ISR, its leadership moved, and the leader may not be moved back to it. */
+    @Test
+    void anOfflineCopyLeavesTheIsrAndCannotBeMadeLeader() {
+        long inc1 = registerHolding(1);
+        registerHolding(2);
+        registerHolding(3);
+        create("d", false, 1, 2, 3);
+        assertTrue(state.offlineAlready(1, List.of()));
+        assertFalse(state.offlineAlready(1, List.of(idOf("d", 0))));
+        assertEquals(null, markOffline(1, inc1, idOf("d", 0)).error());
+        assertTrue(state.offlineAlready(1, List.of(idOf("d", 0))));
+        Segment d = segment("d", 0);
+        assertEquals(List.of(2, 3), d.getIsrList());
+        assertEquals(2, d.getLeader());
+        assertEquals(1, d.getLeaderEpoch());
+        // A fence of node 2 must not hand the lead to the offline copy.
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(2).setIncarnation(state.node(2).orElseThrow().getIncarnation())));
+        assertEquals(3, segment("d", 0).getLeader());
+        assertEquals(ErrorCode.INVALID_ARGUMENT, moveLeader("d", 0, segment("d", 0).getLeaderEpoch(), 1).error());
+    }
 }

@@ -183,8 +183,21 @@ public final class MetaClient implements AutoCloseable {
      */
     public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline, long instanceId,
                                                            String pageCacheId) {
-        return call(MetaMethods.REGISTER_NODE, RegisterNodeRequest.newBuilder().setNodeId(nodeId).setHost(host).setPort(port)
-                .setStorageOffline(storageOffline).setInstanceId(instanceId).setPageCacheId(pageCacheId).build(), NodeAssignments.parser());
+        return registerNode(nodeId, host, port, storageOffline, instanceId, pageCacheId, null);
+    }
+
+    /**
+     * As above, listing the segment logs the node holds on its online data directories ({@code held}; null: not
+     * reported): every assigned segment it does not hold is marked offline for it (RegisterNodeRequest.held_segments).
+     */
+    public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline, long instanceId,
+                                                           String pageCacheId, List<dev.segstore.protocol.meta.SegmentId> held) {
+        RegisterNodeRequest.Builder b = RegisterNodeRequest.newBuilder().setNodeId(nodeId).setHost(host).setPort(port)
+                .setStorageOffline(storageOffline).setInstanceId(instanceId).setPageCacheId(pageCacheId);
+        if (held != null) {
+            b.setHeldReported(true).addAllHeldSegments(held);
+        }
+        return call(MetaMethods.REGISTER_NODE, b.build(), NodeAssignments.parser());
     }
 
     public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation) {
@@ -201,8 +214,15 @@ public final class MetaClient implements AutoCloseable {
      * the controller finishes a shard's delete once every node that hosted it has applied the delete.
      */
     public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation, boolean storageOffline, long appliedMetadataVersion) {
+        return heartbeat(nodeId, incarnation, storageOffline, appliedMetadataVersion, List.of());
+    }
+
+    /** As above, naming the segments whose replica here is on a data directory that failed ({@code offlineSegments}). */
+    public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation, boolean storageOffline, long appliedMetadataVersion,
+                                                        List<dev.segstore.protocol.meta.SegmentId> offlineSegments) {
         return call(MetaMethods.HEARTBEAT, HeartbeatRequest.newBuilder().setNodeId(nodeId).setIncarnation(incarnation)
-                .setStorageOffline(storageOffline).setAppliedMetadataVersion(appliedMetadataVersion).build(), NodeAssignments.parser());
+                .setStorageOffline(storageOffline).setAppliedMetadataVersion(appliedMetadataVersion).addAllOfflineSegments(offlineSegments)
+                .build(), NodeAssignments.parser());
     }
 
     /**

@@ -114,7 +114,8 @@ public final class MetaService {
                     + " refused until it is back (retry then)");
         }
         return propose(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(r.getNodeId())
-                .setHost(r.getHost()).setPort(r.getPort()).setInstanceId(r.getInstanceId()).setPageCacheId(r.getPageCacheId())))
+                .setHost(r.getHost()).setPort(r.getPort()).setInstanceId(r.getInstanceId()).setPageCacheId(r.getPageCacheId())
+                .setHeldReported(r.getHeldReported()).addAllHeldSegments(r.getHeldSegmentsList())))
                 .thenApply(m -> {
                     controller.heartbeat(r.getNodeId());
                     controller.invalidateLoad();
@@ -139,6 +140,11 @@ public final class MetaService {
             }
             controller.heartbeat(r.getNodeId());
             controller.applied(r.getNodeId(), r.getAppliedMetadataVersion());
+            if (r.getOfflineSegmentsCount() > 0 && !state.offlineAlready(r.getNodeId(), r.getOfflineSegmentsList())) {
+                // Some of its replicas are on a data directory that failed: they leave their ISRs and leaderships now.
+                return propose(Command.newBuilder().setMarkReplicasOffline(dev.segstore.protocol.meta.MarkReplicasOfflineCommand.newBuilder()
+                        .setNodeId(r.getNodeId()).setIncarnation(r.getIncarnation()).addAllSegments(r.getOfflineSegmentsList())));
+            }
             return CompletableFuture.completedFuture(state.assignments(r.getNodeId()));
         });
     }

@@ -141,6 +141,7 @@ public final class MetaState {
             case ALTER_SHARD -> alterShard(c.getAlterShard());
             case MOVE_LEADER -> moveLeader(c.getMoveLeader());
             case DECOMMISSION_NODE -> decommissionNode(c.getDecommissionNode());
+            case MARK_REPLICAS_OFFLINE -> markReplicasOffline(c.getMarkReplicasOffline());
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
     }
@@ -153,6 +154,9 @@ public final class MetaState {
                 && old.getHost().equals(c.getHost()) && old.getPort() == c.getPort()) {
             // The same process again (its first registration committed, the answer was lost): nothing changes.
             return CommandResult.ok(assignments(c.getNodeId()));
+        }
+        if (c.getHeldReported()) {
+            checkHeldLogs(c.getNodeId(), c.getHeldSegmentsList());
         }
         if (old != null && old.getState() == NodeState.ALIVE && !InjectedMetaBug.on(InjectedMetaBug.KEEP_EPOCH_AFTER_UNCLEAN_RESTART)) {
             // (TEST ONLY: with the injected bug on, the restarted node keeps its places in its old epochs.)
@@ -185,6 +189,99 @@ public final class MetaState {
         return CommandResult.ok(assignments(c.getNodeId()));
     }
 
+    /**
+     * A registering node said which segment logs it holds: each open or sealed segment listing it as a replica that
+     * is not among them is marked offline for it ({@link #markOffline}: its log was lost, or is on a directory that
+     * did not come up), so it neither leads from nor counts in an ISR with an empty log; one it holds while marked
+     * offline and still in the ISR (the last member, kept there) is taken off the list: its directory came back.
+     * Runs before the registration's fence and elections, which then see the marks.
+     */
+    private void checkHeldLogs(int id, List<dev.segstore.protocol.meta.SegmentId> held) {
+        Set<dev.segstore.protocol.meta.SegmentId> holds = new HashSet<>(held);
+        forEachLiveSegment(s -> {
+            if (!s.getReplicasList().contains(id)) {
+                return s;
+            }
+            if (!holds.contains(segmentId(s))) {
+                return markOffline(s, id);
+            }
+            if (offline(s, id) && s.getIsrList().contains(id)) {
+                return s.toBuilder().clearOfflineReplicas().addAllOfflineReplicas(without(s.getOfflineReplicasList(), id)).build();
+            }
+            return s;
+        });
+    }
+
+    private static dev.segstore.protocol.meta.SegmentId segmentId(Segment s) {
+        return dev.segstore.protocol.meta.SegmentId.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence()).build();
+    }
+
+    private static List<Integer> without(List<Integer> list, int n) {
+        return list.stream().filter(x -> x != n).toList();
+    }
+
+    /** Whether node {@code n}'s replica of {@code s} is lost or unreadable (Segment.offline_replicas in meta.proto). */
+    private static boolean offline(Segment s, int n) {
+        return s.getOfflineReplicasList().contains(n);
+    }
+
+    /** {@code isr} without the members whose replica of {@code s} is offline: those that may lead. */
+    private static List<Integer> online(Segment s, List<Integer> isr) {
+        return s.getOfflineReplicasCount() == 0 ? isr : isr.stream().filter(n -> !offline(s, n)).toList();
+    }
+
+    /**
+     * Node {@code id}'s replica of {@code s} is lost or unreadable: it is marked offline, leaves the ISR unless it
+     * is its last member (then the segment keeps it: nothing else holds what it held) and hands a leadership to
+     * another eligible member in epoch + 1, or to none (-1: the segment waits).
+     */
+    private Segment markOffline(Segment s, int id) {
+        if (!s.getReplicasList().contains(id)) {
+            return s;
+        }
+        Segment.Builder b = s.toBuilder();
+        if (!offline(s, id)) {
+            b.addOfflineReplicas(id);
+        }
+        if (s.getIsrList().contains(id) && s.getIsrCount() > 1) {
+            leaveIsr(b, s, id);
+        }
+        if (s.getLeader() == id) {
+            Segment marked = b.build();
+            b.setLeader(electLeader(marked, marked.getIsrList(), id)).setLeaderEpoch(s.getLeaderEpoch() + 1);
+        }
+        return b.build();
+    }
+
+    /** MarkReplicasOfflineCommand in meta.proto: node {@code c.node_id}'s data directory holding these replicas failed. */
+    private CommandResult markReplicasOffline(dev.segstore.protocol.meta.MarkReplicasOfflineCommand c) {
+        StorageNode node = nodes.get(c.getNodeId());
+        if (node == null || node.getState() != NodeState.ALIVE || node.getIncarnation() != c.getIncarnation()) {
+            return CommandResult.fail(ErrorCode.FENCED_EPOCH, "storage node " + c.getNodeId() + " incarnation " + c.getIncarnation()
+                    + " is not registered and alive");
+        }
+        Set<dev.segstore.protocol.meta.SegmentId> ids = new HashSet<>(c.getSegmentsList());
+        forEachLiveSegment(s -> ids.contains(segmentId(s)) ? markOffline(s, c.getNodeId()) : s);
+        return CommandResult.ok(assignments(c.getNodeId()));
+    }
+
+    /**
+     * Whether each of {@code ids} that is a live segment listing node {@code nodeId} as a replica marks it offline
+     * already (the leader proposes MarkReplicasOffline only when one does not).
+     */
+    public synchronized boolean offlineAlready(int nodeId, List<dev.segstore.protocol.meta.SegmentId> ids) {
+        Set<dev.segstore.protocol.meta.SegmentId> wanted = new HashSet<>(ids);
+        for (List<Segment> list : segments.values()) {
+            for (Segment s : list) {
+                boolean live = s.getStatus() == SegmentStatus.OPEN || s.getStatus() == SegmentStatus.SEALED;
+                if (live && s.getReplicasList().contains(nodeId) && wanted.contains(segmentId(s)) && !offline(s, nodeId)) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
     /** Whether a replica of {@code s} keeps every acknowledged record across an unclean restart: fsync mode. */
     private boolean keepsAcknowledgedOnRestart(Segment s) {
         Shard shard = shards.get(s.getShard());
@@ -192,6 +289,9 @@ public final class MetaState {
     }
 
     private boolean eligible(Segment s, int nodeId) {
+        if (offline(s, nodeId)) {
+            return false;
+        }
         if (s.getIsrList().contains(nodeId)) {
             return true;
         }
@@ -306,7 +406,7 @@ public final class MetaState {
         }
         nodes.put(id, node.toBuilder().setShuttingDown(true).build());
         forEachLiveSegment(s -> {
-            int next = s.getLeader() == id || s.getIsrList().contains(id) ? preferredActive(s.getIsrList(), id) : -1;
+            int next = s.getLeader() == id || s.getIsrList().contains(id) ? preferredActive(online(s, s.getIsrList()), id) : -1;
             if (next < 0) {
                 return s; // not involved, or no active member to take over: it keeps its place
             }
@@ -369,7 +469,8 @@ public final class MetaState {
      * First active ISR member other than {@code excluded}; else a live one that is shutting down (it holds everything
      * and still serves); else, if allowed, any live replica; else -1 (wait).
      */
-    private int electLeader(Segment s, List<Integer> isr, int excluded) {
+    private int electLeader(Segment s, List<Integer> members, int excluded) {
+        List<Integer> isr = online(s, members); // a replica whose copy is lost or unreadable never leads
         int active = preferredActive(isr, excluded);
         if (active >= 0) {
             return active;
@@ -381,7 +482,7 @@ public final class MetaState {
         }
         Shard shard = shards.get(s.getShard());
         if (shard != null && shard.getSettings().getUncleanLeaderElection()) {
-            for (int n : s.getReplicasList()) {
+            for (int n : online(s, s.getReplicasList())) {
                 if (n != excluded && alive(n)) {
                     return n;
                 }
@@ -554,7 +655,8 @@ public final class MetaState {
         }
         List<Integer> replicas = new ArrayList<>(s.getReplicasList());
         replicas.set(at, c.getNewNode());
-        Segment moved = s.toBuilder().clearReplicas().addAllReplicas(replicas).setLeaderEpoch(s.getLeaderEpoch() + 1).build();
+        Segment moved = s.toBuilder().clearReplicas().addAllReplicas(replicas).setLeaderEpoch(s.getLeaderEpoch() + 1)
+                .clearOfflineReplicas().addAllOfflineReplicas(without(s.getOfflineReplicasList(), c.getOldNode())).build();
         replace(list, i, moved);
         return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(moved).build());
     }
@@ -628,7 +730,10 @@ public final class MetaState {
                 return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "node " + n + " is not alive, or is shutting down, and cannot join the ISR");
             }
         }
-        Segment updated = s.toBuilder().clearIsr().addAllIsr(isr).setIsrVersion(s.getIsrVersion() + 1).build();
+        // A member joining again has fetched up to the high watermark from the leader: a copy it had lost is whole again.
+        List<Integer> stillOffline = s.getOfflineReplicasList().stream().filter(n -> s.getIsrList().contains(n) || !isr.contains(n)).toList();
+        Segment updated = s.toBuilder().clearIsr().addAllIsr(isr).setIsrVersion(s.getIsrVersion() + 1)
+                .clearOfflineReplicas().addAllOfflineReplicas(stillOffline).build();
         replace(list, indexOf(list, c.getSequence()), updated);
         return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(updated).build());
     }
@@ -790,9 +895,9 @@ public final class MetaState {
         if (open.getLeader() == c.getTo()) {
             return CommandResult.ok(route(c.getShard())); // already there
         }
-        if (!open.getIsrList().contains(c.getTo()) || !placeable(c.getTo())) {
+        if (!open.getIsrList().contains(c.getTo()) || !placeable(c.getTo()) || offline(open, c.getTo())) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "storage node " + c.getTo() + " cannot lead segment " + open.getSequence()
-                    + " of '" + c.getShard() + "': it must be in the ISR " + open.getIsrList() + " and alive, not shutting down or decommissioned");
+                    + " of '" + c.getShard() + "': it must be in the ISR " + open.getIsrList() + " and alive, not shutting down or decommissioned, with its copy online");
         }
         replace(list, i, open.toBuilder().setLeader(c.getTo()).setLeaderEpoch(open.getLeaderEpoch() + 1).build());
         return CommandResult.ok(route(c.getShard()));
