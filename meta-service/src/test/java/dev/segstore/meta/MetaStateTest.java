@@ -630,8 +630,9 @@ class MetaStateTest {
     }
 
     private long registerHolding(int id, dev.segstore.protocol.meta.SegmentId... held) {
-        apply(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("h").setPort(1)
+        CommandResult r = apply(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("h").setPort(1)
                 .setHeldReported(true).addAllHeldSegments(List.of(held))));
+        assertTrue(((dev.segstore.protocol.meta.NodeAssignments) r.value()).getHeldChecked(), "the answer says the logs were checked");
         return state.node(id).orElseThrow().getIncarnation();
     }
 

@@ -90,6 +90,11 @@ public final class SegmentLog {
         this.reader = new LogReader(name, directory);
     }
 
+    /** The log's directory ({@code <data directory root>/<name>}). */
+    public Path dir() {
+        return dir;
+    }
+
     public String name() {
         return name;
     }

@@ -340,9 +340,10 @@ public final class MetaAdminMain {
     static void print(ShardRoute r) {
         System.out.printf("shard %s (id %d, %s)%n", r.getShard().getName(), r.getShard().getShardId(), retention(r.getShard()));
         for (Segment s : r.getSegmentsList()) {
-            System.out.printf("  segment %d [%d, %s) %s replicas %s leader %d epoch %d ISR %s (v%d)%s%n", s.getSequence(),
+            System.out.printf("  segment %d [%d, %s) %s replicas %s leader %d epoch %d ISR %s (v%d)%s%s%n", s.getSequence(),
                     s.getStartOffset(), s.getEndOffset() < 0 ? "open" : Long.toString(s.getEndOffset()), s.getStatus(),
                     s.getReplicasList(), s.getLeader(), s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion(),
+                    s.getOfflineReplicasCount() > 0 ? " offline copies on " + s.getOfflineReplicasList() : "",
                     s.getSealedAtMs() > 0 ? " sealed " + java.time.Instant.ofEpochMilli(s.getSealedAtMs()) : "");
         }
     }

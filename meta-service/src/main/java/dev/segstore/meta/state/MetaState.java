@@ -153,7 +153,7 @@ public final class MetaState {
         if (old != null && old.getState() == NodeState.ALIVE && c.getInstanceId() != 0 && old.getInstanceId() == c.getInstanceId()
                 && old.getHost().equals(c.getHost()) && old.getPort() == c.getPort()) {
             // The same process again (its first registration committed, the answer was lost): nothing changes.
-            return CommandResult.ok(assignments(c.getNodeId()));
+            return CommandResult.ok(assignments(c.getNodeId()).toBuilder().setHeldChecked(c.getHeldReported()).build());
         }
         if (c.getHeldReported()) {
             checkHeldLogs(c.getNodeId(), c.getHeldSegmentsList());
@@ -186,7 +186,7 @@ public final class MetaState {
                 }
             }
         }
-        return CommandResult.ok(assignments(c.getNodeId()));
+        return CommandResult.ok(assignments(c.getNodeId()).toBuilder().setHeldChecked(c.getHeldReported()).build());
     }
 
     /**

@@ -2,7 +2,6 @@ package dev.segstore.node.server;
 
 import dev.segstore.client.MetaClient;
 import dev.segstore.log.Durability;
-import dev.segstore.log.LogDirectory;
 import dev.segstore.node.index.NodeIndex;
 import dev.segstore.node.replica.IsrProposer;
 import dev.segstore.node.replica.Partition;
@@ -37,7 +36,7 @@ final class AssignmentReconciler {
     private static final Logger LOG = LoggerFactory.getLogger(AssignmentReconciler.class);
 
     private final NodeConfig config;
-    private final LogDirectory directory;
+    private final DataDirectories directory;
     private final NodeIndex index;
     private final MetaClient meta;
     private final MetaCalls metaCalls;
@@ -51,6 +50,12 @@ final class AssignmentReconciler {
     private final BooleanSupplier closed;
     /** The monotonic clock the replicas measure lag and segment age on (never the wall clock: see Partition). */
     private final LongSupplier replicaClockMs;
+    /**
+     * The metadata version of the last registration's answer if the meta-service checked every segment created up
+     * to it against the logs this node holds (NodeAssignments.held_checked), so a later one is new to the node; -1
+     * when it did not (an older meta-service: nothing is refused).
+     */
+    private long registeredVersion = -1;
     /** The newest metadata version applied: older assignments are ignored. */
     private volatile long metadataVersion = -1;
     /**
@@ -70,7 +75,7 @@ final class AssignmentReconciler {
         return deletedShards.contains(shardId);
     }
 
-    AssignmentReconciler(NodeConfig config, LogDirectory directory, NodeIndex index, MetaClient meta, MetaCalls metaCalls, Map<Key, Hosted> hosted,
+    AssignmentReconciler(NodeConfig config, DataDirectories directory, NodeIndex index, MetaClient meta, MetaCalls metaCalls, Map<Key, Hosted> hosted,
                          Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow,
                          java.util.function.Consumer<String> shardGone, BooleanSupplier closed,
                          LongSupplier replicaClockMs) {
@@ -121,6 +126,9 @@ final class AssignmentReconciler {
                 continue; // cannot happen from a consistent answer; never host a deleted id again
             }
             assigned.add(key);
+            if (!hosted.containsKey(key) && directory.onOfflineDirectory(key.logName())) {
+                continue; // on a failed data directory: reported in heartbeats, never opened anew elsewhere
+            }
             Shard shard = shards.get(s.getShardId());
             Hosted h;
             try {
@@ -197,6 +205,9 @@ final class AssignmentReconciler {
      * least as new as the metadata that created any log on this disk.
      */
     synchronized void applyRegistration(NodeAssignments a, long sentAtMs) {
+        if (a.getMetadataVersion() >= metadataVersion) {
+            registeredVersion = a.getHeldChecked() ? a.getMetadataVersion() : -1;
+        }
         apply(a, sentAtMs);
         if (metadataVersion != a.getMetadataVersion() || closed.getAsBoolean()) {
             return; // ignored as older than what was applied: it may not list what is newer
@@ -220,6 +231,16 @@ final class AssignmentReconciler {
     }
 
     private Hosted open(Key key, Segment s, Shard shard) {
+        int me = config.nodeId();
+        if (!directory.holds(key.logName()) && !s.getOfflineReplicasList().contains(me) && s.getCreatedVersion() <= registeredVersion
+                && (s.getIsrList().contains(me) || s.getLeader() == me)) {
+            // In the ISR of a segment created before this node registered, yet not here (its directory failed since,
+            // or the log is missing): an empty log must not count in the ISR or lead. Only once the controller has
+            // marked this copy offline (out of the ISR, never leading) may it start empty and catch up. (Out of the
+            // ISR, as a replica moved here by ReassignReplica, it starts empty at once: it joins once caught up.)
+            throw new IllegalStateException("its log is not on an online data directory; reported, it opens once the controller has"
+                    + " marked this copy offline");
+        }
         int minIsr = shard == null ? 1 : Math.max(1, shard.getSettings().getMinInSyncReplicas());
         Durability durability = shard != null && shard.getSettings().getDurability() == DurabilityMode.PAGE_CACHE
                 ? Durability.PAGE_CACHE : Durability.FSYNC;

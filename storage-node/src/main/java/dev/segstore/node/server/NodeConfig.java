@@ -22,7 +22,8 @@ import java.util.Set;
  * @param nodeId          the node's id, >= 0, unique in the cluster
  * @param host            address to bind and to register (clients and peers connect to it)
  * @param port            data-plane RPC port
- * @param dataDir         the data directory (one I/O thread)
+ * @param dataDir         the first data directory (each has its own I/O thread); it also holds the node's key and tag
+ *                        index, so its failure takes the whole node offline
  * @param metaAddresses   RPC addresses of the meta-service nodes
  * @param heartbeatMs     heartbeat period to the meta-service (well below its session timeout)
  * @param replicaMaxLagMs a follower not caught up for this long leaves the ISR
@@ -46,11 +47,14 @@ import java.util.Set;
  *                        leader holds the acknowledgement of deletes after its ISR lost a member (so a member that
  *                        was dropped without hearing of it stops serving first). The same on every node
  *                        ({@code read.lease.ms}; docs/architecture.md, "closed with a read lease")
+ * @param moreDataDirs    the other data directories ({@code data.dirs} lists {@code dataDir} first, then these): each
+ *                        fails on its own, its replicas going offline while the node serves the others
+ *                        ({@link DataDirectories})
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
                          long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
                          int metricsPort, long controlledShutdownTimeoutMs, String advertisedHost, int advertisedPort,
-                         boolean bindOutgoing, TlsConfig tls, long readLeaseMs) {
+                         boolean bindOutgoing, TlsConfig tls, long readLeaseMs, List<Path> moreDataDirs) {
     /** Owner threads when not set: one per core, at least 2. */
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** 10 s: moving leaderships takes one meta command; the rest is margin for a busy meta-service or a failover. */
@@ -64,7 +68,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         Set<String> k = new java.util.HashSet<>(Set.of("node.id", "host", "port", "data.dir", "meta.addresses",
                 "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
                 "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
-                "log.background.flush.bytes", "log.file.bytes", "log.index.interval.bytes", "owner.threads", "metrics.port",
+                "log.background.flush.bytes", "log.file.bytes", "data.dirs", "log.index.interval.bytes", "owner.threads", "metrics.port",
                 "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing", "read.lease.ms",
                 TestLogFiles.KEY)); // test-only: read by StorageNodeMain (TestLogFiles), not part of the record
         k.addAll(TlsConfig.KEYS);
@@ -101,20 +105,54 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, null, DEFAULT_READ_LEASE_MS);
     }
 
+    /** With one data directory. */
+    public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs, long replicaMaxLagMs,
+                      DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort, long controlledShutdownTimeoutMs,
+                      String advertisedHost, int advertisedPort, boolean bindOutgoing, TlsConfig tls, long readLeaseMs) {
+        this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
+                controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, List.of());
+    }
+
+    /** Every data directory: {@code dataDir} first. */
+    public List<Path> dataDirs() {
+        List<Path> all = new java.util.ArrayList<>();
+        all.add(dataDir);
+        all.addAll(moreDataDirs);
+        return List.copyOf(all);
+    }
+
+    /** This configuration with the data directories {@code dirs} (the first holds the index). */
+    public NodeConfig withDataDirs(List<Path> dirs) {
+        return new NodeConfig(nodeId, host, port, dirs.get(0), metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs,
+                dirs.subList(1, dirs.size()));
+    }
+
     /** This configuration with TLS {@code tls} (null: none). */
     public NodeConfig withTls(TlsConfig tls) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs);
     }
 
     /** This configuration with {@code read.lease.ms} = {@code readLeaseMs}. */
     public NodeConfig withReadLeaseMs(long readLeaseMs) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs);
     }
 
     public NodeConfig {
         metaAddresses = List.copyOf(metaAddresses);
+        moreDataDirs = moreDataDirs == null ? List.of() : List.copyOf(moreDataDirs);
+        if (dataDir == null) {
+            throw new IllegalArgumentException("a data directory is required");
+        }
+        java.util.Set<Path> distinct = new java.util.HashSet<>();
+        distinct.add(dataDir.toAbsolutePath().normalize());
+        for (Path d : moreDataDirs) {
+            if (!distinct.add(d.toAbsolutePath().normalize())) {
+                throw new IllegalArgumentException("data.dirs names " + d + " twice");
+            }
+        }
         advertisedHost = advertisedHost == null || advertisedHost.isBlank() ? null : advertisedHost.trim();
         if (advertisedPort < -1 || advertisedPort == 0 || advertisedPort > 65535) {
             throw new IllegalArgumentException("advertised.port = " + advertisedPort + " must be in 1..65535");
@@ -188,17 +226,34 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
             LogConfig log = l.withSegmentBytes(number(p, "log.file.bytes", l.segmentBytes()))
                     .withIndexIntervalBytes((int) number(p, "log.index.interval.bytes", l.indexIntervalBytes()));
             return new NodeConfig((int) number(p, "node.id", -1), required(p, "host"), (int) number(p, "port", -1),
-                    base.resolve(required(p, "data.dir")),
+                    dataDirs(p, base).get(0),
                     Arrays.stream(required(p, "meta.addresses").split(",")).map(String::trim).toList(),
                     number(p, "heartbeat.ms", 500), number(p, "replica.max.lag.ms", 10_000), directory, log,
                     (int) number(p, "owner.threads", DEFAULT_OWNER_THREADS), (int) signed(p, "metrics.port", -1),
                     number(p, "controlled.shutdown.timeout.ms", DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS),
                     p.getProperty("advertised.host"), (int) signed(p, "advertised.port", -1), bool(p, "bind.outgoing", false),
                     TlsConfig.fromSettings(p::getProperty, base, "storage-node settings in " + file),
-                    number(p, "read.lease.ms", DEFAULT_READ_LEASE_MS));
+                    number(p, "read.lease.ms", DEFAULT_READ_LEASE_MS), dataDirs(p, base).subList(1, dataDirs(p, base).size()));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }
+    }
+
+    /** {@code data.dirs} (comma-separated) or {@code data.dir} (one), relative to the settings file's directory. */
+    private static List<Path> dataDirs(Properties p, Path base) {
+        String many = p.getProperty("data.dirs");
+        String one = p.getProperty("data.dir");
+        if (many != null && one != null) {
+            throw new IllegalArgumentException("storage-node settings 'data.dir' and 'data.dirs' are both set: keep one (data.dirs lists every directory)");
+        }
+        if (many == null) {
+            return List.of(base.resolve(required(p, "data.dir")));
+        }
+        List<Path> dirs = Arrays.stream(many.split(",")).map(String::trim).filter(x -> !x.isEmpty()).map(base::resolve).toList();
+        if (dirs.isEmpty()) {
+            throw new IllegalArgumentException("storage-node setting 'data.dirs' must list at least one directory");
+        }
+        return dirs;
     }
 
     private static long number(Properties p, String key, long def) {

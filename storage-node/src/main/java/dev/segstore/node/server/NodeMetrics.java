@@ -12,7 +12,11 @@ import io.prometheus.metrics.model.registry.PrometheusRegistry;
 import io.prometheus.metrics.model.snapshots.Unit;
 
 import java.io.IOException;
+import java.nio.file.Path;
 import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.function.Supplier;
@@ -33,11 +37,16 @@ final class NodeMetrics implements AutoCloseable {
     private final Counter shardFetchedBytes;
     private final HTTPServer server;
 
+    /** A data directory's label: where its logs are ({@code <data dir>/logs}). */
+    private static String label(DataDirectories.Dir d) {
+        return d.root().resolve("logs").toString();
+    }
+
     /**
      * @param replicas what the gauges are read from, each scrape
      * @param port     -1: no endpoint; 0: a free port; else that port, on {@code host}
      */
-    NodeMetrics(String host, int port, Supplier<Collection<Partition>> replicas, dev.segstore.log.LogDirectory directory) throws IOException {
+    NodeMetrics(String host, int port, Supplier<Collection<Partition>> replicas, DataDirectories directories) throws IOException {
         // The JVM's own: memory by area and pool, GC collections and time, threads, classes, CPU, uptime.
         io.prometheus.metrics.instrumentation.jvm.JvmMetrics.builder().register(registry);
         requests = Counter.builder().name("segstore_node_requests_total")
@@ -86,30 +95,34 @@ final class NodeMetrics implements AutoCloseable {
                     }
                     cb.call(max);
                 }).register(registry);
-        String dir = directory.root().toString();
+        List<DataDirectories.Dir> dirs = directories.all();
         GaugeWithCallback.builder().name("segstore_node_dir_online").help("1 while the data directory is online, 0 once an I/O error took it offline")
-                .labelNames("dir").callback(cb -> cb.call(directory.isOnline() ? 1 : 0, dir)).register(registry);
+                .labelNames("dir").callback(cb -> dirs.forEach(d -> cb.call(d.isOnline() ? 1 : 0, label(d)))).register(registry);
+        List<DataDirectories.Dir> opened = dirs.stream().filter(d -> d.logs() != null).toList();
         GaugeWithCallback.builder().name("segstore_node_dir_queued_bytes").help("Bytes of appends queued in the data directory and not yet acknowledged")
-                .labelNames("dir").callback(cb -> cb.call(directory.queuedBytes(), dir)).register(registry);
+                .labelNames("dir").callback(cb -> opened.forEach(d -> cb.call(d.logs().queuedBytes(), label(d)))).register(registry);
         GaugeWithCallback.builder().name("segstore_node_dir_queued_appends").help("Appends queued in the data directory and not yet acknowledged")
-                .labelNames("dir").callback(cb -> cb.call(directory.queuedAppends(), dir)).register(registry);
+                .labelNames("dir").callback(cb -> opened.forEach(d -> cb.call(d.logs().queuedAppends(), label(d)))).register(registry);
         io.prometheus.metrics.core.metrics.CounterWithCallback.builder().name("segstore_node_dir_written_bytes")
                 .help("Bytes of appends written to segment files in the data directory").labelNames("dir")
-                .callback(cb -> cb.call(directory.writtenBytes(), dir)).register(registry);
+                .callback(cb -> opened.forEach(d -> cb.call(d.logs().writtenBytes(), label(d)))).register(registry);
         GaugeWithCallback.builder().name("segstore_node_dir_log_bytes").help("Bytes of the replicas' logs in the data directory")
                 .labelNames("dir").callback(cb -> {
-                    long bytes = 0;
+                    Map<Path, Long> bytes = new HashMap<>();
+                    opened.forEach(d -> bytes.put(d.logs().root(), 0L));
                     for (Partition p : replicas.get()) {
-                        bytes += p.log().sizeInBytes();
+                        bytes.computeIfPresent(p.log().dir().getParent(), (k, v) -> v + p.log().sizeInBytes());
                     }
-                    cb.call(bytes, dir);
+                    opened.forEach(d -> cb.call(bytes.get(d.logs().root()), label(d)));
                 }).register(registry);
         Histogram fsync = Histogram.builder().name("segstore_node_dir_fsync_seconds").unit(Unit.SECONDS)
                 .help("Duration of each flush's fsyncs in the data directory").labelNames("dir").classicOnly()
                 .classicUpperBounds(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
                 .register(registry);
-        io.prometheus.metrics.core.datapoints.DistributionDataPoint fsyncDir = fsync.labelValues(dir);
-        directory.onForce(n -> fsyncDir.observe(n / 1e9));
+        for (DataDirectories.Dir d : opened) {
+            io.prometheus.metrics.core.datapoints.DistributionDataPoint fsyncDir = fsync.labelValues(label(d));
+            d.logs().onForce(n -> fsyncDir.observe(n / 1e9));
+        }
         shardProducedRecords = Counter.builder().name("segstore_node_shard_produced_records_total")
                 .help("Records acknowledged to producers by this node as leader, by shard").labelNames("shard").register(registry);
         shardFetchedBytes = Counter.builder().name("segstore_node_shard_fetched_bytes_total")

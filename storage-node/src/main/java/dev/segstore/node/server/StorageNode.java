@@ -4,7 +4,6 @@ import dev.segstore.protocol.NodeMethods;
 import com.google.protobuf.Message;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.log.AppendResult;
-import dev.segstore.log.LogDirectory;
 import dev.segstore.log.LogException;
 import dev.segstore.log.epoch.EpochEndOffset;
 import dev.segstore.client.MetaClient;
@@ -61,7 +60,7 @@ public final class StorageNode implements AutoCloseable {
     /** Longest a leader holds a caught-up fetch waiting for new data when the fetcher names no wait. */
     private static final long FETCH_WAIT_MS = 200;
     private final NodeConfig config;
-    private final LogDirectory directory;
+    private final DataDirectories directories;
     private final dev.segstore.node.index.NodeIndex index;
     private final MetaClient meta;
     private final MetaCalls metaCalls;
@@ -146,16 +145,16 @@ public final class StorageNode implements AutoCloseable {
         this.monotonicMs = clocks.monotonicMs();
         this.config = config;
         this.owners = new ShardOwners(config.ownerThreads(), "node-" + config.nodeId() + "-owner");
-        this.directory = LogDirectory.open(config.dataDir().resolve("logs"), config.directory(), files, clocks.wallMs());
-        this.pageCacheId = directory.pageCacheIdAfterForcing();
+        this.directories = DataDirectories.open(config.dataDirs(), config.directory(), files, clocks.wallMs());
+        this.pageCacheId = directories.pageCacheIdAfterForcing();
         this.metrics = new NodeMetrics(config.host(), config.metricsPort(),
-                () -> hosted.values().stream().map(h -> h.partition).toList(), directory);
+                () -> hosted.values().stream().map(h -> h.partition).toList(), directories);
         this.index = new dev.segstore.node.index.NodeIndex(config.dataDir().resolve("index"));
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000, config.tls(), config.outgoingHost());
         this.metaCalls = new MetaCalls(config.nodeId(), faults);
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), config.outgoingHost(), nodeAddresses, owners, faults,
-                (key, h) -> hosted.get(key) == h, this::requestHeartbeat, config.tls());
-        this.reconciler = new AssignmentReconciler(config, directory, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
+                (key, h) -> hosted.get(key) == h && !directories.onOfflineDirectory(key.logName()), this::requestHeartbeat, config.tls());
+        this.reconciler = new AssignmentReconciler(config, directories, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
                 this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs());
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls())
                 .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
@@ -182,7 +181,7 @@ public final class StorageNode implements AutoCloseable {
         control.scheduleWithFixedDelay(this::isrTick, tick, tick, TimeUnit.MILLISECONDS);
         control.scheduleWithFixedDelay(this::indexTick, 200, 200, TimeUnit.MILLISECONDS);
         LOG.info("Storage node {} serving on {}:{} (registered as {}:{}), data in {}, page cache {}", config.nodeId(), config.host(), boundPort,
-                config.registeredHost(), config.registeredPort(boundPort), config.dataDir(), pageCacheId.isEmpty() ? "unknown" : pageCacheId);
+                config.registeredHost(), config.registeredPort(boundPort), config.dataDirs(), pageCacheId.isEmpty() ? "unknown" : pageCacheId);
     }
 
     /**
@@ -253,9 +252,12 @@ public final class StorageNode implements AutoCloseable {
     private void register() {
         try {
             long sentAtMs = monotonicMs.getAsLong(); // the answer's ISR memberships hold from here (read.lease.ms)
+            // The logs it holds: the controller marks every assigned replica it does not hold offline (a lost log, or
+            // one on a directory that is offline) before it may lead or count in an ISR.
+            List<dev.segstore.protocol.meta.SegmentId> held = segmentIds(directories.logNames());
             NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.REGISTER_NODE,
-                    () -> meta.registerNode(config.nodeId(), config.registeredHost(), config.registeredPort(boundPort), !directory.isOnline(),
-                            instanceId, pageCacheId)).get(30, TimeUnit.SECONDS);
+                    () -> meta.registerNode(config.nodeId(), config.registeredHost(), config.registeredPort(boundPort), !directories.indexDirectoryOnline(),
+                            instanceId, pageCacheId, held)).get(30, TimeUnit.SECONDS);
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
             reconciler.applyRegistration(a, sentAtMs);
@@ -264,6 +266,21 @@ public final class StorageNode implements AutoCloseable {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
             LOG.warn("Storage node {}: registration with the meta-service failed ({}); trying again", config.nodeId(), cause.toString());
         }
+    }
+
+    /** How many replicas on failed data directories the last heartbeat reported (control thread; logged when it changes). */
+    private int reportedOffline;
+
+    /** The segments of replica logs named {@code names} (names that are not a replica's, Key.logName, are left out). */
+    private static List<dev.segstore.protocol.meta.SegmentId> segmentIds(List<String> names) {
+        List<dev.segstore.protocol.meta.SegmentId> ids = new java.util.ArrayList<>();
+        for (String name : names) {
+            if (name.matches("\\d+-\\d+")) {
+                Hosted.Key k = Hosted.Key.parse(name);
+                ids.add(dev.segstore.protocol.meta.SegmentId.newBuilder().setShardId(k.shardId()).setSequence(k.sequence()).build());
+            }
+        }
+        return ids;
     }
 
     /**
@@ -298,12 +315,21 @@ public final class StorageNode implements AutoCloseable {
             return;
         }
         try {
-            // A failed data directory is reported with every heartbeat: the controller fences this node at once
-            // (its leaderships move, it leaves every ISR) instead of after the session timeout.
+            // Failed data directories are reported with every heartbeat: the replicas on them leave their ISRs and
+            // leaderships at once; when the first one (it holds the index) failed, the controller fences this node
+            // (instead of after the session timeout).
             long current = incarnation;
             long sentAtMs = monotonicMs.getAsLong(); // the answer's ISR memberships hold from here (read.lease.ms)
+            List<dev.segstore.protocol.meta.SegmentId> offline = segmentIds(directories.offlineLogs());
+            if (offline.size() != reportedOffline) {
+                reportedOffline = offline.size();
+                LOG.error("Storage node {}: {} replica(s) on failed data directories {} are reported offline: {}", config.nodeId(),
+                        offline.size(), directories.all().stream().filter(d -> !d.isOnline()).map(d -> d.root() + " (" + d.failure() + ")").toList(),
+                        directories.offlineLogs());
+            }
             NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.HEARTBEAT,
-                    () -> meta.heartbeat(config.nodeId(), current, !directory.isOnline(), reconciler.appliedVersion())).get(10, TimeUnit.SECONDS);
+                    () -> meta.heartbeat(config.nodeId(), current, !directories.indexDirectoryOnline(), reconciler.appliedVersion(), offline))
+                    .get(10, TimeUnit.SECONDS);
             reconciler.apply(a, sentAtMs);
         } catch (Exception e) {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
@@ -414,6 +440,9 @@ public final class StorageNode implements AutoCloseable {
 
     private void indexTick() {
         hosted.forEach((k, h) -> {
+            if (directories.onOfflineDirectory(k.logName())) {
+                return; // its directory failed: nothing to index from it (the replica is reported offline)
+            }
             try {
                 h.index.catchUp();
             } catch (RuntimeException e) {
@@ -665,9 +694,9 @@ public final class StorageNode implements AutoCloseable {
             String hint = re.leaderHint() >= 0 ? nodeAddresses.getOrDefault(re.leaderHint(), "") : "";
             return new RpcException(re.code().code(), re.getMessage(), hint, re.leaderEpoch(), re.isNotApplied());
         }
-        if (e instanceof LogException le && le.kind() == LogException.Kind.STORAGE_ERROR && !directory.isOnline()) {
-            // The data directory failed: the controller moves this node's leaderships (the heartbeat says so), and
-            // the write may be retried with the same producer id and sequence at the new leader.
+        if (e instanceof LogException le && le.kind() == LogException.Kind.STORAGE_ERROR && !directories.allOnline()) {
+            // A data directory failed: the controller moves the leaderships of its replicas (the heartbeat says so),
+            // and the write may be retried with the same producer id and sequence at the new leader.
             return new RpcException(ErrorCode.NOT_LEADER.code(), "node " + config.nodeId() + ": " + le.getMessage()
                     + "; its leaderships move to other replicas", "", false); // it may have been written: retried as it was
         }
@@ -765,12 +794,21 @@ public final class StorageNode implements AutoCloseable {
         closed = true;
         closing.countDown();
         control.shutdownNow();
+        try {
+            // A heartbeat applying assignments may be using the index and the logs: let it end (interrupted, its meta
+            // call fails at once) before they close under it (a RocksDB call after close crashes the JVM).
+            if (!control.awaitTermination(10, TimeUnit.SECONDS)) {
+                LOG.warn("Storage node {}: the control thread did not stop within 10 s; closing anyway", config.nodeId());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         fetchers.close();
         server.close();
         owners.close();
         metrics.close();
         meta.close();
-        directory.close();
+        directories.close();
         index.close();
         LOG.info("Storage node {} stopped", config.nodeId());
     }

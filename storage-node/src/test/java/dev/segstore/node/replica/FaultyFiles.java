@@ -40,6 +40,8 @@ import java.util.concurrent.locks.LockSupport;
 public final class FaultyFiles extends ForwardingLogFiles {
     /** The message of injected write failures (null: writes work): EIO, or ENOSPC's "No space left on device". */
     private volatile String failWrites;
+    /** Where injected write failures apply: files under this directory only (null: everywhere). */
+    private volatile Path failWritesUnder;
     private volatile boolean failForces;
     private volatile boolean failOpens;
     /** Each force of a segment file takes this much longer (a slow disk); 0: none. */
@@ -91,6 +93,12 @@ public final class FaultyFiles extends ForwardingLogFiles {
         failWrites = message;
     }
 
+    /** Segment writes to files under {@code dir} fail from now on (one disk of several failing); others work. */
+    public void failWritesUnder(Path dir) {
+        failWritesUnder = dir.toAbsolutePath().normalize();
+        failWrites = "injected write failure under " + dir;
+    }
+
     /** Opening a segment file (a new segment, or one at startup) fails from now on, as on a failed disk. */
     public void failOpens() {
         failOpens = true;
@@ -107,6 +115,7 @@ public final class FaultyFiles extends ForwardingLogFiles {
      */
     public void heal() {
         failWrites = null;
+        failWritesUnder = null;
         failForces = false;
         failOpens = false;
         forceDelayNanos = 0;
@@ -227,7 +236,7 @@ public final class FaultyFiles extends ForwardingLogFiles {
                 tracked.put(file, t);
             }
         }
-        return new TrackedChannel(ch, t);
+        return new TrackedChannel(ch, t, file.toAbsolutePath().normalize());
     }
 
     @Override
@@ -257,10 +266,12 @@ public final class FaultyFiles extends ForwardingLogFiles {
 
     private final class TrackedChannel extends ForwardingLogChannel {
         private final Tracked t;
+        private final Path path;
 
-        TrackedChannel(LogChannel inner, Tracked t) {
+        TrackedChannel(LogChannel inner, Tracked t, Path path) {
             super(inner);
             this.t = t;
+            this.path = path;
         }
 
         @Override
@@ -277,7 +288,8 @@ public final class FaultyFiles extends ForwardingLogFiles {
                 }
             }
             String failure = failWrites;
-            if (failure != null) {
+            Path under = failWritesUnder;
+            if (failure != null && (under == null || path.startsWith(under))) {
                 throw new IOException(failure);
             }
             byte[] copy = new byte[src.remaining()];

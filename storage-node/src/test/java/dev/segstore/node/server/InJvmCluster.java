@@ -128,11 +128,25 @@ public final class InJvmCluster implements AutoCloseable {
      * for its registration (a fault test whose node cannot reach the meta-service yet).
      */
     public StorageNode startNode(int id, boolean awaitRegistration) throws Exception {
+        return startNode(id, awaitRegistration, 1);
+    }
+
+    /** Data directory {@code k} (0-based) of storage node {@code id}: the first is {@code node-<id>}. */
+    public Path dataDir(int id, int k) {
+        return k == 0 ? root.resolve("node-" + id) : root.resolve("node-" + id + "-dir" + k);
+    }
+
+    /** As above, with {@code dataDirs} data directories ({@link #dataDir}; the first one is the one of one-directory starts). */
+    public StorageNode startNode(int id, boolean awaitRegistration, int dataDirs) throws Exception {
+        List<Path> dirs = new ArrayList<>();
+        for (int k = 0; k < dataDirs; k++) {
+            dirs.add(dataDir(id, k));
+        }
         // The lease in the first configuration built: one of a heartbeat longer than the default lease is refused.
-        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, root.resolve("node-" + id), metaAddresses,
+        nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, dirs.get(0), metaAddresses,
                 timings.heartbeatMs(), timings.replicaMaxLagMs(),
                 dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0,
-                NodeConfig.DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS, null, -1, false, tls, timings.readLeaseMs()),
+                NodeConfig.DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS, null, -1, false, tls, timings.readLeaseMs(), dirs.subList(1, dirs.size())),
                 faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
         machinesDown.remove(started.port());

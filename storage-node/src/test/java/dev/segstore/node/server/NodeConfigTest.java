@@ -93,4 +93,16 @@ class NodeConfigTest {
         assertTrue(missing.getMessage().contains("nope.pem does not exist") && missing.getMessage().contains("node.properties"),
                 missing.getMessage());
     }
+
+    @Test
+    void severalDataDirectories() throws Exception {
+        String noDir = BASE.replace("data.dir=data\n", "");
+        NodeConfig c = load(noDir + "data.dirs=d1, /abs/d2\n");
+        assertEquals(List.of(dir.resolve("d1"), Path.of("/abs/d2")), c.dataDirs());
+        assertEquals(dir.resolve("d1"), c.dataDir(), "the first holds the index");
+        assertEquals(List.of(dir.resolve("data")), load(BASE).dataDirs());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> load(BASE + "data.dirs=a,b\n")).getMessage().contains("both set"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> load(noDir + "data.dirs=a,./a\n")).getMessage().contains("twice"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> load(noDir + "data.dirs= , \n")).getMessage().contains("at least one"));
+    }
 }

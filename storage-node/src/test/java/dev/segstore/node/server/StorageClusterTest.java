@@ -299,6 +299,130 @@ class StorageClusterTest {
         assertEquals(acked, consume(after, after.getLeader()));
     }
 
+    /** Whether node {@code node} holds the log of segment {@code s} in its data directory {@code k}. */
+    private boolean logIn(int node, int k, Segment s) {
+        return java.nio.file.Files.isDirectory(cluster.dataDir(node, k).resolve("logs").resolve(s.getShardId() + "-" + s.getSequence()));
+    }
+
+    /** Makes node {@code to} lead the shard's open segment and waits until the replicas took their roles. */
+    private Segment leadBy(String shard, int to) throws Exception {
+        Segment s = openSegment(shard);
+        awaitRoles(s);
+        if (s.getLeader() != to) {
+            meta.moveLeader(shard, to).get(30, TimeUnit.SECONDS);
+            s = openSegment(shard);
+            awaitRoles(s);
+        }
+        assertEquals(to, s.getLeader());
+        return s;
+    }
+
+    /**
+     * Issue 13 item 3: a node with two data directories, one of which fails. Only the replicas on that directory go
+     * offline (marked so by the controller, out of their ISRs, their leaderships moved); the node is not fenced and
+     * goes on serving, as ISR member, the replicas on its other directory; nothing acknowledged is lost. Before,
+     * a node had one directory, and any I/O error fenced the whole node.
+     */
+    @Test
+    void aFailedDataDirectoryTakesOnlyItsReplicasOfflineAndTheNodeServesTheOthers() throws Exception {
+        cluster.stopNode(1);
+        cluster.startNode(1, true, 2);
+        long incarnation = meta.describeCluster().get(30, TimeUnit.SECONDS).getNodesList().stream()
+                .filter(n -> n.getNodeId() == 1).findFirst().orElseThrow().getIncarnation();
+        ShardSettings settings = ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build();
+        meta.createShard("first", settings).get(30, TimeUnit.SECONDS);
+        Segment first = leadBy("first", 2);
+        meta.createShard("second", settings).get(30, TimeUnit.SECONDS);
+        Segment second = leadBy("second", 1);
+        // Each new log goes to the directory holding the fewest: one in each.
+        assertTrue(logIn(1, 0, first) && logIn(1, 1, second), "node 1's two logs are in its two directories");
+        List<String> ackedFirst = new ArrayList<>();
+        List<String> ackedSecond = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            produce(first, "f" + i, 21, i);
+            ackedFirst.add("f" + i);
+            produce(second, "s" + i, 22, i);
+            ackedSecond.add("s" + i);
+        }
+
+        disks[1].failWritesUnder(cluster.dataDir(1, 1));
+        RpcException refused = (RpcException) assertThrows(Exception.class, () -> produce(second, "s10", 22, 10));
+        assertEquals(ErrorCode.NOT_LEADER.code(), refused.code(), "retriable: " + refused);
+        waitFor("node 1's copy of 'second' marked offline, its leadership moved", () -> {
+            try {
+                Segment now = openSegment("second");
+                return now.getOfflineReplicasList().equals(List.of(1)) && now.getLeader() >= 0 && now.getLeader() != 1
+                        && !now.getIsrList().contains(1);
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        Segment after = openSegment("second");
+        awaitRoles(after);
+        assertEquals(10, produce(after, "s10", 22, 10).getBaseOffset(), "the refused write, retried at the new leader");
+        ackedSecond.add("s10");
+        assertEquals(ackedSecond, consume(after, after.getLeader()));
+
+        // Node 1 was not fenced: same incarnation, still in the ISR of 'first', whose writes need its acknowledgement.
+        Segment firstNow = openSegment("first");
+        assertEquals(List.of(), firstNow.getOfflineReplicasList());
+        assertTrue(firstNow.getIsrList().contains(1), "node 1 stays in the ISR of the replica on its healthy directory");
+        assertEquals(incarnation, meta.describeCluster().get(30, TimeUnit.SECONDS).getNodesList().stream()
+                .filter(n -> n.getNodeId() == 1).findFirst().orElseThrow().getIncarnation(), "not fenced");
+        for (int i = 10; i < 15; i++) {
+            produce(firstNow, "f" + i, 21, i);
+            ackedFirst.add("f" + i);
+        }
+        assertEquals(ackedFirst, consume(firstNow, firstNow.getLeader()));
+        waitFor("node 1's copy of 'first' to hold every acknowledged record", () ->
+                nodes[1].partition(firstNow.getShardId(), firstNow.getSequence()).log().logEndOffset() == 15);
+        String failedDir = "{dir=\"" + cluster.dataDir(1, 1).resolve("logs") + "\"}";
+        String healthyDir = "{dir=\"" + cluster.dataDir(1, 0).resolve("logs") + "\"}";
+        assertEquals(0.0, cluster.metric(1, "segstore_node_dir_online" + failedDir));
+        assertEquals(1.0, cluster.metric(1, "segstore_node_dir_online" + healthyDir));
+    }
+
+    /**
+     * An fsync-mode leader restarts on a disk that lost a segment's log (a replaced disk), before the controller
+     * noticed it was down. Before: a restart in fsync mode kept its ISR places and its leadership (in a new epoch),
+     * so it led again from an empty log: every acknowledged record of the segment was gone from the leader. Now its
+     * registration lists the logs it holds; the missing one is marked offline for it, another member leads, and the
+     * node starts that replica empty as a follower, catches up and is taken back into the ISR.
+     */
+    @Test
+    void aLeaderRestartedWithoutItsLogLeadsNothingFromItAndCatchesUp() throws Exception {
+        meta.createShard("wiped", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);
+        Segment s = leadBy("wiped", 1);
+        List<String> acked = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            produce(s, "w" + i, 31, i);
+            acked.add("w" + i);
+        }
+        cluster.machineDown(1); // a machine, not a process: not fenced at once, so it registers again while still alive
+        cluster.stopNode(1);
+        InJvmCluster.deleteTree(cluster.dataDir(1, 0).resolve("logs").resolve(s.getShardId() + "-" + s.getSequence()));
+        cluster.startNode(1);
+        waitFor("another member to lead 'wiped'", () -> {
+            try {
+                Segment now = openSegment("wiped");
+                return now.getLeader() >= 0 && now.getLeader() != 1;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        Segment after = openSegment("wiped");
+        awaitRoles(after);
+        waitFor("the new leader's high watermark to cover what was acknowledged", () ->
+                nodes[after.getLeader()].partition(after.getShardId(), after.getSequence()).highWatermark() >= 20);
+        assertEquals(acked, consume(after, after.getLeader()), "every acknowledged record, at the new leader");
+        produce(after, "w20", 31, 20);
+        acked.add("w20");
+        awaitIsr("wiped", 1, true);
+        assertEquals(List.of(), openSegment("wiped").getOfflineReplicasList(), "back in the ISR: its copy is whole again");
+        waitFor("node 1's high watermark to reach the end", () -> nodes[1].partition(after.getShardId(), after.getSequence()).highWatermark() >= 21);
+        assertEquals(acked, consume(after, 1), "node 1 fetched everything it had lost");
+    }
+
     @Test
     void requestsToAFollowerNameTheLeader() throws Exception {
         meta.createShard("hint", ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(2).build()).get(30, TimeUnit.SECONDS);

@@ -1,0 +1,95 @@
+package dev.segstore.node.server;
+
+import dev.segstore.log.DirectoryConfig;
+import dev.segstore.log.LogConfig;
+import dev.segstore.log.LogException;
+import dev.segstore.log.io.RealLogFiles;
+import dev.segstore.node.replica.FaultyFiles;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class DataDirectoriesTest {
+    @TempDir
+    Path tmp;
+
+    private DataDirectories open(dev.segstore.log.io.LogFiles files, Path... roots) {
+        return DataDirectories.open(List.of(roots), DirectoryConfig.DEFAULT, files, System::currentTimeMillis);
+    }
+
+    private static dev.segstore.log.AppendRecord record() {
+        return new dev.segstore.log.AppendRecord(null, List.of(), 1, List.of(), new byte[] {1});
+    }
+
+    @Test
+    void newLogsGoToTheDirectoryHoldingFewestAndAreFoundThereAfterARestart() {
+        Path a = tmp.resolve("a");
+        Path b = tmp.resolve("b");
+        try (DataDirectories d = open(RealLogFiles.INSTANCE, a, b)) {
+            d.openLog("1-0", LogConfig.DEFAULT, 0);
+            d.openLog("2-0", LogConfig.DEFAULT, 0);
+            d.openLog("3-0", LogConfig.DEFAULT, 0);
+            assertTrue(Files.isDirectory(a.resolve("logs/1-0")) && Files.isDirectory(b.resolve("logs/2-0")) && Files.isDirectory(a.resolve("logs/3-0")));
+        }
+        try (DataDirectories d = open(RealLogFiles.INSTANCE, a, b)) {
+            assertEquals(List.of("1-0", "2-0", "3-0"), d.logNames());
+            d.openLog("2-0", LogConfig.DEFAULT, 0);
+            assertFalse(Files.exists(a.resolve("logs/2-0")), "an existing log opens where it is");
+            d.openLog("4-0", LogConfig.DEFAULT, 0);
+            assertTrue(Files.isDirectory(b.resolve("logs/4-0")));
+        }
+    }
+
+    @Test
+    void aFailedDirectoryTakesOnlyItsLogsOffline() throws Exception {
+        FaultyFiles files = new FaultyFiles();
+        Path a = tmp.resolve("a");
+        Path b = tmp.resolve("b");
+        try (DataDirectories d = open(files, a, b)) {
+            var onA = d.openLog("1-0", LogConfig.DEFAULT, 0);
+            var onB = d.openLog("2-0", LogConfig.DEFAULT, 0);
+            files.failWritesUnder(b);
+            var failed = onB.appendAsLeader(List.of(record()), 0, dev.segstore.log.Durability.FSYNC);
+            assertThrows(Exception.class, () -> failed.get(10, TimeUnit.SECONDS));
+            assertFalse(d.allOnline());
+            assertTrue(d.anyOnline() && d.indexDirectoryOnline());
+            assertEquals(List.of("2-0"), d.offlineLogs());
+            assertEquals(List.of("1-0"), d.logNames());
+            assertTrue(d.holds("1-0") && !d.holds("2-0") && d.onOfflineDirectory("2-0"));
+            onA.appendAsLeader(List.of(record()), 0, dev.segstore.log.Durability.FSYNC).get(10, TimeUnit.SECONDS);
+            // A log of the failed directory is not created anew elsewhere; new logs go to the one online.
+            assertThrows(LogException.class, () -> d.openLog("2-0", LogConfig.DEFAULT, 0));
+            d.openLog("3-0", LogConfig.DEFAULT, 0);
+            assertTrue(Files.isDirectory(a.resolve("logs/3-0")));
+        }
+    }
+
+    @Test
+    void aLogInTwoDirectoriesIsRefusedAndADirectoryThatCannotOpenIsOfflineFromTheStartUnlessItIsTheFirst() throws Exception {
+        Path a = tmp.resolve("a");
+        Path b = tmp.resolve("b");
+        Files.createDirectories(a.resolve("logs/5-1"));
+        Files.createDirectories(b.resolve("logs/5-1"));
+        IllegalStateException twice = assertThrows(IllegalStateException.class, () -> open(RealLogFiles.INSTANCE, a, b));
+        assertTrue(twice.getMessage().contains("5-1") && twice.getMessage().contains("two data directories"), twice.getMessage());
+
+        Files.delete(b.resolve("logs/5-1"));
+        Path file = Files.writeString(tmp.resolve("not-a-dir"), "x"); // its logs/ cannot be created
+        try (DataDirectories d = open(RealLogFiles.INSTANCE, a, file)) {
+            assertTrue(d.anyOnline() && !d.allOnline() && d.indexDirectoryOnline());
+            assertEquals(List.of("5-1"), d.logNames());
+            d.openLog("6-0", LogConfig.DEFAULT, 0);
+            assertTrue(Files.isDirectory(a.resolve("logs/6-0")), "new logs go to the directory that is online");
+        }
+        assertThrows(LogException.class, () -> open(RealLogFiles.INSTANCE, file, a), "the first (index) directory offline: the node cannot start");
+    }
+}
