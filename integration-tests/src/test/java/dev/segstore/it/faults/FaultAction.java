@@ -46,6 +46,7 @@ record FaultAction(FaultKind kind, int atMs, int forMs, int role, int peer, int 
             case DISK_WRITES -> "fail the segment writes of " + who + ", restart it on a healthy disk";
             case DISK_FSYNCS -> "fail the fsyncs of " + who + ", restart it on a healthy disk";
             case DISK_OPENS -> "fail the segment file opens of " + who + ", restart it on a healthy disk";
+            case LOSE_DISK -> "replace the disk of " + who + " by an empty one (its machine goes down), start it again at once";
             case SLOW_DISK -> "slow each fsync of " + who + " by " + delayMs + " ms";
             case KILL_META_LEADER -> "kill the meta-service leader, start it again";
             case META_REQUESTS_LOST -> "lose the calls of " + who + " to the meta-service";

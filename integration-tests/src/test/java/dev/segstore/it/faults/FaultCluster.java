@@ -123,6 +123,17 @@ final class FaultCluster implements AutoCloseable {
         return lost;
     }
 
+    /**
+     * Node {@code id}'s machine goes down and its disk is replaced: the node stopped, its data directory deleted (every
+     * log, the index), a new file layer (a new boot). {@link #startNode} starts it again on the empty directory.
+     */
+    void loseDisk(int id) throws java.io.IOException {
+        cluster.machineDown(id); // a machine that went down: no fast fence from a refused port
+        stopNode(id);
+        InJvmCluster.deleteTree(cluster.dataDir(id, 0));
+        disks[id] = new FaultyFiles();
+    }
+
     /** Makes node {@code id}'s segment writes (or, {@code fsync}, its forces) fail from now on. */
     void failDisk(int id, boolean fsync) {
         faultyDisks.add(id);

@@ -32,6 +32,16 @@ enum FaultKind {
     DISK_FSYNCS("disk-fsync-failure"),
     /** Opening the node's segment files (a new segment's) fails; at the end it is restarted on a healthy file layer. */
     DISK_OPENS("disk-open-failure"),
+    /**
+     * The node's machine goes down and its disk is replaced by an empty one (its data directory deleted: every
+     * segment log, the index and tombstones); it starts again at once, holding nothing, while the meta-service still
+     * counts it in every ISR (it registers again before its session ends; the interval only keeps other faults off
+     * the node). Its registration
+     * lists the logs it holds (none): the controller marks its copies offline before it can lead from an empty log.
+     * Played only while every segment of the shard whose ISR holds the node holds two other members that lost
+     * nothing in the run ({@link DiskLosses}): losing the only copy of acknowledged records is no anomaly.
+     */
+    LOSE_DISK("replaced-disk"),
     /** Each force (fsync) of the node's segment files takes the fault's delay longer; healed at the end. */
     SLOW_DISK("slow-disk"),
     /** The meta-service's Raft leader is closed, and started again (same ports and data) at the end. */
@@ -77,6 +87,6 @@ enum FaultKind {
     /** Whether the fault takes a storage node's process or disk (at most one such fault per node at a time). */
     boolean takesNode() {
         return this == KILL_NODE || this == CRASH_LOSE_UNSYNCED || this == DISK_WRITES || this == DISK_FSYNCS || this == DISK_OPENS
-                || this == SLOW_DISK;
+                || this == LOSE_DISK || this == SLOW_DISK;
     }
 }

@@ -36,6 +36,7 @@ final class Nemesis {
     private final List<String> log = new ArrayList<>();
     private ShardRoute lastRoute;
     private final PageCacheCrashes crashes;
+    private final DiskLosses diskLosses = new DiskLosses();
 
     /** What one started fault hit, to undo it at its end; {@code rule} owns its network rule, if any. */
     private record Applied(FaultAction action, int node, int meta, Object rule) {
@@ -193,6 +194,25 @@ final class Nemesis {
                 cluster.failDiskOpens(node);
                 description = "fail the segment file opens of " + who;
             }
+            case LOSE_DISK -> {
+                ShardRoute now;
+                try {
+                    now = cluster.meta.route(shard).get(1, TimeUnit.SECONDS);
+                } catch (Exception e) {
+                    note("skipped: " + f + ": the shard's route could not be read now (" + e.getClass().getSimpleName() + ")");
+                    return null;
+                }
+                String refusal = diskLosses.refusal(now, node);
+                if (refusal != null) {
+                    note("skipped: " + f + ": " + refusal);
+                    return null;
+                }
+                diskLosses.lost(node);
+                crashes.crashed(node); // its page cache went with the machine
+                cluster.loseDisk(node);
+                cluster.startNode(node); // at once: registered again before its session ends, still counted in the ISRs
+                description = "replace the disk of " + who + " by an empty one and start it again at once";
+            }
             case SLOW_DISK -> {
                 cluster.slowDisk(node, f.delayMs());
                 description = "slow each fsync of " + who + " by " + f.delayMs() + " ms";
@@ -262,6 +282,7 @@ final class Nemesis {
                 cluster.network.lift(a.rule());
                 description = "network rule lifted";
             }
+            case LOSE_DISK -> description = "the disk replacement is over (the node started at once)";
             case KILL_NODE, CRASH_LOSE_UNSYNCED -> {
                 cluster.startNode(a.node());
                 description = "started storage node " + a.node();
