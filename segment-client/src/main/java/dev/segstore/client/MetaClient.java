@@ -220,9 +220,16 @@ public final class MetaClient implements AutoCloseable {
     /** As above, naming the segments whose replica here is on a data directory that failed ({@code offlineSegments}). */
     public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation, boolean storageOffline, long appliedMetadataVersion,
                                                         List<dev.segstore.protocol.meta.SegmentId> offlineSegments) {
+        return heartbeat(nodeId, incarnation, storageOffline, appliedMetadataVersion, offlineSegments, List.of());
+    }
+
+    /** As above, naming the open segments whose leader answers none of this node's fetches ({@code silentLeaders}). */
+    public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation, boolean storageOffline, long appliedMetadataVersion,
+                                                        List<dev.segstore.protocol.meta.SegmentId> offlineSegments,
+                                                        List<dev.segstore.protocol.meta.UnreachableLeader> silentLeaders) {
         return call(MetaMethods.HEARTBEAT, HeartbeatRequest.newBuilder().setNodeId(nodeId).setIncarnation(incarnation)
                 .setStorageOffline(storageOffline).setAppliedMetadataVersion(appliedMetadataVersion).addAllOfflineSegments(offlineSegments)
-                .build(), NodeAssignments.parser());
+                .addAllUnreachableLeaders(silentLeaders).build(), NodeAssignments.parser());
     }
 
     /**

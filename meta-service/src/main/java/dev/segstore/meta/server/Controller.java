@@ -72,10 +72,22 @@ public final class Controller {
     private record Term(long startMonotonicMs, long startWallMs, long logTimeMs) {
     }
 
+    /** Reports of silent leaders taken (tests, monitoring). */
+    private final java.util.concurrent.atomic.AtomicLong silentLeaderReports = new java.util.concurrent.atomic.AtomicLong();
+
+    /** How many reports of silent leaders this controller took (HeartbeatRequest.unreachable_leaders, one per segment). */
+    public long silentLeaderReports() {
+        return silentLeaderReports.get();
+    }
+
+    /** Followers' reports of leaders that answer none of their fetches (soft state of this leader). */
+    private final UnreachableLeaders unreachableLeaders;
+
     public Controller(MetaState state, Consensus raft, long sessionTimeoutMs, LongSupplier clockMs, LongSupplier monotonicMs) {
         this.state = state;
         this.raft = raft;
         this.sessionTimeoutMs = sessionTimeoutMs;
+        this.unreachableLeaders = new UnreachableLeaders(sessionTimeoutMs);
         this.clockMs = clockMs;
         this.monotonicMs = monotonicMs;
     }
@@ -158,6 +170,7 @@ public final class Controller {
                 s.cancel(false);
             }
         }
+        unreachableLeaders.clear();
         List<java.util.concurrent.CompletableFuture<Void>> waiting = new ArrayList<>();
         synchronized (this) {
             deleteWaiters.values().forEach(waiting::addAll);
@@ -167,6 +180,24 @@ public final class Controller {
         // Retriable: the client asks the new leader, where the shard is still DELETING (or gone) and it waits again.
         waiting.forEach(f -> f.completeExceptionally(new RpcException(ErrorCode.NOT_LEADER.code(),
                 "the meta-service leader changed while the delete waited for storage nodes; ask the new leader", "")));
+    }
+
+    /**
+     * Node {@code nodeId} reports open segments whose leader answers none of its fetches: the move to propose for
+     * each one whose other alive ISR members all report the same ({@link UnreachableLeaders}).
+     */
+    public List<dev.segstore.protocol.meta.MoveLeaderCommand> leadersUnreachable(int nodeId, List<dev.segstore.protocol.meta.UnreachableLeader> reports) {
+        long now = monotonicMs.getAsLong();
+        silentLeaderReports.addAndGet(reports.size());
+        List<dev.segstore.protocol.meta.MoveLeaderCommand> moves = new ArrayList<>();
+        for (dev.segstore.protocol.meta.UnreachableLeader r : reports) {
+            unreachableLeaders.report(nodeId, r, state, now).ifPresent(m -> {
+                LOG.warn("Segment {}/{}: every other ISR member reports leader {} (epoch {}) silent (node {}: {} ms): moving the leadership to node {}",
+                        r.getShard(), r.getSequence(), r.getLeader(), r.getLeaderEpoch(), nodeId, r.getSilentMs(), m.getTo());
+                moves.add(m);
+            });
+        }
+        return moves;
     }
 
     // ---- two-phase deletes ---------------------------------------------------------------------------------

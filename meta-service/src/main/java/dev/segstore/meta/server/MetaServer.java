@@ -145,6 +145,11 @@ public final class MetaServer implements AutoCloseable {
         return controller.watchingNodes();
     }
 
+    /** How many reports of silent leaders this node's controller took while it led (tests). */
+    public long silentLeaderReports() {
+        return controller.silentLeaderReports();
+    }
+
     /** Tests: the controller probes storage nodes' ports with {@code p} (see Controller.connectionClosed). */
     public void probeStorageNodesWith(Controller.Probe p) {
         controller.probeWith(p);

@@ -140,6 +140,18 @@ public final class MetaService {
             }
             controller.heartbeat(r.getNodeId());
             controller.applied(r.getNodeId(), r.getAppliedMetadataVersion());
+            if (r.getUnreachableLeadersCount() > 0) {
+                // Moves go on in the background: the answer below does not wait for them (the node learns of them
+                // by its assignment watch, as every node involved does).
+                for (dev.segstore.protocol.meta.MoveLeaderCommand move : controller.leadersUnreachable(r.getNodeId(), r.getUnreachableLeadersList())) {
+                    propose(Command.newBuilder().setMoveLeader(move)).whenComplete((m, e) -> {
+                        if (e != null) {
+                            LOG.info("Moving the leadership of {}/{} away from a silent leader was not applied: {}", move.getShard(),
+                                    move.getSequence(), e.toString());
+                        }
+                    });
+                }
+            }
             if (r.getOfflineSegmentsCount() > 0 && !state.offlineAlready(r.getNodeId(), r.getOfflineSegmentsList())) {
                 // Some of its replicas are on a data directory that failed: they leave their ISRs and leaderships now.
                 return propose(Command.newBuilder().setMarkReplicasOffline(dev.segstore.protocol.meta.MarkReplicasOfflineCommand.newBuilder()

@@ -138,6 +138,9 @@ final class AssignmentReconciler {
                 continue;
             }
             Segment before = h.assigned;
+            if (before == null || before.getLeaderEpoch() != s.getLeaderEpoch()) {
+                h.leaderSinceNanos = System.nanoTime();
+            }
             h.assigned = s;
             int me = config.nodeId();
             boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();

@@ -15,6 +15,10 @@ final class Hosted {
     volatile Segment assigned;
     /** Whether a fetch loop runs for this replica: claimed by whoever starts one, released by the loop as it ends. */
     final LoopGuard fetching = new LoopGuard();
+    /** System.nanoTime() of the last fetch its leader answered (any round, data or not). */
+    volatile long lastFetchAnswerNanos = System.nanoTime();
+    /** System.nanoTime() when it last took a leader (a new epoch): a new leader gets as long as an old one to answer. */
+    volatile long leaderSinceNanos = System.nanoTime();
 
     Hosted(Partition partition, ReplicaIndex index) {
         this.partition = partition;

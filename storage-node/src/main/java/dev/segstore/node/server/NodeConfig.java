@@ -50,11 +50,14 @@ import java.util.Set;
  * @param moreDataDirs    the other data directories ({@code data.dirs} lists {@code dataDir} first, then these): each
  *                        fails on its own, its replicas going offline while the node serves the others
  *                        ({@link DataDirectories})
+ * @param leaderUnreachableMs a follower of an open segment whose leader has answered none of its fetches for this
+ *                        long reports it in its heartbeats; once every other ISR member does, the controller moves
+ *                        the leadership ({@code leader.unreachable.ms}; 0: never reported)
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
                          long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
                          int metricsPort, long controlledShutdownTimeoutMs, String advertisedHost, int advertisedPort,
-                         boolean bindOutgoing, TlsConfig tls, long readLeaseMs, List<Path> moreDataDirs) {
+                         boolean bindOutgoing, TlsConfig tls, long readLeaseMs, List<Path> moreDataDirs, long leaderUnreachableMs) {
     /** Owner threads when not set: one per core, at least 2. */
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** 10 s: moving leaderships takes one meta command; the rest is margin for a busy meta-service or a failover. */
@@ -68,7 +71,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         Set<String> k = new java.util.HashSet<>(Set.of("node.id", "host", "port", "data.dir", "meta.addresses",
                 "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
                 "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
-                "log.background.flush.bytes", "log.file.bytes", "data.dirs", "log.index.interval.bytes", "owner.threads", "metrics.port",
+                "log.background.flush.bytes", "log.file.bytes", "data.dirs", "leader.unreachable.ms", "log.index.interval.bytes", "owner.threads", "metrics.port",
                 "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing", "read.lease.ms",
                 TestLogFiles.KEY)); // test-only: read by StorageNodeMain (TestLogFiles), not part of the record
         k.addAll(TlsConfig.KEYS);
@@ -113,6 +116,24 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, List.of());
     }
 
+    /** 2 s: two long-polled fetch rounds (1 s each) with no answer at all. */
+    public static final long DEFAULT_LEADER_UNREACHABLE_MS = 2_000;
+
+    /** With the default {@code leader.unreachable.ms}. */
+    public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs, long replicaMaxLagMs,
+                      DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort, long controlledShutdownTimeoutMs,
+                      String advertisedHost, int advertisedPort, boolean bindOutgoing, TlsConfig tls, long readLeaseMs, List<Path> moreDataDirs) {
+        this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
+                controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
+                DEFAULT_LEADER_UNREACHABLE_MS);
+    }
+
+    /** This configuration with {@code leader.unreachable.ms} = {@code ms} (0: never reported). */
+    public NodeConfig withLeaderUnreachableMs(long ms) {
+        return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, ms);
+    }
+
     /** Every data directory: {@code dataDir} first. */
     public List<Path> dataDirs() {
         List<Path> all = new java.util.ArrayList<>();
@@ -125,19 +146,19 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
     public NodeConfig withDataDirs(List<Path> dirs) {
         return new NodeConfig(nodeId, host, port, dirs.get(0), metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
                 metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs,
-                dirs.subList(1, dirs.size()));
+                dirs.subList(1, dirs.size()), leaderUnreachableMs);
     }
 
     /** This configuration with TLS {@code tls} (null: none). */
     public NodeConfig withTls(TlsConfig tls) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs);
     }
 
     /** This configuration with {@code read.lease.ms} = {@code readLeaseMs}. */
     public NodeConfig withReadLeaseMs(long readLeaseMs) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs);
     }
 
     public NodeConfig {
@@ -145,6 +166,10 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         moreDataDirs = moreDataDirs == null ? List.of() : List.copyOf(moreDataDirs);
         if (dataDir == null) {
             throw new IllegalArgumentException("a data directory is required");
+        }
+        if (leaderUnreachableMs != 0 && leaderUnreachableMs < 1_000) {
+            throw new IllegalArgumentException("leader.unreachable.ms = " + leaderUnreachableMs + " must be 0 (off) or >= 1000 (a follower's"
+                    + " fetch is held at its leader up to 1 s when there is nothing new)");
         }
         java.util.Set<Path> distinct = new java.util.HashSet<>();
         distinct.add(dataDir.toAbsolutePath().normalize());
@@ -233,7 +258,8 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                     number(p, "controlled.shutdown.timeout.ms", DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS),
                     p.getProperty("advertised.host"), (int) signed(p, "advertised.port", -1), bool(p, "bind.outgoing", false),
                     TlsConfig.fromSettings(p::getProperty, base, "storage-node settings in " + file),
-                    number(p, "read.lease.ms", DEFAULT_READ_LEASE_MS), dataDirs(p, base).subList(1, dataDirs(p, base).size()));
+                    number(p, "read.lease.ms", DEFAULT_READ_LEASE_MS), dataDirs(p, base).subList(1, dataDirs(p, base).size()),
+                    number(p, "leader.unreachable.ms", DEFAULT_LEADER_UNREACHABLE_MS));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }

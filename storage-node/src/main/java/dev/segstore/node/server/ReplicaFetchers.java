@@ -134,6 +134,9 @@ final class ReplicaFetchers implements AutoCloseable {
         // The fetch runs without a fetcher thread (it may be held at the leader); the next round is scheduled
         // when it completes: at once after news, after a short pause when it failed or came back empty.
         round.whenComplete((taken, e) -> {
+            if (e == null) {
+                h.lastFetchAnswerNanos = System.nanoTime(); // the leader answers (leader.unreachable.ms counts from here)
+            }
             long delay = e == null && taken > 0 ? 0 : e == null ? FETCH_IDLE_MS : 100;
             if (e != null) {
                 LOG.debug("Fetch for {} failed: {}", key.logName(), e.toString());

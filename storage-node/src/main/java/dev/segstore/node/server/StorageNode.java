@@ -12,6 +12,7 @@ import dev.segstore.node.replica.PartitionStatus;
 import dev.segstore.node.replica.ReplicaException;
 import dev.segstore.node.replica.Tombstones;
 import dev.segstore.protocol.meta.NodeAssignments;
+import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.node.DeleteRequest;
 import dev.segstore.protocol.node.DeleteResponse;
 import dev.segstore.protocol.node.EpochEndOffsetRequest;
@@ -179,6 +180,10 @@ public final class StorageNode implements AutoCloseable {
         control.schedule(this::watchAssignments, config.heartbeatMs(), TimeUnit.MILLISECONDS);
         long tick = Math.max(10, config.replicaMaxLagMs() / 2);
         control.scheduleWithFixedDelay(this::isrTick, tick, tick, TimeUnit.MILLISECONDS);
+        if (config.leaderUnreachableMs() > 0) {
+            long check = Math.max(50, config.leaderUnreachableMs() / 8);
+            control.scheduleWithFixedDelay(this::silentLeaderTick, check, check, TimeUnit.MILLISECONDS);
+        }
         control.scheduleWithFixedDelay(this::indexTick, 200, 200, TimeUnit.MILLISECONDS);
         LOG.info("Storage node {} serving on {}:{} (registered as {}:{}), data in {}, page cache {}", config.nodeId(), config.host(), boundPort,
                 config.registeredHost(), config.registeredPort(boundPort), config.dataDirs(), pageCacheId.isEmpty() ? "unknown" : pageCacheId);
@@ -268,6 +273,51 @@ public final class StorageNode implements AutoCloseable {
         }
     }
 
+    /**
+     * The open segments this node follows whose leader has answered none of its fetches for {@code leader.unreachable.ms}
+     * (since it took that leader, in that epoch): reported in heartbeats (HeartbeatRequest.unreachable_leaders).
+     */
+    private List<dev.segstore.protocol.meta.UnreachableLeader> silentLeaders() {
+        long limitNanos = TimeUnit.MILLISECONDS.toNanos(config.leaderUnreachableMs());
+        if (limitNanos == 0) {
+            return List.of();
+        }
+        long now = System.nanoTime();
+        List<dev.segstore.protocol.meta.UnreachableLeader> out = new java.util.ArrayList<>();
+        hosted.forEach((k, h) -> {
+            Segment a = h.assigned;
+            long silentNanos = now - Math.max(h.lastFetchAnswerNanos, h.leaderSinceNanos);
+            if (a == null || a.getStatus() != dev.segstore.protocol.meta.SegmentStatus.OPEN || a.getLeader() < 0 || a.getLeader() == config.nodeId()
+                    || h.partition.role() != Partition.Role.FOLLOWER || silentNanos < limitNanos || directories.onOfflineDirectory(k.logName())) {
+                return;
+            }
+            out.add(dev.segstore.protocol.meta.UnreachableLeader.newBuilder().setShard(a.getShard()).setShardId(a.getShardId())
+                    .setSequence(a.getSequence()).setLeader(a.getLeader()).setLeaderEpoch(a.getLeaderEpoch())
+                    .setSilentMs(TimeUnit.NANOSECONDS.toMillis(silentNanos)).build());
+        });
+        return out;
+    }
+
+    /** Segments whose silent leader was reported already (control thread), so that a new one is reported at once. */
+    private final java.util.Set<String> reportedSilent = new java.util.HashSet<>();
+
+    /** Control thread, often: a leader newly found silent is reported now, not at the next heartbeat. */
+    private void silentLeaderTick() {
+        java.util.Set<String> now = new java.util.HashSet<>();
+        for (dev.segstore.protocol.meta.UnreachableLeader u : silentLeaders()) {
+            now.add(u.getShardId() + "-" + u.getSequence() + "@" + u.getLeaderEpoch());
+        }
+        boolean fresh = !reportedSilent.containsAll(now);
+        if (fresh) {
+            LOG.warn("Storage node {}: leaders silent for {} ms or more: {}; reporting them", config.nodeId(), config.leaderUnreachableMs(), now);
+        }
+        reportedSilent.clear();
+        reportedSilent.addAll(now);
+        if (fresh) {
+            heartbeat();
+        }
+    }
+
     /** How many replicas on failed data directories the last heartbeat reported (control thread; logged when it changes). */
     private int reportedOffline;
 
@@ -321,6 +371,7 @@ public final class StorageNode implements AutoCloseable {
             long current = incarnation;
             long sentAtMs = monotonicMs.getAsLong(); // the answer's ISR memberships hold from here (read.lease.ms)
             List<dev.segstore.protocol.meta.SegmentId> offline = segmentIds(directories.offlineLogs());
+            List<dev.segstore.protocol.meta.UnreachableLeader> silent = silentLeaders();
             if (offline.size() != reportedOffline) {
                 reportedOffline = offline.size();
                 LOG.error("Storage node {}: {} replica(s) on failed data directories {} are reported offline: {}", config.nodeId(),
@@ -328,8 +379,8 @@ public final class StorageNode implements AutoCloseable {
                         directories.offlineLogs());
             }
             NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.HEARTBEAT,
-                    () -> meta.heartbeat(config.nodeId(), current, !directories.indexDirectoryOnline(), reconciler.appliedVersion(), offline))
-                    .get(10, TimeUnit.SECONDS);
+                    () -> meta.heartbeat(config.nodeId(), current, !directories.indexDirectoryOnline(), reconciler.appliedVersion(), offline,
+                            silent)).get(10, TimeUnit.SECONDS);
             reconciler.apply(a, sentAtMs);
         } catch (Exception e) {
             Throwable cause = e.getCause() != null ? e.getCause() : e;

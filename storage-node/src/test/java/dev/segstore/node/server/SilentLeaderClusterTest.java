@@ -1,0 +1,120 @@
+package dev.segstore.node.server;
+
+import dev.segstore.adapter.ShardConfig;
+import dev.segstore.client.MetaClient;
+import dev.segstore.client.SegmentStorageAdapter;
+import dev.segstore.meta.server.MetaConfig;
+import dev.segstore.meta.server.MetaServer;
+import dev.segstore.protocol.meta.DurabilityMode;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.ShardRoute;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * Issue 14 item 6: an open segment's leader that its followers cannot reach, while the meta-service still hears its
+ * heartbeats (cut off from its followers only; or paused, which a follower sees the same way: no answer). The
+ * followers report it silent (leader.unreachable.ms, 2 s) and, once every other ISR member does, the controller moves
+ * the leadership. Before: nothing moved it (its session holds: 12 s here), its lag limit (10 s) dropped the followers
+ * from its ISR, and with min ISR 2 writes stopped until the cut healed.
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class SilentLeaderClusterTest {
+    private InJvmCluster cluster;
+    private SegmentStorageAdapter adapter;
+    private MetaClient meta;
+    /** Per storage node: the peer addresses its calls to are dropped (one-way cuts). */
+    private final Map<Integer, Set<String>> cut = new ConcurrentHashMap<>();
+
+    @BeforeEach
+    void start() throws Exception {
+        cluster = new InJvmCluster(id -> (from, to, method) -> cut.getOrDefault(from, Set.of()).contains(to),
+                id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
+                new InJvmCluster.Timings(600, 12_000, 200, 10_000));
+        meta = new MetaClient(cluster.metaAddresses, 2_000, 30_000);
+        adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 30_000, 2_000, DurabilityMode.FSYNC));
+        adapter.createShard(ShardConfig.of("silent", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)).get(30, TimeUnit.SECONDS);
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        cut.clear();
+        if (adapter != null) {
+            adapter.close();
+        }
+        if (meta != null) {
+            meta.close();
+        }
+        if (cluster != null) {
+            cluster.close();
+        }
+    }
+
+    private Segment open() throws Exception {
+        ShardRoute r = meta.route("silent").get(30, TimeUnit.SECONDS);
+        return r.getSegments(r.getSegmentsCount() - 1);
+    }
+
+    private long reportsTaken() {
+        return cluster.metas.stream().mapToLong(MetaServer::silentLeaderReports).sum();
+    }
+
+    @Test
+    void aLeaderItsFollowersCannotReachLosesTheLeadershipLongBeforeItsSessionEnds() throws Exception {
+        AckedWriters writers = new AckedWriters(adapter, "silent", 4);
+        writers.start();
+        writers.awaitAcked(100, 30_000);
+        Segment before = open();
+        int leader = before.getLeader();
+        String leaderAddress = cluster.address(leader);
+        writers.watchGapsFromNow();
+        long cutAt = System.nanoTime();
+        for (int f : before.getReplicasList()) {
+            if (f != leader) {
+                cut.put(f, Set.of(leaderAddress)); // its fetches to the leader are lost; the leader still reaches everyone
+            }
+        }
+        InJvmCluster.waitFor("the leadership to move away from node " + leader + " before its lag limit (10 s) and session (12 s) end",
+                8_000, () -> {
+                    try {
+                        Segment now = open();
+                        return now.getLeader() >= 0 && now.getLeader() != leader;
+                    } catch (Exception e) {
+                        return false;
+                    }
+                });
+        System.out.printf("leadership moved from node %d %.0f ms after its followers lost it%n", leader, (System.nanoTime() - cutAt) / 1e6);
+        int acked = writers.ackedCount();
+        writers.awaitAcked(acked + 100, 30_000);
+        writers.stopAndJoin();
+        System.out.printf("writes stalled %.0f ms at most%n", writers.longestGapMs());
+        Segment after = open();
+        assertEquals(before.getLeaderEpoch() + 1, after.getLeaderEpoch(), "one move, in the next epoch");
+        cut.clear();
+        AckedWriters.verifyReadBack(adapter, "silent", writers.acked());
+    }
+
+    @Test
+    void oneFollowerThatCannotReachTheLeaderDoesNotMoveIt() throws Exception {
+        Segment before = open();
+        int leader = before.getLeader();
+        int follower = before.getReplicasList().stream().filter(n -> n != leader).findFirst().orElseThrow();
+        long reportsBefore = reportsTaken();
+        cut.put(follower, Set.of(cluster.address(leader)));
+        // The follower reports the leader silent with every heartbeat; the other follower still hears it.
+        InJvmCluster.waitFor("node " + follower + "'s reports of a silent leader to reach the controller", 20_000,
+                () -> reportsTaken() >= reportsBefore + 5);
+        Segment now = open();
+        assertEquals(leader, now.getLeader(), "one follower's view does not move the leadership");
+        assertEquals(before.getLeaderEpoch(), now.getLeaderEpoch());
+    }
+}
