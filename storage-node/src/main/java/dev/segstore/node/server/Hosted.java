@@ -15,6 +15,11 @@ final class Hosted {
     volatile Segment assigned;
     /** Whether a fetch loop runs for this replica: claimed by whoever starts one, released by the loop as it ends. */
     final LoopGuard fetching = new LoopGuard();
+    /**
+     * The fetch loop's count of fetches in a row that the leader's node refused as hosting no replica yet
+     * (rpc.proto, {@code Error.rolling}); read and written only by the one loop running at a time.
+     */
+    volatile int rollingFetchRefusals;
 
     Hosted(Partition partition, ReplicaIndex index) {
         this.partition = partition;
