@@ -7,8 +7,9 @@
 #      about 0.5 MB/s, a roll every 2 s) for LOAD_SECONDS (default 60), with --gap-report (every second, the longest
 #      pause between two acknowledgements);
 #   3. prints how many segments the shard rolled through and the distribution of the one-second longest pauses
-#      (the seconds with a roll are the long ones), then stops the writer and the cluster (only the PIDs this run
-#      recorded; KEEP_CLUSTER=1 leaves the cluster up).
+#      (the seconds with a roll are the long ones), then the pause of each roll and of the seconds without one
+#      apart (scripts/roll-stall-report.sh, which also reads a finished run's directory), then stops the writer
+#      and the cluster (only the PIDs this run recorded; KEEP_CLUSTER=1 leaves the cluster up).
 # ADMIN_BIN: the segstore-admin to create the shard with (default the distribution's; one that knows
 # --segment-bytes is needed).
 set -euo pipefail
@@ -42,3 +43,5 @@ awk '$1 == "gap" { print $8 }' "$WRITER_LOG" | sort -n | awk '
     printf "  the 10 longest:"; for (i = NR; i > NR - 10 && i > 0; i--) printf " %d", v[i]; printf "\n"
   }'
 awk '$1 == "gap" { failed = $6 } END { print "  failed writes: " failed + 0 }' "$WRITER_LOG"
+echo "pauses at rolls and in the seconds without one (scripts/roll-stall-report.sh $RUN_DIR):"
+scripts/roll-stall-report.sh "$RUN_DIR" || true

@@ -831,12 +831,38 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                                                Function<StorageException, StorageException> closing) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(settings.requestTimeoutMs());
         CompletableFuture<T> result = operations.track(new CompletableFuture<>(), () -> closing.apply(null));
-        attempt(shard, attempt, closing, deadline, 0, result);
+        attempt(shard, attempt, closing, deadline, 0, 0, result);
         return result;
     }
 
+    /**
+     * How many refusals that come from a segment roll (rpc.proto, {@code Error.rolling}) an operation retries
+     * after {@link #ROLLING_RETRY_PAUSE_MS} rather than after the growing pause; after that many (a roll takes
+     * tens of ms, so something else is wrong) they count as other retriable failures.
+     */
+    static final int MAX_ROLLING_RETRIES = 40;
+    /** The pause before retrying a refusal that comes from a segment roll (plus up to as much again of jitter). */
+    static final long ROLLING_RETRY_PAUSE_MS = 5;
+
+    /**
+     * The pause before the next attempt: none for a shard found deleted on the first try (read the route again);
+     * a short one for a refusal from a segment roll (the next segment takes writes within milliseconds: a growing
+     * pause would stall writes after it, by up to 80-160 ms at each roll); else growing with {@code tries}, the
+     * retries so far that were not for a roll (20, 40, 80, ... ms, at most 500), plus up to 10 ms of jitter.
+     */
+    static long retryPauseMs(boolean shardGone, boolean rolling, int tries, int rollingTries) {
+        if (shardGone && tries + rollingTries == 0) {
+            return 0;
+        }
+        if (rolling && rollingTries < MAX_ROLLING_RETRIES) {
+            return ROLLING_RETRY_PAUSE_MS + ThreadLocalRandom.current().nextLong(ROLLING_RETRY_PAUSE_MS + 1);
+        }
+        return Math.min(500, 20L << Math.min(tries, 5)) + ThreadLocalRandom.current().nextLong(10);
+    }
+
     private <T> void attempt(String shard, Function<ShardRoute, CompletableFuture<T>> attempt,
-                             Function<StorageException, StorageException> closing, long deadline, int tries, CompletableFuture<T> result) {
+                             Function<StorageException, StorageException> closing, long deadline, int tries, int rollingTries,
+                             CompletableFuture<T> result) {
         if (isClosed()) {
             result.completeExceptionally(closing.apply(null)); // a retry the close ran early: nothing is sent
             return;
@@ -873,14 +899,16 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             if (se.code() == ErrorCode.UNAVAILABLE || se.code() == ErrorCode.TIMEOUT) {
                 nodeAddresses.clear(); // a node may have come back on another address: ask again too
             }
-            long pauseMs = shardGone && tries == 0 ? 0 // nothing to wait for: read the route again at once
-                    : Math.min(500, 20L << Math.min(tries, 5)) + ThreadLocalRandom.current().nextLong(10);
+            boolean rolling = unwrap(e) instanceof RpcException re && re.rolling() && rollingTries < MAX_ROLLING_RETRIES;
+            long pauseMs = retryPauseMs(shardGone, rolling, tries, rollingTries);
             if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(pauseMs) > deadline) {
                 result.completeExceptionally(se);
                 return;
             }
             LOG.debug("{} on shard {}: retrying in {} ms", se.code(), shard, pauseMs);
-            retries.schedule(() -> attempt(shard, attempt, closing, deadline, tries + 1, result), pauseMs);
+            int nextTries = rolling ? tries : tries + 1;
+            int nextRollingTries = rolling ? rollingTries + 1 : rollingTries;
+            retries.schedule(() -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries, result), pauseMs);
         });
     }
 

@@ -16,6 +16,7 @@ public final class RpcException extends RuntimeException {
     private final String leaderHint;
     private final boolean notApplied;
     private final int leaderEpoch;
+    private final boolean rolling;
 
     public RpcException(int code, String message, String leaderHint) {
         this(code, message, leaderHint, -1, false);
@@ -31,7 +32,15 @@ public final class RpcException extends RuntimeException {
      * @param notApplied  the request was refused before it took effect (see rpc.proto's Error)
      */
     public RpcException(int code, String message, String leaderHint, int leaderEpoch, boolean notApplied) {
+        this(code, message, leaderHint, leaderEpoch, notApplied, false);
+    }
+
+    /**
+     * @param rolling the refusal comes from a segment roll: the client retries soon (see rpc.proto's Error)
+     */
+    public RpcException(int code, String message, String leaderHint, int leaderEpoch, boolean notApplied, boolean rolling) {
         super(message);
+        this.rolling = rolling;
         this.code = code;
         this.leaderHint = leaderHint == null ? "" : leaderHint;
         this.leaderEpoch = leaderEpoch;
@@ -46,6 +55,11 @@ public final class RpcException extends RuntimeException {
     /** True when the server says the request changed nothing: it may be sent again as a new request. */
     public boolean notApplied() {
         return notApplied;
+    }
+
+    /** True when a NOT_LEADER refusal comes from a segment roll (rpc.proto's Error.rolling): retry soon. */
+    public boolean rolling() {
+        return rolling;
     }
 
     public RpcException(int code, String message) {
@@ -63,7 +77,7 @@ public final class RpcException extends RuntimeException {
 
     public Error toError() {
         Error.Builder b = Error.newBuilder().setCode(code).setMessage(getMessage() == null ? "" : getMessage())
-                .setLeaderHint(leaderHint).setNotApplied(notApplied);
+                .setLeaderHint(leaderHint).setNotApplied(notApplied).setRolling(rolling);
         if (leaderEpoch >= 0) {
             b.setLeaderEpoch(leaderEpoch);
         }
@@ -72,12 +86,12 @@ public final class RpcException extends RuntimeException {
 
     public static RpcException of(Error e) {
         return new RpcException(e.getCode(), e.getMessage(), e.getLeaderHint(), e.hasLeaderEpoch() ? e.getLeaderEpoch() : -1,
-                e.getNotApplied());
+                e.getNotApplied(), e.getRolling());
     }
 
     @Override
     public String toString() {
         return "RpcException[" + code + "]: " + getMessage() + (leaderHint.isEmpty() ? "" : " (leader " + leaderHint + ")")
-                + (leaderEpoch < 0 ? "" : " (leader epoch " + leaderEpoch + ")");
+                + (leaderEpoch < 0 ? "" : " (leader epoch " + leaderEpoch + ")") + (rolling ? " (rolling)" : "");
     }
 }

@@ -18,6 +18,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -61,6 +62,8 @@ class RpcTest {
         server = new RpcServer(1, 1024)
                 .register(RpcHandler.of("echo", Error.parser(), r -> CompletableFuture.completedFuture(r.toBuilder().setCode(r.getCode() + 1).build())))
                 .register(RpcHandler.of("fail", Error.parser(), r -> CompletableFuture.failedFuture(new RpcException(6, "not me", "h:1", 0, false))))
+                .register(RpcHandler.of("rolling", Error.parser(), r -> CompletableFuture.failedFuture(
+                        new RpcException(6, "full and being sealed", "", 3, true, true))))
                 .register(RpcHandler.of("bug", Error.parser(), r -> {
                     throw new IllegalStateException("boom");
                 }))
@@ -123,6 +126,17 @@ class RpcTest {
         for (int i = 0; i < 200; i++) {
             assertEquals(i + 1, calls.get(i).get(30, TimeUnit.SECONDS).getCode());
         }
+    }
+
+    @Test
+    void aRefusalFromARollTravelsAsSuch() {
+        RpcException e = failure(client.call(address, "rolling", Error.getDefaultInstance(), Error.parser(), 10_000));
+        assertEquals(6, e.code());
+        assertTrue(e.rolling(), "Error.rolling (field 6) is carried");
+        assertTrue(e.notApplied());
+        assertEquals(3, e.leaderEpoch());
+        assertFalse(failure(client.call(address, "fail", Error.getDefaultInstance(), Error.parser(), 10_000)).rolling(),
+                "other refusals are not from a roll");
     }
 
     @Test

@@ -442,7 +442,7 @@ public final class Partition {
         loadProducers();
         if (roll.refusesWrites()) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_LEADER, name
-                    + ": this segment is full and being sealed; refresh the route and write to the next segment", -1, leaderEpoch).notApplied());
+                    + ": this segment is full and being sealed; refresh the route and write to the next segment", -1, leaderEpoch).notApplied().rolling());
         }
         if (isr.size() < config.minInSyncReplicas()) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_ENOUGH_REPLICAS, name + ": ISR "
@@ -756,7 +756,7 @@ public final class Partition {
         // Writes taken past the seal point were never committed and are gone now: they fail (retriably).
         for (Long key : List.copyOf(waiting.tailMap(cut, false).keySet())) {
             waiting.remove(key).forEach(w -> w.future().completeExceptionally(new ReplicaException(ErrorCode.NOT_LEADER, name
-                    + ": the segment was sealed at " + cut + " before this write; write to the next segment", -1, leaderEpoch)));
+                    + ": the segment was sealed at " + cut + " before this write; write to the next segment", -1, leaderEpoch).rolling()));
         }
         long at = roll.pendingSealAt();
         if (role == Role.LEADER && roll.sealedEnd() < 0 && at >= 0 && log.logEndOffset() == at && roll.seal(at, at)) {

@@ -11,22 +11,36 @@ public final class ReplicaException extends RuntimeException {
     private final int leaderHint;
     private final int leaderEpoch;
     private final boolean notApplied;
+    private final boolean rolling;
 
     public ReplicaException(ErrorCode code, String message, int leaderHint, int leaderEpoch) {
-        this(code, message, leaderHint, leaderEpoch, false);
+        this(code, message, leaderHint, leaderEpoch, false, false);
     }
 
-    private ReplicaException(ErrorCode code, String message, int leaderHint, int leaderEpoch, boolean notApplied) {
+    private ReplicaException(ErrorCode code, String message, int leaderHint, int leaderEpoch, boolean notApplied, boolean rolling) {
         super(message);
         this.code = code;
         this.leaderHint = leaderHint;
         this.leaderEpoch = leaderEpoch;
         this.notApplied = notApplied;
+        this.rolling = rolling;
     }
 
     /** The same refusal, marked as made before the request took effect (a client may resend it as new). */
     public ReplicaException notApplied() {
-        return new ReplicaException(code, getMessage(), leaderHint, leaderEpoch, true);
+        return new ReplicaException(code, getMessage(), leaderHint, leaderEpoch, true, rolling);
+    }
+
+    /**
+     * The same refusal, marked as coming from a segment roll (the segment is full and being sealed, or sealed):
+     * the write belongs in the next segment, and the client retries it soon (rpc.proto, Error.rolling).
+     */
+    public ReplicaException rolling() {
+        return new ReplicaException(code, getMessage(), leaderHint, leaderEpoch, notApplied, true);
+    }
+
+    public boolean isRolling() {
+        return rolling;
     }
 
     public boolean isNotApplied() {

@@ -19,6 +19,11 @@ final class Hosted {
     volatile long lastFetchAnswerNanos = System.nanoTime();
     /** System.nanoTime() when it last took a leader (a new epoch): a new leader gets as long as an old one to answer. */
     volatile long leaderSinceNanos = System.nanoTime();
+    /**
+     * The fetch loop's count of fetches in a row that the leader's node refused as hosting no replica yet
+     * (rpc.proto, {@code Error.rolling}); read and written only by the one loop running at a time.
+     */
+    volatile int rollingFetchRefusals;
 
     Hosted(Partition partition, ReplicaIndex index) {
         this.partition = partition;

@@ -41,7 +41,16 @@ import java.util.function.BiPredicate;
 final class ReplicaFetchers implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ReplicaFetchers.class);
     static final int FETCH_MAX_BYTES = 1 << 20;
-    private static final long FETCH_IDLE_MS = 10;
+    static final long FETCH_IDLE_MS = 10;
+    /** The pause after a failed fetch round. */
+    static final long FETCH_FAILED_MS = 100;
+    /**
+     * The pause after a fetch the leader's node refused because it hosts no replica of the segment yet (rpc.proto,
+     * {@code Error.rolling}): a roll has just placed the segment on both nodes and the leader's node is still
+     * opening it (tens of ms). After {@link #MAX_ROLLING_FETCH_RETRIES} such refusals in a row, the usual pause.
+     */
+    static final long ROLLING_FETCH_RETRY_MS = 5;
+    static final int MAX_ROLLING_FETCH_RETRIES = 40;
     /**
      * How long a follower of an open segment lets the leader hold its fetch: new data or a delete wakes the fetch
      * at once, so the wait costs no latency; it bounds the idle traffic (one fetch per segment per wait: 200 ms
@@ -137,10 +146,12 @@ final class ReplicaFetchers implements AutoCloseable {
             if (e == null) {
                 h.lastFetchAnswerNanos = System.nanoTime(); // the leader answers (leader.unreachable.ms counts from here)
             }
-            long delay = e == null && taken > 0 ? 0 : e == null ? FETCH_IDLE_MS : 100;
+            boolean rolling = e != null && isRolling(e) && h.rollingFetchRefusals < MAX_ROLLING_FETCH_RETRIES;
+            h.rollingFetchRefusals = rolling ? h.rollingFetchRefusals + 1 : 0;
+            long delay = nextRoundDelayMs(taken, e, rolling);
             if (e != null) {
                 LOG.debug("Fetch for {} failed: {}", key.logName(), e.toString());
-                if (ReplicaException.codeOf(e) == ErrorCode.NOT_LEADER) {
+                if (ReplicaException.codeOf(e) == ErrorCode.NOT_LEADER && !rolling) {
                     // The leader stepped down (a controlled shutdown, a new epoch): learn who leads now, which may
                     // be this node, instead of at the next periodic heartbeat.
                     leaderMoved.run();
@@ -215,9 +226,32 @@ final class ReplicaFetchers implements AutoCloseable {
     static RuntimeException asReplicaException(Throwable t) {
         Throwable e = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
         if (e instanceof RpcException re) {
-            return new ReplicaException(ErrorCode.fromCode(re.code()), re.getMessage());
+            ReplicaException r = new ReplicaException(ErrorCode.fromCode(re.code()), re.getMessage());
+            return re.rolling() ? r.rolling() : r;
         }
         return e instanceof RuntimeException r ? r : new CompletionException(e);
+    }
+
+    /**
+     * The pause before a fetch loop's next round: none after news, {@link #FETCH_IDLE_MS} after an empty answer,
+     * {@link #ROLLING_FETCH_RETRY_MS} after a refusal from a roll that is still to be retried soon ({@code rolling}),
+     * {@link #FETCH_FAILED_MS} after any other failure.
+     */
+    static long nextRoundDelayMs(Integer taken, Throwable failure, boolean rolling) {
+        if (failure == null) {
+            return taken != null && taken > 0 ? 0 : FETCH_IDLE_MS;
+        }
+        return rolling ? ROLLING_FETCH_RETRY_MS : FETCH_FAILED_MS;
+    }
+
+    /** Whether a failure is (or wraps) a refusal that comes from a segment roll (rpc.proto, {@code Error.rolling}). */
+    static boolean isRolling(Throwable failure) {
+        for (Throwable e = failure; e != null; e = e.getCause()) {
+            if (e instanceof ReplicaException re) {
+                return re.isRolling();
+            }
+        }
+        return false;
     }
 
     @Override

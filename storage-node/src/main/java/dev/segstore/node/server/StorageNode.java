@@ -551,7 +551,7 @@ public final class StorageNode implements AutoCloseable {
         Hosted h = hosted.get(Hosted.Key.of(ref));
         if (h == null) {
             throw new RpcException(ErrorCode.NOT_LEADER.code(), "node " + config.nodeId() + " hosts no replica of segment "
-                    + ref.getShardId() + "/" + ref.getSequence(), "", true);
+                    + ref.getShardId() + "/" + ref.getSequence(), "", -1, true, true); // rolling: may be a segment not learnt yet
         }
         return h;
     }
@@ -743,7 +743,7 @@ public final class StorageNode implements AutoCloseable {
         }
         if (e instanceof ReplicaException re) {
             String hint = re.leaderHint() >= 0 ? nodeAddresses.getOrDefault(re.leaderHint(), "") : "";
-            return new RpcException(re.code().code(), re.getMessage(), hint, re.leaderEpoch(), re.isNotApplied());
+            return new RpcException(re.code().code(), re.getMessage(), hint, re.leaderEpoch(), re.isNotApplied(), re.isRolling());
         }
         if (e instanceof LogException le && le.kind() == LogException.Kind.STORAGE_ERROR && !directories.allOnline()) {
             // A data directory failed: the controller moves the leaderships of its replicas (the heartbeat says so),

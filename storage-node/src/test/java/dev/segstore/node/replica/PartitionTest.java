@@ -371,6 +371,29 @@ class PartitionTest extends PartitionFixture {
     }
 
     @Test
+    void aWriteRefusedWhileTheSegmentRollsIsMarkedNotAppliedAndRolling() throws Exception {
+        replicas[1].configureRoll(Long.MAX_VALUE, 5_000, (epoch, end) -> new CompletableFuture<>());
+        CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(ack);
+        clock.addAndGet(5_000);
+        replicas[1].maybeRetryRoll(); // old: sealing, the roll asked (and never answered)
+        for (int i = 0; i < 2; i++) {
+            ExecutionException e = assertThrows(ExecutionException.class, () -> replicas[1].append(records("late", 1), -1, -1).get());
+            ReplicaException refused = (ReplicaException) e.getCause();
+            assertEquals(ErrorCode.NOT_LEADER, refused.code());
+            assertTrue(refused.isNotApplied(), "nothing was written: the client sends it again as a new batch");
+            assertTrue(refused.isRolling(), "the refusal says it comes from the roll: the client retries soon, not after a growing pause");
+            if (i == 0) {
+                replicas[1].markSealed(0, 3); // and once the seal has committed, the same
+            }
+        }
+        assertEquals(3, replicas[1].log().logEndOffset(), "nothing appended past the seal point");
+    }
+
+    @Test
     void aConsumerReadAtOrPastTheSealedEndSaysTheSegmentIsSealedThere() throws Exception {
         replicas[1].configureRoll(Long.MAX_VALUE, 5_000, (epoch, end) -> CompletableFuture.completedFuture(null));
         CompletableFuture<AppendResult> ack = replicas[1].append(records("r", 3), -1, -1);
