@@ -6,17 +6,21 @@
 #   2. creates shard "failover" (3 replicas, min ISR 2) and starts a writer on it (bin/segstore-perf --gap-report);
 #   3. KILLS times (default 3): reads the shard's route, kill -9 the storage node that leads its open segment,
 #      waits until writes were acknowledged again, starts the node again with the same configuration, and waits for
-#      a healthy cluster (every ISR full);
+#      a healthy cluster (every ISR full). FAULT=pause instead pauses the leader (SIGSTOP) for PAUSE_SECONDS
+#      (default 8; the cluster's session timeout is 6 s) and resumes it (SIGCONT): its followers find it silent
+#      (leader.unreachable.ms) and the controller moves its leaderships before its session ends;
 #   4. prints, per kill, the longest pause between acknowledgements from the kill until the cluster was healthy
 #      again (and the longest in BASELINE_SECONDS, default 10, of load before the first kill), then stops the
 #      writer and the cluster (only the PIDs this run recorded; KEEP_CLUSTER=1 leaves the cluster up).
-# Usage: scripts/failover.sh [KILLS=3]. Writer options as scripts/rolling-restart.sh.
+# Usage: [FAULT=kill|pause] scripts/failover.sh [KILLS=3]. Writer options as scripts/rolling-restart.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILLS="${1:-3}"
 RUN_DIR="${RUN_DIR:-run/failover}"
 export RUN_DIR
 SETTLE_SECONDS="${SETTLE_SECONDS:-3}"
+FAULT="${FAULT:-kill}"
+PAUSE_SECONDS="${PAUSE_SECONDS:-8}"
 BASELINE_SECONDS="${BASELINE_SECONDS:-10}"
 
 scripts/start-cluster.sh
@@ -51,17 +55,28 @@ for k in $(seq 1 "$KILLS"); do
   leader="$(open_leader)"
   i=$(( leader + 2 )) # node-N is the (N+3)th PID
   pid="${PIDS[$i]}"
-  echo "kill -9 of node-$leader (pid $pid), the open segment's leader..."
-  t0="$(now_ms)"
-  kill -KILL "$pid"
-  wait_until "node-$leader (pid $pid) to exit" 30 bash -c "! kill -0 $pid 2> /dev/null"
-  wait_until "writes acknowledged again after the kill" 60 acked_after "$t0"
-  PIDS[$i]="$(start_process "node-$leader")"
-  save_pids
-  wait_until "a healthy cluster after restarting node-$leader" 180 healthy
+  if [ "$FAULT" = pause ]; then
+    echo "SIGSTOP of node-$leader (pid $pid), the open segment's leader, for ${PAUSE_SECONDS}s..."
+    t0="$(now_ms)"
+    kill -STOP "$pid"
+    wait_until "writes acknowledged again while node-$leader is paused" 60 acked_after "$t0"
+    echo "  writes acknowledged again while node-$leader is paused; new leader $(open_leader)"
+    left=$(( PAUSE_SECONDS * 1000 - ($(now_ms) - t0) ))
+    if [ "$left" -gt 0 ]; then sleep "$(awk -v ms="$left" 'BEGIN { printf "%.3f", ms / 1000 }')"; fi
+    kill -CONT "$pid"
+  else
+    echo "kill -9 of node-$leader (pid $pid), the open segment's leader..."
+    t0="$(now_ms)"
+    kill -KILL "$pid"
+    wait_until "node-$leader (pid $pid) to exit" 30 bash -c "! kill -0 $pid 2> /dev/null"
+    wait_until "writes acknowledged again after the kill" 60 acked_after "$t0"
+    PIDS[$i]="$(start_process "node-$leader")"
+    save_pids
+  fi
+  wait_until "a healthy cluster after node-$leader is back" 180 healthy
   t1="$(now_ms)"
-  echo "  node-$leader: new leader $(open_leader), healthy again $((t1 - t0)) ms after the kill; new pid ${PIDS[$i]}"
-  WINDOWS+=("kill-$k $t0 $t1")
+  echo "  node-$leader: new leader $(open_leader), healthy again $((t1 - t0)) ms after the $FAULT; pid ${PIDS[$i]}"
+  WINDOWS+=("$FAULT-$k $t0 $t1")
   sleep "$SETTLE_SECONDS"
 done
 sleep 1
@@ -69,7 +84,7 @@ stop_writer
 trap - EXIT
 
 echo
-echo "longest pause between acknowledgements after each kill -9 of the leader, and before any (writer: $WRITER_LOG):"
+echo "longest pause between acknowledgements after each $FAULT of the leader, and before any (writer: $WRITER_LOG):"
 report_gaps
 
 if [ -z "${KEEP_CLUSTER:-}" ]; then

@@ -109,4 +109,36 @@ class SegmentFailoverTest {
             return new Victim("meta leader (" + leaderAddress + ")", cluster.metas[index]);
         });
     }
+
+    /**
+     * The leading storage node is paused (SIGSTOP), not killed: its connections stay open and answer nothing. The
+     * writers' calls to it would each wait for their call timeout (30 s here, as a broker may set it); once the
+     * controller has moved the leadership (the node's session, 2 s here, or its followers finding it silent), the
+     * client gives those calls up and retries at the new leader (SegmentStorageAdapter.untilLeaderMoves). Before: the
+     * writes stalled for the whole call timeout.
+     */
+    @Test
+    void pausingTheLeadingStorageNodeStallsWritesForSecondsNotForTheCallTimeout() throws Exception {
+        try (SegmentStorageAdapter patient = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaRpcAddresses, 120_000,
+                30_000, DurabilityMode.FSYNC))) {
+            AckedWriters writers = new AckedWriters(patient, "orders", WRITERS);
+            writers.start();
+            writers.awaitAcked(300, 60_000);
+            ShardRoute route = meta.route("orders").get(30, TimeUnit.SECONDS);
+            int leader = route.getSegments(route.getSegmentsCount() - 1).getLeader();
+            int before = writers.ackedCount();
+            writers.watchGapsFromNow();
+            ProcessCluster.signal(cluster.nodes[leader], "STOP");
+            try {
+                writers.awaitAcked(before + 300, 20_000); // well within the 30 s call timeout
+            } finally {
+                ProcessCluster.signal(cluster.nodes[leader], "CONT");
+            }
+            writers.stopAndJoin();
+            System.out.printf("storage leader (node %d) paused: writes stalled for %.0f ms at most (call timeout 30 s)%n", leader,
+                    writers.longestGapMs());
+            int stored = AckedWriters.verifyReadBack(patient, "orders", writers.acked());
+            System.out.printf("verified %d acknowledged records of %d stored%n", writers.acked().size(), stored);
+        }
+    }
 }

@@ -356,7 +356,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                     request = b.setSegment(ref(open)).build();
                     onTheWire[0] = true;
                 }
-                sent = callNode(open.getLeader(), NodeMethods.PRODUCE, request, ProduceResponse.parser());
+                sent = untilLeaderMoves(shard, open, callNode(open.getLeader(), NodeMethods.PRODUCE, request, ProduceResponse.parser()));
             }
             return sent.whenComplete((r, e) -> {
                         synchronized (b) {
@@ -382,6 +382,54 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             }
             return offsets;
         });
+    }
+
+    /** How long a write waits at a leader before the client checks whether the leadership moved meanwhile. */
+    static final long LEADER_CHECK_MS = 500;
+
+    /**
+     * {@code call} to segment {@code seg}'s leader, given up (failed TIMEOUT, an unknown outcome, retried as one) once
+     * the meta-service's route says the segment has another leader epoch or is no longer open: a leader that is
+     * paused or cut off answers nothing until the call's timeout ({@code callTimeoutMs}, seconds), while the
+     * controller may have moved its leadership within about two seconds (followers report a silent leader). Checked
+     * every {@link #LEADER_CHECK_MS} while the call waits, so a call answered in time costs no meta read. Giving up
+     * early is as safe as a timeout: the retry carries the same producer id and sequence, and the deposed leader can
+     * acknowledge nothing (its followers fetch from the new one).
+     */
+    private <R> CompletableFuture<R> untilLeaderMoves(String shard, Segment seg, CompletableFuture<R> call) {
+        CompletableFuture<R> out = new CompletableFuture<>();
+        call.whenComplete((r, e) -> {
+            if (e != null) {
+                out.completeExceptionally(e);
+            } else {
+                out.complete(r);
+            }
+        });
+        checkLeaderLater(shard, seg, out);
+        return out;
+    }
+
+    private void checkLeaderLater(String shard, Segment seg, CompletableFuture<?> waiting) {
+        retries.schedule(() -> {
+            if (waiting.isDone() || isClosed()) {
+                return; // answered; or closing, which fails the call itself
+            }
+            meta.route(shard).whenComplete((route, e) -> {
+                if (waiting.isDone()) {
+                    return;
+                }
+                Segment now = e != null ? null : route.getSegmentsList().stream().filter(x -> x.getSequence() == seg.getSequence()).findFirst().orElse(null);
+                boolean moved = e == null && (now == null || now.getStatus() != SegmentStatus.OPEN || now.getLeaderEpoch() != seg.getLeaderEpoch());
+                if (moved) {
+                    waiting.completeExceptionally(new RpcException(ErrorCode.TIMEOUT.code(), "shard '" + shard + "': segment " + seg.getSequence()
+                            + " is no longer led by node " + seg.getLeader() + " in epoch " + seg.getLeaderEpoch() + " (now: "
+                            + (now == null ? "gone" : now.getStatus() + ", node " + now.getLeader() + " in epoch " + now.getLeaderEpoch())
+                            + "); the write sent there is given up, its outcome unknown, and retried"));
+                } else {
+                    checkLeaderLater(shard, seg, waiting);
+                }
+            });
+        }, LEADER_CHECK_MS);
     }
 
     /**

@@ -283,6 +283,17 @@ public final class StorageNode implements AutoCloseable {
             return List.of();
         }
         long now = System.nanoTime();
+        long sinceLast = now - lastSilenceCheckNanos;
+        lastSilenceCheckNanos = now;
+        if (sinceLast > Math.max(TimeUnit.SECONDS.toNanos(1), limitNanos / 2)) {
+            // Checked every heartbeat and every tick: a check this late means this process did not run (paused, or
+            // starved), and its leaders' silence is counted again from now. A node back from a pause must not report
+            // leaders that answered all along.
+            LOG.warn("Storage node {}: this process did not run for {} ms (paused?): counting its leaders' silence again from now",
+                    config.nodeId(), TimeUnit.NANOSECONDS.toMillis(sinceLast));
+            hosted.values().forEach(h -> h.leaderSinceNanos = now);
+            return List.of();
+        }
         List<dev.segstore.protocol.meta.UnreachableLeader> out = new java.util.ArrayList<>();
         hosted.forEach((k, h) -> {
             Segment a = h.assigned;
@@ -297,6 +308,9 @@ public final class StorageNode implements AutoCloseable {
         });
         return out;
     }
+
+    /** System.nanoTime() of the last {@link #silentLeaders} check (control thread). */
+    private long lastSilenceCheckNanos = System.nanoTime();
 
     /** Segments whose silent leader was reported already (control thread), so that a new one is reported at once. */
     private final java.util.Set<String> reportedSilent = new java.util.HashSet<>();
