@@ -329,7 +329,7 @@ public final class MetaState {
         nodes.put(id, node.toBuilder().setDecommissioned(c.getDecommissioned()).build());
         if (c.getDecommissioned()) {
             forEachLiveSegment(s -> {
-                int next = s.getLeader() == id ? firstPlaceable(s.getIsrList(), id) : -1;
+                int next = s.getLeader() == id ? firstPlaceable(online(s, s.getIsrList()), id) : -1;
                 return next < 0 ? s : s.toBuilder().setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1).build();
             });
         }
