@@ -7,6 +7,8 @@
 # Everything runs from the distribution (dist/target/segstore-VERSION, built once by scripts/dist.sh; rebuild
 # with DIST_REBUILD=1 after changing the code).
 # State and logs: run/cluster/. Stop everything with scripts/stop-cluster.sh (kills only the PIDs it started).
+# NODE_PORT: the storage nodes' data-plane port (default 7201; metrics on NODE_PORT + 100), with META_PORT_BASE (see
+# start-meta-cluster.sh) to run a second local cluster beside the first.
 # COMBINED=1: combined mode, 3 processes (bin/segstore-server) each running meta node i and storage node i, with
 # the same configuration files, ports and data directories as the 6 processes of the default layout.
 set -euo pipefail
@@ -24,29 +26,30 @@ else
 fi
 META="$(cat "$RUN_DIR/meta-addresses")"
 DIST="$(cat "$RUN_DIR/dist")"
+NODE_PORT="${NODE_PORT:-7201}"
 for i in 1 2 3; do
   dir="$RUN_DIR/node-$i"
   mkdir -p "$dir"
   cat > "$dir/node.properties" <<PROPS
 node.id=$i
 host=127.0.0.1$i
-port=7201
+port=$NODE_PORT
 data.dir=data
 meta.addresses=$META
 heartbeat.ms=500
 replica.max.lag.ms=10000
-metrics.port=7301
+metrics.port=$((NODE_PORT + 100))
 PROPS
   if [ -n "${COMBINED:-}" ]; then
     SEGSTORE_HEAP=-Xmx1g SEGSTORE_LOG_DIR="$dir/logs" nohup "$DIST/bin/segstore-server" --meta-config "$RUN_DIR/meta-$i/meta.properties" \
       --node-config "$dir/node.properties" > "$dir/console.log" 2>&1 &
     echo $! >> "$RUN_DIR/pids"
-    echo "server $i (meta node $i + storage node $i, combined): pid $!, storage node 127.0.0.1$i:7201, log $dir/logs/segstore-server.log"
+    echo "server $i (meta node $i + storage node $i, combined): pid $!, storage node 127.0.0.1$i:$NODE_PORT, log $dir/logs/segstore-server.log"
     continue
   fi
   SEGSTORE_HEAP=-Xmx512m SEGSTORE_LOG_DIR="$dir/logs" nohup "$DIST/bin/segstore-node" --config "$dir/node.properties" > "$dir/console.log" 2>&1 &
   echo $! >> "$RUN_DIR/pids"
-  echo "storage node $i: pid $!, 127.0.0.1$i:7201, metrics http://127.0.0.1$i:7301/metrics, log $dir/logs/segstore-node.log"
+  echo "storage node $i: pid $!, 127.0.0.1$i:$NODE_PORT, metrics http://127.0.0.1$i:$((NODE_PORT + 100))/metrics, log $dir/logs/segstore-node.log"
 done
 if [ -n "${COMBINED:-}" ]; then
   echo "waiting for a meta leader..."

@@ -329,7 +329,8 @@ class MetaStateProperties {
                 int to = random.nextInt(4) > 0 && open.getIsrCount() > 0 ? open.getIsr(random.nextInt(open.getIsrCount())) : 1 + random.nextInt(5);
                 c.setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder().setShard(shard)
                         .setShardId(model.shard(shard).get().getShardId()).setSequence(open.getSequence() - (random.nextInt(8) == 0 ? 1 : 0))
-                        .setLeaderEpoch(open.getLeaderEpoch() - (random.nextInt(6) == 0 ? 1 : 0)).setTo(to));
+                        .setLeaderEpoch(open.getLeaderEpoch() - (random.nextInt(6) == 0 ? 1 : 0)).setTo(to)
+                        .setOldLeaderLeavesIsr(to % 2 == 0)); // a silent leader's move (drawn from nothing new: seeds keep their commands)
             } else if (kind == 14) {
                 String shard = shardNames.get(random.nextInt(shardNames.size()));
                 c.setAlterShard(dev.segstore.protocol.meta.AlterShardCommand.newBuilder().setName(shard)

@@ -723,4 +723,23 @@ class MetaStateTest {
         assertEquals(3, segment("d", 0).getLeader());
         assertEquals(ErrorCode.INVALID_ARGUMENT, moveLeader("d", 0, segment("d", 0).getLeaderEpoch(), 1).error());
     }
+
+    /** A move away from a silent leader (UnreachableLeaders) also takes it out of the ISR; an operator's move does not. */
+    @Test
+    void aMoveAwayFromASilentLeaderTakesItOutOfTheIsr() {
+        register(1);
+        register(2);
+        register(3);
+        create("m", false, 1, 2, 3);
+        Segment s = segment("m", 0);
+        assertEquals(null, moveLeader("m", 0, s.getLeaderEpoch(), 2).error());
+        assertEquals(List.of(1, 2, 3), segment("m", 0).getIsrList(), "an operator's move keeps the ISR");
+        Segment t = segment("m", 0);
+        assertEquals(null, apply(Command.newBuilder().setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder().setShard("m")
+                .setShardId(t.getShardId()).setSequence(0).setLeaderEpoch(t.getLeaderEpoch()).setTo(3).setOldLeaderLeavesIsr(true))).error());
+        Segment u = segment("m", 0);
+        assertEquals(3, u.getLeader());
+        assertEquals(List.of(1, 3), u.getIsrList(), "the silent leader left the ISR");
+        assertEquals(t.getIsrVersion() + 1, u.getIsrVersion());
+    }
 }

@@ -20,7 +20,8 @@ import java.util.Optional;
  * report again with every heartbeat). Once every other alive, active ISR member whose copy is online has reported
  * the same leader in the same epoch within {@code validMs}, the leadership is moved to the first of them
  * ({@link MoveLeaderCommand}, epoch + 1, which the state machine checks again: the segment still open, the epoch
- * unchanged, the new leader in the ISR and placeable).
+ * unchanged, the new leader in the ISR and placeable), and the old leader leaves the ISR in the same command (the new
+ * leader's acknowledgements must not wait for a node no member hears; it joins again once it has caught up).
  *
  * <p>Safe whatever the reports say: an ISR member holds every acknowledged record, so any of them may lead, and the
  * old leader, deposed by the epoch, can acknowledge nothing more. What the rule guards against is a needless move
@@ -68,7 +69,7 @@ final class UnreachableLeaders {
         }
         reports.remove(key); // one move per leader and epoch (a second would be refused: the epoch moved on)
         return Optional.of(MoveLeaderCommand.newBuilder().setShard(r.getShard()).setShardId(open.getShardId())
-                .setSequence(open.getSequence()).setLeaderEpoch(open.getLeaderEpoch()).setTo(others.get(0)).build());
+                .setSequence(open.getSequence()).setLeaderEpoch(open.getLeaderEpoch()).setTo(others.get(0)).setOldLeaderLeavesIsr(true).build());
     }
 
     private static boolean active(StorageNode n) {

@@ -899,7 +899,11 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "storage node " + c.getTo() + " cannot lead segment " + open.getSequence()
                     + " of '" + c.getShard() + "': it must be in the ISR " + open.getIsrList() + " and alive, not shutting down or decommissioned, with its copy online");
         }
-        replace(list, i, open.toBuilder().setLeader(c.getTo()).setLeaderEpoch(open.getLeaderEpoch() + 1).build());
+        Segment.Builder moved = open.toBuilder().setLeader(c.getTo()).setLeaderEpoch(open.getLeaderEpoch() + 1);
+        if (c.getOldLeaderLeavesIsr() && open.getLeader() >= 0 && open.getIsrList().contains(open.getLeader())) {
+            leaveIsr(moved, open, open.getLeader()); // silent to every other member: acknowledgements must not wait for it
+        }
+        replace(list, i, moved.build());
         return CommandResult.ok(route(c.getShard()));
     }
 
