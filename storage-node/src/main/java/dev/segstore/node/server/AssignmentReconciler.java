@@ -138,10 +138,10 @@ final class AssignmentReconciler {
                 continue;
             }
             Segment before = h.assigned;
-            if (before == null || before.getLeaderEpoch() != s.getLeaderEpoch()) {
-                h.leaderSinceNanos = System.nanoTime();
-            }
             h.assigned = s;
+            if (before == null || before.getLeaderEpoch() != s.getLeaderEpoch()) {
+                h.leaderSinceNanos = System.nanoTime(); // a new leader gets as long as the old one to answer
+            }
             int me = config.nodeId();
             boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
             try {
@@ -160,6 +160,9 @@ final class AssignmentReconciler {
                 h.partition.assignedIsr(s.getIsrList(), sentAtMs);
                 if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
                     h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
+                }
+                if (epochChanged) {
+                    h.leaderChanged(); // with the role taken: a fetch still held at the old leader ends, the next asks the new one
                 }
                 if (h.partition.role() == Partition.Role.FOLLOWER) {
                     fetchers.start(key, h);

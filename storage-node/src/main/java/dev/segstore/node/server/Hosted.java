@@ -19,6 +19,15 @@ final class Hosted {
     volatile long lastFetchAnswerNanos = System.nanoTime();
     /** System.nanoTime() when it last took a leader (a new epoch): a new leader gets as long as an old one to answer. */
     volatile long leaderSinceNanos = System.nanoTime();
+    /** Completed (and replaced) at each change of leader epoch: a fetch held at the old leader is given up then. */
+    volatile java.util.concurrent.CompletableFuture<Void> leaderChange = new java.util.concurrent.CompletableFuture<>();
+
+    /** The replica has taken a new leader epoch: a fetch still held at the old leader ends. */
+    void leaderChanged() {
+        java.util.concurrent.CompletableFuture<Void> old = leaderChange;
+        leaderChange = new java.util.concurrent.CompletableFuture<>();
+        old.complete(null);
+    }
     /**
      * The fetch loop's count of fetches in a row that the leader's node refused as hosting no replica yet
      * (rpc.proto, {@code Error.rolling}); read and written only by the one loop running at a time.

@@ -127,6 +127,7 @@ final class ReplicaFetchers implements AutoCloseable {
             return;
         }
         CompletableFuture<Integer> round;
+        CompletableFuture<Void> leaderChange = h.leaderChange; // completed by the next change of leader epoch
         try {
             // Held fetches stay well within the lag limit, or the leader would take a quiet follower for a
             // lagging one; a sealed segment's, where only deletes are new, may wait longer.
@@ -141,8 +142,16 @@ final class ReplicaFetchers implements AutoCloseable {
             round = CompletableFuture.failedFuture(e);
         }
         // The fetch runs without a fetcher thread (it may be held at the leader); the next round is scheduled
-        // when it completes: at once after news, after a short pause when it failed or came back empty.
-        round.whenComplete((taken, e) -> {
+        // when it completes: at once after news, after a short pause when it failed or came back empty. A new leader
+        // epoch ends the wait at once (ABANDONED): a round held at a leader that is paused or cut off would otherwise
+        // keep this follower from its new leader until the call's timeout. Its late answer, if any, is dropped by the
+        // partition (asked under an epoch that no longer holds).
+        round.applyToEither(leaderChange.thenApply(v -> ABANDONED), x -> x).whenComplete((taken, e) -> {
+            if (e == null && taken == ABANDONED) {
+                LOG.debug("Fetch for {}: the leader changed while it waited; fetching from the new one", key.logName());
+                scheduleRound(key, h, 0);
+                return;
+            }
             if (e == null) {
                 h.lastFetchAnswerNanos = System.nanoTime(); // the leader answers (leader.unreachable.ms counts from here)
             }
@@ -230,6 +239,17 @@ final class ReplicaFetchers implements AutoCloseable {
             return re.rolling() ? r.rolling() : r;
         }
         return e instanceof RuntimeException r ? r : new CompletionException(e);
+    }
+
+    /** What a fetch round that was given up for a new leader epoch counts as (no records taken). */
+    private static final int ABANDONED = -1;
+
+    private void scheduleRound(Key key, Hosted h, long delayMs) {
+        try {
+            fetchers.schedule(() -> fetchLoop(key, h), delayMs, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException closing) {
+            h.fetching.release(() -> false);
+        }
     }
 
     /**
