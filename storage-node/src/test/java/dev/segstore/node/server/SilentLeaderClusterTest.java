@@ -34,10 +34,22 @@ class SilentLeaderClusterTest {
     private MetaClient meta;
     /** Per storage node: the peer addresses its calls to are dropped (one-way cuts). */
     private final Map<Integer, Set<String>> cut = new ConcurrentHashMap<>();
+    /** Per storage node: the peer addresses its calls to hang (sent a minute late: a paused peer that answers nothing). */
+    private final Map<Integer, Set<String>> hung = new ConcurrentHashMap<>();
 
     @BeforeEach
     void start() throws Exception {
-        cluster = new InJvmCluster(id -> (from, to, method) -> cut.getOrDefault(from, Set.of()).contains(to),
+        cluster = new InJvmCluster(id -> new StorageNode.PeerFaults() {
+                    @Override
+                    public boolean drop(int from, String to, String method) {
+                        return cut.getOrDefault(from, Set.of()).contains(to);
+                    }
+
+                    @Override
+                    public long delayMs(int from, String to, String method) {
+                        return hung.getOrDefault(from, Set.of()).contains(to) ? 60_000 : 0;
+                    }
+                },
                 id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
                 new InJvmCluster.Timings(600, 12_000, 200, 10_000));
         meta = new MetaClient(cluster.metaAddresses, 2_000, 30_000);
@@ -48,6 +60,7 @@ class SilentLeaderClusterTest {
     @AfterEach
     void stop() throws Exception {
         cut.clear();
+        hung.clear();
         if (adapter != null) {
             adapter.close();
         }
@@ -116,5 +129,35 @@ class SilentLeaderClusterTest {
         Segment now = open();
         assertEquals(leader, now.getLeader(), "one follower's view does not move the leadership");
         assertEquals(before.getLeaderEpoch(), now.getLeaderEpoch());
+    }
+
+    /**
+     * The followers' fetches to the leader hang instead of failing (as to a paused process: its port accepts, nothing
+     * answers). After the move, each follower must give up the fetch still held at the old leader and fetch from the
+     * new one, or the new leader's acknowledgements wait for it. Before (the fetch held until its timeout, a minute
+     * here): "timed out waiting for ... acknowledged writes".
+     */
+    @Test
+    void followersGiveUpFetchesHeldAtALeaderThatLostItsEpoch() throws Exception {
+        AckedWriters writers = new AckedWriters(adapter, "silent", 4);
+        writers.start();
+        writers.awaitAcked(100, 30_000);
+        Segment before = open();
+        int leader = before.getLeader();
+        String leaderAddress = cluster.address(leader);
+        writers.watchGapsFromNow();
+        for (int f : before.getReplicasList()) {
+            if (f != leader) {
+                hung.put(f, Set.of(leaderAddress));
+            }
+        }
+        int acked = writers.ackedCount();
+        writers.awaitAcked(acked + 200, 10_000); // the move comes after about 2 s; a held fetch would hold for a minute
+        writers.stopAndJoin();
+        System.out.printf("followers' fetches to node %d hung: writes stalled %.0f ms at most%n", leader, writers.longestGapMs());
+        Segment after = open();
+        assertEquals(true, after.getLeader() != leader, "the leadership moved");
+        hung.clear();
+        AckedWriters.verifyReadBack(adapter, "silent", writers.acked());
     }
 }
