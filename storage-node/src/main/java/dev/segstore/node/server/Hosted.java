@@ -17,6 +17,13 @@ final class Hosted {
     final LoopGuard fetching = new LoopGuard();
     /** System.nanoTime() of the last fetch its leader answered (any round, data or not). */
     volatile long lastFetchAnswerNanos = System.nanoTime();
+    /**
+     * System.nanoTime() when the first call to its leader (a fetch or an epoch look-up) went out since the leader
+     * last answered one, or 0 when every call sent since has been answered (or none was sent). The leader is silent
+     * only while a call it was sent goes unanswered: a follower that sent nothing (its own node busy: its threads
+     * waiting on disk forces while 1,000 replicas open) has no news of its leader, not a silent one.
+     */
+    volatile long unansweredSinceNanos;
     /** System.nanoTime() when it last took a leader (a new epoch): a new leader gets as long as an old one to answer. */
     volatile long leaderSinceNanos = System.nanoTime();
     /**
@@ -24,6 +31,28 @@ final class Hosted {
      * (rpc.proto, {@code Error.rolling}); read and written only by the one loop running at a time.
      */
     volatile int rollingFetchRefusals;
+
+    /** A call to the leader goes out now (fetch loop). */
+    void leaderCalled(long nowNanos) {
+        if (unansweredSinceNanos == 0) {
+            unansweredSinceNanos = nowNanos;
+        }
+    }
+
+    /** The leader answered a call, as the answer arrives (before it waits for the shard's owner thread). */
+    void leaderAnswered(long nowNanos) {
+        lastFetchAnswerNanos = nowNanos;
+        unansweredSinceNanos = 0;
+    }
+
+    /**
+     * How long the leader has left a call unanswered, counted from the later of the first unanswered call and
+     * {@link #leaderSinceNanos} (a new leader gets as long as an old one to answer); 0 when no call is unanswered.
+     */
+    long leaderSilentNanos(long nowNanos) {
+        long since = unansweredSinceNanos;
+        return since == 0 ? 0 : Math.max(0, nowNanos - Math.max(since, leaderSinceNanos));
+    }
 
     Hosted(Partition partition, ReplicaIndex index) {
         this.partition = partition;

@@ -131,7 +131,7 @@ final class ReplicaFetchers implements AutoCloseable {
             // Held fetches stay well within the lag limit, or the leader would take a quiet follower for a
             // lagging one; a sealed segment's, where only deletes are new, may wait longer.
             int wait = (int) Math.min(h.partition.sealedEnd() >= 0 ? SEALED_FETCH_WAIT_MS : OPEN_FETCH_WAIT_MS, replicaMaxLagMs / 3);
-            LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader(), wait);
+            LeaderEndPoint leader = remoteLeader(key, h, h.assigned.getLeader(), wait);
             if (h.partition.needsTruncation()) {
                 long end = h.partition.truncateToLeader(leader);
                 h.index.resetTo(end);
@@ -143,9 +143,6 @@ final class ReplicaFetchers implements AutoCloseable {
         // The fetch runs without a fetcher thread (it may be held at the leader); the next round is scheduled
         // when it completes: at once after news, after a short pause when it failed or came back empty.
         round.whenComplete((taken, e) -> {
-            if (e == null) {
-                h.lastFetchAnswerNanos = System.nanoTime(); // the leader answers (leader.unreachable.ms counts from here)
-            }
             boolean rolling = e != null && isRolling(e) && h.rollingFetchRefusals < MAX_ROLLING_FETCH_RETRIES;
             h.rollingFetchRefusals = rolling ? h.rollingFetchRefusals + 1 : 0;
             long delay = nextRoundDelayMs(taken, e, rolling);
@@ -165,7 +162,12 @@ final class ReplicaFetchers implements AutoCloseable {
         });
     }
 
-    private LeaderEndPoint remoteLeader(Key key, int leaderId, int maxWaitMs) {
+    /**
+     * The leader's end point for one replica's loop. Each call marks the replica's leader as called when it goes out,
+     * and as answered when an answer arrives, on the RPC thread, before it queues for the shard's owner thread
+     * (leader.unreachable.ms: Hosted#leaderSilentNanos).
+     */
+    private LeaderEndPoint remoteLeader(Key key, Hosted h, int leaderId, int maxWaitMs) {
         String address = nodeAddresses.get(leaderId);
         if (address == null) {
             throw new ReplicaException(ErrorCode.UNAVAILABLE, "no address known for node " + leaderId);
@@ -174,8 +176,10 @@ final class ReplicaFetchers implements AutoCloseable {
         return new LeaderEndPoint() {
             @Override
             public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
+                h.leaderCalled(System.nanoTime());
                 return callPeer(address, NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.newBuilder().setSegment(ref)
                                 .setLeaderEpoch(leaderEpoch).setEpoch(epoch).build(), EpochEndOffsetResponse.parser())
+                        .whenComplete((r, e) -> answered(h, e))
                         .thenApply(r -> new EpochEndOffset(r.getEpoch(), r.getEndOffset()))
                         .exceptionally(e -> {
                             throw asReplicaException(e);
@@ -187,8 +191,10 @@ final class ReplicaFetchers implements AutoCloseable {
                 FetchRequest request = FetchRequest.newBuilder().setSegment(ref).setReplicaId(followerId)
                         .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setTombstoneFrom(tombstoneFrom)
                         .setMaxWaitMs(maxWaitMs).setMaxBytes(maxBytes).build();
+                h.leaderCalled(System.nanoTime());
                 return throughFaults(address, NodeMethods.FETCH,
-                        () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000)).thenApplyAsync(a -> {
+                        () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000))
+                        .whenComplete((a, e) -> answered(h, e)).thenApplyAsync(a -> {
                     FetchResponse r = a.message();
                     // The batches come as the answer's attachment (zero-copy on the leader's side).
                     return new FetchResult(a.attachment(), r.getHighWatermark(), r.getLogEndOffset(),
@@ -199,6 +205,13 @@ final class ReplicaFetchers implements AutoCloseable {
                         });
             }
         };
+    }
+
+    /** A successful answer from the leader, as it arrives; a failed call (an error, a timeout, a lost connection) is none. */
+    private static void answered(Hosted h, Throwable e) {
+        if (e == null) {
+            h.leaderAnswered(System.nanoTime());
+        }
     }
 
     private <R extends Message> CompletableFuture<R> callPeer(String address, String method, Message request,
