@@ -5,8 +5,8 @@
 # that is not measured (every JVM on the path needs its JIT warm: cold runs measured half as much).
 # With shards > 1, each mode writes that many shards in turn (their leaders spread over the nodes), sharing
 # the window of calls in flight.
-# With more than 10 shards they are created at once (segstore-admin create-shard --count) and only the first is probed and
-# routed before the load (the warm-up covers the others' first writes).
+# With more than 10 shards they are created at once (segstore-admin create-shard --count), the load waits until every
+# segment is fully replicated (segstore-admin health), and only the first is probed and routed.
 # Usage: scripts/bench-cluster.sh [seconds=20] [in-flight=32] [records-per-request=16] [warmup-seconds=30] [shards=1]
 # MODES="page-cache": only the modes named (default "fsync page-cache"). ADMIN_DIST=<unpacked distribution>: take
 # segstore-admin from there (create-shard --count, to measure an older build).
@@ -39,8 +39,16 @@ for mode in ${MODES:-fsync page-cache}; do
     NAMES+=("$name")
   done
   if [ "$SHARDS" -gt 10 ]; then
+    created=$(date +%s)
     "${ADMIN[@]}" create-shard "bench-$mode" --count "$SHARDS" --replicas 3 --min-isr 2 --durability "$mode" > /dev/null
     PROBED=("${NAMES[0]}")
+    # The nodes open their replicas over the next heartbeats (each open forces files): measure once every segment
+    # is fully replicated (segstore-admin health exits 0), not the opening.
+    for _ in $(seq 1 300); do
+      if "${ADMIN[@]}" health > /dev/null 2>&1; then break; fi
+      sleep 1
+    done
+    echo "$SHARDS shards created and fully replicated after $(( $(date +%s) - created )) s"
   else
     for name in "${NAMES[@]}"; do
       "${ADMIN[@]}" create-shard "$name" --replicas 3 --min-isr 2 --durability "$mode" > /dev/null
