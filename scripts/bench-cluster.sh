@@ -5,7 +5,11 @@
 # that is not measured (every JVM on the path needs its JIT warm: cold runs measured half as much).
 # With shards > 1, each mode writes that many shards in turn (their leaders spread over the nodes), sharing
 # the window of calls in flight.
+# With more than 10 shards they are created at once (segstore-admin create-shard --count), the load waits until every
+# segment is fully replicated (segstore-admin health), and only the first is probed and routed.
 # Usage: scripts/bench-cluster.sh [seconds=20] [in-flight=32] [records-per-request=16] [warmup-seconds=30] [shards=1]
+# MODES="page-cache": only the modes named (default "fsync page-cache"). ADMIN_DIST=<unpacked distribution>: take
+# segstore-admin from there (create-shard --count, to measure an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN="${1:-20}"
@@ -15,26 +19,50 @@ WARMUP="${4:-30}"
 SHARDS="${5:-1}"
 export RUN_DIR="run/bench-cluster"
 rm -rf "$RUN_DIR"
+# The cluster's ports are fixed: wait (up to 15 minutes) for another cluster on this machine to stop first.
+for _ in $(seq 1 45); do
+  ss -ltn | grep -qE ':(700[1-3]|710[1-3]|7201)\b' || break
+  echo "the cluster ports are in use; waiting..." >&2
+  sleep 20
+done
 trap 'scripts/stop-cluster.sh >/dev/null' EXIT
 scripts/start-cluster.sh > /dev/null 2>&1
 META="$(cat "$RUN_DIR/meta-addresses")"
 DIST="$(cat "$RUN_DIR/dist")"
-ADMIN=("$DIST/bin/segstore-admin" --meta "$META")
+ADMIN=("${ADMIN_DIST:-$DIST}/bin/segstore-admin" --meta "$META")
 LOAD=(env SEGSTORE_HEAP=-Xmx1g "$DIST/bin/segstore-perf" --meta "$META")
 echo "cluster benchmark: 3 replicas, min ISR 2, 1 KiB records, $PER_REQUEST records per request, $IN_FLIGHT requests in flight, $SHARDS shard(s), ${WARMUP}s warm-up, ${SECONDS_RUN}s measured"
-for mode in fsync page-cache; do
+for mode in ${MODES:-fsync page-cache}; do
   NAMES=()
   for i in $(seq 1 "$SHARDS"); do
     name="bench-$mode"; [ "$SHARDS" -gt 1 ] && name="bench-$mode-$i"
     NAMES+=("$name")
-    "${ADMIN[@]}" create-shard "$name" --replicas 3 --min-isr 2 --durability "$mode" > /dev/null
+  done
+  if [ "$SHARDS" -gt 10 ]; then
+    created=$(date +%s)
+    "${ADMIN[@]}" create-shard "bench-$mode" --count "$SHARDS" --replicas 3 --min-isr 2 --durability "$mode" > /dev/null
+    PROBED=("${NAMES[0]}")
+    # The nodes open their replicas over the next heartbeats (each open forces files): measure once every segment
+    # is fully replicated (segstore-admin health exits 0), not the opening.
+    for _ in $(seq 1 300); do
+      if "${ADMIN[@]}" health > /dev/null 2>&1; then break; fi
+      sleep 1
+    done
+    echo "$SHARDS shards created and fully replicated after $(( $(date +%s) - created )) s"
+  else
+    for name in "${NAMES[@]}"; do
+      "${ADMIN[@]}" create-shard "$name" --replicas 3 --min-isr 2 --durability "$mode" > /dev/null
+    done
+    PROBED=("${NAMES[@]}")
+  fi
+  for name in "${PROBED[@]}"; do
     for _ in $(seq 1 50); do  # wait until the leader serves
       if "${LOAD[@]}" --shard "$name" --seconds 1 --warmup-seconds 0 --in-flight 1 --records-per-request 1 > /dev/null 2>&1; then break; fi
     done
   done
   LIST="$(IFS=,; echo "${NAMES[*]}")"
   LEADERS=""
-  for name in "${NAMES[@]}"; do
+  for name in "${PROBED[@]}"; do
     LEADERS+=" $name: node $("${ADMIN[@]}" route "$name" | grep -o "leader [0-9]*" | tail -1 | cut -d' ' -f2)"
   done
   echo "durability $mode (leaders:$LEADERS):"

@@ -53,6 +53,21 @@ class AdminCommandsTest {
     }
 
     @Test
+    void createShardWithCountCreatesThatManyNumberedShards() throws Exception {
+        try (MetaTestCluster cluster = new MetaTestCluster(3, 2_000, 300)) {
+            cluster.awaitLeader();
+            assertEquals(0, admin(cluster, "register-node", "1", "127.0.0.1:9001").exit());
+            Run created = admin(cluster, "create-shard", "many", "--count", "20", "--replicas", "1", "--min-isr", "1");
+            assertEquals(0, created.exit(), created.toString());
+            assertTrue(created.out().startsWith("created 20 shards: many-1 .. many-20"), created.out());
+            Run listed = admin(cluster, "list", "many-");
+            assertEquals(0, listed.exit(), listed.toString());
+            assertEquals(20, listed.out().lines().count(), listed.out());
+            assertTrue(listed.out().contains("many-20 (") && listed.out().contains("many-1 ("), listed.out());
+        }
+    }
+
+    @Test
     void healthDeleteRegisterAndErrorsByName() throws Exception {
         try (MetaTestCluster cluster = new MetaTestCluster(3, 2_000, 300); MetaClient client = cluster.client()) {
             cluster.awaitLeader();

@@ -120,6 +120,9 @@ public final class MetaAdminMain {
         @Option(names = "--segment-bytes", defaultValue = "0", description = "size at which a segment rolls (0: the meta-service's "
                 + "default, 256 MiB; at least 65536)")
         long segmentBytes;
+        @Option(names = "--count", defaultValue = "1", description = "with more than 1, creates shards NAME-1 .. NAME-COUNT "
+                + "(16 creations in flight) and prints one line with how many it created")
+        int count;
 
         @Override
         public Integer call() throws Exception {
@@ -128,11 +131,31 @@ public final class MetaAdminMain {
                 case "page-cache" -> dev.segstore.protocol.meta.DurabilityMode.PAGE_CACHE;
                 default -> throw new CommandLine.ParameterException(new CommandLine(this), "--durability must be fsync or page-cache");
             };
+            ShardSettings settings = ShardSettings.newBuilder().setReplicaCount(replicas).setMinInSyncReplicas(minIsr)
+                    .setDurability(mode).setSegmentBytes(segmentBytes).build();
             try (MetaClient c = parent.client()) {
-                ShardRoute r = get(c.createShard(name, ShardSettings.newBuilder().setReplicaCount(replicas).setMinInSyncReplicas(minIsr)
-                        .setDurability(mode).setSegmentBytes(segmentBytes).build()));
+                if (count > 1) {
+                    return createMany(c, settings);
+                }
+                ShardRoute r = get(c.createShard(name, settings));
                 parent.emit(r, () -> print(r));
             }
+            return 0;
+        }
+
+        /** Creates NAME-1 .. NAME-COUNT, a window of 16 at a time; every creation must succeed. */
+        private int createMany(MetaClient c, ShardSettings settings) throws Exception {
+            java.util.ArrayDeque<java.util.concurrent.CompletableFuture<ShardRoute>> window = new java.util.ArrayDeque<>();
+            for (int i = 1; i <= count; i++) {
+                if (window.size() == 16) {
+                    get(window.poll());
+                }
+                window.add(c.createShard(name + "-" + i, settings));
+            }
+            while (!window.isEmpty()) {
+                get(window.poll());
+            }
+            System.out.println("created " + count + " shards: " + name + "-1 .. " + name + "-" + count);
             return 0;
         }
     }

@@ -96,7 +96,8 @@ public final class Partition {
     /** Follower: the tombstone position to fetch from (0 after every new epoch: the leader's list is re-read). */
     private long tombstoneCursor;
 
-    private Role role = Role.NONE;
+    /** Written under this object's monitor; volatile so that {@link #role()} reads it without the monitor. */
+    private volatile Role role = Role.NONE;
     private int leaderEpoch = -1;
     private int leaderId = -1;
     private List<Integer> replicas = List.of();
@@ -176,7 +177,11 @@ public final class Partition {
         this.proposer = proposer;
     }
 
-    public synchronized Role role() {
+    /**
+     * Without the monitor: asked every round by each fetch loop and on every heartbeat, it must not wait behind an
+     * append that holds the monitor while it forces the leader-epoch file (a follower's first append in a new epoch).
+     */
+    public Role role() {
         return role;
     }
 

@@ -120,6 +120,9 @@ final class AssignmentReconciler {
         Map<Long, Shard> shards = new ConcurrentHashMap<>();
         a.getShardsList().forEach(s -> shards.put(s.getShardId(), s));
         Set<Key> assigned = new HashSet<>();
+        long startedMs = replicaClockMs.getAsLong();
+        int deferred = 0;
+        int opened = 0;
         for (Segment s : a.getSegmentsList()) {
             Key key = Key.of(s);
             if (deletedShards.contains(key.shardId())) {
@@ -128,6 +131,13 @@ final class AssignmentReconciler {
             assigned.add(key);
             if (!hosted.containsKey(key) && directory.onOfflineDirectory(key.logName())) {
                 continue; // on a failed data directory: reported in heartbeats, never opened anew elsewhere
+            }
+            if (!hosted.containsKey(key)) {
+                if (opened > 0 && replicaClockMs.getAsLong() - startedMs >= openBudgetMs()) {
+                    deferred++; // opened by a next answer (see openBudgetMs): this one is not reported as applied
+                    continue;
+                }
+                opened++; // at least one a time: every answer makes progress
             }
             Shard shard = shards.get(s.getShardId());
             Hosted h;
@@ -195,12 +205,30 @@ final class AssignmentReconciler {
                 }
             }
         }
+        if (deferred > 0) {
+            // Not applied in full: the version is not reported, and the next heartbeat (now) opens the next ones.
+            LOG.info("Storage node {}: {} new replica(s) of metadata version {} left to the next heartbeat ({} ms spent opening)",
+                    config.nodeId(), deferred, a.getMetadataVersion(), replicaClockMs.getAsLong() - startedMs);
+            heartbeatNow.run();
+            return;
+        }
         // Only now, with the replicas taken away dropped (a dropped leader has stepped down: becomeFollower fails
         // the writes waiting on it), is this version reported as applied.
         metadataVersion = a.getMetadataVersion();
         if (dropped) {
             heartbeatNow.run(); // say so now: a delete waits for it (MetaService.deleteShard)
         }
+    }
+
+    /**
+     * How long one answer may spend opening new replicas (each forces files and directories: tens of ms) before it
+     * leaves the others to the next heartbeat: the control thread sends the heartbeats, and an answer placing 700
+     * replicas here (1,000 shards created at once) kept it past the session timeout, so the controller fenced a node
+     * that was only busy, moved all its leaderships, and the others in turn. Replicas already hosted always take
+     * their assignment.
+     */
+    private long openBudgetMs() {
+        return Math.max(100, config.heartbeatMs());
     }
 
     /**
@@ -214,8 +242,9 @@ final class AssignmentReconciler {
         if (a.getMetadataVersion() >= metadataVersion) {
             registeredVersion = a.getHeldChecked() ? a.getMetadataVersion() : -1;
         }
+        boolean older = a.getMetadataVersion() < metadataVersion;
         apply(a, sentAtMs);
-        if (metadataVersion != a.getMetadataVersion() || closed.getAsBoolean()) {
+        if (older || closed.getAsBoolean()) {
             return; // ignored as older than what was applied: it may not list what is newer
         }
         Set<String> assigned = new HashSet<>();

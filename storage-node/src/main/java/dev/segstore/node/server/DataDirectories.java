@@ -34,7 +34,10 @@ import java.util.function.LongSupplier;
  * <p>A log name found in two directories at start is refused (the node does not start): one copy is stale, and which
  * one is for the operator to say.
  *
- * <p>Thread-safe: the location map is guarded by this object.
+ * <p>Thread-safe: changes to the location map (placing, opening, deleting a log) are made under this object's monitor;
+ * look-ups ({@link #holds}, {@link #onOfflineDirectory}) read the concurrent map without it. Opening a log forces
+ * files and directories to disk, tens of milliseconds while many replicas are opened at once (1,000 shards created):
+ * a follower's fetch loop, which asks {@link #onOfflineDirectory} every round, must not wait for that.
  */
 final class DataDirectories implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DataDirectories.class);
@@ -57,7 +60,7 @@ final class DataDirectories implements AutoCloseable {
 
     private final List<Dir> dirs;
     /** Where each log known to this node lives (found at start or placed since). */
-    private final Map<String, Dir> located = new HashMap<>();
+    private final Map<String, Dir> located = new java.util.concurrent.ConcurrentHashMap<>();
 
     private DataDirectories(List<Dir> dirs) {
         this.dirs = List.copyOf(dirs);
@@ -157,13 +160,13 @@ final class DataDirectories implements AutoCloseable {
     }
 
     /** Whether the node holds log {@code name} on an online directory. */
-    synchronized boolean holds(String name) {
+    boolean holds(String name) {
         Dir d = located.get(name);
         return d != null && d.isOnline();
     }
 
     /** Whether log {@code name} is known to be on a directory that is offline now. */
-    synchronized boolean onOfflineDirectory(String name) {
+    boolean onOfflineDirectory(String name) {
         Dir d = located.get(name);
         return d != null && !d.isOnline();
     }

@@ -15,8 +15,13 @@ final class Hosted {
     volatile Segment assigned;
     /** Whether a fetch loop runs for this replica: claimed by whoever starts one, released by the loop as it ends. */
     final LoopGuard fetching = new LoopGuard();
-    /** System.nanoTime() of the last fetch its leader answered (any round, data or not). */
-    volatile long lastFetchAnswerNanos = System.nanoTime();
+    /**
+     * System.nanoTime() when the first call to its leader (a fetch or an epoch look-up) went out since the leader
+     * last answered one, or 0 when every call sent since has been answered (or none was sent). The leader is silent
+     * only while a call it was sent goes unanswered: a follower that sent nothing (its own node busy: its threads
+     * waiting on disk forces while 1,000 replicas open) has no news of its leader, not a silent one.
+     */
+    volatile long unansweredSinceNanos;
     /** System.nanoTime() when it last took a leader (a new epoch): a new leader gets as long as an old one to answer. */
     volatile long leaderSinceNanos = System.nanoTime();
     /** Completed (and replaced) at each change of leader epoch: a fetch held at the old leader is given up then. */
@@ -33,6 +38,27 @@ final class Hosted {
      * (rpc.proto, {@code Error.rolling}); read and written only by the one loop running at a time.
      */
     volatile int rollingFetchRefusals;
+
+    /** A call to the leader goes out now (fetch loop). */
+    void leaderCalled(long nowNanos) {
+        if (unansweredSinceNanos == 0) {
+            unansweredSinceNanos = nowNanos;
+        }
+    }
+
+    /** The leader answered a call, as the answer arrives (before it waits for the shard's owner thread). */
+    void leaderAnswered(long nowNanos) {
+        unansweredSinceNanos = 0;
+    }
+
+    /**
+     * How long the leader has left a call unanswered, counted from the later of the first unanswered call and
+     * {@link #leaderSinceNanos} (a new leader gets as long as an old one to answer); 0 when no call is unanswered.
+     */
+    long leaderSilentNanos(long nowNanos) {
+        long since = unansweredSinceNanos;
+        return since == 0 ? 0 : Math.max(0, nowNanos - Math.max(since, leaderSinceNanos));
+    }
 
     Hosted(Partition partition, ReplicaIndex index) {
         this.partition = partition;

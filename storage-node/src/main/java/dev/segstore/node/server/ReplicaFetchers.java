@@ -132,7 +132,7 @@ final class ReplicaFetchers implements AutoCloseable {
             // Held fetches stay well within the lag limit, or the leader would take a quiet follower for a
             // lagging one; a sealed segment's, where only deletes are new, may wait longer.
             int wait = (int) Math.min(h.partition.sealedEnd() >= 0 ? SEALED_FETCH_WAIT_MS : OPEN_FETCH_WAIT_MS, replicaMaxLagMs / 3);
-            LeaderEndPoint leader = remoteLeader(key, h.assigned.getLeader(), wait);
+            LeaderEndPoint leader = remoteLeader(key, h, h.assigned.getLeader(), wait);
             if (h.partition.needsTruncation()) {
                 long end = h.partition.truncateToLeader(leader);
                 h.index.resetTo(end);
@@ -145,15 +145,12 @@ final class ReplicaFetchers implements AutoCloseable {
         // when it completes: at once after news, after a short pause when it failed or came back empty. A new leader
         // epoch ends the wait at once (ABANDONED): a round held at a leader that is paused or cut off would otherwise
         // keep this follower from its new leader until the call's timeout. Its late answer, if any, is dropped by the
-        // partition (asked under an epoch that no longer holds).
+        // partition (asked under an epoch that no longer holds). (Answers are marked as they arrive: remoteLeader.)
         round.applyToEither(leaderChange.thenApply(v -> ABANDONED), x -> x).whenComplete((taken, e) -> {
             if (e == null && taken == ABANDONED) {
                 LOG.debug("Fetch for {}: the leader changed while it waited; fetching from the new one", key.logName());
                 scheduleRound(key, h, 0);
                 return;
-            }
-            if (e == null) {
-                h.lastFetchAnswerNanos = System.nanoTime(); // the leader answers (leader.unreachable.ms counts from here)
             }
             boolean rolling = e != null && isRolling(e) && h.rollingFetchRefusals < MAX_ROLLING_FETCH_RETRIES;
             h.rollingFetchRefusals = rolling ? h.rollingFetchRefusals + 1 : 0;
@@ -174,7 +171,12 @@ final class ReplicaFetchers implements AutoCloseable {
         });
     }
 
-    private LeaderEndPoint remoteLeader(Key key, int leaderId, int maxWaitMs) {
+    /**
+     * The leader's end point for one replica's loop. Each call marks the replica's leader as called when it goes out,
+     * and as answered when an answer arrives, on the RPC thread, before it queues for the shard's owner thread
+     * (leader.unreachable.ms: Hosted#leaderSilentNanos).
+     */
+    private LeaderEndPoint remoteLeader(Key key, Hosted h, int leaderId, int maxWaitMs) {
         String address = nodeAddresses.get(leaderId);
         if (address == null) {
             throw new ReplicaException(ErrorCode.UNAVAILABLE, "no address known for node " + leaderId);
@@ -183,8 +185,10 @@ final class ReplicaFetchers implements AutoCloseable {
         return new LeaderEndPoint() {
             @Override
             public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
+                h.leaderCalled(System.nanoTime());
                 return callPeer(address, NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.newBuilder().setSegment(ref)
                                 .setLeaderEpoch(leaderEpoch).setEpoch(epoch).build(), EpochEndOffsetResponse.parser())
+                        .whenComplete((r, e) -> answered(h, e))
                         .thenApply(r -> new EpochEndOffset(r.getEpoch(), r.getEndOffset()))
                         .exceptionally(e -> {
                             throw asReplicaException(e);
@@ -196,8 +200,10 @@ final class ReplicaFetchers implements AutoCloseable {
                 FetchRequest request = FetchRequest.newBuilder().setSegment(ref).setReplicaId(followerId)
                         .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setTombstoneFrom(tombstoneFrom)
                         .setMaxWaitMs(maxWaitMs).setMaxBytes(maxBytes).build();
+                h.leaderCalled(System.nanoTime());
                 return throughFaults(address, NodeMethods.FETCH,
-                        () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000)).thenApplyAsync(a -> {
+                        () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000))
+                        .whenComplete((a, e) -> answered(h, e)).thenApplyAsync(a -> {
                     FetchResponse r = a.message();
                     // The batches come as the answer's attachment (zero-copy on the leader's side).
                     return new FetchResult(a.attachment(), r.getHighWatermark(), r.getLogEndOffset(),
@@ -208,6 +214,13 @@ final class ReplicaFetchers implements AutoCloseable {
                         });
             }
         };
+    }
+
+    /** A successful answer from the leader, as it arrives; a failed call (an error, a timeout, a lost connection) is none. */
+    private static void answered(Hosted h, Throwable e) {
+        if (e == null) {
+            h.leaderAnswered(System.nanoTime());
+        }
     }
 
     private <R extends Message> CompletableFuture<R> callPeer(String address, String method, Message request,

@@ -297,7 +297,7 @@ public final class StorageNode implements AutoCloseable {
         List<dev.segstore.protocol.meta.UnreachableLeader> out = new java.util.ArrayList<>();
         hosted.forEach((k, h) -> {
             Segment a = h.assigned;
-            long silentNanos = now - Math.max(h.lastFetchAnswerNanos, h.leaderSinceNanos);
+            long silentNanos = h.leaderSilentNanos(now);
             if (a == null || a.getStatus() != dev.segstore.protocol.meta.SegmentStatus.OPEN || a.getLeader() < 0 || a.getLeader() == config.nodeId()
                     || h.partition.role() != Partition.Role.FOLLOWER || silentNanos < limitNanos || directories.onOfflineDirectory(k.logName())) {
                 return;

@@ -438,6 +438,35 @@ class PartitionTest extends PartitionFixture {
         assertEquals(2, replicas[1].log().logEndOffset(), "a probe appends nothing");
     }
 
+    /**
+     * A follower's first append in an epoch forces the leader-epoch file under the partition's monitor; each fetch
+     * loop and heartbeat asks the role meanwhile, and with 1,000 shards those waits stalled replication.
+     */
+    @Test
+    void theRoleIsReadWithoutWaitingForTheMonitor() throws Exception {
+        Partition follower = replicas[2];
+        java.util.concurrent.CountDownLatch held = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        Thread appender = new Thread(() -> {
+            synchronized (follower) { // as an append holds it while it forces the epoch file
+                held.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        });
+        appender.start();
+        try {
+            assertTrue(held.await(10, java.util.concurrent.TimeUnit.SECONDS));
+            assertEquals(Partition.Role.FOLLOWER, CompletableFuture.supplyAsync(follower::role).get(10, java.util.concurrent.TimeUnit.SECONDS));
+        } finally {
+            release.countDown();
+            appender.join();
+        }
+    }
+
     @Test
     void aLeaderRestartedSinceItStoredABatchStillKnowsARetryOfIt() throws Exception {
         CompletableFuture<AppendResult> first = replicas[1].append(records("b", 3), 66, 0);

@@ -49,6 +49,40 @@ class DataDirectoriesTest {
         }
     }
 
+    /**
+     * Opening a log holds the directories' monitor while it forces files and directories (tens of ms each; hundreds
+     * of them when 1,000 shards are created at once): every fetch loop asks {@link DataDirectories#onOfflineDirectory}
+     * each round and must not wait behind that (it did: the node's two fetcher threads stalled replication).
+     */
+    @Test
+    void lookUpsDoNotWaitForALogBeingOpened() throws Exception {
+        try (DataDirectories d = open(RealLogFiles.INSTANCE, tmp.resolve("a"))) {
+            d.openLog("1-0", LogConfig.DEFAULT, 0);
+            java.util.concurrent.CountDownLatch held = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+            Thread opener = new Thread(() -> {
+                synchronized (d) { // as openLog holds it while it forces the new log's files
+                    held.countDown();
+                    try {
+                        release.await();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            });
+            opener.start();
+            try {
+                assertTrue(held.await(10, TimeUnit.SECONDS));
+                java.util.concurrent.CompletableFuture<Boolean> lookUp = java.util.concurrent.CompletableFuture.supplyAsync(
+                        () -> !d.onOfflineDirectory("1-0") && d.holds("1-0") && !d.onOfflineDirectory("2-0"));
+                assertTrue(lookUp.get(10, TimeUnit.SECONDS), "look-ups answered while a log is being opened");
+            } finally {
+                release.countDown();
+                opener.join();
+            }
+        }
+    }
+
     @Test
     void aFailedDirectoryTakesOnlyItsLogsOffline() throws Exception {
         FaultyFiles files = new FaultyFiles();
