@@ -283,7 +283,7 @@ public final class StorageNode implements AutoCloseable {
             return List.of();
         }
         long now = System.nanoTime();
-        long sinceLast = now - lastSilenceCheckNanos;
+        long sinceLast = lastSilenceCheckNanos == 0 ? 0 : now - lastSilenceCheckNanos; // the first check (at start) compares with none
         lastSilenceCheckNanos = now;
         if (sinceLast > Math.max(TimeUnit.SECONDS.toNanos(1), limitNanos / 2)) {
             // Checked every heartbeat and every tick: a check this late means this process did not run (paused, or
@@ -309,8 +309,8 @@ public final class StorageNode implements AutoCloseable {
         return out;
     }
 
-    /** System.nanoTime() of the last {@link #silentLeaders} check (control thread). */
-    private long lastSilenceCheckNanos = System.nanoTime();
+    /** System.nanoTime() of the last {@link #silentLeaders} check (control thread), 0 before the first. */
+    private long lastSilenceCheckNanos;
 
     /** Segments whose silent leader was reported already (control thread), so that a new one is reported at once. */
     private final java.util.Set<String> reportedSilent = new java.util.HashSet<>();
