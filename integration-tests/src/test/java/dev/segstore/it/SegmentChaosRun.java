@@ -73,6 +73,9 @@ class SegmentChaosRun {
 
             Map<Long, String> acked = new ConcurrentHashMap<>();
             Set<Long> deleted = ConcurrentHashMap.newKeySet();
+            // Deletes that failed: each may or may not have happened (an attempt may have reached the leader before
+            // its answer was lost), so its record may be gone.
+            Set<Long> maybeDeleted = ConcurrentHashMap.newKeySet();
             AtomicLong failedWrites = new AtomicLong();
             List<Long> ackedOrder = java.util.Collections.synchronizedList(new ArrayList<>());
             boolean[] stop = {false};
@@ -89,7 +92,7 @@ class SegmentChaosRun {
                                 adapter.deleteByOffset(SHARD, victim).join();
                                 deleted.add(victim);
                             } catch (RuntimeException e) {
-                                // not acknowledged: may or may not have happened
+                                maybeDeleted.add(victim); // not acknowledged: may or may not have happened
                             }
                         }
                         String payload = "w" + writer + "-" + i + "-" + "x".repeat(200);
@@ -149,6 +152,7 @@ class SegmentChaosRun {
             stop[0] = true;
             loops.forEach(CompletableFuture::join);
             System.out.println("chaos: route at the end of the schedule: " + describe(meta.route(SHARD).get(30, TimeUnit.SECONDS)));
+            System.out.printf("chaos: %d deletes failed (unknown outcome: their records may be gone)%n", maybeDeleted.size());
             System.out.printf("chaos: %d rounds, %d writes acknowledged, %d failed (unknown outcome), %d deletes acknowledged%n",
                     round, acked.size(), failedWrites.get(), deleted.size());
 
@@ -161,7 +165,7 @@ class SegmentChaosRun {
                     return false;
                 }
             });
-            verifyReads(adapter, acked, deleted);
+            verifyReads(adapter, acked, deleted, maybeDeleted);
             ShardRoute route = meta.route(SHARD).get(30, TimeUnit.SECONDS);
             InJvmCluster.waitFor("followers to catch up with the last writes", 60_000, () -> replicasAgree(cluster, route));
             cluster.destroyAll(); // clean shutdown: logs closed, then compare the files
@@ -204,7 +208,8 @@ class SegmentChaosRun {
         return b.toString();
     }
 
-    private static void verifyReads(SegmentStorageAdapter adapter, Map<Long, String> acked, Set<Long> deleted) throws Exception {
+    private static void verifyReads(SegmentStorageAdapter adapter, Map<Long, String> acked, Set<Long> deleted, Set<Long> maybeDeleted)
+            throws Exception {
         long end = adapter.listShards(ShardFilter.prefix(SHARD)).get(60, TimeUnit.SECONDS).get(0).logEndOffset();
         Map<Long, String> read = new HashMap<>();
         Map<String, Long> byPayload = new HashMap<>();
@@ -226,6 +231,9 @@ class SegmentChaosRun {
         for (Map.Entry<Long, String> e : acked.entrySet()) {
             if (deleted.contains(e.getKey())) {
                 assertFalse(read.containsKey(e.getKey()), "acknowledged delete of " + e.getKey() + " undone");
+            } else if (maybeDeleted.contains(e.getKey())) {
+                assertTrue(!read.containsKey(e.getKey()) || e.getValue().equals(read.get(e.getKey())),
+                        "record at offset " + e.getKey() + " (a delete of it failed) holds another payload");
             } else {
                 assertEquals(e.getValue(), read.get(e.getKey()), "acknowledged record at offset " + e.getKey());
                 checked++;
