@@ -511,7 +511,8 @@ public final class Controller {
     }
 
     /** Alive, not shutting down and not decommissioned: may be placed on a new segment and lead it. */
-    private static boolean active(StorageNode n) {
+    /** Alive, not shutting down, not decommissioned: may be placed on, and may lead. */
+    static boolean active(StorageNode n) {
         return n.getState() == NodeState.ALIVE && !n.getShuttingDown() && !n.getDecommissioned();
     }
 

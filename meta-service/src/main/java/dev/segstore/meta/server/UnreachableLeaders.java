@@ -2,11 +2,9 @@ package dev.segstore.meta.server;
 
 import dev.segstore.meta.state.MetaState;
 import dev.segstore.protocol.meta.MoveLeaderCommand;
-import dev.segstore.protocol.meta.NodeState;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.SegmentStatus;
 import dev.segstore.protocol.meta.ShardRoute;
-import dev.segstore.protocol.meta.StorageNode;
 import dev.segstore.protocol.meta.UnreachableLeader;
 
 import java.util.HashMap;
@@ -63,17 +61,13 @@ final class UnreachableLeaders {
         Map<Integer, Long> seen = reports.computeIfAbsent(key, k -> new HashMap<>());
         seen.put(reporter, nowMs);
         List<Integer> others = open.getIsrList().stream().filter(n -> n != open.getLeader() && !open.getOfflineReplicasList().contains(n)
-                && state.node(n).map(UnreachableLeaders::active).orElse(false)).toList();
+                && state.node(n).map(Controller::active).orElse(false)).toList();
         if (others.isEmpty() || !seen.keySet().containsAll(others)) {
             return Optional.empty();
         }
         reports.remove(key); // one move per leader and epoch (a second would be refused: the epoch moved on)
         return Optional.of(MoveLeaderCommand.newBuilder().setShard(r.getShard()).setShardId(open.getShardId())
                 .setSequence(open.getSequence()).setLeaderEpoch(open.getLeaderEpoch()).setTo(others.get(0)).setOldLeaderLeavesIsr(true).build());
-    }
-
-    private static boolean active(StorageNode n) {
-        return n.getState() == NodeState.ALIVE && !n.getShuttingDown() && !n.getDecommissioned();
     }
 
     /** Forgets every report (this node stopped leading the meta-service). */

@@ -251,7 +251,7 @@ final class AssignmentReconciler {
         a.getSegmentsList().forEach(s -> assigned.add(Key.of(s).logName()));
         try {
             for (String name : directory.logNames()) {
-                if (assigned.contains(name) || !name.matches("\\d+-\\d+")) {
+                if (assigned.contains(name) || !Key.isLogName(name)) {
                     continue; // assigned, or not a replica's log (not named by Key.logName)
                 }
                 LOG.info("Log {} on disk is not assigned to node {} (its segment was deleted or dropped while the node was away): deleting it",

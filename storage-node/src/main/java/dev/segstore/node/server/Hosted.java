@@ -84,6 +84,11 @@ final class Hosted {
             return shardId + "-" + sequence;
         }
 
+        /** Whether {@code name} is a replica's log name ({@link #logName}). */
+        static boolean isLogName(String name) {
+            return name.matches("\\d+-\\d+");
+        }
+
         /** The key of a log named by {@link #logName}. */
         static Key parse(String logName) {
             int dash = logName.indexOf('-');

@@ -339,7 +339,7 @@ public final class StorageNode implements AutoCloseable {
     private static List<dev.segstore.protocol.meta.SegmentId> segmentIds(List<String> names) {
         List<dev.segstore.protocol.meta.SegmentId> ids = new java.util.ArrayList<>();
         for (String name : names) {
-            if (name.matches("\\d+-\\d+")) {
+            if (Hosted.Key.isLogName(name)) {
                 Hosted.Key k = Hosted.Key.parse(name);
                 ids.add(dev.segstore.protocol.meta.SegmentId.newBuilder().setShardId(k.shardId()).setSequence(k.sequence()).build());
             }

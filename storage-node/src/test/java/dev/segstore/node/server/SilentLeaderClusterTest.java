@@ -77,6 +77,18 @@ class SilentLeaderClusterTest {
         return r.getSegments(r.getSegmentsCount() - 1);
     }
 
+    /** Every follower of {@code open} gets {@code rule} for its calls to the segment's leader; returns the leader. */
+    private int onFollowersCallsToTheLeader(Segment open, Map<Integer, Set<String>> rule) {
+        int leader = open.getLeader();
+        String leaderAddress = cluster.address(leader);
+        for (int f : open.getReplicasList()) {
+            if (f != leader) {
+                rule.put(f, Set.of(leaderAddress));
+            }
+        }
+        return leader;
+    }
+
     private long reportsTaken() {
         return cluster.metas.stream().mapToLong(MetaServer::silentLeaderReports).sum();
     }
@@ -87,15 +99,9 @@ class SilentLeaderClusterTest {
         writers.start();
         writers.awaitAcked(100, 30_000);
         Segment before = open();
-        int leader = before.getLeader();
-        String leaderAddress = cluster.address(leader);
         writers.watchGapsFromNow();
         long cutAt = System.nanoTime();
-        for (int f : before.getReplicasList()) {
-            if (f != leader) {
-                cut.put(f, Set.of(leaderAddress)); // its fetches to the leader are lost; the leader still reaches everyone
-            }
-        }
+        int leader = onFollowersCallsToTheLeader(before, cut); // their fetches are lost; the leader still reaches everyone
         InJvmCluster.waitFor("the leadership to move away from node " + leader + " before its lag limit (10 s) and session (12 s) end",
                 8_000, () -> {
                     try {
@@ -143,14 +149,8 @@ class SilentLeaderClusterTest {
         writers.start();
         writers.awaitAcked(100, 30_000);
         Segment before = open();
-        int leader = before.getLeader();
-        String leaderAddress = cluster.address(leader);
         writers.watchGapsFromNow();
-        for (int f : before.getReplicasList()) {
-            if (f != leader) {
-                hung.put(f, Set.of(leaderAddress));
-            }
-        }
+        int leader = onFollowersCallsToTheLeader(before, hung);
         int acked = writers.ackedCount();
         writers.awaitAcked(acked + 200, 10_000); // the move comes after about 2 s; a held fetch would hold for a minute
         writers.stopAndJoin();
