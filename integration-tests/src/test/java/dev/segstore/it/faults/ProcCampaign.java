@@ -90,7 +90,7 @@ final class ProcCampaign {
 
     private void runOne(ProcSchedule schedule, String runId, CapturedLog log) throws Exception {
         if (cluster == null) {
-            cluster = new ProcCluster(dir.resolve("cluster-" + (++clusters)));
+            cluster = ProcCluster.start(dir.resolve("cluster-" + (++clusters)));
         }
         ProcCluster c = cluster;
         Future<ProcRunner.Outcome> future = worker.submit(() -> new ProcRunner(c, log, dir).run(schedule, runId));

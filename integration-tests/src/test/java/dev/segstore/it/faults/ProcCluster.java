@@ -98,7 +98,33 @@ final class ProcCluster implements AutoCloseable {
         return "node-" + id;
     }
 
-    ProcCluster(Path root) throws Exception {
+    /**
+     * Starts a cluster in {@code root}. Ports are found free before the processes bind them, so another socket can
+     * take one in between and a process then ends at start ("Address already in use"): a cluster where a process
+     * ends before it is healthy is stopped and started again on new ports in a fresh directory, at most 3 times.
+     */
+    static ProcCluster start(Path root) throws Exception {
+        for (int attempt = 1; ; attempt++) {
+            Path dir = attempt == 1 ? root : root.resolveSibling(root.getFileName() + "-attempt-" + attempt);
+            try {
+                return new ProcCluster(dir);
+            } catch (EndedAtStart e) {
+                if (attempt == 3) {
+                    throw new AssertionError("the process cluster did not start, 3 times", e);
+                }
+                System.out.printf("a process ended at start (%s), trying again on new ports%n", e.getMessage());
+            }
+        }
+    }
+
+    /** A process of a cluster being started ended before the cluster was healthy. */
+    static final class EndedAtStart extends Exception {
+        EndedAtStart(String message) {
+            super(message);
+        }
+    }
+
+    private ProcCluster(Path root) throws Exception {
         this.root = Files.createDirectories(root.toAbsolutePath()); // processes run in their own directories
         Runtime.getRuntime().addShutdownHook(reaper);
         for (int i = 0; i < 3; i++) {
@@ -143,7 +169,23 @@ final class ProcCluster implements AutoCloseable {
                 startNode(id);
             }
             harness = new MetaClient(List.of(metaProxies), 1_000, 3_000, HARNESS_HOST);
-            awaitHealthy(120_000);
+            String[] ended = {null};
+            try {
+                InJvmCluster.waitFor("the process cluster to be healthy or a process of it to end", 120_000, () -> {
+                    for (String name : allNames()) {
+                        if (!isUp(name)) {
+                            ended[0] = name + " ended";
+                            return true;
+                        }
+                    }
+                    return unhealthy() == null;
+                });
+            } catch (AssertionError timedOut) {
+                throw new AssertionError(timedOut.getMessage() + " (" + unhealthy() + ")", timedOut);
+            }
+            if (ended[0] != null) {
+                throw new EndedAtStart(ended[0]);
+            }
         } catch (Exception | Error e) {
             System.out.println("the process cluster did not start:\n" + report());
             destroyAll();

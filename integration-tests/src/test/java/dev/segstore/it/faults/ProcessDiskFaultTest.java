@@ -44,7 +44,7 @@ class ProcessDiskFaultTest {
     @Test
     @Timeout(value = 300, unit = TimeUnit.SECONDS)
     void failedWritesFenceTheNodeAndACrashLosingThePageCacheHaltsIt() throws Exception {
-        try (ProcCluster cluster = new ProcCluster(Path.of("target/proc-runs/disk-" + System.currentTimeMillis()))) {
+        try (ProcCluster cluster = ProcCluster.start(Path.of("target/proc-runs/disk-" + System.currentTimeMillis()))) {
             boolean passed = false;
             try {
                 SegmentStorageAdapter admin = cluster.admin(DurabilityMode.FSYNC);

@@ -26,7 +26,7 @@ class ProcessRaftLinkTest {
     @Test
     @Timeout(value = 240, unit = TimeUnit.SECONDS)
     void aMetaLeaderProcessCutFromBothOthersIsReplacedAndRejoinsWhenHealed() throws Exception {
-        try (ProcCluster cluster = new ProcCluster(Path.of("target/proc-runs/raft-links-" + System.currentTimeMillis()))) {
+        try (ProcCluster cluster = ProcCluster.start(Path.of("target/proc-runs/raft-links-" + System.currentTimeMillis()))) {
             int[] leader = {-1};
             InJvmCluster.waitFor("a meta leader", DEADLINE_MS, () -> (leader[0] = cluster.metaLeader()) >= 0);
             int old = leader[0];
