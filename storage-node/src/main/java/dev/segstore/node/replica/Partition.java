@@ -23,6 +23,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 
@@ -82,6 +83,17 @@ public final class Partition {
      * truncation below it); at or below the log start once the whole log was read.
      */
     private long producersUnreadBelow;
+    /** Bumped at every truncation of the producer state: a read-back of older batches begun before it is dropped. */
+    private long producerTruncations;
+    /** The read-back of the batches below {@link #producersUnreadBelow} under way for retries, or null. */
+    private CompletableFuture<Void> olderProducersRead;
+    /** Where that read-back runs: never on the owner thread, which goes on taking writes meanwhile. */
+    private Executor readBackExecutor = READ_BACK;
+    private static final Executor READ_BACK = java.util.concurrent.Executors.newFixedThreadPool(2, r -> {
+        Thread t = new Thread(r, "producer-read-back");
+        t.setDaemon(true);
+        return t;
+    });
     private final Map<Integer, FollowerProgress> followers = new HashMap<>();
     /**
      * Leader: when the controller last refused a follower's joining the ISR (it is shutting down, or not alive): it is
@@ -454,8 +466,10 @@ public final class Partition {
                     + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members").notApplied());
         }
         ProducerStateTable.Check check = producers.check(producerId, baseSequence, count);
-        if (check instanceof ProducerStateTable.New && mayBeDuplicate && producerId >= 0 && loadOlderProducers()) {
-            check = producers.check(producerId, baseSequence, count); // the batch may lie before the tail read back
+        if (check instanceof ProducerStateTable.New && mayBeDuplicate && producerId >= 0 && olderProducersUnread()) {
+            // The batch may lie before the tail read back: this write waits for the rest of the log to be read (off
+            // this thread; other writes go on meanwhile), then is taken again from the start, every check included.
+            return readOlderProducers().thenCompose(read -> appendAfterReadBack(count, producerId, baseSequence, logAppend));
         }
         if (check instanceof ProducerStateTable.OutOfOrder o) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());
@@ -513,7 +527,7 @@ public final class Partition {
      * replica restarted since it stored them does not know. A retry of one of them is then answered with its
      * original offsets, not appended again. Batches fetched meanwhile are known already
      * ({@link ProducerStateTable#record} skips them). Older batches are read only for a retry that needs them
-     * ({@link #loadOlderProducers}).
+     * ({@link #readOlderProducers}).
      */
     private void loadProducers() {
         if (producersLoaded) {
@@ -527,25 +541,76 @@ public final class Partition {
         producersLoaded = true; // not before: a failed read is tried again by the next write
     }
 
+    private synchronized CompletableFuture<AppendResult> appendAfterReadBack(int count, long producerId, int baseSequence,
+                                                                            java.util.function.Supplier<CompletableFuture<AppendResult>> logAppend) {
+        return append(count, producerId, baseSequence, true, logAppend);
+    }
+
+    /** Whether the producer state was read back from the log's tail only: batches below it are not known. */
+    private boolean olderProducersUnread() {
+        return producersUnreadBelow > log.logStartOffset();
+    }
+
     /**
-     * For a retry the producer state does not know (a write flagged may_be_duplicate, or a probe): if the
-     * producer state was read back from the log's tail only, reads back the rest of the log, once, so a batch
-     * stored before the tail is recognised too. Returns whether it read anything (then check again). A write
-     * that is surely new never pays for this.
+     * For a retry the producer state does not know (a write flagged may_be_duplicate, or a probe) while the
+     * producer state was read back from the log's tail only: reads back the rest of the log, once, so that a batch
+     * stored before the tail is recognised too. A write that is surely new never waits for it. The read runs on
+     * {@link #readBackExecutor}, not under this monitor: on a log of a few hundred MiB it takes a second or more,
+     * and every other write of the segment waited behind it (1.5 s in a rolling restart). Its result is merged
+     * only if no truncation of the producer state happened meanwhile (the part read may then be gone); else the
+     * retries waiting for it are taken again and ask for another read if they still need one. Completes once the
+     * read is merged or dropped; fails STORAGE_ERROR if it failed.
      */
-    private boolean loadOlderProducers() {
-        long start = log.logStartOffset();
-        if (producersUnreadBelow <= start) {
-            return false;
+    private CompletableFuture<Void> readOlderProducers() {
+        if (olderProducersRead != null) {
+            return olderProducersRead; // one read for every retry waiting
         }
+        long from = log.logStartOffset();
+        long before = producersUnreadBelow;
+        long truncations = producerTruncations;
+        CompletableFuture<Void> read = new CompletableFuture<>();
+        olderProducersRead = read;
         try {
-            producers.readBack(log, start, producersUnreadBelow);
-        } catch (IOException e) {
-            throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e);
+            readBackExecutor.execute(() -> {
+                ProducerStateTable.Older older;
+                try {
+                    older = ProducerStateTable.scan(log, from, before);
+                } catch (IOException | RuntimeException e) {
+                    synchronized (this) {
+                        olderProducersRead = null;
+                    }
+                    read.completeExceptionally(new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e));
+                    return;
+                }
+                synchronized (this) {
+                    olderProducersRead = null;
+                    if (truncations == producerTruncations && log.logStartOffset() <= from) {
+                        producers.merge(older);
+                        producersUnreadBelow = from;
+                        LOG.info("{}: read back the producer state of offsets {} to {} for a retry", name, from, before);
+                    } else {
+                        LOG.info("{}: dropped the producer state read back from offsets {} to {}: the log was truncated meanwhile", name, from, before);
+                    }
+                }
+                read.complete(null);
+            });
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            olderProducersRead = null;
+            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e));
         }
-        LOG.info("{}: read back the producer state of offsets {} to {} for a retry", name, start, producersUnreadBelow);
-        producersUnreadBelow = start;
-        return true;
+        return read;
+    }
+
+    /** Tests: runs the read-backs of older producer state on {@code executor} (to hold one while writes go on). */
+    synchronized void readBackOn(Executor executor) {
+        this.readBackExecutor = executor;
+    }
+
+    /** Forgets the producer state at or after {@code end} (the log was truncated there). */
+    private void truncateProducers(long end) {
+        producers.truncateTo(end);
+        producersUnreadBelow = Math.min(producersUnreadBelow, end); // what it knows from there on came later
+        producerTruncations++;
     }
 
     /** A retry's answer: its original offsets, once they are acknowledged under the rules of a write. */
@@ -561,7 +626,7 @@ public final class Partition {
      * (as {@link #append} answers a retry) if the producer's batch is in this leader's log, else null; nothing is
      * appended. The answer is final because a leader's log holds everything committed here and a sealing or
      * sealed segment takes no more writes; so before it answers "not there", it reads back the producer state
-     * of the whole log ({@link #loadOlderProducers}). Fails NOT_LEADER on a non-leader, and INVALID_ARGUMENT when the
+     * of the whole log ({@link #readOlderProducers}). Fails NOT_LEADER on a non-leader, and INVALID_ARGUMENT when the
      * sequence is older than the producer's batches remembered here (whether it is here cannot be told).
      */
     public synchronized CompletableFuture<AppendResult> findRetried(long producerId, int baseSequence, int count) {
@@ -573,8 +638,8 @@ public final class Partition {
         }
         loadProducers();
         ProducerStateTable.Check check = producers.check(producerId, baseSequence, count);
-        if (check instanceof ProducerStateTable.New && producerId >= 0 && loadOlderProducers()) {
-            check = producers.check(producerId, baseSequence, count);
+        if (check instanceof ProducerStateTable.New && producerId >= 0 && olderProducersUnread()) {
+            return readOlderProducers().thenCompose(read -> findRetried(producerId, baseSequence, count));
         }
         if (check instanceof ProducerStateTable.OutOfOrder o) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());
@@ -755,7 +820,7 @@ public final class Partition {
             LOG.error("{}: truncating to the seal point failed: {}", name, failure.toString());
             return;
         }
-        producers.truncateTo(cut);
+        truncateProducers(cut);
         highWatermark = Math.min(highWatermark, cut);
         leaderEpochStart = Math.min(leaderEpochStart, cut);
         // Writes taken past the seal point were never committed and are gone now: they fail (retriably).
@@ -1090,8 +1155,7 @@ public final class Partition {
             }
             long end = log.unsealAndTruncateTo(target).join();
             synchronized (this) {
-                producers.truncateTo(end);
-                producersUnreadBelow = Math.min(producersUnreadBelow, end); // what it knows from there on came later
+                truncateProducers(end);
                 highWatermark = Math.min(highWatermark, end);
                 if (!log.isSealed()) {
                     roll.unseal(); // a repaired replica: sealed again once it holds everything up to the sealed end

@@ -125,6 +125,27 @@ public final class ProducerStateTable {
      * batch read ({@code from} if none).
      */
     public long readBack(SegmentLog log, long from, long before) throws IOException {
+        return merge(scan(log, from, before));
+    }
+
+    /** What {@link #scan} read from a part of a log: the producer state of its batches, not yet merged into a table. */
+    public static final class Older {
+        private final ProducerStateTable table;
+        private final long firstBaseOffset;
+
+        private Older(ProducerStateTable table, long firstBaseOffset) {
+            this.table = table;
+            this.firstBaseOffset = firstBaseOffset;
+        }
+    }
+
+    /**
+     * Reads the producer fields of the batches from the one holding {@code from} to the last one starting below
+     * {@code before}, touching no table: it may run on any thread while the log's owner goes on appending (the
+     * part read lies below the end and is never rewritten; the caller checks that no truncation cut into it
+     * before it {@linkplain #merge merges} the result).
+     */
+    public static Older scan(SegmentLog log, long from, long before) throws IOException {
         ProducerStateTable older = new ProducerStateTable();
         long first = -1;
         long offset = from;
@@ -145,14 +166,24 @@ public final class ProducerStateTable {
                 offset = slice.nextOffset();
             }
         }
+        return new Older(older, first < 0 ? from : first);
+    }
+
+    /**
+     * Adds what {@link #scan} read as older than every batch this table knows. Returns the base offset of the
+     * first batch read (the scan's {@code from} if none).
+     */
+    public long merge(Older scanned) {
+        Map<Long, Producer> merged = new HashMap<>(scanned.table.producers);
+        scanned.table.producers.clear(); // merged once
         producers.forEach((id, newer) -> {
-            Producer p = older.producers.computeIfAbsent(id, k -> new Producer());
+            Producer p = merged.computeIfAbsent(id, k -> new Producer());
             newer.recent.forEach(p::add);
             p.maxForgottenSequence = Math.max(p.maxForgottenSequence, newer.maxForgottenSequence);
         });
         producers.clear();
-        producers.putAll(older.producers);
-        return first < 0 ? from : first;
+        producers.putAll(merged);
+        return scanned.firstBaseOffset;
     }
 
     private static final int READ_BACK_CHUNK_BYTES = 4 << 20;

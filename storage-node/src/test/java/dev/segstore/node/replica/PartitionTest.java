@@ -530,6 +530,43 @@ class PartitionTest extends PartitionFixture {
     }
 
     @Test
+    void aRetryThatNeedsTheWholeLogReadBackDoesNotHoldUpOtherWrites() throws Exception {
+        AppendResult original = restartNode2AsLeaderWithATailWindow();
+        List<Runnable> readBacks = new ArrayList<>();
+        replicas[2].readBackOn(readBacks::add); // held until the test runs it
+        CompletableFuture<AppendResult> retry = replicas[2].append(records("b", 3), 66, 0, true);
+        CompletableFuture<AppendResult> again = replicas[2].append(records("b", 3), 66, 0, true); // its client gave up and sent it again
+        assertEquals(1, readBacks.size(), "one read-back for both retries");
+        CompletableFuture<AppendResult> other = replicas[2].append(records("c", 1), 77, 0);
+        awaitDurable(2, 9);
+        fetchRound(2, 1, 3);
+        fetchRound(2, 1, 3);
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 8, 8), await(other),
+                "another producer's write is acknowledged while the retry waits for the read-back");
+        assertFalse(retry.isDone(), "the retry waits for the rest of the log to be read");
+        readBacks.remove(0).run();
+        fetchRound(2, 1, 3);
+        assertEquals(original, await(retry), "the read-back finds the batch: its original offsets");
+        assertEquals(original, await(again));
+        assertEquals(9, replicas[2].log().logEndOffset(), "appended once, not again");
+        assertTrue(readBacks.isEmpty());
+    }
+
+    @Test
+    void aRetryWaitingForTheReadBackOfALeaderThatStepsDownIsRefusedNotAppended() throws Exception {
+        restartNode2AsLeaderWithATailWindow();
+        List<Runnable> readBacks = new ArrayList<>();
+        replicas[2].readBackOn(readBacks::add);
+        CompletableFuture<AppendResult> retry = replicas[2].append(records("new", 2), 66, 8, true); // never stored
+        replicas[2].becomeFollower(2, 1);
+        readBacks.remove(0).run();
+        ReplicaException refused = failure(retry);
+        assertEquals(ErrorCode.NOT_LEADER, refused.code(), refused.getMessage());
+        assertTrue(refused.isNotApplied(), "nothing was written");
+        assertEquals(8, replicas[2].log().logEndOffset());
+    }
+
+    @Test
     void aRestartedSealedLeaderProbedForABatchBeyondItsTailWindowFindsIt() throws Exception {
         AppendResult original = restartNode2AsLeaderWithATailWindow();
         fetchRound(2, 1, 3);
