@@ -27,7 +27,10 @@ import java.util.List;
  *   tag_index:  i64 shardId, i64 sequence, i32 length, tag UTF-8, i64 offset  -> empty
  *   tombstones: i64 shardId, i64 sequence, i64 position                       -> i64 deleted offset
  *   default:    "indexed/" i64 shardId, i64 sequence                          -> i64 next offset to index
+ *               "producers/" i64 shardId, i64 sequence                        -> producer state at a clean stop
  * </pre>
+ * The producer state (see {@link dev.segstore.node.replica.Partition#producerSnapshot()}) is written when the node
+ * stops cleanly and taken (read and deleted, with fsync) when the replica opens again, so it is never read twice.
  * Tombstones (the replica's deletes, see {@link dev.segstore.node.replica.Tombstones}) are the one part that is
  * not a hint: they are written with fsync when the shard's durability is fsync, before the delete is counted.
  * The index is a hint: a row may outlive a truncation of its replica, so readers check each offset against
@@ -170,6 +173,31 @@ public final class NodeIndex implements AutoCloseable {
         return out;
     }
 
+    private static byte[] producersKey(long shardId, long sequence) {
+        return ByteBuffer.allocate(26).put("producers/".getBytes(StandardCharsets.US_ASCII)).putLong(shardId).putLong(sequence).array();
+    }
+
+    /**
+     * Keeps a replica's producer state from a clean stop until it opens again ({@link #takeProducerState}). Without
+     * fsync: a state lost in a crash after the stop only costs a read of the log.
+     */
+    public void saveProducerState(long shardId, long sequence, byte[] state) throws RocksDBException {
+        db.put(meta, write, producersKey(shardId, sequence), state);
+    }
+
+    /**
+     * The producer state saved for a replica, deleted (with fsync) before it is returned, or null if none was saved.
+     * Read once: the log changes after the replica opens, and a state read again later would not match it.
+     */
+    public byte[] takeProducerState(long shardId, long sequence) throws RocksDBException {
+        byte[] key = producersKey(shardId, sequence);
+        byte[] state = db.get(meta, key);
+        if (state != null) {
+            db.delete(meta, syncWrite, key);
+        }
+        return state;
+    }
+
     /** Drops every row of a replica (it was deleted here). */
     public void dropSegment(long shardId, long sequence) throws RocksDBException {
         byte[] from = ByteBuffer.allocate(16).putLong(shardId).putLong(sequence).array();
@@ -178,6 +206,7 @@ public final class NodeIndex implements AutoCloseable {
         db.deleteRange(tags, from, to);
         db.deleteRange(tombstones, from, to);
         db.delete(meta, markKey(shardId, sequence));
+        db.delete(meta, producersKey(shardId, sequence));
     }
 
     @Override

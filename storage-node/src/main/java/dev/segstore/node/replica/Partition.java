@@ -72,7 +72,7 @@ public final class Partition {
     /** Monotonic time, ms (arbitrary origin): the lag and segment-age decisions. */
     private final LongSupplier monotonicMs;
     private final IsrProposer proposer;
-    private final ProducerStateTable producers = new ProducerStateTable();
+    private ProducerStateTable producers = new ProducerStateTable();
     /** Bytes of the log's tail read back to rebuild the producer state after a restart (retries come soon). */
     static final long PRODUCER_STATE_SCAN_BYTES = 16 << 20;
     private final long producerScanBytes;
@@ -187,6 +187,50 @@ public final class Partition {
         this.monotonicMs = monotonicMs;
         this.isrConfirmedAtMs = this.monotonicMs.getAsLong();
         this.proposer = proposer;
+        if (log.logEndOffset() == log.logStartOffset()) {
+            producersLoaded = true; // an empty log: every batch it will hold is recorded as it is appended
+            producersUnreadBelow = log.logStartOffset();
+        }
+    }
+
+    /**
+     * The producer state of this replica as bytes for {@link #restoreProducers} after a restart, or null unless it
+     * knows every batch of the log (it read the whole log back, restored a complete state, or began with an empty
+     * log) and the log is online. Taken when the node stops cleanly, once no more appends come: then a restarted
+     * leader recognises retries of older batches without reading its log back. Format: the log end offset (i64),
+     * then {@link ProducerStateTable#toBytes()}.
+     */
+    public synchronized byte[] producerSnapshot() {
+        if (!producersLoaded || olderProducersUnread() || olderProducersRead != null || !log.isOnline()) {
+            return null;
+        }
+        byte[] table = producers.toBytes();
+        return ByteBuffer.allocate(8 + table.length).putLong(log.logEndOffset()).put(table).array();
+    }
+
+    /**
+     * Takes the producer state {@link #producerSnapshot()} saved, before anything else happened to this replica;
+     * used only if the log still ends where it ended then (a crash after the stop that lost unsynced bytes, or a
+     * replaced disk, changes that). Returns whether it was used.
+     */
+    public synchronized boolean restoreProducers(byte[] snapshot) {
+        ByteBuffer b = ByteBuffer.wrap(snapshot);
+        long end = b.getLong();
+        if (end != log.logEndOffset()) {
+            LOG.info("{}: the producer state saved at log end {} is not used: the log ends at {}", name, end, log.logEndOffset());
+            return false;
+        }
+        byte[] table = new byte[b.remaining()];
+        b.get(table);
+        try {
+            producers = ProducerStateTable.fromBytes(table);
+        } catch (IllegalArgumentException e) {
+            LOG.warn("{}: the producer state saved at log end {} is not used: {}", name, end, e.getMessage());
+            return false;
+        }
+        producersLoaded = true;
+        producersUnreadBelow = log.logStartOffset();
+        return true;
     }
 
     /**

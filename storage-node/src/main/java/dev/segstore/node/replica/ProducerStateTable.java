@@ -186,6 +186,53 @@ public final class ProducerStateTable {
         return scanned.firstBaseOffset;
     }
 
+    /** The version byte that starts {@link #toBytes()}. */
+    private static final byte SNAPSHOT_VERSION = 1;
+
+    /**
+     * This table as bytes ({@link #fromBytes} reads them): version (1 byte), producer count (i32), then per
+     * producer its id (i64), highest forgotten sequence (i32), batch count (i32) and each batch oldest first:
+     * base and last sequence (i32 each), base and last offset (i64 each). Big-endian.
+     */
+    public byte[] toBytes() {
+        int size = 1 + 4;
+        for (Producer p : producers.values()) {
+            size += 16 + p.recent.size() * 24;
+        }
+        ByteBuffer b = ByteBuffer.allocate(size).put(SNAPSHOT_VERSION).putInt(producers.size());
+        producers.forEach((id, p) -> {
+            b.putLong(id).putInt(p.maxForgottenSequence).putInt(p.recent.size());
+            p.recent.forEach(a -> b.putInt(a.baseSequence()).putInt(a.lastSequence()).putLong(a.baseOffset()).putLong(a.lastOffset()));
+        });
+        return b.array();
+    }
+
+    /** The table {@link #toBytes()} wrote; IllegalArgumentException for bytes it did not write. */
+    public static ProducerStateTable fromBytes(byte[] bytes) {
+        ProducerStateTable t = new ProducerStateTable();
+        try {
+            ByteBuffer b = ByteBuffer.wrap(bytes);
+            if (b.get() != SNAPSHOT_VERSION) {
+                throw new IllegalArgumentException("unknown producer state version " + bytes[0]);
+            }
+            for (int n = b.getInt(); n > 0; n--) {
+                Producer p = new Producer();
+                long id = b.getLong();
+                p.maxForgottenSequence = b.getInt();
+                for (int k = b.getInt(); k > 0; k--) {
+                    p.recent.addLast(new Appended(b.getInt(), b.getInt(), b.getLong(), b.getLong()));
+                }
+                t.producers.put(id, p);
+            }
+            if (b.hasRemaining()) {
+                throw new IllegalArgumentException(b.remaining() + " bytes after the producer state");
+            }
+        } catch (java.nio.BufferUnderflowException e) {
+            throw new IllegalArgumentException("the producer state is cut short", e);
+        }
+        return t;
+    }
+
     private static final int READ_BACK_CHUNK_BYTES = 4 << 20;
 
     /** Forgets batches at or after {@code offset} (the log was truncated there). */

@@ -292,6 +292,7 @@ final class AssignmentReconciler {
                 directory.openLog(key.logName(), config.log(), s.getStartOffset()),
                 new Tombstones(index.tombstoneStore(key.shardId(), key.sequence(), durability == Durability.FSYNC)),
                 config.nodeId(), rc, replicaClockMs, proposer);
+        restoreProducers(key, p);
         long segmentBytes = shard == null || shard.getSettings().getSegmentBytes() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentBytes();
         long segmentMs = shard == null || shard.getSettings().getSegmentMs() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentMs();
         if (shard != null && shard.getSettings().getRetentionMs() > 0) {
@@ -311,5 +312,18 @@ final class AssignmentReconciler {
         ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);
         replicaIndex.resetTo(p.log().logEndOffset());
         return new Hosted(p, replicaIndex);
+    }
+
+    /** Gives a replica opened again the producer state it saved when the node last stopped cleanly, if any. */
+    private void restoreProducers(Hosted.Key key, Partition p) {
+        try {
+            byte[] saved = index.takeProducerState(key.shardId(), key.sequence());
+            if (saved != null && p.restoreProducers(saved)) {
+                LOG.debug("{}: restored the producer state saved at the last stop", key.logName());
+            }
+        } catch (org.rocksdb.RocksDBException e) {
+            // Not taken: a retry of an older batch makes the leader read its log back instead.
+            LOG.warn("{}: reading the saved producer state failed: {}", key.logName(), e.toString());
+        }
     }
 }

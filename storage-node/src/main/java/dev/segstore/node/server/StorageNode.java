@@ -854,6 +854,27 @@ public final class StorageNode implements AutoCloseable {
         return Math.max(0, deadlineNanos - System.nanoTime());
     }
 
+    /**
+     * Once no more appends come (owners closed): keeps each replica's producer state in the index, so that after a
+     * restart a leader recognises retries of batches from before it without reading its log back (a read of the
+     * whole log, seconds on a large one, for the first retry of a batch it does not know).
+     */
+    private void saveProducerStates() {
+        int saved = 0;
+        for (Map.Entry<Hosted.Key, Hosted> e : hosted.entrySet()) {
+            try {
+                byte[] state = e.getValue().partition.producerSnapshot();
+                if (state != null) {
+                    index.saveProducerState(e.getKey().shardId(), e.getKey().sequence(), state);
+                    saved++;
+                }
+            } catch (org.rocksdb.RocksDBException | RuntimeException ex) {
+                LOG.warn("Storage node {}: saving the producer state of {} failed: {}", config.nodeId(), e.getKey().logName(), ex.toString());
+            }
+        }
+        LOG.info("Storage node {}: saved the producer state of {} of {} replicas", config.nodeId(), saved, hosted.size());
+    }
+
     @Override
     public void close() {
         closed = true;
@@ -871,6 +892,7 @@ public final class StorageNode implements AutoCloseable {
         fetchers.close();
         server.close();
         owners.close();
+        saveProducerStates();
         metrics.close();
         meta.close();
         directories.close();

@@ -7,12 +7,14 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Path;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Tombstones kept in the node's RocksDB: follower overwrites, trimming, and reopening. */
+/** Tombstones kept in the node's RocksDB: follower overwrites, trimming, and reopening; and saved producer states. */
 class TombstoneStoreTest {
     @TempDir
     Path dir;
@@ -41,6 +43,24 @@ class TombstoneStoreTest {
             index.dropSegment(7, 0);
             assertEquals(0, new Tombstones(index.tombstoneStore(7, 0, true)).end(), "dropped with the replica");
             assertEquals(1, new Tombstones(index.tombstoneStore(7, 1, true)).end());
+        }
+    }
+    @Test
+    void aSavedProducerStateIsTakenOnceAndDroppedWithItsSegment() throws Exception {
+        try (NodeIndex index = new NodeIndex(dir)) {
+            index.saveProducerState(7, 0, new byte[] {1, 2, 3});
+            index.saveProducerState(7, 1, new byte[] {4});
+            index.saveProducerState(8, 0, new byte[] {5});
+        }
+        try (NodeIndex index = new NodeIndex(dir)) {
+            assertArrayEquals(new byte[] {1, 2, 3}, index.takeProducerState(7, 0), "kept across a reopen");
+            assertNull(index.takeProducerState(7, 0), "taken once: the log changes after the replica opens");
+            index.dropSegment(7, 1);
+            assertNull(index.takeProducerState(7, 1), "dropped with its segment");
+        }
+        try (NodeIndex index = new NodeIndex(dir)) {
+            assertNull(index.takeProducerState(7, 0), "the take is durable");
+            assertArrayEquals(new byte[] {5}, index.takeProducerState(8, 0));
         }
     }
 }

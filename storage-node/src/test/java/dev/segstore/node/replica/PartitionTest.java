@@ -488,11 +488,8 @@ class PartitionTest extends PartitionFixture {
         assertEquals(original, await(restarted.findRetried(66, 0, 3)));
     }
 
-    /**
-     * Batch 0-2 of producer 66, then five later ones, replicated and acknowledged; then node 2 restarts (a new
-     * replica over the same log, reading back only about the last third of it) and leads epoch 1.
-     */
-    private AppendResult restartNode2AsLeaderWithATailWindow() throws Exception {
+    /** Batch 0-2 of producer 66 and five later ones through leader 1, replicated and acknowledged; the first's offsets. */
+    private AppendResult writeABatchAndFiveLaterOnes() throws Exception {
         CompletableFuture<AppendResult> first = replicas[1].append(records("b", 3), 66, 0);
         for (int i = 0; i < 5; i++) {
             replicas[1].append(records("later" + i, 1), 66, 3 + i);
@@ -500,7 +497,15 @@ class PartitionTest extends PartitionFixture {
         awaitDurable(1, 8);
         fetchRound(1, 2, 3);
         fetchRound(1, 2, 3);
-        AppendResult original = await(first);
+        return await(first);
+    }
+
+    /**
+     * Batch 0-2 of producer 66, then five later ones, replicated and acknowledged; then node 2 restarts (a new
+     * replica over the same log, reading back only about the last third of it) and leads epoch 1.
+     */
+    private AppendResult restartNode2AsLeaderWithATailWindow() throws Exception {
+        AppendResult original = writeABatchAndFiveLaterOnes();
         assertEquals(8, replicas[2].log().logEndOffset());
         long window = replicas[2].log().sizeInBytes() / 3; // the first batch lies before it
         Partition restarted = new Partition("s/0@2", replicas[2].log(), new Tombstones(Tombstones.Store.NONE), 2, CONFIG, clock::get,
@@ -527,6 +532,50 @@ class PartitionTest extends PartitionFixture {
         fetchRound(2, 1, 3);
         fetchRound(2, 1, 3);
         assertEquals(new AppendResult(AppendResult.Status.APPENDED, 8, 8), await(next), "a new batch is appended");
+    }
+
+    @Test
+    void aLeaderRestartedAfterACleanStopKnowsOlderBatchesWithoutReadingItsLogBack() throws Exception {
+        AppendResult original = writeABatchAndFiveLaterOnes();
+        byte[] saved = replicas[2].producerSnapshot(); // a follower since its log was empty: it knows every batch
+        assertTrue(saved != null, "a replica that began with an empty log knows every batch of it");
+        Partition restarted = new Partition("s/0@2", replicas[2].log(), new Tombstones(Tombstones.Store.NONE), 2, CONFIG, clock::get,
+                this::propose, replicas[2].log().sizeInBytes() / 3); // its tail window misses the first batch
+        assertTrue(restarted.restoreProducers(saved));
+        List<Runnable> readBacks = new ArrayList<>();
+        restarted.readBackOn(readBacks::add);
+        replicas[2] = restarted;
+        restarted.becomeLeader(1, List.of(1, 2, 3), committedIsr, committedVersion);
+        replicas[1].becomeFollower(1, 2);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> retry = restarted.append(records("b", 3), 66, 0, true);
+        fetchRound(2, 1, 3);
+        fetchRound(2, 1, 3);
+        assertEquals(original, await(retry), "known from the saved state: the original offsets");
+        assertEquals(List.of(), readBacks, "no read of the log");
+        assertEquals(8, restarted.log().logEndOffset(), "not appended twice");
+        assertTrue(restarted.producerSnapshot() != null, "complete again, for the next stop");
+    }
+
+    @Test
+    void aSavedProducerStateIsNotUsedForALogThatEndsElsewhere() throws Exception {
+        CompletableFuture<AppendResult> first = replicas[1].append(records("b", 3), 66, 0);
+        awaitDurable(1, 3);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(first);
+        byte[] saved = replicas[2].producerSnapshot();
+        CompletableFuture<AppendResult> later = replicas[1].append(records("c", 1), 66, 3); // the log goes on
+        awaitDurable(1, 4);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        await(later);
+        Partition restarted = new Partition("s/0@2", replicas[2].log(), new Tombstones(Tombstones.Store.NONE), 2, CONFIG, clock::get,
+                this::propose, 1);
+        assertFalse(restarted.restoreProducers(saved), "saved at log end 3, the log ends at 4");
+        assertEquals(null, restarted.producerSnapshot(), "a replica over a non-empty log that read none of it back knows nothing to save");
+        byte[] damaged = java.util.Arrays.copyOf(replicas[2].producerSnapshot(), 12);
+        assertFalse(new Partition("s/0@2", replicas[2].log(), 2, CONFIG, clock::get, this::propose).restoreProducers(damaged), "cut short");
     }
 
     @Test

@@ -35,6 +35,29 @@ class ProducerStateTableTest {
     }
 
     @Test
+    void aTableReadFromItsBytesAnswersAsTheOriginal() {
+        ProducerStateTable t = new ProducerStateTable();
+        int n = ProducerStateTable.BATCHES_PER_PRODUCER + 3;
+        for (int i = 0; i < n; i++) {
+            t.record(1, i, 1, i);
+        }
+        t.record(2, 5, 2, n);
+        t.record(2, 0, 3, n + 2); // out of sequence order
+        ProducerStateTable copy = ProducerStateTable.fromBytes(t.toBytes());
+        assertEquals(2, copy.producerCount());
+        for (int[] probe : new int[][] {{1, 0, 1}, {1, 2, 1}, {1, n - 1, 1}, {1, n, 1}, {2, 5, 2}, {2, 0, 3}, {2, 0, 2}, {2, 7, 1}, {3, 0, 1}}) {
+            assertEquals(t.check(probe[0], probe[1], probe[2]), copy.check(probe[0], probe[1], probe[2]),
+                    "producer " + probe[0] + " sequence " + probe[1] + " count " + probe[2]);
+        }
+        assertInstanceOf(ProducerStateTable.OutOfOrder.class, copy.check(1, 2, 1), "forgotten batches stay forgotten");
+        byte[] bytes = t.toBytes();
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> ProducerStateTable.fromBytes(java.util.Arrays.copyOf(bytes, bytes.length - 1)), "cut short");
+        bytes[0] = 9;
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> ProducerStateTable.fromBytes(bytes), "unknown version");
+    }
+
+    @Test
     void batchesMayArriveOutOfSequenceOrder() {
         ProducerStateTable t = new ProducerStateTable();
         t.record(9, 3, 2, 0); // sequences 3-4 first (0-2 were sent earlier but failed and are retried later)
