@@ -63,8 +63,9 @@ public final class AckedWriters {
         }
     }
 
-    /** Pauses between acknowledgements count from now on (a pause that began earlier counts from now). */
+    /** Pauses between acknowledgements count from now on (a pause that began earlier counts from now); earlier ones are forgotten. */
     public void watchGapsFromNow() {
+        longestGapNanos = 0;
         gapWatchFrom = System.nanoTime();
     }
 
