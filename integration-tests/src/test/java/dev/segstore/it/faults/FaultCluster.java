@@ -118,7 +118,7 @@ final class FaultCluster implements AutoCloseable {
     FaultyFiles.CrashReport crashNode(int id, java.util.Random random) throws java.io.IOException {
         FaultyFiles.CrashReport lost = disks[id].crash(random);
         cluster.machineDown(id); // its port does not refuse: a crashed machine answers nothing, the session decides
-        stopNode(id);
+        cluster.stopNodeAbruptly(id); // a crash saves nothing: the files are rewritten as they were at its instant
         disks[id].writeCrashImages();
         return lost;
     }

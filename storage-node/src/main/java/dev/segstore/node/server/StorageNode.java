@@ -855,25 +855,46 @@ public final class StorageNode implements AutoCloseable {
     }
 
     /**
-     * Once no more appends come (owners closed): keeps each replica's producer state in the index, so that after a
-     * restart a leader recognises retries of batches from before it without reading its log back (a read of the
-     * whole log, seconds on a large one, for the first retry of a batch it does not know).
+     * Keeps each replica's producer state in the index (clean stops only), so that after a restart a leader
+     * recognises retries of batches from before it without reading its log back (a read of the whole log, seconds
+     * on a large one, for the first retry of a batch it does not know). The states are taken once no more appends
+     * come (owners closed); each log is then closed (flushed and forced), and a state is saved only if its log
+     * closed cleanly at the end the state names: a state never describes bytes that did not reach the disk.
      */
     private void saveProducerStates() {
+        Map<Hosted.Key, byte[]> states = new java.util.HashMap<>();
+        Map<Hosted.Key, java.util.concurrent.CompletableFuture<Void>> closing = new java.util.HashMap<>();
+        hosted.forEach((key, h) -> {
+            byte[] state = h.partition.producerSnapshot();
+            if (state != null) {
+                states.put(key, state);
+                closing.put(key, h.partition.log().closeAsync());
+            }
+        });
         int saved = 0;
-        for (Map.Entry<Hosted.Key, Hosted> e : hosted.entrySet()) {
+        for (Map.Entry<Hosted.Key, byte[]> e : states.entrySet()) {
+            Hosted.Key key = e.getKey();
             try {
-                byte[] state = e.getValue().partition.producerSnapshot();
-                if (state != null) {
-                    index.saveProducerState(e.getKey().shardId(), e.getKey().sequence(), state);
-                    saved++;
-                }
+                closing.get(key).join();
+                index.saveProducerState(key.shardId(), key.sequence(), e.getValue());
+                saved++;
             } catch (org.rocksdb.RocksDBException | RuntimeException ex) {
-                LOG.warn("Storage node {}: saving the producer state of {} failed: {}", config.nodeId(), e.getKey().logName(), ex.toString());
+                LOG.warn("Storage node {}: the producer state of {} is not saved: {}", config.nodeId(), key.logName(), ex.toString());
             }
         }
         LOG.info("Storage node {}: saved the producer state of {} of {} replicas", config.nodeId(), saved, hosted.size());
     }
+
+    /**
+     * Stops as a killed process would, as far as this node's own state goes: as {@link #close()}, without saving the
+     * replicas' producer state (test harnesses that crash a node and then rewrite its files as the crash left them).
+     */
+    public void closeAbruptly() {
+        saveStatesAtClose = false;
+        close();
+    }
+
+    private volatile boolean saveStatesAtClose = true;
 
     @Override
     public void close() {
@@ -892,7 +913,9 @@ public final class StorageNode implements AutoCloseable {
         fetchers.close();
         server.close();
         owners.close();
-        saveProducerStates();
+        if (saveStatesAtClose) {
+            saveProducerStates();
+        }
         metrics.close();
         meta.close();
         directories.close();

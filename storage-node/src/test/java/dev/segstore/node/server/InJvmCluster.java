@@ -182,6 +182,12 @@ public final class InJvmCluster implements AutoCloseable {
         nodes[id] = null;
     }
 
+    /** Stops storage node {@code id} as a killed process: nothing saved for its next start ({@link StorageNode#closeAbruptly}). */
+    public void stopNodeAbruptly(int id) {
+        nodes[id].closeAbruptly();
+        nodes[id] = null;
+    }
+
     /** Stops storage node {@code id} as its SIGTERM hook does: a controlled shutdown, then close (its data stays). */
     public void stopNodeGracefully(int id) {
         nodes[id].shutdownGracefully();
