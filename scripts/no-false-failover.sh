@@ -3,7 +3,8 @@
 #   1. starts the cluster from the distribution (scripts/start-cluster.sh; state and logs in RUN_DIR, default
 #      run/no-false-failover);
 #   2. creates shard "steady" (3 replicas, min ISR 2, SEGMENT_BYTES per segment, default 64 MiB, so it rolls now and
-#      then) and writes to it as fast as it can for LOAD_SECONDS (default 600) with bin/segstore-perf (WRITER_IN_FLIGHT
+#      then; sealed segments dropped RETENTION_MS after their seal, default 2 min, so the disk does not fill) and
+#      writes to it as fast as it can for LOAD_SECONDS (default 600) with bin/segstore-perf (WRITER_IN_FLIGHT
 #      calls in flight, default 32, of WRITER_RECORDS_PER_REQUEST records, default 16, of 1 KiB);
 #   3. prints the leader changes of the shard's segments (the sum of their leader epochs: every change of leader bumps
 #      a segment's epoch, and each segment starts at 0), the controller's leadership moves away from silent leaders and
@@ -25,6 +26,9 @@ META="$(cat "$RUN_DIR/meta-addresses")"
 DIST="$(cat "$RUN_DIR/dist")"
 ADMIN=("$DIST/bin/segstore-admin" --meta "$META")
 "${ADMIN[@]}" create-shard steady --replicas 3 --min-isr 2 --segment-bytes "$SEGMENT_BYTES" > /dev/null
+# Sealed segments are dropped RETENTION_MS after their seal (default 2 min): ten saturated minutes wrote 45 GB into
+# RUN_DIR otherwise (three replicas) and filled this machine's disk. RETENTION_MS=-1 keeps everything.
+"${ADMIN[@]}" alter-shard steady --retention-ms "${RETENTION_MS:-120000}" > /dev/null
 echo "writing to shard steady as fast as possible for ${LOAD_SECONDS}s (load average $(cut -d' ' -f1-3 /proc/loadavg))..."
 WRITER_LOG="$RUN_DIR/writer.log"
 "$DIST/bin/segstore-perf" --meta "$META" --shard steady --warmup-seconds 0 --seconds "$LOAD_SECONDS" \
