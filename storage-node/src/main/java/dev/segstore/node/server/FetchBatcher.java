@@ -34,7 +34,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * to answer the held one now ({@code wake_held}), and the next round carries them all.
  *
  * <p>A leader node that does not know the method (an older version, during an upgrade) answers "unknown method":
- * its fetches then go one by one ({@code node.Fetch}) for {@link #UNSUPPORTED_RETRY_MS} before it is asked again.
+ * the fetches of that call go one by one ({@code node.Fetch}), and so do the fetches to it for
+ * {@link #UNSUPPORTED_RETRY_MS} ({@link #batches} is false: the caller sends them itself) before it is asked again.
  */
 final class FetchBatcher {
     private static final Logger LOG = LoggerFactory.getLogger(FetchBatcher.class);
@@ -76,14 +77,15 @@ final class FetchBatcher {
      * its round; {@code sent} runs when the call carrying it goes out.
      */
     CompletableFuture<RpcClient.Answer<FetchResponse>> fetch(String address, FetchRequest request, Runnable sent) {
-        Queue q = queues.computeIfAbsent(address, Queue::new);
-        if (q.unsupported()) {
-            sent.run();
-            return calls.one(address, request);
-        }
         Entry e = new Entry(request, sent, new CompletableFuture<>());
-        q.add(e);
+        queues.computeIfAbsent(address, Queue::new).add(e);
         return e.answer();
+    }
+
+    /** Whether fetches to the leader node at {@code address} go in node.FetchMany rounds (not while it is an older one). */
+    boolean batches(String address) {
+        Queue q = queues.get(address);
+        return q == null || !q.unsupported();
     }
 
     /** node.FetchMany calls sent so far (tests, metrics). */

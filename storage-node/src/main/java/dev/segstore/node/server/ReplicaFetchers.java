@@ -224,7 +224,7 @@ final class ReplicaFetchers implements AutoCloseable {
                 // (node.FetchMany) and comes back as its own entry of the answer, as node.Fetch would answer it; the
                 // leader counts as called when that call goes out.
                 CompletableFuture<RpcClient.Answer<FetchResponse>> call;
-                if (batcher != null) {
+                if (batcher != null && batcher.batches(address)) {
                     batched = true;
                     call = batcher.fetch(address, request, () -> h.leaderCalled(System.nanoTime()));
                 } else {

@@ -152,11 +152,27 @@ class FetchBatcherTest {
         answers.get(0).completeExceptionally(new RpcException(RpcException.INVALID_ARGUMENT, "unknown method 'node.FetchMany'"));
         assertEquals(4, a.get(5, TimeUnit.SECONDS).message().getHighWatermark());
         assertEquals(List.of(fetch(1, 4)), singles);
-        assertEquals(5, fetchFrom("old", fetch(1, 5)).get(5, TimeUnit.SECONDS).message().getHighWatermark());
-        assertEquals(1, sent.size(), "no more node.FetchMany calls to that node");
+        assertFalse(batcher.batches("old"), "the next fetches to that node go one by one");
+        assertTrue(batcher.batches("new"));
         // Other leader nodes still get batched calls.
         fetchFrom("new", fetch(2, 0));
         awaitCalls(2);
+    }
+
+    @Test
+    void anOlderNodesAnswerToTheMethodIsKnownForWhatItIs() throws Exception {
+        // A node of a version without node.FetchMany: its RPC server has no handler for the method.
+        dev.segstore.protocol.rpc.RpcServer older = new dev.segstore.protocol.rpc.RpcServer(1, 1 << 20);
+        java.net.InetSocketAddress at = older.start("127.0.0.1", 0);
+        try (RpcClient client = new RpcClient()) {
+            CompletableFuture<RpcClient.Answer<FetchManyResponse>> call = client.callWithAttachment("127.0.0.1:" + at.getPort(),
+                    dev.segstore.protocol.NodeMethods.FETCH_MANY, FetchManyRequest.getDefaultInstance(), FetchManyResponse.parser(), 5_000);
+            ExecutionException failed = assertThrows(ExecutionException.class, () -> call.get(10, TimeUnit.SECONDS));
+            assertTrue(FetchBatcher.unknownMethod(failed.getCause()), failed.getCause().toString());
+            assertFalse(FetchBatcher.unknownMethod(new RpcException(RpcException.INVALID_ARGUMENT, "node 2 is not a replica")));
+        } finally {
+            older.close();
+        }
     }
 
     @Test
