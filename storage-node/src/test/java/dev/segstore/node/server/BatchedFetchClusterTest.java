@@ -53,7 +53,7 @@ class BatchedFetchClusterTest {
 
     @BeforeEach
     void start() throws Exception {
-        cluster = new InJvmCluster(id -> (from, to, method) -> cut.contains(from));
+        cluster = InJvmCluster.withBatchedFetches(id -> (from, to, method) -> cut.contains(from));
         meta = new MetaClient(cluster.metaAddresses, 2_000, DEADLINE_MS);
         rpc = new RpcClient();
     }
