@@ -73,8 +73,15 @@ public final class InJvmCluster implements AutoCloseable {
     /** @param timings the cluster's timeouts ({@link Timings#DEFAULT}: those of the constructors above) */
     public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
                         long replicaReassignAfterMs, Timings timings) throws Exception {
-        this(faults, files, replicaReassignAfterMs, timings, null, false);
+        this(faults, files, replicaReassignAfterMs, timings, null, BATCHED_FETCHES);
     }
+
+    /**
+     * The storage nodes' {@code replica.fetch.batched} in the clusters of the public constructors: the system property
+     * {@code segstore.replica.fetch.batched} (false unless set; a fault campaign runs with batched fetches by
+     * {@code scripts/fault-campaign.sh N "" -Dsegstore.replica.fetch.batched=true}).
+     */
+    static final boolean BATCHED_FETCHES = Boolean.getBoolean("segstore.replica.fetch.batched");
 
     /** A cluster whose storage nodes fetch as followers in batches per leader node ({@code replica.fetch.batched=true}). */
     public static InJvmCluster withBatchedFetches(IntFunction<StorageNode.PeerFaults> faults) throws Exception {
@@ -85,13 +92,16 @@ public final class InJvmCluster implements AutoCloseable {
     /** A cluster whose meta and storage nodes all serve and call with TLS {@code tls} (one identity for all). */
     public static InJvmCluster withTls(dev.segstore.protocol.rpc.TlsConfig tls) throws Exception {
         return new InJvmCluster(id -> StorageNode.PeerFaults.NONE, id -> dev.segstore.log.io.RealLogFiles.INSTANCE,
-                MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS, Timings.DEFAULT, tls, false);
+                MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS, Timings.DEFAULT, tls, BATCHED_FETCHES);
     }
 
     private InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
                          long replicaReassignAfterMs, Timings timings, dev.segstore.protocol.rpc.TlsConfig tls, boolean batchedFetches)
             throws Exception {
         this.batchedFetches = batchedFetches;
+        if (batchedFetches) {
+            System.out.println("InJvmCluster: storage nodes with replica.fetch.batched=true");
+        }
         this.faults = faults;
         this.files = files;
         this.timings = timings;
