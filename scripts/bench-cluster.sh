@@ -8,7 +8,8 @@
 # With more than 10 shards they are created at once (segstore-admin create-shard --count), the load waits until every
 # segment is fully replicated (segstore-admin health), and only the first is probed and routed.
 # Usage: scripts/bench-cluster.sh [seconds=20] [in-flight=32] [records-per-request=16] [warmup-seconds=30] [shards=1]
-# MODES="page-cache": only the modes named (default "fsync page-cache"). ADMIN_DIST=<unpacked distribution>: take
+# RUN_DIR (default run/bench-cluster), META_PORT_BASE and NODE_PORT as start-cluster.sh takes them: a second cluster beside
+# another one. MODES="page-cache": only the modes named (default "fsync page-cache"). ADMIN_DIST=<unpacked distribution>: take
 # segstore-admin from there (create-shard --count, to measure an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +18,14 @@ IN_FLIGHT="${2:-32}"
 PER_REQUEST="${3:-16}"
 WARMUP="${4:-30}"
 SHARDS="${5:-1}"
-export RUN_DIR="run/bench-cluster"
+export RUN_DIR="${RUN_DIR:-run/bench-cluster}"
 rm -rf "$RUN_DIR"
-# The cluster's ports are fixed: wait (up to 15 minutes) for another cluster on this machine to stop first.
+# The cluster's ports (META_PORT_BASE + 1..3 and + 101..103, NODE_PORT; defaults 7000 and 7201, as start-cluster.sh
+# takes them): wait (up to 15 minutes) for another cluster on them to stop first.
+B="${META_PORT_BASE:-7000}"
+PORTS=":($((B + 1))|$((B + 2))|$((B + 3))|$((B + 101))|$((B + 102))|$((B + 103))|${NODE_PORT:-7201})\b"
 for _ in $(seq 1 45); do
-  ss -ltn | grep -qE ':(700[1-3]|710[1-3]|7201)\b' || break
+  ss -ltn | grep -qE "$PORTS" || break
   echo "the cluster ports are in use; waiting..." >&2
   sleep 20
 done

@@ -9,6 +9,8 @@
 # State and logs: run/cluster/. Stop everything with scripts/stop-cluster.sh (kills only the PIDs it started).
 # NODE_PORT: the storage nodes' data-plane port (default 7201; metrics on NODE_PORT + 100), with META_PORT_BASE (see
 # start-meta-cluster.sh) to run a second local cluster beside the first.
+# NODE_SETTINGS: more storage-node settings, space-separated key=value, added to every node's file (for example
+# NODE_SETTINGS="replica.fetch.batched=false").
 # COMBINED=1: combined mode, 3 processes (bin/segstore-server) each running meta node i and storage node i, with
 # the same configuration files, ports and data directories as the 6 processes of the default layout.
 set -euo pipefail
@@ -40,6 +42,7 @@ heartbeat.ms=500
 replica.max.lag.ms=10000
 metrics.port=$((NODE_PORT + 100))
 PROPS
+  if [ -n "${NODE_SETTINGS:-}" ]; then printf '%s\n' ${NODE_SETTINGS} >> "$dir/node.properties"; fi
   if [ -n "${COMBINED:-}" ]; then
     SEGSTORE_HEAP=-Xmx1g SEGSTORE_LOG_DIR="$dir/logs" nohup "$DIST/bin/segstore-server" --meta-config "$RUN_DIR/meta-$i/meta.properties" \
       --node-config "$dir/node.properties" > "$dir/console.log" 2>&1 &

@@ -4,6 +4,8 @@ package dev.segstore.protocol;
 public final class NodeMethods {
     public static final String PRODUCE = "node.Produce";
     public static final String FETCH = "node.Fetch";
+    /** Many follower fetches to one leader node in one call (node.proto, FetchManyRequest); newer nodes only. */
+    public static final String FETCH_MANY = "node.FetchMany";
     public static final String EPOCH_END_OFFSET = "node.EpochEndOffset";
     public static final String READ_BY_KEY = "node.ReadByKey";
     public static final String READ_BY_TAG = "node.ReadByTag";

@@ -942,7 +942,7 @@ public final class Partition {
     public record FollowerFetch(FileSlice slice, long highWatermark, long leaderLogEnd, Tombstones.Slice tombstones) {
     }
 
-    /** As {@link #fetchFromFollower(int, int, long, long, int)}, leaving the batches in the file. */
+    /** As {@link #fetchFromFollower(int, int, long, long, int)}, leaving the batches in the file; {@code maxBytes} 0: no batches. */
     public FollowerFetch fetchSliceForFollower(int followerId, int epoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
         long hw;
         long end;
@@ -975,7 +975,9 @@ public final class Partition {
         }
         // The slice is taken outside the monitor, so producers are not held up by it (the log allows
         // concurrent reads); its bytes are read, or sent, later.
-        return new FollowerFetch(log.readSlice(fetchOffset, maxBytes, Long.MAX_VALUE), hw, end, deletes);
+        // maxBytes 0: no batches this time (a fetch of many segments whose answer is full), the rest as always.
+        return new FollowerFetch(maxBytes <= 0 ? FileSlice.empty(fetchOffset) : log.readSlice(fetchOffset, maxBytes, Long.MAX_VALUE),
+                hw, end, deletes);
     }
 
     /** Where {@code epoch} ends in this (the leader's) log. */

@@ -11,6 +11,8 @@ import dev.segstore.protocol.NodeMethods;
 import com.google.protobuf.Message;
 import dev.segstore.protocol.node.EpochEndOffsetRequest;
 import dev.segstore.protocol.node.EpochEndOffsetResponse;
+import dev.segstore.protocol.node.FetchManyRequest;
+import dev.segstore.protocol.node.FetchManyResponse;
 import dev.segstore.protocol.node.FetchRequest;
 import dev.segstore.protocol.node.FetchResponse;
 import dev.segstore.protocol.node.SegmentRef;
@@ -31,7 +33,8 @@ import java.util.function.BiPredicate;
 /**
  * The follower side of a storage node: one fetch loop per followed replica, run on two fetcher threads
  * ({@code node-fetcher}), and the calls it makes to leaders on other nodes, through the node's
- * {@link StorageNode.PeerFaults} seam. A loop's rounds do not hold a fetcher thread while a fetch is out (it
+ * {@link StorageNode.PeerFaults} seam. With {@code replica.fetch.batched} (the default) the loops' fetches to one
+ * leader node go out together in one call ({@link FetchBatcher}, node.FetchMany); each loop still takes its own answer. A loop's rounds do not hold a fetcher thread while a fetch is out (it
  * may be long-polled at the leader); each round truncates against the leader first when the partition asks
  * for it, and the next round is scheduled when one completes.
  *
@@ -75,10 +78,13 @@ final class ReplicaFetchers implements AutoCloseable {
     private final RpcClient peers;
     private final ScheduledExecutorService fetchers;
     private volatile boolean closed;
+    /** Sends the fetches to each leader node together (node.FetchMany); null: one call per fetch (replica.fetch.batched). */
+    private final FetchBatcher batcher;
+    private final java.util.concurrent.atomic.AtomicLong singleCalls = new java.util.concurrent.atomic.AtomicLong();
 
     ReplicaFetchers(int nodeId, long replicaMaxLagMs, String outgoingHost, Map<Integer, String> nodeAddresses, ShardOwners owners,
                     StorageNode.PeerFaults faults, BiPredicate<Key, Hosted> hosts, Runnable leaderMoved,
-                    dev.segstore.protocol.rpc.TlsConfig tls) {
+                    dev.segstore.protocol.rpc.TlsConfig tls, boolean batched) {
         this.nodeId = nodeId;
         this.peers = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES, tls, outgoingHost);
         this.replicaMaxLagMs = replicaMaxLagMs;
@@ -92,6 +98,18 @@ final class ReplicaFetchers implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
+        this.batcher = !batched ? null : new FetchBatcher(nodeId, new FetchBatcher.Calls() {
+            @Override
+            public CompletableFuture<RpcClient.Answer<FetchManyResponse>> many(String address, FetchManyRequest request) {
+                return throughFaults(address, NodeMethods.FETCH_MANY,
+                        () -> peers.callWithAttachment(address, NodeMethods.FETCH_MANY, request, FetchManyResponse.parser(), 5_000));
+            }
+
+            @Override
+            public CompletableFuture<RpcClient.Answer<FetchResponse>> one(String address, FetchRequest request) {
+                return fetchOne(address, request);
+            }
+        }, fetchers);
     }
 
     /** Starts the replica's fetch loop unless one runs. */
@@ -128,11 +146,13 @@ final class ReplicaFetchers implements AutoCloseable {
         }
         CompletableFuture<Integer> round;
         CompletableFuture<Void> leaderChange = h.leaderChange; // completed by the next change of leader epoch
+        RemoteLeader[] leaderOfRound = new RemoteLeader[1];
         try {
             // Held fetches stay well within the lag limit, or the leader would take a quiet follower for a
             // lagging one; a sealed segment's, where only deletes are new, may wait longer.
             int wait = (int) Math.min(h.partition.sealedEnd() >= 0 ? SEALED_FETCH_WAIT_MS : OPEN_FETCH_WAIT_MS, replicaMaxLagMs / 3);
-            LeaderEndPoint leader = remoteLeader(key, h, h.assigned.getLeader(), wait);
+            RemoteLeader leader = remoteLeader(key, h, h.assigned.getLeader(), wait);
+            leaderOfRound[0] = leader;
             if (h.partition.needsTruncation()) {
                 long end = h.partition.truncateToLeader(leader);
                 h.index.resetTo(end);
@@ -154,7 +174,7 @@ final class ReplicaFetchers implements AutoCloseable {
             }
             boolean rolling = e != null && isRolling(e) && h.rollingFetchRefusals < MAX_ROLLING_FETCH_RETRIES;
             h.rollingFetchRefusals = rolling ? h.rollingFetchRefusals + 1 : 0;
-            long delay = nextRoundDelayMs(taken, e, rolling);
+            long delay = nextRoundDelayMs(taken, e, rolling, leaderOfRound[0] != null && leaderOfRound[0].batched);
             if (e != null) {
                 LOG.debug("Fetch for {} failed: {}", key.logName(), e.toString());
                 if (ReplicaException.codeOf(e) == ErrorCode.NOT_LEADER && !rolling) {
@@ -176,13 +196,13 @@ final class ReplicaFetchers implements AutoCloseable {
      * and as answered when an answer arrives, on the RPC thread, before it queues for the shard's owner thread
      * (leader.unreachable.ms: Hosted#leaderSilentNanos).
      */
-    private LeaderEndPoint remoteLeader(Key key, Hosted h, int leaderId, int maxWaitMs) {
+    private RemoteLeader remoteLeader(Key key, Hosted h, int leaderId, int maxWaitMs) {
         String address = nodeAddresses.get(leaderId);
         if (address == null) {
             throw new ReplicaException(ErrorCode.UNAVAILABLE, "no address known for node " + leaderId);
         }
         SegmentRef ref = SegmentRef.newBuilder().setShardId(key.shardId()).setSequence(key.sequence()).build();
-        return new LeaderEndPoint() {
+        return new RemoteLeader() {
             @Override
             public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
                 h.leaderCalled(System.nanoTime());
@@ -200,10 +220,18 @@ final class ReplicaFetchers implements AutoCloseable {
                 FetchRequest request = FetchRequest.newBuilder().setSegment(ref).setReplicaId(followerId)
                         .setLeaderEpoch(leaderEpoch).setOffset(fetchOffset).setTombstoneFrom(tombstoneFrom)
                         .setMaxWaitMs(maxWaitMs).setMaxBytes(maxBytes).build();
-                h.leaderCalled(System.nanoTime());
-                return throughFaults(address, NodeMethods.FETCH,
-                        () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000))
-                        .whenComplete((a, e) -> answered(h, e)).thenApplyAsync(a -> {
+                // With batching on, the fetch goes out with this node's other fetches to the same leader node
+                // (node.FetchMany) and comes back as its own entry of the answer, as node.Fetch would answer it; the
+                // leader counts as called when that call goes out.
+                CompletableFuture<RpcClient.Answer<FetchResponse>> call;
+                if (batcher != null && batcher.batches(address)) {
+                    batched = true;
+                    call = batcher.fetch(address, request, () -> h.leaderCalled(System.nanoTime()));
+                } else {
+                    h.leaderCalled(System.nanoTime());
+                    call = fetchOne(address, request);
+                }
+                return call.whenComplete((a, e) -> answered(h, e)).thenApplyAsync(a -> {
                     FetchResponse r = a.message();
                     // The batches come as the answer's attachment (zero-copy on the leader's side).
                     return new FetchResult(a.attachment(), r.getHighWatermark(), r.getLogEndOffset(),
@@ -214,6 +242,27 @@ final class ReplicaFetchers implements AutoCloseable {
                         });
             }
         };
+    }
+
+    /** One follower fetch as its own call (node.Fetch). */
+    private CompletableFuture<RpcClient.Answer<FetchResponse>> fetchOne(String address, FetchRequest request) {
+        singleCalls.incrementAndGet();
+        return throughFaults(address, NodeMethods.FETCH,
+                () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000));
+    }
+
+    /** Replica fetch calls sent so far: node.Fetch calls (one segment each) and node.FetchMany calls (tests). */
+    record CallCounts(long single, long many) {
+    }
+
+    CallCounts callCounts() {
+        return new CallCounts(singleCalls.get(), batcher == null ? 0 : batcher.manyCalls());
+    }
+
+    /** A leader's end point for one round of a replica's loop. */
+    private abstract static class RemoteLeader implements LeaderEndPoint {
+        /** Whether the round's fetch went through the batcher (node.FetchMany rounds pace the loop, not a pause). */
+        volatile boolean batched;
     }
 
     /** A successful answer from the leader, as it arrives; a failed call (an error, a timeout, a lost connection) is none. */
@@ -271,8 +320,17 @@ final class ReplicaFetchers implements AutoCloseable {
      * {@link #FETCH_FAILED_MS} after any other failure.
      */
     static long nextRoundDelayMs(Integer taken, Throwable failure, boolean rolling) {
+        return nextRoundDelayMs(taken, failure, rolling, false);
+    }
+
+    /**
+     * As above; {@code batched}: the round's fetch went in a node.FetchMany round, whose next round (held at the leader
+     * until there is news) is all the pacing an answer with nothing new needs: the loop asks again at once, so it
+     * joins that round ({@link FetchBatcher}).
+     */
+    static long nextRoundDelayMs(Integer taken, Throwable failure, boolean rolling, boolean batched) {
         if (failure == null) {
-            return taken != null && taken > 0 ? 0 : FETCH_IDLE_MS;
+            return taken != null && taken > 0 || batched ? 0 : FETCH_IDLE_MS;
         }
         return rolling ? ROLLING_FETCH_RETRY_MS : FETCH_FAILED_MS;
     }

@@ -60,6 +60,8 @@ public final class StorageNode implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(StorageNode.class);
     /** Longest a leader holds a caught-up fetch waiting for new data when the fetcher names no wait. */
     private static final long FETCH_WAIT_MS = 200;
+    /** Longest a leader holds a caught-up follower fetch, whatever the fetcher asks. */
+    private static final long MAX_FETCH_WAIT_MS = 4L * ReplicaFetchers.SEALED_FETCH_WAIT_MS;
     private final NodeConfig config;
     private final DataDirectories directories;
     private final dev.segstore.node.index.NodeIndex index;
@@ -70,6 +72,7 @@ public final class StorageNode implements AutoCloseable {
     private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
     private final ScheduledExecutorService control = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "node-control"));
     private final ReplicaFetchers fetchers;
+    private final FetchManyHandler fetchMany;
     private final AssignmentReconciler reconciler;
     private final ShardOwners owners;
     private final NodeMetrics metrics;
@@ -146,6 +149,7 @@ public final class StorageNode implements AutoCloseable {
         this.monotonicMs = clocks.monotonicMs();
         this.config = config;
         this.owners = new ShardOwners(config.ownerThreads(), "node-" + config.nodeId() + "-owner");
+        this.fetchMany = fetchManyHandler();
         this.directories = DataDirectories.open(config.dataDirs(), config.directory(), files, clocks.wallMs());
         this.pageCacheId = directories.pageCacheIdAfterForcing();
         this.metrics = new NodeMetrics(config.host(), config.metricsPort(),
@@ -154,12 +158,15 @@ public final class StorageNode implements AutoCloseable {
         this.meta = new MetaClient(config.metaAddresses(), 2_000, 10_000, config.tls(), config.outgoingHost());
         this.metaCalls = new MetaCalls(config.nodeId(), faults);
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), config.outgoingHost(), nodeAddresses, owners, faults,
-                (key, h) -> hosted.get(key) == h && !directories.onOfflineDirectory(key.logName()), this::requestHeartbeat, config.tls());
+                (key, h) -> hosted.get(key) == h && !directories.onOfflineDirectory(key.logName()), this::requestHeartbeat, config.tls(),
+                config.replicaFetchBatched());
         this.reconciler = new AssignmentReconciler(config, directories, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
                 this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs());
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls())
                 .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
                 .register(onOwner(NodeMethods.FETCH, FetchRequest.parser(), FetchRequest::getSegment, this::fetch))
+                .register(RpcHandler.of(NodeMethods.FETCH_MANY, dev.segstore.protocol.node.FetchManyRequest.parser(),
+                        r -> metrics.observe(NodeMethods.FETCH_MANY, false, fetchMany.handle(r))))
                 .register(onOwner(NodeMethods.EPOCH_END_OFFSET, EpochEndOffsetRequest.parser(), EpochEndOffsetRequest::getSegment,
                         this::epochEndOffset))
                 .register(onOwner(NodeMethods.READ_BY_KEY, dev.segstore.protocol.node.IndexReadRequest.parser(),
@@ -234,6 +241,12 @@ public final class StorageNode implements AutoCloseable {
 
     public int nodeId() {
         return config.nodeId();
+    }
+
+    /** Replica fetch calls this node has sent as a follower: node.Fetch (one segment each) and node.FetchMany (tests). */
+    public long[] replicaFetchCalls() {
+        ReplicaFetchers.CallCounts c = fetchers.callCounts();
+        return new long[]{c.single(), c.many()};
     }
 
     /** The partition hosted for a segment, if any (tests and admin). */
@@ -615,16 +628,15 @@ public final class StorageNode implements AutoCloseable {
         try {
             Hosted h = hostedOrFail(r.getSegment());
             if (r.getReplicaId() >= 0) {
-                Partition.FollowerFetch f = h.partition.fetchSliceForFollower(r.getReplicaId(), r.getLeaderEpoch(), r.getOffset(),
-                        r.getTombstoneFrom(), Math.max(1, r.getMaxBytes()));
+                Partition.FollowerFetch f = followerSlice(h, r, Math.max(1, r.getMaxBytes()));
                 if (f.slice().isEmpty() && f.tombstones().offsets().isEmpty()) {
                     f.slice().close();
                     // Long poll: a caught-up follower waits here for new data or deletes (or its wait) instead of asking again.
-                    long wait = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), 4 * ReplicaFetchers.SEALED_FETCH_WAIT_MS) : FETCH_WAIT_MS;
+                    long wait = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), MAX_FETCH_WAIT_MS) : FETCH_WAIT_MS;
                     return h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom())
                             .completeOnTimeout(null, wait, TimeUnit.MILLISECONDS)
-                            .thenApplyAsync(v -> followerResponse(h.partition.fetchSliceForFollower(r.getReplicaId(), r.getLeaderEpoch(),
-                                    r.getOffset(), r.getTombstoneFrom(), Math.max(1, r.getMaxBytes()))), owners.of(r.getSegment().getShardId()))
+                            .thenApplyAsync(v -> followerResponse(followerSlice(h, r, Math.max(1, r.getMaxBytes()))),
+                                    owners.of(r.getSegment().getShardId()))
                             .exceptionally(e -> {
                                 throw wire(e);
                             });
@@ -642,6 +654,31 @@ public final class StorageNode implements AutoCloseable {
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
+    }
+
+    /** A follower's fetch as the leader takes it: its epoch checked, its offset counted as its progress if it holds. */
+    private static Partition.FollowerFetch followerSlice(Hosted h, FetchRequest r, int maxBytes) {
+        return h.partition.fetchSliceForFollower(r.getReplicaId(), r.getLeaderEpoch(), r.getOffset(), r.getTombstoneFrom(), maxBytes);
+    }
+
+    /** node.FetchMany (node.proto): many follower fetches in one call, each entry taken as node.Fetch takes it. */
+    private FetchManyHandler fetchManyHandler() {
+        return new FetchManyHandler(new FetchManyHandler.Leader() {
+            @Override
+            public Partition.FollowerFetch slice(FetchRequest r, int maxBytes) {
+                return followerSlice(hostedOrFail(r.getSegment()), r, maxBytes);
+            }
+
+            @Override
+            public CompletableFuture<Void> news(FetchRequest r) {
+                return hostedOrFail(r.getSegment()).partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom());
+            }
+
+            @Override
+            public Reply reply(Partition.FollowerFetch f) {
+                return followerResponse(f);
+            }
+        }, owners, this::wire, FETCH_WAIT_MS, MAX_FETCH_WAIT_MS);
     }
 
     /**

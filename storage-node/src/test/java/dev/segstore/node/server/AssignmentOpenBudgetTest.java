@@ -54,7 +54,7 @@ class AssignmentOpenBudgetTest {
              MetaClient meta = new MetaClient(List.of("127.0.0.1:1"), 100, 100);
              ShardOwners owners = new ShardOwners(1, "test-owner");
              ReplicaFetchers fetchers = new ReplicaFetchers(1, 1_000, null, addresses, owners,
-                     StorageNode.PeerFaults.NONE, (k, h) -> false, () -> { }, null)) {
+                     StorageNode.PeerFaults.NONE, (k, h) -> false, () -> { }, null, true)) {
             AssignmentReconciler reconciler = new AssignmentReconciler(config, dirs, index, meta, new MetaCalls(1, StorageNode.PeerFaults.NONE),
                     hosted, addresses, fetchers, heartbeatsAsked::incrementAndGet, name -> { }, () -> false, () -> clock.addAndGet(50));
             NodeAssignments.Builder a = NodeAssignments.newBuilder().setMetadataVersion(7);

@@ -73,17 +73,35 @@ public final class InJvmCluster implements AutoCloseable {
     /** @param timings the cluster's timeouts ({@link Timings#DEFAULT}: those of the constructors above) */
     public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
                         long replicaReassignAfterMs, Timings timings) throws Exception {
-        this(faults, files, replicaReassignAfterMs, timings, null);
+        this(faults, files, replicaReassignAfterMs, timings, null, BATCHED_FETCHES);
+    }
+
+    /**
+     * The storage nodes' {@code replica.fetch.batched} in the clusters of the public constructors: the system property
+     * {@code segstore.replica.fetch.batched} (false unless set; a fault campaign runs with batched fetches by
+     * {@code scripts/fault-campaign.sh N "" -Dsegstore.replica.fetch.batched=true}).
+     */
+    static final boolean BATCHED_FETCHES = Boolean.getBoolean("segstore.replica.fetch.batched");
+
+    /** A cluster whose storage nodes fetch as followers in batches per leader node ({@code replica.fetch.batched=true}). */
+    public static InJvmCluster withBatchedFetches(IntFunction<StorageNode.PeerFaults> faults) throws Exception {
+        return new InJvmCluster(faults, id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
+                Timings.DEFAULT, null, true);
     }
 
     /** A cluster whose meta and storage nodes all serve and call with TLS {@code tls} (one identity for all). */
     public static InJvmCluster withTls(dev.segstore.protocol.rpc.TlsConfig tls) throws Exception {
         return new InJvmCluster(id -> StorageNode.PeerFaults.NONE, id -> dev.segstore.log.io.RealLogFiles.INSTANCE,
-                MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS, Timings.DEFAULT, tls);
+                MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS, Timings.DEFAULT, tls, BATCHED_FETCHES);
     }
 
     private InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
-                         long replicaReassignAfterMs, Timings timings, dev.segstore.protocol.rpc.TlsConfig tls) throws Exception {
+                         long replicaReassignAfterMs, Timings timings, dev.segstore.protocol.rpc.TlsConfig tls, boolean batchedFetches)
+            throws Exception {
+        this.batchedFetches = batchedFetches;
+        if (batchedFetches) {
+            System.out.println("InJvmCluster: storage nodes with replica.fetch.batched=true");
+        }
         this.faults = faults;
         this.files = files;
         this.timings = timings;
@@ -146,7 +164,8 @@ public final class InJvmCluster implements AutoCloseable {
         nodes[id] = StorageNode.start(new NodeConfig(id, "127.0.0.1", 0, dirs.get(0), metaAddresses,
                 timings.heartbeatMs(), timings.replicaMaxLagMs(),
                 dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0,
-                NodeConfig.DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS, null, -1, false, tls, timings.readLeaseMs(), dirs.subList(1, dirs.size())),
+                NodeConfig.DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS, null, -1, false, tls, timings.readLeaseMs(), dirs.subList(1, dirs.size()))
+                        .withReplicaFetchBatched(batchedFetches),
                 faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
         machinesDown.remove(started.port());
@@ -155,6 +174,9 @@ public final class InJvmCluster implements AutoCloseable {
         }
         return started;
     }
+
+    /** The storage nodes' {@code replica.fetch.batched}. */
+    private final boolean batchedFetches;
 
     /** Ports of storage nodes whose machine is down ({@link #machineDown}). */
     private final java.util.Set<Integer> machinesDown = java.util.concurrent.ConcurrentHashMap.newKeySet();

@@ -1,0 +1,277 @@
+package dev.segstore.node.server;
+
+import dev.segstore.protocol.node.FetchManyRequest;
+import dev.segstore.protocol.node.FetchManyResponse;
+import dev.segstore.protocol.node.FetchManyResult;
+import dev.segstore.protocol.node.FetchRequest;
+import dev.segstore.protocol.node.FetchResponse;
+import dev.segstore.protocol.rpc.RpcClient;
+import dev.segstore.protocol.rpc.RpcException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The follower side of {@code node.FetchMany} (node.proto): the follower fetches that this node's replica loops
+ * ({@link ReplicaFetchers}) make to one leader node go out together, in rounds, as Kafka's replica fetcher sends one
+ * fetch per broker pair: one call at a time per leader node, held there until one of its segments has something new,
+ * carrying every segment whose loop waits for its next round. The answer is split again and each fetch completes with
+ * its entry's answer (or its entry's error) as a {@code node.Fetch} of it would: nothing of a segment's own checks
+ * moves here, each loop checks its answer against its replica's state as before.
+ *
+ * <p>Rounds: once a held call is answered, the next one waits until every segment answered in it has asked again
+ * (its loop appended what came, durably in fsync mode), at most {@link #ROUND_GATHER_MS}; so the loops stay in one
+ * call. A fetch asked while a call is held (a replica that starts following, a retry after an error, a round given
+ * up for a new epoch) does not wait for that call: it goes at once in a call that is not held and asks the leader node
+ * to answer the held one now ({@code wake_held}), and the next round carries them all.
+ *
+ * <p>A leader node that does not know the method (an older version, during an upgrade) answers "unknown method":
+ * the fetches of that call go one by one ({@code node.Fetch}), and so do the fetches to it for
+ * {@link #UNSUPPORTED_RETRY_MS} ({@link #batches} is false: the caller sends them itself) before it is asked again.
+ */
+final class FetchBatcher {
+    private static final Logger LOG = LoggerFactory.getLogger(FetchBatcher.class);
+    /** How long a leader node that does not know node.FetchMany is fetched from segment by segment. */
+    static final long UNSUPPORTED_RETRY_MS = 60_000;
+    /** About the most batch bytes one answer brings (each segment's own limit still holds). */
+    static final int MAX_BYTES = 8 << 20;
+    /** The longest the next round waits for the segments of the last one to ask again. */
+    static final long ROUND_GATHER_MS = 100;
+
+    /** The calls to leader nodes (through the node's fault seam). */
+    interface Calls {
+        CompletableFuture<RpcClient.Answer<FetchManyResponse>> many(String address, FetchManyRequest request);
+
+        CompletableFuture<RpcClient.Answer<FetchResponse>> one(String address, FetchRequest request);
+    }
+
+    /** A fetch waiting for its call: {@code sent} runs as the call goes out (Hosted#leaderCalled). */
+    private record Entry(FetchRequest request, Runnable sent, CompletableFuture<RpcClient.Answer<FetchResponse>> answer) {
+        Hosted.Key key() {
+            return Hosted.Key.of(request.getSegment());
+        }
+    }
+
+    private final int nodeId;
+    private final Calls calls;
+    private final java.util.concurrent.ScheduledExecutorService sender;
+    private final ConcurrentHashMap<String, Queue> queues = new ConcurrentHashMap<>();
+    private final AtomicLong manyCalls = new AtomicLong();
+
+    FetchBatcher(int nodeId, Calls calls, java.util.concurrent.ScheduledExecutorService sender) {
+        this.nodeId = nodeId;
+        this.calls = calls;
+        this.sender = sender;
+    }
+
+    /**
+     * The answer to {@code request} (a follower fetch from the leader at {@code address}), sent with the others of
+     * its round; {@code sent} runs when the call carrying it goes out.
+     */
+    CompletableFuture<RpcClient.Answer<FetchResponse>> fetch(String address, FetchRequest request, Runnable sent) {
+        Entry e = new Entry(request, sent, new CompletableFuture<>());
+        queues.computeIfAbsent(address, Queue::new).add(e);
+        return e.answer();
+    }
+
+    /** Whether fetches to the leader node at {@code address} go in node.FetchMany rounds (not while it is an older one). */
+    boolean batches(String address) {
+        Queue q = queues.get(address);
+        return q == null || !q.unsupported();
+    }
+
+    /** node.FetchMany calls sent so far (tests, metrics). */
+    long manyCalls() {
+        return manyCalls.get();
+    }
+
+    /** One leader node's rounds. */
+    private final class Queue {
+        private final String address;
+        private List<Entry> queued = new ArrayList<>();
+        /** Whether a held call is out. */
+        private boolean held;
+        /** Segments answered (or being answered) in this round that have not asked again yet. */
+        private final java.util.Set<Hosted.Key> awaited = new java.util.HashSet<>();
+        private long gatherUntilNanos;
+        private boolean checkScheduled;
+        private volatile long unsupportedUntilNanos;
+        private volatile boolean unsupported;
+
+        Queue(String address) {
+            this.address = address;
+        }
+
+        boolean unsupported() {
+            if (unsupported && System.nanoTime() - unsupportedUntilNanos > 0) {
+                unsupported = false; // ask again: the node may have been upgraded
+            }
+            return unsupported;
+        }
+
+        void add(Entry e) {
+            synchronized (this) {
+                queued.add(e);
+                awaited.remove(e.key());
+            }
+            decide();
+        }
+
+        /** Sends what is queued if it is time: a held round, or a call that wakes the held one. */
+        private void decide() {
+            List<Entry> batch;
+            boolean wake;
+            synchronized (this) {
+                if (queued.isEmpty()) {
+                    return;
+                }
+                if (held) {
+                    wake = true;
+                } else {
+                    long left = gatherUntilNanos - System.nanoTime();
+                    if (!awaited.isEmpty() && left > 0) {
+                        if (!checkScheduled) {
+                            checkScheduled = true;
+                            schedule(left);
+                        }
+                        return;
+                    }
+                    wake = false;
+                    held = true;
+                    awaited.clear();
+                }
+                batch = queued;
+                queued = new ArrayList<>();
+                if (wake) {
+                    batch.forEach(e -> awaited.add(e.key())); // they join the next round once answered
+                }
+            }
+            send(batch, wake);
+        }
+
+        private void schedule(long nanos) {
+            try {
+                sender.schedule(() -> {
+                    synchronized (this) {
+                        checkScheduled = false;
+                    }
+                    decide();
+                }, nanos, TimeUnit.NANOSECONDS);
+            } catch (java.util.concurrent.RejectedExecutionException closing) {
+                List<Entry> batch;
+                synchronized (this) {
+                    batch = queued;
+                    queued = new ArrayList<>();
+                }
+                fail(batch, new RpcException(RpcException.UNAVAILABLE, "the storage node is shutting down"));
+            }
+        }
+
+        private void send(List<Entry> batch, boolean wake) {
+            FetchManyRequest.Builder request = FetchManyRequest.newBuilder().setMaxBytes(MAX_BYTES).setReplicaId(nodeId).setWakeHeld(wake);
+            int wait = Integer.MAX_VALUE;
+            for (Entry e : batch) {
+                request.addFetches(e.request());
+                wait = Math.min(wait, e.request().getMaxWaitMs());
+            }
+            manyCalls.incrementAndGet();
+            batch.forEach(e -> e.sent().run());
+            CompletableFuture<RpcClient.Answer<FetchManyResponse>> call;
+            try {
+                call = calls.many(address, request.setMaxWaitMs(wake ? 0 : wait).build());
+            } catch (RuntimeException e) {
+                call = CompletableFuture.failedFuture(e);
+            }
+            call.whenComplete((a, e) -> answered(batch, wake, a, e));
+        }
+
+        private void answered(List<Entry> batch, boolean wake, RpcClient.Answer<FetchManyResponse> a, Throwable e) {
+            synchronized (this) {
+                if (!wake) {
+                    held = false;
+                    gatherUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ROUND_GATHER_MS);
+                }
+                // Those answered successfully are awaited for the next round; a failed one comes back when its loop
+                // retries, whenever that is.
+                for (int i = 0; i < batch.size(); i++) {
+                    Hosted.Key k = batch.get(i).key();
+                    boolean ok = e == null && i < a.message().getResultsCount() && !a.message().getResults(i).hasError();
+                    if (ok) {
+                        awaited.add(k);
+                    } else {
+                        awaited.remove(k);
+                    }
+                }
+            }
+            if (e == null) {
+                split(a, batch);
+            } else if (unknownMethod(e)) {
+                LOG.info("Leader node {} does not know node.FetchMany (an older version): fetching from it segment by segment"
+                        + " for {} s", address, UNSUPPORTED_RETRY_MS / 1000);
+                unsupportedUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(UNSUPPORTED_RETRY_MS);
+                unsupported = true;
+                for (Entry x : batch) {
+                    calls.one(address, x.request()).whenComplete((one, failed) -> {
+                        if (failed != null) {
+                            x.answer().completeExceptionally(failed);
+                        } else {
+                            x.answer().complete(one);
+                        }
+                    });
+                }
+            } else {
+                fail(batch, e);
+            }
+            decide();
+        }
+    }
+
+    /** Completes each entry with its part of the answer: its FetchResponse and its bytes of the attachment, or its error. */
+    static void split(RpcClient.Answer<FetchManyResponse> a, List<Entry> batch) {
+        List<FetchManyResult> results = a.message().getResultsList();
+        ByteBuffer batches = a.attachment();
+        if (results.size() != batch.size()) {
+            fail(batch, new RpcException(RpcException.INTERNAL, "node.FetchMany answered " + results.size() + " entries for "
+                    + batch.size()));
+            return;
+        }
+        int at = batches.position();
+        for (int i = 0; i < batch.size(); i++) {
+            FetchManyResult r = results.get(i);
+            Entry e = batch.get(i);
+            if (r.hasError()) {
+                e.answer().completeExceptionally(RpcException.of(r.getError()));
+                continue;
+            }
+            int bytes = r.getBatchBytes();
+            if (bytes < 0 || at + bytes > batches.limit()) {
+                e.answer().completeExceptionally(new RpcException(RpcException.INTERNAL, "node.FetchMany: entry " + i + " of "
+                        + bytes + " bytes overruns the attachment (" + batches.remaining() + " bytes)"));
+                continue;
+            }
+            e.answer().complete(new RpcClient.Answer<>(r.getResponse(), batches.slice(at, bytes)));
+            at += bytes;
+        }
+    }
+
+    private static void fail(List<Entry> batch, Throwable e) {
+        Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+        batch.forEach(x -> x.answer().completeExceptionally(cause));
+    }
+
+    /** Whether a call failed because the answering node does not know the method (RpcServer: "unknown method"). */
+    static boolean unknownMethod(Throwable t) {
+        Throwable e = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
+        return e instanceof RpcException re && re.code() == RpcException.INVALID_ARGUMENT && re.getMessage() != null
+                && re.getMessage().contains("unknown method");
+    }
+}
+
