@@ -57,6 +57,32 @@ class RollingRetryTest {
         }
     }
 
+    /**
+     * A leadership hand-over (controlled shutdown): the old leader refuses with the epoch it now knows, the new one
+     * refuses until it has learnt that it leads. Each such refusal names a leader epoch and is retried soon; with the
+     * growing pause, {@link #REFUSALS} of them took 1,120 ms, past the request timeout of 1 s.
+     */
+    @Test
+    void aWriteRefusedWhileTheLeadershipMovesIsRetriedWithinTheRequestTimeoutOfOneSecond() throws Exception {
+        List<ProduceRequest> produced = new CopyOnWriteArrayList<>();
+        try (ScriptedServer server = ScriptedServer.start(ScriptedServer.routes(() -> ScriptedServer.route(ScriptedServer.segment(0, 0, -1))),
+                RpcHandler.of(NodeMethods.PRODUCE, ProduceRequest.parser(), r -> {
+                    produced.add(r);
+                    if (produced.size() <= REFUSALS) {
+                        int known = produced.size() == 1 ? 1 : 0; // the deposed leader knows epoch 1; the new one not yet
+                        return CompletableFuture.failedFuture(new RpcException(6, "node 1 is not the leader", "", known, false, false));
+                    }
+                    return CompletableFuture.completedFuture(ProduceResponse.newBuilder().setBaseOffset(0).setLastOffset(0).build());
+                }));
+             SegmentStorageAdapter adapter = server.adapter(1_000, 300)) {
+            long offset = adapter.write("s", NewRecord.of(1, "x".getBytes(StandardCharsets.UTF_8))).get(30, TimeUnit.SECONDS);
+            assertEquals(0, offset);
+            assertEquals(REFUSALS + 1, produced.size(), "each refusal retried once: " + produced.size());
+            assertTrue(produced.subList(1, produced.size()).stream().allMatch(ProduceRequest::getMayBeDuplicate),
+                    "the outcome of a refused attempt that was not marked not_applied stays unknown: retried as a possible duplicate");
+        }
+    }
+
     @Test
     void onlyRefusalsFromARollAreRetriedSoonAndOnlyForABoundedNumber() {
         for (int i = 0; i < 100; i++) {
