@@ -20,15 +20,9 @@ WARMUP="${4:-30}"
 SHARDS="${5:-1}"
 export RUN_DIR="${RUN_DIR:-run/bench-cluster}"
 rm -rf "$RUN_DIR"
-# The cluster's ports (META_PORT_BASE + 1..3 and + 101..103, NODE_PORT; defaults 7000 and 7201, as start-cluster.sh
-# takes them): wait (up to 15 minutes) for another cluster on them to stop first.
-B="${META_PORT_BASE:-7000}"
-PORTS=":($((B + 1))|$((B + 2))|$((B + 3))|$((B + 101))|$((B + 102))|$((B + 103))|${NODE_PORT:-7201})\b"
-for _ in $(seq 1 45); do
-  ss -ltn | grep -qE "$PORTS" || break
-  echo "the cluster ports are in use; waiting..." >&2
-  sleep 20
-done
+# shellcheck source=scripts/cluster-lib.sh
+source scripts/cluster-lib.sh
+await_free_cluster_ports || true # as before: start anyway after 15 minutes
 trap 'scripts/stop-cluster.sh >/dev/null' EXIT
 scripts/start-cluster.sh > /dev/null 2>&1
 META="$(cat "$RUN_DIR/meta-addresses")"

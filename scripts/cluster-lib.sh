@@ -1,5 +1,6 @@
 # Shell functions shared by the scripts that measure write stalls on the cluster of start-cluster.sh
-# (rolling-restart.sh, failover.sh). Source it after start-cluster.sh has run, with RUN_DIR, DIST and META set.
+# (rolling-restart.sh, failover.sh). Source it after start-cluster.sh has run, with RUN_DIR, DIST and META set
+# (await_free_cluster_ports: before it, bench-cluster.sh and idle-shards.sh).
 
 now_ms() { date +%s%3N; }
 
@@ -90,4 +91,17 @@ report_gaps() {
       $1 == "gap" { failed = $6 }
       END { printf "  %-8s %6d ms   (%d one-second reports; failed writes so far: %d)\n", name, max, n, failed }' "$WRITER_LOG"
   done
+}
+
+# The cluster's ports (META_PORT_BASE + 1..3 and + 101..103, NODE_PORT; defaults 7000 and 7201, as start-cluster.sh
+# takes them): waits (up to 15 minutes) for another cluster on them to stop; returns 1 if they are still in use.
+await_free_cluster_ports() {
+  local b="${META_PORT_BASE:-7000}"
+  local ports=":($((b + 1))|$((b + 2))|$((b + 3))|$((b + 101))|$((b + 102))|$((b + 103))|${NODE_PORT:-7201})\b"
+  for _ in $(seq 1 45); do
+    ss -ltn | grep -qE "$ports" || return 0
+    echo "the cluster ports are in use; waiting..." >&2
+    sleep 20
+  done
+  ! ss -ltn | grep -qE "$ports"
 }
