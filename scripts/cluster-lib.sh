@@ -62,12 +62,13 @@ start_process() { # NAME: starts it again as start-meta-cluster.sh / start-clust
 }
 
 # Starts a writer on shard $1 (bin/segstore-perf --gap-report: every second, the longest pause between two
-# acknowledgements) into $RUN_DIR/writer.log; stop_writer stops it (also on exit).
+# acknowledgements, and when it ended) into $RUN_DIR/writer.log, its log (warnings; client DEBUG lines if
+# config/logback-tools.xml asks for them) into $RUN_DIR/writer.err; stop_writer stops it (also on exit).
 start_writer() {
   WRITER_LOG="$RUN_DIR/writer.log"
   "$DIST/bin/segstore-perf" --meta "$META" --shard "$1" --gap-report --warmup-seconds 0 --seconds 100000 \
     --in-flight "${WRITER_IN_FLIGHT:-8}" --record-bytes "${WRITER_RECORD_BYTES:-512}" \
-    --records-per-request "${WRITER_RECORDS_PER_REQUEST:-4}" > "$WRITER_LOG" 2>&1 &
+    --records-per-request "${WRITER_RECORDS_PER_REQUEST:-4}" > "$WRITER_LOG" 2> "$RUN_DIR/writer.err" &
   WRITER=$!
   echo "$WRITER" > "$RUN_DIR/writer.pid"
   trap stop_writer EXIT

@@ -29,10 +29,15 @@ final class ScriptedServer implements AutoCloseable {
 
     /** Starts a server answering {@code handlers}. */
     static ScriptedServer start(RpcHandler<?>... handlers) throws InterruptedException {
-        return new ScriptedServer(handlers);
+        return new ScriptedServer(0, handlers);
     }
 
-    private ScriptedServer(RpcHandler<?>... handlers) throws InterruptedException {
+    /** As {@link #start(RpcHandler[])}, on {@code port} (a server started again where another one was). */
+    static ScriptedServer startOn(int port, RpcHandler<?>... handlers) throws InterruptedException {
+        return new ScriptedServer(port, handlers);
+    }
+
+    private ScriptedServer(int port, RpcHandler<?>... handlers) throws InterruptedException {
         InetSocketAddress[] self = new InetSocketAddress[1];
         server = new RpcServer(1, 1 << 20);
         boolean describes = false;
@@ -45,8 +50,12 @@ final class ScriptedServer implements AutoCloseable {
                     DescribeClusterResponse.newBuilder().addNodes(StorageNode.newBuilder().setNodeId(1)
                             .setHost("127.0.0.1").setPort(self[0].getPort())).build())));
         }
-        self[0] = server.start("127.0.0.1", 0);
+        self[0] = server.start("127.0.0.1", port);
         address = self[0];
+    }
+
+    int port() {
+        return address.getPort();
     }
 
     /** "127.0.0.1:port" of this server. */

@@ -113,6 +113,20 @@ public final class RpcClient implements AutoCloseable {
         return answer;
     }
 
+    /**
+     * Opens a connection to {@code address} now, if none is open or opening, so that a later call does not wait for
+     * the connect; completes when it is up (or fails as the connect did).
+     */
+    public CompletableFuture<Void> connectAhead(String address) {
+        return connect(address).thenApply(ch -> null);
+    }
+
+    /** Whether a connection to {@code address} is open now (tests). */
+    public boolean connected(String address) {
+        CompletableFuture<Channel> c = channels.get(address);
+        return c != null && c.isDone() && !c.isCompletedExceptionally() && c.join().isActive();
+    }
+
     /** Calls {@code method} on the server at {@code address} ("host:port"). */
     public <R extends Message> CompletableFuture<R> call(String address, String method, Message request,
                                                          Parser<R> responseParser, long timeoutMs) {

@@ -155,6 +155,8 @@ public final class Partition {
      * below it, so reads wait until the high watermark has reached it ({@link #readableHighWatermark()}).
      */
     private long leaderEpochStart;
+    /** Whether the high watermark moved since this replica last became leader (a DEBUG line marks the first move). */
+    private boolean highWatermarkMovedInEpoch;
     private final SegmentRoll roll = new SegmentRoll();
 
     /** Asks the controller to seal this segment at {@code endOffset} and open the next one. */
@@ -378,6 +380,7 @@ public final class Partition {
         this.isr = List.copyOf(isr);
         this.isrVersion = isrVersion;
         this.leaderEpochStart = log.logEndOffset();
+        this.highWatermarkMovedInEpoch = false;
         if (this.isr.size() < this.replicas.size()) {
             holdDeletes(now); // a member was dropped, perhaps just now, and may not know it yet
         }
@@ -794,6 +797,10 @@ public final class Partition {
         pendingIsr.addProposedTo(counted); // the larger set while a change is pending
         long hw = IsrPolicy.highWatermark(countedLogEnd(), counted, localId, followers, highWatermark);
         if (hw > highWatermark) {
+            if (!highWatermarkMovedInEpoch && LOG.isDebugEnabled()) {
+                LOG.debug("{}: high watermark {} -> {}, its first move in epoch {}", name, highWatermark, hw, leaderEpoch);
+            }
+            highWatermarkMovedInEpoch = true;
             highWatermark = hw;
         }
         tombstoneWatermark = IsrPolicy.tombstoneWatermark(tombstones.end(), counted, localId, followers, tombstoneWatermark);
@@ -958,6 +965,9 @@ public final class Partition {
             FollowerProgress p = followers.get(followerId);
             if (p == null) {
                 throw new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": node " + followerId + " is not a replica of " + replicas);
+            }
+            if (p.logEndOffset() < 0 && LOG.isDebugEnabled()) {
+                LOG.debug("{}: first fetch of node {} in epoch {}, from offset {}", name, followerId, epoch, fetchOffset);
             }
             end = log.logEndOffset();
             if (fetchOffset > end || fetchOffset < log.logStartOffset()) {

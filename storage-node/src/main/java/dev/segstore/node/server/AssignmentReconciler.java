@@ -154,6 +154,10 @@ final class AssignmentReconciler {
             }
             int me = config.nodeId();
             boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
+            if (epochChanged && before != null) {
+                LOG.debug("{}: leader {} in epoch {} (was {} in {}), ISR {}", key.logName(), s.getLeader(), s.getLeaderEpoch(),
+                        before.getLeader(), before.getLeaderEpoch(), s.getIsrList());
+            }
             try {
                 // The role first, then the seal: a follower takes a seal only once it has truncated against its
                 // leader (a deposed leader may hold records past the seal point).

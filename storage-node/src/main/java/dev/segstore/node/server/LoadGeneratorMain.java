@@ -65,8 +65,9 @@ public final class LoadGeneratorMain implements Callable<Integer> {
     @Option(names = "--report", description = "write a self-contained HTML report to this file: a latency percentile table, "
             + "throughput and latency over time, and the latency percentile distribution (inline SVG)")
     java.nio.file.Path report;
-    @Option(names = "--gap-report", description = "print, every second: 'gap <epoch ms> acked <n> failed <n> longest-gap-ms <ms>', "
-            + "the longest pause between two acknowledgements that ended in that second")
+    @Option(names = "--gap-report", description = "print, every second: 'gap <epoch ms> acked <n> failed <n> longest-gap-ms <ms> "
+            + "ended-ms <epoch ms>', the longest pause between two acknowledgements that ended in that second (or is still going "
+            + "on) and when it ended")
     boolean gapReport;
 
     @Override
@@ -255,8 +256,10 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             return t;
         });
         private final AtomicLong failed;
-        private final AtomicLong lastAckNanos = new AtomicLong(-1);
-        private final AtomicLong longestGapNanos = new AtomicLong();
+        /** Guarded by this: the last acknowledgement, and the longest pause ended since the last line and when it ended. */
+        private long lastAckNanos = -1;
+        private long longestGapNanos;
+        private long longestGapEndNanos;
         private final AtomicLong ackedInSecond = new AtomicLong();
 
         GapReport(AtomicLong failed) {
@@ -265,21 +268,36 @@ public final class LoadGeneratorMain implements Callable<Integer> {
         }
 
         void acked(long nowNanos) {
-            long before = lastAckNanos.getAndSet(nowNanos);
-            if (before >= 0) {
-                longestGapNanos.accumulateAndGet(nowNanos - before, Math::max);
+            synchronized (this) {
+                if (lastAckNanos >= 0 && nowNanos - lastAckNanos > longestGapNanos) {
+                    longestGapNanos = nowNanos - lastAckNanos;
+                    longestGapEndNanos = nowNanos;
+                }
+                lastAckNanos = Math.max(lastAckNanos, nowNanos);
             }
             ackedInSecond.incrementAndGet();
         }
 
+        /** One line; the pause's end in wall-clock ms, to find it in the servers' logs. */
         private void print() {
-            long gap = longestGapNanos.getAndSet(0);
-            long last = lastAckNanos.get();
-            if (last >= 0) {
-                gap = Math.max(gap, System.nanoTime() - last); // a pause still going on counts too
+            long nowNanos = System.nanoTime();
+            long nowMs = System.currentTimeMillis();
+            long gap;
+            long endNanos;
+            synchronized (this) {
+                gap = longestGapNanos;
+                endNanos = longestGapEndNanos;
+                longestGapNanos = 0;
+                if (lastAckNanos >= 0 && nowNanos - lastAckNanos > gap) {
+                    gap = nowNanos - lastAckNanos; // a pause still going on counts too
+                    endNanos = nowNanos;
+                }
             }
-            System.out.printf("gap %d acked %d failed %d longest-gap-ms %.0f%n", System.currentTimeMillis(), ackedInSecond.getAndSet(0),
-                    failed.get(), gap / 1e6);
+            if (gap == 0) {
+                endNanos = nowNanos;
+            }
+            System.out.printf("gap %d acked %d failed %d longest-gap-ms %.0f ended-ms %d%n", nowMs, ackedInSecond.getAndSet(0),
+                    failed.get(), gap / 1e6, nowMs - (nowNanos - endNanos) / 1_000_000);
         }
 
         @Override

@@ -481,6 +481,7 @@ public final class StorageNode implements AutoCloseable {
             return;
         }
         if (r.getChanged()) {
+            LOG.debug("Storage node {}: assignments changed (metadata version {}); heartbeating now", config.nodeId(), r.getMetadataVersion());
             try {
                 control.execute(() -> {
                     heartbeat();
