@@ -25,7 +25,6 @@ import org.slf4j.LoggerFactory;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiPredicate;
@@ -93,11 +92,13 @@ final class ReplicaFetchers implements AutoCloseable {
         this.faults = faults;
         this.hosts = hosts;
         this.leaderMoved = leaderMoved;
-        this.fetchers = Executors.newScheduledThreadPool(2, r -> {
+        java.util.concurrent.ScheduledThreadPoolExecutor loops = new java.util.concurrent.ScheduledThreadPoolExecutor(2, r -> {
             Thread t = new Thread(r, "node-fetcher");
             t.setDaemon(true);
             return t;
         });
+        loops.setExecuteExistingDelayedTasksAfterShutdownPolicy(false); // closed: rounds still waiting do not run
+        this.fetchers = loops;
         this.batcher = !batched ? null : new FetchBatcher(nodeId, new FetchBatcher.Calls() {
             @Override
             public CompletableFuture<RpcClient.Answer<FetchManyResponse>> many(String address, FetchManyRequest request) {
@@ -348,7 +349,17 @@ final class ReplicaFetchers implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
-        fetchers.shutdownNow();
+        // The calls first: a loop waiting for a leader's answer (truncating against it) ends with UNAVAILABLE. Then
+        // the loops end without an interrupt (one may be writing the leader-epoch file: an interrupt closes the
+        // FileChannel under it and takes the data directory offline), before the logs close under them.
         peers.close();
+        fetchers.shutdown();
+        try {
+            if (!fetchers.awaitTermination(5, TimeUnit.SECONDS)) {
+                LOG.warn("Replica fetchers of node {} did not stop within 5 s; closing anyway", nodeId);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 }

@@ -38,7 +38,6 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
@@ -70,7 +69,11 @@ public final class StorageNode implements AutoCloseable {
     private final RpcServer server;
     private final Map<Hosted.Key, Hosted> hosted = new ConcurrentHashMap<>();
     private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
-    private final ScheduledExecutorService control = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "node-control"));
+    private final ScheduledExecutorService control = controlThread();
+    /** The meta call the control thread waits for now, if any: {@link #close} ends the wait (see {@link #awaitMeta}). */
+    private volatile CompletableFuture<?> controlWait;
+    /** How many replicas' producer states the last {@link #close} saved (tests). */
+    private volatile int producerStatesSaved = -1;
     private final ReplicaFetchers fetchers;
     private final FetchManyHandler fetchMany;
     private final AssignmentReconciler reconciler;
@@ -273,9 +276,9 @@ public final class StorageNode implements AutoCloseable {
             // The logs it holds: the controller marks every assigned replica it does not hold offline (a lost log, or
             // one on a directory that is offline) before it may lead or count in an ISR.
             List<dev.segstore.protocol.meta.SegmentId> held = segmentIds(directories.logNames());
-            NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.REGISTER_NODE,
+            NodeAssignments a = awaitMeta(metaCalls.call(dev.segstore.protocol.MetaMethods.REGISTER_NODE,
                     () -> meta.registerNode(config.nodeId(), config.registeredHost(), config.registeredPort(boundPort), !directories.indexDirectoryOnline(),
-                            instanceId, pageCacheId, held)).get(30, TimeUnit.SECONDS);
+                            instanceId, pageCacheId, held)), 30);
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
             reconciler.applyRegistration(a, sentAtMs);
@@ -405,9 +408,9 @@ public final class StorageNode implements AutoCloseable {
                         offline.size(), directories.all().stream().filter(d -> !d.isOnline()).map(d -> d.root() + " (" + d.failure() + ")").toList(),
                         directories.offlineLogs());
             }
-            NodeAssignments a = metaCalls.call(dev.segstore.protocol.MetaMethods.HEARTBEAT,
+            NodeAssignments a = awaitMeta(metaCalls.call(dev.segstore.protocol.MetaMethods.HEARTBEAT,
                     () -> meta.heartbeat(config.nodeId(), current, !directories.indexDirectoryOnline(), reconciler.appliedVersion(), offline,
-                            silent)).get(10, TimeUnit.SECONDS);
+                            silent)), 10);
             reconciler.apply(a, sentAtMs);
         } catch (Exception e) {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
@@ -419,9 +422,36 @@ public final class StorageNode implements AutoCloseable {
                 }
                 LOG.warn("Storage node {} was fenced; registering again", config.nodeId());
                 register();
-            } else {
+            } else if (!closed) {
                 LOG.warn("Heartbeat failed: {}", cause.toString());
             }
+        }
+    }
+
+    /** The single control thread; once shut down, it runs no delayed or periodic task that is still waiting. */
+    private static ScheduledExecutorService controlThread() {
+        java.util.concurrent.ScheduledThreadPoolExecutor e = new java.util.concurrent.ScheduledThreadPoolExecutor(1, r -> daemon(r, "node-control"));
+        e.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+        e.setContinueExistingPeriodicTasksAfterShutdownPolicy(false);
+        return e;
+    }
+
+    /**
+     * Waits, on the control thread, up to {@code timeoutSeconds} for a meta call's answer. {@link #close} ends the
+     * wait at once (CLOSED) by failing the answer, not by interrupting the thread: the control thread also reads and
+     * writes log files (indexing, opening replicas), and an interrupt closes a FileChannel under the I/O it is doing
+     * (ClosedByInterruptException), which took the whole data directory offline at a clean stop, so its logs were
+     * not closed cleanly and no producer state was saved.
+     */
+    private <T> T awaitMeta(CompletableFuture<T> answer, long timeoutSeconds) throws Exception {
+        controlWait = answer;
+        try {
+            if (closed) {
+                answer.completeExceptionally(new RpcException(ErrorCode.CLOSED.code(), "storage node " + config.nodeId() + " is closing"));
+            }
+            return answer.get(timeoutSeconds, TimeUnit.SECONDS);
+        } finally {
+            controlWait = null;
         }
     }
 
@@ -920,7 +950,13 @@ public final class StorageNode implements AutoCloseable {
                 LOG.warn("Storage node {}: the producer state of {} is not saved: {}", config.nodeId(), key.logName(), ex.toString());
             }
         }
+        producerStatesSaved = saved;
         LOG.info("Storage node {}: saved the producer state of {} of {} replicas", config.nodeId(), saved, hosted.size());
+    }
+
+    /** How many replicas' producer states the last close saved, or -1 before any (tests). */
+    int producerStatesSaved() {
+        return producerStatesSaved;
     }
 
     /**
@@ -938,10 +974,14 @@ public final class StorageNode implements AutoCloseable {
     public void close() {
         closed = true;
         closing.countDown();
-        control.shutdownNow();
+        CompletableFuture<?> waiting = controlWait;
+        if (waiting != null) {
+            waiting.completeExceptionally(new RpcException(ErrorCode.CLOSED.code(), "storage node " + config.nodeId() + " is closing"));
+        }
+        control.shutdown(); // not shutdownNow: no interrupt (awaitMeta says why)
         try {
-            // A heartbeat applying assignments may be using the index and the logs: let it end (interrupted, its meta
-            // call fails at once) before they close under it (a RocksDB call after close crashes the JVM).
+            // A heartbeat applying assignments may be using the index and the logs: let it end (its meta call is
+            // failed above) before they close under it (a RocksDB call after close crashes the JVM).
             if (!control.awaitTermination(10, TimeUnit.SECONDS)) {
                 LOG.warn("Storage node {}: the control thread did not stop within 10 s; closing anyway", config.nodeId());
             }

@@ -1,0 +1,163 @@
+package dev.segstore.node.server;
+
+import dev.segstore.adapter.NewRecord;
+import dev.segstore.adapter.ShardConfig;
+import dev.segstore.client.SegmentStorageAdapter;
+import dev.segstore.log.io.LogChannel;
+import dev.segstore.log.io.LogFiles;
+import dev.segstore.log.io.RealLogFiles;
+import dev.segstore.protocol.meta.DurabilityMode;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A clean stop while the node's control thread reads a log (its index catching up): the stop interrupted that thread,
+ * and an interrupt closes the FileChannel under the read (ClosedByInterruptException). The data directory then went
+ * offline, its logs did not close cleanly and no producer state was saved, so after the restart the first retry of
+ * an unknown batch read the whole log back (1.2 s of stalled writes in a rolling restart of the local cluster).
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class CleanStopTest {
+    /** How long the held read waits to be interrupted (the old stop does at once) before it goes on anyway. */
+    private static final long INTERRUPT_WAIT_MS = 2_000;
+
+    @Test
+    void aStopWhileTheControlThreadReadsALogKeepsItsDirectoryOnlineAndSavesTheProducerState() throws Exception {
+        HeldReads held = new HeldReads();
+        try (InJvmCluster cluster = new InJvmCluster(id -> StorageNode.PeerFaults.NONE, id -> id == 1 ? held : RealLogFiles.INSTANCE);
+             SegmentStorageAdapter adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 30_000,
+                     2_000, DurabilityMode.FSYNC))) {
+            adapter.createShard(ShardConfig.of("stop", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)).get(30, TimeUnit.SECONDS);
+            for (int i = 0; i < 20; i++) {
+                adapter.write("stop", NewRecord.of(i, new byte[100])).get(30, TimeUnit.SECONDS);
+            }
+            StorageNode node1 = cluster.nodes[1];
+            held.hold = true; // the next log read on node 1's control thread (its index catching up) waits
+            adapter.write("stop", NewRecord.of(20, new byte[100])).get(30, TimeUnit.SECONDS);
+            InJvmCluster.waitFor("node 1's control thread to read a log", 30_000, () -> held.holder != null);
+            Thread stopper = new Thread(() -> cluster.stopNode(1), "stopper");
+            stopper.start();
+            long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(INTERRUPT_WAIT_MS);
+            while (!held.interrupted && System.nanoTime() < end) {
+                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5)); // polls the condition, with a deadline
+            }
+            held.released = true;
+            LockSupport.unpark(held.holder);
+            stopper.join(60_000);
+            assertFalse(stopper.isAlive(), "node 1 stopped");
+            assertFalse(held.interrupted, "the stop interrupted the control thread while it read a log");
+            assertEquals(1, node1.producerStatesSaved(), "node 1 saved the producer state of its one replica at the clean stop");
+            assertTrue(held.reads > 0);
+        }
+    }
+
+    /** Real files whose reads on thread "node-control" wait, once {@link #hold} is set, until {@link #released}. */
+    private static final class HeldReads implements LogFiles {
+        volatile boolean hold;
+        volatile boolean released;
+        volatile Thread holder;
+        volatile boolean interrupted;
+        volatile int reads;
+
+        @Override
+        public LogChannel open(Path file, boolean create) throws IOException {
+            LogChannel real = RealLogFiles.INSTANCE.open(file, create);
+            return new LogChannel() {
+                @Override
+                public void writeFully(ByteBuffer src, long position) throws IOException {
+                    real.writeFully(src, position);
+                }
+
+                @Override
+                public int readFully(ByteBuffer dst, long position) throws IOException {
+                    if (hold && !released && Thread.currentThread().getName().equals("node-control")) {
+                        holder = Thread.currentThread();
+                        boolean wasInterrupted = false;
+                        while (!released) {
+                            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
+                            wasInterrupted |= Thread.interrupted();
+                        }
+                        if (wasInterrupted) {
+                            interrupted = true;
+                            Thread.currentThread().interrupt(); // as it was: the real read sees it
+                        }
+                    }
+                    reads++;
+                    return real.readFully(dst, position);
+                }
+
+                @Override
+                public long size() throws IOException {
+                    return real.size();
+                }
+
+                @Override
+                public void truncate(long size) throws IOException {
+                    real.truncate(size);
+                }
+
+                @Override
+                public void force() throws IOException {
+                    real.force();
+                }
+
+                @Override
+                public long transferTo(long position, long count, WritableByteChannel target) throws IOException {
+                    return real.transferTo(position, count, target);
+                }
+
+                @Override
+                public void close() throws IOException {
+                    real.close();
+                }
+            };
+        }
+
+        @Override
+        public void writeAtomically(Path file, byte[] content) throws IOException {
+            RealLogFiles.INSTANCE.writeAtomically(file, content);
+        }
+
+        @Override
+        public byte[] readAll(Path file) throws IOException {
+            return RealLogFiles.INSTANCE.readAll(file);
+        }
+
+        @Override
+        public List<String> list(Path dir) throws IOException {
+            return RealLogFiles.INSTANCE.list(dir);
+        }
+
+        @Override
+        public void delete(Path file) throws IOException {
+            RealLogFiles.INSTANCE.delete(file);
+        }
+
+        @Override
+        public void createDirectories(Path dir) throws IOException {
+            RealLogFiles.INSTANCE.createDirectories(dir);
+        }
+
+        @Override
+        public void forceDirectory(Path dir) throws IOException {
+            RealLogFiles.INSTANCE.forceDirectory(dir);
+        }
+
+        @Override
+        public String pageCacheId() {
+            return RealLogFiles.INSTANCE.pageCacheId();
+        }
+    }
+}
