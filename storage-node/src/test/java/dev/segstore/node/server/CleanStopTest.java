@@ -4,7 +4,8 @@ import dev.segstore.adapter.NewRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.client.SegmentStorageAdapter;
 import dev.segstore.log.io.LogChannel;
-import dev.segstore.log.io.LogFiles;
+import dev.segstore.log.io.ForwardingLogChannel;
+import dev.segstore.log.io.ForwardingLogFiles;
 import dev.segstore.log.io.RealLogFiles;
 import dev.segstore.protocol.meta.DurabilityMode;
 import org.junit.jupiter.api.Test;
@@ -12,9 +13,7 @@ import org.junit.jupiter.api.Timeout;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.WritableByteChannel;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 
@@ -64,7 +63,7 @@ class CleanStopTest {
     }
 
     /** Real files whose reads on thread "node-control" wait, once {@link #hold} is set, until {@link #released}. */
-    private static final class HeldReads implements LogFiles {
+    private static final class HeldReads extends ForwardingLogFiles {
         volatile boolean hold;
         volatile boolean released;
         volatile Thread holder;
@@ -73,13 +72,7 @@ class CleanStopTest {
 
         @Override
         public LogChannel open(Path file, boolean create) throws IOException {
-            LogChannel real = RealLogFiles.INSTANCE.open(file, create);
-            return new LogChannel() {
-                @Override
-                public void writeFully(ByteBuffer src, long position) throws IOException {
-                    real.writeFully(src, position);
-                }
-
+            return new ForwardingLogChannel(real.open(file, create)) {
                 @Override
                 public int readFully(ByteBuffer dst, long position) throws IOException {
                     if (hold && !released && Thread.currentThread().getName().equals("node-control")) {
@@ -95,69 +88,9 @@ class CleanStopTest {
                         }
                     }
                     reads++;
-                    return real.readFully(dst, position);
-                }
-
-                @Override
-                public long size() throws IOException {
-                    return real.size();
-                }
-
-                @Override
-                public void truncate(long size) throws IOException {
-                    real.truncate(size);
-                }
-
-                @Override
-                public void force() throws IOException {
-                    real.force();
-                }
-
-                @Override
-                public long transferTo(long position, long count, WritableByteChannel target) throws IOException {
-                    return real.transferTo(position, count, target);
-                }
-
-                @Override
-                public void close() throws IOException {
-                    real.close();
+                    return super.readFully(dst, position);
                 }
             };
-        }
-
-        @Override
-        public void writeAtomically(Path file, byte[] content) throws IOException {
-            RealLogFiles.INSTANCE.writeAtomically(file, content);
-        }
-
-        @Override
-        public byte[] readAll(Path file) throws IOException {
-            return RealLogFiles.INSTANCE.readAll(file);
-        }
-
-        @Override
-        public List<String> list(Path dir) throws IOException {
-            return RealLogFiles.INSTANCE.list(dir);
-        }
-
-        @Override
-        public void delete(Path file) throws IOException {
-            RealLogFiles.INSTANCE.delete(file);
-        }
-
-        @Override
-        public void createDirectories(Path dir) throws IOException {
-            RealLogFiles.INSTANCE.createDirectories(dir);
-        }
-
-        @Override
-        public void forceDirectory(Path dir) throws IOException {
-            RealLogFiles.INSTANCE.forceDirectory(dir);
-        }
-
-        @Override
-        public String pageCacheId() {
-            return RealLogFiles.INSTANCE.pageCacheId();
         }
     }
 }
