@@ -949,9 +949,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 result.completeExceptionally(se);
                 return;
             }
-            if (!followLeaderHint(shard, e)) {
-                routes.remove(shard); // the route may be stale: ask the meta-service again
-            }
+            routes.remove(shard); // the route may be stale: ask the meta-service again
             if (se.code() == ErrorCode.UNAVAILABLE || se.code() == ErrorCode.TIMEOUT) {
                 nodeAddresses.clear(); // a node may have come back on another address: ask again too
             }
@@ -968,77 +966,9 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         });
     }
 
-    /**
-     * A NOT_LEADER that names the new leader (its address) in a newer leader epoch than the cached route's open
-     * segment has: the cached route is patched to that leader, so the retry goes straight there without reading the
-     * route again (a meta-service read: 20 ms on a busy host, on the path of every write a hand-over refused), and the
-     * whole route is read in the background. Kafka's producer does the same with the current leader that a
-     * NOT_LEADER_OR_FOLLOWER answer carries (KIP-951). Safe: the node checks its leadership and epoch on every write,
-     * and a retry keeps its producer id and sequence. A wrong hint costs one more refusal; each patch needs a strictly
-     * newer epoch, and a refusal without a newer one drops the route (read from the meta-service as before).
-     *
-     * @return whether the route was patched (else the caller drops it)
-     */
-    private boolean followLeaderHint(String shard, Throwable failure) {
-        if (!(unwrap(failure) instanceof RpcException re) || re.code() != ErrorCode.NOT_LEADER.code() || re.leaderHint().isEmpty()
-                || re.leaderEpoch() < 0) {
-            return false;
-        }
-        CompletableFuture<ShardRoute> cached = routes.get(shard);
-        if (cached == null || !cached.isDone() || cached.isCompletedExceptionally()) {
-            return false;
-        }
-        ShardRoute route = cached.join();
-        if (route.getSegmentsCount() == 0) {
-            return false;
-        }
-        int last = route.getSegmentsCount() - 1;
-        Segment open = route.getSegments(last);
-        int leader = nodeAt(re.leaderHint());
-        if (open.getStatus() != SegmentStatus.OPEN || re.leaderEpoch() <= open.getLeaderEpoch() || leader < 0
-                || !open.getReplicasList().contains(leader)) {
-            return false;
-        }
-        ShardRoute patched = route.toBuilder().setSegments(last, open.toBuilder().setLeader(leader).setLeaderEpoch(re.leaderEpoch())).build();
-        CompletableFuture<ShardRoute> hinted = CompletableFuture.completedFuture(patched);
-        if (!routes.replace(shard, cached, hinted)) {
-            return true; // another failure replaced it meanwhile: that one decided
-        }
-        LOG.debug("Shard {}: node {} leads segment {} in epoch {} (a refusal said so); retrying there", shard, leader, open.getSequence(),
-                re.leaderEpoch());
-        // The rest of the route (ISR, a roll meanwhile) from the meta-service, off the write's path; kept only if at
-        // least as new as the hint.
-        meta.route(shard).thenAccept(fresh -> {
-            if (!olderThan(fresh, patched)) {
-                routes.replace(shard, hinted, CompletableFuture.completedFuture(fresh));
-            }
-        });
-        return true;
-    }
-
-    /** Whether route {@code r}'s open segment is older than {@code than}'s (an earlier segment, or an earlier epoch of it). */
-    private static boolean olderThan(ShardRoute r, ShardRoute than) {
-        if (r.getSegmentsCount() == 0) {
-            return true;
-        }
-        Segment a = r.getSegments(r.getSegmentsCount() - 1);
-        Segment b = than.getSegments(than.getSegmentsCount() - 1);
-        return a.getSequence() < b.getSequence() || (a.getSequence() == b.getSequence() && a.getLeaderEpoch() < b.getLeaderEpoch());
-    }
-
     /** Whether a connection to the storage node at {@code address} is open now (tests). */
     boolean connectedTo(String address) {
         return nodes.connected(address);
-    }
-
-    /** The id of the storage node at {@code address} ("host:port"), or -1 if not known. */
-    private int nodeAt(String address) {
-        for (Map.Entry<Integer, String> e : nodeAddresses.entrySet()) {
-            if (e.getValue().equals(address)) {
-                return e.getKey();
-            }
-        }
-        return -1;
     }
 
     /**
