@@ -104,6 +104,17 @@ public final class Partition {
     private final Tombstones tombstones;
     /** Deletes waiting for the tombstone watermark: key = the tombstone end that acknowledges them. */
     private final TreeMap<Long, List<Runnable>> deletesWaiting = new TreeMap<>();
+    /**
+     * Leader: deletes that found nothing to delete, each waiting for a fetch request of every ISR member that arrived
+     * after it ({@link #delete}); in the order they came.
+     */
+    private final List<EmptyDelete> emptyDeletesWaiting = new ArrayList<>();
+    /** Leader, per follower: when its latest fetch request arrived, on this replica's clock (a held fetch taken again is not a new one). */
+    private final Map<Integer, Long> fetchArrivedAtMs = new HashMap<>();
+
+    /** A delete that found nothing, asked at {@code askedAtMs}, answered once the tombstone watermark reaches {@code end}. */
+    private record EmptyDelete(long askedAtMs, long end, Runnable complete) {
+    }
     private long tombstoneWatermark;
     /** Follower: the tombstone position to fetch from (0 after every new epoch: the leader's list is re-read). */
     private long tombstoneCursor;
@@ -387,6 +398,7 @@ public final class Partition {
         pendingIsr.settle();
         followers.clear();
         joinRefusedAtMs.clear();
+        fetchArrivedAtMs.clear();
         for (int r : replicas) {
             if (r != localId) {
                 followers.put(r, FollowerProgress.unknown(r, now));
@@ -436,6 +448,8 @@ public final class Partition {
         List<Runnable> deletes = new ArrayList<>();
         deletesWaiting.values().forEach(deletes::addAll);
         deletesWaiting.clear();
+        emptyDeletesWaiting.forEach(d -> deletes.add(d.complete()));
+        emptyDeletesWaiting.clear();
         deletes.forEach(Runnable::run); // each sees the role change and fails NOT_LEADER
     }
 
@@ -770,6 +784,19 @@ public final class Partition {
                 acked.complete((long) live.size());
             }
         };
+        if (live.isEmpty()) {
+            // Nothing to delete, so no tombstone to replicate; but the answer must not come from a leader deposed
+            // without hearing of it (cut off from the meta-service and its followers, still reached by clients): it
+            // would answer "nothing with that key here, segment open" from its stale log while the new leader holds
+            // such records, and in later segments too (found by the process fault schedules: DELETE_UNDONE). So it
+            // waits for a fetch request of every ISR member that arrives after it, as Raft's ReadIndex confirms a
+            // leader with a round of its quorum: the new leader is a member of the ISR this replica knows, and it
+            // fetches from this replica no more.
+            emptyDeletesWaiting.add(new EmptyDelete(monotonicMs.getAsLong(), end, complete));
+            wakeFetchers(); // held fetches come back now, and the followers' next requests confirm it
+            maybeAdvanceHighWatermark();
+            return acked;
+        }
         deletesWaiting.computeIfAbsent(end, k -> new ArrayList<>()).add(complete);
         wakeFetchers(); // followers long-polling learn of the tombstones now
         maybeAdvanceHighWatermark();
@@ -807,6 +834,9 @@ public final class Partition {
         while (!deletesWaiting.isEmpty() && deletesWaiting.firstKey() <= tombstoneWatermark && deletesReleased()) {
             deletesWaiting.pollFirstEntry().getValue().forEach(Runnable::run);
         }
+        while (!emptyDeletesWaiting.isEmpty() && confirmed(emptyDeletesWaiting.get(0), counted) && deletesReleased()) {
+            emptyDeletesWaiting.remove(0).complete().run();
+        }
         maybeRequestRoll();
         while (!waiting.isEmpty() && waiting.firstKey() <= highWatermark) {
             for (Waiter w : waiting.pollFirstEntry().getValue()) {
@@ -819,6 +849,19 @@ public final class Partition {
                 }
             }
         }
+    }
+
+    /** Whether every other member of {@code isr} sent a fetch request after {@code d} came, and its tombstones are in. */
+    private boolean confirmed(EmptyDelete d, Set<Integer> isr) {
+        if (d.end() > tombstoneWatermark) {
+            return false;
+        }
+        for (int member : isr) {
+            if (member != localId && fetchArrivedAtMs.getOrDefault(member, Long.MIN_VALUE) <= d.askedAtMs()) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private void maybeRequestRoll() {
@@ -951,6 +994,15 @@ public final class Partition {
 
     /** As {@link #fetchFromFollower(int, int, long, long, int)}, leaving the batches in the file; {@code maxBytes} 0: no batches. */
     public FollowerFetch fetchSliceForFollower(int followerId, int epoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
+        return fetchSliceForFollower(followerId, epoch, fetchOffset, tombstoneFrom, maxBytes, false);
+    }
+
+    /**
+     * As above; {@code heldAgain}: the same request taken again after the leader held it (a long poll), which does
+     * not count as a request that arrived now (an empty delete waits for requests that arrive after it: {@link #delete}).
+     */
+    public FollowerFetch fetchSliceForFollower(int followerId, int epoch, long fetchOffset, long tombstoneFrom, int maxBytes,
+                                               boolean heldAgain) {
         long hw;
         long end;
         Tombstones.Slice deletes;
@@ -975,6 +1027,9 @@ public final class Partition {
                         + " is outside the leader's log [" + log.logStartOffset() + ", " + end + "]");
             }
             long now = monotonicMs.getAsLong();
+            if (!heldAgain) {
+                fetchArrivedAtMs.put(followerId, now);
+            }
             long tombFrom = Math.max(0, Math.min(tombstoneFrom, tombstones.end()));
             followers.put(followerId, p.afterFetch(fetchOffset, tombFrom, countedLogEnd(), now));
             maybeExpandIsr(followerId, now);

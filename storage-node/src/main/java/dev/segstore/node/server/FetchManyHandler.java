@@ -37,9 +37,9 @@ final class FetchManyHandler {
     interface Leader {
         /**
          * The follower fetch {@code r} as {@code node.Fetch} takes it, with at most about {@code maxBytes} of batches
-         * (0: none); fails as {@code node.Fetch} fails.
+         * (0: none); fails as {@code node.Fetch} fails. {@code heldAgain}: the entry taken again after the call was held.
          */
-        Partition.FollowerFetch slice(FetchRequest r, int maxBytes);
+        Partition.FollowerFetch slice(FetchRequest r, int maxBytes, boolean heldAgain);
 
         /** Completes when the segment of {@code r} has data or tombstones beyond it, or its leader's role changed. */
         CompletableFuture<Void> news(FetchRequest r);
@@ -85,7 +85,7 @@ final class FetchManyHandler {
             }
         }
         long wait = r.getWakeHeld() ? 0 : r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), maxWaitMs) : defaultWaitMs;
-        return pass(r).thenCompose(parts -> {
+        return pass(r, false).thenCompose(parts -> {
             if (wait == 0 || parts.stream().anyMatch(Part::news) || r.getFetchesCount() == 0) {
                 return CompletableFuture.completedFuture(answer(parts));
             }
@@ -104,7 +104,7 @@ final class FetchManyHandler {
                     .completeOnTimeout(null, wait, TimeUnit.MILLISECONDS)
                     .thenCompose(v -> {
                         held.remove(r.getReplicaId(), wake);
-                        return pass(r);
+                        return pass(r, true);
                     }).thenApply(this::answer);
         });
     }
@@ -121,7 +121,7 @@ final class FetchManyHandler {
      * Takes every entry on its shard's owner thread, in an order that starts at a random entry, so that the bytes
      * budget of the answer does not always go to the same segments.
      */
-    private CompletableFuture<List<Part>> pass(FetchManyRequest r) {
+    private CompletableFuture<List<Part>> pass(FetchManyRequest r, boolean heldAgain) {
         int n = r.getFetchesCount();
         AtomicLong budget = new AtomicLong(r.getMaxBytes() > 0 ? r.getMaxBytes() : DEFAULT_MAX_BYTES);
         @SuppressWarnings("unchecked")
@@ -130,7 +130,7 @@ final class FetchManyHandler {
         for (int k = 0; k < n; k++) {
             int i = (start + k) % n;
             FetchRequest f = r.getFetches(i);
-            parts[i] = owners.run(f.getSegment().getShardId(), () -> CompletableFuture.completedFuture(part(f, budget)));
+            parts[i] = owners.run(f.getSegment().getShardId(), () -> CompletableFuture.completedFuture(part(f, budget, heldAgain)));
         }
         return CompletableFuture.allOf(parts).handle((v, e) -> {
             List<Part> out = new ArrayList<>(n);
@@ -141,13 +141,13 @@ final class FetchManyHandler {
         });
     }
 
-    private Part part(FetchRequest f, AtomicLong budget) {
+    private Part part(FetchRequest f, AtomicLong budget, boolean heldAgain) {
         try {
             if (f.getReplicaId() < 0) {
                 throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "node.FetchMany takes follower fetches only (replica_id >= 0)");
             }
             int maxBytes = (int) Math.max(0, Math.min(Math.max(1, f.getMaxBytes()), budget.get()));
-            Partition.FollowerFetch fetched = leader.slice(f, maxBytes);
+            Partition.FollowerFetch fetched = leader.slice(f, maxBytes, heldAgain);
             budget.addAndGet(-fetched.slice().length());
             return new Part(fetched, null);
         } catch (RuntimeException e) {

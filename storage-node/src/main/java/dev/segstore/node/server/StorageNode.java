@@ -659,14 +659,14 @@ public final class StorageNode implements AutoCloseable {
         try {
             Hosted h = hostedOrFail(r.getSegment());
             if (r.getReplicaId() >= 0) {
-                Partition.FollowerFetch f = followerSlice(h, r, Math.max(1, r.getMaxBytes()));
+                Partition.FollowerFetch f = followerSlice(h, r, Math.max(1, r.getMaxBytes()), false);
                 if (f.slice().isEmpty() && f.tombstones().offsets().isEmpty()) {
                     f.slice().close();
                     // Long poll: a caught-up follower waits here for new data or deletes (or its wait) instead of asking again.
                     long wait = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), MAX_FETCH_WAIT_MS) : FETCH_WAIT_MS;
                     return h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom())
                             .completeOnTimeout(null, wait, TimeUnit.MILLISECONDS)
-                            .thenApplyAsync(v -> followerResponse(followerSlice(h, r, Math.max(1, r.getMaxBytes()))),
+                            .thenApplyAsync(v -> followerResponse(followerSlice(h, r, Math.max(1, r.getMaxBytes()), true)),
                                     owners.of(r.getSegment().getShardId()))
                             .exceptionally(e -> {
                                 throw wire(e);
@@ -687,17 +687,21 @@ public final class StorageNode implements AutoCloseable {
         }
     }
 
-    /** A follower's fetch as the leader takes it: its epoch checked, its offset counted as its progress if it holds. */
-    private static Partition.FollowerFetch followerSlice(Hosted h, FetchRequest r, int maxBytes) {
-        return h.partition.fetchSliceForFollower(r.getReplicaId(), r.getLeaderEpoch(), r.getOffset(), r.getTombstoneFrom(), maxBytes);
+    /**
+     * A follower's fetch as the leader takes it: its epoch checked, its offset counted as its progress if it holds;
+     * {@code heldAgain}: taken again after a long poll (not a request that arrived now).
+     */
+    private static Partition.FollowerFetch followerSlice(Hosted h, FetchRequest r, int maxBytes, boolean heldAgain) {
+        return h.partition.fetchSliceForFollower(r.getReplicaId(), r.getLeaderEpoch(), r.getOffset(), r.getTombstoneFrom(), maxBytes,
+                heldAgain);
     }
 
     /** node.FetchMany (node.proto): many follower fetches in one call, each entry taken as node.Fetch takes it. */
     private FetchManyHandler fetchManyHandler() {
         return new FetchManyHandler(new FetchManyHandler.Leader() {
             @Override
-            public Partition.FollowerFetch slice(FetchRequest r, int maxBytes) {
-                return followerSlice(hostedOrFail(r.getSegment()), r, maxBytes);
+            public Partition.FollowerFetch slice(FetchRequest r, int maxBytes, boolean heldAgain) {
+                return followerSlice(hostedOrFail(r.getSegment()), r, maxBytes, heldAgain);
             }
 
             @Override

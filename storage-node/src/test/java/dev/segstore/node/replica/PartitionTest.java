@@ -242,6 +242,39 @@ class PartitionTest extends PartitionFixture {
         }
     }
 
+    /**
+     * A delete that finds nothing to delete writes no tombstone, but its answer must come from a replica that still
+     * leads. A leader deposed without hearing of it (cut off from the meta-service and its followers, still reached
+     * by clients) answered at once from its stale log, "nothing here, segment open", while the new leader held such
+     * records: the process fault schedules found 33-85 deletes by key undone that way (DELETE_UNDONE, campaign seed
+     * 5724918756473368383, run 0038). It now waits for a fetch request of every ISR member that arrives after it; a
+     * fetch held since before it, taken again, does not count.
+     */
+    @Test
+    void aDeleteThatFindsNothingIsAnsweredOnlyOnceEveryIsrMemberFetchedAfterIt() throws Exception {
+        writeAcknowledged(2);
+        CompletableFuture<Long> nothing = replicas[1].delete(List.of());
+        assertFalse(nothing.isDone(), "answered before the ISR was heard from after it");
+        fetchRound(1, 2, 3); // at the same clock reading as the delete: not after it
+        assertFalse(nothing.isDone(), "fetches that may have come before it do not count");
+        clock.addAndGet(1);
+        replicas[1].fetchSliceForFollower(3, 0, replicas[3].log().logEndOffset(), 0, 1000, true).slice().close();
+        fetchRound(1, 2);
+        assertFalse(nothing.isDone(), "node 3's fetch held since before the delete does not count, and node 2's alone is not enough");
+        fetchRound(1, 3);
+        assertEquals(0L, await(nothing));
+
+        // Deposed without hearing of it: node 2 leads epoch 1 with node 3; node 1 still takes itself for the leader.
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion + 1);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<Long> stale = replicas[1].delete(List.of());
+        clock.addAndGet(1);
+        fetchRound(2, 3);
+        assertFalse(stale.isDone(), "the deposed leader's ISR members fetch from the new leader: no answer");
+        replicas[1].becomeFollower(1, 2);
+        assertEquals(ErrorCode.NOT_LEADER, failure(stale).code(), "told of the new leader, it refuses");
+    }
+
     @Test
     void aDeleteNeedsMinIsr() throws Exception {
         writeAcknowledged(1);

@@ -48,7 +48,7 @@ class FetchManyHandlerTest {
 
     private final FetchManyHandler handler = new FetchManyHandler(new FetchManyHandler.Leader() {
         @Override
-        public Partition.FollowerFetch slice(FetchRequest r, int maxBytes) {
+        public Partition.FollowerFetch slice(FetchRequest r, int maxBytes, boolean heldAgain) {
             long shard = r.getSegment().getShardId();
             int epoch = epochs.get(shard);
             if (r.getLeaderEpoch() != epoch) {
