@@ -653,6 +653,14 @@ public final class SegmentLog {
         Segment target = segs[idx];
         Segment.Position p = target.locate(offset);
         List<Segment> dropped = new ArrayList<>(Arrays.asList(segs).subList(idx + 1, segs.length));
+        // The recovery point goes down first: log-state says every record below it was forced, and a file cut below
+        // it, with the state still naming it (an I/O error between the cut and the state's update), made the log
+        // refuse to open as corrupt, so its replica never came back (found by the fault schedules). A lower
+        // recovery point only makes a recovery scan more.
+        if (target.baseOffset() < recoveryPoint) {
+            recoveryPoint = target.baseOffset();
+            writeState(false);
+        }
         target.truncateFile(p.position());
         target.recover(null);
         target.reopenForAppend();

@@ -203,13 +203,44 @@ class LogDirectoryTest {
         }
     }
 
+    /**
+     * A truncation whose I/O fails after the file was cut leaves a log that opens again. The file was cut below what
+     * log-state said was forced, and the next start refused the log ("log ends at offset 0 but had forced every
+     * record below 2"), so the replica never came back (FaultScheduleProperties, seed 3049107917491052407). The
+     * recovery point now goes down before the cut.
+     */
     @Test
-    void anIoErrorTakesTheDirectoryOffline() {
+    void aLogWhoseTruncationFailedOpensAgain() throws Exception {
+        try (LogDirectory first = LogDirectory.open(root, DirectoryConfig.DEFAULT, new FaultyLogFiles(), () -> 0L)) {
+            append(first.openLog("a", CONFIG, 0), records(2, 1, "ok"), 0, Durability.FSYNC);
+        } // closed cleanly: log-state says everything below 2 was forced
         FaultyLogFiles files = new FaultyLogFiles();
         LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L);
         try {
             SegmentLog log = directory.openLog("a", CONFIG, 0);
-            append(log, records(2, 1, "ok"), 0, Durability.FSYNC);
+            assertEquals(2, log.logEndOffset());
+            files.failForcesAfter(0);
+            assertThrows(Exception.class, () -> await(log.truncateTo(0)));
+            assertFalse(directory.isOnline());
+        } finally {
+            directory.close();
+        }
+        try (LogDirectory again = LogDirectory.open(root, DirectoryConfig.DEFAULT, new FaultyLogFiles(), () -> 0L)) {
+            SegmentLog log = again.openLog("a", CONFIG, 0);
+            assertTrue(log.logEndOffset() <= 2, "opens, at the cut or before it: " + log.logEndOffset());
+        }
+    }
+
+    @Test
+    void anIoErrorTakesTheDirectoryOffline() {
+        try (LogDirectory first = LogDirectory.open(root, DirectoryConfig.DEFAULT, new FaultyLogFiles(), () -> 0L)) {
+            append(first.openLog("a", CONFIG, 0), records(2, 1, "ok"), 0, Durability.FSYNC);
+        } // closed cleanly: log-state says everything below 2 was forced
+        FaultyLogFiles files = new FaultyLogFiles();
+        LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L);
+        try {
+            SegmentLog log = directory.openLog("a", CONFIG, 0);
+            assertEquals(2, log.logEndOffset());
             files.failForcesAfter(0);
             LogException e = assertThrows(LogException.class, () -> await(log.appendAsLeader(records(1, 1, "x"), 0, Durability.FSYNC)));
             assertEquals(LogException.Kind.STORAGE_ERROR, e.kind());
