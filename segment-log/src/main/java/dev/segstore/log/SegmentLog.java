@@ -621,7 +621,7 @@ public final class SegmentLog {
         ensureWritable();
         if (offset < logStartOffset()) {
             throw new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "log " + name + ": cannot truncate to "
-                    + offset + ", below the log start " + logStartOffset() + " (use truncateFullyAndStartAt)");
+                    + offset + ", below the log start " + logStartOffset());
         }
         if (offset >= nextOffset) {
             return CompletableFuture.completedFuture(nextOffset);
@@ -681,43 +681,6 @@ public final class SegmentLog {
         writeState(false);
         LOG.info("Log {} truncated to {} (asked {}), {} segment(s) dropped", name, newEnd, offset, dropped.size());
         return newEnd;
-    }
-
-    /**
-     * Deletes every segment and starts the log empty at {@code offset} (a follower whose log lies wholly
-     * outside the leader's). The epoch history is cleared.
-     */
-    public synchronized CompletableFuture<Void> truncateFullyAndStartAt(long offset) {
-        ensureWritable();
-        if (offset < 0) {
-            throw LogException.invalid("offset " + offset + " must be >= 0");
-        }
-        truncating = true;
-        return directory.run("resetting log " + name + " to " + offset, () -> {
-            synchronized (this) {
-                Segment[] old = segments;
-                for (Segment s : old) {
-                    s.markDeleted();
-                }
-                Segment fresh = Segment.create(files, dir, offset, config);
-                fresh.force();
-                files.forceDirectory(dir);
-                segments = new Segment[] {fresh};
-                active = fresh;
-                nextOffset = offset;
-                writtenEndOffset = offset;
-                durableEndOffset = offset;
-                epochs.clear();
-                persistEpochs();
-                recoveryPoint = offset;
-                writeState(false);
-                return null;
-            }
-        }).<Void>thenApply(o -> null).whenComplete((r, e) -> {
-            synchronized (this) {
-                truncating = false;
-            }
-        });
     }
 
     /**
