@@ -11,6 +11,8 @@
 # RUN_DIR (default run/bench-cluster), META_PORT_BASE and NODE_PORT as start-cluster.sh takes them: a second cluster beside
 # another one. MODES="page-cache": only the modes named (default "fsync page-cache"). ADMIN_DIST=<unpacked distribution>: take
 # segstore-admin from there (create-shard --count, to measure an older build).
+# The storage nodes' data directories are deleted when the script ends (a saturated run writes 5-7 GB per node); the logs
+# stay in RUN_DIR. KEEP_DATA=1 keeps the data too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN="${1:-20}"
@@ -23,7 +25,7 @@ rm -rf "$RUN_DIR"
 # shellcheck source=scripts/cluster-lib.sh
 source scripts/cluster-lib.sh
 await_free_cluster_ports || true # as before: start anyway after 15 minutes
-trap 'scripts/stop-cluster.sh >/dev/null' EXIT
+trap 'scripts/stop-cluster.sh >/dev/null; [ -n "${KEEP_DATA:-}" ] || rm -rf "$RUN_DIR"/node-*/data' EXIT
 scripts/start-cluster.sh > /dev/null 2>&1
 META="$(cat "$RUN_DIR/meta-addresses")"
 DIST="$(cat "$RUN_DIR/dist")"
