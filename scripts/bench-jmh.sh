@@ -19,6 +19,6 @@ for option in "-f 1" "-wi 3" "-w 2s" "-i 5" "-r 2s"; do
   for arg in "$@"; do
     [[ "$arg" == "$name" ]] && given=true
   done
-  $given || defaults+=($option)
+  $given || defaults+=("$name" "${option#* }")
 done
 exec java -jar benchmarks/target/benchmarks.jar "${defaults[@]}" "$@"
