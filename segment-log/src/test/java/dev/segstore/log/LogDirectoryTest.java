@@ -211,11 +211,8 @@ class LogDirectoryTest {
      */
     @Test
     void aLogWhoseTruncationFailedOpensAgain() throws Exception {
-        try (LogDirectory first = LogDirectory.open(root, DirectoryConfig.DEFAULT, new FaultyLogFiles(), () -> 0L)) {
-            append(first.openLog("a", CONFIG, 0), records(2, 1, "ok"), 0, Durability.FSYNC);
-        } // closed cleanly: log-state says everything below 2 was forced
         FaultyLogFiles files = new FaultyLogFiles();
-        LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L);
+        LogDirectory directory = reopenWithTwoForcedRecords(files);
         try {
             SegmentLog log = directory.openLog("a", CONFIG, 0);
             assertEquals(2, log.logEndOffset());
@@ -231,13 +228,21 @@ class LogDirectoryTest {
         }
     }
 
-    @Test
-    void anIoErrorTakesTheDirectoryOffline() {
+    /**
+     * Writes log "a" with two records in fsync mode and closes the directory cleanly (log-state then says every record
+     * below 2 was forced), and opens the directory again on {@code files}, whose faults the caller sets.
+     */
+    private LogDirectory reopenWithTwoForcedRecords(FaultyLogFiles files) {
         try (LogDirectory first = LogDirectory.open(root, DirectoryConfig.DEFAULT, new FaultyLogFiles(), () -> 0L)) {
             append(first.openLog("a", CONFIG, 0), records(2, 1, "ok"), 0, Durability.FSYNC);
-        } // closed cleanly: log-state says everything below 2 was forced
+        }
+        return LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L);
+    }
+
+    @Test
+    void anIoErrorTakesTheDirectoryOffline() {
         FaultyLogFiles files = new FaultyLogFiles();
-        LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L);
+        LogDirectory directory = reopenWithTwoForcedRecords(files);
         try {
             SegmentLog log = directory.openLog("a", CONFIG, 0);
             assertEquals(2, log.logEndOffset());
