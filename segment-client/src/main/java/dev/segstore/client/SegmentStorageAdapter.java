@@ -884,7 +884,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                                                Function<StorageException, StorageException> closing) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(settings.requestTimeoutMs());
         CompletableFuture<T> result = operations.track(new CompletableFuture<>(), () -> closing.apply(null));
-        attempt(shard, attempt, closing, deadline, 0, 0, result);
+        attempt(shard, attempt, closing, deadline, 0, 0, false, result);
         return result;
     }
 
@@ -897,6 +897,15 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     static final int MAX_ROLLING_RETRIES = 40;
     /** The pause before retrying a refusal that comes from a segment roll (plus up to as much again of jitter). */
     static final long ROLLING_RETRY_PAUSE_MS = 5;
+    /** How long an operation refused by a roll waits for the shard's probe at most ({@link RollingRetryGate}). */
+    static final long ROLLING_RETRY_MAX_HOLD_MS = 100;
+
+    /** Per shard name, the pacing of retries refused by a roll: one probe, the others wait for it. */
+    private final Map<String, RollingRetryGate> rollingRetries = new ConcurrentHashMap<>();
+
+    private RollingRetryGate rollingRetries(String shard) {
+        return rollingRetries.computeIfAbsent(shard, s -> new RollingRetryGate(retries, ROLLING_RETRY_MAX_HOLD_MS));
+    }
 
     /**
      * The pause before the next attempt: none for a shard found deleted on the first try (read the route again);
@@ -916,7 +925,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     private <T> void attempt(String shard, Function<ShardRoute, CompletableFuture<T>> attempt,
                              Function<StorageException, StorageException> closing, long deadline, int tries, int rollingTries,
-                             CompletableFuture<T> result) {
+                             boolean probe, CompletableFuture<T> result) {
         if (isClosed()) {
             result.completeExceptionally(closing.apply(null)); // a retry the close ran early: nothing is sent
             return;
@@ -932,6 +941,11 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             f = CompletableFuture.failedFuture(e);
         }
         f.whenComplete((v, e) -> {
+            boolean rolling = e != null && unwrap(e) instanceof RpcException re && (re.rolling() || leadershipMoving(re))
+                    && rollingTries < MAX_ROLLING_RETRIES;
+            if (probe && !rolling) {
+                rollingRetries(shard).probeDone(); // the shard serves again, or something else happened: the others go
+            }
             if (e == null) {
                 result.complete(v);
                 return;
@@ -953,16 +967,23 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             if (se.code() == ErrorCode.UNAVAILABLE || se.code() == ErrorCode.TIMEOUT) {
                 nodeAddresses.clear(); // a node may have come back on another address: ask again too
             }
-            boolean rolling = unwrap(e) instanceof RpcException re && (re.rolling() || leadershipMoving(re)) && rollingTries < MAX_ROLLING_RETRIES;
             long pauseMs = retryPauseMs(shardGone, rolling, tries, rollingTries);
             if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(pauseMs) > deadline) {
+                if (probe && rolling) {
+                    rollingRetries(shard).probeDone(); // gives up: another takes the probe's place
+                }
                 result.completeExceptionally(se);
                 return;
             }
             LOG.debug("{} on shard {}: retrying in {} ms ({})", se.code(), shard, pauseMs, se.getMessage());
             int nextTries = rolling ? tries : tries + 1;
             int nextRollingTries = rolling ? rollingTries + 1 : rollingTries;
-            retries.schedule(() -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries, result), pauseMs);
+            if (rolling) {
+                rollingRetries(shard).retry(probe, asProbe -> () -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries,
+                        asProbe, result), pauseMs);
+            } else {
+                retries.schedule(() -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries, false, result), pauseMs);
+            }
         });
     }
 

@@ -10,10 +10,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -80,6 +83,45 @@ class RollingRetryTest {
             assertEquals(REFUSALS + 1, produced.size(), "each refusal retried once: " + produced.size());
             assertTrue(produced.subList(1, produced.size()).stream().allMatch(ProduceRequest::getMayBeDuplicate),
                     "the outcome of a refused attempt that was not marked not_applied stays unknown: retried as a possible duplicate");
+        }
+    }
+
+    /**
+     * Many writes in flight when their segment rolls retry through one probe: the others wait until the probe's
+     * retry is taken, instead of each retrying every 5-10 ms on its own. With 64 calls in flight the old pacing drew
+     * 64 refused requests every 5-10 ms for as long as the roll lasted, and on the shared cores that storm slowed the
+     * roll itself (docs/benchmarks.md, "Rolls without a stall").
+     */
+    @Test
+    void writesInFlightWhenARollComesRetryThroughOneProbe() throws Exception {
+        int writers = 64;
+        long rollMs = 80;
+        AtomicLong rollEndsAt = new AtomicLong();
+        AtomicInteger refused = new AtomicInteger();
+        AtomicInteger taken = new AtomicInteger();
+        try (ScriptedServer server = ScriptedServer.start(ScriptedServer.routes(() -> ScriptedServer.route(ScriptedServer.segment(0, 0, -1))),
+                RpcHandler.of(NodeMethods.PRODUCE, ProduceRequest.parser(), r -> {
+                    long now = System.nanoTime();
+                    rollEndsAt.compareAndSet(0, now + TimeUnit.MILLISECONDS.toNanos(rollMs)); // the roll starts at the first write
+                    if (now < rollEndsAt.get()) {
+                        refused.incrementAndGet();
+                        return CompletableFuture.failedFuture(new RpcException(6, "segment 0 is full and being sealed", "", 0, true, true));
+                    }
+                    int n = taken.getAndIncrement();
+                    return CompletableFuture.completedFuture(ProduceResponse.newBuilder().setBaseOffset(n).setLastOffset(n).build());
+                }));
+             SegmentStorageAdapter adapter = server.adapter(5_000, 1_000)) {
+            List<CompletableFuture<List<Long>>> writes = new ArrayList<>();
+            for (int i = 0; i < writers; i++) { // one request each, as a broker's batches (single writes are coalesced)
+                writes.add(adapter.batchWrite("s", List.of(NewRecord.of(1, ("x" + i).getBytes(StandardCharsets.UTF_8)))));
+            }
+            CompletableFuture.allOf(writes.toArray(CompletableFuture[]::new)).get(30, TimeUnit.SECONDS);
+            assertEquals(writers, taken.get(), "every write taken once");
+            // Each write's first attempt, plus the probe's retries (one every 5-10 ms during the roll): each write
+            // retrying on its own would be refused about 8-16 times.
+            long bound = writers + 2 * rollMs / SegmentStorageAdapter.ROLLING_RETRY_PAUSE_MS;
+            assertTrue(refused.get() <= bound, refused.get() + " refused requests for " + writers + " writes over a roll of "
+                    + rollMs + " ms; at most " + bound + " expected");
         }
     }
 

@@ -229,12 +229,16 @@ public final class MetaService {
         }
         // The command names the shard id and the leader asking: the state machine checks both, so a roll retried
         // across a delete and re-create, or asked by a deposed leader, changes nothing.
+        long askedNanos = System.nanoTime();
         return guarded(() -> propose(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
                 .setShard(r.getShard()).setShardId(r.getShardId()).setLeader(r.getLeader())
                 .setSequence(r.getSequence()).setLeaderEpoch(r.getLeaderEpoch())
                 .setEndOffset(r.getEndOffset())
                 .addAllNextReplicas(controller.placeForRoll(shard.get().getSettings().getReplicaCount(),
-                        Math.max(1, shard.get().getSettings().getMinInSyncReplicas()), shard.get().getSettings().getPlacementList())))));
+                        Math.max(1, shard.get().getSettings().getMinInSyncReplicas()), shard.get().getSettings().getPlacementList())))))
+                .whenComplete((m, e) -> LOG.debug("Roll of {}/{} at {} from node {}: {} {} ms after it came", r.getShard(), r.getSequence(),
+                        r.getEndOffset(), r.getLeader(), e == null ? "committed and answered" : "failed (" + e + ")",
+                        (System.nanoTime() - askedNanos) / 1_000_000));
     }
 
     // ---- clients ---------------------------------------------------------------------------------------------

@@ -304,7 +304,11 @@ final class AssignmentReconciler {
             // about 2 x retention_ms at most, not segment_ms (7 days by default) on a quiet shard.
             segmentMs = Math.min(segmentMs, shard.getSettings().getRetentionMs());
         }
-        p.configureRoll(segmentBytes, segmentMs, (epoch, end) -> metaCalls.call(dev.segstore.protocol.MetaMethods.ROLL_SEGMENT,
+        p.configureRoll(segmentBytes, segmentMs, (epoch, end) -> {
+            // With "segment full" before it and "sealed at" after it: where a roll's pause goes (the ISR catching up,
+            // then the controller's commit).
+            LOG.debug("Segment {}/{}: the ISR holds everything up to {}; asking the controller to seal there", s.getShard(), s.getSequence(), end);
+            return metaCalls.call(dev.segstore.protocol.MetaMethods.ROLL_SEGMENT,
                 () -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
                 .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
                 .setEndOffset(end).build())).thenApply(route -> {
@@ -312,7 +316,8 @@ final class AssignmentReconciler {
                             route.getSegments(route.getSegmentsCount() - 1).getReplicasList());
                     heartbeatNow.run(); // learn the next segment now, not at the next heartbeat
                     return null;
-                }));
+                });
+        });
         ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);
         replicaIndex.resetTo(p.log().logEndOffset());
         return new Hosted(p, replicaIndex);

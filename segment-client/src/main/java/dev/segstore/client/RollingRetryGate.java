@@ -1,0 +1,61 @@
+package dev.segstore.client;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
+
+/**
+ * Paces the retries of one shard's operations that a segment roll or a moving leadership refused
+ * ({@code Error.rolling}, {@link SegmentStorageAdapter#leadershipMoving}): one operation, the probe, retries every few
+ * milliseconds; the others wait until the probe's retry comes back with anything but another such refusal, then all go
+ * at once. Before, each of a writer's calls in flight retried on its own every 5-10 ms: with 64 calls in flight a roll
+ * drew thousands of refused requests a second, which on the shared cores slowed the roll itself (the ISR's catch-up to
+ * the sealed end took 32-50 ms instead of 1-6, the controller's answer 19-69 ms instead of 12-25; docs/benchmarks.md,
+ * "Rolls without a stall"). A waiting operation goes on its own after {@link #maxHoldMs} at most, so a probe that is
+ * slow to come back holds nobody for long. What is retried, and how, does not change: only when.
+ */
+final class RollingRetryGate {
+    private final RetryScheduler scheduler;
+    private final long maxHoldMs;
+    private boolean probing;
+    private List<Runnable> held = new ArrayList<>();
+
+    RollingRetryGate(RetryScheduler scheduler, long maxHoldMs) {
+        this.scheduler = scheduler;
+        this.maxHoldMs = maxHoldMs;
+    }
+
+    /**
+     * An operation was refused by a roll ({@code wasProbe}: it was the probe) and retries {@code retryAs(probe)}. The
+     * probe retries after {@code pauseMs}, and must report how its retry came back ({@link #probeDone}); any other
+     * waits for the probe, {@link #maxHoldMs} at most.
+     */
+    synchronized void retry(boolean wasProbe, Function<Boolean, Runnable> retryAs, long pauseMs) {
+        if (wasProbe || !probing) {
+            probing = true;
+            scheduler.schedule(retryAs.apply(true), pauseMs);
+            return;
+        }
+        Runnable retry = retryAs.apply(false);
+        AtomicBoolean ran = new AtomicBoolean();
+        Runnable once = () -> {
+            if (ran.compareAndSet(false, true)) {
+                retry.run();
+            }
+        };
+        held.add(once);
+        scheduler.schedule(once, maxHoldMs);
+    }
+
+    /** The probe's retry came back with anything but a refusal from a roll (or the probe gave up): the others go now. */
+    void probeDone() {
+        List<Runnable> released;
+        synchronized (this) {
+            probing = false;
+            released = held;
+            held = new ArrayList<>();
+        }
+        released.forEach(r -> scheduler.schedule(r, 0));
+    }
+}
