@@ -10,10 +10,10 @@ import java.util.function.Function;
  * ({@code Error.rolling}, {@link SegmentStorageAdapter#leadershipMoving}): one operation, the probe, retries every few
  * milliseconds; the others wait until the probe's retry comes back with anything but another such refusal, then all go
  * at once. Before, each of a writer's calls in flight retried on its own every 5-10 ms: with 64 calls in flight a roll
- * drew thousands of refused requests a second, which on the shared cores slowed the roll itself (the ISR's catch-up to
- * the sealed end took 32-50 ms instead of 1-6, the controller's answer 19-69 ms instead of 12-25; docs/benchmarks.md,
- * "Rolls without a stall"). A waiting operation goes on its own after {@link #maxHoldMs} at most, so a probe that is
- * slow to come back holds nobody for long. What is retried, and how, does not change: only when.
+ * drew thousands of refused requests a second, on the cores the roll itself needs (with 8 calls in flight a roll took
+ * 49-74 ms, with 64 96-220 ms; docs/benchmarks.md, "Rolls without a stall"). A waiting operation goes on its own after
+ * {@link #maxHoldMs} at most, so a probe that is slow to come back holds nobody for long. What is retried, and how,
+ * does not change: only when.
  */
 final class RollingRetryGate {
     private final RetryScheduler scheduler;
