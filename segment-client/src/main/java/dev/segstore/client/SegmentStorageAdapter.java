@@ -941,50 +941,61 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             f = CompletableFuture.failedFuture(e);
         }
         f.whenComplete((v, e) -> {
-            boolean rolling = e != null && unwrap(e) instanceof RpcException re && (re.rolling() || leadershipMoving(re))
-                    && rollingTries < MAX_ROLLING_RETRIES;
-            if (probe && !rolling) {
-                rollingRetries(shard).probeDone(); // the shard serves again, or something else happened: the others go
-            }
-            if (e == null) {
-                result.complete(v);
-                return;
-            }
-            StorageException se = storageError(e);
-            // SHARD_NOT_FOUND after the route was read came from a storage node (or a fresher route): the shard the
-            // route names was deleted. Final only if the meta-service says the name is gone too; if the name is a
-            // new shard now, the operation goes on there (it was made after the delete).
-            boolean shardGone = se.code() == ErrorCode.SHARD_NOT_FOUND && routed[0];
-            if (isClosed() && (se.retriable() || shardGone || se.code() == ErrorCode.CLOSED)) {
-                result.completeExceptionally(closing.apply(se)); // it would be retried, but the adapter is closed
-                return;
-            }
-            if (!se.retriable() && !shardGone) {
-                result.completeExceptionally(se);
-                return;
-            }
-            routes.remove(shard); // the route may be stale: ask the meta-service again
-            if (se.code() == ErrorCode.UNAVAILABLE || se.code() == ErrorCode.TIMEOUT) {
-                nodeAddresses.clear(); // a node may have come back on another address: ask again too
-            }
-            long pauseMs = retryPauseMs(shardGone, rolling, tries, rollingTries);
-            if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(pauseMs) > deadline) {
-                if (probe && rolling) {
-                    rollingRetries(shard).probeDone(); // gives up: another takes the probe's place
+            boolean[] probeHandedOn = {false};
+            try {
+                retryOrComplete(shard, attempt, closing, deadline, tries, rollingTries, probe, result, v, e, routed[0], probeHandedOn);
+            } finally {
+                if (probe && !probeHandedOn[0]) {
+                    rollingRetries(shard).probeDone(); // the shard serves again, or the probe ended: the others go
                 }
-                result.completeExceptionally(se);
-                return;
-            }
-            LOG.debug("{} on shard {}: retrying in {} ms ({})", se.code(), shard, pauseMs, se.getMessage());
-            int nextTries = rolling ? tries : tries + 1;
-            int nextRollingTries = rolling ? rollingTries + 1 : rollingTries;
-            if (rolling) {
-                rollingRetries(shard).retry(probe, asProbe -> () -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries,
-                        asProbe, result), pauseMs);
-            } else {
-                retries.schedule(() -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries, false, result), pauseMs);
             }
         });
+    }
+
+    /** How an attempt came back: completes {@code result}, or retries ({@code probeHandedOn[0]}: as the roll's probe). */
+    private <T> void retryOrComplete(String shard, Function<ShardRoute, CompletableFuture<T>> attempt,
+                                     Function<StorageException, StorageException> closing, long deadline, int tries,
+                                     int rollingTries, boolean probe, CompletableFuture<T> result, T v, Throwable e,
+                                     boolean routed, boolean[] probeHandedOn) {
+        if (e == null) {
+            result.complete(v);
+            return;
+        }
+        StorageException se = storageError(e);
+        // SHARD_NOT_FOUND after the route was read came from a storage node (or a fresher route): the shard the
+        // route names was deleted. Final only if the meta-service says the name is gone too; if the name is a
+        // new shard now, the operation goes on there (it was made after the delete).
+        boolean shardGone = se.code() == ErrorCode.SHARD_NOT_FOUND && routed;
+        if (isClosed() && (se.retriable() || shardGone || se.code() == ErrorCode.CLOSED)) {
+            result.completeExceptionally(closing.apply(se)); // it would be retried, but the adapter is closed
+            return;
+        }
+        if (!se.retriable() && !shardGone) {
+            result.completeExceptionally(se);
+            return;
+        }
+        routes.remove(shard); // the route may be stale: ask the meta-service again
+        if (se.code() == ErrorCode.UNAVAILABLE || se.code() == ErrorCode.TIMEOUT) {
+            nodeAddresses.clear(); // a node may have come back on another address: ask again too
+        }
+        boolean rolling = unwrap(e) instanceof RpcException re && (re.rolling() || leadershipMoving(re)) && rollingTries < MAX_ROLLING_RETRIES;
+        long pauseMs = retryPauseMs(shardGone, rolling, tries, rollingTries);
+        if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(pauseMs) > deadline) {
+            result.completeExceptionally(se);
+            return;
+        }
+        LOG.debug("{} on shard {}: retrying in {} ms ({})", se.code(), shard, pauseMs, se.getMessage());
+        int nextTries = rolling ? tries : tries + 1;
+        int nextRollingTries = rolling ? rollingTries + 1 : rollingTries;
+        if (rolling && unwrap(e) instanceof RpcException re && re.rolling()) {
+            // A refusal from a roll (not a moving leadership, which any segment's reads and deletes may meet too):
+            // paced through the shard's probe.
+            probeHandedOn[0] = true; // this operation retries; if it was the probe, it stays the probe
+            rollingRetries(shard).retry(probe, asProbe -> () -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries,
+                    asProbe, result), pauseMs, deadline);
+        } else {
+            retries.schedule(() -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries, false, result), pauseMs);
+        }
     }
 
     /** Whether a connection to the storage node at {@code address} is open now (tests). */
