@@ -941,25 +941,28 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             f = CompletableFuture.failedFuture(e);
         }
         f.whenComplete((v, e) -> {
-            boolean[] probeHandedOn = {false};
+            boolean stillProbing = false;
             try {
-                retryOrComplete(shard, attempt, closing, deadline, tries, rollingTries, probe, result, v, e, routed[0], probeHandedOn);
+                stillProbing = retryOrComplete(shard, attempt, closing, deadline, tries, rollingTries, probe, result, v, e, routed[0]);
             } finally {
-                if (probe && !probeHandedOn[0]) {
+                if (probe && !stillProbing) {
                     rollingRetries(shard).probeDone(); // the shard serves again, or the probe ended: the others go
                 }
             }
         });
     }
 
-    /** How an attempt came back: completes {@code result}, or retries ({@code probeHandedOn[0]}: as the roll's probe). */
-    private <T> void retryOrComplete(String shard, Function<ShardRoute, CompletableFuture<T>> attempt,
-                                     Function<StorageException, StorageException> closing, long deadline, int tries,
-                                     int rollingTries, boolean probe, CompletableFuture<T> result, T v, Throwable e,
-                                     boolean routed, boolean[] probeHandedOn) {
+    /**
+     * How an attempt came back: completes {@code result}, or schedules a retry. Returns whether the retry goes through
+     * the shard's {@link RollingRetryGate} (then an operation that was the probe stays the probe).
+     */
+    private <T> boolean retryOrComplete(String shard, Function<ShardRoute, CompletableFuture<T>> attempt,
+                                        Function<StorageException, StorageException> closing, long deadline, int tries,
+                                        int rollingTries, boolean probe, CompletableFuture<T> result, T v, Throwable e,
+                                        boolean routed) {
         if (e == null) {
             result.complete(v);
-            return;
+            return false;
         }
         StorageException se = storageError(e);
         // SHARD_NOT_FOUND after the route was read came from a storage node (or a fresher route): the shard the
@@ -968,11 +971,11 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         boolean shardGone = se.code() == ErrorCode.SHARD_NOT_FOUND && routed;
         if (isClosed() && (se.retriable() || shardGone || se.code() == ErrorCode.CLOSED)) {
             result.completeExceptionally(closing.apply(se)); // it would be retried, but the adapter is closed
-            return;
+            return false;
         }
         if (!se.retriable() && !shardGone) {
             result.completeExceptionally(se);
-            return;
+            return false;
         }
         routes.remove(shard); // the route may be stale: ask the meta-service again
         if (se.code() == ErrorCode.UNAVAILABLE || se.code() == ErrorCode.TIMEOUT) {
@@ -982,7 +985,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         long pauseMs = retryPauseMs(shardGone, rolling, tries, rollingTries);
         if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(pauseMs) > deadline) {
             result.completeExceptionally(se);
-            return;
+            return false;
         }
         LOG.debug("{} on shard {}: retrying in {} ms ({})", se.code(), shard, pauseMs, se.getMessage());
         int nextTries = rolling ? tries : tries + 1;
@@ -990,12 +993,12 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         if (rolling && unwrap(e) instanceof RpcException re && re.rolling()) {
             // A refusal from a roll (not a moving leadership, which any segment's reads and deletes may meet too):
             // paced through the shard's probe.
-            probeHandedOn[0] = true; // this operation retries; if it was the probe, it stays the probe
             rollingRetries(shard).retry(probe, asProbe -> () -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries,
                     asProbe, result), pauseMs, deadline);
-        } else {
-            retries.schedule(() -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries, false, result), pauseMs);
+            return true;
         }
+        retries.schedule(() -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries, false, result), pauseMs);
+        return false;
     }
 
     /** Whether a connection to the storage node at {@code address} is open now (tests). */

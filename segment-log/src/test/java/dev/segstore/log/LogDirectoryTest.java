@@ -211,42 +211,46 @@ class LogDirectoryTest {
      */
     @Test
     void aLogWhoseTruncationFailedOpensAgain() throws Exception {
-        FaultyLogFiles files = new FaultyLogFiles();
-        LogDirectory directory = reopenWithTwoForcedRecords(files);
+        Reopened reopened = reopenWithForcesFailing();
+        LogDirectory directory = reopened.directory();
+        SegmentLog log = reopened.log();
         try {
-            SegmentLog log = directory.openLog("a", CONFIG, 0);
-            assertEquals(2, log.logEndOffset());
-            files.failForcesAfter(0);
             assertThrows(Exception.class, () -> await(log.truncateTo(0)));
             assertFalse(directory.isOnline());
         } finally {
             directory.close();
         }
         try (LogDirectory again = LogDirectory.open(root, DirectoryConfig.DEFAULT, new FaultyLogFiles(), () -> 0L)) {
-            SegmentLog log = again.openLog("a", CONFIG, 0);
-            assertTrue(log.logEndOffset() <= 2, "opens, at the cut or before it: " + log.logEndOffset());
+            SegmentLog opened = again.openLog("a", CONFIG, 0);
+            assertTrue(opened.logEndOffset() <= 2, "opens, at the cut or before it: " + opened.logEndOffset());
         }
     }
 
     /**
      * Writes log "a" with two records in fsync mode and closes the directory cleanly (log-state then says every record
-     * below 2 was forced), and opens the directory again on {@code files}, whose faults the caller sets.
+     * below 2 was forced), then opens it and the log again on a file layer whose forces all fail from now on.
      */
-    private LogDirectory reopenWithTwoForcedRecords(FaultyLogFiles files) {
+    private record Reopened(LogDirectory directory, SegmentLog log) {
+    }
+
+    private Reopened reopenWithForcesFailing() {
         try (LogDirectory first = LogDirectory.open(root, DirectoryConfig.DEFAULT, new FaultyLogFiles(), () -> 0L)) {
             append(first.openLog("a", CONFIG, 0), records(2, 1, "ok"), 0, Durability.FSYNC);
         }
-        return LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L);
+        FaultyLogFiles files = new FaultyLogFiles();
+        LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, files, () -> 0L);
+        SegmentLog log = directory.openLog("a", CONFIG, 0);
+        assertEquals(2, log.logEndOffset());
+        files.failForcesAfter(0);
+        return new Reopened(directory, log);
     }
 
     @Test
     void anIoErrorTakesTheDirectoryOffline() {
-        FaultyLogFiles files = new FaultyLogFiles();
-        LogDirectory directory = reopenWithTwoForcedRecords(files);
+        Reopened reopened = reopenWithForcesFailing();
+        LogDirectory directory = reopened.directory();
+        SegmentLog log = reopened.log();
         try {
-            SegmentLog log = directory.openLog("a", CONFIG, 0);
-            assertEquals(2, log.logEndOffset());
-            files.failForcesAfter(0);
             LogException e = assertThrows(LogException.class, () -> await(log.appendAsLeader(records(1, 1, "x"), 0, Durability.FSYNC)));
             assertEquals(LogException.Kind.STORAGE_ERROR, e.kind());
             assertFalse(directory.isOnline());
