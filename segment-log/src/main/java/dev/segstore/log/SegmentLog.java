@@ -161,7 +161,7 @@ public final class SegmentLog {
             SegmentLog log = new SegmentLog(directory, name, dir, config, epochs);
             byte[] stateBytes = files.readAll(dir.resolve(LogState.FILE));
             LogState state = stateBytes == null ? null : LogState.decode(stateBytes);
-            log.load(bases, state, initialOffset);
+            log.load(bases, state, initialOffset, bases.isEmpty() && stateBytes == null && epochBytes == null);
             if (epochBytes == null && log.logEndOffset() > log.logStartOffset()) {
                 // The checkpoint is written before the first batch of every epoch, so data without it means loss.
                 throw new FormatException(EPOCH_FILE + " is missing but the log holds records");
@@ -174,7 +174,15 @@ public final class SegmentLog {
         }
     }
 
-    private synchronized void load(List<Long> bases, LogState state, long initialOffset) throws IOException {
+    /**
+     * Loads the segments, recovering after an unclean shutdown. A {@code fresh} log (no segment, no
+     * {@code log-state}, no epoch checkpoint: created now) writes neither file: absent, they say what they would
+     * hold (no epoch, not shut down cleanly, nothing forced), the first epoch's batch writes the checkpoint before
+     * it, and the first seal, truncation or clean close writes {@code log-state}. So a new log costs two directory
+     * forces (its entry in the parent, its first segment's entry in it), not six: a roll opens one on every
+     * replica at once, on the path of the writes waiting for it.
+     */
+    private synchronized void load(List<Long> bases, LogState state, long initialOffset, boolean fresh) throws IOException {
         boolean clean = state != null && state.clean();
         long rp = state == null ? -1 : state.recoveryPoint();
         List<Segment> loaded = LogRecovery.loadSegments(files, dir, name, config, bases, state, epochs, initialOffset);
@@ -187,13 +195,15 @@ public final class SegmentLog {
         durableEndOffset = nextOffset;
         boolean epochsChanged = epochs.truncateFromEnd(nextOffset);
         epochsChanged |= epochs.truncateFromStart(loaded.get(0).baseOffset());
-        if (epochsChanged || state == null || !clean) {
+        if (!fresh && (epochsChanged || state == null || !clean)) {
             persistEpochs();
         }
         recoveryPoint = clean ? nextOffset : Math.max(loaded.get(0).baseOffset(), Math.min(rp, nextOffset));
-        // From here on a crash must look unclean.
+        // From here on a crash must look unclean (a fresh log has no log-state, which looks unclean).
         sealed = state != null && state.sealed();
-        writeState(false);
+        if (!fresh) {
+            writeState(false);
+        }
     }
 
     /** Replaces {@code log-state}; callers hold the log's monitor. */

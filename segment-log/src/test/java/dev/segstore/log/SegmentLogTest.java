@@ -433,4 +433,55 @@ class SegmentLogTest {
         assertEquals(5, readAll(log).size());
         assertEquals(3, log.read(3, 1, 10, Long.MAX_VALUE).get(0).offset());
     }
+
+    /**
+     * A roll opens the next segment's log on every replica at once, on the path of the writes waiting for it: a
+     * new log must not cost the six forces an existing one's open does (two atomic replaces of files it has no
+     * content for yet). What it leaves out must still hold after a crash.
+     */
+    @Test
+    void aNewLogCostsTwoDirectoryForcesAndWritesItsStateFilesOnlyWhenTheyHoldSomething() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger directoryForces = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger replaces = new java.util.concurrent.atomic.AtomicInteger();
+        dev.segstore.log.io.LogFiles counting = new dev.segstore.log.io.ForwardingLogFiles() {
+            @Override
+            public void forceDirectory(Path dir) throws java.io.IOException {
+                directoryForces.incrementAndGet();
+                super.forceDirectory(dir);
+            }
+
+            @Override
+            public void createDirectories(Path dir) throws java.io.IOException {
+                directoryForces.incrementAndGet(); // it forces the parent
+                super.createDirectories(dir);
+            }
+
+            @Override
+            public void writeAtomically(Path file, byte[] content) throws java.io.IOException {
+                replaces.incrementAndGet();
+                super.writeAtomically(file, content);
+            }
+        };
+        directory.close();
+        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, counting, clock::get);
+        directoryForces.set(0);
+        SegmentLog log = directory.openLog("a", SMALL, 500);
+        assertEquals(2, directoryForces.get(), "directory forces to create a log (its entry, its first segment's entry)");
+        assertEquals(0, replaces.get(), "files replaced to create a log (log-state, the epoch checkpoint)");
+        assertFalse(Files.exists(root.resolve("a").resolve(LogState.FILE)));
+        assertFalse(Files.exists(root.resolve("a").resolve(SegmentLog.EPOCH_FILE)));
+
+        // The first batch of an epoch writes the checkpoint before it; a crash then recovers the log as written.
+        append(log, records(3, 100, "x"), 2, Durability.FSYNC);
+        assertTrue(Files.exists(root.resolve("a").resolve(SegmentLog.EPOCH_FILE)));
+        directory.halt();
+        open();
+        SegmentLog again = directory.openLog("a", SMALL, 0);
+        assertEquals(500, again.logStartOffset());
+        assertEquals(503, again.logEndOffset());
+        assertEquals(List.of("x0", "x1", "x2"), readAll(again).stream().map(LogFixtures::text).toList());
+        assertEquals(2, again.latestEpoch());
+        // Opened again, it is an existing log: log-state is written, so a crash from here looks unclean.
+        assertTrue(Files.exists(root.resolve("a").resolve(LogState.FILE)));
+    }
 }

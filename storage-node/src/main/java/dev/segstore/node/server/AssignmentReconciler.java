@@ -142,7 +142,12 @@ final class AssignmentReconciler {
             Shard shard = shards.get(s.getShardId());
             Hosted h;
             try {
+                long openStart = System.nanoTime();
+                boolean isNew = !hosted.containsKey(key);
                 h = hosted.computeIfAbsent(key, k -> open(k, s, shard));
+                if (isNew && LOG.isDebugEnabled()) {
+                    LOG.debug("{}: replica opened in {} ms", key.logName(), (System.nanoTime() - openStart) / 1_000_000);
+                }
             } catch (RuntimeException e) {
                 LOG.error("Segment {}: cannot open the replica: {}", key.logName(), e.toString());
                 continue;
