@@ -948,6 +948,9 @@ public final class Partition {
             log.seal();
         }
         LOG.info("{}: sealed at {}", name, end);
+        // A leader's followers held here answer now: nothing more comes, and the answer tells them of the next
+        // segment (StorageNode's FetchResponse.next_segment), which they open without waiting for a heartbeat.
+        wakeFetchers();
     }
 
     /** Periodic: rolls a segment that is old enough, and asks again where a roll request failed. */

@@ -50,6 +50,8 @@ final class AssignmentReconciler {
     private final BooleanSupplier closed;
     /** The monotonic clock the replicas measure lag and segment age on (never the wall clock: see Partition). */
     private final LongSupplier replicaClockMs;
+    /** The control thread, where a roll's next segment is taken (after the answer to this node's roll, or a leader's hint). */
+    private final java.util.concurrent.Executor controlThread;
     /**
      * The metadata version of the last registration's answer if the meta-service checked every segment created up
      * to it against the logs this node holds (NodeAssignments.held_checked), so a later one is new to the node; -1
@@ -78,7 +80,7 @@ final class AssignmentReconciler {
     AssignmentReconciler(NodeConfig config, DataDirectories directory, NodeIndex index, MetaClient meta, MetaCalls metaCalls, Map<Key, Hosted> hosted,
                          Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow,
                          java.util.function.Consumer<String> shardGone, BooleanSupplier closed,
-                         LongSupplier replicaClockMs) {
+                         LongSupplier replicaClockMs, java.util.concurrent.Executor controlThread) {
         this.config = config;
         this.directory = directory;
         this.index = index;
@@ -91,6 +93,7 @@ final class AssignmentReconciler {
         this.shardGone = shardGone;
         this.closed = closed;
         this.replicaClockMs = replicaClockMs;
+        this.controlThread = controlThread;
     }
 
     /**
@@ -152,45 +155,7 @@ final class AssignmentReconciler {
                 LOG.error("Segment {}: cannot open the replica: {}", key.logName(), e.toString());
                 continue;
             }
-            Segment before = h.assigned;
-            h.assigned = s;
-            if (before == null || before.getLeaderEpoch() != s.getLeaderEpoch()) {
-                h.leaderSinceNanos = System.nanoTime(); // a new leader gets as long as the old one to answer
-            }
-            int me = config.nodeId();
-            boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
-            if (epochChanged && before != null) {
-                LOG.debug("{}: leader {} in epoch {} (was {} in {}), ISR {}", key.logName(), s.getLeader(), s.getLeaderEpoch(),
-                        before.getLeader(), before.getLeaderEpoch(), s.getIsrList());
-            }
-            try {
-                // The role first, then the seal: a follower takes a seal only once it has truncated against its
-                // leader (a deposed leader may hold records past the seal point).
-                if (s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
-                    h.partition.becomeLeader(s.getLeaderEpoch(), s.getReplicasList(), s.getIsrList(), s.getIsrVersion());
-                } else if (s.getLeader() == me) {
-                    h.partition.onControllerIsr(s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion());
-                } else if (epochChanged || h.partition.role() == Partition.Role.LEADER
-                        || (s.getLeader() >= 0 && h.partition.role() != Partition.Role.FOLLOWER)) {
-                    // Another node leads, or none does (leader -1: the segment waits for an ISR member); either
-                    // way this replica leads no more. With no leader it waits as a follower and fetches nothing.
-                    h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
-                }
-                h.partition.assignedIsr(s.getIsrList(), sentAtMs);
-                if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
-                    h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
-                }
-                if (epochChanged) {
-                    h.leaderChanged(); // with the role taken: a fetch still held at the old leader ends, the next asks the new one
-                }
-                if (h.partition.role() == Partition.Role.FOLLOWER) {
-                    fetchers.start(key, h);
-                }
-            } catch (RuntimeException e) {
-                // One replica that cannot take its assignment (a damaged log, a refused epoch) must not keep the
-                // others from theirs: it is tried again at the next heartbeat.
-                LOG.warn("Segment {}: assignment not applied: {}", key.logName(), e.toString());
-            }
+            take(key, h, s, sentAtMs);
         }
         for (Key k : List.copyOf(hosted.keySet())) {
             Hosted h = hosted.get(k);
@@ -226,6 +191,106 @@ final class AssignmentReconciler {
         metadataVersion = a.getMetadataVersion();
         if (dropped) {
             heartbeatNow.run(); // say so now: a delete waits for it (MetaService.deleteShard)
+        }
+    }
+
+    /**
+     * A roll's next segment, taken before this node's heartbeat brings it (issue 14 item 7): from the answer to a
+     * roll this node asked for as leader, or from the leader of the rolled segment, which sends it to each follower
+     * once (node.proto, {@code FetchResponse.next_segment}). Both come from the controller's answer to the roll, so
+     * the segment is committed as given, and opening it and taking its role is what the heartbeat at that metadata
+     * version would do for it. What makes a hint safe to take early:
+     * <ul>
+     * <li>only a segment created after the metadata version this node has applied, so a hint never brings back a
+     *     replica that an answer already opened or dropped (a deleted shard's, one dropped by retention), and never
+     *     of a shard id said to be deleted;</li>
+     * <li>only an open segment this node holds a replica of, not hosted yet, on an online data directory;</li>
+     * <li>it reports no version as applied and grants no read lease ({@link #NO_LEASE}); the heartbeat the roll
+     *     wakes brings the full assignments, which overrule it as any newer answer would;</li>
+     * <li>a leadership taken from it and moved meanwhile (a later command) is a stale leader's, as with a stale
+     *     heartbeat: its high watermark needs every member of the ISR it was given, whose change is a controller
+     *     commit checked against its epoch, so it acknowledges nothing the new leader lacks.</li>
+     * </ul>
+     */
+    synchronized void takeNext(Segment s, Shard shard) {
+        Key key = Key.of(s);
+        if (closed.getAsBoolean() || deletedShards.contains(key.shardId()) || s.getCreatedVersion() <= metadataVersion
+                || s.getStatus() != dev.segstore.protocol.meta.SegmentStatus.OPEN || !s.getReplicasList().contains(config.nodeId())
+                || hosted.containsKey(key) || directory.onOfflineDirectory(key.logName())) {
+            return;
+        }
+        Hosted h;
+        try {
+            long openStart = System.nanoTime();
+            h = open(key, s, shard);
+            hosted.put(key, h);
+            LOG.debug("{}: the next segment of a roll, opened before the heartbeat told of it ({} ms)", key.logName(),
+                    (System.nanoTime() - openStart) / 1_000_000);
+        } catch (RuntimeException e) {
+            LOG.warn("Segment {}: cannot open the next segment of a roll ahead of the heartbeat ({}); the heartbeat will", key.logName(),
+                    e.toString());
+            return;
+        }
+        take(key, h, s, NO_LEASE);
+    }
+
+    /** {@link #takeNext} on the control thread (from an RPC or a fetcher thread). */
+    void takeNextLater(Segment s, Shard shard) {
+        try {
+            controlThread.execute(() -> takeNext(s, shard));
+        } catch (java.util.concurrent.RejectedExecutionException stopping) {
+            // the node is stopping
+        }
+    }
+
+    /** {@link #take}'s {@code sentAtMs} for an assignment that grants no read lease (a roll's next segment, from a hint). */
+    private static final long NO_LEASE = Long.MIN_VALUE;
+
+    /**
+     * Gives hosted replica {@code h} its assignment {@code s}: its role (leader, follower), the ISR the controller
+     * committed, the seal, a fetch loop for a follower; {@code sentAtMs} as {@link #apply}'s, or {@link #NO_LEASE}.
+     */
+    private void take(Key key, Hosted h, Segment s, long sentAtMs) {
+        Segment before = h.assigned;
+        h.assigned = s;
+        if (before == null || before.getLeaderEpoch() != s.getLeaderEpoch()) {
+            h.leaderSinceNanos = System.nanoTime(); // a new leader gets as long as the old one to answer
+        }
+        int me = config.nodeId();
+        boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
+        if (epochChanged && before != null) {
+            LOG.debug("{}: leader {} in epoch {} (was {} in {}), ISR {}", key.logName(), s.getLeader(), s.getLeaderEpoch(),
+                    before.getLeader(), before.getLeaderEpoch(), s.getIsrList());
+        }
+        try {
+            // The role first, then the seal: a follower takes a seal only once it has truncated against its
+            // leader (a deposed leader may hold records past the seal point).
+            if (s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
+                h.partition.becomeLeader(s.getLeaderEpoch(), s.getReplicasList(), s.getIsrList(), s.getIsrVersion());
+            } else if (s.getLeader() == me) {
+                h.partition.onControllerIsr(s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion());
+            } else if (epochChanged || h.partition.role() == Partition.Role.LEADER
+                    || (s.getLeader() >= 0 && h.partition.role() != Partition.Role.FOLLOWER)) {
+                // Another node leads, or none does (leader -1: the segment waits for an ISR member); either
+                // way this replica leads no more. With no leader it waits as a follower and fetches nothing.
+                h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
+            }
+            if (sentAtMs != NO_LEASE) {
+                h.partition.assignedIsr(s.getIsrList(), sentAtMs);
+            }
+            if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
+                h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
+            }
+            if (epochChanged) {
+                h.leaderChanged(); // with the role taken: a fetch still held at the old leader ends, the next asks the new one
+            }
+            if (h.partition.role() == Partition.Role.FOLLOWER) {
+                fetchers.start(key, h);
+            }
+        } catch (RuntimeException e) {
+            // One replica that cannot take its assignment (a damaged log, a refused epoch) must not keep the
+            // others from theirs: it is tried again at the next heartbeat.
+            LOG.warn("Segment {}: assignment not applied: {}", key.logName(), e.toString());
         }
     }
 
@@ -317,9 +382,19 @@ final class AssignmentReconciler {
                 () -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
                 .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
                 .setEndOffset(end).build())).thenApply(route -> {
+                    Segment next = route.getSegments(route.getSegmentsCount() - 1);
                     LOG.info("Segment {}/{} sealed at {}; the next segment opens on nodes {}", s.getShard(), s.getSequence(), end,
-                            route.getSegments(route.getSegmentsCount() - 1).getReplicasList());
-                    heartbeatNow.run(); // learn the next segment now, not at the next heartbeat
+                            next.getReplicasList());
+                    if (next.getSequence() == s.getSequence() + 1 && next.getStartOffset() == end) {
+                        // Before this answer seals the partition (which wakes the followers' held fetches): each
+                        // follower's next answer carries the next segment, and this node takes its own part now.
+                        Hosted rolled = hosted.get(key);
+                        if (rolled != null && rolled.partition == p) {
+                            rolled.next = new Hosted.NextSegment(next, route.getShard());
+                        }
+                        takeNextLater(next, route.getShard());
+                    }
+                    heartbeatNow.run(); // the full assignments too, as before: the hint changes no version
                     return null;
                 });
         });

@@ -44,8 +44,8 @@ final class FetchManyHandler {
         /** Completes when the segment of {@code r} has data or tombstones beyond it, or its leader's role changed. */
         CompletableFuture<Void> news(FetchRequest r);
 
-        /** A slice as a {@code node.Fetch} answer (its batches as the attachment). */
-        Reply reply(Partition.FollowerFetch f);
+        /** A slice taken for {@code r} as a {@code node.Fetch} answer (its batches as the attachment). */
+        Reply reply(FetchRequest r, Partition.FollowerFetch f);
     }
 
     /** Per follower node: completing it answers the call that node holds here (FetchManyRequest.wake_held). */
@@ -65,7 +65,7 @@ final class FetchManyHandler {
     }
 
     /** One entry's outcome: a slice, or an error. */
-    private record Part(Partition.FollowerFetch fetch, RpcException error) {
+    private record Part(FetchRequest request, Partition.FollowerFetch fetch, RpcException error) {
         boolean news() {
             return error != null || !fetch.slice().isEmpty() || !fetch.tombstones().offsets().isEmpty();
         }
@@ -135,7 +135,7 @@ final class FetchManyHandler {
         return CompletableFuture.allOf(parts).handle((v, e) -> {
             List<Part> out = new ArrayList<>(n);
             for (CompletableFuture<Part> p : parts) {
-                out.add(p.isCompletedExceptionally() ? new Part(null, wire.apply(p.handle((x, t) -> t).join())) : p.join());
+                out.add(p.isCompletedExceptionally() ? new Part(r.getFetches(out.size()), null, wire.apply(p.handle((x, t) -> t).join())) : p.join());
             }
             return out;
         });
@@ -149,9 +149,9 @@ final class FetchManyHandler {
             int maxBytes = (int) Math.max(0, Math.min(Math.max(1, f.getMaxBytes()), budget.get()));
             Partition.FollowerFetch fetched = leader.slice(f, maxBytes, heldAgain);
             budget.addAndGet(-fetched.slice().length());
-            return new Part(fetched, null);
+            return new Part(f, fetched, null);
         } catch (RuntimeException e) {
-            return new Part(null, wire.apply(e));
+            return new Part(f, null, wire.apply(e));
         }
     }
 
@@ -163,7 +163,7 @@ final class FetchManyHandler {
                 response.addResults(FetchManyResult.newBuilder().setError(p.error().toError()));
                 continue;
             }
-            Reply one = leader.reply(p.fetch());
+            Reply one = leader.reply(p.request(), p.fetch());
             batches.add(one.attachment());
             response.addResults(FetchManyResult.newBuilder().setResponse((FetchResponse) one.message())
                     .setBatchBytes(one.attachment().length()));

@@ -60,6 +60,24 @@ final class Hosted {
         return since == 0 ? 0 : Math.max(0, nowNanos - Math.max(since, leaderSinceNanos));
     }
 
+    /**
+     * Set on the leader of a segment it rolled, once the controller's answer came: the next segment as that answer
+     * gave it, for its followers (node.proto, {@code FetchResponse.next_segment}); null before.
+     */
+    volatile NextSegment next;
+
+    /** The next segment of a roll, its shard, and the followers it was sent to (each is sent it once). */
+    record NextSegment(Segment segment, dev.segstore.protocol.meta.Shard shard, java.util.Set<Integer> sentTo) {
+        NextSegment(Segment segment, dev.segstore.protocol.meta.Shard shard) {
+            this(segment, shard, java.util.concurrent.ConcurrentHashMap.newKeySet());
+        }
+
+        /** Whether follower {@code replicaId} is still to be sent it (true once: the caller sends it). */
+        boolean sendTo(int replicaId) {
+            return sentTo.add(replicaId);
+        }
+    }
+
     Hosted(Partition partition, ReplicaIndex index) {
         this.partition = partition;
         this.index = index;

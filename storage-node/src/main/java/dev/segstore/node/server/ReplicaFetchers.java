@@ -81,9 +81,14 @@ final class ReplicaFetchers implements AutoCloseable {
     private final FetchBatcher batcher;
     private final java.util.concurrent.atomic.AtomicLong singleCalls = new java.util.concurrent.atomic.AtomicLong();
 
+    /** Told the next segment of a roll when a leader's fetch answer carries it (AssignmentReconciler#takeNext). */
+    private final java.util.function.BiConsumer<dev.segstore.protocol.meta.Segment, dev.segstore.protocol.meta.Shard> nextSegment;
+
     ReplicaFetchers(int nodeId, long replicaMaxLagMs, String outgoingHost, Map<Integer, String> nodeAddresses, ShardOwners owners,
                     StorageNode.PeerFaults faults, BiPredicate<Key, Hosted> hosts, Runnable leaderMoved,
-                    dev.segstore.protocol.rpc.TlsConfig tls, boolean batched) {
+                    dev.segstore.protocol.rpc.TlsConfig tls, boolean batched,
+                    java.util.function.BiConsumer<dev.segstore.protocol.meta.Segment, dev.segstore.protocol.meta.Shard> nextSegment) {
+        this.nextSegment = nextSegment;
         this.nodeId = nodeId;
         this.peers = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES, tls, outgoingHost);
         this.replicaMaxLagMs = replicaMaxLagMs;
@@ -234,6 +239,9 @@ final class ReplicaFetchers implements AutoCloseable {
                 }
                 return call.whenComplete((a, e) -> answered(h, e)).thenApplyAsync(a -> {
                     FetchResponse r = a.message();
+                    if (r.hasNextSegment()) {
+                        nextSegment.accept(r.getNextSegment(), r.getNextShard()); // taken on the control thread
+                    }
                     // The batches come as the answer's attachment (zero-copy on the leader's side).
                     return new FetchResult(a.attachment(), r.getHighWatermark(), r.getLogEndOffset(),
                             new Tombstones.Slice(r.getTombstoneBase(), r.getTombstonesList(), r.getTombstoneEnd(), r.getTombstoneWatermark()));

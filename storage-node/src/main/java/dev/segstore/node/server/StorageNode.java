@@ -162,9 +162,9 @@ public final class StorageNode implements AutoCloseable {
         this.metaCalls = new MetaCalls(config.nodeId(), faults);
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), config.outgoingHost(), nodeAddresses, owners, faults,
                 (key, h) -> hosted.get(key) == h && !directories.onOfflineDirectory(key.logName()), this::requestHeartbeat, config.tls(),
-                config.replicaFetchBatched());
+                config.replicaFetchBatched(), this::takeNextSegment);
         this.reconciler = new AssignmentReconciler(config, directories, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
-                this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs());
+                this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs(), control);
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls())
                 .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
                 .register(onOwner(NodeMethods.FETCH, FetchRequest.parser(), FetchRequest::getSegment, this::fetch))
@@ -649,6 +649,11 @@ public final class StorageNode implements AutoCloseable {
         }
     }
 
+    /** A roll's next segment, as a leader's fetch answer told of it (the reconciler checks it and takes it). */
+    private void takeNextSegment(dev.segstore.protocol.meta.Segment segment, dev.segstore.protocol.meta.Shard shard) {
+        reconciler.takeNextLater(segment, shard);
+    }
+
     /** The shard name of a hosted replica, for per-shard metrics. */
     private static String shardName(Hosted h) {
         dev.segstore.protocol.meta.Segment assigned = h.assigned;
@@ -660,19 +665,19 @@ public final class StorageNode implements AutoCloseable {
             Hosted h = hostedOrFail(r.getSegment());
             if (r.getReplicaId() >= 0) {
                 Partition.FollowerFetch f = followerSlice(h, r, Math.max(1, r.getMaxBytes()), false);
-                if (f.slice().isEmpty() && f.tombstones().offsets().isEmpty()) {
+                if (f.slice().isEmpty() && f.tombstones().offsets().isEmpty() && !nextSegmentDue(h, r)) {
                     f.slice().close();
                     // Long poll: a caught-up follower waits here for new data or deletes (or its wait) instead of asking again.
                     long wait = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), MAX_FETCH_WAIT_MS) : FETCH_WAIT_MS;
                     return h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom())
                             .completeOnTimeout(null, wait, TimeUnit.MILLISECONDS)
-                            .thenApplyAsync(v -> followerResponse(followerSlice(h, r, Math.max(1, r.getMaxBytes()), true)),
+                            .thenApplyAsync(v -> followerResponse(h, r, followerSlice(h, r, Math.max(1, r.getMaxBytes()), true)),
                                     owners.of(r.getSegment().getShardId()))
                             .exceptionally(e -> {
                                 throw wire(e);
                             });
                 }
-                return CompletableFuture.completedFuture(followerResponse(f));
+                return CompletableFuture.completedFuture(followerResponse(h, r, f));
             }
             int maxRecords = r.getMaxRecords() <= 0 ? 500 : r.getMaxRecords();
             Partition.ConsumerSlice c = h.partition.readForConsumer(r.getOffset(), maxRecords,
@@ -706,12 +711,14 @@ public final class StorageNode implements AutoCloseable {
 
             @Override
             public CompletableFuture<Void> news(FetchRequest r) {
-                return hostedOrFail(r.getSegment()).partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom());
+                Hosted h = hostedOrFail(r.getSegment());
+                return nextSegmentDue(h, r) ? CompletableFuture.completedFuture(null)
+                        : h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom());
             }
 
             @Override
-            public Reply reply(Partition.FollowerFetch f) {
-                return followerResponse(f);
+            public Reply reply(FetchRequest r, Partition.FollowerFetch f) {
+                return followerResponse(hosted.get(Hosted.Key.of(r.getSegment())), r, f);
             }
         }, owners, this::wire, FETCH_WAIT_MS, MAX_FETCH_WAIT_MS);
     }
@@ -720,14 +727,26 @@ public final class StorageNode implements AutoCloseable {
      * A follower's answer: the watermarks and tombstones in the message, the batches as its attachment, sent
      * from the log file without copying (rpc.proto); the slice is released once sent.
      */
-    private Reply followerResponse(Partition.FollowerFetch f) {
+    private Reply followerResponse(Hosted h, FetchRequest r, Partition.FollowerFetch f) {
         metrics.fetched("", true, f.slice().length());
         Tombstones.Slice t = f.tombstones();
-        FetchResponse response = FetchResponse.newBuilder()
+        FetchResponse.Builder response = FetchResponse.newBuilder()
                 .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
-                .setTombstoneBase(t.base()).addAllTombstones(t.offsets()).setTombstoneEnd(t.end()).setTombstoneWatermark(t.watermark())
-                .build();
-        return new Reply(response, attachment(f.slice()));
+                .setTombstoneBase(t.base()).addAllTombstones(t.offsets()).setTombstoneEnd(t.end()).setTombstoneWatermark(t.watermark());
+        Hosted.NextSegment next = h == null ? null : h.next;
+        if (next != null && next.segment().getReplicasList().contains(r.getReplicaId()) && next.sendTo(r.getReplicaId())) {
+            response.setNextSegment(next.segment()).setNextShard(next.shard());
+        }
+        return new Reply(response.build(), attachment(f.slice()));
+    }
+
+    /**
+     * Whether follower {@code r} is a replica of the segment that follows this rolled one and was not sent it yet: its
+     * fetch is answered at once, not held (it has nothing else to wait for: the segment is sealed).
+     */
+    private static boolean nextSegmentDue(Hosted h, FetchRequest r) {
+        Hosted.NextSegment next = h.next;
+        return next != null && next.segment().getReplicasList().contains(r.getReplicaId()) && !next.sentTo().contains(r.getReplicaId());
     }
 
     /** Batches to send from the log file without copying; the slice is released once sent. */

@@ -54,9 +54,9 @@ class AssignmentOpenBudgetTest {
              MetaClient meta = new MetaClient(List.of("127.0.0.1:1"), 100, 100);
              ShardOwners owners = new ShardOwners(1, "test-owner");
              ReplicaFetchers fetchers = new ReplicaFetchers(1, 1_000, null, addresses, owners,
-                     StorageNode.PeerFaults.NONE, (k, h) -> false, () -> { }, null, true)) {
+                     StorageNode.PeerFaults.NONE, (k, h) -> false, () -> { }, null, true, (segment, shard) -> { })) {
             AssignmentReconciler reconciler = new AssignmentReconciler(config, dirs, index, meta, new MetaCalls(1, StorageNode.PeerFaults.NONE),
-                    hosted, addresses, fetchers, heartbeatsAsked::incrementAndGet, name -> { }, () -> false, () -> clock.addAndGet(50));
+                    hosted, addresses, fetchers, heartbeatsAsked::incrementAndGet, name -> { }, () -> false, () -> clock.addAndGet(50), Runnable::run);
             NodeAssignments.Builder a = NodeAssignments.newBuilder().setMetadataVersion(7);
             for (int i = 1; i <= count; i++) {
                 a.addShards(Shard.newBuilder().setName("s" + i).setShardId(i).setSettings(ShardSettings.newBuilder().setReplicaCount(1)

@@ -66,7 +66,7 @@ class FetchManyHandlerTest {
         }
 
         @Override
-        public Reply reply(Partition.FollowerFetch f) {
+        public Reply reply(FetchRequest r, Partition.FollowerFetch f) {
             return new Reply(FetchResponse.newBuilder().setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
                     .addAllTombstones(f.tombstones().offsets()).build(), new FetchManyHandler.Concatenated(List.of()));
         }

@@ -278,6 +278,15 @@ public final class InJvmCluster implements AutoCloseable {
         }
     }
 
+    /** Closes what a cluster test opened, in the order given, skipping what is null (a set-up that failed half-way). */
+    public static void closeAll(AutoCloseable... resources) throws Exception {
+        for (AutoCloseable r : resources) {
+            if (r != null) {
+                r.close();
+            }
+        }
+    }
+
     public static void waitFor(String what, long timeoutMs, BooleanSupplier condition) {
         long end = System.nanoTime() + timeoutMs * 1_000_000L;
         while (!condition.getAsBoolean()) {
