@@ -29,8 +29,9 @@ import java.util.function.LongSupplier;
  * and heartbeat): opens the replicas it is given, makes each leader or follower in its epoch, adopts the
  * controller's ISR changes and seals, starts followers' fetch loops, and deletes the replicas taken away.
  *
- * <p>Thread: the node's control thread ({@code node-control}), under this object's monitor. It owns the
- * hosted-replica map (others only read it) and the metadata version applied, which never goes back.
+ * <p>Thread: the node's control thread ({@code node-control}), and its roll thread for {@link #takeNext}, under this
+ * object's monitor. It owns the hosted-replica map (others only read it) and the metadata version applied, which
+ * never goes back.
  */
 final class AssignmentReconciler {
     private static final Logger LOG = LoggerFactory.getLogger(AssignmentReconciler.class);
@@ -50,8 +51,11 @@ final class AssignmentReconciler {
     private final BooleanSupplier closed;
     /** The monotonic clock the replicas measure lag and segment age on (never the wall clock: see Partition). */
     private final LongSupplier replicaClockMs;
-    /** The control thread, where a roll's next segment is taken (after the answer to this node's roll, or a leader's hint). */
-    private final java.util.concurrent.Executor controlThread;
+    /**
+     * Where a roll's next segment is taken ahead of the heartbeat ({@link #takeNext}): not the control thread, which the
+     * heartbeat that the same roll woke keeps waiting for its answer.
+     */
+    private final java.util.concurrent.Executor rollThread;
     /**
      * The metadata version of the last registration's answer if the meta-service checked every segment created up
      * to it against the logs this node holds (NodeAssignments.held_checked), so a later one is new to the node; -1
@@ -80,7 +84,7 @@ final class AssignmentReconciler {
     AssignmentReconciler(NodeConfig config, DataDirectories directory, NodeIndex index, MetaClient meta, MetaCalls metaCalls, Map<Key, Hosted> hosted,
                          Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow,
                          java.util.function.Consumer<String> shardGone, BooleanSupplier closed,
-                         LongSupplier replicaClockMs, java.util.concurrent.Executor controlThread) {
+                         LongSupplier replicaClockMs, java.util.concurrent.Executor rollThread) {
         this.config = config;
         this.directory = directory;
         this.index = index;
@@ -93,7 +97,7 @@ final class AssignmentReconciler {
         this.shardGone = shardGone;
         this.closed = closed;
         this.replicaClockMs = replicaClockMs;
-        this.controlThread = controlThread;
+        this.rollThread = rollThread;
     }
 
     /**
@@ -160,7 +164,8 @@ final class AssignmentReconciler {
         for (Key k : List.copyOf(hosted.keySet())) {
             Hosted h = hosted.get(k);
             if (!assigned.contains(k) && h.assigned.getCreatedVersion() > a.getMetadataVersion()) {
-                LOG.warn("Segment {} is missing from assignments at metadata version {}, older than its creation at {}: kept",
+                // A roll's next segment taken ahead (takeNext) is newer than an answer sent before the roll committed.
+                LOG.debug("Segment {} is missing from assignments at metadata version {}, older than its creation at {}: kept",
                         k.logName(), a.getMetadataVersion(), h.assigned.getCreatedVersion());
             } else if (!assigned.contains(k)) {
                 dropped = true;
@@ -234,10 +239,10 @@ final class AssignmentReconciler {
         take(key, h, s, NO_LEASE);
     }
 
-    /** {@link #takeNext} on the control thread (from an RPC or a fetcher thread). */
+    /** {@link #takeNext} on the node's roll thread (from an RPC or an owner thread). */
     void takeNextLater(Segment s, Shard shard) {
         try {
-            controlThread.execute(() -> takeNext(s, shard));
+            rollThread.execute(() -> takeNext(s, shard));
         } catch (java.util.concurrent.RejectedExecutionException stopping) {
             // the node is stopping
         }

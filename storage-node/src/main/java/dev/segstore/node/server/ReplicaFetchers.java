@@ -240,7 +240,7 @@ final class ReplicaFetchers implements AutoCloseable {
                 return call.whenComplete((a, e) -> answered(h, e)).thenApplyAsync(a -> {
                     FetchResponse r = a.message();
                     if (r.hasNextSegment()) {
-                        nextSegment.accept(r.getNextSegment(), r.getNextShard()); // taken on the control thread
+                        nextSegment.accept(r.getNextSegment(), r.getNextShard()); // taken on the node's roll thread
                     }
                     // The batches come as the answer's attachment (zero-copy on the leader's side).
                     return new FetchResult(a.attachment(), r.getHighWatermark(), r.getLogEndOffset(),

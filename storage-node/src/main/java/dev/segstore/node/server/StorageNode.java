@@ -70,6 +70,13 @@ public final class StorageNode implements AutoCloseable {
     private final Map<Hosted.Key, Hosted> hosted = new ConcurrentHashMap<>();
     private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
     private final ScheduledExecutorService control = controlThread();
+    /**
+     * Takes a roll's next segment ahead of the heartbeat (AssignmentReconciler#takeNext), under the reconciler's
+     * monitor as the control thread's answers are: not on the control thread, which a roll keeps waiting for the
+     * answer of the heartbeat the roll woke (the hint came first, and waited behind it).
+     */
+    private final java.util.concurrent.ExecutorService rollThread =
+            java.util.concurrent.Executors.newSingleThreadExecutor(r -> daemon(r, "node-roll"));
     /** The meta call the control thread waits for now, if any: {@link #close} ends the wait (see {@link #awaitMeta}). */
     private volatile CompletableFuture<?> controlWait;
     /** How many replicas' producer states the last {@link #close} saved (tests). */
@@ -164,7 +171,7 @@ public final class StorageNode implements AutoCloseable {
                 (key, h) -> hosted.get(key) == h && !directories.onOfflineDirectory(key.logName()), this::requestHeartbeat, config.tls(),
                 config.replicaFetchBatched(), this::takeNextSegment);
         this.reconciler = new AssignmentReconciler(config, directories, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
-                this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs(), control);
+                this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs(), rollThread);
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls())
                 .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
                 .register(onOwner(NodeMethods.FETCH, FetchRequest.parser(), FetchRequest::getSegment, this::fetch))
@@ -1007,6 +1014,10 @@ public final class StorageNode implements AutoCloseable {
             // failed above) before they close under it (a RocksDB call after close crashes the JVM).
             if (!control.awaitTermination(10, TimeUnit.SECONDS)) {
                 LOG.warn("Storage node {}: the control thread did not stop within 10 s; closing anyway", config.nodeId());
+            }
+            rollThread.shutdown(); // the same for a next segment being opened
+            if (!rollThread.awaitTermination(10, TimeUnit.SECONDS)) {
+                LOG.warn("Storage node {}: the roll thread did not stop within 10 s; closing anyway", config.nodeId());
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
