@@ -732,8 +732,15 @@ public final class Partition {
             return CompletableFuture.completedFuture(null);
         }
         CompletableFuture<Void> f = new CompletableFuture<>();
+        // Waits end by their caller's timeout too, on a segment where nothing new comes (idle, sealed): not kept.
+        dataWaiters.removeIf(CompletableFuture::isDone);
         dataWaiters.add(f);
         return f;
+    }
+
+    /** Long-polled fetches waiting here, not yet answered (tests). */
+    synchronized int heldFetches() {
+        return dataWaiters.size();
     }
 
     // ---- leader: deletes -----------------------------------------------------------------------------------

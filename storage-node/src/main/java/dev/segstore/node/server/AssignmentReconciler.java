@@ -65,6 +65,12 @@ final class AssignmentReconciler {
     /** The newest metadata version applied: older assignments are ignored. */
     private volatile long metadataVersion = -1;
     /**
+     * The newest metadata version of an answer taken, in full or in part (one that leaves replicas to open to the
+     * next answer drops those taken away all the same, and a registration's deletes logs): a roll's next segment
+     * created at or below it is the answers' to open or drop, never a hint's ({@link #takeNext}).
+     */
+    private volatile long answeredVersion = -1;
+    /**
      * Ids of shards the meta-service said are deleted (NodeAssignments.deleted_shard_ids): their replicas are
      * dropped and requests naming them refused. Ids are never reused, so an id stays here until the node stops
      * (after a restart a request for it finds no replica, a retriable answer that makes clients refresh too).
@@ -118,6 +124,7 @@ final class AssignmentReconciler {
                     config.nodeId(), a.getMetadataVersion(), metadataVersion);
             return;
         }
+        answeredVersion = Math.max(answeredVersion, a.getMetadataVersion());
         // Deleted ids first: from here on requests naming them are refused, before their replicas are dropped below.
         deletedShards.addAll(a.getDeletedShardIdsList());
         boolean dropped = false;
@@ -206,24 +213,23 @@ final class AssignmentReconciler {
      * the segment is committed as given, and opening it and taking its role is what the heartbeat at that metadata
      * version would do for it. What makes a hint safe to take early:
      * <ul>
-     * <li>only a segment created after the metadata version this node has applied, so a hint never brings back a
-     *     replica that an answer already opened or dropped (a deleted shard's, one dropped by retention), and never
-     *     of a shard id said to be deleted;</li>
+     * <li>only a segment created after the metadata version of every answer this node has taken (in full or in
+     *     part), so a hint never brings back a replica that an answer already opened or dropped (a deleted shard's,
+     *     one dropped by retention or moved away), and never of a shard id said to be deleted;</li>
      * <li>only an open segment this node holds a replica of, not hosted yet, on an online data directory;</li>
-     * <li>it reports no version as applied and grants no read lease ({@link #NO_LEASE}); the heartbeat the roll
-     *     wakes brings the full assignments, which overrule it as any newer answer would;</li>
+     * <li>it reports no version as applied and grants no read lease ({@link #NO_LEASE}: the partition's lease counts
+     *     from no heartbeat); the heartbeat the roll wakes brings the full assignments, which overrule it as any
+     *     newer answer would; a registration's answer older than it does not delete its log;</li>
      * <li>a leadership taken from it and moved meanwhile (a later command) is a stale leader's, as with a stale
      *     heartbeat: its high watermark needs every member of the ISR it was given, whose change is a controller
      *     commit checked against its epoch, so it acknowledges nothing the new leader lacks.</li>
      * </ul>
      */
     synchronized void takeNext(Segment s, Shard shard) {
-        Key key = Key.of(s);
-        if (closed.getAsBoolean() || deletedShards.contains(key.shardId()) || s.getCreatedVersion() <= metadataVersion
-                || s.getStatus() != dev.segstore.protocol.meta.SegmentStatus.OPEN || !s.getReplicasList().contains(config.nodeId())
-                || hosted.containsKey(key) || directory.onOfflineDirectory(key.logName())) {
+        if (!wantsNext(s)) {
             return;
         }
+        Key key = Key.of(s);
         Hosted h;
         try {
             long openStart = System.nanoTime();
@@ -239,8 +245,23 @@ final class AssignmentReconciler {
         take(key, h, s, NO_LEASE);
     }
 
-    /** {@link #takeNext} on the node's roll thread (from an RPC or an owner thread). */
+    /**
+     * Whether {@link #takeNext} would take {@code s} now (read without the monitor, so a caller can skip a hint it
+     * holds already; {@code takeNext} checks again under it).
+     */
+    boolean wantsNext(Segment s) {
+        Key key = Key.of(s);
+        return !closed.getAsBoolean() && !deletedShards.contains(key.shardId())
+                && s.getCreatedVersion() > Math.max(metadataVersion, answeredVersion)
+                && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN && s.getReplicasList().contains(config.nodeId())
+                && !hosted.containsKey(key) && !directory.onOfflineDirectory(key.logName());
+    }
+
+    /** {@link #takeNext} on the node's roll thread (from an RPC or an owner thread), if it would take it. */
     void takeNextLater(Segment s, Shard shard) {
+        if (!wantsNext(s)) {
+            return;
+        }
         try {
             rollThread.execute(() -> takeNext(s, shard));
         } catch (java.util.concurrent.RejectedExecutionException stopping) {
@@ -248,7 +269,10 @@ final class AssignmentReconciler {
         }
     }
 
-    /** {@link #take}'s {@code sentAtMs} for an assignment that grants no read lease (a roll's next segment, from a hint). */
+    /**
+     * {@link #take}'s {@code sentAtMs} for an assignment that grants no read lease (a roll's next segment, from a hint):
+     * {@link Partition#assignedIsr} takes it as "confirmed by no heartbeat" (a new partition counts one from its open).
+     */
     private static final long NO_LEASE = Long.MIN_VALUE;
 
     /**
@@ -280,9 +304,7 @@ final class AssignmentReconciler {
                 // way this replica leads no more. With no leader it waits as a follower and fetches nothing.
                 h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
             }
-            if (sentAtMs != NO_LEASE) {
-                h.partition.assignedIsr(s.getIsrList(), sentAtMs);
-            }
+            h.partition.assignedIsr(s.getIsrList(), sentAtMs); // NO_LEASE: in the ISR or not, no lease from it
             if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
                 h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
             }
@@ -330,8 +352,10 @@ final class AssignmentReconciler {
         a.getSegmentsList().forEach(s -> assigned.add(Key.of(s).logName()));
         try {
             for (String name : directory.logNames()) {
-                if (assigned.contains(name) || !Key.isLogName(name)) {
-                    continue; // assigned, or not a replica's log (not named by Key.logName)
+                if (assigned.contains(name) || !Key.isLogName(name) || hosted.containsKey(Key.parse(name))) {
+                    // Assigned; not a replica's log (not named by Key.logName); or hosted and kept by apply above,
+                    // as newer than this answer (a roll's next segment taken ahead of it: takeNext).
+                    continue;
                 }
                 LOG.info("Log {} on disk is not assigned to node {} (its segment was deleted or dropped while the node was away): deleting it",
                         name, config.nodeId());

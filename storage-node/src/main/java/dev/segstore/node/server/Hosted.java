@@ -6,7 +6,7 @@ import dev.segstore.protocol.node.SegmentRef;
 
 /**
  * One replica a storage node hosts: its partition, its share of the node's key and tag index, the assignment
- * last applied to it (written by the {@link AssignmentReconciler} on the control thread, read by others), and
+ * last applied to it (written by the {@link AssignmentReconciler} under its monitor, read by others), and
  * the guard of its fetch loop ({@link ReplicaFetchers}).
  */
 final class Hosted {
@@ -66,13 +66,16 @@ final class Hosted {
      */
     volatile NextSegment next;
 
-    /** The next segment of a roll, its shard, and the followers it was sent to (each is sent it once). */
+    /**
+     * The next segment of a roll, its shard, and the followers it was sent to (a follower's fetch is answered at once
+     * until it is sent it; every answer to it carries it).
+     */
     record NextSegment(Segment segment, dev.segstore.protocol.meta.Shard shard, java.util.Set<Integer> sentTo) {
         NextSegment(Segment segment, dev.segstore.protocol.meta.Shard shard) {
             this(segment, shard, java.util.concurrent.ConcurrentHashMap.newKeySet());
         }
 
-        /** Whether follower {@code replicaId} is still to be sent it (true once: the caller sends it). */
+        /** Marks it sent to follower {@code replicaId}; true the first time. */
         boolean sendTo(int replicaId) {
             return sentTo.add(replicaId);
         }

@@ -676,7 +676,11 @@ public final class StorageNode implements AutoCloseable {
                     f.slice().close();
                     // Long poll: a caught-up follower waits here for new data or deletes (or its wait) instead of asking again.
                     long wait = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), MAX_FETCH_WAIT_MS) : FETCH_WAIT_MS;
-                    return h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom())
+                    CompletableFuture<Void> news = h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom());
+                    if (nextSegmentDue(h, r)) {
+                        news.complete(null); // the roll's answer came between the check above and the wait: the seal woke no one
+                    }
+                    return news
                             .completeOnTimeout(null, wait, TimeUnit.MILLISECONDS)
                             .thenApplyAsync(v -> followerResponse(h, r, followerSlice(h, r, Math.max(1, r.getMaxBytes()), true)),
                                     owners.of(r.getSegment().getShardId()))
@@ -719,8 +723,11 @@ public final class StorageNode implements AutoCloseable {
             @Override
             public CompletableFuture<Void> news(FetchRequest r) {
                 Hosted h = hostedOrFail(r.getSegment());
-                return nextSegmentDue(h, r) ? CompletableFuture.completedFuture(null)
-                        : h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom());
+                CompletableFuture<Void> news = h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom());
+                if (nextSegmentDue(h, r)) {
+                    news.complete(null); // checked after the wait is registered: the seal's wake cannot fall between
+                }
+                return news;
             }
 
             @Override
@@ -741,7 +748,9 @@ public final class StorageNode implements AutoCloseable {
                 .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
                 .setTombstoneBase(t.base()).addAllTombstones(t.offsets()).setTombstoneEnd(t.end()).setTombstoneWatermark(t.watermark());
         Hosted.NextSegment next = h == null ? null : h.next;
-        if (next != null && next.segment().getReplicasList().contains(r.getReplicaId()) && next.sendTo(r.getReplicaId())) {
+        if (next != null && next.segment().getReplicasList().contains(r.getReplicaId())) {
+            // In every answer, not only the first: an answer can be lost (the follower ignores what it holds already).
+            next.sendTo(r.getReplicaId());
             response.setNextSegment(next.segment()).setNextShard(next.shard());
         }
         return new Reply(response.build(), attachment(f.slice()));
@@ -749,7 +758,8 @@ public final class StorageNode implements AutoCloseable {
 
     /**
      * Whether follower {@code r} is a replica of the segment that follows this rolled one and was not sent it yet: its
-     * fetch is answered at once, not held (it has nothing else to wait for: the segment is sealed).
+     * fetch is answered at once, not held (it has nothing else to wait for: the segment is sealed). Later answers carry
+     * it too, but held as usual.
      */
     private static boolean nextSegmentDue(Hosted h, FetchRequest r) {
         Hosted.NextSegment next = h.next;

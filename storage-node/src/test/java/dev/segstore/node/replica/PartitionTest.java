@@ -127,6 +127,24 @@ class PartitionTest extends PartitionFixture {
         assertEquals(ErrorCode.NOT_LEADER, e.code());
     }
 
+    /**
+     * A caught-up follower's long poll ends by its own timeout on a segment where nothing new comes (an idle one, a
+     * sealed one, whose followers go on fetching for deletes): the leader must not keep every such wait until the
+     * next write, which may never come (one a second per follower and segment).
+     */
+    @Test
+    void longPollsThatEndedByTheirTimeoutAreNotKept() throws Exception {
+        writeAcknowledged(2);
+        for (int i = 0; i < 1_000; i++) {
+            replicas[1].awaitDataAfter(2, 0).complete(null); // as completeOnTimeout ends it
+        }
+        CompletableFuture<Void> waiting = replicas[1].awaitDataAfter(2, 0);
+        assertTrue(replicas[1].heldFetches() <= 2, replicas[1].heldFetches() + " long polls kept after 1,000 ended by their timeout");
+        assertFalse(waiting.isDone());
+        replicas[1].append(records("w", 1), -1, -1);
+        waiting.get(10, java.util.concurrent.TimeUnit.SECONDS); // a write still answers the wait in progress
+    }
+
     @Test
     void aWritersEncodedBatchIsReplicatedByteForByteAndItsRetryIsNotAppendedAgain() throws Exception {
         writeAcknowledged(2);
