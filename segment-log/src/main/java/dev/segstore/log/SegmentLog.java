@@ -177,10 +177,11 @@ public final class SegmentLog {
     /**
      * Loads the segments, recovering after an unclean shutdown. A {@code fresh} log (no segment, no
      * {@code log-state}, no epoch checkpoint: created now) writes neither file: absent, they say what they would
-     * hold (no epoch, not shut down cleanly, nothing forced), the first epoch's batch writes the checkpoint before
-     * it, and the first seal, truncation or clean close writes {@code log-state}. So a new log costs two directory
-     * forces (its entry in the parent, its first segment's entry in it), not six: a roll opens one on every
-     * replica at once, on the path of the writes waiting for it.
+     * hold (no epoch, not shut down cleanly, nothing forced). The checkpoint is written when an epoch is first
+     * assigned (a leader taking its epoch, {@link #assignEpochAtEnd}, or a follower's first batch), before anything
+     * of that epoch; {@code log-state} at the first seal, truncation, clean close or next open. So creating a log
+     * costs two directory forces (its entry in the parent, its first segment's entry in it), where it cost six: a
+     * roll opens one on every replica at once, on the path of the writes waiting for it.
      */
     private synchronized void load(List<Long> bases, LogState state, long initialOffset, boolean fresh) throws IOException {
         boolean clean = state != null && state.clean();

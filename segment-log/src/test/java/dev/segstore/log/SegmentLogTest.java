@@ -2,16 +2,20 @@ package dev.segstore.log;
 
 import dev.segstore.log.epoch.EpochEndOffset;
 import dev.segstore.log.format.RecordBatch;
+import dev.segstore.log.io.ForwardingLogFiles;
+import dev.segstore.log.io.LogFiles;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 import static dev.segstore.log.LogFixtures.append;
@@ -435,29 +439,29 @@ class SegmentLogTest {
     }
 
     /**
-     * A roll opens the next segment's log on every replica at once, on the path of the writes waiting for it: a
-     * new log must not cost the six forces an existing one's open does (two atomic replaces of files it has no
-     * content for yet). What it leaves out must still hold after a crash.
+     * A roll opens the next segment's log on every replica at once, on the path of the writes waiting for it: creating
+     * a log must not cost the six forces it did (two of them atomic replaces of files with nothing in them yet). What
+     * it leaves out must still hold after a crash: right after the creation, and after a first batch.
      */
     @Test
     void aNewLogCostsTwoDirectoryForcesAndWritesItsStateFilesOnlyWhenTheyHoldSomething() throws Exception {
-        java.util.concurrent.atomic.AtomicInteger directoryForces = new java.util.concurrent.atomic.AtomicInteger();
-        java.util.concurrent.atomic.AtomicInteger replaces = new java.util.concurrent.atomic.AtomicInteger();
-        dev.segstore.log.io.LogFiles counting = new dev.segstore.log.io.ForwardingLogFiles() {
+        AtomicInteger directoryForces = new AtomicInteger();
+        AtomicInteger replaces = new AtomicInteger();
+        LogFiles counting = new ForwardingLogFiles() {
             @Override
-            public void forceDirectory(Path dir) throws java.io.IOException {
+            public void forceDirectory(Path dir) throws IOException {
                 directoryForces.incrementAndGet();
                 super.forceDirectory(dir);
             }
 
             @Override
-            public void createDirectories(Path dir) throws java.io.IOException {
+            public void createDirectories(Path dir) throws IOException {
                 directoryForces.incrementAndGet(); // it forces the parent
                 super.createDirectories(dir);
             }
 
             @Override
-            public void writeAtomically(Path file, byte[] content) throws java.io.IOException {
+            public void writeAtomically(Path file, byte[] content) throws IOException {
                 replaces.incrementAndGet();
                 super.writeAtomically(file, content);
             }
@@ -465,11 +469,18 @@ class SegmentLogTest {
         directory.close();
         directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, counting, clock::get);
         directoryForces.set(0);
-        SegmentLog log = directory.openLog("a", SMALL, 500);
+        directory.openLog("a", SMALL, 500);
         assertEquals(2, directoryForces.get(), "directory forces to create a log (its entry, its first segment's entry)");
         assertEquals(0, replaces.get(), "files replaced to create a log (log-state, the epoch checkpoint)");
         assertFalse(Files.exists(root.resolve("a").resolve(LogState.FILE)));
         assertFalse(Files.exists(root.resolve("a").resolve(SegmentLog.EPOCH_FILE)));
+
+        // A crash right after the creation: the log opens again, empty, where it was created.
+        directory.halt();
+        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, counting, clock::get);
+        SegmentLog log = directory.openLog("a", SMALL, 0);
+        assertEquals(500, log.logStartOffset());
+        assertEquals(500, log.logEndOffset());
 
         // The first batch of an epoch writes the checkpoint before it; a crash then recovers the log as written.
         append(log, records(3, 100, "x"), 2, Durability.FSYNC);

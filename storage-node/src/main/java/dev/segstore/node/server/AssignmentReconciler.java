@@ -35,6 +35,11 @@ import java.util.function.LongSupplier;
  */
 final class AssignmentReconciler {
     private static final Logger LOG = LoggerFactory.getLogger(AssignmentReconciler.class);
+    /**
+     * {@link #take}'s {@code sentAtMs} for an assignment that grants no read lease (a roll's next segment, from a hint):
+     * {@link Partition#assignedIsr} takes it as "confirmed by no heartbeat" (a new partition counts one from its open).
+     */
+    private static final long NO_LEASE = Long.MIN_VALUE;
 
     private final NodeConfig config;
     private final DataDirectories directory;
@@ -65,9 +70,9 @@ final class AssignmentReconciler {
     /** The newest metadata version applied: older assignments are ignored. */
     private volatile long metadataVersion = -1;
     /**
-     * The newest metadata version of an answer taken, in full or in part (one that leaves replicas to open to the
-     * next answer drops those taken away all the same, and a registration's deletes logs): a roll's next segment
-     * created at or below it is the answers' to open or drop, never a hint's ({@link #takeNext}).
+     * The newest metadata version of any answer taken, even in part (one that leaves replicas to the next answer still
+     * drops those taken away): a roll's next segment created at or below it is left to the answers ({@link #takeNext}).
+     * Never below {@link #metadataVersion}.
      */
     private volatile long answeredVersion = -1;
     /**
@@ -156,12 +161,7 @@ final class AssignmentReconciler {
             Shard shard = shards.get(s.getShardId());
             Hosted h;
             try {
-                long openStart = System.nanoTime();
-                boolean isNew = !hosted.containsKey(key);
                 h = hosted.computeIfAbsent(key, k -> open(k, s, shard));
-                if (isNew && LOG.isDebugEnabled()) {
-                    LOG.debug("{}: replica opened in {} ms", key.logName(), (System.nanoTime() - openStart) / 1_000_000);
-                }
             } catch (RuntimeException e) {
                 LOG.error("Segment {}: cannot open the replica: {}", key.logName(), e.toString());
                 continue;
@@ -208,8 +208,8 @@ final class AssignmentReconciler {
 
     /**
      * A roll's next segment, taken before this node's heartbeat brings it (issue 14 item 7): from the answer to a
-     * roll this node asked for as leader, or from the leader of the rolled segment, which sends it to each follower
-     * once (node.proto, {@code FetchResponse.next_segment}). Both come from the controller's answer to the roll, so
+     * roll this node asked for as leader, or from the leader of the rolled segment, which puts it in its fetch answers
+     * to each follower holding a replica of it (node.proto, {@code FetchResponse.next_segment}). Both come from the controller's answer to the roll, so
      * the segment is committed as given, and opening it and taking its role is what the heartbeat at that metadata
      * version would do for it. What makes a hint safe to take early:
      * <ul>
@@ -232,11 +232,9 @@ final class AssignmentReconciler {
         Key key = Key.of(s);
         Hosted h;
         try {
-            long openStart = System.nanoTime();
             h = open(key, s, shard);
             hosted.put(key, h);
-            LOG.debug("{}: the next segment of a roll, opened before the heartbeat told of it ({} ms)", key.logName(),
-                    (System.nanoTime() - openStart) / 1_000_000);
+            LOG.debug("{}: the next segment of a roll, taken before the heartbeat told of it", key.logName());
         } catch (RuntimeException e) {
             LOG.warn("Segment {}: cannot open the next segment of a roll ahead of the heartbeat ({}); the heartbeat will", key.logName(),
                     e.toString());
@@ -252,7 +250,7 @@ final class AssignmentReconciler {
     boolean wantsNext(Segment s) {
         Key key = Key.of(s);
         return !closed.getAsBoolean() && !deletedShards.contains(key.shardId())
-                && s.getCreatedVersion() > Math.max(metadataVersion, answeredVersion)
+                && s.getCreatedVersion() > answeredVersion
                 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN && s.getReplicasList().contains(config.nodeId())
                 && !hosted.containsKey(key) && !directory.onOfflineDirectory(key.logName());
     }
@@ -270,23 +268,17 @@ final class AssignmentReconciler {
     }
 
     /**
-     * {@link #take}'s {@code sentAtMs} for an assignment that grants no read lease (a roll's next segment, from a hint):
-     * {@link Partition#assignedIsr} takes it as "confirmed by no heartbeat" (a new partition counts one from its open).
-     */
-    private static final long NO_LEASE = Long.MIN_VALUE;
-
-    /**
      * Gives hosted replica {@code h} its assignment {@code s}: its role (leader, follower), the ISR the controller
      * committed, the seal, a fetch loop for a follower; {@code sentAtMs} as {@link #apply}'s, or {@link #NO_LEASE}.
      */
     private void take(Key key, Hosted h, Segment s, long sentAtMs) {
         Segment before = h.assigned;
         h.assigned = s;
-        if (before == null || before.getLeaderEpoch() != s.getLeaderEpoch()) {
+        boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
+        if (epochChanged) {
             h.leaderSinceNanos = System.nanoTime(); // a new leader gets as long as the old one to answer
         }
         int me = config.nodeId();
-        boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
         if (epochChanged && before != null) {
             LOG.debug("{}: leader {} in epoch {} (was {} in {}), ISR {}", key.logName(), s.getLeader(), s.getLeaderEpoch(),
                     before.getLeader(), before.getLeaderEpoch(), s.getIsrList());
@@ -369,6 +361,7 @@ final class AssignmentReconciler {
     }
 
     private Hosted open(Key key, Segment s, Shard shard) {
+        long startedNanos = System.nanoTime();
         int me = config.nodeId();
         if (!directory.holds(key.logName()) && !s.getOfflineReplicasList().contains(me) && s.getCreatedVersion() <= registeredVersion
                 && (s.getIsrList().contains(me) || s.getLeader() == me)) {
@@ -429,6 +422,7 @@ final class AssignmentReconciler {
         });
         ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);
         replicaIndex.resetTo(p.log().logEndOffset());
+        LOG.debug("{}: replica opened in {} ms", key.logName(), (System.nanoTime() - startedNanos) / 1_000_000);
         return new Hosted(p, replicaIndex);
     }
 

@@ -134,8 +134,9 @@ final class FetchManyHandler {
         }
         return CompletableFuture.allOf(parts).handle((v, e) -> {
             List<Part> out = new ArrayList<>(n);
-            for (CompletableFuture<Part> p : parts) {
-                out.add(p.isCompletedExceptionally() ? new Part(r.getFetches(out.size()), null, wire.apply(p.handle((x, t) -> t).join())) : p.join());
+            for (int i = 0; i < n; i++) {
+                CompletableFuture<Part> p = parts[i];
+                out.add(p.isCompletedExceptionally() ? new Part(r.getFetches(i), null, wire.apply(p.handle((x, t) -> t).join())) : p.join());
             }
             return out;
         });

@@ -27,6 +27,36 @@ final class Hosted {
     /** Completed (and replaced) at each change of leader epoch: a fetch held at the old leader is given up then. */
     volatile java.util.concurrent.CompletableFuture<Void> leaderChange = new java.util.concurrent.CompletableFuture<>();
 
+    /**
+     * Set on the leader of a segment it rolled, once the controller's answer came: the next segment as that answer
+     * gave it, for its followers (node.proto, {@code FetchResponse.next_segment}); null before.
+     */
+    volatile NextSegment next;
+
+    /**
+     * The next segment of a roll, its shard, and the followers it was sent to (a follower's fetch is answered at once
+     * until it is sent it; every answer to it carries it).
+     */
+    record NextSegment(Segment segment, dev.segstore.protocol.meta.Shard shard, java.util.Set<Integer> sentTo) {
+        NextSegment(Segment segment, dev.segstore.protocol.meta.Shard shard) {
+            this(segment, shard, java.util.concurrent.ConcurrentHashMap.newKeySet());
+        }
+
+        /** Whether follower {@code replicaId} holds a replica of the next segment (only those are sent it). */
+        boolean isFor(int replicaId) {
+            return segment.getReplicasList().contains(replicaId);
+        }
+
+        /** Whether follower {@code replicaId} holds a replica of it and was not sent it yet. */
+        boolean dueTo(int replicaId) {
+            return isFor(replicaId) && !sentTo.contains(replicaId);
+        }
+
+        void markSent(int replicaId) {
+            sentTo.add(replicaId);
+        }
+    }
+
     /** The replica has taken a new leader epoch: a fetch still held at the old leader ends. */
     void leaderChanged() {
         java.util.concurrent.CompletableFuture<Void> old = leaderChange;
@@ -58,27 +88,6 @@ final class Hosted {
     long leaderSilentNanos(long nowNanos) {
         long since = unansweredSinceNanos;
         return since == 0 ? 0 : Math.max(0, nowNanos - Math.max(since, leaderSinceNanos));
-    }
-
-    /**
-     * Set on the leader of a segment it rolled, once the controller's answer came: the next segment as that answer
-     * gave it, for its followers (node.proto, {@code FetchResponse.next_segment}); null before.
-     */
-    volatile NextSegment next;
-
-    /**
-     * The next segment of a roll, its shard, and the followers it was sent to (a follower's fetch is answered at once
-     * until it is sent it; every answer to it carries it).
-     */
-    record NextSegment(Segment segment, dev.segstore.protocol.meta.Shard shard, java.util.Set<Integer> sentTo) {
-        NextSegment(Segment segment, dev.segstore.protocol.meta.Shard shard) {
-            this(segment, shard, java.util.concurrent.ConcurrentHashMap.newKeySet());
-        }
-
-        /** Marks it sent to follower {@code replicaId}; true the first time. */
-        boolean sendTo(int replicaId) {
-            return sentTo.add(replicaId);
-        }
     }
 
     Hosted(Partition partition, ReplicaIndex index) {

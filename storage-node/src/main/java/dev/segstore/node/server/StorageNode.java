@@ -676,11 +676,7 @@ public final class StorageNode implements AutoCloseable {
                     f.slice().close();
                     // Long poll: a caught-up follower waits here for new data or deletes (or its wait) instead of asking again.
                     long wait = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), MAX_FETCH_WAIT_MS) : FETCH_WAIT_MS;
-                    CompletableFuture<Void> news = h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom());
-                    if (nextSegmentDue(h, r)) {
-                        news.complete(null); // the roll's answer came between the check above and the wait: the seal woke no one
-                    }
-                    return news
+                    return followerNews(h, r)
                             .completeOnTimeout(null, wait, TimeUnit.MILLISECONDS)
                             .thenApplyAsync(v -> followerResponse(h, r, followerSlice(h, r, Math.max(1, r.getMaxBytes()), true)),
                                     owners.of(r.getSegment().getShardId()))
@@ -722,12 +718,7 @@ public final class StorageNode implements AutoCloseable {
 
             @Override
             public CompletableFuture<Void> news(FetchRequest r) {
-                Hosted h = hostedOrFail(r.getSegment());
-                CompletableFuture<Void> news = h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom());
-                if (nextSegmentDue(h, r)) {
-                    news.complete(null); // checked after the wait is registered: the seal's wake cannot fall between
-                }
-                return news;
+                return followerNews(hostedOrFail(r.getSegment()), r);
             }
 
             @Override
@@ -748,22 +739,32 @@ public final class StorageNode implements AutoCloseable {
                 .setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
                 .setTombstoneBase(t.base()).addAllTombstones(t.offsets()).setTombstoneEnd(t.end()).setTombstoneWatermark(t.watermark());
         Hosted.NextSegment next = h == null ? null : h.next;
-        if (next != null && next.segment().getReplicasList().contains(r.getReplicaId())) {
+        if (next != null && next.isFor(r.getReplicaId())) {
             // In every answer, not only the first: an answer can be lost (the follower ignores what it holds already).
-            next.sendTo(r.getReplicaId());
+            next.markSent(r.getReplicaId());
             response.setNextSegment(next.segment()).setNextShard(next.shard());
         }
         return new Reply(response.build(), attachment(f.slice()));
     }
 
     /**
-     * Whether follower {@code r} is a replica of the segment that follows this rolled one and was not sent it yet: its
-     * fetch is answered at once, not held (it has nothing else to wait for: the segment is sealed). Later answers carry
-     * it too, but held as usual.
+     * Completes when there is something new for follower fetch {@code r} (a long poll waits on it): data or deletes
+     * beyond it, a role change, or the next segment of a roll that this follower holds a replica of and was not sent
+     * yet (it has nothing else to wait for: the segment is sealed, or about to be). That last is checked once the wait
+     * is registered, so a seal (which wakes the waits) between the check and the wait cannot leave the fetch held.
      */
+    private static CompletableFuture<Void> followerNews(Hosted h, FetchRequest r) {
+        CompletableFuture<Void> news = h.partition.awaitDataAfter(r.getOffset(), r.getTombstoneFrom());
+        if (nextSegmentDue(h, r)) {
+            news.complete(null);
+        }
+        return news;
+    }
+
+    /** Whether follower {@code r} holds a replica of the segment after this rolled one and was not sent it yet. */
     private static boolean nextSegmentDue(Hosted h, FetchRequest r) {
         Hosted.NextSegment next = h.next;
-        return next != null && next.segment().getReplicasList().contains(r.getReplicaId()) && !next.sentTo().contains(r.getReplicaId());
+        return next != null && next.dueTo(r.getReplicaId());
     }
 
     /** Batches to send from the log file without copying; the slice is released once sent. */

@@ -89,6 +89,12 @@ public final class InJvmCluster implements AutoCloseable {
                 Timings.DEFAULT, null, true);
     }
 
+    /** A cluster with these faults and timings, its follower fetches batched per leader node or not. */
+    public static InJvmCluster withTimings(IntFunction<StorageNode.PeerFaults> faults, Timings timings, boolean batchedFetches) throws Exception {
+        return new InJvmCluster(faults, id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
+                timings, null, batchedFetches);
+    }
+
     /** A cluster whose meta and storage nodes all serve and call with TLS {@code tls} (one identity for all). */
     public static InJvmCluster withTls(dev.segstore.protocol.rpc.TlsConfig tls) throws Exception {
         return new InJvmCluster(id -> StorageNode.PeerFaults.NONE, id -> dev.segstore.log.io.RealLogFiles.INSTANCE,

@@ -1,6 +1,8 @@
 package dev.segstore.node.server;
 
+import dev.segstore.adapter.ErrorCode;
 import dev.segstore.node.replica.Partition;
+import dev.segstore.node.replica.ReplicaException;
 import dev.segstore.protocol.meta.NodeAssignments;
 import dev.segstore.protocol.meta.Segment;
 import org.junit.jupiter.api.Test;
@@ -13,6 +15,7 @@ import java.util.concurrent.TimeUnit;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -49,6 +52,29 @@ class RollHintTest {
             assertTrue(f.hosted.containsKey(new Hosted.Key(1, 1)), "a replica newer than the answer is kept");
             assertTrue(f.dirs.holds("1-1"), "its log was deleted by a registration older than it");
             assertTrue(taken.partition.log().isOnline());
+        }
+    }
+
+    /**
+     * A replica taken from a hint holds no read lease (read.lease.ms counts from a heartbeat answer that confirmed it in
+     * the ISR, and none did): sealed, it serves no read until an answer confirms it.
+     */
+    @Test
+    void aNextSegmentTakenFromAHintServesNoSealedReadUntilAnAnswerConfirmsIt() throws Exception {
+        try (ReconcilerFixture f = new ReconcilerFixture(tmp, 200, 0)) {
+            f.reconciler.applyRegistration(NodeAssignments.newBuilder().setMetadataVersion(7).build(), f.clock.get());
+            Segment next = ReconcilerFixture.openSegment(1, 1, 100, 9, 1, 2);
+            f.reconciler.takeNext(next, ReconcilerFixture.shard(1, 2));
+            Hosted taken = f.hosted.get(new Hosted.Key(1, 1));
+            taken.partition.markSealed(0, 100); // as the leader's own roll would seal it (nothing written)
+            ReplicaException e = assertThrows(ReplicaException.class, () -> taken.partition.readableHighWatermark(-1),
+                    "a replica taken from a hint served a sealed read with a lease no answer gave it");
+            assertEquals(ErrorCode.UNAVAILABLE, e.code());
+
+            Segment sealed = next.toBuilder().setStatus(dev.segstore.protocol.meta.SegmentStatus.SEALED).setEndOffset(100).build();
+            f.reconciler.apply(NodeAssignments.newBuilder().setMetadataVersion(10).addShards(ReconcilerFixture.shard(1, 2))
+                    .addSegments(sealed).build(), f.clock.get());
+            assertEquals(100, taken.partition.readableHighWatermark(-1), "an answer confirming it in the ISR gives the lease");
         }
     }
 
