@@ -209,9 +209,9 @@ final class AssignmentReconciler {
     /**
      * A roll's next segment, taken before this node's heartbeat brings it (issue 14 item 7): from the answer to a
      * roll this node asked for as leader, or from the leader of the rolled segment, which puts it in its fetch answers
-     * to each follower holding a replica of it (node.proto, {@code FetchResponse.next_segment}). Both come from the controller's answer to the roll, so
-     * the segment is committed as given, and opening it and taking its role is what the heartbeat at that metadata
-     * version would do for it. What makes a hint safe to take early:
+     * to each follower holding a replica of it (node.proto, {@code FetchResponse.next_segment}). Both come from the
+     * controller's answer to the roll, so the segment is committed as given, and opening it and taking its role is
+     * what the heartbeat at that metadata version would do for it. What makes a hint safe to take early:
      * <ul>
      * <li>only a segment created after the metadata version of every answer this node has taken (in full or in
      *     part), so a hint never brings back a replica that an answer already opened or dropped (a deleted shard's,
