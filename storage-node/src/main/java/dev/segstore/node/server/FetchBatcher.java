@@ -33,6 +33,14 @@ import java.util.concurrent.atomic.AtomicLong;
  * up for a new epoch) does not wait for that call: it goes at once in a call that is not held and asks the leader node
  * to answer the held one now ({@code wake_held}), and the next round carries them all.
  *
+ * <p>Quiet answers are not handed back: an entry of a held round whose answer is the one its replica's loop took last
+ * ({@link Replica#lastQuiet}: no batches, no tombstones, the same answer to the same request) would leave that
+ * replica as it is, and its loop would ask the same again; so the entry stays here and goes in the next round as it
+ * is, its leader counted as having answered ({@link Replica#heard}), for as long as its loop still wants it
+ * ({@link Replica#wanted}: still following, the same leader epoch), else it is handed back the quiet answer and its
+ * loop runs as before. A round then costs this node the segments that had news, not every segment it follows
+ * from that leader node (docs/benchmarks.md, "Many shards").
+ *
  * <p>A leader node that does not know the method (an older version, during an upgrade) answers "unknown method":
  * the fetches of that call go one by one ({@code node.Fetch}), and so do the fetches to it for
  * {@link #UNSUPPORTED_RETRY_MS} ({@link #batches} is false: the caller sends them itself) before it is asked again.
@@ -53,10 +61,86 @@ final class FetchBatcher {
         CompletableFuture<RpcClient.Answer<FetchResponse>> one(String address, FetchRequest request);
     }
 
-    /** A fetch waiting for its call: {@code sent} runs as the call goes out (Hosted#leaderCalled). */
-    private record Entry(FetchRequest request, Runnable sent, CompletableFuture<RpcClient.Answer<FetchResponse>> answer) {
+    /**
+     * The replica whose loop asks a fetch: {@code called} runs as a call carrying it goes out (Hosted#leaderCalled),
+     * {@code heard} as an answer to it arrives that is not handed back (a quiet one, Hosted#leaderAnswered);
+     * {@code wanted} says whether its loop still wants an answer to it; {@code lastQuiet} (null: never held back) is
+     * the replica's own memo of the last quiet answer its loop took.
+     */
+    record Replica(Runnable called, Runnable heard, java.util.function.BooleanSupplier wanted, LastQuiet lastQuiet) {
+        /** A replica whose answers are all handed back (none held back as quiet). */
+        static Replica handedBackAll(Runnable called) {
+            return new Replica(called, () -> { }, () -> true, null);
+        }
+    }
+
+    /**
+     * A replica's last answer with no batches and no tombstones that its loop took, and the request it answered
+     * (one loop per replica asks one fetch at a time, so one writer at a time).
+     */
+    static final class LastQuiet {
+        private volatile FetchRequest request;
+        private volatile FetchResponse response;
+
+        void taken(FetchRequest request, FetchResponse response) {
+            this.response = response;
+            this.request = request;
+        }
+
+        void clear() {
+            request = null;
+        }
+
+        /** Whether {@code response} to {@code request} is what the loop took last (so would change nothing). */
+        boolean same(FetchRequest request, FetchResponse response) {
+            FetchRequest r = this.request;
+            return r != null && r.equals(request) && response.equals(this.response);
+        }
+    }
+
+    /** A fetch waiting for its call. */
+    private static final class Entry {
+        final FetchRequest request;
+        final Replica replica;
+        final CompletableFuture<RpcClient.Answer<FetchResponse>> answer = new CompletableFuture<>();
+        /** The quiet answer it was held back with, or null while none came (then it goes out as its loop asked it). */
+        FetchResponse heldBackWith;
+
+        Entry(FetchRequest request, Replica replica) {
+            this.request = request;
+            this.replica = replica;
+        }
+
         Hosted.Key key() {
             return Hosted.Key.of(request.getSegment());
+        }
+
+        /** Whether {@code r} (this entry's part of a held round's answer) would change nothing: it is held back. */
+        boolean quiet(FetchManyResult r) {
+            LastQuiet last = replica.lastQuiet();
+            return last != null && !r.hasError() && r.getBatchBytes() == 0 && r.getResponse().getTombstonesCount() == 0
+                    && last.same(request, r.getResponse()) && replica.wanted().getAsBoolean();
+        }
+
+        /** Hands the answer to the loop, and keeps it in the replica's memo if it brought nothing. */
+        void complete(RpcClient.Answer<FetchResponse> a) {
+            LastQuiet last = replica.lastQuiet();
+            if (last != null) {
+                if (a.attachment().remaining() == 0 && a.message().getTombstonesCount() == 0) {
+                    last.taken(request, a.message());
+                } else {
+                    last.clear();
+                }
+            }
+            answer.complete(a);
+        }
+
+        void fail(Throwable e) {
+            LastQuiet last = replica.lastQuiet();
+            if (last != null) {
+                last.clear();
+            }
+            answer.completeExceptionally(e);
         }
     }
 
@@ -65,6 +149,7 @@ final class FetchBatcher {
     private final java.util.concurrent.ScheduledExecutorService sender;
     private final ConcurrentHashMap<String, Queue> queues = new ConcurrentHashMap<>();
     private final AtomicLong manyCalls = new AtomicLong();
+    private final AtomicLong heldBack = new AtomicLong();
 
     FetchBatcher(int nodeId, Calls calls, java.util.concurrent.ScheduledExecutorService sender) {
         this.nodeId = nodeId;
@@ -74,12 +159,17 @@ final class FetchBatcher {
 
     /**
      * The answer to {@code request} (a follower fetch from the leader at {@code address}), sent with the others of
-     * its round; {@code sent} runs when the call carrying it goes out.
+     * its round, for {@code replica}'s loop.
      */
-    CompletableFuture<RpcClient.Answer<FetchResponse>> fetch(String address, FetchRequest request, Runnable sent) {
-        Entry e = new Entry(request, sent, new CompletableFuture<>());
+    CompletableFuture<RpcClient.Answer<FetchResponse>> fetch(String address, FetchRequest request, Replica replica) {
+        Entry e = new Entry(request, replica);
         queues.computeIfAbsent(address, Queue::new).add(e);
-        return e.answer();
+        return e.answer;
+    }
+
+    /** node.FetchMany entries held back as quiet so far (tests, metrics). */
+    long heldBack() {
+        return heldBack.get();
     }
 
     /** Whether fetches to the leader node at {@code address} go in node.FetchMany rounds (not while it is an older one). */
@@ -176,54 +266,96 @@ final class FetchBatcher {
         }
 
         private void send(List<Entry> batch, boolean wake) {
+            // An entry held back whose loop no longer wants it (it stopped following, or its leader epoch changed) is
+            // handed its quiet answer, as if it had not been held back; its loop then decides what comes next.
+            List<Entry> out = new ArrayList<>(batch.size());
+            for (Entry e : batch) {
+                if (e.heldBackWith != null && !e.replica.wanted().getAsBoolean()) {
+                    e.complete(new RpcClient.Answer<>(e.heldBackWith, ByteBuffer.allocate(0)));
+                } else {
+                    out.add(e);
+                }
+            }
+            if (out.isEmpty()) {
+                if (!wake) {
+                    synchronized (this) {
+                        held = false; // the round that was to go carried nothing
+                    }
+                    decide();
+                }
+                return;
+            }
             FetchManyRequest.Builder request = FetchManyRequest.newBuilder().setMaxBytes(MAX_BYTES).setReplicaId(nodeId).setWakeHeld(wake);
             int wait = Integer.MAX_VALUE;
-            for (Entry e : batch) {
-                request.addFetches(e.request());
-                wait = Math.min(wait, e.request().getMaxWaitMs());
+            for (Entry e : out) {
+                request.addFetches(e.request);
+                wait = Math.min(wait, e.request.getMaxWaitMs());
             }
             manyCalls.incrementAndGet();
-            batch.forEach(e -> e.sent().run());
+            out.forEach(e -> e.replica.called().run());
             CompletableFuture<RpcClient.Answer<FetchManyResponse>> call;
             try {
                 call = calls.many(address, request.setMaxWaitMs(wake ? 0 : wait).build());
             } catch (RuntimeException e) {
                 call = CompletableFuture.failedFuture(e);
             }
-            call.whenComplete((a, e) -> answered(batch, wake, a, e));
+            call.whenComplete((a, e) -> answered(out, wake, a, e));
         }
 
         private void answered(List<Entry> batch, boolean wake, RpcClient.Answer<FetchManyResponse> a, Throwable e) {
+            boolean whole = e == null && a.message().getResultsCount() == batch.size();
+            // Only a held round's quiet entries are held back: an entry of a call that woke it goes back to its loop
+            // (held back, it would go out again at once in another such call while the round is held).
+            boolean[] quiet = new boolean[batch.size()];
+            List<Entry> handed = new ArrayList<>(batch.size());
+            for (int i = 0; i < batch.size(); i++) {
+                Entry x = batch.get(i);
+                quiet[i] = whole && !wake && x.quiet(a.message().getResults(i));
+                if (quiet[i]) {
+                    x.heldBackWith = a.message().getResults(i).getResponse();
+                    x.replica.heard().run();
+                } else {
+                    handed.add(x);
+                }
+            }
             synchronized (this) {
                 if (!wake) {
                     held = false;
                     gatherUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ROUND_GATHER_MS);
                 }
                 // Those answered successfully are awaited for the next round; a failed one comes back when its loop
-                // retries, whenever that is.
+                // retries, whenever that is; one held back goes in the next round as it is.
                 for (int i = 0; i < batch.size(); i++) {
-                    Hosted.Key k = batch.get(i).key();
+                    Entry x = batch.get(i);
                     boolean ok = e == null && i < a.message().getResultsCount() && !a.message().getResults(i).hasError();
-                    if (ok) {
-                        awaited.add(k);
+                    if (quiet[i]) {
+                        queued.add(x);
+                        awaited.remove(x.key());
+                    } else if (ok) {
+                        awaited.add(x.key());
                     } else {
-                        awaited.remove(k);
+                        awaited.remove(x.key());
                     }
                 }
             }
+            heldBack.addAndGet(batch.size() - handed.size());
             if (e == null) {
-                split(a, batch);
+                if (handed.size() == batch.size()) {
+                    split(a, batch);
+                } else {
+                    split(a, batch, quiet);
+                }
             } else if (unknownMethod(e)) {
                 LOG.info("Leader node {} does not know node.FetchMany (an older version): fetching from it segment by segment"
                         + " for {} s", address, UNSUPPORTED_RETRY_MS / 1000);
                 unsupportedUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(UNSUPPORTED_RETRY_MS);
                 unsupported = true;
                 for (Entry x : batch) {
-                    calls.one(address, x.request()).whenComplete((one, failed) -> {
+                    calls.one(address, x.request).whenComplete((one, failed) -> {
                         if (failed != null) {
-                            x.answer().completeExceptionally(failed);
+                            x.fail(failed);
                         } else {
-                            x.answer().complete(one);
+                            x.complete(one);
                         }
                     });
                 }
@@ -234,8 +366,15 @@ final class FetchBatcher {
         }
     }
 
-    /** Completes each entry with its part of the answer: its FetchResponse and its bytes of the attachment, or its error. */
-    static void split(RpcClient.Answer<FetchManyResponse> a, List<Entry> batch) {
+    private static void split(RpcClient.Answer<FetchManyResponse> a, List<Entry> batch) {
+        split(a, batch, new boolean[batch.size()]);
+    }
+
+    /**
+     * Completes each entry with its part of the answer: its FetchResponse and its bytes of the attachment, or its error;
+     * entries marked {@code heldBack} are left as they are (their part has no bytes).
+     */
+    private static void split(RpcClient.Answer<FetchManyResponse> a, List<Entry> batch, boolean[] heldBack) {
         List<FetchManyResult> results = a.message().getResultsList();
         ByteBuffer batches = a.attachment();
         if (results.size() != batch.size()) {
@@ -247,24 +386,27 @@ final class FetchBatcher {
         for (int i = 0; i < batch.size(); i++) {
             FetchManyResult r = results.get(i);
             Entry e = batch.get(i);
+            if (heldBack[i]) {
+                continue;
+            }
             if (r.hasError()) {
-                e.answer().completeExceptionally(RpcException.of(r.getError()));
+                e.fail(RpcException.of(r.getError()));
                 continue;
             }
             int bytes = r.getBatchBytes();
             if (bytes < 0 || at + bytes > batches.limit()) {
-                e.answer().completeExceptionally(new RpcException(RpcException.INTERNAL, "node.FetchMany: entry " + i + " of "
+                e.fail(new RpcException(RpcException.INTERNAL, "node.FetchMany: entry " + i + " of "
                         + bytes + " bytes overruns the attachment (" + batches.remaining() + " bytes)"));
                 continue;
             }
-            e.answer().complete(new RpcClient.Answer<>(r.getResponse(), batches.slice(at, bytes)));
+            e.complete(new RpcClient.Answer<>(r.getResponse(), batches.slice(at, bytes)));
             at += bytes;
         }
     }
 
     private static void fail(List<Entry> batch, Throwable e) {
         Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
-        batch.forEach(x -> x.answer().completeExceptionally(cause));
+        batch.forEach(x -> x.fail(cause));
     }
 
     /** Whether a call failed because the answering node does not know the method (RpcServer: "unknown method"). */

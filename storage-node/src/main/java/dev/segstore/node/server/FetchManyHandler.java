@@ -32,6 +32,8 @@ import java.util.function.Function;
 final class FetchManyHandler {
     /** The batch bytes of one answer when the request names none: 8 MiB, well below the frame limit (64 MiB). */
     static final int DEFAULT_MAX_BYTES = 8 << 20;
+    /** The most entries one task takes on an owner thread before the shards queued behind it get a turn. */
+    static final int ENTRIES_PER_TASK = 64;
 
     /** The storage node's part: what one follower fetch of a hosted segment gives. */
     interface Leader {
@@ -119,24 +121,38 @@ final class FetchManyHandler {
 
     /**
      * Takes every entry on its shard's owner thread, in an order that starts at a random entry, so that the bytes
-     * budget of the answer does not always go to the same segments.
+     * budget of the answer does not always go to the same segments. The entries of one owner go to it together, up to
+     * {@link #ENTRIES_PER_TASK} in one task: a round of hundreds of segments costs each owner a few tasks, not one
+     * task (and one future) per segment.
      */
     private CompletableFuture<List<Part>> pass(FetchManyRequest r, boolean heldAgain) {
         int n = r.getFetchesCount();
         AtomicLong budget = new AtomicLong(r.getMaxBytes() > 0 ? r.getMaxBytes() : DEFAULT_MAX_BYTES);
-        @SuppressWarnings("unchecked")
-        CompletableFuture<Part>[] parts = new CompletableFuture[n];
+        Part[] parts = new Part[n];
         int start = n == 0 ? 0 : ThreadLocalRandom.current().nextInt(n);
+        java.util.Map<java.util.concurrent.Executor, List<Integer>> byOwner = new java.util.IdentityHashMap<>();
         for (int k = 0; k < n; k++) {
             int i = (start + k) % n;
-            FetchRequest f = r.getFetches(i);
-            parts[i] = owners.run(f.getSegment().getShardId(), () -> CompletableFuture.completedFuture(part(f, budget, heldAgain)));
+            byOwner.computeIfAbsent(owners.of(r.getFetches(i).getSegment().getShardId()), o -> new ArrayList<>()).add(i);
         }
-        return CompletableFuture.allOf(parts).handle((v, e) -> {
+        List<CompletableFuture<Void>> tasks = new ArrayList<>();
+        byOwner.forEach((owner, entries) -> {
+            for (int from = 0; from < entries.size(); from += ENTRIES_PER_TASK) {
+                List<Integer> chunk = entries.subList(from, Math.min(entries.size(), from + ENTRIES_PER_TASK));
+                try {
+                    tasks.add(CompletableFuture.runAsync(() -> chunk.forEach(i -> parts[i] = part(r.getFetches(i), budget, heldAgain)), owner));
+                } catch (java.util.concurrent.RejectedExecutionException closing) {
+                    RpcException down = new RpcException(RpcException.UNAVAILABLE, "the storage node is shutting down");
+                    chunk.forEach(i -> parts[i] = new Part(r.getFetches(i), null, down));
+                }
+            }
+        });
+        // Each task writes its own entries, and completing it publishes them to whoever reads them after allOf.
+        return CompletableFuture.allOf(tasks.toArray(CompletableFuture[]::new)).handle((v, e) -> {
             List<Part> out = new ArrayList<>(n);
             for (int i = 0; i < n; i++) {
-                CompletableFuture<Part> p = parts[i];
-                out.add(p.isCompletedExceptionally() ? new Part(r.getFetches(i), null, wire.apply(p.handle((x, t) -> t).join())) : p.join());
+                out.add(parts[i] != null ? parts[i] : new Part(r.getFetches(i), null, wire.apply(e != null ? e
+                        : new IllegalStateException("entry " + i + " was not taken"))));
             }
             return out;
         });

@@ -33,6 +33,9 @@ final class Hosted {
      */
     volatile NextSegment next;
 
+    /** The last quiet answer its fetch loop took, for node.FetchMany rounds ({@link FetchBatcher}: held back if repeated). */
+    final FetchBatcher.LastQuiet lastQuiet = new FetchBatcher.LastQuiet();
+
     /**
      * The next segment of a roll, its shard, and the followers it was sent to (a follower's fetch is answered at once
      * until it is sent it; every answer to it carries it).

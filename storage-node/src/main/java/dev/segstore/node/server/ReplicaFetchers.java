@@ -157,7 +157,7 @@ final class ReplicaFetchers implements AutoCloseable {
             // Held fetches stay well within the lag limit, or the leader would take a quiet follower for a
             // lagging one; a sealed segment's, where only deletes are new, may wait longer.
             int wait = (int) Math.min(h.partition.sealedEnd() >= 0 ? SEALED_FETCH_WAIT_MS : OPEN_FETCH_WAIT_MS, replicaMaxLagMs / 3);
-            RemoteLeader leader = remoteLeader(key, h, h.assigned.getLeader(), wait);
+            RemoteLeader leader = remoteLeader(key, h, h.assigned.getLeader(), wait, leaderChange);
             leaderOfRound[0] = leader;
             if (h.partition.needsTruncation()) {
                 long end = h.partition.truncateToLeader(leader);
@@ -202,7 +202,7 @@ final class ReplicaFetchers implements AutoCloseable {
      * and as answered when an answer arrives, on the RPC thread, before it queues for the shard's owner thread
      * (leader.unreachable.ms: Hosted#leaderSilentNanos).
      */
-    private RemoteLeader remoteLeader(Key key, Hosted h, int leaderId, int maxWaitMs) {
+    private RemoteLeader remoteLeader(Key key, Hosted h, int leaderId, int maxWaitMs, CompletableFuture<Void> leaderChange) {
         String address = nodeAddresses.get(leaderId);
         if (address == null) {
             throw new ReplicaException(ErrorCode.UNAVAILABLE, "no address known for node " + leaderId);
@@ -232,7 +232,9 @@ final class ReplicaFetchers implements AutoCloseable {
                 CompletableFuture<RpcClient.Answer<FetchResponse>> call;
                 if (batcher != null && batcher.batches(address)) {
                     batched = true;
-                    call = batcher.fetch(address, request, () -> h.leaderCalled(System.nanoTime()));
+                    call = batcher.fetch(address, request, new FetchBatcher.Replica(() -> h.leaderCalled(System.nanoTime()),
+                            () -> h.leaderAnswered(System.nanoTime()),
+                            () -> !leaderChange.isDone() && shouldFetch(key, h), h.lastQuiet));
                 } else {
                     h.leaderCalled(System.nanoTime());
                     call = fetchOne(address, request);

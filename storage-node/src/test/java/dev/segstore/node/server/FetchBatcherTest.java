@@ -66,7 +66,7 @@ class FetchBatcherTest {
     }
 
     private CompletableFuture<RpcClient.Answer<FetchResponse>> fetchFrom(String address, FetchRequest r) {
-        return batcher.fetch(address, r, called::incrementAndGet);
+        return batcher.fetch(address, r, FetchBatcher.Replica.handedBackAll(called::incrementAndGet));
     }
 
     private static FetchManyResult ok(long hw, int bytes) {
@@ -116,6 +116,85 @@ class FetchBatcherTest {
         assertEquals(3, aBytes.remaining());
         assertEquals(3, aBytes.get(aBytes.position()));
         assertEquals(3, sent.size());
+    }
+
+    @Test
+    void aQuietAnswerRepeatedIsHeldBackAndItsFetchGoesInTheNextRoundAsItIs() throws Exception {
+        FetchBatcher.LastQuiet memo = new FetchBatcher.LastQuiet();
+        AtomicInteger heard = new AtomicInteger();
+        FetchBatcher.Replica replica = new FetchBatcher.Replica(called::incrementAndGet, heard::incrementAndGet, () -> true, memo);
+        FetchRequest r = fetch(1, 10);
+        CompletableFuture<RpcClient.Answer<FetchResponse>> first = batcher.fetch("leader", r, replica);
+        awaitCalls(1);
+        answers.get(0).complete(answer(new byte[0], ok(10, 0)));
+        assertEquals(10, first.get(5, TimeUnit.SECONDS).message().getHighWatermark(), "a first quiet answer goes to the loop");
+        // The loop asks the same again and gets the same answer: it would change nothing, so it is held back and the
+        // fetch goes out again in the next round, its leader counted as having answered.
+        CompletableFuture<RpcClient.Answer<FetchResponse>> second = batcher.fetch("leader", r, replica);
+        awaitCalls(2);
+        answers.get(1).complete(answer(new byte[0], ok(10, 0)));
+        awaitCalls(3);
+        assertEquals(List.of(r), sent.get(2).getFetchesList());
+        assertFalse(sent.get(2).getWakeHeld());
+        assertFalse(second.isDone(), "a repeated quiet answer was handed to the loop");
+        assertEquals(1, heard.get(), "the leader's answer to a held-back fetch did not count as an answer");
+        assertEquals(1, batcher.heldBack());
+        assertEquals(3, called.get(), "each call carrying the fetch counts as a call to its leader");
+        // News (here a new high watermark) goes to the loop.
+        answers.get(2).complete(answer(new byte[0], ok(11, 0)));
+        assertEquals(11, second.get(5, TimeUnit.SECONDS).message().getHighWatermark());
+        assertEquals(1, batcher.heldBack());
+    }
+
+    @Test
+    void aHeldBackFetchWhoseLoopNoLongerWantsItIsHandedItsQuietAnswer() throws Exception {
+        FetchBatcher.LastQuiet memo = new FetchBatcher.LastQuiet();
+        java.util.concurrent.atomic.AtomicBoolean wanted = new java.util.concurrent.atomic.AtomicBoolean(true);
+        FetchBatcher.Replica quiet = new FetchBatcher.Replica(called::incrementAndGet, () -> { }, wanted::get, memo);
+        FetchRequest a = fetch(1, 10);
+        batcher.fetch("leader", a, quiet);
+        awaitCalls(1);
+        answers.get(0).complete(answer(new byte[0], ok(10, 0)));
+        CompletableFuture<RpcClient.Answer<FetchResponse>> heldBack = batcher.fetch("leader", a, quiet);
+        CompletableFuture<RpcClient.Answer<FetchResponse>> busy = fetchFrom("leader", fetch(2, 0));
+        awaitCalls(2);
+        assertEquals(List.of(a), sent.get(1).getFetchesList());
+        awaitCalls(3); // the busy segment's fetch, asked while the round was held, woke it
+        assertEquals(List.of(fetch(2, 0)), sent.get(2).getFetchesList());
+        // The held round: segment 1 quiet again (held back), and the next round waits for segment 2, which had news.
+        answers.get(2).complete(answer(new byte[]{1}, ok(1, 1)));
+        busy.get(5, TimeUnit.SECONDS);
+        answers.get(1).complete(answer(new byte[0], ok(10, 0)));
+        assertFalse(heldBack.isDone());
+        // Before the next round goes, segment 1's loop stops wanting it (say its leader epoch changed): it gets the
+        // quiet answer it was held back with, and the round goes without it.
+        wanted.set(false);
+        fetchFrom("leader", fetch(2, 1));
+        assertEquals(10, heldBack.get(5, TimeUnit.SECONDS).message().getHighWatermark());
+        awaitCalls(4);
+        assertEquals(List.of(fetch(2, 1)), sent.get(3).getFetchesList());
+    }
+
+    @Test
+    void aQuietAnswerIsNotHeldBackWhenTheLoopNoLongerWantsItOrAsksSomethingElse() throws Exception {
+        FetchBatcher.LastQuiet memo = new FetchBatcher.LastQuiet();
+        java.util.concurrent.atomic.AtomicBoolean wanted = new java.util.concurrent.atomic.AtomicBoolean(true);
+        FetchBatcher.Replica replica = new FetchBatcher.Replica(called::incrementAndGet, () -> { }, wanted::get, memo);
+        batcher.fetch("leader", fetch(1, 10), replica);
+        awaitCalls(1);
+        answers.get(0).complete(answer(new byte[0], ok(10, 0)));
+        // The same answer to another request (the loop's offset moved): handed to the loop.
+        CompletableFuture<RpcClient.Answer<FetchResponse>> other = batcher.fetch("leader", fetch(1, 12), replica);
+        awaitCalls(2);
+        answers.get(1).complete(answer(new byte[0], ok(10, 0)));
+        assertEquals(10, other.get(5, TimeUnit.SECONDS).message().getHighWatermark());
+        // The same request and answer, but the loop no longer wants it: handed to the loop.
+        wanted.set(false);
+        CompletableFuture<RpcClient.Answer<FetchResponse>> unwanted = batcher.fetch("leader", fetch(1, 12), replica);
+        awaitCalls(3);
+        answers.get(2).complete(answer(new byte[0], ok(10, 0)));
+        assertEquals(10, unwanted.get(5, TimeUnit.SECONDS).message().getHighWatermark());
+        assertEquals(0, batcher.heldBack());
     }
 
     @Test
