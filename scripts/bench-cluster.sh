@@ -15,6 +15,17 @@
 # stay in RUN_DIR. KEEP_DATA=1 keeps the data too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Page-cache writes on a VM that gives freed memory back to its host cost a host fault per new page (docs/benchmarks.md,
+# "this machine's fresh memory"): each mode's figures come with the free memory and the rate of a first touch of 256 MiB.
+memory_state() {
+  local free probe="n/a" f="/dev/shm/segstore-probe-$$"
+  free=$(awk '/MemFree/ {printf "%d", $2 / 1024}' /proc/meminfo 2>/dev/null || echo "?")
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    probe=$(dd if=/dev/zero of="$f" bs=1M count=256 2>&1 | tail -1 | awk -F, '{gsub(/^ /, "", $NF); print $NF}')
+    rm -f "$f"
+  fi
+  echo "memory: ${free} MiB free, first touch of 256 MiB at $probe"
+}
 SECONDS_RUN="${1:-20}"
 IN_FLIGHT="${2:-32}"
 PER_REQUEST="${3:-16}"
@@ -65,6 +76,6 @@ for mode in ${MODES:-fsync page-cache}; do
   for name in "${PROBED[@]}"; do
     LEADERS+=" $name: node $("${ADMIN[@]}" route "$name" | grep -o "leader [0-9]*" | tail -1 | cut -d' ' -f2)"
   done
-  echo "durability $mode (leaders:$LEADERS):"
+  echo "durability $mode (leaders:$LEADERS; $(memory_state)):"
   "${LOAD[@]}" --shard "$LIST" --seconds "$SECONDS_RUN" --warmup-seconds "$WARMUP" --in-flight "$IN_FLIGHT" --records-per-request "$PER_REQUEST" 2>&1 | grep -E "^(produce|consume)"
 done
