@@ -2,6 +2,7 @@ package dev.segstore.bench;
 
 import dev.segstore.log.AppendRecord;
 import dev.segstore.log.LogRecord;
+import dev.segstore.log.format.BatchView;
 import dev.segstore.log.format.RecordBatch;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
@@ -23,7 +24,9 @@ import java.util.Random;
  *       leader's in {@code SegmentLog.appendAsLeader};</li>
  *   <li>{@code validateAndRestamp}: the leader's check of a batch its writer encoded and its stamp of offsets,
  *       epoch and producer fields, with the new checksum ({@code SegmentLog.appendEncodedAsLeader});</li>
- *   <li>{@code decode}: a consumer's checksum check and decode of fetched batches ({@code ConsumerFetch}).</li>
+ *   <li>{@code decode}: a consumer's checksum check and decode of fetched batches ({@code ConsumerFetch});</li>
+ *   <li>{@code decodeKeysAndTags}: the same check and decode without headers and payload, as each replica's key and
+ *       tag index reads back what it stored ({@code ReplicaIndex.catchUp}).</li>
  * </ul>
  */
 @State(Scope.Thread)
@@ -58,5 +61,13 @@ public class RecordBatchBenchmark {
     @Benchmark
     public List<LogRecord> decode() {
         return RecordBatch.decodeBatches(encoded, 0, Long.MAX_VALUE, offset -> false, Integer.MAX_VALUE);
+    }
+
+    /** The key and tag index's read ({@code SegmentLog.readKeysAndTags}): the same checks, no payload copied. */
+    @Benchmark
+    public List<LogRecord> decodeKeysAndTags() {
+        BatchView v = BatchView.at(encoded);
+        v.verify();
+        return RecordBatch.decode(v, 0, Long.MAX_VALUE, Integer.MAX_VALUE, false);
     }
 }

@@ -44,6 +44,11 @@ final class LogReader {
 
     /** See {@link SegmentLog#read}; {@code limit} is the exclusive offset reads stop at. */
     List<LogRecord> read(Segment[] segs, long offset, int maxRecords, int maxBytes, long limit) {
+        return read(segs, offset, maxRecords, maxBytes, limit, true);
+    }
+
+    /** See {@link SegmentLog#read} and {@link SegmentLog#readKeysAndTags} ({@code withBodies} false). */
+    List<LogRecord> read(Segment[] segs, long offset, int maxRecords, int maxBytes, long limit, boolean withBodies) {
         List<LogRecord> out = new ArrayList<>();
         long bytes = 0;
         long from = offset;
@@ -64,7 +69,7 @@ final class LogReader {
                         throw new FormatException("batch starts at offset " + b.baseOffset() + ", expected " + expected);
                     }
                     expected = b.nextOffset();
-                    for (LogRecord r : RecordBatch.decode(b, from, limit, maxRecords - out.size())) {
+                    for (LogRecord r : RecordBatch.decode(b, from, limit, maxRecords - out.size(), withBodies)) {
                         int size = recordBytes(r);
                         if (!out.isEmpty() && bytes + size > maxBytes) {
                             return out;

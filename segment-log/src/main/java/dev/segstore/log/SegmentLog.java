@@ -484,6 +484,18 @@ public final class SegmentLog {
                 () -> reader.read(segments, offset, maxRecords, maxBytes, Math.min(upperBound, writtenEndOffset)));
     }
 
+    /**
+     * As {@link #read}, but each record comes with its offset, key and tags only (no headers, an empty payload):
+     * what the key and tag index needs, without copying every payload. {@code maxBytes} counts keys and tags only.
+     */
+    public List<LogRecord> readKeysAndTags(long offset, int maxRecords, int maxBytes, long upperBound) {
+        if (maxRecords < 1 || maxBytes < 1) {
+            throw LogException.invalid("maxRecords and maxBytes must be >= 1: " + maxRecords + ", " + maxBytes);
+        }
+        return readRacingTruncations(offset,
+                () -> reader.read(segments, offset, maxRecords, maxBytes, Math.min(upperBound, writtenEndOffset), false));
+    }
+
     /** Runs {@code read} (which reads the log's current segments) and reads again after a racing truncation. */
     private <T> T readRacingTruncations(long offset, Supplier<T> read) {
         for (int attempt = 1; ; attempt++) {

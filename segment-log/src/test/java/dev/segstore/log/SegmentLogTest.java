@@ -132,6 +132,14 @@ class SegmentLogTest {
         assertEquals(0, log.read(100, 10, 100, Long.MAX_VALUE).size());
         LogException e = assertThrows(LogException.class, () -> log.read(101, 10, 100, Long.MAX_VALUE));
         assertEquals(LogException.Kind.OFFSET_OUT_OF_RANGE, e.kind());
+        // Keys and tags only (the index's read): the same records, offsets and keys, with no payload or headers.
+        List<LogRecord> whole = log.read(5, 100, 1 << 20, 95);
+        List<LogRecord> light = log.readKeysAndTags(5, 100, 1 << 20, 95);
+        assertEquals(whole.stream().map(r -> r.offset() + " " + r.key() + " " + r.tags()).toList(),
+                light.stream().map(r -> r.offset() + " " + r.key() + " " + r.tags()).toList());
+        assertTrue(light.stream().allMatch(r -> r.payload().length == 0 && r.headers().isEmpty()), "a payload was read into a record");
+        assertTrue(whole.stream().anyMatch(r -> r.payload().length > 0));
+        assertEquals(LogException.Kind.OFFSET_OUT_OF_RANGE, assertThrows(LogException.class, () -> log.readKeysAndTags(101, 10, 100, Long.MAX_VALUE)).kind());
     }
 
     @Test

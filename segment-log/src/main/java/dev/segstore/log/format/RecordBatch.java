@@ -111,6 +111,15 @@ public final class RecordBatch {
      * already checked with {@link BatchView#verify}). Records below {@code fromOffset} are skipped.
      */
     public static List<LogRecord> decode(BatchView batch, long fromOffset, long toOffsetExclusive, int maxRecords) {
+        return decode(batch, fromOffset, toOffsetExclusive, maxRecords, true);
+    }
+
+    /**
+     * As {@link #decode(BatchView, long, long, int)}, but with {@code withBodies} false each record comes without its
+     * headers and payload (an empty list, an empty array): what an index needs (offset, key, tags), with no copy of
+     * the payload. Every record's framing is checked the same either way.
+     */
+    public static List<LogRecord> decode(BatchView batch, long fromOffset, long toOffsetExclusive, int maxRecords, boolean withBodies) {
         ByteBuffer buf = batch.buffer().duplicate();
         int end = buf.position() + batch.sizeInBytes();
         buf.limit(end).position(buf.position() + HEADER_SIZE);
@@ -144,18 +153,23 @@ public final class RecordBatch {
                 tags.add(string(r, VarInts.getUnsigned(r)));
             }
             int headerCount = VarInts.getUnsigned(r);
-            List<LogHeader> headers = new ArrayList<>(Math.min(headerCount, 64));
+            List<LogHeader> headers = withBodies ? new ArrayList<>(Math.min(headerCount, 64)) : List.of();
             for (int h = 0; h < headerCount; h++) {
-                String name = string(r, VarInts.getUnsigned(r));
-                headers.add(new LogHeader(name, string(r, VarInts.getUnsigned(r))));
+                if (withBodies) {
+                    String name = string(r, VarInts.getUnsigned(r));
+                    headers.add(new LogHeader(name, string(r, VarInts.getUnsigned(r))));
+                } else {
+                    skip(r, VarInts.getUnsigned(r));
+                    skip(r, VarInts.getUnsigned(r));
+                }
             }
             int payloadLength = VarInts.getUnsigned(r);
             if (payloadLength != r.remaining()) {
                 throw new FormatException("record " + i + " payload length " + payloadLength + " but " + r.remaining() + " bytes left");
             }
-            byte[] payload = new byte[payloadLength];
+            byte[] payload = withBodies ? new byte[payloadLength] : NO_BYTES;
             r.get(payload);
-            out.add(new LogRecord(offset, epoch, key, List.copyOf(tags), timestamp, List.copyOf(headers), payload));
+            out.add(new LogRecord(offset, epoch, key, List.copyOf(tags), timestamp, withBodies ? List.copyOf(headers) : headers, payload));
             buf.position(recordEnd);
         }
         return out;
@@ -269,6 +283,15 @@ public final class RecordBatch {
             buf.position(buf.position() + v.sizeInBytes());
         }
         return out;
+    }
+
+    private static final byte[] NO_BYTES = new byte[0];
+
+    private static void skip(ByteBuffer r, int length) {
+        if (length > r.remaining()) {
+            throw new FormatException("string of " + length + " bytes runs past the record");
+        }
+        r.position(r.position() + length);
     }
 
     private static String string(ByteBuffer r, int length) {

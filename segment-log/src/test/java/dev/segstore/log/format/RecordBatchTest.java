@@ -108,6 +108,52 @@ class RecordBatchTest {
     }
 
     @Test
+    void keysAndTagsOnlyDecodeAsTheWholeRecordsWithoutHeadersOrPayload() {
+        long seed = Long.getLong("segstore.seed", System.nanoTime());
+        System.out.println("RecordBatchTest.keysAndTagsOnly seed " + seed + " (replay: -Dsegstore.seed=" + seed + ")");
+        java.util.Random rnd = new java.util.Random(seed);
+        String[] words = {"a", "key-1", "é", "日本", "", "tag with spaces"};
+        for (int round = 0; round < 300; round++) {
+            int n = 1 + rnd.nextInt(20);
+            List<AppendRecord> records = new java.util.ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                String key = rnd.nextInt(3) == 0 ? null : words[rnd.nextInt(words.length)] + rnd.nextInt(100);
+                List<String> tags = new java.util.ArrayList<>();
+                List<LogHeader> headers = new java.util.ArrayList<>();
+                for (int t = rnd.nextInt(4); t > 0; t--) {
+                    tags.add(words[rnd.nextInt(words.length)]);
+                }
+                for (int h = rnd.nextInt(4); h > 0; h--) {
+                    headers.add(new LogHeader(words[rnd.nextInt(words.length)], words[rnd.nextInt(words.length)]));
+                }
+                byte[] payload = new byte[rnd.nextInt(300)];
+                rnd.nextBytes(payload);
+                records.add(new AppendRecord(key, tags, 1_000 + rnd.nextInt(50), headers, payload));
+            }
+            long base = rnd.nextInt(1_000);
+            BatchView v = BatchView.at(RecordBatch.encode(base, 3, -1, -1, records));
+            long from = base + rnd.nextInt(n);
+            long to = from + 1 + rnd.nextInt(n);
+            int max = 1 + rnd.nextInt(n);
+            List<LogRecord> whole = RecordBatch.decode(v, from, to, max, true);
+            List<LogRecord> light = RecordBatch.decode(v, from, to, max, false);
+            assertEquals(whole.size(), light.size(), "seed " + seed + " round " + round);
+            for (int i = 0; i < whole.size(); i++) {
+                LogRecord w = whole.get(i);
+                assertEquals(new LogRecord(w.offset(), w.leaderEpoch(), w.key(), w.tags(), w.timestamp(), List.of(), light.get(i).payload()),
+                        light.get(i), "seed " + seed + " round " + round + " record " + i);
+                assertEquals(0, light.get(i).payload().length, "seed " + seed + ": a payload was copied");
+            }
+        }
+        // The framing is checked either way: a record whose payload length runs past it is refused.
+        ByteBuffer damaged = sample();
+        int lengthAt = RecordBatch.HEADER_SIZE; // record 0's length (1 byte): one less makes its payload overrun
+        damaged.put(lengthAt, (byte) (damaged.get(lengthAt) - 1));
+        RecordBatch.restamp(damaged, 0, 0, -1, -1);
+        assertThrows(FormatException.class, () -> RecordBatch.decode(BatchView.at(damaged), 0, Long.MAX_VALUE, 10, false));
+    }
+
+    @Test
     void aBatchWithAValidChecksumButBadRecordsIsRefused() {
         ByteBuffer lying = sample();
         lying.putLong(RecordBatch.MAX_TIMESTAMP_OFFSET, 1500); // the records' largest is 2000

@@ -55,7 +55,7 @@ final class ReplicaIndex {
             long from = Math.max(index.indexedUpTo(shardId, sequence), log.logStartOffset());
             long to = log.writtenEndOffset();
             while (from < to) {
-                List<LogRecord> records = log.read(from, CATCH_UP_RECORDS, CATCH_UP_BYTES, to);
+                List<LogRecord> records = log.readKeysAndTags(from, CATCH_UP_RECORDS, CATCH_UP_BYTES, to); // no payload copied
                 if (records.isEmpty()) {
                     break;
                 }
