@@ -262,12 +262,15 @@ final class ReplicaFetchers implements AutoCloseable {
                 () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000));
     }
 
-    /** Replica fetch calls sent so far: node.Fetch calls (one segment each) and node.FetchMany calls (tests). */
-    record CallCounts(long single, long many) {
+    /**
+     * Replica fetch calls sent so far: node.Fetch calls (one segment each) and node.FetchMany calls, and the entries
+     * of node.FetchMany answers held back as quiet (tests).
+     */
+    record CallCounts(long single, long many, long heldBack) {
     }
 
     CallCounts callCounts() {
-        return new CallCounts(singleCalls.get(), batcher == null ? 0 : batcher.manyCalls());
+        return new CallCounts(singleCalls.get(), batcher == null ? 0 : batcher.manyCalls(), batcher == null ? 0 : batcher.heldBack());
     }
 
     /** A leader's end point for one round of a replica's loop. */

@@ -253,10 +253,13 @@ public final class StorageNode implements AutoCloseable {
         return config.nodeId();
     }
 
-    /** Replica fetch calls this node has sent as a follower: node.Fetch (one segment each) and node.FetchMany (tests). */
+    /**
+     * Replica fetch calls this node has sent as a follower: node.Fetch (one segment each) and node.FetchMany, and the
+     * node.FetchMany entries it held back as quiet, not handed to their loops (tests).
+     */
     public long[] replicaFetchCalls() {
         ReplicaFetchers.CallCounts c = fetchers.callCounts();
-        return new long[]{c.single(), c.many()};
+        return new long[]{c.single(), c.many(), c.heldBack()};
     }
 
     /** The partition hosted for a segment, if any (tests and admin). */
