@@ -151,6 +151,14 @@ class RecordBatchTest {
         damaged.put(lengthAt, (byte) (damaged.get(lengthAt) - 1));
         RecordBatch.restamp(damaged, 0, 0, -1, -1);
         assertThrows(FormatException.class, () -> RecordBatch.decode(BatchView.at(damaged), 0, Long.MAX_VALUE, 10, false));
+        // A header skipped unread is still bounded by its record: record 0's header name claims 100 bytes.
+        ByteBuffer header = sample();
+        int nameLengthAt = RecordBatch.HEADER_SIZE + 14; // length, attributes, timestamp, delta, key (1 + 3), 2 tags (1 + 4), count
+        assertEquals(1, header.get(nameLengthAt), "the fixture's header name is 1 byte");
+        header.put(nameLengthAt, (byte) 100);
+        RecordBatch.restamp(header, 0, 0, -1, -1);
+        assertTrue(assertThrows(FormatException.class, () -> RecordBatch.decode(BatchView.at(header), 0, Long.MAX_VALUE, 10, false))
+                .getMessage().contains("runs past the record"));
     }
 
     @Test

@@ -39,7 +39,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * is, its leader counted as having answered ({@link Replica#heard}), for as long as its loop still wants it
  * ({@link Replica#wanted}: still following, the same leader epoch), else it is handed back the quiet answer and its
  * loop runs as before. A round then costs this node the segments that had news, not every segment it follows
- * from that leader node (docs/benchmarks.md, "Many shards").
+ * from that leader node (docs/benchmarks.md, "Batched rounds that cost the follower the segments with news").
  *
  * <p>A leader node that does not know the method (an older version, during an upgrade) answers "unknown method":
  * the fetches of that call go one by one ({@code node.Fetch}), and so do the fetches to it for
@@ -75,26 +75,27 @@ final class FetchBatcher {
     }
 
     /**
-     * A replica's last answer with no batches and no tombstones that its loop took, and the request it answered
-     * (one loop per replica asks one fetch at a time, so one writer at a time).
+     * A replica's last answer with no batches and no tombstones that its loop took, and the request it answered.
      */
     static final class LastQuiet {
-        private volatile FetchRequest request;
-        private volatile FetchResponse response;
+        /** What the loop took, request and answer together (two loops may write it: one abandoned, one live). */
+        private record Taken(FetchRequest request, FetchResponse response) {
+        }
+
+        private volatile Taken last;
 
         void taken(FetchRequest request, FetchResponse response) {
-            this.response = response;
-            this.request = request;
+            last = new Taken(request, response);
         }
 
         void clear() {
-            request = null;
+            last = null;
         }
 
         /** Whether {@code response} to {@code request} is what the loop took last (so would change nothing). */
         boolean same(FetchRequest request, FetchResponse response) {
-            FetchRequest r = this.request;
-            return r != null && r.equals(request) && response.equals(this.response);
+            Taken t = last;
+            return t != null && t.request().equals(request) && t.response().equals(response);
         }
     }
 
@@ -115,11 +116,21 @@ final class FetchBatcher {
             return Hosted.Key.of(request.getSegment());
         }
 
-        /** Whether {@code r} (this entry's part of a held round's answer) would change nothing: it is held back. */
+        /**
+         * Whether {@code r} (this entry's part of a held round's answer) would change nothing: it is held back. Never an
+         * answer carrying a next segment (it is repeated so that a replica whose taking of it failed takes it again).
+         */
         boolean quiet(FetchManyResult r) {
             LastQuiet last = replica.lastQuiet();
-            return last != null && !r.hasError() && r.getBatchBytes() == 0 && r.getResponse().getTombstonesCount() == 0
-                    && last.same(request, r.getResponse()) && replica.wanted().getAsBoolean();
+            if (last == null || r.hasError() || r.getBatchBytes() != 0 || r.getResponse().getTombstonesCount() != 0
+                    || r.getResponse().hasNextSegment() || !last.same(request, r.getResponse())) {
+                return false;
+            }
+            try {
+                return replica.wanted().getAsBoolean();
+            } catch (RuntimeException e) {
+                return false; // handed to its loop, which decides as it always did
+            }
         }
 
         /** Hands the answer to the loop, and keeps it in the replica's memo if it brought nothing. */
@@ -150,11 +161,18 @@ final class FetchBatcher {
     private final ConcurrentHashMap<String, Queue> queues = new ConcurrentHashMap<>();
     private final AtomicLong manyCalls = new AtomicLong();
     private final AtomicLong heldBack = new AtomicLong();
+    private final long roundGatherMs;
 
     FetchBatcher(int nodeId, Calls calls, java.util.concurrent.ScheduledExecutorService sender) {
+        this(nodeId, calls, sender, ROUND_GATHER_MS);
+    }
+
+    /** With the longest wait of a round for the segments of the last one other than {@link #ROUND_GATHER_MS} (tests). */
+    FetchBatcher(int nodeId, Calls calls, java.util.concurrent.ScheduledExecutorService sender, long roundGatherMs) {
         this.nodeId = nodeId;
         this.calls = calls;
         this.sender = sender;
+        this.roundGatherMs = roundGatherMs;
     }
 
     /**
@@ -270,7 +288,7 @@ final class FetchBatcher {
             // handed its quiet answer, as if it had not been held back; its loop then decides what comes next.
             List<Entry> out = new ArrayList<>(batch.size());
             for (Entry e : batch) {
-                if (e.heldBackWith != null && !e.replica.wanted().getAsBoolean()) {
+                if (e.heldBackWith != null && !stillWanted(e)) {
                     e.complete(new RpcClient.Answer<>(e.heldBackWith, ByteBuffer.allocate(0)));
                 } else {
                     out.add(e);
@@ -313,7 +331,11 @@ final class FetchBatcher {
                 quiet[i] = whole && !wake && x.quiet(a.message().getResults(i));
                 if (quiet[i]) {
                     x.heldBackWith = a.message().getResults(i).getResponse();
-                    x.replica.heard().run();
+                    try {
+                        x.replica.heard().run();
+                    } catch (RuntimeException ignored) {
+                        // marks the leader as having answered; it does not fail
+                    }
                 } else {
                     handed.add(x);
                 }
@@ -321,7 +343,7 @@ final class FetchBatcher {
             synchronized (this) {
                 if (!wake) {
                     held = false;
-                    gatherUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ROUND_GATHER_MS);
+                    gatherUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(roundGatherMs);
                 }
                 // Those answered successfully are awaited for the next round; a failed one comes back when its loop
                 // retries, whenever that is; one held back goes in the next round as it is.
@@ -407,6 +429,14 @@ final class FetchBatcher {
     private static void fail(List<Entry> batch, Throwable e) {
         Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
         batch.forEach(x -> x.fail(cause));
+    }
+
+    private static boolean stillWanted(Entry e) {
+        try {
+            return e.replica.wanted().getAsBoolean();
+        } catch (RuntimeException failed) {
+            return false;
+        }
     }
 
     /** Whether a call failed because the answering node does not know the method (RpcServer: "unknown method"). */

@@ -32,7 +32,7 @@ import java.util.function.Function;
 final class FetchManyHandler {
     /** The batch bytes of one answer when the request names none: 8 MiB, well below the frame limit (64 MiB). */
     static final int DEFAULT_MAX_BYTES = 8 << 20;
-    /** The most entries one task takes on an owner thread before the shards queued behind it get a turn. */
+    /** The most entries of a round in one task on an owner thread (a round of many shards is a few tasks per owner). */
     static final int ENTRIES_PER_TASK = 64;
 
     /** The storage node's part: what one follower fetch of a hosted segment gives. */

@@ -154,9 +154,7 @@ final class ReplicaFetchers implements AutoCloseable {
         CompletableFuture<Void> leaderChange = h.leaderChange; // completed by the next change of leader epoch
         RemoteLeader[] leaderOfRound = new RemoteLeader[1];
         try {
-            // Held fetches stay well within the lag limit, or the leader would take a quiet follower for a
-            // lagging one; a sealed segment's, where only deletes are new, may wait longer.
-            int wait = (int) Math.min(h.partition.sealedEnd() >= 0 ? SEALED_FETCH_WAIT_MS : OPEN_FETCH_WAIT_MS, replicaMaxLagMs / 3);
+            int wait = fetchWaitMs(h.partition.sealedEnd() >= 0);
             RemoteLeader leader = remoteLeader(key, h, h.assigned.getLeader(), wait, leaderChange);
             leaderOfRound[0] = leader;
             if (h.partition.needsTruncation()) {
@@ -234,7 +232,7 @@ final class ReplicaFetchers implements AutoCloseable {
                     batched = true;
                     call = batcher.fetch(address, request, new FetchBatcher.Replica(() -> h.leaderCalled(System.nanoTime()),
                             () -> h.leaderAnswered(System.nanoTime()),
-                            () -> !leaderChange.isDone() && shouldFetch(key, h), h.lastQuiet));
+                            () -> stillAsks(key, h, leaderChange, address, request), h.lastQuiet));
                 } else {
                     h.leaderCalled(System.nanoTime());
                     call = fetchOne(address, request);
@@ -253,6 +251,26 @@ final class ReplicaFetchers implements AutoCloseable {
                         });
             }
         };
+    }
+
+    /**
+     * Whether the loop of {@code h} would ask {@code request} of {@code address} again if it ran now (FetchBatcher holds
+     * a quiet answer back only then): still a follower of a hosted replica, no change of leader epoch since its round
+     * began (neither signalled nor in the assignment applied), the same leader node at the same address, and the same
+     * wait (a sealed segment's is longer). Reads volatile state only: it runs on RPC threads.
+     */
+    private boolean stillAsks(Key key, Hosted h, CompletableFuture<Void> leaderChange, String address, FetchRequest request) {
+        dev.segstore.protocol.meta.Segment a = h.assigned;
+        return !leaderChange.isDone() && shouldFetch(key, h) && a.getLeaderEpoch() == request.getLeaderEpoch()
+                && address.equals(nodeAddresses.get(a.getLeader())) && request.getMaxWaitMs() == fetchWaitMs(
+                a.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED);
+    }
+
+    /** How long a caught-up follower fetch may be held at its leader. */
+    private int fetchWaitMs(boolean sealed) {
+        // Held fetches stay well within the lag limit, or the leader would take a quiet follower for a
+        // lagging one; a sealed segment's, where only deletes are new, may wait longer.
+        return (int) Math.min(sealed ? SEALED_FETCH_WAIT_MS : OPEN_FETCH_WAIT_MS, replicaMaxLagMs / 3);
     }
 
     /** One follower fetch as its own call (node.Fetch). */

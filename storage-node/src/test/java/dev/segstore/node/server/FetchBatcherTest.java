@@ -38,7 +38,7 @@ class FetchBatcherTest {
     private final List<FetchRequest> singles = new CopyOnWriteArrayList<>();
     private final AtomicInteger called = new AtomicInteger();
 
-    private final FetchBatcher batcher = new FetchBatcher(2, new FetchBatcher.Calls() {
+    private final FetchBatcher.Calls calls = new FetchBatcher.Calls() {
         @Override
         public CompletableFuture<RpcClient.Answer<FetchManyResponse>> many(String address, FetchManyRequest request) {
             CompletableFuture<RpcClient.Answer<FetchManyResponse>> f = new CompletableFuture<>();
@@ -53,7 +53,8 @@ class FetchBatcherTest {
             return CompletableFuture.completedFuture(new RpcClient.Answer<>(FetchResponse.newBuilder().setHighWatermark(request.getOffset()).build(),
                     ByteBuffer.allocate(0)));
         }
-    }, sender);
+    };
+    private final FetchBatcher batcher = new FetchBatcher(2, calls, sender);
 
     @AfterEach
     void stop() {
@@ -148,6 +149,9 @@ class FetchBatcherTest {
 
     @Test
     void aHeldBackFetchWhoseLoopNoLongerWantsItIsHandedItsQuietAnswer() throws Exception {
+        // Rounds wait up to a minute for the segments of the last one (not 100 ms), so the round after the held one
+        // goes only once segment 2 asks again, whatever the pace of this test.
+        FetchBatcher batcher = new FetchBatcher(2, calls, sender, 60_000);
         FetchBatcher.LastQuiet memo = new FetchBatcher.LastQuiet();
         java.util.concurrent.atomic.AtomicBoolean wanted = new java.util.concurrent.atomic.AtomicBoolean(true);
         FetchBatcher.Replica quiet = new FetchBatcher.Replica(called::incrementAndGet, () -> { }, wanted::get, memo);
@@ -156,7 +160,7 @@ class FetchBatcherTest {
         awaitCalls(1);
         answers.get(0).complete(answer(new byte[0], ok(10, 0)));
         CompletableFuture<RpcClient.Answer<FetchResponse>> heldBack = batcher.fetch("leader", a, quiet);
-        CompletableFuture<RpcClient.Answer<FetchResponse>> busy = fetchFrom("leader", fetch(2, 0));
+        CompletableFuture<RpcClient.Answer<FetchResponse>> busy = batcher.fetch("leader", fetch(2, 0), FetchBatcher.Replica.handedBackAll(called::incrementAndGet));
         awaitCalls(2);
         assertEquals(List.of(a), sent.get(1).getFetchesList());
         awaitCalls(3); // the busy segment's fetch, asked while the round was held, woke it
@@ -169,7 +173,7 @@ class FetchBatcherTest {
         // Before the next round goes, segment 1's loop stops wanting it (say its leader epoch changed): it gets the
         // quiet answer it was held back with, and the round goes without it.
         wanted.set(false);
-        fetchFrom("leader", fetch(2, 1));
+        batcher.fetch("leader", fetch(2, 1), FetchBatcher.Replica.handedBackAll(called::incrementAndGet));
         assertEquals(10, heldBack.get(5, TimeUnit.SECONDS).message().getHighWatermark());
         awaitCalls(4);
         assertEquals(List.of(fetch(2, 1)), sent.get(3).getFetchesList());
@@ -195,6 +199,45 @@ class FetchBatcherTest {
         answers.get(2).complete(answer(new byte[0], ok(10, 0)));
         assertEquals(10, unwanted.get(5, TimeUnit.SECONDS).message().getHighWatermark());
         assertEquals(0, batcher.heldBack());
+    }
+
+    @Test
+    void answersWithNewsOrANextSegmentAndAnswersToACallThatWokeTheRoundAreNeverHeldBack() throws Exception {
+        FetchBatcher.LastQuiet memo = new FetchBatcher.LastQuiet();
+        FetchBatcher.Replica replica = new FetchBatcher.Replica(called::incrementAndGet, () -> { }, () -> true, memo);
+        FetchRequest r = fetch(1, 10);
+        FetchManyResult quiet = ok(10, 0);
+        FetchManyResult tombstones = FetchManyResult.newBuilder().setResponse(quiet.getResponse().toBuilder().addTombstones(3)).build();
+        FetchManyResult next = FetchManyResult.newBuilder().setResponse(quiet.getResponse().toBuilder()
+                .setNextSegment(dev.segstore.protocol.meta.Segment.newBuilder().setShardId(1).setSequence(1))).build();
+        int call = 0;
+        // Each pair below: the loop took the first answer, the second has news or a next segment: not held back.
+        // (A next segment is repeated in every answer so that a replica whose taking of it failed takes it again.)
+        for (FetchManyResult[] pair : List.of(new FetchManyResult[]{quiet, ok(10, 2)}, new FetchManyResult[]{quiet, tombstones},
+                new FetchManyResult[]{next, next})) {
+            FetchManyResult news = pair[1];
+            CompletableFuture<RpcClient.Answer<FetchResponse>> first = batcher.fetch("leader", r, replica);
+            awaitCalls(++call);
+            answers.get(call - 1).complete(answer(new byte[0], pair[0]));
+            first.get(5, TimeUnit.SECONDS);
+            CompletableFuture<RpcClient.Answer<FetchResponse>> second = batcher.fetch("leader", r, replica);
+            awaitCalls(++call);
+            answers.get(call - 1).complete(answer(new byte[news.getBatchBytes()], news));
+            assertEquals(news.getResponse(), second.get(5, TimeUnit.SECONDS).message());
+        }
+        assertEquals(0, batcher.heldBack());
+        // A quiet answer repeated in a call that woke the held round goes back to its loop too (held back, it would go
+        // out at once in another such call while the round is held).
+        CompletableFuture<RpcClient.Answer<FetchResponse>> held = fetchFrom("leader", fetch(2, 0));
+        awaitCalls(++call);
+        CompletableFuture<RpcClient.Answer<FetchResponse>> woke = batcher.fetch("leader", r, replica);
+        awaitCalls(++call);
+        assertTrue(sent.get(call - 1).getWakeHeld());
+        answers.get(call - 1).complete(answer(new byte[0], quiet)); // the same quiet answer as the loop took last
+        assertEquals(quiet.getResponse(), woke.get(5, TimeUnit.SECONDS).message());
+        assertEquals(0, batcher.heldBack());
+        answers.get(call - 2).complete(answer(new byte[0], ok(0, 0)));
+        held.get(5, TimeUnit.SECONDS);
     }
 
     @Test
