@@ -17,11 +17,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Page-cache writes on a VM that gives freed memory back to its host cost a host fault per new page (docs/benchmarks.md,
 # "this machine's fresh memory"): each mode's figures come with the free memory and the rate of a first touch of 256 MiB.
+# It never fails the script: a probe that cannot run (no /dev/shm, too small a one) says so.
 memory_state() {
-  local free probe="n/a" f="/dev/shm/segstore-probe-$$"
+  local free probe="not measured" f="/dev/shm/segstore-probe-$$" out
   free=$(awk '/MemFree/ {printf "%d", $2 / 1024}' /proc/meminfo 2>/dev/null || echo "?")
   if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-    probe=$(dd if=/dev/zero of="$f" bs=1M count=256 2>&1 | tail -1 | awk -F, '{gsub(/^ /, "", $NF); print $NF}')
+    if out=$(LC_ALL=C dd if=/dev/zero of="$f" bs=1M count=256 2>&1); then
+      probe=$(echo "$out" | tail -1 | awk -F, '{gsub(/^ /, "", $NF); print $NF}')
+    else
+      probe="not measured (dd failed: $(echo "$out" | head -1))"
+    fi
     rm -f "$f"
   fi
   echo "memory: ${free} MiB free, first touch of 256 MiB at $probe"

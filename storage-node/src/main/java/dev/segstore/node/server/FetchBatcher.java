@@ -33,12 +33,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * up for a new epoch) does not wait for that call: it goes at once in a call that is not held and asks the leader node
  * to answer the held one now ({@code wake_held}), and the next round carries them all.
  *
- * <p>Quiet answers are not handed back: an entry of a held round whose answer is the one its replica's loop took last
- * ({@link Replica#lastQuiet}: no batches, no tombstones, the same answer to the same request) would leave that
- * replica as it is, and its loop would ask the same again; so the entry stays here and goes in the next round as it
- * is, its leader counted as having answered ({@link Replica#heard}), for as long as its loop still wants it
- * ({@link Replica#wanted}: still following, the same leader epoch), else it is handed back the quiet answer and its
- * loop runs as before. A round then costs this node the segments that had news, not every segment it follows
+ * <p>Quiet answers are not handed back: an entry of a held round (never of a call that woke one) whose answer is the
+ * one its replica's loop took last ({@link Replica#lastQuiet}: no batches, no tombstones, no next segment, the same
+ * answer to the same request) would leave that replica as it is, and its loop would ask the same again; so the entry
+ * stays here and goes in the next round as it is, its leader counted as having answered ({@link Replica#heard}), for
+ * as long as its loop would ask it again ({@link Replica#wanted}: still following, the same leader epoch, leader
+ * address and wait), else it is handed the quiet answer and its loop runs as before. A round then costs this node the segments that had news, not every segment it follows
  * from that leader node (docs/benchmarks.md, "Batched rounds that cost the follower the segments with news").
  *
  * <p>A leader node that does not know the method (an older version, during an upgrade) answers "unknown method":
@@ -68,7 +68,7 @@ final class FetchBatcher {
      * the replica's own memo of the last quiet answer its loop took.
      */
     record Replica(Runnable called, Runnable heard, java.util.function.BooleanSupplier wanted, LastQuiet lastQuiet) {
-        /** A replica whose answers are all handed back (none held back as quiet). */
+        /** A replica whose answers are all handed back, none held back as quiet (tests). */
         static Replica handedBackAll(Runnable called) {
             return new Replica(called, () -> { }, () -> true, null);
         }
@@ -325,19 +325,18 @@ final class FetchBatcher {
             // Only a held round's quiet entries are held back: an entry of a call that woke it goes back to its loop
             // (held back, it would go out again at once in another such call while the round is held).
             boolean[] quiet = new boolean[batch.size()];
-            List<Entry> handed = new ArrayList<>(batch.size());
+            int heldNow = 0;
             for (int i = 0; i < batch.size(); i++) {
                 Entry x = batch.get(i);
                 quiet[i] = whole && !wake && x.quiet(a.message().getResults(i));
                 if (quiet[i]) {
+                    heldNow++;
                     x.heldBackWith = a.message().getResults(i).getResponse();
                     try {
                         x.replica.heard().run();
                     } catch (RuntimeException ignored) {
                         // marks the leader as having answered; it does not fail
                     }
-                } else {
-                    handed.add(x);
                 }
             }
             synchronized (this) {
@@ -360,13 +359,9 @@ final class FetchBatcher {
                     }
                 }
             }
-            heldBack.addAndGet(batch.size() - handed.size());
+            heldBack.addAndGet(heldNow);
             if (e == null) {
-                if (handed.size() == batch.size()) {
-                    split(a, batch);
-                } else {
-                    split(a, batch, quiet);
-                }
+                split(a, batch, quiet);
             } else if (unknownMethod(e)) {
                 LOG.info("Leader node {} does not know node.FetchMany (an older version): fetching from it segment by segment"
                         + " for {} s", address, UNSUPPORTED_RETRY_MS / 1000);
@@ -386,10 +381,6 @@ final class FetchBatcher {
             }
             decide();
         }
-    }
-
-    private static void split(RpcClient.Answer<FetchManyResponse> a, List<Entry> batch) {
-        split(a, batch, new boolean[batch.size()]);
     }
 
     /**
