@@ -404,13 +404,17 @@ public final class LogDirectory implements AutoCloseable {
             if (task instanceof IoTask.Write w) {
                 bufferWrite(w);
             } else if (task instanceof IoTask.Seal s) {
+                long started = System.nanoTime();
                 writeBuffered();
                 awaitBackgroundForce();
                 s.segment().seal();
                 s.log().onSealed(s.recoveryPoint());
+                LOG.debug("I/O thread of {}: rolling a segment file of {} took {} us", root, s.log().name(), (System.nanoTime() - started) / 1000);
             } else if (task instanceof IoTask.Run r) {
+                long started = System.nanoTime();
                 writeBuffered();
                 flush();
+                long flushed = System.nanoTime();
                 try {
                     r.future().complete(r.action().run());
                 } catch (IOException e) {
@@ -418,6 +422,8 @@ public final class LogDirectory implements AutoCloseable {
                 } catch (Exception e) {
                     r.future().completeExceptionally(e);
                 }
+                LOG.debug("I/O thread of {}: {} took {} us ({} us flushing the directory first)", root, r.what(),
+                        (System.nanoTime() - started) / 1000, (flushed - started) / 1000);
             }
         } catch (IOException e) {
             ioFailure(e, "writing to " + root);
@@ -489,6 +495,27 @@ public final class LogDirectory implements AutoCloseable {
             }, forcers);
         }
         return CompletableFuture.allOf(each);
+    }
+
+    /**
+     * Forces the directories a new segment file left unforced ({@link Segment#forceDirectoriesFirst}) on a force
+     * thread, soon, so that its first flush seldom has to: its creator does not wait. An I/O error takes the
+     * directory offline, as on the I/O thread. Skipped once the directory closes (a close forces them).
+     */
+    void forceDirectoriesSoon(Segment s) {
+        try {
+            forcers.execute(() -> {
+                try {
+                    s.forceDirectories();
+                } catch (IOException e) {
+                    if (!s.isDeleted()) {
+                        ioFailure(e, "forcing the directory entries of " + s.logFile());
+                    }
+                }
+            });
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // Closing: the logs' close forces what is left.
+        }
     }
 
     /** Waits for forces started by {@link #forceAsync}; the first I/O error among them is thrown here. */

@@ -96,8 +96,14 @@ final class LogRecovery {
         }
         if (loaded.isEmpty()) {
             long start = bases.isEmpty() ? initialOffset : bases.get(0);
-            loaded.add(Segment.create(files, dir, start, config));
-            files.forceDirectory(dir);
+            Segment first = Segment.create(files, dir, start, config);
+            // The file's entry, and the log's own in the data directory (new too, or left by a crash before its
+            // first segment was made), are forced before the file's first bytes are, not here: see Segment.
+            first.forceDirectoriesFirst(dir);
+            if (dir.getParent() != null) {
+                first.forceDirectoriesFirst(dir.getParent());
+            }
+            loaded.add(first);
         }
         Segment last = loaded.get(loaded.size() - 1);
         long end = last.writtenNextOffset();

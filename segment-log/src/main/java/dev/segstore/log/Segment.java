@@ -12,6 +12,8 @@ import dev.segstore.log.io.LogFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.ObjIntConsumer;
 
@@ -38,6 +40,9 @@ final class Segment {
     private final int maxIndexEntries;
     private final AtomicInteger refs = new AtomicInteger(1);
     private volatile boolean deleted;
+    /** Directories to force before the file's bytes (guarded by itself); {@link #directoriesUnforced} while any. */
+    private final List<Path> unforcedDirectories = new ArrayList<>(2);
+    private volatile boolean directoriesUnforced;
 
     // Reserved by the owner (log lock).
     private long assignedSize;
@@ -189,7 +194,40 @@ final class Segment {
     }
 
     void force() throws IOException {
+        forceDirectories();
         channel.force();
+    }
+
+    /**
+     * {@code dir}'s entries (the file's, or this log directory's in its parent) were not forced when the file was
+     * created: they are forced before any of its bytes ({@link #forceDirectories}), so no byte of the file is
+     * counted durable while a crash could still lose the file. Creating a log or a segment file so costs its
+     * caller no force: a roll creates one on every replica of the next segment at once, on the writes' path.
+     */
+    void forceDirectoriesFirst(Path dir) {
+        synchronized (unforcedDirectories) {
+            unforcedDirectories.add(dir);
+            directoriesUnforced = true;
+        }
+    }
+
+    /**
+     * Forces the directories {@link #forceDirectoriesFirst} named, if not done yet; any thread. Every force of
+     * the file's bytes calls it first. Cleared only once forced, so a caller that finds nothing left to force
+     * knows they are. Nothing is left to force once the segment is deleted (its log is closed first, which forced
+     * them; a truncation deletes files of a directory that stays).
+     */
+    void forceDirectories() throws IOException {
+        if (!directoriesUnforced) {
+            return;
+        }
+        synchronized (unforcedDirectories) {
+            while (!unforcedDirectories.isEmpty() && !deleted) {
+                files.forceDirectory(unforcedDirectories.get(0));
+                unforcedDirectories.remove(0);
+            }
+            directoriesUnforced = false;
+        }
     }
 
     /**
@@ -200,6 +238,7 @@ final class Segment {
         if (sealed) {
             return;
         }
+        forceDirectories();
         channel.force();
         closeIndexes();
         sealed = true;
@@ -223,6 +262,7 @@ final class Segment {
 
     /** For a clean close: force the file, trim the indexes. */
     void flushForClose() throws IOException {
+        forceDirectories();
         channel.force();
         closeIndexes();
     }
@@ -327,6 +367,7 @@ final class Segment {
     /** Cuts the file at {@code size} (a batch boundary found by {@link #recover} or a look-up) and forces it. */
     void truncateFile(long size) throws IOException {
         channel.truncate(size);
+        forceDirectories();
         channel.force();
         assignedSize = size;
     }
@@ -435,6 +476,10 @@ final class Segment {
     }
 
     /** Drops the log's own reference; the files are deleted once no reader holds the segment. */
+    boolean isDeleted() {
+        return deleted;
+    }
+
     void markDeleted() {
         deleted = true;
         release();

@@ -154,7 +154,7 @@ public final class SegmentLog {
     static SegmentLog open(LogDirectory directory, String name, Path dir, LogConfig config, long initialOffset) {
         LogFiles files = directory.files();
         try {
-            files.createDirectories(dir);
+            files.createDirectory(dir);
             List<Long> bases = LogRecovery.segmentBases(files, dir, name);
             byte[] epochBytes = files.readAll(dir.resolve(EPOCH_FILE));
             LeaderEpochCache epochs = epochBytes == null ? new LeaderEpochCache() : LeaderEpochCache.decode(epochBytes);
@@ -162,6 +162,9 @@ public final class SegmentLog {
             byte[] stateBytes = files.readAll(dir.resolve(LogState.FILE));
             LogState state = stateBytes == null ? null : LogState.decode(stateBytes);
             log.load(bases, state, initialOffset, bases.isEmpty() && stateBytes == null && epochBytes == null);
+            if (bases.isEmpty()) {
+                directory.forceDirectoriesSoon(log.active);
+            }
             if (epochBytes == null && log.logEndOffset() > log.logStartOffset()) {
                 // The checkpoint is written before the first batch of every epoch, so data without it means loss.
                 throw new FormatException(EPOCH_FILE + " is missing but the log holds records");
@@ -401,7 +404,8 @@ public final class SegmentLog {
         Segment next;
         try {
             next = Segment.create(files, dir, nextOffset, config);
-            files.forceDirectory(dir);
+            next.forceDirectoriesFirst(dir); // before its first bytes are forced, not on this append's path
+            directory.forceDirectoriesSoon(next);
         } catch (IOException e) {
             throw directory.ioFailure(e, "creating segment " + nextOffset + " of " + name);
         }

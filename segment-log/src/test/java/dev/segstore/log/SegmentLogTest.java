@@ -448,24 +448,39 @@ class SegmentLogTest {
 
     /**
      * A roll opens the next segment's log on every replica at once, on the path of the writes waiting for it: creating
-     * a log must not cost the six forces it did (two of them atomic replaces of files with nothing in them yet). What
-     * it leaves out must still hold after a crash: right after the creation, and after a first batch.
+     * a log must cost its caller no force (it cost six, then two directory forces, 10 ms and more each while the
+     * three replicas of a roll sealed the old segment on one disk). The directory entries are forced before any byte
+     * of the new file is (a file lost in a crash can hold nothing counted durable), on a force thread meanwhile. A
+     * segment file a log rolls to is the same. What it leaves out must still hold after a crash: right after the
+     * creation, and after a first batch.
      */
     @Test
-    void aNewLogCostsTwoDirectoryForcesAndWritesItsStateFilesOnlyWhenTheyHoldSomething() throws Exception {
-        AtomicInteger directoryForces = new AtomicInteger();
+    void creatingALogForcesNoDirectoryOnItsCallersPathButBeforeItsFirstBytesAndWritesStateFilesOnlyWhenTheyHoldSomething()
+            throws Exception {
+        List<String> events = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        java.util.concurrent.CountDownLatch forcesMayRun = new java.util.concurrent.CountDownLatch(1);
         AtomicInteger replaces = new AtomicInteger();
-        LogFiles counting = new ForwardingLogFiles() {
+        LogFiles recording = new ForwardingLogFiles() {
             @Override
             public void forceDirectory(Path dir) throws IOException {
-                directoryForces.incrementAndGet();
+                try {
+                    forcesMayRun.await(); // held until the log is created: a force on the creator's path never returns
+                } catch (InterruptedException e) {
+                    throw new java.io.InterruptedIOException();
+                }
+                events.add("directory " + (dir.equals(root) ? "root" : dir.getFileName()));
                 super.forceDirectory(dir);
             }
 
             @Override
-            public void createDirectories(Path dir) throws IOException {
-                directoryForces.incrementAndGet(); // it forces the parent
-                super.createDirectories(dir);
+            public dev.segstore.log.io.LogChannel open(Path file, boolean create) throws IOException {
+                return new dev.segstore.log.io.ForwardingLogChannel(super.open(file, create)) {
+                    @Override
+                    public void force() throws IOException {
+                        events.add("file " + file.getFileName());
+                        super.force();
+                    }
+                };
             }
 
             @Override
@@ -475,32 +490,46 @@ class SegmentLogTest {
             }
         };
         directory.close();
-        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, counting, clock::get);
-        directoryForces.set(0);
-        directory.openLog("a", SMALL, 500);
-        assertEquals(2, directoryForces.get(), "directory forces to create a log (its entry, its first segment's entry)");
+        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, recording, clock::get);
+        java.util.concurrent.CompletableFuture<SegmentLog> creating =
+                java.util.concurrent.CompletableFuture.supplyAsync(() -> directory.openLog("a", SMALL, 500));
+        SegmentLog created = creating.get(10, java.util.concurrent.TimeUnit.SECONDS); // waits for no directory force
+        assertEquals(List.of(), events, "forces while the directory forces were held");
         assertEquals(0, replaces.get(), "files replaced to create a log (log-state, the epoch checkpoint)");
         assertFalse(Files.exists(root.resolve("a").resolve(LogState.FILE)));
         assertFalse(Files.exists(root.resolve("a").resolve(SegmentLog.EPOCH_FILE)));
+        forcesMayRun.countDown();
+        append(created, records(1, 100, "w"), 1, Durability.FSYNC);
+        int firstBytes = events.indexOf("file " + Segment.fileName(500, ".log"));
+        assertTrue(firstBytes > 0 && events.subList(0, firstBytes).containsAll(List.of("directory a", "directory root")),
+                "the log's entry and its file's forced before the file's bytes: " + events);
+        // A segment file the log rolls to: its entry is forced before its bytes as well.
+        int beforeRoll = events.size();
+        assertEquals(501, created.roll());
+        append(created, records(1, 100, "v"), 1, Durability.FSYNC);
+        int rolledBytes = events.indexOf("file " + Segment.fileName(501, ".log"));
+        assertTrue(rolledBytes > beforeRoll && events.subList(beforeRoll, rolledBytes).contains("directory a"),
+                "the rolled-to file's entry forced before its bytes: " + events);
+        directory.openLog("b", SMALL, 500);
 
         // A crash right after the creation: the log opens again, empty, where it was created.
         directory.halt();
-        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, counting, clock::get);
-        SegmentLog log = directory.openLog("a", SMALL, 0);
+        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, recording, clock::get);
+        SegmentLog log = directory.openLog("b", SMALL, 0);
         assertEquals(500, log.logStartOffset());
         assertEquals(500, log.logEndOffset());
 
         // The first batch of an epoch writes the checkpoint before it; a crash then recovers the log as written.
         append(log, records(3, 100, "x"), 2, Durability.FSYNC);
-        assertTrue(Files.exists(root.resolve("a").resolve(SegmentLog.EPOCH_FILE)));
+        assertTrue(Files.exists(root.resolve("b").resolve(SegmentLog.EPOCH_FILE)));
         directory.halt();
         open();
-        SegmentLog again = directory.openLog("a", SMALL, 0);
+        SegmentLog again = directory.openLog("b", SMALL, 0);
         assertEquals(500, again.logStartOffset());
         assertEquals(503, again.logEndOffset());
         assertEquals(List.of("x0", "x1", "x2"), readAll(again).stream().map(LogFixtures::text).toList());
         assertEquals(2, again.latestEpoch());
         // Opened again, it is an existing log: log-state is written, so a crash from here looks unclean.
-        assertTrue(Files.exists(root.resolve("a").resolve(LogState.FILE)));
+        assertTrue(Files.exists(root.resolve("b").resolve(LogState.FILE)));
     }
 }

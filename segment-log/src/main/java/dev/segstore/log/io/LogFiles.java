@@ -31,6 +31,12 @@ public interface LogFiles {
     /** Creates the directory and its parents, and forces the parent so the entry survives a crash. */
     void createDirectories(Path dir) throws IOException;
 
+    /**
+     * Creates {@code dir} (its parent exists) if it does not exist, without forcing the parent: the caller forces
+     * it before anything in {@code dir} is counted durable. True if this call created it.
+     */
+    boolean createDirectory(Path dir) throws IOException;
+
     /** Forces a directory's entries (created, renamed, deleted files) to disk. */
     void forceDirectory(Path dir) throws IOException;
 

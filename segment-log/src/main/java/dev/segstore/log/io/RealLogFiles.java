@@ -95,6 +95,19 @@ public final class RealLogFiles implements LogFiles {
     }
 
     @Override
+    public boolean createDirectory(Path dir) throws IOException {
+        try {
+            Files.createDirectory(dir);
+            return true;
+        } catch (java.nio.file.FileAlreadyExistsException e) {
+            if (Files.isDirectory(dir)) {
+                return false;
+            }
+            throw e;
+        }
+    }
+
+    @Override
     public void forceDirectory(Path dir) throws IOException {
         try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
             ch.force(true);

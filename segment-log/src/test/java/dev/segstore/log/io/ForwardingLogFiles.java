@@ -39,6 +39,11 @@ public class ForwardingLogFiles implements LogFiles {
     }
 
     @Override
+    public boolean createDirectory(Path dir) throws IOException {
+        return real.createDirectory(dir);
+    }
+
+    @Override
     public void forceDirectory(Path dir) throws IOException {
         real.forceDirectory(dir);
     }

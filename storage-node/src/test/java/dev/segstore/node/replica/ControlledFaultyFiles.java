@@ -171,6 +171,11 @@ public final class ControlledFaultyFiles implements LogFiles {
     }
 
     @Override
+    public boolean createDirectory(Path dir) throws IOException {
+        return files.createDirectory(dir);
+    }
+
+    @Override
     public void forceDirectory(Path dir) throws IOException {
         files.forceDirectory(dir);
     }

@@ -259,6 +259,12 @@ public final class FaultyFiles extends ForwardingLogFiles {
     }
 
     @Override
+    public boolean createDirectory(Path dir) throws IOException {
+        checkAlive();
+        return super.createDirectory(dir);
+    }
+
+    @Override
     public void forceDirectory(Path dir) throws IOException {
         checkAlive();
         super.forceDirectory(dir);
