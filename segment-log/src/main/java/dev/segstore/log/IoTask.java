@@ -27,6 +27,13 @@ sealed interface IoTask {
     record Run(String what, IoAction action, CompletableFuture<Object> future) implements IoTask {
     }
 
+    /**
+     * Run {@code action} on a force thread once every earlier task's bytes are written (not forced): the I/O thread
+     * goes on with the other logs meanwhile. Every later {@link Run} (a truncation, a close, a delete) waits for it.
+     */
+    record Offload(String what, IoAction action, CompletableFuture<Object> future) implements IoTask {
+    }
+
     @FunctionalInterface
     interface IoAction {
         Object run() throws Exception;

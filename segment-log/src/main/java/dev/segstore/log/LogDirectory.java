@@ -90,6 +90,8 @@ public final class LogDirectory implements AutoCloseable {
     private long unsyncedBytes;
     private long oldestUnsyncedNanos = -1;
     private long oldestFsyncWaitNanos = -1;
+    /** {@link IoTask.Offload} actions started on the force threads, not known finished (I/O thread only). */
+    private final List<CompletableFuture<Object>> offloaded = new ArrayList<>();
     /** The background force in flight or finished and not yet reaped; null when none. */
     private CompletableFuture<Void> backgroundForce;
     private volatile boolean stopRequested;
@@ -410,8 +412,12 @@ public final class LogDirectory implements AutoCloseable {
                 s.segment().seal();
                 s.log().onSealed(s.recoveryPoint());
                 LOG.debug("I/O thread of {}: rolling a segment file of {} took {} us", root, s.log().name(), (System.nanoTime() - started) / 1000);
+            } else if (task instanceof IoTask.Offload o) {
+                writeBuffered();
+                offload(o);
             } else if (task instanceof IoTask.Run r) {
                 long started = System.nanoTime();
+                awaitOffloaded();
                 writeBuffered();
                 flush();
                 long flushed = System.nanoTime();
@@ -575,6 +581,40 @@ public final class LogDirectory implements AutoCloseable {
     }
 
     /** Waits for the background force in flight, if any; its I/O error is thrown here. */
+    /** Starts {@code o}'s action on a force thread (here once they are stopping), remembered for {@link #awaitOffloaded}. */
+    private void offload(IoTask.Offload o) {
+        long started = System.nanoTime();
+        Runnable job = () -> {
+            try {
+                o.future().complete(o.action().run());
+            } catch (IOException e) {
+                o.future().completeExceptionally(ioFailure(e, o.what()));
+            } catch (Exception e) {
+                o.future().completeExceptionally(e);
+            }
+            LOG.debug("Force thread of {}: {} took {} us after it was queued", root, o.what(), (System.nanoTime() - started) / 1000);
+        };
+        offloaded.removeIf(CompletableFuture::isDone);
+        offloaded.add(o.future());
+        try {
+            forcers.execute(job);
+        } catch (java.util.concurrent.RejectedExecutionException stopping) {
+            job.run();
+        }
+    }
+
+    /** Waits for every {@link IoTask.Offload} started (their failures are their callers'), before a {@link IoTask.Run}. */
+    private void awaitOffloaded() {
+        for (CompletableFuture<Object> f : offloaded) {
+            try {
+                f.join();
+            } catch (CompletionException | java.util.concurrent.CancellationException e) {
+                // reported to its caller
+            }
+        }
+        offloaded.clear();
+    }
+
     private void awaitBackgroundForce() throws IOException {
         CompletableFuture<Void> f = backgroundForce;
         if (f == null) {
@@ -639,6 +679,8 @@ public final class LogDirectory implements AutoCloseable {
             }
         } else if (task instanceof IoTask.Run r) {
             r.future().completeExceptionally(f);
+        } else if (task instanceof IoTask.Offload o) {
+            o.future().completeExceptionally(f);
         }
     }
 

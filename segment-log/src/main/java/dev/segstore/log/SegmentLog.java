@@ -569,14 +569,22 @@ public final class SegmentLog {
         ensureWritable();
         sealed = true;
         long end = nextOffset;
-        return directory.run("sealing log " + name, () -> {
+        Segment last = active; // no roll, append or truncation comes after this, but through a later Run
+        // On a force thread, not the I/O thread: the directory's other logs (a roll's next segment among them, on
+        // this node) go on being written while this one is forced. Only this log's bytes need forcing for its
+        // state to say so; a later truncation, close or delete of it waits for this first (LogDirectory).
+        CompletableFuture<Object> done = new CompletableFuture<>();
+        directory.enqueue(new IoTask.Offload("sealing log " + name, () -> {
+            last.seal();
             synchronized (this) {
-                active.seal();
-                recoveryPoint = end;
-                writeState(false);
+                if (sealed && !closed) {
+                    recoveryPoint = Math.max(recoveryPoint, end);
+                    writeState(false);
+                }
                 return end;
             }
-        }).thenApply(o -> (Long) o);
+        }, done));
+        return done.thenApply(o -> (Long) o);
     }
 
     public synchronized boolean isSealed() {

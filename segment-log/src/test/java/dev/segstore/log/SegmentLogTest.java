@@ -394,6 +394,58 @@ class SegmentLogTest {
         assertEquals(0, directory.openLog("gone", SMALL, 0).logEndOffset());
     }
 
+    /**
+     * A seal forces its log on a force thread, not the I/O thread: a roll seals the old segment on the replicas that
+     * take the next one's first writes, which must not wait behind the force. A truncation of the sealed log (a Run)
+     * still waits for it. With the seal's force held, another log's append completes; the old code's seal held the
+     * directory's I/O thread (and its forces) until then.
+     */
+    @Test
+    void aSealsForceHoldsNoOtherLogsWritesAndALaterRunWaitsForIt() throws Exception {
+        java.util.concurrent.CountDownLatch forceMayEnd = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicBoolean holdForces = new java.util.concurrent.atomic.AtomicBoolean();
+        LogFiles holding = new ForwardingLogFiles() {
+            @Override
+            public dev.segstore.log.io.LogChannel open(Path file, boolean create) throws IOException {
+                return new dev.segstore.log.io.ForwardingLogChannel(super.open(file, create)) {
+                    @Override
+                    public void force() throws IOException {
+                        if (holdForces.get() && file.getParent().getFileName().toString().equals("sealed")) {
+                            try {
+                                forceMayEnd.await();
+                            } catch (InterruptedException e) {
+                                throw new java.io.InterruptedIOException();
+                            }
+                        }
+                        super.force();
+                    }
+                };
+            }
+        };
+        directory.close();
+        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, holding, clock::get);
+        SegmentLog sealedLog = directory.openLog("sealed", SMALL, 0);
+        SegmentLog other = directory.openLog("other", SMALL, 0);
+        append(sealedLog, records(2, 1, "x"), 2, Durability.PAGE_CACHE);
+        append(sealedLog, records(2, 1, "z"), 2, Durability.PAGE_CACHE);
+        holdForces.set(true);
+        java.util.concurrent.CompletableFuture<Long> sealing = sealedLog.seal();
+        java.util.concurrent.CompletableFuture<Long> repair;
+        try {
+            // Page-cache appends of another log are written and acknowledged meanwhile.
+            AppendResult meanwhile = other.appendAsLeader(records(2, 1, "y"), 2, Durability.PAGE_CACHE)
+                    .get(10, java.util.concurrent.TimeUnit.SECONDS);
+            assertEquals(0, meanwhile.baseOffset());
+            assertFalse(sealing.isDone(), "the seal's force is still held");
+            repair = sealedLog.unsealAndTruncateTo(2);
+        } finally {
+            forceMayEnd.countDown();
+        }
+        assertEquals(4, await(sealing));
+        assertEquals(2, await(repair), "the truncation, queued behind the seal, ran after it");
+        assertEquals(2, sealedLog.logEndOffset());
+    }
+
     @Test
     void sealMakesTheLogImmutableAcrossRestarts() {
         SegmentLog log = directory.openLog("a", SMALL, 0);
