@@ -113,6 +113,33 @@ public final class AssignmentWatches implements MetaStateMachine.ApplyObserver, 
         return answer;
     }
 
+    /**
+     * A roll being committed will create {@code next}: each of its replicas' held watch is answered at once with it
+     * as upcoming ({@code changed} false: nothing is applied yet), so the node can create its log while the roll
+     * commits. A node with no watch held learns of it when the roll is applied, as before.
+     */
+    public void upcoming(dev.segstore.protocol.meta.Segment next) {
+        List<Waiter> woken = new ArrayList<>();
+        long v;
+        synchronized (this) {
+            for (int nodeId : next.getReplicasList()) {
+                Waiter w = waiters.remove(nodeId);
+                if (w != null) {
+                    woken.add(w);
+                }
+            }
+            v = version;
+        }
+        if (woken.isEmpty()) {
+            return;
+        }
+        WatchAssignmentsResponse r = response(false, v).toBuilder().addUpcoming(next).build();
+        complete(() -> woken.forEach(w -> {
+            w.timeout().cancel(false);
+            w.answer().complete(r);
+        }));
+    }
+
     /** This node no longer leads: every watch is answered {@code notLeader}, and the nodes ask the new leader. */
     public void leaderGone(java.util.function.Supplier<RpcException> notLeader) {
         List<Waiter> all;

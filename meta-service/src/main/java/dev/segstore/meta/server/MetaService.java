@@ -230,15 +230,41 @@ public final class MetaService {
         // The command names the shard id and the leader asking: the state machine checks both, so a roll retried
         // across a delete and re-create, or asked by a deposed leader, changes nothing.
         long askedNanos = System.nanoTime();
-        return guarded(() -> propose(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
-                .setShard(r.getShard()).setShardId(r.getShardId()).setLeader(r.getLeader())
-                .setSequence(r.getSequence()).setLeaderEpoch(r.getLeaderEpoch())
-                .setEndOffset(r.getEndOffset())
-                .addAllNextReplicas(controller.placeForRoll(shard.get().getSettings().getReplicaCount(),
-                        Math.max(1, shard.get().getSettings().getMinInSyncReplicas()), shard.get().getSettings().getPlacementList())))))
+        return guarded(() -> {
+            List<Integer> next = controller.placeForRoll(shard.get().getSettings().getReplicaCount(),
+                    Math.max(1, shard.get().getSettings().getMinInSyncReplicas()), shard.get().getSettings().getPlacementList());
+            CompletableFuture<Message> committed = propose(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
+                    .setShard(r.getShard()).setShardId(r.getShardId()).setLeader(r.getLeader())
+                    .setSequence(r.getSequence()).setLeaderEpoch(r.getLeaderEpoch())
+                    .setEndOffset(r.getEndOffset()).addAllNextReplicas(next)));
+            tellUpcoming(r, shard.get().getShardId(), next);
+            return committed;
+        })
                 .whenComplete((m, e) -> LOG.debug("Roll of {}/{} at {} from node {}: {} {} ms after it came", r.getShard(), r.getSequence(),
                         r.getEndOffset(), r.getLeader(), e == null ? "committed and answered" : "failed (" + e + ")",
                         (System.nanoTime() - askedNanos) / 1_000_000));
+    }
+
+    /**
+     * While the roll {@code r} commits, its next segment's replicas are told of it ({@link AssignmentWatches#upcoming}),
+     * so they create its log meanwhile: only when the roll looks as the state machine will take it (the open
+     * segment, its leader and epoch as asked), so that a stale or duplicate request makes no logs for nothing.
+     */
+    private void tellUpcoming(RollSegmentRequest r, long shardId, List<Integer> next) {
+        dev.segstore.protocol.meta.ShardRoute route = state.route(r.getShard());
+        if (route == null || route.getSegmentsCount() == 0 || next.isEmpty()) {
+            return;
+        }
+        dev.segstore.protocol.meta.Segment open = route.getSegments(route.getSegmentsCount() - 1);
+        if (open.getSequence() != r.getSequence() || open.getStatus() != dev.segstore.protocol.meta.SegmentStatus.OPEN
+                || open.getLeader() != r.getLeader() || open.getLeaderEpoch() != r.getLeaderEpoch()
+                || r.getEndOffset() < open.getStartOffset()) {
+            return;
+        }
+        watches.upcoming(dev.segstore.protocol.meta.Segment.newBuilder().setShard(r.getShard()).setShardId(shardId)
+                .setSequence(r.getSequence() + 1).setStartOffset(r.getEndOffset()).setEndOffset(-1)
+                .setStatus(dev.segstore.protocol.meta.SegmentStatus.OPEN).addAllReplicas(next).setLeader(next.get(0))
+                .setLeaderEpoch(0).build());
     }
 
     // ---- clients ---------------------------------------------------------------------------------------------

@@ -43,6 +43,32 @@ class AssignmentWatchesTest {
         return f.get(10, TimeUnit.SECONDS);
     }
 
+    /**
+     * A roll being committed: the next segment's replicas' held watches are answered at once with it as upcoming
+     * (changed false, nothing applied yet), the others stay held; the roll's commit then answers "changed" a node that
+     * watched again meanwhile.
+     */
+    @Test
+    void aRollsNextSegmentIsToldToItsReplicasHeldWatchesOnly() throws Exception {
+        watches.applied(roll(), 3);
+        CompletableFuture<WatchAssignmentsResponse> one = watches.watch(1, 3, LONG_WAIT_MS);
+        CompletableFuture<WatchAssignmentsResponse> two = watches.watch(2, 3, LONG_WAIT_MS);
+        CompletableFuture<WatchAssignmentsResponse> four = watches.watch(4, 3, LONG_WAIT_MS);
+        dev.segstore.protocol.meta.Segment next = dev.segstore.protocol.meta.Segment.newBuilder().setShard("s").setShardId(7)
+                .setSequence(2).setStartOffset(100).addReplicas(2).addReplicas(1).addReplicas(3).setLeader(2).build();
+        watches.upcoming(next);
+        for (CompletableFuture<WatchAssignmentsResponse> w : java.util.List.of(one, two)) {
+            WatchAssignmentsResponse r = await(w);
+            assertFalse(r.getChanged(), "nothing applied yet");
+            assertEquals(java.util.List.of(next), r.getUpcomingList());
+        }
+        assertFalse(four.isDone(), "node 4 holds no replica of it: still held");
+        CompletableFuture<WatchAssignmentsResponse> again = watches.watch(1, 3, LONG_WAIT_MS);
+        watches.applied(roll(), 4);
+        assertTrue(await(again).getChanged(), "the roll's commit wakes the watch sent again");
+        assertEquals(0, await(again).getUpcomingCount());
+    }
+
     @Test
     void aWatchBehindAChangeIsAnsweredAtOnce() throws Exception {
         watches.applied(roll(), 5);

@@ -2,6 +2,7 @@ package dev.segstore.node.server;
 
 import dev.segstore.client.MetaClient;
 import dev.segstore.log.Durability;
+import dev.segstore.log.SegmentLog;
 import dev.segstore.node.index.NodeIndex;
 import dev.segstore.node.replica.IsrProposer;
 import dev.segstore.node.replica.Partition;
@@ -21,6 +22,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.LongSupplier;
 
@@ -82,6 +84,18 @@ final class AssignmentReconciler {
      */
     private final Set<Long> deletedShards = ConcurrentHashMap.newKeySet();
 
+    /** How long a log made ahead of a roll's commit ({@link #prepare}) waits to be claimed before it is deleted. */
+    static final long PREPARED_TTL_MS = 60_000;
+    /**
+     * Logs made ahead of a roll's commit ({@link #prepare}), not hosted yet (guarded by this): taken by {@link #open}
+     * when the committed segment claims them, deleted after {@link #PREPARED_TTL_MS} when nothing did.
+     */
+    private final Map<Key, Prepared> prepared = new java.util.HashMap<>();
+    private final java.util.concurrent.atomic.AtomicLong preparedTaken = new java.util.concurrent.atomic.AtomicLong();
+
+    private record Prepared(SegmentLog log, long madeAtNanos) {
+    }
+
     /** The metadata version of the newest assignments applied (reported in heartbeats), -1 before any. */
     long appliedVersion() {
         return metadataVersion;
@@ -130,6 +144,7 @@ final class AssignmentReconciler {
             return;
         }
         answeredVersion = Math.max(answeredVersion, a.getMetadataVersion());
+        expirePrepared();
         // Deleted ids first: from here on requests naming them are refused, before their replicas are dropped below.
         deletedShards.addAll(a.getDeletedShardIdsList());
         boolean dropped = false;
@@ -255,6 +270,91 @@ final class AssignmentReconciler {
                 && !hosted.containsKey(key) && !directory.onOfflineDirectory(key.logName());
     }
 
+    /**
+     * A roll being committed will create {@code s} (a watch answer's upcoming segment, not committed): its log is made
+     * now, on the roll thread, with the leader epoch checkpoint if this node is to lead, so that the segment takes
+     * writes sooner once the roll commits. Only a log that does not exist yet is made; nothing is hosted or served
+     * until a committed answer claims it ({@link #open} checks it still fits).
+     */
+    void prepareLater(Segment s) {
+        try {
+            rollThread.execute(() -> prepare(s));
+        } catch (java.util.concurrent.RejectedExecutionException stopping) {
+            // the node is stopping
+        }
+    }
+
+    synchronized void prepare(Segment s) {
+        Key key = Key.of(s);
+        String name = key.logName();
+        if (closed.getAsBoolean() || deletedShards.contains(key.shardId()) || !s.getReplicasList().contains(config.nodeId())
+                || hosted.containsKey(key) || prepared.containsKey(key) || directory.holds(name) || directory.onOfflineDirectory(name)) {
+            return;
+        }
+        long startedNanos = System.nanoTime();
+        try {
+            SegmentLog log = directory.openLog(name, config.log(), s.getStartOffset());
+            prepared.put(key, new Prepared(log, startedNanos));
+            if (s.getLeader() == config.nodeId() && s.getLeaderEpoch() == 0) {
+                log.assignEpochAtEnd(0); // as becomeLeader would: already there when it does
+            }
+            LOG.debug("{}: log made ahead of its roll's commit in {} ms", name, (System.nanoTime() - startedNanos) / 1_000_000);
+        } catch (RuntimeException e) {
+            LOG.debug("{}: making the log ahead of its roll's commit failed ({}); it is made when the roll is", name, e.toString());
+        }
+    }
+
+    /**
+     * The log for replica {@code key} of {@code s}: the one made ahead of the roll if it is still empty, starts where
+     * {@code s} starts and holds no epoch but 0 (deleted and made again otherwise), else the one on disk or a new one.
+     * An empty log on disk that starts elsewhere can only be one made ahead of a roll that committed another start
+     * (the node restarted meanwhile): it is made again too.
+     */
+    private SegmentLog openLog(Key key, Segment s) {
+        String name = key.logName();
+        Prepared p = prepared.remove(key);
+        if (p != null) {
+            if (fits(p.log(), s.getStartOffset())) {
+                preparedTaken.incrementAndGet();
+                return p.log();
+            }
+            LOG.info("{}: the log made ahead of its roll does not fit the segment committed (start {}, log {}..{}, epoch {}): making it again",
+                    name, s.getStartOffset(), p.log().logStartOffset(), p.log().logEndOffset(), p.log().latestEpoch());
+            directory.deleteLog(name).join();
+        }
+        SegmentLog log = directory.openLog(name, config.log(), s.getStartOffset());
+        if (log.logStartOffset() != s.getStartOffset() && log.logEndOffset() == log.logStartOffset()) {
+            LOG.info("{}: the empty log on disk starts at {}, the segment at {}: made ahead of a roll that committed another start; making it again",
+                    name, log.logStartOffset(), s.getStartOffset());
+            directory.deleteLog(name).join();
+            log = directory.openLog(name, config.log(), s.getStartOffset());
+        }
+        return log;
+    }
+
+    /** Whether a log made ahead of a roll can serve a segment starting at {@code start}: empty there, no epoch but 0. */
+    static boolean fits(SegmentLog log, long start) {
+        return log.logStartOffset() == start && log.logEndOffset() == start && log.latestEpoch() <= 0;
+    }
+
+    /** Logs made ahead of a roll that nothing claimed for {@link #PREPARED_TTL_MS}: deleted (control thread). */
+    private void expirePrepared() {
+        long now = System.nanoTime();
+        prepared.entrySet().removeIf(e -> {
+            if (now - e.getValue().madeAtNanos() < TimeUnit.MILLISECONDS.toNanos(PREPARED_TTL_MS) || hosted.containsKey(e.getKey())) {
+                return false;
+            }
+            LOG.info("{}: made ahead of a roll that did not claim it; deleting it", e.getKey().logName());
+            directory.deleteLog(e.getKey().logName());
+            return true;
+        });
+    }
+
+    /** Logs made ahead of a roll's commit and then claimed by the committed segment (tests, metrics). */
+    long preparedTaken() {
+        return preparedTaken.get();
+    }
+
     /** {@link #takeNext} on the node's roll thread (from an RPC or an owner thread), if it would take it. */
     void takeNextLater(Segment s, Shard shard) {
         if (!wantsNext(s)) {
@@ -344,7 +444,7 @@ final class AssignmentReconciler {
         a.getSegmentsList().forEach(s -> assigned.add(Key.of(s).logName()));
         try {
             for (String name : directory.logNames()) {
-                if (assigned.contains(name) || !Key.isLogName(name) || hosted.containsKey(Key.parse(name))) {
+                if (assigned.contains(name) || !Key.isLogName(name) || hosted.containsKey(Key.parse(name)) || prepared.containsKey(Key.parse(name))) {
                     // Assigned; not a replica's log (not named by Key.logName); or hosted and kept by apply above,
                     // as newer than this answer (a roll's next segment taken ahead of it: takeNext).
                     continue;
@@ -385,7 +485,7 @@ final class AssignmentReconciler {
                     throw ReplicaFetchers.asReplicaException(e);
                 });
         Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(),
-                directory.openLog(key.logName(), config.log(), s.getStartOffset()),
+                openLog(key, s),
                 new Tombstones(index.tombstoneStore(key.shardId(), key.sequence(), durability == Durability.FSYNC)),
                 config.nodeId(), rc, replicaClockMs, proposer);
         restoreProducers(key, p);

@@ -262,6 +262,11 @@ public final class StorageNode implements AutoCloseable {
         return new long[]{c.single(), c.many(), c.heldBack()};
     }
 
+    /** Replicas whose log was made while their roll committed, and then taken by the committed segment (tests). */
+    public long preparedLogsTaken() {
+        return reconciler.preparedTaken();
+    }
+
     /** The partition hosted for a segment, if any (tests and admin). */
     public Partition partition(long shardId, long sequence) {
         Hosted h = hosted.get(new Hosted.Key(shardId, sequence));
@@ -520,6 +525,7 @@ public final class StorageNode implements AutoCloseable {
             watchLater();
             return;
         }
+        r.getUpcomingList().forEach(reconciler::prepareLater);
         if (r.getChanged()) {
             LOG.debug("Storage node {}: assignments changed (metadata version {}); heartbeating now", config.nodeId(), r.getMetadataVersion());
             try {
@@ -534,6 +540,8 @@ public final class StorageNode implements AutoCloseable {
             } catch (java.util.concurrent.RejectedExecutionException stopped) {
                 // closed
             }
+        } else if (r.getUpcomingCount() > 0) {
+            watchAssignments(); // told of a roll being committed: watching again at once, for its commit
         } else if (System.nanoTime() - sentAtNanos < TimeUnit.MILLISECONDS.toNanos(WATCH_WAIT_MS / 2)) {
             watchLater(); // nothing new, early: replaced by another watch of this node id, or a leader closing
         } else {

@@ -1,0 +1,49 @@
+package dev.segstore.node.server;
+
+import dev.segstore.log.AppendRecord;
+import dev.segstore.log.DirectoryConfig;
+import dev.segstore.log.Durability;
+import dev.segstore.log.LogConfig;
+import dev.segstore.log.LogDirectory;
+import dev.segstore.log.SegmentLog;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A log made ahead of its roll's commit ({@link AssignmentReconciler#prepare}) serves the committed segment only if it
+ * is still empty, starts where the segment starts and holds no epoch but the first (0, written by a node told it
+ * would lead); otherwise it is made again ({@link AssignmentReconciler#fits}).
+ */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class PreparedLogFitsTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void aLogMadeAheadFitsOnlyEmptyAtTheCommittedStartWithNoEpochButTheFirst() throws Exception {
+        try (LogDirectory d = LogDirectory.open(dir, DirectoryConfig.DEFAULT)) {
+            SegmentLog fresh = d.openLog("7-2", LogConfig.DEFAULT, 100);
+            assertTrue(AssignmentReconciler.fits(fresh, 100), "empty, made at the committed start");
+            assertFalse(AssignmentReconciler.fits(fresh, 120), "the roll committed another start");
+            fresh.assignEpochAtEnd(0);
+            assertTrue(AssignmentReconciler.fits(fresh, 100), "the checkpoint of epoch 0 a leader-to-be wrote ahead");
+
+            SegmentLog later = d.openLog("7-3", LogConfig.DEFAULT, 100);
+            later.assignEpochAtEnd(1);
+            assertFalse(AssignmentReconciler.fits(later, 100), "an epoch after the first: not a log made ahead");
+
+            SegmentLog written = d.openLog("7-4", LogConfig.DEFAULT, 100);
+            written.appendAsLeader(List.of(new AppendRecord(null, List.of(), 1, List.of(), new byte[] {1})), 0, Durability.FSYNC)
+                    .get(10, TimeUnit.SECONDS);
+            assertFalse(AssignmentReconciler.fits(written, 100), "holds a record");
+        }
+    }
+}
