@@ -27,7 +27,9 @@ import java.util.function.ObjIntConsumer;
  * </pre>
  *
  * <p>Threads: space is reserved ({@link #reserve}) by the log's owner under the log's lock; bytes are
- * written, indexed, forced and sealed by the data directory's I/O thread only; any thread reads the
+ * written, indexed, forced and sealed by the data directory's I/O thread only (forced also by its force threads; a
+ * log's seal, which no write can follow, seals its last segment on a force thread once the I/O thread has written
+ * everything queued before it and handed it over); any thread reads the
  * published part ({@link #writtenSize()}, {@link #writtenNextOffset()}) and nothing beyond it. A reference
  * count keeps the file open while readers or zero-copy slices use it after the log deleted it.
  */
@@ -55,7 +57,7 @@ final class Segment {
     private OffsetIndex offsetIndex;
     private TimeIndex timeIndex;
 
-    // I/O thread only.
+    // I/O thread only (or the force thread a log's seal was handed to, after its last write: see the class comment).
     private long bytesSinceOffsetEntry;
     private long bytesSinceTimeEntry;
     private long offsetOfMaxTimestamp = -1;
