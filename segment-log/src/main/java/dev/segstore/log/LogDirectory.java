@@ -206,6 +206,7 @@ public final class LogDirectory implements AutoCloseable {
             return id;
         }
         String name = "";
+        boolean rootToForce = false;
         try {
             for (String each : logNames()) {
                 name = each;
@@ -224,6 +225,16 @@ public final class LogDirectory implements AutoCloseable {
                         ch.force();
                     }
                 }
+                // A log's directory entries are forced before its bytes, not when it is made: the last process may
+                // have died in between. A log closed cleanly forced them at its close at the latest.
+                byte[] state = files.readAll(dir.resolve(LogState.FILE));
+                if (state == null || !LogState.decode(state).clean()) {
+                    files.forceDirectory(dir);
+                    rootToForce = true;
+                }
+            }
+            if (rootToForce) {
+                files.forceDirectory(root);
             }
         } catch (IOException | RuntimeException e) {
             LOG.warn("Log directory {}: forcing log {} at start failed ({}): its unforced bytes may be lost", root, name, e.toString());
@@ -626,6 +637,10 @@ public final class LogDirectory implements AutoCloseable {
 
     /** Forces every dirty segment (after the background force in flight), then acknowledges every written append. */
     private void flush() {
+        if (failure != null) {
+            failPending(); // a force thread (a seal, a directory force) took the directory offline: nothing more is durable
+            return;
+        }
         try {
             awaitBackgroundForce();
             writeBuffered();
@@ -656,6 +671,10 @@ public final class LogDirectory implements AutoCloseable {
 
     /** Completes written appends in order: page-cache ones at once, fsync ones only after a flush. */
     private void completeAcks(boolean synced) {
+        if (failure != null) {
+            failPending();
+            return;
+        }
         IoTask.Write w;
         while ((w = unacked.peek()) != null && (synced || w.durability() == Durability.PAGE_CACHE)) {
             unacked.poll();

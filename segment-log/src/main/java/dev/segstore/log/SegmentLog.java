@@ -191,6 +191,15 @@ public final class SegmentLog {
         long rp = state == null ? -1 : state.recoveryPoint();
         List<Segment> loaded = LogRecovery.loadSegments(files, dir, name, config, bases, state, epochs, initialOffset);
         Segment last = loaded.get(loaded.size() - 1);
+        if (!fresh && !clean) {
+            // Not closed cleanly: the process that made the log may have died before its directory entries were
+            // forced (they are forced before its bytes, not at creation). Forced before this process counts any byte
+            // of it durable.
+            last.forceDirectoriesFirst(dir);
+            if (dir.getParent() != null) {
+                last.forceDirectoriesFirst(dir.getParent());
+            }
+        }
         last.reopenForAppend();
         active = last;
         segments = loaded.toArray(new Segment[0]);
@@ -577,7 +586,10 @@ public final class SegmentLog {
         directory.enqueue(new IoTask.Offload("sealing log " + name, () -> {
             last.seal();
             synchronized (this) {
-                if (sealed && !closed) {
+                if (!sealed) {
+                    throw new LogException(LogException.Kind.ILLEGAL_STATE, "log " + name + " was unsealed (to be truncated) before its seal was durable");
+                }
+                if (!closed) { // else the close, queued after this, writes the sealed state with the clean flag
                     recoveryPoint = Math.max(recoveryPoint, end);
                     writeState(false);
                 }

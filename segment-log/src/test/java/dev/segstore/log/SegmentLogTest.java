@@ -410,7 +410,9 @@ class SegmentLogTest {
                 return new dev.segstore.log.io.ForwardingLogChannel(super.open(file, create)) {
                     @Override
                     public void force() throws IOException {
-                        if (holdForces.get() && file.getParent().getFileName().toString().equals("sealed")) {
+                        // Held: the sealed log's forces on a force thread (the seal's), not the I/O thread's flushes.
+                        if (holdForces.get() && file.getParent().getFileName().toString().equals("sealed")
+                                && !Thread.currentThread().getName().startsWith("segstore-io-")) {
                             try {
                                 forceMayEnd.await();
                             } catch (InterruptedException e) {
@@ -423,13 +425,17 @@ class SegmentLogTest {
             }
         };
         directory.close();
-        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT, holding, clock::get);
+        // No background force (a force thread too) in this test: only the seal's force is held.
+        directory = LogDirectory.open(root, DirectoryConfig.DEFAULT.withFlushPolicy(
+                new FlushPolicy(2_000_000L, 8L << 20, Long.MAX_VALUE / 4, Long.MAX_VALUE / 4)), holding, clock::get);
         SegmentLog sealedLog = directory.openLog("sealed", SMALL, 0);
         SegmentLog other = directory.openLog("other", SMALL, 0);
         append(sealedLog, records(2, 1, "x"), 2, Durability.PAGE_CACHE);
         append(sealedLog, records(2, 1, "z"), 2, Durability.PAGE_CACHE);
         holdForces.set(true);
         java.util.concurrent.CompletableFuture<Long> sealing = sealedLog.seal();
+        List<String> order = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        sealing.whenComplete((end, e) -> order.add("seal " + (e == null ? "durable" : "refused")));
         java.util.concurrent.CompletableFuture<Long> repair;
         try {
             // Page-cache appends of another log are written and acknowledged meanwhile.
@@ -438,12 +444,32 @@ class SegmentLogTest {
             assertEquals(0, meanwhile.baseOffset());
             assertFalse(sealing.isDone(), "the seal's force is still held");
             repair = sealedLog.unsealAndTruncateTo(2);
+            repair.whenComplete((end, e) -> order.add("truncated"));
+            // The I/O thread reaches the truncation and waits there for the seal (without that wait it would run it).
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+            while (!repair.isDone() && !ioThreadWaitsForAnOffloadedTask() && System.nanoTime() < deadline) {
+                Thread.onSpinWait();
+            }
+            assertFalse(repair.isDone(), "the truncation ran while the seal's force was held");
+            assertTrue(ioThreadWaitsForAnOffloadedTask(), "the I/O thread waits for the seal before the truncation");
         } finally {
             forceMayEnd.countDown();
         }
-        assertEquals(4, await(sealing));
-        assertEquals(2, await(repair), "the truncation, queued behind the seal, ran after it");
+        assertEquals(2, await(repair));
+        // The seal was overtaken by the repair's unseal: it says so rather than that the log is sealed durably.
+        assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class, () -> await(sealing)).kind());
+        assertEquals(List.of("seal refused", "truncated"), order, "the truncation, queued behind the seal, ran after it");
         assertEquals(2, sealedLog.logEndOffset());
+    }
+
+    private boolean ioThreadWaitsForAnOffloadedTask() {
+        for (var e : Thread.getAllStackTraces().entrySet()) {
+            if (e.getKey().getName().equals("segstore-io-" + root.getFileName())
+                    && java.util.Arrays.stream(e.getValue()).anyMatch(f -> f.getMethodName().equals("awaitOffloaded"))) {
+                return true;
+            }
+        }
+        return false;
     }
 
     @Test

@@ -186,7 +186,23 @@ final class DataDirectories implements AutoCloseable {
      * (STORAGE_ERROR) when it is on an offline directory: it is not created anew elsewhere, which would leave two
      * copies once that directory is back.
      */
-    synchronized SegmentLog openLog(String name, LogConfig config, long initialOffset) {
+    SegmentLog openLog(String name, LogConfig config, long initialOffset) {
+        CompletableFuture<Void> deleting = this.deleting.get(name);
+        if (deleting != null) {
+            // Its files are still to be unlinked: opening them now would give a log whose files vanish under it.
+            try {
+                deleting.join();
+            } catch (java.util.concurrent.CompletionException | java.util.concurrent.CancellationException e) {
+                throw new LogException(LogException.Kind.STORAGE_ERROR, "log " + name + " could not be deleted before it is made again: " + e.getCause());
+            }
+        }
+        return openLocated(name, config, initialOffset);
+    }
+
+    private synchronized SegmentLog openLocated(String name, LogConfig config, long initialOffset) {
+        if (deleting.containsKey(name)) {
+            throw new LogException(LogException.Kind.ILLEGAL_STATE, "log " + name + " is being deleted again");
+        }
         Dir d = located.get(name);
         if (d == null) {
             d = placeNew();
@@ -225,8 +241,14 @@ final class DataDirectories implements AutoCloseable {
                     name, d.root());
             return CompletableFuture.completedFuture(null);
         }
-        return d.logs().deleteLog(name);
+        CompletableFuture<Void> f = d.logs().deleteLog(name);
+        deleting.put(name, f);
+        f.whenComplete((v, e) -> deleting.remove(name, f));
+        return f;
     }
+
+    /** Deletes under way (by name): until one ends, the name is not opened again ({@link #openLog} waits for it). */
+    private final Map<String, CompletableFuture<Void>> deleting = new java.util.concurrent.ConcurrentHashMap<>();
 
     @Override
     public void close() {

@@ -70,6 +70,8 @@ public final class FaultyFiles extends ForwardingLogFiles {
     private static final class Tracked {
         byte[] durable;
         final List<Object> pending = new ArrayList<>();
+        /** How many operations ever left {@link #pending} as forced: two forces of one file may run at once. */
+        long forcedOps;
     }
 
     private record Write(long position, byte[] bytes) {
@@ -328,21 +330,24 @@ public final class FaultyFiles extends ForwardingLogFiles {
                     LockSupport.parkNanos(left);
                 }
             }
-            int covered;
+            long covered;
             synchronized (FaultyFiles.this) {
                 checkAlive();
-                covered = t.pending.size(); // what reached the file before the force began
+                covered = t.forcedOps + t.pending.size(); // what reached the file before the force began
             }
             super.force();
             synchronized (FaultyFiles.this) {
                 checkAlive(); // a crash during the force: it never returned
                 byte[] image = t.durable; // ours alone: changed in place
-                List<Object> done = t.pending.subList(0, covered);
+                // Another force of the file (a seal's, beside a group commit) may have made some of them durable already.
+                int left = (int) Math.max(0, Math.min(t.pending.size(), covered - t.forcedOps));
+                List<Object> done = t.pending.subList(0, left);
                 for (Object op : done) {
                     image = op instanceof Write w ? apply(image, w.position(), w.bytes())
                             : Arrays.copyOf(image, (int) Math.min(image.length, (Long) op));
                 }
                 t.durable = image;
+                t.forcedOps += left;
                 done.clear();
             }
         }

@@ -11,6 +11,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -46,6 +47,48 @@ class DataDirectoriesTest {
             assertFalse(Files.exists(a.resolve("logs/2-0")), "an existing log opens where it is");
             d.openLog("4-0", LogConfig.DEFAULT, 0);
             assertTrue(Files.isDirectory(b.resolve("logs/4-0")));
+        }
+    }
+
+    /**
+     * A log deleted (a log made ahead of a roll that nothing claimed, an unassigned one at registration) and made again
+     * under the same name before the delete ran: the new one must not open the old files, which the delete then
+     * unlinks under it. Here the delete is held before it unlinks anything; the old code opened the old log, records
+     * and all.
+     */
+    @Test
+    void aLogMadeAgainWhileItsDeleteIsUnderWayOpensOnlyOnceTheOldFilesAreGone() throws Exception {
+        java.util.concurrent.CountDownLatch deletesMayRun = new java.util.concurrent.CountDownLatch(1);
+        dev.segstore.log.io.LogFiles holdingDeletes = new dev.segstore.log.io.ForwardingLogFiles() {
+            @Override
+            public void delete(Path file) throws java.io.IOException {
+                try {
+                    deletesMayRun.await();
+                } catch (InterruptedException e) {
+                    throw new java.io.InterruptedIOException();
+                }
+                super.delete(file);
+            }
+        };
+        try (DataDirectories d = open(holdingDeletes, tmp.resolve("a"))) {
+            dev.segstore.log.SegmentLog old = d.openLog("5-1", LogConfig.DEFAULT, 100);
+            old.appendAsLeader(List.of(record(), record()), 0, dev.segstore.log.Durability.FSYNC).get(10, TimeUnit.SECONDS);
+            CompletableFuture<Void> deleting = d.deleteLog("5-1");
+            CompletableFuture<dev.segstore.log.SegmentLog> again = CompletableFuture.supplyAsync(() -> d.openLog("5-1", LogConfig.DEFAULT, 300));
+            try {
+                // Whatever the new open did meanwhile, it must not have been handed the old files.
+                if (again.isDone() && !again.isCompletedExceptionally()) {
+                    assertEquals(300, again.get().logStartOffset(), "opened the log being deleted");
+                }
+            } finally {
+                deletesMayRun.countDown();
+            }
+            deleting.get(10, TimeUnit.SECONDS);
+            dev.segstore.log.SegmentLog made = again.get(10, TimeUnit.SECONDS);
+            assertEquals(300, made.logStartOffset(), "made again at its new start, not the old log reopened");
+            assertEquals(300, made.logEndOffset());
+            made.appendAsLeader(List.of(record()), 0, dev.segstore.log.Durability.FSYNC).get(10, TimeUnit.SECONDS);
+            assertTrue(Files.isDirectory(tmp.resolve("a/logs/5-1")), "its files are not the ones the delete unlinked");
         }
     }
 
