@@ -432,13 +432,7 @@ public final class LogDirectory implements AutoCloseable {
                 writeBuffered();
                 flush();
                 long flushed = System.nanoTime();
-                try {
-                    r.future().complete(r.action().run());
-                } catch (IOException e) {
-                    r.future().completeExceptionally(ioFailure(e, r.what()));
-                } catch (Exception e) {
-                    r.future().completeExceptionally(e);
-                }
+                runAction(r.what(), r.action(), r.future());
                 LOG.debug("I/O thread of {}: {} took {} us ({} us flushing the directory first)", root, r.what(),
                         (System.nanoTime() - started) / 1000, (flushed - started) / 1000);
             }
@@ -591,18 +585,22 @@ public final class LogDirectory implements AutoCloseable {
         }
     }
 
-    /** Waits for the background force in flight, if any; its I/O error is thrown here. */
+    /** Runs a task's action and completes its future; an I/O error takes the directory offline. */
+    private void runAction(String what, IoTask.IoAction action, CompletableFuture<Object> future) {
+        try {
+            future.complete(action.run());
+        } catch (IOException e) {
+            future.completeExceptionally(ioFailure(e, what));
+        } catch (Exception e) {
+            future.completeExceptionally(e);
+        }
+    }
+
     /** Starts {@code o}'s action on a force thread (here once they are stopping), remembered for {@link #awaitOffloaded}. */
     private void offload(IoTask.Offload o) {
         long started = System.nanoTime();
         Runnable job = () -> {
-            try {
-                o.future().complete(o.action().run());
-            } catch (IOException e) {
-                o.future().completeExceptionally(ioFailure(e, o.what()));
-            } catch (Exception e) {
-                o.future().completeExceptionally(e);
-            }
+            runAction(o.what(), o.action(), o.future());
             LOG.debug("Force thread of {}: {} took {} us after it was queued", root, o.what(), (System.nanoTime() - started) / 1000);
         };
         offloaded.removeIf(CompletableFuture::isDone);
@@ -626,6 +624,7 @@ public final class LogDirectory implements AutoCloseable {
         offloaded.clear();
     }
 
+    /** Waits for the background force in flight, if any; its I/O error is thrown here. */
     private void awaitBackgroundForce() throws IOException {
         CompletableFuture<Void> f = backgroundForce;
         if (f == null) {
