@@ -611,6 +611,28 @@ class MetaStateTest {
         assertEquals(ErrorCode.INVALID_ARGUMENT, moveLeader("m", 0, 1, 3).error(), "not to a node shutting down either");
     }
 
+    /**
+     * A move takes the lead from a leader that may be alive and still answer reads from its lease: the segment says
+     * so for good, and every later leader of it waits that lease out. A fence (no heartbeat for a session, or the
+     * process gone) elects without it.
+     */
+    @Test
+    void aMovedLeadershipMarksTheSegmentSoItsNewLeadersWaitOutTheOldLeadersLease() {
+        long inc1 = register(1);
+        register(2);
+        long inc3 = register(3);
+        create("f", false, 1, 2, 3);
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1)));
+        assertEquals(2, segment("f", 0).getLeader());
+        assertFalse(segment("f", 0).getDeposedLeaderMayServe(), "a fenced leader holds no lease its successor must wait for");
+        create("m", false, 2, 3);
+        assertEquals(null, moveLeader("m", 0, 0, 3).error());
+        assertTrue(segment("m", 0).getDeposedLeaderMayServe(), "node 2 may still answer reads from its lease");
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3)));
+        assertTrue(segment("m", 0).getLeader() == 2 && segment("m", 0).getDeposedLeaderMayServe(),
+                "a later change cannot prove node 2's lease over: still set, " + segment("m", 0));
+    }
+
     @Test
     void aShardsRetentionIsAlteredAndKeptInSnapshots() throws Exception {
         register(1);

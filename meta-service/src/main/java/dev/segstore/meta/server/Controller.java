@@ -49,6 +49,12 @@ public final class Controller {
     private final LongSupplier monotonicMs;
     /** Monotonic time of each node's last heartbeat to this leader. */
     private final Map<Integer, Long> lastHeartbeat = new ConcurrentHashMap<>();
+    /**
+     * Nodes (id -> incarnation) whose fence for a lapsed session is proposed and not applied yet. Their heartbeats
+     * are refused meanwhile ({@link #beingFenced}): an answer read before the fence applies would confirm the node's
+     * leaderships and start a read lease that the successors, elected by the fence without waiting, do not wait for.
+     */
+    private final Map<Integer, Long> fencing = new ConcurrentHashMap<>();
     /** The newest metadata version each node said (in a heartbeat to this leader) it has applied. */
     private final Map<Integer, Long> appliedVersions = new ConcurrentHashMap<>();
     /** Answers of deletes waiting for their second phase, by shard id (guarded by this). */
@@ -316,6 +322,15 @@ public final class Controller {
         lastHeartbeat.put(nodeId, monotonicMs.getAsLong());
     }
 
+    /**
+     * Whether incarnation {@code incarnation} of node {@code nodeId} is being fenced for its lapsed session: its
+     * heartbeat (counted by {@link #heartbeat} first) must then not be answered with assignments.
+     */
+    public boolean beingFenced(int nodeId, long incarnation) {
+        Long fenced = fencing.get(nodeId);
+        return fenced != null && fenced == incarnation;
+    }
+
     // ---- dead storage node processes, from their closed connections ----------------------------------------
 
     /** How long a probe of a storage node's port may take; a probe that times out proves nothing. */
@@ -424,13 +439,23 @@ public final class Controller {
             if (n.getState() != NodeState.ALIVE) {
                 continue;
             }
-            long last = lastHeartbeat.computeIfAbsent(n.getNodeId(), k -> now);
+            int id = n.getNodeId();
+            long last = lastHeartbeat.computeIfAbsent(id, k -> now);
             if (now - last > sessionTimeoutMs) {
+                fencing.put(id, n.getIncarnation());
+                // Looked at again once heartbeats are refused: one counted before that is answered, and then it stays.
+                if (monotonicMs.getAsLong() - lastHeartbeat.get(id) <= sessionTimeoutMs) {
+                    fencing.remove(id, n.getIncarnation());
+                    continue;
+                }
                 LOG.warn("Storage node {} sent no heartbeat for {} ms: fencing it (segments it led: {})",
-                        n.getNodeId(), now - last, state.segmentsLedBy(n.getNodeId()).size());
+                        id, now - last, state.segmentsLedBy(id).size());
                 raft.propose(command()
-                        .setFenceNode(FenceNodeCommand.newBuilder().setNodeId(n.getNodeId()).setIncarnation(n.getIncarnation()))
-                        .build()).whenComplete((r, e) -> invalidateLoad());
+                        .setFenceNode(FenceNodeCommand.newBuilder().setNodeId(id).setIncarnation(n.getIncarnation()))
+                        .build()).whenComplete((r, e) -> {
+                            fencing.remove(id, n.getIncarnation());
+                            invalidateLoad();
+                        });
             }
         }
     }

@@ -139,6 +139,11 @@ public final class MetaService {
                 return fenceOffline(r.getNodeId(), r.getIncarnation());
             }
             controller.heartbeat(r.getNodeId());
+            if (controller.beingFenced(r.getNodeId(), r.getIncarnation())) {
+                // No answer may confirm its leaderships now: their successors, elected by the fence, do not wait.
+                return fail(ErrorCode.UNAVAILABLE, "storage node " + r.getNodeId() + " incarnation " + r.getIncarnation()
+                        + " is being fenced: it sent no heartbeat for session.timeout.ms; retry");
+            }
             controller.applied(r.getNodeId(), r.getAppliedMetadataVersion());
             if (r.getUnreachableLeadersCount() > 0) {
                 // Moves go on in the background: the answer below does not wait for them (the node learns of them

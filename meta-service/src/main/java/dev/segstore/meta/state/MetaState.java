@@ -330,7 +330,8 @@ public final class MetaState {
         if (c.getDecommissioned()) {
             forEachLiveSegment(s -> {
                 int next = s.getLeader() == id ? firstPlaceable(online(s, s.getIsrList()), id) : -1;
-                return next < 0 ? s : s.toBuilder().setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1).build();
+                // The decommissioned node is alive and serves reads from its lease until it hears of this.
+                return next < 0 ? s : s.toBuilder().setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1).setDeposedLeaderMayServe(true).build();
             });
         }
         int[] left = new int[2];
@@ -899,7 +900,9 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "storage node " + c.getTo() + " cannot lead segment " + open.getSequence()
                     + " of '" + c.getShard() + "': it must be in the ISR " + open.getIsrList() + " and alive, not shutting down or decommissioned, with its copy online");
         }
-        Segment.Builder moved = open.toBuilder().setLeader(c.getTo()).setLeaderEpoch(open.getLeaderEpoch() + 1);
+        // The old leader may be alive and serve reads from its lease until it hears of this: new leaders wait it out.
+        Segment.Builder moved = open.toBuilder().setLeader(c.getTo()).setLeaderEpoch(open.getLeaderEpoch() + 1)
+                .setDeposedLeaderMayServe(open.getLeader() >= 0);
         if (c.getOldLeaderLeavesIsr() && open.getLeader() >= 0 && open.getIsrList().contains(open.getLeader())) {
             leaveIsr(moved, open, open.getLeader()); // silent to every other member: acknowledgements must not wait for it
         }

@@ -46,6 +46,8 @@ class MetaServiceTest {
         final List<Command> proposed = new CopyOnWriteArrayList<>();
         volatile boolean leader = true;
         volatile boolean loseNextAnswer;
+        /** Set: proposals are committed and applied only once this completes (a slow commit). */
+        volatile CompletableFuture<Void> hold;
         volatile Supplier<CompletableFuture<Void>> barrier = () -> CompletableFuture.completedFuture(null);
 
         FakeRaft(MetaState state) {
@@ -73,6 +75,10 @@ class MetaServiceTest {
                 return CompletableFuture.failedFuture(notLeader());
             }
             proposed.add(command);
+            CompletableFuture<Void> held = hold;
+            if (held != null) {
+                return held.thenApply(v -> state.apply(command));
+            }
             CommandResult result = state.apply(command);
             if (loseNextAnswer) {
                 // Committed and applied, but the proposer never learns it (a timeout, a leadership lost meanwhile).
@@ -192,6 +198,33 @@ class MetaServiceTest {
         assertEquals(1, s.getLeaderEpoch());
         assertEquals(List.of(2), s.getIsrList());
         assertEquals(ErrorCode.FENCED_EPOCH.code(), rpcFailure(heartbeat(1, inc1)).code(), "fenced: it must register again");
+    }
+
+    /**
+     * A heartbeat that comes while the fence for a lapsed session is proposed and not yet applied is refused: its
+     * answer would confirm the node's leaderships and start a read lease, and the successors the fence elects do not
+     * wait for one (a fenced leader needs none: it sent nothing for a session).
+     */
+    @Test
+    void aNodeBeingFencedForItsLapsedSessionGetsNoAnswerUntilTheFenceApplies() throws Exception {
+        long inc1 = register(1).getNode().getIncarnation();
+        register(2);
+        createShard("a", 1, 2);
+        raft.proposed.clear();
+        CompletableFuture<Void> commit = new CompletableFuture<>();
+        raft.hold = commit;
+        now += 60_001;
+        controller.heartbeat(2); // node 2 is alive; node 1 sent nothing for a session
+        controller.fenceExpired();
+        assertEquals(List.of(Command.KindCase.FENCE_NODE), raft.proposed.stream().map(Command::getKindCase).toList());
+        assertEquals(NodeState.ALIVE, state.node(1).orElseThrow().getState(), "the fence is not applied yet");
+        RpcException refused = rpcFailure(heartbeat(1, inc1));
+        assertEquals(ErrorCode.UNAVAILABLE.code(), refused.code(), "answered with its assignments while it is being fenced");
+        raft.hold = null;
+        commit.complete(null);
+        assertEquals(NodeState.FENCED, state.node(1).orElseThrow().getState());
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), rpcFailure(heartbeat(1, inc1)).code(), "fenced: it must register again");
+        assertEquals(2, state.route("a").getSegments(0).getLeader());
     }
 
     @Test

@@ -157,8 +157,20 @@ public final class Partition {
      * a member, or after it took the lead of an ISR smaller than the replicas (a member was dropped, maybe lately).
      */
     private long deletesHeldUntilMs = Long.MIN_VALUE;
-    /** Leader: a release of held deletes is scheduled. */
-    private boolean heldDeletesRelease;
+    /** Leader: the earliest time (monotonic ms) a look at held writes and deletes is scheduled for; Long.MIN_VALUE: none. */
+    private long wakeAtMs = Long.MIN_VALUE;
+    /**
+     * Leader: before this time (monotonic ms) it acknowledges nothing and answers no read: it took the lead from a
+     * leader that may still be alive and answer reads from its lease ({@code Segment.deposed_leader_may_serve},
+     * {@link #becomeLeader(int, List, List, int, long)}). Long.MIN_VALUE: no wait.
+     */
+    private long servesFromMs = Long.MIN_VALUE;
+    /**
+     * Set for good when this node begins a controlled shutdown, before it asks to hand its leaderships over: as
+     * leader of an open segment it answers no more reads, so a successor elected by that hand-over need not wait
+     * for its lease to end.
+     */
+    private boolean leaderReadsStopped;
 
     private long highWatermark;
     /**
@@ -336,6 +348,9 @@ public final class Partition {
                     + " ms confirmed this replica in the sealed segment's ISR: it may have been dropped and lack acknowledged deletes;"
                     + " read another member");
         }
+        if (role == Role.LEADER && knownSealEnd() < 0) {
+            checkLeaderLease();
+        }
         if (knownSealEnd() < 0 && routeEpoch >= 0 && (role != Role.LEADER || leaderEpoch != routeEpoch)) {
             if (routeEpoch > leaderEpoch) {
                 throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": the reader's route names leader epoch " + routeEpoch
@@ -348,6 +363,40 @@ public final class Partition {
                     + leaderEpochStart + ", its high watermark " + highWatermark + " has not reached it yet; retry");
         }
         return highWatermark;
+    }
+
+    /**
+     * The leader read lease of an open segment's leader (docs/architecture.md, "Leader read lease"). The controller
+     * may hand the lead to another ISR member while this one still takes itself for the leader: cut off from its
+     * followers and the meta-service, or paused. The new leader then takes writes that readers see, while this one
+     * would answer a reader whose route still names it up to its own high watermark: a read that ends below records
+     * an earlier read returned (UNSTABLE_READ in the process fault campaign). So it answers only while a heartbeat
+     * sent within {@code readLeaseMs} was answered with an assignment that lists it as the leader in this epoch (the
+     * ISR it is in, applied after the role), and a new leader that took the lead from a leader that may be alive
+     * waits that long before it serves ({@link #servesFromMs}); fences (no heartbeat for the session timeout, the
+     * process gone, storage offline) and controlled shutdowns ({@link #stopLeaderReads}) need no wait.
+     */
+    private void checkLeaderLease() {
+        long now = monotonicMs.getAsLong();
+        if (leaderReadsStopped) {
+            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": this node is shutting down and hands its leaderships over;"
+                    + " ask the meta-service for the new leader");
+        }
+        if (now < servesFromMs) {
+            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": leader in epoch " + leaderEpoch + " for " + (servesFromMs - now)
+                    + " ms more serves nothing: the leader it replaced may still answer reads from its lease (read.lease.ms = "
+                    + config.readLeaseMs() + "); retry");
+        }
+        if (isrConfirmedAtMs == Long.MIN_VALUE || now - isrConfirmedAtMs > config.readLeaseMs()) {
+            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": no heartbeat answer sent within read.lease.ms = "
+                    + config.readLeaseMs() + " ms confirmed this replica as the open segment's leader in epoch " + leaderEpoch
+                    + ": another may lead it now; ask the meta-service again");
+        }
+    }
+
+    /** A controlled shutdown begins: as an open segment's leader this replica answers no more reads ({@link #checkLeaderLease}). */
+    public synchronized void stopLeaderReads() {
+        leaderReadsStopped = true;
     }
 
     public synchronized List<Integer> isr() {
@@ -382,8 +431,23 @@ public final class Partition {
 
     /** Takes leadership in {@code epoch} (from the controller's assignment). An older epoch is refused. */
     public synchronized void becomeLeader(int epoch, List<Integer> replicas, List<Integer> isr, int isrVersion) {
+        becomeLeader(epoch, replicas, isr, isrVersion, 0);
+    }
+
+    /**
+     * As {@link #becomeLeader(int, List, List, int)}, serving nothing (no acknowledgement, no read) for
+     * {@code predecessorLeaseMs} from now: the leader it replaces may still answer reads from its lease until then
+     * ({@link #checkLeaderLease}). Counted from when this replica learns that it leads, which is after the controller
+     * committed the change, so after the last heartbeat answer that confirmed the old leader was read.
+     */
+    public synchronized void becomeLeader(int epoch, List<Integer> replicas, List<Integer> isr, int isrVersion, long predecessorLeaseMs) {
         checkEpoch(epoch);
         long now = monotonicMs.getAsLong();
+        this.servesFromMs = predecessorLeaseMs > 0 ? now + predecessorLeaseMs : Long.MIN_VALUE;
+        if (predecessorLeaseMs > 0) {
+            LOG.info("{}: leader in epoch {}: serves nothing for {} ms, while the leader it replaced may still answer reads from its lease",
+                    name, epoch, predecessorLeaseMs);
+        }
         this.role = Role.LEADER;
         this.leaderEpoch = epoch;
         this.leaderId = localId;
@@ -824,8 +888,8 @@ public final class Partition {
     }
 
     private void maybeAdvanceHighWatermark() {
-        if (role != Role.LEADER) {
-            return;
+        if (role != Role.LEADER || !servesNow()) {
+            return; // nothing is acknowledged (writes, deletes) and nothing sealed while the old leader may serve
         }
         Set<Integer> counted = new LinkedHashSet<>(isr);
         pendingIsr.addProposedTo(counted); // the larger set while a change is pending
@@ -872,6 +936,9 @@ public final class Partition {
     }
 
     private void maybeRequestRoll() {
+        if (!servesNow()) {
+            return; // a seal would let the next segment's leader acknowledge, unwaited, while the old leader may serve
+        }
         roll.maybeRequest(leaderEpoch, highWatermark, log.logEndOffset(), this::onRolled);
     }
 
@@ -1204,17 +1271,32 @@ public final class Partition {
         deletesHeldUntilMs = Math.max(deletesHeldUntilMs, nowMs + config.readLeaseMs());
     }
 
+    /** Whether the wait for the replaced leader's lease ({@link #servesFromMs}) is over; else schedules a look once it is. */
+    private boolean servesNow() {
+        return passedOrWake(servesFromMs);
+    }
+
     /** Whether held deletes may be acknowledged now; else schedules a look once the hold ends. */
     private boolean deletesReleased() {
-        long wait = deletesHeldUntilMs - monotonicMs.getAsLong();
-        if (deletesHeldUntilMs == Long.MIN_VALUE || wait <= 0) {
+        return passedOrWake(deletesHeldUntilMs);
+    }
+
+    /**
+     * Whether monotonic time {@code untilMs} has passed (Long.MIN_VALUE: no wait); if not, makes sure the high
+     * watermark is looked at again then ({@link #wakeAtMs}).
+     */
+    private boolean passedOrWake(long untilMs) {
+        long wait = untilMs - monotonicMs.getAsLong();
+        if (untilMs == Long.MIN_VALUE || wait <= 0) {
             return true;
         }
-        if (!heldDeletesRelease) {
-            heldDeletesRelease = true;
+        if (wakeAtMs == Long.MIN_VALUE || wakeAtMs > untilMs) {
+            wakeAtMs = untilMs; // a later look is scheduled again by this one, if still needed
             CompletableFuture.delayedExecutor(wait, TimeUnit.MILLISECONDS).execute(() -> {
                 synchronized (this) {
-                    heldDeletesRelease = false;
+                    if (wakeAtMs == untilMs) {
+                        wakeAtMs = Long.MIN_VALUE;
+                    }
                     maybeAdvanceHighWatermark();
                 }
             });

@@ -91,6 +91,8 @@ final class AssignmentReconciler {
      * when the committed segment claims them, deleted after {@link #PREPARED_TTL_MS} when nothing did.
      */
     private final Map<Key, Prepared> prepared = new java.util.HashMap<>();
+    /** Set by {@link #stopLeaderReads}: every replica hosted from then on answers no reads as an open segment's leader. */
+    private boolean leaderReadsStopped;
     private final java.util.concurrent.atomic.AtomicLong preparedTaken = new java.util.concurrent.atomic.AtomicLong();
 
     private record Prepared(SegmentLog log, long madeAtNanos) {
@@ -387,7 +389,10 @@ final class AssignmentReconciler {
             // The role first, then the seal: a follower takes a seal only once it has truncated against its
             // leader (a deposed leader may hold records past the seal point).
             if (s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
-                h.partition.becomeLeader(s.getLeaderEpoch(), s.getReplicasList(), s.getIsrList(), s.getIsrVersion());
+                // A leadership taken from a leader that may be alive: wait out its read lease (meta.proto).
+                long predecessorLeaseMs = s.getDeposedLeaderMayServe() && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN
+                        ? config.readLeaseMs() : 0;
+                h.partition.becomeLeader(s.getLeaderEpoch(), s.getReplicasList(), s.getIsrList(), s.getIsrVersion(), predecessorLeaseMs);
             } else if (s.getLeader() == me) {
                 h.partition.onControllerIsr(s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion());
             } else if (epochChanged || h.partition.role() == Partition.Role.LEADER
@@ -460,6 +465,16 @@ final class AssignmentReconciler {
         }
     }
 
+    /**
+     * A controlled shutdown begins: no replica here answers reads as an open segment's leader any more (hosted now or
+     * later), before the node asks the controller to hand its leaderships over. Their successors then need not wait
+     * for this node's read leases to end (Partition.stopLeaderReads).
+     */
+    synchronized void stopLeaderReads() {
+        leaderReadsStopped = true;
+        hosted.values().forEach(h -> h.partition.stopLeaderReads());
+    }
+
     private Hosted open(Key key, Segment s, Shard shard) {
         long startedNanos = System.nanoTime();
         int me = config.nodeId();
@@ -489,6 +504,9 @@ final class AssignmentReconciler {
                 new Tombstones(index.tombstoneStore(key.shardId(), key.sequence(), durability == Durability.FSYNC)),
                 config.nodeId(), rc, replicaClockMs, proposer);
         restoreProducers(key, p);
+        if (leaderReadsStopped) {
+            p.stopLeaderReads();
+        }
         long segmentBytes = shard == null || shard.getSettings().getSegmentBytes() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentBytes();
         long segmentMs = shard == null || shard.getSettings().getSegmentMs() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentMs();
         if (shard != null && shard.getSettings().getRetentionMs() > 0) {

@@ -919,6 +919,8 @@ public final class StorageNode implements AutoCloseable {
             return false;
         }
         shuttingDown = true;
+        // Before asking: the successors the hand-over elects do not wait for this node's read leases.
+        reconciler.stopLeaderReads();
         long start = System.nanoTime();
         long deadline = start + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
         long led = -1;

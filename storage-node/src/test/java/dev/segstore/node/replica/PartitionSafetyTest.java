@@ -41,6 +41,73 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @Timeout(60)
 class PartitionSafetyTest extends PartitionFixture {
+    // ---- safety: a deposed leader that does not know it (leader read lease) ---------------------------------
+
+    /**
+     * Node 1 leads the open segment in epoch 0, cut off from everyone: its heartbeats go unanswered. It answers a
+     * reader whose route names it only until read.lease.ms after the last heartbeat whose answer confirmed it as
+     * the leader was sent; a new answer renews it. Found by the process fault campaign (seed 6707398655323024202,
+     * run 0051: UNSTABLE_READ from a deposed, isolated leader answering up to its own high watermark).
+     */
+    @Test
+    void anOpenSegmentsLeaderAnswersReadsOnlyWithinItsLeaseFromTheLastHeartbeatThatConfirmedIt() throws Exception {
+        writeAcknowledged(3);
+        long confirmed = clock.get();
+        replicas[1].assignedIsr(List.of(1, 2, 3), confirmed);
+        clock.set(confirmed + CONFIG.readLeaseMs());
+        assertEquals(3, replicas[1].readForConsumer(0, 10, 1 << 20, 0).highWatermark(), "within its lease it answers");
+        clock.set(confirmed + CONFIG.readLeaseMs() + 1);
+        ReplicaException refused = assertThrows(ReplicaException.class, () -> replicas[1].readForConsumer(0, 10, 1 << 20, 0),
+                "no heartbeat answer confirmed it as the leader for read.lease.ms: another may lead and have taken writes");
+        assertEquals(ErrorCode.UNAVAILABLE, refused.code());
+        assertThrows(ReplicaException.class, () -> replicas[1].readableHighWatermark(), "whatever the reader's route says");
+        replicas[1].assignedIsr(List.of(1, 2, 3), clock.get());
+        assertEquals(3, replicas[1].readForConsumer(0, 10, 1 << 20, 0).highWatermark(), "a heartbeat answer renews the lease");
+    }
+
+    /**
+     * The controller moves the lead from node 1 (cut off, still taking itself for the leader in epoch 0) to node 2
+     * in epoch 1. Node 1 may answer reads up to its own high watermark until its lease ends, so node 2 acknowledges
+     * nothing and answers no read for read.lease.ms after it learns that it leads: by then node 1 has stopped. Without
+     * the wait, node 2 acknowledged a write at once that a read from node 1 then missed.
+     */
+    @Test
+    void aLeaderThatReplacedOneThatMayServeAcknowledgesAndAnswersNothingUntilThatLeaseHasEnded() throws Exception {
+        writeAcknowledged(3);
+        replicas[1].assignedIsr(List.of(1, 2, 3), clock.get()); // node 1's last confirmed heartbeat
+        clock.addAndGet(2_000); // the followers found it silent, the controller moved the lead
+        long learnt = clock.get();
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), 1, CONFIG.readLeaseMs());
+        replicas[2].assignedIsr(List.of(2, 3), learnt);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> ack = replicas[2].append(records("n", 2), -1, -1);
+        awaitDurable(2, 5);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        assertEquals(5, replicas[3].log().logEndOffset(), "node 3 holds the new records");
+        assertFalse(ack.isDone(), "acknowledged while node 1, deposed without knowing it, still answers reads ending at 3");
+        ReplicaException waiting = assertThrows(ReplicaException.class, () -> replicas[2].readForConsumer(0, 10, 1 << 20, 1));
+        assertEquals(ErrorCode.UNAVAILABLE, waiting.code());
+        assertEquals(3, replicas[1].readForConsumer(0, 10, 1 << 20, 0).highWatermark(), "node 1's lease still runs");
+        clock.set(learnt + CONFIG.readLeaseMs());
+        assertThrows(ReplicaException.class, () -> replicas[1].readForConsumer(0, 10, 1 << 20, 0), "node 1's lease has ended");
+        fetchRound(2, 3);
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 3, 4), await(ack));
+        assertEquals(5, replicas[2].readForConsumer(0, 10, 1 << 20, 1).highWatermark());
+    }
+
+    /** A leader in a controlled shutdown answers no reads of its open segment: its successors do not wait for it. */
+    @Test
+    void aLeaderThatBeganAControlledShutdownAnswersNoReadsOfItsOpenSegment() throws Exception {
+        writeAcknowledged(3);
+        replicas[1].assignedIsr(List.of(1, 2, 3), clock.get());
+        assertEquals(3, replicas[1].readForConsumer(0, 10, 1 << 20, 0).highWatermark());
+        replicas[1].stopLeaderReads();
+        replicas[1].assignedIsr(List.of(1, 2, 3), clock.get()); // heartbeats go on while it hands over
+        ReplicaException refused = assertThrows(ReplicaException.class, () -> replicas[1].readForConsumer(0, 10, 1 << 20, 0));
+        assertEquals(ErrorCode.UNAVAILABLE, refused.code());
+    }
+
     // ---- safety: ISR changes whose outcome is unknown (issue 11, item 1) -----------------------------------
 
     /** Node 3 lags, the leader shrinks it out: ISR [1, 2] at version 1. */

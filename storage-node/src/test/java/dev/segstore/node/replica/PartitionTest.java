@@ -416,6 +416,7 @@ class PartitionTest extends PartitionFixture {
         replicas[1].maybeRetryRoll(); // old: sealing, the roll asked
         assertEquals(-1, replicas[1].sealedEnd(), "not sealed as far as it knows");
         assertEquals(3, replicas[1].mayBeSealedAt(), "but a client must not take its end for the shard's");
+        replicas[1].assignedIsr(List.of(1, 2, 3), clock.get()); // a heartbeat answer renews its leader lease
         Partition.ConsumerSlice atEnd = replicas[1].readForConsumer(3, 10, 1 << 20);
         assertEquals(3, atEnd.sealedEnd(), "a read at its end says the segment may end there: the client looks at a fresh route");
         assertEquals(-1, replicas[2].mayBeSealedAt(), "a follower knows nothing of the roll");
