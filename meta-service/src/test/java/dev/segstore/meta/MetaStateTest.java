@@ -631,6 +631,12 @@ class MetaStateTest {
         apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3)));
         assertTrue(segment("m", 0).getLeader() == 2 && segment("m", 0).getDeposedLeaderMayServe(),
                 "a later change cannot prove node 2's lease over: still set, " + segment("m", 0));
+        // A fence of a node whose lease the controller cannot prove over (silent for less than its read.lease.ms).
+        long again = register(1);
+        create("l", false, 1, 2);
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(again).setLeaderMayServe(true)));
+        assertEquals(2, segment("l", 0).getLeader());
+        assertTrue(segment("l", 0).getDeposedLeaderMayServe(), "node 1 may still answer reads from its lease");
     }
 
     @Test

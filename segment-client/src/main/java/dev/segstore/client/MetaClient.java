@@ -192,8 +192,15 @@ public final class MetaClient implements AutoCloseable {
      */
     public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline, long instanceId,
                                                            String pageCacheId, List<dev.segstore.protocol.meta.SegmentId> held) {
+        return registerNode(nodeId, host, port, storageOffline, instanceId, pageCacheId, held, 0);
+    }
+
+    /** As above, with the node's {@code read.lease.ms} (RegisterNodeRequest.read_lease_ms; 0: not given). */
+    public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline, long instanceId,
+                                                           String pageCacheId, List<dev.segstore.protocol.meta.SegmentId> held,
+                                                           long readLeaseMs) {
         RegisterNodeRequest.Builder b = RegisterNodeRequest.newBuilder().setNodeId(nodeId).setHost(host).setPort(port)
-                .setStorageOffline(storageOffline).setInstanceId(instanceId).setPageCacheId(pageCacheId);
+                .setStorageOffline(storageOffline).setInstanceId(instanceId).setPageCacheId(pageCacheId).setReadLeaseMs(readLeaseMs);
         if (held != null) {
             b.setHeldReported(true).addAllHeldSegments(held);
         }

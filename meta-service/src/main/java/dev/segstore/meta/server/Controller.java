@@ -448,10 +448,14 @@ public final class Controller {
                     fencing.remove(id, n.getIncarnation());
                     continue;
                 }
-                LOG.warn("Storage node {} sent no heartbeat for {} ms: fencing it (segments it led: {})",
-                        id, now - last, state.segmentsLedBy(id).size());
+                // Its last lease began no later than its last heartbeat came (or this term began: a node silent since
+                // before then is counted from there, which only makes the lease look longer).
+                boolean mayServe = n.getReadLeaseMs() <= 0 || now - last <= n.getReadLeaseMs();
+                LOG.warn("Storage node {} sent no heartbeat for {} ms: fencing it (segments it led: {}{})", id, now - last,
+                        state.segmentsLedBy(id).size(), mayServe ? "; their new leaders wait out its read lease, read.lease.ms = "
+                                + n.getReadLeaseMs() + (n.getReadLeaseMs() <= 0 ? " (not reported)" : "") : "");
                 raft.propose(command()
-                        .setFenceNode(FenceNodeCommand.newBuilder().setNodeId(id).setIncarnation(n.getIncarnation()))
+                        .setFenceNode(FenceNodeCommand.newBuilder().setNodeId(id).setIncarnation(n.getIncarnation()).setLeaderMayServe(mayServe))
                         .build()).whenComplete((r, e) -> {
                             fencing.remove(id, n.getIncarnation());
                             invalidateLoad();

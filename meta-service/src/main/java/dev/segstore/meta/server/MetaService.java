@@ -115,7 +115,7 @@ public final class MetaService {
         }
         return propose(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(r.getNodeId())
                 .setHost(r.getHost()).setPort(r.getPort()).setInstanceId(r.getInstanceId()).setPageCacheId(r.getPageCacheId())
-                .setHeldReported(r.getHeldReported()).addAllHeldSegments(r.getHeldSegmentsList())))
+                .setHeldReported(r.getHeldReported()).addAllHeldSegments(r.getHeldSegmentsList()).setReadLeaseMs(r.getReadLeaseMs())))
                 .thenApply(m -> {
                     controller.heartbeat(r.getNodeId());
                     controller.invalidateLoad();

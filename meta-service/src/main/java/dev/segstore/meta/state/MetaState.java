@@ -168,11 +168,11 @@ public final class MetaState {
             // wrote: then it keeps its places, as in fsync mode.
             boolean pageCacheKept = !c.getPageCacheId().isEmpty() && c.getPageCacheId().equals(old.getPageCacheId());
             nodes.put(c.getNodeId(), old.toBuilder().setState(NodeState.FENCED).build());
-            fenceReplicas(c.getNodeId(), true, pageCacheKept);
+            fenceReplicas(c.getNodeId(), true, pageCacheKept, false); // the old process is gone: a new one registers
         }
         StorageNode node = StorageNode.newBuilder().setNodeId(c.getNodeId()).setHost(c.getHost()).setPort(c.getPort())
                 .setState(NodeState.ALIVE).setRegisteredAtMs(now).setInstanceId(c.getInstanceId()).setPageCacheId(c.getPageCacheId())
-                .setIncarnation(old == null ? 1 : old.getIncarnation() + 1)
+                .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).setReadLeaseMs(c.getReadLeaseMs())
                 .setDecommissioned(old != null && old.getDecommissioned()).build(); // an operator's decision outlives restarts
         nodes.put(c.getNodeId(), node);
         // A segment that waits for a leader gets this node if it is eligible: sealed ones too, which need a
@@ -353,7 +353,7 @@ public final class MetaState {
             return CommandResult.ok(Empty.getDefaultInstance()); // already fenced, or re-registered since: no-op
         }
         nodes.put(c.getNodeId(), node.toBuilder().setState(NodeState.FENCED).build());
-        fenceReplicas(c.getNodeId(), false, false);
+        fenceReplicas(c.getNodeId(), false, false, c.getLeaderMayServe());
         return CommandResult.ok(Empty.getDefaultInstance());
     }
 
@@ -363,9 +363,11 @@ public final class MetaState {
      * shard allows, any live replica) in epoch + 1; with none, the segment waits at -1, unless {@code rejoining}
      * (the node registers again in this same command) and the node is still eligible: then it leads again, in
      * the new epoch. A node {@code rejoining} that kept every byte it wrote ({@code pageCacheKept}, or fsync mode
-     * where it counted forced bytes only) keeps its places instead, each leadership in a new epoch.
+     * where it counted forced bytes only) keeps its places instead, each leadership in a new epoch. With
+     * {@code leaderMayServe} (FenceNodeCommand.leader_may_serve) each leadership taken from it to another node marks
+     * the segment so that its new leaders wait out the node's read lease.
      */
-    private void fenceReplicas(int id, boolean rejoining, boolean pageCacheKept) {
+    private void fenceReplicas(int id, boolean rejoining, boolean pageCacheKept, boolean leaderMayServe) {
         forEachLiveSegment(s -> {
             if (rejoining && (pageCacheKept || keepsAcknowledgedOnRestart(s))) {
                 // fsync mode: the node only ever counted forced bytes, so it still holds everything it helped
@@ -386,6 +388,9 @@ public final class MetaState {
                     next = id;
                 }
                 b.setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1);
+                if (leaderMayServe && next != id) {
+                    b.setDeposedLeaderMayServe(true); // it may answer reads until its lease ends (meta.proto)
+                }
             }
             return b.build();
         });

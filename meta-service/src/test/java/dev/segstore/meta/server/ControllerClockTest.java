@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Timeout;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -58,7 +59,12 @@ class ControllerClockTest {
     }
 
     private void register(int id) {
-        apply(wall, Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("h").setPort(id)));
+        register(id, 0);
+    }
+
+    private void register(int id, long readLeaseMs) {
+        apply(wall, Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("h").setPort(id)
+                .setReadLeaseMs(readLeaseMs)));
     }
 
     /** Shard "r" (retention {@link #RETENTION_MS}) on node 1, its segment 0 sealed at {@code sealedAt}. */
@@ -135,6 +141,24 @@ class ControllerClockTest {
         assertEquals(NodeState.ALIVE, nodeState(1));
         assertTrue(raft.proposed.get(0).getTimestampMs() >= T, "the fence is stamped no earlier than the commands before it: "
                 + raft.proposed.get(0).getTimestampMs());
+    }
+
+    /**
+     * A silent node is fenced after the session timeout. Its successors need not wait for its leader read leases only
+     * if its last heartbeat is older than its read.lease.ms; a lease as long as the session, or not reported, may
+     * still run.
+     */
+    @Test
+    void aFenceSaysTheNodeMayStillServeWhenItsReadLeaseIsNotShorterThanItsSilence() {
+        register(1, SESSION_MS / 2);
+        register(2, SESSION_MS + 1_000);
+        register(3);
+        Controller controller = leader();
+        mono += SESSION_MS + 1;
+        controller.fenceExpired();
+        Map<Integer, Boolean> mayServe = new java.util.TreeMap<>();
+        raft.proposed.forEach(c -> mayServe.put(c.getFenceNode().getNodeId(), c.getFenceNode().getLeaderMayServe()));
+        assertEquals(Map.of(1, false, 2, true, 3, true), mayServe, "node 1's lease ended before its session; not the others'");
     }
 
     // ---- retention -------------------------------------------------------------------------------------------
