@@ -140,6 +140,28 @@ public final class AssignmentWatches implements MetaStateMachine.ApplyObserver, 
         }));
     }
 
+    /**
+     * The read lease that node {@code nodeId} waits out before it serves a segment it took over ended early: the old
+     * leader stepped down ({@code DeposedLeaders}). Its held watch is answered at once with {@code wait}
+     * ({@code changed} false); a node with no watch held learns it from its next heartbeat's answer.
+     */
+    public void leaseReleased(int nodeId, dev.segstore.protocol.meta.LeaseWait wait) {
+        Waiter w;
+        long v;
+        synchronized (this) {
+            w = waiters.remove(nodeId);
+            v = version;
+        }
+        if (w == null) {
+            return;
+        }
+        WatchAssignmentsResponse r = response(false, v).toBuilder().addLeaseWaits(wait).build();
+        complete(() -> {
+            w.timeout().cancel(false);
+            w.answer().complete(r);
+        });
+    }
+
     /** This node no longer leads: every watch is answered {@code notLeader}, and the nodes ask the new leader. */
     public void leaderGone(java.util.function.Supplier<RpcException> notLeader) {
         List<Waiter> all;

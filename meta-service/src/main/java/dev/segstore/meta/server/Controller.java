@@ -47,6 +47,9 @@ public final class Controller {
     private final LongSupplier clockMs;
     /** Monotonic time, ms (System.nanoTime based): measures every duration. */
     private final LongSupplier monotonicMs;
+    /** Leaderships moved from live nodes in this term, and when their leases end (soft state). */
+    private final DeposedLeaders deposedLeaders;
+    private volatile java.util.function.BiConsumer<Integer, dev.segstore.protocol.meta.LeaseWait> leaseReleases = (node, wait) -> { };
     /** Monotonic time of each node's last heartbeat to this leader. */
     private final Map<Integer, Long> lastHeartbeat = new ConcurrentHashMap<>();
     /**
@@ -94,6 +97,7 @@ public final class Controller {
         this.raft = raft;
         this.sessionTimeoutMs = sessionTimeoutMs;
         this.unreachableLeaders = new UnreachableLeaders(sessionTimeoutMs);
+        this.deposedLeaders = new DeposedLeaders(sessionTimeoutMs);
         this.clockMs = clockMs;
         this.monotonicMs = monotonicMs;
     }
@@ -116,6 +120,7 @@ public final class Controller {
             cachedLoad = null;
         }
         lastHeartbeat.clear();
+        deposedLeaders.clear(); // this term's moves only: new leaders of older ones wait their whole lease
         appliedVersions.clear(); // learnt afresh from the next heartbeats: a node's report to an old leader is not known here
         for (StorageNode n : state.nodes()) {
             lastHeartbeat.put(n.getNodeId(), now); // a fresh session for everyone
@@ -177,6 +182,7 @@ public final class Controller {
             }
         }
         unreachableLeaders.clear();
+        deposedLeaders.clear();
         List<java.util.concurrent.CompletableFuture<Void>> waiting = new ArrayList<>();
         synchronized (this) {
             deleteWaiters.values().forEach(waiting::addAll);
@@ -216,6 +222,39 @@ public final class Controller {
         if (before != null && !state.deletingShards().isEmpty()) {
             finishDeletes();
         }
+        for (DeposedLeaders.Release r : deposedLeaders.applied(nodeId, appliedVersions)) {
+            LOG.info("Segment {}/{}: old leader {} applied its move; leader {} need not wait for its read lease in epoch {}",
+                    r.leaseWait().getShardId(), r.leaseWait().getSequence(), nodeId, r.to(), r.leaseWait().getLeaderEpoch());
+            leaseReleases.accept(r.to(), r.leaseWait());
+        }
+    }
+
+    // ---- leader read leases of leaderships moved from live nodes ------------------------------------------
+
+    /** Told of each lease wait that ended early: MetaService answers the new leader's held watch with it. */
+    public void onLeaseReleased(java.util.function.BiConsumer<Integer, dev.segstore.protocol.meta.LeaseWait> releases) {
+        this.leaseReleases = releases;
+    }
+
+    /**
+     * The move {@code m} proposed here was applied: its segment's leadership went from node {@code from} to
+     * {@code m.to} in epoch {@code m.leader_epoch + 1}. Remembers when {@code from}'s read lease ends at the latest
+     * ({@link DeposedLeaders}); with no heartbeat of it in this term, or no lease reported, nothing (the new leader
+     * waits its whole lease). {@code deposedBefore}: the segment's {@code deposed_leader_may_serve} was set before.
+     */
+    public void leadershipMoved(dev.segstore.protocol.meta.MoveLeaderCommand m, int from, boolean deposedBefore) {
+        Long last = lastHeartbeat.get(from);
+        long leaseMs = state.node(from).map(StorageNode::getReadLeaseMs).orElse(0L);
+        if (last == null || leaseMs <= 0 || from == m.getTo() || from < 0) {
+            return;
+        }
+        deposedLeaders.moved(m.getShardId(), m.getSequence(), m.getLeaderEpoch() + 1, from, m.getTo(), last, leaseMs, state.appliedCommands(),
+                deposedBefore, appliedVersions);
+    }
+
+    /** What node {@code nodeId} may be told of the leases it waits for, with its assignments (NodeAssignments.lease_waits). */
+    public List<dev.segstore.protocol.meta.LeaseWait> leaseWaits(int nodeId) {
+        return deposedLeaders.waitsOf(nodeId, appliedVersions, monotonicMs.getAsLong());
     }
 
     /**

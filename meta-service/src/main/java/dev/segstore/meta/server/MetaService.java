@@ -33,6 +33,7 @@ import dev.segstore.protocol.meta.RegisterNodeCommand;
 import dev.segstore.protocol.meta.RegisterNodeRequest;
 import dev.segstore.protocol.meta.RollSegmentCommand;
 import dev.segstore.protocol.meta.RollSegmentRequest;
+import dev.segstore.protocol.meta.NodeAssignments;
 import dev.segstore.protocol.meta.ShardRoute;
 import dev.segstore.protocol.meta.ShardSettings;
 import dev.segstore.protocol.meta.StorageNode;
@@ -76,6 +77,7 @@ public final class MetaService {
         this.controller = controller;
         this.clockMs = clockMs;
         this.peers = peers;
+        controller.onLeaseReleased(watches::leaseReleased);
         this.commits = new CommitBatcher(offsets -> propose(Command.newBuilder().setCommitOffsets(
                 dev.segstore.protocol.meta.CommitOffsetsCommand.newBuilder().addAllOffsets(offsets))));
     }
@@ -149,8 +151,11 @@ public final class MetaService {
                 // Moves go on in the background: the answer below does not wait for them (the node learns of them
                 // by its assignment watch, as every node involved does).
                 for (dev.segstore.protocol.meta.MoveLeaderCommand move : controller.leadersUnreachable(r.getNodeId(), r.getUnreachableLeadersList())) {
+                    dev.segstore.protocol.meta.Segment before = openIn(move.getShard(), move.getSequence(), move.getLeaderEpoch());
                     propose(Command.newBuilder().setMoveLeader(move)).whenComplete((m, e) -> {
-                        if (e != null) {
+                        if (e == null && before != null) {
+                            controller.leadershipMoved(move, before.getLeader(), before.getDeposedLeaderMayServe());
+                        } else {
                             LOG.info("Moving the leadership of {}/{} away from a silent leader was not applied: {}", move.getShard(),
                                     move.getSequence(), e.toString());
                         }
@@ -162,8 +167,24 @@ public final class MetaService {
                 return propose(Command.newBuilder().setMarkReplicasOffline(dev.segstore.protocol.meta.MarkReplicasOfflineCommand.newBuilder()
                         .setNodeId(r.getNodeId()).setIncarnation(r.getIncarnation()).addAllSegments(r.getOfflineSegmentsList())));
             }
-            return CompletableFuture.completedFuture(state.assignments(r.getNodeId()));
+            return CompletableFuture.completedFuture(withLeaseWaits(r.getNodeId(), state.assignments(r.getNodeId())));
         });
+    }
+
+    /** {@code a} with what the controller knows of the read leases node {@code nodeId} waits out (NodeAssignments.lease_waits). */
+    private NodeAssignments withLeaseWaits(int nodeId, NodeAssignments a) {
+        List<dev.segstore.protocol.meta.LeaseWait> waits = controller.leaseWaits(nodeId);
+        return waits.isEmpty() ? a : a.toBuilder().addAllLeaseWaits(waits).build();
+    }
+
+    /** Segment {@code sequence} of {@code shard} if it is the open one, in {@code epoch}; else null. */
+    private dev.segstore.protocol.meta.Segment openIn(String shard, long sequence, int epoch) {
+        ShardRoute route = state.route(shard);
+        if (route == null || route.getSegmentsCount() == 0) {
+            return null;
+        }
+        dev.segstore.protocol.meta.Segment open = route.getSegments(route.getSegmentsCount() - 1);
+        return open.getSequence() == sequence && open.getLeaderEpoch() == epoch ? open : null;
     }
 
     /**
@@ -428,9 +449,14 @@ public final class MetaService {
             }
             dev.segstore.protocol.meta.Segment open = route.getSegments(route.getSegmentsCount() - 1);
             int to = r.getTo() >= 0 ? r.getTo() : open.getReplicas(0);
-            return propose(Command.newBuilder().setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder()
+            dev.segstore.protocol.meta.MoveLeaderCommand move = dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder()
                     .setShard(r.getShard()).setShardId(route.getShard().getShardId()).setSequence(open.getSequence())
-                    .setLeaderEpoch(open.getLeaderEpoch()).setTo(to)));
+                    .setLeaderEpoch(open.getLeaderEpoch()).setTo(to).build();
+            return propose(Command.newBuilder().setMoveLeader(move)).whenComplete((m, e) -> {
+                if (e == null) {
+                    controller.leadershipMoved(move, open.getLeader(), open.getDeposedLeaderMayServe());
+                }
+            });
         }));
     }
 

@@ -227,6 +227,68 @@ class MetaServiceTest {
         assertEquals(2, state.route("a").getSegments(0).getLeader());
     }
 
+    /**
+     * A leadership moved from a live node: the new leader's heartbeat answers say how long the old one may still
+     * answer reads from its lease (its read.lease.ms after its last heartbeat), and once the old leader reports that
+     * it applied the move, that the wait is over: pushed to the new leader's held watch, and in its next answer.
+     */
+    @Test
+    void aNewLeaderIsToldWhenTheOldLeadersLeaseEndsAndThatItEndedOnceTheOldLeaderAppliedTheMove() throws Exception {
+        long inc1 = registerWithLease(1);
+        long inc2 = registerWithLease(2);
+        createShard("m", 1, 2);
+        await(heartbeat(1, inc1, state.appliedCommands()));
+        long heardAt = now; // node 1's last heartbeat: a lease from it runs 3 s at most
+        now += 500;
+        await(service.moveLeader(dev.segstore.protocol.meta.MoveLeaderRequest.newBuilder().setShard("m").setTo(2).build()));
+        Segment s = state.route("m").getSegments(0);
+        assertEquals(2, s.getLeader());
+        assertTrue(s.getDeposedLeaderMayServe());
+        NodeAssignments a = (NodeAssignments) await(heartbeat(2, inc2, state.appliedCommands()));
+        assertEquals(List.of(dev.segstore.protocol.meta.LeaseWait.newBuilder().setShardId(s.getShardId()).setSequence(0).setLeaderEpoch(1)
+                .setRemainingMs(heardAt + 3_000 - now).build()), a.getLeaseWaitsList());
+        CompletableFuture<Message> held = service.watchAssignments(dev.segstore.protocol.meta.WatchAssignmentsRequest.newBuilder()
+                .setNodeId(2).setIncarnation(inc2).setAppliedMetadataVersion(state.appliedCommands()).setMaxWaitMs(5_000).build());
+        assertFalse(held.isDone());
+        await(heartbeat(1, inc1, state.appliedCommands())); // node 1 applied the move: it follows now
+        var pushed = (dev.segstore.protocol.meta.WatchAssignmentsResponse) await(held);
+        assertFalse(pushed.getChanged());
+        assertEquals(0, pushed.getLeaseWaits(0).getRemainingMs(), "node 1 stepped down: no more wait");
+        assertEquals(0, ((NodeAssignments) await(heartbeat(2, inc2, state.appliedCommands()))).getLeaseWaits(0).getRemainingMs());
+    }
+
+    private long registerWithLease(int id) throws Exception {
+        return ((NodeAssignments) await(service.registerNode(RegisterNodeRequest.newBuilder().setNodeId(id).setHost("127.0.0." + id)
+                .setPort(9000 + id).setReadLeaseMs(3_000).build()))).getNode().getIncarnation();
+    }
+
+    /**
+     * A second move while the first old leader may still serve: what the meta leader knows of the second old leader
+     * says nothing of the first, so the newest leader is told nothing and waits its whole lease. Once the first old
+     * leader stepped down, a second move is told as the first was.
+     */
+    @Test
+    void aNewLeaderIsToldNothingWhileALeaderBeforeTheOneItReplacedMayStillServe() throws Exception {
+        long[] inc = {0, registerWithLease(1), registerWithLease(2), registerWithLease(3)};
+        createShard("m", 1, 2, 3);
+        createShard("n", 1, 2, 3);
+        for (int id = 1; id <= 3; id++) {
+            await(heartbeat(id, inc[id], state.appliedCommands()));
+        }
+        for (String shard : List.of("m", "n")) {
+            await(service.moveLeader(dev.segstore.protocol.meta.MoveLeaderRequest.newBuilder().setShard(shard).setTo(2).build()));
+        }
+        await(service.moveLeader(dev.segstore.protocol.meta.MoveLeaderRequest.newBuilder().setShard("m").setTo(3).build()));
+        assertEquals(List.of(), ((NodeAssignments) await(heartbeat(3, inc[3], state.appliedCommands()))).getLeaseWaitsList(),
+                "node 1, leader of m before node 2, has not stepped down: node 3 must wait its own lease");
+        await(heartbeat(1, inc[1], state.appliedCommands())); // node 1 stepped down from both
+        await(service.moveLeader(dev.segstore.protocol.meta.MoveLeaderRequest.newBuilder().setShard("n").setTo(3).build()));
+        NodeAssignments a = (NodeAssignments) await(heartbeat(3, inc[3], state.appliedCommands()));
+        long n = state.shard("n").orElseThrow().getShardId();
+        assertEquals(List.of(n + "@2"), a.getLeaseWaitsList().stream().map(w -> w.getShardId() + "@" + w.getLeaderEpoch()).toList());
+        assertTrue(a.getLeaseWaits(0).getRemainingMs() > 0, "node 2 has not stepped down from n yet");
+    }
+
     @Test
     void aStorageOfflineReportFromAnOldIncarnationFencesNothing() throws Exception {
         long old = register(1).getNode().getIncarnation();

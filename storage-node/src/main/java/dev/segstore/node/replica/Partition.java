@@ -394,6 +394,24 @@ public final class Partition {
         }
     }
 
+    /**
+     * The meta leader says the leader this replica replaced in {@code epoch} answers reads from its lease for at most
+     * {@code remainingMs} more (0: it stepped down): the wait ({@link #servesFromMs}) ends then if that is sooner.
+     * Counted from now, after the answer was made, so never before the old lease ends.
+     */
+    public synchronized void predecessorLeaseEndsIn(int epoch, long remainingMs) {
+        if (role != Role.LEADER || leaderEpoch != epoch || servesFromMs == Long.MIN_VALUE) {
+            return;
+        }
+        long now = monotonicMs.getAsLong();
+        if (now + remainingMs < servesFromMs) {
+            LOG.info("{}: the leader replaced in epoch {} serves for {} ms more at most; waiting that long, not {} ms", name, epoch,
+                    Math.max(0, remainingMs), servesFromMs - now);
+            servesFromMs = now + Math.max(0, remainingMs);
+            maybeAdvanceHighWatermark();
+        }
+    }
+
     /** A controlled shutdown begins: as an open segment's leader this replica answers no more reads ({@link #checkLeaderLease}). */
     public synchronized void stopLeaderReads() {
         leaderReadsStopped = true;

@@ -150,6 +150,7 @@ final class AssignmentReconciler {
         // Deleted ids first: from here on requests naming them are refused, before their replicas are dropped below.
         deletedShards.addAll(a.getDeletedShardIdsList());
         boolean dropped = false;
+        boolean steppedDown = false;
         for (dev.segstore.protocol.meta.StorageNode n : a.getNodesList()) {
             nodeAddresses.put(n.getNodeId(), n.getHost() + ":" + n.getPort());
         }
@@ -183,8 +184,9 @@ final class AssignmentReconciler {
                 LOG.error("Segment {}: cannot open the replica: {}", key.logName(), e.toString());
                 continue;
             }
-            take(key, h, s, sentAtMs);
+            steppedDown |= take(key, h, s, sentAtMs);
         }
+        leaseWaits(a.getLeaseWaitsList());
         for (Key k : List.copyOf(hosted.keySet())) {
             Hosted h = hosted.get(k);
             if (!assigned.contains(k) && h.assigned.getCreatedVersion() > a.getMetadataVersion()) {
@@ -218,8 +220,10 @@ final class AssignmentReconciler {
         // Only now, with the replicas taken away dropped (a dropped leader has stepped down: becomeFollower fails
         // the writes waiting on it), is this version reported as applied.
         metadataVersion = a.getMetadataVersion();
-        if (dropped) {
-            heartbeatNow.run(); // say so now: a delete waits for it (MetaService.deleteShard)
+        if (dropped || steppedDown) {
+            // Say so now: a delete waits for it (MetaService.deleteShard), and so does a leader that replaced this one
+            // (it waits out this node's read lease unless told this node applied the change: DeposedLeaders).
+            heartbeatNow.run();
         }
     }
 
@@ -372,8 +376,10 @@ final class AssignmentReconciler {
     /**
      * Gives hosted replica {@code h} its assignment {@code s}: its role (leader, follower), the ISR the controller
      * committed, the seal, a fetch loop for a follower; {@code sentAtMs} as {@link #apply}'s, or {@link #NO_LEASE}.
+     * Answers whether it led before and leads no more.
      */
-    private void take(Key key, Hosted h, Segment s, long sentAtMs) {
+    private boolean take(Key key, Hosted h, Segment s, long sentAtMs) {
+        boolean led = h.partition.role() == Partition.Role.LEADER;
         Segment before = h.assigned;
         h.assigned = s;
         boolean epochChanged = before == null || before.getLeaderEpoch() != s.getLeaderEpoch();
@@ -416,6 +422,7 @@ final class AssignmentReconciler {
             // others from theirs: it is tried again at the next heartbeat.
             LOG.warn("Segment {}: assignment not applied: {}", key.logName(), e.toString());
         }
+        return led && h.partition.role() != Partition.Role.LEADER;
     }
 
     /**
@@ -462,6 +469,19 @@ final class AssignmentReconciler {
             }
         } catch (RuntimeException | org.rocksdb.RocksDBException e) {
             LOG.warn("Storage node {}: deleting unassigned logs failed (tried again at the next registration): {}", config.nodeId(), e.toString());
+        }
+    }
+
+    /**
+     * The meta leader's word on the read leases of the leaders replaced by replicas here
+     * (NodeAssignments.lease_waits, WatchAssignmentsResponse.lease_waits): each waits at most that long more.
+     */
+    synchronized void leaseWaits(List<dev.segstore.protocol.meta.LeaseWait> waits) {
+        for (dev.segstore.protocol.meta.LeaseWait w : waits) {
+            Hosted h = hosted.get(new Key(w.getShardId(), w.getSequence()));
+            if (h != null) {
+                h.partition.predecessorLeaseEndsIn(w.getLeaderEpoch(), w.getRemainingMs());
+            }
         }
     }
 

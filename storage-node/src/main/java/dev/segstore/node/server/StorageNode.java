@@ -526,6 +526,13 @@ public final class StorageNode implements AutoCloseable {
             return;
         }
         r.getUpcomingList().forEach(reconciler::prepareLater);
+        if (r.getLeaseWaitsCount() > 0) {
+            try {
+                control.execute(() -> reconciler.leaseWaits(r.getLeaseWaitsList()));
+            } catch (java.util.concurrent.RejectedExecutionException stopped) {
+                return;
+            }
+        }
         if (r.getChanged()) {
             LOG.debug("Storage node {}: assignments changed (metadata version {}); heartbeating now", config.nodeId(), r.getMetadataVersion());
             try {
@@ -540,8 +547,8 @@ public final class StorageNode implements AutoCloseable {
             } catch (java.util.concurrent.RejectedExecutionException stopped) {
                 // closed
             }
-        } else if (r.getUpcomingCount() > 0) {
-            watchAssignments(); // told of a roll being committed: watching again at once, for its commit
+        } else if (r.getUpcomingCount() > 0 || r.getLeaseWaitsCount() > 0) {
+            watchAssignments(); // told of a roll being committed, or of a lease wait's end: watching again at once
         } else if (System.nanoTime() - sentAtNanos < TimeUnit.MILLISECONDS.toNanos(WATCH_WAIT_MS / 2)) {
             watchLater(); // nothing new, early: replaced by another watch of this node id, or a leader closing
         } else {

@@ -96,6 +96,36 @@ class PartitionSafetyTest extends PartitionFixture {
         assertEquals(5, replicas[2].readForConsumer(0, 10, 1 << 20, 1).highWatermark());
     }
 
+    /**
+     * The meta leader tells the new leader how long the old one may still serve (its last heartbeat + its lease, or 0
+     * once it applied the move): the wait ends then, never later than the new leader's own lease, and only for the
+     * epoch it is told of.
+     */
+    @Test
+    void aLeaderToldWhenTheReplacedLeadersLeaseEndsServesFromThenOn() throws Exception {
+        writeAcknowledged(3);
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), 1, CONFIG.readLeaseMs());
+        replicas[2].assignedIsr(List.of(2, 3), clock.get());
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> ack = replicas[2].append(records("n", 2), -1, -1);
+        awaitDurable(2, 5);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        replicas[2].predecessorLeaseEndsIn(0, 0); // of another epoch
+        replicas[2].predecessorLeaseEndsIn(1, 2 * CONFIG.readLeaseMs()); // longer than its own wait
+        fetchRound(2, 3);
+        assertFalse(ack.isDone(), "still waiting: neither word shortens the wait");
+        clock.addAndGet(100);
+        replicas[2].predecessorLeaseEndsIn(1, 200);
+        clock.addAndGet(199);
+        fetchRound(2, 3);
+        assertFalse(ack.isDone(), "1 ms before the old lease may end");
+        clock.addAndGet(1);
+        fetchRound(2, 3);
+        assertEquals(new AppendResult(AppendResult.Status.APPENDED, 3, 4), await(ack));
+        assertEquals(5, replicas[2].readForConsumer(0, 10, 1 << 20, 1).highWatermark());
+    }
+
     /** A leader in a controlled shutdown answers no reads of its open segment: its successors do not wait for it. */
     @Test
     void aLeaderThatBeganAControlledShutdownAnswersNoReadsOfItsOpenSegment() throws Exception {
