@@ -637,6 +637,14 @@ class MetaStateTest {
         apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(again).setLeaderMayServe(true)));
         assertEquals(2, segment("l", 0).getLeader());
         assertTrue(segment("l", 0).getDeposedLeaderMayServe(), "node 1 may still answer reads from its lease");
+        // The controller clears it once no deposed leader can serve: for the epoch it saw only.
+        long id = state.shard("l").orElseThrow().getShardId();
+        apply(Command.newBuilder().setClearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand.newBuilder().setShard("l")
+                .setShardId(id).setSequence(0).setLeaderEpoch(0)));
+        assertTrue(segment("l", 0).getDeposedLeaderMayServe(), "seen in epoch 0: the segment is in epoch 1 now");
+        apply(Command.newBuilder().setClearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand.newBuilder().setShard("l")
+                .setShardId(id).setSequence(0).setLeaderEpoch(1)));
+        assertFalse(segment("l", 0).getDeposedLeaderMayServe());
     }
 
     @Test

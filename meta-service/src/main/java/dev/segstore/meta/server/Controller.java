@@ -108,6 +108,7 @@ public final class Controller {
         sessionCheck = timer.scheduleWithFixedDelay(() -> {
             fenceExpired();
             finishDeletes();
+            clearDeposed();
         }, period, period, TimeUnit.MILLISECONDS);
         retentionCheck = timer.scheduleWithFixedDelay(this::expireRetained, RETENTION_CHECK_MS, RETENTION_CHECK_MS, TimeUnit.MILLISECONDS);
     }
@@ -120,6 +121,7 @@ public final class Controller {
             cachedLoad = null;
         }
         lastHeartbeat.clear();
+        deposedSeen.clear(); // seen afresh from now: a command of an earlier term was committed before
         deposedLeaders.clear(); // this term's moves only: new leaders of older ones wait their whole lease
         appliedVersions.clear(); // learnt afresh from the next heartbeats: a node's report to an old leader is not known here
         for (StorageNode n : state.nodes()) {
@@ -250,6 +252,47 @@ public final class Controller {
         }
         deposedLeaders.moved(m.getShardId(), m.getSequence(), m.getLeaderEpoch() + 1, from, m.getTo(), last, leaseMs, state.appliedCommands(),
                 deposedBefore, appliedVersions);
+    }
+
+    /**
+     * Open segments this leader saw with {@code deposed_leader_may_serve}, by shard id, sequence and epoch: when it
+     * first saw each (monotonic ms; at or after the command that set it, or that changed the epoch since).
+     */
+    private final Map<List<Long>, Long> deposedSeen = new ConcurrentHashMap<>();
+    /** Those whose ClearDeposedLeaderCommand is proposed and not answered yet. */
+    private final java.util.Set<List<Long>> clearing = ConcurrentHashMap.newKeySet();
+
+    /**
+     * Proposes ClearDeposedLeaderCommand for each open segment whose deposed leaders can no longer serve: seen so in
+     * its current epoch for at least the longest read.lease.ms of any node (each of them was deposed by a command
+     * committed before, and its lease ended by that command + its lease), or whose move to this epoch is known here
+     * with its old leader stepped down ({@link DeposedLeaders}). Not by time while some node's lease is unknown.
+     */
+    void clearDeposed() {
+        if (!raft.isLeader()) {
+            return;
+        }
+        long now = monotonicMs.getAsLong();
+        long longest = 0;
+        for (StorageNode n : state.nodes()) {
+            longest = n.getReadLeaseMs() <= 0 ? Long.MAX_VALUE : Math.max(longest, n.getReadLeaseMs());
+        }
+        java.util.Set<List<Long>> current = new java.util.HashSet<>();
+        for (dev.segstore.protocol.meta.Segment s : state.deposedOpenSegments()) {
+            List<Long> key = List.of(s.getShardId(), s.getSequence(), (long) s.getLeaderEpoch());
+            current.add(key);
+            long seen = deposedSeen.computeIfAbsent(key, k -> now);
+            boolean over = (longest != Long.MAX_VALUE && now - seen >= longest)
+                    || deposedLeaders.steppedDown(s.getShardId(), s.getSequence(), s.getLeaderEpoch(), appliedVersions);
+            if (over && clearing.add(key)) {
+                LOG.info("Segment {}/{} (epoch {}): no deposed leader can still serve reads from its lease; clearing the new leaders' wait",
+                        s.getShard(), s.getSequence(), s.getLeaderEpoch());
+                raft.propose(command().setClearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand.newBuilder()
+                        .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeaderEpoch(s.getLeaderEpoch()))
+                        .build()).whenComplete((r, e) -> clearing.remove(key));
+            }
+        }
+        deposedSeen.keySet().retainAll(current);
     }
 
     /** What node {@code nodeId} may be told of the leases it waits for, with its assignments (NodeAssignments.lease_waits). */

@@ -86,6 +86,12 @@ final class DeposedLeaders {
         return out;
     }
 
+    /** Whether the move to {@code epoch} of the segment is noted here and its old leader stepped down. */
+    synchronized boolean steppedDown(long shardId, long sequence, int epoch, Map<Integer, Long> applied) {
+        Deposed d = deposed.get(new Key(shardId, sequence, epoch));
+        return d != null && steppedDown(d, applied);
+    }
+
     synchronized void clear() {
         deposed.clear();
     }

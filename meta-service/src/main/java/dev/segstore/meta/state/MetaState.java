@@ -142,6 +142,7 @@ public final class MetaState {
             case MOVE_LEADER -> moveLeader(c.getMoveLeader());
             case DECOMMISSION_NODE -> decommissionNode(c.getDecommissionNode());
             case MARK_REPLICAS_OFFLINE -> markReplicasOffline(c.getMarkReplicasOffline());
+            case CLEAR_DEPOSED_LEADER -> clearDeposedLeader(c.getClearDeposedLeader());
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
     }
@@ -913,6 +914,34 @@ public final class MetaState {
         }
         replace(list, i, moved.build());
         return CommandResult.ok(route(c.getShard()));
+    }
+
+    /** ClearDeposedLeaderCommand in meta.proto: no earlier leader of the open segment can still serve from its lease. */
+    private CommandResult clearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand c) {
+        List<Segment> list = segments.get(c.getShard());
+        Shard shard = shards.get(c.getShard());
+        if (shard == null || shard.getShardId() != c.getShardId() || list == null || list.isEmpty()) {
+            return CommandResult.ok(Empty.getDefaultInstance()); // gone: nothing to clear
+        }
+        int i = list.size() - 1;
+        Segment open = list.get(i);
+        if (open.getStatus() == SegmentStatus.OPEN && open.getSequence() == c.getSequence() && open.getLeaderEpoch() == c.getLeaderEpoch()
+                && open.getDeposedLeaderMayServe()) {
+            replace(list, i, open.toBuilder().setDeposedLeaderMayServe(false).build());
+        }
+        return CommandResult.ok(Empty.getDefaultInstance()); // else a later change: the controller looks again
+    }
+
+    /** Open segments whose new leaders wait out a deposed leader's lease ({@code deposed_leader_may_serve}). */
+    public synchronized List<Segment> deposedOpenSegments() {
+        List<Segment> out = new ArrayList<>();
+        for (List<Segment> list : segments.values()) {
+            Segment last = list.isEmpty() ? null : list.get(list.size() - 1);
+            if (last != null && last.getStatus() == SegmentStatus.OPEN && last.getDeposedLeaderMayServe()) {
+                out.add(last);
+            }
+        }
+        return out;
     }
 
     // ---- reads ------------------------------------------------------------------------------------------------

@@ -161,6 +161,40 @@ class ControllerClockTest {
         assertEquals(Map.of(1, false, 2, true, 3, true), mayServe, "node 1's lease ended before its session; not the others'");
     }
 
+    /**
+     * A segment whose leadership was moved from a live node makes its new leaders wait out the old one's lease; the
+     * controller unsets that once it has seen the segment so, in its epoch, for the longest read.lease.ms of any node:
+     * every deposed leader's lease ended by then. A later epoch is counted afresh.
+     */
+    @Test
+    void aDeposedLeadersWaitIsClearedOnceTheLongestLeaseHasPassedSinceItWasSeen() {
+        register(1, 2_000);
+        register(2, 3_000);
+        apply(wall, Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("m")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(2).setMinInSyncReplicas(1)).addReplicas(1).addReplicas(2)));
+        long id = state.shard("m").orElseThrow().getShardId();
+        apply(wall, Command.newBuilder().setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder().setShard("m")
+                .setShardId(id).setSequence(0).setLeaderEpoch(0).setTo(2)));
+        assertTrue(state.route("m").getSegments(0).getDeposedLeaderMayServe());
+        Controller controller = leader();
+        controller.clearDeposed(); // seen now
+        mono += 2_999;
+        controller.clearDeposed();
+        assertEquals(List.of(), proposed(), "node 2's lease (3 s) may still run: it is the longest");
+        mono += 1;
+        controller.clearDeposed();
+        assertEquals(List.of(Command.KindCase.CLEAR_DEPOSED_LEADER), proposed());
+        assertEquals(false, state.route("m").getSegments(0).getDeposedLeaderMayServe(), "cleared");
+        // Moved again: a new epoch, seen afresh.
+        apply(wall, Command.newBuilder().setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder().setShard("m")
+                .setShardId(id).setSequence(0).setLeaderEpoch(1).setTo(1)));
+        raft.proposed.clear();
+        controller.clearDeposed();
+        mono += 2_999;
+        controller.clearDeposed();
+        assertEquals(List.of(), proposed());
+    }
+
     // ---- retention -------------------------------------------------------------------------------------------
 
     @Test

@@ -401,6 +401,9 @@ final class AssignmentReconciler {
                 h.partition.becomeLeader(s.getLeaderEpoch(), s.getReplicasList(), s.getIsrList(), s.getIsrVersion(), predecessorLeaseMs);
             } else if (s.getLeader() == me) {
                 h.partition.onControllerIsr(s.getLeaderEpoch(), s.getIsrList(), s.getIsrVersion());
+                if (!s.getDeposedLeaderMayServe()) {
+                    h.partition.predecessorLeaseEndsIn(s.getLeaderEpoch(), 0); // the controller knows no old lease runs
+                }
             } else if (epochChanged || h.partition.role() == Partition.Role.LEADER
                     || (s.getLeader() >= 0 && h.partition.role() != Partition.Role.FOLLOWER)) {
                 // Another node leads, or none does (leader -1: the segment waits for an ISR member); either
