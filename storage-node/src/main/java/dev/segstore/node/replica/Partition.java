@@ -405,7 +405,7 @@ public final class Partition {
         }
         long now = monotonicMs.getAsLong();
         if (now + remainingMs < servesFromMs) {
-            LOG.info("{}: the leader replaced in epoch {} serves for {} ms more at most; waiting that long, not {} ms", name, epoch,
+            LOG.debug("{}: the leader replaced in epoch {} serves for {} ms more at most; waiting that long, not {} ms", name, epoch,
                     Math.max(0, remainingMs), servesFromMs - now);
             servesFromMs = now + Math.max(0, remainingMs);
             maybeAdvanceHighWatermark();
