@@ -613,7 +613,7 @@ class MetaStateTest {
 
     /**
      * A move takes the lead from a leader that may be alive and still answer reads from its lease: the segment says
-     * so for good, and every later leader of it waits that lease out. A fence (no heartbeat for a session, or the
+     * so until the controller clears it, and every later leader of it waits that lease out. A fence (no heartbeat for a session, or the
      * process gone) elects without it.
      */
     @Test
@@ -645,6 +645,19 @@ class MetaStateTest {
         apply(Command.newBuilder().setClearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand.newBuilder().setShard("l")
                 .setShardId(id).setSequence(0).setLeaderEpoch(1)));
         assertFalse(segment("l", 0).getDeposedLeaderMayServe());
+        // A registration replacing a live incarnation (a restart, or another process alive under the same id): the
+        // segments it led wait out the old one's lease, with this node id as leader too; not after a controlled shutdown.
+        register(1);
+        create("r", false, 2, 1);
+        register(2);
+        assertEquals(2, segment("r", 0).getLeader());
+        assertTrue(segment("r", 0).getDeposedLeaderMayServe(), "the old process of node 2 may still serve: " + segment("r", 0));
+        create("s", false, 2, 1);
+        long inc2 = state.node(2).orElseThrow().getIncarnation();
+        apply(Command.newBuilder().setControlledShutdown(dev.segstore.protocol.meta.ControlledShutdownCommand.newBuilder().setNodeId(2)
+                .setIncarnation(inc2)));
+        register(2);
+        assertFalse(segment("s", 0).getDeposedLeaderMayServe(), "it stopped leader reads before asking to hand over");
     }
 
     @Test

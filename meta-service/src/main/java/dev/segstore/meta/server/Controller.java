@@ -224,7 +224,7 @@ public final class Controller {
         if (before != null && !state.deletingShards().isEmpty()) {
             finishDeletes();
         }
-        for (DeposedLeaders.Release r : deposedLeaders.applied(nodeId, appliedVersions)) {
+        for (DeposedLeaders.Release r : deposedLeaders.applied(nodeId, appliedVersions, this::incarnation)) {
             LOG.info("Segment {}/{}: old leader {} applied its move; leader {} need not wait for its read lease in epoch {}",
                     r.leaseWait().getShardId(), r.leaseWait().getSequence(), nodeId, r.to(), r.leaseWait().getLeaderEpoch());
             leaseReleases.accept(r.to(), r.leaseWait());
@@ -242,16 +242,17 @@ public final class Controller {
      * The move {@code m} proposed here was applied: its segment's leadership went from node {@code from} to
      * {@code m.to} in epoch {@code m.leader_epoch + 1}. Remembers when {@code from}'s read lease ends at the latest
      * ({@link DeposedLeaders}); with no heartbeat of it in this term, or no lease reported, nothing (the new leader
-     * waits its whole lease). {@code deposedBefore}: the segment's {@code deposed_leader_may_serve} was set before.
+     * waits its whole lease). {@code fromIncarnation}: its incarnation when the move was proposed (only that process's
+     * step-down counts); {@code deposedBefore}: the segment's {@code deposed_leader_may_serve} was set before.
      */
-    public void leadershipMoved(dev.segstore.protocol.meta.MoveLeaderCommand m, int from, boolean deposedBefore) {
+    public void leadershipMoved(dev.segstore.protocol.meta.MoveLeaderCommand m, int from, long fromIncarnation, boolean deposedBefore) {
         Long last = lastHeartbeat.get(from);
         long leaseMs = state.node(from).map(StorageNode::getReadLeaseMs).orElse(0L);
         if (last == null || leaseMs <= 0 || from == m.getTo() || from < 0) {
             return;
         }
-        deposedLeaders.moved(m.getShardId(), m.getSequence(), m.getLeaderEpoch() + 1, from, m.getTo(), last, leaseMs, state.appliedCommands(),
-                deposedBefore, appliedVersions);
+        deposedLeaders.moved(m.getShardId(), m.getSequence(), m.getLeaderEpoch() + 1, from, fromIncarnation, m.getTo(), last, leaseMs,
+                state.appliedCommands(), deposedBefore, appliedVersions, this::incarnation);
     }
 
     /**
@@ -272,18 +273,19 @@ public final class Controller {
         if (!raft.isLeader()) {
             return;
         }
-        long now = monotonicMs.getAsLong();
         long longest = 0;
         for (StorageNode n : state.nodes()) {
             longest = n.getReadLeaseMs() <= 0 ? Long.MAX_VALUE : Math.max(longest, n.getReadLeaseMs());
         }
         java.util.Set<List<Long>> current = new java.util.HashSet<>();
-        for (dev.segstore.protocol.meta.Segment s : state.deposedOpenSegments()) {
+        List<dev.segstore.protocol.meta.Segment> deposed = state.deposedOpenSegments();
+        long now = monotonicMs.getAsLong(); // after the read: a segment first seen now was marked before it
+        for (dev.segstore.protocol.meta.Segment s : deposed) {
             List<Long> key = List.of(s.getShardId(), s.getSequence(), (long) s.getLeaderEpoch());
             current.add(key);
             long seen = deposedSeen.computeIfAbsent(key, k -> now);
             boolean over = (longest != Long.MAX_VALUE && now - seen >= longest)
-                    || deposedLeaders.steppedDown(s.getShardId(), s.getSequence(), s.getLeaderEpoch(), appliedVersions);
+                    || deposedLeaders.steppedDown(s.getShardId(), s.getSequence(), s.getLeaderEpoch(), appliedVersions, this::incarnation);
             if (over && clearing.add(key)) {
                 LOG.info("Segment {}/{} (epoch {}): no deposed leader can still serve reads from its lease; clearing the new leaders' wait",
                         s.getShard(), s.getSequence(), s.getLeaderEpoch());
@@ -297,7 +299,12 @@ public final class Controller {
 
     /** What node {@code nodeId} may be told of the leases it waits for, with its assignments (NodeAssignments.lease_waits). */
     public List<dev.segstore.protocol.meta.LeaseWait> leaseWaits(int nodeId) {
-        return deposedLeaders.waitsOf(nodeId, appliedVersions, monotonicMs.getAsLong());
+        return deposedLeaders.waitsOf(nodeId, appliedVersions, this::incarnation, monotonicMs.getAsLong());
+    }
+
+    /** Node {@code nodeId}'s registered incarnation (-1: none). */
+    public long incarnation(int nodeId) {
+        return state.node(nodeId).map(StorageNode::getIncarnation).orElse(-1L);
     }
 
     /**
@@ -411,6 +418,11 @@ public final class Controller {
     public boolean beingFenced(int nodeId, long incarnation) {
         Long fenced = fencing.get(nodeId);
         return fenced != null && fenced == incarnation;
+    }
+
+    /** Whether some incarnation of node {@code nodeId} is being fenced for its lapsed session (registrations wait). */
+    public boolean fencing(int nodeId) {
+        return fencing.containsKey(nodeId);
     }
 
     // ---- dead storage node processes, from their closed connections ----------------------------------------

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntToLongFunction;
 
 /**
  * Leaderships this meta leader moved away from a node that may still be alive (MoveLeaderCommand), and until when
@@ -29,7 +30,7 @@ final class DeposedLeaders {
     private record Key(long shardId, long sequence, int epoch) {
     }
 
-    private record Deposed(int from, int to, long leaseEndsMs, long version, boolean released) {
+    private record Deposed(int from, long fromIncarnation, int to, long leaseEndsMs, long version, boolean released) {
     }
 
     /** A wait to tell node {@code to} of at once (its old leader stepped down). */
@@ -50,46 +51,49 @@ final class DeposedLeaders {
      * at {@code lastHeartbeatMs} and its read lease is {@code leaseMs} long. {@code deposedBefore}: the segment's
      * {@code deposed_leader_may_serve} was set before the move.
      */
-    synchronized void moved(long shardId, long sequence, int epoch, int from, int to, long lastHeartbeatMs, long leaseMs, long version,
-                            boolean deposedBefore, Map<Integer, Long> applied) {
+    synchronized void moved(long shardId, long sequence, int epoch, int from, long fromIncarnation, int to, long lastHeartbeatMs,
+                            long leaseMs, long version, boolean deposedBefore, Map<Integer, Long> applied, IntToLongFunction incarnations) {
         if (deposedBefore) {
             Deposed before = deposed.get(new Key(shardId, sequence, epoch - 1));
-            if (before == null || !steppedDown(before, applied)) {
+            if (before == null || !steppedDown(before, applied, incarnations)) {
                 return; // a leader before `from` may still serve: not known here
             }
         }
-        deposed.put(new Key(shardId, sequence, epoch), new Deposed(from, to, lastHeartbeatMs + leaseMs, version, false));
+        deposed.put(new Key(shardId, sequence, epoch), new Deposed(from, fromIncarnation, to, lastHeartbeatMs + leaseMs, version, false));
     }
 
-    /** The waits of the segments node {@code nodeId} took over, as of {@code nowMs}; {@code applied}: versions nodes applied. */
-    synchronized List<LeaseWait> waitsOf(int nodeId, Map<Integer, Long> applied, long nowMs) {
+    /**
+     * The waits of the segments node {@code nodeId} took over, as of {@code nowMs}; {@code applied}: versions nodes
+     * applied; {@code incarnations}: each node's registered incarnation.
+     */
+    synchronized List<LeaseWait> waitsOf(int nodeId, Map<Integer, Long> applied, IntToLongFunction incarnations, long nowMs) {
         deposed.values().removeIf(d -> nowMs - d.leaseEndsMs() > keepMs);
         List<LeaseWait> out = new ArrayList<>();
         deposed.forEach((k, d) -> {
             if (d.to() == nodeId) {
-                out.add(wait(k, steppedDown(d, applied) ? 0 : Math.max(0, d.leaseEndsMs() - nowMs)));
+                out.add(wait(k, steppedDown(d, applied, incarnations) ? 0 : Math.max(0, d.leaseEndsMs() - nowMs)));
             }
         });
         return out;
     }
 
     /** Node {@code nodeId} reported applied versions {@code applied}: the waits its step-down ended, each told once. */
-    synchronized List<Release> applied(int nodeId, Map<Integer, Long> applied) {
+    synchronized List<Release> applied(int nodeId, Map<Integer, Long> applied, IntToLongFunction incarnations) {
         List<Release> out = new ArrayList<>();
         deposed.replaceAll((k, d) -> {
-            if (d.from() != nodeId || d.released() || !steppedDown(d, applied)) {
+            if (d.from() != nodeId || d.released() || !steppedDown(d, applied, incarnations)) {
                 return d;
             }
             out.add(new Release(d.to(), wait(k, 0)));
-            return new Deposed(d.from(), d.to(), d.leaseEndsMs(), d.version(), true);
+            return new Deposed(d.from(), d.fromIncarnation(), d.to(), d.leaseEndsMs(), d.version(), true);
         });
         return out;
     }
 
     /** Whether the move to {@code epoch} of the segment is noted here and its old leader stepped down. */
-    synchronized boolean steppedDown(long shardId, long sequence, int epoch, Map<Integer, Long> applied) {
+    synchronized boolean steppedDown(long shardId, long sequence, int epoch, Map<Integer, Long> applied, IntToLongFunction incarnations) {
         Deposed d = deposed.get(new Key(shardId, sequence, epoch));
-        return d != null && steppedDown(d, applied);
+        return d != null && steppedDown(d, applied, incarnations);
     }
 
     synchronized void clear() {
@@ -99,11 +103,12 @@ final class DeposedLeaders {
     /**
      * Whether the old leader reported a version at or above the move's: it applied assignments naming another
      * leader, and stepped down first thing (a node reporting 0, older than versions, is kept as MAX_VALUE by the
-     * controller: not counted).
+     * controller: not counted). Only the incarnation that was deposed counts: another process of the node id
+     * (registered since) says nothing of the old one, which may live on elsewhere.
      */
-    private static boolean steppedDown(Deposed d, Map<Integer, Long> applied) {
+    private static boolean steppedDown(Deposed d, Map<Integer, Long> applied, IntToLongFunction incarnations) {
         Long v = applied.get(d.from());
-        return v != null && v != Long.MAX_VALUE && v >= d.version();
+        return incarnations.applyAsLong(d.from()) == d.fromIncarnation() && v != null && v != Long.MAX_VALUE && v >= d.version();
     }
 
     private static LeaseWait wait(Key k, long remainingMs) {

@@ -115,6 +115,12 @@ public final class MetaService {
             return fail(ErrorCode.UNAVAILABLE, "storage node " + r.getNodeId() + ": its storage is offline; registration is"
                     + " refused until it is back (retry then)");
         }
+        // Counted first, as a heartbeat is, then refused while a fence of the node id is in flight: its answer (the same
+        // process again gets its assignments) would confirm leaderships the fence hands over without a wait.
+        controller.heartbeat(r.getNodeId());
+        if (controller.fencing(r.getNodeId())) {
+            return fail(ErrorCode.UNAVAILABLE, "storage node " + r.getNodeId() + " is being fenced (no heartbeat for session.timeout.ms); retry");
+        }
         return propose(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(r.getNodeId())
                 .setHost(r.getHost()).setPort(r.getPort()).setInstanceId(r.getInstanceId()).setPageCacheId(r.getPageCacheId())
                 .setHeldReported(r.getHeldReported()).addAllHeldSegments(r.getHeldSegmentsList()).setReadLeaseMs(r.getReadLeaseMs())))
@@ -152,9 +158,12 @@ public final class MetaService {
                 // by its assignment watch, as every node involved does).
                 for (dev.segstore.protocol.meta.MoveLeaderCommand move : controller.leadersUnreachable(r.getNodeId(), r.getUnreachableLeadersList())) {
                     dev.segstore.protocol.meta.Segment before = openIn(move.getShard(), move.getSequence(), move.getLeaderEpoch());
+                    long fromIncarnation = before == null ? -1 : controller.incarnation(before.getLeader());
                     propose(Command.newBuilder().setMoveLeader(move)).whenComplete((m, e) -> {
-                        if (e == null && before != null) {
-                            controller.leadershipMoved(move, before.getLeader(), before.getDeposedLeaderMayServe());
+                        if (e == null) {
+                            if (before != null) {
+                                controller.leadershipMoved(move, before.getLeader(), fromIncarnation, before.getDeposedLeaderMayServe());
+                            }
                         } else {
                             LOG.info("Moving the leadership of {}/{} away from a silent leader was not applied: {}", move.getShard(),
                                     move.getSequence(), e.toString());
@@ -217,7 +226,10 @@ public final class MetaService {
      */
     private CompletableFuture<Message> fenceOffline(int nodeId, long incarnation) {
         LOG.warn("Storage node {} incarnation {} reports its storage offline: fencing it", nodeId, incarnation);
-        return propose(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(nodeId).setIncarnation(incarnation)))
+        // Only its first data directory is offline: logs on others may still answer reads from its leases, so the
+        // successors wait them out (leader_may_serve).
+        return propose(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(nodeId).setIncarnation(incarnation)
+                .setLeaderMayServe(true)))
                 .thenCompose(m -> {
                     controller.invalidateLoad();
                     return fail(ErrorCode.FENCED_EPOCH, "storage offline: storage node " + nodeId + " incarnation " + incarnation
@@ -452,9 +464,10 @@ public final class MetaService {
             dev.segstore.protocol.meta.MoveLeaderCommand move = dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder()
                     .setShard(r.getShard()).setShardId(route.getShard().getShardId()).setSequence(open.getSequence())
                     .setLeaderEpoch(open.getLeaderEpoch()).setTo(to).build();
+            long fromIncarnation = controller.incarnation(open.getLeader());
             return propose(Command.newBuilder().setMoveLeader(move)).whenComplete((m, e) -> {
                 if (e == null) {
-                    controller.leadershipMoved(move, open.getLeader(), open.getDeposedLeaderMayServe());
+                    controller.leadershipMoved(move, open.getLeader(), fromIncarnation, open.getDeposedLeaderMayServe());
                 }
             });
         }));

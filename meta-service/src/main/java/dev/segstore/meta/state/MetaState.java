@@ -169,7 +169,10 @@ public final class MetaState {
             // wrote: then it keeps its places, as in fsync mode.
             boolean pageCacheKept = !c.getPageCacheId().isEmpty() && c.getPageCacheId().equals(old.getPageCacheId());
             nodes.put(c.getNodeId(), old.toBuilder().setState(NodeState.FENCED).build());
-            fenceReplicas(c.getNodeId(), true, pageCacheKept, false); // the old process is gone: a new one registers
+            // The old incarnation is a process restarted, or one still alive elsewhere under the same id (a node moved
+            // while cut off): unless it was shutting down on purpose (it answers no leader reads then), every segment it
+            // led waits out its lease, with this node id's new process as leader too.
+            fenceReplicas(c.getNodeId(), true, pageCacheKept, !old.getShuttingDown());
         }
         StorageNode node = StorageNode.newBuilder().setNodeId(c.getNodeId()).setHost(c.getHost()).setPort(c.getPort())
                 .setState(NodeState.ALIVE).setRegisteredAtMs(now).setInstanceId(c.getInstanceId()).setPageCacheId(c.getPageCacheId())
@@ -365,8 +368,8 @@ public final class MetaState {
      * (the node registers again in this same command) and the node is still eligible: then it leads again, in
      * the new epoch. A node {@code rejoining} that kept every byte it wrote ({@code pageCacheKept}, or fsync mode
      * where it counted forced bytes only) keeps its places instead, each leadership in a new epoch. With
-     * {@code leaderMayServe} (FenceNodeCommand.leader_may_serve) each leadership taken from it to another node marks
-     * the segment so that its new leaders wait out the node's read lease.
+     * {@code leaderMayServe} (FenceNodeCommand.leader_may_serve; a registration replacing a live incarnation) each segment
+     * it led is marked so that its new leaders (this node id's new process too) wait out the old process's lease.
      */
     private void fenceReplicas(int id, boolean rejoining, boolean pageCacheKept, boolean leaderMayServe) {
         forEachLiveSegment(s -> {
@@ -377,7 +380,9 @@ public final class MetaState {
                 // truncate to where its log now ends through the epoch protocol). Moving the leadership to
                 // another member instead could hand it to one that is dead but not yet fenced, and leave the
                 // segment waiting for it with the node that holds everything shut out of the ISR.
-                return s.getLeader() == id ? s.toBuilder().setLeaderEpoch(s.getLeaderEpoch() + 1).build() : s;
+                // (With leaderMayServe, the old process may be alive elsewhere: the new one waits out its lease too.)
+                return s.getLeader() == id ? s.toBuilder().setLeaderEpoch(s.getLeaderEpoch() + 1)
+                        .setDeposedLeaderMayServe(s.getDeposedLeaderMayServe() || leaderMayServe).build() : s;
             }
             Segment.Builder b = s.toBuilder();
             if (s.getIsrList().contains(id) && s.getIsrCount() > 1) {
@@ -389,7 +394,7 @@ public final class MetaState {
                     next = id;
                 }
                 b.setLeader(next).setLeaderEpoch(s.getLeaderEpoch() + 1);
-                if (leaderMayServe && next != id) {
+                if (leaderMayServe) {
                     b.setDeposedLeaderMayServe(true); // it may answer reads until its lease ends (meta.proto)
                 }
             }
@@ -908,7 +913,7 @@ public final class MetaState {
         }
         // The old leader may be alive and serve reads from its lease until it hears of this: new leaders wait it out.
         Segment.Builder moved = open.toBuilder().setLeader(c.getTo()).setLeaderEpoch(open.getLeaderEpoch() + 1)
-                .setDeposedLeaderMayServe(open.getLeader() >= 0);
+                .setDeposedLeaderMayServe(open.getDeposedLeaderMayServe() || open.getLeader() >= 0);
         if (c.getOldLeaderLeavesIsr() && open.getLeader() >= 0 && open.getIsrList().contains(open.getLeader())) {
             leaveIsr(moved, open, open.getLeader()); // silent to every other member: acknowledgements must not wait for it
         }

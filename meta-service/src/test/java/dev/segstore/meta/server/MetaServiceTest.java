@@ -191,9 +191,12 @@ class MetaServiceTest {
         assertEquals(ErrorCode.FENCED_EPOCH.code(), e.code());
         assertTrue(e.getMessage().contains("storage offline"), e.getMessage());
         assertEquals(List.of(Command.KindCase.FENCE_NODE), raft.proposed.stream().map(Command::getKindCase).toList());
-        assertEquals(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1).build(), raft.proposed.get(0).getFenceNode());
+        // Only its first data directory may be offline: logs on others may still answer reads from its leases.
+        assertEquals(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1).setLeaderMayServe(true).build(),
+                raft.proposed.get(0).getFenceNode());
         assertEquals(NodeState.FENCED, state.node(1).orElseThrow().getState());
         Segment s = state.route("a").getSegments(0);
+        assertTrue(s.getDeposedLeaderMayServe(), "its successor waits out its lease");
         assertEquals(2, s.getLeader(), "its leadership moved to the other ISR member");
         assertEquals(1, s.getLeaderEpoch());
         assertEquals(List.of(2), s.getIsrList());
@@ -220,6 +223,8 @@ class MetaServiceTest {
         assertEquals(NodeState.ALIVE, state.node(1).orElseThrow().getState(), "the fence is not applied yet");
         RpcException refused = rpcFailure(heartbeat(1, inc1));
         assertEquals(ErrorCode.UNAVAILABLE.code(), refused.code(), "answered with its assignments while it is being fenced");
+        assertEquals(ErrorCode.UNAVAILABLE.code(), rpcFailure(service.registerNode(RegisterNodeRequest.newBuilder().setNodeId(1)
+                .setHost("127.0.0.1").setPort(9001).build())).code(), "a registration (a retry's answer lists its leaderships) waits too");
         raft.hold = null;
         commit.complete(null);
         assertEquals(NodeState.FENCED, state.node(1).orElseThrow().getState());
@@ -255,6 +260,22 @@ class MetaServiceTest {
         assertFalse(pushed.getChanged());
         assertEquals(0, pushed.getLeaseWaits(0).getRemainingMs(), "node 1 stepped down: no more wait");
         assertEquals(0, ((NodeAssignments) await(heartbeat(2, inc2, state.appliedCommands()))).getLeaseWaits(0).getRemainingMs());
+    }
+
+    /** Another process registering under the deposed leader's node id says nothing of the old one, which may live on. */
+    @Test
+    void aNewLeaderIsNotReleasedByAnotherIncarnationOfTheOldLeader() throws Exception {
+        long inc1 = registerWithLease(1);
+        long inc2 = registerWithLease(2);
+        createShard("m", 1, 2);
+        await(heartbeat(1, inc1, state.appliedCommands()));
+        await(service.moveLeader(dev.segstore.protocol.meta.MoveLeaderRequest.newBuilder().setShard("m").setTo(2).build()));
+        long other = registerWithLease(1);
+        assertTrue(other > inc1);
+        await(heartbeat(1, other, state.appliedCommands()));
+        NodeAssignments a = (NodeAssignments) await(heartbeat(2, inc2, state.appliedCommands()));
+        assertEquals(1, a.getLeaseWaitsCount());
+        assertTrue(a.getLeaseWaits(0).getRemainingMs() > 0, "released by another incarnation's report: " + a.getLeaseWaits(0));
     }
 
     private long registerWithLease(int id) throws Exception {
