@@ -239,13 +239,10 @@ class MetaServiceTest {
      */
     @Test
     void aNewLeaderIsToldWhenTheOldLeadersLeaseEndsAndThatItEndedOnceTheOldLeaderAppliedTheMove() throws Exception {
-        long inc1 = registerWithLease(1);
-        long inc2 = registerWithLease(2);
-        createShard("m", 1, 2);
-        await(heartbeat(1, inc1, state.appliedCommands()));
-        long heardAt = now; // node 1's last heartbeat: a lease from it runs 3 s at most
-        now += 500;
-        await(service.moveLeader(dev.segstore.protocol.meta.MoveLeaderRequest.newBuilder().setShard("m").setTo(2).build()));
+        long[] inc = moveShardMFromNode1To2(500);
+        long inc1 = inc[1];
+        long inc2 = inc[2];
+        long heardAt = inc[0]; // node 1's last heartbeat: a lease from it runs 3 s at most
         Segment s = state.route("m").getSegments(0);
         assertEquals(2, s.getLeader());
         assertTrue(s.getDeposedLeaderMayServe());
@@ -265,17 +262,29 @@ class MetaServiceTest {
     /** Another process registering under the deposed leader's node id says nothing of the old one, which may live on. */
     @Test
     void aNewLeaderIsNotReleasedByAnotherIncarnationOfTheOldLeader() throws Exception {
-        long inc1 = registerWithLease(1);
-        long inc2 = registerWithLease(2);
-        createShard("m", 1, 2);
-        await(heartbeat(1, inc1, state.appliedCommands()));
-        await(service.moveLeader(dev.segstore.protocol.meta.MoveLeaderRequest.newBuilder().setShard("m").setTo(2).build()));
+        long[] inc = moveShardMFromNode1To2(0);
+        long inc1 = inc[1];
+        long inc2 = inc[2];
         long other = registerWithLease(1);
         assertTrue(other > inc1);
         await(heartbeat(1, other, state.appliedCommands()));
         NodeAssignments a = (NodeAssignments) await(heartbeat(2, inc2, state.appliedCommands()));
         assertEquals(1, a.getLeaseWaitsCount());
         assertTrue(a.getLeaseWaits(0).getRemainingMs() > 0, "released by another incarnation's report: " + a.getLeaseWaits(0));
+    }
+
+    /**
+     * Nodes 1 and 2 (read.lease.ms 3 s), shard "m" led by node 1, which heartbeats; {@code afterMs} later the
+     * leadership moves to node 2. Answers the incarnations by node id, and at 0 when node 1's heartbeat came.
+     */
+    private long[] moveShardMFromNode1To2(long afterMs) throws Exception {
+        long[] inc = {0, registerWithLease(1), registerWithLease(2)};
+        createShard("m", 1, 2);
+        await(heartbeat(1, inc[1], state.appliedCommands()));
+        inc[0] = now;
+        now += afterMs;
+        await(service.moveLeader(dev.segstore.protocol.meta.MoveLeaderRequest.newBuilder().setShard("m").setTo(2).build()));
+        return inc;
     }
 
     private long registerWithLease(int id) throws Exception {
