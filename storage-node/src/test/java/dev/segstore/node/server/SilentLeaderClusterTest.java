@@ -1,5 +1,6 @@
 package dev.segstore.node.server;
 
+import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.client.MetaClient;
 import dev.segstore.client.SegmentStorageAdapter;
@@ -8,6 +9,10 @@ import dev.segstore.meta.server.MetaServer;
 import dev.segstore.protocol.meta.DurabilityMode;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.ShardRoute;
+import dev.segstore.protocol.node.FetchRequest;
+import dev.segstore.protocol.node.SegmentRef;
+import dev.segstore.protocol.rpc.RpcClient;
+import dev.segstore.protocol.rpc.RpcException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -16,9 +21,12 @@ import org.junit.jupiter.api.Timeout;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Issue 14 item 6: an open segment's leader that its followers cannot reach, while the meta-service still hears its
@@ -36,6 +44,9 @@ class SilentLeaderClusterTest {
     private final Map<Integer, Set<String>> cut = new ConcurrentHashMap<>();
     /** Per storage node: the peer addresses its calls to hang (sent a minute late: a paused peer that answers nothing). */
     private final Map<Integer, Set<String>> hung = new ConcurrentHashMap<>();
+    /** Storage nodes whose calls to the meta-service are lost. */
+    private final Set<Integer> metaCut = ConcurrentHashMap.newKeySet();
+    private final RpcClient rpc = new RpcClient();
 
     @BeforeEach
     void start() throws Exception {
@@ -49,6 +60,11 @@ class SilentLeaderClusterTest {
                     public long delayMs(int from, String to, String method) {
                         return hung.getOrDefault(from, Set.of()).contains(to) ? 60_000 : 0;
                     }
+
+                    @Override
+                    public StorageNode.MetaDrop metaDrop(int from, String method) {
+                        return metaCut.contains(from) ? StorageNode.MetaDrop.REQUEST : StorageNode.MetaDrop.NONE;
+                    }
                 },
                 id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
                 new InJvmCluster.Timings(600, 12_000, 200, 10_000));
@@ -61,6 +77,8 @@ class SilentLeaderClusterTest {
     void stop() throws Exception {
         cut.clear();
         hung.clear();
+        metaCut.clear();
+        rpc.close();
         if (adapter != null) {
             adapter.close();
         }
@@ -118,6 +136,44 @@ class SilentLeaderClusterTest {
         System.out.printf("writes stalled %.0f ms at most%n", writers.longestGapMs());
         Segment after = open();
         assertEquals(before.getLeaderEpoch() + 1, after.getLeaderEpoch(), "one move, in the next epoch");
+        cut.clear();
+        AckedWriters.verifyReadBack(adapter, "silent", writers.acked());
+    }
+
+    /**
+     * The leader is cut off from its followers and from the meta-service: the controller moves the lead on the
+     * followers' reports, and the new leader acknowledges writes. The old leader still takes itself for the leader;
+     * a reader whose route names it must get no answer from it once its read lease has ended. Before the lease it
+     * answered up to its own high watermark, below what the new leader acknowledged (process fault campaign seed
+     * 6707398655323024202, run 0051: UNSTABLE_READ).
+     */
+    @Test
+    void aLeaderCutOffFromEveryoneAnswersNoReaderWithAStaleRouteOnceReplaced() throws Exception {
+        AckedWriters writers = new AckedWriters(adapter, "silent", 4);
+        writers.start();
+        writers.awaitAcked(100, 30_000);
+        Segment before = open();
+        int leader = onFollowersCallsToTheLeader(before, cut);
+        metaCut.add(leader); // and it hears nothing of the move: its heartbeats are lost
+        InJvmCluster.waitFor("the leadership to move away from node " + leader, 8_000, () -> {
+            try {
+                Segment now = open();
+                return now.getLeader() >= 0 && now.getLeader() != leader;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        int acked = writers.ackedCount();
+        writers.awaitAcked(acked + 100, 30_000); // the new leader acknowledges
+        writers.stopAndJoin();
+        FetchRequest stale = FetchRequest.newBuilder().setSegment(SegmentRef.newBuilder().setShardId(before.getShardId())
+                .setSequence(before.getSequence()).setRouteEpoch(before.getLeaderEpoch())).setReplicaId(-1)
+                .setOffset(before.getStartOffset()).setMaxRecords(100_000).build();
+        ExecutionException e = assertThrows(ExecutionException.class,
+                () -> dev.segstore.client.ConsumerFetch.call(rpc, cluster.address(leader), stale, 10_000).get(30, TimeUnit.SECONDS),
+                "the deposed leader answered a stale route from its own high watermark, below what its successor acknowledged");
+        assertTrue(e.getCause() instanceof RpcException re && re.code() == ErrorCode.UNAVAILABLE.code(), String.valueOf(e.getCause()));
+        metaCut.clear();
         cut.clear();
         AckedWriters.verifyReadBack(adapter, "silent", writers.acked());
     }
