@@ -107,6 +107,18 @@ class SilentLeaderClusterTest {
         return leader;
     }
 
+    /** Waits up to 8 s for the open segment's leadership to move away from node {@code leader}. */
+    private void awaitMovedFrom(int leader, String why) {
+        InJvmCluster.waitFor("the leadership to move away from node " + leader + why, 8_000, () -> {
+            try {
+                Segment now = open();
+                return now.getLeader() >= 0 && now.getLeader() != leader;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+    }
+
     private long reportsTaken() {
         return cluster.metas.stream().mapToLong(MetaServer::silentLeaderReports).sum();
     }
@@ -120,15 +132,7 @@ class SilentLeaderClusterTest {
         writers.watchGapsFromNow();
         long cutAt = System.nanoTime();
         int leader = onFollowersCallsToTheLeader(before, cut); // their fetches are lost; the leader still reaches everyone
-        InJvmCluster.waitFor("the leadership to move away from node " + leader + " before its lag limit (10 s) and session (12 s) end",
-                8_000, () -> {
-                    try {
-                        Segment now = open();
-                        return now.getLeader() >= 0 && now.getLeader() != leader;
-                    } catch (Exception e) {
-                        return false;
-                    }
-                });
+        awaitMovedFrom(leader, " before its lag limit (10 s) and session (12 s) end");
         System.out.printf("leadership moved from node %d %.0f ms after its followers lost it%n", leader, (System.nanoTime() - cutAt) / 1e6);
         int acked = writers.ackedCount();
         writers.awaitAcked(acked + 100, 30_000);
@@ -155,14 +159,7 @@ class SilentLeaderClusterTest {
         Segment before = open();
         int leader = onFollowersCallsToTheLeader(before, cut);
         metaCut.add(leader); // and it hears nothing of the move: its heartbeats are lost
-        InJvmCluster.waitFor("the leadership to move away from node " + leader, 8_000, () -> {
-            try {
-                Segment now = open();
-                return now.getLeader() >= 0 && now.getLeader() != leader;
-            } catch (Exception e) {
-                return false;
-            }
-        });
+        awaitMovedFrom(leader, "");
         int acked = writers.ackedCount();
         writers.awaitAcked(acked + 100, 30_000); // the new leader acknowledges
         writers.stopAndJoin();
