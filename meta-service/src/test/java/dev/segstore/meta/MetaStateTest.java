@@ -639,11 +639,11 @@ class MetaStateTest {
         assertTrue(segment("l", 0).getDeposedLeaderMayServe(), "node 1 may still answer reads from its lease");
         // The controller clears it once no deposed leader can serve: for the epoch it saw only.
         long id = state.shard("l").orElseThrow().getShardId();
-        apply(Command.newBuilder().setClearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand.newBuilder().setShard("l")
-                .setShardId(id).setSequence(0).setLeaderEpoch(0)));
+        apply(Command.newBuilder().setClearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand.newBuilder().addSegments(
+                dev.segstore.protocol.meta.DeposedSegment.newBuilder().setShard("l").setShardId(id).setSequence(0).setLeaderEpoch(0))));
         assertTrue(segment("l", 0).getDeposedLeaderMayServe(), "seen in epoch 0: the segment is in epoch 1 now");
-        apply(Command.newBuilder().setClearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand.newBuilder().setShard("l")
-                .setShardId(id).setSequence(0).setLeaderEpoch(1)));
+        apply(Command.newBuilder().setClearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand.newBuilder().addSegments(
+                dev.segstore.protocol.meta.DeposedSegment.newBuilder().setShard("l").setShardId(id).setSequence(0).setLeaderEpoch(1))));
         assertFalse(segment("l", 0).getDeposedLeaderMayServe());
         // A registration replacing a live incarnation (a restart, or another process alive under the same id): the
         // segments it led wait out the old one's lease, with this node id as leader too; not after a controlled shutdown.

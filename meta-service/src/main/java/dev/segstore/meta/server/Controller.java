@@ -264,7 +264,7 @@ public final class Controller {
     private final java.util.Set<List<Long>> clearing = ConcurrentHashMap.newKeySet();
 
     /**
-     * Proposes ClearDeposedLeaderCommand for each open segment whose deposed leaders can no longer serve: seen so in
+     * Proposes one ClearDeposedLeaderCommand for the open segments whose deposed leaders can no longer serve: seen so in
      * its current epoch for at least the longest read.lease.ms of any node (each of them was deposed by a command
      * committed before, and its lease ended by that command + its lease), or whose move to this epoch is known here
      * with its old leader stepped down ({@link DeposedLeaders}). Not by time while some node's lease is unknown.
@@ -278,6 +278,8 @@ public final class Controller {
             longest = n.getReadLeaseMs() <= 0 ? Long.MAX_VALUE : Math.max(longest, n.getReadLeaseMs());
         }
         java.util.Set<List<Long>> current = new java.util.HashSet<>();
+        List<List<Long>> proposed = new ArrayList<>();
+        dev.segstore.protocol.meta.ClearDeposedLeaderCommand.Builder clear = dev.segstore.protocol.meta.ClearDeposedLeaderCommand.newBuilder();
         List<dev.segstore.protocol.meta.Segment> deposed = state.deposedOpenSegments();
         long now = monotonicMs.getAsLong(); // after the read: a segment first seen now was marked before it
         for (dev.segstore.protocol.meta.Segment s : deposed) {
@@ -289,12 +291,15 @@ public final class Controller {
             if (over && clearing.add(key)) {
                 LOG.info("Segment {}/{} (epoch {}): no deposed leader can still serve reads from its lease; clearing the new leaders' wait",
                         s.getShard(), s.getSequence(), s.getLeaderEpoch());
-                raft.propose(command().setClearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand.newBuilder()
-                        .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeaderEpoch(s.getLeaderEpoch()))
-                        .build()).whenComplete((r, e) -> clearing.remove(key));
+                clear.addSegments(dev.segstore.protocol.meta.DeposedSegment.newBuilder().setShard(s.getShard()).setShardId(s.getShardId())
+                        .setSequence(s.getSequence()).setLeaderEpoch(s.getLeaderEpoch()));
+                proposed.add(key);
             }
         }
         deposedSeen.keySet().retainAll(current);
+        if (!proposed.isEmpty()) { // one command for all: each command applied wakes every assignment watch
+            raft.propose(command().setClearDeposedLeader(clear).build()).whenComplete((r, e) -> proposed.forEach(clearing::remove));
+        }
     }
 
     /** What node {@code nodeId} may be told of the leases it waits for, with its assignments (NodeAssignments.lease_waits). */

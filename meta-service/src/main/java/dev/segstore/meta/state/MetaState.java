@@ -921,20 +921,22 @@ public final class MetaState {
         return CommandResult.ok(route(c.getShard()));
     }
 
-    /** ClearDeposedLeaderCommand in meta.proto: no earlier leader of the open segment can still serve from its lease. */
+    /** ClearDeposedLeaderCommand in meta.proto: no earlier leader of these open segments can still serve from its lease. */
     private CommandResult clearDeposedLeader(dev.segstore.protocol.meta.ClearDeposedLeaderCommand c) {
-        List<Segment> list = segments.get(c.getShard());
-        Shard shard = shards.get(c.getShard());
-        if (shard == null || shard.getShardId() != c.getShardId() || list == null || list.isEmpty()) {
-            return CommandResult.ok(Empty.getDefaultInstance()); // gone: nothing to clear
+        for (dev.segstore.protocol.meta.DeposedSegment d : c.getSegmentsList()) {
+            List<Segment> list = segments.get(d.getShard());
+            Shard shard = shards.get(d.getShard());
+            if (shard == null || shard.getShardId() != d.getShardId() || list == null || list.isEmpty()) {
+                continue; // gone: nothing to clear
+            }
+            int i = list.size() - 1;
+            Segment open = list.get(i);
+            if (open.getStatus() == SegmentStatus.OPEN && open.getSequence() == d.getSequence() && open.getLeaderEpoch() == d.getLeaderEpoch()
+                    && open.getDeposedLeaderMayServe()) {
+                replace(list, i, open.toBuilder().setDeposedLeaderMayServe(false).build());
+            } // else a later change: the controller looks again
         }
-        int i = list.size() - 1;
-        Segment open = list.get(i);
-        if (open.getStatus() == SegmentStatus.OPEN && open.getSequence() == c.getSequence() && open.getLeaderEpoch() == c.getLeaderEpoch()
-                && open.getDeposedLeaderMayServe()) {
-            replace(list, i, open.toBuilder().setDeposedLeaderMayServe(false).build());
-        }
-        return CommandResult.ok(Empty.getDefaultInstance()); // else a later change: the controller looks again
+        return CommandResult.ok(Empty.getDefaultInstance());
     }
 
     /** Open segments whose new leaders wait out a deposed leader's lease ({@code deposed_leader_may_serve}). */

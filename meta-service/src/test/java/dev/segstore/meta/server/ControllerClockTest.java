@@ -170,12 +170,14 @@ class ControllerClockTest {
     void aDeposedLeadersWaitIsClearedOnceTheLongestLeaseHasPassedSinceItWasSeen() {
         register(1, 2_000);
         register(2, 3_000);
-        apply(wall, Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("m")
-                .setSettings(ShardSettings.newBuilder().setReplicaCount(2).setMinInSyncReplicas(1)).addReplicas(1).addReplicas(2)));
+        for (String shard : List.of("m", "n")) {
+            apply(wall, Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(shard)
+                    .setSettings(ShardSettings.newBuilder().setReplicaCount(2).setMinInSyncReplicas(1)).addReplicas(1).addReplicas(2)));
+            apply(wall, Command.newBuilder().setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder().setShard(shard)
+                    .setShardId(state.shard(shard).orElseThrow().getShardId()).setSequence(0).setLeaderEpoch(0).setTo(2)));
+            assertTrue(state.route(shard).getSegments(0).getDeposedLeaderMayServe());
+        }
         long id = state.shard("m").orElseThrow().getShardId();
-        apply(wall, Command.newBuilder().setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder().setShard("m")
-                .setShardId(id).setSequence(0).setLeaderEpoch(0).setTo(2)));
-        assertTrue(state.route("m").getSegments(0).getDeposedLeaderMayServe());
         Controller controller = leader();
         controller.clearDeposed(); // seen now
         mono += 2_999;
@@ -183,8 +185,10 @@ class ControllerClockTest {
         assertEquals(List.of(), proposed(), "node 2's lease (3 s) may still run: it is the longest");
         mono += 1;
         controller.clearDeposed();
-        assertEquals(List.of(Command.KindCase.CLEAR_DEPOSED_LEADER), proposed());
+        assertEquals(List.of(Command.KindCase.CLEAR_DEPOSED_LEADER), proposed(), "one command for both segments");
+        assertEquals(2, raft.proposed.get(0).getClearDeposedLeader().getSegmentsCount());
         assertEquals(false, state.route("m").getSegments(0).getDeposedLeaderMayServe(), "cleared");
+        assertEquals(false, state.route("n").getSegments(0).getDeposedLeaderMayServe(), "cleared");
         // Moved again: a new epoch, seen afresh.
         apply(wall, Command.newBuilder().setMoveLeader(dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder().setShard("m")
                 .setShardId(id).setSequence(0).setLeaderEpoch(1).setTo(1)));
