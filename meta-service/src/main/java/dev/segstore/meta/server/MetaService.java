@@ -157,14 +157,8 @@ public final class MetaService {
                 // Moves go on in the background: the answer below does not wait for them (the node learns of them
                 // by its assignment watch, as every node involved does).
                 for (dev.segstore.protocol.meta.MoveLeaderCommand move : controller.leadersUnreachable(r.getNodeId(), r.getUnreachableLeadersList())) {
-                    dev.segstore.protocol.meta.Segment before = openIn(move.getShard(), move.getSequence(), move.getLeaderEpoch());
-                    long fromIncarnation = before == null ? -1 : controller.incarnation(before.getLeader());
-                    propose(Command.newBuilder().setMoveLeader(move)).whenComplete((m, e) -> {
-                        if (e == null) {
-                            if (before != null) {
-                                controller.leadershipMoved(move, before.getLeader(), fromIncarnation, before.getDeposedLeaderMayServe());
-                            }
-                        } else {
+                    proposeMove(move, openIn(move.getShard(), move.getSequence(), move.getLeaderEpoch())).whenComplete((m, e) -> {
+                        if (e != null) {
                             LOG.info("Moving the leadership of {}/{} away from a silent leader was not applied: {}", move.getShard(),
                                     move.getSequence(), e.toString());
                         }
@@ -464,13 +458,21 @@ public final class MetaService {
             dev.segstore.protocol.meta.MoveLeaderCommand move = dev.segstore.protocol.meta.MoveLeaderCommand.newBuilder()
                     .setShard(r.getShard()).setShardId(route.getShard().getShardId()).setSequence(open.getSequence())
                     .setLeaderEpoch(open.getLeaderEpoch()).setTo(to).build();
-            long fromIncarnation = controller.incarnation(open.getLeader());
-            return propose(Command.newBuilder().setMoveLeader(move)).whenComplete((m, e) -> {
-                if (e == null) {
-                    controller.leadershipMoved(move, open.getLeader(), fromIncarnation, open.getDeposedLeaderMayServe());
-                }
-            });
+            return proposeMove(move, open);
         }));
+    }
+
+    /**
+     * Proposes {@code move} of segment {@code before} (as read before proposing; null: not the open one in the move's
+     * epoch) and, once applied, tells the controller whose read lease its new leader waits out (Controller.leadershipMoved).
+     */
+    private CompletableFuture<Message> proposeMove(dev.segstore.protocol.meta.MoveLeaderCommand move, dev.segstore.protocol.meta.Segment before) {
+        long fromIncarnation = before == null ? -1 : controller.incarnation(before.getLeader());
+        return propose(Command.newBuilder().setMoveLeader(move)).whenComplete((m, e) -> {
+            if (e == null && before != null) {
+                controller.leadershipMoved(move, before.getLeader(), fromIncarnation, before.getDeposedLeaderMayServe());
+            }
+        });
     }
 
     /**

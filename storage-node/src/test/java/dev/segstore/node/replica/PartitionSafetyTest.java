@@ -77,13 +77,7 @@ class PartitionSafetyTest extends PartitionFixture {
         replicas[1].assignedIsr(List.of(1, 2, 3), clock.get()); // node 1's last confirmed heartbeat
         clock.addAndGet(2_000); // the followers found it silent, the controller moved the lead
         long learnt = clock.get();
-        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), 1, CONFIG.readLeaseMs());
-        replicas[2].assignedIsr(List.of(2, 3), learnt);
-        replicas[3].becomeFollower(1, 2);
-        CompletableFuture<AppendResult> ack = replicas[2].append(records("n", 2), -1, -1);
-        awaitDurable(2, 5);
-        fetchRound(2, 3);
-        fetchRound(2, 3);
+        CompletableFuture<AppendResult> ack = node2LeadsEpoch1WaitingAndTakesTwoRecords();
         assertEquals(5, replicas[3].log().logEndOffset(), "node 3 holds the new records");
         assertFalse(ack.isDone(), "acknowledged while node 1, deposed without knowing it, still answers reads ending at 3");
         ReplicaException waiting = assertThrows(ReplicaException.class, () -> replicas[2].readForConsumer(0, 10, 1 << 20, 1));
@@ -104,13 +98,7 @@ class PartitionSafetyTest extends PartitionFixture {
     @Test
     void aLeaderToldWhenTheReplacedLeadersLeaseEndsServesFromThenOn() throws Exception {
         writeAcknowledged(3);
-        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), 1, CONFIG.readLeaseMs());
-        replicas[2].assignedIsr(List.of(2, 3), clock.get());
-        replicas[3].becomeFollower(1, 2);
-        CompletableFuture<AppendResult> ack = replicas[2].append(records("n", 2), -1, -1);
-        awaitDurable(2, 5);
-        fetchRound(2, 3);
-        fetchRound(2, 3);
+        CompletableFuture<AppendResult> ack = node2LeadsEpoch1WaitingAndTakesTwoRecords();
         replicas[2].predecessorLeaseEndsIn(0, 0); // of another epoch
         replicas[2].predecessorLeaseEndsIn(1, 2 * CONFIG.readLeaseMs()); // longer than its own wait
         fetchRound(2, 3);
@@ -124,6 +112,21 @@ class PartitionSafetyTest extends PartitionFixture {
         fetchRound(2, 3);
         assertEquals(new AppendResult(AppendResult.Status.APPENDED, 3, 4), await(ack));
         assertEquals(5, replicas[2].readForConsumer(0, 10, 1 << 20, 1).highWatermark());
+    }
+
+    /**
+     * Node 2 takes the lead in epoch 1 (ISR [2, 3]) from node 1, which may still serve: it waits read.lease.ms from now.
+     * It takes records 3-4, which node 3 fetches; answers the write's acknowledgement.
+     */
+    private CompletableFuture<AppendResult> node2LeadsEpoch1WaitingAndTakesTwoRecords() throws Exception {
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), 1, CONFIG.readLeaseMs());
+        replicas[2].assignedIsr(List.of(2, 3), clock.get());
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> ack = replicas[2].append(records("n", 2), -1, -1);
+        awaitDurable(2, 5);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        return ack;
     }
 
     /** A leader in a controlled shutdown answers no reads of its open segment: its successors do not wait for it. */
