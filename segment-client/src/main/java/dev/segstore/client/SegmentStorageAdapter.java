@@ -977,6 +977,14 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             result.completeExceptionally(se);
             return false;
         }
+        if (unwrap(e) instanceof RpcException re && re.rolling() && re.nextSegment() != null && adoptNextSegment(shard, re.nextSegment())
+                && rollingTries < MAX_ROLLING_RETRIES && System.nanoTime() < deadline) {
+            // The leader that rolled named the next segment, from the controller's committed answer: write there now.
+            LOG.debug("Shard {}: segment {} rolled; retrying in segment {} at once ({})", shard, re.nextSegment().getSequence() - 1,
+                    re.nextSegment().getSequence(), se.getMessage());
+            retries.schedule(() -> attempt(shard, attempt, closing, deadline, tries, rollingTries + 1, false, result), 0);
+            return false;
+        }
         routes.remove(shard); // the route may be stale: ask the meta-service again
         if (se.code() == ErrorCode.UNAVAILABLE || se.code() == ErrorCode.TIMEOUT) {
             nodeAddresses.clear(); // a node may have come back on another address: ask again too
@@ -999,6 +1007,45 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         }
         retries.schedule(() -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries, false, result), pauseMs);
         return false;
+    }
+
+    /**
+     * Takes the next segment a refused write was told of (rpc.proto, {@code Error.next_segment}: the leader that
+     * rolled had it from the controller's committed answer) into the cached route of {@code shard}: the cached
+     * route's open segment, the one before it, becomes sealed where the next one starts, and the next one is the
+     * open segment, as the meta-service's route would now say. Returns false, changing nothing, when there is no
+     * cached route to build on (none, or one being read) or it does not end with the segment before it (another
+     * shard of the name, another roll): the caller then reads the route again. True also when the cached route
+     * already goes past it (another write took it first).
+     */
+    private boolean adoptNextSegment(String shard, Segment next) {
+        boolean[] adopted = {false};
+        routes.computeIfPresent(shard, (name, cached) -> {
+            if (!cached.isDone() || cached.isCompletedExceptionally()) {
+                return cached;
+            }
+            ShardRoute r = cached.join();
+            int n = r.getSegmentsCount();
+            if (n == 0 || r.getShard().getShardId() != next.getShardId()) {
+                return cached;
+            }
+            Segment last = r.getSegments(n - 1);
+            if (last.getSequence() >= next.getSequence()) {
+                adopted[0] = true;
+                return cached;
+            }
+            if (last.getSequence() != next.getSequence() - 1 || last.getStatus() != SegmentStatus.OPEN
+                    || next.getStatus() != SegmentStatus.OPEN || next.getStartOffset() < last.getStartOffset()) {
+                return cached;
+            }
+            ShardRoute patched = r.toBuilder()
+                    .setSegments(n - 1, last.toBuilder().setStatus(SegmentStatus.SEALED).setEndOffset(next.getStartOffset()))
+                    .addSegments(next).build();
+            replicaConnections.routeRead(patched);
+            adopted[0] = true;
+            return CompletableFuture.completedFuture(patched);
+        });
+        return adopted[0];
     }
 
     /** Whether a connection to the storage node at {@code address} is open now (tests). */

@@ -17,6 +17,8 @@ public final class RpcException extends RuntimeException {
     private final boolean notApplied;
     private final int leaderEpoch;
     private final boolean rolling;
+    /** For a write refused by a roll: the next segment the committed roll made, or null (rpc.proto's Error.next_segment). */
+    private final dev.segstore.protocol.meta.Segment nextSegment;
 
     public RpcException(int code, String message, String leaderHint) {
         this(code, message, leaderHint, -1, false);
@@ -39,7 +41,14 @@ public final class RpcException extends RuntimeException {
      * @param rolling the refusal comes from a segment roll: the client retries soon (see rpc.proto's Error)
      */
     public RpcException(int code, String message, String leaderHint, int leaderEpoch, boolean notApplied, boolean rolling) {
+        this(code, message, leaderHint, leaderEpoch, notApplied, rolling, null);
+    }
+
+    /** @param nextSegment for a write refused by a roll: the next segment the committed roll made, or null */
+    public RpcException(int code, String message, String leaderHint, int leaderEpoch, boolean notApplied, boolean rolling,
+                        dev.segstore.protocol.meta.Segment nextSegment) {
         super(message);
+        this.nextSegment = nextSegment;
         this.rolling = rolling;
         this.code = code;
         this.leaderHint = leaderHint == null ? "" : leaderHint;
@@ -62,6 +71,19 @@ public final class RpcException extends RuntimeException {
         return rolling;
     }
 
+    /**
+     * For a write refused by a roll: the segment after the one the write named, as the committed roll made it (its
+     * start offset is where the named one was sealed), or null when the answering node did not know it.
+     */
+    public dev.segstore.protocol.meta.Segment nextSegment() {
+        return nextSegment;
+    }
+
+    /** This refusal, telling the next segment of the roll that caused it. */
+    public RpcException withNextSegment(dev.segstore.protocol.meta.Segment next) {
+        return new RpcException(code, getMessage(), leaderHint, leaderEpoch, notApplied, rolling, next);
+    }
+
     public RpcException(int code, String message) {
         this(code, message, "");
     }
@@ -81,17 +103,22 @@ public final class RpcException extends RuntimeException {
         if (leaderEpoch >= 0) {
             b.setLeaderEpoch(leaderEpoch);
         }
+        if (nextSegment != null) {
+            b.setNextSegment(nextSegment);
+        }
         return b.build();
     }
 
     public static RpcException of(Error e) {
         return new RpcException(e.getCode(), e.getMessage(), e.getLeaderHint(), e.hasLeaderEpoch() ? e.getLeaderEpoch() : -1,
-                e.getNotApplied(), e.getRolling());
+                e.getNotApplied(), e.getRolling(), e.hasNextSegment() ? e.getNextSegment() : null);
     }
 
     @Override
     public String toString() {
         return "RpcException[" + code + "]: " + getMessage() + (leaderHint.isEmpty() ? "" : " (leader " + leaderHint + ")")
-                + (leaderEpoch < 0 ? "" : " (leader epoch " + leaderEpoch + ")") + (rolling ? " (rolling)" : "");
+                + (leaderEpoch < 0 ? "" : " (leader epoch " + leaderEpoch + ")") + (rolling ? " (rolling)" : "")
+                + (nextSegment == null ? "" : " (next segment " + nextSegment.getSequence() + " from " + nextSegment.getStartOffset()
+                + ", leader " + nextSegment.getLeader() + ")");
     }
 }

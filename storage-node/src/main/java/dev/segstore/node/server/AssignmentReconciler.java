@@ -63,6 +63,8 @@ final class AssignmentReconciler {
      * heartbeat that the same roll woke keeps waiting for its answer.
      */
     private final java.util.concurrent.Executor rollThread;
+    /** Told of the replicas a roll is about to place here, and when each is hosted (its early requests wait). */
+    private final ReplicaWaits replicaWaits;
     /**
      * The metadata version of the last registration's answer if the meta-service checked every segment created up
      * to it against the logs this node holds (NodeAssignments.held_checked), so a later one is new to the node; -1
@@ -111,7 +113,7 @@ final class AssignmentReconciler {
     AssignmentReconciler(NodeConfig config, DataDirectories directory, NodeIndex index, MetaClient meta, MetaCalls metaCalls, Map<Key, Hosted> hosted,
                          Map<Integer, String> nodeAddresses, ReplicaFetchers fetchers, Runnable heartbeatNow,
                          java.util.function.Consumer<String> shardGone, BooleanSupplier closed,
-                         LongSupplier replicaClockMs, java.util.concurrent.Executor rollThread) {
+                         LongSupplier replicaClockMs, java.util.concurrent.Executor rollThread, ReplicaWaits replicaWaits) {
         this.config = config;
         this.directory = directory;
         this.index = index;
@@ -125,6 +127,7 @@ final class AssignmentReconciler {
         this.closed = closed;
         this.replicaClockMs = replicaClockMs;
         this.rollThread = rollThread;
+        this.replicaWaits = replicaWaits;
     }
 
     /**
@@ -185,6 +188,7 @@ final class AssignmentReconciler {
                 continue;
             }
             steppedDown |= take(key, h, s, sentAtMs);
+            replicaWaits.hosted(key);
         }
         leaseWaits(a.getLeaseWaitsList());
         for (Key k : List.copyOf(hosted.keySet())) {
@@ -262,6 +266,7 @@ final class AssignmentReconciler {
             return;
         }
         take(key, h, s, NO_LEASE);
+        replicaWaits.hosted(key);
     }
 
     /**
@@ -283,6 +288,9 @@ final class AssignmentReconciler {
      * until a committed answer claims it ({@link #open} checks it still fits).
      */
     void prepareLater(Segment s) {
+        if (s.getReplicasList().contains(config.nodeId()) && !hosted.containsKey(Key.of(s))) {
+            replicaWaits.expect(Key.of(s));
+        }
         try {
             rollThread.execute(() -> prepare(s));
         } catch (java.util.concurrent.RejectedExecutionException stopping) {
@@ -366,6 +374,7 @@ final class AssignmentReconciler {
         if (!wantsNext(s)) {
             return;
         }
+        replicaWaits.expect(Key.of(s));
         try {
             rollThread.execute(() -> takeNext(s, shard));
         } catch (java.util.concurrent.RejectedExecutionException stopping) {
@@ -553,7 +562,7 @@ final class AssignmentReconciler {
                         // follower's next answer carries the next segment, and this node takes its own part now.
                         Hosted rolled = hosted.get(key);
                         if (rolled != null && rolled.partition == p) {
-                            rolled.next = new Hosted.NextSegment(next, route.getShard());
+                            rolled.rolledTo(new Hosted.NextSegment(next, route.getShard()));
                         }
                         takeNextLater(next, route.getShard());
                     }

@@ -32,6 +32,14 @@ final class Hosted {
      * gave it, for its followers (node.proto, {@code FetchResponse.next_segment}); null before.
      */
     volatile NextSegment next;
+    /** Completed with {@link #next} once it is set: writes refused while the segment seals wait for it (StorageNode). */
+    final java.util.concurrent.CompletableFuture<NextSegment> nextKnown = new java.util.concurrent.CompletableFuture<>();
+
+    /** The controller's answer to this leader's roll named the next segment: followers and refused writers are told. */
+    void rolledTo(NextSegment n) {
+        next = n;
+        nextKnown.complete(n);
+    }
 
     /** The last quiet answer its fetch loop took, for node.FetchMany rounds ({@link FetchBatcher}: held back if repeated). */
     final FetchBatcher.LastQuiet lastQuiet = new FetchBatcher.LastQuiet();

@@ -70,6 +70,8 @@ public final class StorageNode implements AutoCloseable {
     private final Map<Hosted.Key, Hosted> hosted = new ConcurrentHashMap<>();
     private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
     private final ScheduledExecutorService control = controlThread();
+    /** Writes and fetches for a roll's next segment that come just before this node hosts it wait for it. */
+    private final ReplicaWaits replicaWaits;
     /**
      * Takes a roll's next segment ahead of the heartbeat (AssignmentReconciler#takeNext), under the reconciler's
      * monitor as the control thread's answers are: not on the control thread, which a roll keeps waiting for the
@@ -170,8 +172,9 @@ public final class StorageNode implements AutoCloseable {
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), config.outgoingHost(), nodeAddresses, owners, faults,
                 (key, h) -> hosted.get(key) == h && !directories.onOfflineDirectory(key.logName()), this::requestHeartbeat, config.tls(),
                 config.replicaFetchBatched(), this::takeNextSegment);
+        this.replicaWaits = new ReplicaWaits(owners, control, () -> System.nanoTime() / 1_000_000);
         this.reconciler = new AssignmentReconciler(config, directories, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
-                this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs(), rollThread);
+                this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs(), rollThread, replicaWaits);
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls())
                 .register(onOwner(NodeMethods.PRODUCE, ProduceRequest.parser(), ProduceRequest::getSegment, this::produce))
                 .register(onOwner(NodeMethods.FETCH, FetchRequest.parser(), FetchRequest::getSegment, this::fetch))
@@ -640,6 +643,10 @@ public final class StorageNode implements AutoCloseable {
     }
 
     private CompletableFuture<Message> produce(ProduceRequest r) {
+        CompletableFuture<Message> waited = replicaWaits.waitFor(Hosted.Key.of(r.getSegment()), () -> produce(r));
+        if (waited != null) {
+            return waited; // a roll's next segment, about to be hosted here
+        }
         try {
             Hosted h = hostedOrFail(r.getSegment());
             boolean encoded = !r.getBatch().isEmpty();
@@ -666,12 +673,42 @@ public final class StorageNode implements AutoCloseable {
                         metrics.produced(shardName(h), (int) (a.lastOffset() - a.baseOffset() + 1), r.getSerializedSize());
                         return ProduceResponse.newBuilder().setBaseOffset(a.baseOffset()).setLastOffset(a.lastOffset()).build();
                     })
-                    .exceptionally(e -> {
-                        throw wire(e);
-                    });
+                    .exceptionallyCompose(e -> refusedByRoll(h, e));
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(wire(e));
         }
+    }
+
+    /**
+     * How long a write refused because its segment is full and being sealed is held for the controller's answer to
+     * the roll, at most, before it is answered without the next segment (the writer then reads the route again).
+     */
+    static final long ROLL_HOLD_MS = 250;
+
+    /**
+     * A write's failure, as answered. One the partition refused because its segment is full and being sealed, or
+     * sealed by this leader's roll (NOT_LEADER, rolling, not applied: nothing was written) is answered with the next
+     * segment (rpc.proto, {@code Error.next_segment}) as the controller's committed answer to the roll gave it: at
+     * once if that answer came, else when it comes (at most {@link #ROLL_HOLD_MS}; the roll commits in tens of
+     * milliseconds). The writer then writes to the next segment at once, instead of retrying blind every few
+     * milliseconds and reading the route from the meta-service each time until one shows the roll. Only the answer
+     * waits: the refusal itself, and so what the partition stored, is as it was.
+     */
+    private CompletableFuture<Message> refusedByRoll(Hosted h, Throwable t) {
+        Throwable e = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
+        if (!(e instanceof ReplicaException re && re.isRolling() && re.isNotApplied() && re.code() == ErrorCode.NOT_LEADER)) {
+            return CompletableFuture.failedFuture(wire(t));
+        }
+        RpcException refusal = wire(e);
+        Hosted.NextSegment next = h.next;
+        if (next != null) {
+            return CompletableFuture.failedFuture(refusal.withNextSegment(next.segment()));
+        }
+        if (h.partition.sealedEnd() >= 0) {
+            return CompletableFuture.failedFuture(refusal); // sealed by an assignment (the roll's answer was lost): no hint
+        }
+        return h.nextKnown.copy().completeOnTimeout(null, ROLL_HOLD_MS, TimeUnit.MILLISECONDS) // a copy: the wait ends, not the future
+                .thenCompose(n -> CompletableFuture.failedFuture(n == null ? refusal : refusal.withNextSegment(n.segment())));
     }
 
     /** A roll's next segment, as a leader's fetch answer told of it (the reconciler checks it and takes it). */
@@ -686,6 +723,10 @@ public final class StorageNode implements AutoCloseable {
     }
 
     private CompletableFuture<?> fetch(FetchRequest r) {
+        CompletableFuture<?> waited = replicaWaits.waitFor(Hosted.Key.of(r.getSegment()), () -> fetch(r));
+        if (waited != null) {
+            return waited; // a roll's next segment, about to be hosted here
+        }
         try {
             Hosted h = hostedOrFail(r.getSegment());
             if (r.getReplicaId() >= 0) {

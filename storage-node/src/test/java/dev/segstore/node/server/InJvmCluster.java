@@ -267,6 +267,19 @@ public final class InJvmCluster implements AutoCloseable {
         return Double.NaN;
     }
 
+    /** As {@link #metric}, summed over every running meta node (a sample a node does not have counts 0). */
+    public double metaMetricSum(String sample) throws IOException, InterruptedException {
+        double sum = 0;
+        for (int i = 0; i < metas.size(); i++) {
+            if (!metaRunning(i)) {
+                continue;
+            }
+            double v = scrape(metas.get(i).metricsPort(), sample);
+            sum += Double.isNaN(v) ? 0 : v;
+        }
+        return sum;
+    }
+
     private static double scrape(int port, String sample) throws IOException, InterruptedException {
         java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
                 java.net.URI.create("http://127.0.0.1:" + port + "/metrics")).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
