@@ -553,21 +553,26 @@ final class AssignmentReconciler {
             return metaCalls.call(dev.segstore.protocol.MetaMethods.ROLL_SEGMENT,
                 () -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
                 .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
-                .setEndOffset(end).build())).thenApply(route -> {
+                .setEndOffset(end).build())).<Void>thenApply(route -> {
                     Segment next = route.getSegments(route.getSegmentsCount() - 1);
                     LOG.info("Segment {}/{} sealed at {}; the next segment opens on nodes {}", s.getShard(), s.getSequence(), end,
                             next.getReplicasList());
                     if (next.getSequence() == s.getSequence() + 1 && next.getStartOffset() == end) {
                         // Before this answer seals the partition (which wakes the followers' held fetches): each
                         // follower's next answer carries the next segment, and this node takes its own part now.
+                        takeNextLater(next, route.getShard()); // first: this node expects it before a writer is sent here
                         Hosted rolled = hosted.get(key);
                         if (rolled != null && rolled.partition == p) {
                             rolled.rolledTo(new Hosted.NextSegment(next, route.getShard()));
                         }
-                        takeNextLater(next, route.getShard());
                     }
                     heartbeatNow.run(); // the full assignments too, as before: the hint changes no version
                     return null;
+                }).whenComplete((v, e) -> {
+                    Hosted rolled = hosted.get(key);
+                    if (rolled != null && rolled.partition == p && rolled.next == null) {
+                        rolled.rollUnanswered(); // failed (asked again later) or no next segment named: refused writes go now
+                    }
                 });
         });
         ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);

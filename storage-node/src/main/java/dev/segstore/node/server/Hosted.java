@@ -32,13 +32,49 @@ final class Hosted {
      * gave it, for its followers (node.proto, {@code FetchResponse.next_segment}); null before.
      */
     volatile NextSegment next;
-    /** Completed with {@link #next} once it is set: writes refused while the segment seals wait for it (StorageNode). */
-    final java.util.concurrent.CompletableFuture<NextSegment> nextKnown = new java.util.concurrent.CompletableFuture<>();
+    /** Writes refused while the segment seals, waiting for {@link #next} (StorageNode.refusedByRoll), in arrival order. */
+    private final java.util.ArrayDeque<java.util.concurrent.CompletableFuture<NextSegment>> awaitingNext = new java.util.ArrayDeque<>();
+
+    /**
+     * The next segment once this leader's roll is answered: at once if it was, else completed when the answer comes
+     * (waiters in the order they came), with null when the roll is not answered (it failed: a deposed leader, the
+     * meta-service unreachable; asked again later) or after {@code maxWaitMs}.
+     */
+    java.util.concurrent.CompletableFuture<NextSegment> awaitNext(long maxWaitMs) {
+        java.util.concurrent.CompletableFuture<NextSegment> f = new java.util.concurrent.CompletableFuture<>();
+        synchronized (awaitingNext) {
+            NextSegment n = next;
+            if (n != null) {
+                return java.util.concurrent.CompletableFuture.completedFuture(n);
+            }
+            awaitingNext.add(f);
+        }
+        f.completeOnTimeout(null, maxWaitMs, java.util.concurrent.TimeUnit.MILLISECONDS).whenComplete((n, e) -> {
+            synchronized (awaitingNext) {
+                awaitingNext.remove(f);
+            }
+        });
+        return f;
+    }
 
     /** The controller's answer to this leader's roll named the next segment: followers and refused writers are told. */
     void rolledTo(NextSegment n) {
         next = n;
-        nextKnown.complete(n);
+        endAwaitingNext(n);
+    }
+
+    /** This leader's roll request failed: the writes waiting for its answer are answered without a next segment. */
+    void rollUnanswered() {
+        endAwaitingNext(null);
+    }
+
+    private void endAwaitingNext(NextSegment n) {
+        java.util.List<java.util.concurrent.CompletableFuture<NextSegment>> waiters;
+        synchronized (awaitingNext) {
+            waiters = java.util.List.copyOf(awaitingNext);
+            awaitingNext.clear();
+        }
+        waiters.forEach(w -> w.complete(n)); // in the order the writes came
     }
 
     /** The last quiet answer its fetch loop took, for node.FetchMany rounds ({@link FetchBatcher}: held back if repeated). */

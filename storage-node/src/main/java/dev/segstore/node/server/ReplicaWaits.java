@@ -5,9 +5,9 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
+import java.util.function.Predicate;
 import java.util.function.Supplier;
 
 /**
@@ -23,8 +23,9 @@ import java.util.function.Supplier;
  * that comes after them: a writer's batches reach the partition in the order it sent them, as they would have
  * without a wait. Waiting changes no answer, only when it is given.
  *
- * <p>Thread-safety: {@link #expect} and {@link #hosted} are called from any thread; {@link #waitFor} and the
- * queue of each replica only on its shard's owner thread.
+ * <p>Thread-safety: {@link #expect}, {@link #hosted} and {@link #close} are called from any thread; {@link #waitFor}
+ * and the queue of each replica only on its shard's owner thread (the wait's end is a task queued there too, after
+ * the wait: {@code CompletableFuture.delayedExecutor}, not a thread of the node that may be busy).
  */
 final class ReplicaWaits {
     /** The longest a request waits for its replica. */
@@ -33,7 +34,7 @@ final class ReplicaWaits {
     static final long EXPECTED_FOR_MS = 10_000;
 
     private final ShardOwners owners;
-    private final ScheduledExecutorService timer;
+    private final Predicate<Hosted.Key> isHosted;
     private final LongSupplier monotonicMs;
     private final long maxWaitMs;
     /** Replicas told of and not hosted yet, with the time they were told of. */
@@ -41,21 +42,32 @@ final class ReplicaWaits {
     /** Per replica, the requests waiting for it (touched only on the shard's owner thread). */
     private final Map<Hosted.Key, ArrayDeque<Runnable>> waiting = new ConcurrentHashMap<>();
 
-    ReplicaWaits(ShardOwners owners, ScheduledExecutorService timer, LongSupplier monotonicMs) {
-        this(owners, timer, monotonicMs, MAX_WAIT_MS);
+    /** @param isHosted whether the node hosts a replica now (an expected one that is hosted already is not waited for) */
+    ReplicaWaits(ShardOwners owners, Predicate<Hosted.Key> isHosted, LongSupplier monotonicMs) {
+        this(owners, isHosted, monotonicMs, MAX_WAIT_MS);
     }
 
-    ReplicaWaits(ShardOwners owners, ScheduledExecutorService timer, LongSupplier monotonicMs, long maxWaitMs) {
+    ReplicaWaits(ShardOwners owners, Predicate<Hosted.Key> isHosted, LongSupplier monotonicMs, long maxWaitMs) {
         this.owners = owners;
-        this.timer = timer;
+        this.isHosted = isHosted;
         this.monotonicMs = monotonicMs;
         this.maxWaitMs = maxWaitMs;
     }
 
-    /** This node was told it will host replica {@code key} soon. */
+    /**
+     * This node was told it will host replica {@code key} soon. Not when it hosts it already: a hint that comes
+     * after the replica was taken (checked again after the mark, as the replica may be taken meanwhile; then a
+     * request may meet the replica before it took its role, as without this class).
+     */
     void expect(Hosted.Key key) {
+        if (isHosted.test(key)) {
+            return;
+        }
         long now = monotonicMs.getAsLong();
         expected.put(key, now);
+        if (isHosted.test(key)) {
+            expected.remove(key);
+        }
         if (expected.size() > 64) {
             expected.values().removeIf(told -> now - told > EXPECTED_FOR_MS);
         }
@@ -86,7 +98,7 @@ final class ReplicaWaits {
             queue = new ArrayDeque<>();
             waiting.put(key, queue);
             try {
-                timer.schedule(() -> runOnOwner(key), maxWaitMs, TimeUnit.MILLISECONDS);
+                CompletableFuture.delayedExecutor(maxWaitMs, TimeUnit.MILLISECONDS, owners.of(key.shardId())).execute(() -> runNow(key));
             } catch (RejectedExecutionException stopping) {
                 waiting.remove(key);
                 return null;
@@ -109,18 +121,32 @@ final class ReplicaWaits {
         return answer;
     }
 
-    /** Runs the waiting requests of {@code key}, on its shard's owner thread. */
+    /** Runs the waiting requests of {@code key} on its shard's owner thread. */
     private void runOnOwner(Hosted.Key key) {
         try {
-            owners.of(key.shardId()).execute(() -> {
-                ArrayDeque<Runnable> queue = waiting.remove(key);
-                if (queue != null) {
-                    expected.remove(key); // waited its time: later requests run at once
-                    queue.forEach(Runnable::run);
-                }
-            });
+            owners.of(key.shardId()).execute(() -> runNow(key));
         } catch (RejectedExecutionException stopping) {
             // the node is stopping: the waiting calls end with their connections
+        }
+    }
+
+    /** On the shard's owner thread: the waiting requests of {@code key} run, in the order they came. */
+    private void runNow(Hosted.Key key) {
+        ArrayDeque<Runnable> queue = waiting.remove(key);
+        if (queue != null) {
+            expected.remove(key); // hosted, or waited its time: later requests run at once
+            queue.forEach(Runnable::run);
+        }
+    }
+
+    /**
+     * The node is closing and hosts nothing more: every waiting request runs now (on its owner thread), and is
+     * answered as the node answers it then, instead of waiting out its limit.
+     */
+    void close() {
+        expected.clear();
+        for (Hosted.Key key : java.util.List.copyOf(waiting.keySet())) {
+            runOnOwner(key);
         }
     }
 }

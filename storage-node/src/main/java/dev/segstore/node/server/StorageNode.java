@@ -172,7 +172,7 @@ public final class StorageNode implements AutoCloseable {
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), config.outgoingHost(), nodeAddresses, owners, faults,
                 (key, h) -> hosted.get(key) == h && !directories.onOfflineDirectory(key.logName()), this::requestHeartbeat, config.tls(),
                 config.replicaFetchBatched(), this::takeNextSegment);
-        this.replicaWaits = new ReplicaWaits(owners, control, () -> System.nanoTime() / 1_000_000);
+        this.replicaWaits = new ReplicaWaits(owners, hosted::containsKey, () -> System.nanoTime() / 1_000_000);
         this.reconciler = new AssignmentReconciler(config, directories, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
                 this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs(), rollThread, replicaWaits);
         this.server = new RpcServer(2, Frames.DEFAULT_MAX_FRAME_BYTES).tls(config.tls())
@@ -707,7 +707,7 @@ public final class StorageNode implements AutoCloseable {
         if (h.partition.sealedEnd() >= 0) {
             return CompletableFuture.failedFuture(refusal); // sealed by an assignment (the roll's answer was lost): no hint
         }
-        return h.nextKnown.copy().completeOnTimeout(null, ROLL_HOLD_MS, TimeUnit.MILLISECONDS) // a copy: the wait ends, not the future
+        return h.awaitNext(ROLL_HOLD_MS)
                 .thenCompose(n -> CompletableFuture.failedFuture(n == null ? refusal : refusal.withNextSegment(n.segment())));
     }
 
@@ -1094,6 +1094,7 @@ public final class StorageNode implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        replicaWaits.close(); // nothing is hosted any more: requests waiting for a replica are answered now
         fetchers.close();
         server.close();
         owners.close();

@@ -46,11 +46,7 @@ final class ReconcilerFixture implements AutoCloseable {
                 true, (segment, shard) -> { });
         reconciler = new AssignmentReconciler(config, dirs, index, meta, new MetaCalls(1, StorageNode.PeerFaults.NONE), hosted, addresses,
                 fetchers, heartbeatsAsked::incrementAndGet, name -> { }, () -> false, () -> clock.addAndGet(clockStepMs), Runnable::run,
-                new ReplicaWaits(owners, java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
-                    Thread t = new Thread(r, "test-replica-waits");
-                    t.setDaemon(true);
-                    return t;
-                }), System::currentTimeMillis));
+                new ReplicaWaits(owners, hosted::containsKey, System::currentTimeMillis));
     }
 
     /** Shard {@code "s" + id}: page cache, min ISR 1, {@code replicas} replicas. */

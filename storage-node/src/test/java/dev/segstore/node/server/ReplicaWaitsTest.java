@@ -7,8 +7,6 @@ import org.junit.jupiter.api.Timeout;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -21,14 +19,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ReplicaWaitsTest {
     private static final Hosted.Key KEY = new Hosted.Key(7, 3);
     private final ShardOwners owners = new ShardOwners(2, "test-owner");
-    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor();
+    private final java.util.Set<Hosted.Key> hosted = java.util.concurrent.ConcurrentHashMap.newKeySet();
     /** Waits of a minute: a request released before that was released by its replica being hosted. */
-    private final ReplicaWaits waits = new ReplicaWaits(owners, timer, () -> System.nanoTime() / 1_000_000, 60_000);
+    private final ReplicaWaits waits = new ReplicaWaits(owners, hosted::contains, () -> System.nanoTime() / 1_000_000, 60_000);
     private final List<String> ran = new CopyOnWriteArrayList<>();
 
     @AfterEach
     void stop() {
-        timer.shutdownNow();
         owners.close();
     }
 
@@ -62,6 +59,7 @@ class ReplicaWaitsTest {
         CompletableFuture<String> b = request("b");
         assertFalse(a.isDone() || b.isDone(), "they wait for the replica");
         assertTrue(ran.isEmpty());
+        hosted.add(KEY);
         waits.hosted(KEY);
         CompletableFuture<String> c = request("c"); // after the replica is hosted: behind the waiting ones
         assertEquals("a", a.get(10, TimeUnit.SECONDS));
@@ -72,7 +70,7 @@ class ReplicaWaitsTest {
 
     @Test
     void aRequestWaitsAtMostItsLimitThenRunsAsAnyOther() throws Exception {
-        ReplicaWaits shortWaits = new ReplicaWaits(owners, timer, () -> System.nanoTime() / 1_000_000, 200);
+        ReplicaWaits shortWaits = new ReplicaWaits(owners, hosted::contains, () -> System.nanoTime() / 1_000_000, 200);
         shortWaits.expect(KEY);
         long start = System.nanoTime();
         CompletableFuture<String> a = owners.of(KEY.shardId()).submit(() -> shortWaits.waitFor(KEY,
@@ -82,5 +80,21 @@ class ReplicaWaitsTest {
         assertTrue(waitedMs >= 195, "waited " + waitedMs + " ms, never hosted");
         assertNull(owners.of(KEY.shardId()).submit(() -> shortWaits.waitFor(KEY, () -> CompletableFuture.completedFuture("b")))
                 .get(10, TimeUnit.SECONDS), "the wait is over: later requests run at once");
+    }
+
+    @Test
+    void aReplicaToldOfOnceHostedAlreadyIsNotWaitedFor() throws Exception {
+        hosted.add(KEY);
+        waits.expect(KEY); // a hint that came after the replica was taken
+        assertTrue(request("a").isDone());
+    }
+
+    @Test
+    void closingRunsTheWaitingRequestsAtOnce() throws Exception {
+        waits.expect(KEY);
+        CompletableFuture<String> a = request("a");
+        assertFalse(a.isDone());
+        waits.close();
+        assertEquals("a", a.get(10, TimeUnit.SECONDS), "answered as the closing node answers it, not after its minute");
     }
 }
