@@ -59,7 +59,9 @@ import java.util.function.Supplier;
  * <ul>
  *   <li><b>Routes.</b> A shard's route (its segments, their offset ranges, leaders and epochs) comes from the
  *       meta-service and is cached here; it is dropped and fetched again when a node answers NOT_LEADER,
- *       FENCED_EPOCH or "no replica here", and storage-node addresses are learnt from the meta-service too. A route
+ *       FENCED_EPOCH or "no replica here", and storage-node addresses are learnt from the meta-service too; a
+ *       write refused by a roll whose answer names the next segment (rpc.proto, {@code Error.next_segment}) keeps
+ *       it and takes that segment into it instead ({@link #adoptNextSegment}). A route
  *       is also known old when a node says that the segment the route calls open is sealed (node.proto,
  *       {@code sealed}): then no read, look-up or delete answers from it; a fresh route is read and the operation
  *       goes on in the later segments ({@link #routePast}).</li>
