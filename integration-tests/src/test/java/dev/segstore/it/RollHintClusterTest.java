@@ -21,12 +21,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * answer to the roll has come, with the next segment (rpc.proto, {@code Error.next_segment}), and the writer goes
  * there at once, without reading the shard's route from the meta-service again. Here writers go through several
  * rolls; the meta-service counts the route look-ups it answers ({@code segstore_meta_requests_total}), less this
- * test's own. Before, every roll made the writer read the route again (often several times: each retry, every 5-10
- * ms, read it afresh until one showed the roll).
+ * test's own. Before, every roll made the writer read the route again (at least once: the roll's probe, every 5-10
+ * ms, read it afresh until one showed the roll). A roll may still cost a look-up now (a commit slower than the
+ * 250 ms a refusal is held, a call waiting past the client's 500 ms leader check on a loaded machine): fewer than
+ * one every two rolls is asked.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class RollHintClusterTest {
-    private static final int ROLLS = 4;
+    private static final int ROLLS = 6;
     private static final String ROUTE_READS = "segstore_meta_requests_total{method=\"meta.GetRoute\",result=\"ok\"}";
     private InJvmCluster cluster;
     private SegmentStorageAdapter adapter;
@@ -61,7 +63,13 @@ class RollHintClusterTest {
             first = openSequence();
             double readsBefore = cluster.metaMetricSum(ROUTE_READS);
             int ownBefore = ownReads.get();
-            InJvmCluster.waitFor(ROLLS + " rolls", 60_000, () -> {
+            assertTrue(readsBefore > 0, "the meta-service counts route look-ups (" + ROUTE_READS + ")");
+            long[] lastLookUp = {System.nanoTime()};
+            InJvmCluster.waitFor(ROLLS + " rolls", 90_000, () -> {
+                if (System.nanoTime() - lastLookUp[0] < 100_000_000L) {
+                    return false; // a look-up every 100 ms at most: each is a ReadIndex round on the meta leader
+                }
+                lastLookUp[0] = System.nanoTime();
                 try {
                     return openSequence() >= first + ROLLS;
                 } catch (Exception e) {
@@ -74,8 +82,8 @@ class RollHintClusterTest {
             writers.stopAndJoin();
         }
         System.out.printf("RollHintClusterTest: the writers read the route %.0f times over %d rolls%n", reads, last - first);
-        assertTrue(reads < last - first, "the writers read the route " + reads + " times over " + (last - first)
-                + " rolls: at least once a roll, instead of writing where the refusals said");
+        assertTrue(reads * 2 < last - first, "the writers read the route " + reads + " times over " + (last - first)
+                + " rolls: about once a roll, instead of writing where the refusals said");
         int read = AckedWriters.verifyReadBack(adapter, "hinted", writers.acked());
         assertTrue(read >= writers.ackedCount(), "read back " + read + " of " + writers.ackedCount() + " acknowledged records");
     }

@@ -97,12 +97,9 @@ final class ReplicaWaits {
             }
             queue = new ArrayDeque<>();
             waiting.put(key, queue);
-            try {
-                CompletableFuture.delayedExecutor(maxWaitMs, TimeUnit.MILLISECONDS, owners.of(key.shardId())).execute(() -> runNow(key));
-            } catch (RejectedExecutionException stopping) {
-                waiting.remove(key);
-                return null;
-            }
+            // The wait's end, queued on the owner once it is over (a closing node's owners refuse it in the JDK's
+            // timer thread, silently: close() has run the waiting requests before the owners stop).
+            CompletableFuture.delayedExecutor(maxWaitMs, TimeUnit.MILLISECONDS, owners.of(key.shardId())).execute(() -> runNow(key));
         }
         CompletableFuture<T> answer = new CompletableFuture<>();
         queue.add(() -> {
