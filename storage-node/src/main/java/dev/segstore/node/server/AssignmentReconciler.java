@@ -288,8 +288,8 @@ final class AssignmentReconciler {
      * until a committed answer claims it ({@link #open} checks it still fits).
      */
     void prepareLater(Segment s) {
-        if (s.getReplicasList().contains(config.nodeId()) && !hosted.containsKey(Key.of(s))) {
-            replicaWaits.expect(Key.of(s));
+        if (s.getReplicasList().contains(config.nodeId())) {
+            replicaWaits.expect(Key.of(s)); // not if hosted already (ReplicaWaits checks)
         }
         try {
             rollThread.execute(() -> prepare(s));

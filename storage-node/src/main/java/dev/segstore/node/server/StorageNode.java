@@ -512,7 +512,7 @@ public final class StorageNode implements AutoCloseable {
             return;
         }
         if (e != null) {
-            Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+            Throwable cause = unwrapped(e);
             if (cause instanceof RpcException re && re.code() == ErrorCode.INVALID_ARGUMENT.code()
                     && re.getMessage() != null && re.getMessage().contains("unknown method")) {
                 watchUnsupported = true;
@@ -695,19 +695,15 @@ public final class StorageNode implements AutoCloseable {
      * waits: the refusal itself, and so what the partition stored, is as it was.
      */
     private CompletableFuture<Message> refusedByRoll(Hosted h, Throwable t) {
-        Throwable e = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
+        Throwable e = unwrapped(t);
         if (!(e instanceof ReplicaException re && re.isRolling() && re.isNotApplied() && re.code() == ErrorCode.NOT_LEADER)) {
             return CompletableFuture.failedFuture(wire(t));
         }
         RpcException refusal = wire(e);
-        Hosted.NextSegment next = h.next;
-        if (next != null) {
-            return CompletableFuture.failedFuture(refusal.withNextSegment(next.segment()));
-        }
-        if (h.partition.sealedEnd() >= 0) {
+        if (h.next == null && h.partition.sealedEnd() >= 0) {
             return CompletableFuture.failedFuture(refusal); // sealed by an assignment (the roll's answer was lost): no hint
         }
-        return h.awaitNext(ROLL_HOLD_MS)
+        return h.awaitNext(ROLL_HOLD_MS) // at once when the answer came
                 .thenCompose(n -> CompletableFuture.failedFuture(n == null ? refusal : refusal.withNextSegment(n.segment())));
     }
 
@@ -918,8 +914,13 @@ public final class StorageNode implements AutoCloseable {
     }
 
     /** Maps replica and log errors to wire errors, with the leader's address as the hint. */
+    /** The failure a CompletionException wraps, or {@code t}. */
+    private static Throwable unwrapped(Throwable t) {
+        return t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
+    }
+
     private RpcException wire(Throwable t) {
-        Throwable e = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
+        Throwable e = unwrapped(t);
         if (e instanceof RpcException re) {
             return re;
         }
