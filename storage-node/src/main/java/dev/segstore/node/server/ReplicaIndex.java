@@ -19,16 +19,33 @@ import java.util.List;
  * the log, since the index is a hint (a truncation may have replaced an indexed record). Catch-ups of a
  * replica never run at once; they take this object's monitor, not the partition's, which writes must not
  * wait on.
+ *
+ * <p>In the background ({@link #catchUpIfDue}) a replica is indexed once {@link #BACKGROUND_RECORDS} records wait,
+ * or once the oldest waiting record was first seen {@link #BACKGROUND_DELAY_NANOS} ago, not at every tick: a node
+ * hosting many shards that each take a few records a tick otherwise read each log (and wrote the index) hundreds of
+ * times a second for a handful of records each (docs/benchmarks.md, "Many shards: the node's own work per shard").
+ * An indexed read catches up first, as before, so it never misses a record for this. The "indexed up to" mark is
+ * kept here as well as in RocksDB, so a tick that finds nothing new reads nothing.
  */
 final class ReplicaIndex {
     private static final int CATCH_UP_RECORDS = 5_000;
     private static final int CATCH_UP_BYTES = 8 << 20;
     private static final int KEY_PAGE = 10_000;
+    /** Records waiting that make a background catch-up due at once. */
+    static final long BACKGROUND_RECORDS = 2_000;
+    /** How long the oldest waiting record may wait for a background catch-up. */
+    static final long BACKGROUND_DELAY_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(1);
+    /** The mark not read yet from RocksDB. */
+    private static final long UNREAD = Long.MIN_VALUE;
 
     private final NodeIndex index;
     private final long shardId;
     private final long sequence;
     private final Partition partition;
+    /** The next offset still to index, as RocksDB holds it ({@link #UNREAD} until read); under the monitor. */
+    private long mark = UNREAD;
+    /** When a background tick first saw records waiting (0: none waiting then); under the monitor. */
+    private long waitingSinceNanos;
 
     ReplicaIndex(NodeIndex index, long shardId, long sequence, Partition partition) {
         this.index = index;
@@ -40,19 +57,55 @@ final class ReplicaIndex {
     /** The log was cut at {@code end} (recovery or truncation): offsets from there must be indexed again. */
     synchronized void resetTo(long end) {
         try {
-            if (index.indexedUpTo(shardId, sequence) > end) {
+            if (mark() > end) {
                 index.index(shardId, sequence, List.of(), end);
+                mark = end;
             }
         } catch (RocksDBException e) {
             throw storageError(e);
         }
     }
 
-    /** Indexes what the replica wrote since the last time. */
-    synchronized void catchUp() {
+    private long mark() throws RocksDBException {
+        if (mark == UNREAD) {
+            mark = index.indexedUpTo(shardId, sequence);
+        }
+        return mark;
+    }
+
+    /**
+     * The background's catch-up ({@code nowNanos} from {@link System#nanoTime}): indexes what the replica wrote if
+     * {@link #BACKGROUND_RECORDS} records wait, or if records have waited since a tick at least
+     * {@link #BACKGROUND_DELAY_NANOS} ago; otherwise only notes that records wait. Whether it indexed.
+     */
+    synchronized boolean catchUpIfDue(long nowNanos) {
+        long waiting;
         try {
             SegmentLog log = partition.log();
-            long from = Math.max(index.indexedUpTo(shardId, sequence), log.logStartOffset());
+            waiting = log.writtenEndOffset() - Math.max(mark(), log.logStartOffset());
+        } catch (RocksDBException e) {
+            throw storageError(e);
+        }
+        if (waiting <= 0) {
+            waitingSinceNanos = 0;
+            return false;
+        }
+        if (waitingSinceNanos == 0) {
+            waitingSinceNanos = nowNanos == 0 ? 1 : nowNanos;
+        }
+        if (waiting < BACKGROUND_RECORDS && nowNanos - waitingSinceNanos < BACKGROUND_DELAY_NANOS) {
+            return false;
+        }
+        catchUp();
+        return true;
+    }
+
+    /** Indexes what the replica wrote since the last time. */
+    synchronized void catchUp() {
+        waitingSinceNanos = 0;
+        try {
+            SegmentLog log = partition.log();
+            long from = Math.max(mark(), log.logStartOffset());
             long to = log.writtenEndOffset();
             while (from < to) {
                 List<LogRecord> records = log.readKeysAndTags(from, CATCH_UP_RECORDS, CATCH_UP_BYTES, to); // no payload copied
@@ -65,6 +118,7 @@ final class ReplicaIndex {
                 }
                 from = records.get(records.size() - 1).offset() + 1;
                 index.index(shardId, sequence, entries, from);
+                mark = from;
             }
         } catch (RocksDBException e) {
             throw storageError(e);

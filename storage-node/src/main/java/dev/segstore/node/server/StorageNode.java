@@ -576,12 +576,13 @@ public final class StorageNode implements AutoCloseable {
     // ---- key and tag index ---------------------------------------------------------------------------------
 
     private void indexTick() {
+        long now = System.nanoTime();
         hosted.forEach((k, h) -> {
             if (directories.onOfflineDirectory(k.logName())) {
                 return; // its directory failed: nothing to index from it (the replica is reported offline)
             }
             try {
-                h.index.catchUp();
+                h.index.catchUpIfDue(now);
             } catch (RuntimeException e) {
                 LOG.warn("Indexing {} failed: {}", k.logName(), e.toString());
             }

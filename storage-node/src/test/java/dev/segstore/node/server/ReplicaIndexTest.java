@@ -1,0 +1,109 @@
+package dev.segstore.node.server;
+
+import dev.segstore.log.AppendRecord;
+import dev.segstore.log.DirectoryConfig;
+import dev.segstore.log.Durability;
+import dev.segstore.log.LogConfig;
+import dev.segstore.log.LogDirectory;
+import dev.segstore.log.SegmentLog;
+import dev.segstore.node.index.NodeIndex;
+import dev.segstore.node.replica.Partition;
+import dev.segstore.node.replica.ReplicaConfig;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A replica's key and tag index in the background: a few records wait for the delay, many are indexed at the next
+ * tick, and a catch-up (as every indexed read makes first) indexes everything at once whatever the background did.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class ReplicaIndexTest {
+    private static final long SECOND = TimeUnit.SECONDS.toNanos(1);
+
+    @TempDir
+    Path root;
+    private LogDirectory dir;
+    private NodeIndex nodeIndex;
+    private SegmentLog log;
+    private ReplicaIndex index;
+
+    @BeforeEach
+    void open() throws Exception {
+        dir = LogDirectory.open(root.resolve("data"), DirectoryConfig.DEFAULT);
+        log = dir.openLog("s-0", LogConfig.DEFAULT, 0);
+        nodeIndex = new NodeIndex(root.resolve("index"));
+        Partition p = new Partition("s/0@1", log, 1, new ReplicaConfig(1, 1_000, Durability.FSYNC), System::currentTimeMillis,
+                (epoch, version, isr) -> CompletableFuture.failedFuture(new IllegalStateException("no ISR change here")));
+        index = new ReplicaIndex(nodeIndex, 7, 0, p);
+    }
+
+    @AfterEach
+    void close() {
+        nodeIndex.close();
+        dir.close();
+    }
+
+    private void write(int records, String key) {
+        List<AppendRecord> batch = new ArrayList<>();
+        for (int i = 0; i < records; i++) {
+            batch.add(new AppendRecord(key, List.of("t"), 1, List.of(), new byte[8]));
+        }
+        log.appendAsLeader(batch, 0, Durability.FSYNC).join();
+    }
+
+    @Test
+    void aFewRecordsWaitForTheDelayThenAreIndexed() throws Exception {
+        write(3, "k");
+        long t0 = 5 * SECOND;
+        assertFalse(index.catchUpIfDue(t0), "3 records, just seen: not due");
+        assertFalse(index.catchUpIfDue(t0 + SECOND / 2), "3 records seen half a second ago: not due");
+        assertEquals(List.of(), nodeIndex.offsetsByKey(7, 0, "k", 0, 10), "nothing indexed before the delay");
+        write(2, "k"); // newer records do not restart the wait of the oldest
+        assertTrue(index.catchUpIfDue(t0 + ReplicaIndex.BACKGROUND_DELAY_NANOS), "records waited the delay: due");
+        assertEquals(List.of(0L, 1L, 2L, 3L, 4L), nodeIndex.offsetsByKey(7, 0, "k", 0, 10));
+        assertEquals(5, nodeIndex.indexedUpTo(7, 0));
+        assertFalse(index.catchUpIfDue(t0 + 10 * SECOND), "nothing new: nothing to do");
+        write(1, "k");
+        assertFalse(index.catchUpIfDue(t0 + 11 * SECOND), "the wait starts again when the tick first sees the record");
+    }
+
+    @Test
+    void manyRecordsAreIndexedAtOnce() throws Exception {
+        write((int) ReplicaIndex.BACKGROUND_RECORDS, "many");
+        assertTrue(index.catchUpIfDue(SECOND), ReplicaIndex.BACKGROUND_RECORDS + " records waiting: due at the first tick");
+        assertEquals(ReplicaIndex.BACKGROUND_RECORDS, nodeIndex.indexedUpTo(7, 0));
+    }
+
+    @Test
+    void aCatchUpIndexesWhatTheBackgroundLeftAndTheMarkFollowsACut() throws Exception {
+        write(3, "a");
+        assertFalse(index.catchUpIfDue(SECOND));
+        index.catchUp(); // what an indexed read does first
+        assertEquals(List.of(0L, 1L, 2L), nodeIndex.offsetsByKey(7, 0, "a", 0, 10), "a read sees every record written");
+        assertFalse(index.catchUpIfDue(SECOND + 2 * ReplicaIndex.BACKGROUND_DELAY_NANOS), "the catch-up left nothing waiting");
+        index.resetTo(1); // as after a cut at 1 (this log was not cut: only the mark moves back)
+        assertEquals(1, nodeIndex.indexedUpTo(7, 0));
+        long t = 10 * SECOND;
+        assertFalse(index.catchUpIfDue(t), "offsets 1 and 2 wait again");
+        assertTrue(index.catchUpIfDue(t + ReplicaIndex.BACKGROUND_DELAY_NANOS),
+                "indexed again from the cut, not from the mark this replica's index held before");
+        assertEquals(3, nodeIndex.indexedUpTo(7, 0));
+        write(2, "b"); // offsets 3 and 4
+        index.catchUp();
+        assertEquals(5, nodeIndex.indexedUpTo(7, 0));
+        assertEquals(List.of(3L, 4L), nodeIndex.offsetsByKey(7, 0, "b", 0, 10));
+    }
+}
