@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Produce/consume benchmark against a local cluster of processes (3 meta + 3 storage nodes on loopback,
-# started and stopped here), 3 replicas, min ISR 2, 1 KiB records, in both durability modes.
+# started and stopped here), 3 replicas, min ISR 2, 1 KiB records (RECORD_BYTES=n: n bytes), in both durability modes.
 # The load goes through the `segment` engine (SegmentStorageAdapter), as a broker's would, after a warm-up
 # that is not measured (every JVM on the path needs its JIT warm: cold runs measured half as much).
 # With shards > 1, each mode writes that many shards in turn (their leaders spread over the nodes), sharing
@@ -47,7 +47,8 @@ META="$(cat "$RUN_DIR/meta-addresses")"
 DIST="$(cat "$RUN_DIR/dist")"
 ADMIN=("${ADMIN_DIST:-$DIST}/bin/segstore-admin" --meta "$META")
 LOAD=(env SEGSTORE_HEAP=-Xmx1g "$DIST/bin/segstore-perf" --meta "$META")
-echo "cluster benchmark: 3 replicas, min ISR 2, 1 KiB records, $PER_REQUEST records per request, $IN_FLIGHT requests in flight, $SHARDS shard(s), ${WARMUP}s warm-up, ${SECONDS_RUN}s measured"
+RECORD_BYTES="${RECORD_BYTES:-1024}"
+echo "cluster benchmark: 3 replicas, min ISR 2, $RECORD_BYTES-byte records, $PER_REQUEST records per request, $IN_FLIGHT requests in flight, $SHARDS shard(s), ${WARMUP}s warm-up, ${SECONDS_RUN}s measured"
 for mode in ${MODES:-fsync page-cache}; do
   NAMES=()
   for i in $(seq 1 "$SHARDS"); do
@@ -82,5 +83,5 @@ for mode in ${MODES:-fsync page-cache}; do
     LEADERS+=" $name: node $("${ADMIN[@]}" route "$name" | grep -o "leader [0-9]*" | tail -1 | cut -d' ' -f2)"
   done
   echo "durability $mode (leaders:$LEADERS; $(memory_state)):"
-  "${LOAD[@]}" --shard "$LIST" --seconds "$SECONDS_RUN" --warmup-seconds "$WARMUP" --in-flight "$IN_FLIGHT" --records-per-request "$PER_REQUEST" 2>&1 | grep -E "^(produce|consume)"
+  "${LOAD[@]}" --shard "$LIST" --seconds "$SECONDS_RUN" --warmup-seconds "$WARMUP" --in-flight "$IN_FLIGHT" --records-per-request "$PER_REQUEST" --record-bytes "$RECORD_BYTES" 2>&1 | grep -E "^(produce|consume)"
 done
