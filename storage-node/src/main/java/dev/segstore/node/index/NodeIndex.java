@@ -144,7 +144,7 @@ public final class NodeIndex implements AutoCloseable {
         }
     }
 
-    /** The next offset of the replica still to be indexed (0 when none was). */
+    /** The next offset of the replica still to be indexed (-1 when none was). */
     public long indexedUpTo(long shardId, long sequence) throws RocksDBException {
         byte[] v = db.get(meta, markKey(shardId, sequence));
         return v == null ? -1 : ByteBuffer.wrap(v).getLong();

@@ -202,6 +202,7 @@ final class AssignmentReconciler {
                 Hosted gone = hosted.remove(k);
                 LOG.info("Segment {} is no longer assigned here: deleting the replica", k.logName());
                 gone.partition.becomeFollower(Integer.MAX_VALUE, -1);
+                gone.index.close(); // a read still running on it writes no row nor mark after the drop
                 directory.deleteLog(k.logName());
                 try {
                     index.dropSegment(k.shardId(), k.sequence());

@@ -158,8 +158,12 @@ final class ReplicaFetchers implements AutoCloseable {
             RemoteLeader leader = remoteLeader(key, h, h.assigned.getLeader(), wait, leaderChange);
             leaderOfRound[0] = leader;
             if (h.partition.needsTruncation()) {
-                long end = h.partition.truncateToLeader(leader);
-                h.index.resetTo(end);
+                try {
+                    h.partition.truncateToLeader(leader);
+                } finally {
+                    // Also when it failed after a cut (a later question to the leader failed): the cut stands.
+                    h.index.resetTo(h.partition.log().logEndOffset());
+                }
             }
             round = h.partition.fetchOnceAsync(leader, FETCH_MAX_BYTES);
         } catch (RuntimeException e) {

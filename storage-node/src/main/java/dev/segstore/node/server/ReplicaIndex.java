@@ -25,7 +25,8 @@ import java.util.List;
  * hosting many shards that each take a few records a tick otherwise read each log (and wrote the index) hundreds of
  * times a second for a handful of records each (docs/benchmarks.md, "Many shards: the node's own work per shard").
  * An indexed read catches up first, as before, so it never misses a record for this. The "indexed up to" mark is
- * kept here as well as in RocksDB, so a tick that finds nothing new reads nothing.
+ * kept here as well as in RocksDB, so a tick that finds nothing new reads nothing; it is pulled back by a truncation
+ * ({@link #resetTo}) and by any catch-up that finds it past the log's written end (a cut nobody reported).
  */
 final class ReplicaIndex {
     private static final int CATCH_UP_RECORDS = 5_000;
@@ -46,6 +47,8 @@ final class ReplicaIndex {
     private long mark = UNREAD;
     /** When a background tick first saw records waiting (0: none waiting then); under the monitor. */
     private long waitingSinceNanos;
+    /** The replica was deleted here: its rows are dropped, and nothing is written for it any more. */
+    private boolean closed;
 
     ReplicaIndex(NodeIndex index, long shardId, long sequence, Partition partition) {
         this.index = index;
@@ -56,6 +59,9 @@ final class ReplicaIndex {
 
     /** The log was cut at {@code end} (recovery or truncation): offsets from there must be indexed again. */
     synchronized void resetTo(long end) {
+        if (closed) {
+            return;
+        }
         try {
             if (mark() > end) {
                 index.index(shardId, sequence, List.of(), end);
@@ -66,9 +72,23 @@ final class ReplicaIndex {
         }
     }
 
+    /** The replica was deleted: a read still running on this index writes nothing for it from now on. */
+    synchronized void close() {
+        closed = true;
+    }
+
+    /**
+     * The next offset to index. A mark past the log's written end means the log was cut since it was set (the written
+     * end moves back for nothing else): it is pulled back to that end, as {@link #resetTo} does.
+     */
     private long mark() throws RocksDBException {
         if (mark == UNREAD) {
             mark = index.indexedUpTo(shardId, sequence);
+        }
+        long written = partition.log().writtenEndOffset();
+        if (mark > written) {
+            index.index(shardId, sequence, List.of(), written);
+            mark = written;
         }
         return mark;
     }
@@ -79,6 +99,9 @@ final class ReplicaIndex {
      * {@link #BACKGROUND_DELAY_NANOS} ago; otherwise only notes that records wait. Whether it indexed.
      */
     synchronized boolean catchUpIfDue(long nowNanos) {
+        if (closed) {
+            return false;
+        }
         long waiting;
         try {
             SegmentLog log = partition.log();
@@ -103,6 +126,9 @@ final class ReplicaIndex {
     /** Indexes what the replica wrote since the last time. */
     synchronized void catchUp() {
         waitingSinceNanos = 0;
+        if (closed) {
+            return;
+        }
         try {
             SegmentLog log = partition.log();
             long from = Math.max(mark(), log.logStartOffset());

@@ -27,7 +27,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * A replica's key and tag index in the background: a few records wait for the delay, many are indexed at the next
- * tick, and a catch-up (as every indexed read makes first) indexes everything at once whatever the background did.
+ * tick, and a catch-up (as every indexed read makes first) indexes everything at once whatever the background did;
+ * after a cut the records written again are indexed, whether the cut was reported or not; a deleted replica's index
+ * writes nothing.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class ReplicaIndexTest {
@@ -88,22 +90,55 @@ class ReplicaIndexTest {
     }
 
     @Test
-    void aCatchUpIndexesWhatTheBackgroundLeftAndTheMarkFollowsACut() throws Exception {
+    void aCatchUpIndexesWhatTheBackgroundLeft() throws Exception {
         write(3, "a");
         assertFalse(index.catchUpIfDue(SECOND));
+        assertEquals(-1, nodeIndex.indexedUpTo(7, 0), "the tick indexed nothing");
         index.catchUp(); // what an indexed read does first
         assertEquals(List.of(0L, 1L, 2L), nodeIndex.offsetsByKey(7, 0, "a", 0, 10), "a read sees every record written");
         assertFalse(index.catchUpIfDue(SECOND + 2 * ReplicaIndex.BACKGROUND_DELAY_NANOS), "the catch-up left nothing waiting");
-        index.resetTo(1); // as after a cut at 1 (this log was not cut: only the mark moves back)
-        assertEquals(1, nodeIndex.indexedUpTo(7, 0));
-        long t = 10 * SECOND;
-        assertFalse(index.catchUpIfDue(t), "offsets 1 and 2 wait again");
-        assertTrue(index.catchUpIfDue(t + ReplicaIndex.BACKGROUND_DELAY_NANOS),
-                "indexed again from the cut, not from the mark this replica's index held before");
         assertEquals(3, nodeIndex.indexedUpTo(7, 0));
-        write(2, "b"); // offsets 3 and 4
+    }
+
+    /** Three batches of one record each (a cut falls on batch boundaries). */
+    private void writeThreeBatches(String key) {
+        for (int i = 0; i < 3; i++) {
+            write(1, key);
+        }
+    }
+
+    @Test
+    void theRecordsWrittenAfterACutAreIndexed() throws Exception {
+        writeThreeBatches("a");
         index.catchUp();
-        assertEquals(5, nodeIndex.indexedUpTo(7, 0));
-        assertEquals(List.of(3L, 4L), nodeIndex.offsetsByKey(7, 0, "b", 0, 10));
+        assertEquals(1, log.truncateTo(1).join());
+        index.resetTo(1); // as a follower's truncation does
+        write(2, "c"); // offsets 1 and 2 again, before any tick
+        index.catchUp();
+        assertEquals(List.of(1L, 2L), nodeIndex.offsetsByKey(7, 0, "c", 0, 10),
+                "indexed again from the cut, not from the mark this replica's index held before");
+    }
+
+    @Test
+    void aCutThatWasNotReportedPullsTheMarkBackOnceSeen() throws Exception {
+        writeThreeBatches("a");
+        index.catchUp();
+        assertEquals(1, log.truncateTo(1).join()); // no resetTo: a truncation that failed half-way, or the leader's cut at a seal
+        assertFalse(index.catchUpIfDue(SECOND), "nothing waits beyond the cut");
+        assertEquals(1, nodeIndex.indexedUpTo(7, 0), "the mark follows the written end back");
+        write(2, "c");
+        index.catchUp();
+        assertEquals(List.of(1L, 2L), nodeIndex.offsetsByKey(7, 0, "c", 0, 10));
+    }
+
+    @Test
+    void aDeletedReplicasIndexWritesNothing() throws Exception {
+        write(3, "a");
+        index.close(); // the replica was deleted: its rows are dropped next
+        index.catchUp();
+        index.resetTo(0);
+        assertFalse(index.catchUpIfDue(10 * SECOND));
+        assertEquals(-1, nodeIndex.indexedUpTo(7, 0), "no mark written for a deleted replica");
+        assertEquals(List.of(), nodeIndex.offsetsByKey(7, 0, "a", 0, 10), "no row written for a deleted replica");
     }
 }
