@@ -64,8 +64,7 @@ final class ReplicaIndex {
         }
         try {
             if (mark() > end) {
-                index.index(shardId, sequence, List.of(), end);
-                mark = end;
+                pullBack(end);
             }
         } catch (RocksDBException e) {
             throw storageError(e);
@@ -87,10 +86,15 @@ final class ReplicaIndex {
         }
         long written = partition.log().writtenEndOffset();
         if (mark > written) {
-            index.index(shardId, sequence, List.of(), written);
-            mark = written;
+            pullBack(written);
         }
         return mark;
+    }
+
+    /** Records that everything from {@code end} is to be indexed again. */
+    private void pullBack(long end) throws RocksDBException {
+        index.index(shardId, sequence, List.of(), end);
+        mark = end;
     }
 
     /**

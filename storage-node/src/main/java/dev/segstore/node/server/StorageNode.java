@@ -914,12 +914,12 @@ public final class StorageNode implements AutoCloseable {
         }
     }
 
-    /** Maps replica and log errors to wire errors, with the leader's address as the hint. */
     /** The failure a CompletionException wraps, or {@code t}. */
     private static Throwable unwrapped(Throwable t) {
         return t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
     }
 
+    /** Maps replica and log errors to wire errors, with the leader's address as the hint. */
     private RpcException wire(Throwable t) {
         Throwable e = unwrapped(t);
         if (e instanceof RpcException re) {
