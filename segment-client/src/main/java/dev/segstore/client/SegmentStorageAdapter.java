@@ -61,10 +61,10 @@ import java.util.function.Supplier;
  *       meta-service and is cached here; it is dropped and fetched again when a node answers NOT_LEADER,
  *       FENCED_EPOCH or "no replica here", and storage-node addresses are learnt from the meta-service too; a
  *       write refused by a roll whose answer names the next segment (rpc.proto, {@code Error.next_segment}) keeps
- *       it and takes that segment into it instead ({@link #adoptNextSegment}). A route
+ *       it and takes that segment into it instead ({@link RouteCache#adoptNext}). A route
  *       is also known old when a node says that the segment the route calls open is sealed (node.proto,
  *       {@code sealed}): then no read, look-up or delete answers from it; a fresh route is read and the operation
- *       goes on in the later segments ({@link #routePast}).</li>
+ *       goes on in the later segments ({@link RouteCache#past}).</li>
  *   <li><b>Writes</b> go to the leader of the open segment with a producer id and a sequence per shard
  *       ({@link ProducerSequence}: a fresh id before the int32 sequences would wrap); a retry re-sends the same
  *       id and sequence, so the leader (or a new leader, which learnt the producer state by replication) answers
@@ -157,9 +157,8 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     /** Per shard name, the coalescer of its single-record writes. */
     private final Map<String, WriteCoalescer> coalescers = new ConcurrentHashMap<>();
     private final RpcClient nodes;
-    private final Map<String, CompletableFuture<ShardRoute>> routes = new ConcurrentHashMap<>();
-    /** Per shard name, the id of the shard the last route read named (group-offset commits carry it). */
-    private final Map<String, Long> knownShardIds = new ConcurrentHashMap<>();
+    /** The cached routes of shards. */
+    private final RouteCache routes;
     private final Map<Integer, String> nodeAddresses = new ConcurrentHashMap<>();
     /** Connections kept open to the replicas of the open segments in {@link #routes}. */
     private final ReplicaConnections replicaConnections;
@@ -181,6 +180,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         this.meta = new MetaClient(settings.metaAddresses(), settings.callTimeoutMs(), settings.requestTimeoutMs(), settings.tls());
         this.nodes = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES, settings.tls());
         this.replicaConnections = new ReplicaConnections(nodes, this::address, System::nanoTime);
+        this.routes = new RouteCache(meta, replicaConnections);
     }
 
     // ---- shards --------------------------------------------------------------------------------------------
@@ -196,8 +196,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             }
             if (route.getSegmentsCount() > 0) {
                 // A retried create that was applied, its shard deleted since, answers a route of nothing: not cached.
-                routes.put(config.name(), CompletableFuture.completedFuture(route));
-                knownShardIds.put(config.name(), route.getShard().getShardId());
+                routes.created(config.name(), route);
             }
             return null;
         }));
@@ -206,7 +205,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
     @Override
     protected CompletableFuture<Void> doDeleteShard(String shard) {
         return tracked("deleteShard('" + shard + "')", meta.deleteShard(shard).handle((r, e) -> {
-            routes.remove(shard);
+            routes.drop(shard);
             producers.remove(shard);
             if (e != null) {
                 throw storageError(e);
@@ -266,7 +265,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         return callNode(open.getLeader(), NodeMethods.FETCH, FetchRequest.newBuilder().setSegment(ref(open)).setReplicaId(-1)
                 .setOffset(open.getStartOffset()).setMaxRecords(1).setMaxBytes(1).build(), FetchResponse.parser())
                 .thenCompose(r -> r.getSealed() // the route is older than the roll that sealed it: the end is further on
-                        ? routePast(shard, open.getSequence()).thenCompose(fresh -> logEndOffset(shard, fresh))
+                        ? routes.past(shard, open.getSequence()).thenCompose(fresh -> logEndOffset(shard, fresh))
                         : CompletableFuture.completedFuture(r.getHighWatermark()));
     }
 
@@ -283,7 +282,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
 
     @Override
     protected CompletableFuture<List<Long>> doBatchWrite(String shard, List<NewRecord> records) {
-        replicaConnections.maybeCheck(routes.values());
+        replicaConnections.maybeCheck(routes.all());
         // The batch is encoded here, once, in the log's format: the leader checks it, stamps offsets and the
         // producer fields into it and stores these bytes (node.proto, ProduceRequest.batch).
         java.nio.ByteBuffer encoded;
@@ -510,7 +509,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             if (!sealed && r.sealedEnd() >= 0 && next >= r.sealedEnd()) {
                 // The end of what the route calls the open segment, but the node says it was sealed there: the
                 // route is older than the roll, and the records go on in a later segment. Not the end of the shard.
-                return routePast(route.getShard().getName(), seg.getSequence()).thenCompose(fresh -> readFrom(fresh, next, limit, out));
+                return routes.past(route.getShard().getName(), seg.getSequence()).thenCompose(fresh -> readFrom(fresh, next, limit, out));
             }
             if (next == offset) {
                 return CompletableFuture.completedFuture(out); // nothing further here: the end
@@ -538,7 +537,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             r.getRecordsList().forEach(w -> out.add(fromWire(w)));
             if (r.getSealed() && seg.getStatus() != SegmentStatus.SEALED && out.size() < limit) {
                 // The route calls it open, the node says sealed: later segments exist that the route does not list.
-                return routePast(shard, seg.getSequence()).thenCompose(fresh -> tagRead(shard, fresh, seg.getSequence(), tag, offset, limit, out));
+                return routes.past(shard, seg.getSequence()).thenCompose(fresh -> tagRead(shard, fresh, seg.getSequence(), tag, offset, limit, out));
             }
             return tagRead(shard, route, seg.getSequence(), tag, offset, limit, out);
         });
@@ -622,7 +621,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                         r -> r.getRecordsCount() > 0 || r.getHighWatermark() >= seg.getEndOffset());
         return f.thenCompose(r -> {
             if (r.getSealed() && seg.getStatus() != SegmentStatus.SEALED) {
-                return routePast(shard, seg.getSequence()).thenCompose(fresh -> keyRead(shard, fresh, fresh.getSegmentsCount() - 1, key));
+                return routes.past(shard, seg.getSequence()).thenCompose(fresh -> keyRead(shard, fresh, fresh.getSegmentsCount() - 1, key));
             }
             return r.getRecordsCount() > 0
                     ? CompletableFuture.completedFuture(Optional.of(fromWire(r.getRecords(r.getRecordsCount() - 1))))
@@ -656,7 +655,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 return CompletableFuture.completedFuture(OptionalLong.of(r.getOffset()));
             }
             if (r.getSealed() && seg.getStatus() != SegmentStatus.SEALED) {
-                return routePast(shard, seg.getSequence()).thenCompose(fresh -> timestampRead(shard, fresh, seg.getSequence(), timestamp));
+                return routes.past(shard, seg.getSequence()).thenCompose(fresh -> timestampRead(shard, fresh, seg.getSequence(), timestamp));
             }
             return timestampRead(shard, route, seg.getSequence(), timestamp);
         });
@@ -701,7 +700,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         return callNode(seg.getLeader(), NodeMethods.DELETE, req, DeleteResponse.parser()).thenCompose(r -> {
             if (r.getSealed() && r.getDeleted() == 0 && offset >= r.getSealedEnd() && seg.getStatus() != SegmentStatus.SEALED) {
                 // The route calls the segment open, but it was sealed below the offset: the offset is in a later one.
-                return routePast(shard, seg.getSequence()).thenCompose(fresh -> deleteAt(shard, fresh, offset));
+                return routes.past(shard, seg.getSequence()).thenCompose(fresh -> deleteAt(shard, fresh, offset));
             }
             return CompletableFuture.completedFuture(r);
         });
@@ -751,7 +750,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                     }));
         }
         return CompletableFuture.allOf(parts.toArray(CompletableFuture[]::new)).thenCompose(v -> stale.get()
-                ? routePast(shard, open.getSequence()).thenCompose(fresh -> deleteKeyIn(shard, fresh, key, deleted, uncertain))
+                ? routes.past(shard, open.getSequence()).thenCompose(fresh -> deleteKeyIn(shard, fresh, key, deleted, uncertain))
                 : CompletableFuture.completedFuture(null));
     }
 
@@ -773,14 +772,14 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         // was deleted since must not land in a new shard of the same name (the meta-service refuses it then).
         // The id is the one of the last route read for this name, kept after the route is dropped: a retry of a
         // refused commit is refused again, until a read or write of this adapter has read the new shard's route.
-        CompletableFuture<ShardRoute> cached = routes.get(shard);
-        long shardId = knownShardIds.getOrDefault(shard, 0L);
+        CompletableFuture<ShardRoute> cached = routes.cached(shard);
+        long shardId = routes.knownShardId(shard);
         return tracked("commitOffset('" + group + "', '" + shard + "')", meta.commitOffsets(List.of(GroupOffset.newBuilder()
                 .setGroup(group).setShard(shard).setShardId(shardId).setOffset(offset).build())).handle((r, e) -> {
                     if (e != null) {
                         StorageException se = storageError(e);
                         if (se.code() == ErrorCode.SHARD_NOT_FOUND && cached != null) {
-                            routes.remove(shard, cached); // the next operation reads the current shard's route
+                            routes.drop(shard, cached); // the next operation reads the current shard's route
                         }
                         throw se;
                     }
@@ -821,55 +820,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
                 + (last == null ? "" : " (last error: " + last.getMessage() + ")"), last);
     }
 
-    // ---- routing and retries -------------------------------------------------------------------------------
-
-    private CompletableFuture<ShardRoute> route(String shard) {
-        CompletableFuture<ShardRoute> cached = routes.computeIfAbsent(shard, s -> meta.route(s).handle((r, e) -> {
-            if (e != null) {
-                throw storageError(e);
-            }
-            replicaConnections.routeRead(r); // once per read, not per use of the cached route
-            return r;
-        }));
-        cached.whenComplete((r, e) -> {
-            if (e != null) {
-                routes.remove(shard, cached); // a failed look-up is not cached
-            } else {
-                knownShardIds.put(shard, r.getShard().getShardId());
-            }
-        });
-        return cached;
-    }
-
-    /**
-     * A route newer than the roll that sealed segment {@code sequence}, after a node said that segment is sealed
-     * while the cached route still calls it open: the cached route if another call refreshed it meanwhile, else
-     * one read from the meta-service (after a ReadIndex barrier, so it holds every roll committed before the node
-     * answered: a node learns a seal only from a committed roll). Fails UNAVAILABLE, which the retry loop retries
-     * with a fresh route, if the answer is still older (it should not be).
-     */
-    private CompletableFuture<ShardRoute> routePast(String shard, long sequence) {
-        CompletableFuture<ShardRoute> cached = routes.get(shard);
-        if (cached != null && cached.isDone() && !cached.isCompletedExceptionally() && opensAfter(cached.join(), sequence)) {
-            return cached;
-        }
-        if (cached != null) {
-            routes.remove(shard, cached);
-        }
-        LOG.debug("Shard {}: segment {} is sealed, the cached route calls it open: refreshing the route", shard, sequence);
-        return route(shard).thenApply(fresh -> {
-            if (!opensAfter(fresh, sequence)) {
-                throw new StorageException(ErrorCode.UNAVAILABLE, "shard '" + shard + "': segment " + sequence
-                        + " is sealed, but the meta-service's route still calls it open");
-            }
-            return fresh;
-        });
-    }
-
-    /** Whether the route's open segment comes after segment {@code sequence} (so that one is sealed, or dropped). */
-    private static boolean opensAfter(ShardRoute route, long sequence) {
-        return route.getSegmentsCount() > 0 && route.getSegments(route.getSegmentsCount() - 1).getSequence() > sequence;
-    }
+    // ---- retries (routes: RouteCache) ------------------------------------------------------------------------
 
     /** As below, for operation {@code what} (named in its error if the adapter closes first: CLOSED). */
     private <T> CompletableFuture<T> withRoute(String what, String shard, Function<ShardRoute, CompletableFuture<T>> attempt) {
@@ -935,7 +886,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         CompletableFuture<T> f;
         boolean[] routed = {false};
         try {
-            f = route(shard).thenCompose(r -> {
+            f = routes.getOrRead(shard).thenCompose(r -> {
                 routed[0] = true;
                 return attempt.apply(r);
             });
@@ -979,7 +930,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             result.completeExceptionally(se);
             return false;
         }
-        if (unwrap(e) instanceof RpcException re && re.rolling() && re.nextSegment() != null && adoptNextSegment(shard, re.nextSegment())
+        if (unwrap(e) instanceof RpcException re && re.rolling() && re.nextSegment() != null && routes.adoptNext(shard, re.nextSegment())
                 && rollingTries < MAX_ROLLING_RETRIES && System.nanoTime() < deadline) {
             // The leader that rolled named the next segment, from the controller's committed answer: write there now.
             LOG.debug("Shard {}: segment {} rolled; retrying in segment {} at once ({})", shard, re.nextSegment().getSequence() - 1,
@@ -987,7 +938,7 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
             retries.schedule(() -> attempt(shard, attempt, closing, deadline, tries, rollingTries + 1, false, result), 0);
             return false;
         }
-        routes.remove(shard); // the route may be stale: ask the meta-service again
+        routes.drop(shard); // the route may be stale: ask the meta-service again
         if (se.code() == ErrorCode.UNAVAILABLE || se.code() == ErrorCode.TIMEOUT) {
             nodeAddresses.clear(); // a node may have come back on another address: ask again too
         }
@@ -1009,45 +960,6 @@ public final class SegmentStorageAdapter extends AbstractStorageAdapter {
         }
         retries.schedule(() -> attempt(shard, attempt, closing, deadline, nextTries, nextRollingTries, false, result), pauseMs);
         return false;
-    }
-
-    /**
-     * Takes the next segment a refused write was told of (rpc.proto, {@code Error.next_segment}: the leader that
-     * rolled had it from the controller's committed answer) into the cached route of {@code shard}: the cached
-     * route's open segment, the one before it, becomes sealed where the next one starts, and the next one is the
-     * open segment, as the meta-service's route would now say. Returns false, changing nothing, when there is no
-     * cached route to build on (none, or one being read) or it does not end with the segment before it (another
-     * shard of the name, another roll): the caller then reads the route again. True also when the cached route
-     * already goes past it (another write took it first).
-     */
-    private boolean adoptNextSegment(String shard, Segment next) {
-        boolean[] adopted = {false};
-        routes.computeIfPresent(shard, (name, cached) -> {
-            if (!cached.isDone() || cached.isCompletedExceptionally()) {
-                return cached;
-            }
-            ShardRoute r = cached.join();
-            int n = r.getSegmentsCount();
-            if (n == 0 || r.getShard().getShardId() != next.getShardId()) {
-                return cached;
-            }
-            Segment last = r.getSegments(n - 1);
-            if (last.getSequence() >= next.getSequence()) {
-                adopted[0] = true;
-                return cached;
-            }
-            if (last.getSequence() != next.getSequence() - 1 || last.getStatus() != SegmentStatus.OPEN
-                    || next.getStatus() != SegmentStatus.OPEN || next.getStartOffset() < last.getStartOffset()) {
-                return cached;
-            }
-            ShardRoute patched = r.toBuilder()
-                    .setSegments(n - 1, last.toBuilder().setStatus(SegmentStatus.SEALED).setEndOffset(next.getStartOffset()))
-                    .addSegments(next).build();
-            replicaConnections.routeRead(patched);
-            adopted[0] = true;
-            return CompletableFuture.completedFuture(patched);
-        });
-        return adopted[0];
     }
 
     /** Whether a connection to the storage node at {@code address} is open now (tests). */

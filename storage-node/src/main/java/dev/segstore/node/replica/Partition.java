@@ -72,28 +72,10 @@ public final class Partition {
     /** Monotonic time, ms (arbitrary origin): the lag and segment-age decisions. */
     private final LongSupplier monotonicMs;
     private final IsrProposer proposer;
-    private ProducerStateTable producers = new ProducerStateTable();
+    /** The producers' batches in the log, for answering retries; guarded by this monitor. */
+    private final ProducerHistory producers;
     /** Bytes of the log's tail read back to rebuild the producer state after a restart (retries come soon). */
     static final long PRODUCER_STATE_SCAN_BYTES = 16 << 20;
-    private final long producerScanBytes;
-    /** False until the producer state was read back from the log: it may hold batches from before a restart. */
-    private boolean producersLoaded;
-    /**
-     * Once loaded: the producer state knows no batch below this offset (where the tail read back began, or a
-     * truncation below it); at or below the log start once the whole log was read.
-     */
-    private long producersUnreadBelow;
-    /** Bumped at every truncation of the producer state: a read-back of older batches begun before it is dropped. */
-    private long producerTruncations;
-    /** The read-back of the batches below {@link #producersUnreadBelow} under way for retries, or null. */
-    private CompletableFuture<Void> olderProducersRead;
-    /** Where that read-back runs: never on the owner thread, which goes on taking writes meanwhile. */
-    private Executor readBackExecutor = READ_BACK;
-    private static final Executor READ_BACK = java.util.concurrent.Executors.newFixedThreadPool(2, r -> {
-        Thread t = new Thread(r, "producer-read-back");
-        t.setDaemon(true);
-        return t;
-    });
     private final Map<Integer, FollowerProgress> followers = new HashMap<>();
     /**
      * Leader: when the controller last refused a follower's joining the ISR (it is shutting down, or not alive): it is
@@ -200,10 +182,7 @@ public final class Partition {
     /** As above, reading back the producer state from the last {@code producerScanBytes} of the log at first. */
     public Partition(String name, SegmentLog log, Tombstones tombstones, int localId, ReplicaConfig config, LongSupplier monotonicMs,
                      IsrProposer proposer, long producerScanBytes) {
-        if (producerScanBytes < 1) {
-            throw new IllegalArgumentException("producerScanBytes must be >= 1: " + producerScanBytes);
-        }
-        this.producerScanBytes = producerScanBytes;
+        this.producers = new ProducerHistory(name, log, this, producerScanBytes);
         this.name = name;
         this.tombstones = tombstones;
         this.log = log;
@@ -212,10 +191,6 @@ public final class Partition {
         this.monotonicMs = monotonicMs;
         this.isrConfirmedAtMs = this.monotonicMs.getAsLong();
         this.proposer = proposer;
-        if (log.logEndOffset() == log.logStartOffset()) {
-            producersLoaded = true; // an empty log: every batch it will hold is recorded as it is appended
-            producersUnreadBelow = log.logStartOffset();
-        }
     }
 
     /**
@@ -226,11 +201,7 @@ public final class Partition {
      * then {@link ProducerStateTable#toBytes()}.
      */
     public synchronized byte[] producerSnapshot() {
-        if (!producersLoaded || olderProducersUnread() || olderProducersRead != null || !log.isOnline()) {
-            return null;
-        }
-        byte[] table = producers.toBytes();
-        return ByteBuffer.allocate(8 + table.length).putLong(log.logEndOffset()).put(table).array();
+        return producers.snapshot();
     }
 
     /**
@@ -239,23 +210,7 @@ public final class Partition {
      * replaced disk, changes that). Returns whether it was used.
      */
     public synchronized boolean restoreProducers(byte[] snapshot) {
-        ByteBuffer b = ByteBuffer.wrap(snapshot);
-        long end = b.getLong();
-        if (end != log.logEndOffset()) {
-            LOG.info("{}: the producer state saved at log end {} is not used: the log ends at {}", name, end, log.logEndOffset());
-            return false;
-        }
-        byte[] table = new byte[b.remaining()];
-        b.get(table);
-        try {
-            producers = ProducerStateTable.fromBytes(table);
-        } catch (IllegalArgumentException e) {
-            LOG.warn("{}: the producer state saved at log end {} is not used: {}", name, end, e.getMessage());
-            return false;
-        }
-        producersLoaded = true;
-        producersUnreadBelow = log.logStartOffset();
-        return true;
+        return producers.restore(snapshot);
     }
 
     /**
@@ -599,7 +554,7 @@ public final class Partition {
         if (!log.isOnline()) {
             return CompletableFuture.failedFuture(offline());
         }
-        loadProducers();
+        producers.load();
         if (roll.refusesWrites()) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.NOT_LEADER, name
                     + ": this segment is full and being sealed; refresh the route and write to the next segment", -1, leaderEpoch).notApplied().rolling());
@@ -609,10 +564,10 @@ public final class Partition {
                     + isr + " has fewer than min.insync.replicas = " + config.minInSyncReplicas() + " members").notApplied());
         }
         ProducerStateTable.Check check = producers.check(producerId, baseSequence, count);
-        if (check instanceof ProducerStateTable.New && mayBeDuplicate && producerId >= 0 && olderProducersUnread()) {
+        if (check instanceof ProducerStateTable.New && mayBeDuplicate && producerId >= 0 && producers.olderUnread()) {
             // The batch may lie before the tail read back: this write waits for the rest of the log to be read (off
             // this thread; other writes go on meanwhile), then is taken again from the start, every check included.
-            return readOlderProducers().thenCompose(read -> appendAfterReadBack(count, producerId, baseSequence, logAppend));
+            return producers.readOlder().thenCompose(read -> appendAfterReadBack(count, producerId, baseSequence, logAppend));
         }
         if (check instanceof ProducerStateTable.OutOfOrder o) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());
@@ -664,96 +619,15 @@ public final class Partition {
                 + " is offline; leadership moves to another replica", -1, leaderEpoch);
     }
 
-    /**
-     * Before this replica first answers a write as leader: records the producer fields of the batches in the
-     * last {@code producerScanBytes} of its log ({@link #PRODUCER_STATE_SCAN_BYTES} unless configured), which a
-     * replica restarted since it stored them does not know. A retry of one of them is then answered with its
-     * original offsets, not appended again. Batches fetched meanwhile are known already
-     * ({@link ProducerStateTable#record} skips them). Older batches are read only for a retry that needs them
-     * ({@link #readOlderProducers}).
-     */
-    private void loadProducers() {
-        if (producersLoaded) {
-            return;
-        }
-        try {
-            producersUnreadBelow = producers.readBack(log, producerScanBytes);
-        } catch (IOException e) {
-            throw new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e);
-        }
-        producersLoaded = true; // not before: a failed read is tried again by the next write
-    }
-
+    /** A write that waited for the read-back of older producer state ({@link ProducerHistory#readOlder}), taken again from the start. */
     private synchronized CompletableFuture<AppendResult> appendAfterReadBack(int count, long producerId, int baseSequence,
                                                                             java.util.function.Supplier<CompletableFuture<AppendResult>> logAppend) {
         return append(count, producerId, baseSequence, true, logAppend);
     }
 
-    /** Whether the producer state was read back from the log's tail only: batches below it are not known. */
-    private boolean olderProducersUnread() {
-        return producersUnreadBelow > log.logStartOffset();
-    }
-
-    /**
-     * For a retry the producer state does not know (a write flagged may_be_duplicate, or a probe) while the
-     * producer state was read back from the log's tail only: reads back the rest of the log, once, so that a batch
-     * stored before the tail is recognised too. A write that is surely new never waits for it. The read runs on
-     * {@link #readBackExecutor}, not under this monitor: on a log of a few hundred MiB it takes a second or more,
-     * and every other write of the segment waited behind it (1.5 s in a rolling restart). Its result is merged
-     * only if no truncation of the producer state happened meanwhile (the part read may then be gone); else the
-     * retries waiting for it are taken again and ask for another read if they still need one. Completes once the
-     * read is merged or dropped; fails STORAGE_ERROR if it failed.
-     */
-    private CompletableFuture<Void> readOlderProducers() {
-        if (olderProducersRead != null) {
-            return olderProducersRead; // one read for every retry waiting
-        }
-        long from = log.logStartOffset();
-        long before = producersUnreadBelow;
-        long truncations = producerTruncations;
-        CompletableFuture<Void> read = new CompletableFuture<>();
-        olderProducersRead = read;
-        try {
-            readBackExecutor.execute(() -> {
-                ProducerStateTable.Older older;
-                try {
-                    older = ProducerStateTable.scan(log, from, before);
-                } catch (IOException | RuntimeException e) {
-                    synchronized (this) {
-                        olderProducersRead = null;
-                    }
-                    read.completeExceptionally(new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e));
-                    return;
-                }
-                synchronized (this) {
-                    olderProducersRead = null;
-                    if (truncations == producerTruncations && log.logStartOffset() <= from) {
-                        producers.merge(older);
-                        producersUnreadBelow = from;
-                        LOG.info("{}: read back the producer state of offsets {} to {} for a retry", name, from, before);
-                    } else {
-                        LOG.info("{}: dropped the producer state read back from offsets {} to {}: the log was truncated meanwhile", name, from, before);
-                    }
-                }
-                read.complete(null);
-            });
-        } catch (java.util.concurrent.RejectedExecutionException e) {
-            olderProducersRead = null;
-            return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.STORAGE_ERROR, name + ": reading the producer state back failed: " + e));
-        }
-        return read;
-    }
-
     /** Tests: runs the read-backs of older producer state on {@code executor} (to hold one while writes go on). */
     synchronized void readBackOn(Executor executor) {
-        this.readBackExecutor = executor;
-    }
-
-    /** Forgets the producer state at or after {@code end} (the log was truncated there). */
-    private void truncateProducers(long end) {
-        producers.truncateTo(end);
-        producersUnreadBelow = Math.min(producersUnreadBelow, end); // what it knows from there on came later
-        producerTruncations++;
+        producers.readBackOn(executor);
     }
 
     /** A retry's answer: its original offsets, once they are acknowledged under the rules of a write. */
@@ -769,7 +643,7 @@ public final class Partition {
      * (as {@link #append} answers a retry) if the producer's batch is in this leader's log, else null; nothing is
      * appended. The answer is final because a leader's log holds everything committed here and a sealing or
      * sealed segment takes no more writes; so before it answers "not there", it reads back the producer state
-     * of the whole log ({@link #readOlderProducers}). Fails NOT_LEADER on a non-leader, and INVALID_ARGUMENT when the
+     * of the whole log ({@link ProducerHistory#readOlder}). Fails NOT_LEADER on a non-leader, and INVALID_ARGUMENT when the
      * sequence is older than the producer's batches remembered here (whether it is here cannot be told).
      */
     public synchronized CompletableFuture<AppendResult> findRetried(long producerId, int baseSequence, int count) {
@@ -779,10 +653,10 @@ public final class Partition {
         if (!log.isOnline()) {
             return CompletableFuture.failedFuture(offline());
         }
-        loadProducers();
+        producers.load();
         ProducerStateTable.Check check = producers.check(producerId, baseSequence, count);
-        if (check instanceof ProducerStateTable.New && producerId >= 0 && olderProducersUnread()) {
-            return readOlderProducers().thenCompose(read -> findRetried(producerId, baseSequence, count));
+        if (check instanceof ProducerStateTable.New && producerId >= 0 && producers.olderUnread()) {
+            return producers.readOlder().thenCompose(read -> findRetried(producerId, baseSequence, count));
         }
         if (check instanceof ProducerStateTable.OutOfOrder o) {
             return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, name + ": " + o.reason()).notApplied());
@@ -1006,7 +880,7 @@ public final class Partition {
             LOG.error("{}: truncating to the seal point failed: {}", name, failure.toString());
             return;
         }
-        truncateProducers(cut);
+        producers.truncateTo(cut);
         highWatermark = Math.min(highWatermark, cut);
         leaderEpochStart = Math.min(leaderEpochStart, cut);
         // Writes taken past the seal point were never committed and are gone now: they fail (retriably).
@@ -1376,7 +1250,7 @@ public final class Partition {
             }
             long end = log.unsealAndTruncateTo(target).join();
             synchronized (this) {
-                truncateProducers(end);
+                producers.truncateTo(end);
                 highWatermark = Math.min(highWatermark, end);
                 if (!log.isSealed()) {
                     roll.unseal(); // a repaired replica: sealed again once it holds everything up to the sealed end
