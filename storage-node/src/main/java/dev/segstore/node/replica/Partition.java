@@ -118,41 +118,10 @@ public final class Partition {
     /** Follower: bumped at every reason to truncate again, so a truncation that ran meanwhile does not count. */
     private long followerGeneration;
 
-    /**
-     * Follower: whether the latest assignment lists this replica in the segment's ISR. A sealed segment's follower
-     * outside it answers no read: deletes are acknowledged once the ISR holds their tombstones, so one outside it
-     * may lack some, and would return records deleted since (DELETE_UNDONE in the fault schedules: a reader whose
-     * route still named a fenced follower in the ISR).
-     */
-    private boolean inAssignedIsr = true;
-    /**
-     * When the heartbeat was sent whose answer last listed this replica in the ISR (monotonic ms; at first when the
-     * replica was opened, which the assignment that opens it overwrites at once). A replica of a sealed segment
-     * serves reads only until {@code readLeaseMs} after it: a member dropped from the ISR while it could not hear of
-     * it (cut off from the meta-service, its heartbeat answers lost) must stop before its leader acknowledges a
-     * delete that it lacks, and the leader holds such acknowledgements for {@code readLeaseMs} after the drop
-     * ({@link #deletesHeldUntilMs}). The fault schedules found deletes undone through such a member.
-     */
-    private long isrConfirmedAtMs;
-    /**
-     * Leader: deletes are not acknowledged before this time (monotonic ms): {@code readLeaseMs} after its ISR lost
-     * a member, or after it took the lead of an ISR smaller than the replicas (a member was dropped, maybe lately).
-     */
-    private long deletesHeldUntilMs = Long.MIN_VALUE;
+    /** When this replica may answer reads, and its leader acknowledge deletes; guarded by this monitor. */
+    private final ReadLeases leases;
     /** Leader: the earliest time (monotonic ms) a look at held writes and deletes is scheduled for; Long.MIN_VALUE: none. */
     private long wakeAtMs = Long.MIN_VALUE;
-    /**
-     * Leader: before this time (monotonic ms) it acknowledges nothing and answers no read: it took the lead from a
-     * leader that may still be alive and answer reads from its lease ({@code Segment.deposed_leader_may_serve},
-     * {@link #becomeLeader(int, List, List, int, long)}). Long.MIN_VALUE: no wait.
-     */
-    private long servesFromMs = Long.MIN_VALUE;
-    /**
-     * Set for good when this node begins a controlled shutdown, before it asks to hand its leaderships over: as
-     * leader of an open segment it answers no more reads, so a successor elected by that hand-over need not wait
-     * for its lease to end.
-     */
-    private boolean leaderReadsStopped;
 
     private long highWatermark;
     /**
@@ -189,7 +158,7 @@ public final class Partition {
         this.localId = localId;
         this.config = config;
         this.monotonicMs = monotonicMs;
-        this.isrConfirmedAtMs = this.monotonicMs.getAsLong();
+        this.leases = new ReadLeases(name, config.readLeaseMs(), monotonicMs);
         this.proposer = proposer;
     }
 
@@ -294,17 +263,11 @@ public final class Partition {
         if (role == Role.LEADER && !log.isOnline()) {
             throw offline(); // fenced for it, or about to be: what it holds may be behind its successor's
         }
-        if (role != Role.LEADER && !inAssignedIsr && knownSealEnd() >= 0) {
-            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": not in the ISR of this sealed segment as last assigned: "
-                    + "it may lack acknowledged deletes; read another member");
-        }
-        if (knownSealEnd() >= 0 && (isrConfirmedAtMs == Long.MIN_VALUE || monotonicMs.getAsLong() - isrConfirmedAtMs > config.readLeaseMs())) {
-            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": no heartbeat answer sent within read.lease.ms = " + config.readLeaseMs()
-                    + " ms confirmed this replica in the sealed segment's ISR: it may have been dropped and lack acknowledged deletes;"
-                    + " read another member");
+        if (knownSealEnd() >= 0) {
+            leases.checkSealedRead(role != Role.LEADER);
         }
         if (role == Role.LEADER && knownSealEnd() < 0) {
-            checkLeaderLease();
+            leases.checkLeaderRead(leaderEpoch); // the leader read lease
         }
         if (knownSealEnd() < 0 && routeEpoch >= 0 && (role != Role.LEADER || leaderEpoch != routeEpoch)) {
             if (routeEpoch > leaderEpoch) {
@@ -321,55 +284,22 @@ public final class Partition {
     }
 
     /**
-     * The leader read lease of an open segment's leader (docs/architecture.md, "Leader read lease"). The controller
-     * may hand the lead to another ISR member while this one still takes itself for the leader: cut off from its
-     * followers and the meta-service, or paused. The new leader then takes writes that readers see, while this one
-     * would answer a reader whose route still names it up to its own high watermark: a read that ends below records
-     * an earlier read returned (UNSTABLE_READ in the process fault campaign). So it answers only while a heartbeat
-     * sent within {@code readLeaseMs} was answered with an assignment that lists it as the leader in this epoch (the
-     * ISR it is in, applied after the role), and a new leader that took the lead from a leader that may be alive
-     * waits that long before it serves ({@link #servesFromMs}); fences (no heartbeat for the session timeout, the
-     * process gone, storage offline) and controlled shutdowns ({@link #stopLeaderReads}) need no wait.
-     */
-    private void checkLeaderLease() {
-        long now = monotonicMs.getAsLong();
-        if (leaderReadsStopped) {
-            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": this node is shutting down and hands its leaderships over;"
-                    + " ask the meta-service for the new leader");
-        }
-        if (now < servesFromMs) {
-            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": leader in epoch " + leaderEpoch + " for " + (servesFromMs - now)
-                    + " ms more serves nothing: the leader it replaced may still answer reads from its lease (read.lease.ms = "
-                    + config.readLeaseMs() + "); retry");
-        }
-        if (isrConfirmedAtMs == Long.MIN_VALUE || now - isrConfirmedAtMs > config.readLeaseMs()) {
-            throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": no heartbeat answer sent within read.lease.ms = "
-                    + config.readLeaseMs() + " ms confirmed this replica as the open segment's leader in epoch " + leaderEpoch
-                    + ": another may lead it now; ask the meta-service again");
-        }
-    }
-
-    /**
      * The meta leader says the leader this replica replaced in {@code epoch} answers reads from its lease for at most
-     * {@code remainingMs} more (0: it stepped down): the wait ({@link #servesFromMs}) ends then if that is sooner.
-     * Counted from now, after the answer was made, so never before the old lease ends.
+     * {@code remainingMs} more (0: it stepped down): this replica's wait ({@link ReadLeases#predecessorLeaseEndsIn})
+     * ends then if that is sooner.
      */
     public synchronized void predecessorLeaseEndsIn(int epoch, long remainingMs) {
-        if (role != Role.LEADER || leaderEpoch != epoch || servesFromMs == Long.MIN_VALUE) {
+        if (role != Role.LEADER || leaderEpoch != epoch) {
             return;
         }
-        long now = monotonicMs.getAsLong();
-        if (now + remainingMs < servesFromMs) {
-            LOG.debug("{}: the leader replaced in epoch {} serves for {} ms more at most; waiting that long, not {} ms", name, epoch,
-                    Math.max(0, remainingMs), servesFromMs - now);
-            servesFromMs = now + Math.max(0, remainingMs);
+        if (leases.predecessorLeaseEndsIn(epoch, remainingMs)) {
             maybeAdvanceHighWatermark();
         }
     }
 
-    /** A controlled shutdown begins: as an open segment's leader this replica answers no more reads ({@link #checkLeaderLease}). */
+    /** A controlled shutdown begins: as an open segment's leader this replica answers no more reads ({@link ReadLeases#checkLeaderRead}). */
     public synchronized void stopLeaderReads() {
-        leaderReadsStopped = true;
+        leases.stopLeaderReads();
     }
 
     public synchronized List<Integer> isr() {
@@ -410,17 +340,13 @@ public final class Partition {
     /**
      * As {@link #becomeLeader(int, List, List, int)}, serving nothing (no acknowledgement, no read) for
      * {@code predecessorLeaseMs} from now: the leader it replaces may still answer reads from its lease until then
-     * ({@link #checkLeaderLease}). Counted from when this replica learns that it leads, which is after the controller
+     * ({@link ReadLeases#tookLead}). Counted from when this replica learns that it leads, which is after the controller
      * committed the change, so after the last heartbeat answer that confirmed the old leader was read.
      */
     public synchronized void becomeLeader(int epoch, List<Integer> replicas, List<Integer> isr, int isrVersion, long predecessorLeaseMs) {
         checkEpoch(epoch);
         long now = monotonicMs.getAsLong();
-        this.servesFromMs = predecessorLeaseMs > 0 ? now + predecessorLeaseMs : Long.MIN_VALUE;
-        if (predecessorLeaseMs > 0) {
-            LOG.info("{}: leader in epoch {}: serves nothing for {} ms, while the leader it replaced may still answer reads from its lease",
-                    name, epoch, predecessorLeaseMs);
-        }
+        leases.tookLead(epoch, now, predecessorLeaseMs);
         this.role = Role.LEADER;
         this.leaderEpoch = epoch;
         this.leaderId = localId;
@@ -430,7 +356,7 @@ public final class Partition {
         this.leaderEpochStart = log.logEndOffset();
         this.highWatermarkMovedInEpoch = false;
         if (this.isr.size() < this.replicas.size()) {
-            holdDeletes(now); // a member was dropped, perhaps just now, and may not know it yet
+            leases.holdDeletes(now); // a member was dropped, perhaps just now, and may not know it yet
         }
         pendingIsr.settle();
         followers.clear();
@@ -459,8 +385,7 @@ public final class Partition {
      * partition's monotonic clock; see {@link #readableHighWatermark(int)}).
      */
     public synchronized void assignedIsr(List<Integer> isr, long sentAtMs) {
-        this.inAssignedIsr = isr.contains(localId);
-        this.isrConfirmedAtMs = inAssignedIsr ? sentAtMs : Long.MIN_VALUE;
+        leases.assignedIsr(isr.contains(localId), sentAtMs);
     }
 
     /** Follows {@code leader} in {@code epoch}; writes waiting for acknowledgement fail with NOT_LEADER. */
@@ -1146,7 +1071,7 @@ public final class Partition {
             return;
         }
         if (!committedIsr.containsAll(isr)) {
-            holdDeletes(monotonicMs.getAsLong()); // the dropped member may serve reads until its lease ends
+            leases.holdDeletes(monotonicMs.getAsLong()); // the dropped member may serve reads until its lease ends
         }
         isr = List.copyOf(committedIsr);
         isrVersion = committedVersion;
@@ -1154,23 +1079,14 @@ public final class Partition {
         maybeAdvanceHighWatermark();
     }
 
-    /**
-     * Leader: acknowledges no delete before {@code readLeaseMs} from {@code nowMs}: a member that left the ISR
-     * without hearing of it serves sealed reads until its lease ends ({@link #isrConfirmedAtMs}), and would
-     * return the records such a delete removed.
-     */
-    private void holdDeletes(long nowMs) {
-        deletesHeldUntilMs = Math.max(deletesHeldUntilMs, nowMs + config.readLeaseMs());
-    }
-
-    /** Whether the wait for the replaced leader's lease ({@link #servesFromMs}) is over; else schedules a look once it is. */
+    /** Whether the wait for the replaced leader's lease ({@link ReadLeases#servesFromMs}) is over; else schedules a look once it is. */
     private boolean servesNow() {
-        return passedOrWake(servesFromMs);
+        return passedOrWake(leases.servesFromMs());
     }
 
-    /** Whether held deletes may be acknowledged now; else schedules a look once the hold ends. */
+    /** Whether held deletes may be acknowledged now ({@link ReadLeases#holdDeletes}); else schedules a look once the hold ends. */
     private boolean deletesReleased() {
-        return passedOrWake(deletesHeldUntilMs);
+        return passedOrWake(leases.deletesHeldUntilMs());
     }
 
     /**
