@@ -129,6 +129,70 @@ class PartitionSafetyTest extends PartitionFixture {
         return ack;
     }
 
+    /**
+     * Node 2 takes the lead in epoch 1 of an ISR that lacks node 1 (dropped, perhaps just now, without hearing of it):
+     * node 1 may still answer sealed reads from its lease, so node 2 acknowledges no delete for read.lease.ms, as a
+     * leader does after its own ISR lost a member. Nothing else in these tests failed without this hold.
+     */
+    @Test
+    void aLeaderThatTakesTheLeadOfAShrunkenIsrHoldsDeletesForALease() throws Exception {
+        writeAcknowledged(3);
+        long learnt = clock.get();
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), 1); // node 1 was fenced: no lease wait for serving
+        replicas[2].assignedIsr(List.of(2, 3), learnt);
+        replicas[3].becomeFollower(1, 2);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        CompletableFuture<Long> deleted = replicas[2].delete(List.of(1L));
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        assertFalse(deleted.isDone(), "acknowledged while node 1, dropped without hearing of it, may serve offset 1");
+        clock.set(learnt + CONFIG.readLeaseMs());
+        replicas[2].assignedIsr(List.of(2, 3), clock.get());
+        fetchRound(2, 3);
+        assertEquals(1L, await(deleted));
+    }
+
+    /**
+     * Node 2 led epoch 1 and wrote in it, followed node 1 in epoch 2, and takes the lead again in epoch 3 from node 1,
+     * which may still serve: the segment is old enough to roll and node 2's ISR holds all it has, but it asks for no
+     * roll until that wait is over (the next segment's leader would acknowledge writes, unwaited, while node 1 still
+     * answers reads of this one). Nothing else in these tests failed without this check.
+     */
+    @Test
+    void aLeaderWaitingForItsPredecessorsLeaseAsksForNoRoll() throws Exception {
+        writeAcknowledged(3);
+        List<Long> rolls = new ArrayList<>();
+        replicas[2].configureRoll(Long.MAX_VALUE, 100, (epoch, end) -> {
+            rolls.add(end);
+            return new CompletableFuture<>();
+        });
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(1, 2, 3), 1);
+        replicas[2].assignedIsr(List.of(1, 2, 3), clock.get());
+        replicas[1].becomeFollower(1, 2);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> ack = replicas[2].append(records("n", 2), -1, -1); // its first write in the segment
+        awaitDurable(2, 5);
+        fetchRound(2, 1, 3);
+        fetchRound(2, 1, 3);
+        await(ack);
+        replicas[1].becomeLeader(2, List.of(1, 2, 3), List.of(1, 2, 3), 1);
+        replicas[2].becomeFollower(2, 1);
+        replicas[3].becomeFollower(2, 1);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        assertEquals(5, replicas[2].highWatermark(), "node 2 holds everything, and knows it is committed");
+        replicas[2].becomeLeader(3, List.of(1, 2, 3), List.of(1, 2, 3), 1, CONFIG.readLeaseMs());
+        long learnt = clock.get();
+        clock.addAndGet(200); // old enough to roll, well within the wait
+        assertTrue(200 < CONFIG.readLeaseMs());
+        replicas[2].maybeRetryRoll();
+        assertEquals(List.of(), rolls, "a roll asked while node 1 may still answer reads of the open segment");
+        clock.set(learnt + CONFIG.readLeaseMs());
+        replicas[2].maybeRetryRoll();
+        assertEquals(List.of(5L), rolls, "asked once the wait is over");
+    }
+
     /** A leader in a controlled shutdown answers no reads of its open segment: its successors do not wait for it. */
     @Test
     void aLeaderThatBeganAControlledShutdownAnswersNoReadsOfItsOpenSegment() throws Exception {
