@@ -63,8 +63,11 @@ class PartitionTest extends PartitionFixture {
         clock.addAndGet(1_001);
         replicas[1].maybeShrinkIsr();
         assertEquals(List.of(1), replicas[1].isr());
+        long end = replicas[1].log().logEndOffset();
         ReplicaException refused = failure(replicas[1].append(records("y", 1), -1, -1));
         assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, refused.code());
+        assertTrue(refused.isNotApplied(), "refused before it was appended: a client may retry it as new");
+        assertEquals(end, replicas[1].log().logEndOffset(), "nothing appended");
         assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, failure(stuck).code(),
                 "the write made before the shrink is not acknowledged on one copy either");
     }
@@ -291,6 +294,17 @@ class PartitionTest extends PartitionFixture {
         assertFalse(stale.isDone(), "the deposed leader's ISR members fetch from the new leader: no answer");
         replicas[1].becomeFollower(1, 2);
         assertEquals(ErrorCode.NOT_LEADER, failure(stale).code(), "told of the new leader, it refuses");
+    }
+
+    /** Its tombstone is replicated to the ISR that is left, but that ISR is below min.insync.replicas: not acknowledged. */
+    @Test
+    void aDeleteWhoseIsrShrankBelowMinIsrBeforeItWasAcknowledgedFails() throws Exception {
+        writeAcknowledged(3);
+        CompletableFuture<Long> deleted = replicas[1].delete(List.of(1L));
+        replicas[1].onControllerIsr(0, List.of(1), committedVersion + 5); // nodes 2 and 3 dropped before they fetched it
+        clock.addAndGet(CONFIG.readLeaseMs()); // the hold on deletes after the shrink is over
+        replicas[1].onControllerIsr(0, List.of(1), committedVersion + 6); // a look at the watermarks
+        assertEquals(ErrorCode.NOT_ENOUGH_REPLICAS, failure(deleted).code());
     }
 
     @Test
