@@ -30,19 +30,16 @@ final class ReadLeases {
     private final long leaseMs;
     private final LongSupplier monotonicMs;
     /**
-     * Follower: whether the latest assignment lists this replica in the segment's ISR. A sealed segment's follower
-     * outside it answers no read: deletes are acknowledged once the ISR holds their tombstones, so one outside it
-     * may lack some, and would return records deleted since (DELETE_UNDONE in the fault schedules: a reader whose
-     * route still named a fenced follower in the ISR).
-     */
-    private boolean inAssignedIsr = true;
-    /**
      * When the heartbeat was sent whose answer last listed this replica in the ISR (at first when the replica was
      * opened, which the assignment that opens it overwrites at once). A replica of a sealed segment serves reads
      * only until {@code leaseMs} after it: a member dropped from the ISR while it could not hear of it (cut off
      * from the meta-service, its heartbeat answers lost) must stop before its leader acknowledges a delete that it
      * lacks, and the leader holds such acknowledgements for {@code leaseMs} after the drop
-     * ({@link #deletesHeldUntilMs}). The fault schedules found deletes undone through such a member.
+     * ({@link #deletesHeldUntilMs}). The fault schedules found deletes undone through such a member. Long.MIN_VALUE:
+     * the latest assignment does not list it in the ISR. A sealed segment's follower outside it answers no read:
+     * deletes are acknowledged once the ISR holds their tombstones, so one outside it may lack some, and would return
+     * records deleted since (DELETE_UNDONE in the fault schedules: a reader whose route still named a fenced follower
+     * in the ISR).
      */
     private long isrConfirmedAtMs;
     /**
@@ -72,7 +69,6 @@ final class ReadLeases {
 
     /** The segment's ISR as the controller last assigned it ({@code inIsr}: it lists this replica), in the answer to a call sent at {@code sentAtMs}. */
     void assignedIsr(boolean inIsr, long sentAtMs) {
-        this.inAssignedIsr = inIsr;
         this.isrConfirmedAtMs = inIsr ? sentAtMs : Long.MIN_VALUE;
     }
 
@@ -81,7 +77,7 @@ final class ReadLeases {
      * out of the ISR, and by any replica whose membership was not confirmed within the lease.
      */
     void checkSealedRead(boolean follower) {
-        if (follower && !inAssignedIsr) {
+        if (follower && isrConfirmedAtMs == Long.MIN_VALUE) {
             throw new ReplicaException(ErrorCode.UNAVAILABLE, name + ": not in the ISR of this sealed segment as last assigned: "
                     + "it may lack acknowledged deletes; read another member");
         }
