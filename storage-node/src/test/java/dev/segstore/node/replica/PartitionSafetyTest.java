@@ -502,6 +502,11 @@ class PartitionSafetyTest extends PartitionFixture {
         fetchRound(2, 1, 3);
         fetchRound(2, 1, 3);
         assertEquals(1L, await(deleted));
+        CompletableFuture<AppendResult> produced = replicas[2].append(records("p", 1), 77, 0);
+        awaitDurable(2, 4);
+        fetchRound(2, 1, 3);
+        fetchRound(2, 1, 3);
+        await(produced);
         // Its disk fails: the directory goes offline, the controller fences it and another replica leads, but
         // until it is told it still takes itself for the leader. Answering from what it holds (a delete that
         // finds nothing to do is answered at once) would hide what the new leader acknowledges meanwhile.
@@ -519,6 +524,10 @@ class PartitionSafetyTest extends PartitionFixture {
         assertEquals(ErrorCode.NOT_LEADER, failure(replicas[2].delete(List.of(1L))).code(), "an offset deleted already");
         assertEquals(ErrorCode.NOT_LEADER, assertThrows(ReplicaException.class, () -> replicas[2].readForConsumer(0, 10, 1 << 20)).code());
         assertEquals(ErrorCode.NOT_LEADER, assertThrows(ReplicaException.class, () -> replicas[2].readableHighWatermark()).code());
+        // A retry's probe: "not there" is final to the client (it then writes the batch as new), and "there" is
+        // what this replica held, not what the new leader holds.
+        assertEquals(ErrorCode.NOT_LEADER, failure(replicas[2].findRetried(78, 0, 1)).code(), "a batch it never held");
+        assertEquals(ErrorCode.NOT_LEADER, failure(replicas[2].findRetried(77, 0, 1)).code(), "a batch it held");
     }
 
     // ---- safety: answers checked again on arrival (item 6) ------------------------------------------------

@@ -296,6 +296,26 @@ class PartitionTest extends PartitionFixture {
         assertEquals(ErrorCode.NOT_LEADER, failure(stale).code(), "told of the new leader, it refuses");
     }
 
+    /**
+     * A delete that finds nothing because an earlier delete, not yet acknowledged, tombstoned the record already (reads
+     * hide a tombstone as soon as the leader holds it) is answered only once that tombstone is acknowledged too: were
+     * the leader to fail before its followers hold it, the record would be live again on the next leader, and the
+     * second delete's answer ("deleted, nothing left") would be undone.
+     */
+    @Test
+    void aDeleteThatFindsARecordDeletedUnacknowledgedWaitsForThatTombstone() throws Exception {
+        writeAcknowledged(3);
+        CompletableFuture<Long> first = replicas[1].delete(List.of(1L));
+        CompletableFuture<Long> again = replicas[1].delete(List.of(1L)); // finds offset 1 hidden: nothing to delete
+        clock.addAndGet(1);
+        fetchRound(1, 2, 3); // requests that arrived after both deletes, from followers that do not hold the tombstone yet
+        assertFalse(first.isDone(), "the followers have not reported the tombstone");
+        assertFalse(again.isDone(), "answered while the tombstone that hid the record may still be lost");
+        fetchRound(1, 2, 3); // the followers report it
+        assertEquals(1L, await(first));
+        assertEquals(0L, await(again));
+    }
+
     /** Its tombstone is replicated to the ISR that is left, but that ISR is below min.insync.replicas: not acknowledged. */
     @Test
     void aDeleteWhoseIsrShrankBelowMinIsrBeforeItWasAcknowledgedFails() throws Exception {
