@@ -57,6 +57,8 @@ final class FetchManyHandler {
     private final Function<Throwable, RpcException> wire;
     private final long defaultWaitMs;
     private final long maxWaitMs;
+    /** The fetch sessions of follower nodes ({@code FetchManyRequest.session}). */
+    private final ParkedFetches sessions;
 
     FetchManyHandler(Leader leader, ShardOwners owners, Function<Throwable, RpcException> wire, long defaultWaitMs, long maxWaitMs) {
         this.leader = leader;
@@ -64,10 +66,11 @@ final class FetchManyHandler {
         this.wire = wire;
         this.defaultWaitMs = defaultWaitMs;
         this.maxWaitMs = maxWaitMs;
+        this.sessions = new ParkedFetches(this, defaultWaitMs, maxWaitMs);
     }
 
-    /** One entry's outcome: a slice, or an error. */
-    private record Part(FetchRequest request, Partition.FollowerFetch fetch, RpcException error) {
+    /** One entry's outcome: a slice, or an error; {@code entryId}: its id in a fetch session (0 outside one). */
+    record Part(FetchRequest request, long entryId, Partition.FollowerFetch fetch, RpcException error) {
         boolean news() {
             return error != null || !fetch.slice().isEmpty() || !fetch.tombstones().offsets().isEmpty();
         }
@@ -80,6 +83,9 @@ final class FetchManyHandler {
     }
 
     CompletableFuture<Reply> handle(FetchManyRequest r) {
+        if (r.getSession() != 0) {
+            return sessions.handle(r);
+        }
         if (r.getWakeHeld()) {
             CompletableFuture<Void> w = held.get(r.getReplicaId());
             if (w != null) {
@@ -89,7 +95,7 @@ final class FetchManyHandler {
         long wait = r.getWakeHeld() ? 0 : r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), maxWaitMs) : defaultWaitMs;
         return pass(r, false).thenCompose(parts -> {
             if (wait == 0 || parts.stream().anyMatch(Part::news) || r.getFetchesCount() == 0) {
-                return CompletableFuture.completedFuture(answer(parts));
+                return CompletableFuture.completedFuture(answer(parts, false));
             }
             parts.forEach(Part::release);
             // Long poll: held until one segment has something new (or its leader's role changed), or the follower
@@ -107,11 +113,11 @@ final class FetchManyHandler {
                     .thenCompose(v -> {
                         held.remove(r.getReplicaId(), wake);
                         return pass(r, true);
-                    }).thenApply(this::answer);
+                    }).thenApply(parts2 -> answer(parts2, false));
         });
     }
 
-    private CompletableFuture<Void> newsOf(FetchRequest f) {
+    CompletableFuture<Void> newsOf(FetchRequest f) {
         try {
             return leader.news(f);
         } catch (RuntimeException e) {
@@ -126,24 +132,33 @@ final class FetchManyHandler {
      * task (and one future) per segment.
      */
     private CompletableFuture<List<Part>> pass(FetchManyRequest r, boolean heldAgain) {
-        int n = r.getFetchesCount();
-        AtomicLong budget = new AtomicLong(r.getMaxBytes() > 0 ? r.getMaxBytes() : DEFAULT_MAX_BYTES);
+        return take(r.getFetchesList(), null, r.getMaxBytes(), heldAgain);
+    }
+
+    /**
+     * Takes {@code fetches} (with their session ids {@code ids}, or null outside a session) as {@link #pass} takes a
+     * call's entries, within {@code maxBytes} of batches in all (0 or less: {@link #DEFAULT_MAX_BYTES}).
+     */
+    CompletableFuture<List<Part>> take(List<FetchRequest> fetches, long[] ids, int maxBytes, boolean heldAgain) {
+        int n = fetches.size();
+        AtomicLong budget = new AtomicLong(maxBytes > 0 ? maxBytes : DEFAULT_MAX_BYTES);
         Part[] parts = new Part[n];
         int start = n == 0 ? 0 : ThreadLocalRandom.current().nextInt(n);
         java.util.Map<java.util.concurrent.Executor, List<Integer>> byOwner = new java.util.IdentityHashMap<>();
         for (int k = 0; k < n; k++) {
             int i = (start + k) % n;
-            byOwner.computeIfAbsent(owners.of(r.getFetches(i).getSegment().getShardId()), o -> new ArrayList<>()).add(i);
+            byOwner.computeIfAbsent(owners.of(fetches.get(i).getSegment().getShardId()), o -> new ArrayList<>()).add(i);
         }
         List<CompletableFuture<Void>> tasks = new ArrayList<>();
         byOwner.forEach((owner, entries) -> {
             for (int from = 0; from < entries.size(); from += ENTRIES_PER_TASK) {
                 List<Integer> chunk = entries.subList(from, Math.min(entries.size(), from + ENTRIES_PER_TASK));
                 try {
-                    tasks.add(CompletableFuture.runAsync(() -> chunk.forEach(i -> parts[i] = part(r.getFetches(i), budget, heldAgain)), owner));
+                    tasks.add(CompletableFuture.runAsync(() -> chunk.forEach(i -> parts[i] = part(fetches.get(i), id(ids, i), budget,
+                            heldAgain)), owner));
                 } catch (java.util.concurrent.RejectedExecutionException closing) {
                     RpcException down = new RpcException(RpcException.UNAVAILABLE, "the storage node is shutting down");
-                    chunk.forEach(i -> parts[i] = new Part(r.getFetches(i), null, down));
+                    chunk.forEach(i -> parts[i] = new Part(fetches.get(i), id(ids, i), null, down));
                 }
             }
         });
@@ -151,14 +166,18 @@ final class FetchManyHandler {
         return CompletableFuture.allOf(tasks.toArray(CompletableFuture[]::new)).handle((v, e) -> {
             List<Part> out = new ArrayList<>(n);
             for (int i = 0; i < n; i++) {
-                out.add(parts[i] != null ? parts[i] : new Part(r.getFetches(i), null, wire.apply(e != null ? e
+                out.add(parts[i] != null ? parts[i] : new Part(fetches.get(i), id(ids, i), null, wire.apply(e != null ? e
                         : new IllegalStateException("entry " + i + " was not taken"))));
             }
             return out;
         });
     }
 
-    private Part part(FetchRequest f, AtomicLong budget, boolean heldAgain) {
+    private static long id(long[] ids, int i) {
+        return ids == null ? 0 : ids[i];
+    }
+
+    private Part part(FetchRequest f, long entryId, AtomicLong budget, boolean heldAgain) {
         try {
             if (f.getReplicaId() < 0) {
                 throw new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "node.FetchMany takes follower fetches only (replica_id >= 0)");
@@ -166,24 +185,25 @@ final class FetchManyHandler {
             int maxBytes = (int) Math.max(0, Math.min(Math.max(1, f.getMaxBytes()), budget.get()));
             Partition.FollowerFetch fetched = leader.slice(f, maxBytes, heldAgain);
             budget.addAndGet(-fetched.slice().length());
-            return new Part(f, fetched, null);
+            return new Part(f, entryId, fetched, null);
         } catch (RuntimeException e) {
-            return new Part(f, null, wire.apply(e));
+            return new Part(f, entryId, null, wire.apply(e));
         }
     }
 
-    private Reply answer(List<Part> parts) {
-        FetchManyResponse.Builder response = FetchManyResponse.newBuilder();
+    /** The answer carrying {@code parts} (in a session: with their entry ids). */
+    Reply answer(List<Part> parts, boolean session) {
+        FetchManyResponse.Builder response = FetchManyResponse.newBuilder().setSession(session);
         List<Attachment> batches = new ArrayList<>(parts.size());
         for (Part p : parts) {
             if (p.error() != null) {
-                response.addResults(FetchManyResult.newBuilder().setError(p.error().toError()));
+                response.addResults(FetchManyResult.newBuilder().setError(p.error().toError()).setEntryId(p.entryId()));
                 continue;
             }
             Reply one = leader.reply(p.request(), p.fetch());
             batches.add(one.attachment());
             response.addResults(FetchManyResult.newBuilder().setResponse((FetchResponse) one.message())
-                    .setBatchBytes(one.attachment().length()));
+                    .setBatchBytes(one.attachment().length()).setEntryId(p.entryId()));
         }
         return new Reply(response.build(), new Concatenated(batches));
     }

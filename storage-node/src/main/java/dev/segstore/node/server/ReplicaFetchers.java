@@ -32,8 +32,9 @@ import java.util.function.BiPredicate;
 /**
  * The follower side of a storage node: one fetch loop per followed replica, run on two fetcher threads
  * ({@code node-fetcher}), and the calls it makes to leaders on other nodes, through the node's
- * {@link StorageNode.PeerFaults} seam. With {@code replica.fetch.batched} (the default) the loops' fetches to one
- * leader node go out together in one call ({@link FetchBatcher}, node.FetchMany); each loop still takes its own answer. A loop's rounds do not hold a fetcher thread while a fetch is out (it
+ * {@link StorageNode.PeerFaults} seam. With {@code replica.fetch.batched} (off by default) the loops' fetches to one
+ * leader node go out together in one call ({@link FetchBatcher}, node.FetchMany; with {@code replica.fetch.sessions}
+ * in fetch sessions, {@link FetchSessions}); each loop still takes its own answer. A loop's rounds do not hold a fetcher thread while a fetch is out (it
  * may be long-polled at the leader); each round truncates against the leader first when the partition asks
  * for it, and the next round is scheduled when one completes.
  *
@@ -79,6 +80,8 @@ final class ReplicaFetchers implements AutoCloseable {
     private volatile boolean closed;
     /** Sends the fetches to each leader node together (node.FetchMany); null: one call per fetch (replica.fetch.batched). */
     private final FetchBatcher batcher;
+    /** With replica.fetch.sessions: the fetches to each leader node go in one fetch session (node.FetchMany); else null. */
+    private final FetchSessions sessions;
     private final java.util.concurrent.atomic.AtomicLong singleCalls = new java.util.concurrent.atomic.AtomicLong();
 
     /** Told the next segment of a roll when a leader's fetch answer carries it (AssignmentReconciler#takeNext). */
@@ -86,7 +89,7 @@ final class ReplicaFetchers implements AutoCloseable {
 
     ReplicaFetchers(int nodeId, long replicaMaxLagMs, String outgoingHost, Map<Integer, String> nodeAddresses, ShardOwners owners,
                     StorageNode.PeerFaults faults, BiPredicate<Key, Hosted> hosts, Runnable leaderMoved,
-                    dev.segstore.protocol.rpc.TlsConfig tls, boolean batched,
+                    dev.segstore.protocol.rpc.TlsConfig tls, boolean batched, boolean sessions,
                     java.util.function.BiConsumer<dev.segstore.protocol.meta.Segment, dev.segstore.protocol.meta.Shard> nextSegment) {
         this.nextSegment = nextSegment;
         this.nodeId = nodeId;
@@ -104,7 +107,7 @@ final class ReplicaFetchers implements AutoCloseable {
         });
         loops.setExecuteExistingDelayedTasksAfterShutdownPolicy(false); // closed: rounds still waiting do not run
         this.fetchers = loops;
-        this.batcher = !batched ? null : new FetchBatcher(nodeId, new FetchBatcher.Calls() {
+        FetchBatcher.Calls calls = new FetchBatcher.Calls() {
             @Override
             public CompletableFuture<RpcClient.Answer<FetchManyResponse>> many(String address, FetchManyRequest request) {
                 return throughFaults(address, NodeMethods.FETCH_MANY,
@@ -115,7 +118,9 @@ final class ReplicaFetchers implements AutoCloseable {
             public CompletableFuture<RpcClient.Answer<FetchResponse>> one(String address, FetchRequest request) {
                 return fetchOne(address, request);
             }
-        }, fetchers);
+        };
+        this.batcher = !batched || sessions ? null : new FetchBatcher(nodeId, calls, fetchers);
+        this.sessions = !batched || !sessions ? null : new FetchSessions(nodeId, calls, fetchers, FetchBatcher.ROUND_GATHER_MS);
     }
 
     /** Starts the replica's fetch loop unless one runs. */
@@ -232,7 +237,10 @@ final class ReplicaFetchers implements AutoCloseable {
                 // (node.FetchMany) and comes back as its own entry of the answer, as node.Fetch would answer it; the
                 // leader counts as called when that call goes out.
                 CompletableFuture<RpcClient.Answer<FetchResponse>> call;
-                if (batcher != null && batcher.batches(address)) {
+                if (sessions != null && sessions.batches(address)) {
+                    batched = true;
+                    call = sessions.fetch(address, request, () -> h.leaderCalled(System.nanoTime()));
+                } else if (batcher != null && batcher.batches(address)) {
                     batched = true;
                     call = batcher.fetch(address, request, new FetchBatcher.Replica(() -> h.leaderCalled(System.nanoTime()),
                             () -> h.leaderAnswered(System.nanoTime()),
@@ -292,7 +300,8 @@ final class ReplicaFetchers implements AutoCloseable {
     }
 
     CallCounts callCounts() {
-        return new CallCounts(singleCalls.get(), batcher == null ? 0 : batcher.manyCalls(), batcher == null ? 0 : batcher.heldBack());
+        return new CallCounts(singleCalls.get(), batcher != null ? batcher.manyCalls() : sessions != null ? sessions.manyCalls() : 0,
+                batcher == null ? 0 : batcher.heldBack());
     }
 
     /** A leader's end point for one round of a replica's loop. */

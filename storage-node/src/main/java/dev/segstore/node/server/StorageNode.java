@@ -171,7 +171,7 @@ public final class StorageNode implements AutoCloseable {
         this.metaCalls = new MetaCalls(config.nodeId(), faults);
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), config.outgoingHost(), nodeAddresses, owners, faults,
                 (key, h) -> hosted.get(key) == h && !directories.onOfflineDirectory(key.logName()), this::requestHeartbeat, config.tls(),
-                config.replicaFetchBatched(), this::takeNextSegment);
+                config.replicaFetchBatched(), config.replicaFetchSessions(), this::takeNextSegment);
         this.replicaWaits = new ReplicaWaits(owners, hosted::containsKey, () -> System.nanoTime() / 1_000_000);
         this.reconciler = new AssignmentReconciler(config, directories, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
                 this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs(), rollThread, replicaWaits);

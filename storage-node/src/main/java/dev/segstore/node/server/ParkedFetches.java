@@ -1,0 +1,294 @@
+package dev.segstore.node.server;
+
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.protocol.node.FetchManyRequest;
+import dev.segstore.protocol.node.FetchRequest;
+import dev.segstore.protocol.rpc.Reply;
+import dev.segstore.protocol.rpc.RpcException;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The leader side of fetch sessions ({@code FetchManyRequest.session}, node.proto): the entries of a follower node's
+ * {@code node.FetchMany} calls are parked here, one per segment, each exactly as a long-polled {@code node.Fetch} of it
+ * is held: taken when it arrives (its epoch checked, its offset counted as the follower's progress), answered at once
+ * if it has news (batches, tombstones, an error), else kept until its segment has news or its own wait has passed, and
+ * then taken again ({@code heldAgain}: not a request that arrived now) and answered, in whichever call of the session
+ * is out then. The call is held until some entry of the session is ready; a newer call of the session answers the
+ * older one at once with what is ready.
+ *
+ * <p>So a call costs this node the entries sent or answered in it, not every segment the follower node fetches from
+ * here: under load a round carries the segments that had news; idle, each entry comes back once per wait, as a held
+ * {@code node.Fetch} does. What the leader counts for a follower is unchanged: each entry is one fetch request, taken
+ * when it arrives and again when it is answered, as with {@code node.Fetch}. When one entry's wait passes, every
+ * entry due within half its wait is answered with it, so an idle session's entries stay in one call.
+ *
+ * <p>A session ends when the follower node sends another id (it lost a call, or started again): its parked entries
+ * are dropped unanswered (the follower failed them when it gave the session up) and its held call is answered.
+ */
+final class ParkedFetches {
+    private final FetchManyHandler handler;
+    private final long defaultWaitMs;
+    private final long maxWaitMs;
+    /** Per follower node, its session. */
+    private final ConcurrentHashMap<Integer, Session> sessions = new ConcurrentHashMap<>();
+
+    ParkedFetches(FetchManyHandler handler, long defaultWaitMs, long maxWaitMs) {
+        this.handler = handler;
+        this.defaultWaitMs = defaultWaitMs;
+        this.maxWaitMs = maxWaitMs;
+    }
+
+    /** An entry parked here: its request, its id, when its wait ends, and whether its segment has news. */
+    private static final class Parked {
+        final FetchRequest request;
+        final long id;
+        final long waitNanos;
+        final long deadlineNanos;
+        volatile boolean news;
+        CompletableFuture<Void> newsFuture;
+
+        Parked(FetchRequest request, long id, long waitNanos, long now) {
+            this.request = request;
+            this.id = id;
+            this.waitNanos = waitNanos;
+            this.deadlineNanos = now + waitNanos;
+        }
+    }
+
+    /** One follower node's session. */
+    private final class Session {
+        final long id;
+        /** The parked entries by segment; guarded by this. */
+        private final Map<Hosted.Key, Parked> parked = new HashMap<>();
+        /** Completing it wakes the call of this session held now; guarded by this. */
+        private CompletableFuture<Void> held;
+        private boolean ended;
+
+        Session(long id) {
+            this.id = id;
+        }
+
+        /** Parks {@code p}; an entry of the same segment parked before is dropped (its loop asked anew). */
+        void park(Parked p) {
+            Parked before;
+            synchronized (this) {
+                if (ended) {
+                    return;
+                }
+                before = parked.put(Hosted.Key.of(p.request.getSegment()), p);
+            }
+            if (before != null && before.newsFuture != null) {
+                before.newsFuture.complete(null); // leaves the partition's waiters
+            }
+            CompletableFuture<Void> news = handler.newsOf(p.request);
+            p.newsFuture = news;
+            news.thenRun(() -> {
+                boolean wake;
+                synchronized (this) {
+                    wake = parked.get(Hosted.Key.of(p.request.getSegment())) == p;
+                }
+                if (wake) {
+                    p.news = true;
+                    wake();
+                }
+            });
+        }
+
+        /** The parked entries ready now, taken out: news, a passed wait, or (with one passed) due within half its wait. */
+        List<Parked> takeReady(long now) {
+            List<Parked> out = new ArrayList<>();
+            synchronized (this) {
+                boolean anyDue = false;
+                for (Parked p : parked.values()) {
+                    if (now - p.deadlineNanos >= 0) {
+                        anyDue = true;
+                        break;
+                    }
+                }
+                Iterator<Parked> it = parked.values().iterator();
+                while (it.hasNext()) {
+                    Parked p = it.next();
+                    if (p.news || now - p.deadlineNanos >= 0 || (anyDue && p.deadlineNanos - now <= p.waitNanos / 2)) {
+                        out.add(p);
+                        it.remove();
+                    }
+                }
+            }
+            for (Parked p : out) {
+                if (p.newsFuture != null) {
+                    p.newsFuture.complete(null);
+                }
+            }
+            return out;
+        }
+
+        synchronized boolean anyReady(long now) {
+            for (Parked p : parked.values()) {
+                if (p.news || now - p.deadlineNanos >= 0) {
+                    return true;
+                }
+            }
+            return ended;
+        }
+
+        /** When the first parked entry's wait ends (Long.MAX_VALUE from now: none parked). */
+        synchronized long earliestDeadline(long now) {
+            long first = now + Long.MAX_VALUE / 2;
+            for (Parked p : parked.values()) {
+                if (p.deadlineNanos - first < 0) {
+                    first = p.deadlineNanos;
+                }
+            }
+            return first;
+        }
+
+        /** Makes {@code wake} the held call's, answering the one held before. */
+        void hold(CompletableFuture<Void> wake) {
+            CompletableFuture<Void> before;
+            synchronized (this) {
+                before = held;
+                held = wake;
+            }
+            if (before != null) {
+                before.complete(null);
+            }
+        }
+
+        synchronized void unhold(CompletableFuture<Void> wake) {
+            if (held == wake) {
+                held = null;
+            }
+        }
+
+        void wake() {
+            CompletableFuture<Void> h;
+            synchronized (this) {
+                h = held;
+            }
+            if (h != null) {
+                h.complete(null);
+            }
+        }
+
+        void end() {
+            List<Parked> dropped;
+            synchronized (this) {
+                ended = true;
+                dropped = new ArrayList<>(parked.values());
+                parked.clear();
+            }
+            dropped.forEach(p -> {
+                if (p.newsFuture != null) {
+                    p.newsFuture.complete(null);
+                }
+            });
+            wake();
+        }
+
+        synchronized boolean ended() {
+            return ended;
+        }
+    }
+
+    /** Parked entries of every session (tests). */
+    int parkedCount() {
+        int n = 0;
+        for (Session s : sessions.values()) {
+            synchronized (s) {
+                n += s.parked.size();
+            }
+        }
+        return n;
+    }
+
+    CompletableFuture<Reply> handle(FetchManyRequest r) {
+        if (r.getEntryIdsCount() != r.getFetchesCount()) {
+            return CompletableFuture.failedFuture(new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "node.FetchMany in a session: "
+                    + r.getFetchesCount() + " entries, " + r.getEntryIdsCount() + " entry ids"));
+        }
+        Session[] replaced = new Session[1];
+        Session s = sessions.compute(r.getReplicaId(), (node, old) -> {
+            if (old != null && old.id == r.getSession()) {
+                return old;
+            }
+            replaced[0] = old;
+            return new Session(r.getSession());
+        });
+        if (replaced[0] != null) {
+            replaced[0].end();
+        }
+        long callWaitMs = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), maxWaitMs) : defaultWaitMs;
+        long callDeadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(callWaitMs);
+        long[] ids = new long[r.getEntryIdsCount()];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = r.getEntryIds(i);
+        }
+        return handler.take(r.getFetchesList(), ids, r.getMaxBytes(), false).thenCompose(parts -> {
+            List<FetchManyHandler.Part> now = new ArrayList<>();
+            long t = System.nanoTime();
+            for (FetchManyHandler.Part p : parts) {
+                if (p.news()) {
+                    now.add(p);
+                } else {
+                    p.release();
+                    long waitMs = p.request().getMaxWaitMs() > 0 ? Math.min(p.request().getMaxWaitMs(), maxWaitMs) : defaultWaitMs;
+                    s.park(new Parked(p.request(), p.entryId(), TimeUnit.MILLISECONDS.toNanos(waitMs), t));
+                }
+            }
+            return collect(s, now, r.getMaxBytes(), callDeadline);
+        });
+    }
+
+    /**
+     * Answers with {@code now} and the parked entries ready, taken again; holds the call first while there are none
+     * (until one is ready, the call's own wait passes, or a newer call of the session takes over).
+     */
+    private CompletableFuture<Reply> collect(Session s, List<FetchManyHandler.Part> now, int maxBytes, long callDeadline) {
+        long t = System.nanoTime();
+        List<Parked> ready = s.takeReady(t);
+        if (now.isEmpty() && ready.isEmpty() && callDeadline - t > 0 && !s.ended()) {
+            CompletableFuture<Void> wake = new CompletableFuture<>();
+            s.hold(wake);
+            if (s.anyReady(System.nanoTime())) {
+                wake.complete(null); // news between the look above and the hold
+            }
+            long until = Math.min(callDeadline, s.earliestDeadline(t));
+            return wake.completeOnTimeout(null, Math.max(0, until - t), TimeUnit.NANOSECONDS).thenCompose(v -> {
+                s.unhold(wake);
+                return answer(s.takeReady(System.nanoTime()), List.of(), maxBytes);
+            });
+        }
+        return answer(ready, now, maxBytes);
+    }
+
+    private CompletableFuture<Reply> answer(List<Parked> ready, List<FetchManyHandler.Part> now, int maxBytes) {
+        if (ready.isEmpty()) {
+            return CompletableFuture.completedFuture(handler.answer(now, true));
+        }
+        List<FetchRequest> again = new ArrayList<>(ready.size());
+        long[] ids = new long[ready.size()];
+        for (int i = 0; i < ready.size(); i++) {
+            again.add(ready.get(i).request);
+            ids[i] = ready.get(i).id;
+        }
+        long taken = 0;
+        for (FetchManyHandler.Part p : now) {
+            taken += p.fetch() == null ? 0 : p.fetch().slice().length();
+        }
+        int budget = (int) Math.max(1, (maxBytes > 0 ? maxBytes : FetchManyHandler.DEFAULT_MAX_BYTES) - taken);
+        return handler.take(again, ids, budget, true).thenApply(parts -> {
+            List<FetchManyHandler.Part> all = new ArrayList<>(now.size() + parts.size());
+            all.addAll(now);
+            all.addAll(parts);
+            return handler.answer(all, true);
+        });
+    }
+}
