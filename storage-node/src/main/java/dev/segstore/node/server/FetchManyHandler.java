@@ -82,6 +82,11 @@ final class FetchManyHandler {
         }
     }
 
+    /** Entries parked in fetch sessions (tests). */
+    int parkedCount() {
+        return sessions.parkedCount();
+    }
+
     CompletableFuture<Reply> handle(FetchManyRequest r) {
         if (r.getSession() != 0) {
             return sessions.handle(r);

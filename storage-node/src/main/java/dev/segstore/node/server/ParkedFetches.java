@@ -53,7 +53,8 @@ final class ParkedFetches {
         final long waitNanos;
         final long deadlineNanos;
         volatile boolean news;
-        CompletableFuture<Void> newsFuture;
+        /** Its wait for news (set before it is parked). */
+        volatile CompletableFuture<Void> newsFuture;
 
         Parked(FetchRequest request, long id, long waitNanos, long now) {
             this.request = request;
@@ -78,28 +79,35 @@ final class ParkedFetches {
 
         /** Parks {@code p}; an entry of the same segment parked before is dropped (its loop asked anew). */
         void park(Parked p) {
-            Parked before;
-            synchronized (this) {
-                if (ended) {
-                    return;
-                }
-                before = parked.put(Hosted.Key.of(p.request.getSegment()), p);
-            }
-            if (before != null && before.newsFuture != null) {
-                before.newsFuture.complete(null); // leaves the partition's waiters
-            }
+            // Its wait for news is registered first, so that whoever takes it out (an answer, the session's end) also
+            // ends that wait: a wait left registered would stay among the partition's waiters until its next append.
             CompletableFuture<Void> news = handler.newsOf(p.request);
             p.newsFuture = news;
             news.thenRun(() -> {
+                p.news = true;
                 boolean wake;
                 synchronized (this) {
                     wake = parked.get(Hosted.Key.of(p.request.getSegment())) == p;
                 }
                 if (wake) {
-                    p.news = true;
                     wake();
                 }
             });
+            Parked before;
+            boolean dropped;
+            synchronized (this) {
+                dropped = ended;
+                before = dropped ? null : parked.put(Hosted.Key.of(p.request.getSegment()), p);
+            }
+            if (dropped) {
+                news.complete(null);
+            }
+            if (before != null) {
+                before.newsFuture.complete(null); // leaves the partition's waiters
+            }
+            if (p.news) {
+                wake(); // news came before it was parked: the held call must not miss it
+            }
         }
 
         /** The parked entries ready now, taken out: news, a passed wait, or (with one passed) due within half its wait. */
@@ -123,9 +131,7 @@ final class ParkedFetches {
                 }
             }
             for (Parked p : out) {
-                if (p.newsFuture != null) {
-                    p.newsFuture.complete(null);
-                }
+                p.newsFuture.complete(null);
             }
             return out;
         }
@@ -185,11 +191,7 @@ final class ParkedFetches {
                 dropped = new ArrayList<>(parked.values());
                 parked.clear();
             }
-            dropped.forEach(p -> {
-                if (p.newsFuture != null) {
-                    p.newsFuture.complete(null);
-                }
-            });
+            dropped.forEach(p -> p.newsFuture.complete(null));
             wake();
         }
 

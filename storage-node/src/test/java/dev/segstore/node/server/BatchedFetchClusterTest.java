@@ -53,7 +53,8 @@ class BatchedFetchClusterTest {
 
     @BeforeEach
     void start() throws Exception {
-        cluster = InJvmCluster.withBatchedFetches(id -> (from, to, method) -> cut.contains(from));
+        cluster = sessions() ? InJvmCluster.withFetchSessions(id -> (from, to, method) -> cut.contains(from))
+                : InJvmCluster.withBatchedFetches(id -> (from, to, method) -> cut.contains(from));
         meta = new MetaClient(cluster.metaAddresses, 2_000, DEADLINE_MS);
         rpc = new RpcClient();
     }
@@ -69,6 +70,11 @@ class BatchedFetchClusterTest {
         if (cluster != null) {
             cluster.close();
         }
+    }
+
+    /** Whether the nodes fetch in fetch sessions ({@code replica.fetch.sessions}) rather than rounds. */
+    boolean sessions() {
+        return false;
     }
 
     private static void waitFor(String what, BooleanSupplier condition) {
@@ -224,6 +230,9 @@ class BatchedFetchClusterTest {
                 SHARDS, single, many);
         assertEquals(0, single, "follower fetches sent one segment per call (node.Fetch)");
         assertTrue(many > 0 && many < SHARDS, "node.FetchMany calls answered in two rounds of " + SHARDS + " segments: " + many);
+        if (sessions()) {
+            return; // quiet entries are parked at the leader, not held back here: the count of calls above says it
+        }
         // Quiet, the followers' loops are not run for answers that repeat what they took (the fetches above went on
         // as the leaders count them: held back and sent again as they were).
         long heldBack = heldBack() - heldBackBefore;
