@@ -117,6 +117,9 @@ final class FetchManyHandler {
                     .completeOnTimeout(null, wait, TimeUnit.MILLISECONDS)
                     .thenCompose(v -> {
                         held.remove(r.getReplicaId(), wake);
+                        // Every entry's wait for news ends with the hold: one left open would stay among its partition's
+                        // waiters until that segment's next append (on an idle or sealed segment, for good).
+                        news.forEach(f -> f.complete(null));
                         return pass(r, true);
                     }).thenApply(parts2 -> answer(parts2, false));
         });

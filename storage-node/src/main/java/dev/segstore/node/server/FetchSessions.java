@@ -111,6 +111,8 @@ final class FetchSessions {
         private final String address;
         /** Guarded by this, as everything below but the volatile fields. */
         private long session = newSessionId();
+        /** Whether a call of {@link #session} went out (the first one starts it at the leader). */
+        private boolean sessionStarted;
         private long nextEntryId = 1;
         private List<Entry> queued = new ArrayList<>();
         /** Entries sent in the current session and not answered, by id. */
@@ -151,19 +153,20 @@ final class FetchSessions {
         private void decide() {
             List<Entry> batch;
             long id;
+            boolean start;
             synchronized (this) {
                 if (callsOut > 0 ? queued.isEmpty() : queued.isEmpty() && out.isEmpty()) {
                     return;
                 }
-                if (callsOut == 0) {
-                    long left = gatherUntilNanos - System.nanoTime();
-                    if (!awaited.isEmpty() && left > 0) {
-                        if (!checkScheduled) {
-                            checkScheduled = true;
-                            schedule(left);
-                        }
-                        return;
+                // The loops answered last go together: until each asked again (or the gather ends), nothing goes,
+                // whether or not a call is out (with one out, fetches sent one by one would keep the calls apart).
+                long left = gatherUntilNanos - System.nanoTime();
+                if (!awaited.isEmpty() && left > 0) {
+                    if (!checkScheduled) {
+                        checkScheduled = true;
+                        schedule(left);
                     }
+                    return;
                 }
                 awaited.clear();
                 batch = queued;
@@ -179,11 +182,22 @@ final class FetchSessions {
                 }
                 callsOut++;
                 id = session;
+                start = !sessionStarted;
+                sessionStarted = true;
                 // An entry replaced by a newer fetch of its segment belongs to a round its loop gave up.
                 replaced.forEach(x -> x.answer.completeExceptionally(new RpcException(RpcException.UNAVAILABLE,
                         "a newer fetch of the segment replaced this one")));
             }
-            send(batch, id);
+            send(batch, id, start);
+        }
+
+        /** Forgets what the session had out (the caller fails it) and starts another: the next call starts it. Under this. */
+        private void resetSession() {
+            out.clear();
+            outByKey.clear();
+            awaited.clear();
+            session = newSessionId();
+            sessionStarted = false;
         }
 
         private void schedule(long nanos) {
@@ -205,9 +219,9 @@ final class FetchSessions {
             }
         }
 
-        private void send(List<Entry> batch, long sessionId) {
+        private void send(List<Entry> batch, long sessionId, boolean start) {
             FetchManyRequest.Builder request = FetchManyRequest.newBuilder().setMaxBytes(FetchBatcher.MAX_BYTES).setReplicaId(nodeId)
-                    .setSession(sessionId).setMaxWaitMs(CALL_WAIT_MS);
+                    .setSession(sessionId).setSessionStart(start).setMaxWaitMs(CALL_WAIT_MS);
             for (Entry e : batch) {
                 request.addFetches(e.request).addEntryIds(e.id);
             }
@@ -226,6 +240,7 @@ final class FetchSessions {
             List<Entry> failed = new ArrayList<>();
             List<Taken> results = new ArrayList<>();
             boolean fallback = false;
+            boolean olderLeader = false;
             long now = System.nanoTime();
             synchronized (this) {
                 callsOut--;
@@ -234,18 +249,21 @@ final class FetchSessions {
                 } else if (e != null || (!a.message().getSession() && a.message().getResultsCount() != batch.size())) {
                     // The call may have carried answers of any entry out: every one fails, and a new session begins.
                     failed.addAll(out.values());
-                    out.clear();
-                    outByKey.clear();
-                    session = newSessionId();
+                    resetSession();
                     fallback = e != null && FetchBatcher.unknownMethod(e);
                 } else if (!a.message().getSession()) {
-                    // A leader node that parks nothing (it does not know sessions): every entry of the call, in order.
+                    // A leader node that parks nothing (an older version, which does not know sessions): every entry of
+                    // the call, in order. Its fetches go one by one for a while (its held calls would answer each
+                    // other: sessions do not use wake_held).
                     for (int i = 0; i < batch.size(); i++) {
                         Entry x = batch.get(i);
                         out.remove(x.id);
                         outByKey.remove(x.key, x);
                         results.add(new Taken(x, a.message().getResults(i)));
                     }
+                    failed.addAll(out.values()); // none: it parked nothing
+                    resetSession();
+                    olderLeader = true;
                 } else {
                     for (FetchManyResult r : a.message().getResultsList()) {
                         Entry x = out.remove(r.getEntryId());
@@ -260,9 +278,7 @@ final class FetchSessions {
                         if (now - x.sentAtNanos > TimeUnit.MILLISECONDS.toNanos(x.request.getMaxWaitMs() + 2L * CALL_WAIT_MS)) {
                             LOG.debug("Leader node {} did not answer a parked fetch of {} in time: a new session", address, x.key);
                             failed.addAll(out.values());
-                            out.clear();
-                            outByKey.clear();
-                            session = newSessionId();
+                            resetSession();
                             break;
                         }
                     }
@@ -273,6 +289,12 @@ final class FetchSessions {
                         awaited.add(t.entry().key);
                     }
                 }
+            }
+            if (olderLeader) {
+                LOG.info("Leader node {} does not know fetch sessions (an older version): fetching from it segment by segment for {} s",
+                        address, FetchBatcher.UNSUPPORTED_RETRY_MS / 1000);
+                unsupportedUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(FetchBatcher.UNSUPPORTED_RETRY_MS);
+                unsupported = true;
             }
             if (fallback) {
                 LOG.info("Leader node {} does not know node.FetchMany (an older version): fetching from it segment by segment"
@@ -308,15 +330,18 @@ final class FetchSessions {
     /** Completes each entry with its part of the answer (results in the answer's order; a null entry's bytes are skipped). */
     private static void split(ByteBuffer batches, List<Taken> results) {
         int at = batches.position();
+        RpcException overrun = null;
         for (Taken m : results) {
             Entry x = m.entry();
             FetchManyResult r = m.result();
             int bytes = r.hasError() ? 0 : r.getBatchBytes();
-            if (bytes < 0 || at + bytes > batches.limit()) {
-                RpcException overrun = new RpcException(RpcException.INTERNAL, "node.FetchMany: an entry of " + bytes
-                        + " bytes overruns the attachment (" + batches.remaining() + " bytes)");
+            if (overrun != null || bytes < 0 || at + bytes > batches.limit()) {
+                if (overrun == null) {
+                    overrun = new RpcException(RpcException.INTERNAL, "node.FetchMany: an entry of " + bytes
+                            + " bytes overruns the attachment (" + batches.remaining() + " bytes)");
+                }
                 if (x != null) {
-                    x.answer.completeExceptionally(overrun);
+                    x.answer.completeExceptionally(overrun); // and every entry after it: where its bytes start is unknown
                 }
                 continue;
             }

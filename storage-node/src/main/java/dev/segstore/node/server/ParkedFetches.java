@@ -30,15 +30,23 @@ import java.util.concurrent.TimeUnit;
  * when it arrives and again when it is answered, as with {@code node.Fetch}. When one entry's wait passes, every
  * entry due within half its wait is answered with it, so an idle session's entries stay in one call.
  *
- * <p>A session ends when the follower node sends another id (it lost a call, or started again): its parked entries
- * are dropped unanswered (the follower failed them when it gave the session up) and its held call is answered.
+ * <p>A session is made by the call that starts it ({@code session_start}); a call of a session not held here (this node
+ * restarted, or dropped it) is refused, so the follower fails what it had out and starts another at once. A session
+ * without a call for {@link #IDLE_SESSION_NANOS} (its follower gave it up: a lost call, a restart) is dropped, its
+ * parked entries unanswered (the follower failed them when it gave the session up). Sessions are kept per follower
+ * node and id, so calls of an old session that arrive late (after a time-out) leave the new one alone.
  */
 final class ParkedFetches {
     private final FetchManyHandler handler;
     private final long defaultWaitMs;
     private final long maxWaitMs;
-    /** Per follower node, its session. */
-    private final ConcurrentHashMap<Integer, Session> sessions = new ConcurrentHashMap<>();
+    /** A session with no call for this long is dropped (a live one has a call out, or sends one within its waits). */
+    static final long IDLE_SESSION_NANOS = TimeUnit.SECONDS.toNanos(30);
+    /** The sessions, by follower node and id. */
+    private final ConcurrentHashMap<SessionKey, Session> sessions = new ConcurrentHashMap<>();
+
+    private record SessionKey(int follower, long id) {
+    }
 
     ParkedFetches(FetchManyHandler handler, long defaultWaitMs, long maxWaitMs) {
         this.handler = handler;
@@ -67,6 +75,8 @@ final class ParkedFetches {
     /** One follower node's session. */
     private final class Session {
         final long id;
+        /** When its last call came, or its held call was answered (System.nanoTime); guarded by this. */
+        private long lastCallNanos = System.nanoTime();
         /** The parked entries by segment; guarded by this. */
         private final Map<Hosted.Key, Parked> parked = new HashMap<>();
         /** Completing it wakes the call of this session held now; guarded by this. */
@@ -162,16 +172,30 @@ final class ParkedFetches {
             synchronized (this) {
                 before = held;
                 held = wake;
+                lastCallNanos = System.nanoTime();
             }
             if (before != null) {
                 before.complete(null);
             }
         }
 
-        synchronized void unhold(CompletableFuture<Void> wake) {
+        /** Whether {@code wake} was still the held call's (else a newer call took over, or the session ended). */
+        synchronized boolean unhold(CompletableFuture<Void> wake) {
+            lastCallNanos = System.nanoTime();
             if (held == wake) {
                 held = null;
+                return !ended;
             }
+            return false;
+        }
+
+        synchronized void called() {
+            lastCallNanos = System.nanoTime();
+        }
+
+        /** Whether nothing has come from its follower for {@link #IDLE_SESSION_NANOS} and no call is held. */
+        synchronized boolean idle(long now) {
+            return held == null && now - lastCallNanos > IDLE_SESSION_NANOS;
         }
 
         void wake() {
@@ -216,17 +240,14 @@ final class ParkedFetches {
             return CompletableFuture.failedFuture(new RpcException(ErrorCode.INVALID_ARGUMENT.code(), "node.FetchMany in a session: "
                     + r.getFetchesCount() + " entries, " + r.getEntryIdsCount() + " entry ids"));
         }
-        Session[] replaced = new Session[1];
-        Session s = sessions.compute(r.getReplicaId(), (node, old) -> {
-            if (old != null && old.id == r.getSession()) {
-                return old;
-            }
-            replaced[0] = old;
-            return new Session(r.getSession());
-        });
-        if (replaced[0] != null) {
-            replaced[0].end();
+        dropIdle();
+        SessionKey key = new SessionKey(r.getReplicaId(), r.getSession());
+        Session s = r.getSessionStart() ? sessions.computeIfAbsent(key, k -> new Session(k.id())) : sessions.get(key);
+        if (s == null) {
+            return CompletableFuture.failedFuture(new RpcException(RpcException.UNAVAILABLE, "no fetch session " + Long.toUnsignedString(r.getSession())
+                    + " of node " + r.getReplicaId() + " here (this node restarted, or dropped it): start another"));
         }
+        s.called();
         long callWaitMs = r.getMaxWaitMs() > 0 ? Math.min(r.getMaxWaitMs(), maxWaitMs) : defaultWaitMs;
         long callDeadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(callWaitMs);
         long[] ids = new long[r.getEntryIdsCount()];
@@ -245,7 +266,21 @@ final class ParkedFetches {
                     s.park(new Parked(p.request(), p.entryId(), TimeUnit.MILLISECONDS.toNanos(waitMs), t));
                 }
             }
+            // A call held before this one re-reads when its first entry's wait ends: these may end sooner.
+            s.wake();
             return collect(s, now, r.getMaxBytes(), callDeadline);
+        });
+    }
+
+    /** Drops the sessions no call came for in {@link #IDLE_SESSION_NANOS}. */
+    private void dropIdle() {
+        long now = System.nanoTime();
+        sessions.entrySet().removeIf(e -> {
+            if (e.getValue().idle(now)) {
+                e.getValue().end();
+                return true;
+            }
+            return false;
         });
     }
 
@@ -262,10 +297,15 @@ final class ParkedFetches {
             if (s.anyReady(System.nanoTime())) {
                 wake.complete(null); // news between the look above and the hold
             }
-            long until = Math.min(callDeadline, s.earliestDeadline(t));
+            long first = s.earliestDeadline(t);
+            long until = first - callDeadline < 0 ? first : callDeadline;
             return wake.completeOnTimeout(null, Math.max(0, until - t), TimeUnit.NANOSECONDS).thenCompose(v -> {
-                s.unhold(wake);
-                return answer(s.takeReady(System.nanoTime()), List.of(), maxBytes);
+                if (s.unhold(wake)) {
+                    // Still this session's held call: woken by news, a passed wait or an entry parked since (which
+                    // may be due sooner): answered if anything is ready, else held again until the next wait ends.
+                    return collect(s, new ArrayList<>(), maxBytes, callDeadline);
+                }
+                return answer(s.takeReady(System.nanoTime()), List.of(), maxBytes); // a newer call took over
             });
         }
         return answer(ready, now, maxBytes);

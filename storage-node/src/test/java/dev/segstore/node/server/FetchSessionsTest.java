@@ -93,6 +93,8 @@ class FetchSessionsTest {
         FetchManyRequest first = sent.get(0);
         FetchManyRequest second = sent.get(1);
         assertNotEquals(0, first.getSession());
+        assertTrue(first.getSessionStart(), "the first call starts the session");
+        assertFalse(second.getSessionStart());
         assertEquals(first.getSession(), second.getSession(), "one session per leader node");
         assertEquals(List.of(fetch(1, 10)), first.getFetchesList());
         assertEquals(List.of(fetch(2, 20)), second.getFetchesList());
@@ -142,6 +144,24 @@ class FetchSessionsTest {
     }
 
     @Test
+    void loopsAnsweredTogetherAskAgainTogetherEvenWhileAnotherCallIsOut() throws Exception {
+        CompletableFuture<RpcClient.Answer<FetchResponse>> a = fetchFrom(fetch(1, 10));
+        awaitCalls(1);
+        CompletableFuture<RpcClient.Answer<FetchResponse>> b = fetchFrom(fetch(2, 20));
+        awaitCalls(2);
+        fetchFrom(fetch(3, 30));
+        awaitCalls(3);
+        // The third call brings a's and b's answers; the first two stay out (held at the leader).
+        answers.get(2).complete(answer(true, new byte[0], ok(sent.get(0).getEntryIds(0), 11, 0), ok(sent.get(1).getEntryIds(0), 21, 0)));
+        a.get(5, TimeUnit.SECONDS);
+        b.get(5, TimeUnit.SECONDS);
+        fetchFrom(fetch(1, 11));
+        fetchFrom(fetch(2, 21));
+        awaitCalls(4);
+        assertEquals(List.of(fetch(1, 11), fetch(2, 21)), sent.get(3).getFetchesList(), "one call for both, not one each");
+    }
+
+    @Test
     void aFailedCallFailsEveryEntryOutAndTheNextCallOpensANewSession() throws Exception {
         CompletableFuture<RpcClient.Answer<FetchResponse>> a = fetchFrom(fetch(1, 10));
         awaitCalls(1);
@@ -155,7 +175,8 @@ class FetchSessionsTest {
         assertThrows(ExecutionException.class, () -> b.get(5, TimeUnit.SECONDS));
         fetchFrom(fetch(1, 10));
         awaitCalls(3);
-        assertNotEquals(sent.get(0).getSession(), sent.get(2).getSession(), "a new session: the leader drops what the old one parked");
+        assertNotEquals(sent.get(0).getSession(), sent.get(2).getSession(), "a new session: what the old one parked is left to it");
+        assertTrue(sent.get(2).getSessionStart());
     }
 
     @Test
@@ -183,6 +204,6 @@ class FetchSessionsTest {
         RpcClient.Answer<FetchResponse> r = a.get(5, TimeUnit.SECONDS);
         assertEquals(12, r.message().getHighWatermark());
         assertEquals(2, r.attachment().remaining());
-        assertTrue(sessions.batches("leader"));
+        assertFalse(sessions.batches("leader"), "its fetches go one by one (node.Fetch) for a while");
     }
 }

@@ -94,9 +94,13 @@ class ParkedFetchesTest {
                 .setLeaderEpoch(epoch).setOffset(offset).setMaxBytes(1 << 20).setMaxWaitMs(waitMs).build();
     }
 
-    /** A call of session {@code session}: entries {@code fetches} with ids {@code ids}. */
-    private static FetchManyRequest call(long session, List<FetchRequest> fetches, long... ids) {
-        FetchManyRequest.Builder b = FetchManyRequest.newBuilder().setReplicaId(2).setMaxWaitMs(10_000).setSession(session).addAllFetches(fetches);
+    /** The sessions started so far (the first call of each starts it). */
+    private final java.util.Set<Long> started = ConcurrentHashMap.newKeySet();
+
+    /** A call of session {@code session}: entries {@code fetches} with ids {@code ids}; the session's first call starts it. */
+    private FetchManyRequest call(long session, List<FetchRequest> fetches, long... ids) {
+        FetchManyRequest.Builder b = FetchManyRequest.newBuilder().setReplicaId(2).setMaxWaitMs(10_000).setSession(session)
+                .setSessionStart(started.add(session)).addAllFetches(fetches);
         for (long id : ids) {
             b.addEntryIds(id);
         }
@@ -183,19 +187,37 @@ class ParkedFetchesTest {
     }
 
     @Test
-    void aNewSessionOfTheFollowerNodeDropsWhatTheOldOneParked() throws Exception {
+    void aCallOfASessionNotHeldHereIsRefusedAndSessionsOfOneFollowerNodeLeaveEachOtherAlone() throws Exception {
         epochs.put(1L, 3);
         epochs.put(2L, 3);
-        CompletableFuture<Reply> old = handler.handle(call(7, List.of(fetch(1, 3, 0, 10_000)), 1));
+        ExecutionException unknown = assertThrows(ExecutionException.class, () -> handler.handle(FetchManyRequest.newBuilder().setReplicaId(2)
+                .setSession(99).addFetches(fetch(1, 3, 0, 10_000)).addEntryIds(1).build()).get(10, TimeUnit.SECONDS),
+                "a session this node never started (it restarted since): the follower must start another");
+        assertEquals(RpcException.UNAVAILABLE, ((RpcException) unknown.getCause()).code());
+        assertEquals(null, taken.get(1L), "nothing of a refused call is taken");
+        // A new session of the same follower node (after a lost call) and a late call of the old one: each its own.
+        CompletableFuture<Reply> fresh = handler.handle(call(8, List.of(fetch(1, 3, 0, 10_000)), 1));
         awaitParked(1);
-        CompletableFuture<Reply> fresh = handler.handle(call(8, List.of(fetch(2, 3, 0, 10_000)), 1));
-        assertEquals(List.of(), message(old).getResultsList(), "the old session's held call is answered, empty");
-        awaitParked(1);
-        assertTrue(news.get(1L).get(0).isDone(), "the old session's entry left the partition's waiters");
-        assertFalse(fresh.isDone());
-        latestNews(2).complete(null);
+        CompletableFuture<Reply> late = handler.handle(call(7, List.of(fetch(2, 3, 0, 10_000)), 1));
+        awaitParked(2);
+        latestNews(1).complete(null);
         assertEquals(List.of(1L), ids(message(fresh)));
-        assertEquals(List.of("0"), taken.get(1L), "the dropped entry was never answered");
+        assertFalse(late.isDone(), "the other session's call is not answered by this one's news");
+    }
+
+    @Test
+    void aHeldCallReadsAgainWhenAnEntryParkedByALaterCallIsDueSooner() throws Exception {
+        epochs.put(1L, 3);
+        epochs.put(2L, 3);
+        epochs.put(3L, 3);
+        CompletableFuture<Reply> held = handler.handle(call(7, List.of(fetch(1, 3, 0, 10_000)), 1));
+        awaitParked(1);
+        // A later call brings news for segment 2 (answered at once) and parks segment 3 with a 300 ms wait.
+        tombstones.put(2L, List.of(5L));
+        FetchManyResponse now = message(handler.handle(call(7, List.of(fetch(2, 3, 0, 10_000), fetch(3, 3, 0, 300)), 2, 3)));
+        assertEquals(List.of(2L), ids(now));
+        // The first call, held for segment 1's 10 s, answers segment 3 once its 300 ms have passed, not 10 s later.
+        assertEquals(List.of(3L), ids((FetchManyResponse) held.get(5, TimeUnit.SECONDS).message()));
     }
 
     @Test
