@@ -39,11 +39,14 @@ import java.util.concurrent.atomic.AtomicLong;
  * once in a new call, which makes the leader answer the held one. Under load a call carries the segments that had
  * news, not every segment this node follows from that leader node.
  *
- * <p>A call that fails (an error, a lost connection, a time-out) may have carried answers: every entry the session has
- * out fails (its loop retries as after any failed fetch) and the next call opens a new session, whose id makes the
- * leader drop what the old one parked. A newer fetch of a segment replaces its older entry (whose loop gave that round
- * up). A leader node that does not know the method answers "unknown method", and one that does not know sessions
- * answers every entry in order, as {@link FetchBatcher}'s rounds: both are taken.
+ * <p>A call that fails (an error, a lost connection, a time-out, a leader that holds no such session: it restarted)
+ * may have carried answers: every entry the session has out fails (its loop retries as after any failed fetch) and the
+ * next call starts a new session; the leader drops the old one once no call came for it for 30 s. Every call starts its
+ * session ({@code session_start}) until an answer shows the leader holds it, since two calls may arrive in either
+ * order. A newer fetch of a segment replaces its older entry (whose loop gave that round up; the leader too keeps the
+ * newer of two entries of a segment, by id). A leader node that does not know the method answers "unknown method", and
+ * one that does not know sessions answers every entry of each call in order: both are taken, and the fetches to that
+ * node go one by one ({@code node.Fetch}) for {@link FetchBatcher#UNSUPPORTED_RETRY_MS}.
  */
 final class FetchSessions {
     private static final Logger LOG = LoggerFactory.getLogger(FetchSessions.class);
@@ -111,7 +114,10 @@ final class FetchSessions {
         private final String address;
         /** Guarded by this, as everything below but the volatile fields. */
         private long session = newSessionId();
-        /** Whether a call of {@link #session} went out (the first one starts it at the leader). */
+        /**
+         * Whether the leader answered a call of {@link #session} as a session's: until then every call starts it
+         * ({@code session_start}; the leader makes it once), since two calls may reach the leader in either order.
+         */
         private boolean sessionStarted;
         private long nextEntryId = 1;
         private List<Entry> queued = new ArrayList<>();
@@ -183,7 +189,6 @@ final class FetchSessions {
                 callsOut++;
                 id = session;
                 start = !sessionStarted;
-                sessionStarted = true;
                 // An entry replaced by a newer fetch of its segment belongs to a round its loop gave up.
                 replaced.forEach(x -> x.answer.completeExceptionally(new RpcException(RpcException.UNAVAILABLE,
                         "a newer fetch of the segment replaced this one")));
@@ -198,6 +203,7 @@ final class FetchSessions {
             awaited.clear();
             session = newSessionId();
             sessionStarted = false;
+            callsOut = 0;
         }
 
         private void schedule(long nanos) {
@@ -221,10 +227,15 @@ final class FetchSessions {
 
         private void send(List<Entry> batch, long sessionId, boolean start) {
             FetchManyRequest.Builder request = FetchManyRequest.newBuilder().setMaxBytes(FetchBatcher.MAX_BYTES).setReplicaId(nodeId)
-                    .setSession(sessionId).setSessionStart(start).setMaxWaitMs(CALL_WAIT_MS);
+                    .setSession(sessionId).setSessionStart(start);
+            // The call's own wait: its entries' shortest (a leader that parks holds it no longer than the first parked
+            // entry's wait anyway; one that does not know sessions holds the whole call, as a node.Fetch of each).
+            int wait = CALL_WAIT_MS;
             for (Entry e : batch) {
                 request.addFetches(e.request).addEntryIds(e.id);
+                wait = Math.min(wait, e.request.getMaxWaitMs());
             }
+            request.setMaxWaitMs(wait);
             manyCalls.incrementAndGet();
             batch.forEach(e -> e.called.run());
             CompletableFuture<RpcClient.Answer<FetchManyResponse>> call;
@@ -243,7 +254,9 @@ final class FetchSessions {
             boolean olderLeader = false;
             long now = System.nanoTime();
             synchronized (this) {
-                callsOut--;
+                if (sessionId == session) {
+                    callsOut--; // calls of a session given up are not counted: the reset set none out
+                }
                 if (sessionId != session) {
                     // An answer of a session given up: its entries were failed then; whatever it carries is dropped.
                 } else if (e != null || (!a.message().getSession() && a.message().getResultsCount() != batch.size())) {
@@ -261,10 +274,10 @@ final class FetchSessions {
                         outByKey.remove(x.key, x);
                         results.add(new Taken(x, a.message().getResults(i)));
                     }
-                    failed.addAll(out.values()); // none: it parked nothing
-                    resetSession();
+                    // Other calls out get their answers the same way (the session stays until they come).
                     olderLeader = true;
                 } else {
+                    sessionStarted = true;
                     for (FetchManyResult r : a.message().getResultsList()) {
                         Entry x = out.remove(r.getEntryId());
                         if (x != null) {

@@ -103,14 +103,21 @@ final class ParkedFetches {
                     wake();
                 }
             });
-            Parked before;
+            Parked before = null;
             boolean dropped;
             synchronized (this) {
-                dropped = ended;
-                before = dropped ? null : parked.put(Hosted.Key.of(p.request.getSegment()), p);
+                Hosted.Key key = Hosted.Key.of(p.request.getSegment());
+                Parked now = parked.get(key);
+                // Of two entries of one segment the newer stands (ids grow in the follower's order), whichever came
+                // first: calls may arrive out of order, and the follower answers only the newer one's loop.
+                dropped = ended || (now != null && Long.compareUnsigned(now.id, p.id) > 0);
+                if (!dropped) {
+                    before = parked.put(key, p);
+                }
             }
             if (dropped) {
                 news.complete(null);
+                return;
             }
             if (before != null) {
                 before.newsFuture.complete(null); // leaves the partition's waiters
