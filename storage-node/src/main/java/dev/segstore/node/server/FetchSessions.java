@@ -35,7 +35,7 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Calls: while entries are parked at the leader, one call is out to receive their answers, held there until one is
  * ready. Once an answer came, the next call waits until the loops answered in it have asked again (at most
- * {@link FetchBatcher#ROUND_GATHER_MS}), so their fetches go in one call; a fetch asked while a call is out goes at
+ * {@link #ROUND_GATHER_MS}), so their fetches go in one call; a fetch asked while a call is out goes at
  * once in a new call, which makes the leader answer the held one. Under load a call carries the segments that had
  * news, not every segment this node follows from that leader node.
  *
@@ -46,21 +46,34 @@ import java.util.concurrent.atomic.AtomicLong;
  * order. A newer fetch of a segment replaces its older entry (whose loop gave that round up; the leader too keeps the
  * newer of two entries of a segment, by id). A leader node that does not know the method answers "unknown method", and
  * one that does not know sessions answers every entry of each call in order: both are taken, and the fetches to that
- * node go one by one ({@code node.Fetch}) for {@link FetchBatcher#UNSUPPORTED_RETRY_MS}.
+ * node go one by one ({@code node.Fetch}) for {@link #UNSUPPORTED_RETRY_MS}.
  */
 final class FetchSessions {
     private static final Logger LOG = LoggerFactory.getLogger(FetchSessions.class);
     /** The longest a call of a session may be held at the leader (each entry's own wait is shorter). */
     static final int CALL_WAIT_MS = 2_000;
+    /** How long a leader node that does not know node.FetchMany, or sessions, is fetched from segment by segment. */
+    static final long UNSUPPORTED_RETRY_MS = 60_000;
+    /** About the most batch bytes one answer brings (each segment's own limit still holds). */
+    static final int MAX_BYTES = 8 << 20;
+    /** The longest the next call waits for the loops answered in the last answer to ask again. */
+    static final long ROUND_GATHER_MS = 100;
+
+    /** The calls to leader nodes (through the node's fault seam). */
+    interface Calls {
+        CompletableFuture<RpcClient.Answer<FetchManyResponse>> many(String address, FetchManyRequest request);
+
+        CompletableFuture<RpcClient.Answer<FetchResponse>> one(String address, FetchRequest request);
+    }
 
     private final int nodeId;
-    private final FetchBatcher.Calls calls;
+    private final Calls calls;
     private final ScheduledExecutorService sender;
     private final long roundGatherMs;
     private final ConcurrentHashMap<String, Queue> queues = new ConcurrentHashMap<>();
     private final AtomicLong manyCalls = new AtomicLong();
 
-    FetchSessions(int nodeId, FetchBatcher.Calls calls, ScheduledExecutorService sender, long roundGatherMs) {
+    FetchSessions(int nodeId, Calls calls, ScheduledExecutorService sender, long roundGatherMs) {
         this.nodeId = nodeId;
         this.calls = calls;
         this.sender = sender;
@@ -226,7 +239,7 @@ final class FetchSessions {
         }
 
         private void send(List<Entry> batch, long sessionId, boolean start) {
-            FetchManyRequest.Builder request = FetchManyRequest.newBuilder().setMaxBytes(FetchBatcher.MAX_BYTES).setReplicaId(nodeId)
+            FetchManyRequest.Builder request = FetchManyRequest.newBuilder().setMaxBytes(MAX_BYTES).setReplicaId(nodeId)
                     .setSession(sessionId).setSessionStart(start);
             // The call's own wait: its entries' shortest (a leader that parks holds it no longer than the first parked
             // entry's wait anyway; one that does not know sessions holds the whole call, as a node.Fetch of each).
@@ -263,7 +276,7 @@ final class FetchSessions {
                     // The call may have carried answers of any entry out: every one fails, and a new session begins.
                     failed.addAll(out.values());
                     resetSession();
-                    fallback = e != null && FetchBatcher.unknownMethod(e);
+                    fallback = e != null && unknownMethod(e);
                 } else if (!a.message().getSession()) {
                     // A leader node that parks nothing (an older version, which does not know sessions): every entry of
                     // the call, in order. Its fetches go one by one for a while (its held calls would answer each
@@ -305,14 +318,14 @@ final class FetchSessions {
             }
             if (olderLeader) {
                 LOG.info("Leader node {} does not know fetch sessions (an older version): fetching from it segment by segment for {} s",
-                        address, FetchBatcher.UNSUPPORTED_RETRY_MS / 1000);
-                unsupportedUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(FetchBatcher.UNSUPPORTED_RETRY_MS);
+                        address, UNSUPPORTED_RETRY_MS / 1000);
+                unsupportedUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(UNSUPPORTED_RETRY_MS);
                 unsupported = true;
             }
             if (fallback) {
                 LOG.info("Leader node {} does not know node.FetchMany (an older version): fetching from it segment by segment"
-                        + " for {} s", address, FetchBatcher.UNSUPPORTED_RETRY_MS / 1000);
-                unsupportedUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(FetchBatcher.UNSUPPORTED_RETRY_MS);
+                        + " for {} s", address, UNSUPPORTED_RETRY_MS / 1000);
+                unsupportedUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(UNSUPPORTED_RETRY_MS);
                 unsupported = true;
                 for (Entry x : failed) {
                     calls.one(address, x.request).whenComplete((one, err) -> {
@@ -334,6 +347,13 @@ final class FetchSessions {
             }
             decide();
         }
+    }
+
+    /** Whether a call failed because the answering node does not know the method (RpcServer: "unknown method"). */
+    static boolean unknownMethod(Throwable t) {
+        Throwable e = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
+        return e instanceof RpcException re && re.code() == RpcException.INVALID_ARGUMENT && re.getMessage() != null
+                && re.getMessage().contains("unknown method");
     }
 
     /** A result of an answer and the entry it answers (null: one replaced since). */

@@ -77,9 +77,6 @@ final class Hosted {
         waiters.forEach(w -> w.complete(n)); // in the order the writes came
     }
 
-    /** The last quiet answer its fetch loop took, for node.FetchMany rounds ({@link FetchBatcher}: held back if repeated). */
-    final FetchBatcher.LastQuiet lastQuiet = new FetchBatcher.LastQuiet();
-
     /**
      * The next segment of a roll, its shard, and the followers it was sent to (a follower's fetch is answered at once
      * until it is sent it; every answer to it carries it).

@@ -53,19 +53,16 @@ import java.util.Set;
  * @param leaderUnreachableMs a follower of an open segment whose leader has answered none of its fetches for this
  *                        long reports it in its heartbeats; once every other ISR member does, the controller moves
  *                        the leadership ({@code leader.unreachable.ms}; 0: never reported)
- * @param replicaFetchBatched whether this node's follower fetches to one leader node go out together, in one call
- *                        ({@code node.FetchMany}) rather than one call per segment ({@code replica.fetch.batched}, default
- *                        false: it cuts the idle cost, but writing 1,000 shards it is level with or below one call per
- *                        segment; docs/benchmarks.md)
- * @param replicaFetchSessions with {@code replicaFetchBatched}: the fetches go in fetch sessions ({@code
- *                        FetchManyRequest.session}: entries parked at the leader, a call costing the segments sent or
- *                        answered in it; {@code replica.fetch.sessions}, default false)
+ * @param replicaFetchBatched whether this node's follower fetches to one leader node go in the calls of one fetch
+ *                        session ({@code node.FetchMany}: each entry parked at the leader until it has news) rather than
+ *                        one long-polled call per segment ({@code replica.fetch.batched}, default true: 1,000 idle shards
+ *                        cost a third, written at once the same; docs/benchmarks.md)
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
                          long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
                          int metricsPort, long controlledShutdownTimeoutMs, String advertisedHost, int advertisedPort,
                          boolean bindOutgoing, TlsConfig tls, long readLeaseMs, List<Path> moreDataDirs, long leaderUnreachableMs,
-                         boolean replicaFetchBatched, boolean replicaFetchSessions) {
+                         boolean replicaFetchBatched) {
     /** Owner threads when not set: one per core, at least 2. */
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** 10 s: moving leaderships takes one meta command; the rest is margin for a busy meta-service or a failover. */
@@ -80,7 +77,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
                 "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
                 "log.background.flush.bytes", "log.file.bytes", "data.dirs", "leader.unreachable.ms", "log.index.interval.bytes", "owner.threads", "metrics.port",
-                "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing", "read.lease.ms", "replica.fetch.batched", "replica.fetch.sessions",
+                "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing", "read.lease.ms", "replica.fetch.batched",
                 TestLogFiles.KEY)); // test-only: read by StorageNodeMain (TestLogFiles), not part of the record
         k.addAll(TlsConfig.KEYS);
         return Set.copyOf(k);
@@ -136,34 +133,27 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 DEFAULT_LEADER_UNREACHABLE_MS);
     }
 
-    /** With follower fetches one call per segment (the default of {@code replica.fetch.batched}: false). */
+    /** With follower fetches in fetch sessions (the default of {@code replica.fetch.batched}: true). */
     public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs, long replicaMaxLagMs,
                       DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort, long controlledShutdownTimeoutMs,
                       String advertisedHost, int advertisedPort, boolean bindOutgoing, TlsConfig tls, long readLeaseMs, List<Path> moreDataDirs,
                       long leaderUnreachableMs) {
         this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
                 controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
-                leaderUnreachableMs, false, false);
+                leaderUnreachableMs, true);
     }
 
     /** This configuration with {@code replica.fetch.batched} = {@code batched}. */
     public NodeConfig withReplicaFetchBatched(boolean batched) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
                 metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
-                leaderUnreachableMs, batched, replicaFetchSessions);
-    }
-
-    /** This configuration with {@code replica.fetch.sessions} = {@code sessions}. */
-    public NodeConfig withReplicaFetchSessions(boolean sessions) {
-        return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
-                leaderUnreachableMs, replicaFetchBatched, sessions);
+                leaderUnreachableMs, batched);
     }
 
     /** This configuration with {@code leader.unreachable.ms} = {@code ms} (0: never reported). */
     public NodeConfig withLeaderUnreachableMs(long ms) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, ms, replicaFetchBatched, replicaFetchSessions);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, ms, replicaFetchBatched);
     }
 
     /** Every data directory: {@code dataDir} first. */
@@ -178,19 +168,19 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
     public NodeConfig withDataDirs(List<Path> dirs) {
         return new NodeConfig(nodeId, host, port, dirs.get(0), metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
                 metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs,
-                dirs.subList(1, dirs.size()), leaderUnreachableMs, replicaFetchBatched, replicaFetchSessions);
+                dirs.subList(1, dirs.size()), leaderUnreachableMs, replicaFetchBatched);
     }
 
     /** This configuration with TLS {@code tls} (null: none). */
     public NodeConfig withTls(TlsConfig tls) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched, replicaFetchSessions);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched);
     }
 
     /** This configuration with {@code read.lease.ms} = {@code readLeaseMs}. */
     public NodeConfig withReadLeaseMs(long readLeaseMs) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched, replicaFetchSessions);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched);
     }
 
     public NodeConfig {
@@ -291,8 +281,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                     p.getProperty("advertised.host"), (int) signed(p, "advertised.port", -1), bool(p, "bind.outgoing", false),
                     TlsConfig.fromSettings(p::getProperty, base, "storage-node settings in " + file),
                     number(p, "read.lease.ms", DEFAULT_READ_LEASE_MS), dataDirs(p, base).subList(1, dataDirs(p, base).size()),
-                    number(p, "leader.unreachable.ms", DEFAULT_LEADER_UNREACHABLE_MS), bool(p, "replica.fetch.batched", false),
-                    bool(p, "replica.fetch.sessions", false));
+                    number(p, "leader.unreachable.ms", DEFAULT_LEADER_UNREACHABLE_MS), bool(p, "replica.fetch.batched", true));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }

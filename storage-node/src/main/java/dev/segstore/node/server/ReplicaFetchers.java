@@ -32,9 +32,9 @@ import java.util.function.BiPredicate;
 /**
  * The follower side of a storage node: one fetch loop per followed replica, run on two fetcher threads
  * ({@code node-fetcher}), and the calls it makes to leaders on other nodes, through the node's
- * {@link StorageNode.PeerFaults} seam. With {@code replica.fetch.batched} (off by default) the loops' fetches to one
- * leader node go out together in one call ({@link FetchBatcher}, node.FetchMany; with {@code replica.fetch.sessions}
- * in fetch sessions, {@link FetchSessions}); each loop still takes its own answer. A loop's rounds do not hold a fetcher thread while a fetch is out (it
+ * {@link StorageNode.PeerFaults} seam. With {@code replica.fetch.batched} (the default) the loops' fetches to one
+ * leader node go in the calls of one fetch session ({@link FetchSessions}, node.FetchMany); each loop still takes its
+ * own answer. A loop's rounds do not hold a fetcher thread while a fetch is out (it
  * may be long-polled at the leader); each round truncates against the leader first when the partition asks
  * for it, and the next round is scheduled when one completes.
  *
@@ -78,9 +78,7 @@ final class ReplicaFetchers implements AutoCloseable {
     private final RpcClient peers;
     private final ScheduledExecutorService fetchers;
     private volatile boolean closed;
-    /** Sends the fetches to each leader node together (node.FetchMany); null: one call per fetch (replica.fetch.batched). */
-    private final FetchBatcher batcher;
-    /** With replica.fetch.sessions: the fetches to each leader node go in one fetch session (node.FetchMany); else null. */
+    /** Sends the fetches to each leader node in one fetch session (node.FetchMany); null: one call per fetch (replica.fetch.batched). */
     private final FetchSessions sessions;
     private final java.util.concurrent.atomic.AtomicLong singleCalls = new java.util.concurrent.atomic.AtomicLong();
 
@@ -89,7 +87,7 @@ final class ReplicaFetchers implements AutoCloseable {
 
     ReplicaFetchers(int nodeId, long replicaMaxLagMs, String outgoingHost, Map<Integer, String> nodeAddresses, ShardOwners owners,
                     StorageNode.PeerFaults faults, BiPredicate<Key, Hosted> hosts, Runnable leaderMoved,
-                    dev.segstore.protocol.rpc.TlsConfig tls, boolean batched, boolean sessions,
+                    dev.segstore.protocol.rpc.TlsConfig tls, boolean batched,
                     java.util.function.BiConsumer<dev.segstore.protocol.meta.Segment, dev.segstore.protocol.meta.Shard> nextSegment) {
         this.nextSegment = nextSegment;
         this.nodeId = nodeId;
@@ -107,7 +105,7 @@ final class ReplicaFetchers implements AutoCloseable {
         });
         loops.setExecuteExistingDelayedTasksAfterShutdownPolicy(false); // closed: rounds still waiting do not run
         this.fetchers = loops;
-        FetchBatcher.Calls calls = new FetchBatcher.Calls() {
+        FetchSessions.Calls calls = new FetchSessions.Calls() {
             @Override
             public CompletableFuture<RpcClient.Answer<FetchManyResponse>> many(String address, FetchManyRequest request) {
                 return throughFaults(address, NodeMethods.FETCH_MANY,
@@ -119,8 +117,7 @@ final class ReplicaFetchers implements AutoCloseable {
                 return fetchOne(address, request);
             }
         };
-        this.batcher = !batched || sessions ? null : new FetchBatcher(nodeId, calls, fetchers);
-        this.sessions = !batched || !sessions ? null : new FetchSessions(nodeId, calls, fetchers, FetchBatcher.ROUND_GATHER_MS);
+        this.sessions = !batched ? null : new FetchSessions(nodeId, calls, fetchers, FetchSessions.ROUND_GATHER_MS);
     }
 
     /** Starts the replica's fetch loop unless one runs. */
@@ -160,7 +157,7 @@ final class ReplicaFetchers implements AutoCloseable {
         RemoteLeader[] leaderOfRound = new RemoteLeader[1];
         try {
             int wait = fetchWaitMs(h.partition.sealedEnd() >= 0);
-            RemoteLeader leader = remoteLeader(key, h, h.assigned.getLeader(), wait, leaderChange);
+            RemoteLeader leader = remoteLeader(key, h, h.assigned.getLeader(), wait);
             leaderOfRound[0] = leader;
             if (h.partition.needsTruncation()) {
                 try {
@@ -209,7 +206,7 @@ final class ReplicaFetchers implements AutoCloseable {
      * and as answered when an answer arrives, on the RPC thread, before it queues for the shard's owner thread
      * (leader.unreachable.ms: Hosted#leaderSilentNanos).
      */
-    private RemoteLeader remoteLeader(Key key, Hosted h, int leaderId, int maxWaitMs, CompletableFuture<Void> leaderChange) {
+    private RemoteLeader remoteLeader(Key key, Hosted h, int leaderId, int maxWaitMs) {
         String address = nodeAddresses.get(leaderId);
         if (address == null) {
             throw new ReplicaException(ErrorCode.UNAVAILABLE, "no address known for node " + leaderId);
@@ -240,11 +237,6 @@ final class ReplicaFetchers implements AutoCloseable {
                 if (sessions != null && sessions.batches(address)) {
                     batched = true;
                     call = sessions.fetch(address, request, () -> h.leaderCalled(System.nanoTime()));
-                } else if (batcher != null && batcher.batches(address)) {
-                    batched = true;
-                    call = batcher.fetch(address, request, new FetchBatcher.Replica(() -> h.leaderCalled(System.nanoTime()),
-                            () -> h.leaderAnswered(System.nanoTime()),
-                            () -> stillAsks(key, h, leaderChange, address, request), h.lastQuiet));
                 } else {
                     h.leaderCalled(System.nanoTime());
                     call = fetchOne(address, request);
@@ -265,19 +257,6 @@ final class ReplicaFetchers implements AutoCloseable {
         };
     }
 
-    /**
-     * Whether the loop of {@code h} would ask {@code request} of {@code address} again if it ran now (FetchBatcher holds
-     * a quiet answer back only then): still a follower of a hosted replica, no change of leader epoch since its round
-     * began (neither signalled nor in the assignment applied), the same leader node at the same address, and the same
-     * wait (a sealed segment's is longer). Reads volatile state only: it runs on RPC threads.
-     */
-    private boolean stillAsks(Key key, Hosted h, CompletableFuture<Void> leaderChange, String address, FetchRequest request) {
-        dev.segstore.protocol.meta.Segment a = h.assigned;
-        return !leaderChange.isDone() && shouldFetch(key, h) && a.getLeaderEpoch() == request.getLeaderEpoch()
-                && address.equals(nodeAddresses.get(a.getLeader())) && request.getMaxWaitMs() == fetchWaitMs(
-                a.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED);
-    }
-
     /** How long a caught-up follower fetch may be held at its leader. */
     private int fetchWaitMs(boolean sealed) {
         // Held fetches stay well within the lag limit, or the leader would take a quiet follower for a
@@ -292,21 +271,17 @@ final class ReplicaFetchers implements AutoCloseable {
                 () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000));
     }
 
-    /**
-     * Replica fetch calls sent so far: node.Fetch calls (one segment each) and node.FetchMany calls, and the entries
-     * of node.FetchMany answers held back as quiet (tests).
-     */
-    record CallCounts(long single, long many, long heldBack) {
+    /** Replica fetch calls sent so far: node.Fetch calls (one segment each) and node.FetchMany calls (tests). */
+    record CallCounts(long single, long many) {
     }
 
     CallCounts callCounts() {
-        return new CallCounts(singleCalls.get(), batcher != null ? batcher.manyCalls() : sessions != null ? sessions.manyCalls() : 0,
-                batcher == null ? 0 : batcher.heldBack());
+        return new CallCounts(singleCalls.get(), sessions != null ? sessions.manyCalls() : 0);
     }
 
     /** A leader's end point for one round of a replica's loop. */
     private abstract static class RemoteLeader implements LeaderEndPoint {
-        /** Whether the round's fetch went through the batcher (node.FetchMany rounds pace the loop, not a pause). */
+        /** Whether the round's fetch went in a fetch session (its answers pace the loop, not a pause). */
         volatile boolean batched;
     }
 
@@ -369,9 +344,9 @@ final class ReplicaFetchers implements AutoCloseable {
     }
 
     /**
-     * As above; {@code batched}: the round's fetch went in a node.FetchMany round, whose next round (held at the leader
-     * until there is news) is all the pacing an answer with nothing new needs: the loop asks again at once, so it
-     * joins that round ({@link FetchBatcher}).
+     * As above; {@code batched}: the round's fetch went in a fetch session, where an answer with nothing new comes only
+     * once its wait at the leader passed (it was parked there): that is all the pacing it needs, the loop asks again at
+     * once ({@link FetchSessions}).
      */
     static long nextRoundDelayMs(Integer taken, Throwable failure, boolean rolling, boolean batched) {
         if (failure == null) {

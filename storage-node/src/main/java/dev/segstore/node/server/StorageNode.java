@@ -171,7 +171,7 @@ public final class StorageNode implements AutoCloseable {
         this.metaCalls = new MetaCalls(config.nodeId(), faults);
         this.fetchers = new ReplicaFetchers(config.nodeId(), config.replicaMaxLagMs(), config.outgoingHost(), nodeAddresses, owners, faults,
                 (key, h) -> hosted.get(key) == h && !directories.onOfflineDirectory(key.logName()), this::requestHeartbeat, config.tls(),
-                config.replicaFetchBatched(), config.replicaFetchSessions(), this::takeNextSegment);
+                config.replicaFetchBatched(), this::takeNextSegment);
         this.replicaWaits = new ReplicaWaits(owners, hosted::containsKey, () -> System.nanoTime() / 1_000_000);
         this.reconciler = new AssignmentReconciler(config, directories, index, meta, metaCalls, hosted, nodeAddresses, fetchers,
                 this::requestHeartbeat, name -> metrics.forgetShard(name), () -> closed, clocks.monotonicMs(), rollThread, replicaWaits);
@@ -256,13 +256,10 @@ public final class StorageNode implements AutoCloseable {
         return config.nodeId();
     }
 
-    /**
-     * Replica fetch calls this node has sent as a follower: node.Fetch (one segment each) and node.FetchMany, and the
-     * node.FetchMany entries it held back as quiet, not handed to their loops (tests).
-     */
+    /** Replica fetch calls this node has sent as a follower: node.Fetch (one segment each) and node.FetchMany (tests). */
     public long[] replicaFetchCalls() {
         ReplicaFetchers.CallCounts c = fetchers.callCounts();
-        return new long[]{c.single(), c.many(), c.heldBack()};
+        return new long[]{c.single(), c.many()};
     }
 
     /** Replicas whose log was made while their roll committed, and then taken by the committed segment (tests). */

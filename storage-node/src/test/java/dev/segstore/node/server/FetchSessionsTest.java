@@ -40,7 +40,7 @@ class FetchSessionsTest {
     private final List<CompletableFuture<RpcClient.Answer<FetchManyResponse>>> answers = new CopyOnWriteArrayList<>();
     private final AtomicInteger called = new AtomicInteger();
 
-    private final FetchBatcher.Calls calls = new FetchBatcher.Calls() {
+    private final FetchSessions.Calls calls = new FetchSessions.Calls() {
         @Override
         public CompletableFuture<RpcClient.Answer<FetchManyResponse>> many(String address, FetchManyRequest request) {
             CompletableFuture<RpcClient.Answer<FetchManyResponse>> f = new CompletableFuture<>();

@@ -73,53 +73,40 @@ public final class InJvmCluster implements AutoCloseable {
     /** @param timings the cluster's timeouts ({@link Timings#DEFAULT}: those of the constructors above) */
     public InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
                         long replicaReassignAfterMs, Timings timings) throws Exception {
-        this(faults, files, replicaReassignAfterMs, timings, null, BATCHED_FETCHES, FETCH_SESSIONS);
+        this(faults, files, replicaReassignAfterMs, timings, null, BATCHED_FETCHES);
     }
 
     /**
      * The storage nodes' {@code replica.fetch.batched} in the clusters of the public constructors: the system property
-     * {@code segstore.replica.fetch.batched} (false unless set; a fault campaign runs with batched fetches by
-     * {@code scripts/fault-campaign.sh N "" -Dsegstore.replica.fetch.batched=true}).
+     * {@code segstore.replica.fetch.batched} (true, the nodes' default, unless set to false; a fault campaign runs with
+     * one call per segment by {@code scripts/fault-campaign.sh N "" -Dsegstore.replica.fetch.batched=false}).
      */
-    static final boolean BATCHED_FETCHES = Boolean.getBoolean("segstore.replica.fetch.batched");
-    /**
-     * The storage nodes' {@code replica.fetch.sessions} likewise: the system property {@code segstore.replica.fetch.sessions}
-     * (with {@code segstore.replica.fetch.batched=true}, fetch sessions).
-     */
-    static final boolean FETCH_SESSIONS = Boolean.getBoolean("segstore.replica.fetch.sessions");
+    static final boolean BATCHED_FETCHES = !"false".equals(System.getProperty("segstore.replica.fetch.batched"));
 
     /** A cluster whose storage nodes fetch as followers in batches per leader node ({@code replica.fetch.batched=true}). */
     public static InJvmCluster withBatchedFetches(IntFunction<StorageNode.PeerFaults> faults) throws Exception {
         return new InJvmCluster(faults, id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
-                Timings.DEFAULT, null, true, false);
-    }
-
-    /** A cluster whose storage nodes fetch as followers in fetch sessions ({@code replica.fetch.batched=true}, {@code replica.fetch.sessions=true}). */
-    public static InJvmCluster withFetchSessions(IntFunction<StorageNode.PeerFaults> faults) throws Exception {
-        return new InJvmCluster(faults, id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
-                Timings.DEFAULT, null, true, true);
+                Timings.DEFAULT, null, true);
     }
 
     /** A cluster with these faults and timings, its follower fetches batched per leader node or not. */
     public static InJvmCluster withTimings(IntFunction<StorageNode.PeerFaults> faults, Timings timings, boolean batchedFetches) throws Exception {
         return new InJvmCluster(faults, id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
-                timings, null, batchedFetches, batchedFetches && FETCH_SESSIONS);
+                timings, null, batchedFetches);
     }
 
     /** A cluster whose meta and storage nodes all serve and call with TLS {@code tls} (one identity for all). */
     public static InJvmCluster withTls(dev.segstore.protocol.rpc.TlsConfig tls) throws Exception {
         return new InJvmCluster(id -> StorageNode.PeerFaults.NONE, id -> dev.segstore.log.io.RealLogFiles.INSTANCE,
-                MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS, Timings.DEFAULT, tls, BATCHED_FETCHES, FETCH_SESSIONS);
+                MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS, Timings.DEFAULT, tls, BATCHED_FETCHES);
     }
 
     private InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
-                         long replicaReassignAfterMs, Timings timings, dev.segstore.protocol.rpc.TlsConfig tls, boolean batchedFetches,
-                         boolean fetchSessions)
+                         long replicaReassignAfterMs, Timings timings, dev.segstore.protocol.rpc.TlsConfig tls, boolean batchedFetches)
             throws Exception {
         this.batchedFetches = batchedFetches;
-        this.fetchSessions = fetchSessions;
-        if (batchedFetches) {
-            System.out.println("InJvmCluster: storage nodes with replica.fetch.batched=true, replica.fetch.sessions=" + fetchSessions);
+        if (!batchedFetches) {
+            System.out.println("InJvmCluster: storage nodes with replica.fetch.batched=false");
         }
         this.faults = faults;
         this.files = files;
@@ -184,7 +171,7 @@ public final class InJvmCluster implements AutoCloseable {
                 timings.heartbeatMs(), timings.replicaMaxLagMs(),
                 dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0,
                 NodeConfig.DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS, null, -1, false, tls, timings.readLeaseMs(), dirs.subList(1, dirs.size()))
-                        .withReplicaFetchBatched(batchedFetches).withReplicaFetchSessions(fetchSessions),
+                        .withReplicaFetchBatched(batchedFetches),
                 faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
         machinesDown.remove(started.port());
@@ -196,7 +183,6 @@ public final class InJvmCluster implements AutoCloseable {
 
     /** The storage nodes' {@code replica.fetch.batched}. */
     private final boolean batchedFetches;
-    private final boolean fetchSessions;
 
     /** Ports of storage nodes whose machine is down ({@link #machineDown}). */
     private final java.util.Set<Integer> machinesDown = java.util.concurrent.ConcurrentHashMap.newKeySet();
