@@ -171,6 +171,7 @@ final class FetchSessions {
         /** Sends a call if it is time: queued fetches, or entries out with no call to answer them. */
         private void decide() {
             List<Entry> batch;
+            List<Entry> replaced = new ArrayList<>();
             long id;
             boolean start;
             synchronized (this) {
@@ -190,7 +191,6 @@ final class FetchSessions {
                 awaited.clear();
                 batch = queued;
                 queued = new ArrayList<>();
-                List<Entry> replaced = new ArrayList<>();
                 for (Entry e : batch) {
                     Entry before = outByKey.put(e.key, e);
                     if (before != null && out.remove(before.id) != null) {
@@ -202,10 +202,10 @@ final class FetchSessions {
                 callsOut++;
                 id = session;
                 start = !sessionStarted;
-                // An entry replaced by a newer fetch of its segment belongs to a round its loop gave up.
-                replaced.forEach(x -> x.answer.completeExceptionally(new RpcException(RpcException.UNAVAILABLE,
-                        "a newer fetch of the segment replaced this one")));
             }
+            // An entry replaced by a newer fetch of its segment belongs to a round its loop gave up.
+            replaced.forEach(x -> x.answer.completeExceptionally(new RpcException(RpcException.UNAVAILABLE,
+                    "a newer fetch of the segment replaced this one")));
             send(batch, id, start);
         }
 
