@@ -82,6 +82,11 @@ final class FetchManyHandler {
         }
     }
 
+    /** The owner thread of the segment {@code r} fetches. */
+    java.util.concurrent.Executor ownerOf(FetchRequest r) {
+        return owners.of(r.getSegment().getShardId());
+    }
+
     /** Entries parked in fetch sessions (tests). */
     int parkedCount() {
         return sessions.parkedCount();
