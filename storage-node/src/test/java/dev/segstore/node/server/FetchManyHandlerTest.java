@@ -67,12 +67,18 @@ class FetchManyHandlerTest {
 
         @Override
         public Reply reply(FetchRequest r, Partition.FollowerFetch f) {
-            return new Reply(FetchResponse.newBuilder().setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
-                    .addAllTombstones(f.tombstones().offsets()).build(), new FetchManyHandler.Concatenated(List.of()));
+            return FetchManyHandlerTest.stubReply(f);
         }
     }, owners, FetchManyHandlerTest::wire, 200, 8_000);
 
-    private static RpcException wire(Throwable t) {
+    /** The stand-in leader's answer to a follower fetch: its watermarks and tombstones, no batches. */
+    static Reply stubReply(Partition.FollowerFetch f) {
+        return new Reply(FetchResponse.newBuilder().setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
+                .addAllTombstones(f.tombstones().offsets()).build(), new FetchManyHandler.Concatenated(List.of()));
+    }
+
+    /** As the node turns a failure into its wire error. */
+    static RpcException wire(Throwable t) {
         Throwable e = t instanceof java.util.concurrent.CompletionException && t.getCause() != null ? t.getCause() : t;
         if (e instanceof RpcException re) {
             return re;

@@ -9,7 +9,6 @@ import dev.segstore.protocol.node.FetchManyRequest;
 import dev.segstore.protocol.node.FetchManyResponse;
 import dev.segstore.protocol.node.FetchManyResult;
 import dev.segstore.protocol.node.FetchRequest;
-import dev.segstore.protocol.node.FetchResponse;
 import dev.segstore.protocol.node.SegmentRef;
 import dev.segstore.protocol.rpc.Reply;
 import dev.segstore.protocol.rpc.RpcException;
@@ -70,19 +69,9 @@ class ParkedFetchesTest {
 
         @Override
         public Reply reply(FetchRequest r, Partition.FollowerFetch f) {
-            return new Reply(FetchResponse.newBuilder().setHighWatermark(f.highWatermark()).setLogEndOffset(f.leaderLogEnd())
-                    .addAllTombstones(f.tombstones().offsets()).build(), new FetchManyHandler.Concatenated(List.of()));
+            return FetchManyHandlerTest.stubReply(f);
         }
-    }, owners, ParkedFetchesTest::wire, 200, 8_000);
-
-    private static RpcException wire(Throwable t) {
-        Throwable e = t instanceof java.util.concurrent.CompletionException && t.getCause() != null ? t.getCause() : t;
-        if (e instanceof RpcException re) {
-            return re;
-        }
-        ReplicaException re = (ReplicaException) e;
-        return new RpcException(re.code().code(), re.getMessage(), "", re.leaderEpoch(), re.isNotApplied(), re.isRolling());
-    }
+    }, owners, FetchManyHandlerTest::wire, 200, 8_000);
 
     @AfterEach
     void stop() {
