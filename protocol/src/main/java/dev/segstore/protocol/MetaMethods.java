@@ -9,6 +9,8 @@ public final class MetaMethods {
     public static final String CONTROLLED_SHUTDOWN = "meta.ControlledShutdown";
     public static final String PROPOSE_ISR = "meta.ProposeIsr";
     public static final String ROLL_SEGMENT = "meta.RollSegment";
+    /** Close ahead: marks the open segment closing (docs/wire-protocol.md). */
+    public static final String CLOSE_SEGMENT = "meta.CloseSegment";
     public static final String CREATE_SHARD = "meta.CreateShard";
     public static final String DELETE_SHARD = "meta.DeleteShard";
     public static final String LIST_SHARDS = "meta.ListShards";

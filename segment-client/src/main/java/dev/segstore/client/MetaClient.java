@@ -270,6 +270,11 @@ public final class MetaClient implements AutoCloseable {
         return call(MetaMethods.ROLL_SEGMENT, request, ShardRoute.parser());
     }
 
+    /** Close ahead: marks the open segment closing (meta.proto, {@code CloseSegmentRequest}). */
+    public CompletableFuture<SegmentResponse> closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest request) {
+        return call(MetaMethods.CLOSE_SEGMENT, request, SegmentResponse.parser());
+    }
+
     /** The RPC address the client currently sends to. */
     public String leaderGuess() {
         return leader;

@@ -91,6 +91,7 @@ public final class MetaService {
                         this::controlledShutdown))
                 .register(RpcHandler.of(MetaMethods.PROPOSE_ISR, ProposeIsrRequest.parser(), this::proposeIsr))
                 .register(RpcHandler.of(MetaMethods.ROLL_SEGMENT, RollSegmentRequest.parser(), this::rollSegment))
+                .register(RpcHandler.of(MetaMethods.CLOSE_SEGMENT, dev.segstore.protocol.meta.CloseSegmentRequest.parser(), this::closeSegment))
                 .register(RpcHandler.of(MetaMethods.CREATE_SHARD, CreateShardRequest.parser(), this::createShard))
                 .register(RpcHandler.of(MetaMethods.DELETE_SHARD, DeleteShardRequest.parser(), this::deleteShard))
                 .register(RpcHandler.of(MetaMethods.LIST_SHARDS, ListShardsRequest.parser(), this::listShards))
@@ -263,7 +264,10 @@ public final class MetaService {
         // across a delete and re-create, or asked by a deposed leader, changes nothing.
         long askedNanos = System.nanoTime();
         return guarded(() -> {
-            List<Integer> next = controller.placeForRoll(shard.get().getSettings().getReplicaCount(),
+            // A closing segment's next one is the closing one's replicas, leader and epoch (the state machine
+            // copies them): nothing to place, and no log to make ahead (its leader may have made it already).
+            List<Integer> next = closing(r.getShard(), r.getSequence()) ? List.of()
+                    : controller.placeForRoll(shard.get().getSettings().getReplicaCount(),
                     Math.max(1, shard.get().getSettings().getMinInSyncReplicas()), shard.get().getSettings().getPlacementList());
             CompletableFuture<Message> committed = propose(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder()
                     .setShard(r.getShard()).setShardId(r.getShardId()).setLeader(r.getLeader())
@@ -275,6 +279,22 @@ public final class MetaService {
                 .whenComplete((m, e) -> LOG.debug("Roll of {}/{} at {} from node {}: {} {} ms after it came", r.getShard(), r.getSequence(),
                         r.getEndOffset(), r.getLeader(), e == null ? "committed and answered" : "failed (" + e + ")",
                         (System.nanoTime() - askedNanos) / 1_000_000));
+    }
+
+    /** Whether segment {@code sequence} is the shard's open segment, closing (meta.proto, {@code Segment.closing_version}). */
+    private boolean closing(String shardName, long sequence) {
+        dev.segstore.protocol.meta.ShardRoute route = state.route(shardName);
+        if (route == null || route.getSegmentsCount() == 0) {
+            return false;
+        }
+        dev.segstore.protocol.meta.Segment open = route.getSegments(route.getSegmentsCount() - 1);
+        return open.getSequence() == sequence && open.getClosingVersion() != 0;
+    }
+
+    CompletableFuture<Message> closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest r) {
+        return propose(Command.newBuilder().setCloseSegment(dev.segstore.protocol.meta.CloseSegmentCommand.newBuilder()
+                .setShard(r.getShard()).setShardId(r.getShardId()).setSequence(r.getSequence())
+                .setLeader(r.getLeader()).setLeaderEpoch(r.getLeaderEpoch())));
     }
 
     /**

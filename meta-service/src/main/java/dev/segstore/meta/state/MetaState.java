@@ -143,6 +143,7 @@ public final class MetaState {
             case DECOMMISSION_NODE -> decommissionNode(c.getDecommissionNode());
             case MARK_REPLICAS_OFFLINE -> markReplicasOffline(c.getMarkReplicasOffline());
             case CLEAR_DEPOSED_LEADER -> clearDeposedLeader(c.getClearDeposedLeader());
+            case CLOSE_SEGMENT -> closeSegment(c.getCloseSegment());
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
     }
@@ -299,8 +300,17 @@ public final class MetaState {
         if (s.getIsrList().contains(nodeId)) {
             return true;
         }
+        return uncleanAllowed(s) && s.getReplicasList().contains(nodeId);
+    }
+
+    /**
+     * Whether a replica outside the ISR may lead {@code s}: the shard allows it, and {@code s} is not closing (a
+     * replica outside the ISR may hold another tail than the end the ISR's leader closed it at, and the next segment
+     * may already hold acknowledged records from that end on).
+     */
+    private boolean uncleanAllowed(Segment s) {
         Shard shard = shards.get(s.getShard());
-        return shard != null && shard.getSettings().getUncleanLeaderElection() && s.getReplicasList().contains(nodeId);
+        return shard != null && shard.getSettings().getUncleanLeaderElection() && s.getClosingVersion() == 0;
     }
 
     private boolean alive(int nodeId) {
@@ -492,8 +502,7 @@ public final class MetaState {
                 return n;
             }
         }
-        Shard shard = shards.get(s.getShard());
-        if (shard != null && shard.getSettings().getUncleanLeaderElection()) {
+        if (uncleanAllowed(s)) {
             for (int n : online(s, s.getReplicasList())) {
                 if (n != excluded && alive(n)) {
                     return n;
@@ -656,6 +665,10 @@ public final class MetaState {
         if (s.getStatus() != SegmentStatus.OPEN && s.getStatus() != SegmentStatus.SEALED) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, where + " is " + s.getStatus());
         }
+        if (s.getClosingVersion() != 0) {
+            // Its replicas are the next segment's too, which its leader may already lead: moved once the seal is recorded.
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, where + " is closing: its replicas move after its seal");
+        }
         int at = s.getReplicasList().indexOf(c.getOldNode());
         if (at < 0 || s.getIsrList().contains(c.getOldNode()) || alive(c.getOldNode())) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, where + ": node " + c.getOldNode()
@@ -682,7 +695,7 @@ public final class MetaState {
         for (List<Segment> list : segments.values()) {
             for (Segment s : list) {
                 boolean live = s.getStatus() == SegmentStatus.OPEN || s.getStatus() == SegmentStatus.SEALED;
-                if (live && s.getReplicasList().contains(nodeId) && !s.getIsrList().contains(nodeId)) {
+                if (live && s.getReplicasList().contains(nodeId) && !s.getIsrList().contains(nodeId) && s.getClosingVersion() == 0) {
                     out.add(s);
                 }
             }
@@ -750,6 +763,28 @@ public final class MetaState {
         return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(updated).build());
     }
 
+    /**
+     * Close ahead (meta.proto, {@code Segment.closing_version}): the open segment's leader asks to end it at a point of
+     * its choosing and lead the next segment from there before the seal is recorded. Answers the segment.
+     */
+    private CommandResult closeSegment(dev.segstore.protocol.meta.CloseSegmentCommand c) {
+        CommandResult stale = checkProposal(c.getShard(), c.getShardId(), c.getSequence(), c.getLeader(), c.getLeaderEpoch());
+        if (stale != null) {
+            return stale;
+        }
+        List<Segment> list = segments.get(c.getShard());
+        int i = indexOf(list, c.getSequence());
+        Segment s = list.get(i);
+        if (s.getStatus() != SegmentStatus.OPEN || i != list.size() - 1) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence() + " is not the open segment");
+        }
+        if (s.getClosingVersion() == 0) {
+            s = s.toBuilder().setClosingVersion(appliedCommands).build();
+            replace(list, i, s);
+        }
+        return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(s).build());
+    }
+
     private CommandResult rollSegment(RollSegmentCommand c, long now) {
         // The leader that asked is checked when the command names it (commands of older builds do not).
         int leader = c.hasLeader() ? c.getLeader() : leaderOf(c.getShard(), c.getSequence());
@@ -766,6 +801,14 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "end offset " + c.getEndOffset() + " is below the segment's start " + s.getStartOffset());
         }
         Shard shard = shards.get(c.getShard());
+        if (s.getClosingVersion() != 0) {
+            // Closing: the next segment is the one its leader may already lead from the seal point, on the same
+            // replicas, in the same epoch, with the same ISR (and lease wait): nothing placed anew.
+            replace(list, list.size() - 1, s.toBuilder().setEndOffset(c.getEndOffset()).setStatus(SegmentStatus.SEALED).setSealedAtMs(now).build());
+            add(list, s.toBuilder().setSequence(c.getSequence() + 1).setStartOffset(c.getEndOffset()).setEndOffset(-1)
+                    .setCreatedVersion(appliedCommands).setClosingVersion(0).build());
+            return CommandResult.ok(route(c.getShard()));
+        }
         Optional<String> bad = checkRollReplicas(c.getNextReplicasList(), shard.getSettings().getReplicaCount(),
                 Math.max(1, shard.getSettings().getMinInSyncReplicas()));
         if (bad.isPresent()) {

@@ -1,0 +1,193 @@
+package dev.segstore.meta;
+
+import dev.segstore.adapter.ErrorCode;
+import dev.segstore.meta.state.CommandResult;
+import dev.segstore.meta.state.MetaState;
+import dev.segstore.protocol.meta.ChangeIsrCommand;
+import dev.segstore.protocol.meta.CloseSegmentCommand;
+import dev.segstore.protocol.meta.Command;
+import dev.segstore.protocol.meta.CreateShardCommand;
+import dev.segstore.protocol.meta.FenceNodeCommand;
+import dev.segstore.protocol.meta.MoveLeaderCommand;
+import dev.segstore.protocol.meta.ReassignReplicaCommand;
+import dev.segstore.protocol.meta.RegisterNodeCommand;
+import dev.segstore.protocol.meta.RollSegmentCommand;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.SegmentStatus;
+import dev.segstore.protocol.meta.ShardSettings;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Close ahead in the state machine (meta.proto, {@code Segment.closing_version}): a closing segment and its next one
+ * are one log until the seal is recorded, so the seal creates the next segment as the closing one is then, and
+ * nothing may give the closing one a leader or a replica that does not hold what its leader ended it at.
+ */
+class CloseAheadStateTest {
+    private final MetaState state = new MetaState();
+    private long now = 1;
+
+    private CommandResult apply(Command.Builder c) {
+        return state.apply(c.setVersion(MetaState.VERSION).setTimestampMs(now++).setMonotonicTimestamp(true).build());
+    }
+
+    private long register(int id) {
+        apply(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("h").setPort(1)));
+        return state.node(id).orElseThrow().getIncarnation();
+    }
+
+    private long create(String name, boolean unclean, Integer... replicas) {
+        CommandResult r = apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(name)
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(replicas.length).setMinInSyncReplicas(1).setUncleanLeaderElection(unclean))
+                .addAllReplicas(List.of(replicas))));
+        assertEquals(null, r.error(), r.message());
+        return state.shard(name).orElseThrow().getShardId();
+    }
+
+    private Segment segment(String shard, int seq) {
+        return state.route(shard).getSegments(seq);
+    }
+
+    private CommandResult close(String shard, long seq, int leader, int epoch) {
+        return apply(Command.newBuilder().setCloseSegment(CloseSegmentCommand.newBuilder().setShard(shard)
+                .setShardId(state.shard(shard).orElseThrow().getShardId()).setSequence(seq).setLeader(leader).setLeaderEpoch(epoch)));
+    }
+
+    private CommandResult roll(String shard, long seq, int leader, int epoch, long end, Integer... nextReplicas) {
+        return apply(Command.newBuilder().setRollSegment(RollSegmentCommand.newBuilder().setShard(shard)
+                .setShardId(state.shard(shard).orElseThrow().getShardId()).setSequence(seq).setLeader(leader).setLeaderEpoch(epoch)
+                .setEndOffset(end).addAllNextReplicas(List.of(nextReplicas))));
+    }
+
+    private CommandResult shrinkIsr(String shard, long seq, int leader, int epoch, int version, Integer... isr) {
+        return apply(Command.newBuilder().setChangeIsr(ChangeIsrCommand.newBuilder().setShard(shard).setSequence(seq)
+                .setLeader(leader).setLeaderEpoch(epoch).setIsrVersion(version).addAllNewIsr(List.of(isr))));
+    }
+
+    @Test
+    void theSealOfAClosingSegmentCreatesTheNextAsTheClosingOneIsThen() {
+        register(1);
+        register(2);
+        register(3);
+        register(4);
+        create("c", false, 1, 2, 3);
+        // A leader in a later epoch, with a lease wait and a smaller ISR: all of it carries over.
+        assertEquals(null, apply(Command.newBuilder().setMoveLeader(MoveLeaderCommand.newBuilder().setShard("c")
+                .setShardId(state.shard("c").orElseThrow().getShardId()).setSequence(0).setLeaderEpoch(0).setTo(2))).error());
+        assertEquals(null, shrinkIsr("c", 0, 2, 1, 0, 2, 3).error());
+        Segment before = segment("c", 0);
+        assertEquals(2, before.getLeader());
+        assertEquals(1, before.getLeaderEpoch());
+        assertTrue(before.getDeposedLeaderMayServe());
+
+        CommandResult closed = close("c", 0, 2, 1);
+        assertEquals(null, closed.error(), closed.message());
+        long closingVersion = state.appliedCommands();
+        assertEquals(closingVersion, segment("c", 0).getClosingVersion(), "marked closing at the close's version");
+        assertEquals(SegmentStatus.OPEN, segment("c", 0).getStatus(), "still the open segment: its end is not known yet");
+        assertEquals(1, state.route("c").getSegmentsCount(), "no next segment before the seal is recorded");
+
+        // The seal: the placement the service would have proposed (node 4) is not used.
+        CommandResult sealed = roll("c", 0, 2, 1, 7, 4, 1, 3);
+        assertEquals(null, sealed.error(), sealed.message());
+        Segment s = segment("c", 0);
+        assertEquals(SegmentStatus.SEALED, s.getStatus());
+        assertEquals(7, s.getEndOffset());
+        Segment next = segment("c", 1);
+        assertEquals(SegmentStatus.OPEN, next.getStatus());
+        assertEquals(7, next.getStartOffset());
+        assertEquals(-1, next.getEndOffset());
+        assertEquals(List.of(1, 2, 3), next.getReplicasList(), "the closing segment's replicas, not a new placement");
+        assertEquals(2, next.getLeader());
+        assertEquals(1, next.getLeaderEpoch(), "the epoch its leader may already lead it in");
+        assertEquals(List.of(2, 3), next.getIsrList());
+        assertEquals(before.getIsrVersion(), next.getIsrVersion(), "the closing segment's ISR version, so its leader's next proposal fits");
+        assertTrue(next.getDeposedLeaderMayServe(), "the deposed leader's lease wait holds for the next segment too");
+        assertEquals(0, next.getClosingVersion());
+        assertEquals(state.appliedCommands(), next.getCreatedVersion(), "created by the seal's command");
+    }
+
+    @Test
+    void aCloseIsConditionalOnTheOpenSegmentAndItsLeaderAndAskedAgainChangesNothing() {
+        register(1);
+        register(2);
+        create("k", false, 1, 2);
+        assertEquals(ErrorCode.FENCED_EPOCH, close("k", 0, 1, 3).error(), "another epoch");
+        assertEquals(ErrorCode.FENCED_EPOCH, close("k", 0, 2, 0).error(), "not the leader");
+        assertEquals(0, segment("k", 0).getClosingVersion());
+        assertEquals(null, close("k", 0, 1, 0).error());
+        long version = segment("k", 0).getClosingVersion();
+        assertTrue(version > 0);
+        assertEquals(null, close("k", 0, 1, 0).error(), "a retry whose answer was lost");
+        assertEquals(version, segment("k", 0).getClosingVersion(), "the first close's version stays");
+
+        assertEquals(null, roll("k", 0, 1, 0, 5).error(), "no placement needed to record a closing segment's seal");
+        assertEquals(ErrorCode.INVALID_ARGUMENT, close("k", 0, 1, 0).error(), "a sealed segment");
+        assertEquals(null, close("k", 1, 1, 0).error(), "the next one closes in its own turn");
+    }
+
+    @Test
+    void aClosingSegmentIsNeverLedUncleanlyAnOpenOneIs() {
+        long inc1 = register(1);
+        register(2);
+        create("closing", true, 1, 2);
+        create("open", true, 1, 2);
+        for (String name : List.of("closing", "open")) {
+            assertEquals(null, shrinkIsr(name, 0, 1, 0, 0, 1).error());
+        }
+        assertEquals(null, close("closing", 0, 1, 0).error());
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1)));
+        assertEquals(2, segment("open", 0).getLeader(), "the shard allows unclean election: node 2 leads the open segment");
+        assertEquals(-1, segment("closing", 0).getLeader(),
+                "node 2 may hold another tail than the end node 1 closed at: the closing segment waits for its ISR");
+        register(1);
+        assertEquals(1, segment("closing", 0).getLeader(), "the ISR member back");
+    }
+
+    @Test
+    void aClosingSegmentsReplicasAreNotReassignedUntilItsSeal() {
+        register(1);
+        register(2);
+        long inc3 = register(3);
+        register(4);
+        long id = create("r", false, 1, 2, 3);
+        assertEquals(null, shrinkIsr("r", 0, 1, 0, 0, 1, 2).error());
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3)));
+        assertEquals(List.of(segment("r", 0)), state.reassignable(3), "node 3, gone and outside the ISR, may be replaced");
+        int epoch = segment("r", 0).getLeaderEpoch();
+        assertEquals(null, close("r", 0, 1, epoch).error());
+        assertEquals(List.of(), state.reassignable(3), "not while closing: its replicas are the next segment's");
+        ReassignReplicaCommand.Builder reassign = ReassignReplicaCommand.newBuilder().setShard("r").setShardId(id).setSequence(0)
+                .setOldNode(3).setNewNode(4);
+        assertEquals(ErrorCode.INVALID_ARGUMENT, apply(Command.newBuilder().setReassignReplica(reassign)).error());
+        assertEquals(null, roll("r", 0, 1, epoch, 4).error());
+        assertEquals(List.of(1, 2, 3), segment("r", 1).getReplicasList());
+        assertEquals(null, apply(Command.newBuilder().setReassignReplica(reassign.setSequence(1))).error(), "the next segment, once recorded");
+        assertEquals(List.of(1, 2, 4), segment("r", 1).getReplicasList());
+    }
+
+    @Test
+    void aClosingSegmentsNewLeaderRecordsTheSealAndLeadsTheNextTheOldOneCannot() {
+        long inc1 = register(1);
+        register(2);
+        create("f", false, 1, 2);
+        assertEquals(null, close("f", 0, 1, 0).error());
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1)));
+        Segment s = segment("f", 0);
+        assertEquals(2, s.getLeader());
+        assertEquals(1, s.getLeaderEpoch());
+        assertTrue(s.getClosingVersion() > 0, "a new leader of a closing segment finds it closing");
+        assertEquals(ErrorCode.FENCED_EPOCH, roll("f", 0, 1, 0, 9).error(), "the deposed leader records nothing");
+        assertEquals(null, roll("f", 0, 2, 1, 9).error());
+        Segment next = segment("f", 1);
+        assertEquals(2, next.getLeader());
+        assertEquals(1, next.getLeaderEpoch());
+        assertEquals(9, next.getStartOffset());
+        assertFalse(next.getIsrList().isEmpty());
+    }
+}
