@@ -172,6 +172,23 @@ class CloseAheadStateTest {
     }
 
     @Test
+    void aClosingSegmentsIsrOnlyShrinksUntilItsSeal() {
+        register(1);
+        register(2);
+        register(3);
+        create("i", false, 1, 2, 3);
+        assertEquals(null, shrinkIsr("i", 0, 1, 0, 0, 1, 2).error());
+        assertEquals(null, close("i", 0, 1, 0).error());
+        assertEquals(ErrorCode.INVALID_ARGUMENT, shrinkIsr("i", 0, 1, 0, 1, 1, 2, 3).error(),
+                "node 3 caught up with the closing segment, not with what the next one may hold already");
+        assertEquals(null, shrinkIsr("i", 0, 1, 0, 1, 1).error(), "a shrink is taken");
+        assertEquals(List.of(1), segment("i", 0).getIsrList());
+        assertEquals(null, roll("i", 0, 1, 0, 3).error());
+        assertEquals(List.of(1), segment("i", 1).getIsrList());
+        assertEquals(null, shrinkIsr("i", 1, 1, 0, 2, 1, 2).error(), "the next segment's ISR grows as any open one's");
+    }
+
+    @Test
     void aClosingSegmentsNewLeaderRecordsTheSealAndLeadsTheNextTheOldOneCannot() {
         long inc1 = register(1);
         register(2);

@@ -748,6 +748,12 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "ISR " + isr + " must be distinct replicas of "
                     + s.getReplicasList() + " including the leader " + c.getLeader());
         }
+        if (s.getClosingVersion() != 0 && !s.getIsrList().containsAll(isr)) {
+            // The next segment takes this ISR at the seal and may already hold acknowledged records the joining
+            // replica never fetched: it joins the next segment's ISR there, once the seal is recorded.
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence()
+                    + " is closing: its ISR " + s.getIsrList() + " only shrinks until its seal is recorded");
+        }
         for (int n : isr) {
             if (!s.getIsrList().contains(n) && !active(n)) {
                 // Refused for good at this version (the leader stops counting it): a node shutting down must not become
