@@ -137,6 +137,19 @@ public final class Partition {
     @FunctionalInterface
     public interface Roller {
         CompletableFuture<Void> roll(int leaderEpoch, long endOffset);
+
+        /** Close ahead: asks the controller to mark the segment closing; completes once it committed. */
+        default CompletableFuture<Void> closeAhead(int leaderEpoch) {
+            return CompletableFuture.failedFuture(new UnsupportedOperationException("close ahead"));
+        }
+
+        /**
+         * Close ahead: the leader in {@code leaderEpoch} ended the closing segment at {@code endOffset}, which every
+         * ISR member holds; the next segment is to be led from there (called under the partition's monitor: it must
+         * not wait).
+         */
+        default void handOver(int leaderEpoch, long endOffset) {
+        }
     }
 
     public Partition(String name, SegmentLog log, int localId, ReplicaConfig config, LongSupplier monotonicMs, IsrProposer proposer) {
@@ -196,6 +209,58 @@ public final class Partition {
      */
     public synchronized void configureRoll(long segmentBytes, long segmentMs, Roller roller) {
         roll.configure(segmentBytes, segmentMs, roller);
+    }
+
+    /**
+     * Close ahead (docs/architecture.md, "Close ahead"): the leader asks the controller to close the segment once it
+     * holds {@code closeAtBytes} ({@link Roller#closeAhead}), and, once closed and full, hands the shard over to the
+     * next segment without waiting for the seal to commit ({@link Roller#handOver}).
+     */
+    public synchronized void configureCloseAhead(long closeAtBytes) {
+        roll.configureCloseAhead(closeAtBytes);
+    }
+
+    /**
+     * The controller committed the close of this segment (learnt from this leader's close request in {@code epoch},
+     * or from an assignment in {@code epoch}). A leader that did not ask in that epoch takes no more writes here.
+     */
+    public synchronized void markClosing(int epoch) {
+        if (roll.isClosing()) {
+            return;
+        }
+        roll.closing(role == Role.LEADER && epoch == leaderEpoch, leaderEpoch);
+        if (role == Role.LEADER && roll.refusesWrites()) {
+            LOG.info("{}: closing, at offset {}", name, log.logEndOffset());
+        }
+        maybeAdvanceHighWatermark();
+    }
+
+    /** Whether the controller committed a close of this segment, as far as this replica knows. */
+    public synchronized boolean closing() {
+        return roll.isClosing();
+    }
+
+    private void maybeAskToClose() {
+        int epoch = leaderEpoch;
+        if (!roll.dueToClose(log.sizeInBytes(), epoch)) {
+            return;
+        }
+        LOG.debug("{}: asking the controller to close ahead at offset {}", name, log.logEndOffset());
+        roll.roller().closeAhead(epoch).whenComplete((v, e) -> onCloseAnswer(epoch, e));
+    }
+
+    private synchronized void onCloseAnswer(int epoch, Throwable e) {
+        if (e != null) {
+            LOG.debug("{}: asking to close ahead failed: {}", name, e.toString());
+            roll.closeFailed();
+            return;
+        }
+        markClosing(epoch);
+    }
+
+    /** Wakes the followers' held fetches (they answer with what there is now, and the next segment if named). */
+    public synchronized void wakeFollowers() {
+        wakeFetchers();
     }
 
     /** The end offset this segment was sealed at, or -1 while it is open. */
@@ -347,6 +412,7 @@ public final class Partition {
         checkEpoch(epoch);
         long now = monotonicMs.getAsLong();
         leases.tookLead(epoch, now, predecessorLeaseMs);
+        roll.tookLead(epoch);
         this.role = Role.LEADER;
         this.leaderEpoch = epoch;
         this.leaderId = localId;
@@ -518,6 +584,7 @@ public final class Partition {
             // no more writes here; the roll goes out once the ISR has everything
             LOG.info("{}: segment full at offset {}, sealing", name, log.logEndOffset());
         }
+        maybeAskToClose();
         local.whenComplete((r, e) -> {
             if (e != null) {
                 acked.completeExceptionally(e);
@@ -756,6 +823,12 @@ public final class Partition {
         if (!servesNow()) {
             return; // a seal would let the next segment's leader acknowledge, unwaited, while the old leader may serve
         }
+        if (role == Role.LEADER && roll.handOverDue(leaderEpoch, highWatermark, log.logEndOffset())) {
+            // Closing, and every ISR member holds the whole log: its end is final (no later leader writes here, and
+            // one elected from the ISR ends it at its own log end, this one), so the next segment is led from it now.
+            LOG.info("{}: closed at {}; handing over to the next segment", name, log.logEndOffset());
+            roll.roller().handOver(leaderEpoch, log.logEndOffset());
+        }
         roll.maybeRequest(leaderEpoch, highWatermark, log.logEndOffset(), this::onRolled);
     }
 
@@ -853,6 +926,7 @@ public final class Partition {
         if (age >= 0) {
             LOG.info("{}: segment is {} ms old at offset {}, sealing", name, age, log.logEndOffset());
         }
+        maybeAskToClose(); // again, if asking failed
         maybeRequestRoll();
     }
 

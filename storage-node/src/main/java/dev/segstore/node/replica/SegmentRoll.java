@@ -22,11 +22,83 @@ final class SegmentRoll {
     private boolean requested;
     private long sealedEnd = -1;
     private long pendingSealAt = -1;
+    /** Close ahead (meta.proto, {@code Segment.closing_version}): the size at which the leader asks to close; MAX: never. */
+    private long closeAtBytes = Long.MAX_VALUE;
+    /** The leader epoch this replica asked to close in (a request out, or committed), -1 while it has not. */
+    private int closeEpoch = -1;
+    /** The controller committed the close (its answer, or an assignment said so). */
+    private boolean closing;
+    /** This leader handed the shard over to the next segment in {@link #handedOverIn} (its epoch), -1: not. */
+    private int handedOverIn = -1;
 
     void configure(long segmentBytes, long segmentMs, Partition.Roller roller) {
         this.segmentBytes = segmentBytes;
         this.segmentMs = segmentMs;
         this.roller = roller;
+    }
+
+    Partition.Roller roller() {
+        return roller;
+    }
+
+    /** Asks to close ahead once the segment holds {@code closeAtBytes} (docs/architecture.md, "Close ahead"). */
+    void configureCloseAhead(long closeAtBytes) {
+        this.closeAtBytes = closeAtBytes;
+    }
+
+    /**
+     * After a leader's append in {@code epoch}: true once, when the segment has grown to the close-ahead size and the
+     * leader is to ask the controller to close it ({@link #closeFailed} lets it ask again).
+     */
+    boolean dueToClose(long sizeInBytes, int epoch) {
+        if (closing || closeEpoch >= 0 || roller == null || sizeInBytes < closeAtBytes || refusesWrites()) {
+            return false;
+        }
+        closeEpoch = epoch;
+        return true;
+    }
+
+    /** The close request failed (a deposed leader, the meta-service unreachable): asked again after a later append. */
+    void closeFailed() {
+        if (!closing) {
+            closeEpoch = -1;
+        }
+    }
+
+    /**
+     * The controller committed the close. A leader in another epoch than the one it asked in (or that never asked:
+     * it learnt of the close from an assignment) takes no more writes: the leader that closed it may have handed the
+     * shard over at its log end, and only a leader that never wrote past that end can end the segment there.
+     */
+    void closing(boolean leader, int epoch) {
+        closing = true;
+        if (leader && epoch != closeEpoch && sealedEnd < 0) {
+            sealing = true;
+        }
+    }
+
+    /** This replica leads in {@code epoch} now: of a closing segment it takes no writes (see {@link #closing}). */
+    void tookLead(int epoch) {
+        if (closing && sealedEnd < 0 && epoch != closeEpoch) {
+            sealing = true;
+        }
+    }
+
+    boolean isClosing() {
+        return closing;
+    }
+
+    /**
+     * Whether the leader in {@code epoch} hands the shard over to the next segment now: closing, sealing, not handed
+     * over in this epoch, and every ISR member holds the whole log ({@code highWatermark} at {@code logEnd}). Marks
+     * it handed over when it answers true.
+     */
+    boolean handOverDue(int epoch, long highWatermark, long logEnd) {
+        if (!closing || !sealing || sealedEnd >= 0 || handedOverIn == epoch || highWatermark < logEnd || roller == null) {
+            return false;
+        }
+        handedOverIn = epoch;
+        return true;
     }
 
     /** Whether writes are refused: the segment is full and being sealed, or sealed. */

@@ -21,6 +21,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
@@ -160,6 +161,8 @@ final class AssignmentReconciler {
         Map<Long, Shard> shards = new ConcurrentHashMap<>();
         a.getShardsList().forEach(s -> shards.put(s.getShardId(), s));
         Set<Key> assigned = new HashSet<>();
+        Map<Key, Segment> listed = new java.util.HashMap<>();
+        a.getSegmentsList().forEach(s -> listed.put(Key.of(s), s));
         long startedMs = replicaClockMs.getAsLong();
         int deferred = 0;
         int opened = 0;
@@ -197,22 +200,12 @@ final class AssignmentReconciler {
                 // A roll's next segment taken ahead (takeNext) is newer than an answer sent before the roll committed.
                 LOG.debug("Segment {} is missing from assignments at metadata version {}, older than its creation at {}: kept",
                         k.logName(), a.getMetadataVersion(), h.assigned.getCreatedVersion());
+            } else if (!assigned.contains(k) && closingBefore(k, h, listed) != null) {
+                followPair(k, h, closingBefore(k, h, listed));
             } else if (!assigned.contains(k)) {
                 dropped = true;
-                Hosted gone = hosted.remove(k);
                 LOG.info("Segment {} is no longer assigned here: deleting the replica", k.logName());
-                gone.partition.becomeFollower(Integer.MAX_VALUE, -1);
-                gone.index.close(); // a read still running on it writes no row nor mark after the drop
-                directory.deleteLog(k.logName());
-                try {
-                    index.dropSegment(k.shardId(), k.sequence());
-                } catch (org.rocksdb.RocksDBException e) {
-                    LOG.warn("Dropping the index of {} failed: {}", k.logName(), e.toString());
-                }
-                String name = gone.assigned.getShard();
-                if (hosted.values().stream().noneMatch(other -> other.assigned.getShard().equals(name))) {
-                    shardGone.accept(name);
-                }
+                drop(k);
             }
         }
         if (deferred > 0) {
@@ -230,6 +223,56 @@ final class AssignmentReconciler {
             // (it waits out this node's read lease unless told this node applied the change: DeposedLeaders).
             heartbeatNow.run();
         }
+    }
+
+    /** Deletes hosted replica {@code k}: it steps down, its index and log go. */
+    private void drop(Key k) {
+        Hosted gone = hosted.remove(k);
+        if (gone == null) {
+            return;
+        }
+        gone.partition.becomeFollower(Integer.MAX_VALUE, -1);
+        gone.index.close(); // a read still running on it writes no row nor mark after the drop
+        directory.deleteLog(k.logName());
+        try {
+            index.dropSegment(k.shardId(), k.sequence());
+        } catch (org.rocksdb.RocksDBException e) {
+            LOG.warn("Dropping the index of {} failed: {}", k.logName(), e.toString());
+        }
+        String name = gone.assigned.getShard();
+        if (hosted.values().stream().noneMatch(other -> other.assigned.getShard().equals(name))) {
+            shardGone.accept(name);
+        }
+    }
+
+    /**
+     * The closing segment an answer lists before hosted replica {@code k}, if {@code k} was taken ahead of that one's
+     * seal ({@link #takeAhead}) and the answer shows it still open and closing (the seal is not recorded yet, so the
+     * answer cannot list {@code k}); else null.
+     */
+    private static Segment closingBefore(Key k, Hosted h, Map<Key, Segment> listed) {
+        Segment before = listed.get(new Key(k.shardId(), k.sequence() - 1));
+        if (before == null || before.getStatus() != dev.segstore.protocol.meta.SegmentStatus.OPEN || before.getClosingVersion() == 0
+                || h.assigned.getCreatedVersion() != before.getClosingVersion()) {
+            return null;
+        }
+        return before;
+    }
+
+    /**
+     * Next segment {@code k}, taken ahead of the seal of {@code closing}: kept, and following the pair's leader when
+     * another node leads it now (in a later epoch: the replica here led it, or followed an older leader). When this
+     * node leads the closing segment, the hand-over takes the next one's lead once the closing one has ended.
+     */
+    private void followPair(Key k, Hosted h, Segment closing) {
+        Segment had = h.assigned;
+        if (closing.getLeader() == config.nodeId() || closing.getLeaderEpoch() <= had.getLeaderEpoch()) {
+            return;
+        }
+        LOG.debug("{}: taken ahead of its seal; follows the closing segment's leader {} in epoch {}", k.logName(), closing.getLeader(),
+                closing.getLeaderEpoch());
+        take(k, h, had.toBuilder().setLeader(closing.getLeader()).setLeaderEpoch(closing.getLeaderEpoch())
+                .clearIsr().addAllIsr(closing.getIsrList()).setIsrVersion(closing.getIsrVersion()).build(), NO_LEASE);
     }
 
     /**
@@ -338,6 +381,14 @@ final class AssignmentReconciler {
             directory.deleteLog(name).join();
         }
         SegmentLog log = directory.openLog(name, config.log(), s.getStartOffset());
+        if (log.logStartOffset() != s.getStartOffset() && takenAhead(s)) {
+            // Close ahead: a log of the next segment from another end than its leader's holds nothing acknowledged
+            // (takeAhead), whatever it holds.
+            LOG.info("{}: the log on disk starts at {}, the next segment is handed over at {}: making it again", name,
+                    log.logStartOffset(), s.getStartOffset());
+            directory.deleteLog(name).join();
+            log = directory.openLog(name, config.log(), s.getStartOffset());
+        }
         if (log.logStartOffset() != s.getStartOffset() && log.logEndOffset() == log.logStartOffset()) {
             LOG.info("{}: the empty log on disk starts at {}, the segment at {}: made ahead of a roll that committed another start; making it again",
                     name, log.logStartOffset(), s.getStartOffset());
@@ -345,6 +396,12 @@ final class AssignmentReconciler {
             log = directory.openLog(name, config.log(), s.getStartOffset());
         }
         return log;
+    }
+
+    /** Whether {@code s} is the next segment of a closing one hosted here, taken ahead of its seal ({@link #takeAhead}). */
+    private boolean takenAhead(Segment s) {
+        Hosted before = hosted.get(new Key(s.getShardId(), s.getSequence() - 1));
+        return before != null && before.closingVersion != 0 && s.getCreatedVersion() == before.closingVersion;
     }
 
     /** Whether a log made ahead of a roll can serve a segment starting at {@code start}: empty there, no epoch but 0. */
@@ -421,6 +478,10 @@ final class AssignmentReconciler {
                 h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
             }
             h.partition.assignedIsr(s.getIsrList(), sentAtMs); // NO_LEASE: in the ISR or not, no lease from it
+            if (s.getClosingVersion() != 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN) {
+                h.closingVersion = s.getClosingVersion();
+                h.partition.markClosing(s.getLeaderEpoch());
+            }
             if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
                 h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
             }
@@ -469,7 +530,8 @@ final class AssignmentReconciler {
         a.getSegmentsList().forEach(s -> assigned.add(Key.of(s).logName()));
         try {
             for (String name : directory.logNames()) {
-                if (assigned.contains(name) || !Key.isLogName(name) || hosted.containsKey(Key.parse(name)) || prepared.containsKey(Key.parse(name))) {
+                if (assigned.contains(name) || !Key.isLogName(name) || hosted.containsKey(Key.parse(name)) || prepared.containsKey(Key.parse(name))
+                        || nextOfClosing(Key.parse(name), a)) {
                     // Assigned; not a replica's log (not named by Key.logName); or hosted and kept by apply above,
                     // as newer than this answer (a roll's next segment taken ahead of it: takeNext).
                     continue;
@@ -483,6 +545,21 @@ final class AssignmentReconciler {
         } catch (RuntimeException | org.rocksdb.RocksDBException e) {
             LOG.warn("Storage node {}: deleting unassigned logs failed (tried again at the next registration): {}", config.nodeId(), e.toString());
         }
+    }
+
+    /**
+     * Whether log {@code k} may be the next segment of one the answer lists open and closing: its leader may have handed
+     * over to it, and a replica here in the pair's ISR may hold acknowledged records of it (kept; taken again when the
+     * closing segment's leader names it, or dropped once an answer lists the seal without it).
+     */
+    private static boolean nextOfClosing(Key k, NodeAssignments a) {
+        for (Segment s : a.getSegmentsList()) {
+            if (s.getShardId() == k.shardId() && s.getSequence() == k.sequence() - 1 && s.getClosingVersion() != 0
+                    && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
@@ -547,39 +624,176 @@ final class AssignmentReconciler {
             // about 2 x retention_ms at most, not segment_ms (7 days by default) on a quiet shard.
             segmentMs = Math.min(segmentMs, shard.getSettings().getRetentionMs());
         }
-        p.configureRoll(segmentBytes, segmentMs, (epoch, end) -> {
-            // With "segment full" before it and "sealed at" after it: where a roll's pause goes (the ISR catching up,
-            // then the controller's commit).
-            LOG.debug("Segment {}/{}: the ISR holds everything up to {}; asking the controller to seal there", s.getShard(), s.getSequence(), end);
-            return metaCalls.call(dev.segstore.protocol.MetaMethods.ROLL_SEGMENT,
-                () -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
-                .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
-                .setEndOffset(end).build())).<Void>thenApply(route -> {
-                    Segment next = route.getSegments(route.getSegmentsCount() - 1);
-                    LOG.info("Segment {}/{} sealed at {}; the next segment opens on nodes {}", s.getShard(), s.getSequence(), end,
-                            next.getReplicasList());
-                    if (next.getSequence() == s.getSequence() + 1 && next.getStartOffset() == end) {
-                        // Before this answer seals the partition (which wakes the followers' held fetches): each
-                        // follower's next answer carries the next segment, and this node takes its own part now.
-                        takeNextLater(next, route.getShard()); // first: this node expects it before a writer is sent here
-                        Hosted rolled = hosted.get(key);
-                        if (rolled != null && rolled.partition == p) {
-                            rolled.rolledTo(new Hosted.NextSegment(next, route.getShard()));
-                        }
-                    }
-                    heartbeatNow.run(); // the full assignments too, as before: the hint changes no version
-                    return null;
-                }).whenComplete((v, e) -> {
-                    Hosted rolled = hosted.get(key);
-                    if (rolled != null && rolled.partition == p && rolled.next == null) {
-                        rolled.rollUnanswered(); // failed (asked again later) or no next segment named: refused writes go now
-                    }
-                });
-        });
+        p.configureRoll(segmentBytes, segmentMs, roller(key, s, p, shard));
+        if (config.segmentCloseAhead() && segmentBytes != Long.MAX_VALUE) {
+            p.configureCloseAhead(segmentBytes - segmentBytes / 4); // three quarters: the close commits while a quarter is written
+        }
         ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);
         replicaIndex.resetTo(p.log().logEndOffset());
         LOG.debug("{}: replica opened in {} ms", key.logName(), (System.nanoTime() - startedNanos) / 1_000_000);
         return new Hosted(p, replicaIndex);
+    }
+
+    /** How replica {@code key} of {@code s} rolls as leader: asks the controller to seal, to close ahead, and hands over. */
+    private Partition.Roller roller(Key key, Segment s, Partition p, Shard shard) {
+        return new Partition.Roller() {
+            @Override
+            public CompletableFuture<Void> roll(int epoch, long end) {
+                return sealAt(key, s, p, epoch, end);
+            }
+
+            @Override
+            public CompletableFuture<Void> closeAhead(int epoch) {
+                return metaCalls.call(dev.segstore.protocol.MetaMethods.CLOSE_SEGMENT,
+                        () -> meta.closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest.newBuilder()
+                                .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence())
+                                .setLeader(config.nodeId()).setLeaderEpoch(epoch).build()))
+                        .thenApply(r -> {
+                            Hosted h = hosted.get(key);
+                            if (h != null && h.partition == p) {
+                                h.closingVersion = r.getSegment().getClosingVersion();
+                            }
+                            return null;
+                        });
+            }
+
+            @Override
+            public void handOver(int epoch, long end) {
+                handOverLater(key, p, epoch, end, shard);
+            }
+        };
+    }
+
+    /**
+     * Close ahead: the leader of closing replica {@code key} in {@code epoch} ended it at {@code end}, which every ISR
+     * member holds (Partition, under its monitor). The next segment, as the seal will create it (meta.proto,
+     * {@code Segment.closing_version}: the closing one's replicas, ISR, this leader and epoch, from {@code end}), is
+     * named to refused writers and to the followers' fetches at once, and taken here on the roll thread; the seal is
+     * recorded after (the partition asks, {@link #sealAt}).
+     */
+    private void handOverLater(Key key, Partition p, int epoch, long end, Shard shard) {
+        Hosted h = hosted.get(key);
+        if (h == null || h.partition != p || h.closingVersion == 0) {
+            return;
+        }
+        Segment a = h.assigned;
+        Segment next = a.toBuilder().setSequence(a.getSequence() + 1).setStartOffset(end).setEndOffset(-1)
+                .setStatus(dev.segstore.protocol.meta.SegmentStatus.OPEN).setSealedAtMs(0)
+                .setLeader(config.nodeId()).setLeaderEpoch(epoch).setCreatedVersion(h.closingVersion).setClosingVersion(0)
+                // The lease wait of this epoch was served on the closing segment, before its end could be final.
+                .setDeposedLeaderMayServe(false).build();
+        replicaWaits.expect(Key.of(next)); // writes and fetches that come before it is hosted wait for it
+        try {
+            rollThread.execute(() -> {
+                h.rolledTo(new Hosted.NextSegment(next, shard)); // refused writers are told of it
+                p.wakeFollowers(); // the followers' held fetches answer with it
+                takeAhead(next, shard);
+            });
+        } catch (java.util.concurrent.RejectedExecutionException stopping) {
+            // the node is stopping
+        }
+    }
+
+    /**
+     * A follower's fetch answer named {@code s}, the segment after one this node hosts: taken ahead of the seal when the
+     * segment before it is closing ({@link #takeAhead}), else as a roll's next segment ({@link #takeNext}).
+     */
+    void hint(Segment s, Shard shard, int fetchEpoch) {
+        Hosted before = hosted.get(new Key(s.getShardId(), s.getSequence() - 1));
+        if (before != null && before.closingVersion != 0 && s.getCreatedVersion() == before.closingVersion) {
+            if (s.getLeaderEpoch() != fetchEpoch) {
+                return; // not from the leader this node fetched from in the epoch it asked in
+            }
+            try {
+                rollThread.execute(() -> takeAhead(s, shard));
+            } catch (java.util.concurrent.RejectedExecutionException stopping) {
+                // the node is stopping
+            }
+            return;
+        }
+        takeNextLater(s, shard);
+    }
+
+    /**
+     * Close ahead: hosts {@code n}, the next segment of a closing one this node hosts, before the seal is recorded: as
+     * its leader after this node handed over, or as a follower told of it by the closing segment's leader. Taken only
+     * while the last assignment of the closing segment shows it open and closing, with the leader and epoch {@code n}
+     * names (so from the pair's current leader as this node knows it), and only if the node does not host the
+     * committed segment already; a log on disk that starts elsewhere holds nothing acknowledged (every ISR member
+     * learns the end before the leader takes a write after it) and is made again.
+     */
+    synchronized void takeAhead(Segment n, Shard shard) {
+        Key key = Key.of(n);
+        Hosted closing = hosted.get(new Key(key.shardId(), key.sequence() - 1));
+        if (closed.getAsBoolean() || deletedShards.contains(key.shardId()) || closing == null || !n.getReplicasList().contains(config.nodeId())) {
+            return;
+        }
+        Segment c = closing.assigned;
+        if (c.getStatus() != dev.segstore.protocol.meta.SegmentStatus.OPEN || closing.closingVersion == 0
+                || n.getCreatedVersion() != closing.closingVersion || c.getLeader() != n.getLeader() || c.getLeaderEpoch() != n.getLeaderEpoch()) {
+            return;
+        }
+        Hosted h = hosted.get(key);
+        if (h != null) {
+            Segment had = h.assigned;
+            if (had.getCreatedVersion() != closing.closingVersion || had.getLeaderEpoch() > n.getLeaderEpoch()
+                    || (had.getLeaderEpoch() == n.getLeaderEpoch() && had.getLeader() == n.getLeader())) {
+                return; // the committed segment (the answers rule it), or taken in this epoch already
+            }
+            if (h.partition.log().logStartOffset() != n.getStartOffset()) {
+                LOG.warn("{}: taken ahead from {}, the next leader hands over at {}: made again", key.logName(),
+                        h.partition.log().logStartOffset(), n.getStartOffset());
+                drop(key);
+                h = null;
+            } else {
+                take(key, h, n, NO_LEASE);
+                return;
+            }
+        }
+        if (directory.onOfflineDirectory(key.logName())) {
+            return;
+        }
+        try {
+            h = open(key, n, shard); // a log on disk that starts elsewhere is made again (openLog)
+            hosted.put(key, h);
+        } catch (RuntimeException e) {
+            LOG.warn("Segment {}: cannot open the next segment ahead of its seal ({}); asked again at the next hint", key.logName(), e.toString());
+            return;
+        }
+        LOG.debug("{}: the next segment, taken ahead of the seal (leader {} in epoch {}, from {})", key.logName(), n.getLeader(),
+                n.getLeaderEpoch(), n.getStartOffset());
+        take(key, h, n, NO_LEASE);
+        replicaWaits.hosted(key);
+    }
+
+    private CompletableFuture<Void> sealAt(Key key, Segment s, Partition p, int epoch, long end) {
+        // With "segment full" before it and "sealed at" after it: where a roll's pause goes (the ISR catching up,
+        // then the controller's commit).
+        LOG.debug("Segment {}/{}: the ISR holds everything up to {}; asking the controller to seal there", s.getShard(), s.getSequence(), end);
+        return metaCalls.call(dev.segstore.protocol.MetaMethods.ROLL_SEGMENT,
+            () -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
+            .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
+            .setEndOffset(end).build())).<Void>thenApply(route -> {
+                Segment next = route.getSegments(route.getSegmentsCount() - 1);
+                LOG.info("Segment {}/{} sealed at {}; the next segment opens on nodes {}", s.getShard(), s.getSequence(), end,
+                        next.getReplicasList());
+                if (next.getSequence() == s.getSequence() + 1 && next.getStartOffset() == end) {
+                    // Before this answer seals the partition (which wakes the followers' held fetches): each
+                    // follower's next answer carries the next segment, and this node takes its own part now.
+                    takeNextLater(next, route.getShard()); // first: this node expects it before a writer is sent here
+                    Hosted rolled = hosted.get(key);
+                    if (rolled != null && rolled.partition == p) {
+                        rolled.rolledTo(new Hosted.NextSegment(next, route.getShard()));
+                    }
+                }
+                heartbeatNow.run(); // the full assignments too, as before: the hint changes no version
+                return null;
+            }).whenComplete((v, e) -> {
+                Hosted rolled = hosted.get(key);
+                if (rolled != null && rolled.partition == p && rolled.next == null) {
+                    rolled.rollUnanswered(); // failed (asked again later) or no next segment named: refused writes go now
+                }
+            });
     }
 
     /** Gives a replica opened again the producer state it saved when the node last stopped cleanly, if any. */

@@ -13,6 +13,11 @@ final class Hosted {
     final Partition partition;
     final ReplicaIndex index;
     volatile Segment assigned;
+    /**
+     * Close ahead: the metadata version of the command that marked this segment closing (meta.proto,
+     * {@code Segment.closing_version}), as an assignment or this leader's close request told it; 0 while not closing.
+     */
+    volatile long closingVersion;
     /** Whether a fetch loop runs for this replica: claimed by whoever starts one, released by the loop as it ends. */
     final LoopGuard fetching = new LoopGuard();
     /**

@@ -57,12 +57,15 @@ import java.util.Set;
  *                        session ({@code node.FetchMany}: each entry parked at the leader until it has news) rather than
  *                        one long-polled call per segment ({@code replica.fetch.batched}, default true: 1,000 idle shards
  *                        cost a third, written at once the same; docs/benchmarks.md)
+ * @param segmentCloseAhead whether a segment's leader asks the controller to close it ahead of its end and hands the shard
+ *                        over to the next segment without waiting for the seal to commit ({@code segment.close.ahead},
+ *                        default false; docs/architecture.md, "Close ahead")
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
                          long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
                          int metricsPort, long controlledShutdownTimeoutMs, String advertisedHost, int advertisedPort,
                          boolean bindOutgoing, TlsConfig tls, long readLeaseMs, List<Path> moreDataDirs, long leaderUnreachableMs,
-                         boolean replicaFetchBatched) {
+                         boolean replicaFetchBatched, boolean segmentCloseAhead) {
     /** Owner threads when not set: one per core, at least 2. */
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** 10 s: moving leaderships takes one meta command; the rest is margin for a busy meta-service or a failover. */
@@ -77,7 +80,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 "heartbeat.ms", "replica.max.lag.ms", "log.queue.max.bytes", "log.queue.max.appends",
                 "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
                 "log.background.flush.bytes", "log.file.bytes", "data.dirs", "leader.unreachable.ms", "log.index.interval.bytes", "owner.threads", "metrics.port",
-                "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing", "read.lease.ms", "replica.fetch.batched",
+                "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing", "read.lease.ms", "replica.fetch.batched", "segment.close.ahead",
                 TestLogFiles.KEY)); // test-only: read by StorageNodeMain (TestLogFiles), not part of the record
         k.addAll(TlsConfig.KEYS);
         return Set.copyOf(k);
@@ -143,17 +146,34 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 leaderUnreachableMs, true);
     }
 
+    /** Without close ahead (the default of {@code segment.close.ahead}: false). */
+    public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs, long replicaMaxLagMs,
+                      DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort, long controlledShutdownTimeoutMs,
+                      String advertisedHost, int advertisedPort, boolean bindOutgoing, TlsConfig tls, long readLeaseMs, List<Path> moreDataDirs,
+                      long leaderUnreachableMs, boolean replicaFetchBatched) {
+        this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
+                controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
+                leaderUnreachableMs, replicaFetchBatched, false);
+    }
+
+    /** This configuration with {@code segment.close.ahead} = {@code closeAhead}. */
+    public NodeConfig withSegmentCloseAhead(boolean closeAhead) {
+        return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
+                leaderUnreachableMs, replicaFetchBatched, closeAhead);
+    }
+
     /** This configuration with {@code replica.fetch.batched} = {@code batched}. */
     public NodeConfig withReplicaFetchBatched(boolean batched) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
                 metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
-                leaderUnreachableMs, batched);
+                leaderUnreachableMs, batched, segmentCloseAhead);
     }
 
     /** This configuration with {@code leader.unreachable.ms} = {@code ms} (0: never reported). */
     public NodeConfig withLeaderUnreachableMs(long ms) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, ms, replicaFetchBatched);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, ms, replicaFetchBatched, segmentCloseAhead);
     }
 
     /** Every data directory: {@code dataDir} first. */
@@ -168,19 +188,19 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
     public NodeConfig withDataDirs(List<Path> dirs) {
         return new NodeConfig(nodeId, host, port, dirs.get(0), metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
                 metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs,
-                dirs.subList(1, dirs.size()), leaderUnreachableMs, replicaFetchBatched);
+                dirs.subList(1, dirs.size()), leaderUnreachableMs, replicaFetchBatched, segmentCloseAhead);
     }
 
     /** This configuration with TLS {@code tls} (null: none). */
     public NodeConfig withTls(TlsConfig tls) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched, segmentCloseAhead);
     }
 
     /** This configuration with {@code read.lease.ms} = {@code readLeaseMs}. */
     public NodeConfig withReadLeaseMs(long readLeaseMs) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched, segmentCloseAhead);
     }
 
     public NodeConfig {
@@ -281,7 +301,8 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                     p.getProperty("advertised.host"), (int) signed(p, "advertised.port", -1), bool(p, "bind.outgoing", false),
                     TlsConfig.fromSettings(p::getProperty, base, "storage-node settings in " + file),
                     number(p, "read.lease.ms", DEFAULT_READ_LEASE_MS), dataDirs(p, base).subList(1, dataDirs(p, base).size()),
-                    number(p, "leader.unreachable.ms", DEFAULT_LEADER_UNREACHABLE_MS), bool(p, "replica.fetch.batched", true));
+                    number(p, "leader.unreachable.ms", DEFAULT_LEADER_UNREACHABLE_MS), bool(p, "replica.fetch.batched", true),
+                    bool(p, "segment.close.ahead", false));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }

@@ -82,13 +82,19 @@ final class ReplicaFetchers implements AutoCloseable {
     private final FetchSessions sessions;
     private final java.util.concurrent.atomic.AtomicLong singleCalls = new java.util.concurrent.atomic.AtomicLong();
 
-    /** Told the next segment of a roll when a leader's fetch answer carries it (AssignmentReconciler#takeNext). */
-    private final java.util.function.BiConsumer<dev.segstore.protocol.meta.Segment, dev.segstore.protocol.meta.Shard> nextSegment;
+    /** Told the next segment of a roll when a leader's fetch answer carries it (AssignmentReconciler#hint). */
+    private final NextSegmentHint nextSegment;
+
+    /** A leader's fetch answer named the next segment (node.proto, {@code FetchResponse.next_segment}). */
+    interface NextSegmentHint {
+        /** @param fetchEpoch the leader epoch the fetch that brought it was asked in */
+        void accept(dev.segstore.protocol.meta.Segment segment, dev.segstore.protocol.meta.Shard shard, int fetchEpoch);
+    }
 
     ReplicaFetchers(int nodeId, long replicaMaxLagMs, String outgoingHost, Map<Integer, String> nodeAddresses, ShardOwners owners,
                     StorageNode.PeerFaults faults, BiPredicate<Key, Hosted> hosts, Runnable leaderMoved,
                     dev.segstore.protocol.rpc.TlsConfig tls, boolean batched,
-                    java.util.function.BiConsumer<dev.segstore.protocol.meta.Segment, dev.segstore.protocol.meta.Shard> nextSegment) {
+                    NextSegmentHint nextSegment) {
         this.nextSegment = nextSegment;
         this.nodeId = nodeId;
         this.peers = new RpcClient(2, Frames.DEFAULT_MAX_FRAME_BYTES, tls, outgoingHost);
@@ -244,7 +250,7 @@ final class ReplicaFetchers implements AutoCloseable {
                 return call.whenComplete((a, e) -> answered(h, e)).thenApplyAsync(a -> {
                     FetchResponse r = a.message();
                     if (r.hasNextSegment()) {
-                        nextSegment.accept(r.getNextSegment(), r.getNextShard()); // taken on the node's roll thread
+                        nextSegment.accept(r.getNextSegment(), r.getNextShard(), leaderEpoch); // taken on the node's roll thread
                     }
                     // The batches come as the answer's attachment (zero-copy on the leader's side).
                     return new FetchResult(a.attachment(), r.getHighWatermark(), r.getLogEndOffset(),

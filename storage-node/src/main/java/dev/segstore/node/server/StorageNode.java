@@ -706,8 +706,8 @@ public final class StorageNode implements AutoCloseable {
     }
 
     /** A roll's next segment, as a leader's fetch answer told of it (the reconciler checks it and takes it). */
-    private void takeNextSegment(dev.segstore.protocol.meta.Segment segment, dev.segstore.protocol.meta.Shard shard) {
-        reconciler.takeNextLater(segment, shard);
+    private void takeNextSegment(dev.segstore.protocol.meta.Segment segment, dev.segstore.protocol.meta.Shard shard, int fetchEpoch) {
+        reconciler.hint(segment, shard, fetchEpoch);
     }
 
     /** The shard name of a hosted replica, for per-shard metrics. */

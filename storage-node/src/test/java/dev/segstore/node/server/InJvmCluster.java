@@ -83,6 +83,13 @@ public final class InJvmCluster implements AutoCloseable {
      */
     static final boolean BATCHED_FETCHES = !"false".equals(System.getProperty("segstore.replica.fetch.batched"));
 
+    /**
+     * The storage nodes' {@code segment.close.ahead} (docs/architecture.md, "Close ahead"): the system property
+     * {@code segstore.segment.close.ahead} (false unless set to true), or as a test sets it ({@link #withCloseAhead}).
+     */
+    static final boolean CLOSE_AHEAD = "true".equals(System.getProperty("segstore.segment.close.ahead"));
+    private final boolean closeAhead;
+
     /** A cluster whose storage nodes fetch as followers in batches per leader node ({@code replica.fetch.batched=true}). */
     public static InJvmCluster withBatchedFetches(IntFunction<StorageNode.PeerFaults> faults) throws Exception {
         return new InJvmCluster(faults, id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
@@ -101,10 +108,26 @@ public final class InJvmCluster implements AutoCloseable {
                 MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS, Timings.DEFAULT, tls, BATCHED_FETCHES);
     }
 
+    /** A cluster with these faults and timings, its storage nodes closing segments ahead ({@code segment.close.ahead}) or not. */
+    public static InJvmCluster withCloseAhead(IntFunction<StorageNode.PeerFaults> faults, Timings timings, boolean closeAhead) throws Exception {
+        return new InJvmCluster(faults, id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
+                timings, null, BATCHED_FETCHES, closeAhead);
+    }
+
     private InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
                          long replicaReassignAfterMs, Timings timings, dev.segstore.protocol.rpc.TlsConfig tls, boolean batchedFetches)
             throws Exception {
+        this(faults, files, replicaReassignAfterMs, timings, tls, batchedFetches, CLOSE_AHEAD);
+    }
+
+    private InJvmCluster(IntFunction<StorageNode.PeerFaults> faults, IntFunction<dev.segstore.log.io.LogFiles> files,
+                         long replicaReassignAfterMs, Timings timings, dev.segstore.protocol.rpc.TlsConfig tls, boolean batchedFetches,
+                         boolean closeAhead) throws Exception {
         this.batchedFetches = batchedFetches;
+        this.closeAhead = closeAhead;
+        if (closeAhead) {
+            System.out.println("InJvmCluster: storage nodes with segment.close.ahead=true");
+        }
         if (!batchedFetches) {
             System.out.println("InJvmCluster: storage nodes with replica.fetch.batched=false");
         }
@@ -171,7 +194,7 @@ public final class InJvmCluster implements AutoCloseable {
                 timings.heartbeatMs(), timings.replicaMaxLagMs(),
                 dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0,
                 NodeConfig.DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS, null, -1, false, tls, timings.readLeaseMs(), dirs.subList(1, dirs.size()))
-                        .withReplicaFetchBatched(batchedFetches),
+                        .withReplicaFetchBatched(batchedFetches).withSegmentCloseAhead(closeAhead),
                 faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
         machinesDown.remove(started.port());

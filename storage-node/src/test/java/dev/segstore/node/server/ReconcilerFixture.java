@@ -43,7 +43,7 @@ final class ReconcilerFixture implements AutoCloseable {
         meta = new MetaClient(List.of("127.0.0.1:1"), 100, 100);
         owners = new ShardOwners(1, "test-owner");
         fetchers = new ReplicaFetchers(1, 1_000, null, addresses, owners, StorageNode.PeerFaults.NONE, (k, h) -> false, () -> { }, null,
-                true, (segment, shard) -> { });
+                true, (segment, shard, epoch) -> { });
         reconciler = new AssignmentReconciler(config, dirs, index, meta, new MetaCalls(1, StorageNode.PeerFaults.NONE), hosted, addresses,
                 fetchers, heartbeatsAsked::incrementAndGet, name -> { }, () -> false, () -> clock.addAndGet(clockStepMs), Runnable::run,
                 new ReplicaWaits(owners, hosted::containsKey, System::currentTimeMillis));

@@ -1,0 +1,109 @@
+package dev.segstore.node.server;
+
+import dev.segstore.adapter.ShardConfig;
+import dev.segstore.client.MetaClient;
+import dev.segstore.client.SegmentStorageAdapter;
+import dev.segstore.node.replica.Partition;
+import dev.segstore.protocol.MetaMethods;
+import dev.segstore.protocol.meta.DurabilityMode;
+import dev.segstore.protocol.meta.Segment;
+import dev.segstore.protocol.meta.SegmentStatus;
+import dev.segstore.protocol.meta.ShardRoute;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Issue 14 item 7, close ahead (docs/architecture.md, "Close ahead"): a segment's leader asks the controller to close
+ * it before it is full, and once it is full hands the shard over to the next segment at its end without waiting for
+ * the seal to commit. Here no storage node's seal request ({@code meta.RollSegment}) reaches the meta-service until
+ * writes have gone on in the next segment: without close ahead no roll commits and writes stop at the first
+ * segment's end.
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class CloseAheadClusterTest {
+    private volatile boolean sealsLost = true;
+    private InJvmCluster cluster;
+    private SegmentStorageAdapter adapter;
+    private MetaClient meta;
+
+    @AfterEach
+    void stop() throws Exception {
+        sealsLost = false;
+        InJvmCluster.closeAll(adapter, meta, cluster);
+    }
+
+    private ShardRoute route(String shard) {
+        try {
+            return meta.route(shard).get(10, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Test
+    void writesGoOnIntoTheNextSegmentBeforeTheSealIsRecorded() throws Exception {
+        StorageNode.PeerFaults faults = new StorageNode.PeerFaults() {
+            @Override
+            public boolean drop(int fromNode, String toAddress, String method) {
+                return false;
+            }
+
+            @Override
+            public StorageNode.MetaDrop metaDrop(int fromNode, String method) {
+                return sealsLost && method.equals(MetaMethods.ROLL_SEGMENT) ? StorageNode.MetaDrop.REQUEST : StorageNode.MetaDrop.NONE;
+            }
+        };
+        cluster = InJvmCluster.withCloseAhead(id -> faults, new InJvmCluster.Timings(600, 30_000, 300, 5_000), true);
+        meta = new MetaClient(cluster.metaAddresses, 2_000, 30_000);
+        adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 30_000, 2_000, DurabilityMode.FSYNC));
+        adapter.createShard(ShardConfig.of("ahead", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
+                .withSegmentBytes(64 * 1024)).get(30, TimeUnit.SECONDS);
+        Segment first = route("ahead").getSegments(0);
+        long shardId = first.getShardId();
+        AckedWriters writers = new AckedWriters(adapter, "ahead", 4);
+        writers.start();
+        Partition next;
+        try {
+            InJvmCluster.waitFor("the first segment closing", 30_000, () -> route("ahead").getSegments(0).getClosingVersion() != 0);
+            StorageNode leader = cluster.nodes[first.getLeader()];
+            InJvmCluster.waitFor("the next segment led and acknowledging on node " + first.getLeader(), 30_000, () -> {
+                Partition p = leader.partition(shardId, 1);
+                return p != null && p.role() == Partition.Role.LEADER && p.highWatermark() > p.log().logStartOffset();
+            });
+            next = leader.partition(shardId, 1);
+            long start = next.log().logStartOffset();
+            int acked = writers.ackedCount();
+            writers.awaitAcked(acked + 50, 20_000);
+            assertTrue(writers.acked().keySet().stream().anyMatch(o -> o >= start), "writes acknowledged in the next segment, from " + start);
+            ShardRoute during = route("ahead");
+            assertEquals(1, during.getSegmentsCount(), "no seal recorded: " + during);
+            assertEquals(SegmentStatus.OPEN, during.getSegments(0).getStatus());
+            System.out.printf("CloseAheadClusterTest: %d writes acknowledged, the next segment from %d led before its seal was recorded%n",
+                    writers.ackedCount(), start);
+
+            sealsLost = false;
+            InJvmCluster.waitFor("the seal recorded", 30_000, () -> route("ahead").getSegmentsCount() >= 2);
+            ShardRoute after = route("ahead");
+            Segment sealed = after.getSegments(0);
+            Segment second = after.getSegments(1);
+            assertEquals(SegmentStatus.SEALED, sealed.getStatus());
+            assertEquals(start, sealed.getEndOffset(), "sealed where the leader handed over");
+            assertEquals(start, second.getStartOffset());
+            assertEquals(first.getReplicasList(), second.getReplicasList());
+            assertEquals(first.getLeader(), second.getLeader());
+            assertEquals(sealed.getLeaderEpoch(), second.getLeaderEpoch());
+            int now = writers.ackedCount();
+            writers.awaitAcked(now + 50, 20_000);
+        } finally {
+            writers.stopAndJoin();
+        }
+        int read = AckedWriters.verifyReadBack(adapter, "ahead", writers.acked());
+        assertTrue(read >= writers.ackedCount(), "read back " + read + " of " + writers.ackedCount() + " acknowledged records");
+    }
+}
