@@ -145,10 +145,10 @@ public final class Partition {
 
         /**
          * Close ahead: the leader in {@code leaderEpoch} ended the closing segment at {@code endOffset}, which every
-         * ISR member holds; the next segment is to be led from there (called under the partition's monitor: it must
-         * not wait).
+         * ISR member holds ({@code isr}, with any change still pending, at {@code isrVersion}); the next segment is to
+         * be led from there, counting {@code isr} (called under the partition's monitor: it must not wait).
          */
-        default void handOver(int leaderEpoch, long endOffset) {
+        default void handOver(int leaderEpoch, long endOffset, List<Integer> isr, int isrVersion) {
         }
     }
 
@@ -242,7 +242,7 @@ public final class Partition {
 
     private void maybeAskToClose() {
         int epoch = leaderEpoch;
-        if (!roll.dueToClose(log.sizeInBytes(), epoch)) {
+        if (!roll.dueToClose(log.sizeInBytes(), epoch, monotonicMs.getAsLong())) {
             return;
         }
         LOG.debug("{}: asking the controller to close ahead at offset {}", name, log.logEndOffset());
@@ -252,7 +252,7 @@ public final class Partition {
     private synchronized void onCloseAnswer(int epoch, Throwable e) {
         if (e != null) {
             LOG.debug("{}: asking to close ahead failed: {}", name, e.toString());
-            roll.closeFailed();
+            roll.closeFailed(monotonicMs.getAsLong());
             return;
         }
         markClosing(epoch);
@@ -827,7 +827,11 @@ public final class Partition {
             // Closing, and every ISR member holds the whole log: its end is final (no later leader writes here, and
             // one elected from the ISR ends it at its own log end, this one), so the next segment is led from it now.
             LOG.info("{}: closed at {}; handing over to the next segment", name, log.logEndOffset());
-            roll.roller().handOver(leaderEpoch, log.logEndOffset());
+            // The next segment counts what this leader counts now: the ISR with any change still pending (the seal
+            // gives it the ISR committed then, never larger: a closing segment's ISR only shrinks).
+            Set<Integer> counted = new LinkedHashSet<>(isr);
+            pendingIsr.addProposedTo(counted);
+            roll.roller().handOver(leaderEpoch, log.logEndOffset(), List.copyOf(counted), isrVersion);
         }
         roll.maybeRequest(leaderEpoch, highWatermark, log.logEndOffset(), this::onRolled);
     }
@@ -1036,6 +1040,16 @@ public final class Partition {
             return;
         }
         if (IsrPolicy.mayJoin(followers.get(followerId), highWatermark, tombstoneWatermark, now, config.maxLagMs())) {
+            if (roll.isClosing()) {
+                // A closing segment's ISR only shrinks (the next segment takes it at the seal, and may hold acknowledged
+                // records a joining replica never fetched): end it here and hand over; the replica joins both once the
+                // seal is recorded.
+                if (roll.endClosing()) {
+                    LOG.info("{}: node {} caught up with a closing segment: ending it at {} to hand over", name, followerId, log.logEndOffset());
+                    maybeRequestRoll();
+                }
+                return;
+            }
             List<Integer> grown = new ArrayList<>(isr);
             grown.add(followerId);
             propose(grown, "node " + followerId + " caught up");

@@ -26,6 +26,8 @@ final class SegmentRoll {
     private long closeAtBytes = Long.MAX_VALUE;
     /** The leader epoch this replica asked to close in (a request out, or committed), -1 while it has not. */
     private int closeEpoch = -1;
+    /** Monotonic time before which a failed close is not asked again. */
+    private long closeRetryAtMs = Long.MIN_VALUE;
     /** The controller committed the close (its answer, or an assignment said so). */
     private boolean closing;
     /** This leader handed the shard over to the next segment in {@link #handedOverIn} (its epoch), -1: not. */
@@ -50,20 +52,27 @@ final class SegmentRoll {
      * After a leader's append in {@code epoch}: true once, when the segment has grown to the close-ahead size and the
      * leader is to ask the controller to close it ({@link #closeFailed} lets it ask again).
      */
-    boolean dueToClose(long sizeInBytes, int epoch) {
-        if (closing || closeEpoch >= 0 || roller == null || sizeInBytes < closeAtBytes || refusesWrites()) {
+    boolean dueToClose(long sizeInBytes, int epoch, long nowMs) {
+        if (closing || closeEpoch >= 0 || roller == null || sizeInBytes < closeAtBytes || refusesWrites() || nowMs < closeRetryAtMs) {
             return false;
         }
         closeEpoch = epoch;
         return true;
     }
 
-    /** The close request failed (a deposed leader, the meta-service unreachable): asked again after a later append. */
-    void closeFailed() {
+    /**
+     * The close request failed (a deposed leader, the meta-service unreachable, a segment whose own seal is not recorded
+     * yet): asked again after {@link #CLOSE_RETRY_MS}, not after every append.
+     */
+    void closeFailed(long nowMs) {
         if (!closing) {
             closeEpoch = -1;
+            closeRetryAtMs = nowMs + CLOSE_RETRY_MS;
         }
     }
+
+    /** How long after a failed close request the leader asks again. */
+    static final long CLOSE_RETRY_MS = 100;
 
     /**
      * The controller committed the close. A leader in another epoch than the one it asked in (or that never asked:
@@ -82,6 +91,15 @@ final class SegmentRoll {
         if (closing && sealedEnd < 0 && epoch != closeEpoch) {
             sealing = true;
         }
+    }
+
+    /** Closing: takes no more writes, to hand over at the log end (a replica waits to join the ISR). True if it changed. */
+    boolean endClosing() {
+        if (!closing || sealing || sealedEnd >= 0) {
+            return false;
+        }
+        sealing = true;
+        return true;
     }
 
     boolean isClosing() {

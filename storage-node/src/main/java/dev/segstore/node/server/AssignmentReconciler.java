@@ -658,8 +658,8 @@ final class AssignmentReconciler {
             }
 
             @Override
-            public void handOver(int epoch, long end) {
-                handOverLater(key, p, epoch, end, shard);
+            public void handOver(int epoch, long end, List<Integer> isr, int isrVersion) {
+                handOverLater(key, p, epoch, end, isr, isrVersion, shard);
             }
         };
     }
@@ -671,7 +671,7 @@ final class AssignmentReconciler {
      * named to refused writers and to the followers' fetches at once, and taken here on the roll thread; the seal is
      * recorded after (the partition asks, {@link #sealAt}).
      */
-    private void handOverLater(Key key, Partition p, int epoch, long end, Shard shard) {
+    private void handOverLater(Key key, Partition p, int epoch, long end, List<Integer> isr, int isrVersion, Shard shard) {
         Hosted h = hosted.get(key);
         if (h == null || h.partition != p || h.closingVersion == 0) {
             return;
@@ -680,6 +680,7 @@ final class AssignmentReconciler {
         Segment next = a.toBuilder().setSequence(a.getSequence() + 1).setStartOffset(end).setEndOffset(-1)
                 .setStatus(dev.segstore.protocol.meta.SegmentStatus.OPEN).setSealedAtMs(0)
                 .setLeader(config.nodeId()).setLeaderEpoch(epoch).setCreatedVersion(h.closingVersion).setClosingVersion(0)
+                .clearIsr().addAllIsr(isr).setIsrVersion(isrVersion)
                 // The lease wait of this epoch was served on the closing segment, before its end could be final.
                 .setDeposedLeaderMayServe(false).build();
         replicaWaits.expect(Key.of(next)); // writes and fetches that come before it is hosted wait for it
