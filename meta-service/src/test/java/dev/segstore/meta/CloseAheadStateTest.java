@@ -98,6 +98,7 @@ class CloseAheadStateTest {
         Segment s = segment("c", 0);
         assertEquals(SegmentStatus.SEALED, s.getStatus());
         assertEquals(7, s.getEndOffset());
+        assertEquals(0, s.getClosingVersion(), "closed: a sealed segment's ISR grows again");
         Segment next = segment("c", 1);
         assertEquals(SegmentStatus.OPEN, next.getStatus());
         assertEquals(7, next.getStartOffset());
@@ -186,6 +187,7 @@ class CloseAheadStateTest {
         assertEquals(null, roll("i", 0, 1, 0, 3).error());
         assertEquals(List.of(1), segment("i", 1).getIsrList());
         assertEquals(null, shrinkIsr("i", 1, 1, 0, 2, 1, 2).error(), "the next segment's ISR grows as any open one's");
+        assertEquals(null, shrinkIsr("i", 0, 1, 0, 2, 1, 3).error(), "and so does the sealed one's");
     }
 
     @Test

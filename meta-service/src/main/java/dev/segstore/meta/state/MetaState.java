@@ -810,7 +810,8 @@ public final class MetaState {
         if (s.getClosingVersion() != 0) {
             // Closing: the next segment is the one its leader may already lead from the seal point, on the same
             // replicas, in the same epoch, with the same ISR (and lease wait): nothing placed anew.
-            replace(list, list.size() - 1, s.toBuilder().setEndOffset(c.getEndOffset()).setStatus(SegmentStatus.SEALED).setSealedAtMs(now).build());
+            replace(list, list.size() - 1, s.toBuilder().setEndOffset(c.getEndOffset()).setStatus(SegmentStatus.SEALED).setSealedAtMs(now)
+                    .setClosingVersion(0).build()); // closed: its ISR grows, and it is reassigned, as any sealed segment's
             add(list, s.toBuilder().setSequence(c.getSequence() + 1).setStartOffset(c.getEndOffset()).setEndOffset(-1)
                     .setCreatedVersion(appliedCommands).setClosingVersion(0).build());
             return CommandResult.ok(route(c.getShard()));

@@ -1040,7 +1040,7 @@ public final class Partition {
             return;
         }
         if (IsrPolicy.mayJoin(followers.get(followerId), highWatermark, tombstoneWatermark, now, config.maxLagMs())) {
-            if (roll.isClosing()) {
+            if (roll.isClosing() && roll.sealedEnd() < 0) {
                 // A closing segment's ISR only shrinks (the next segment takes it at the seal, and may hold acknowledged
                 // records a joining replica never fetched): end it here and hand over; the replica joins both once the
                 // seal is recorded.
