@@ -54,7 +54,8 @@ final class ProcessCluster implements AutoCloseable {
             Path dir = Files.createDirectories(root.resolve("node-" + id));
             Files.writeString(dir.resolve("node.properties"), String.join("\n",
                     "node.id=" + id, "host=127.0.0.1", "port=0", "data.dir=data",
-                    "meta.addresses=" + String.join(",", metaRpcAddresses), "heartbeat.ms=200", "replica.max.lag.ms=1000", "read.lease.ms=1000", ""));
+                    "meta.addresses=" + String.join(",", metaRpcAddresses), "heartbeat.ms=200", "replica.max.lag.ms=1000", "read.lease.ms=1000",
+                    "segment.close.ahead=" + InJvmCluster.CLOSE_AHEAD, ""));
             nodes[id] = start(dir, "dev.segstore.node.server.StorageNodeMain", "node.properties");
         }
     }

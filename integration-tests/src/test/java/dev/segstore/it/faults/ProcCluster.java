@@ -163,7 +163,7 @@ final class ProcCluster implements AutoCloseable {
                         "node.id=" + id, "host=" + nodeHost(id), "port=" + port, "data.dir=data",
                         "advertised.host=127.0.0.1", "advertised.port=" + proxy.address().getPort(), "bind.outgoing=true",
                         "meta.addresses=" + String.join(",", metaProxies), "heartbeat.ms=200", "replica.max.lag.ms=1000", "read.lease.ms=1000",
-                        "controlled.shutdown.timeout.ms=5000",
+                        "controlled.shutdown.timeout.ms=5000", "segment.close.ahead=" + dev.segstore.node.server.InJvmCluster.CLOSE_AHEAD,
                         // Test only: segment logs on the layer whose disk faults the control file sets (setDisk).
                         "test.log.files.class=" + ControlledFaultyFiles.class.getName(), ""));
                 startNode(id);

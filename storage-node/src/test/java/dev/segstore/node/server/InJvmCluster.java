@@ -85,9 +85,10 @@ public final class InJvmCluster implements AutoCloseable {
 
     /**
      * The storage nodes' {@code segment.close.ahead} (docs/architecture.md, "Close ahead"): the system property
-     * {@code segstore.segment.close.ahead} (false unless set to true), or as a test sets it ({@link #withCloseAhead}).
+     * {@code segstore.segment.close.ahead} (false unless set to true), or as a test sets it ({@link #withCloseAhead}). The
+     * clusters of processes (integration-tests: ProcessCluster, ProcCluster) write it into their nodes' files too.
      */
-    static final boolean CLOSE_AHEAD = "true".equals(System.getProperty("segstore.segment.close.ahead"));
+    public static final boolean CLOSE_AHEAD = "true".equals(System.getProperty("segstore.segment.close.ahead"));
     private final boolean closeAhead;
 
     /** A cluster whose storage nodes fetch as followers in batches per leader node ({@code replica.fetch.batched=true}). */
