@@ -133,21 +133,26 @@ class CloseAheadStateTest {
     }
 
     @Test
-    void aClosingSegmentIsNeverLedUncleanlyAnOpenOneIs() {
+    void aClosingSegmentLedUncleanlyIsNoLongerClosing() {
         long inc1 = register(1);
         register(2);
-        create("closing", true, 1, 2);
-        create("open", true, 1, 2);
-        for (String name : List.of("closing", "open")) {
+        create("unclean", true, 1, 2);
+        create("clean", false, 1, 2);
+        for (String name : List.of("unclean", "clean")) {
             assertEquals(null, shrinkIsr(name, 0, 1, 0, 0, 1).error());
+            assertEquals(null, close(name, 0, 1, 0).error());
         }
-        assertEquals(null, close("closing", 0, 1, 0).error());
         apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(inc1)));
-        assertEquals(2, segment("open", 0).getLeader(), "the shard allows unclean election: node 2 leads the open segment");
-        assertEquals(-1, segment("closing", 0).getLeader(),
-                "node 2 may hold another tail than the end node 1 closed at: the closing segment waits for its ISR");
+        assertEquals(-1, segment("clean", 0).getLeader(), "no unclean election: the closing segment waits for its ISR");
+        assertTrue(segment("clean", 0).getClosingVersion() > 0);
+        Segment unclean = segment("unclean", 0);
+        assertEquals(2, unclean.getLeader(), "the shard allows unclean election");
+        assertEquals(0, unclean.getClosingVersion(),
+                "node 2 may hold another tail than the end node 1 handed over at: open again, not closing, so it ends and seals anew");
+        assertEquals(SegmentStatus.OPEN, unclean.getStatus());
         register(1);
-        assertEquals(1, segment("closing", 0).getLeader(), "the ISR member back");
+        assertEquals(1, segment("clean", 0).getLeader(), "the ISR member back");
+        assertTrue(segment("clean", 0).getClosingVersion() > 0, "a clean election keeps it closing");
     }
 
     @Test

@@ -94,6 +94,13 @@ public final class MetaState {
     }
 
     private void replace(List<Segment> list, int i, Segment s) {
+        if (s.getClosingVersion() != 0 && s.getLeader() >= 0 && !s.getIsrList().contains(s.getLeader())) {
+            // An unclean election (the shard allows it) of a closing segment: its new leader may hold another tail than
+            // the end the closing leader handed over at, so the pair is broken up and the segment is open again, as
+            // any uncleanly elected one (acknowledged records may be lost, which the shard's setting accepts). Its
+            // nodes drop a next segment taken ahead once they see it no longer closing.
+            s = s.toBuilder().setClosingVersion(0).build();
+        }
         Segment old = list.set(i, s);
         segmentCounts = segmentCounts.plus(SegmentCounts.of(old), -1).plus(SegmentCounts.of(s), 1);
     }
@@ -304,13 +311,13 @@ public final class MetaState {
     }
 
     /**
-     * Whether a replica outside the ISR may lead {@code s}: the shard allows it, and {@code s} is not closing (a
-     * replica outside the ISR may hold another tail than the end the ISR's leader closed it at, and the next segment
-     * may already hold acknowledged records from that end on).
+     * Whether a replica outside the ISR may lead {@code s}: the shard allows it. A closing segment elected so is open
+     * again, not closing ({@link #replace}): a replica outside the ISR may hold another tail than the end its leader
+     * handed over at, and the next segment taken ahead is dropped.
      */
     private boolean uncleanAllowed(Segment s) {
         Shard shard = shards.get(s.getShard());
-        return shard != null && shard.getSettings().getUncleanLeaderElection() && s.getClosingVersion() == 0;
+        return shard != null && shard.getSettings().getUncleanLeaderElection();
     }
 
     private boolean alive(int nodeId) {

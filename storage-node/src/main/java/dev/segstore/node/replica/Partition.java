@@ -228,11 +228,23 @@ public final class Partition {
         if (roll.isClosing()) {
             return;
         }
-        roll.closing(role == Role.LEADER && epoch == leaderEpoch, leaderEpoch);
+        roll.closing(role == Role.LEADER && epoch == leaderEpoch, leaderEpoch, monotonicMs.getAsLong());
         if (role == Role.LEADER && roll.refusesWrites()) {
             LOG.info("{}: closing, at offset {}", name, log.logEndOffset());
         }
         maybeAdvanceHighWatermark();
+    }
+
+    /**
+     * An assignment shows this segment open and not closing after it was (an unclean election broke the pair up:
+     * meta.proto, {@code Segment.closing_version}): it rolls as any open segment again.
+     */
+    public synchronized void markNotClosing() {
+        if (!roll.isClosing()) {
+            return;
+        }
+        LOG.info("{}: no longer closing (the controller elected a leader outside the ISR)", name);
+        roll.notClosing(log.sizeInBytes());
     }
 
     /** Whether the controller committed a close of this segment, as far as this replica knows. */
@@ -241,6 +253,9 @@ public final class Partition {
     }
 
     private void maybeAskToClose() {
+        if (log.sizeInBytes() < roll.closeAtBytes()) {
+            return; // (the clock is not read: most appends stop here)
+        }
         int epoch = leaderEpoch;
         if (!roll.dueToClose(log.sizeInBytes(), epoch, monotonicMs.getAsLong())) {
             return;
@@ -931,6 +946,9 @@ public final class Partition {
             LOG.info("{}: segment is {} ms old at offset {}, sealing", name, age, log.logEndOffset());
         }
         maybeAskToClose(); // again, if asking failed
+        if (roll.closingTooLong(monotonicMs.getAsLong()) && roll.endClosing()) {
+            LOG.info("{}: closing for {} ms without filling; ending it at {} to hand over", name, SegmentRoll.CLOSING_MAX_MS, log.logEndOffset());
+        }
         maybeRequestRoll();
     }
 

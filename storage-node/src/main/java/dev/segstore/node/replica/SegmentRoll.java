@@ -26,6 +26,14 @@ final class SegmentRoll {
     private long closeAtBytes = Long.MAX_VALUE;
     /** The leader epoch this replica asked to close in (a request out, or committed), -1 while it has not. */
     private int closeEpoch = -1;
+    /** Monotonic time the close was committed as this replica learnt it, while closing. */
+    private long closingSinceMs;
+    /**
+     * How long a closing leader goes on writing before it ends the segment anyway: a shard whose writes slowed or
+     * stopped after the close would otherwise keep a closing segment (no reassignment, no unclean election) until it
+     * fills or {@code segment.ms} passes.
+     */
+    static final long CLOSING_MAX_MS = 10_000;
     /** Monotonic time before which a failed close is not asked again. */
     private long closeRetryAtMs = Long.MIN_VALUE;
     /** The controller committed the close (its answer, or an assignment said so). */
@@ -79,8 +87,9 @@ final class SegmentRoll {
      * it learnt of the close from an assignment) takes no more writes: the leader that closed it may have handed the
      * shard over at its log end, and only a leader that never wrote past that end can end the segment there.
      */
-    void closing(boolean leader, int epoch) {
+    void closing(boolean leader, int epoch, long nowMs) {
         closing = true;
+        closingSinceMs = nowMs;
         if (leader && epoch != closeEpoch && sealedEnd < 0) {
             sealing = true;
         }
@@ -91,6 +100,28 @@ final class SegmentRoll {
         if (closing && sealedEnd < 0 && epoch != closeEpoch) {
             sealing = true;
         }
+    }
+
+    /**
+     * The segment is open and not closing after all (an unclean election broke the pair up: meta.proto): everything
+     * close ahead decided is forgotten; it takes writes again unless full ({@code sizeInBytes}) or old.
+     */
+    void notClosing(long sizeInBytes) {
+        closing = false;
+        closeEpoch = -1;
+        handedOverIn = -1;
+        if (sealedEnd < 0) {
+            sealing = sizeInBytes >= segmentBytes;
+        }
+    }
+
+    /** Whether this leader has been closing for {@link #CLOSING_MAX_MS} without ending the segment. */
+    boolean closingTooLong(long nowMs) {
+        return closing && !sealing && sealedEnd < 0 && nowMs - closingSinceMs >= CLOSING_MAX_MS;
+    }
+
+    long closeAtBytes() {
+        return closeAtBytes;
     }
 
     /** Closing: takes no more writes, to hand over at the log end (a replica waits to join the ISR). True if it changed. */

@@ -183,6 +183,15 @@ final class AssignmentReconciler {
                 opened++; // at least one a time: every answer makes progress
             }
             Shard shard = shards.get(s.getShardId());
+            Hosted had = hosted.get(key);
+            if (had != null && had.assigned.getCreatedVersion() != s.getCreatedVersion()
+                    && had.partition.log().logStartOffset() != s.getStartOffset()) {
+                // Taken ahead of its seal from an end the seal did not keep (only a replica outside the ISR can hold
+                // such a log: its leader lost the tail it handed over at): made again from the committed start.
+                LOG.warn("Segment {}: taken ahead from {}, committed from {}: making it again", key.logName(),
+                        had.partition.log().logStartOffset(), s.getStartOffset());
+                drop(key);
+            }
             Hosted h;
             try {
                 h = hosted.computeIfAbsent(key, k -> open(k, s, shard));
@@ -191,6 +200,14 @@ final class AssignmentReconciler {
                 continue;
             }
             steppedDown |= take(key, h, s, sentAtMs);
+            if (h.closingVersion != 0 && s.getClosingVersion() == 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN
+                    && a.getMetadataVersion() >= h.closingVersion) {
+                // Not closing any more, as of an answer no older than the close (an unclean election broke the pair up):
+                // the next segment taken ahead is dropped below (the answer does not keep it), and this one rolls anew.
+                h.closingVersion = 0;
+                h.next = null;
+                h.partition.markNotClosing();
+            }
             replicaWaits.hosted(key);
         }
         leaseWaits(a.getLeaseWaitsList());
@@ -380,7 +397,24 @@ final class AssignmentReconciler {
                     name, s.getStartOffset(), p.log().logStartOffset(), p.log().logEndOffset(), p.log().latestEpoch());
             directory.deleteLog(name).join();
         }
-        SegmentLog log = directory.openLog(name, config.log(), s.getStartOffset());
+        // A next segment taken ahead of its seal lives on its closing segment's data directory: a failure of that
+        // directory takes both offline together, and is reported for the closing one, which the controller knows (the
+        // next one it does not know yet: a copy of it lost alone would go unreported while the node stayed in the ISR).
+        SegmentLog log = takenAhead(s)
+                ? directory.openLogBeside(name, new Key(key.shardId(), key.sequence() - 1).logName(), config.log(), s.getStartOffset())
+                : directory.openLog(name, config.log(), s.getStartOffset());
+        if (log.logStartOffset() != s.getStartOffset() && log.logEndOffset() > log.logStartOffset() && !takenAhead(s)) {
+            if (s.getIsrList().contains(config.nodeId()) || s.getLeader() == config.nodeId()) {
+                log.close();
+                throw new IllegalStateException("its log on disk starts at " + log.logStartOffset() + ", the segment at "
+                        + s.getStartOffset() + ": it must not count in the ISR or lead with it");
+            }
+            // Taken ahead of a seal that kept another end (its leader lost the tail it handed over at), then the node
+            // restarted: outside the ISR, it holds nothing that counts, and is made again.
+            LOG.info("{}: the log on disk starts at {}, the segment at {}: making it again", name, log.logStartOffset(), s.getStartOffset());
+            directory.deleteLog(name).join();
+            log = directory.openLog(name, config.log(), s.getStartOffset());
+        }
         if (log.logStartOffset() != s.getStartOffset() && takenAhead(s)) {
             // Close ahead: a log of the next segment from another end than its leader's holds nothing acknowledged
             // (takeAhead), whatever it holds.
@@ -737,15 +771,19 @@ final class AssignmentReconciler {
         Hosted h = hosted.get(key);
         if (h != null) {
             Segment had = h.assigned;
-            if (had.getCreatedVersion() != closing.closingVersion || had.getLeaderEpoch() > n.getLeaderEpoch()
-                    || (had.getLeaderEpoch() == n.getLeaderEpoch() && had.getLeader() == n.getLeader())) {
-                return; // the committed segment (the answers rule it), or taken in this epoch already
+            if (had.getCreatedVersion() != closing.closingVersion || had.getLeaderEpoch() > n.getLeaderEpoch()) {
+                return; // the committed segment (the answers rule it), or taken in a later epoch already
             }
             if (h.partition.log().logStartOffset() != n.getStartOffset()) {
-                LOG.warn("{}: taken ahead from {}, the next leader hands over at {}: made again", key.logName(),
+                // First, whatever epoch it was taken in: a leader that lost the tail it handed over at (a page-cache
+                // crash) hands over again from another end, and this log (outside the ISR) can never follow it.
+                LOG.warn("{}: taken ahead from {}, the leader hands over at {}: made again", key.logName(),
                         h.partition.log().logStartOffset(), n.getStartOffset());
                 drop(key);
                 h = null;
+            } else if (had.getLeaderEpoch() == n.getLeaderEpoch() && had.getLeader() == n.getLeader()
+                    && (had.getLeader() != config.nodeId() || h.partition.role() == Partition.Role.LEADER)) {
+                return; // taken in this epoch already
             } else {
                 take(key, h, n, NO_LEASE);
                 return;

@@ -199,6 +199,20 @@ final class DataDirectories implements AutoCloseable {
         return openLocated(name, config, initialOffset);
     }
 
+    /**
+     * As {@link #openLog}, a new log made on the directory of log {@code beside} if that one is on an online directory
+     * (so a failure of that directory takes both offline together).
+     */
+    SegmentLog openLogBeside(String name, String beside, LogConfig config, long initialOffset) {
+        synchronized (this) {
+            Dir d = located.get(beside);
+            if (!located.containsKey(name) && d != null && d.isOnline() && !deleting.containsKey(name)) {
+                located.put(name, d); // where openLog makes it
+            }
+        }
+        return openLog(name, config, initialOffset);
+    }
+
     private synchronized SegmentLog openLocated(String name, LogConfig config, long initialOffset) {
         if (deleting.containsKey(name)) {
             throw new LogException(LogException.Kind.ILLEGAL_STATE, "log " + name + " is being deleted again");
