@@ -133,6 +133,23 @@ class CloseAheadStateTest {
     }
 
     @Test
+    void aSegmentWhoseNextIsToBePlacedAnewDoesNotCloseAhead() {
+        register(1);
+        register(2);
+        register(3);
+        create("p", false, 1, 2);
+        long id = state.shard("p").orElseThrow().getShardId();
+        dev.segstore.protocol.meta.AlterShardCommand.Builder alter = dev.segstore.protocol.meta.AlterShardCommand.newBuilder().setName("p")
+                .setShardId(id).setKeepRetention(true).setSetPlacement(true);
+        assertEquals(null, apply(Command.newBuilder().setAlterShard(alter.clearPlacement().addPlacement(3).addPlacement(2))).error());
+        CommandResult r = close("p", 0, 1, 0);
+        assertEquals(ErrorCode.INVALID_ARGUMENT, r.error(), "an operator placed the next segments elsewhere: " + r.message());
+        assertEquals(0, segment("p", 0).getClosingVersion());
+        assertEquals(null, apply(Command.newBuilder().setAlterShard(alter.clearPlacement().addPlacement(1).addPlacement(2))).error());
+        assertEquals(null, close("p", 0, 1, 0).error(), "placed where it is: it closes ahead");
+    }
+
+    @Test
     void aClosingSegmentLedUncleanlyIsNoLongerClosing() {
         long inc1 = register(1);
         register(2);

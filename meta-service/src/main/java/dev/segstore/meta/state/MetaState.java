@@ -792,6 +792,15 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence() + " is not the open segment");
         }
         if (s.getClosingVersion() == 0) {
+            dev.segstore.protocol.meta.ShardSettings settings = shards.get(c.getShard()).getSettings();
+            List<Integer> placement = settings.getPlacementList();
+            if (s.getReplicasCount() != settings.getReplicaCount() || (!placement.isEmpty() && !placement.equals(s.getReplicasList()))) {
+                // The next segment is to be placed anew (alter-shard changed the replica count, or set a placement this
+                // segment is not on): it rolls as before, the controller placing the next one.
+                return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence()
+                        + " does not close ahead: the next segment is placed anew (replica count " + settings.getReplicaCount()
+                        + (placement.isEmpty() ? "" : ", placement " + placement) + ", this one on " + s.getReplicasList() + ")");
+            }
             s = s.toBuilder().setClosingVersion(appliedCommands).build();
             replace(list, i, s);
         }

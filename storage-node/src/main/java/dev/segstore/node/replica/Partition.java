@@ -266,8 +266,10 @@ public final class Partition {
 
     private synchronized void onCloseAnswer(int epoch, Throwable e) {
         if (e != null) {
-            LOG.debug("{}: asking to close ahead failed: {}", name, e.toString());
-            roll.closeFailed(monotonicMs.getAsLong());
+            Throwable cause = e instanceof java.util.concurrent.CompletionException && e.getCause() != null ? e.getCause() : e;
+            boolean refused = cause instanceof ReplicaException re && re.code() == ErrorCode.INVALID_ARGUMENT;
+            LOG.debug("{}: asking to close ahead failed{}: {}", name, refused ? " for good (it rolls as before)" : "", cause.toString());
+            roll.closeFailed(refused ? Long.MAX_VALUE : monotonicMs.getAsLong());
             return;
         }
         markClosing(epoch);

@@ -75,7 +75,7 @@ final class SegmentRoll {
     void closeFailed(long nowMs) {
         if (!closing) {
             closeEpoch = -1;
-            closeRetryAtMs = nowMs + CLOSE_RETRY_MS;
+            closeRetryAtMs = nowMs == Long.MAX_VALUE ? Long.MAX_VALUE : nowMs + CLOSE_RETRY_MS; // MAX: refused, never again
         }
     }
 

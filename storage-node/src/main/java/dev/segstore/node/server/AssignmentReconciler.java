@@ -682,12 +682,14 @@ final class AssignmentReconciler {
                         () -> meta.closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest.newBuilder()
                                 .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence())
                                 .setLeader(config.nodeId()).setLeaderEpoch(epoch).build()))
-                        .thenApply(r -> {
+                        .<Void>thenApply(r -> {
                             Hosted h = hosted.get(key);
                             if (h != null && h.partition == p) {
                                 h.closingVersion = r.getSegment().getClosingVersion();
                             }
                             return null;
+                        }).exceptionally(e -> {
+                            throw ReplicaFetchers.asReplicaException(e); // INVALID_ARGUMENT: refused for good (Partition)
                         });
             }
 

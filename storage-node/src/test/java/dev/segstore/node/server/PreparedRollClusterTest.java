@@ -45,7 +45,8 @@ class PreparedRollClusterTest {
 
     @Test
     void theNextSegmentsReplicasTakeLogsMadeWhileTheRollCommitted() throws Exception {
-        cluster = new InJvmCluster();
+        // Logs made while the roll commits are the controller's placement at a roll: not with close ahead.
+        cluster = InJvmCluster.withCloseAhead(id -> StorageNode.PeerFaults.NONE, InJvmCluster.Timings.DEFAULT, false);
         meta = new MetaClient(cluster.metaAddresses, 2_000, 30_000);
         adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 30_000, 2_000, DurabilityMode.FSYNC));
         adapter.createShard(ShardConfig.of("prepared", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
