@@ -94,13 +94,6 @@ public final class MetaState {
     }
 
     private void replace(List<Segment> list, int i, Segment s) {
-        if (s.getClosingVersion() != 0 && s.getLeader() >= 0 && !s.getIsrList().contains(s.getLeader())) {
-            // An unclean election (the shard allows it) of a closing segment: its new leader may hold another tail than
-            // the end the closing leader handed over at, so the pair is broken up and the segment is open again, as
-            // any uncleanly elected one (acknowledged records may be lost, which the shard's setting accepts). Its
-            // nodes drop a next segment taken ahead once they see it no longer closing.
-            s = s.toBuilder().setClosingVersion(0).build();
-        }
         Segment old = list.set(i, s);
         segmentCounts = segmentCounts.plus(SegmentCounts.of(old), -1).plus(SegmentCounts.of(s), 1);
     }
@@ -311,13 +304,13 @@ public final class MetaState {
     }
 
     /**
-     * Whether a replica outside the ISR may lead {@code s}: the shard allows it. A closing segment elected so is open
-     * again, not closing ({@link #replace}): a replica outside the ISR may hold another tail than the end its leader
-     * handed over at, and the next segment taken ahead is dropped.
+     * Whether a replica outside the ISR may lead {@code s}: the shard allows it, and {@code s} is not closing (a replica
+     * outside the ISR may hold another tail than the end its leader handed over at). A shard that allows unclean
+     * election never closes ahead ({@link #closeSegment}), so this only guards.
      */
     private boolean uncleanAllowed(Segment s) {
         Shard shard = shards.get(s.getShard());
-        return shard != null && shard.getSettings().getUncleanLeaderElection();
+        return shard != null && shard.getSettings().getUncleanLeaderElection() && s.getClosingVersion() == 0;
     }
 
     private boolean alive(int nodeId) {
@@ -795,16 +788,21 @@ public final class MetaState {
             dev.segstore.protocol.meta.ShardSettings settings = shards.get(c.getShard()).getSettings();
             List<Integer> placement = settings.getPlacementList();
             if (s.getReplicasCount() != settings.getReplicaCount() || (!placement.isEmpty() && !placement.equals(s.getReplicasList()))) {
-                // The next segment is to be placed anew (alter-shard changed the replica count, or set a placement this
-                // segment is not on): it rolls as before, the controller placing the next one.
+                // The next segment is to be placed anew (alter-shard set a placement this segment is not on, or another
+                // replica count): it rolls as before, the controller placing the next one.
                 return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence()
                         + " does not close ahead: the next segment is placed anew (replica count " + settings.getReplicaCount()
                         + (placement.isEmpty() ? "" : ", placement " + placement) + ", this one on " + s.getReplicasList() + ")");
             }
-            s = s.toBuilder().setClosingVersion(appliedCommands).build();
-            replace(list, i, s);
+            if (settings.getUncleanLeaderElection() || !s.getIsrList().contains(s.getLeader())) {
+                // A closing segment is never led from outside its ISR (its end is what the ISR holds): a shard that
+                // allows unclean election rolls as before, so that such an election can always end a segment.
+                return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence()
+                        + " does not close ahead: its shard allows unclean leader election, or its leader is outside its ISR");
+            }
+            replace(list, i, s.toBuilder().setClosingVersion(appliedCommands).build());
         }
-        return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(s).build());
+        return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(list.get(i)).build());
     }
 
     private CommandResult rollSegment(RollSegmentCommand c, long now) {

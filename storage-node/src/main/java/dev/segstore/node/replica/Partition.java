@@ -235,18 +235,6 @@ public final class Partition {
         maybeAdvanceHighWatermark();
     }
 
-    /**
-     * An assignment shows this segment open and not closing after it was (an unclean election broke the pair up:
-     * meta.proto, {@code Segment.closing_version}): it rolls as any open segment again.
-     */
-    public synchronized void markNotClosing() {
-        if (!roll.isClosing()) {
-            return;
-        }
-        LOG.info("{}: no longer closing (the controller elected a leader outside the ISR)", name);
-        roll.notClosing(log.sizeInBytes());
-    }
-
     /** Whether the controller committed a close of this segment, as far as this replica knows. */
     public synchronized boolean closing() {
         return roll.isClosing();

@@ -102,19 +102,6 @@ final class SegmentRoll {
         }
     }
 
-    /**
-     * The segment is open and not closing after all (an unclean election broke the pair up: meta.proto): everything
-     * close ahead decided is forgotten; it takes writes again unless full ({@code sizeInBytes}) or old.
-     */
-    void notClosing(long sizeInBytes) {
-        closing = false;
-        closeEpoch = -1;
-        handedOverIn = -1;
-        if (sealedEnd < 0) {
-            sealing = sizeInBytes >= segmentBytes;
-        }
-    }
-
     /** Whether this leader has been closing for {@link #CLOSING_MAX_MS} without ending the segment. */
     boolean closingTooLong(long nowMs) {
         return closing && !sealing && sealedEnd < 0 && nowMs - closingSinceMs >= CLOSING_MAX_MS;

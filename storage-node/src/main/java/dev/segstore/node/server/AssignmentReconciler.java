@@ -200,14 +200,6 @@ final class AssignmentReconciler {
                 continue;
             }
             steppedDown |= take(key, h, s, sentAtMs);
-            if (h.closingVersion != 0 && s.getClosingVersion() == 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN
-                    && a.getMetadataVersion() >= h.closingVersion) {
-                // Not closing any more, as of an answer no older than the close (an unclean election broke the pair up):
-                // the next segment taken ahead is dropped below (the answer does not keep it), and this one rolls anew.
-                h.closingVersion = 0;
-                h.next = null;
-                h.partition.markNotClosing();
-            }
             replicaWaits.hosted(key);
         }
         leaseWaits(a.getLeaseWaitsList());
@@ -421,7 +413,7 @@ final class AssignmentReconciler {
             LOG.info("{}: the log on disk starts at {}, the next segment is handed over at {}: making it again", name,
                     log.logStartOffset(), s.getStartOffset());
             directory.deleteLog(name).join();
-            log = directory.openLog(name, config.log(), s.getStartOffset());
+            log = directory.openLogBeside(name, new Key(key.shardId(), key.sequence() - 1).logName(), config.log(), s.getStartOffset());
         }
         if (log.logStartOffset() != s.getStartOffset() && log.logEndOffset() == log.logStartOffset()) {
             LOG.info("{}: the empty log on disk starts at {}, the segment at {}: made ahead of a roll that committed another start; making it again",
@@ -683,6 +675,9 @@ final class AssignmentReconciler {
                                 .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence())
                                 .setLeader(config.nodeId()).setLeaderEpoch(epoch).build()))
                         .<Void>thenApply(r -> {
+                            if (r.getSegment().getClosingVersion() == 0) {
+                                throw new IllegalStateException("the answer shows the segment not closing");
+                            }
                             Hosted h = hosted.get(key);
                             if (h != null && h.partition == p) {
                                 h.closingVersion = r.getSegment().getClosingVersion();
