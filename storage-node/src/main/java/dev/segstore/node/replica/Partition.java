@@ -235,11 +235,6 @@ public final class Partition {
         maybeAdvanceHighWatermark();
     }
 
-    /** Whether the controller committed a close of this segment, as far as this replica knows. */
-    public synchronized boolean closing() {
-        return roll.isClosing();
-    }
-
     private void maybeAskToClose() {
         if (log.sizeInBytes() < roll.closeAtBytes()) {
             return; // (the clock is not read: most appends stop here)
