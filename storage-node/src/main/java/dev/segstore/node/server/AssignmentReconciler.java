@@ -209,8 +209,11 @@ final class AssignmentReconciler {
                 // A roll's next segment taken ahead (takeNext) is newer than an answer sent before the roll committed.
                 LOG.debug("Segment {} is missing from assignments at metadata version {}, older than its creation at {}: kept",
                         k.logName(), a.getMetadataVersion(), h.assigned.getCreatedVersion());
-            } else if (!assigned.contains(k) && closingBefore(k, h, listed) != null) {
-                followPair(k, h, closingBefore(k, h, listed));
+                continue;
+            }
+            Segment closing = assigned.contains(k) ? null : closingBefore(k, h, listed);
+            if (closing != null) {
+                followPair(k, h, closing);
             } else if (!assigned.contains(k)) {
                 dropped = true;
                 LOG.info("Segment {} is no longer assigned here: deleting the replica", k.logName());
@@ -392,10 +395,11 @@ final class AssignmentReconciler {
         // A next segment taken ahead of its seal lives on its closing segment's data directory: a failure of that
         // directory takes both offline together, and is reported for the closing one, which the controller knows (the
         // next one it does not know yet: a copy of it lost alone would go unreported while the node stayed in the ISR).
-        SegmentLog log = takenAhead(s)
+        boolean ahead = takenAhead(s);
+        SegmentLog log = ahead
                 ? directory.openLogBeside(name, new Key(key.shardId(), key.sequence() - 1).logName(), config.log(), s.getStartOffset())
                 : directory.openLog(name, config.log(), s.getStartOffset());
-        if (log.logStartOffset() != s.getStartOffset() && log.logEndOffset() > log.logStartOffset() && !takenAhead(s)) {
+        if (log.logStartOffset() != s.getStartOffset() && log.logEndOffset() > log.logStartOffset() && !ahead) {
             if (s.getIsrList().contains(config.nodeId()) || s.getLeader() == config.nodeId()) {
                 log.close();
                 throw new IllegalStateException("its log on disk starts at " + log.logStartOffset() + ", the segment at "
@@ -407,7 +411,7 @@ final class AssignmentReconciler {
             directory.deleteLog(name).join();
             log = directory.openLog(name, config.log(), s.getStartOffset());
         }
-        if (log.logStartOffset() != s.getStartOffset() && takenAhead(s)) {
+        if (log.logStartOffset() != s.getStartOffset() && ahead) {
             // Close ahead: a log of the next segment from another end than its leader's holds nothing acknowledged
             // (takeAhead), whatever it holds.
             LOG.info("{}: the log on disk starts at {}, the next segment is handed over at {}: making it again", name,
@@ -554,10 +558,11 @@ final class AssignmentReconciler {
         }
         Set<String> assigned = new HashSet<>();
         a.getSegmentsList().forEach(s -> assigned.add(Key.of(s).logName()));
+        Set<Key> nextOfClosing = nextOfClosing(a);
         try {
             for (String name : directory.logNames()) {
                 if (assigned.contains(name) || !Key.isLogName(name) || hosted.containsKey(Key.parse(name)) || prepared.containsKey(Key.parse(name))
-                        || nextOfClosing(Key.parse(name), a)) {
+                        || nextOfClosing.contains(Key.parse(name))) {
                     // Assigned; not a replica's log (not named by Key.logName); or hosted and kept by apply above,
                     // as newer than this answer (a roll's next segment taken ahead of it: takeNext).
                     continue;
@@ -574,18 +579,18 @@ final class AssignmentReconciler {
     }
 
     /**
-     * Whether log {@code k} may be the next segment of one the answer lists open and closing: its leader may have handed
-     * over to it, and a replica here in the pair's ISR may hold acknowledged records of it (kept; taken again when the
+     * The logs that may be the next segment of one the answer lists open and closing: its leader may have handed over
+     * to it, and a replica here in the pair's ISR may hold acknowledged records of it (kept; taken again when the
      * closing segment's leader names it, or dropped once an answer lists the seal without it).
      */
-    private static boolean nextOfClosing(Key k, NodeAssignments a) {
+    private static Set<Key> nextOfClosing(NodeAssignments a) {
+        Set<Key> next = new HashSet<>();
         for (Segment s : a.getSegmentsList()) {
-            if (s.getShardId() == k.shardId() && s.getSequence() == k.sequence() - 1 && s.getClosingVersion() != 0
-                    && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN) {
-                return true;
+            if (s.getClosingVersion() != 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN) {
+                next.add(new Key(s.getShardId(), s.getSequence() + 1));
             }
         }
-        return false;
+        return next;
     }
 
     /**
