@@ -1,5 +1,7 @@
 package dev.segstore.meta;
 
+import dev.segstore.meta.state.MetaState;
+
 import dev.segstore.client.MetaClient;
 import dev.segstore.meta.server.MetaAdminMain;
 import dev.segstore.protocol.meta.NodeState;
@@ -124,6 +126,17 @@ class AdminCommandsTest {
             dev.segstore.protocol.meta.ListShardsResponse.Builder l = dev.segstore.protocol.meta.ListShardsResponse.newBuilder();
             com.google.protobuf.util.JsonFormat.parser().merge(list.out(), l);
             assertEquals(0, l.getShardsCount(), "solo was deleted: " + list.out());
+
+            // The feature level: a new cluster has its build's highest; above it is refused, by code name.
+            Run level = admin(cluster, "feature-level");
+            assertEquals(0, level.exit(), level.toString());
+            assertEquals("feature level " + MetaState.MAX_FEATURE_LEVEL, level.out().strip());
+            Run unknown = admin(cluster, "feature-level", "--set", String.valueOf(MetaState.MAX_FEATURE_LEVEL + 1));
+            assertEquals(1, unknown.exit(), unknown.toString());
+            assertTrue(unknown.err().startsWith("INVALID_ARGUMENT: feature level "), unknown.err());
+            Run same = admin(cluster, "--output", "json", "feature-level", "--set", String.valueOf(MetaState.MAX_FEATURE_LEVEL));
+            assertEquals(0, same.exit(), same.toString());
+            assertTrue(same.out().contains("\"feature_level\": " + MetaState.MAX_FEATURE_LEVEL), same.out());
         }
     }
 

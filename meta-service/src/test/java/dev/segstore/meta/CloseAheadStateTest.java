@@ -21,6 +21,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -32,8 +33,56 @@ class CloseAheadStateTest {
     private final MetaState state = new MetaState();
     private long now = 1;
 
+    {
+        // A new cluster: its first leader raises the feature level before its first shard (Controller).
+        assertEquals(null, apply(featureLevel(MetaState.MAX_FEATURE_LEVEL, true)).error());
+    }
+
     private CommandResult apply(Command.Builder c) {
-        return state.apply(c.setVersion(MetaState.VERSION).setTimestampMs(now++).setMonotonicTimestamp(true).build());
+        return apply(state, c);
+    }
+
+    private CommandResult apply(MetaState on, Command.Builder c) {
+        return on.apply(c.setVersion(MetaState.VERSION).setTimestampMs(now++).setMonotonicTimestamp(true).build());
+    }
+
+    private static Command.Builder featureLevel(int level, boolean onlyIfNew) {
+        return Command.newBuilder().setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder().setLevel(level).setOnlyIfNew(onlyIfNew));
+    }
+
+    @Test
+    void segmentsCloseAheadOnlyAtTheFeatureLevelEveryMetaNodeKnows() {
+        // A cluster with shards from before feature levels (or with a meta node of an older build): level 0. A meta
+        // node of an older build cannot apply CloseSegmentCommand, so it is refused until an operator raises the level.
+        MetaState upgraded = new MetaState();
+        apply(upgraded, Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(1).setHost("h").setPort(1)));
+        assertEquals(null, apply(upgraded, Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("u")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).addReplicas(1))).error());
+        long shardId = upgraded.shard("u").orElseThrow().getShardId();
+        Command.Builder close = Command.newBuilder().setCloseSegment(CloseSegmentCommand.newBuilder().setShard("u").setShardId(shardId)
+                .setSequence(0).setLeader(1).setLeaderEpoch(0));
+        CommandResult refused = apply(upgraded, close.clone());
+        assertEquals(ErrorCode.INVALID_ARGUMENT, refused.error(), "no close ahead at level 0");
+        assertTrue(refused.message().contains("feature level 0"), refused.message());
+        assertEquals(0, upgraded.route("u").getSegments(0).getClosingVersion());
+        assertNotNull(upgraded.closeAheadRefusal());
+
+        // What a new cluster's first leader proposes changes nothing in a cluster that has had a shard.
+        assertEquals(null, apply(upgraded, featureLevel(MetaState.MAX_FEATURE_LEVEL, true)).error());
+        assertEquals(0, upgraded.featureLevel(), "only a cluster that never had a shard takes its level unasked");
+
+        // The operator raises it: segments close ahead from then on, and it never goes back down.
+        assertEquals(null, apply(upgraded, featureLevel(MetaState.CLOSE_AHEAD_LEVEL, false)).error());
+        assertEquals(null, upgraded.closeAheadRefusal());
+        assertEquals(null, apply(upgraded, close.clone()).error());
+        assertTrue(upgraded.route("u").getSegments(0).getClosingVersion() > 0);
+        assertEquals(ErrorCode.INVALID_ARGUMENT, apply(upgraded, featureLevel(0, false)).error(), "levels only rise");
+
+        // Kept in snapshots.
+        MetaState restored = new MetaState();
+        restored.restore(upgraded.snapshot());
+        assertEquals(MetaState.CLOSE_AHEAD_LEVEL, restored.featureLevel());
+        assertEquals(MetaState.MAX_FEATURE_LEVEL, state.featureLevel(), "a new cluster starts at its build's highest level");
     }
 
     private long register(int id) {

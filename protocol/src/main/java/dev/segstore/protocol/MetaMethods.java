@@ -11,6 +11,8 @@ public final class MetaMethods {
     public static final String ROLL_SEGMENT = "meta.RollSegment";
     /** Close ahead: marks the open segment closing (docs/wire-protocol.md). */
     public static final String CLOSE_SEGMENT = "meta.CloseSegment";
+    /** Raises the cluster's feature level (meta.proto, SetFeatureLevelRequest). */
+    public static final String SET_FEATURE_LEVEL = "meta.SetFeatureLevel";
     public static final String CREATE_SHARD = "meta.CreateShard";
     public static final String DELETE_SHARD = "meta.DeleteShard";
     public static final String LIST_SHARDS = "meta.ListShards";

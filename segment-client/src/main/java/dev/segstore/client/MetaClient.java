@@ -271,6 +271,12 @@ public final class MetaClient implements AutoCloseable {
     }
 
     /** Close ahead: marks the open segment closing (meta.proto, {@code CloseSegmentRequest}). */
+    /** Raises the cluster's feature level (meta.proto, SetFeatureLevelRequest); answers the level after. */
+    public CompletableFuture<dev.segstore.protocol.meta.FeatureLevelResponse> setFeatureLevel(int level) {
+        return call(MetaMethods.SET_FEATURE_LEVEL, dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(level).build(),
+                dev.segstore.protocol.meta.FeatureLevelResponse.parser());
+    }
+
     public CompletableFuture<SegmentResponse> closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest request) {
         return call(MetaMethods.CLOSE_SEGMENT, request, SegmentResponse.parser());
     }

@@ -29,7 +29,7 @@ import java.util.concurrent.TimeUnit;
                 MetaAdminMain.DeleteShard.class, MetaAdminMain.Route.class, MetaAdminMain.ListShards.class,
                 MetaAdminMain.RegisterNode.class, MetaAdminMain.Lag.class, AdminShardCommands.AlterShard.class,
                 AdminShardCommands.MoveLeader.class, AdminShardCommands.Groups.class, AdminShardCommands.ResetGroup.class,
-                AdminShardCommands.Decommission.class})
+                AdminShardCommands.Decommission.class, MetaAdminMain.FeatureLevel.class})
 public final class MetaAdminMain {
     /** The version in the jar's manifest (Implementation-Version), or "development" when run from classes. */
     public static final class Version implements CommandLine.IVersionProvider {
@@ -94,6 +94,7 @@ public final class MetaAdminMain {
                     System.out.println("meta leader:   " + d.getLeader());
                     System.out.println("meta peers:    " + String.join(", ", d.getPeersList()));
                     System.out.println("shards:        " + d.getShardCount() + ", segments: " + d.getSegmentCount());
+                    System.out.println("feature level: " + d.getFeatureLevel() + " (the meta leader's build knows up to " + d.getMaxFeatureLevel() + ")");
                     System.out.println("storage nodes: " + d.getNodesCount());
                     for (StorageNode n : d.getNodesList()) {
                         System.out.printf("  node %d at %s:%d %s (incarnation %d)%s%s%n", n.getNodeId(), n.getHost(), n.getPort(), n.getState(),
@@ -223,6 +224,25 @@ public final class MetaAdminMain {
                 if (parent.json()) {
                     System.out.println(AdminOutput.json(AdminOutput.object("shard", name, "segments", json)));
                 }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "feature-level", description = "Shows the cluster's feature level, or raises it with --set: do so only "
+            + "once every meta node runs a build that knows the level (a new cluster starts at its build's highest).")
+    static final class FeatureLevel implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        MetaAdminMain parent;
+        @Option(names = "--set", description = "the level to raise it to")
+        Integer set;
+
+        @Override
+        public Integer call() throws Exception {
+            try (MetaClient c = parent.client()) {
+                int level = set == null ? get(c.describeCluster()).getFeatureLevel() : get(c.setFeatureLevel(set)).getLevel();
+                System.out.println(parent.json() ? AdminOutput.json(AdminOutput.object("feature_level", level))
+                        : "feature level " + level);
             }
             return 0;
         }

@@ -92,6 +92,8 @@ public final class MetaService {
                 .register(RpcHandler.of(MetaMethods.PROPOSE_ISR, ProposeIsrRequest.parser(), this::proposeIsr))
                 .register(RpcHandler.of(MetaMethods.ROLL_SEGMENT, RollSegmentRequest.parser(), this::rollSegment))
                 .register(RpcHandler.of(MetaMethods.CLOSE_SEGMENT, dev.segstore.protocol.meta.CloseSegmentRequest.parser(), this::closeSegment))
+                .register(RpcHandler.of(MetaMethods.SET_FEATURE_LEVEL, dev.segstore.protocol.meta.SetFeatureLevelRequest.parser(),
+                        this::setFeatureLevel))
                 .register(RpcHandler.of(MetaMethods.CREATE_SHARD, CreateShardRequest.parser(), this::createShard))
                 .register(RpcHandler.of(MetaMethods.DELETE_SHARD, DeleteShardRequest.parser(), this::deleteShard))
                 .register(RpcHandler.of(MetaMethods.LIST_SHARDS, ListShardsRequest.parser(), this::listShards))
@@ -292,6 +294,10 @@ public final class MetaService {
     }
 
     CompletableFuture<Message> closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest r) {
+        String refusal = state.closeAheadRefusal();
+        if (refusal != null) {
+            return invalid(refusal); // not proposed: a meta node of an older build may not know the command
+        }
         return propose(Command.newBuilder().setCloseSegment(dev.segstore.protocol.meta.CloseSegmentCommand.newBuilder()
                 .setShard(r.getShard()).setShardId(r.getShardId()).setSequence(r.getSequence())
                 .setLeader(r.getLeader()).setLeaderEpoch(r.getLeaderEpoch())));
@@ -348,6 +354,7 @@ public final class MetaService {
                 .build();
         // A retry of a create that was applied is answered by the state machine from its record; it needs no
         // placement (which could fail by now, if nodes went away since).
+        controller.newClusterFeatureLevel(); // a new cluster's first shard: its level goes first, in the log's order
         return guarded(() -> propose(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(r.getName())
                 .setSettings(settings).setRequestId(r.getRequestId())
                 .addAllReplicas(state.appliedRequest(r.getRequestId()) ? List.of() : controller.place(settings.getReplicaCount())))));
@@ -512,7 +519,21 @@ public final class MetaService {
     private CompletableFuture<Message> describeCluster() {
         return raft.readBarrier().thenApply(v -> DescribeClusterResponse.newBuilder().setLeader(raft.leaderHint())
                 .addAllPeers(peers.stream().map(MetaPeer::toString).toList()).addAllNodes(state.nodes())
-                .setShardCount(state.shardCount()).setSegmentCount(state.segmentCount()).build());
+                .setShardCount(state.shardCount()).setSegmentCount(state.segmentCount())
+                .setFeatureLevel(state.featureLevel()).setMaxFeatureLevel(MetaState.MAX_FEATURE_LEVEL).build());
+    }
+
+    /**
+     * Raises the cluster's feature level (meta.proto, SetFeatureLevelRequest): at most this build's, never down. The
+     * operator asks once every meta node runs a build that knows the level; nothing here can check that.
+     */
+    CompletableFuture<Message> setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest r) {
+        if (r.getLevel() < 0 || r.getLevel() > MetaState.MAX_FEATURE_LEVEL) {
+            return invalid("feature level " + r.getLevel() + " is not known to this meta leader's build (it knows 0.."
+                    + MetaState.MAX_FEATURE_LEVEL + ")");
+        }
+        return propose(Command.newBuilder().setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder()
+                .setLevel(r.getLevel())));
     }
 
     // ---- helpers ---------------------------------------------------------------------------------------------

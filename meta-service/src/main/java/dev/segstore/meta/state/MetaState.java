@@ -50,6 +50,14 @@ import java.util.function.LongUnaryOperator;
  */
 public final class MetaState {
     public static final int VERSION = 1;
+    /**
+     * The highest feature level this build knows (meta.proto, SetFeatureLevelCommand). Level 1: CloseSegmentCommand
+     * (close ahead). A new cluster takes it at its first leader; an upgraded one once an operator raises it
+     * ({@code segstore-admin feature-level --set}) after every meta node runs this build.
+     */
+    public static final int MAX_FEATURE_LEVEL = 1;
+    /** The feature level from which segments close ahead (CloseSegmentCommand). */
+    public static final int CLOSE_AHEAD_LEVEL = 1;
 
     private final TreeMap<Integer, StorageNode> nodes = new TreeMap<>();
     private final TreeMap<String, Shard> shards = new TreeMap<>();
@@ -62,6 +70,8 @@ public final class MetaState {
     private long appliedCommands;
     /** The newest command time applied (of commands with monotonic_timestamp): the state's "now", which never goes back. */
     private long lastCommandTimeMs;
+    /** The cluster's feature level: commands beyond it are refused (an older meta node may not know them). */
+    private int featureLevel;
     /**
      * The health counts of the segments, kept up to date at every change ({@link #replace}, {@link #add},
      * {@link #uncount}), so a metrics scrape reads them in O(1) instead of scanning every segment under the
@@ -144,6 +154,7 @@ public final class MetaState {
             case MARK_REPLICAS_OFFLINE -> markReplicasOffline(c.getMarkReplicasOffline());
             case CLEAR_DEPOSED_LEADER -> clearDeposedLeader(c.getClearDeposedLeader());
             case CLOSE_SEGMENT -> closeSegment(c.getCloseSegment());
+            case SET_FEATURE_LEVEL -> setFeatureLevel(c.getSetFeatureLevel());
             case KIND_NOT_SET -> CommandResult.fail(ErrorCode.INTERNAL, "empty command");
         };
     }
@@ -773,7 +784,43 @@ public final class MetaState {
      * Close ahead (meta.proto, {@code Segment.closing_version}): the open segment's leader asks to end it at a point of
      * its choosing and lead the next segment from there before the seal is recorded. Answers the segment.
      */
+    private CommandResult setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand c) {
+        if (c.getOnlyIfNew() && !neverHadShard()) {
+            // A cluster that has had shards may have been upgraded from a build without these commands: its operator
+            // raises the level once every meta node runs this build.
+            return featureLevelAnswer();
+        }
+        if (c.getLevel() < featureLevel) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "the feature level is " + featureLevel + ": it only rises, not to " + c.getLevel());
+        }
+        featureLevel = c.getLevel();
+        return featureLevelAnswer();
+    }
+
+    private CommandResult featureLevelAnswer() {
+        return CommandResult.ok(dev.segstore.protocol.meta.FeatureLevelResponse.newBuilder().setLevel(featureLevel).build());
+    }
+
+    /** Whether no shard was ever created here (a new cluster: SetFeatureLevelCommand.only_if_new). */
+    public synchronized boolean neverHadShard() {
+        return nextShardId == 1 && shards.isEmpty() && deleting.isEmpty();
+    }
+
+    /** The cluster's feature level (SetFeatureLevelCommand). */
+    public synchronized int featureLevel() {
+        return featureLevel;
+    }
+
+    /** Why close ahead is refused at the current feature level, or null when it is taken. */
+    public synchronized String closeAheadRefusal() {
+        return featureLevel >= CLOSE_AHEAD_LEVEL ? null : "segments do not close ahead at feature level " + featureLevel + " (it needs "
+                + CLOSE_AHEAD_LEVEL + ": segstore-admin feature-level --set " + CLOSE_AHEAD_LEVEL + ", once every meta node runs a build that knows it)";
+    }
+
     private CommandResult closeSegment(dev.segstore.protocol.meta.CloseSegmentCommand c) {
+        if (featureLevel < CLOSE_AHEAD_LEVEL) {
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, closeAheadRefusal());
+        }
         CommandResult stale = checkProposal(c.getShard(), c.getShardId(), c.getSequence(), c.getLeader(), c.getLeaderEpoch());
         if (stale != null) {
             return stale;
@@ -1245,7 +1292,7 @@ public final class MetaState {
 
     public synchronized MetaSnapshot snapshot() {
         MetaSnapshot.Builder b = MetaSnapshot.newBuilder().setVersion(VERSION).setNextShardId(nextShardId).setAppliedCommands(appliedCommands)
-                .setLastCommandTimeMs(lastCommandTimeMs)
+                .setLastCommandTimeMs(lastCommandTimeMs).setFeatureLevel(featureLevel)
                 .addAllNodes(nodes.values()).addAllShards(shards.values()).addAllShards(deleting.values());
         segments.values().forEach(b::addAllSegments);
         b.addAllAppliedRequests(recentRequests.snapshot());
@@ -1273,5 +1320,6 @@ public final class MetaState {
         nextShardId = s.getNextShardId();
         appliedCommands = s.getAppliedCommands();
         lastCommandTimeMs = s.getLastCommandTimeMs();
+        featureLevel = s.getFeatureLevel();
     }
 }

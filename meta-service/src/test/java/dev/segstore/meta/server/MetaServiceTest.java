@@ -412,11 +412,30 @@ class MetaServiceTest {
     }
 
     @Test
+    void aNewClustersFirstShardIsProposedAfterItsFeatureLevelAndAnUnknownLevelIsRefused() throws Exception {
+        register(1);
+        int before = raft.proposed.size();
+        await(service.createShard(dev.segstore.protocol.meta.CreateShardRequest.newBuilder().setName("first")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).build()));
+        assertTrue(raft.proposed.get(before + 1).hasCreateShard());
+        assertTrue(raft.proposed.get(before).hasSetFeatureLevel(), "the level goes ahead of the first shard: " + raft.proposed.get(before));
+        assertEquals(MetaState.MAX_FEATURE_LEVEL, state.featureLevel());
+        assertEquals(null, state.closeAheadRefusal());
+        int proposed = raft.proposed.size();
+        RpcException e = rpcFailure(service.setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder()
+                .setLevel(MetaState.MAX_FEATURE_LEVEL + 1).build()));
+        assertEquals(ErrorCode.INVALID_ARGUMENT.code(), e.code(), e.getMessage());
+        assertEquals(proposed, raft.proposed.size(), "a level this build does not know is never proposed");
+    }
+
+    @Test
     void aCreateRetriedAfterItsAnswerWasLostIsAnsweredWithTheShardItMade() throws Exception {
         register(1);
         dev.segstore.protocol.meta.CreateShardRequest create = dev.segstore.protocol.meta.CreateShardRequest.newBuilder().setName("c")
                 .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1))
                 .setRequestId(com.google.protobuf.ByteString.copyFromUtf8("one-call")).build();
+        // The level a new cluster's first shard would propose ahead of it, raised before: the answer lost is the create's.
+        await(service.setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(MetaState.MAX_FEATURE_LEVEL).build()));
         raft.loseNextAnswer = true;
         assertEquals(ErrorCode.TIMEOUT.code(), rpcFailure(service.createShard(create)).code());
         long id = state.route("c").getShard().getShardId();
@@ -431,6 +450,8 @@ class MetaServiceTest {
         createShard("d", 1);
         dev.segstore.protocol.meta.DeleteShardRequest delete = dev.segstore.protocol.meta.DeleteShardRequest.newBuilder().setName("d")
                 .setRequestId(com.google.protobuf.ByteString.copyFromUtf8("one-call")).build();
+        // The level a new cluster's first shard would propose ahead of it, raised before: the answer lost is the create's.
+        await(service.setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(MetaState.MAX_FEATURE_LEVEL).build()));
         raft.loseNextAnswer = true;
         assertEquals(ErrorCode.TIMEOUT.code(), rpcFailure(service.deleteShard(delete)).code());
         NodeAssignments a1 = (NodeAssignments) await(heartbeat(1, inc1, 0));

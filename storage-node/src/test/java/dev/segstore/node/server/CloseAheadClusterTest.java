@@ -64,6 +64,8 @@ class CloseAheadClusterTest {
         adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 30_000, 2_000, DurabilityMode.FSYNC));
         adapter.createShard(ShardConfig.of("ahead", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
                 .withSegmentBytes(64 * 1024)).get(30, TimeUnit.SECONDS);
+        assertEquals(dev.segstore.meta.state.MetaState.MAX_FEATURE_LEVEL, meta.describeCluster().get(30, TimeUnit.SECONDS).getFeatureLevel(),
+                "a new cluster takes its build's feature level before its first shard");
         Segment first = route("ahead").getSegments(0);
         long shardId = first.getShardId();
         AckedWriters writers = new AckedWriters(adapter, "ahead", 4);
