@@ -489,6 +489,14 @@ final class AssignmentReconciler {
                     before.getLeader(), before.getLeaderEpoch(), s.getIsrList());
         }
         try {
+            if (s.getClosingVersion() != 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN) {
+                // Closing before the role: a replica that becomes leader of a closing segment it did not close must
+                // take no write on it, from the moment it leads (Partition.becomeLeader -> SegmentRoll.tookLead). Marked
+                // after the role, a write (or a close request of its own, in its new epoch) could come in between and
+                // land past the end its predecessor handed over at, where the next segment's acknowledged records are.
+                h.closingVersion = s.getClosingVersion();
+                h.partition.markClosing(s.getLeaderEpoch());
+            }
             // The role first, then the seal: a follower takes a seal only once it has truncated against its
             // leader (a deposed leader may hold records past the seal point).
             if (s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
@@ -508,10 +516,6 @@ final class AssignmentReconciler {
                 h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
             }
             h.partition.assignedIsr(s.getIsrList(), sentAtMs); // NO_LEASE: in the ISR or not, no lease from it
-            if (s.getClosingVersion() != 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN) {
-                h.closingVersion = s.getClosingVersion();
-                h.partition.markClosing(s.getLeaderEpoch());
-            }
             if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
                 h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
             }
