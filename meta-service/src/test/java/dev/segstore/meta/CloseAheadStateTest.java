@@ -125,7 +125,10 @@ class CloseAheadStateTest {
         register(3);
         register(4);
         create("c", false, 1, 2, 3);
-        // A leader in a later epoch, with a lease wait and a smaller ISR: all of it carries over.
+        CommandResult closed = close("c", 0, 1, 0);
+        assertEquals(null, closed.error(), closed.message());
+        long closingVersion = state.appliedCommands();
+        // Then a leader in a later epoch, with a lease wait and a smaller ISR: all of it carries over.
         assertEquals(null, apply(Command.newBuilder().setMoveLeader(MoveLeaderCommand.newBuilder().setShard("c")
                 .setShardId(state.shard("c").orElseThrow().getShardId()).setSequence(0).setLeaderEpoch(0).setTo(2))).error());
         assertEquals(null, shrinkIsr("c", 0, 2, 1, 0, 2, 3).error());
@@ -133,10 +136,6 @@ class CloseAheadStateTest {
         assertEquals(2, before.getLeader());
         assertEquals(1, before.getLeaderEpoch());
         assertTrue(before.getDeposedLeaderMayServe());
-
-        CommandResult closed = close("c", 0, 2, 1);
-        assertEquals(null, closed.error(), closed.message());
-        long closingVersion = state.appliedCommands();
         assertEquals(closingVersion, segment("c", 0).getClosingVersion(), "marked closing at the close's version");
         assertEquals(SegmentStatus.OPEN, segment("c", 0).getStatus(), "still the open segment: its end is not known yet");
         assertEquals(1, state.route("c").getSegmentsCount(), "no next segment before the seal is recorded");
@@ -230,18 +229,56 @@ class CloseAheadStateTest {
         register(4);
         long id = create("r", false, 1, 2, 3);
         assertEquals(null, shrinkIsr("r", 0, 1, 0, 0, 1, 2).error());
-        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3)));
-        assertEquals(List.of(segment("r", 0)), state.reassignable(3), "node 3, gone and outside the ISR, may be replaced");
         int epoch = segment("r", 0).getLeaderEpoch();
         assertEquals(null, close("r", 0, 1, epoch).error());
+        // Node 3 goes after the close (a segment with a replica on a fenced node does not close ahead).
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3)));
         assertEquals(List.of(), state.reassignable(3), "not while closing: its replicas are the next segment's");
         ReassignReplicaCommand.Builder reassign = ReassignReplicaCommand.newBuilder().setShard("r").setShardId(id).setSequence(0)
                 .setOldNode(3).setNewNode(4);
         assertEquals(ErrorCode.INVALID_ARGUMENT, apply(Command.newBuilder().setReassignReplica(reassign)).error());
         assertEquals(null, roll("r", 0, 1, epoch, 4).error());
         assertEquals(List.of(1, 2, 3), segment("r", 1).getReplicasList());
+        assertTrue(state.reassignable(3).contains(segment("r", 1)), "node 3, gone and outside the ISR, may be replaced once the seal is recorded");
         assertEquals(null, apply(Command.newBuilder().setReassignReplica(reassign.setSequence(1))).error(), "the next segment, once recorded");
         assertEquals(List.of(1, 2, 4), segment("r", 1).getReplicasList());
+    }
+
+    @Test
+    void aSegmentClosesAheadOnlyWhereItsCopyIsWhatPlacementWouldChoose() {
+        register(1);
+        register(2);
+        long inc3 = register(3);
+        register(4);
+        create("p", false, 1, 2, 3);
+        long shardId = state.shard("p").orElseThrow().getShardId();
+        // A leadership moved away from the preferred replica: the roll places leaders anew, a copy would keep it there.
+        assertEquals(null, apply(Command.newBuilder().setMoveLeader(MoveLeaderCommand.newBuilder().setShard("p")
+                .setShardId(shardId).setSequence(0).setLeaderEpoch(0).setTo(2))).error());
+        CommandResult moved = close("p", 0, 2, 1);
+        assertEquals(ErrorCode.INVALID_ARGUMENT, moved.error(), "a leader other than the preferred replica: " + moved.message());
+        assertTrue(moved.message().contains("preferred replica 1"), moved.message());
+        assertEquals(state.closeRefusal("p", 0), moved.message(), "the proposing leader refuses it alike, without a command");
+        assertEquals(null, roll("p", 0, 2, 1, 4, 1, 2, 3).error());
+        assertEquals(1, segment("p", 1).getLeader(), "placed anew");
+
+        // A replica on a node that is fenced (dead, or cut off) or decommissioned would be copied into the next segment.
+        apply(Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3)));
+        Segment open = segment("p", 1);
+        CommandResult fenced = close("p", 1, 1, open.getLeaderEpoch());
+        assertEquals(ErrorCode.INVALID_ARGUMENT, fenced.error(), "a replica on a fenced node: " + fenced.message());
+        assertTrue(fenced.message().contains("replica 3"), fenced.message());
+        assertEquals(0, segment("p", 1).getClosingVersion());
+        register(3);
+        apply(Command.newBuilder().setDecommissionNode(dev.segstore.protocol.meta.DecommissionNodeCommand.newBuilder().setNodeId(2).setDecommissioned(true)));
+        open = segment("p", 1);
+        assertEquals(1, open.getLeader());
+        CommandResult retiring = close("p", 1, 1, open.getLeaderEpoch());
+        assertEquals(ErrorCode.INVALID_ARGUMENT, retiring.error(), "a replica on a decommissioned node: " + retiring.message());
+        assertTrue(retiring.message().contains("replica 2"), retiring.message());
+        apply(Command.newBuilder().setDecommissionNode(dev.segstore.protocol.meta.DecommissionNodeCommand.newBuilder().setNodeId(2).setDecommissioned(false)));
+        assertEquals(null, state.closeRefusal("p", 1), "every replica placeable, led by the preferred one");
+        assertEquals(null, close("p", 1, 1, segment("p", 1).getLeaderEpoch()).error());
     }
 
     @Test

@@ -294,9 +294,11 @@ public final class MetaService {
     }
 
     CompletableFuture<Message> closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest r) {
-        String refusal = state.closeAheadRefusal();
+        String refusal = state.closeRefusal(r.getShard(), r.getSequence());
         if (refusal != null) {
-            return invalid(refusal); // not proposed: a meta node of an older build may not know the command
+            // Not proposed: a meta node of an older build may not know the command (below the feature level), and a
+            // refusal changes nothing, so it need not take a log entry and wake every node's assignment watch.
+            return invalid(refusal);
         }
         return propose(Command.newBuilder().setCloseSegment(dev.segstore.protocol.meta.CloseSegmentCommand.newBuilder()
                 .setShard(r.getShard()).setShardId(r.getShardId()).setSequence(r.getSequence())

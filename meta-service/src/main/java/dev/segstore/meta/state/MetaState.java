@@ -817,6 +817,56 @@ public final class MetaState {
                 + CLOSE_AHEAD_LEVEL + ": segstore-admin feature-level --set " + CLOSE_AHEAD_LEVEL + ", once every meta node runs a build that knows it)";
     }
 
+    /**
+     * Why open segment {@code s} (not closing yet) rolls as before instead of closing ahead, or null when it may close.
+     * Its next segment would be a copy of it (replicas, leader, epoch, ISR), so it closes only where that copy is what
+     * placement would want: otherwise the roll places the next segment, as without close ahead.
+     */
+    private String closeRefusal(Segment s) {
+        dev.segstore.protocol.meta.ShardSettings settings = shards.get(s.getShard()).getSettings();
+        List<Integer> placement = settings.getPlacementList();
+        if (s.getReplicasCount() != settings.getReplicaCount() || (!placement.isEmpty() && !placement.equals(s.getReplicasList()))) {
+            // alter-shard set a placement this segment is not on, or another replica count.
+            return "the next segment is placed anew (replica count " + settings.getReplicaCount()
+                    + (placement.isEmpty() ? "" : ", placement " + placement) + ", this one on " + s.getReplicasList() + ")";
+        }
+        if (settings.getUncleanLeaderElection() || !s.getIsrList().contains(s.getLeader())) {
+            // A closing segment is never led from outside its ISR (its end is what the ISR holds): a shard that allows
+            // unclean election rolls as before, so that such an election can always end a segment.
+            return "its shard allows unclean leader election, or its leader is outside its ISR";
+        }
+        if (s.getLeader() != s.getReplicas(0)) {
+            // Leaders spread as placement spreads them: a leadership moved (a failover, a controlled shutdown) comes
+            // back to the preferred replica, or elsewhere, at the next placement, which a copy would skip for good.
+            return "its leader " + s.getLeader() + " is not its preferred replica " + s.getReplicas(0) + ": the roll places leaders anew";
+        }
+        for (int r : s.getReplicasList()) {
+            if (!placeable(r) || s.getOfflineReplicasList().contains(r)) {
+                // A dead, fenced, stopping or decommissioned node, or a replica on a lost disk, would be copied into
+                // the next segment too, which placement would put elsewhere.
+                return "replica " + r + " is not one placement would choose (not alive, shutting down, decommissioned, or offline)";
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Why the open segment {@code sequence} of {@code shard} would not close ahead if asked now (the proposing leader:
+     * a refusal is answered without a command), or null. The state machine checks again where it applies the close.
+     */
+    public synchronized String closeRefusal(String shard, long sequence) {
+        if (featureLevel < CLOSE_AHEAD_LEVEL) {
+            return closeAheadRefusal();
+        }
+        List<Segment> list = segments.get(shard);
+        if (!shards.containsKey(shard) || list == null || list.isEmpty() || list.get(list.size() - 1).getSequence() != sequence
+                || list.get(list.size() - 1).getClosingVersion() != 0 || list.get(list.size() - 1).getStatus() != SegmentStatus.OPEN) {
+            return null; // answered by the command: stale, closing already, or not the open segment
+        }
+        String refusal = closeRefusal(list.get(list.size() - 1));
+        return refusal == null ? null : "segment " + shard + "/" + sequence + " does not close ahead: " + refusal;
+    }
+
     private CommandResult closeSegment(dev.segstore.protocol.meta.CloseSegmentCommand c) {
         if (featureLevel < CLOSE_AHEAD_LEVEL) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, closeAheadRefusal());
@@ -832,20 +882,10 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence() + " is not the open segment");
         }
         if (s.getClosingVersion() == 0) {
-            dev.segstore.protocol.meta.ShardSettings settings = shards.get(c.getShard()).getSettings();
-            List<Integer> placement = settings.getPlacementList();
-            if (s.getReplicasCount() != settings.getReplicaCount() || (!placement.isEmpty() && !placement.equals(s.getReplicasList()))) {
-                // The next segment is to be placed anew (alter-shard set a placement this segment is not on, or another
-                // replica count): it rolls as before, the controller placing the next one.
+            String refusal = closeRefusal(s);
+            if (refusal != null) {
                 return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence()
-                        + " does not close ahead: the next segment is placed anew (replica count " + settings.getReplicaCount()
-                        + (placement.isEmpty() ? "" : ", placement " + placement) + ", this one on " + s.getReplicasList() + ")");
-            }
-            if (settings.getUncleanLeaderElection() || !s.getIsrList().contains(s.getLeader())) {
-                // A closing segment is never led from outside its ISR (its end is what the ISR holds): a shard that
-                // allows unclean election rolls as before, so that such an election can always end a segment.
-                return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence()
-                        + " does not close ahead: its shard allows unclean leader election, or its leader is outside its ISR");
+                        + " does not close ahead: " + refusal);
             }
             replace(list, i, s.toBuilder().setClosingVersion(appliedCommands).build());
         }

@@ -429,6 +429,21 @@ class MetaServiceTest {
     }
 
     @Test
+    void aCloseThatWouldBeRefusedIsAnsweredWithoutACommand() throws Exception {
+        register(1);
+        register(2);
+        await(service.createShard(dev.segstore.protocol.meta.CreateShardRequest.newBuilder().setName("unclean")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(2).setMinInSyncReplicas(1).setUncleanLeaderElection(true)).build()));
+        Segment open = state.route("unclean").getSegments(0);
+        int proposed = raft.proposed.size();
+        RpcException e = rpcFailure(service.closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest.newBuilder().setShard("unclean")
+                .setShardId(open.getShardId()).setSequence(0).setLeader(open.getLeader()).setLeaderEpoch(open.getLeaderEpoch()).build()));
+        assertEquals(ErrorCode.INVALID_ARGUMENT.code(), e.code(), e.getMessage());
+        assertTrue(e.getMessage().contains("unclean"), e.getMessage());
+        assertEquals(proposed, raft.proposed.size(), "a refusal takes no log entry (and wakes no assignment watch)");
+    }
+
+    @Test
     void aCreateRetriedAfterItsAnswerWasLostIsAnsweredWithTheShardItMade() throws Exception {
         register(1);
         dev.segstore.protocol.meta.CreateShardRequest create = dev.segstore.protocol.meta.CreateShardRequest.newBuilder().setName("c")

@@ -35,10 +35,15 @@ final class ReconcilerFixture implements AutoCloseable {
     private final ReplicaFetchers fetchers;
 
     ReconcilerFixture(Path tmp, long heartbeatMs, long clockStepMs) throws Exception {
+        this(tmp, heartbeatMs, clockStepMs, RealLogFiles.INSTANCE);
+    }
+
+    /** As above, the logs on {@code files} (a layer that watches or changes some calls). */
+    ReconcilerFixture(Path tmp, long heartbeatMs, long clockStepMs, dev.segstore.log.io.LogFiles files) throws Exception {
         NodeConfig config = new NodeConfig(1, "127.0.0.1", 0, tmp.resolve("data"), List.of("127.0.0.1:1"), heartbeatMs, 1_000,
                 DirectoryConfig.DEFAULT, LogConfig.DEFAULT, 2, 0);
         Map<Integer, String> addresses = new ConcurrentHashMap<>();
-        dirs = DataDirectories.open(List.of(tmp.resolve("data")), DirectoryConfig.DEFAULT, RealLogFiles.INSTANCE, System::currentTimeMillis);
+        dirs = DataDirectories.open(List.of(tmp.resolve("data")), DirectoryConfig.DEFAULT, files, System::currentTimeMillis);
         index = new NodeIndex(tmp.resolve("index"));
         meta = new MetaClient(List.of("127.0.0.1:1"), 100, 100);
         owners = new ShardOwners(1, "test-owner");

@@ -1,0 +1,68 @@
+package dev.segstore.node.server;
+
+import dev.segstore.log.io.ForwardingLogFiles;
+import dev.segstore.node.replica.Partition;
+import dev.segstore.protocol.meta.NodeAssignments;
+import dev.segstore.protocol.meta.Segment;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
+/**
+ * A replica that becomes leader of a closing segment it did not close (its predecessor may have handed the shard over
+ * at its log end, and acknowledged writes in the next segment from there) takes no write on it from the moment it leads:
+ * the assignment's closing mark is applied before the role, not after (third review of close ahead, finding 1).
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class CloseAheadTakeTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void aNewLeaderOfAClosingSegmentTakesNoWriteEvenWhileItTakesTheLead() throws Exception {
+        // Becoming leader records the epoch's start in the log's leader-epoch checkpoint, under the partition's lock;
+        // a write queued on that lock is taken right after. What the partition would do at that moment is looked at there.
+        AtomicReference<Partition> watched = new AtomicReference<>();
+        List<Boolean> takesWritesAsItLeads = new CopyOnWriteArrayList<>();
+        ForwardingLogFiles files = new ForwardingLogFiles() {
+            @Override
+            public void writeAtomically(Path file, byte[] content) throws IOException {
+                super.writeAtomically(file, content);
+                Partition p = watched.get();
+                if (p != null && file.getFileName().toString().equals("leader-epoch-checkpoint") && p.role() == Partition.Role.LEADER) {
+                    takesWritesAsItLeads.add(p.takesWrites());
+                }
+            }
+        };
+        try (ReconcilerFixture f = new ReconcilerFixture(tmp, 200, 0, files)) {
+            // Node 1 follows node 2's open segment.
+            Segment followed = ReconcilerFixture.openSegment(1, 0, 0, 5, 2, 1);
+            f.reconciler.applyRegistration(NodeAssignments.newBuilder().setMetadataVersion(7).addShards(ReconcilerFixture.shard(1, 2))
+                    .addSegments(followed).build(), f.clock.get());
+            Hosted h = f.hosted.get(new Hosted.Key(1, 0));
+            assertEquals(Partition.Role.FOLLOWER, h.partition.role());
+            watched.set(h.partition);
+
+            // Node 2 closed it and is gone: node 1 leads it now, in epoch 1, and learns of the close in the same answer.
+            Segment led = followed.toBuilder().setLeader(1).setLeaderEpoch(1).setClosingVersion(6).build();
+            f.reconciler.apply(NodeAssignments.newBuilder().setMetadataVersion(9).addShards(ReconcilerFixture.shard(1, 2))
+                    .addSegments(led).build(), f.clock.get());
+
+            assertEquals(Partition.Role.LEADER, h.partition.role());
+            assertFalse(takesWritesAsItLeads.isEmpty(), "the epoch's start was recorded as it took the lead");
+            assertFalse(takesWritesAsItLeads.contains(true),
+                    "a new leader of a closing segment took writes before it learnt of the close (it may write past its predecessor's hand-over)");
+            assertFalse(h.partition.takesWrites(), "nor after");
+        }
+    }
+}
