@@ -22,6 +22,7 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -33,11 +34,6 @@ class CloseAheadStateTest {
     private final MetaState state = new MetaState();
     private long now = 1;
 
-    {
-        // A new cluster: its first leader raises the feature level before its first shard (Controller).
-        assertEquals(null, apply(featureLevel(MetaState.MAX_FEATURE_LEVEL, true)).error());
-    }
-
     private CommandResult apply(Command.Builder c) {
         return apply(state, c);
     }
@@ -46,42 +42,59 @@ class CloseAheadStateTest {
         return on.apply(c.setVersion(MetaState.VERSION).setTimestampMs(now++).setMonotonicTimestamp(true).build());
     }
 
-    private static Command.Builder featureLevel(int level, boolean onlyIfNew) {
-        return Command.newBuilder().setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder().setLevel(level).setOnlyIfNew(onlyIfNew));
+    private static Command.Builder featureLevel(int level) {
+        return Command.newBuilder().setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder().setLevel(level));
     }
 
     @Test
     void segmentsCloseAheadOnlyAtTheFeatureLevelEveryMetaNodeKnows() {
         // A cluster with shards from before feature levels (or with a meta node of an older build): level 0. A meta
-        // node of an older build cannot apply CloseSegmentCommand, so it is refused until an operator raises the level.
+        // node of an older build cannot apply CloseSegmentCommand, so this build's close is refused until an operator
+        // raises the level; a new cluster takes its build's level with its first shard.
         MetaState upgraded = new MetaState();
         apply(upgraded, Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(1).setHost("h").setPort(1)));
         assertEquals(null, apply(upgraded, Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("u")
                 .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).addReplicas(1))).error());
+        assertEquals(0, upgraded.featureLevel(), "a shard created by an older leader");
+        assertEquals(null, apply(upgraded, Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("v")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).addReplicas(1)
+                .setNewClusterFeatureLevel(MetaState.MAX_FEATURE_LEVEL))).error());
+        assertEquals(0, upgraded.featureLevel(), "only a cluster's first shard ever brings its level: this one may have been upgraded");
         long shardId = upgraded.shard("u").orElseThrow().getShardId();
-        Command.Builder close = Command.newBuilder().setCloseSegment(CloseSegmentCommand.newBuilder().setShard("u").setShardId(shardId)
-                .setSequence(0).setLeader(1).setLeaderEpoch(0));
-        CommandResult refused = apply(upgraded, close.clone());
+        CloseSegmentCommand.Builder close = CloseSegmentCommand.newBuilder().setShard("u").setShardId(shardId)
+                .setSequence(0).setLeader(1).setLeaderEpoch(0).setRules(MetaState.CLOSE_RULES);
+        assertTrue(upgraded.closeRefusal(close.build()).contains("feature level 0"), "the leader refuses it without a command");
+        CommandResult refused = apply(upgraded, Command.newBuilder().setCloseSegment(close.clone()));
         assertEquals(ErrorCode.INVALID_ARGUMENT, refused.error(), "no close ahead at level 0");
         assertTrue(refused.message().contains("feature level 0"), refused.message());
         assertEquals(0, upgraded.route("u").getSegments(0).getClosingVersion());
-        assertNotNull(upgraded.closeAheadRefusal());
 
-        // What a new cluster's first leader proposes changes nothing in a cluster that has had a shard.
-        assertEquals(null, apply(upgraded, featureLevel(MetaState.MAX_FEATURE_LEVEL, true)).error());
-        assertEquals(0, upgraded.featureLevel(), "only a cluster that never had a shard takes its level unasked");
+        // A close of the build that introduced close ahead (rules 0), replayed from its log: applied as it was then,
+        // at level 0 too, or a meta node replaying it would differ from those that applied it before.
+        assertEquals(null, apply(upgraded, Command.newBuilder().setCloseSegment(close.clone().setRules(0).setShard("v")
+                .setShardId(upgraded.shard("v").orElseThrow().getShardId()))).error(), "an older build's close, by its rules");
+        assertTrue(upgraded.route("v").getSegments(0).getClosingVersion() > 0);
 
-        // The operator raises it: segments close ahead from then on, and it never goes back down.
-        assertEquals(null, apply(upgraded, featureLevel(MetaState.CLOSE_AHEAD_LEVEL, false)).error());
-        assertEquals(null, upgraded.closeAheadRefusal());
-        assertEquals(null, apply(upgraded, close.clone()).error());
+        // The operator raises the level: this build's closes are taken from then on, and it never goes back down.
+        assertEquals(null, apply(upgraded, featureLevel(MetaState.CLOSE_AHEAD_LEVEL)).error());
+        assertEquals(null, upgraded.closeRefusal(close.build()));
+        assertEquals(null, apply(upgraded, Command.newBuilder().setCloseSegment(close.clone())).error());
         assertTrue(upgraded.route("u").getSegments(0).getClosingVersion() > 0);
-        assertEquals(ErrorCode.INVALID_ARGUMENT, apply(upgraded, featureLevel(0, false)).error(), "levels only rise");
+        assertEquals(ErrorCode.INVALID_ARGUMENT, apply(upgraded, featureLevel(0)).error(), "levels only rise");
 
-        // Kept in snapshots.
+        // Kept in snapshots; a level this build does not know stops it rather than be applied or restored.
         MetaState restored = new MetaState();
         restored.restore(upgraded.snapshot());
         assertEquals(MetaState.CLOSE_AHEAD_LEVEL, restored.featureLevel());
+        Command beyond = featureLevel(MetaState.MAX_FEATURE_LEVEL + 1).setVersion(MetaState.VERSION).build();
+        assertNotNull(MetaState.beyondThisBuild(beyond));
+        assertThrows(IllegalStateException.class, () -> restored.apply(beyond));
+        assertEquals(MetaState.CLOSE_AHEAD_LEVEL, restored.featureLevel());
+        assertThrows(IllegalStateException.class, () -> new MetaState().restore(upgraded.snapshot().toBuilder()
+                .setFeatureLevel(MetaState.MAX_FEATURE_LEVEL + 1).build()));
+
+        register(1);
+        create("n", false, 1);
         assertEquals(MetaState.MAX_FEATURE_LEVEL, state.featureLevel(), "a new cluster starts at its build's highest level");
     }
 
@@ -93,7 +106,7 @@ class CloseAheadStateTest {
     private long create(String name, boolean unclean, Integer... replicas) {
         CommandResult r = apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(name)
                 .setSettings(ShardSettings.newBuilder().setReplicaCount(replicas.length).setMinInSyncReplicas(1).setUncleanLeaderElection(unclean))
-                .addAllReplicas(List.of(replicas))));
+                .addAllReplicas(List.of(replicas)).setNewClusterFeatureLevel(MetaState.MAX_FEATURE_LEVEL)));
         assertEquals(null, r.error(), r.message());
         return state.shard(name).orElseThrow().getShardId();
     }
@@ -104,7 +117,8 @@ class CloseAheadStateTest {
 
     private CommandResult close(String shard, long seq, int leader, int epoch) {
         return apply(Command.newBuilder().setCloseSegment(CloseSegmentCommand.newBuilder().setShard(shard)
-                .setShardId(state.shard(shard).orElseThrow().getShardId()).setSequence(seq).setLeader(leader).setLeaderEpoch(epoch)));
+                .setShardId(state.shard(shard).orElseThrow().getShardId()).setSequence(seq).setLeader(leader).setLeaderEpoch(epoch)
+                .setRules(MetaState.CLOSE_RULES)));
     }
 
     private CommandResult roll(String shard, long seq, int leader, int epoch, long end, Integer... nextReplicas) {
@@ -258,7 +272,8 @@ class CloseAheadStateTest {
         CommandResult moved = close("p", 0, 2, 1);
         assertEquals(ErrorCode.INVALID_ARGUMENT, moved.error(), "a leader other than the preferred replica: " + moved.message());
         assertTrue(moved.message().contains("preferred replica 1"), moved.message());
-        assertEquals(state.closeRefusal("p", 0), moved.message(), "the proposing leader refuses it alike, without a command");
+        assertEquals(state.closeRefusal(CloseSegmentCommand.newBuilder().setShard("p").setShardId(shardId).setSequence(0).setLeader(2)
+                .setLeaderEpoch(1).setRules(MetaState.CLOSE_RULES).build()), moved.message(), "the proposing leader refuses it alike, without a command");
         assertEquals(null, roll("p", 0, 2, 1, 4, 1, 2, 3).error());
         assertEquals(1, segment("p", 1).getLeader(), "placed anew");
 
@@ -277,7 +292,8 @@ class CloseAheadStateTest {
         assertEquals(ErrorCode.INVALID_ARGUMENT, retiring.error(), "a replica on a decommissioned node: " + retiring.message());
         assertTrue(retiring.message().contains("replica 2"), retiring.message());
         apply(Command.newBuilder().setDecommissionNode(dev.segstore.protocol.meta.DecommissionNodeCommand.newBuilder().setNodeId(2).setDecommissioned(false)));
-        assertEquals(null, state.closeRefusal("p", 1), "every replica placeable, led by the preferred one");
+        assertEquals(null, state.closeRefusal(CloseSegmentCommand.newBuilder().setShard("p").setShardId(shardId).setSequence(1).setLeader(1)
+                .setLeaderEpoch(segment("p", 1).getLeaderEpoch()).setRules(MetaState.CLOSE_RULES).build()), "every replica placeable, led by the preferred one");
         assertEquals(null, close("p", 1, 1, segment("p", 1).getLeaderEpoch()).error());
     }
 

@@ -270,13 +270,13 @@ public final class MetaClient implements AutoCloseable {
         return call(MetaMethods.ROLL_SEGMENT, request, ShardRoute.parser());
     }
 
-    /** Close ahead: marks the open segment closing (meta.proto, {@code CloseSegmentRequest}). */
     /** Raises the cluster's feature level (meta.proto, SetFeatureLevelRequest); answers the level after. */
     public CompletableFuture<dev.segstore.protocol.meta.FeatureLevelResponse> setFeatureLevel(int level) {
         return call(MetaMethods.SET_FEATURE_LEVEL, dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(level).build(),
                 dev.segstore.protocol.meta.FeatureLevelResponse.parser());
     }
 
+    /** Close ahead: marks the open segment closing (meta.proto, {@code CloseSegmentRequest}). */
     public CompletableFuture<SegmentResponse> closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest request) {
         return call(MetaMethods.CLOSE_SEGMENT, request, SegmentResponse.parser());
     }

@@ -116,6 +116,13 @@ public final class MetaStateMachine extends StateMachineAdapter {
                 iter.setErrorAndRollback(1, new Status(RaftError.ESTATEMACHINE, "undecodable entry: %s", e.getMessage()));
                 return;
             }
+            String beyond = MetaState.beyondThisBuild(command);
+            if (beyond != null) {
+                // A feature level this build does not know: what follows may be commands it cannot apply as the others do.
+                LOG.error("Meta-service log entry at index {}: {}; stopping the state machine", iter.getIndex(), beyond);
+                iter.setErrorAndRollback(1, new Status(RaftError.ESTATEMACHINE, "%s", beyond));
+                return;
+            }
             CommandResult result = state.apply(command);
             appliedIndex = iter.getIndex();
             observer.applied(command, state.appliedCommands());

@@ -40,8 +40,6 @@ import java.util.function.LongUnaryOperator;
  */
 public final class Controller {
     private static final Logger LOG = LoggerFactory.getLogger(Controller.class);
-    /** A proposal of a new cluster's feature level is out ({@link #newClusterFeatureLevel}). */
-    private final java.util.concurrent.atomic.AtomicBoolean settingFeatureLevel = new java.util.concurrent.atomic.AtomicBoolean();
     private final MetaState state;
     private final Consensus raft;
     private final long sessionTimeoutMs;
@@ -106,37 +104,13 @@ public final class Controller {
 
     public void onLeaderStart() {
         beginTerm();
-        newClusterFeatureLevel();
-
         long period = Math.max(50, sessionTimeoutMs / 4);
         sessionCheck = timer.scheduleWithFixedDelay(() -> {
             fenceExpired();
             finishDeletes();
             clearDeposed();
-            newClusterFeatureLevel();
         }, period, period, TimeUnit.MILLISECONDS);
         retentionCheck = timer.scheduleWithFixedDelay(this::expireRetained, RETENTION_CHECK_MS, RETENTION_CHECK_MS, TimeUnit.MILLISECONDS);
-    }
-
-    /**
-     * The first leader of a new cluster (one that has never had a shard) raises its feature level to this build's:
-     * nothing in it comes from an older build. The command checks that where it applies (only_if_new), after every
-     * command before it, so a cluster with shards (maybe upgraded from an older build) is left to its operator.
-     * Tried at the start of a term, at each session check, and before a new cluster's first shard is proposed (so
-     * it is in the log ahead of that shard: the proposals of one thread keep their order).
-     */
-    void newClusterFeatureLevel() {
-        if (state.featureLevel() >= MetaState.MAX_FEATURE_LEVEL || !state.neverHadShard() || !settingFeatureLevel.compareAndSet(false, true)) {
-            return;
-        }
-        raft.propose(command().setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder()
-                .setLevel(MetaState.MAX_FEATURE_LEVEL).setOnlyIfNew(true)).build()).whenComplete((r, e) -> {
-            settingFeatureLevel.set(false);
-            if (e != null || !r.isOk()) {
-                LOG.info("The new cluster's feature level was not set ({}): trying again at the next check",
-                        e != null ? e.toString() : r.message());
-            }
-        });
     }
 
     /** Starts this node's term as leader (the periodic checks aside): fresh sessions, retention's clock. */

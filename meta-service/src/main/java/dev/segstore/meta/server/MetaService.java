@@ -294,15 +294,17 @@ public final class MetaService {
     }
 
     CompletableFuture<Message> closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest r) {
-        String refusal = state.closeRefusal(r.getShard(), r.getSequence());
+        dev.segstore.protocol.meta.CloseSegmentCommand close = dev.segstore.protocol.meta.CloseSegmentCommand.newBuilder()
+                .setShard(r.getShard()).setShardId(r.getShardId()).setSequence(r.getSequence())
+                .setLeader(r.getLeader()).setLeaderEpoch(r.getLeaderEpoch()).setRules(MetaState.CLOSE_RULES).build();
+        // Only the leader answers from its state (a follower's may be stale: propose answers NOT_LEADER).
+        String refusal = raft.isLeader() ? state.closeRefusal(close) : null;
         if (refusal != null) {
             // Not proposed: a meta node of an older build may not know the command (below the feature level), and a
             // refusal changes nothing, so it need not take a log entry and wake every node's assignment watch.
             return invalid(refusal);
         }
-        return propose(Command.newBuilder().setCloseSegment(dev.segstore.protocol.meta.CloseSegmentCommand.newBuilder()
-                .setShard(r.getShard()).setShardId(r.getShardId()).setSequence(r.getSequence())
-                .setLeader(r.getLeader()).setLeaderEpoch(r.getLeaderEpoch())));
+        return propose(Command.newBuilder().setCloseSegment(close));
     }
 
     /**
@@ -356,9 +358,8 @@ public final class MetaService {
                 .build();
         // A retry of a create that was applied is answered by the state machine from its record; it needs no
         // placement (which could fail by now, if nodes went away since).
-        controller.newClusterFeatureLevel(); // a new cluster's first shard: its level goes first, in the log's order
         return guarded(() -> propose(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(r.getName())
-                .setSettings(settings).setRequestId(r.getRequestId())
+                .setSettings(settings).setRequestId(r.getRequestId()).setNewClusterFeatureLevel(MetaState.MAX_FEATURE_LEVEL)
                 .addAllReplicas(state.appliedRequest(r.getRequestId()) ? List.of() : controller.place(settings.getReplicaCount())))));
     }
 

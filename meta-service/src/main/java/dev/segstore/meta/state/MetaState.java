@@ -52,12 +52,14 @@ public final class MetaState {
     public static final int VERSION = 1;
     /**
      * The highest feature level this build knows (meta.proto, SetFeatureLevelCommand). Level 1: CloseSegmentCommand
-     * (close ahead). A new cluster takes it at its first leader; an upgraded one once an operator raises it
+     * (close ahead). A new cluster takes it with its first shard; an upgraded one once an operator raises it
      * ({@code segstore-admin feature-level --set}) after every meta node runs this build.
      */
     public static final int MAX_FEATURE_LEVEL = 1;
     /** The feature level from which segments close ahead (CloseSegmentCommand). */
     public static final int CLOSE_AHEAD_LEVEL = 1;
+    /** CloseSegmentCommand.rules of this build's proposals (meta.proto): the feature level and placement's rules. */
+    public static final int CLOSE_RULES = 2;
 
     private final TreeMap<Integer, StorageNode> nodes = new TreeMap<>();
     private final TreeMap<String, Shard> shards = new TreeMap<>();
@@ -121,7 +123,23 @@ public final class MetaState {
         }
     }
 
+    /**
+     * Why this build cannot apply {@code c} (a feature level it does not know: applying what follows it could differ
+     * from what the other meta nodes do), or null. The state machine stops rather than apply it.
+     */
+    public static String beyondThisBuild(Command c) {
+        if (c.hasSetFeatureLevel() && c.getSetFeatureLevel().getLevel() > MAX_FEATURE_LEVEL) {
+            return "the cluster's feature level is to be " + c.getSetFeatureLevel().getLevel() + ", and this meta node's build knows "
+                    + MAX_FEATURE_LEVEL + " at most: it must be upgraded";
+        }
+        return null;
+    }
+
     public synchronized CommandResult apply(Command c) {
+        String beyond = beyondThisBuild(c);
+        if (beyond != null) {
+            throw new IllegalStateException(beyond);
+        }
         appliedCommands++;
         if (c.getVersion() != VERSION) {
             return CommandResult.fail(ErrorCode.INTERNAL, "command version " + c.getVersion() + " is not supported");
@@ -544,6 +562,9 @@ public final class MetaState {
         if (bad.isPresent()) {
             return CommandResult.fail(ErrorCode.NOT_ENOUGH_REPLICAS, "cannot create shard '" + c.getName() + "': " + bad.get());
         }
+        if (neverHadShard() && c.getNewClusterFeatureLevel() > featureLevel) {
+            featureLevel = c.getNewClusterFeatureLevel(); // a new cluster: nothing in it comes from an older build
+        }
         Shard shard = Shard.newBuilder().setName(c.getName()).setShardId(nextShardId++).setSettings(c.getSettings())
                 .setCreatedAtMs(now).setState(ShardState.ACTIVE).build();
         shards.put(c.getName(), shard);
@@ -780,16 +801,7 @@ public final class MetaState {
         return CommandResult.ok(dev.segstore.protocol.meta.SegmentResponse.newBuilder().setSegment(updated).build());
     }
 
-    /**
-     * Close ahead (meta.proto, {@code Segment.closing_version}): the open segment's leader asks to end it at a point of
-     * its choosing and lead the next segment from there before the seal is recorded. Answers the segment.
-     */
     private CommandResult setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand c) {
-        if (c.getOnlyIfNew() && !neverHadShard()) {
-            // A cluster that has had shards may have been upgraded from a build without these commands: its operator
-            // raises the level once every meta node runs this build.
-            return featureLevelAnswer();
-        }
         if (c.getLevel() < featureLevel) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "the feature level is " + featureLevel + ": it only rises, not to " + c.getLevel());
         }
@@ -801,7 +813,7 @@ public final class MetaState {
         return CommandResult.ok(dev.segstore.protocol.meta.FeatureLevelResponse.newBuilder().setLevel(featureLevel).build());
     }
 
-    /** Whether no shard was ever created here (a new cluster: SetFeatureLevelCommand.only_if_new). */
+    /** Whether no shard was ever created here (a new cluster: CreateShardCommand.new_cluster_feature_level). */
     public synchronized boolean neverHadShard() {
         return nextShardId == 1 && shards.isEmpty() && deleting.isEmpty();
     }
@@ -822,7 +834,7 @@ public final class MetaState {
      * Its next segment would be a copy of it (replicas, leader, epoch, ISR), so it closes only where that copy is what
      * placement would want: otherwise the roll places the next segment, as without close ahead.
      */
-    private String closeRefusal(Segment s) {
+    private String closeRefusal(Segment s, int rules) {
         dev.segstore.protocol.meta.ShardSettings settings = shards.get(s.getShard()).getSettings();
         List<Integer> placement = settings.getPlacementList();
         if (s.getReplicasCount() != settings.getReplicaCount() || (!placement.isEmpty() && !placement.equals(s.getReplicasList()))) {
@@ -834,6 +846,12 @@ public final class MetaState {
             // A closing segment is never led from outside its ISR (its end is what the ISR holds): a shard that allows
             // unclean election rolls as before, so that such an election can always end a segment.
             return "its shard allows unclean leader election, or its leader is outside its ISR";
+        }
+        if (rules < CLOSE_RULES) {
+            return null; // a command of the build that introduced close ahead: applied by its rules, as it was then
+        }
+        if (featureLevel < CLOSE_AHEAD_LEVEL) {
+            return closeAheadRefusal();
         }
         if (s.getLeader() != s.getReplicas(0)) {
             // Leaders spread as placement spreads them: a leadership moved (a failover, a controlled shutdown) comes
@@ -851,26 +869,30 @@ public final class MetaState {
     }
 
     /**
-     * Why the open segment {@code sequence} of {@code shard} would not close ahead if asked now (the proposing leader:
-     * a refusal is answered without a command), or null. The state machine checks again where it applies the close.
+     * Why the close {@code c} (this build's rules) would be refused if proposed now, or null: the proposing leader
+     * answers such a refusal without a command. Null too where the command answers otherwise (a stale shard id, leader
+     * or epoch, a segment that is not the open one or is closing already); the state machine checks again as it applies.
      */
-    public synchronized String closeRefusal(String shard, long sequence) {
-        if (featureLevel < CLOSE_AHEAD_LEVEL) {
-            return closeAheadRefusal();
+    public synchronized String closeRefusal(dev.segstore.protocol.meta.CloseSegmentCommand c) {
+        Shard shard = shards.get(c.getShard());
+        List<Segment> list = segments.get(c.getShard());
+        if (shard == null || shard.getShardId() != c.getShardId() || list == null || list.isEmpty()) {
+            return null;
         }
-        List<Segment> list = segments.get(shard);
-        if (!shards.containsKey(shard) || list == null || list.isEmpty() || list.get(list.size() - 1).getSequence() != sequence
-                || list.get(list.size() - 1).getClosingVersion() != 0 || list.get(list.size() - 1).getStatus() != SegmentStatus.OPEN) {
-            return null; // answered by the command: stale, closing already, or not the open segment
+        Segment open = list.get(list.size() - 1);
+        if (open.getSequence() != c.getSequence() || open.getStatus() != SegmentStatus.OPEN || open.getClosingVersion() != 0
+                || open.getLeader() != c.getLeader() || open.getLeaderEpoch() != c.getLeaderEpoch()) {
+            return null;
         }
-        String refusal = closeRefusal(list.get(list.size() - 1));
-        return refusal == null ? null : "segment " + shard + "/" + sequence + " does not close ahead: " + refusal;
+        String refusal = closeRefusal(open, c.getRules());
+        return refusal == null ? null : "segment " + c.getShard() + "/" + c.getSequence() + " does not close ahead: " + refusal;
     }
 
+    /**
+     * Close ahead (meta.proto, {@code Segment.closing_version}): the open segment's leader asks to end it at a point of
+     * its choosing and lead the next segment from there before the seal is recorded. Answers the segment.
+     */
     private CommandResult closeSegment(dev.segstore.protocol.meta.CloseSegmentCommand c) {
-        if (featureLevel < CLOSE_AHEAD_LEVEL) {
-            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, closeAheadRefusal());
-        }
         CommandResult stale = checkProposal(c.getShard(), c.getShardId(), c.getSequence(), c.getLeader(), c.getLeaderEpoch());
         if (stale != null) {
             return stale;
@@ -882,7 +904,7 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence() + " is not the open segment");
         }
         if (s.getClosingVersion() == 0) {
-            String refusal = closeRefusal(s);
+            String refusal = closeRefusal(s, c.getRules());
             if (refusal != null) {
                 return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "segment " + c.getShard() + "/" + c.getSequence()
                         + " does not close ahead: " + refusal);
@@ -1344,6 +1366,10 @@ public final class MetaState {
     public synchronized void restore(MetaSnapshot s) {
         if (s.getVersion() != VERSION) {
             throw new IllegalStateException("snapshot version " + s.getVersion() + " is not supported");
+        }
+        if (s.getFeatureLevel() > MAX_FEATURE_LEVEL) {
+            throw new IllegalStateException("snapshot at feature level " + s.getFeatureLevel() + ": this meta node's build knows "
+                    + MAX_FEATURE_LEVEL + " at most and must be upgraded");
         }
         nodes.clear();
         shards.clear();

@@ -412,15 +412,15 @@ class MetaServiceTest {
     }
 
     @Test
-    void aNewClustersFirstShardIsProposedAfterItsFeatureLevelAndAnUnknownLevelIsRefused() throws Exception {
+    void aNewClusterTakesItsFeatureLevelWithItsFirstShardAndAnUnknownLevelIsRefused() throws Exception {
         register(1);
         int before = raft.proposed.size();
         await(service.createShard(dev.segstore.protocol.meta.CreateShardRequest.newBuilder().setName("first")
                 .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).build()));
-        assertTrue(raft.proposed.get(before + 1).hasCreateShard());
-        assertTrue(raft.proposed.get(before).hasSetFeatureLevel(), "the level goes ahead of the first shard: " + raft.proposed.get(before));
+        assertEquals(before + 1, raft.proposed.size(), "one command");
+        assertEquals(MetaState.MAX_FEATURE_LEVEL, raft.proposed.get(before).getCreateShard().getNewClusterFeatureLevel(),
+                "the create carries the level a new cluster takes with it");
         assertEquals(MetaState.MAX_FEATURE_LEVEL, state.featureLevel());
-        assertEquals(null, state.closeAheadRefusal());
         int proposed = raft.proposed.size();
         RpcException e = rpcFailure(service.setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder()
                 .setLevel(MetaState.MAX_FEATURE_LEVEL + 1).build()));
@@ -441,6 +441,15 @@ class MetaServiceTest {
         assertEquals(ErrorCode.INVALID_ARGUMENT.code(), e.code(), e.getMessage());
         assertTrue(e.getMessage().contains("unclean"), e.getMessage());
         assertEquals(proposed, raft.proposed.size(), "a refusal takes no log entry (and wakes no assignment watch)");
+        // What the command answers otherwise is its own: a stale epoch is FENCED_EPOCH, as before.
+        RpcException stale = rpcFailure(service.closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest.newBuilder().setShard("unclean")
+                .setShardId(open.getShardId()).setSequence(0).setLeader(open.getLeader()).setLeaderEpoch(open.getLeaderEpoch() + 1).build()));
+        assertEquals(ErrorCode.FENCED_EPOCH.code(), stale.code(), stale.getMessage());
+        // A meta node that does not lead answers NOT_LEADER, not a refusal from its own (maybe stale) state.
+        raft.leader = false;
+        RpcException follower = rpcFailure(service.closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest.newBuilder().setShard("unclean")
+                .setShardId(open.getShardId()).setSequence(0).setLeader(open.getLeader()).setLeaderEpoch(open.getLeaderEpoch()).build()));
+        assertEquals(ErrorCode.NOT_LEADER.code(), follower.code(), follower.getMessage());
     }
 
     @Test
@@ -449,8 +458,6 @@ class MetaServiceTest {
         dev.segstore.protocol.meta.CreateShardRequest create = dev.segstore.protocol.meta.CreateShardRequest.newBuilder().setName("c")
                 .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1))
                 .setRequestId(com.google.protobuf.ByteString.copyFromUtf8("one-call")).build();
-        // The level a new cluster's first shard would propose ahead of it, raised before: the answer lost is the create's.
-        await(service.setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(MetaState.MAX_FEATURE_LEVEL).build()));
         raft.loseNextAnswer = true;
         assertEquals(ErrorCode.TIMEOUT.code(), rpcFailure(service.createShard(create)).code());
         long id = state.route("c").getShard().getShardId();
@@ -465,8 +472,6 @@ class MetaServiceTest {
         createShard("d", 1);
         dev.segstore.protocol.meta.DeleteShardRequest delete = dev.segstore.protocol.meta.DeleteShardRequest.newBuilder().setName("d")
                 .setRequestId(com.google.protobuf.ByteString.copyFromUtf8("one-call")).build();
-        // The level a new cluster's first shard would propose ahead of it, raised before: the answer lost is the create's.
-        await(service.setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(MetaState.MAX_FEATURE_LEVEL).build()));
         raft.loseNextAnswer = true;
         assertEquals(ErrorCode.TIMEOUT.code(), rpcFailure(service.deleteShard(delete)).code());
         NodeAssignments a1 = (NodeAssignments) await(heartbeat(1, inc1, 0));

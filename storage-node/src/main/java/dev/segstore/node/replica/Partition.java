@@ -220,15 +220,15 @@ public final class Partition {
         roll.configureCloseAhead(closeAtBytes);
     }
 
-    /**
-     * The controller committed the close of this segment (learnt from this leader's close request in {@code epoch},
-     * or from an assignment in {@code epoch}). A leader that did not ask in that epoch takes no more writes here.
-     */
     /** Whether this replica would take a write now: it leads, and its segment is not full, sealing or closing to hand over (tests). */
     public synchronized boolean takesWrites() {
         return role == Role.LEADER && !roll.refusesWrites();
     }
 
+    /**
+     * The controller committed the close of this segment (learnt from this leader's close request in {@code epoch},
+     * or from an assignment in {@code epoch}). A leader that did not ask in that epoch takes no more writes here.
+     */
     public synchronized void markClosing(int epoch) {
         if (roll.isClosing()) {
             return;

@@ -489,11 +489,14 @@ final class AssignmentReconciler {
                     before.getLeader(), before.getLeaderEpoch(), s.getIsrList());
         }
         try {
-            if (s.getClosingVersion() != 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN) {
-                // Closing before the role: a replica that becomes leader of a closing segment it did not close must
-                // take no write on it, from the moment it leads (Partition.becomeLeader -> SegmentRoll.tookLead). Marked
-                // after the role, a write (or a close request of its own, in its new epoch) could come in between and
-                // land past the end its predecessor handed over at, where the next segment's acknowledged records are.
+            boolean closing = s.getClosingVersion() != 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN;
+            if (closing && s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
+                // Closing before the role it takes as leader: a replica that becomes leader of a closing segment it did
+                // not close must take no write on it from the moment it leads (Partition.becomeLeader ->
+                // SegmentRoll.tookLead). Marked after, a write (or a close request of its own, in its new epoch) could
+                // come in between and land past the end its predecessor handed over at, where the next segment's
+                // acknowledged records are. Any other role is taken first (a deposed leader marked closing while it
+                // still leads could end the segment and hand over in its old epoch).
                 h.closingVersion = s.getClosingVersion();
                 h.partition.markClosing(s.getLeaderEpoch());
             }
@@ -516,6 +519,10 @@ final class AssignmentReconciler {
                 h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
             }
             h.partition.assignedIsr(s.getIsrList(), sentAtMs); // NO_LEASE: in the ISR or not, no lease from it
+            if (closing) {
+                h.closingVersion = s.getClosingVersion();
+                h.partition.markClosing(s.getLeaderEpoch()); // (nothing if marked above)
+            }
             if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
                 h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
             }
