@@ -74,6 +74,29 @@ class CloseAheadStateTest {
         assertEquals(null, apply(upgraded, Command.newBuilder().setCloseSegment(close.clone().setRules(0).setShard("v")
                 .setShardId(upgraded.shard("v").orElseThrow().getShardId()))).error(), "an older build's close, by its rules");
         assertTrue(upgraded.route("v").getSegments(0).getClosingVersion() > 0);
+        // By its rules, not this build's: a leader other than the preferred replica, and a replica on a fenced node, closed
+        // then; an unclean shard did not.
+        apply(upgraded, Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(2).setHost("h").setPort(2)));
+        long inc3 = 0;
+        apply(upgraded, Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(3).setHost("h").setPort(3)));
+        inc3 = upgraded.node(3).orElseThrow().getIncarnation();
+        for (String name : List.of("w", "z")) {
+            assertEquals(null, apply(upgraded, Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(name)
+                    .setSettings(ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(1).setUncleanLeaderElection(name.equals("z")))
+                    .addAllReplicas(List.of(1, 2, 3)))).error());
+        }
+        assertEquals(null, apply(upgraded, Command.newBuilder().setMoveLeader(MoveLeaderCommand.newBuilder().setShard("w")
+                .setShardId(upgraded.shard("w").orElseThrow().getShardId()).setSequence(0).setLeaderEpoch(0).setTo(2))).error());
+        apply(upgraded, Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(3).setIncarnation(inc3)));
+        Segment w = upgraded.route("w").getSegments(0);
+        assertEquals(2, w.getLeader());
+        assertEquals(null, apply(upgraded, Command.newBuilder().setCloseSegment(CloseSegmentCommand.newBuilder().setShard("w")
+                .setShardId(w.getShardId()).setSequence(0).setLeader(2).setLeaderEpoch(w.getLeaderEpoch()))).error(),
+                "rules 0: a leader other than the preferred replica, a replica on a fenced node");
+        Segment z = upgraded.route("z").getSegments(0);
+        assertEquals(ErrorCode.INVALID_ARGUMENT, apply(upgraded, Command.newBuilder().setCloseSegment(CloseSegmentCommand.newBuilder().setShard("z")
+                .setShardId(z.getShardId()).setSequence(0).setLeader(z.getLeader()).setLeaderEpoch(z.getLeaderEpoch()))).error(),
+                "rules 0 too: a shard that allows unclean election");
 
         // The operator raises the level: this build's closes are taken from then on, and it never goes back down.
         assertEquals(null, apply(upgraded, featureLevel(MetaState.CLOSE_AHEAD_LEVEL)).error());
@@ -87,7 +110,11 @@ class CloseAheadStateTest {
         restored.restore(upgraded.snapshot());
         assertEquals(MetaState.CLOSE_AHEAD_LEVEL, restored.featureLevel());
         Command beyond = featureLevel(MetaState.MAX_FEATURE_LEVEL + 1).setVersion(MetaState.VERSION).build();
-        assertNotNull(MetaState.beyondThisBuild(beyond));
+        assertNotNull(restored.beyondThisBuild(beyond));
+        assertNotNull(new MetaState().beyondThisBuild(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("x")
+                .setNewClusterFeatureLevel(MetaState.MAX_FEATURE_LEVEL + 1)).build()), "a new cluster at a level this build does not know");
+        assertNotNull(restored.beyondThisBuild(Command.newBuilder().setCloseSegment(close.clone().setRules(MetaState.CLOSE_RULES + 1)).build()),
+                "close rules this build does not know");
         assertThrows(IllegalStateException.class, () -> restored.apply(beyond));
         assertEquals(MetaState.CLOSE_AHEAD_LEVEL, restored.featureLevel());
         assertThrows(IllegalStateException.class, () -> new MetaState().restore(upgraded.snapshot().toBuilder()

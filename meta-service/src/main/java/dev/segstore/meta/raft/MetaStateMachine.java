@@ -116,7 +116,7 @@ public final class MetaStateMachine extends StateMachineAdapter {
                 iter.setErrorAndRollback(1, new Status(RaftError.ESTATEMACHINE, "undecodable entry: %s", e.getMessage()));
                 return;
             }
-            String beyond = MetaState.beyondThisBuild(command);
+            String beyond = state.beyondThisBuild(command);
             if (beyond != null) {
                 // A feature level this build does not know: what follows may be commands it cannot apply as the others do.
                 LOG.error("Meta-service log entry at index {}: {}; stopping the state machine", iter.getIndex(), beyond);

@@ -124,13 +124,19 @@ public final class MetaState {
     }
 
     /**
-     * Why this build cannot apply {@code c} (a feature level it does not know: applying what follows it could differ
-     * from what the other meta nodes do), or null. The state machine stops rather than apply it.
+     * Why this build cannot apply {@code c} (a feature level or close rules it does not know: applying it, and what
+     * follows, could differ from what the other meta nodes do), or null. The state machine stops rather than apply it.
      */
-    public static String beyondThisBuild(Command c) {
-        if (c.hasSetFeatureLevel() && c.getSetFeatureLevel().getLevel() > MAX_FEATURE_LEVEL) {
-            return "the cluster's feature level is to be " + c.getSetFeatureLevel().getLevel() + ", and this meta node's build knows "
-                    + MAX_FEATURE_LEVEL + " at most: it must be upgraded";
+    public synchronized String beyondThisBuild(Command c) {
+        int level = c.hasSetFeatureLevel() ? c.getSetFeatureLevel().getLevel()
+                : c.hasCreateShard() && neverHadShard() ? c.getCreateShard().getNewClusterFeatureLevel() : 0;
+        if (level > MAX_FEATURE_LEVEL) {
+            return "the cluster's feature level is to be " + level + ", and this meta node's build knows " + MAX_FEATURE_LEVEL
+                    + " at most: it must be upgraded";
+        }
+        if (c.hasCloseSegment() && c.getCloseSegment().getRules() > CLOSE_RULES) {
+            return "a close by rules " + c.getCloseSegment().getRules() + ", and this meta node's build knows " + CLOSE_RULES
+                    + " at most: it must be upgraded";
         }
         return null;
     }
@@ -876,6 +882,12 @@ public final class MetaState {
     public synchronized String closeRefusal(dev.segstore.protocol.meta.CloseSegmentCommand c) {
         Shard shard = shards.get(c.getShard());
         List<Segment> list = segments.get(c.getShard());
+        if (featureLevel < CLOSE_AHEAD_LEVEL && c.getRules() >= CLOSE_RULES) {
+            // Never proposed below the level, whatever the command would answer: a meta node of an older build would
+            // apply it by other rules. Only a segment closing already is answered alike by every build.
+            boolean closingAlready = list != null && list.stream().anyMatch(x -> x.getSequence() == c.getSequence() && x.getClosingVersion() != 0);
+            return closingAlready ? null : closeAheadRefusal();
+        }
         if (shard == null || shard.getShardId() != c.getShardId() || list == null || list.isEmpty()) {
             return null;
         }

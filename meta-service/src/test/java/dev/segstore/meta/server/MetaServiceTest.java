@@ -429,6 +429,22 @@ class MetaServiceTest {
     }
 
     @Test
+    void belowTheFeatureLevelNoCloseIsProposedEvenForASegmentNotOpenYet() throws Exception {
+        register(1);
+        createShard("old", 1); // applied as an older leader's create: the cluster stays at level 0
+        assertEquals(0, state.featureLevel());
+        Segment open = state.route("old").getSegments(0);
+        int proposed = raft.proposed.size();
+        // The next segment (taken ahead, its seal not applied yet) asks to close: a command would be applied by other
+        // rules on a meta node of an older build.
+        RpcException e = rpcFailure(service.closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest.newBuilder().setShard("old")
+                .setShardId(open.getShardId()).setSequence(1).setLeader(1).setLeaderEpoch(0).build()));
+        assertEquals(ErrorCode.INVALID_ARGUMENT.code(), e.code(), e.getMessage());
+        assertTrue(e.getMessage().contains("feature level 0"), e.getMessage());
+        assertEquals(proposed, raft.proposed.size(), "nothing proposed below the level");
+    }
+
+    @Test
     void aCloseThatWouldBeRefusedIsAnsweredWithoutACommand() throws Exception {
         register(1);
         register(2);
