@@ -118,7 +118,7 @@ public final class MetaStateMachine extends StateMachineAdapter {
             }
             String beyond = state.beyondThisBuild(command);
             if (beyond != null) {
-                // A feature level this build does not know: what follows may be commands it cannot apply as the others do.
+                // A feature level or close rules this build does not know: it cannot apply them (and what follows) as the others do.
                 LOG.error("Meta-service log entry at index {}: {}; stopping the state machine", iter.getIndex(), beyond);
                 iter.setErrorAndRollback(1, new Status(RaftError.ESTATEMACHINE, "%s", beyond));
                 return;

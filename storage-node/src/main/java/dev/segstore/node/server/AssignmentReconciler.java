@@ -490,7 +490,8 @@ final class AssignmentReconciler {
         }
         try {
             boolean closing = s.getClosingVersion() != 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN;
-            if (closing && s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
+            boolean becomesLeader = s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER);
+            if (closing && becomesLeader) {
                 // Closing before the role it takes as leader: a replica that becomes leader of a closing segment it did
                 // not close must take no write on it from the moment it leads (Partition.becomeLeader ->
                 // SegmentRoll.tookLead). Marked after, a write (or a close request of its own, in its new epoch) could
@@ -502,7 +503,7 @@ final class AssignmentReconciler {
             }
             // The role first, then the seal: a follower takes a seal only once it has truncated against its
             // leader (a deposed leader may hold records past the seal point).
-            if (s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER)) {
+            if (becomesLeader) {
                 // A leadership taken from a leader that may be alive: wait out its read lease (meta.proto).
                 long predecessorLeaseMs = s.getDeposedLeaderMayServe() && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN
                         ? config.readLeaseMs() : 0;
