@@ -34,7 +34,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The meta-service state machine alone: random command sequences (drawn from a seed that jqwik prints and
- * every failure message repeats), valid and invalid, applied to three replicas and to a fourth restored from a
+ * every failure message repeats; closes ahead, of this build's rules and the older build's, and feature levels
+ * included), valid and invalid, applied to three replicas and to a fourth restored from a
  * snapshot taken part-way, must give byte-identical snapshots; and after every command the safety invariants
  * hold (epochs only grow, a leader is a replica and was in the ISR unless unclean election is allowed, ISRs
  * are non-empty subsets of the replicas, a live node that registers again leads nothing in an epoch it led
@@ -48,11 +49,13 @@ class MetaStateProperties {
     /** Controlled shutdowns applied across all tries, and leaderships they moved. */
     private static final java.util.concurrent.atomic.AtomicInteger SHUT_DOWN = new java.util.concurrent.atomic.AtomicInteger();
     private static final java.util.concurrent.atomic.AtomicInteger HANDED_OVER = new java.util.concurrent.atomic.AtomicInteger();
+    /** Closes ahead the generator proposed that its model took (segments marked closing). */
+    private static final java.util.concurrent.atomic.AtomicInteger CLOSED = new java.util.concurrent.atomic.AtomicInteger();
 
     @net.jqwik.api.lifecycle.AfterContainer
     static void report() {
         System.out.println("MetaStateProperties: " + REASSIGNED.get() + " replica reassignments applied, " + SHUT_DOWN.get()
-                + " controlled shutdowns applied, moving " + HANDED_OVER.get() + " leaderships");
+                + " controlled shutdowns applied, moving " + HANDED_OVER.get() + " leaderships, " + CLOSED.get() + " segments closed ahead");
     }
 
     @Provide
@@ -62,9 +65,17 @@ class MetaStateProperties {
 
     @Property(tries = 300)
     void replicasAndSnapshotsAgree(@ForAll("seeds") long seed) throws Exception {
+        check(seed, true);
+    }
+
+    /**
+     * {@code withCloses}: closes ahead and feature levels too, drawn from a second stream of the same seed (so the
+     * first stream draws what it drew before they were added; examples pinned from then run without them).
+     */
+    private void check(long seed, boolean withCloses) throws Exception {
         Random random = new Random(seed);
         String context = "seed " + seed;
-        List<Command> commands = generate(random, 20 + random.nextInt(200));
+        List<Command> commands = generate(random, 20 + random.nextInt(200), withCloses ? new Random(seed ^ 0x5EED_C105EL) : null);
         MetaState a = new MetaState();
         MetaState b = new MetaState();
         MetaState c = new MetaState();
@@ -147,7 +158,7 @@ class MetaStateProperties {
     /** CI's seed where an operator's move to the node already leading an unclean shard's segment (outside its ISR) was taken for a move out of the ISR. */
     @net.jqwik.api.Example
     void aMoveToTheCurrentLeaderOfAnUncleanShardChangesNothing() throws Exception {
-        replicasAndSnapshotsAgree(5967594L);
+        check(5967594L, false);
     }
 
     private static long ledBy(MetaState s, int node) {
@@ -227,6 +238,14 @@ class MetaStateProperties {
 
     /** Commands a controller and storage nodes could propose, including stale and invalid ones. */
     static List<Command> generate(Random random, int n) {
+        return generate(random, n, null);
+    }
+
+    /**
+     * As above; with {@code extras}, also closes ahead (this build's rules and the older build's, sometimes stale),
+     * feature levels, and creates that bring a new cluster's level, drawn from {@code extras} alone.
+     */
+    static List<Command> generate(Random random, int n, Random extras) {
         List<Command> out = new ArrayList<>();
         MetaState model = new MetaState(); // to propose mostly plausible commands
         long now = 1_000;
@@ -234,6 +253,15 @@ class MetaStateProperties {
             now += random.nextInt(100);
             if (random.nextInt(20) == 0) {
                 now -= random.nextInt(2_000); // a leader whose clock is behind the last one's: times in the state must not go back
+            }
+            if (extras != null && extras.nextInt(6) == 0) {
+                Command extra = extraCommand(extras, model, now);
+                if (extra != null) {
+                    if (model.apply(extra).isOk() && extra.hasCloseSegment()) {
+                        CLOSED.incrementAndGet();
+                    }
+                    out.add(extra);
+                }
             }
             Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now).setMonotonicTimestamp(true);
             int kind = random.nextInt(15);
@@ -277,7 +305,8 @@ class MetaStateProperties {
                         .setSettings(ShardSettings.newBuilder().setReplicaCount(rc).setMinInSyncReplicas(1)
                                 .setUncleanLeaderElection(random.nextInt(4) == 0)
                                 .setRetentionMs(random.nextBoolean() ? -1 : 50 + random.nextInt(500)))
-                        .addAllReplicas(ids.subList(0, Math.min(rc, ids.size()))).setRequestId(requestId));
+                        .addAllReplicas(ids.subList(0, Math.min(rc, ids.size()))).setRequestId(requestId)
+                        .setNewClusterFeatureLevel(extras != null && extras.nextBoolean() ? MetaState.MAX_FEATURE_LEVEL : 0));
             } else if (kind == 4 && !model.deletingShards().isEmpty() && random.nextBoolean()) {
                 dev.segstore.protocol.meta.Shard d = model.deletingShards().get(random.nextInt(model.deletingShards().size()));
                 c.setFinishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand.newBuilder().setName(d.getName())
@@ -361,5 +390,23 @@ class MetaStateProperties {
             out.add(cmd);
         }
         return out;
+    }
+
+    /** A close of an open segment (mostly as its leader would ask, sometimes stale; rules 2 or 0), or a feature level. */
+    private static Command extraCommand(Random extras, MetaState model, long now) {
+        Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now).setMonotonicTimestamp(true);
+        List<String> shardNames = model.listShards("").stream().map(s -> s.getName()).toList();
+        if (shardNames.isEmpty() || extras.nextInt(8) == 0) {
+            return c.setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder()
+                    .setLevel(extras.nextInt(MetaState.MAX_FEATURE_LEVEL + 1))).build();
+        }
+        String shard = shardNames.get(extras.nextInt(shardNames.size()));
+        List<Segment> segs = model.route(shard).getSegmentsList();
+        Segment open = segs.get(segs.size() - 1);
+        return c.setCloseSegment(dev.segstore.protocol.meta.CloseSegmentCommand.newBuilder().setShard(shard)
+                .setShardId(model.shard(shard).get().getShardId()).setSequence(open.getSequence() - (extras.nextInt(8) == 0 ? 1 : 0))
+                .setLeader(extras.nextInt(6) == 0 ? 1 + extras.nextInt(5) : open.getLeader())
+                .setLeaderEpoch(open.getLeaderEpoch() - (extras.nextInt(6) == 0 ? 1 : 0))
+                .setRules(extras.nextInt(3) == 0 ? 0 : MetaState.CLOSE_RULES)).build();
     }
 }
