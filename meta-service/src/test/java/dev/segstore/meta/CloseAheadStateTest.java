@@ -77,9 +77,8 @@ class CloseAheadStateTest {
         // By its rules, not this build's: a leader other than the preferred replica, and a replica on a fenced node, closed
         // then; an unclean shard did not.
         apply(upgraded, Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(2).setHost("h").setPort(2)));
-        long inc3 = 0;
         apply(upgraded, Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(3).setHost("h").setPort(3)));
-        inc3 = upgraded.node(3).orElseThrow().getIncarnation();
+        long inc3 = upgraded.node(3).orElseThrow().getIncarnation();
         for (String name : List.of("w", "z")) {
             assertEquals(null, apply(upgraded, Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(name)
                     .setSettings(ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(1).setUncleanLeaderElection(name.equals("z")))

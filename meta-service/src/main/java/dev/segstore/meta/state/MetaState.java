@@ -812,10 +812,6 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "the feature level is " + featureLevel + ": it only rises, not to " + c.getLevel());
         }
         featureLevel = c.getLevel();
-        return featureLevelAnswer();
-    }
-
-    private CommandResult featureLevelAnswer() {
         return CommandResult.ok(dev.segstore.protocol.meta.FeatureLevelResponse.newBuilder().setLevel(featureLevel).build());
     }
 

@@ -396,8 +396,9 @@ final class AssignmentReconciler {
         // directory takes both offline together, and is reported for the closing one, which the controller knows (the
         // next one it does not know yet: a copy of it lost alone would go unreported while the node stayed in the ISR).
         boolean ahead = takenAhead(s);
+        String closingLog = new Key(key.shardId(), key.sequence() - 1).logName(); // (ahead: the log it goes beside)
         SegmentLog log = ahead
-                ? directory.openLogBeside(name, new Key(key.shardId(), key.sequence() - 1).logName(), config.log(), s.getStartOffset())
+                ? directory.openLogBeside(name, closingLog, config.log(), s.getStartOffset())
                 : directory.openLog(name, config.log(), s.getStartOffset());
         if (log.logStartOffset() != s.getStartOffset() && log.logEndOffset() > log.logStartOffset() && !ahead) {
             if (s.getIsrList().contains(config.nodeId()) || s.getLeader() == config.nodeId()) {
@@ -417,7 +418,7 @@ final class AssignmentReconciler {
             LOG.info("{}: the log on disk starts at {}, the next segment is handed over at {}: making it again", name,
                     log.logStartOffset(), s.getStartOffset());
             directory.deleteLog(name).join();
-            log = directory.openLogBeside(name, new Key(key.shardId(), key.sequence() - 1).logName(), config.log(), s.getStartOffset());
+            log = directory.openLogBeside(name, closingLog, config.log(), s.getStartOffset());
         }
         if (log.logStartOffset() != s.getStartOffset() && log.logEndOffset() == log.logStartOffset()) {
             LOG.info("{}: the empty log on disk starts at {}, the segment at {}: made ahead of a roll that committed another start; making it again",
@@ -491,6 +492,9 @@ final class AssignmentReconciler {
         try {
             boolean closing = s.getClosingVersion() != 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN;
             boolean becomesLeader = s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER);
+            if (closing) {
+                h.closingVersion = s.getClosingVersion();
+            }
             if (closing && becomesLeader) {
                 // Closing before the role it takes as leader: a replica that becomes leader of a closing segment it did
                 // not close must take no write on it from the moment it leads (Partition.becomeLeader ->
@@ -498,7 +502,6 @@ final class AssignmentReconciler {
                 // come in between and land past the end its predecessor handed over at, where the next segment's
                 // acknowledged records are. Any other role is taken first (a deposed leader marked closing while it
                 // still leads could end the segment and hand over in its old epoch).
-                h.closingVersion = s.getClosingVersion();
                 h.partition.markClosing(s.getLeaderEpoch());
             }
             // The role first, then the seal: a follower takes a seal only once it has truncated against its
@@ -520,9 +523,8 @@ final class AssignmentReconciler {
                 h.partition.becomeFollower(s.getLeaderEpoch(), s.getLeader());
             }
             h.partition.assignedIsr(s.getIsrList(), sentAtMs); // NO_LEASE: in the ISR or not, no lease from it
-            if (closing) {
-                h.closingVersion = s.getClosingVersion();
-                h.partition.markClosing(s.getLeaderEpoch()); // (nothing if marked above)
+            if (closing && !becomesLeader) {
+                h.partition.markClosing(s.getLeaderEpoch());
             }
             if (s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.SEALED) {
                 h.partition.markSealed(s.getLeaderEpoch(), s.getEndOffset());
