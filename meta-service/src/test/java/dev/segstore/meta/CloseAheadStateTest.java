@@ -3,6 +3,7 @@ package dev.segstore.meta;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.meta.state.CommandResult;
 import dev.segstore.meta.state.MetaState;
+import dev.segstore.protocol.FeatureLevels;
 import dev.segstore.protocol.meta.ChangeIsrCommand;
 import dev.segstore.protocol.meta.CloseSegmentCommand;
 import dev.segstore.protocol.meta.Command;
@@ -97,17 +98,19 @@ class CloseAheadStateTest {
                 .setShardId(z.getShardId()).setSequence(0).setLeader(z.getLeader()).setLeaderEpoch(z.getLeaderEpoch()))).error(),
                 "rules 0 too: a shard that allows unclean election");
 
-        // The operator raises the level: this build's closes are taken from then on, and it never goes back down.
-        assertEquals(null, apply(upgraded, featureLevel(MetaState.CLOSE_AHEAD_LEVEL)).error());
-        assertEquals(null, upgraded.closeRefusal(close.build()));
-        assertEquals(null, apply(upgraded, Command.newBuilder().setCloseSegment(close.clone())).error());
+        // The operator raises the level to 1: the closes of the build that brought feature levels (rules 2) are taken
+        // from then on, and it never goes back down; this build's (rules 3) wait for level 2 (the next test).
+        assertEquals(null, apply(upgraded, featureLevel(FeatureLevels.CLOSE_SEGMENT_COMMAND)).error());
+        assertTrue(upgraded.closeRefusal(close.build()).contains("feature level 1"), "this build's rules need level 2");
+        assertEquals(null, upgraded.closeRefusal(close.clone().setRules(2).build()));
+        assertEquals(null, apply(upgraded, Command.newBuilder().setCloseSegment(close.clone().setRules(2))).error(), "rules 2 at level 1");
         assertTrue(upgraded.route("u").getSegments(0).getClosingVersion() > 0);
         assertEquals(ErrorCode.INVALID_ARGUMENT, apply(upgraded, featureLevel(0)).error(), "levels only rise");
 
         // Kept in snapshots; a level this build does not know stops it rather than be applied or restored.
         MetaState restored = new MetaState();
         restored.restore(upgraded.snapshot());
-        assertEquals(MetaState.CLOSE_AHEAD_LEVEL, restored.featureLevel());
+        assertEquals(FeatureLevels.CLOSE_SEGMENT_COMMAND, restored.featureLevel());
         Command beyond = featureLevel(MetaState.MAX_FEATURE_LEVEL + 1).setVersion(MetaState.VERSION).build();
         assertNotNull(restored.beyondThisBuild(beyond));
         assertNotNull(new MetaState().beyondThisBuild(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName("x")
@@ -115,7 +118,7 @@ class CloseAheadStateTest {
         assertNotNull(restored.beyondThisBuild(Command.newBuilder().setCloseSegment(close.clone().setRules(MetaState.CLOSE_RULES + 1)).build()),
                 "close rules this build does not know");
         assertThrows(IllegalStateException.class, () -> restored.apply(beyond));
-        assertEquals(MetaState.CLOSE_AHEAD_LEVEL, restored.featureLevel());
+        assertEquals(FeatureLevels.CLOSE_SEGMENT_COMMAND, restored.featureLevel());
         assertThrows(IllegalStateException.class, () -> new MetaState().restore(upgraded.snapshot().toBuilder()
                 .setFeatureLevel(MetaState.MAX_FEATURE_LEVEL + 1).build()));
 
@@ -125,8 +128,15 @@ class CloseAheadStateTest {
     }
 
     private long register(int id) {
-        apply(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("h").setPort(1)));
+        CommandResult r = register(state, id, FeatureLevels.MAX);
+        assertEquals(null, r.error(), r.message());
         return state.node(id).orElseThrow().getIncarnation();
+    }
+
+    /** Registers storage node {@code id}, whose build knows feature level {@code knows} (0: a build that does not say). */
+    private CommandResult register(MetaState on, int id, int knows) {
+        return apply(on, Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(id).setHost("h").setPort(id)
+                .setMaxFeatureLevel(knows)));
     }
 
     private long create(String name, boolean unclean, Integer... replicas) {
@@ -156,6 +166,69 @@ class CloseAheadStateTest {
     private CommandResult shrinkIsr(String shard, long seq, int leader, int epoch, int version, Integer... isr) {
         return apply(Command.newBuilder().setChangeIsr(ChangeIsrCommand.newBuilder().setShard(shard).setSequence(seq)
                 .setLeader(leader).setLeaderEpoch(epoch).setIsrVersion(version).addAllNewIsr(List.of(isr))));
+    }
+
+    @Test
+    void thisBuildsClosesWaitForLevel2WhereEveryAliveStorageNodeKnowsIt() {
+        // Close ahead hands over to followers that must know it (a follower of an older build would take the next
+        // segment as a committed one and drop its log at its next assignment). So from level 2 on, storage nodes say
+        // what their build knows when they register, and the meta-service holds the cluster to it.
+        MetaState mixed = new MetaState();
+        assertEquals(null, register(mixed, 1, 0).error(), "a build that does not say: it knows level 1");
+        assertEquals(null, register(mixed, 2, FeatureLevels.MAX).error());
+        assertEquals(null, register(mixed, 3, FeatureLevels.MAX).error());
+        CreateShardCommand.Builder create = CreateShardCommand.newBuilder().setName("s").addAllReplicas(List.of(1, 2, 3))
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(1)).setNewClusterFeatureLevel(MetaState.MAX_FEATURE_LEVEL);
+        assertEquals(null, apply(mixed, Command.newBuilder().setCreateShard(create.clone())).error());
+        assertEquals(1, mixed.featureLevel(), "a new cluster takes no higher a level than its storage nodes know");
+
+        // At level 1, this build's close is refused (by the leader before it proposes, and as a command); an older
+        // leader's (rules 2) is taken, as it was by its build.
+        Segment s = mixed.route("s").getSegments(0);
+        CloseSegmentCommand.Builder close = CloseSegmentCommand.newBuilder().setShard("s").setShardId(s.getShardId()).setSequence(0)
+                .setLeader(1).setLeaderEpoch(0).setRules(MetaState.CLOSE_RULES);
+        assertTrue(mixed.closeRefusal(close.build()).contains("feature level 1"), mixed.closeRefusal(close.build()));
+        CommandResult refused = apply(mixed, Command.newBuilder().setCloseSegment(close.clone()));
+        assertEquals(ErrorCode.INVALID_ARGUMENT, refused.error(), "this build's close at level 1");
+        assertTrue(refused.message().contains("feature level 1"), refused.message());
+        assertEquals(0, mixed.route("s").getSegments(0).getClosingVersion());
+
+        // The level does not rise while an alive storage node's build knows less.
+        CommandResult held = apply(mixed, featureLevel(FeatureLevels.STORAGE_NODES_CHECKED));
+        assertEquals(ErrorCode.INVALID_ARGUMENT, held.error(), "node 1 runs an older build");
+        assertTrue(held.message().contains("storage node 1"), held.message());
+        assertEquals(1, mixed.featureLevel());
+        // A node that is not alive does not hold it: it registers again before it takes part, and is checked then.
+        apply(mixed, Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1)
+                .setIncarnation(mixed.node(1).orElseThrow().getIncarnation())));
+        assertEquals(null, apply(mixed, featureLevel(FeatureLevels.STORAGE_NODES_CHECKED)).error(), "node 1 is fenced");
+        assertEquals(2, mixed.featureLevel());
+
+        // From level 2, a storage node whose build knows less is refused registration, and nothing of it is applied.
+        long incarnation1 = mixed.node(1).orElseThrow().getIncarnation();
+        CommandResult old = register(mixed, 1, 0);
+        assertEquals(ErrorCode.INVALID_ARGUMENT, old.error(), "node 1 back on its older build");
+        assertTrue(old.message().contains("storage node 1"), old.message());
+        assertEquals(dev.segstore.protocol.meta.NodeState.FENCED, mixed.node(1).orElseThrow().getState());
+        assertEquals(incarnation1, mixed.node(1).orElseThrow().getIncarnation());
+        assertEquals(ErrorCode.INVALID_ARGUMENT, register(mixed, 4, 1).error(), "a new node of an older build");
+        assertTrue(mixed.node(4).isEmpty());
+        assertEquals(null, register(mixed, 1, FeatureLevels.MAX).error(), "node 1 upgraded");
+        assertEquals(FeatureLevels.MAX, mixed.node(1).orElseThrow().getMaxFeatureLevel());
+
+        // This build's closes are taken at level 2.
+        assertEquals(null, apply(mixed, Command.newBuilder().setCreateShard(create.clone().setName("t"))).error());
+        Segment t = mixed.route("t").getSegments(0);
+        CommandResult taken = apply(mixed, Command.newBuilder().setCloseSegment(close.clone().setShard("t").setShardId(t.getShardId())
+                .setLeader(t.getLeader()).setLeaderEpoch(t.getLeaderEpoch())));
+        assertEquals(null, taken.error(), taken.message());
+        assertTrue(mixed.route("t").getSegments(0).getClosingVersion() > 0);
+
+        // What each node's build knows is kept in snapshots, and so is the check.
+        MetaState restored = new MetaState();
+        restored.restore(mixed.snapshot());
+        assertEquals(FeatureLevels.MAX, restored.node(2).orElseThrow().getMaxFeatureLevel());
+        assertEquals(ErrorCode.INVALID_ARGUMENT, register(restored, 4, 0).error());
     }
 
     @Test

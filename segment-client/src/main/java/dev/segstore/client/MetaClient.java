@@ -200,7 +200,8 @@ public final class MetaClient implements AutoCloseable {
                                                            String pageCacheId, List<dev.segstore.protocol.meta.SegmentId> held,
                                                            long readLeaseMs) {
         RegisterNodeRequest.Builder b = RegisterNodeRequest.newBuilder().setNodeId(nodeId).setHost(host).setPort(port)
-                .setStorageOffline(storageOffline).setInstanceId(instanceId).setPageCacheId(pageCacheId).setReadLeaseMs(readLeaseMs);
+                .setStorageOffline(storageOffline).setInstanceId(instanceId).setPageCacheId(pageCacheId).setReadLeaseMs(readLeaseMs)
+                .setMaxFeatureLevel(dev.segstore.protocol.FeatureLevels.MAX); // this build's: it follows every level it knows
         if (held != null) {
             b.setHeldReported(true).addAllHeldSegments(held);
         }

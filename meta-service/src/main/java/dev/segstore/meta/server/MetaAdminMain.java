@@ -97,8 +97,9 @@ public final class MetaAdminMain {
                     System.out.println("feature level: " + d.getFeatureLevel() + " (the meta leader's build knows up to " + d.getMaxFeatureLevel() + ")");
                     System.out.println("storage nodes: " + d.getNodesCount());
                     for (StorageNode n : d.getNodesList()) {
-                        System.out.printf("  node %d at %s:%d %s (incarnation %d)%s%s%n", n.getNodeId(), n.getHost(), n.getPort(), n.getState(),
-                                n.getIncarnation(), n.getShuttingDown() ? ", shutting down" : "", n.getDecommissioned() ? ", decommissioned" : "");
+                        System.out.printf("  node %d at %s:%d %s (incarnation %d, knows feature level %d)%s%s%n", n.getNodeId(), n.getHost(),
+                                n.getPort(), n.getState(), n.getIncarnation(), dev.segstore.protocol.FeatureLevels.ofStorageNode(n.getMaxFeatureLevel()),
+                                n.getShuttingDown() ? ", shutting down" : "", n.getDecommissioned() ? ", decommissioned" : "");
                     }
                 });
             }
@@ -230,7 +231,8 @@ public final class MetaAdminMain {
     }
 
     @Command(name = "feature-level", description = "Shows the cluster's feature level, or raises it with --set: do so only "
-            + "once every meta node runs a build that knows the level (a new cluster starts at its build's highest).")
+            + "once every meta node runs a build that knows the level (from level 2 the meta-service also checks that every alive "
+            + "storage node does; a new cluster starts at the highest its builds know).")
     static final class FeatureLevel implements Callable<Integer> {
         @CommandLine.ParentCommand
         MetaAdminMain parent;

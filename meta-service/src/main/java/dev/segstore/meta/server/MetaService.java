@@ -126,7 +126,8 @@ public final class MetaService {
         }
         return propose(Command.newBuilder().setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(r.getNodeId())
                 .setHost(r.getHost()).setPort(r.getPort()).setInstanceId(r.getInstanceId()).setPageCacheId(r.getPageCacheId())
-                .setHeldReported(r.getHeldReported()).addAllHeldSegments(r.getHeldSegmentsList()).setReadLeaseMs(r.getReadLeaseMs())))
+                .setHeldReported(r.getHeldReported()).addAllHeldSegments(r.getHeldSegmentsList()).setReadLeaseMs(r.getReadLeaseMs())
+                .setMaxFeatureLevel(r.getMaxFeatureLevel())))
                 .thenApply(m -> {
                     controller.heartbeat(r.getNodeId());
                     controller.invalidateLoad();
@@ -528,7 +529,8 @@ public final class MetaService {
 
     /**
      * Raises the cluster's feature level (meta.proto, SetFeatureLevelRequest): at most this build's, never down. The
-     * operator asks once every meta node runs a build that knows the level; nothing here can check that.
+     * operator asks once every meta node runs a build that knows the level; nothing here can check that. The state
+     * machine checks the storage nodes (from level 2: every alive one registered with a build that knows the level).
      */
     CompletableFuture<Message> setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest r) {
         if (r.getLevel() < 0 || r.getLevel() > MetaState.MAX_FEATURE_LEVEL) {

@@ -1,6 +1,7 @@
 package dev.segstore.meta.state;
 
 import dev.segstore.adapter.ErrorCode;
+import dev.segstore.protocol.FeatureLevels;
 import dev.segstore.protocol.meta.ChangeIsrCommand;
 import dev.segstore.protocol.meta.Command;
 import dev.segstore.protocol.meta.CommitOffsetsCommand;
@@ -51,15 +52,21 @@ import java.util.function.LongUnaryOperator;
 public final class MetaState {
     public static final int VERSION = 1;
     /**
-     * The highest feature level this build knows (meta.proto, SetFeatureLevelCommand). Level 1: CloseSegmentCommand
-     * (close ahead). A new cluster takes it with its first shard; an upgraded one once an operator raises it
-     * ({@code segstore-admin feature-level --set}) after every meta node runs this build.
+     * The highest feature level this build knows (meta.proto, SetFeatureLevelCommand; {@link FeatureLevels}). Level 1:
+     * CloseSegmentCommand; level 2: every storage node's build follows close-ahead hand-overs. A new cluster takes it
+     * with its first shard; an upgraded one once an operator raises it ({@code segstore-admin feature-level --set})
+     * after every meta node and storage node runs this build.
      */
-    public static final int MAX_FEATURE_LEVEL = 1;
-    /** The feature level from which segments close ahead (CloseSegmentCommand). */
-    public static final int CLOSE_AHEAD_LEVEL = 1;
-    /** CloseSegmentCommand.rules of this build's proposals (meta.proto): the feature level and placement's rules. */
-    public static final int CLOSE_RULES = 2;
+    public static final int MAX_FEATURE_LEVEL = FeatureLevels.MAX;
+    /** The feature level from which this build's closes (rules {@link #CLOSE_RULES}) are taken. */
+    public static final int CLOSE_AHEAD_LEVEL = FeatureLevels.STORAGE_NODES_CHECKED;
+    /**
+     * CloseSegmentCommand.rules of this build's proposals (meta.proto): placement's rules at feature level 2, where every
+     * storage node follows hand-overs. Rules 2 (the same at level 1) are still applied as they were, from older leaders.
+     */
+    public static final int CLOSE_RULES = 3;
+    /** The first CloseSegmentCommand.rules with the feature level and placement's rules (2: at level 1). */
+    private static final int PLACEMENT_RULES = 2;
 
     private final TreeMap<Integer, StorageNode> nodes = new TreeMap<>();
     private final TreeMap<String, Shard> shards = new TreeMap<>();
@@ -186,6 +193,11 @@ public final class MetaState {
     // ---- commands ---------------------------------------------------------------------------------------------
 
     private CommandResult registerNode(RegisterNodeCommand c, long now) {
+        String tooOld = olderThanTheCluster(c.getNodeId(), c.getMaxFeatureLevel());
+        if (tooOld != null) {
+            // Before anything else: such a node would take part in work its build cannot follow (close-ahead hand-overs).
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, tooOld);
+        }
         StorageNode old = nodes.get(c.getNodeId());
         if (old != null && old.getState() == NodeState.ALIVE && c.getInstanceId() != 0 && old.getInstanceId() == c.getInstanceId()
                 && old.getHost().equals(c.getHost()) && old.getPort() == c.getPort()) {
@@ -212,7 +224,7 @@ public final class MetaState {
         }
         StorageNode node = StorageNode.newBuilder().setNodeId(c.getNodeId()).setHost(c.getHost()).setPort(c.getPort())
                 .setState(NodeState.ALIVE).setRegisteredAtMs(now).setInstanceId(c.getInstanceId()).setPageCacheId(c.getPageCacheId())
-                .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).setReadLeaseMs(c.getReadLeaseMs())
+                .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).setReadLeaseMs(c.getReadLeaseMs()).setMaxFeatureLevel(c.getMaxFeatureLevel())
                 .setDecommissioned(old != null && old.getDecommissioned()).build(); // an operator's decision outlives restarts
         nodes.put(c.getNodeId(), node);
         // A segment that waits for a leader gets this node if it is eligible: sealed ones too, which need a
@@ -568,8 +580,9 @@ public final class MetaState {
         if (bad.isPresent()) {
             return CommandResult.fail(ErrorCode.NOT_ENOUGH_REPLICAS, "cannot create shard '" + c.getName() + "': " + bad.get());
         }
-        if (neverHadShard() && c.getNewClusterFeatureLevel() > featureLevel) {
-            featureLevel = c.getNewClusterFeatureLevel(); // a new cluster: nothing in it comes from an older build
+        if (neverHadShard()) {
+            // A new cluster: no meta node of an older build ever applied its log; its storage nodes say what they know.
+            featureLevel = Math.max(featureLevel, Math.min(c.getNewClusterFeatureLevel(), aliveNodesLevel()));
         }
         Shard shard = Shard.newBuilder().setName(c.getName()).setShardId(nextShardId++).setSettings(c.getSettings())
                 .setCreatedAtMs(now).setState(ShardState.ACTIVE).build();
@@ -811,8 +824,42 @@ public final class MetaState {
         if (c.getLevel() < featureLevel) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "the feature level is " + featureLevel + ": it only rises, not to " + c.getLevel());
         }
+        if (c.getLevel() >= FeatureLevels.STORAGE_NODES_CHECKED) {
+            for (StorageNode n : nodes.values()) {
+                int knows = FeatureLevels.ofStorageNode(n.getMaxFeatureLevel());
+                if (n.getState() == NodeState.ALIVE && knows < c.getLevel()) {
+                    // Only alive nodes: any other registers again before it takes part, and is checked then.
+                    return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "storage node " + n.getNodeId() + " runs a build that knows feature level "
+                            + knows + " at most: upgrade every storage node (or decommission it and let it stop) before raising the level to " + c.getLevel());
+                }
+            }
+        }
         featureLevel = c.getLevel();
         return CommandResult.ok(dev.segstore.protocol.meta.FeatureLevelResponse.newBuilder().setLevel(featureLevel).build());
+    }
+
+    /**
+     * Why storage node {@code id} may not register with a build that knows feature level {@code registered} at most
+     * (RegisterNodeCommand.max_feature_level), or null: from level 2 on, a node must know the cluster's level.
+     */
+    private String olderThanTheCluster(int id, int registered) {
+        int knows = FeatureLevels.ofStorageNode(registered);
+        if (featureLevel < FeatureLevels.STORAGE_NODES_CHECKED || knows >= featureLevel) {
+            return null;
+        }
+        return "storage node " + id + " runs a build that knows feature level " + knows + " at most, and the cluster is at level "
+                + featureLevel + ": it must be upgraded before it can register";
+    }
+
+    /** The highest feature level every alive storage node's build knows (this build's when none is alive). */
+    private int aliveNodesLevel() {
+        int level = MAX_FEATURE_LEVEL;
+        for (StorageNode n : nodes.values()) {
+            if (n.getState() == NodeState.ALIVE) {
+                level = Math.min(level, FeatureLevels.ofStorageNode(n.getMaxFeatureLevel()));
+            }
+        }
+        return level;
     }
 
     /** Whether no shard was ever created here (a new cluster: CreateShardCommand.new_cluster_feature_level). */
@@ -825,10 +872,13 @@ public final class MetaState {
         return featureLevel;
     }
 
-    /** Why close ahead is refused at the current feature level, or null when it is taken. */
-    public synchronized String closeAheadRefusal() {
-        return featureLevel >= CLOSE_AHEAD_LEVEL ? null : "segments do not close ahead at feature level " + featureLevel + " (it needs "
-                + CLOSE_AHEAD_LEVEL + ": segstore-admin feature-level --set " + CLOSE_AHEAD_LEVEL + ", once every meta node runs a build that knows it)";
+    /** Why a close by {@code rules} (2 or more) is refused at the current feature level, or null when it is taken. */
+    private String closeAheadRefusal(int rules) {
+        // Rules 2 (from the build that brought feature levels) at level 1; this build's (3) at level 2, where every
+        // storage node follows hand-overs.
+        int needs = rules >= CLOSE_RULES ? CLOSE_AHEAD_LEVEL : FeatureLevels.CLOSE_SEGMENT_COMMAND;
+        return featureLevel >= needs ? null : "segments do not close ahead at feature level " + featureLevel + " (it needs " + needs
+                + ": segstore-admin feature-level --set " + needs + ", once every meta node and storage node runs a build that knows it)";
     }
 
     /**
@@ -849,11 +899,11 @@ public final class MetaState {
             // unclean election rolls as before, so that such an election can always end a segment.
             return "its shard allows unclean leader election, or its leader is outside its ISR";
         }
-        if (rules < CLOSE_RULES) {
+        if (rules < PLACEMENT_RULES) {
             return null; // a command of the build that introduced close ahead: applied by its rules, as it was then
         }
-        if (featureLevel < CLOSE_AHEAD_LEVEL) {
-            return closeAheadRefusal();
+        if (closeAheadRefusal(rules) != null) {
+            return closeAheadRefusal(rules);
         }
         if (s.getLeader() != s.getReplicas(0)) {
             // Leaders spread as placement spreads them: a leadership moved (a failover, a controlled shutdown) comes
@@ -878,11 +928,10 @@ public final class MetaState {
     public synchronized String closeRefusal(dev.segstore.protocol.meta.CloseSegmentCommand c) {
         Shard shard = shards.get(c.getShard());
         List<Segment> list = segments.get(c.getShard());
-        if (featureLevel < CLOSE_AHEAD_LEVEL && c.getRules() >= CLOSE_RULES) {
-            // Never proposed below the level, whatever the command would answer: a meta node of an older build would
-            // apply it by other rules. Only a segment closing already is answered alike by every build.
-            boolean closingAlready = list != null && list.stream().anyMatch(x -> x.getSequence() == c.getSequence() && x.getClosingVersion() != 0);
-            return closingAlready ? null : closeAheadRefusal();
+        if (c.getRules() >= PLACEMENT_RULES && closeAheadRefusal(c.getRules()) != null) {
+            // Never proposed below the level, whatever the command would answer, not even for a segment closing
+            // already: a meta node of an older build would apply it by other rules, or stop (rules it does not know).
+            return closeAheadRefusal(c.getRules());
         }
         if (shard == null || shard.getShardId() != c.getShardId() || list == null || list.isEmpty()) {
             return null;

@@ -124,7 +124,7 @@ class MetaServiceTest {
 
     private NodeAssignments register(int id) throws Exception {
         return (NodeAssignments) await(service.registerNode(RegisterNodeRequest.newBuilder().setNodeId(id)
-                .setHost("127.0.0." + id).setPort(9000 + id).build()));
+                .setHost("127.0.0." + id).setPort(9000 + id).setMaxFeatureLevel(dev.segstore.protocol.FeatureLevels.MAX).build()));
     }
 
     private CompletableFuture<Message> heartbeat(int id, long incarnation) {
@@ -289,7 +289,7 @@ class MetaServiceTest {
 
     private long registerWithLease(int id) throws Exception {
         return ((NodeAssignments) await(service.registerNode(RegisterNodeRequest.newBuilder().setNodeId(id).setHost("127.0.0." + id)
-                .setPort(9000 + id).setReadLeaseMs(3_000).build()))).getNode().getIncarnation();
+                .setPort(9000 + id).setReadLeaseMs(3_000).setMaxFeatureLevel(dev.segstore.protocol.FeatureLevels.MAX).build()))).getNode().getIncarnation();
     }
 
     /**
