@@ -10,6 +10,7 @@ import dev.segstore.protocol.meta.ExpireSegmentsCommand;
 import dev.segstore.protocol.meta.FenceNodeCommand;
 import dev.segstore.protocol.meta.GroupOffset;
 import dev.segstore.protocol.meta.MetaSnapshot;
+import dev.segstore.protocol.FeatureLevels;
 import dev.segstore.protocol.meta.RegisterNodeCommand;
 import dev.segstore.protocol.meta.RollSegmentCommand;
 import dev.segstore.protocol.meta.Segment;
@@ -51,11 +52,15 @@ class MetaStateProperties {
     private static final java.util.concurrent.atomic.AtomicInteger HANDED_OVER = new java.util.concurrent.atomic.AtomicInteger();
     /** Closes ahead the generator proposed that its model took (segments marked closing). */
     private static final java.util.concurrent.atomic.AtomicInteger CLOSED = new java.util.concurrent.atomic.AtomicInteger();
+    /** Of those, this build's (rules 3, at feature level 2); and registrations refused as of an older build than the cluster. */
+    private static final java.util.concurrent.atomic.AtomicInteger CLOSED_AT_LEVEL_2 = new java.util.concurrent.atomic.AtomicInteger();
+    private static final java.util.concurrent.atomic.AtomicInteger REFUSED_OLDER_NODES = new java.util.concurrent.atomic.AtomicInteger();
 
     @net.jqwik.api.lifecycle.AfterContainer
     static void report() {
         System.out.println("MetaStateProperties: " + REASSIGNED.get() + " replica reassignments applied, " + SHUT_DOWN.get()
-                + " controlled shutdowns applied, moving " + HANDED_OVER.get() + " leaderships, " + CLOSED.get() + " segments closed ahead");
+                + " controlled shutdowns applied, moving " + HANDED_OVER.get() + " leaderships, " + CLOSED.get() + " segments closed ahead ("
+                + CLOSED_AT_LEVEL_2.get() + " by rules 3), " + REFUSED_OLDER_NODES.get() + " registrations of older builds refused");
     }
 
     @Provide
@@ -107,7 +112,17 @@ class MetaStateProperties {
             Segment openBeforeMove = cmd.hasMoveLeader() && a.route(cmd.getMoveLeader().getShard()) != null
                     ? a.route(cmd.getMoveLeader().getShard()).getSegments(a.route(cmd.getMoveLeader().getShard()).getSegmentsCount() - 1) : null;
             long ledBeforeShutdown = cmd.hasControlledShutdown() ? ledBy(a, cmd.getControlledShutdown().getNodeId()) : 0;
+            var registeredBefore = cmd.hasRegisterNode() ? a.node(cmd.getRegisterNode().getNodeId()) : null;
             var ra = a.apply(cmd);
+            if (!ra.isOk() && cmd.hasRegisterNode()) {
+                assertEquals(registeredBefore, a.node(cmd.getRegisterNode().getNodeId()), context + " command " + i + ": a refused registration changed its node");
+            }
+            // From feature level 2, every alive storage node's build knows the cluster's level (close-ahead hand-overs).
+            for (dev.segstore.protocol.meta.StorageNode n : a.nodes()) {
+                assertTrue(a.featureLevel() < FeatureLevels.STORAGE_NODES_CHECKED || n.getState() != dev.segstore.protocol.meta.NodeState.ALIVE
+                        || FeatureLevels.ofStorageNode(n.getMaxFeatureLevel()) >= a.featureLevel(), context + " command " + i + ": node "
+                        + n.getNodeId() + " knows level " + n.getMaxFeatureLevel() + ", alive in a cluster at level " + a.featureLevel());
+            }
             if (ra.isOk() && cmd.hasControlledShutdown()) {
                 checkHandedOver(a, cmd.getControlledShutdown().getNodeId(), context + " command " + i);
                 SHUT_DOWN.incrementAndGet();
@@ -120,7 +135,7 @@ class MetaStateProperties {
                 REASSIGNED.incrementAndGet();
             }
             for (Segment seg : a.snapshot().getSegmentsList()) {
-                Integer epoch = ledBefore.get(seg.getShardId() + "/" + seg.getSequence());
+                Integer epoch = ra.isOk() ? ledBefore.get(seg.getShardId() + "/" + seg.getSequence()) : null; // refused: nothing changed
                 assertTrue(epoch == null || seg.getLeaderEpoch() > epoch, context + " command " + i
                         + ": node " + cmd.getRegisterNode().getNodeId() + " re-registered and still leads " + seg.getShard()
                         + "/" + seg.getSequence() + " in epoch " + seg.getLeaderEpoch());
@@ -259,6 +274,9 @@ class MetaStateProperties {
                 if (extra != null) {
                     if (model.apply(extra).isOk() && extra.hasCloseSegment()) {
                         CLOSED.incrementAndGet();
+                        if (extra.getCloseSegment().getRules() == MetaState.CLOSE_RULES) {
+                            CLOSED_AT_LEVEL_2.incrementAndGet();
+                        }
                     }
                     out.add(extra);
                 }
@@ -277,7 +295,7 @@ class MetaStateProperties {
                     // A node that lists the logs it holds: some of its segments' logs may be lost.
                     r.setHeldReported(true).addAllHeldSegments(someSegmentsOf(model, id, random));
                 }
-                c.setRegisterNode(r);
+                c.setRegisterNode(r.setMaxFeatureLevel(nodeLevel(extras)));
             } else if (kind == 2 && random.nextInt(3) == 0) {
                 // A data directory of a node failed: some of its replicas are offline (sometimes a stale incarnation's report).
                 StorageNode victim = nodes.get(random.nextInt(nodes.size()));
@@ -291,7 +309,8 @@ class MetaStateProperties {
             } else if (kind == 12 && random.nextBoolean() && nodes.stream().anyMatch(StorageNode::getShuttingDown)) {
                 // A rolling restart goes on: a node that shut down comes back (a new incarnation).
                 StorageNode back = nodes.stream().filter(StorageNode::getShuttingDown).findFirst().orElseThrow();
-                c.setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(back.getNodeId()).setHost(back.getHost()).setPort(back.getPort()));
+                c.setRegisterNode(RegisterNodeCommand.newBuilder().setNodeId(back.getNodeId()).setHost(back.getHost()).setPort(back.getPort())
+                        .setMaxFeatureLevel(nodeLevel(extras)));
             } else if (kind == 12) {
                 // A node stopping on purpose: usually its current incarnation, sometimes a stale one (a no-op).
                 StorageNode leaving = nodes.get(random.nextInt(nodes.size()));
@@ -386,13 +405,16 @@ class MetaStateProperties {
                 c.setCommitOffsets(b);
             }
             Command cmd = c.build();
-            model.apply(cmd);
+            if (!model.apply(cmd).isOk() && cmd.hasRegisterNode() && model.featureLevel() >= FeatureLevels.STORAGE_NODES_CHECKED
+                    && FeatureLevels.ofStorageNode(cmd.getRegisterNode().getMaxFeatureLevel()) < model.featureLevel()) {
+                REFUSED_OLDER_NODES.incrementAndGet();
+            }
             out.add(cmd);
         }
         return out;
     }
 
-    /** A close of an open segment (mostly as its leader would ask, sometimes stale; rules 2 or 0), or a feature level. */
+    /** A close of an open segment (mostly as its leader would ask, sometimes stale; rules 3, 2 or 0), or a feature level. */
     private static Command extraCommand(Random extras, MetaState model, long now) {
         Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now).setMonotonicTimestamp(true);
         List<String> shardNames = model.listShards("").stream().map(s -> s.getName()).toList();
@@ -407,6 +429,14 @@ class MetaStateProperties {
                 .setShardId(model.shard(shard).get().getShardId()).setSequence(open.getSequence() - (extras.nextInt(8) == 0 ? 1 : 0))
                 .setLeader(extras.nextInt(6) == 0 ? 1 + extras.nextInt(5) : open.getLeader())
                 .setLeaderEpoch(open.getLeaderEpoch() - (extras.nextInt(6) == 0 ? 1 : 0))
-                .setRules(extras.nextInt(3) == 0 ? 0 : MetaState.CLOSE_RULES)).build();
+                .setRules(List.of(0, 2, MetaState.CLOSE_RULES, MetaState.CLOSE_RULES).get(extras.nextInt(4)))).build();
+    }
+
+    /**
+     * The feature level a registering storage node's build knows: mostly this build's, sometimes an older build's (0:
+     * one that does not say). Drawn from {@code extras} alone (none without it: the registrations of older logs).
+     */
+    private static int nodeLevel(Random extras) {
+        return extras == null ? 0 : extras.nextInt(4) == 0 ? extras.nextInt(FeatureLevels.MAX) : FeatureLevels.MAX;
     }
 }
