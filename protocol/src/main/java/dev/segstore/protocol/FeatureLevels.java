@@ -2,8 +2,8 @@ package dev.segstore.protocol;
 
 /**
  * The cluster feature levels this build knows (meta.proto, {@code SetFeatureLevelCommand}; docs/architecture.md,
- * "Feature levels"). A level names what every meta node, and from level 2 every storage node, must know before the
- * cluster may ask it of them: the meta-service raises the level only when told to by an operator (or for a new
+ * "Close ahead", its upgrades). A level names what every meta node, and from level 2 every storage node, must know
+ * before the cluster may ask it of them: the meta-service raises the level only when an operator asks (or for a new
  * cluster), and never above what its own build knows. Shared by the meta-service and the storage node of one build.
  */
 public final class FeatureLevels {
