@@ -43,8 +43,10 @@ class CloseAheadStateTest {
         return on.apply(c.setVersion(MetaState.VERSION).setTimestampMs(now++).setMonotonicTimestamp(true).build());
     }
 
-    private static Command.Builder featureLevel(int level) {
-        return Command.newBuilder().setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder().setLevel(level));
+    /** A raise to {@code level}, naming the storage node incarnations the meta leader heard know it. */
+    private static Command.Builder featureLevel(int level, dev.segstore.protocol.meta.NodeIncarnation... nodes) {
+        return Command.newBuilder().setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder().setLevel(level)
+                .addAllStorageNodes(List.of(nodes)));
     }
 
     @Test
@@ -142,7 +144,8 @@ class CloseAheadStateTest {
     private long create(String name, boolean unclean, Integer... replicas) {
         CommandResult r = apply(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(name)
                 .setSettings(ShardSettings.newBuilder().setReplicaCount(replicas.length).setMinInSyncReplicas(1).setUncleanLeaderElection(unclean))
-                .addAllReplicas(List.of(replicas)).setNewClusterFeatureLevel(MetaState.MAX_FEATURE_LEVEL)));
+                .addAllReplicas(List.of(replicas)).setNewClusterFeatureLevel(MetaState.MAX_FEATURE_LEVEL)
+                .addAllStorageNodes(state.nodes().stream().map(n -> incarnation(state, n.getNodeId())).toList()))); // a leader that heard them all
         assertEquals(null, r.error(), r.message());
         return state.shard(name).orElseThrow().getShardId();
     }
@@ -171,19 +174,20 @@ class CloseAheadStateTest {
     @Test
     void thisBuildsClosesWaitForLevel2WhereEveryAliveStorageNodeKnowsIt() {
         // Close ahead hands over to followers that must know it (a follower of an older build would take the next
-        // segment as a committed one and drop its log at its next assignment). So from level 2 on, storage nodes say
-        // what their build knows when they register, and the meta-service holds the cluster to it.
+        // segment as a committed one and drop its log at its next assignment). So from level 2 on, the meta-service
+        // holds the storage nodes to the level: it rises only if the command names every alive node's incarnation as
+        // one the meta leader heard know it, and a node whose build knows less cannot register.
         MetaState mixed = new MetaState();
         assertEquals(null, register(mixed, 1, 0).error(), "a build that does not say: it knows level 1");
         assertEquals(null, register(mixed, 2, FeatureLevels.MAX).error());
         assertEquals(null, register(mixed, 3, FeatureLevels.MAX).error());
         CreateShardCommand.Builder create = CreateShardCommand.newBuilder().setName("s").addAllReplicas(List.of(1, 2, 3))
                 .setSettings(ShardSettings.newBuilder().setReplicaCount(3).setMinInSyncReplicas(1)).setNewClusterFeatureLevel(MetaState.MAX_FEATURE_LEVEL);
-        assertEquals(null, apply(mixed, Command.newBuilder().setCreateShard(create.clone())).error());
-        assertEquals(1, mixed.featureLevel(), "a new cluster takes no higher a level than its storage nodes know");
+        assertEquals(null, apply(mixed, Command.newBuilder().setCreateShard(create.clone().addStorageNodes(incarnation(mixed, 2))
+                .addStorageNodes(incarnation(mixed, 3)))).error());
+        assertEquals(1, mixed.featureLevel(), "a new cluster with an alive storage node not heard to know level 2");
 
-        // At level 1, this build's close is refused (by the leader before it proposes, and as a command); an older
-        // leader's (rules 2) is taken, as it was by its build.
+        // At level 1, this build's close is refused (by the leader before it proposes, and as a command).
         Segment s = mixed.route("s").getSegments(0);
         CloseSegmentCommand.Builder close = CloseSegmentCommand.newBuilder().setShard("s").setShardId(s.getShardId()).setSequence(0)
                 .setLeader(1).setLeaderEpoch(0).setRules(MetaState.CLOSE_RULES);
@@ -193,19 +197,21 @@ class CloseAheadStateTest {
         assertTrue(refused.message().contains("feature level 1"), refused.message());
         assertEquals(0, mixed.route("s").getSegments(0).getClosingVersion());
 
-        // The level does not rise while an alive storage node's build knows less.
-        CommandResult held = apply(mixed, featureLevel(FeatureLevels.STORAGE_NODES_CHECKED));
+        // The level does not rise while an alive node is not named, or is named in an older incarnation.
+        CommandResult held = apply(mixed, featureLevel(FeatureLevels.STORAGE_NODES_CHECKED, incarnation(mixed, 2), incarnation(mixed, 3),
+                incarnation(mixed, 1).toBuilder().setIncarnation(incarnation(mixed, 1).getIncarnation() - 1).build()));
         assertEquals(ErrorCode.INVALID_ARGUMENT, held.error(), "node 1 runs an older build");
         assertTrue(held.message().contains("storage node 1"), held.message());
         assertEquals(1, mixed.featureLevel());
         // A node that is not alive does not hold it: it registers again before it takes part, and is checked then.
-        apply(mixed, Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1)
-                .setIncarnation(mixed.node(1).orElseThrow().getIncarnation())));
-        assertEquals(null, apply(mixed, featureLevel(FeatureLevels.STORAGE_NODES_CHECKED)).error(), "node 1 is fenced");
+        apply(mixed, Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(incarnation(mixed, 1).getIncarnation())));
+        assertEquals(null, apply(mixed, featureLevel(FeatureLevels.STORAGE_NODES_CHECKED, incarnation(mixed, 2), incarnation(mixed, 3))).error(),
+                "node 1 is fenced");
         assertEquals(2, mixed.featureLevel());
 
         // From level 2, a storage node whose build knows less is refused registration, and nothing of it is applied.
-        long incarnation1 = mixed.node(1).orElseThrow().getIncarnation();
+        long incarnation1 = incarnation(mixed, 1).getIncarnation();
+        assertTrue(mixed.olderThanTheCluster(1, 0).contains("storage node 1"), "the meta leader refuses it before it proposes");
         CommandResult old = register(mixed, 1, 0);
         assertEquals(ErrorCode.INVALID_ARGUMENT, old.error(), "node 1 back on its older build");
         assertTrue(old.message().contains("storage node 1"), old.message());
@@ -213,8 +219,8 @@ class CloseAheadStateTest {
         assertEquals(incarnation1, mixed.node(1).orElseThrow().getIncarnation());
         assertEquals(ErrorCode.INVALID_ARGUMENT, register(mixed, 4, 1).error(), "a new node of an older build");
         assertTrue(mixed.node(4).isEmpty());
+        assertEquals(null, mixed.olderThanTheCluster(1, FeatureLevels.MAX));
         assertEquals(null, register(mixed, 1, FeatureLevels.MAX).error(), "node 1 upgraded");
-        assertEquals(FeatureLevels.MAX, mixed.node(1).orElseThrow().getMaxFeatureLevel());
 
         // This build's closes are taken at level 2.
         assertEquals(null, apply(mixed, Command.newBuilder().setCreateShard(create.clone().setName("t"))).error());
@@ -224,11 +230,23 @@ class CloseAheadStateTest {
         assertEquals(null, taken.error(), taken.message());
         assertTrue(mixed.route("t").getSegments(0).getClosingVersion() > 0);
 
-        // What each node's build knows is kept in snapshots, and so is the check.
+        // The level, and so the check, is kept in snapshots.
         MetaState restored = new MetaState();
         restored.restore(mixed.snapshot());
-        assertEquals(FeatureLevels.MAX, restored.node(2).orElseThrow().getMaxFeatureLevel());
         assertEquals(ErrorCode.INVALID_ARGUMENT, register(restored, 4, 0).error());
+
+        // A new cluster whose leader heard every alive node know its level takes it with its first shard.
+        MetaState fresh = new MetaState();
+        register(fresh, 1, FeatureLevels.MAX);
+        register(fresh, 2, FeatureLevels.MAX);
+        assertEquals(null, apply(fresh, Command.newBuilder().setCreateShard(create.clone().clearReplicas().addAllReplicas(List.of(1, 2))
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(2).setMinInSyncReplicas(1))
+                .addStorageNodes(incarnation(fresh, 1)).addStorageNodes(incarnation(fresh, 2)))).error());
+        assertEquals(MetaState.MAX_FEATURE_LEVEL, fresh.featureLevel());
+    }
+
+    private static dev.segstore.protocol.meta.NodeIncarnation incarnation(MetaState on, int id) {
+        return dev.segstore.protocol.meta.NodeIncarnation.newBuilder().setNodeId(id).setIncarnation(on.node(id).orElseThrow().getIncarnation()).build();
     }
 
     @Test

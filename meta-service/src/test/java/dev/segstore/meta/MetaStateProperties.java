@@ -87,6 +87,7 @@ class MetaStateProperties {
         int cut = random.nextInt(commands.size() + 1);
         MetaState d = null;
         Map<String, Integer> epochs = new HashMap<>();
+        Map<String, Integer> knows = new HashMap<>(); // node id/incarnation -> the feature level its registration said it knows
         for (int i = 0; i < commands.size(); i++) {
             if (i == cut) {
                 d = new MetaState();
@@ -114,14 +115,21 @@ class MetaStateProperties {
             long ledBeforeShutdown = cmd.hasControlledShutdown() ? ledBy(a, cmd.getControlledShutdown().getNodeId()) : 0;
             var registeredBefore = cmd.hasRegisterNode() ? a.node(cmd.getRegisterNode().getNodeId()) : null;
             var ra = a.apply(cmd);
-            if (!ra.isOk() && cmd.hasRegisterNode()) {
-                assertEquals(registeredBefore, a.node(cmd.getRegisterNode().getNodeId()), context + " command " + i + ": a refused registration changed its node");
+            if (cmd.hasRegisterNode()) {
+                int id = cmd.getRegisterNode().getNodeId();
+                if (ra.isOk()) {
+                    knows.put(id + "/" + a.node(id).orElseThrow().getIncarnation(), FeatureLevels.ofStorageNode(cmd.getRegisterNode().getMaxFeatureLevel()));
+                } else {
+                    assertEquals(registeredBefore, a.node(id), context + " command " + i + ": a refused registration changed its node");
+                }
             }
-            // From feature level 2, every alive storage node's build knows the cluster's level (close-ahead hand-overs).
+            // From feature level 2, every alive storage node's build knows the cluster's level (close-ahead hand-overs):
+            // what each incarnation registered with, as the commands said.
             for (dev.segstore.protocol.meta.StorageNode n : a.nodes()) {
+                Integer known = knows.get(n.getNodeId() + "/" + n.getIncarnation());
                 assertTrue(a.featureLevel() < FeatureLevels.STORAGE_NODES_CHECKED || n.getState() != dev.segstore.protocol.meta.NodeState.ALIVE
-                        || FeatureLevels.ofStorageNode(n.getMaxFeatureLevel()) >= a.featureLevel(), context + " command " + i + ": node "
-                        + n.getNodeId() + " knows level " + n.getMaxFeatureLevel() + ", alive in a cluster at level " + a.featureLevel());
+                        || (known != null && known >= a.featureLevel()), context + " command " + i + ": node " + n.getNodeId()
+                        + " incarnation " + n.getIncarnation() + " registered knowing level " + known + ", alive in a cluster at level " + a.featureLevel());
             }
             if (ra.isOk() && cmd.hasControlledShutdown()) {
                 checkHandedOver(a, cmd.getControlledShutdown().getNodeId(), context + " command " + i);
@@ -263,6 +271,7 @@ class MetaStateProperties {
     static List<Command> generate(Random random, int n, Random extras) {
         List<Command> out = new ArrayList<>();
         MetaState model = new MetaState(); // to propose mostly plausible commands
+        Map<String, Integer> knows = new HashMap<>(); // as the meta leader hears it: node id/incarnation -> level its build knows
         long now = 1_000;
         for (int i = 0; i < n; i++) {
             now += random.nextInt(100);
@@ -270,7 +279,7 @@ class MetaStateProperties {
                 now -= random.nextInt(2_000); // a leader whose clock is behind the last one's: times in the state must not go back
             }
             if (extras != null && extras.nextInt(6) == 0) {
-                Command extra = extraCommand(extras, model, now);
+                Command extra = extraCommand(extras, model, now, knows);
                 if (extra != null) {
                     if (model.apply(extra).isOk() && extra.hasCloseSegment()) {
                         CLOSED.incrementAndGet();
@@ -325,7 +334,8 @@ class MetaStateProperties {
                                 .setUncleanLeaderElection(random.nextInt(4) == 0)
                                 .setRetentionMs(random.nextBoolean() ? -1 : 50 + random.nextInt(500)))
                         .addAllReplicas(ids.subList(0, Math.min(rc, ids.size()))).setRequestId(requestId)
-                        .setNewClusterFeatureLevel(extras != null && extras.nextBoolean() ? MetaState.MAX_FEATURE_LEVEL : 0));
+                        .setNewClusterFeatureLevel(extras != null && extras.nextBoolean() ? MetaState.MAX_FEATURE_LEVEL : 0)
+                        .addAllStorageNodes(extras == null ? List.of() : heard(model, knows, MetaState.MAX_FEATURE_LEVEL, extras)));
             } else if (kind == 4 && !model.deletingShards().isEmpty() && random.nextBoolean()) {
                 dev.segstore.protocol.meta.Shard d = model.deletingShards().get(random.nextInt(model.deletingShards().size()));
                 c.setFinishDeleteShard(dev.segstore.protocol.meta.FinishDeleteShardCommand.newBuilder().setName(d.getName())
@@ -405,7 +415,11 @@ class MetaStateProperties {
                 c.setCommitOffsets(b);
             }
             Command cmd = c.build();
-            if (!model.apply(cmd).isOk() && cmd.hasRegisterNode() && model.featureLevel() >= FeatureLevels.STORAGE_NODES_CHECKED
+            boolean applied = model.apply(cmd).isOk();
+            if (cmd.hasRegisterNode() && applied) {
+                int id = cmd.getRegisterNode().getNodeId();
+                knows.put(id + "/" + model.node(id).orElseThrow().getIncarnation(), FeatureLevels.ofStorageNode(cmd.getRegisterNode().getMaxFeatureLevel()));
+            } else if (cmd.hasRegisterNode() && model.featureLevel() >= FeatureLevels.STORAGE_NODES_CHECKED
                     && FeatureLevels.ofStorageNode(cmd.getRegisterNode().getMaxFeatureLevel()) < model.featureLevel()) {
                 REFUSED_OLDER_NODES.incrementAndGet();
             }
@@ -415,12 +429,13 @@ class MetaStateProperties {
     }
 
     /** A close of an open segment (mostly as its leader would ask, sometimes stale; rules 3, 2 or 0), or a feature level. */
-    private static Command extraCommand(Random extras, MetaState model, long now) {
+    private static Command extraCommand(Random extras, MetaState model, long now, Map<String, Integer> knows) {
         Command.Builder c = Command.newBuilder().setVersion(MetaState.VERSION).setTimestampMs(now).setMonotonicTimestamp(true);
         List<String> shardNames = model.listShards("").stream().map(s -> s.getName()).toList();
         if (shardNames.isEmpty() || extras.nextInt(8) == 0) {
+            int level = extras.nextInt(MetaState.MAX_FEATURE_LEVEL + 1);
             return c.setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder()
-                    .setLevel(extras.nextInt(MetaState.MAX_FEATURE_LEVEL + 1))).build();
+                    .setLevel(level).addAllStorageNodes(heard(model, knows, level, extras))).build();
         }
         String shard = shardNames.get(extras.nextInt(shardNames.size()));
         List<Segment> segs = model.route(shard).getSegmentsList();
@@ -436,6 +451,23 @@ class MetaStateProperties {
      * The feature level a registering storage node's build knows: mostly this build's, sometimes an older build's (0:
      * one that does not say). Drawn from {@code extras} alone (none without it: the registrations of older logs).
      */
+    /**
+     * The alive storage node incarnations a meta leader heard know {@code level} (from {@code knows}, as registered),
+     * as it names them in a raise: honest, but sometimes missing one, or naming an older incarnation too.
+     */
+    private static List<dev.segstore.protocol.meta.NodeIncarnation> heard(MetaState model, Map<String, Integer> knows, int level, Random extras) {
+        List<dev.segstore.protocol.meta.NodeIncarnation> out = new ArrayList<>();
+        for (StorageNode n : model.nodes()) {
+            Integer known = knows.get(n.getNodeId() + "/" + n.getIncarnation());
+            if (known != null && known >= level && extras.nextInt(10) != 0) {
+                out.add(dev.segstore.protocol.meta.NodeIncarnation.newBuilder().setNodeId(n.getNodeId()).setIncarnation(n.getIncarnation()).build());
+            } else if (extras.nextInt(4) == 0) {
+                out.add(dev.segstore.protocol.meta.NodeIncarnation.newBuilder().setNodeId(n.getNodeId()).setIncarnation(n.getIncarnation() - 1).build());
+            }
+        }
+        return out;
+    }
+
     private static int nodeLevel(Random extras) {
         return extras == null ? 0 : extras.nextInt(4) == 0 ? extras.nextInt(FeatureLevels.MAX) : FeatureLevels.MAX;
     }

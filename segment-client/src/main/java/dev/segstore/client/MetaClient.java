@@ -199,9 +199,19 @@ public final class MetaClient implements AutoCloseable {
     public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline, long instanceId,
                                                            String pageCacheId, List<dev.segstore.protocol.meta.SegmentId> held,
                                                            long readLeaseMs) {
+        return registerNode(nodeId, host, port, storageOffline, instanceId, pageCacheId, held, readLeaseMs, 0);
+    }
+
+    /**
+     * As above, with the highest cluster feature level the node's build knows ({@code maxFeatureLevel},
+     * RegisterNodeRequest.max_feature_level; 0: not given). Only a storage node can say it, of its own build.
+     */
+    public CompletableFuture<NodeAssignments> registerNode(int nodeId, String host, int port, boolean storageOffline, long instanceId,
+                                                           String pageCacheId, List<dev.segstore.protocol.meta.SegmentId> held,
+                                                           long readLeaseMs, int maxFeatureLevel) {
         RegisterNodeRequest.Builder b = RegisterNodeRequest.newBuilder().setNodeId(nodeId).setHost(host).setPort(port)
                 .setStorageOffline(storageOffline).setInstanceId(instanceId).setPageCacheId(pageCacheId).setReadLeaseMs(readLeaseMs)
-                .setMaxFeatureLevel(dev.segstore.protocol.FeatureLevels.MAX); // this build's: it follows every level it knows
+                .setMaxFeatureLevel(maxFeatureLevel);
         if (held != null) {
             b.setHeldReported(true).addAllHeldSegments(held);
         }
@@ -235,9 +245,16 @@ public final class MetaClient implements AutoCloseable {
     public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation, boolean storageOffline, long appliedMetadataVersion,
                                                         List<dev.segstore.protocol.meta.SegmentId> offlineSegments,
                                                         List<dev.segstore.protocol.meta.UnreachableLeader> silentLeaders) {
+        return heartbeat(nodeId, incarnation, storageOffline, appliedMetadataVersion, offlineSegments, silentLeaders, 0);
+    }
+
+    /** As above, with the highest cluster feature level the node's build knows (HeartbeatRequest.max_feature_level). */
+    public CompletableFuture<NodeAssignments> heartbeat(int nodeId, long incarnation, boolean storageOffline, long appliedMetadataVersion,
+                                                        List<dev.segstore.protocol.meta.SegmentId> offlineSegments,
+                                                        List<dev.segstore.protocol.meta.UnreachableLeader> silentLeaders, int maxFeatureLevel) {
         return call(MetaMethods.HEARTBEAT, HeartbeatRequest.newBuilder().setNodeId(nodeId).setIncarnation(incarnation)
                 .setStorageOffline(storageOffline).setAppliedMetadataVersion(appliedMetadataVersion).addAllOfflineSegments(offlineSegments)
-                .addAllUnreachableLeaders(silentLeaders).build(), NodeAssignments.parser());
+                .addAllUnreachableLeaders(silentLeaders).setMaxFeatureLevel(maxFeatureLevel).build(), NodeAssignments.parser());
     }
 
     /**

@@ -97,9 +97,8 @@ public final class MetaAdminMain {
                     System.out.println("feature level: " + d.getFeatureLevel() + " (the meta leader's build knows up to " + d.getMaxFeatureLevel() + ")");
                     System.out.println("storage nodes: " + d.getNodesCount());
                     for (StorageNode n : d.getNodesList()) {
-                        System.out.printf("  node %d at %s:%d %s (incarnation %d, knows feature level %d)%s%s%n", n.getNodeId(), n.getHost(),
-                                n.getPort(), n.getState(), n.getIncarnation(), dev.segstore.protocol.FeatureLevels.ofStorageNode(n.getMaxFeatureLevel()),
-                                n.getShuttingDown() ? ", shutting down" : "", n.getDecommissioned() ? ", decommissioned" : "");
+                        System.out.printf("  node %d at %s:%d %s (incarnation %d)%s%s%n", n.getNodeId(), n.getHost(), n.getPort(), n.getState(),
+                                n.getIncarnation(), n.getShuttingDown() ? ", shutting down" : "", n.getDecommissioned() ? ", decommissioned" : "");
                     }
                 });
             }

@@ -1,5 +1,6 @@
 package dev.segstore.meta.server;
 
+import dev.segstore.protocol.FeatureLevels;
 import dev.segstore.protocol.MetaMethods;
 import com.google.protobuf.Message;
 import dev.segstore.adapter.ErrorCode;
@@ -63,6 +64,13 @@ public final class MetaService {
     private final CommitBatcher commits;
     private final List<MetaPeer> peers;
     private final AssignmentWatches watches;
+    /**
+     * What each storage node incarnation said its build knows (RegisterNodeRequest and HeartbeatRequest
+     * max_feature_level), as this meta node heard it: names the nodes that know a level in the commands that raise it
+     * (SetFeatureLevelCommand.storage_nodes), which the state machine checks against the nodes alive as it applies.
+     */
+    private final java.util.concurrent.ConcurrentHashMap<Integer, dev.segstore.protocol.meta.NodeIncarnation> nodesKnowingMax =
+            new java.util.concurrent.ConcurrentHashMap<>();
 
     public MetaService(MetaState state, Consensus raft, Controller controller, LongSupplier clockMs, List<MetaPeer> peers) {
         this(state, raft, controller, clockMs, peers, new AssignmentWatches());
@@ -118,6 +126,11 @@ public final class MetaService {
             return fail(ErrorCode.UNAVAILABLE, "storage node " + r.getNodeId() + ": its storage is offline; registration is"
                     + " refused until it is back (retry then)");
         }
+        String tooOld = raft.isLeader() ? state.olderThanTheCluster(r.getNodeId(), r.getMaxFeatureLevel()) : null;
+        if (tooOld != null) {
+            // Before it counts as a sign of life: an older incarnation still registered must be fenced when it goes quiet.
+            return invalid(tooOld);
+        }
         // Counted first, as a heartbeat is, then refused while a fence of the node id is in flight: its answer (the same
         // process again gets its assignments) would confirm leaderships the fence hands over without a wait.
         controller.heartbeat(r.getNodeId());
@@ -131,6 +144,9 @@ public final class MetaService {
                 .thenApply(m -> {
                     controller.heartbeat(r.getNodeId());
                     controller.invalidateLoad();
+                    if (m instanceof NodeAssignments a) {
+                        heardLevel(r.getNodeId(), a.getNode().getIncarnation(), r.getMaxFeatureLevel());
+                    }
                     return m;
                 });
     }
@@ -147,6 +163,7 @@ public final class MetaService {
                 return fail(ErrorCode.FENCED_EPOCH, "storage node " + r.getNodeId() + " incarnation "
                         + r.getIncarnation() + " is not registered and alive: register again");
             }
+            heardLevel(r.getNodeId(), r.getIncarnation(), r.getMaxFeatureLevel());
             if (r.getStorageOffline()) {
                 return fenceOffline(r.getNodeId(), r.getIncarnation());
             }
@@ -361,6 +378,7 @@ public final class MetaService {
         // placement (which could fail by now, if nodes went away since).
         return guarded(() -> propose(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(r.getName())
                 .setSettings(settings).setRequestId(r.getRequestId()).setNewClusterFeatureLevel(MetaState.MAX_FEATURE_LEVEL)
+                .addAllStorageNodes(state.neverHadShard() ? nodesKnowing(MetaState.MAX_FEATURE_LEVEL) : List.of())
                 .addAllReplicas(state.appliedRequest(r.getRequestId()) ? List.of() : controller.place(settings.getReplicaCount())))));
     }
 
@@ -538,7 +556,21 @@ public final class MetaService {
                     + MetaState.MAX_FEATURE_LEVEL + ")");
         }
         return propose(Command.newBuilder().setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder()
-                .setLevel(r.getLevel())));
+                .setLevel(r.getLevel()).addAllStorageNodes(nodesKnowing(r.getLevel()))));
+    }
+
+    /** Storage node {@code id}'s incarnation {@code incarnation} said its build knows feature level {@code level}. */
+    private void heardLevel(int id, long incarnation, int level) {
+        if (FeatureLevels.ofStorageNode(level) >= MetaState.MAX_FEATURE_LEVEL) {
+            nodesKnowingMax.put(id, dev.segstore.protocol.meta.NodeIncarnation.newBuilder().setNodeId(id).setIncarnation(incarnation).build());
+        } else {
+            nodesKnowingMax.remove(id);
+        }
+    }
+
+    /** The storage node incarnations heard to know feature level {@code level} (none above this build's). */
+    private List<dev.segstore.protocol.meta.NodeIncarnation> nodesKnowing(int level) {
+        return level > MetaState.MAX_FEATURE_LEVEL ? List.of() : List.copyOf(nodesKnowingMax.values());
     }
 
     // ---- helpers ---------------------------------------------------------------------------------------------

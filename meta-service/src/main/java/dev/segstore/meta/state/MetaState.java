@@ -224,7 +224,7 @@ public final class MetaState {
         }
         StorageNode node = StorageNode.newBuilder().setNodeId(c.getNodeId()).setHost(c.getHost()).setPort(c.getPort())
                 .setState(NodeState.ALIVE).setRegisteredAtMs(now).setInstanceId(c.getInstanceId()).setPageCacheId(c.getPageCacheId())
-                .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).setReadLeaseMs(c.getReadLeaseMs()).setMaxFeatureLevel(c.getMaxFeatureLevel())
+                .setIncarnation(old == null ? 1 : old.getIncarnation() + 1).setReadLeaseMs(c.getReadLeaseMs())
                 .setDecommissioned(old != null && old.getDecommissioned()).build(); // an operator's decision outlives restarts
         nodes.put(c.getNodeId(), node);
         // A segment that waits for a leader gets this node if it is eligible: sealed ones too, which need a
@@ -581,8 +581,13 @@ public final class MetaState {
             return CommandResult.fail(ErrorCode.NOT_ENOUGH_REPLICAS, "cannot create shard '" + c.getName() + "': " + bad.get());
         }
         if (neverHadShard()) {
-            // A new cluster: no meta node of an older build ever applied its log; its storage nodes say what they know.
-            featureLevel = Math.max(featureLevel, Math.min(c.getNewClusterFeatureLevel(), aliveNodesLevel()));
+            // A new cluster: no meta node of an older build ever applied its log. From level 2 its storage nodes must
+            // know the level too (an older one alive now would take part in work it cannot follow).
+            int level = c.getNewClusterFeatureLevel();
+            if (level >= FeatureLevels.STORAGE_NODES_CHECKED && unlisted(c.getStorageNodesList()) != null) {
+                level = FeatureLevels.CLOSE_SEGMENT_COMMAND;
+            }
+            featureLevel = Math.max(featureLevel, level);
         }
         Shard shard = Shard.newBuilder().setName(c.getName()).setShardId(nextShardId++).setSettings(c.getSettings())
                 .setCreatedAtMs(now).setState(ShardState.ACTIVE).build();
@@ -824,15 +829,12 @@ public final class MetaState {
         if (c.getLevel() < featureLevel) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "the feature level is " + featureLevel + ": it only rises, not to " + c.getLevel());
         }
-        if (c.getLevel() >= FeatureLevels.STORAGE_NODES_CHECKED) {
-            for (StorageNode n : nodes.values()) {
-                int knows = FeatureLevels.ofStorageNode(n.getMaxFeatureLevel());
-                if (n.getState() == NodeState.ALIVE && knows < c.getLevel()) {
-                    // Only alive nodes: any other registers again before it takes part, and is checked then.
-                    return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "storage node " + n.getNodeId() + " runs a build that knows feature level "
-                            + knows + " at most: upgrade every storage node (or decommission it and let it stop) before raising the level to " + c.getLevel());
-                }
-            }
+        StorageNode unknown = c.getLevel() > featureLevel && c.getLevel() >= FeatureLevels.STORAGE_NODES_CHECKED ? unlisted(c.getStorageNodesList()) : null;
+        if (unknown != null) {
+            // Only alive nodes: any other registers again before it takes part, and is checked then.
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "storage node " + unknown.getNodeId() + " (incarnation " + unknown.getIncarnation()
+                    + ") has not shown the meta leader a build that knows feature level " + c.getLevel() + ": upgrade every storage node (or"
+                    + " stop it), and raise the level once each has registered or heartbeated to the meta leader since");
         }
         featureLevel = c.getLevel();
         return CommandResult.ok(dev.segstore.protocol.meta.FeatureLevelResponse.newBuilder().setLevel(featureLevel).build());
@@ -840,26 +842,26 @@ public final class MetaState {
 
     /**
      * Why storage node {@code id} may not register with a build that knows feature level {@code registered} at most
-     * (RegisterNodeCommand.max_feature_level), or null: from level 2 on, a node must know the cluster's level.
+     * (RegisterNodeCommand.max_feature_level), or null: from level 2 on, a node must know the cluster's level. The meta
+     * leader asks before it proposes (a refusal then takes no log entry and is no sign of the node's life).
      */
-    private String olderThanTheCluster(int id, int registered) {
+    public synchronized String olderThanTheCluster(int id, int registered) {
         int knows = FeatureLevels.ofStorageNode(registered);
         if (featureLevel < FeatureLevels.STORAGE_NODES_CHECKED || knows >= featureLevel) {
             return null;
         }
-        return "storage node " + id + " runs a build that knows feature level " + knows + " at most, and the cluster is at level "
-                + featureLevel + ": it must be upgraded before it can register";
+        return "storage node " + id + " registers with a build that knows feature level " + knows + " at most (segstore-admin"
+                + " register-node shows none), and the cluster is at level " + featureLevel + ": upgrade the node's build";
     }
 
-    /** The highest feature level every alive storage node's build knows (this build's when none is alive). */
-    private int aliveNodesLevel() {
-        int level = MAX_FEATURE_LEVEL;
+    /** An alive storage node whose incarnation {@code listed} does not name, or null. */
+    private StorageNode unlisted(List<dev.segstore.protocol.meta.NodeIncarnation> listed) {
         for (StorageNode n : nodes.values()) {
-            if (n.getState() == NodeState.ALIVE) {
-                level = Math.min(level, FeatureLevels.ofStorageNode(n.getMaxFeatureLevel()));
+            if (n.getState() == NodeState.ALIVE && listed.stream().noneMatch(l -> l.getNodeId() == n.getNodeId() && l.getIncarnation() == n.getIncarnation())) {
+                return n;
             }
         }
-        return level;
+        return null;
     }
 
     /** Whether no shard was ever created here (a new cluster: CreateShardCommand.new_cluster_feature_level). */
@@ -922,8 +924,9 @@ public final class MetaState {
 
     /**
      * Why the close {@code c} (this build's rules) would be refused if proposed now, or null: the proposing leader
-     * answers such a refusal without a command. Null too where the command answers otherwise (a stale shard id, leader
-     * or epoch, a segment that is not the open one or is closing already); the state machine checks again as it applies.
+     * answers such a refusal without a command. Below the level its rules need, always refused. Otherwise null where the
+     * command answers otherwise (a stale shard id, leader or epoch, a segment that is not the open one or is closing
+     * already); the state machine checks again as it applies.
      */
     public synchronized String closeRefusal(dev.segstore.protocol.meta.CloseSegmentCommand c) {
         Shard shard = shards.get(c.getShard());

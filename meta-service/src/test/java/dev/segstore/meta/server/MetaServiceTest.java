@@ -5,6 +5,7 @@ import dev.segstore.adapter.ErrorCode;
 import dev.segstore.meta.raft.Consensus;
 import dev.segstore.meta.state.CommandResult;
 import dev.segstore.meta.state.MetaState;
+import dev.segstore.protocol.FeatureLevels;
 import dev.segstore.protocol.meta.Command;
 import dev.segstore.protocol.meta.CreateShardCommand;
 import dev.segstore.protocol.meta.FenceNodeCommand;
@@ -426,6 +427,57 @@ class MetaServiceTest {
                 .setLevel(MetaState.MAX_FEATURE_LEVEL + 1).build()));
         assertEquals(ErrorCode.INVALID_ARGUMENT.code(), e.code(), e.getMessage());
         assertEquals(proposed, raft.proposed.size(), "a level this build does not know is never proposed");
+    }
+
+    private NodeAssignments registerKnowing(int id, int level) throws Exception {
+        return (NodeAssignments) await(service.registerNode(RegisterNodeRequest.newBuilder().setNodeId(id)
+                .setHost("127.0.0." + id).setPort(9000 + id).setMaxFeatureLevel(level).build()));
+    }
+
+    @Test
+    void aRaiseNamesTheStorageNodesHeardToKnowTheLevelAndAnOlderNodeIsThenRefusedWithoutACommand() throws Exception {
+        long inc1 = registerKnowing(1, 0).getNode().getIncarnation(); // an older build: it does not say
+        long inc2 = register(2).getNode().getIncarnation();
+        createShard("old", 1); // applied as an older leader's create: the cluster stays at level 0
+        assertEquals(null, state.apply(Command.newBuilder().setVersion(MetaState.VERSION).setSetFeatureLevel(
+                dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder().setLevel(1)).build()).error());
+        int before = raft.proposed.size();
+        RpcException held = rpcFailure(service.setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(2).build()));
+        assertEquals(ErrorCode.INVALID_ARGUMENT.code(), held.code(), held.getMessage());
+        assertTrue(held.getMessage().contains("storage node 1"), held.getMessage());
+        assertEquals(List.of(dev.segstore.protocol.meta.NodeIncarnation.newBuilder().setNodeId(2).setIncarnation(inc2).build()),
+                raft.proposed.get(before).getSetFeatureLevel().getStorageNodesList(), "the raise names the nodes heard to know it");
+        assertEquals(1, state.featureLevel());
+
+        // A meta leader elected since (it heard nothing yet) learns from heartbeats; node 1 upgraded registers again.
+        MetaService newLeader = new MetaService(state, raft, controller, () -> now++, List.of());
+        long inc1Upgraded = registerKnowing(1, FeatureLevels.MAX).getNode().getIncarnation();
+        assertTrue(inc1Upgraded > inc1);
+        assertEquals(ErrorCode.INVALID_ARGUMENT.code(), rpcFailure(newLeader.setFeatureLevel(
+                dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(2).build())).code(), "nothing heard yet");
+        for (long[] node : new long[][] {{1, inc1Upgraded}, {2, inc2}}) {
+            await(newLeader.heartbeat(HeartbeatRequest.newBuilder().setNodeId((int) node[0]).setIncarnation(node[1])
+                    .setMaxFeatureLevel(FeatureLevels.MAX).build()));
+        }
+        await(newLeader.setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(2).build()));
+        assertEquals(2, state.featureLevel());
+
+        // From then on a storage node of an older build is refused before anything is proposed.
+        int proposed = raft.proposed.size();
+        RpcException old = rpcFailure(newLeader.registerNode(RegisterNodeRequest.newBuilder().setNodeId(3).setHost("127.0.0.3").setPort(9003).build()));
+        assertEquals(ErrorCode.INVALID_ARGUMENT.code(), old.code(), old.getMessage());
+        assertTrue(old.getMessage().contains("storage node 3"), old.getMessage());
+        assertEquals(proposed, raft.proposed.size(), "a refused registration takes no log entry");
+        assertTrue(state.node(3).isEmpty());
+    }
+
+    @Test
+    void aNewClusterTakesLevel2OnlyIfItsLeaderHeardEveryAliveStorageNodeKnowIt() throws Exception {
+        registerKnowing(1, 0);
+        register(2);
+        await(service.createShard(dev.segstore.protocol.meta.CreateShardRequest.newBuilder().setName("first")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).build()));
+        assertEquals(1, state.featureLevel(), "node 1 runs an older build");
     }
 
     @Test

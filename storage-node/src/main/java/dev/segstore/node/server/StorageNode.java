@@ -293,7 +293,7 @@ public final class StorageNode implements AutoCloseable {
             List<dev.segstore.protocol.meta.SegmentId> held = segmentIds(directories.logNames());
             NodeAssignments a = awaitMeta(metaCalls.call(dev.segstore.protocol.MetaMethods.REGISTER_NODE,
                     () -> meta.registerNode(config.nodeId(), config.registeredHost(), config.registeredPort(boundPort), !directories.indexDirectoryOnline(),
-                            instanceId, pageCacheId, held, config.readLeaseMs())), 30);
+                            instanceId, pageCacheId, held, config.readLeaseMs(), dev.segstore.protocol.FeatureLevels.MAX)), 30);
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
             reconciler.applyRegistration(a, sentAtMs);
@@ -425,7 +425,7 @@ public final class StorageNode implements AutoCloseable {
             }
             NodeAssignments a = awaitMeta(metaCalls.call(dev.segstore.protocol.MetaMethods.HEARTBEAT,
                     () -> meta.heartbeat(config.nodeId(), current, !directories.indexDirectoryOnline(), reconciler.appliedVersion(), offline,
-                            silent)), 10);
+                            silent, dev.segstore.protocol.FeatureLevels.MAX)), 10);
             reconciler.apply(a, sentAtMs);
         } catch (Exception e) {
             Throwable cause = e.getCause() != null ? e.getCause() : e;
