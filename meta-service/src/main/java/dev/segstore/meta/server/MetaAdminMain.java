@@ -231,7 +231,7 @@ public final class MetaAdminMain {
 
     @Command(name = "feature-level", description = "Shows the cluster's feature level, or raises it with --set: do so only "
             + "once every meta node runs a build that knows the level (from level 2 the meta-service also checks that every alive "
-            + "storage node does; a new cluster starts at the highest its builds know).")
+            + "storage node does; a new cluster starts at its build's highest, or 1 if a storage node of an older build is alive).")
     static final class FeatureLevel implements Callable<Integer> {
         @CommandLine.ParentCommand
         MetaAdminMain parent;
@@ -351,7 +351,8 @@ public final class MetaAdminMain {
     }
 
     @Command(name = "register-node", description = "Registers a storage node (as a storage node does at start). "
-            + "Refused for a node that is alive: a registration starts a new incarnation, which fences the running one.")
+            + "Refused for a node that is alive: a registration starts a new incarnation, which fences the running one. Refused "
+            + "at feature level 2 or above too: this tool cannot vouch for the node's build.")
     static final class RegisterNode implements Callable<Integer> {
         @CommandLine.ParentCommand
         MetaAdminMain parent;
