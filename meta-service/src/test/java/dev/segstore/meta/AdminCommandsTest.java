@@ -136,6 +136,9 @@ class AdminCommandsTest {
             Run raised = admin(cluster, "feature-level", "--set", String.valueOf(MetaState.MAX_FEATURE_LEVEL));
             assertEquals(0, raised.exit(), raised.toString());
             assertEquals("feature level " + MetaState.MAX_FEATURE_LEVEL, raised.out().strip());
+            Run vouchless = admin(cluster, "register-node", "2", "127.0.0.1:9002");
+            assertEquals(1, vouchless.exit(), "this tool cannot vouch for a node's build: " + vouchless);
+            assertTrue(vouchless.err().startsWith("INVALID_ARGUMENT: storage node 2 registers with a build"), vouchless.err());
             Run unknown = admin(cluster, "feature-level", "--set", String.valueOf(MetaState.MAX_FEATURE_LEVEL + 1));
             assertEquals(1, unknown.exit(), unknown.toString());
             assertTrue(unknown.err().startsWith("INVALID_ARGUMENT: feature level "), unknown.err());

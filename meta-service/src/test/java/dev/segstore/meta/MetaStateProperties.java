@@ -448,10 +448,6 @@ class MetaStateProperties {
     }
 
     /**
-     * The feature level a registering storage node's build knows: mostly this build's, sometimes an older build's (0:
-     * one that does not say). Drawn from {@code extras} alone (none without it: the registrations of older logs).
-     */
-    /**
      * The alive storage node incarnations a meta leader heard know {@code level} (from {@code knows}, as registered),
      * as it names them in a raise: honest, but sometimes missing one, or naming an older incarnation too.
      */
@@ -468,6 +464,10 @@ class MetaStateProperties {
         return out;
     }
 
+    /**
+     * The feature level a registering storage node's build knows: mostly this build's, sometimes an older build's (0:
+     * one that does not say). Drawn from {@code extras} alone (none without it: the registrations of older logs).
+     */
     private static int nodeLevel(Random extras) {
         return extras == null ? 0 : extras.nextInt(4) == 0 ? extras.nextInt(FeatureLevels.MAX) : FeatureLevels.MAX;
     }

@@ -231,7 +231,7 @@ public final class MetaAdminMain {
 
     @Command(name = "feature-level", description = "Shows the cluster's feature level, or raises it with --set: do so only "
             + "once every meta node runs a build that knows the level (from level 2 the meta-service also checks that every alive "
-            + "storage node does; a new cluster starts at its build's highest, or 1 if a storage node of an older build is alive).")
+            + "storage node does; a new cluster starts at its build's highest, or 1 if the meta leader did not hear every alive storage node know it).")
     static final class FeatureLevel implements Callable<Integer> {
         @CommandLine.ParentCommand
         MetaAdminMain parent;

@@ -377,7 +377,7 @@ public final class MetaService {
         // A retry of a create that was applied is answered by the state machine from its record; it needs no
         // placement (which could fail by now, if nodes went away since).
         return guarded(() -> propose(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(r.getName())
-                .setSettings(settings).setRequestId(r.getRequestId()).setNewClusterFeatureLevel(MetaState.MAX_FEATURE_LEVEL)
+                .setSettings(settings).setRequestId(r.getRequestId()).setNewClusterFeatureLevel(newClusterLevel())
                 .addAllStorageNodes(state.neverHadShard() ? nodesKnowing(MetaState.MAX_FEATURE_LEVEL) : List.of())
                 .addAllReplicas(state.appliedRequest(r.getRequestId()) ? List.of() : controller.place(settings.getReplicaCount())))));
     }
@@ -547,16 +547,42 @@ public final class MetaService {
 
     /**
      * Raises the cluster's feature level (meta.proto, SetFeatureLevelRequest): at most this build's, never down. The
-     * operator asks once every meta node runs a build that knows the level; nothing here can check that. The state
-     * machine checks the storage nodes (from level 2: every alive one registered with a build that knows the level).
+     * operator asks once every meta node runs a build that knows the level; nothing here can check that. From level 2
+     * the raise names the storage node incarnations this leader heard know it, and every alive one must be named: the
+     * leader checks before it proposes, and the state machine as it applies.
      */
     CompletableFuture<Message> setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest r) {
         if (r.getLevel() < 0 || r.getLevel() > MetaState.MAX_FEATURE_LEVEL) {
             return invalid("feature level " + r.getLevel() + " is not known to this meta leader's build (it knows 0.."
                     + MetaState.MAX_FEATURE_LEVEL + ")");
         }
-        return propose(Command.newBuilder().setSetFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder()
-                .setLevel(r.getLevel()).addAllStorageNodes(nodesKnowing(r.getLevel()))));
+        dev.segstore.protocol.meta.SetFeatureLevelCommand raise = dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder()
+                .setLevel(r.getLevel()).addAllStorageNodes(nodesKnowing(r.getLevel())).build();
+        String refusal = raft.isLeader() ? state.raiseRefusal(raise) : null;
+        if (refusal != null) {
+            return invalid(refusal); // not proposed: a meta node of an older build would stop at any raise above its level
+        }
+        return propose(Command.newBuilder().setSetFeatureLevel(raise));
+    }
+
+    /**
+     * The level a new cluster takes with its first shard (CreateShardCommand.new_cluster_feature_level): this build's,
+     * or 1 if an alive storage node was not heard to know it (the state machine would cap it so; sent as 1, it does
+     * not stop a meta node of the build that knows level 1 at most).
+     */
+    private int newClusterLevel() {
+        if (!state.neverHadShard()) {
+            return MetaState.MAX_FEATURE_LEVEL; // not applied (only a cluster's first shard brings its level)
+        }
+        List<StorageNode> unheard = state.unlisted(nodesKnowing(MetaState.MAX_FEATURE_LEVEL));
+        if (unheard.isEmpty()) {
+            return MetaState.MAX_FEATURE_LEVEL;
+        }
+        LOG.warn("A new cluster's first shard: it starts at feature level {}, as storage node(s) {} were not heard to know level {} (an older"
+                + " build, one registered by segstore-admin, or a meta leader that has not heard them yet); raise it with segstore-admin"
+                + " feature-level --set {}", FeatureLevels.CLOSE_SEGMENT_COMMAND, unheard.stream().map(StorageNode::getNodeId).toList(),
+                MetaState.MAX_FEATURE_LEVEL, MetaState.MAX_FEATURE_LEVEL);
+        return FeatureLevels.CLOSE_SEGMENT_COMMAND;
     }
 
     /** Storage node {@code id}'s incarnation {@code incarnation} said its build knows feature level {@code level}. */

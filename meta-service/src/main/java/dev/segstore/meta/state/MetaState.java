@@ -584,7 +584,7 @@ public final class MetaState {
             // A new cluster: no meta node of an older build ever applied its log. From level 2 its storage nodes must
             // know the level too (an older one alive now would take part in work it cannot follow).
             int level = c.getNewClusterFeatureLevel();
-            if (level >= FeatureLevels.STORAGE_NODES_CHECKED && unlisted(c.getStorageNodesList()) != null) {
+            if (level >= FeatureLevels.STORAGE_NODES_CHECKED && !unlisted(c.getStorageNodesList()).isEmpty()) {
                 level = FeatureLevels.CLOSE_SEGMENT_COMMAND;
             }
             featureLevel = Math.max(featureLevel, level);
@@ -829,12 +829,9 @@ public final class MetaState {
         if (c.getLevel() < featureLevel) {
             return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "the feature level is " + featureLevel + ": it only rises, not to " + c.getLevel());
         }
-        StorageNode unknown = c.getLevel() > featureLevel && c.getLevel() >= FeatureLevels.STORAGE_NODES_CHECKED ? unlisted(c.getStorageNodesList()) : null;
+        String unknown = raiseRefusal(c);
         if (unknown != null) {
-            // Only alive nodes: any other registers again before it takes part, and is checked then.
-            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, "storage node " + unknown.getNodeId() + " (incarnation " + unknown.getIncarnation()
-                    + ") has not shown the meta leader a build that knows feature level " + c.getLevel() + ": upgrade every storage node (or"
-                    + " stop it), and raise the level once each has registered or heartbeated to the meta leader since");
+            return CommandResult.fail(ErrorCode.INVALID_ARGUMENT, unknown);
         }
         featureLevel = c.getLevel();
         return CommandResult.ok(dev.segstore.protocol.meta.FeatureLevelResponse.newBuilder().setLevel(featureLevel).build());
@@ -851,17 +848,29 @@ public final class MetaState {
             return null;
         }
         return "storage node " + id + " registers with a build that knows feature level " + knows + " at most (segstore-admin"
-                + " register-node shows none), and the cluster is at level " + featureLevel + ": upgrade the node's build";
+                + " register-node names none), and the cluster is at level " + featureLevel + ": upgrade the node's build";
     }
 
-    /** An alive storage node whose incarnation {@code listed} does not name, or null. */
-    private StorageNode unlisted(List<dev.segstore.protocol.meta.NodeIncarnation> listed) {
-        for (StorageNode n : nodes.values()) {
-            if (n.getState() == NodeState.ALIVE && listed.stream().noneMatch(l -> l.getNodeId() == n.getNodeId() && l.getIncarnation() == n.getIncarnation())) {
-                return n;
-            }
+    /**
+     * Why the raise {@code c} is refused for the storage nodes (from level 2, every alive one must be named), or null.
+     * The meta leader asks before it proposes: a refused raise then takes no log entry (which a meta node of an older
+     * build would stop at).
+     */
+    public synchronized String raiseRefusal(dev.segstore.protocol.meta.SetFeatureLevelCommand c) {
+        if (c.getLevel() <= featureLevel || c.getLevel() < FeatureLevels.STORAGE_NODES_CHECKED) {
+            return null;
         }
-        return null;
+        List<String> unknown = unlisted(c.getStorageNodesList()).stream().map(n -> n.getNodeId() + " (incarnation " + n.getIncarnation() + ")").toList();
+        // Only alive nodes: any other registers again before it takes part, and is checked then.
+        return unknown.isEmpty() ? null : "storage nodes " + unknown + " have not shown the meta leader a build that knows feature level "
+                + c.getLevel() + ": upgrade every storage node (or stop it), and raise the level once each has registered or"
+                + " heartbeated to the meta leader since";
+    }
+
+    /** The alive storage nodes whose incarnation {@code listed} does not name. */
+    public synchronized List<StorageNode> unlisted(List<dev.segstore.protocol.meta.NodeIncarnation> listed) {
+        return nodes.values().stream().filter(n -> n.getState() == NodeState.ALIVE
+                && listed.stream().noneMatch(l -> l.getNodeId() == n.getNodeId() && l.getIncarnation() == n.getIncarnation())).toList();
     }
 
     /** Whether no shard was ever created here (a new cluster: CreateShardCommand.new_cluster_feature_level). */

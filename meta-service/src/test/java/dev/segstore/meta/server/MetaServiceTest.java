@@ -444,9 +444,8 @@ class MetaServiceTest {
         int before = raft.proposed.size();
         RpcException held = rpcFailure(service.setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(2).build()));
         assertEquals(ErrorCode.INVALID_ARGUMENT.code(), held.code(), held.getMessage());
-        assertTrue(held.getMessage().contains("storage node 1"), held.getMessage());
-        assertEquals(List.of(dev.segstore.protocol.meta.NodeIncarnation.newBuilder().setNodeId(2).setIncarnation(inc2).build()),
-                raft.proposed.get(before).getSetFeatureLevel().getStorageNodesList(), "the raise names the nodes heard to know it");
+        assertTrue(held.getMessage().contains("storage nodes [1 (incarnation " + inc1 + ")]"), held.getMessage());
+        assertEquals(before, raft.proposed.size(), "a refused raise takes no log entry (a meta node of an older build would stop at it)");
         assertEquals(1, state.featureLevel());
 
         // A meta leader elected since (it heard nothing yet) learns from heartbeats; node 1 upgraded registers again.
@@ -461,6 +460,10 @@ class MetaServiceTest {
         }
         await(newLeader.setFeatureLevel(dev.segstore.protocol.meta.SetFeatureLevelRequest.newBuilder().setLevel(2).build()));
         assertEquals(2, state.featureLevel());
+        assertEquals(java.util.Set.of(dev.segstore.protocol.meta.NodeIncarnation.newBuilder().setNodeId(1).setIncarnation(inc1Upgraded).build(),
+                dev.segstore.protocol.meta.NodeIncarnation.newBuilder().setNodeId(2).setIncarnation(inc2).build()),
+                java.util.Set.copyOf(raft.proposed.get(raft.proposed.size() - 1).getSetFeatureLevel().getStorageNodesList()),
+                "the raise names the nodes heard to know it");
 
         // From then on a storage node of an older build is refused before anything is proposed.
         int proposed = raft.proposed.size();
@@ -475,9 +478,12 @@ class MetaServiceTest {
     void aNewClusterTakesLevel2OnlyIfItsLeaderHeardEveryAliveStorageNodeKnowIt() throws Exception {
         registerKnowing(1, 0);
         register(2);
+        int before = raft.proposed.size();
         await(service.createShard(dev.segstore.protocol.meta.CreateShardRequest.newBuilder().setName("first")
                 .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).build()));
         assertEquals(1, state.featureLevel(), "node 1 runs an older build");
+        assertEquals(1, raft.proposed.get(before).getCreateShard().getNewClusterFeatureLevel(),
+                "sent as 1: a meta node that knows level 1 at most does not stop at it");
     }
 
     @Test

@@ -654,11 +654,15 @@ final class AssignmentReconciler {
                 .exceptionally(e -> {
                     throw ReplicaFetchers.asReplicaException(e);
                 });
-        Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(),
-                openLog(key, s),
-                new Tombstones(index.tombstoneStore(key.shardId(), key.sequence(), durability == Durability.FSYNC)),
+        SegmentLog segmentLog = openLog(key, s);
+        long logNanos = System.nanoTime();
+        Tombstones tombstones = new Tombstones(index.tombstoneStore(key.shardId(), key.sequence(), durability == Durability.FSYNC));
+        long tombstonesNanos = System.nanoTime();
+        Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(), segmentLog, tombstones,
                 config.nodeId(), rc, replicaClockMs, proposer);
+        long partitionNanos = System.nanoTime();
         restoreProducers(key, p);
+        long producersNanos = System.nanoTime();
         if (leaderReadsStopped) {
             p.stopLeaderReads();
         }
@@ -675,7 +679,10 @@ final class AssignmentReconciler {
         }
         ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);
         replicaIndex.resetTo(p.log().logEndOffset());
-        LOG.debug("{}: replica opened in {} ms", key.logName(), (System.nanoTime() - startedNanos) / 1_000_000);
+        long doneNanos = System.nanoTime();
+        LOG.debug("{}: replica opened in {} us (log {}, tombstones {}, partition {}, producers {}, roll and index {})", key.logName(),
+                (doneNanos - startedNanos) / 1_000, (logNanos - startedNanos) / 1_000, (tombstonesNanos - logNanos) / 1_000,
+                (partitionNanos - tombstonesNanos) / 1_000, (producersNanos - partitionNanos) / 1_000, (doneNanos - producersNanos) / 1_000);
         return new Hosted(p, replicaIndex);
     }
 

@@ -55,4 +55,35 @@ class PartitionCloseAheadTest extends PartitionFixture {
         fetchRound(1, 2, 3);
         assertEquals(1, handOvers.size(), "once per epoch");
     }
+
+    @Test
+    void aLeaderHandsOverOnlyOnceAnIsrExpansionInFlightIsAnswered() throws Exception {
+        // The leader proposed a caught-up follower into the ISR before it learnt that the segment is closing, and the
+        // controller refuses it (a closing segment's ISR only shrinks). Handed over with that proposal counted, the next
+        // segment held an ISR with a member the seal does not record, at the closing segment's version: no committed
+        // ISR at that version replaced it, so the member was never proposed again and the recorded ISR stayed short (a
+        // process fault campaign found it: "not quiet 60000 ms after the heal").
+        configure();
+        cutOff.add(3);
+        replicas[1].append(records("a", 5), -1, -1);
+        awaitDurable(1, 5);
+        fetchRound(1, 2);
+        fetchRound(1, 2);
+        clock.addAndGet(1_001);
+        fetchRound(1, 2);
+        replicas[1].maybeShrinkIsr();
+        assertEquals(List.of(1, 2), replicas[1].isr());
+        mayNotJoin.add(3); // the close commits first: the controller refuses node 3 into the closing segment's ISR
+        heldRefusals = new CopyOnWriteArrayList<>();
+        cutOff.remove(3);
+        fetchRound(1, 3); // catches up
+        fetchRound(1, 3); // reports it: the leader proposes it, the answer is held
+        assertEquals(1, heldRefusals.size(), "the expansion is in flight");
+        replicas[1].markClosing(0);
+        fetchRound(1, 2, 3);
+        fetchRound(1, 2, 3);
+        assertEquals(List.of(), handOvers, "not while an ISR expansion is in flight: the seal may record the ISR without it");
+        heldRefusals.get(0).complete(null);
+        assertEquals(List.of(new HandOver(0, 5, List.of(1, 2))), handOvers, "once it is refused, with the ISR the seal records");
+    }
 }

@@ -55,6 +55,8 @@ abstract class PartitionFixture {
     volatile boolean loseAnswers;
     /** Set: the controller commits proposals and the test holds their answers here, to deliver them late. */
     volatile List<CompletableFuture<IsrProposer.Committed>> heldAnswers;
+    /** Set: the controller's refusals (mayNotJoin) are answered once the test completes the futures added here. */
+    volatile List<CompletableFuture<Void>> heldRefusals;
     /** Nodes the controller refuses into the ISR (INVALID_ARGUMENT, as for a node shutting down). */
     final Set<Integer> mayNotJoin = ConcurrentHashMap.newKeySet();
     /** ISR proposals the controller has received. */
@@ -89,7 +91,13 @@ abstract class PartitionFixture {
         }
         for (int n : isr) {
             if (!committedIsr.contains(n) && mayNotJoin.contains(n)) {
-                return CompletableFuture.failedFuture(new ReplicaException(ErrorCode.INVALID_ARGUMENT, "node " + n + " cannot join the ISR"));
+                ReplicaException refusal = new ReplicaException(ErrorCode.INVALID_ARGUMENT, "node " + n + " cannot join the ISR");
+                if (heldRefusals != null) {
+                    CompletableFuture<Void> late = new CompletableFuture<>();
+                    heldRefusals.add(late);
+                    return late.thenCompose(v -> CompletableFuture.failedFuture(refusal));
+                }
+                return CompletableFuture.failedFuture(refusal);
             }
         }
         committedIsr = List.copyOf(isr);
