@@ -97,6 +97,9 @@ public final class StorageNode implements AutoCloseable {
      */
     private final String pageCacheId;
     private volatile int registrationFailures; // written by the control thread only
+    /** When a failed registration was last logged as a warning, and the failures since (control thread only). */
+    private long registrationWarnedNanos;
+    private int registrationFailuresUnlogged;
     private volatile boolean closed;
     /** Set by {@link #shutdownGracefully}: the node no longer registers again (a fence then is final for it). */
     private volatile boolean shuttingDown;
@@ -297,10 +300,23 @@ public final class StorageNode implements AutoCloseable {
             incarnation = a.getNode().getIncarnation();
             LOG.info("Storage node {} registered, incarnation {}, {} segment(s) assigned", config.nodeId(), incarnation, a.getSegmentsCount());
             reconciler.applyRegistration(a, sentAtMs);
+            registrationWarnedNanos = 0; // a later failure (a registration after a fence) is warned of at once
+            registrationFailuresUnlogged = 0;
         } catch (Exception e) {
             registrationFailures++;
             Throwable cause = e.getCause() != null ? e.getCause() : e;
-            LOG.warn("Storage node {}: registration with the meta-service failed ({}); trying again", config.nodeId(), cause.toString());
+            long now = System.nanoTime();
+            if (registrationWarnedNanos == 0 || now - registrationWarnedNanos >= TimeUnit.SECONDS.toNanos(10)) {
+                // Tried again every tick; warned at the first failure and at most every 10 s after (a refused build
+                // or a meta-service that is down would otherwise log twice a second).
+                LOG.warn("Storage node {}: registration with the meta-service failed ({}){}; trying again", config.nodeId(), cause.toString(),
+                        registrationFailuresUnlogged == 0 ? "" : " (and " + registrationFailuresUnlogged + " times since the last warning)");
+                registrationWarnedNanos = now == 0 ? 1 : now;
+                registrationFailuresUnlogged = 0;
+            } else {
+                registrationFailuresUnlogged++;
+                LOG.debug("Storage node {}: registration failed again ({})", config.nodeId(), cause.toString());
+            }
         }
     }
 
