@@ -201,7 +201,7 @@ class CloseAheadStateTest {
         CommandResult held = apply(mixed, featureLevel(FeatureLevels.STORAGE_NODES_CHECKED, incarnation(mixed, 2), incarnation(mixed, 3),
                 incarnation(mixed, 1).toBuilder().setIncarnation(incarnation(mixed, 1).getIncarnation() - 1).build()));
         assertEquals(ErrorCode.INVALID_ARGUMENT, held.error(), "node 1 runs an older build");
-        assertTrue(held.message().contains("storage node 1"), held.message());
+        assertTrue(held.message().contains("storage nodes [1 (incarnation " + incarnation(mixed, 1).getIncarnation() + ")]"), held.message());
         assertEquals(1, mixed.featureLevel());
         // A node that is not alive does not hold it: it registers again before it takes part, and is checked then.
         apply(mixed, Command.newBuilder().setFenceNode(FenceNodeCommand.newBuilder().setNodeId(1).setIncarnation(incarnation(mixed, 1).getIncarnation())));
@@ -243,6 +243,18 @@ class CloseAheadStateTest {
                 .setSettings(ShardSettings.newBuilder().setReplicaCount(2).setMinInSyncReplicas(1))
                 .addStorageNodes(incarnation(fresh, 1)).addStorageNodes(incarnation(fresh, 2)))).error());
         assertEquals(MetaState.MAX_FEATURE_LEVEL, fresh.featureLevel());
+    }
+
+    @Test
+    void aDecommissionedNodeThatStillRunsHoldsTheLevelBack() {
+        // Decommissioned, it still runs and stays in its ISRs until it stops: it may follow a hand-over.
+        MetaState s = new MetaState();
+        register(s, 1, FeatureLevels.MAX);
+        register(s, 2, 0);
+        apply(s, Command.newBuilder().setDecommissionNode(dev.segstore.protocol.meta.DecommissionNodeCommand.newBuilder().setNodeId(2).setDecommissioned(true)));
+        CommandResult r = apply(s, featureLevel(FeatureLevels.STORAGE_NODES_CHECKED, incarnation(s, 1)));
+        assertEquals(ErrorCode.INVALID_ARGUMENT, r.error(), "node 2 is decommissioned but alive");
+        assertTrue(r.message().contains("storage nodes [2 (incarnation"), r.message());
     }
 
     private static dev.segstore.protocol.meta.NodeIncarnation incarnation(MetaState on, int id) {

@@ -412,6 +412,11 @@ public final class Controller {
         cachedLoad = null;
     }
 
+    /** When node {@code nodeId} last showed a sign of life here (monotonic ms), or null (tests). */
+    Long lastHeartbeatMs(int nodeId) {
+        return lastHeartbeat.get(nodeId);
+    }
+
     public void heartbeat(int nodeId) {
         lastHeartbeat.put(nodeId, monotonicMs.getAsLong());
     }

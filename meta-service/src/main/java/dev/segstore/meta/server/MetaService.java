@@ -578,7 +578,7 @@ public final class MetaService {
         if (unheard.isEmpty()) {
             return MetaState.MAX_FEATURE_LEVEL;
         }
-        LOG.warn("A new cluster's first shard: it starts at feature level {}, as storage node(s) {} were not heard to know level {} (an older"
+        LOG.info("A new cluster's first shard: it starts at feature level {}, as storage node(s) {} were not heard to know level {} (an older"
                 + " build, one registered by segstore-admin, or a meta leader that has not heard them yet); raise it with segstore-admin"
                 + " feature-level --set {}", FeatureLevels.CLOSE_SEGMENT_COMMAND, unheard.stream().map(StorageNode::getNodeId).toList(),
                 MetaState.MAX_FEATURE_LEVEL, MetaState.MAX_FEATURE_LEVEL);

@@ -475,6 +475,21 @@ class MetaServiceTest {
     }
 
     @Test
+    void aRefusedRegistrationIsNoSignOfTheNodesLife() throws Exception {
+        register(1);
+        createShard("first", 1);
+        assertEquals(null, state.apply(Command.newBuilder().setVersion(MetaState.VERSION).setSetFeatureLevel(
+                dev.segstore.protocol.meta.SetFeatureLevelCommand.newBuilder().setLevel(2).addStorageNodes(dev.segstore.protocol.meta.NodeIncarnation
+                        .newBuilder().setNodeId(1).setIncarnation(state.node(1).orElseThrow().getIncarnation()))).build()).error());
+        Long heard = controller.lastHeartbeatMs(1);
+        now += 5_000;
+        // Node 1 restarted on an older build: refused, and its registered incarnation must still be fenced once quiet.
+        RpcException e = rpcFailure(service.registerNode(RegisterNodeRequest.newBuilder().setNodeId(1).setHost("127.0.0.1").setPort(9001).build()));
+        assertEquals(ErrorCode.INVALID_ARGUMENT.code(), e.code(), e.getMessage());
+        assertEquals(heard, controller.lastHeartbeatMs(1), "a refused registration does not count as the node's heartbeat");
+    }
+
+    @Test
     void aNewClusterTakesLevel2OnlyIfItsLeaderHeardEveryAliveStorageNodeKnowIt() throws Exception {
         registerKnowing(1, 0);
         register(2);
