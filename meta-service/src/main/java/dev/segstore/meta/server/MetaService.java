@@ -1,6 +1,5 @@
 package dev.segstore.meta.server;
 
-import dev.segstore.protocol.FeatureLevels;
 import dev.segstore.protocol.MetaMethods;
 import com.google.protobuf.Message;
 import dev.segstore.adapter.ErrorCode;
@@ -10,6 +9,7 @@ import dev.segstore.adapter.Validation;
 import dev.segstore.meta.raft.Consensus;
 import dev.segstore.meta.state.CommandResult;
 import dev.segstore.meta.state.MetaState;
+import dev.segstore.protocol.FeatureLevels;
 import dev.segstore.protocol.meta.ChangeIsrCommand;
 import dev.segstore.protocol.meta.Command;
 import dev.segstore.protocol.meta.CommitOffsetsRequest;

@@ -913,8 +913,9 @@ public final class MetaState {
         if (rules < PLACEMENT_RULES) {
             return null; // a command of the build that introduced close ahead: applied by its rules, as it was then
         }
-        if (closeAheadRefusal(rules) != null) {
-            return closeAheadRefusal(rules);
+        String belowLevel = closeAheadRefusal(rules);
+        if (belowLevel != null) {
+            return belowLevel;
         }
         if (s.getLeader() != s.getReplicas(0)) {
             // Leaders spread as placement spreads them: a leadership moved (a failover, a controlled shutdown) comes
@@ -940,10 +941,11 @@ public final class MetaState {
     public synchronized String closeRefusal(dev.segstore.protocol.meta.CloseSegmentCommand c) {
         Shard shard = shards.get(c.getShard());
         List<Segment> list = segments.get(c.getShard());
-        if (c.getRules() >= PLACEMENT_RULES && closeAheadRefusal(c.getRules()) != null) {
+        String belowLevel = c.getRules() >= PLACEMENT_RULES ? closeAheadRefusal(c.getRules()) : null;
+        if (belowLevel != null) {
             // Never proposed below the level, whatever the command would answer, not even for a segment closing
             // already: a meta node of an older build would apply it by other rules, or stop (rules it does not know).
-            return closeAheadRefusal(c.getRules());
+            return belowLevel;
         }
         if (shard == null || shard.getShardId() != c.getShardId() || list == null || list.isEmpty()) {
             return null;

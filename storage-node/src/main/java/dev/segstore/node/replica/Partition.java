@@ -828,19 +828,17 @@ public final class Partition {
         if (!servesNow()) {
             return; // a seal would let the next segment's leader acknowledge, unwaited, while the old leader may serve
         }
-        Set<Integer> counted = new LinkedHashSet<>(isr);
-        pendingIsr.addProposedTo(counted);
         // An expansion in flight (proposed before this leader learnt that the segment is closing) waits for its answer:
         // counted in the next segment at this version, a member the seal does not record would never be replaced by the
         // committed ISR (an assignment at the same version), so it would never be proposed again. Its answer settles it
         // and looks here again (onIsrAnswer); a shrink in flight counts no one more than the ISR, and hands over.
-        if (role == Role.LEADER && counted.size() == isr.size() && roll.handOverDue(leaderEpoch, highWatermark, log.logEndOffset())) {
+        if (role == Role.LEADER && !pendingIsr.adds(isr) && roll.handOverDue(leaderEpoch, highWatermark, log.logEndOffset())) {
             // Closing, and every ISR member holds the whole log: its end is final (no later leader writes here, and
             // one elected from the ISR ends it at its own log end, this one), so the next segment is led from it now,
-            // with the ISR this leader counts (the seal gives it the ISR committed then: this one, or one a shrink
-            // committed since, at a newer version).
+            // with the ISR this leader counts, which is the ISR itself here (the seal gives it the ISR committed then:
+            // this one, or one a shrink committed since, at a newer version).
             LOG.info("{}: closed at {}; handing over to the next segment", name, log.logEndOffset());
-            roll.roller().handOver(leaderEpoch, log.logEndOffset(), List.copyOf(counted), isrVersion);
+            roll.roller().handOver(leaderEpoch, log.logEndOffset(), List.copyOf(isr), isrVersion);
         }
         roll.maybeRequest(leaderEpoch, highWatermark, log.logEndOffset(), this::onRolled);
     }

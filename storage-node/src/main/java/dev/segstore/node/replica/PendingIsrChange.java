@@ -66,6 +66,11 @@ final class PendingIsrChange {
         return proposed;
     }
 
+    /** Whether a pending proposal adds members to {@code isr} (an expansion, not settled yet). */
+    boolean adds(Collection<Integer> isr) {
+        return proposed != null && !isr.containsAll(proposed);
+    }
+
     /** Adds the proposed members to {@code counted} (the ISR the high watermark is computed over). */
     void addProposedTo(Collection<Integer> counted) {
         if (proposed != null) {
