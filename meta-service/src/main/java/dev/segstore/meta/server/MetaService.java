@@ -47,6 +47,7 @@ import org.slf4j.LoggerFactory;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
@@ -376,10 +377,31 @@ public final class MetaService {
                 .build();
         // A retry of a create that was applied is answered by the state machine from its record; it needs no
         // placement (which could fail by now, if nodes went away since).
-        return guarded(() -> propose(Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(r.getName())
+        return everyNodeHeard(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(NEW_CLUSTER_HEAR_MS)).thenCompose(v -> guarded(() -> propose(
+                Command.newBuilder().setCreateShard(CreateShardCommand.newBuilder().setName(r.getName())
                 .setSettings(settings).setRequestId(r.getRequestId()).setNewClusterFeatureLevel(newClusterLevel())
                 .addAllStorageNodes(state.neverHadShard() ? nodesKnowing(MetaState.MAX_FEATURE_LEVEL) : List.of())
-                .addAllReplicas(state.appliedRequest(r.getRequestId()) ? List.of() : controller.place(settings.getReplicaCount())))));
+                .addAllReplicas(state.appliedRequest(r.getRequestId()) ? List.of() : controller.place(settings.getReplicaCount()))))));
+    }
+
+    /**
+     * How long a new cluster's first shard waits, at most, for this meta leader to hear every alive storage node say
+     * which feature level its build knows: a leader elected after the nodes registered hears them at their next
+     * heartbeat (heartbeat.ms, 500 by default). After that the cluster starts at level 1 (newClusterLevel).
+     */
+    static final long NEW_CLUSTER_HEAR_MS = 2_000;
+
+    /**
+     * Completes once this leader has heard every alive storage node's level, or at {@code deadlineNanos}, or at once
+     * unless this is the leader of a cluster that never had a shard (only its first shard takes a level).
+     */
+    private CompletableFuture<Void> everyNodeHeard(long deadlineNanos) {
+        if (!raft.isLeader() || !state.neverHadShard() || state.unlisted(nodesKnowing(MetaState.MAX_FEATURE_LEVEL)).isEmpty()
+                || System.nanoTime() >= deadlineNanos) {
+            return CompletableFuture.completedFuture(null);
+        }
+        return CompletableFuture.runAsync(() -> { }, CompletableFuture.delayedExecutor(50, TimeUnit.MILLISECONDS))
+                .thenCompose(v -> everyNodeHeard(deadlineNanos));
     }
 
     /** Request ids are kept in the state machine for a while (RecentRequests): bounded, as they come from clients. */

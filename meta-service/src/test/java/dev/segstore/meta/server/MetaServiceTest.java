@@ -475,6 +475,18 @@ class MetaServiceTest {
     }
 
     @Test
+    void aNewClustersFirstShardWaitsToHearItsNodesFromAMetaLeaderElectedSinceTheyRegistered() throws Exception {
+        long inc1 = register(1).getNode().getIncarnation();
+        MetaService newLeader = new MetaService(state, raft, controller, () -> now++, List.of()); // heard nothing yet
+        CompletableFuture<Message> created = newLeader.createShard(dev.segstore.protocol.meta.CreateShardRequest.newBuilder().setName("first")
+                .setSettings(ShardSettings.newBuilder().setReplicaCount(1).setMinInSyncReplicas(1)).build());
+        assertFalse(created.isDone(), "waits for node 1's next heartbeat");
+        await(newLeader.heartbeat(HeartbeatRequest.newBuilder().setNodeId(1).setIncarnation(inc1).setMaxFeatureLevel(FeatureLevels.MAX).build()));
+        await(created);
+        assertEquals(MetaState.MAX_FEATURE_LEVEL, state.featureLevel(), "heard in time: the new cluster takes its build's level");
+    }
+
+    @Test
     void aRefusedRegistrationIsNoSignOfTheNodesLife() throws Exception {
         register(1);
         createShard("first", 1);
