@@ -64,14 +64,7 @@ class PartitionCloseAheadTest extends PartitionFixture {
         // ISR at that version replaced it, so the member was never proposed again and the recorded ISR stayed short (a
         // process fault campaign found it: "not quiet 60000 ms after the heal").
         configure();
-        cutOff.add(3);
-        replicas[1].append(records("a", 5), -1, -1);
-        awaitDurable(1, 5);
-        fetchRound(1, 2);
-        fetchRound(1, 2);
-        clock.addAndGet(1_001);
-        fetchRound(1, 2);
-        replicas[1].maybeShrinkIsr();
+        leaveNode3OutOfTheIsr();
         assertEquals(List.of(1, 2), replicas[1].isr());
         mayNotJoin.add(3); // the close commits first: the controller refuses node 3 into the closing segment's ISR
         heldRefusals = new CopyOnWriteArrayList<>();

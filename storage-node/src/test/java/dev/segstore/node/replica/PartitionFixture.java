@@ -181,6 +181,21 @@ abstract class PartitionFixture {
     }
 
 
+    /**
+     * Node 3 is cut off while node 1 (leader) takes 5 records "a0".. that node 2 fetches; past the lag limit the leader
+     * shrinks the ISR (to [1, 2], the controller committing it). Node 3 stays cut off.
+     */
+    void leaveNode3OutOfTheIsr() throws Exception {
+        cutOff.add(3);
+        replicas[1].append(records("a", 5), -1, -1);
+        awaitDurable(1, 5);
+        fetchRound(1, 2);
+        fetchRound(1, 2);
+        clock.addAndGet(1_001);
+        fetchRound(1, 2); // node 2 stays caught up
+        replicas[1].maybeShrinkIsr();
+    }
+
     /** Node 1 (leader) takes records "r0".. and both followers fetch them until the write is acknowledged. */
     void writeAcknowledged(int n) throws Exception {
         CompletableFuture<AppendResult> ack = replicas[1].append(records("r", n), -1, -1);

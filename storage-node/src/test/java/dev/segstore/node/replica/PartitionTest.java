@@ -94,14 +94,7 @@ class PartitionTest extends PartitionFixture {
 
     @Test
     void aFollowerTheControllerRefusesIntoTheIsrIsNotProposedAgainAtEveryFetch() throws Exception {
-        cutOff.add(3);
-        replicas[1].append(records("a", 5), -1, -1);
-        awaitDurable(1, 5);
-        fetchRound(1, 2);
-        fetchRound(1, 2);
-        clock.addAndGet(1_001);
-        fetchRound(1, 2); // node 2 stays caught up
-        replicas[1].maybeShrinkIsr();
+        leaveNode3OutOfTheIsr();
         assertEquals(List.of(1, 2), replicas[1].isr());
         mayNotJoin.add(3); // node 3 is shutting down (a controlled shutdown took it out of the ISR)
         cutOff.remove(3);
