@@ -36,6 +36,7 @@ public final class RpcClient implements AutoCloseable {
     private final Map<String, CompletableFuture<Channel>> channels = new ConcurrentHashMap<>();
     private final Map<Long, CompletableFuture<Frame>> pending = new ConcurrentHashMap<>();
     private final Map<Long, Channel> sentOn = new ConcurrentHashMap<>();
+    private volatile boolean closed;
     /**
      * Call deadlines, for every client: a timer wheel adds and cancels in O(1) without waking an event loop,
      * where a task scheduled per call on the event loop (as before) stayed queued until its deadline.
@@ -90,6 +91,12 @@ public final class RpcClient implements AutoCloseable {
         long id = ids.incrementAndGet();
         CompletableFuture<Frame> answer = new CompletableFuture<>();
         pending.put(id, answer);
+        if (closed) {
+            // A closed client's event loops are gone: a connect would never complete (its listener cannot run), and
+            // the caller would wait for the timeout (a fetcher blocked so long outlives the node's close).
+            fail(id, new RpcException(RpcException.UNAVAILABLE, "client closed"));
+            return answer;
+        }
         Envelope envelope = Envelope.newBuilder().setId(id).setMethod(method).setPayload(request.toByteString()).build();
         connect(address).whenComplete((ch, e) -> {
             if (e != null) {
@@ -265,6 +272,7 @@ public final class RpcClient implements AutoCloseable {
 
     @Override
     public void close() {
+        closed = true; // before the pending calls are failed below: a call sent from now on fails at once (send)
         for (CompletableFuture<Channel> c : channels.values()) {
             c.thenAccept(Channel::close);
         }

@@ -118,6 +118,19 @@ class RpcTest {
     }
 
     @Test
+    void aCallOnAClosedClientFailsAtOnceInsteadOfWaitingForItsTimeout() throws Exception {
+        RpcClient other = new RpcClient(1, 1024);
+        assertEquals(1, other.call(address, "echo", Error.getDefaultInstance(), Error.parser(), 10_000).get(30, TimeUnit.SECONDS).getCode());
+        other.close();
+        // Before: a connect on the closed client's event loops never completed, so the call waited out its timeout
+        // (a replica fetcher blocked so outlived its node's close, which then closed the node's RocksDB under it).
+        CompletableFuture<Error> late = other.call(address, "echo", Error.getDefaultInstance(), Error.parser(), 600_000);
+        ExecutionException e = assertThrows(ExecutionException.class, () -> late.get(5, TimeUnit.SECONDS),
+                "a call on a closed client fails at once");
+        assertTrue(e.getCause() instanceof RpcException r && r.code() == RpcException.UNAVAILABLE, String.valueOf(e.getCause()));
+    }
+
+    @Test
     void pipelinedCallsAreAnsweredByTheirIds() throws Exception {
         List<CompletableFuture<Error>> calls = new ArrayList<>();
         for (int i = 0; i < 200; i++) {

@@ -51,6 +51,13 @@ public final class NodeIndex implements AutoCloseable {
     private final List<ColumnFamilyHandle> handles = new ArrayList<>();
     private final DBOptions options;
     private final WriteOptions write = new WriteOptions().setSync(false);
+    /**
+     * Held shared by every call into RocksDB and exclusively by {@link #close}: a RocksDB call after close reads freed
+     * native memory and crashes the JVM (a thread of a closing node still at work, as a replica fetcher left waiting on
+     * a call was in CI), so a late call fails with CLOSED instead, and close waits for the calls under way.
+     */
+    private final java.util.concurrent.locks.ReentrantReadWriteLock use = new java.util.concurrent.locks.ReentrantReadWriteLock();
+    private boolean closed; // under use's write lock (read under its read lock)
 
     /** One record to index. */
     public record Entry(long offset, String key, List<String> tags) {
@@ -71,6 +78,19 @@ public final class NodeIndex implements AutoCloseable {
         tombstones = handles.get(3);
     }
 
+    /** Takes the shared hold for one call into RocksDB; fails if the index is closed. Release with {@link #done}. */
+    private void enter() {
+        use.readLock().lock();
+        if (closed) {
+            use.readLock().unlock();
+            throw new dev.segstore.node.replica.ReplicaException(dev.segstore.adapter.ErrorCode.CLOSED, "the node's index is closed");
+        }
+    }
+
+    private void done() {
+        use.readLock().unlock();
+    }
+
     private static byte[] tombstoneKey(long shardId, long sequence, long position) {
         return ByteBuffer.allocate(24).putLong(shardId).putLong(sequence).putLong(position).array();
     }
@@ -80,6 +100,7 @@ public final class NodeIndex implements AutoCloseable {
         return new dev.segstore.node.replica.Tombstones.Store() {
             @Override
             public void save(long fromSeq, List<Long> offsets, long end) {
+                enter();
                 try (WriteBatch batch = new WriteBatch()) {
                     for (int i = 0; i < offsets.size(); i++) {
                         batch.put(tombstones, tombstoneKey(shardId, sequence, fromSeq + i), ByteBuffer.allocate(8).putLong(offsets.get(i)).array());
@@ -89,6 +110,8 @@ public final class NodeIndex implements AutoCloseable {
                 } catch (RocksDBException e) {
                     throw new dev.segstore.node.replica.ReplicaException(dev.segstore.adapter.ErrorCode.STORAGE_ERROR,
                             "writing tombstones of " + shardId + "-" + sequence + " failed: " + e);
+                } finally {
+                    done();
                 }
             }
 
@@ -96,6 +119,7 @@ public final class NodeIndex implements AutoCloseable {
             public List<Long> load() {
                 List<Long> out = new ArrayList<>();
                 byte[] p = ByteBuffer.allocate(16).putLong(shardId).putLong(sequence).array();
+                enter();
                 try (ReadOptions ro = new ReadOptions(); RocksIterator it = db.newIterator(tombstones, ro)) {
                     for (it.seek(tombstoneKey(shardId, sequence, 0)); it.isValid(); it.next()) {
                         byte[] k = it.key();
@@ -109,6 +133,8 @@ public final class NodeIndex implements AutoCloseable {
                         }
                         out.add(ByteBuffer.wrap(it.value()).getLong());
                     }
+                } finally {
+                    done();
                 }
                 return out;
             }
@@ -130,6 +156,7 @@ public final class NodeIndex implements AutoCloseable {
 
     /** Indexes {@code entries} (offsets ascending) and records that everything below {@code nextOffset} is indexed. */
     public void index(long shardId, long sequence, List<Entry> entries, long nextOffset) throws RocksDBException {
+        enter();
         try (WriteBatch batch = new WriteBatch()) {
             for (Entry e : entries) {
                 if (e.key() != null) {
@@ -141,12 +168,20 @@ public final class NodeIndex implements AutoCloseable {
             }
             batch.put(meta, markKey(shardId, sequence), ByteBuffer.allocate(8).putLong(nextOffset).array());
             db.write(write, batch);
+        } finally {
+            done();
         }
     }
 
     /** The next offset of the replica still to be indexed (-1 when none was). */
     public long indexedUpTo(long shardId, long sequence) throws RocksDBException {
-        byte[] v = db.get(meta, markKey(shardId, sequence));
+        byte[] v;
+        enter();
+        try {
+            v = db.get(meta, markKey(shardId, sequence));
+        } finally {
+            done();
+        }
         return v == null ? -1 : ByteBuffer.wrap(v).getLong();
     }
 
@@ -161,6 +196,7 @@ public final class NodeIndex implements AutoCloseable {
     private List<Long> scan(ColumnFamilyHandle cf, long shardId, long sequence, String term, long fromOffset, int limit) {
         byte[] p = prefix(shardId, sequence, term);
         List<Long> out = new ArrayList<>();
+        enter();
         try (ReadOptions ro = new ReadOptions(); RocksIterator it = db.newIterator(cf, ro)) {
             for (it.seek(row(p, Math.max(0, fromOffset))); it.isValid() && out.size() < limit; it.next()) {
                 byte[] k = it.key();
@@ -169,6 +205,8 @@ public final class NodeIndex implements AutoCloseable {
                 }
                 out.add(ByteBuffer.wrap(k, p.length, 8).getLong());
             }
+        } finally {
+            done();
         }
         return out;
     }
@@ -182,7 +220,12 @@ public final class NodeIndex implements AutoCloseable {
      * fsync: a state lost in a crash after the stop only costs a read of the log.
      */
     public void saveProducerState(long shardId, long sequence, byte[] state) throws RocksDBException {
-        db.put(meta, write, producersKey(shardId, sequence), state);
+        enter();
+        try {
+            db.put(meta, write, producersKey(shardId, sequence), state);
+        } finally {
+            done();
+        }
     }
 
     /**
@@ -191,30 +234,49 @@ public final class NodeIndex implements AutoCloseable {
      */
     public byte[] takeProducerState(long shardId, long sequence) throws RocksDBException {
         byte[] key = producersKey(shardId, sequence);
-        byte[] state = db.get(meta, key);
-        if (state != null) {
-            db.delete(meta, syncWrite, key);
+        enter();
+        try {
+            byte[] state = db.get(meta, key);
+            if (state != null) {
+                db.delete(meta, syncWrite, key);
+            }
+            return state;
+        } finally {
+            done();
         }
-        return state;
     }
 
     /** Drops every row of a replica (it was deleted here). */
     public void dropSegment(long shardId, long sequence) throws RocksDBException {
         byte[] from = ByteBuffer.allocate(16).putLong(shardId).putLong(sequence).array();
         byte[] to = ByteBuffer.allocate(16).putLong(shardId).putLong(sequence + 1).array();
-        db.deleteRange(keys, from, to);
-        db.deleteRange(tags, from, to);
-        db.deleteRange(tombstones, from, to);
-        db.delete(meta, markKey(shardId, sequence));
-        db.delete(meta, producersKey(shardId, sequence));
+        enter();
+        try {
+            db.deleteRange(keys, from, to);
+            db.deleteRange(tags, from, to);
+            db.deleteRange(tombstones, from, to);
+            db.delete(meta, markKey(shardId, sequence));
+            db.delete(meta, producersKey(shardId, sequence));
+        } finally {
+            done();
+        }
     }
 
     @Override
     public void close() {
-        handles.forEach(ColumnFamilyHandle::close);
-        db.close();
-        options.close();
-        write.close();
-        syncWrite.close();
+        use.writeLock().lock(); // waits for the calls under way
+        try {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            handles.forEach(ColumnFamilyHandle::close);
+            db.close();
+            options.close();
+            write.close();
+            syncWrite.close();
+        } finally {
+            use.writeLock().unlock();
+        }
     }
 }
