@@ -64,12 +64,16 @@ final class Segment {
     private boolean sealed;
 
     private Segment(LogFiles files, Path dir, long baseOffset, LogChannel channel, LogConfig config) {
+        this(files, dir, baseOffset, channel, config.indexIntervalBytes(), config.maxIndexEntries());
+    }
+
+    private Segment(LogFiles files, Path dir, long baseOffset, LogChannel channel, int indexIntervalBytes, int maxIndexEntries) {
         this.files = files;
         this.dir = dir;
         this.baseOffset = baseOffset;
         this.channel = channel;
-        this.indexIntervalBytes = config.indexIntervalBytes();
-        this.maxIndexEntries = config.maxIndexEntries();
+        this.indexIntervalBytes = indexIntervalBytes;
+        this.maxIndexEntries = maxIndexEntries;
     }
 
     static String fileName(long baseOffset, String suffix) {
@@ -122,6 +126,36 @@ final class Segment {
             ch.close();
             throw e;
         }
+    }
+
+    /**
+     * This segment, which must be empty (nothing reserved or written) and not sealed, as one starting at
+     * {@code newBase}: the file's header is rewritten in place and the file and its indexes renamed, on the same open
+     * channel and mappings (far cheaper than {@link #create}). The returned segment replaces this one, which is not
+     * used again. Its directory's entries (the renames) are forced before any of its bytes ({@link #forceDirectoriesFirst}).
+     * A crash part way leaves the file under either name, with either header, and the indexes under either name: the
+     * caller's log is unclean then (it was made now), and its recovery drops a segment file whose header does not match
+     * its name and rebuilds the indexes.
+     */
+    Segment rebaseEmpty(long newBase) throws IOException {
+        if (!isEmpty() || sealed || refs.get() != 1) {
+            throw new IllegalStateException("segment " + logFile().getFileName() + " is not an empty segment of its own: it cannot move");
+        }
+        Segment moved = new Segment(files, dir, newBase, channel, indexIntervalBytes, maxIndexEntries);
+        channel.writeFully(new FileHeader(FileHeader.SEGMENT_MAGIC, FileHeader.VERSION, newBase).encode(), 0);
+        moved.offsetIndex = offsetIndex.rebase(moved.offsetIndexFile(), newBase);
+        moved.timeIndex = timeIndex.rebase(moved.timeIndexFile(), newBase);
+        files.rename(logFile(), moved.logFile()); // last: until here a crash leaves the file under its old name
+        moved.assignedSize = FileHeader.SIZE;
+        moved.writtenSize = FileHeader.SIZE;
+        moved.writtenNextOffset = newBase;
+        synchronized (unforcedDirectories) {
+            for (Path d : unforcedDirectories) {
+                moved.forceDirectoriesFirst(d);
+            }
+        }
+        moved.forceDirectoriesFirst(dir);
+        return moved;
     }
 
     long baseOffset() {

@@ -69,6 +69,8 @@ public final class SegmentLog {
     private boolean closed;
     private boolean sealed;
     private long recoveryPoint;
+    /** Made by this open and nothing written since, not even its state or epochs: it may still move ({@link #rebaseEmpty}). */
+    private boolean untouched;
 
     private volatile long nextOffset;
     private volatile Segment[] segments;
@@ -217,14 +219,17 @@ public final class SegmentLog {
         if (!fresh) {
             writeState(false);
         }
+        untouched = fresh;
     }
 
     /** Replaces {@code log-state}; callers hold the log's monitor. */
     private void writeState(boolean clean) throws IOException {
+        untouched = false;
         files.writeAtomically(dir.resolve(LogState.FILE), new LogState(clean, sealed, recoveryPoint).encode());
     }
 
     private void persistEpochs() throws IOException {
+        untouched = false;
         files.writeAtomically(dir.resolve(EPOCH_FILE), epochs.encode());
     }
 
@@ -597,6 +602,48 @@ public final class SegmentLog {
             }
         }, done));
         return done.thenApply(o -> (Long) o);
+    }
+
+    /**
+     * Moves a log made by this open, to which nothing was written since (no record, no epoch, no state), to start at
+     * {@code start}: its segment file and indexes are renamed and their headers rewritten in place, which costs far
+     * less than making a log (issue 14 item 7: a storage node makes the next segment's log while a segment closes
+     * ahead, before the offset it starts at is known). For a log nobody reads or writes yet. A crash part way leaves
+     * an empty log starting at the old start or at {@code start}: such a log is unclean (it has no state), so its
+     * recovery drops a segment file whose header does not match its name and rebuilds the indexes (docs/on-disk-formats.md).
+     *
+     * @throws LogException ILLEGAL_STATE if the log is not such a log (the caller makes the log anew); CLOSED;
+     *                      STORAGE_ERROR if the files could not be moved: the log is then closed here without its
+     *                      state, and is deleted and made anew by the caller
+     */
+    public synchronized void rebaseEmpty(long start) {
+        if (start < 0) {
+            throw LogException.invalid("start " + start + " must be >= 0");
+        }
+        ensureWritable();
+        if (!untouched || segments.length != 1 || !active.isEmpty() || nextOffset != active.baseOffset() || epochs.latest() != null) {
+            throw new LogException(LogException.Kind.ILLEGAL_STATE, "log " + name + " is not a log made now and left empty: it cannot move");
+        }
+        if (start == active.baseOffset()) {
+            return;
+        }
+        Segment moved;
+        try {
+            moved = active.rebaseEmpty(start);
+        } catch (IOException | RuntimeException e) {
+            closed = true; // its files may be half moved: nothing more is written through this object
+            active.release(); // closes the file
+            directory.forget(this);
+            throw new LogException(LogException.Kind.STORAGE_ERROR, "moving the empty log " + name + " to start at " + start
+                    + " failed: " + e, e);
+        }
+        active = moved;
+        segments = new Segment[] {moved};
+        nextOffset = start;
+        writtenEndOffset = start;
+        durableEndOffset = start;
+        recoveryPoint = start;
+        directory.forceDirectoriesSoon(moved); // the renames: most likely forced before the first write needs them
     }
 
     public synchronized boolean isSealed() {

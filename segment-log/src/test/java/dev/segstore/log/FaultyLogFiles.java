@@ -33,6 +33,8 @@ final class FaultyLogFiles extends ForwardingLogFiles {
 
     /** One file: its durable image and the operations since. */
     private static final class Tracked {
+        /** Where the file is now (a rename moves it). */
+        Path path;
         byte[] durable;
         final List<Object> pending = new ArrayList<>(); // Write or Long (truncate to size)
         final List<LogChannel> open = new ArrayList<>();
@@ -56,11 +58,12 @@ final class FaultyLogFiles extends ForwardingLogFiles {
         Tracked t = tracked.get(file);
         if (t == null) {
             t = new Tracked();
+            t.path = file;
             // What is on disk when we first see a file counts as durable; a file created now starts empty.
             t.durable = existed ? Files.readAllBytes(file) : new byte[0];
             tracked.put(file, t);
         }
-        FaultyChannel fc = new FaultyChannel(file, ch, t);
+        FaultyChannel fc = new FaultyChannel(ch, t);
         t.open.add(fc);
         return fc;
     }
@@ -117,13 +120,23 @@ final class FaultyLogFiles extends ForwardingLogFiles {
         real.delete(file);
     }
 
+    /** Renames, like deletions, go straight to disk here; the file keeps its durable image and pending writes. */
+    @Override
+    public synchronized void rename(Path from, Path to) throws IOException {
+        real.rename(from, to);
+        tracked.remove(to);
+        Tracked t = tracked.remove(from);
+        if (t != null) {
+            t.path = to;
+            tracked.put(to, t);
+        }
+    }
+
     private final class FaultyChannel extends ForwardingLogChannel {
-        private final Path file;
         private final Tracked t;
 
-        FaultyChannel(Path file, LogChannel inner, Tracked t) {
+        FaultyChannel(LogChannel inner, Tracked t) {
             super(inner);
-            this.file = file;
             this.t = t;
         }
 
@@ -151,7 +164,7 @@ final class FaultyLogFiles extends ForwardingLogFiles {
             maybeFail(forcesLeft, "force");
             synchronized (FaultyLogFiles.this) {
                 inner.force();
-                t.durable = Files.readAllBytes(file);
+                t.durable = Files.readAllBytes(t.path);
                 t.pending.clear();
             }
         }

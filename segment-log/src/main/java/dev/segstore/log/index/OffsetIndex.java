@@ -57,6 +57,11 @@ public final class OffsetIndex extends MappedIndex {
         return index;
     }
 
+    /** This empty index as that of a segment starting at {@code newBase}, in {@code newFile} (see {@link MappedIndex#rebased}). */
+    public OffsetIndex rebase(Path newFile, long newBase) throws IOException {
+        return new OffsetIndex(newFile, newBase, rebased(newFile, FileHeader.OFFSET_INDEX_MAGIC, newBase));
+    }
+
     /** Appends an entry; the I/O thread only. Offsets and positions must grow. */
     public void append(long offset, int position) {
         if (isFull()) {

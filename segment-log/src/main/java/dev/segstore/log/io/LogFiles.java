@@ -37,6 +37,12 @@ public interface LogFiles {
      */
     boolean createDirectory(Path dir) throws IOException;
 
+    /**
+     * Renames {@code from} to {@code to} in the same directory, atomically (a file of that name is replaced). Durable
+     * once the directory is forced ({@link #forceDirectory}).
+     */
+    void rename(Path from, Path to) throws IOException;
+
     /** Forces a directory's entries (created, renamed, deleted files) to disk. */
     void forceDirectory(Path dir) throws IOException;
 

@@ -44,6 +44,11 @@ public class ForwardingLogFiles implements LogFiles {
     }
 
     @Override
+    public void rename(Path from, Path to) throws IOException {
+        real.rename(from, to);
+    }
+
+    @Override
     public void forceDirectory(Path dir) throws IOException {
         real.forceDirectory(dir);
     }

@@ -166,6 +166,11 @@ public final class ControlledFaultyFiles implements LogFiles {
     }
 
     @Override
+    public void rename(Path from, Path to) throws IOException {
+        files.rename(from, to);
+    }
+
+    @Override
     public void createDirectories(Path dir) throws IOException {
         files.createDirectories(dir);
     }

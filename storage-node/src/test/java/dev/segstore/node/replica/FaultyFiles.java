@@ -254,6 +254,18 @@ public final class FaultyFiles extends ForwardingLogFiles {
         super.delete(file);
     }
 
+    /** Renames, like creations and deletions, count as durable at once; the file keeps its image and pending writes. */
+    @Override
+    public synchronized void rename(Path from, Path to) throws IOException {
+        checkAlive();
+        super.rename(from, to);
+        tracked.remove(to);
+        Tracked t = tracked.remove(from);
+        if (t != null) {
+            tracked.put(to, t);
+        }
+    }
+
     @Override
     public void createDirectories(Path dir) throws IOException {
         checkAlive();

@@ -1,0 +1,179 @@
+package dev.segstore.log;
+
+import dev.segstore.log.format.FileHeader;
+import dev.segstore.log.io.ForwardingLogFiles;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
+
+import static dev.segstore.log.LogFixtures.append;
+import static dev.segstore.log.LogFixtures.readAll;
+import static dev.segstore.log.LogFixtures.records;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link SegmentLog#rebaseEmpty}: a log made now and left empty moves to start elsewhere (a storage node makes a
+ * close ahead's next segment before the offset it starts at is known; issue 14 item 7), and a crash part way leaves an
+ * empty log at one start or the other.
+ */
+@Timeout(60)
+class RebaseEmptyLogTest {
+    private static final LogConfig SMALL = LogConfig.DEFAULT.withSegmentBytes(64 * 1024).withIndexIntervalBytes(256);
+
+    @TempDir
+    Path root;
+    private final AtomicLong clock = new AtomicLong(1_000_000);
+
+    private LogDirectory open(dev.segstore.log.io.LogFiles files) {
+        return LogDirectory.open(root, DirectoryConfig.DEFAULT, files, clock::get);
+    }
+
+    private List<String> filesOf(String log) throws IOException {
+        try (Stream<Path> s = Files.list(root.resolve(log))) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    private static List<String> segmentFiles(long base) {
+        return List.of(Segment.fileName(base, ".log"), Segment.fileName(base, ".oix"), Segment.fileName(base, ".tix"));
+    }
+
+    @Test
+    void aLogMadeNowMovesAndThenTakesRecordsReadsAndReopensFromItsNewStart() throws Exception {
+        LogDirectory directory = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        SegmentLog log = directory.openLog("n", SMALL, 100);
+        log.rebaseEmpty(100); // where it starts already: nothing to do
+        assertEquals(100, log.logStartOffset());
+        log.rebaseEmpty(2_500);
+        assertEquals(2_500, log.logStartOffset());
+        assertEquals(2_500, log.logEndOffset());
+        assertEquals(2_500, log.writtenEndOffset());
+        assertEquals(2_500, log.durableEndOffset());
+        assertEquals(segmentFiles(2_500), filesOf("n"), "the files carry the new start; nothing is left of the old one");
+        log.assignEpochAtEnd(4);
+        // Enough batches for several index entries (interval 256 bytes): relative offsets count from the new start.
+        for (int i = 0; i < 40; i++) {
+            AppendResult r = append(log, records(3, 10_000 + i * 10L, "r" + i + "-"), 4, i % 2 == 0 ? Durability.FSYNC : Durability.PAGE_CACHE);
+            assertEquals(2_500 + i * 3L, r.baseOffset());
+        }
+        List<LogRecord> all = readAll(log);
+        assertEquals(120, all.size());
+        assertEquals(2_500, all.get(0).offset());
+        assertEquals("r0-0", LogFixtures.text(all.get(0)));
+        assertEquals("r33-1", LogFixtures.text(log.read(2_600, 1, Integer.MAX_VALUE, Long.MAX_VALUE).get(0)),
+                "a read found through the offset index");
+        assertEquals(OptionalLong.of(2_500 + 20 * 3), log.offsetForTimestamp(10_200, Long.MAX_VALUE), "through the time index");
+        directory.close();
+
+        LogDirectory again = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        try {
+            SegmentLog reopened = again.openLog("n", SMALL, 0);
+            assertEquals(2_500, reopened.logStartOffset());
+            assertEquals(2_620, reopened.logEndOffset());
+            assertEquals("r33-1", LogFixtures.text(reopened.read(2_600, 1, Integer.MAX_VALUE, Long.MAX_VALUE).get(0)));
+            assertEquals(4, reopened.latestEpoch());
+        } finally {
+            again.close();
+        }
+    }
+
+    @Test
+    void onlyALogMadeNowAndLeftUntouchedMoves() {
+        LogDirectory directory = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        try {
+            SegmentLog withEpoch = directory.openLog("e", SMALL, 10);
+            withEpoch.assignEpochAtEnd(0);
+            assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class, () -> withEpoch.rebaseEmpty(20)).kind(),
+                    "an epoch written: its checkpoint names the old start");
+            SegmentLog withRecords = directory.openLog("r", SMALL, 10);
+            append(withRecords, records(1, 1, "x"), 0, Durability.FSYNC);
+            assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class, () -> withRecords.rebaseEmpty(20)).kind());
+            SegmentLog reopened = directory.openLog("o", SMALL, 10);
+            reopened.close();
+            SegmentLog openedAgain = directory.openLog("o", SMALL, 10);
+            assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class, () -> openedAgain.rebaseEmpty(20)).kind(),
+                    "a log opened from disk is not one made now (its state is written)");
+            SegmentLog sealed = directory.openLog("s", SMALL, 10);
+            LogFixtures.await(sealed.seal());
+            assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class, () -> sealed.rebaseEmpty(20)).kind());
+            SegmentLog fine = directory.openLog("f", SMALL, 10);
+            assertEquals(LogException.Kind.INVALID_ARGUMENT, assertThrows(LogException.class, () -> fine.rebaseEmpty(-1)).kind());
+            fine.rebaseEmpty(5); // to an earlier start too
+            assertEquals(5, fine.logStartOffset());
+            fine.rebaseEmpty(7); // and again, while still untouched
+            assertEquals(7, fine.logStartOffset());
+            fine.close();
+            assertEquals(LogException.Kind.CLOSED, assertThrows(LogException.class, () -> fine.rebaseEmpty(9)).kind());
+        } finally {
+            directory.close();
+        }
+    }
+
+    /** A file layer whose rename fails: the move stops after the header and the indexes, before the segment file. */
+    private static final class FailingRename extends ForwardingLogFiles {
+        @Override
+        public void rename(Path from, Path to) throws IOException {
+            throw new IOException("injected rename failure");
+        }
+    }
+
+    @Test
+    void aMoveStoppedBeforeTheSegmentFilesRenameLeavesAnEmptyLogAtTheOldStart() throws Exception {
+        LogDirectory directory = open(new FailingRename());
+        SegmentLog log = directory.openLog("n", SMALL, 100);
+        LogException e = assertThrows(LogException.class, () -> log.rebaseEmpty(300));
+        assertEquals(LogException.Kind.STORAGE_ERROR, e.kind());
+        assertTrue(directory.isOnline(), "one log's failed move does not take the directory offline");
+        assertEquals(LogException.Kind.CLOSED, assertThrows(LogException.class, () -> log.appendAsLeader(records(1, 1, "x"), 0, Durability.FSYNC)).kind(),
+                "the half-moved log takes nothing more");
+        // Its file holds the new header under the old name now: the crash's view, as the process stops here.
+        directory.halt();
+        LogDirectory again = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        try {
+            SegmentLog recovered = again.openLog("n", SMALL, 0);
+            assertEquals(100, recovered.logStartOffset(), "made again where its file's name says");
+            assertEquals(100, recovered.logEndOffset());
+            recovered.assignEpochAtEnd(0);
+            assertEquals(100, append(recovered, records(2, 1, "x"), 0, Durability.FSYNC).baseOffset());
+            assertTrue(filesOf("n").containsAll(segmentFiles(100)));
+        } finally {
+            again.close();
+        }
+    }
+
+    @Test
+    void aMoveWhoseHeaderWasLostInACrashLeavesAnEmptyLogAtTheNewStart() throws Exception {
+        LogDirectory directory = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        SegmentLog log = directory.openLog("n", SMALL, 100);
+        log.rebaseEmpty(300);
+        // The renames reached the disk, the header's rewrite (not forced yet) did not.
+        try (FileChannel ch = FileChannel.open(root.resolve("n").resolve(Segment.fileName(300, ".log")), StandardOpenOption.WRITE)) {
+            ch.write(new FileHeader(FileHeader.SEGMENT_MAGIC, FileHeader.VERSION, 100).encode(), 0);
+        }
+        directory.halt();
+        LogDirectory again = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        try {
+            SegmentLog recovered = again.openLog("n", SMALL, 0);
+            assertEquals(300, recovered.logStartOffset());
+            assertEquals(300, recovered.logEndOffset());
+            recovered.assignEpochAtEnd(0);
+            assertEquals(300, append(recovered, records(2, 1, "x"), 0, Durability.FSYNC).baseOffset());
+            assertFalse(filesOf("n").contains(Segment.fileName(100, ".log")));
+        } finally {
+            again.close();
+        }
+    }
+}
