@@ -2,6 +2,7 @@ package dev.segstore.node.server;
 
 import dev.segstore.client.MetaClient;
 import dev.segstore.log.Durability;
+import dev.segstore.log.LogException;
 import dev.segstore.log.SegmentLog;
 import dev.segstore.node.index.NodeIndex;
 import dev.segstore.node.replica.IsrProposer;
@@ -97,8 +98,10 @@ final class AssignmentReconciler {
     /** Set by {@link #stopLeaderReads}: every replica hosted from then on answers no reads as an open segment's leader. */
     private boolean leaderReadsStopped;
     private final java.util.concurrent.atomic.AtomicLong preparedTaken = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong aheadTaken = new java.util.concurrent.atomic.AtomicLong();
 
-    private record Prepared(SegmentLog log, long madeAtNanos) {
+    /** {@code ahead}: made for the next segment of a segment closing ahead here ({@link #prepareAhead}). */
+    private record Prepared(SegmentLog log, long madeAtNanos, boolean ahead) {
     }
 
     /** The metadata version of the newest assignments applied (reported in heartbeats), -1 before any. */
@@ -364,13 +367,48 @@ final class AssignmentReconciler {
         long startedNanos = System.nanoTime();
         try {
             SegmentLog log = directory.openLog(name, config.log(), s.getStartOffset());
-            prepared.put(key, new Prepared(log, startedNanos));
+            prepared.put(key, new Prepared(log, startedNanos, false));
             if (s.getLeader() == config.nodeId() && s.getLeaderEpoch() == 0) {
                 log.assignEpochAtEnd(0); // as becomeLeader would: already there when it does
             }
             LOG.debug("{}: log made ahead of its roll's commit in {} ms", name, (System.nanoTime() - startedNanos) / 1_000_000);
         } catch (RuntimeException e) {
             LOG.debug("{}: making the log ahead of its roll's commit failed ({}); it is made when the roll is", name, e.toString());
+        }
+    }
+
+    /**
+     * Close ahead: segment {@code closing}, hosted here, is closing (meta.proto {@code Segment.closing_version}), so its
+     * next segment will be made on the same replicas, from an end not known yet. Its log is made now, on the roll thread,
+     * on the closing segment's data directory, from the closing log's end for now; the hand-over (or the seal's answer)
+     * then moves it to the end it gives ({@link SegmentLog#rebaseEmpty}: renames, far cheaper than making the log, which
+     * was most of what a roll's pause had left: docs/benchmarks.md, "Where close ahead's roll pause goes"). Nothing is
+     * hosted or served from it until a segment claims it ({@link #openLog}).
+     */
+    void prepareAheadLater(Key closing) {
+        try {
+            rollThread.execute(() -> prepareAhead(closing));
+        } catch (java.util.concurrent.RejectedExecutionException stopping) {
+            // the node is stopping
+        }
+    }
+
+    synchronized void prepareAhead(Key closingKey) {
+        Hosted closing = hosted.get(closingKey);
+        Key key = new Key(closingKey.shardId(), closingKey.sequence() + 1);
+        String name = key.logName();
+        if (closed.getAsBoolean() || closing == null || closing.closingVersion == 0 || deletedShards.contains(key.shardId())
+                || hosted.containsKey(key) || prepared.containsKey(key) || directory.holds(name) || directory.onOfflineDirectory(name)
+                || !directory.holds(closingKey.logName())) {
+            return;
+        }
+        long startedNanos = System.nanoTime();
+        try {
+            SegmentLog log = directory.openLogBeside(name, closingKey.logName(), config.log(), closing.partition.log().logEndOffset());
+            prepared.put(key, new Prepared(log, startedNanos, true));
+            LOG.debug("{}: log made while the segment before it closes, in {} us", name, (System.nanoTime() - startedNanos) / 1_000);
+        } catch (RuntimeException e) {
+            LOG.debug("{}: making the log while the segment before it closes failed ({}); it is made at the hand-over", name, e.toString());
         }
     }
 
@@ -384,8 +422,20 @@ final class AssignmentReconciler {
         String name = key.logName();
         Prepared p = prepared.remove(key);
         if (p != null) {
+            if (!fits(p.log(), s.getStartOffset()) && p.log().logEndOffset() == p.log().logStartOffset() && p.log().latestEpoch() < 0) {
+                // Made before its start was known (prepareAhead), or ahead of a roll that committed another start:
+                // moved there, which costs far less than making it.
+                try {
+                    p.log().rebaseEmpty(s.getStartOffset());
+                } catch (LogException e) {
+                    LOG.info("{}: moving the log made ahead to start at {} failed ({}): making it again", name, s.getStartOffset(), e.toString());
+                }
+            }
             if (fits(p.log(), s.getStartOffset())) {
                 preparedTaken.incrementAndGet();
+                if (p.ahead()) {
+                    aheadTaken.incrementAndGet();
+                }
                 return p.log();
             }
             LOG.info("{}: the log made ahead of its roll does not fit the segment committed (start {}, log {}..{}, epoch {}): making it again",
@@ -447,6 +497,10 @@ final class AssignmentReconciler {
             if (now - e.getValue().madeAtNanos() < TimeUnit.MILLISECONDS.toNanos(PREPARED_TTL_MS) || hosted.containsKey(e.getKey())) {
                 return false;
             }
+            Hosted closing = e.getValue().ahead() ? hosted.get(new Key(e.getKey().shardId(), e.getKey().sequence() - 1)) : null;
+            if (closing != null && closing.closingVersion != 0) {
+                return false; // its segment still closes here: the hand-over may come any time
+            }
             LOG.info("{}: made ahead of a roll that did not claim it; deleting it", e.getKey().logName());
             directory.deleteLog(e.getKey().logName());
             return true;
@@ -456,6 +510,11 @@ final class AssignmentReconciler {
     /** Logs made ahead of a roll's commit and then claimed by the committed segment (tests, metrics). */
     long preparedTaken() {
         return preparedTaken.get();
+    }
+
+    /** Of those, logs made while the segment before closed ahead ({@link #prepareAhead}) (tests). */
+    long aheadTaken() {
+        return aheadTaken.get();
     }
 
     /** {@link #takeNext} on the node's roll thread (from an RPC or an owner thread), if it would take it. */
@@ -493,6 +552,9 @@ final class AssignmentReconciler {
             boolean closing = s.getClosingVersion() != 0 && s.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN;
             boolean becomesLeader = s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER);
             if (closing) {
+                if (h.closingVersion == 0) {
+                    prepareAheadLater(key);
+                }
                 h.closingVersion = s.getClosingVersion();
             }
             if (closing && becomesLeader) {
@@ -706,6 +768,9 @@ final class AssignmentReconciler {
                             }
                             Hosted h = hosted.get(key);
                             if (h != null && h.partition == p) {
+                                if (h.closingVersion == 0) {
+                                    prepareAheadLater(key);
+                                }
                                 h.closingVersion = r.getSegment().getClosingVersion();
                             }
                             return null;

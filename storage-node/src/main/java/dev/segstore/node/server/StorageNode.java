@@ -270,6 +270,11 @@ public final class StorageNode implements AutoCloseable {
         return reconciler.preparedTaken();
     }
 
+    /** Of those, replicas of a next segment whose log was made while the segment before closed ahead (tests). */
+    public long aheadLogsTaken() {
+        return reconciler.aheadTaken();
+    }
+
     /** The partition hosted for a segment, if any (tests and admin). */
     public Partition partition(long shardId, long sequence) {
         Hosted h = hosted.get(new Hosted.Key(shardId, sequence));

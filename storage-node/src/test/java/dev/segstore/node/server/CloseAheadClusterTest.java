@@ -80,6 +80,9 @@ class CloseAheadClusterTest {
             });
             next = leader.partition(shardId, 1);
             long start = next.log().logStartOffset();
+            // Its log was made while the first segment closed, and moved to the end handed over at (the roll thread
+            // makes it before it takes the hand-over: both are queued there, the making first).
+            assertTrue(leader.aheadLogsTaken() >= 1, "the next segment's log on its leader was made while the segment before it closed");
             int acked = writers.ackedCount();
             writers.awaitAcked(acked + 50, 20_000);
             assertTrue(writers.acked().keySet().stream().anyMatch(o -> o >= start), "writes acknowledged in the next segment, from " + start);
