@@ -145,16 +145,22 @@ final class Segment {
         channel.writeFully(new FileHeader(FileHeader.SEGMENT_MAGIC, FileHeader.VERSION, newBase).encode(), 0);
         moved.offsetIndex = offsetIndex.rebase(moved.offsetIndexFile(), newBase);
         moved.timeIndex = timeIndex.rebase(moved.timeIndexFile(), newBase);
+        files.rename(offsetIndexFile(), moved.offsetIndexFile());
+        files.rename(timeIndexFile(), moved.timeIndexFile());
         files.rename(logFile(), moved.logFile()); // last: until here a crash leaves the file under its old name
         moved.assignedSize = FileHeader.SIZE;
         moved.writtenSize = FileHeader.SIZE;
         moved.writtenNextOffset = newBase;
         synchronized (unforcedDirectories) {
+            // Handed over: a force of them still queued for this object (the log's deferred one, from its open) finds
+            // nothing left, so it cannot act on a directory the moved segment's log may since have deleted.
             for (Path d : unforcedDirectories) {
                 moved.forceDirectoriesFirst(d);
             }
+            unforcedDirectories.clear();
+            directoriesUnforced = false;
         }
-        moved.forceDirectoriesFirst(dir);
+        moved.forceDirectoriesFirst(dir); // the renames: durable before any byte of the moved file
         return moved;
     }
 

@@ -613,8 +613,8 @@ public final class SegmentLog {
      * recovery drops a segment file whose header does not match its name and rebuilds the indexes (docs/on-disk-formats.md).
      *
      * @throws LogException ILLEGAL_STATE if the log is not such a log (the caller makes the log anew); CLOSED;
-     *                      STORAGE_ERROR if the files could not be moved: the log is then closed here without its
-     *                      state, and is deleted and made anew by the caller
+     *                      STORAGE_ERROR if the files could not be moved: an I/O error, which takes the data directory
+     *                      offline as any other does (the log is closed without its state)
      */
     public synchronized void rebaseEmpty(long start) {
         if (start < 0) {
@@ -630,12 +630,13 @@ public final class SegmentLog {
         Segment moved;
         try {
             moved = active.rebaseEmpty(start);
-        } catch (IOException | RuntimeException e) {
+        } catch (IllegalStateException e) {
+            throw new LogException(LogException.Kind.ILLEGAL_STATE, "log " + name + ": " + e.getMessage()); // nothing moved
+        } catch (IOException e) {
             closed = true; // its files may be half moved: nothing more is written through this object
             active.release(); // closes the file
             directory.forget(this);
-            throw new LogException(LogException.Kind.STORAGE_ERROR, "moving the empty log " + name + " to start at " + start
-                    + " failed: " + e, e);
+            throw directory.ioFailure(e, "moving the empty log " + name + " to start at " + start); // as any I/O error
         }
         active = moved;
         segments = new Segment[] {moved};

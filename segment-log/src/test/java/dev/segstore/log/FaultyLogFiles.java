@@ -22,12 +22,19 @@ import java.util.concurrent.atomic.AtomicInteger;
  * the forced content plus a random prefix of the later writes, the last of them torn at a random byte.
  * {@link #failForcesAfter} and {@link #failWritesAfter} make I/O calls throw, as a failing disk would.
  *
- * <p>Atomic replaces ({@link #writeAtomically}) are forced by contract, so they count as durable at once.
+ * <p>Atomic replaces ({@link #writeAtomically}) are forced by contract, so they count as durable at once. A rename
+ * ({@link #rename}) is durable once its directory is forced (by {@link #forceDirectory} or an atomic replace in it):
+ * {@link #crash} undoes the others, newest first, as a crash before the directory's entries reach the disk would.
  * Memory-mapped index files are not seen by this layer; the log treats them as derived data and rebuilds them
  * after an unclean shutdown.
  */
 final class FaultyLogFiles extends ForwardingLogFiles {
     private final Map<Path, Tracked> tracked = new HashMap<>();
+    /** Renames whose directory was not forced since, oldest first (guarded by this). */
+    private final List<Rename> unforcedRenames = new ArrayList<>();
+
+    private record Rename(Path from, Path to) {
+    }
     private final AtomicInteger forcesLeft = new AtomicInteger(Integer.MAX_VALUE);
     private final AtomicInteger writesLeft = new AtomicInteger(Integer.MAX_VALUE);
 
@@ -73,6 +80,14 @@ final class FaultyLogFiles extends ForwardingLogFiles {
      * this layer must have been halted first.
      */
     synchronized void crash(Random random) throws IOException {
+        for (int i = unforcedRenames.size() - 1; i >= 0; i--) {
+            Rename r = unforcedRenames.get(i);
+            if (Files.exists(r.to())) {
+                Files.move(r.to(), r.from(), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                moveTracked(r.to(), r.from());
+            }
+        }
+        unforcedRenames.clear();
         for (Map.Entry<Path, Tracked> e : tracked.entrySet()) {
             Tracked t = e.getValue();
             for (LogChannel c : t.open) {
@@ -120,16 +135,37 @@ final class FaultyLogFiles extends ForwardingLogFiles {
         real.delete(file);
     }
 
-    /** Renames, like deletions, go straight to disk here; the file keeps its durable image and pending writes. */
+    /** A rename is durable once its directory is forced (see the class comment); the file keeps its image and writes. */
     @Override
     public synchronized void rename(Path from, Path to) throws IOException {
         real.rename(from, to);
+        moveTracked(from, to);
+        unforcedRenames.add(new Rename(from, to));
+    }
+
+    private void moveTracked(Path from, Path to) {
         tracked.remove(to);
         Tracked t = tracked.remove(from);
         if (t != null) {
             t.path = to;
             tracked.put(to, t);
         }
+    }
+
+    @Override
+    public void forceDirectory(Path dir) throws IOException {
+        super.forceDirectory(dir);
+        forced(dir);
+    }
+
+    @Override
+    public void writeAtomically(Path file, byte[] content) throws IOException {
+        super.writeAtomically(file, content); // forces the file's directory
+        forced(file.getParent());
+    }
+
+    private synchronized void forced(Path dir) {
+        unforcedRenames.removeIf(r -> dir.equals(r.to().getParent()));
     }
 
     private final class FaultyChannel extends ForwardingLogChannel {

@@ -413,18 +413,21 @@ final class AssignmentReconciler {
     }
 
     /**
-     * The log for replica {@code key} of {@code s}: the one made ahead of the roll if it is still empty, starts where
-     * {@code s} starts and holds no epoch but 0 (deleted and made again otherwise), else the one on disk or a new one.
-     * An empty log on disk that starts elsewhere can only be one made ahead of a roll that committed another start
-     * (the node restarted meanwhile): it is made again too.
+     * The log for replica {@code key} of {@code s}: the one made ahead (of the roll, or while the segment before it
+     * closed) if it is still empty, starts where {@code s} starts and holds no epoch but 0; one that holds no epoch and
+     * starts elsewhere is moved there ({@link SegmentLog#rebaseEmpty}); any other is deleted and made again. Else the
+     * one on disk or a new one. An empty log on disk that starts elsewhere can only be one made ahead of a roll that
+     * committed another start (the node restarted meanwhile): it is made again too.
      */
     private SegmentLog openLog(Key key, Segment s) {
         String name = key.logName();
         Prepared p = prepared.remove(key);
         if (p != null) {
-            if (!fits(p.log(), s.getStartOffset()) && p.log().logEndOffset() == p.log().logStartOffset() && p.log().latestEpoch() < 0) {
+            if (!fits(p.log(), s.getStartOffset()) && p.log().logEndOffset() == p.log().logStartOffset() && p.log().latestEpoch() < 0
+                    && (p.ahead() || !takenAhead(s))) {
                 // Made before its start was known (prepareAhead), or ahead of a roll that committed another start:
-                // moved there, which costs far less than making it.
+                // moved there, which costs far less than making it. (Not a log made ahead of a roll for a segment
+                // taken ahead of its seal: that one goes beside the closing one, where prepareAhead makes its logs.)
                 try {
                     p.log().rebaseEmpty(s.getStartOffset());
                 } catch (LogException e) {
@@ -498,8 +501,8 @@ final class AssignmentReconciler {
                 return false;
             }
             Hosted closing = e.getValue().ahead() ? hosted.get(new Key(e.getKey().shardId(), e.getKey().sequence() - 1)) : null;
-            if (closing != null && closing.closingVersion != 0) {
-                return false; // its segment still closes here: the hand-over may come any time
+            if (closing != null && closing.closingVersion != 0 && closing.assigned.getStatus() == dev.segstore.protocol.meta.SegmentStatus.OPEN) {
+                return false; // its segment still closes here (not sealed as far as this node knows): the hand-over may come any time
             }
             LOG.info("{}: made ahead of a roll that did not claim it; deleting it", e.getKey().logName());
             directory.deleteLog(e.getKey().logName());
@@ -553,7 +556,7 @@ final class AssignmentReconciler {
             boolean becomesLeader = s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER);
             if (closing) {
                 if (h.closingVersion == 0) {
-                    prepareAheadLater(key);
+                    prepareAheadLater(key); // runs once this (under the monitor, as prepareAhead) has marked it
                 }
                 h.closingVersion = s.getClosingVersion();
             }
@@ -768,10 +771,14 @@ final class AssignmentReconciler {
                             }
                             Hosted h = hosted.get(key);
                             if (h != null && h.partition == p) {
-                                if (h.closingVersion == 0) {
+                                boolean first = h.closingVersion == 0;
+                                // Marked first: prepareAhead (on the roll thread, perhaps at once) makes the log only for
+                                // a segment marked closing. Queued before the hand-over, which the partition starts only
+                                // once this answer has been taken (markClosing after it).
+                                h.closingVersion = r.getSegment().getClosingVersion();
+                                if (first) {
                                     prepareAheadLater(key);
                                 }
-                                h.closingVersion = r.getSegment().getClosingVersion();
                             }
                             return null;
                         }).exceptionally(e -> {
