@@ -69,7 +69,7 @@ public final class SegmentLog {
     private boolean closed;
     private boolean sealed;
     private long recoveryPoint;
-    /** Made by this open and nothing written since, not even its state or epochs: it may still move ({@link #rebaseEmpty}). */
+    /** Made by this open and no state written since: while it holds no record, it may still move ({@link #rebaseEmpty}). */
     private boolean untouched;
 
     private volatile long nextOffset;
@@ -229,7 +229,6 @@ public final class SegmentLog {
     }
 
     private void persistEpochs() throws IOException {
-        untouched = false;
         files.writeAtomically(dir.resolve(EPOCH_FILE), epochs.encode());
     }
 
@@ -605,12 +604,16 @@ public final class SegmentLog {
     }
 
     /**
-     * Moves a log made by this open, to which nothing was written since (no record, no epoch, no state), to start at
-     * {@code start}: its segment file and indexes are renamed and their headers rewritten in place, which costs far
-     * less than making a log (issue 14 item 7: a storage node makes the next segment's log while a segment closes
-     * ahead, before the offset it starts at is known). For a log nobody reads or writes yet. A crash part way leaves
-     * an empty log starting at the old start or at {@code start}: such a log is unclean (it has no state), so its
-     * recovery drops a segment file whose header does not match its name and rebuilds the indexes (docs/on-disk-formats.md).
+     * Moves a log made by this open, to which nothing was written since (no record, no state; at most one epoch,
+     * assigned at its start), to start at {@code start}: its segment file and indexes are renamed and their headers
+     * rewritten in place, which costs far less than making a log (issue 14 item 7: a storage node makes the next
+     * segment's log while a segment closes ahead, before the offset it starts at is known). For a log nobody reads or
+     * writes yet. A crash part way leaves an empty log starting at the old start or at {@code start}: such a log is
+     * unclean (it has no state), so its recovery drops a segment file whose header does not match its name and rebuilds
+     * the indexes (docs/on-disk-formats.md). An epoch assigned at the old start now starts at {@code start}: moved
+     * forward, in memory only, as the checkpoint's entry at an earlier offset than the log's start reads the same (the
+     * log's start bounds it, as after retention, {@link LeaderEpochCache#truncateFromStart}), so a node can write a
+     * next segment's epoch checkpoint ahead too; moved back, the checkpoint is written again.
      *
      * @throws LogException ILLEGAL_STATE if the log is not such a log (the caller makes the log anew); CLOSED;
      *                      STORAGE_ERROR if the files could not be moved: an I/O error, which takes the data directory
@@ -621,7 +624,9 @@ public final class SegmentLog {
             throw LogException.invalid("start " + start + " must be >= 0");
         }
         ensureWritable();
-        if (!untouched || segments.length != 1 || !active.isEmpty() || nextOffset != active.baseOffset() || epochs.latest() != null) {
+        EpochEntry epoch = epochs.latest();
+        if (!untouched || segments.length != 1 || !active.isEmpty() || nextOffset != active.baseOffset()
+                || epochs.entries().size() > 1 || epoch != null && epoch.startOffset() != active.baseOffset()) {
             throw new LogException(LogException.Kind.ILLEGAL_STATE, "log " + name + " is not a log made now and left empty: it cannot move");
         }
         if (start == active.baseOffset()) {
@@ -645,6 +650,19 @@ public final class SegmentLog {
         durableEndOffset = start;
         recoveryPoint = start;
         directory.forceDirectoriesSoon(moved); // the renames: most likely forced before the first write needs them
+        if (epoch != null) {
+            if (start > epoch.startOffset()) {
+                epochs.truncateFromStart(start);
+            } else {
+                epochs.clear();
+                epochs.assign(epoch.epoch(), start);
+                try {
+                    persistEpochs(); // an entry past the log's start would not read the same
+                } catch (IOException e) {
+                    throw directory.ioFailure(e, "writing the leader-epoch checkpoint of " + name);
+                }
+            }
+        }
     }
 
     public synchronized boolean isSealed() {

@@ -77,8 +77,12 @@ class CrashRecoveryProperties {
         long start = 0;
         if (moves.nextInt(4) == 0) {
             start = 1 + moves.nextInt(5_000);
+            boolean epochAhead = moves.nextBoolean();
+            if (epochAhead) {
+                log.assignEpochAtEnd(0); // the first epoch's checkpoint written ahead, at the old start
+            }
             log.rebaseEmpty(start);
-            context += ", log moved to start at " + start;
+            context += ", log moved to start at " + start + (epochAhead ? " with its first epoch" : "");
         }
 
         List<Appended> written = new ArrayList<>(); // everything that ever got an offset, by offset

@@ -94,10 +94,6 @@ class RebaseEmptyLogTest {
     void onlyALogMadeNowAndLeftUntouchedMoves() {
         LogDirectory directory = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
         try {
-            SegmentLog withEpoch = directory.openLog("e", SMALL, 10);
-            withEpoch.assignEpochAtEnd(0);
-            assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class, () -> withEpoch.rebaseEmpty(20)).kind(),
-                    "an epoch written: its checkpoint names the old start");
             SegmentLog withRecords = directory.openLog("r", SMALL, 10);
             append(withRecords, records(1, 1, "x"), 0, Durability.FSYNC);
             assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class, () -> withRecords.rebaseEmpty(20)).kind());
@@ -117,6 +113,73 @@ class RebaseEmptyLogTest {
             assertEquals(7, fine.logStartOffset());
             fine.close();
             assertEquals(LogException.Kind.CLOSED, assertThrows(LogException.class, () -> fine.rebaseEmpty(9)).kind());
+        } finally {
+            directory.close();
+        }
+    }
+
+    /** Counts atomic replaces (the leader-epoch checkpoint and the log state: each a forced write). */
+    private static final class CountingAtomicWrites extends ForwardingLogFiles {
+        final java.util.concurrent.atomic.AtomicInteger writes = new java.util.concurrent.atomic.AtomicInteger();
+
+        @Override
+        public void writeAtomically(Path file, byte[] content) throws IOException {
+            writes.incrementAndGet();
+            super.writeAtomically(file, content);
+        }
+    }
+
+    @Test
+    void anEpochWrittenAtTheStartMovesWithTheLogAndItsRecordsWriteNoCheckpoint() throws Exception {
+        CountingAtomicWrites files = new CountingAtomicWrites();
+        LogDirectory directory = open(files);
+        SegmentLog log = directory.openLog("n", SMALL, 100);
+        log.assignEpochAtEnd(7); // written ahead, off the writes' path
+        int written = files.writes.get();
+        log.rebaseEmpty(400);
+        assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(7, 400)), log.epochHistory(), "the epoch starts where the log now does");
+        log.assignEpochAtEnd(7); // the leader taking the segment in that epoch
+        assertEquals(400, append(log, records(3, 1, "x"), 7, Durability.FSYNC).baseOffset());
+        assertEquals(written, files.writes.get(), "moved forward in memory: neither the move, the lead nor the records wrote a checkpoint");
+        directory.halt(); // a crash: the checkpoint on disk still names the old start, before the log's
+        LogDirectory again = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        try {
+            SegmentLog recovered = again.openLog("n", SMALL, 0);
+            assertEquals(400, recovered.logStartOffset());
+            assertEquals(403, recovered.logEndOffset());
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(7, 400)), recovered.epochHistory(),
+                    "an entry before the log's start reads as one at its start");
+            assertEquals(403, recovered.endOffsetForEpoch(7).endOffset());
+
+            // Moved back, below the entry: the checkpoint is written again (an entry past the start would not read the same).
+            SegmentLog earlier = again.openLog("e", SMALL, 500);
+            earlier.assignEpochAtEnd(3);
+            earlier.rebaseEmpty(200);
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(3, 200)), earlier.epochHistory());
+            assertEquals(200, append(earlier, records(2, 1, "y"), 3, Durability.FSYNC).baseOffset());
+        } finally {
+            again.close();
+        }
+        LogDirectory third = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        try {
+            SegmentLog earlier = third.openLog("e", SMALL, 0);
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(3, 200)), earlier.epochHistory());
+            assertEquals(202, earlier.logEndOffset());
+        } finally {
+            third.close();
+        }
+    }
+
+    @Test
+    void aLogWithARecordOrTwoEpochsDoesNotMove() {
+        LogDirectory directory = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        try {
+            SegmentLog log = directory.openLog("t", SMALL, 10);
+            log.assignEpochAtEnd(1);
+            append(log, records(1, 1, "x"), 1, Durability.PAGE_CACHE);
+            log.assignEpochAtEnd(2);
+            assertEquals(LogException.Kind.ILLEGAL_STATE, assertThrows(LogException.class, () -> log.rebaseEmpty(50)).kind());
+            assertEquals(10, log.logStartOffset());
         } finally {
             directory.close();
         }

@@ -99,6 +99,7 @@ final class AssignmentReconciler {
     private boolean leaderReadsStopped;
     private final java.util.concurrent.atomic.AtomicLong preparedTaken = new java.util.concurrent.atomic.AtomicLong();
     private final java.util.concurrent.atomic.AtomicLong aheadTaken = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong aheadWithEpochTaken = new java.util.concurrent.atomic.AtomicLong();
 
     /** {@code ahead}: made for the next segment of a segment closing ahead here ({@link #prepareAhead}). */
     private record Prepared(SegmentLog log, long madeAtNanos, boolean ahead) {
@@ -405,6 +406,19 @@ final class AssignmentReconciler {
         long startedNanos = System.nanoTime();
         try {
             SegmentLog log = directory.openLogBeside(name, closingKey.logName(), config.log(), closing.partition.log().logEndOffset());
+            if (closing.assigned.getLeader() == config.nodeId()) {
+                try {
+                    // This node leads the closing segment, so it leads the next one in that epoch (unless the
+                    // leadership moves first): the checkpoint is written now, so that taking the lead writes none (a
+                    // forced write on the writes' path). The move carries the entry to the start (rebaseEmpty); a later
+                    // epoch replaces it, and a follower drops it (becomeFollower: an epoch in which nothing was written).
+                    // Not on followers: they drop it when they take the segment (and write it at their first batch).
+                    log.assignEpochAtEnd(closing.assigned.getLeaderEpoch());
+                } catch (RuntimeException e) {
+                    directory.deleteLog(name);
+                    throw e;
+                }
+            }
             prepared.put(key, new Prepared(log, startedNanos, true));
             LOG.debug("{}: log made while the segment before it closes, in {} us", name, (System.nanoTime() - startedNanos) / 1_000);
         } catch (RuntimeException e) {
@@ -423,8 +437,8 @@ final class AssignmentReconciler {
         String name = key.logName();
         Prepared p = prepared.remove(key);
         if (p != null) {
-            if (!fits(p.log(), s.getStartOffset()) && p.log().logEndOffset() == p.log().logStartOffset() && p.log().latestEpoch() < 0
-                    && (p.ahead() || !takenAhead(s))) {
+            if (!fitsAhead(p, s) && p.log().logEndOffset() == p.log().logStartOffset()
+                    && (p.ahead() ? p.log().latestEpoch() <= s.getLeaderEpoch() : p.log().latestEpoch() < 0 && !takenAhead(s))) {
                 // Made before its start was known (prepareAhead), or ahead of a roll that committed another start:
                 // moved there, which costs far less than making it. (Not a log made ahead of a roll for a segment
                 // taken ahead of its seal: that one goes beside the closing one, where prepareAhead makes its logs.)
@@ -434,10 +448,13 @@ final class AssignmentReconciler {
                     LOG.info("{}: moving the log made ahead to start at {} failed ({}): making it again", name, s.getStartOffset(), e.toString());
                 }
             }
-            if (fits(p.log(), s.getStartOffset())) {
+            if (fitsAhead(p, s)) {
                 preparedTaken.incrementAndGet();
                 if (p.ahead()) {
                     aheadTaken.incrementAndGet();
+                    if (s.getLeader() == config.nodeId() && p.log().latestEpoch() == s.getLeaderEpoch()) {
+                        aheadWithEpochTaken.incrementAndGet(); // taking the lead writes no checkpoint
+                    }
                 }
                 return p.log();
             }
@@ -488,6 +505,16 @@ final class AssignmentReconciler {
         return before != null && before.closingVersion != 0 && s.getCreatedVersion() == before.closingVersion;
     }
 
+    /**
+     * Whether prepared log {@code p} can serve {@code s}: {@link #fits}; one made while the segment before closed
+     * ({@link #prepareAhead}) may hold the epoch it wrote ahead, if {@code s} is led in it or a later one.
+     */
+    private static boolean fitsAhead(Prepared p, Segment s) {
+        SegmentLog log = p.log();
+        return p.ahead() ? log.logStartOffset() == s.getStartOffset() && log.logEndOffset() == s.getStartOffset()
+                && log.latestEpoch() <= s.getLeaderEpoch() : fits(log, s.getStartOffset());
+    }
+
     /** Whether a log made ahead of a roll can serve a segment starting at {@code start}: empty there, no epoch but 0. */
     static boolean fits(SegmentLog log, long start) {
         return log.logStartOffset() == start && log.logEndOffset() == start && log.latestEpoch() <= 0;
@@ -518,6 +545,11 @@ final class AssignmentReconciler {
     /** Of those, logs made while the segment before closed ahead ({@link #prepareAhead}) (tests). */
     long aheadTaken() {
         return aheadTaken.get();
+    }
+
+    /** Of those, logs taken to lead whose checkpoint already held the epoch they are led in (tests). */
+    long aheadWithEpochTaken() {
+        return aheadWithEpochTaken.get();
     }
 
     /** {@link #takeNext} on the node's roll thread (from an RPC or an owner thread), if it would take it. */

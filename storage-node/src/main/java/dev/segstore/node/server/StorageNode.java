@@ -275,6 +275,11 @@ public final class StorageNode implements AutoCloseable {
         return reconciler.aheadTaken();
     }
 
+    /** Of those, logs taken to lead whose epoch checkpoint was written ahead too (tests). */
+    public long aheadLogsTakenWithEpoch() {
+        return reconciler.aheadWithEpochTaken();
+    }
+
     /** The partition hosted for a segment, if any (tests and admin). */
     public Partition partition(long shardId, long sequence) {
         Hosted h = hosted.get(new Hosted.Key(shardId, sequence));

@@ -83,6 +83,7 @@ class CloseAheadClusterTest {
             // Its log was made while the first segment closed, and moved to the end handed over at (the roll thread
             // makes it before it takes the hand-over: both are queued there, the making first).
             assertTrue(leader.aheadLogsTaken() >= 1, "the next segment's log on its leader was made while the segment before it closed");
+            assertTrue(leader.aheadLogsTakenWithEpoch() >= 1, "with the epoch it is led in already in its checkpoint");
             int acked = writers.ackedCount();
             writers.awaitAcked(acked + 50, 20_000);
             assertTrue(writers.acked().keySet().stream().anyMatch(o -> o >= start), "writes acknowledged in the next segment, from " + start);
