@@ -157,6 +157,17 @@ class CrashRecoveryProperties {
                 assertArrayEquals(w.payload(), r.payload(), context + " offset " + i);
             }
             assertEquals(recoveredStart + back.size(), recovered.logEndOffset(), context);
+            // The epoch history is within the log: an entry the checkpoint holds below the log's start (an epoch written
+            // ahead of a move) reads as at its start; epochs and their starts grow.
+            List<dev.segstore.log.epoch.EpochEntry> history = recovered.epochHistory();
+            for (int i = 0; i < history.size(); i++) {
+                dev.segstore.log.epoch.EpochEntry e = history.get(i);
+                assertTrue(e.startOffset() >= recoveredStart && e.startOffset() <= recovered.logEndOffset(), context + ": epoch history " + history);
+                assertTrue(i == 0 || e.epoch() > history.get(i - 1).epoch() && e.startOffset() > history.get(i - 1).startOffset(),
+                        context + ": epoch history " + history);
+            }
+            assertTrue(back.isEmpty() || !history.isEmpty() && history.get(0).startOffset() == recoveredStart,
+                    context + ": records from " + recoveredStart + " but epoch history " + history);
             AppendResult after = LogFixtures.append(recovered, LogFixtures.records(2, clock.get(), "after"), recovered.latestEpoch() + 1 + epoch, Durability.FSYNC);
             assertEquals(recoveredStart + back.size(), after.baseOffset(), context);
             assertEquals(back.size() + 2, LogFixtures.readAll(recovered).size(), context);
