@@ -170,12 +170,12 @@ abstract class MappedIndex {
     }
 
     /**
-     * This index, which must hold no entry, as the index of a segment starting at {@code newBase} kept in
-     * {@code newFile}: the header is rewritten in place (in the mapping: not forced, as the index is derived data
-     * rebuilt after an unclean shutdown); the caller renames the file (through its file layer). The returned mapping is
-     * the subclass's to wrap; this object is not used again.
+     * This index, which must hold no entry, as the index of a segment starting at {@code newBase}: the header is
+     * rewritten in place (in the mapping: not forced, as the index is derived data rebuilt after an unclean shutdown);
+     * the caller renames the file (through its file layer). The returned mapping is the subclass's to wrap, with the
+     * new file's path; this object is not used again.
      */
-    protected Mapping rebased(Path newFile, int magic, long newBase) throws IOException {
+    protected Mapping rebased(int magic, long newBase) {
         if (entries != 0) {
             throw new IllegalStateException("index " + file.getFileName() + " holds " + entries + " entries: only an empty index moves");
         }

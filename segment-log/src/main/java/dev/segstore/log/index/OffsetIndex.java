@@ -58,8 +58,8 @@ public final class OffsetIndex extends MappedIndex {
     }
 
     /** This empty index as that of a segment starting at {@code newBase}, in {@code newFile} (see {@link MappedIndex#rebased}). */
-    public OffsetIndex rebase(Path newFile, long newBase) throws IOException {
-        return new OffsetIndex(newFile, newBase, rebased(newFile, FileHeader.OFFSET_INDEX_MAGIC, newBase));
+    public OffsetIndex rebase(Path newFile, long newBase) {
+        return new OffsetIndex(newFile, newBase, rebased(FileHeader.OFFSET_INDEX_MAGIC, newBase));
     }
 
     /** Appends an entry; the I/O thread only. Offsets and positions must grow. */

@@ -54,8 +54,8 @@ public final class TimeIndex extends MappedIndex {
     }
 
     /** This empty index as that of a segment starting at {@code newBase}, in {@code newFile} (see {@link MappedIndex#rebased}). */
-    public TimeIndex rebase(Path newFile, long newBase) throws IOException {
-        return new TimeIndex(newFile, newBase, rebased(newFile, FileHeader.TIME_INDEX_MAGIC, newBase));
+    public TimeIndex rebase(Path newFile, long newBase) {
+        return new TimeIndex(newFile, newBase, rebased(FileHeader.TIME_INDEX_MAGIC, newBase));
     }
 
     /** Appends an entry if it raises the maximum and lies after the last one; the I/O thread only. */

@@ -428,8 +428,9 @@ final class AssignmentReconciler {
 
     /**
      * The log for replica {@code key} of {@code s}: the one made ahead (of the roll, or while the segment before it
-     * closed) if it is still empty, starts where {@code s} starts and holds no epoch but 0; one that holds no epoch and
-     * starts elsewhere is moved there ({@link SegmentLog#rebaseEmpty}); any other is deleted and made again. Else the
+     * closed) if it is still empty, starts where {@code s} starts and holds no epoch but 0 (or, made while the segment
+     * before closed, none later than {@code s}'s: {@link #serves}); one that would but starts elsewhere is moved there
+     * ({@link SegmentLog#rebaseEmpty}); any other is deleted and made again. Else the
      * one on disk or a new one. An empty log on disk that starts elsewhere can only be one made ahead of a roll that
      * committed another start (the node restarted meanwhile): it is made again too.
      */
@@ -437,7 +438,7 @@ final class AssignmentReconciler {
         String name = key.logName();
         Prepared p = prepared.remove(key);
         if (p != null) {
-            if (!fitsAhead(p, s) && p.log().logEndOffset() == p.log().logStartOffset()
+            if (!serves(p, s) && p.log().logEndOffset() == p.log().logStartOffset()
                     && (p.ahead() ? p.log().latestEpoch() <= s.getLeaderEpoch() : p.log().latestEpoch() < 0 && !takenAhead(s))) {
                 // Made before its start was known (prepareAhead), or ahead of a roll that committed another start:
                 // moved there, which costs far less than making it. (Not a log made ahead of a roll for a segment
@@ -448,7 +449,7 @@ final class AssignmentReconciler {
                     LOG.info("{}: moving the log made ahead to start at {} failed ({}): making it again", name, s.getStartOffset(), e.toString());
                 }
             }
-            if (fitsAhead(p, s)) {
+            if (serves(p, s)) {
                 preparedTaken.incrementAndGet();
                 if (p.ahead()) {
                     aheadTaken.incrementAndGet();
@@ -509,7 +510,7 @@ final class AssignmentReconciler {
      * Whether prepared log {@code p} can serve {@code s}: {@link #fits}; one made while the segment before closed
      * ({@link #prepareAhead}) may hold the epoch it wrote ahead, if {@code s} is led in it or a later one.
      */
-    private static boolean fitsAhead(Prepared p, Segment s) {
+    private static boolean serves(Prepared p, Segment s) {
         SegmentLog log = p.log();
         return p.ahead() ? log.logStartOffset() == s.getStartOffset() && log.logEndOffset() == s.getStartOffset()
                 && log.latestEpoch() <= s.getLeaderEpoch() : fits(log, s.getStartOffset());
