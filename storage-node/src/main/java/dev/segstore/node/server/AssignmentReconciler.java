@@ -511,8 +511,11 @@ final class AssignmentReconciler {
      * ({@link #prepareAhead}) may hold the epoch it wrote ahead, if {@code s} is led in it or a later one.
      */
     private static boolean serves(Prepared p, Segment s) {
-        SegmentLog log = p.log();
-        return p.ahead() ? log.logStartOffset() == s.getStartOffset() && log.logEndOffset() == s.getStartOffset()
+        return serves(p.log(), p.ahead(), s);
+    }
+
+    static boolean serves(SegmentLog log, boolean ahead, Segment s) {
+        return ahead ? log.logStartOffset() == s.getStartOffset() && log.logEndOffset() == s.getStartOffset()
                 && log.latestEpoch() <= s.getLeaderEpoch() : fits(log, s.getStartOffset());
     }
 

@@ -46,4 +46,20 @@ class PreparedLogFitsTest {
             assertFalse(AssignmentReconciler.fits(written, 100), "holds a record");
         }
     }
+
+    @Test
+    void aLogMadeWhileTheSegmentBeforeClosedServesOnlyASegmentLedInItsEpochOrALaterOne() throws Exception {
+        try (LogDirectory d = LogDirectory.open(dir, DirectoryConfig.DEFAULT)) {
+            SegmentLog ahead = d.openLog("7-5", LogConfig.DEFAULT, 100);
+            ahead.assignEpochAtEnd(5); // written by the closing segment's leader, in its epoch
+            dev.segstore.protocol.meta.Segment next = dev.segstore.protocol.meta.Segment.newBuilder().setShardId(7).setSequence(5)
+                    .setStartOffset(100).setLeaderEpoch(5).build();
+            assertTrue(AssignmentReconciler.serves(ahead, true, next), "led in the epoch written ahead");
+            assertTrue(AssignmentReconciler.serves(ahead, true, next.toBuilder().setLeaderEpoch(7).build()), "a later epoch replaces it");
+            assertFalse(AssignmentReconciler.serves(ahead, true, next.toBuilder().setLeaderEpoch(4).build()),
+                    "an epoch later than the segment's: made again");
+            assertFalse(AssignmentReconciler.serves(ahead, true, next.toBuilder().setStartOffset(120).build()), "starts elsewhere (moved first)");
+            assertFalse(AssignmentReconciler.serves(ahead, false, next), "a log made ahead of a roll holds no epoch but 0");
+        }
+    }
 }
