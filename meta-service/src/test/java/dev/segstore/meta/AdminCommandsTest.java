@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -27,6 +28,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class AdminCommandsTest {
 
     private record Run(int exit, String out, String err) {
+        /**
+         * The command's JSON document ({@code --output json}) among what else reached stdout while it ran: the in-process
+         * servers' log lines go there too (logback's console appender writes to whatever {@code System.out} is then), a
+         * line at a time, so one can come before or after the document (CI met one at 06:09: "Expect a map object but
+         * found: \"06\""). The document is printed in one call, pretty-printed: from a line "{" to its line "}".
+         */
+        String json() {
+            int start = out.startsWith("{") ? 0 : out.indexOf("\n{") + 1;
+            int end = out.indexOf("\n}", start);
+            if (start == 0 && !out.startsWith("{") || end < 0) {
+                throw new AssertionError("no JSON document in the output: " + out);
+            }
+            return out.substring(start, end + 2);
+        }
     }
 
     /** Runs the tool's command line as its main does, with its output captured. */
@@ -52,6 +67,17 @@ class AdminCommandsTest {
             System.setOut(out);
             System.setErr(err);
         }
+    }
+
+    @Test
+    void theJsonDocumentIsReadFromAmongLogLinesOnStdout() throws Exception {
+        String log = "06:09:02.598 INFO  [main] d.s.n.s.FetchSessions - a line of an in-process server\n";
+        Run run = new Run(0, log + "{\n  \"status\": \"OK\",\n  \"problems\": [{\n    \"a\": 1\n  }]\n}\n" + log, "");
+        com.google.protobuf.Struct.Builder h = com.google.protobuf.Struct.newBuilder();
+        com.google.protobuf.util.JsonFormat.parser().merge(run.json(), h);
+        assertEquals("OK", h.getFieldsOrThrow("status").getStringValue());
+        assertEquals(1.0, h.getFieldsOrThrow("problems").getListValue().getValues(0).getStructValue().getFieldsOrThrow("a").getNumberValue());
+        assertThrows(AssertionError.class, () -> new Run(0, log, "").json(), "no document");
     }
 
     @Test
@@ -88,7 +114,8 @@ class AdminCommandsTest {
             assertEquals(0, admin(cluster, "register-node", "1", "127.0.0.1:9001", "--force").exit());
             assertEquals(incarnation + 1, client.describeCluster().get(30, TimeUnit.SECONDS).getNodes(0).getIncarnation());
 
-            assertEquals(0, admin(cluster, "create-shard", "solo", "--replicas", "1", "--min-isr", "1").exit());
+            Run solo = admin(cluster, "create-shard", "solo", "--replicas", "1", "--min-isr", "1");
+            assertEquals(0, solo.exit(), solo.toString());
             // Node 1 never heartbeats: once fenced, its segment has no leader and writes to it fail.
             MetaTestCluster.waitFor("node 1 to be fenced", () -> {
                 try {
@@ -113,19 +140,19 @@ class AdminCommandsTest {
             Run describe = admin(cluster, "--output", "json", "describe");
             assertEquals(0, describe.exit(), describe.toString());
             dev.segstore.protocol.meta.DescribeClusterResponse.Builder d = dev.segstore.protocol.meta.DescribeClusterResponse.newBuilder();
-            com.google.protobuf.util.JsonFormat.parser().merge(describe.out(), d);
+            com.google.protobuf.util.JsonFormat.parser().merge(describe.json(), d);
             assertEquals(client.describeCluster().get(30, TimeUnit.SECONDS).getNodesList(), d.getNodesList());
             Run health = admin(cluster, "--output", "json", "health");
             assertEquals(1, health.exit());
             com.google.protobuf.Struct.Builder h = com.google.protobuf.Struct.newBuilder();
-            com.google.protobuf.util.JsonFormat.parser().merge(health.out(), h);
+            com.google.protobuf.util.JsonFormat.parser().merge(health.json(), h);
             assertEquals("DEGRADED", h.getFieldsOrThrow("status").getStringValue(), health.out());
             assertTrue(h.getFieldsOrThrow("problems").getListValue().getValuesList().stream()
                     .anyMatch(v -> v.getStringValue().equals("node 1 is FENCED")), health.out());
             Run list = admin(cluster, "--output", "json", "list");
             assertEquals(0, list.exit());
             dev.segstore.protocol.meta.ListShardsResponse.Builder l = dev.segstore.protocol.meta.ListShardsResponse.newBuilder();
-            com.google.protobuf.util.JsonFormat.parser().merge(list.out(), l);
+            com.google.protobuf.util.JsonFormat.parser().merge(list.json(), l);
             assertEquals(0, l.getShardsCount(), "solo was deleted: " + list.out());
 
             // The feature level: a new cluster whose storage node was registered by this tool (which cannot vouch for the

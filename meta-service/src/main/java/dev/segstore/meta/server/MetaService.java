@@ -72,6 +72,9 @@ public final class MetaService {
      */
     private final java.util.concurrent.ConcurrentHashMap<Integer, dev.segstore.protocol.meta.NodeIncarnation> nodesKnowingMax =
             new java.util.concurrent.ConcurrentHashMap<>();
+    /** Every storage node incarnation this meta node heard say its level, at any level (a new cluster's wait: everyNodeHeard). */
+    private final java.util.concurrent.ConcurrentHashMap<Integer, dev.segstore.protocol.meta.NodeIncarnation> nodesHeard =
+            new java.util.concurrent.ConcurrentHashMap<>();
 
     public MetaService(MetaState state, Consensus raft, Controller controller, LongSupplier clockMs, List<MetaPeer> peers) {
         this(state, raft, controller, clockMs, peers, new AssignmentWatches());
@@ -396,7 +399,9 @@ public final class MetaService {
      * unless this is the leader of a cluster that never had a shard (only its first shard takes a level).
      */
     private CompletableFuture<Void> everyNodeHeard(long deadlineNanos) {
-        if (!raft.isLeader() || !state.neverHadShard() || state.unlisted(nodesKnowing(MetaState.MAX_FEATURE_LEVEL)).isEmpty()
+        // Heard at any level: a node heard to know less (an older build, one registered by segstore-admin) will not say
+        // more, and waiting for it could outlast its session (newClusterLevel starts the cluster at 1 for it).
+        if (!raft.isLeader() || !state.neverHadShard() || state.unlisted(List.copyOf(nodesHeard.values())).isEmpty()
                 || System.nanoTime() >= deadlineNanos) {
             return CompletableFuture.completedFuture(null);
         }
@@ -609,6 +614,7 @@ public final class MetaService {
 
     /** Storage node {@code id}'s incarnation {@code incarnation} said its build knows feature level {@code level}. */
     private void heardLevel(int id, long incarnation, int level) {
+        nodesHeard.put(id, dev.segstore.protocol.meta.NodeIncarnation.newBuilder().setNodeId(id).setIncarnation(incarnation).build());
         if (FeatureLevels.ofStorageNode(level) >= MetaState.MAX_FEATURE_LEVEL) {
             nodesKnowingMax.put(id, dev.segstore.protocol.meta.NodeIncarnation.newBuilder().setNodeId(id).setIncarnation(incarnation).build());
         } else {

@@ -53,6 +53,20 @@ class AdminShardCommandsClusterTest {
     }
 
     private record Run(int exit, String out, String err) {
+        /**
+         * The command's JSON document ({@code --output json}) among what else reached stdout while it ran: the in-process
+         * servers' log lines go there too (logback's console appender writes to whatever {@code System.out} is then), a
+         * line at a time, so one can come before or after the document (CI met one at 06:09: "Expect a map object but
+         * found: \"06\""). The document is printed in one call, pretty-printed: from a line "{" to its line "}".
+         */
+        String json() {
+            int start = out.startsWith("{") ? 0 : out.indexOf("\n{") + 1;
+            int end = out.indexOf("\n}", start);
+            if (start == 0 && !out.startsWith("{") || end < 0) {
+                throw new AssertionError("no JSON document in the output: " + out);
+            }
+            return out.substring(start, end + 2);
+        }
     }
 
     private synchronized Run admin(String... args) {
@@ -143,7 +157,7 @@ class AdminShardCommandsClusterTest {
         Run lagJson = admin("--output", "json", "groups", "readers", "--lag");
         assertEquals(0, lagJson.exit(), lagJson.toString());
         com.google.protobuf.Struct.Builder j = com.google.protobuf.Struct.newBuilder();
-        com.google.protobuf.util.JsonFormat.parser().merge(lagJson.out(), j);
+        com.google.protobuf.util.JsonFormat.parser().merge(lagJson.json(), j);
         com.google.protobuf.Struct row = j.getFieldsOrThrow("offsets").getListValue().getValues(0).getStructValue();
         assertEquals(16.0, row.getFieldsOrThrow("lag").getNumberValue(), lagJson.out());
         assertEquals("g", row.getFieldsOrThrow("shard").getStringValue());
