@@ -71,6 +71,7 @@ public final class SegmentLog {
     private long recoveryPoint;
     /** Made by this open and no state written since: while it holds no record, it may still move ({@link #rebaseEmpty}). */
     private boolean untouched;
+    private int epochCheckpointWrites;
 
     private volatile long nextOffset;
     private volatile Segment[] segments;
@@ -229,7 +230,13 @@ public final class SegmentLog {
     }
 
     private void persistEpochs() throws IOException {
+        epochCheckpointWrites++;
         files.writeAtomically(dir.resolve(EPOCH_FILE), epochs.encode());
+    }
+
+    /** How many times this open wrote the leader-epoch checkpoint (each a forced write; tests and tracing). */
+    public synchronized int epochCheckpointWrites() {
+        return epochCheckpointWrites;
     }
 
     // ---- appends ----------------------------------------------------------------------------------------
@@ -707,8 +714,18 @@ public final class SegmentLog {
         }
     }
 
-    /** Drops epochs that start at the log's end: epochs in which nothing was written (a leader's, assigned at its start). */
-    public synchronized void dropEmptyEpochs() {
+    /**
+     * Drops epochs that start at the log's end: epochs in which nothing was written (a leader's, assigned at its start,
+     * which a new leader never saw). Keeps the latest epoch if it is {@code followed}, the epoch of the leader this
+     * replica follows now: that leader started it where the entry says (an epoch has one leader) and knows it. A
+     * follower that wrote its leader's epoch ahead (docs/architecture.md, "Close ahead") so writes no checkpoint at
+     * its first batch.
+     */
+    public synchronized void dropEmptyEpochsBut(int followed) {
+        EpochEntry latest = epochs.latest();
+        if (latest != null && latest.epoch() == followed) {
+            return; // every entry before it starts below it, so below the log's end
+        }
         if (epochs.truncateFromEnd(nextOffset)) {
             try {
                 persistEpochs();

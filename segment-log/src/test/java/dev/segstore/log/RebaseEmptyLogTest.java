@@ -7,6 +7,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -167,6 +168,41 @@ class RebaseEmptyLogTest {
             assertEquals(202, earlier.logEndOffset());
         } finally {
             third.close();
+        }
+    }
+
+    @Test
+    void aFollowerKeepsAnEpochWrittenAheadForTheLeaderItFollowsAndItsFirstBatchWritesNoCheckpoint() throws Exception {
+        CountingAtomicWrites files = new CountingAtomicWrites();
+        LogDirectory directory = open(files);
+        try {
+            SegmentLog leader = directory.openLog("leader", SMALL, 400);
+            append(leader, records(3, 1, "x"), 7, Durability.FSYNC);
+            ByteBuffer fetched;
+            try (FileSlice slice = leader.readSlice(400, 1 << 20, Long.MAX_VALUE)) {
+                fetched = slice.read();
+            }
+            SegmentLog follower = directory.openLog("follower", SMALL, 100);
+            follower.assignEpochAtEnd(7); // written ahead, while the segment before closed
+            follower.rebaseEmpty(400);
+            int written = files.writes.get();
+            follower.dropEmptyEpochsBut(7); // taking the segment as a follower of epoch 7
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(7, 400)), follower.epochHistory(),
+                    "the epoch of the leader it follows is kept: that leader starts it there");
+            assertEquals(400, LogFixtures.await(follower.appendAsFollower(fetched.duplicate(), Durability.FSYNC)).baseOffset());
+            assertEquals(written, files.writes.get(), "neither taking the segment nor its first batch wrote a checkpoint");
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(7, 400)), follower.epochHistory());
+
+            SegmentLog other = directory.openLog("other", SMALL, 100);
+            other.assignEpochAtEnd(7);
+            other.dropEmptyEpochsBut(8); // the leadership moved before anything was written: epoch 7 is dropped
+            assertEquals(List.of(), other.epochHistory());
+            other.assignEpochAtEnd(9);
+            append(other, records(1, 1, "y"), 9, Durability.FSYNC);
+            other.dropEmptyEpochsBut(10); // an epoch with records stays
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(9, 100)), other.epochHistory());
+        } finally {
+            directory.close();
         }
     }
 

@@ -469,7 +469,7 @@ public final class Partition {
         this.reconciled = false;
         this.followerGeneration++;
         try {
-            log.dropEmptyEpochs(); // an epoch this replica led without writing in it: the new leader never saw it
+            log.dropEmptyEpochsBut(epoch); // an epoch this replica led without writing in it: the new leader never saw it
         } catch (LogException e) {
             LOG.warn("{}: dropping empty epochs failed: {}", name, e.toString());
         }

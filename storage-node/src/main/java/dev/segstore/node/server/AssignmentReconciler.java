@@ -406,18 +406,16 @@ final class AssignmentReconciler {
         long startedNanos = System.nanoTime();
         try {
             SegmentLog log = directory.openLogBeside(name, closingKey.logName(), config.log(), closing.partition.log().logEndOffset());
-            if (closing.assigned.getLeader() == config.nodeId()) {
-                try {
-                    // This node leads the closing segment, so it leads the next one in that epoch (unless the
-                    // leadership moves first): the checkpoint is written now, so that taking the lead writes none (a
-                    // forced write on the writes' path). The move carries the entry to the start (rebaseEmpty); a later
-                    // epoch replaces it, and a follower drops it (becomeFollower: an epoch in which nothing was written).
-                    // Not on followers: they drop it when they take the segment (and write it at their first batch).
-                    log.assignEpochAtEnd(closing.assigned.getLeaderEpoch());
-                } catch (RuntimeException e) {
-                    directory.deleteLog(name);
-                    throw e;
-                }
+            try {
+                // The next segment is led in the closing one's epoch, by its leader (unless the leadership moves
+                // first): the checkpoint is written now, so that neither taking the lead nor a follower's first batch
+                // writes one (a forced write on the writes' path). The move carries the entry to the start
+                // (rebaseEmpty); a later epoch replaces it, and a replica that follows a later one drops it
+                // (becomeFollower: an epoch in which nothing was written; one that follows this epoch keeps it).
+                log.assignEpochAtEnd(closing.assigned.getLeaderEpoch());
+            } catch (RuntimeException e) {
+                directory.deleteLog(name);
+                throw e;
             }
             prepared.put(key, new Prepared(log, startedNanos, true));
             LOG.debug("{}: log made while the segment before it closes, in {} us", name, (System.nanoTime() - startedNanos) / 1_000);
@@ -453,8 +451,8 @@ final class AssignmentReconciler {
                 preparedTaken.incrementAndGet();
                 if (p.ahead()) {
                     aheadTaken.incrementAndGet();
-                    if (s.getLeader() == config.nodeId() && p.log().latestEpoch() == s.getLeaderEpoch()) {
-                        aheadWithEpochTaken.incrementAndGet(); // taking the lead writes no checkpoint
+                    if (p.log().latestEpoch() == s.getLeaderEpoch()) {
+                        aheadWithEpochTaken.incrementAndGet(); // taking the lead, or the first batch, writes no checkpoint
                     }
                 }
                 return p.log();
