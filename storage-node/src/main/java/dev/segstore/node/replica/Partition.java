@@ -1238,11 +1238,16 @@ public final class Partition {
         while (true) {
             int latest;
             int epoch;
+            boolean empty;
             synchronized (this) {
                 latest = log.latestEpoch();
                 epoch = leaderEpoch;
+                empty = log.logEndOffset() == log.logStartOffset();
             }
-            if (latest < 0) {
+            if (latest < 0 || empty) {
+                // Nothing to cut (no truncation goes below the log's start), so no round trip to the leader: a
+                // follower of a segment it made ahead with its leader's epoch fetches at once (docs/architecture.md,
+                // "Close ahead").
                 return reconciled(generation);
             }
             EpochEndOffset answer = leader.endOffsetForEpoch(epoch, latest).join();

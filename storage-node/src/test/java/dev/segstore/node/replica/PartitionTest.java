@@ -55,6 +55,45 @@ class PartitionTest extends PartitionFixture {
         assertEquals(3, replicas[2].highWatermark(), "followers learn the high watermark from fetch answers");
     }
 
+    /**
+     * Close ahead (docs/architecture.md): a follower's log made while the segment before it closed holds its leader's
+     * epoch already. Taking the role keeps it, the empty log reconciles without a round trip to the leader (nothing can
+     * be cut), and its first batch writes no checkpoint.
+     */
+    @Test
+    void aFollowerOfAnEpochWrittenAheadKeepsItAndFetchesAtOnce() throws Exception {
+        dev.segstore.log.SegmentLog made = dirs.get(2).openLog("s-ahead", LogConfig.DEFAULT, 0);
+        made.assignEpochAtEnd(0); // the epoch of the leader it will follow, written while the segment before closed
+        java.util.concurrent.atomic.AtomicInteger asked = new java.util.concurrent.atomic.AtomicInteger();
+        LeaderEndPoint leader = new LeaderEndPoint() {
+            @Override
+            public CompletableFuture<EpochEndOffset> endOffsetForEpoch(int leaderEpoch, int epoch) {
+                asked.incrementAndGet();
+                return endpointTo(1).endOffsetForEpoch(leaderEpoch, epoch);
+            }
+
+            @Override
+            public CompletableFuture<FetchResult> fetch(int followerId, int leaderEpoch, long fetchOffset, long tombstoneFrom, int maxBytes) {
+                return endpointTo(1).fetch(followerId, leaderEpoch, fetchOffset, tombstoneFrom, maxBytes);
+            }
+        };
+        Partition follower = new Partition("s/ahead@3", made, 3, CONFIG, clock::get, this::propose);
+        follower.becomeFollower(0, 1);
+        assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(0, 0)), made.epochHistory(), "the followed epoch is kept");
+        assertEquals(0, follower.truncateToLeader(leader));
+        assertEquals(0, asked.get(), "an empty log asks the leader nothing before it fetches");
+        replicas[1].append(records("a", 3), -1, -1);
+        awaitDurable(1, 3);
+        follower.fetchOnce(leader, 1 << 20);
+        assertEquals(3, made.logEndOffset());
+        assertEquals(1, made.epochCheckpointWrites(), "written once, ahead: not again at the first batch");
+
+        dev.segstore.log.SegmentLog moved = dirs.get(2).openLog("s-moved", LogConfig.DEFAULT, 0);
+        moved.assignEpochAtEnd(0);
+        new Partition("s/moved@3", moved, 3, CONFIG, clock::get, this::propose).becomeFollower(1, 2);
+        assertEquals(List.of(), moved.epochHistory(), "an epoch the new leader's is not: dropped, as nothing was written in it");
+    }
+
     @Test
     void minIsrRefusesRatherThanUnderReplicate() throws Exception {
         cutOff.add(2);
