@@ -338,6 +338,17 @@ public final class SegmentLog {
         List<BatchView> views = new ArrayList<>();
         long expected = nextOffset;
         int epoch = latestEpoch();
+        // An epoch that starts at the log's end holds nothing yet: written ahead, it says where the leader this
+        // replica follows starts it (Partition.becomeFollower keeps only that epoch's; docs/architecture.md, "Close
+        // ahead"). The leader's log may hold older epochs there first (the segment's leadership moved after an
+        // earlier hand-over, so its later epochs start past its start): batches older than it are taken against the
+        // epoch before it, and the early entry is dropped for their own.
+        EpochEntry latest = epochs.latest();
+        boolean aheadOnly = latest != null && latest.startOffset() >= nextOffset;
+        if (aheadOnly) {
+            List<EpochEntry> all = epochs.entries();
+            epoch = all.size() > 1 ? all.get(all.size() - 2).epoch() : EpochEndOffset.UNDEFINED_EPOCH;
+        }
         ByteBuffer buf = batches.duplicate();
         while (buf.hasRemaining()) {
             BatchView v = BatchView.at(buf);
@@ -371,6 +382,16 @@ public final class SegmentLog {
         AppendResult result = new AppendResult(AppendResult.Status.APPENDED, views.get(0).baseOffset(), expected - 1);
         int i = 0;
         try {
+            if (aheadOnly && views.get(0).leaderEpoch() < latest.epoch()) {
+                // Forced before any of the batches is written (the first batch's own epoch may already be the
+                // latest left, which writes nothing): recovery never cuts an entry below the log's end.
+                epochs.truncateFromEnd(nextOffset);
+                try {
+                    persistEpochs();
+                } catch (IOException e) {
+                    throw directory.ioFailure(e, "writing the leader-epoch checkpoint of " + name);
+                }
+            }
             for (; i < views.size(); i++) {
                 boolean last = i == views.size() - 1;
                 BatchView v = views.get(i);

@@ -206,6 +206,56 @@ class RebaseEmptyLogTest {
         }
     }
 
+    /**
+     * An epoch written ahead can be early: when a segment's leadership moves after an earlier hand-over, its later
+     * epochs start past its start, and the leader's first batches there are of an older epoch. A follower takes them
+     * and records their epochs instead, forced before the batches are written.
+     */
+    @Test
+    void batchesOlderThanAnEpochWrittenAheadReplaceItInTheHistory() throws Exception {
+        LogDirectory directory = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        ByteBuffer fetched;
+        try {
+            SegmentLog leader = directory.openLog("leader", SMALL, 400);
+            append(leader, records(3, 1, "a"), 0, Durability.FSYNC);
+            append(leader, records(2, 2, "b"), 1, Durability.FSYNC);
+            try (FileSlice slice = leader.readSlice(400, 1 << 20, Long.MAX_VALUE)) {
+                fetched = slice.read();
+            }
+            SegmentLog follower = directory.openLog("follower", SMALL, 100);
+            follower.assignEpochAtEnd(1); // the epoch the follower will follow, written while the segment before closed
+            follower.rebaseEmpty(400);
+            follower.dropEmptyEpochsBut(1);
+            assertEquals(400, LogFixtures.await(follower.appendAsFollower(fetched.duplicate(), Durability.FSYNC)).baseOffset());
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(0, 400), new dev.segstore.log.epoch.EpochEntry(1, 403)),
+                    follower.epochHistory());
+
+            // The entry before the early one already names the batch's epoch: nothing is assigned, the drop is forced.
+            SegmentLog other = directory.openLog("other", SMALL, 100);
+            append(other, records(2, 1, "c"), 0, Durability.FSYNC);
+            other.assignEpochAtEnd(1);
+            other.dropEmptyEpochsBut(1);
+            SegmentLog source = directory.openLog("source", SMALL, 100);
+            append(source, records(2, 1, "c"), 0, Durability.FSYNC);
+            append(source, records(1, 2, "d"), 0, Durability.FSYNC);
+            try (FileSlice slice = source.readSlice(102, 1 << 20, Long.MAX_VALUE)) {
+                assertEquals(102, LogFixtures.await(other.appendAsFollower(slice.read(), Durability.FSYNC)).baseOffset());
+            }
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(0, 100)), other.epochHistory());
+        } finally {
+            directory.halt(); // a crash: what was forced is what comes back
+        }
+        LogDirectory again = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        try {
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(0, 400), new dev.segstore.log.epoch.EpochEntry(1, 403)),
+                    again.openLog("follower", SMALL, 0).epochHistory());
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(0, 100)), again.openLog("other", SMALL, 0).epochHistory(),
+                    "the early entry's drop was forced, though no epoch was assigned after it");
+        } finally {
+            again.close();
+        }
+    }
+
     @Test
     void aLogWithARecordOrTwoEpochsDoesNotMove() {
         LogDirectory directory = open(dev.segstore.log.io.RealLogFiles.INSTANCE);

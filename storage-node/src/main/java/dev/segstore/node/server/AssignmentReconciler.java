@@ -549,7 +549,7 @@ final class AssignmentReconciler {
         return aheadTaken.get();
     }
 
-    /** Of those, logs taken to lead whose checkpoint already held the epoch they are led in (tests). */
+    /** Of those, logs whose checkpoint already held the epoch their segment is led in, taken to lead or follow (tests). */
     long aheadWithEpochTaken() {
         return aheadWithEpochTaken.get();
     }

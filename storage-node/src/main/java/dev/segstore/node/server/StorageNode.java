@@ -275,7 +275,7 @@ public final class StorageNode implements AutoCloseable {
         return reconciler.aheadTaken();
     }
 
-    /** Of those, logs taken to lead whose epoch checkpoint was written ahead too (tests). */
+    /** Of those, logs whose epoch checkpoint was written ahead too, taken to lead or follow (tests). */
     public long aheadLogsTakenWithEpoch() {
         return reconciler.aheadWithEpochTaken();
     }

@@ -94,6 +94,34 @@ class PartitionTest extends PartitionFixture {
         assertEquals(List.of(), moved.epochHistory(), "an epoch the new leader's is not: dropped, as nothing was written in it");
     }
 
+    /**
+     * The review's case: a segment handed over in epoch 0 whose leadership then moved (epoch 1 starts past the
+     * segment's start), followed by a replica that wrote epoch 1 ahead. It takes the leader's epoch 0 batches and
+     * records the history as the leader has it (before: every fetch failed CORRUPT_DATA, "older than 1", for good).
+     */
+    @Test
+    void aFollowerWhoseEpochWrittenAheadStartsLaterInTheLeadersLogCatchesUp() throws Exception {
+        writeAcknowledged(3); // epoch 0, node 1
+        replicas[2].becomeLeader(1, List.of(1, 2, 3), List.of(2, 3), committedVersion);
+        replicas[3].becomeFollower(1, 2);
+        CompletableFuture<AppendResult> later = replicas[2].append(records("b", 2), -1, -1);
+        awaitDurable(2, 5);
+        fetchRound(2, 3);
+        fetchRound(2, 3);
+        await(later);
+        dev.segstore.log.SegmentLog made = dirs.get(0).openLog("s-late", LogConfig.DEFAULT, 0);
+        made.assignEpochAtEnd(1); // written ahead with the epoch it is to follow
+        Partition late = new Partition("s/late@1", made, 1, CONFIG, clock::get, this::propose);
+        late.becomeFollower(1, 2);
+        late.truncateToLeader(endpointTo(2));
+        late.fetchOnce(endpointTo(2), 1 << 20);
+        assertEquals(5, made.logEndOffset(), "it holds the leader's records");
+        assertEquals(replicas[2].log().epochHistory(), made.epochHistory(), "and the leader's epoch history");
+        try (FileSlice slice = made.readSlice(0, Integer.MAX_VALUE, Long.MAX_VALUE)) {
+            assertEquals(wholeLog(2), slice.read(), "byte for byte");
+        }
+    }
+
     @Test
     void minIsrRefusesRatherThanUnderReplicate() throws Exception {
         cutOff.add(2);

@@ -65,4 +65,30 @@ class CloseAheadTakeTest {
             assertFalse(h.partition.takesWrites(), "nor after");
         }
     }
+
+    /**
+     * A follower of a closing segment makes the next segment's log with the closing segment's leader epoch in its
+     * checkpoint, and keeps it when it takes that segment as a follower in that epoch: its first batch then writes no
+     * checkpoint (a forced write on the high watermark's path at every roll).
+     */
+    @Test
+    void aFollowerOfAClosingSegmentMakesTheNextLogWithItsLeadersEpochAndKeepsIt() throws Exception {
+        try (ReconcilerFixture f = new ReconcilerFixture(tmp, 200, 0)) {
+            Segment followed = ReconcilerFixture.openSegment(1, 0, 0, 5, 2, 1).toBuilder().setLeaderEpoch(3).build();
+            f.reconciler.applyRegistration(NodeAssignments.newBuilder().setMetadataVersion(7).addShards(ReconcilerFixture.shard(1, 2))
+                    .addSegments(followed).build(), f.clock.get());
+            f.reconciler.apply(NodeAssignments.newBuilder().setMetadataVersion(9).addShards(ReconcilerFixture.shard(1, 2))
+                    .addSegments(followed.toBuilder().setClosingVersion(8)).build(), f.clock.get());
+            f.reconciler.prepareAhead(new Hosted.Key(1, 0)); // as the roll thread does once the assignment is applied
+
+            Segment next = followed.toBuilder().setSequence(1).setStartOffset(0).setCreatedVersion(8).setClosingVersion(0).build();
+            f.reconciler.takeAhead(next, ReconcilerFixture.shard(1, 2)); // the leader handed over: its fetch answer named it
+            Hosted h = f.hosted.get(new Hosted.Key(1, 1));
+            assertEquals(Partition.Role.FOLLOWER, h.partition.role());
+            assertEquals(1, f.reconciler.aheadWithEpochTaken(), "the log made while the segment closed, with the epoch it is followed in");
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(3, 0)), h.partition.log().epochHistory(),
+                    "kept as the replica took its role");
+            assertEquals(1, h.partition.log().epochCheckpointWrites(), "written once, while the segment before closed");
+        }
+    }
 }
