@@ -469,7 +469,9 @@ public final class Partition {
         this.reconciled = false;
         this.followerGeneration++;
         try {
-            log.dropEmptyEpochsBut(epoch); // an epoch this replica led without writing in it: the new leader never saw it
+            // An epoch this replica led without writing in it (the new leader never saw it) goes; the epoch it now
+            // follows, written ahead (close ahead), stays.
+            log.dropEmptyEpochsBut(epoch);
         } catch (LogException e) {
             LOG.warn("{}: dropping empty epochs failed: {}", name, e.toString());
         }
