@@ -67,7 +67,7 @@ start_process() { # NAME: starts it again as start-meta-cluster.sh / start-clust
 start_writer() {
   WRITER_LOG="$RUN_DIR/writer.log"
   "$DIST/bin/segstore-perf" --meta "$META" --shard "$1" --gap-report --warmup-seconds 0 --seconds 100000 \
-    --in-flight "${WRITER_IN_FLIGHT:-8}" --record-bytes "${WRITER_RECORD_BYTES:-512}" \
+    --in-flight "${WRITER_IN_FLIGHT:-8}" --record-bytes "${WRITER_RECORD_BYTES:-512}" ${WRITER_RATE:+--rate "$WRITER_RATE"} \
     --records-per-request "${WRITER_RECORDS_PER_REQUEST:-4}" > "$WRITER_LOG" 2> "$RUN_DIR/writer.err" &
   WRITER=$!
   echo "$WRITER" > "$RUN_DIR/writer.pid"

@@ -12,7 +12,7 @@
 #   4. prints, per kill, the longest pause between acknowledgements from the kill until the cluster was healthy
 #      again (and the longest in BASELINE_SECONDS, default 10, of load before the first kill), then stops the
 #      writer and the cluster (only the PIDs this run recorded; KEEP_CLUSTER=1 leaves the cluster up).
-# Usage: [FAULT=kill|pause] scripts/failover.sh [KILLS=3]. Writer options as scripts/rolling-restart.sh.
+# Usage: [FAULT=kill|pause] scripts/failover.sh [KILLS=3]. Writer options and SEGMENT_BYTES as scripts/rolling-restart.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILLS="${1:-3}"
@@ -27,7 +27,7 @@ scripts/start-cluster.sh
 META="$(cat "$RUN_DIR/meta-addresses")"
 DIST="$(cat "$RUN_DIR/dist")"
 ADMIN=("$DIST/bin/segstore-admin" --meta "$META")
-"${ADMIN[@]}" create-shard failover --replicas 3 --min-isr 2 > /dev/null 2>&1 || "${ADMIN[@]}" route failover > /dev/null
+"${ADMIN[@]}" create-shard failover --replicas 3 --min-isr 2 ${SEGMENT_BYTES:+--segment-bytes "$SEGMENT_BYTES"} > /dev/null 2>&1 || "${ADMIN[@]}" route failover > /dev/null
 
 # The 6 processes in the order start-cluster.sh recorded them: meta-1..3, then node-1..3.
 mapfile -t PIDS < "$RUN_DIR/pids"

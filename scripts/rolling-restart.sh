@@ -12,7 +12,9 @@
 #      for scale, the longest one in BASELINE_SECONDS, default 10, of load before the first restart), then stops
 #      the writer and the cluster (only the PIDs this run recorded; KEEP_CLUSTER=1 leaves the cluster up).
 # On a small machine the pauses include the CPU the restarted JVM takes while it starts (7 JVMs on 2 cores here).
-# Writer options: WRITER_IN_FLIGHT (default 8), WRITER_RECORD_BYTES (default 512), WRITER_RECORDS_PER_REQUEST (4).
+# Writer options: WRITER_IN_FLIGHT (default 8), WRITER_RECORD_BYTES (default 512), WRITER_RECORDS_PER_REQUEST (4),
+# WRITER_RATE (records/s; default none: as fast as the window allows). SEGMENT_BYTES: the shard's segment size
+# (default the cluster's), small to have segments roll during the restarts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${RUN_DIR:-run/rolling-restart}"
@@ -24,7 +26,7 @@ scripts/start-cluster.sh
 META="$(cat "$RUN_DIR/meta-addresses")"
 DIST="$(cat "$RUN_DIR/dist")"
 ADMIN=("$DIST/bin/segstore-admin" --meta "$META")
-"${ADMIN[@]}" create-shard rolling --replicas 3 --min-isr 2 > /dev/null 2>&1 || "${ADMIN[@]}" route rolling > /dev/null
+"${ADMIN[@]}" create-shard rolling --replicas 3 --min-isr 2 ${SEGMENT_BYTES:+--segment-bytes "$SEGMENT_BYTES"} > /dev/null 2>&1 || "${ADMIN[@]}" route rolling > /dev/null
 
 # The 6 processes in the order start-cluster.sh recorded them: meta-1..3, then node-1..3.
 mapfile -t PIDS < "$RUN_DIR/pids"
