@@ -738,9 +738,9 @@ public final class SegmentLog {
     /**
      * Drops epochs that start at the log's end: epochs in which nothing was written (a leader's, assigned at its start,
      * which a new leader never saw). Keeps the latest epoch if it is {@code followed}, the epoch of the leader this
-     * replica follows now: that leader started it where the entry says (an epoch has one leader) and knows it. A
-     * follower that wrote its leader's epoch ahead (docs/architecture.md, "Close ahead") so writes no checkpoint at
-     * its first batch.
+     * replica follows now, which that leader knows (an epoch has one leader): a follower that wrote its leader's epoch
+     * ahead (docs/architecture.md, "Close ahead") so writes no checkpoint at its first batch. Such an entry may be
+     * early (the leader's log holds older epochs there first); {@link #appendAsFollower} then replaces it.
      */
     public synchronized void dropEmptyEpochsBut(int followed) {
         EpochEntry latest = epochs.latest();
