@@ -256,6 +256,45 @@ class RebaseEmptyLogTest {
         }
     }
 
+    /** A fetch refused for a full queue changes nothing: the early entry stays, and no checkpoint is written. */
+    @Test
+    void aFetchRefusedForAFullQueueLeavesAnEpochWrittenAheadAsItWas() throws Exception {
+        LogDirectory source = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
+        ByteBuffer fetched;
+        try {
+            SegmentLog leader = source.openLog("leader", SMALL, 400);
+            append(leader, List.of(AppendRecord.of(1, new byte[1000]), AppendRecord.of(2, new byte[1000])), 0, Durability.FSYNC);
+            try (FileSlice slice = leader.readSlice(400, 1 << 20, Long.MAX_VALUE)) {
+                fetched = slice.read();
+            }
+        } finally {
+            source.close();
+        }
+        // The flush policy waits a minute with a non-empty queue: fsync appends that wait keep the queue full.
+        LogDirectory directory = LogDirectory.open(root.resolve("queued"), DirectoryConfig.DEFAULT.withQueueLimits(4096, 1000)
+                .withFlushPolicy(new FlushPolicy(60_000_000_000L, Long.MAX_VALUE, 60_000_000_000L, Long.MAX_VALUE)),
+                dev.segstore.log.io.RealLogFiles.INSTANCE, clock::get);
+        try {
+            SegmentLog filler = directory.openLog("filler", SMALL, 0);
+            SegmentLog follower = directory.openLog("follower", SMALL, 400);
+            follower.assignEpochAtEnd(1);
+            follower.dropEmptyEpochsBut(1);
+            int written = follower.epochCheckpointWrites();
+            boolean full = false;
+            for (int i = 0; i < 100 && !full; i++) {
+                AppendResult f = filler.appendAsLeader(List.of(AppendRecord.of(1, new byte[500])), 0, Durability.FSYNC).getNow(null);
+                full = f != null && f.status() == AppendResult.Status.QUEUE_FULL;
+            }
+            assertTrue(full, "the queue filled");
+            AppendResult r = follower.appendAsFollower(fetched.duplicate(), Durability.FSYNC).getNow(null);
+            assertEquals(AppendResult.QUEUE_FULL, r);
+            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(1, 400)), follower.epochHistory(), "the early entry stays");
+            assertEquals(written, follower.epochCheckpointWrites(), "and no checkpoint was written");
+        } finally {
+            directory.halt();
+        }
+    }
+
     @Test
     void aLogWithARecordOrTwoEpochsDoesNotMove() {
         LogDirectory directory = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
