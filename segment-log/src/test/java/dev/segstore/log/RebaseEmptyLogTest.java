@@ -1,5 +1,6 @@
 package dev.segstore.log;
 
+import dev.segstore.log.epoch.EpochEntry;
 import dev.segstore.log.format.FileHeader;
 import dev.segstore.log.io.ForwardingLogFiles;
 import org.junit.jupiter.api.Test;
@@ -50,6 +51,13 @@ class RebaseEmptyLogTest {
 
     private static List<String> segmentFiles(long base) {
         return List.of(Segment.fileName(base, ".log"), Segment.fileName(base, ".oix"), Segment.fileName(base, ".tix"));
+    }
+
+    /** The batches of {@code leader} from {@code from}, as a fetch answer carries them. */
+    private static ByteBuffer fetch(SegmentLog leader, long from) throws IOException {
+        try (FileSlice slice = leader.readSlice(from, 1 << 20, Long.MAX_VALUE)) {
+            return slice.read();
+        }
     }
 
     @Test
@@ -138,7 +146,7 @@ class RebaseEmptyLogTest {
         log.assignEpochAtEnd(7); // written ahead, off the writes' path
         int written = files.writes.get();
         log.rebaseEmpty(400);
-        assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(7, 400)), log.epochHistory(), "the epoch starts where the log now does");
+        assertEquals(List.of(new EpochEntry(7, 400)), log.epochHistory(), "the epoch starts where the log now does");
         log.assignEpochAtEnd(7); // the leader taking the segment in that epoch
         assertEquals(400, append(log, records(3, 1, "x"), 7, Durability.FSYNC).baseOffset());
         assertEquals(written, files.writes.get(), "moved forward in memory: neither the move, the lead nor the records wrote a checkpoint");
@@ -148,7 +156,7 @@ class RebaseEmptyLogTest {
             SegmentLog recovered = again.openLog("n", SMALL, 0);
             assertEquals(400, recovered.logStartOffset());
             assertEquals(403, recovered.logEndOffset());
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(7, 400)), recovered.epochHistory(),
+            assertEquals(List.of(new EpochEntry(7, 400)), recovered.epochHistory(),
                     "an entry before the log's start reads as one at its start");
             assertEquals(403, recovered.endOffsetForEpoch(7).endOffset());
 
@@ -156,7 +164,7 @@ class RebaseEmptyLogTest {
             SegmentLog earlier = again.openLog("e", SMALL, 500);
             earlier.assignEpochAtEnd(3);
             earlier.rebaseEmpty(200);
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(3, 200)), earlier.epochHistory());
+            assertEquals(List.of(new EpochEntry(3, 200)), earlier.epochHistory());
             assertEquals(200, append(earlier, records(2, 1, "y"), 3, Durability.FSYNC).baseOffset());
         } finally {
             again.close();
@@ -164,7 +172,7 @@ class RebaseEmptyLogTest {
         LogDirectory third = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
         try {
             SegmentLog earlier = third.openLog("e", SMALL, 0);
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(3, 200)), earlier.epochHistory());
+            assertEquals(List.of(new EpochEntry(3, 200)), earlier.epochHistory());
             assertEquals(202, earlier.logEndOffset());
         } finally {
             third.close();
@@ -178,20 +186,17 @@ class RebaseEmptyLogTest {
         try {
             SegmentLog leader = directory.openLog("leader", SMALL, 400);
             append(leader, records(3, 1, "x"), 7, Durability.FSYNC);
-            ByteBuffer fetched;
-            try (FileSlice slice = leader.readSlice(400, 1 << 20, Long.MAX_VALUE)) {
-                fetched = slice.read();
-            }
+            ByteBuffer fetched = fetch(leader, 400);
             SegmentLog follower = directory.openLog("follower", SMALL, 100);
             follower.assignEpochAtEnd(7); // written ahead, while the segment before closed
             follower.rebaseEmpty(400);
             int written = files.writes.get();
             follower.dropEmptyEpochsBut(7); // taking the segment as a follower of epoch 7
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(7, 400)), follower.epochHistory(),
+            assertEquals(List.of(new EpochEntry(7, 400)), follower.epochHistory(),
                     "the epoch of the leader it follows is kept: that leader starts it there");
             assertEquals(400, LogFixtures.await(follower.appendAsFollower(fetched.duplicate(), Durability.FSYNC)).baseOffset());
             assertEquals(written, files.writes.get(), "neither taking the segment nor its first batch wrote a checkpoint");
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(7, 400)), follower.epochHistory());
+            assertEquals(List.of(new EpochEntry(7, 400)), follower.epochHistory());
 
             SegmentLog other = directory.openLog("other", SMALL, 100);
             other.assignEpochAtEnd(7);
@@ -200,7 +205,7 @@ class RebaseEmptyLogTest {
             other.assignEpochAtEnd(9);
             append(other, records(1, 1, "y"), 9, Durability.FSYNC);
             other.dropEmptyEpochsBut(10); // an epoch with records stays
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(9, 100)), other.epochHistory());
+            assertEquals(List.of(new EpochEntry(9, 100)), other.epochHistory());
         } finally {
             directory.close();
         }
@@ -219,15 +224,13 @@ class RebaseEmptyLogTest {
             SegmentLog leader = directory.openLog("leader", SMALL, 400);
             append(leader, records(3, 1, "a"), 0, Durability.FSYNC);
             append(leader, records(2, 2, "b"), 1, Durability.FSYNC);
-            try (FileSlice slice = leader.readSlice(400, 1 << 20, Long.MAX_VALUE)) {
-                fetched = slice.read();
-            }
+            fetched = fetch(leader, 400);
             SegmentLog follower = directory.openLog("follower", SMALL, 100);
             follower.assignEpochAtEnd(1); // the epoch the follower will follow, written while the segment before closed
             follower.rebaseEmpty(400);
             follower.dropEmptyEpochsBut(1);
             assertEquals(400, LogFixtures.await(follower.appendAsFollower(fetched.duplicate(), Durability.FSYNC)).baseOffset());
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(0, 400), new dev.segstore.log.epoch.EpochEntry(1, 403)),
+            assertEquals(List.of(new EpochEntry(0, 400), new EpochEntry(1, 403)),
                     follower.epochHistory());
 
             // The entry before the early one already names the batch's epoch: nothing is assigned, the drop is forced.
@@ -238,18 +241,16 @@ class RebaseEmptyLogTest {
             SegmentLog source = directory.openLog("source", SMALL, 100);
             append(source, records(2, 1, "c"), 0, Durability.FSYNC);
             append(source, records(1, 2, "d"), 0, Durability.FSYNC);
-            try (FileSlice slice = source.readSlice(102, 1 << 20, Long.MAX_VALUE)) {
-                assertEquals(102, LogFixtures.await(other.appendAsFollower(slice.read(), Durability.FSYNC)).baseOffset());
-            }
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(0, 100)), other.epochHistory());
+            assertEquals(102, LogFixtures.await(other.appendAsFollower(fetch(source, 102), Durability.FSYNC)).baseOffset());
+            assertEquals(List.of(new EpochEntry(0, 100)), other.epochHistory());
         } finally {
             directory.halt(); // a crash: what was forced is what comes back
         }
         LogDirectory again = open(dev.segstore.log.io.RealLogFiles.INSTANCE);
         try {
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(0, 400), new dev.segstore.log.epoch.EpochEntry(1, 403)),
+            assertEquals(List.of(new EpochEntry(0, 400), new EpochEntry(1, 403)),
                     again.openLog("follower", SMALL, 0).epochHistory());
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(0, 100)), again.openLog("other", SMALL, 0).epochHistory(),
+            assertEquals(List.of(new EpochEntry(0, 100)), again.openLog("other", SMALL, 0).epochHistory(),
                     "the early entry's drop was forced, though no epoch was assigned after it");
         } finally {
             again.close();
@@ -264,9 +265,7 @@ class RebaseEmptyLogTest {
         try {
             SegmentLog leader = source.openLog("leader", SMALL, 400);
             append(leader, List.of(AppendRecord.of(1, new byte[1000]), AppendRecord.of(2, new byte[1000])), 0, Durability.FSYNC);
-            try (FileSlice slice = leader.readSlice(400, 1 << 20, Long.MAX_VALUE)) {
-                fetched = slice.read();
-            }
+            fetched = fetch(leader, 400);
         } finally {
             source.close();
         }
@@ -288,7 +287,7 @@ class RebaseEmptyLogTest {
             assertTrue(full, "the queue filled");
             AppendResult r = follower.appendAsFollower(fetched.duplicate(), Durability.FSYNC).getNow(null);
             assertEquals(AppendResult.QUEUE_FULL, r);
-            assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(1, 400)), follower.epochHistory(), "the early entry stays");
+            assertEquals(List.of(new EpochEntry(1, 400)), follower.epochHistory(), "the early entry stays");
             assertEquals(written, follower.epochCheckpointWrites(), "and no checkpoint was written");
         } finally {
             directory.halt();

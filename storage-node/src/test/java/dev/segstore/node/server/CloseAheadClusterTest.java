@@ -1,5 +1,6 @@
 package dev.segstore.node.server;
 
+import dev.segstore.adapter.NewRecord;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.client.MetaClient;
 import dev.segstore.client.SegmentStorageAdapter;
@@ -13,6 +14,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import java.util.HashMap;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -46,8 +49,8 @@ class CloseAheadClusterTest {
         }
     }
 
-    @Test
-    void writesGoOnIntoTheNextSegmentBeforeTheSealIsRecorded() throws Exception {
+    /** Starts the cluster, close ahead on, whose storage nodes' seal requests are lost while {@link #sealsLost}. */
+    private void startCluster() throws Exception {
         StorageNode.PeerFaults faults = new StorageNode.PeerFaults() {
             @Override
             public boolean drop(int fromNode, String toAddress, String method) {
@@ -62,6 +65,11 @@ class CloseAheadClusterTest {
         cluster = InJvmCluster.withCloseAhead(id -> faults, new InJvmCluster.Timings(600, 30_000, 300, 5_000), true);
         meta = new MetaClient(cluster.metaAddresses, 2_000, 30_000);
         adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 30_000, 2_000, DurabilityMode.FSYNC));
+    }
+
+    @Test
+    void writesGoOnIntoTheNextSegmentBeforeTheSealIsRecorded() throws Exception {
+        startCluster();
         adapter.createShard(ShardConfig.of("ahead", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
                 .withSegmentBytes(64 * 1024)).get(30, TimeUnit.SECONDS);
         assertEquals(dev.segstore.meta.state.MetaState.MAX_FEATURE_LEVEL, meta.describeCluster().get(30, TimeUnit.SECONDS).getFeatureLevel(),
@@ -111,5 +119,73 @@ class CloseAheadClusterTest {
         }
         int read = AckedWriters.verifyReadBack(adapter, "ahead", writers.acked());
         assertTrue(read >= writers.ackedCount(), "read back " + read + " of " + writers.ackedCount() + " acknowledged records");
+    }
+
+    private long write(Map<Long, String> acked, int i) throws Exception {
+        String text = ("r" + i + "-").repeat(1024).substring(0, 1024); // 1 KiB: the segment closes after about 48 writes
+        long offset = adapter.write("restart", NewRecord.of(i, text.getBytes(java.nio.charset.StandardCharsets.UTF_8)))
+                .get(30, TimeUnit.SECONDS);
+        acked.put(offset, text);
+        return offset;
+    }
+
+    /**
+     * A follower of a closing segment that restarts between the close and the hand-over, still in the ISR, takes the
+     * next segment from the hand-over like the others, before the seal is recorded, and replicates it.
+     */
+    @Test
+    void aFollowerRestartedWhileTheSegmentClosesTakesTheNextSegmentBeforeTheSeal() throws Exception {
+        startCluster();
+        adapter.createShard(ShardConfig.of("restart", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
+                .withSegmentBytes(64 * 1024)).get(30, TimeUnit.SECONDS);
+        Segment first = route("restart").getSegments(0);
+        long shardId = first.getShardId();
+        Map<Long, String> acked = new HashMap<>();
+        int i = 0;
+        // One write at a time until the segment is closing (asked at three quarters of its 64 KiB): a quarter is left.
+        while (route("restart").getSegments(0).getClosingVersion() == 0) {
+            write(acked, i++);
+            assertTrue(i < 200, "the segment never closed");
+        }
+        int follower = first.getReplicasList().stream().filter(id -> id != first.getLeader()).findFirst().orElseThrow();
+        // A crash and a quick restart, as after a power loss: no controlled shutdown takes it out of the ISR, and the
+        // controllers' probe of its port times out (a machine down) rather than fencing it at once.
+        cluster.machineDown(follower);
+        cluster.stopNodeAbruptly(follower);
+        cluster.startNode(follower);
+        StorageNode restarted = cluster.nodes[follower];
+        InJvmCluster.waitFor("node " + follower + " hosting the closing segment again", 30_000,
+                () -> restarted.partition(shardId, 0) != null);
+        System.out.printf("CloseAheadClusterTest: node %d restarted; the closing segment's ISR %s%n", follower,
+                route("restart").getSegments(0).getIsrList());
+
+        // Writes fill the segment, its leader hands over, and go on in the next one.
+        StorageNode leader = cluster.nodes[first.getLeader()];
+        long start = -1;
+        while (start < 0) {
+            long offset = write(acked, i++);
+            Partition next = leader.partition(shardId, 1);
+            if (next != null && offset >= next.log().logStartOffset()) {
+                start = next.log().logStartOffset();
+            }
+            assertTrue(i < 400, "no write reached the next segment");
+        }
+        for (int k = 0; k < 20; k++) {
+            write(acked, i++);
+        }
+        long from = start;
+        InJvmCluster.waitFor("node " + follower + " holding the next segment's records", 30_000, () -> {
+            Partition p = restarted.partition(shardId, 1);
+            return p != null && p.role() == Partition.Role.FOLLOWER && p.log().logEndOffset() > from;
+        });
+        ShardRoute during = route("restart");
+        assertEquals(1, during.getSegmentsCount(), "taken before the seal was recorded: " + during);
+        assertTrue(leader.partition(shardId, 1).isr().contains(follower), "the restarted node is in the next segment's ISR: "
+                + leader.partition(shardId, 1).isr());
+
+        sealsLost = false;
+        InJvmCluster.waitFor("the seal recorded", 30_000, () -> route("restart").getSegmentsCount() >= 2);
+        int read = AckedWriters.verifyReadBack(adapter, "restart", acked);
+        assertTrue(read >= acked.size(), "read back " + read + " of " + acked.size() + " acknowledged records");
     }
 }
