@@ -263,6 +263,11 @@ public final class Partition {
         markClosing(epoch);
     }
 
+    /** Whether the controller committed this segment's close (close ahead), as this replica learnt it (tests). */
+    public synchronized boolean closingCommitted() {
+        return roll.isClosing();
+    }
+
     /** Wakes the followers' held fetches (they answer with what there is now, and the next segment if named). */
     public synchronized void wakeFollowers() {
         wakeFetchers();

@@ -1,5 +1,6 @@
 package dev.segstore.node.server;
 
+import dev.segstore.adapter.ErrorCode;
 import dev.segstore.client.MetaClient;
 import dev.segstore.log.Durability;
 import dev.segstore.log.LogException;
@@ -816,7 +817,15 @@ final class AssignmentReconciler {
                             }
                             return null;
                         }).exceptionally(e -> {
-                            throw ReplicaFetchers.asReplicaException(e); // INVALID_ARGUMENT: refused for good (Partition)
+                            RuntimeException failure = ReplicaFetchers.asReplicaException(e);
+                            if (failure instanceof dev.segstore.node.replica.ReplicaException re && re.code() == ErrorCode.INVALID_ARGUMENT
+                                    && takenAheadOfAnUnrecordedSeal(key, s)) {
+                                // The controller does not know this segment yet: its seal request may still be on its
+                                // way (or lost, and asked again). Not a refusal for good: asked again later.
+                                throw new dev.segstore.node.replica.ReplicaException(ErrorCode.UNAVAILABLE, "segment " + key.logName()
+                                        + " was taken ahead of the seal of the segment before it, not recorded yet: " + failure.getMessage());
+                            }
+                            throw failure; // INVALID_ARGUMENT: refused for good (Partition)
                         });
             }
 
@@ -825,6 +834,17 @@ final class AssignmentReconciler {
                 handOverLater(key, p, epoch, end, isr, isrVersion, shard);
             }
         };
+    }
+
+    /**
+     * Whether replica {@code key} of {@code s} was taken ahead of the seal of the segment before it ({@link #takeAhead})
+     * and that seal is not known here to be recorded: the controller then does not know {@code s} yet. Takes the
+     * monitor of the segment before: call it holding no partition's monitor.
+     */
+    private boolean takenAheadOfAnUnrecordedSeal(Key key, Segment s) {
+        Hosted before = hosted.get(new Key(key.shardId(), key.sequence() - 1));
+        return before != null && before.closingVersion != 0 && before.closingVersion == s.getCreatedVersion()
+                && before.partition.knownSealEnd() < 0;
     }
 
     /**

@@ -31,6 +31,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class CloseAheadClusterTest {
     private volatile boolean sealsLost = true;
+    /** Close requests ({@code meta.CloseSegment}) the storage nodes sent. */
+    private final java.util.concurrent.atomic.AtomicInteger closeCalls = new java.util.concurrent.atomic.AtomicInteger();
     private InJvmCluster cluster;
     private SegmentStorageAdapter adapter;
     private MetaClient meta;
@@ -59,6 +61,9 @@ class CloseAheadClusterTest {
 
             @Override
             public StorageNode.MetaDrop metaDrop(int fromNode, String method) {
+                if (method.equals(MetaMethods.CLOSE_SEGMENT)) {
+                    closeCalls.incrementAndGet();
+                }
                 return sealsLost && method.equals(MetaMethods.ROLL_SEGMENT) ? StorageNode.MetaDrop.REQUEST : StorageNode.MetaDrop.NONE;
             }
         };
@@ -122,8 +127,12 @@ class CloseAheadClusterTest {
     }
 
     private long write(Map<Long, String> acked, int i) throws Exception {
+        return write("restart", acked, i);
+    }
+
+    private long write(String shard, Map<Long, String> acked, int i) throws Exception {
         String text = ("r" + i + "-").repeat(1024).substring(0, 1024); // 1 KiB: the segment closes after about 48 writes
-        long offset = adapter.write("restart", NewRecord.of(i, text.getBytes(java.nio.charset.StandardCharsets.UTF_8)))
+        long offset = adapter.write(shard, NewRecord.of(i, text.getBytes(java.nio.charset.StandardCharsets.UTF_8)))
                 .get(30, TimeUnit.SECONDS);
         acked.put(offset, text);
         return offset;
@@ -186,6 +195,55 @@ class CloseAheadClusterTest {
         sealsLost = false;
         InJvmCluster.waitFor("the seal recorded", 30_000, () -> route("restart").getSegmentsCount() >= 2);
         int read = AckedWriters.verifyReadBack(adapter, "restart", acked);
+        assertTrue(read >= acked.size(), "read back " + read + " of " + acked.size() + " acknowledged records");
+    }
+
+    /**
+     * A next segment led before the seal of the one before it is recorded, which grows to its own close-ahead size
+     * meanwhile, closes ahead once that seal is recorded: the controller, which did not know it yet, refused its first
+     * close, and it asks again rather than taking that refusal for good (and rolling the ordinary way).
+     */
+    @Test
+    void aSegmentLedAheadOfTheSealBeforeItClosesAheadOnceThatSealIsRecorded() throws Exception {
+        startCluster();
+        adapter.createShard(ShardConfig.of("late", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
+                .withSegmentBytes(64 * 1024)).get(30, TimeUnit.SECONDS);
+        Segment first = route("late").getSegments(0);
+        long shardId = first.getShardId();
+        StorageNode leader = cluster.nodes[first.getLeader()];
+        Map<Long, String> acked = new HashMap<>();
+        int i = 0;
+        // One write at a time: the first segment closes at 48 KiB and is handed over at 64 KiB; its seal lost, the next
+        // segment grows past its own close-ahead size (48 KiB more), and asks to close once (a second close call).
+        Partition next = null;
+        while (next == null || next.log().sizeInBytes() < 52 * 1024) {
+            long offset = write("late", acked, i++);
+            Partition p = leader.partition(shardId, 1);
+            next = p != null && offset >= p.log().logStartOffset() ? p : null;
+            assertTrue(i < 400, "the next segment never grew to 52 KiB");
+        }
+        InJvmCluster.waitFor("the next segment's close asked", 10_000, () -> closeCalls.get() >= 2);
+        assertEquals(1, route("late").getSegmentsCount(), "no seal recorded yet");
+        assertTrue(!next.closingCommitted(), "the controller cannot close a segment it does not know");
+
+        sealsLost = false;
+        InJvmCluster.waitFor("the seal recorded", 30_000, () -> route("late").getSegmentsCount() >= 2);
+        Partition n = next;
+        int[] count = {i};
+        InJvmCluster.waitFor("the next segment closing, or sealed", 30_000, () -> {
+            if (n.closingCommitted() || n.knownSealEnd() >= 0) {
+                return true;
+            }
+            try {
+                write("late", acked, count[0]++);
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+            return false;
+        });
+        assertTrue(n.closingCommitted(), "segment 1 closed ahead once the seal before it was recorded, at "
+                + n.log().sizeInBytes() + " bytes (a close refused for good rolls it the ordinary way once full)");
+        int read = AckedWriters.verifyReadBack(adapter, "late", acked);
         assertTrue(read >= acked.size(), "read back " + read + " of " + acked.size() + " acknowledged records");
     }
 }
