@@ -18,6 +18,11 @@ final class SegmentRoll {
     private Partition.Roller roller;
     /** Monotonic time of the first write this leader took into the segment, -1 before one. */
     private long firstWriteMs = -1;
+    /** The segment's size after that first write: with {@link #firstWriteMs}, the rate this leader writes it at. */
+    private long firstWriteSize;
+    /** The size and monotonic time at which a close was first considered ({@link #fillsSoon}; -1 before): its recent rate. */
+    private long consideredSize = -1;
+    private long consideredMs;
     private boolean sealing;
     private boolean requested;
     private long sealedEnd = -1;
@@ -61,11 +66,45 @@ final class SegmentRoll {
      * leader is to ask the controller to close it ({@link #closeFailed} lets it ask again).
      */
     boolean dueToClose(long sizeInBytes, int epoch, long nowMs) {
-        if (closing || closeEpoch >= 0 || roller == null || sizeInBytes < closeAtBytes || refusesWrites() || nowMs < closeRetryAtMs) {
+        if (closing || closeEpoch >= 0 || roller == null || sizeInBytes < closeAtBytes || refusesWrites() || nowMs < closeRetryAtMs
+                || !fillsSoon(sizeInBytes, nowMs)) {
             return false;
         }
         closeEpoch = epoch;
         return true;
+    }
+
+    /**
+     * How long before the segment fills, at the rate it is written at, its leader asks to close it: the close's commit
+     * and the next segment's log, made on every replica meanwhile, take milliseconds; the rest is a margin for a rate
+     * that rises.
+     */
+    static final long CLOSE_LEAD_MS = 2_000;
+
+    /**
+     * Whether the segment, past its close-ahead size, fills within {@link #CLOSE_LEAD_MS} at the rate it is written at:
+     * since this leader's first write into it, or since the close was first considered, whichever is higher (a burst
+     * shows in the second at once). A segment a quarter of which takes longer than that to write asks later than at
+     * three quarters: else a shard written slowly would close each segment at three quarters and end it
+     * {@link #CLOSING_MAX_MS} later, little bigger (more segments, each closing and so neither reassigned nor
+     * electable uncleanly for those seconds). A rate not known yet (no write, or no time passed since the first) counts
+     * as slow, and as fast where bytes were written in no measurable time (a test's clock).
+     */
+    private boolean fillsSoon(long size, long nowMs) {
+        if (consideredSize < 0) {
+            consideredSize = size;
+            consideredMs = nowMs;
+        }
+        double rate = firstWriteMs < 0 ? 0 : Math.max(rate(size - firstWriteSize, nowMs - firstWriteMs), rate(size - consideredSize, nowMs - consideredMs));
+        return segmentBytes - size <= rate * CLOSE_LEAD_MS;
+    }
+
+    /** Bytes a millisecond. */
+    private static double rate(long bytes, long ms) {
+        if (ms <= 0) {
+            return bytes > 0 ? Double.POSITIVE_INFINITY : 0;
+        }
+        return (double) bytes / ms;
     }
 
     /**
@@ -146,6 +185,7 @@ final class SegmentRoll {
     boolean afterAppend(long sizeInBytes, long nowMs) {
         if (firstWriteMs < 0) {
             firstWriteMs = nowMs;
+            firstWriteSize = sizeInBytes;
         }
         if (sealing || roller == null || sizeInBytes < segmentBytes) {
             return false;

@@ -82,4 +82,33 @@ class SegmentRollTest {
         assertEquals(-1, none.ageOut(Long.MAX_VALUE / 2));
         assertFalse(none.refusesWrites());
     }
+
+    @Test
+    void aSegmentWrittenFastAsksToCloseAtThreeQuartersAndOneWrittenSlowlyOnlyOnceItFillsWithinTheLead() {
+        roll.configureCloseAhead(750);
+        assertTrue(roll.afterAppend(100, 0) == false && !roll.dueToClose(100, 1, 0), "below three quarters");
+        assertTrue(roll.dueToClose(750, 1, 100), "650 bytes in 100 ms: the last quarter takes 38 ms, within the lead");
+
+        SegmentRoll slow = new SegmentRoll();
+        slow.configure(1_000, 600_000, (epoch, end) -> new CompletableFuture<>());
+        slow.configureCloseAhead(750);
+        slow.afterAppend(100, 0);
+        // 650 bytes in 10 s: 0.065 bytes/ms, so 2 s of writes are 130 bytes.
+        assertFalse(slow.dueToClose(750, 1, 10_000), "250 bytes left, 130 in the lead: not yet");
+        assertFalse(slow.dueToClose(860, 1, 11_700), "140 bytes left");
+        assertTrue(slow.dueToClose(880, 1, 12_000), "120 bytes left, 2 s of writes at this rate: asks");
+        assertFalse(slow.dueToClose(890, 1, 12_100), "asked once");
+
+        SegmentRoll burst = new SegmentRoll();
+        burst.configure(1_000, 600_000, (epoch, end) -> new CompletableFuture<>());
+        burst.configureCloseAhead(750);
+        burst.afterAppend(100, 0);
+        assertFalse(burst.dueToClose(750, 1, 10_000), "slow so far");
+        assertTrue(burst.dueToClose(800, 1, 10_100), "50 bytes in the 100 ms since: 200 left take 400 ms at that rate");
+
+        SegmentRoll idle = new SegmentRoll();
+        idle.configure(1_000, 600_000, (epoch, end) -> new CompletableFuture<>());
+        idle.configureCloseAhead(750);
+        assertFalse(idle.dueToClose(900, 1, 5_000), "a leader that wrote nothing here (it took the lead late): no rate yet");
+    }
 }
