@@ -132,6 +132,9 @@ public final class Partition {
     /** Whether the high watermark moved since this replica last became leader (a DEBUG line marks the first move). */
     private boolean highWatermarkMovedInEpoch;
     private final SegmentRoll roll = new SegmentRoll();
+    /** {@link #sealRecorded()}: set once, by the first {@link #markSealed}. */
+    private volatile boolean sealRecorded;
+    private int closeRequests;
 
     /** Asks the controller to seal this segment at {@code endOffset} and open the next one. */
     @FunctionalInterface
@@ -141,6 +144,15 @@ public final class Partition {
         /** Close ahead: asks the controller to mark the segment closing; completes once it committed. */
         default CompletableFuture<Void> closeAhead(int leaderEpoch) {
             return CompletableFuture.failedFuture(new UnsupportedOperationException("close ahead"));
+        }
+
+        /**
+         * Close ahead: whether the controller knows this segment, so that a close may be asked: not while it was taken
+         * ahead of the seal of the segment before it and that seal is not known recorded (the controller would refuse
+         * the close as unknown, for good). Called under the partition's monitor: it must take no other.
+         */
+        default boolean closable() {
+            return true;
         }
 
         /**
@@ -245,10 +257,12 @@ public final class Partition {
             return; // (the clock is not read: most appends stop here)
         }
         int epoch = leaderEpoch;
-        if (!roll.dueToClose(log.sizeInBytes(), epoch, monotonicMs.getAsLong())) {
+        Roller roller = roll.roller();
+        if (roller == null || !roller.closable() || !roll.dueToClose(log.sizeInBytes(), epoch, monotonicMs.getAsLong())) {
             return;
         }
         LOG.debug("{}: asking the controller to close ahead at offset {}", name, log.logEndOffset());
+        closeRequests++;
         roll.roller().closeAhead(epoch).whenComplete((v, e) -> onCloseAnswer(epoch, e));
     }
 
@@ -266,6 +280,19 @@ public final class Partition {
     /** Whether the controller committed this segment's close (close ahead), as this replica learnt it (tests). */
     public synchronized boolean closingCommitted() {
         return roll.isClosing();
+    }
+
+    /**
+     * Whether this replica has learnt that the controller recorded this segment's seal ({@link #markSealed}: taken, or
+     * pending while a follower catches up). Read without the monitor: a caller may hold another partition's.
+     */
+    public boolean sealRecorded() {
+        return sealRecorded;
+    }
+
+    /** How many times this leader asked to close its segment (close ahead; tests). */
+    public synchronized int closeRequests() {
+        return closeRequests;
     }
 
     /** Wakes the followers' held fetches (they answer with what there is now, and the next segment if named). */
@@ -869,6 +896,7 @@ public final class Partition {
      * and must reconcile with the new leader rather than seal what it holds.
      */
     public synchronized void markSealed(int epoch, long end) {
+        sealRecorded = true;
         if (roll.sealedEnd() >= 0) {
             return;
         }

@@ -18,11 +18,18 @@ final class SegmentRoll {
     private Partition.Roller roller;
     /** Monotonic time of the first write this leader took into the segment, -1 before one. */
     private long firstWriteMs = -1;
-    /** The segment's size after that first write: with {@link #firstWriteMs}, the rate this leader writes it at. */
-    private long firstWriteSize;
-    /** The size and monotonic time at which a close was first considered ({@link #fillsSoon}; -1 before): its recent rate. */
-    private long consideredSize = -1;
-    private long consideredMs;
+    /**
+     * The rate this leader writes the segment at ({@link #fillsSoon}), measured over windows of at least
+     * {@link #RATE_WINDOW_MS} that end at appends: the current window's start (monotonic time, -1 before this leader's
+     * first append; and the size then), and the rates of the last two windows, in bytes a millisecond (-1: none yet).
+     */
+    private long windowMs = -1;
+    private long windowSize;
+    private double lastRate = -1;
+    private double rateBefore = -1;
+    /** The size after this leader's last append, and what that append added. */
+    private long lastSize = -1;
+    private long lastAppendBytes;
     private boolean sealing;
     private boolean requested;
     private long sealedEnd = -1;
@@ -62,8 +69,9 @@ final class SegmentRoll {
     }
 
     /**
-     * After a leader's append in {@code epoch}: true once, when the segment has grown to the close-ahead size and the
-     * leader is to ask the controller to close it ({@link #closeFailed} lets it ask again).
+     * After a leader's append in {@code epoch} (or on a tick): true once, when the segment has grown to the close-ahead
+     * size, fills soon at the rate it is written at ({@link #fillsSoon}), and the leader is to ask the controller to close
+     * it ({@link #closeFailed} lets it ask again).
      */
     boolean dueToClose(long sizeInBytes, int epoch, long nowMs) {
         if (closing || closeEpoch >= 0 || roller == null || sizeInBytes < closeAtBytes || refusesWrites() || nowMs < closeRetryAtMs
@@ -80,31 +88,45 @@ final class SegmentRoll {
      * that rises.
      */
     static final long CLOSE_LEAD_MS = 2_000;
+    /** The shortest window a rate is measured over ({@link #fillsSoon}); a window still open counts from a fifth of it. */
+    static final long RATE_WINDOW_MS = 500;
 
     /**
-     * Whether the segment, past its close-ahead size, fills within {@link #CLOSE_LEAD_MS} at the rate it is written at:
-     * since this leader's first write into it, or since the close was first considered, whichever is higher (a burst
-     * shows in the second at once). A segment a quarter of which takes longer than that to write asks later than at
-     * three quarters: else a shard written slowly would close each segment at three quarters and end it
-     * {@link #CLOSING_MAX_MS} later, little bigger (more segments, each closing and so neither reassigned nor
-     * electable uncleanly for those seconds). A rate not known yet (no write, or no time passed since the first) counts
-     * as slow, and as fast where bytes were written in no measurable time (a test's clock).
+     * Whether the segment, past its close-ahead size, fills soon: within {@link #CLOSE_LEAD_MS} at the rate it is
+     * written at, or within two appends of the size of the last. The rate is the highest of the last two windows'
+     * ({@link #RATE_WINDOW_MS} or more each, so a pause that ends one does not hide the rate before it) and of the
+     * window still open once it is a fifth that long (a burst shows within 100 ms; appends in one millisecond count as
+     * no rate). A segment a quarter of which takes longer to write asks later than at three quarters: else a shard
+     * written slowly would close each segment at three quarters and end it {@link #CLOSING_MAX_MS} later, little
+     * bigger (more segments, each closing, so neither reassigned nor electable uncleanly, for those seconds). A leader
+     * that has not appended here does not ask; one whose rate is not measured yet asks at three quarters, as before.
      */
     private boolean fillsSoon(long size, long nowMs) {
-        if (consideredSize < 0) {
-            consideredSize = size;
-            consideredMs = nowMs;
+        if (windowMs < 0) {
+            return false;
         }
-        double rate = firstWriteMs < 0 ? 0 : Math.max(rate(size - firstWriteSize, nowMs - firstWriteMs), rate(size - consideredSize, nowMs - consideredMs));
-        return segmentBytes - size <= rate * CLOSE_LEAD_MS;
+        double rate = Math.max(lastRate, rateBefore);
+        long open = nowMs - windowMs;
+        if (open >= RATE_WINDOW_MS / 5) {
+            rate = Math.max(rate, (double) (size - windowSize) / open);
+        }
+        long left = segmentBytes - size;
+        return rate < 0 || left <= rate * CLOSE_LEAD_MS || left <= 2 * lastAppendBytes;
     }
 
-    /** Bytes a millisecond. */
-    private static double rate(long bytes, long ms) {
-        if (ms <= 0) {
-            return bytes > 0 ? Double.POSITIVE_INFINITY : 0;
+    /** After this leader's append, which left the segment at {@code size}: the rate's windows. */
+    private void measure(long size, long nowMs) {
+        lastAppendBytes = lastSize >= 0 && size > lastSize ? size - lastSize : 0;
+        lastSize = size;
+        if (windowMs < 0 || size < windowSize) { // the first append, or the log cut back below the window's start
+            windowMs = nowMs;
+            windowSize = size;
+        } else if (nowMs - windowMs >= RATE_WINDOW_MS) {
+            rateBefore = lastRate;
+            lastRate = (double) (size - windowSize) / (nowMs - windowMs);
+            windowMs = nowMs;
+            windowSize = size;
         }
-        return (double) bytes / ms;
     }
 
     /**
@@ -185,8 +207,8 @@ final class SegmentRoll {
     boolean afterAppend(long sizeInBytes, long nowMs) {
         if (firstWriteMs < 0) {
             firstWriteMs = nowMs;
-            firstWriteSize = sizeInBytes;
         }
+        measure(sizeInBytes, nowMs);
         if (sealing || roller == null || sizeInBytes < segmentBytes) {
             return false;
         }

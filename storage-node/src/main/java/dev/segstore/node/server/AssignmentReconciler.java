@@ -1,6 +1,5 @@
 package dev.segstore.node.server;
 
-import dev.segstore.adapter.ErrorCode;
 import dev.segstore.client.MetaClient;
 import dev.segstore.log.Durability;
 import dev.segstore.log.LogException;
@@ -775,7 +774,8 @@ final class AssignmentReconciler {
         }
         p.configureRoll(segmentBytes, segmentMs, roller(key, s, p, shard));
         if (config.segmentCloseAhead() && segmentBytes != Long.MAX_VALUE) {
-            p.configureCloseAhead(segmentBytes - segmentBytes / 4); // three quarters: the close commits while a quarter is written
+            // From three quarters (later for a segment written slowly: SegmentRoll.fillsSoon): the close commits while the rest is written.
+            p.configureCloseAhead(segmentBytes - segmentBytes / 4);
         }
         ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);
         replicaIndex.resetTo(p.log().logEndOffset());
@@ -792,6 +792,13 @@ final class AssignmentReconciler {
             @Override
             public CompletableFuture<Void> roll(int epoch, long end) {
                 return sealAt(key, s, p, epoch, end);
+            }
+
+            @Override
+            public boolean closable() {
+                // The controller does not know a segment taken ahead until the seal of the one before it is recorded
+                // (that seal's request may still be on its way, or lost and asked again).
+                return !takenAheadOfAnUnrecordedSeal(key, s);
             }
 
             @Override
@@ -817,15 +824,7 @@ final class AssignmentReconciler {
                             }
                             return null;
                         }).exceptionally(e -> {
-                            RuntimeException failure = ReplicaFetchers.asReplicaException(e);
-                            if (failure instanceof dev.segstore.node.replica.ReplicaException re && re.code() == ErrorCode.INVALID_ARGUMENT
-                                    && takenAheadOfAnUnrecordedSeal(key, s)) {
-                                // The controller does not know this segment yet: its seal request may still be on its
-                                // way (or lost, and asked again). Not a refusal for good: asked again later.
-                                throw new dev.segstore.node.replica.ReplicaException(ErrorCode.UNAVAILABLE, "segment " + key.logName()
-                                        + " was taken ahead of the seal of the segment before it, not recorded yet: " + failure.getMessage());
-                            }
-                            throw failure; // INVALID_ARGUMENT: refused for good (Partition)
+                            throw ReplicaFetchers.asReplicaException(e); // INVALID_ARGUMENT: refused for good (Partition)
                         });
             }
 
@@ -838,13 +837,13 @@ final class AssignmentReconciler {
 
     /**
      * Whether replica {@code key} of {@code s} was taken ahead of the seal of the segment before it ({@link #takeAhead})
-     * and that seal is not known here to be recorded: the controller then does not know {@code s} yet. Takes the
-     * monitor of the segment before: call it holding no partition's monitor.
+     * and that seal is not known here to be recorded: the controller then does not know {@code s} yet. Takes no
+     * monitor (called under {@code s}'s partition's).
      */
     private boolean takenAheadOfAnUnrecordedSeal(Key key, Segment s) {
         Hosted before = hosted.get(new Key(key.shardId(), key.sequence() - 1));
         return before != null && before.closingVersion != 0 && before.closingVersion == s.getCreatedVersion()
-                && before.partition.knownSealEnd() < 0;
+                && !before.partition.sealRecorded();
     }
 
     /**

@@ -83,32 +83,71 @@ class SegmentRollTest {
         assertFalse(none.refusesWrites());
     }
 
+    /** A roll of 100,000-byte segments that asks to close from 75,000 bytes, and its leader's appends from time 0. */
+    private static final class Writer {
+        final SegmentRoll roll = new SegmentRoll();
+        long size;
+        long nowMs;
+
+        Writer() {
+            roll.configure(100_000, 600_000, (epoch, end) -> new CompletableFuture<>());
+            roll.configureCloseAhead(75_000);
+        }
+
+        /** Appends {@code bytes} {@code afterMs} after the last append; true if the leader is to ask to close now. */
+        boolean append(long bytes, long afterMs) {
+            size += bytes;
+            nowMs += afterMs;
+            roll.afterAppend(size, nowMs);
+            return roll.dueToClose(size, 1, nowMs);
+        }
+
+        /** Appends {@code bytes} every {@code everyMs} until the leader is to ask to close: the size it asks at (-1: full first). */
+        long appendUntilDue(long bytes, long everyMs) {
+            while (size + bytes < 100_000) {
+                if (append(bytes, everyMs)) {
+                    return size;
+                }
+            }
+            return -1;
+        }
+    }
+
     @Test
     void aSegmentWrittenFastAsksToCloseAtThreeQuartersAndOneWrittenSlowlyOnlyOnceItFillsWithinTheLead() {
-        roll.configureCloseAhead(750);
-        assertTrue(roll.afterAppend(100, 0) == false && !roll.dueToClose(100, 1, 0), "below three quarters");
-        assertTrue(roll.dueToClose(750, 1, 100), "650 bytes in 100 ms: the last quarter takes 38 ms, within the lead");
+        Writer fast = new Writer();
+        assertEquals(75_000, fast.appendUntilDue(1_000, 10), "100 bytes/ms: the last quarter takes 250 ms, within the 2 s lead");
+        assertFalse(fast.append(1_000, 10), "asked once");
 
-        SegmentRoll slow = new SegmentRoll();
-        slow.configure(1_000, 600_000, (epoch, end) -> new CompletableFuture<>());
-        slow.configureCloseAhead(750);
-        slow.afterAppend(100, 0);
-        // 650 bytes in 10 s: 0.065 bytes/ms, so 2 s of writes are 130 bytes.
-        assertFalse(slow.dueToClose(750, 1, 10_000), "250 bytes left, 130 in the lead: not yet");
-        assertFalse(slow.dueToClose(860, 1, 11_700), "140 bytes left");
-        assertTrue(slow.dueToClose(880, 1, 12_000), "120 bytes left, 2 s of writes at this rate: asks");
-        assertFalse(slow.dueToClose(890, 1, 12_100), "asked once");
+        // 13 bytes every 200 ms, 0.065 bytes/ms: 2 s of writes are 130 bytes.
+        long slowAt = new Writer().appendUntilDue(13, 200);
+        assertTrue(slowAt >= 100_000 - 130 && slowAt < 100_000 - 130 + 13, "asks once 130 bytes or fewer are left, at " + slowAt);
 
-        SegmentRoll burst = new SegmentRoll();
-        burst.configure(1_000, 600_000, (epoch, end) -> new CompletableFuture<>());
-        burst.configureCloseAhead(750);
-        burst.afterAppend(100, 0);
-        assertFalse(burst.dueToClose(750, 1, 10_000), "slow so far");
-        assertTrue(burst.dueToClose(800, 1, 10_100), "50 bytes in the 100 ms since: 200 left take 400 ms at that rate");
+        // 1,000 bytes every 15 s (0.067 bytes/ms) to three quarters, then a burst.
+        Writer burst = new Writer();
+        for (int i = 0; i < 75; i++) {
+            assertFalse(burst.append(1_000, 15_000), "slow, at " + burst.size);
+        }
+        assertFalse(burst.append(500, 0) || burst.append(500, 0), "appends in one millisecond are not a burst");
+        assertFalse(burst.append(500, 10), "a window still open is measured once 100 ms old");
+        assertTrue(burst.append(500, 90), "2,000 bytes in 100 ms: the 23,000 left take 1.15 s at that rate");
 
-        SegmentRoll idle = new SegmentRoll();
-        idle.configure(1_000, 600_000, (epoch, end) -> new CompletableFuture<>());
-        idle.configureCloseAhead(750);
-        assertFalse(idle.dueToClose(900, 1, 5_000), "a leader that wrote nothing here (it took the lead late): no rate yet");
+        // 100 bytes/ms to 70,000, a minute's pause, then on.
+        Writer paused = new Writer();
+        for (int i = 0; i < 70; i++) {
+            paused.append(1_000, 10);
+        }
+        paused.append(100, 60_000); // ends a window of almost no rate
+        assertTrue(paused.append(5_000, 1), "a pause does not hide the rate of the window before it");
+
+        // 10,000 bytes every 10 s: 1 byte/ms, 2 s of writes are 2,000 bytes, where one write is 10,000.
+        Writer bigWrites = new Writer();
+        assertEquals(80_000, bigWrites.appendUntilDue(10_000, 10_000), "asks with two writes of the last one's size left (20,000 bytes)");
+
+        Writer firstWindow = new Writer();
+        assertTrue(firstWindow.append(76_000, 5_000), "no rate measured yet: asks at three quarters, as before");
+
+        Writer idle = new Writer();
+        assertFalse(idle.roll.dueToClose(90_000, 1, 5_000), "a leader that wrote nothing here (it took the lead late) does not ask");
     }
 }
