@@ -3,7 +3,7 @@
 # test): writers and a deleter run while a seeded schedule kills storage nodes and the meta leader with
 # SIGKILL and restarts them; then every acknowledged write and delete is checked and the replicas compared
 # byte for byte. See integration-tests/src/test/java/dev/segstore/it/SegmentChaosRun.java.
-# Usage: scripts/chaos.sh [seconds=60] [seed=random, or ""] [more -D options, e.g. -Dsegstore.segment.close.ahead=true]
+# Usage: scripts/chaos.sh [seconds=60] [seed=random, or ""] [more -D options, e.g. -Dsegstore.segment.close.ahead=false]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-60}"

@@ -59,7 +59,7 @@ import java.util.Set;
  *                        cost a third, written at once the same; docs/benchmarks.md)
  * @param segmentCloseAhead whether a segment's leader asks the controller to close it ahead of its end and hands the shard
  *                        over to the next segment without waiting for the seal to commit ({@code segment.close.ahead},
- *                        default false; docs/architecture.md, "Close ahead")
+ *                        default true since 2026-12-05; docs/architecture.md, "Close ahead")
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
                          long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
@@ -146,14 +146,14 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 leaderUnreachableMs, true);
     }
 
-    /** Without close ahead (the default of {@code segment.close.ahead}: false). */
+    /** With close ahead (the default of {@code segment.close.ahead}: true). */
     public NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses, long heartbeatMs, long replicaMaxLagMs,
                       DirectoryConfig directory, LogConfig log, int ownerThreads, int metricsPort, long controlledShutdownTimeoutMs,
                       String advertisedHost, int advertisedPort, boolean bindOutgoing, TlsConfig tls, long readLeaseMs, List<Path> moreDataDirs,
                       long leaderUnreachableMs, boolean replicaFetchBatched) {
         this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
                 controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
-                leaderUnreachableMs, replicaFetchBatched, false);
+                leaderUnreachableMs, replicaFetchBatched, true);
     }
 
     /** This configuration with {@code segment.close.ahead} = {@code closeAhead}. */
@@ -302,7 +302,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                     TlsConfig.fromSettings(p::getProperty, base, "storage-node settings in " + file),
                     number(p, "read.lease.ms", DEFAULT_READ_LEASE_MS), dataDirs(p, base).subList(1, dataDirs(p, base).size()),
                     number(p, "leader.unreachable.ms", DEFAULT_LEADER_UNREACHABLE_MS), bool(p, "replica.fetch.batched", true),
-                    bool(p, "segment.close.ahead", false));
+                    bool(p, "segment.close.ahead", true));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }

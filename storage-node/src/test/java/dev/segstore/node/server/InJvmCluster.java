@@ -85,10 +85,10 @@ public final class InJvmCluster implements AutoCloseable {
 
     /**
      * The storage nodes' {@code segment.close.ahead} (docs/architecture.md, "Close ahead"): the system property
-     * {@code segstore.segment.close.ahead} (false unless set to true), or as a test sets it ({@link #withCloseAhead}). The
+     * {@code segstore.segment.close.ahead} (true, the nodes' default, unless set to false), or as a test sets it ({@link #withCloseAhead}). The
      * clusters of processes (integration-tests: ProcessCluster, ProcCluster) write it into their nodes' files too.
      */
-    public static final boolean CLOSE_AHEAD = "true".equals(System.getProperty("segstore.segment.close.ahead"));
+    public static final boolean CLOSE_AHEAD = !"false".equals(System.getProperty("segstore.segment.close.ahead"));
     private final boolean closeAhead;
 
     /** A cluster whose storage nodes fetch as followers in batches per leader node ({@code replica.fetch.batched=true}). */
@@ -126,8 +126,8 @@ public final class InJvmCluster implements AutoCloseable {
                          boolean closeAhead) throws Exception {
         this.batchedFetches = batchedFetches;
         this.closeAhead = closeAhead;
-        if (closeAhead) {
-            System.out.println("InJvmCluster: storage nodes with segment.close.ahead=true");
+        if (!closeAhead) {
+            System.out.println("InJvmCluster: storage nodes with segment.close.ahead=false");
         }
         if (!batchedFetches) {
             System.out.println("InJvmCluster: storage nodes with replica.fetch.batched=false");

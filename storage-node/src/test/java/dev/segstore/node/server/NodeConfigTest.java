@@ -34,8 +34,11 @@ class NodeConfigTest {
         assertEquals(Math.max(2, Runtime.getRuntime().availableProcessors()), c.ownerThreads());
         assertEquals(-1, c.metricsPort(), "no metrics endpoint unless asked for");
         assertEquals(10_000, c.controlledShutdownTimeoutMs());
+        assertTrue(c.segmentCloseAhead(), "close ahead is on by default");
+        assertTrue(c.replicaFetchBatched(), "fetch sessions are on by default");
         NodeConfig o = load(BASE + "log.flush.max.wait.ms=5\nlog.queue.max.bytes=1048576\nlog.file.bytes=1048576\nreplica.max.lag.ms=3000\n"
-                + "owner.threads=6\nmetrics.port=9201\ncontrolled.shutdown.timeout.ms=0\n");
+                + "owner.threads=6\nmetrics.port=9201\ncontrolled.shutdown.timeout.ms=0\nsegment.close.ahead=false\n");
+        assertEquals(false, o.segmentCloseAhead(), "segment.close.ahead=false turns it off");
         assertEquals(0, o.controlledShutdownTimeoutMs(), "0: no controlled shutdown");
         assertEquals(6, o.ownerThreads());
         assertEquals(9201, o.metricsPort());
