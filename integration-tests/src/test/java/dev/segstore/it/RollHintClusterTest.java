@@ -48,7 +48,9 @@ class RollHintClusterTest {
 
     @Test
     void writersGoOnAcrossRollsToTheSegmentTheRefusalNamedWithoutReadingTheRoute() throws Exception {
-        cluster = new InJvmCluster();
+        // Close ahead off: the refusal names the next segment from the roll's answer (with close ahead, from the
+        // hand-over: CloseAheadClusterTest).
+        cluster = InJvmCluster.withCloseAhead(id -> dev.segstore.node.server.StorageNode.PeerFaults.NONE, InJvmCluster.Timings.DEFAULT, false);
         meta = new MetaClient(cluster.metaAddresses, 2_000, 30_000);
         adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 60_000, 2_000, DurabilityMode.PAGE_CACHE));
         adapter.createShard(ShardConfig.of("hinted", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)

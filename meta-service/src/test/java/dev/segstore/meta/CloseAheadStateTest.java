@@ -186,6 +186,7 @@ class CloseAheadStateTest {
         assertEquals(null, apply(mixed, Command.newBuilder().setCreateShard(create.clone().addStorageNodes(incarnation(mixed, 2))
                 .addStorageNodes(incarnation(mixed, 3)))).error());
         assertEquals(1, mixed.featureLevel(), "a new cluster with an alive storage node not heard to know level 2");
+        assertEquals(1, mixed.assignments(2).getFeatureLevel(), "storage nodes are told the level: they close ahead only from 2");
 
         // At level 1, this build's close is refused (by the leader before it proposes, and as a command).
         Segment s = mixed.route("s").getSegments(0);
@@ -208,6 +209,7 @@ class CloseAheadStateTest {
         assertEquals(null, apply(mixed, featureLevel(FeatureLevels.STORAGE_NODES_CHECKED, incarnation(mixed, 2), incarnation(mixed, 3))).error(),
                 "node 1 is fenced");
         assertEquals(2, mixed.featureLevel());
+        assertEquals(2, mixed.assignments(2).getFeatureLevel());
 
         // From level 2, a storage node whose build knows less is refused registration, and nothing of it is applied.
         long incarnation1 = incarnation(mixed, 1).getIncarnation();

@@ -1347,7 +1347,7 @@ public final class MetaState {
 
     /** Every segment the node is a replica of, with the node's current record. */
     public synchronized NodeAssignments assignments(int nodeId) {
-        NodeAssignments.Builder b = NodeAssignments.newBuilder().setMetadataVersion(appliedCommands);
+        NodeAssignments.Builder b = NodeAssignments.newBuilder().setMetadataVersion(appliedCommands).setFeatureLevel(featureLevel);
         StorageNode n = nodes.get(nodeId);
         if (n != null) {
             b.setNode(n);

@@ -82,6 +82,12 @@ final class AssignmentReconciler {
      */
     private volatile long answeredVersion = -1;
     /**
+     * The cluster's feature level as the newest assignments applied said ({@code NodeAssignments.feature_level}; 0 from
+     * an older meta-service): segments close ahead only from {@link dev.segstore.protocol.FeatureLevels#STORAGE_NODES_CHECKED}.
+     */
+    private volatile int clusterFeatureLevel;
+    private boolean featureLevelSeen;
+    /**
      * Ids of shards the meta-service said are deleted (NodeAssignments.deleted_shard_ids): their replicas are
      * dropped and requests naming them refused. Ids are never reused, so an id stays here until the node stops
      * (after a restart a request for it finds no replica, a retriable answer that makes clients refresh too).
@@ -154,6 +160,16 @@ final class AssignmentReconciler {
             return;
         }
         answeredVersion = Math.max(answeredVersion, a.getMetadataVersion());
+        if (a.getFeatureLevel() != clusterFeatureLevel || !featureLevelSeen) {
+            featureLevelSeen = true;
+            if (config.segmentCloseAhead() && a.getFeatureLevel() < dev.segstore.protocol.FeatureLevels.STORAGE_NODES_CHECKED) {
+                LOG.info("Storage node {}: segment.close.ahead is on, but the cluster is at feature level {}: segments roll as before "
+                        + "(no close ahead) until it is at {} (segstore-admin feature-level --set {}, once every node runs a build that knows it)",
+                        config.nodeId(), a.getFeatureLevel(), dev.segstore.protocol.FeatureLevels.STORAGE_NODES_CHECKED,
+                        dev.segstore.protocol.FeatureLevels.STORAGE_NODES_CHECKED);
+            }
+        }
+        clusterFeatureLevel = a.getFeatureLevel();
         expirePrepared();
         // Deleted ids first: from here on requests naming them are refused, before their replicas are dropped below.
         deletedShards.addAll(a.getDeletedShardIdsList());
@@ -796,9 +812,12 @@ final class AssignmentReconciler {
 
             @Override
             public boolean closable() {
-                // The controller does not know a segment taken ahead until the seal of the one before it is recorded
-                // (that seal's request may still be on its way, or lost and asked again).
-                return !takenAheadOfAnUnrecordedSeal(key, s);
+                // Below level 2 a meta node may apply the close by rules that check neither that every storage node
+                // follows the hand-over nor placement (the build that introduced close ahead), or refuse it: not asked.
+                // And the controller does not know a segment taken ahead until the seal of the one before it is
+                // recorded (that seal's request may still be on its way, or lost and asked again).
+                return clusterFeatureLevel >= dev.segstore.protocol.FeatureLevels.STORAGE_NODES_CHECKED
+                        && !takenAheadOfAnUnrecordedSeal(key, s);
             }
 
             @Override

@@ -3,7 +3,6 @@ package dev.segstore.node.server;
 import dev.segstore.adapter.ShardConfig;
 import dev.segstore.client.MetaClient;
 import dev.segstore.client.SegmentStorageAdapter;
-import dev.segstore.meta.server.MetaConfig;
 import dev.segstore.node.replica.Partition;
 import dev.segstore.protocol.meta.DurabilityMode;
 import dev.segstore.protocol.meta.Segment;
@@ -33,8 +32,10 @@ class AssignmentWatchClusterTest {
 
     @BeforeEach
     void start() throws Exception {
-        cluster = new InJvmCluster(id -> StorageNode.PeerFaults.NONE, id -> dev.segstore.log.io.RealLogFiles.INSTANCE,
-                MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS, new InJvmCluster.Timings(600, 3 * HEARTBEAT_MS, HEARTBEAT_MS, 1_000));
+        // Close ahead off: at an ordinary roll the next segment's replicas learn of it from the watch (with close ahead
+        // they learn it from the closing segment's hand-over, which needs no watch: CloseAheadClusterTest).
+        cluster = InJvmCluster.withCloseAhead(id -> StorageNode.PeerFaults.NONE, new InJvmCluster.Timings(600, 3 * HEARTBEAT_MS, HEARTBEAT_MS, 1_000),
+                false);
         meta = new MetaClient(cluster.metaAddresses, 2_000, 30_000);
         adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 30_000, 2_000, DurabilityMode.FSYNC));
     }

@@ -91,4 +91,32 @@ class CloseAheadTakeTest {
             assertEquals(1, h.partition.log().epochCheckpointWrites(), "written once, while the segment before closed");
         }
     }
+
+    /**
+     * A leader asks to close its segment ahead only once the assignments say the cluster is at feature level 2, where
+     * every meta node applies this build's close rules and every storage node follows the hand-over: a meta-service of
+     * the build that introduced close ahead (which sends no level) took closes without either check.
+     */
+    @Test
+    void aLeaderAsksToCloseOnlyOnceTheClusterIsAtFeatureLevel2() throws Exception {
+        try (ReconcilerFixture f = new ReconcilerFixture(tmp, 200, 0)) {
+            dev.segstore.protocol.meta.Shard shard = ReconcilerFixture.shard(1, 1).toBuilder()
+                    .setSettings(ReconcilerFixture.shard(1, 1).getSettings().toBuilder().setSegmentBytes(64 * 1024)).build();
+            Segment led = ReconcilerFixture.openSegment(1, 0, 0, 5, 1);
+            f.reconciler.applyRegistration(NodeAssignments.newBuilder().setMetadataVersion(7).addShards(shard).addSegments(led)
+                    .setFeatureLevel(dev.segstore.protocol.FeatureLevels.CLOSE_SEGMENT_COMMAND).build(), f.clock.get());
+            Partition p = f.hosted.get(new Hosted.Key(1, 0)).partition;
+            assertEquals(Partition.Role.LEADER, p.role());
+            while (p.log().sizeInBytes() < 52 * 1024) { // past the close-ahead size, 48 KiB
+                p.append(List.of(new dev.segstore.log.AppendRecord(null, List.of(), 1, List.of(), new byte[1024])), -1, -1)
+                        .get(10, TimeUnit.SECONDS);
+            }
+            assertEquals(0, p.closeRequests(), "no close asked at feature level 1");
+
+            f.reconciler.apply(NodeAssignments.newBuilder().setMetadataVersion(9).addShards(shard).addSegments(led)
+                    .setFeatureLevel(dev.segstore.protocol.FeatureLevels.STORAGE_NODES_CHECKED).build(), f.clock.get());
+            p.append(List.of(new dev.segstore.log.AppendRecord(null, List.of(), 1, List.of(), new byte[1024])), -1, -1);
+            assertEquals(1, p.closeRequests(), "asked at level 2");
+        }
+    }
 }

@@ -103,6 +103,13 @@ public final class InJvmCluster implements AutoCloseable {
                 timings, null, batchedFetches);
     }
 
+    /** As {@link #withTimings(IntFunction, Timings, boolean)}, its storage nodes closing segments ahead or not. */
+    public static InJvmCluster withTimings(IntFunction<StorageNode.PeerFaults> faults, Timings timings, boolean batchedFetches,
+                                           boolean closeAhead) throws Exception {
+        return new InJvmCluster(faults, id -> dev.segstore.log.io.RealLogFiles.INSTANCE, MetaConfig.DEFAULT_REPLICA_REASSIGN_AFTER_MS,
+                timings, null, batchedFetches, closeAhead);
+    }
+
     /** A cluster whose meta and storage nodes all serve and call with TLS {@code tls} (one identity for all). */
     public static InJvmCluster withTls(dev.segstore.protocol.rpc.TlsConfig tls) throws Exception {
         return new InJvmCluster(id -> StorageNode.PeerFaults.NONE, id -> dev.segstore.log.io.RealLogFiles.INSTANCE,

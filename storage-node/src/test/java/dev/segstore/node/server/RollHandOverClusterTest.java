@@ -43,8 +43,9 @@ class RollHandOverClusterTest {
                 return heartbeatsLost && learning ? StorageNode.MetaDrop.REQUEST : StorageNode.MetaDrop.NONE;
             }
         };
-        // A session far longer than the test: nodes whose heartbeats are lost are not fenced meanwhile.
-        cluster = InJvmCluster.withTimings(id -> faults, new InJvmCluster.Timings(600, 300_000, 300, 1_000), batchedFetches);
+        // A session far longer than the test: nodes whose heartbeats are lost are not fenced meanwhile. The ordinary roll
+        // (close ahead off): the next segment comes from the roll's answer (close ahead's own path: CloseAheadClusterTest).
+        cluster = InJvmCluster.withTimings(id -> faults, new InJvmCluster.Timings(600, 300_000, 300, 1_000), batchedFetches, false);
         meta = new MetaClient(cluster.metaAddresses, 2_000, 30_000);
         adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 30_000, 2_000, DurabilityMode.FSYNC));
     }
