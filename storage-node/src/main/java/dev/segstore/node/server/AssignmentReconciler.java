@@ -160,13 +160,19 @@ final class AssignmentReconciler {
             return;
         }
         answeredVersion = Math.max(answeredVersion, a.getMetadataVersion());
-        if (a.getFeatureLevel() != clusterFeatureLevel || !featureLevelSeen) {
+        if (config.segmentCloseAhead() && (a.getFeatureLevel() != clusterFeatureLevel || !featureLevelSeen)) {
             featureLevelSeen = true;
-            if (config.segmentCloseAhead() && a.getFeatureLevel() < dev.segstore.protocol.FeatureLevels.STORAGE_NODES_CHECKED) {
+            int level = a.getFeatureLevel();
+            int needed = dev.segstore.protocol.FeatureLevels.STORAGE_NODES_CHECKED;
+            if (level == 0) {
+                // A new cluster before its first shard (which brings the level), or a meta-service of an older build.
+                LOG.debug("Storage node {}: no cluster feature level yet: segments close ahead once it is {}", config.nodeId(), needed);
+            } else if (level < needed) {
                 LOG.info("Storage node {}: segment.close.ahead is on, but the cluster is at feature level {}: segments roll as before "
                         + "(no close ahead) until it is at {} (segstore-admin feature-level --set {}, once every node runs a build that knows it)",
-                        config.nodeId(), a.getFeatureLevel(), dev.segstore.protocol.FeatureLevels.STORAGE_NODES_CHECKED,
-                        dev.segstore.protocol.FeatureLevels.STORAGE_NODES_CHECKED);
+                        config.nodeId(), level, needed, needed);
+            } else {
+                LOG.info("Storage node {}: the cluster is at feature level {}: segments close ahead", config.nodeId(), level);
             }
         }
         clusterFeatureLevel = a.getFeatureLevel();

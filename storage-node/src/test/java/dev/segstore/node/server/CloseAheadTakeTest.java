@@ -19,9 +19,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
 /**
- * A replica that becomes leader of a closing segment it did not close (its predecessor may have handed the shard over
- * at its log end, and acknowledged writes in the next segment from there) takes no write on it from the moment it leads:
- * the assignment's closing mark is applied before the role, not after (third review of close ahead, finding 1).
+ * Close ahead in the reconciler. A replica that becomes leader of a closing segment it did not close (its predecessor
+ * may have handed the shard over at its log end, and acknowledged writes in the next segment from there) takes no write
+ * on it from the moment it leads: the assignment's closing mark is applied before the role, not after (third review of
+ * close ahead, finding 1). Also: the next segment's log made ahead on a follower, and the feature level asking waits for.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class CloseAheadTakeTest {

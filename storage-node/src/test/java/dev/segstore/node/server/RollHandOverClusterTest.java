@@ -30,7 +30,7 @@ class RollHandOverClusterTest {
     private SegmentStorageAdapter adapter;
     private MetaClient meta;
 
-    private void start(boolean batchedFetches) throws Exception {
+    private void start(boolean batchedFetches, boolean closeAhead) throws Exception {
         StorageNode.PeerFaults faults = new StorageNode.PeerFaults() {
             @Override
             public boolean drop(int fromNode, String toAddress, String method) {
@@ -43,9 +43,8 @@ class RollHandOverClusterTest {
                 return heartbeatsLost && learning ? StorageNode.MetaDrop.REQUEST : StorageNode.MetaDrop.NONE;
             }
         };
-        // A session far longer than the test: nodes whose heartbeats are lost are not fenced meanwhile. The ordinary roll
-        // (close ahead off): the next segment comes from the roll's answer (close ahead's own path: CloseAheadClusterTest).
-        cluster = InJvmCluster.withTimings(id -> faults, new InJvmCluster.Timings(600, 300_000, 300, 1_000), batchedFetches, false);
+        // A session far longer than the test: nodes whose heartbeats are lost are not fenced meanwhile.
+        cluster = InJvmCluster.withTimings(id -> faults, new InJvmCluster.Timings(600, 300_000, 300, 1_000), batchedFetches, closeAhead);
         meta = new MetaClient(cluster.metaAddresses, 2_000, 30_000);
         adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 30_000, 2_000, DurabilityMode.FSYNC));
     }
@@ -61,19 +60,29 @@ class RollHandOverClusterTest {
         return r.getSegments(r.getSegmentsCount() - 1).getSequence();
     }
 
+    /** The ordinary roll (close ahead off): the next segment comes from the roll's answer. */
     @Test
     void writesGoOnAcrossRollsWithNoHeartbeatAnswered() throws Exception {
-        writesGoOnAcrossRolls(false);
+        writesGoOnAcrossRolls(false, false);
     }
 
     /** The same with follower fetches batched per leader node: the next segment comes in a node.FetchMany entry. */
     @Test
     void writesGoOnAcrossRollsWithNoHeartbeatAnsweredAndBatchedFetches() throws Exception {
-        writesGoOnAcrossRolls(true);
+        writesGoOnAcrossRolls(true, false);
     }
 
-    private void writesGoOnAcrossRolls(boolean batchedFetches) throws Exception {
-        start(batchedFetches);
+    /**
+     * With close ahead (the default): the leader learns of the close from its own request's answer and hands over
+     * before the seal; its followers, whose heartbeats are lost too, learn of the next segment from its fetch answers.
+     */
+    @Test
+    void writesGoOnAcrossRollsWithNoHeartbeatAnsweredAndCloseAhead() throws Exception {
+        writesGoOnAcrossRolls(true, true);
+    }
+
+    private void writesGoOnAcrossRolls(boolean batchedFetches, boolean closeAhead) throws Exception {
+        start(batchedFetches, closeAhead);
         adapter.createShard(ShardConfig.of("handover", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
                 .withSegmentBytes(64 * 1024)).get(30, TimeUnit.SECONDS);
         AckedWriters writers = new AckedWriters(adapter, "handover", 4);
@@ -92,8 +101,8 @@ class RollHandOverClusterTest {
             });
             int acked = writers.ackedCount();
             writers.awaitAcked(acked + 50, 20_000);
-            System.out.printf("RollHandOverClusterTest (fetches %s): %d rolls in %d ms with every heartbeat lost%n",
-                    batchedFetches ? "batched" : "one by one", ROLLS, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - cutAt));
+            System.out.printf("RollHandOverClusterTest (fetches %s, close ahead %s): %d rolls in %d ms with every heartbeat lost%n",
+                    batchedFetches ? "batched" : "one by one", closeAhead ? "on" : "off", ROLLS, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - cutAt));
         } finally {
             writers.stopAndJoin();
         }
