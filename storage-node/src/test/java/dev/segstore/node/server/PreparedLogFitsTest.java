@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * A log made ahead of its roll's commit ({@link AssignmentReconciler#prepare}) serves the committed segment only if it
  * is still empty, starts where the segment starts and holds no epoch but the first (0, written by a node told it
- * would lead); otherwise it is made again ({@link AssignmentReconciler#fits}).
+ * would lead); otherwise it is made again ({@link ReplicaLogs#fits}).
  */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class PreparedLogFitsTest {
@@ -31,19 +31,19 @@ class PreparedLogFitsTest {
     void aLogMadeAheadFitsOnlyEmptyAtTheCommittedStartWithNoEpochButTheFirst() throws Exception {
         try (LogDirectory d = LogDirectory.open(dir, DirectoryConfig.DEFAULT)) {
             SegmentLog fresh = d.openLog("7-2", LogConfig.DEFAULT, 100);
-            assertTrue(AssignmentReconciler.fits(fresh, 100), "empty, made at the committed start");
-            assertFalse(AssignmentReconciler.fits(fresh, 120), "the roll committed another start");
+            assertTrue(ReplicaLogs.fits(fresh, 100), "empty, made at the committed start");
+            assertFalse(ReplicaLogs.fits(fresh, 120), "the roll committed another start");
             fresh.assignEpochAtEnd(0);
-            assertTrue(AssignmentReconciler.fits(fresh, 100), "the checkpoint of epoch 0 a leader-to-be wrote ahead");
+            assertTrue(ReplicaLogs.fits(fresh, 100), "the checkpoint of epoch 0 a leader-to-be wrote ahead");
 
             SegmentLog later = d.openLog("7-3", LogConfig.DEFAULT, 100);
             later.assignEpochAtEnd(1);
-            assertFalse(AssignmentReconciler.fits(later, 100), "an epoch after the first: not a log made ahead");
+            assertFalse(ReplicaLogs.fits(later, 100), "an epoch after the first: not a log made ahead");
 
             SegmentLog written = d.openLog("7-4", LogConfig.DEFAULT, 100);
             written.appendAsLeader(List.of(new AppendRecord(null, List.of(), 1, List.of(), new byte[] {1})), 0, Durability.FSYNC)
                     .get(10, TimeUnit.SECONDS);
-            assertFalse(AssignmentReconciler.fits(written, 100), "holds a record");
+            assertFalse(ReplicaLogs.fits(written, 100), "holds a record");
         }
     }
 
@@ -54,12 +54,12 @@ class PreparedLogFitsTest {
             ahead.assignEpochAtEnd(5); // written by the closing segment's leader, in its epoch
             dev.segstore.protocol.meta.Segment next = dev.segstore.protocol.meta.Segment.newBuilder().setShardId(7).setSequence(5)
                     .setStartOffset(100).setLeaderEpoch(5).build();
-            assertTrue(AssignmentReconciler.serves(ahead, true, next), "led in the epoch written ahead");
-            assertTrue(AssignmentReconciler.serves(ahead, true, next.toBuilder().setLeaderEpoch(7).build()), "a later epoch replaces it");
-            assertFalse(AssignmentReconciler.serves(ahead, true, next.toBuilder().setLeaderEpoch(4).build()),
+            assertTrue(ReplicaLogs.serves(ahead, true, next), "led in the epoch written ahead");
+            assertTrue(ReplicaLogs.serves(ahead, true, next.toBuilder().setLeaderEpoch(7).build()), "a later epoch replaces it");
+            assertFalse(ReplicaLogs.serves(ahead, true, next.toBuilder().setLeaderEpoch(4).build()),
                     "an epoch later than the segment's: made again");
-            assertFalse(AssignmentReconciler.serves(ahead, true, next.toBuilder().setStartOffset(120).build()), "starts elsewhere (moved first)");
-            assertFalse(AssignmentReconciler.serves(ahead, false, next), "a log made ahead of a roll holds no epoch but 0");
+            assertFalse(ReplicaLogs.serves(ahead, true, next.toBuilder().setStartOffset(120).build()), "starts elsewhere (moved first)");
+            assertFalse(ReplicaLogs.serves(ahead, false, next), "a log made ahead of a roll holds no epoch but 0");
         }
     }
 }
