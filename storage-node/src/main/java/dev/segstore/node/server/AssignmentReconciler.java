@@ -400,7 +400,7 @@ final class AssignmentReconciler {
         return logs.aheadTaken();
     }
 
-    /** Of those, logs that held the epoch the segment was taken in, written ahead (tests). */
+    /** Of those, logs whose checkpoint already held the epoch their segment is led in, taken to lead or follow (tests). */
     long aheadWithEpochTaken() {
         return logs.aheadWithEpochTaken();
     }

@@ -36,7 +36,6 @@ final class ReplicaLogs {
     private record Prepared(SegmentLog log, long madeAtNanos, boolean ahead) {
     }
 
-
     private final NodeConfig config;
     private final DataDirectories directory;
     private final Map<Key, Hosted> hosted;
