@@ -263,7 +263,7 @@ public final class Partition {
         }
         LOG.debug("{}: asking the controller to close ahead at offset {}", name, log.logEndOffset());
         closeRequests++;
-        roll.roller().closeAhead(epoch).whenComplete((v, e) -> onCloseAnswer(epoch, e));
+        roller.closeAhead(epoch).whenComplete((v, e) -> onCloseAnswer(epoch, e));
     }
 
     private synchronized void onCloseAnswer(int epoch, Throwable e) {
