@@ -6,6 +6,10 @@
 # T - 1000 - G < R <= T (its longest pause ended in (T - 1000, T] and may have begun at R); a roll's pause is the
 # largest G of the (one or two) reports that may hold it: an upper bound, as another pause of that second may be
 # longer. Needs the node logs and the writer log the run left in RUN_DIR.
+# With the writer's pause lines (segstore-perf --pause-log-ms M: "pause E P", every pause of P > M ms that ended at E),
+# it also prints, for each roll, the longest logged pause that began at most 50 ms before R and ended within 500 ms
+# after it (0: none over M), against the same for instants midway between rolls: a pause of that second that is not
+# the roll's no longer counts against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR="${1:-${RUN_DIR:-run/roll-stall}}"
@@ -19,6 +23,7 @@ awk -v rolls="$rolls" '
     printf "  %s: %d, longest pause p50 %d ms, p90 %d ms, max %d ms (longest:%s)\n", name, n, pct(a, n, 0.5), pct(a, n, 0.9), a[n], s
   }
   BEGIN { nr = split(rolls, r, " ") }
+  $1 == "pause" { pe[++np] = $2; pg[np] = $3; next }
   $1 == "gap" {
     t = $2; g = $8; hit = 0
     for (i = 1; i <= nr; i++) if (r[i] > t - 1000 - g && r[i] <= t) { hit = 1; if (g > m[i]) m[i] = g; seen[i] = 1 }
@@ -32,4 +37,18 @@ awk -v rolls="$rolls" '
     printf "  rolls logged: %d\n", nr
     show("rolls with a gap report", w, nw)
     show("seconds without", o, no)
-  }' "$RUN_DIR/writer.log"
+    if (np > 0) {
+      for (i = 1; i <= nr; i++) { x[i] = near(r[i]) }
+      for (i = 1; i < nr; i++) { y[i] = near((r[i] + r[i + 1]) / 2) }
+      sortn(x, nr); sortn(y, nr - 1)
+      show("pause at each roll (logged pauses: began <= 50 ms before, ended <= 500 ms after)", x, nr)
+      show("pause midway between rolls (the same window)", y, nr - 1)
+    }
+  }
+  function near(t,   j, b, best) {
+    best = 0
+    for (j = 1; j <= np; j++) { b = pe[j] - pg[j]; if (b >= t - 50 && pe[j] >= t && pe[j] <= t + 500 && pg[j] > best) best = pg[j] }
+    return best
+  }
+  function sortn(a, n,   i, j, v) { for (i = 2; i <= n; i++) { v = a[i]; for (j = i - 1; j >= 1 && a[j] > v; j--) a[j + 1] = a[j]; a[j + 1] = v } }
+  ' "$RUN_DIR/writer.log"

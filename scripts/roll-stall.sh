@@ -8,7 +8,8 @@
 #      pause between two acknowledgements);
 #   3. prints how many segments the shard rolled through and the distribution of the one-second longest pauses
 #      (the seconds with a roll are the long ones), then the pause of each roll and of the seconds without one
-#      apart (scripts/roll-stall-report.sh, which also reads a finished run's directory), then stops the writer
+#      apart, and the logged pauses (over PAUSE_LOG_MS, default 5 ms) at each roll and midway between rolls
+#      (scripts/roll-stall-report.sh, which also reads a finished run's directory), then stops the writer
 #      and the cluster (only the PIDs this run recorded; KEEP_CLUSTER=1 leaves the cluster up).
 # ADMIN_BIN: the segstore-admin to create the shard with (default the distribution's; one that knows
 # --segment-bytes is needed).
@@ -29,7 +30,7 @@ DIST="$(cat "$RUN_DIR/dist")"
 ADMIN=("${ADMIN_BIN:-$DIST/bin/segstore-admin}" --meta "$META")
 "${ADMIN[@]}" create-shard rolls --replicas 3 --min-isr 2 --segment-bytes "$SEGMENT_BYTES" > /dev/null
 WRITER_LOG="$RUN_DIR/writer.log"
-"$DIST/bin/segstore-perf" --meta "$META" --shard rolls --gap-report --warmup-seconds 2 --seconds "$LOAD_SECONDS" \
+"$DIST/bin/segstore-perf" --meta "$META" --shard rolls --gap-report --pause-log-ms "${PAUSE_LOG_MS:-5}" --warmup-seconds 2 --seconds "$LOAD_SECONDS" \
   --rate "${WRITER_RATE:-1000}" --in-flight "${WRITER_IN_FLIGHT:-8}" --record-bytes "${WRITER_RECORD_BYTES:-512}" \
   --records-per-request "${WRITER_RECORDS_PER_REQUEST:-4}" > "$WRITER_LOG" 2>&1 || true
 echo "segments of shard rolls after the run: $("${ADMIN[@]}" route rolls | grep -c -E '^ *segment ' || true)"

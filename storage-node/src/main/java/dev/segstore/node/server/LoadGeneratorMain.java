@@ -69,6 +69,9 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             + "ended-ms <epoch ms>', the longest pause between two acknowledgements that ended in that second (or is still going "
             + "on) and when it ended")
     boolean gapReport;
+    @Option(names = "--pause-log-ms", defaultValue = "0", description = "with --gap-report, also print every pause between two "
+            + "acknowledgements longer than this many ms, with the second's line: 'pause <end epoch ms> <ms>' (0: none)")
+    long pauseLogMs;
 
     @Override
     public Integer call() throws Exception {
@@ -87,7 +90,7 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             AtomicLong acked = new AtomicLong();
             AtomicLong failed = new AtomicLong();
             AtomicLong firstMeasured = new AtomicLong(-1);
-            GapReport gaps = gapReport ? new GapReport(failed) : null;
+            GapReport gaps = gapReport ? new GapReport(failed, pauseLogMs) : null;
             long started = System.nanoTime();
             long warmupEnd = started + TimeUnit.SECONDS.toNanos(warmupSeconds);
             long end = warmupEnd + TimeUnit.SECONDS.toNanos(seconds);
@@ -261,9 +264,14 @@ public final class LoadGeneratorMain implements Callable<Integer> {
         private long longestGapNanos;
         private long longestGapEndNanos;
         private final AtomicLong ackedInSecond = new AtomicLong();
+        /** Pauses longer than this are printed one by one (Long.MAX_VALUE: none). */
+        private final long pauseLogNanos;
+        /** Guarded by this: those pauses since the last line, as pairs of end (System.nanoTime) and length, in nanoseconds. */
+        private final java.util.List<long[]> pauses = new java.util.ArrayList<>();
 
-        GapReport(AtomicLong failed) {
+        GapReport(AtomicLong failed, long pauseLogMs) {
             this.failed = failed;
+            this.pauseLogNanos = pauseLogMs > 0 ? TimeUnit.MILLISECONDS.toNanos(pauseLogMs) : Long.MAX_VALUE;
             timer.scheduleAtFixedRate(this::print, 1, 1, TimeUnit.SECONDS);
         }
 
@@ -272,6 +280,9 @@ public final class LoadGeneratorMain implements Callable<Integer> {
                 if (lastAckNanos >= 0 && nowNanos - lastAckNanos > longestGapNanos) {
                     longestGapNanos = nowNanos - lastAckNanos;
                     longestGapEndNanos = nowNanos;
+                }
+                if (lastAckNanos >= 0 && nowNanos - lastAckNanos > pauseLogNanos) {
+                    pauses.add(new long[] {nowNanos, nowNanos - lastAckNanos});
                 }
                 lastAckNanos = Math.max(lastAckNanos, nowNanos);
             }
@@ -284,7 +295,10 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             long nowMs = System.currentTimeMillis();
             long gap;
             long endNanos;
+            java.util.List<long[]> ended;
             synchronized (this) {
+                ended = new java.util.ArrayList<>(pauses);
+                pauses.clear();
                 gap = longestGapNanos;
                 endNanos = longestGapEndNanos;
                 longestGapNanos = 0;
@@ -295,6 +309,9 @@ public final class LoadGeneratorMain implements Callable<Integer> {
             }
             if (gap == 0) {
                 endNanos = nowNanos;
+            }
+            for (long[] p : ended) {
+                System.out.printf("pause %d %.1f%n", nowMs - (nowNanos - p[0]) / 1_000_000, p[1] / 1e6);
             }
             System.out.printf("gap %d acked %d failed %d longest-gap-ms %.0f ended-ms %d%n", nowMs, ackedInSecond.getAndSet(0),
                     failed.get(), gap / 1e6, nowMs - (nowNanos - endNanos) / 1_000_000);
