@@ -253,8 +253,8 @@ public final class Partition {
     }
 
     private void maybeAskToClose() {
-        if (log.sizeInBytes() < roll.closeAtBytes()) {
-            return; // (the clock is not read: most appends stop here)
+        if (log.sizeInBytes() < roll.closeAtBytes() || roll.closeAsked()) {
+            return; // (the clock is not read, nor the roller asked: most appends stop here)
         }
         int epoch = leaderEpoch;
         Roller roller = roll.roller();

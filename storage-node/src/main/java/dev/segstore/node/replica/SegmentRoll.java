@@ -140,6 +140,11 @@ final class SegmentRoll {
         }
     }
 
+    /** Whether this replica asked to close in some epoch (a request out, or committed), or learnt of the close. */
+    boolean closeAsked() {
+        return closing || closeEpoch >= 0;
+    }
+
     /** How long after a failed close request the leader asks again. */
     static final long CLOSE_RETRY_MS = 100;
 

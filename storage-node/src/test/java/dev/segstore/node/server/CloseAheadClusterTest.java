@@ -49,6 +49,13 @@ class CloseAheadClusterTest {
         }
     }
 
+    /** Creates shard {@code name} (3 replicas, min ISR 2, 64 KiB segments) and answers its first segment. */
+    private Segment createShard(String name) throws Exception {
+        adapter.createShard(ShardConfig.of(name, SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
+                .withSegmentBytes(64 * 1024)).get(30, TimeUnit.SECONDS);
+        return route(name).getSegments(0);
+    }
+
     /** Starts the cluster, close ahead on, whose storage nodes' seal requests are lost while {@link #sealsLost}. */
     private void startCluster() throws Exception {
         StorageNode.PeerFaults faults = new StorageNode.PeerFaults() {
@@ -70,11 +77,9 @@ class CloseAheadClusterTest {
     @Test
     void writesGoOnIntoTheNextSegmentBeforeTheSealIsRecorded() throws Exception {
         startCluster();
-        adapter.createShard(ShardConfig.of("ahead", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
-                .withSegmentBytes(64 * 1024)).get(30, TimeUnit.SECONDS);
+        Segment first = createShard("ahead");
         assertEquals(dev.segstore.meta.state.MetaState.MAX_FEATURE_LEVEL, meta.describeCluster().get(30, TimeUnit.SECONDS).getFeatureLevel(),
                 "a new cluster takes its build's feature level before its first shard");
-        Segment first = route("ahead").getSegments(0);
         long shardId = first.getShardId();
         AckedWriters writers = new AckedWriters(adapter, "ahead", 4);
         writers.start();
@@ -121,10 +126,6 @@ class CloseAheadClusterTest {
         assertTrue(read >= writers.ackedCount(), "read back " + read + " of " + writers.ackedCount() + " acknowledged records");
     }
 
-    private long write(Map<Long, String> acked, int i) throws Exception {
-        return write("restart", acked, i);
-    }
-
     private long write(String shard, Map<Long, String> acked, int i) throws Exception {
         String text = ("r" + i + "-").repeat(1024).substring(0, 1024); // 1 KiB: the segment asks to close after about 48 writes
         long offset = adapter.write(shard, NewRecord.of(i, text.getBytes(java.nio.charset.StandardCharsets.UTF_8)))
@@ -140,15 +141,13 @@ class CloseAheadClusterTest {
     @Test
     void aFollowerRestartedWhileTheSegmentClosesTakesTheNextSegmentBeforeTheSeal() throws Exception {
         startCluster();
-        adapter.createShard(ShardConfig.of("restart", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
-                .withSegmentBytes(64 * 1024)).get(30, TimeUnit.SECONDS);
-        Segment first = route("restart").getSegments(0);
+        Segment first = createShard("restart");
         long shardId = first.getShardId();
         Map<Long, String> acked = new HashMap<>();
         int i = 0;
         // One write at a time until the segment is closing (asked at three quarters of its 64 KiB): a quarter is left.
         while (route("restart").getSegments(0).getClosingVersion() == 0) {
-            write(acked, i++);
+            write("restart", acked, i++);
             assertTrue(i < 200, "the segment never closed");
         }
         int follower = first.getReplicasList().stream().filter(id -> id != first.getLeader()).findFirst().orElseThrow();
@@ -167,7 +166,7 @@ class CloseAheadClusterTest {
         StorageNode leader = cluster.nodes[first.getLeader()];
         long start = -1;
         while (start < 0) {
-            long offset = write(acked, i++);
+            long offset = write("restart", acked, i++);
             Partition next = leader.partition(shardId, 1);
             if (next != null && offset >= next.log().logStartOffset()) {
                 start = next.log().logStartOffset();
@@ -175,7 +174,7 @@ class CloseAheadClusterTest {
             assertTrue(i < 400, "no write reached the next segment");
         }
         for (int k = 0; k < 20; k++) {
-            write(acked, i++);
+            write("restart", acked, i++);
         }
         long from = start;
         InJvmCluster.waitFor("node " + follower + " holding the next segment's records", 30_000, () -> {
@@ -195,15 +194,13 @@ class CloseAheadClusterTest {
 
     /**
      * A next segment led before the seal of the one before it is recorded, which grows to its own close-ahead size
-     * meanwhile, closes ahead once that seal is recorded: the controller, which did not know it yet, refused its first
-     * close, and it asks again rather than taking that refusal for good (and rolling the ordinary way).
+     * meanwhile, closes ahead once that seal is recorded: its leader does not ask while the controller does not know it
+     * (which would refuse the close for good, and the segment would roll the ordinary way), and asks once it does.
      */
     @Test
     void aSegmentLedAheadOfTheSealBeforeItClosesAheadOnceThatSealIsRecorded() throws Exception {
         startCluster();
-        adapter.createShard(ShardConfig.of("late", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)
-                .withSegmentBytes(64 * 1024)).get(30, TimeUnit.SECONDS);
-        Segment first = route("late").getSegments(0);
+        Segment first = createShard("late");
         long shardId = first.getShardId();
         StorageNode leader = cluster.nodes[first.getLeader()];
         Map<Long, String> acked = new HashMap<>();
