@@ -10,7 +10,10 @@ import java.nio.ByteBuffer;
 
 /**
  * Reads the batches of a segment file in order, from a batch boundary up to an end position, through a
- * reusable buffer (one read per 64 KiB, not one per batch). In {@link Mode#VERIFY} every batch is whole and
+ * reusable buffer (one read per 64 KiB, not one per batch). The buffer is sized to what is read, at most 64 KiB
+ * unless a batch is larger: a look-up near the written end (a follower's fetch, which locates its offset and walks
+ * to the end) reads a few KiB and allocated 64 KiB for it, twice a fetch, which made 84 % of a leader's
+ * allocations at one write at a time (docs/benchmarks.md, "Scanner buffers sized to the read"). In {@link Mode#VERIFY} every batch is whole and
  * checksummed before it is returned; in {@link Mode#HEADERS} only headers are read and bodies skipped, for
  * look-ups that need positions and offsets but not records. Any framing problem throws a
  * {@link FormatException}; {@link #position()} then names where the bad batch starts.
@@ -21,10 +24,12 @@ final class BatchScanner {
     enum Mode { VERIFY, HEADERS }
 
     private static final int CHUNK = 64 * 1024;
+    private static final ByteBuffer EMPTY = ByteBuffer.allocate(0).asReadOnlyBuffer();
     private final LogChannel channel;
     private final long end;
     private final Mode mode;
-    private ByteBuffer buf = ByteBuffer.allocate(CHUNK).limit(0);
+    /** Allocated at the first read, as large as it (and grown for a larger one); empty until then. */
+    private ByteBuffer buf = EMPTY;
     private long bufStart;
     private long position;
     private long batchPosition = -1;
@@ -84,6 +89,11 @@ final class BatchScanner {
         }
         position += size;
         return view;
+    }
+
+    /** The buffer's capacity: what this scanner allocated (tests). */
+    int bufferCapacity() {
+        return buf.capacity();
     }
 
     /** Makes {@code n} bytes from {@link #position} available in the buffer. */
