@@ -166,7 +166,7 @@ public final class RpcClient implements AutoCloseable {
             throw RpcException.of(reply.getError());
         }
         try {
-            return responseParser.parseFrom(reply.getPayload());
+            return Frames.parsePayload(responseParser, reply.getPayload());
         } catch (InvalidProtocolBufferException ex) {
             throw new RpcException(RpcException.INTERNAL, "malformed answer to " + method + ": " + ex.getMessage());
         }

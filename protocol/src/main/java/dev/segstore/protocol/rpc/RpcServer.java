@@ -245,7 +245,7 @@ public final class RpcServer implements AutoCloseable {
     @SuppressWarnings("unchecked")
     private static <Q extends Message> CompletableFuture<?> invoke(RpcHandler<Q> handler, Envelope request)
             throws InvalidProtocolBufferException {
-        Q parsed = handler.parser().parseFrom(request.getPayload());
+        Q parsed = Frames.parsePayload(handler.parser(), request.getPayload());
         return handler.handle().apply(parsed);
     }
 
