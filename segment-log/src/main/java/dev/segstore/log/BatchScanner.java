@@ -13,7 +13,8 @@ import java.nio.ByteBuffer;
  * reusable buffer (one read per 64 KiB, not one per batch). The buffer is sized to what is read, at most 64 KiB
  * unless a batch is larger: a look-up near the written end (a follower's fetch, which locates its offset and walks
  * to the end) reads a few KiB and allocated 64 KiB for it, twice a fetch, which made 84 % of a leader's
- * allocations at one write at a time (docs/benchmarks.md, "Scanner buffers sized to the read"). In {@link Mode#VERIFY} every batch is whole and
+ * allocations at one write at a time (docs/benchmarks.md, "Fewer copies and allocations per request"). In
+ * {@link Mode#VERIFY} every batch is whole and
  * checksummed before it is returned; in {@link Mode#HEADERS} only headers are read and bodies skipped, for
  * look-ups that need positions and offsets but not records. Any framing problem throws a
  * {@link FormatException}; {@link #position()} then names where the bad batch starts.
@@ -91,7 +92,7 @@ final class BatchScanner {
         return view;
     }
 
-    /** The buffer's capacity: what this scanner allocated (tests). */
+    /** The capacity of the buffer this scanner reads through now (tests). */
     int bufferCapacity() {
         return buf.capacity();
     }

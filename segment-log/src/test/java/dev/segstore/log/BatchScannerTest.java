@@ -54,12 +54,42 @@ class BatchScannerTest {
 
                 BatchScanner whole = new BatchScanner(ch, 0, end, mode);
                 int n = 0;
-                while (whole.next() != null) {
-                    n++;
+                for (BatchView v; (v = whole.next()) != null; n++) {
+                    assertEquals(n, v.baseOffset(), mode + ": batch " + n + "'s offset");
+                    assertEquals((long) positions.get(n), whole.position(), mode + ": batch " + n + "'s position");
                 }
                 assertEquals(100, n, mode + ": every batch of a long scan");
+                assertEquals(end, whole.nextPosition(), mode + ": the scan ends at the end");
                 assertTrue(end > 64 * 1024, "the file is longer than one buffer");
                 assertEquals(64 * 1024, whole.bufferCapacity(), mode + ": a long scan reads through one 64 KiB buffer");
+            }
+        }
+    }
+
+    @Test
+    void aBatchLargerThan64KiBIsReadWholeThroughABufferGrownToIt() throws IOException {
+        try (LogChannel ch = RealLogFiles.INSTANCE.open(dir.resolve("big"), true)) {
+            ByteBuffer small = RecordBatch.encode(0, 0, RecordBatch.NO_PRODUCER_ID, RecordBatch.NO_SEQUENCE,
+                    List.of(LogFixtures.record(0, "s")));
+            ByteBuffer big = RecordBatch.encode(1, 0, RecordBatch.NO_PRODUCER_ID, RecordBatch.NO_SEQUENCE,
+                    List.of(LogFixtures.record(1, "b".repeat(100_000))));
+            int smallSize = small.remaining();
+            int bigSize = big.remaining();
+            ch.writeFully(small, 0);
+            ch.writeFully(big, smallSize);
+            long end = smallSize + bigSize;
+            for (BatchScanner.Mode mode : BatchScanner.Mode.values()) {
+                BatchScanner s = new BatchScanner(ch, 0, end, mode);
+                assertEquals(0, s.next().baseOffset(), mode.name());
+                BatchView v = s.next();
+                assertEquals(1, v.baseOffset(), mode + ": the big batch");
+                assertEquals(bigSize, v.sizeInBytes(), mode.name());
+                assertNull(s.next(), mode.name());
+                if (mode == BatchScanner.Mode.VERIFY) {
+                    assertTrue(s.bufferCapacity() >= bigSize, "the buffer grew to the whole batch: " + s.bufferCapacity());
+                } else {
+                    assertTrue(s.bufferCapacity() <= end, "headers only: never more than the scan: " + s.bufferCapacity());
+                }
             }
         }
     }

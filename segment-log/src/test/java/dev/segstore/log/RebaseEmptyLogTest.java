@@ -269,16 +269,21 @@ class RebaseEmptyLogTest {
         } finally {
             source.close();
         }
-        // The flush policy waits a minute with a non-empty queue: fsync appends that wait keep the queue full.
+        // The flush policy waits a minute with a non-empty queue, and once the queue is filled every force waits at a
+        // closed gate: fsync appends that wait keep the queue full. (Without the gate, the I/O thread could drain the
+        // queue after the filling, force at once as the queue was empty, and free it before the follower's append: the
+        // test failed so once in a run of the module, "expected: <...QUEUE_FULL...> but was: <null>".)
+        GatedLogFiles files = new GatedLogFiles();
         LogDirectory directory = LogDirectory.open(root.resolve("queued"), DirectoryConfig.DEFAULT.withQueueLimits(4096, 1000)
                 .withFlushPolicy(new FlushPolicy(60_000_000_000L, Long.MAX_VALUE, 60_000_000_000L, Long.MAX_VALUE)),
-                dev.segstore.log.io.RealLogFiles.INSTANCE, clock::get);
+                files, clock::get);
         try {
             SegmentLog filler = directory.openLog("filler", SMALL, 0);
             SegmentLog follower = directory.openLog("follower", SMALL, 400);
             follower.assignEpochAtEnd(1);
             follower.dropEmptyEpochsBut(1);
             int written = follower.epochCheckpointWrites();
+            files.close();
             boolean full = false;
             for (int i = 0; i < 100 && !full; i++) {
                 AppendResult f = filler.appendAsLeader(List.of(AppendRecord.of(1, new byte[500])), 0, Durability.FSYNC).getNow(null);
@@ -290,6 +295,7 @@ class RebaseEmptyLogTest {
             assertEquals(List.of(new EpochEntry(1, 400)), follower.epochHistory(), "the early entry stays");
             assertEquals(written, follower.epochCheckpointWrites(), "and no checkpoint was written");
         } finally {
+            files.open();
             directory.halt();
         }
     }

@@ -44,7 +44,8 @@ public final class Frames {
      * ({@link #parsePayload}) are views of that array: a produce request's records were copied three times before
      * the node's own copy (parsing the envelope from an InputStream also allocated a 4 KiB buffer per envelope, a
      * quarter of a storage node's allocations at one write at a time: docs/benchmarks.md, "Fewer copies and
-     * allocations per request"). A bytes field kept after its message holds the whole frame's array.
+     * allocations per request"). A bytes field kept after its message holds the whole frame's array (none is kept
+     * now: the meta-service's request ids reach its state through the Raft log, parsed again there).
      */
     static com.google.protobuf.CodedInputStream aliasing(byte[] bytes) {
         // Through a ByteString: CodedInputStream.newInstance(byte[]) takes the array as mutable and copies anyway.
@@ -58,7 +59,9 @@ public final class Frames {
             throws com.google.protobuf.InvalidProtocolBufferException {
         com.google.protobuf.CodedInputStream in = payload.newCodedInput();
         in.enableAliasing(true);
-        return parser.parseFrom(in);
+        M message = parser.parseFrom(in);
+        in.checkLastTagWas(0); // as parseFrom(ByteString) checks
+        return message;
     }
 
     /** Envelopes, each with its attachment frame when it announced one. One per connection. */
@@ -76,7 +79,9 @@ public final class Frames {
                 waiting = null;
                 return;
             }
-            Envelope e = Envelope.parseFrom(aliasing(io.netty.buffer.ByteBufUtil.getBytes(frame)));
+            com.google.protobuf.CodedInputStream in = aliasing(io.netty.buffer.ByteBufUtil.getBytes(frame)); // a copy, always
+            Envelope e = Envelope.parseFrom(in);
+            in.checkLastTagWas(0); // as parseFrom(InputStream) checked: a stray end-group tag is malformed, not an end
             if (e.getAttachmentBytes() > 0) {
                 waiting = e;
             } else {

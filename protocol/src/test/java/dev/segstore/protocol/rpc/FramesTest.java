@@ -6,7 +6,55 @@ import org.junit.jupiter.api.Test;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** The frame decoder's copies: one per frame, the envelope's payload and the message in it are views of it. */
+@org.junit.jupiter.api.Timeout(60)
 class FramesTest {
+    /** A bytes field parsed as a view of a larger array, not copied out of it (protobuf's class for such a view). */
+    private static boolean isView(ByteString b) {
+        return b.getClass().getSimpleName().equals("BoundedByteString");
+    }
+
+    private static Envelope withPayload(int bytes) {
+        byte[] records = new byte[bytes];
+        java.util.Arrays.fill(records, (byte) 7);
+        return Envelope.newBuilder().setId(2).setMethod("inner").setPayload(ByteString.copyFrom(records)).build();
+    }
+
+    @Test
+    void theDecoderInThePipelineGivesEnvelopesWhosePayloadIsAViewOfTheFrame() {
+        io.netty.channel.embedded.EmbeddedChannel ch = new io.netty.channel.embedded.EmbeddedChannel();
+        Frames.install(ch.pipeline(), 1 << 20);
+        Envelope sent = Envelope.newBuilder().setId(1).setMethod("node.Produce").setPayload(withPayload(1_000).toByteString()).build();
+        byte[] bytes = sent.toByteArray();
+        io.netty.buffer.ByteBuf in = io.netty.buffer.Unpooled.buffer();
+        in.writeInt(bytes.length).writeBytes(bytes);
+        ch.writeInbound(in);
+        Frame f = ch.readInbound();
+        assertEquals(sent, f.envelope(), "the envelope decodes whole");
+        org.junit.jupiter.api.Assertions.assertTrue(isView(f.envelope().getPayload()),
+                "the payload is a view of the frame's copy, not a copy of its own: " + f.envelope().getPayload().getClass());
+        ch.finishAndReleaseAll();
+    }
+
+    @Test
+    void aServerAndAClientParseTheMessagesInEnvelopesAsViews() throws Exception {
+        // Envelope serves as a message with a bytes field: the handler answers whether its request's was a view, and
+        // sends one back for the client to check its own parse.
+        RpcServer server = new RpcServer(1, 1 << 20).register(RpcHandler.of("view", Envelope.parser(), r ->
+                java.util.concurrent.CompletableFuture.completedFuture(r.toBuilder().setId(isView(r.getPayload()) ? 1 : 0).build())));
+        RpcClient client = new RpcClient(1, 1 << 20);
+        try {
+            java.net.InetSocketAddress bound = server.start("127.0.0.1", 0);
+            Envelope answer = client.call("127.0.0.1:" + bound.getPort(), "view", withPayload(1_000), Envelope.parser(), 10_000)
+                    .get(30, java.util.concurrent.TimeUnit.SECONDS);
+            assertEquals(1, answer.getId(), "the server's request: its records are a view of the frame");
+            org.junit.jupiter.api.Assertions.assertTrue(isView(answer.getPayload()), "the client's answer: its records are a view of the frame");
+            assertEquals(withPayload(1_000).getPayload(), answer.getPayload(), "and the same bytes");
+        } finally {
+            client.close();
+            server.close();
+        }
+    }
+
     @Test
     void anEnvelopeAndTheMessageInItAreViewsOfTheFramesBytesNotCopies() throws Exception {
         byte[] records = new byte[1_000];
