@@ -390,19 +390,9 @@ final class AssignmentReconciler {
         logs.prepareAhead(closingKey);
     }
 
-    /** Logs made ahead of a roll's commit and then claimed by the committed segment (tests, metrics). */
-    long preparedTaken() {
-        return logs.preparedTaken();
-    }
-
-    /** Of those, logs made while the segment before closed ahead ({@link #prepareAhead}) (tests). */
-    long aheadTaken() {
-        return logs.aheadTaken();
-    }
-
-    /** Of those, logs whose checkpoint already held the epoch their segment is led in, taken to lead or follow (tests). */
-    long aheadWithEpochTaken() {
-        return logs.aheadWithEpochTaken();
+    /** Where replicas' logs come from, with its counts of logs made ahead and taken (tests, metrics). */
+    ReplicaLogs logs() {
+        return logs;
     }
 
     /** {@link #takeNext} on the node's roll thread (from an RPC or an owner thread), if it would take it. */

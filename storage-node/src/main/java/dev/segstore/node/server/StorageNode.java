@@ -267,17 +267,17 @@ public final class StorageNode implements AutoCloseable {
 
     /** Replicas whose log was made while their roll committed, and then taken by the committed segment (tests). */
     public long preparedLogsTaken() {
-        return reconciler.preparedTaken();
+        return reconciler.logs().preparedTaken();
     }
 
     /** Of those, replicas of a next segment whose log was made while the segment before closed ahead (tests). */
     public long aheadLogsTaken() {
-        return reconciler.aheadTaken();
+        return reconciler.logs().aheadTaken();
     }
 
     /** Of those, logs whose epoch checkpoint was written ahead too, taken to lead or follow (tests). */
     public long aheadLogsTakenWithEpoch() {
-        return reconciler.aheadWithEpochTaken();
+        return reconciler.logs().aheadWithEpochTaken();
     }
 
     /** The partition hosted for a segment, if any (tests and admin). */

@@ -86,7 +86,7 @@ class CloseAheadTakeTest {
             f.reconciler.takeAhead(next, ReconcilerFixture.shard(1, 2)); // the leader handed over: its fetch answer named it
             Hosted h = f.hosted.get(new Hosted.Key(1, 1));
             assertEquals(Partition.Role.FOLLOWER, h.partition.role());
-            assertEquals(1, f.reconciler.aheadWithEpochTaken(), "the log made while the segment closed, with the epoch it is followed in");
+            assertEquals(1, f.reconciler.logs().aheadWithEpochTaken(), "the log made while the segment closed, with the epoch it is followed in");
             assertEquals(List.of(new dev.segstore.log.epoch.EpochEntry(3, 0)), h.partition.log().epochHistory(),
                     "kept as the replica took its role");
             assertEquals(1, h.partition.log().epochCheckpointWrites(), "written once, while the segment before closed");
