@@ -82,6 +82,8 @@ public final class SegmentLog {
      * found bad bytes while this moved raced the cut, not a damaged file, and is read again (see {@link #read}).
      */
     private volatile long truncations;
+    /** Told of every batch appended ({@link #observeAppends}); null: none. */
+    private volatile AppendObserver observer;
 
     private SegmentLog(LogDirectory directory, String name, Path dir, LogConfig config, LeaderEpochCache epochs) {
         this.directory = directory;
@@ -422,8 +424,44 @@ public final class SegmentLog {
         }
         long position = active.reserve(size, now);
         nextOffset = view.nextOffset();
+        AppendObserver o = observer;
+        if (o != null) {
+            try {
+                o.appended(view, truncations);
+            } catch (RuntimeException e) {
+                LOG.warn("Log {}: the append observer failed on the batch at offset {}: {}", name, view.baseOffset(), e.toString());
+            }
+        }
         directory.enqueue(new IoTask.Write(this, active, position, bytes, view.baseOffset(), view.nextOffset(),
                 view.maxTimestamp(), durability, System.nanoTime(), appends, future, result));
+    }
+
+    /**
+     * Told of each batch appended, as leader or follower, so that what the log's reader would read back can be taken
+     * from the bytes being appended instead (the node's key and tag index: docs/architecture.md, "Key, tag and timestamp reads").
+     */
+    @FunctionalInterface
+    public interface AppendObserver {
+        /**
+         * {@code batch} (whole, checked, with its final offsets) was appended at the log's end: it is queued for writing, not
+         * yet written, and its bytes must not be kept (they are read only during this call). {@code truncations} is
+         * {@link #truncations()} then: a later truncation may have cut the batch. Runs on the appending thread, under the
+         * log's monitor: it must be quick, take no lock that waits on this log, and not throw.
+         */
+        void appended(BatchView batch, long truncations);
+    }
+
+    /** Sets the one observer of this log's appends ({@link AppendObserver}); null: none. Appends already made are not told. */
+    public void observeAppends(AppendObserver observer) {
+        this.observer = observer;
+    }
+
+    /**
+     * How many times a truncation began or ended on this log (odd while one runs): appended batches told to an
+     * {@link AppendObserver} with a different count than now may have been cut.
+     */
+    public long truncations() {
+        return truncations;
     }
 
     /** Rolls to a new segment when the next batch would not fit, or the active segment is old enough. */

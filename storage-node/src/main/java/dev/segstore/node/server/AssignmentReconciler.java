@@ -620,6 +620,7 @@ final class AssignmentReconciler {
         }
         ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);
         replicaIndex.resetTo(p.log().logEndOffset());
+        p.log().observeAppends(replicaIndex); // keys and tags taken as appended, not read back
         long doneNanos = System.nanoTime();
         LOG.debug("{}: replica opened in {} us (log {}, tombstones {}, partition {}, producers {}, roll and index {})", key.logName(),
                 (doneNanos - startedNanos) / 1_000, (logNanos - startedNanos) / 1_000, (tombstonesNanos - logNanos) / 1_000,

@@ -3,6 +3,8 @@ package dev.segstore.node.server;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.log.LogRecord;
 import dev.segstore.log.SegmentLog;
+import dev.segstore.log.format.BatchView;
+import dev.segstore.log.format.RecordBatch;
 import dev.segstore.node.index.NodeIndex;
 import dev.segstore.node.replica.Partition;
 import dev.segstore.node.replica.ReplicaException;
@@ -12,6 +14,8 @@ import org.rocksdb.RocksDBException;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * One replica's key and tag index: the node's RocksDB ({@link NodeIndex}) seen for one segment, kept up with
@@ -27,8 +31,17 @@ import java.util.List;
  * An indexed read catches up first, as before, so it never misses a record for this. The "indexed up to" mark is
  * kept here as well as in RocksDB, so a tick that finds nothing new reads nothing; it is pulled back by a truncation
  * ({@link #resetTo}) and by any catch-up that finds it past the log's written end (a cut nobody reported).
+ *
+ * <p>Appended batches are not read back from the log: this object observes the replica's log
+ * ({@link SegmentLog.AppendObserver}), takes the keys and tags of each batch from the bytes being appended, on the
+ * appending thread, and queues them; a catch-up indexes what it finds queued for the records written since the mark,
+ * and reads back from the log only what it does not find there: batches appended before a truncation began (the log's
+ * {@link SegmentLog#truncations()} count moved since: the cut may have replaced them), the batches of a queue that was
+ * full ({@link #MAX_QUEUED_RECORDS}, {@link #MAX_QUEUED_CHARS}), and any appended before this object observed the log.
+ * Reading every record back cost a storage node 8-9 % of its CPU at saturation (docs/benchmarks.md, "The key and tag
+ * index takes appended batches as they are appended").
  */
-final class ReplicaIndex {
+final class ReplicaIndex implements SegmentLog.AppendObserver {
     private static final int CATCH_UP_RECORDS = 5_000;
     private static final int CATCH_UP_BYTES = 8 << 20;
     private static final int KEY_PAGE = 10_000;
@@ -38,23 +51,52 @@ final class ReplicaIndex {
     static final long BACKGROUND_DELAY_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(1);
     /** The mark not read yet from RocksDB. */
     private static final long UNREAD = Long.MIN_VALUE;
+    /** Records queued by {@link #appended} and not taken by a catch-up yet, at most (past it, batches are read back). */
+    static final long MAX_QUEUED_RECORDS = 100_000;
+    /** Characters of keys and tags queued, at most, likewise. */
+    static final long MAX_QUEUED_CHARS = 4 << 20;
 
     private final NodeIndex index;
     private final long shardId;
     private final long sequence;
     private final Partition partition;
+    private final long maxQueuedRecords;
+    private final long maxQueuedChars;
     /** The next offset still to index, as RocksDB holds it ({@link #UNREAD} until read); under the monitor. */
     private long mark = UNREAD;
     /** When a background tick first saw records waiting (0: none waiting then); under the monitor. */
     private long waitingSinceNanos;
-    /** The replica was deleted here: its rows are dropped, and nothing is written for it any more. */
-    private boolean closed;
+    /** The replica was deleted here: its rows are dropped, and nothing is written for it any more. Written under the monitor. */
+    private volatile boolean closed;
+    /** Appended batches' keys and tags, in the order appended ({@link #appended}), until a catch-up takes them. */
+    private final ConcurrentLinkedQueue<Appended> queued = new ConcurrentLinkedQueue<>();
+    /** Records, and characters of keys and tags, in {@link #queued}. */
+    private final AtomicLong queuedRecords = new AtomicLong();
+    private final AtomicLong queuedChars = new AtomicLong();
+    /** Records catch-ups read back from the log, and took from {@link #queued} (tests); under the monitor. */
+    private long recordsReadBack;
+    private long recordsTaken;
+
+    /**
+     * The keys and tags of one appended batch ({@code entries}: its records with a key or a tag), appended when the
+     * log's truncation count was {@code truncations}; {@code chars}: their characters.
+     */
+    private record Appended(long truncations, long baseOffset, long nextOffset, int records, long chars,
+                            List<NodeIndex.Entry> entries) {
+    }
 
     ReplicaIndex(NodeIndex index, long shardId, long sequence, Partition partition) {
+        this(index, shardId, sequence, partition, MAX_QUEUED_RECORDS, MAX_QUEUED_CHARS);
+    }
+
+    /** As above, with the queue's bounds (tests). */
+    ReplicaIndex(NodeIndex index, long shardId, long sequence, Partition partition, long maxQueuedRecords, long maxQueuedChars) {
         this.index = index;
         this.shardId = shardId;
         this.sequence = sequence;
         this.partition = partition;
+        this.maxQueuedRecords = maxQueuedRecords;
+        this.maxQueuedChars = maxQueuedChars;
     }
 
     /** The log was cut at {@code end} (recovery or truncation): offsets from there must be indexed again. */
@@ -127,7 +169,35 @@ final class ReplicaIndex {
         return true;
     }
 
-    /** Indexes what the replica wrote since the last time. */
+    /**
+     * The log appended {@code batch}: its keys and tags are queued for the next catch-up (appending thread, under the
+     * log's monitor; nothing here waits). Not queued, and so read back later, when the queue is full.
+     */
+    @Override
+    public void appended(BatchView batch, long truncations) {
+        if (closed || queuedRecords.get() >= maxQueuedRecords || queuedChars.get() >= maxQueuedChars) {
+            return;
+        }
+        List<NodeIndex.Entry> entries = List.of();
+        long chars = 0;
+        for (LogRecord r : RecordBatch.decode(batch, batch.baseOffset(), batch.nextOffset(), Integer.MAX_VALUE, false)) {
+            if (r.key() != null || !r.tags().isEmpty()) {
+                if (entries.isEmpty()) {
+                    entries = new ArrayList<>();
+                }
+                entries.add(new NodeIndex.Entry(r.offset(), r.key(), r.tags()));
+                chars += r.key() == null ? 0 : r.key().length();
+                for (String t : r.tags()) {
+                    chars += t.length();
+                }
+            }
+        }
+        queued.add(new Appended(truncations, batch.baseOffset(), batch.nextOffset(), batch.recordCount(), chars, entries));
+        queuedRecords.addAndGet(batch.recordCount());
+        queuedChars.addAndGet(chars);
+    }
+
+    /** Indexes what the replica wrote since the last time: as queued by {@link #appended}, else read back from the log. */
     synchronized void catchUp() {
         waitingSinceNanos = 0;
         if (closed) {
@@ -135,24 +205,92 @@ final class ReplicaIndex {
         }
         try {
             SegmentLog log = partition.log();
+            long truncations = log.truncations(); // before the written end: a batch written by then was queued with it or before
             long from = Math.max(mark(), log.logStartOffset());
             long to = log.writtenEndOffset();
+            List<NodeIndex.Entry> taken = new ArrayList<>();
             while (from < to) {
-                List<LogRecord> records = log.readKeysAndTags(from, CATCH_UP_RECORDS, CATCH_UP_BYTES, to); // no payload copied
-                if (records.isEmpty()) {
+                Appended a = queued.peek();
+                if (a != null && (a.truncations() < truncations || a.nextOffset() <= from)) {
+                    dequeue(a); // appended before a truncation began (the cut may have replaced it), or indexed already
+                    continue;
+                }
+                boolean current = a != null && a.truncations() == truncations && (truncations & 1) == 0;
+                if (current && a.baseOffset() <= from && a.nextOffset() <= to) {
+                    for (NodeIndex.Entry e : a.entries()) {
+                        if (e.offset() >= from) {
+                            taken.add(e);
+                        }
+                    }
+                    recordsTaken += a.nextOffset() - from;
+                    from = a.nextOffset();
+                    dequeue(a);
+                    if (taken.size() >= CATCH_UP_RECORDS) {
+                        indexTaken(taken, from);
+                        taken = new ArrayList<>();
+                    }
+                    continue;
+                }
+                if (current && a.baseOffset() <= from) {
+                    break; // not written yet (the written end moves by whole batches: not expected)
+                }
+                // Not queued (a full queue, a truncation, appended before this object observed the log): read back.
+                indexTaken(taken, from);
+                taken = new ArrayList<>();
+                long until = current ? Math.min(a.baseOffset(), to) : to;
+                long read = readBack(log, from, until);
+                if (read <= from) {
                     break;
                 }
-                List<NodeIndex.Entry> entries = new ArrayList<>(records.size());
-                for (LogRecord r : records) {
-                    entries.add(new NodeIndex.Entry(r.offset(), r.key(), r.tags()));
-                }
-                from = records.get(records.size() - 1).offset() + 1;
-                index.index(shardId, sequence, entries, from);
-                mark = from;
+                from = read;
             }
+            indexTaken(taken, from);
         } catch (RocksDBException e) {
             throw storageError(e);
         }
+    }
+
+    private void dequeue(Appended a) {
+        queued.poll();
+        queuedRecords.addAndGet(-a.records());
+        queuedChars.addAndGet(-a.chars());
+    }
+
+    /** Writes {@code entries} and the mark {@code next}, unless there is nothing to write. */
+    private void indexTaken(List<NodeIndex.Entry> entries, long next) throws RocksDBException {
+        if (!entries.isEmpty() || next != mark) {
+            index.index(shardId, sequence, entries, next);
+            mark = next;
+        }
+    }
+
+    /** Reads the keys and tags of the records in [from, until) back from the log and indexes them; the next offset. */
+    private long readBack(SegmentLog log, long from, long until) throws RocksDBException {
+        while (from < until) {
+            List<LogRecord> records = log.readKeysAndTags(from, CATCH_UP_RECORDS, CATCH_UP_BYTES, until); // no payload copied
+            if (records.isEmpty()) {
+                break;
+            }
+            List<NodeIndex.Entry> entries = new ArrayList<>(records.size());
+            for (LogRecord r : records) {
+                entries.add(new NodeIndex.Entry(r.offset(), r.key(), r.tags()));
+            }
+            from = records.get(records.size() - 1).offset() + 1;
+            index.index(shardId, sequence, entries, from);
+            mark = from;
+            recordsReadBack += records.size();
+        }
+        return from;
+    }
+
+    /** Records catch-ups read back from the log (tests). */
+    synchronized long recordsReadBack() {
+        return recordsReadBack;
+    }
+
+    /** Records catch-ups took from the appended batches' queue (tests). */
+    synchronized long recordsTaken() {
+        return recordsTaken;
     }
 
     /**

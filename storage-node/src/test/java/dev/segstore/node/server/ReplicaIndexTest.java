@@ -131,6 +131,84 @@ class ReplicaIndexTest {
         assertEquals(List.of(1L, 2L), nodeIndex.offsetsByKey(7, 0, "c", 0, 10));
     }
 
+    /** An index that observes the log's appends, as a storage node's does, with room for {@code maxQueuedRecords} records. */
+    private ReplicaIndex observing(long maxQueuedRecords) {
+        Partition p = new Partition("s/0@1", log, 1, new ReplicaConfig(1, 1_000, Durability.FSYNC), System::currentTimeMillis,
+                (epoch, version, isr) -> CompletableFuture.failedFuture(new IllegalStateException("no ISR change here")));
+        ReplicaIndex observer = new ReplicaIndex(nodeIndex, 7, 0, p, maxQueuedRecords, ReplicaIndex.MAX_QUEUED_CHARS);
+        log.observeAppends(observer);
+        return observer;
+    }
+
+    private void writeUntagged(int records) {
+        List<AppendRecord> batch = new ArrayList<>();
+        for (int i = 0; i < records; i++) {
+            batch.add(new AppendRecord(null, List.of(), 1, List.of(), new byte[8]));
+        }
+        log.appendAsLeader(batch, 0, Durability.FSYNC).join();
+    }
+
+    @Test
+    void appendedBatchesAreIndexedAsAppendedNotReadBack() throws Exception {
+        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_RECORDS);
+        write(3, "a");
+        writeUntagged(2);
+        write(1, "b");
+        observed.catchUp();
+        assertEquals(List.of(0L, 1L, 2L), nodeIndex.offsetsByKey(7, 0, "a", 0, 10));
+        assertEquals(List.of(5L), nodeIndex.offsetsByKey(7, 0, "b", 0, 10));
+        assertEquals(List.of(0L, 1L, 2L, 5L), nodeIndex.offsetsByTag(7, 0, "t", 0, 10));
+        assertEquals(6, nodeIndex.indexedUpTo(7, 0));
+        assertEquals(0, observed.recordsReadBack(), "every record was taken as appended: none read back from the log");
+        assertEquals(6, observed.recordsTaken());
+    }
+
+    @Test
+    void batchesAppendedBeforeACutAreReadBackNotTakenAsAppended() throws Exception {
+        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_RECORDS);
+        writeThreeBatches("a"); // queued, not indexed yet
+        assertEquals(1, log.truncateTo(1).join());
+        observed.resetTo(1); // as a follower's truncation does
+        write(1, "c"); // offsets 1 and 2 again, queued after the cut
+        write(1, "c");
+        observed.catchUp();
+        assertEquals(List.of(0L), nodeIndex.offsetsByKey(7, 0, "a", 0, 10), "the cut records' keys, queued before the cut, are not indexed");
+        assertEquals(List.of(1L, 2L), nodeIndex.offsetsByKey(7, 0, "c", 0, 10), "the records written again are");
+        assertEquals(1, observed.recordsReadBack(), "the record below the cut, queued before it, read back");
+        assertEquals(2, observed.recordsTaken(), "those appended after the cut taken as appended");
+    }
+
+    @Test
+    void aCutNotReportedWhileBatchesWaitIsSeenByTheirTruncationCount() throws Exception {
+        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_RECORDS);
+        writeThreeBatches("a");
+        observed.catchUp(); // mark 3, queue empty
+        write(1, "a"); // offset 3, queued
+        assertEquals(3, log.truncateTo(3).join()); // cuts offset 3, not reported (no resetTo): the mark (3) stays
+        write(1, "d"); // offset 3 again
+        observed.catchUp();
+        assertEquals(List.of(0L, 1L, 2L), nodeIndex.offsetsByKey(7, 0, "a", 0, 10));
+        assertEquals(List.of(3L), nodeIndex.offsetsByKey(7, 0, "d", 0, 10));
+    }
+
+    @Test
+    void batchesAFullQueueLeftOutAreReadBack() throws Exception {
+        ReplicaIndex observed = observing(2);
+        write(1, "a"); // queued
+        write(1, "b"); // queued: the queue holds 2 records
+        write(1, "c"); // left out
+        write(1, "d"); // left out
+        observed.catchUp();
+        write(1, "e"); // queued again: the catch-up emptied the queue
+        observed.catchUp();
+        for (String k : List.of("a", "b", "c", "d", "e")) {
+            assertEquals(1, nodeIndex.offsetsByKey(7, 0, k, 0, 10).size(), "key " + k + " indexed once");
+        }
+        assertEquals(2, observed.recordsReadBack(), "the two records left out read back");
+        assertEquals(3, observed.recordsTaken());
+        assertEquals(5, nodeIndex.indexedUpTo(7, 0));
+    }
+
     @Test
     void aDeletedReplicasIndexWritesNothing() throws Exception {
         write(3, "a");
