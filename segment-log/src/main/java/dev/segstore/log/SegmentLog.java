@@ -84,6 +84,8 @@ public final class SegmentLog {
     private volatile long truncations;
     /** Told of every batch appended ({@link #observeAppends}); null: none. */
     private volatile AppendObserver observer;
+    /** Whether the observer failed once (logged at WARN once); guarded by this. */
+    private boolean observerFailed;
 
     private SegmentLog(LogDirectory directory, String name, Path dir, LogConfig config, LeaderEpochCache epochs) {
         this.directory = directory;
@@ -424,16 +426,23 @@ public final class SegmentLog {
         }
         long position = active.reserve(size, now);
         nextOffset = view.nextOffset();
+        directory.enqueue(new IoTask.Write(this, active, position, bytes, view.baseOffset(), view.nextOffset(),
+                view.maxTimestamp(), durability, System.nanoTime(), appends, future, result));
         AppendObserver o = observer;
         if (o != null) {
+            // After the enqueue: whatever the observer does, the log holds what it was given.
             try {
                 o.appended(view, truncations);
             } catch (RuntimeException e) {
-                LOG.warn("Log {}: the append observer failed on the batch at offset {}: {}", name, view.baseOffset(), e.toString());
+                if (!observerFailed) {
+                    observerFailed = true;
+                    LOG.warn("Log {}: the append observer failed on the batch at offset {} (later failures are logged at DEBUG)",
+                            name, view.baseOffset(), e);
+                } else {
+                    LOG.debug("Log {}: the append observer failed on the batch at offset {}: {}", name, view.baseOffset(), e.toString());
+                }
             }
         }
-        directory.enqueue(new IoTask.Write(this, active, position, bytes, view.baseOffset(), view.nextOffset(),
-                view.maxTimestamp(), durability, System.nanoTime(), appends, future, result));
     }
 
     /**
@@ -443,10 +452,11 @@ public final class SegmentLog {
     @FunctionalInterface
     public interface AppendObserver {
         /**
-         * {@code batch} (whole, checked, with its final offsets) was appended at the log's end: it is queued for writing, not
-         * yet written, and its bytes must not be kept (they are read only during this call). {@code truncations} is
-         * {@link #truncations()} then: a later truncation may have cut the batch. Runs on the appending thread, under the
-         * log's monitor: it must be quick, take no lock that waits on this log, and not throw.
+         * {@code batch} (whole, checked, with its final offsets) was appended at the log's end: it is queued for writing
+         * (and may be written already), and its bytes must not be kept (they are read only during this call).
+         * {@code truncations} is {@link #truncations()} then: a later truncation may have cut the batch. Runs on the
+         * appending thread, under the log's monitor, once the batch is queued: it must be quick and take no lock that
+         * waits on this log. What it throws is logged; the append stands.
          */
         void appended(BatchView batch, long truncations);
     }

@@ -62,6 +62,19 @@ class AppendObserverTest {
     }
 
     @Test
+    void aWritersOwnBatchIsToldWithTheOffsetsTheLogStampedIntoIt() throws Exception {
+        try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT)) {
+            SegmentLog log = directory.openLog("l", CONFIG, 0);
+            append(log, LogFixtures.records(4, 1, "a"), 0, Durability.FSYNC);
+            List<Told> told = new ArrayList<>();
+            log.observeAppends(recording(told));
+            ByteBuffer batch = dev.segstore.log.format.RecordBatch.encode(0, 0, -1, -1, LogFixtures.records(2, 1, "w"));
+            await(log.appendEncodedAsLeader(batch, 0, -1, -1, Durability.FSYNC)); // the node's produce path
+            assertEquals(List.of(new Told(4, 6, 2, 0)), told, "told once, at offsets 4 and 5 as stamped, not 0 as encoded");
+        }
+    }
+
+    @Test
     void anObserverThatThrowsFailsNoAppend() throws Exception {
         try (LogDirectory directory = LogDirectory.open(root, DirectoryConfig.DEFAULT)) {
             SegmentLog log = directory.openLog("l", CONFIG, 0);

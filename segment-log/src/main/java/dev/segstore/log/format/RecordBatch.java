@@ -175,6 +175,59 @@ public final class RecordBatch {
         return out;
     }
 
+    /** Told of each record with a key or a tag ({@link #forEachKeyOrTag}): its offset, key (null: none) and tags. */
+    @FunctionalInterface
+    public interface KeyOrTagVisitor {
+        void record(long offset, String key, List<String> tags);
+    }
+
+    /**
+     * Tells {@code visitor} of each record of {@code batch} (whole, and checked before) that has a key or a tag, decoding
+     * nothing else and making no object for the records without: what a key and tag index takes from a batch being
+     * appended. Throws {@link FormatException} for a record whose fields run past it.
+     */
+    public static void forEachKeyOrTag(BatchView batch, KeyOrTagVisitor visitor) {
+        ByteBuffer buf = batch.buffer().duplicate();
+        int end = buf.position() + batch.sizeInBytes();
+        buf.limit(end).position(buf.position() + HEADER_SIZE);
+        long base = batch.baseOffset();
+        for (int i = 0; i < batch.recordCount(); i++) {
+            int length = VarInts.getUnsigned(buf);
+            if (length > buf.remaining()) {
+                throw new FormatException("record " + i + " claims " + length + " bytes, " + buf.remaining() + " left");
+            }
+            int recordEnd = buf.position() + length;
+            buf.limit(recordEnd);
+            buf.get(); // attributes
+            VarInts.getZigZag(buf); // timestamp delta
+            VarInts.getUnsigned(buf); // offset delta
+            int keyLength = VarInts.getUnsigned(buf);
+            String key = keyLength == 0 ? null : anyString(buf, keyLength - 1);
+            int tagCount = VarInts.getUnsigned(buf);
+            if (key != null || tagCount > 0) {
+                List<String> tags = tagCount == 0 ? List.of() : new ArrayList<>(Math.min(tagCount, 64));
+                for (int t = 0; t < tagCount; t++) {
+                    tags.add(anyString(buf, VarInts.getUnsigned(buf)));
+                }
+                visitor.record(base + i, key, tags);
+            }
+            buf.limit(end).position(recordEnd);
+        }
+    }
+
+    /** A UTF-8 string of {@code length} bytes at the buffer's position, from a heap buffer or any other. */
+    private static String anyString(ByteBuffer r, int length) {
+        if (r.hasArray()) {
+            return string(r, length);
+        }
+        if (length > r.remaining()) {
+            throw new FormatException("string of " + length + " bytes runs past the record");
+        }
+        byte[] bytes = new byte[length];
+        r.get(bytes);
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+
     /**
      * Checks a batch a writer encoded (with {@link #encode}, any offsets) before a leader takes it as it is:
      * whole and intact ({@link BatchView#verify}), every record well-formed (each length inside its record,

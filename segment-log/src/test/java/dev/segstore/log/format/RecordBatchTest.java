@@ -24,6 +24,28 @@ class RecordBatchTest {
     }
 
     @Test
+    void forEachKeyOrTagTellsTheRecordsWithAKeyOrATagAsDecodeReadsThem() {
+        ByteBuffer heap = RecordBatch.encode(42, 7, 99, 5, List.of(
+                new AppendRecord("key", List.of("a", "b"), 1000, List.of(new LogHeader("n", "v")), new byte[] {1, 2}),
+                new AppendRecord(null, List.of(), 900, List.of(), new byte[0]),
+                new AppendRecord(null, List.of("only-tag"), 950, List.of(), new byte[7]),
+                new AppendRecord("k\u00e9", List.of(), 2000, List.of(), new byte[300])));
+        ByteBuffer direct = ByteBuffer.allocateDirect(heap.remaining()).put(heap.duplicate()).flip();
+        List<String> expected = new java.util.ArrayList<>();
+        for (LogRecord r : RecordBatch.decode(BatchView.at(heap), 0, Long.MAX_VALUE, 10, false)) {
+            if (r.key() != null || !r.tags().isEmpty()) {
+                expected.add(r.offset() + " " + r.key() + " " + r.tags());
+            }
+        }
+        assertEquals(List.of("42 key [a, b]", "44 null [only-tag]", "45 k\u00e9 []"), expected);
+        for (ByteBuffer buf : List.of(heap, direct)) {
+            List<String> told = new java.util.ArrayList<>();
+            RecordBatch.forEachKeyOrTag(BatchView.at(buf), (offset, key, tags) -> told.add(offset + " " + key + " " + tags));
+            assertEquals(expected, told, "the records with a key or a tag, from a " + (buf.isDirect() ? "direct" : "heap") + " buffer");
+        }
+    }
+
+    @Test
     void headerFieldsAndRecordsRoundTrip() {
         ByteBuffer buf = sample();
         BatchView v = BatchView.at(buf);

@@ -46,6 +46,8 @@ final class AssignmentReconciler {
     private final NodeConfig config;
     private final DataDirectories directory;
     private final NodeIndex index;
+    /** What the replicas' key and tag indexes may queue together ({@link ReplicaIndex}). */
+    private final AppendedKeys.Budget appendedKeys = new AppendedKeys.Budget(ReplicaIndex.NODE_MAX_QUEUED_BYTES);
     private final MetaClient meta;
     private final MetaCalls metaCalls;
     private final Map<Key, Hosted> hosted;
@@ -618,7 +620,7 @@ final class AssignmentReconciler {
             // From three quarters (later for a segment written slowly: SegmentRoll.fillsSoon): the close commits while the rest is written.
             p.configureCloseAhead(segmentBytes - segmentBytes / 4);
         }
-        ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p);
+        ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p, appendedKeys);
         replicaIndex.resetTo(p.log().logEndOffset());
         p.log().observeAppends(replicaIndex); // keys and tags taken as appended, not read back
         long doneNanos = System.nanoTime();

@@ -4,7 +4,6 @@ import dev.segstore.adapter.ErrorCode;
 import dev.segstore.log.LogRecord;
 import dev.segstore.log.SegmentLog;
 import dev.segstore.log.format.BatchView;
-import dev.segstore.log.format.RecordBatch;
 import dev.segstore.node.index.NodeIndex;
 import dev.segstore.node.replica.Partition;
 import dev.segstore.node.replica.ReplicaException;
@@ -14,8 +13,6 @@ import org.rocksdb.RocksDBException;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * One replica's key and tag index: the node's RocksDB ({@link NodeIndex}) seen for one segment, kept up with
@@ -33,13 +30,14 @@ import java.util.concurrent.atomic.AtomicLong;
  * ({@link #resetTo}) and by any catch-up that finds it past the log's written end (a cut nobody reported).
  *
  * <p>Appended batches are not read back from the log: this object observes the replica's log
- * ({@link SegmentLog.AppendObserver}), takes the keys and tags of each batch from the bytes being appended, on the
- * appending thread, and queues them; a catch-up indexes what it finds queued for the records written since the mark,
- * and reads back from the log only what it does not find there: batches appended before a truncation began (the log's
- * {@link SegmentLog#truncations()} count moved since: the cut may have replaced them), the batches of a queue that was
- * full ({@link #MAX_QUEUED_RECORDS}, {@link #MAX_QUEUED_CHARS}), and any appended before this object observed the log.
- * Reading every record back cost a storage node 8-9 % of its CPU at saturation (docs/benchmarks.md, "The key and tag
- * index takes appended batches as they are appended").
+ * ({@link SegmentLog.AppendObserver}) and queues the keys and tags of each batch as it is appended ({@link AppendedKeys});
+ * a catch-up indexes what it finds queued for the records written since the mark, and reads back from the log only what
+ * it does not find there: batches appended before a truncation began (the log's {@link SegmentLog#truncations()} count
+ * moved since: the cut may have replaced them; all of them while a truncation runs or began during the catch-up's
+ * first look), batches left out of a full queue, and any appended before this object observed the log. Reading every
+ * record back cost a storage node 8-9 % of its CPU at saturation (docs/benchmarks.md, "The key and tag index takes
+ * batches as they are appended"). As before, a truncation must be followed by {@link #resetTo} (or leave the written
+ * end below the mark): a catch-up that ran across it may have indexed up to offsets the cut then replaced.
  */
 final class ReplicaIndex implements SegmentLog.AppendObserver {
     private static final int CATCH_UP_RECORDS = 5_000;
@@ -51,52 +49,38 @@ final class ReplicaIndex implements SegmentLog.AppendObserver {
     static final long BACKGROUND_DELAY_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(1);
     /** The mark not read yet from RocksDB. */
     private static final long UNREAD = Long.MIN_VALUE;
-    /** Records queued by {@link #appended} and not taken by a catch-up yet, at most (past it, batches are read back). */
-    static final long MAX_QUEUED_RECORDS = 100_000;
-    /** Characters of keys and tags queued, at most, likewise. */
-    static final long MAX_QUEUED_CHARS = 4 << 20;
+    /** Estimated heap bytes of keys and tags queued for one replica ({@link AppendedKeys}), at most. */
+    static final long MAX_QUEUED_BYTES = 8 << 20;
+    /** Likewise for all the replicas of a node together. */
+    static final long NODE_MAX_QUEUED_BYTES = 64 << 20;
 
     private final NodeIndex index;
     private final long shardId;
     private final long sequence;
     private final Partition partition;
-    private final long maxQueuedRecords;
-    private final long maxQueuedChars;
+    private final AppendedKeys appended;
     /** The next offset still to index, as RocksDB holds it ({@link #UNREAD} until read); under the monitor. */
     private long mark = UNREAD;
     /** When a background tick first saw records waiting (0: none waiting then); under the monitor. */
     private long waitingSinceNanos;
     /** The replica was deleted here: its rows are dropped, and nothing is written for it any more. Written under the monitor. */
     private volatile boolean closed;
-    /** Appended batches' keys and tags, in the order appended ({@link #appended}), until a catch-up takes them. */
-    private final ConcurrentLinkedQueue<Appended> queued = new ConcurrentLinkedQueue<>();
-    /** Records, and characters of keys and tags, in {@link #queued}. */
-    private final AtomicLong queuedRecords = new AtomicLong();
-    private final AtomicLong queuedChars = new AtomicLong();
-    /** Records catch-ups read back from the log, and took from {@link #queued} (tests); under the monitor. */
+    /** Records catch-ups read back from the log, and took as appended (tests); under the monitor. */
     private long recordsReadBack;
     private long recordsTaken;
 
-    /**
-     * The keys and tags of one appended batch ({@code entries}: its records with a key or a tag), appended when the
-     * log's truncation count was {@code truncations}; {@code chars}: their characters.
-     */
-    private record Appended(long truncations, long baseOffset, long nextOffset, int records, long chars,
-                            List<NodeIndex.Entry> entries) {
+    /** An index of replica {@code shardId}-{@code sequence}, its queue counted in the node's {@code budget}. */
+    ReplicaIndex(NodeIndex index, long shardId, long sequence, Partition partition, AppendedKeys.Budget budget) {
+        this(index, shardId, sequence, partition, new AppendedKeys(MAX_QUEUED_BYTES, budget));
     }
 
-    ReplicaIndex(NodeIndex index, long shardId, long sequence, Partition partition) {
-        this(index, shardId, sequence, partition, MAX_QUEUED_RECORDS, MAX_QUEUED_CHARS);
-    }
-
-    /** As above, with the queue's bounds (tests). */
-    ReplicaIndex(NodeIndex index, long shardId, long sequence, Partition partition, long maxQueuedRecords, long maxQueuedChars) {
+    /** As above, with its queue (tests). */
+    ReplicaIndex(NodeIndex index, long shardId, long sequence, Partition partition, AppendedKeys appended) {
         this.index = index;
         this.shardId = shardId;
         this.sequence = sequence;
         this.partition = partition;
-        this.maxQueuedRecords = maxQueuedRecords;
-        this.maxQueuedChars = maxQueuedChars;
+        this.appended = appended;
     }
 
     /** The log was cut at {@code end} (recovery or truncation): offsets from there must be indexed again. */
@@ -116,6 +100,7 @@ final class ReplicaIndex implements SegmentLog.AppendObserver {
     /** The replica was deleted: a read still running on this index writes nothing for it from now on. */
     synchronized void close() {
         closed = true;
+        appended.close();
     }
 
     /**
@@ -169,32 +154,10 @@ final class ReplicaIndex implements SegmentLog.AppendObserver {
         return true;
     }
 
-    /**
-     * The log appended {@code batch}: its keys and tags are queued for the next catch-up (appending thread, under the
-     * log's monitor; nothing here waits). Not queued, and so read back later, when the queue is full.
-     */
+    /** The log appended {@code batch}: its keys and tags are queued for the next catch-up ({@link AppendedKeys#add}). */
     @Override
     public void appended(BatchView batch, long truncations) {
-        if (closed || queuedRecords.get() >= maxQueuedRecords || queuedChars.get() >= maxQueuedChars) {
-            return;
-        }
-        List<NodeIndex.Entry> entries = List.of();
-        long chars = 0;
-        for (LogRecord r : RecordBatch.decode(batch, batch.baseOffset(), batch.nextOffset(), Integer.MAX_VALUE, false)) {
-            if (r.key() != null || !r.tags().isEmpty()) {
-                if (entries.isEmpty()) {
-                    entries = new ArrayList<>();
-                }
-                entries.add(new NodeIndex.Entry(r.offset(), r.key(), r.tags()));
-                chars += r.key() == null ? 0 : r.key().length();
-                for (String t : r.tags()) {
-                    chars += t.length();
-                }
-            }
-        }
-        queued.add(new Appended(truncations, batch.baseOffset(), batch.nextOffset(), batch.recordCount(), chars, entries));
-        queuedRecords.addAndGet(batch.recordCount());
-        queuedChars.addAndGet(chars);
+        appended.add(batch, truncations);
     }
 
     /** Indexes what the replica wrote since the last time: as queued by {@link #appended}, else read back from the log. */
@@ -205,17 +168,20 @@ final class ReplicaIndex implements SegmentLog.AppendObserver {
         }
         try {
             SegmentLog log = partition.log();
-            long truncations = log.truncations(); // before the written end: a batch written by then was queued with it or before
+            long truncations = log.truncations();
             long from = Math.max(mark(), log.logStartOffset());
             long to = log.writtenEndOffset();
+            // A truncation that ran (or runs) between the two looks may have cut batches queued with the first count
+            // below `to` and appended others there since: then nothing queued is taken, all is read back.
+            boolean settled = (truncations & 1) == 0 && log.truncations() == truncations;
             List<NodeIndex.Entry> taken = new ArrayList<>();
             while (from < to) {
-                Appended a = queued.peek();
+                AppendedKeys.Appended a = appended.peek();
                 if (a != null && (a.truncations() < truncations || a.nextOffset() <= from)) {
-                    dequeue(a); // appended before a truncation began (the cut may have replaced it), or indexed already
+                    appended.remove(a); // appended before a truncation began (the cut may have replaced it), or indexed already
                     continue;
                 }
-                boolean current = a != null && a.truncations() == truncations && (truncations & 1) == 0;
+                boolean current = settled && a != null && a.truncations() == truncations;
                 if (current && a.baseOffset() <= from && a.nextOffset() <= to) {
                     for (NodeIndex.Entry e : a.entries()) {
                         if (e.offset() >= from) {
@@ -224,7 +190,7 @@ final class ReplicaIndex implements SegmentLog.AppendObserver {
                     }
                     recordsTaken += a.nextOffset() - from;
                     from = a.nextOffset();
-                    dequeue(a);
+                    appended.remove(a);
                     if (taken.size() >= CATCH_UP_RECORDS) {
                         indexTaken(taken, from);
                         taken = new ArrayList<>();
@@ -248,12 +214,6 @@ final class ReplicaIndex implements SegmentLog.AppendObserver {
         } catch (RocksDBException e) {
             throw storageError(e);
         }
-    }
-
-    private void dequeue(Appended a) {
-        queued.poll();
-        queuedRecords.addAndGet(-a.records());
-        queuedChars.addAndGet(-a.chars());
     }
 
     /** Writes {@code entries} and the mark {@code next}, unless there is nothing to write. */

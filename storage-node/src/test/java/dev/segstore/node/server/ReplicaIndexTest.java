@@ -49,7 +49,7 @@ class ReplicaIndexTest {
         nodeIndex = new NodeIndex(root.resolve("index"));
         Partition p = new Partition("s/0@1", log, 1, new ReplicaConfig(1, 1_000, Durability.FSYNC), System::currentTimeMillis,
                 (epoch, version, isr) -> CompletableFuture.failedFuture(new IllegalStateException("no ISR change here")));
-        index = new ReplicaIndex(nodeIndex, 7, 0, p);
+        index = new ReplicaIndex(nodeIndex, 7, 0, p, new AppendedKeys.Budget(ReplicaIndex.NODE_MAX_QUEUED_BYTES)); // not observing: reads back
     }
 
     @AfterEach
@@ -131,11 +131,12 @@ class ReplicaIndexTest {
         assertEquals(List.of(1L, 2L), nodeIndex.offsetsByKey(7, 0, "c", 0, 10));
     }
 
-    /** An index that observes the log's appends, as a storage node's does, with room for {@code maxQueuedRecords} records. */
-    private ReplicaIndex observing(long maxQueuedRecords) {
+    /** An index that observes the log's appends, as a storage node's does, its queue holding about {@code maxBytes}. */
+    private ReplicaIndex observing(long maxBytes) {
         Partition p = new Partition("s/0@1", log, 1, new ReplicaConfig(1, 1_000, Durability.FSYNC), System::currentTimeMillis,
                 (epoch, version, isr) -> CompletableFuture.failedFuture(new IllegalStateException("no ISR change here")));
-        ReplicaIndex observer = new ReplicaIndex(nodeIndex, 7, 0, p, maxQueuedRecords, ReplicaIndex.MAX_QUEUED_CHARS);
+        ReplicaIndex observer = new ReplicaIndex(nodeIndex, 7, 0, p,
+                new AppendedKeys(maxBytes, new AppendedKeys.Budget(ReplicaIndex.NODE_MAX_QUEUED_BYTES)));
         log.observeAppends(observer);
         return observer;
     }
@@ -150,7 +151,7 @@ class ReplicaIndexTest {
 
     @Test
     void appendedBatchesAreIndexedAsAppendedNotReadBack() throws Exception {
-        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_RECORDS);
+        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_BYTES);
         write(3, "a");
         writeUntagged(2);
         write(1, "b");
@@ -165,7 +166,7 @@ class ReplicaIndexTest {
 
     @Test
     void batchesAppendedBeforeACutAreReadBackNotTakenAsAppended() throws Exception {
-        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_RECORDS);
+        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_BYTES);
         writeThreeBatches("a"); // queued, not indexed yet
         assertEquals(1, log.truncateTo(1).join());
         observed.resetTo(1); // as a follower's truncation does
@@ -180,7 +181,7 @@ class ReplicaIndexTest {
 
     @Test
     void aCutNotReportedWhileBatchesWaitIsSeenByTheirTruncationCount() throws Exception {
-        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_RECORDS);
+        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_BYTES);
         writeThreeBatches("a");
         observed.catchUp(); // mark 3, queue empty
         write(1, "a"); // offset 3, queued
@@ -193,9 +194,9 @@ class ReplicaIndexTest {
 
     @Test
     void batchesAFullQueueLeftOutAreReadBack() throws Exception {
-        ReplicaIndex observed = observing(2);
+        ReplicaIndex observed = observing(400); // a batch of one record with a key and a tag weighs 242 estimated bytes
         write(1, "a"); // queued
-        write(1, "b"); // queued: the queue holds 2 records
+        write(1, "b"); // queued: the queue is full (484 bytes)
         write(1, "c"); // left out
         write(1, "d"); // left out
         observed.catchUp();
@@ -207,6 +208,30 @@ class ReplicaIndexTest {
         assertEquals(2, observed.recordsReadBack(), "the two records left out read back");
         assertEquals(3, observed.recordsTaken());
         assertEquals(5, nodeIndex.indexedUpTo(7, 0));
+    }
+
+    @Test
+    void batchesAppendedBeforeTheIndexObservedTheLogAreReadBack() throws Exception {
+        write(2, "early");
+        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_BYTES);
+        write(1, "late");
+        observed.catchUp();
+        assertEquals(List.of(0L, 1L), nodeIndex.offsetsByKey(7, 0, "early", 0, 10));
+        assertEquals(List.of(2L), nodeIndex.offsetsByKey(7, 0, "late", 0, 10));
+        assertEquals(2, observed.recordsReadBack());
+        assertEquals(1, observed.recordsTaken());
+    }
+
+    @Test
+    void aMarkInsideABatchTakesTheBatchFromTheMark() throws Exception {
+        nodeIndex.index(7, 0, List.of(), 1); // indexed up to offset 1: as a read-back that stopped inside a batch leaves it
+        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_BYTES);
+        write(3, "a"); // one batch, offsets 0-2
+        observed.catchUp();
+        assertEquals(List.of(1L, 2L), nodeIndex.offsetsByKey(7, 0, "a", 0, 10), "from the mark on");
+        assertEquals(2, observed.recordsTaken());
+        assertEquals(0, observed.recordsReadBack());
+        assertEquals(3, nodeIndex.indexedUpTo(7, 0));
     }
 
     @Test
