@@ -47,7 +47,7 @@ final class AssignmentReconciler {
     private final DataDirectories directory;
     private final NodeIndex index;
     /** What the replicas' key and tag indexes may queue together ({@link ReplicaIndex}). */
-    private final AppendedKeys.Budget appendedKeys = new AppendedKeys.Budget(ReplicaIndex.NODE_MAX_QUEUED_BYTES);
+    private final AppendedKeys.Budget appendedKeys;
     private final MetaClient meta;
     private final MetaCalls metaCalls;
     private final Map<Key, Hosted> hosted;
@@ -115,6 +115,7 @@ final class AssignmentReconciler {
         this.config = config;
         this.directory = directory;
         this.index = index;
+        this.appendedKeys = new AppendedKeys.Budget(config.indexQueueMaxBytes());
         this.meta = meta;
         this.metaCalls = metaCalls;
         this.hosted = hosted;

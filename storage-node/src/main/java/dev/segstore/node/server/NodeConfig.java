@@ -60,16 +60,21 @@ import java.util.Set;
  * @param segmentCloseAhead whether a segment's leader asks the controller to close it ahead of its end and hands the shard
  *                        over to the next segment without waiting for the seal to commit ({@code segment.close.ahead},
  *                        default true since 2026-12-05; docs/architecture.md, "Close ahead")
+ * @param indexQueueMaxBytes estimated heap bytes of appended keys and tags the replicas' key and tag indexes may queue
+ *                        together until their catch-ups take them, rather than read the records back from the logs
+ *                        ({@code index.queue.max.bytes}, default 64 MiB; 0: every record is read back; {@link AppendedKeys})
  */
 public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<String> metaAddresses,
                          long heartbeatMs, long replicaMaxLagMs, DirectoryConfig directory, LogConfig log, int ownerThreads,
                          int metricsPort, long controlledShutdownTimeoutMs, String advertisedHost, int advertisedPort,
                          boolean bindOutgoing, TlsConfig tls, long readLeaseMs, List<Path> moreDataDirs, long leaderUnreachableMs,
-                         boolean replicaFetchBatched, boolean segmentCloseAhead) {
+                         boolean replicaFetchBatched, boolean segmentCloseAhead, long indexQueueMaxBytes) {
     /** Owner threads when not set: one per core, at least 2. */
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** 10 s: moving leaderships takes one meta command; the rest is margin for a busy meta-service or a failover. */
     public static final long DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS = 10_000;
+    /** 64 MiB: the appended keys and tags of about a second of writes at this machine's rates, with room to spare. */
+    public static final long DEFAULT_INDEX_QUEUE_MAX_BYTES = 64L << 20;
     /** 3 s: six default heartbeats, half the meta-service's default session timeout. */
     public static final long DEFAULT_READ_LEASE_MS = dev.segstore.node.replica.ReplicaConfig.DEFAULT_READ_LEASE_MS;
 
@@ -81,6 +86,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                 "log.flush.max.wait.ms", "log.flush.max.unsynced.bytes", "log.background.flush.ms",
                 "log.background.flush.bytes", "log.file.bytes", "data.dirs", "leader.unreachable.ms", "log.index.interval.bytes", "owner.threads", "metrics.port",
                 "controlled.shutdown.timeout.ms", "advertised.host", "advertised.port", "bind.outgoing", "read.lease.ms", "replica.fetch.batched", "segment.close.ahead",
+                "index.queue.max.bytes",
                 TestLogFiles.KEY)); // test-only: read by StorageNodeMain (TestLogFiles), not part of the record
         k.addAll(TlsConfig.KEYS);
         return Set.copyOf(k);
@@ -153,27 +159,34 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                       long leaderUnreachableMs, boolean replicaFetchBatched) {
         this(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads, metricsPort,
                 controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
-                leaderUnreachableMs, replicaFetchBatched, true);
+                leaderUnreachableMs, replicaFetchBatched, true, DEFAULT_INDEX_QUEUE_MAX_BYTES);
     }
 
     /** This configuration with {@code segment.close.ahead} = {@code closeAhead}. */
     public NodeConfig withSegmentCloseAhead(boolean closeAhead) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
                 metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
-                leaderUnreachableMs, replicaFetchBatched, closeAhead);
+                leaderUnreachableMs, replicaFetchBatched, closeAhead, indexQueueMaxBytes);
+    }
+
+    /** This configuration with {@code index.queue.max.bytes} = {@code bytes}. */
+    public NodeConfig withIndexQueueMaxBytes(long bytes) {
+        return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
+                leaderUnreachableMs, replicaFetchBatched, segmentCloseAhead, bytes);
     }
 
     /** This configuration with {@code replica.fetch.batched} = {@code batched}. */
     public NodeConfig withReplicaFetchBatched(boolean batched) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
                 metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs,
-                leaderUnreachableMs, batched, segmentCloseAhead);
+                leaderUnreachableMs, batched, segmentCloseAhead, indexQueueMaxBytes);
     }
 
     /** This configuration with {@code leader.unreachable.ms} = {@code ms} (0: never reported). */
     public NodeConfig withLeaderUnreachableMs(long ms) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, ms, replicaFetchBatched, segmentCloseAhead);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, ms, replicaFetchBatched, segmentCloseAhead, indexQueueMaxBytes);
     }
 
     /** Every data directory: {@code dataDir} first. */
@@ -188,19 +201,19 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
     public NodeConfig withDataDirs(List<Path> dirs) {
         return new NodeConfig(nodeId, host, port, dirs.get(0), metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
                 metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs,
-                dirs.subList(1, dirs.size()), leaderUnreachableMs, replicaFetchBatched, segmentCloseAhead);
+                dirs.subList(1, dirs.size()), leaderUnreachableMs, replicaFetchBatched, segmentCloseAhead, indexQueueMaxBytes);
     }
 
     /** This configuration with TLS {@code tls} (null: none). */
     public NodeConfig withTls(TlsConfig tls) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched, segmentCloseAhead);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched, segmentCloseAhead, indexQueueMaxBytes);
     }
 
     /** This configuration with {@code read.lease.ms} = {@code readLeaseMs}. */
     public NodeConfig withReadLeaseMs(long readLeaseMs) {
         return new NodeConfig(nodeId, host, port, dataDir, metaAddresses, heartbeatMs, replicaMaxLagMs, directory, log, ownerThreads,
-                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched, segmentCloseAhead);
+                metricsPort, controlledShutdownTimeoutMs, advertisedHost, advertisedPort, bindOutgoing, tls, readLeaseMs, moreDataDirs, leaderUnreachableMs, replicaFetchBatched, segmentCloseAhead, indexQueueMaxBytes);
     }
 
     public NodeConfig {
@@ -252,6 +265,9 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
         if (directory == null || log == null) {
             throw new IllegalArgumentException("directory and log settings are required");
         }
+        if (indexQueueMaxBytes < 0) {
+            throw new IllegalArgumentException("index.queue.max.bytes = " + indexQueueMaxBytes + " must be >= 0 (0: every record read back)");
+        }
     }
 
     /** The host the node registers: {@code advertised.host}, else {@code host}. */
@@ -302,7 +318,7 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
                     TlsConfig.fromSettings(p::getProperty, base, "storage-node settings in " + file),
                     number(p, "read.lease.ms", DEFAULT_READ_LEASE_MS), dataDirs(p, base).subList(1, dataDirs(p, base).size()),
                     number(p, "leader.unreachable.ms", DEFAULT_LEADER_UNREACHABLE_MS), bool(p, "replica.fetch.batched", true),
-                    bool(p, "segment.close.ahead", true));
+                    bool(p, "segment.close.ahead", true), number(p, "index.queue.max.bytes", DEFAULT_INDEX_QUEUE_MAX_BYTES));
         } catch (LogException e) {
             throw new IllegalArgumentException("storage-node settings in " + file + ": " + e.getMessage());
         }

@@ -34,7 +34,7 @@ import java.util.List;
  * a catch-up indexes what it finds queued for the records written since the mark, and reads back from the log only what
  * it does not find there: batches appended before a truncation began (the log's {@link SegmentLog#truncations()} count
  * moved since: the cut may have replaced them; all of them while a truncation runs or began during the catch-up's
- * first look), batches left out of a full queue, and any appended before this object observed the log. Reading every
+ * first look), batches left out of a full queue (a replica's bound, or the node's {@code index.queue.max.bytes}), and any appended before this object observed the log. Reading every
  * record back cost a storage node 8-9 % of its CPU at saturation (docs/benchmarks.md, "The key and tag index takes
  * batches as they are appended"). As before, a truncation must be followed by {@link #resetTo} (or leave the written
  * end below the mark): a catch-up that ran across it may have indexed up to offsets the cut then replaced.
@@ -51,8 +51,6 @@ final class ReplicaIndex implements SegmentLog.AppendObserver {
     private static final long UNREAD = Long.MIN_VALUE;
     /** Estimated heap bytes of keys and tags queued for one replica ({@link AppendedKeys}), at most. */
     static final long MAX_QUEUED_BYTES = 8 << 20;
-    /** Likewise for all the replicas of a node together. */
-    static final long NODE_MAX_QUEUED_BYTES = 64 << 20;
 
     private final NodeIndex index;
     private final long shardId;

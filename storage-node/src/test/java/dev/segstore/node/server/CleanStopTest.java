@@ -26,6 +26,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * and an interrupt closes the FileChannel under the read (ClosedByInterruptException). The data directory then went
  * offline, its logs did not close cleanly and no producer state was saved, so after the restart the first retry of
  * an unknown batch read the whole log back (1.2 s of stalled writes in a rolling restart of the local cluster).
+ * Node 1 runs with {@code index.queue.max.bytes} 0: its index reads every record back (it takes none as appended), as
+ * an index does for what it did not queue.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class CleanStopTest {
@@ -38,6 +40,9 @@ class CleanStopTest {
         try (InJvmCluster cluster = new InJvmCluster(id -> StorageNode.PeerFaults.NONE, id -> id == 1 ? held : RealLogFiles.INSTANCE);
              SegmentStorageAdapter adapter = new SegmentStorageAdapter(new SegmentStorageAdapter.Settings(cluster.metaAddresses, 30_000,
                      2_000, DurabilityMode.FSYNC))) {
+            cluster.stopNode(1);
+            cluster.indexQueueMaxBytes = id -> id == 1 ? 0 : NodeConfig.DEFAULT_INDEX_QUEUE_MAX_BYTES;
+            cluster.startNode(1, true);
             adapter.createShard(ShardConfig.of("stop", SegmentStorageAdapter.STORAGE_TYPE).withReplication(3, 2)).get(30, TimeUnit.SECONDS);
             for (int i = 0; i < 20; i++) {
                 adapter.write("stop", NewRecord.of(i, new byte[100])).get(30, TimeUnit.SECONDS);

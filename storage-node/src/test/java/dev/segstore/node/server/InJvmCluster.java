@@ -186,6 +186,9 @@ public final class InJvmCluster implements AutoCloseable {
         return startNode(id, awaitRegistration, 1);
     }
 
+    /** The {@code index.queue.max.bytes} of the storage nodes started from now on, by node id. */
+    public volatile java.util.function.IntToLongFunction indexQueueMaxBytes = id -> NodeConfig.DEFAULT_INDEX_QUEUE_MAX_BYTES;
+
     /** Data directory {@code k} (0-based) of storage node {@code id}: the first is {@code node-<id>}. */
     public Path dataDir(int id, int k) {
         return k == 0 ? root.resolve("node-" + id) : root.resolve("node-" + id + "-dir" + k);
@@ -202,7 +205,7 @@ public final class InJvmCluster implements AutoCloseable {
                 timings.heartbeatMs(), timings.replicaMaxLagMs(),
                 dev.segstore.log.DirectoryConfig.DEFAULT, dev.segstore.log.LogConfig.DEFAULT, NodeConfig.DEFAULT_OWNER_THREADS, 0,
                 NodeConfig.DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS, null, -1, false, tls, timings.readLeaseMs(), dirs.subList(1, dirs.size()))
-                        .withReplicaFetchBatched(batchedFetches).withSegmentCloseAhead(closeAhead),
+                        .withReplicaFetchBatched(batchedFetches).withSegmentCloseAhead(closeAhead).withIndexQueueMaxBytes(indexQueueMaxBytes.applyAsLong(id)),
                 faults.apply(id), files.apply(id));
         StorageNode started = nodes[id];
         machinesDown.remove(started.port());

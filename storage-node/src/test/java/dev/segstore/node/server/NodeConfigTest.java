@@ -36,6 +36,8 @@ class NodeConfigTest {
         assertEquals(10_000, c.controlledShutdownTimeoutMs());
         assertTrue(c.segmentCloseAhead(), "close ahead is on by default");
         assertTrue(c.replicaFetchBatched(), "fetch sessions are on by default");
+        assertEquals(64L << 20, c.indexQueueMaxBytes(), "the indexes queue up to 64 MiB of appended keys and tags by default");
+        assertEquals(0, load(BASE + "index.queue.max.bytes=0\n").indexQueueMaxBytes(), "0: every record read back");
         NodeConfig o = load(BASE + "log.flush.max.wait.ms=5\nlog.queue.max.bytes=1048576\nlog.file.bytes=1048576\nreplica.max.lag.ms=3000\n"
                 + "owner.threads=6\nmetrics.port=9201\ncontrolled.shutdown.timeout.ms=0\nsegment.close.ahead=false\n");
         assertEquals(false, o.segmentCloseAhead(), "segment.close.ahead=false turns it off");
@@ -72,6 +74,8 @@ class NodeConfigTest {
         assertTrue(notNumber.getMessage().contains("heartbeat.ms"), notNumber.getMessage());
         IllegalArgumentException range = assertThrows(IllegalArgumentException.class, () -> load(BASE + "log.file.bytes=10\n"));
         assertTrue(range.getMessage().contains("segmentBytes"), range.getMessage());
+        IllegalArgumentException queue = assertThrows(IllegalArgumentException.class, () -> load(BASE + "index.queue.max.bytes=-1\n"));
+        assertTrue(queue.getMessage().contains("index.queue.max.bytes"), queue.getMessage());
         IllegalArgumentException owners = assertThrows(IllegalArgumentException.class, () -> load(BASE + "owner.threads=0\n"));
         assertTrue(owners.getMessage().contains("owner.threads"), owners.getMessage());
         IllegalArgumentException metrics = assertThrows(IllegalArgumentException.class, () -> load(BASE + "metrics.port=70000\n"));

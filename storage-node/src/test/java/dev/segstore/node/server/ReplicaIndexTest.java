@@ -49,7 +49,7 @@ class ReplicaIndexTest {
         nodeIndex = new NodeIndex(root.resolve("index"));
         Partition p = new Partition("s/0@1", log, 1, new ReplicaConfig(1, 1_000, Durability.FSYNC), System::currentTimeMillis,
                 (epoch, version, isr) -> CompletableFuture.failedFuture(new IllegalStateException("no ISR change here")));
-        index = new ReplicaIndex(nodeIndex, 7, 0, p, new AppendedKeys.Budget(ReplicaIndex.NODE_MAX_QUEUED_BYTES)); // not observing: reads back
+        index = new ReplicaIndex(nodeIndex, 7, 0, p, new AppendedKeys.Budget(NodeConfig.DEFAULT_INDEX_QUEUE_MAX_BYTES)); // not observing: reads back
     }
 
     @AfterEach
@@ -136,7 +136,7 @@ class ReplicaIndexTest {
         Partition p = new Partition("s/0@1", log, 1, new ReplicaConfig(1, 1_000, Durability.FSYNC), System::currentTimeMillis,
                 (epoch, version, isr) -> CompletableFuture.failedFuture(new IllegalStateException("no ISR change here")));
         ReplicaIndex observer = new ReplicaIndex(nodeIndex, 7, 0, p,
-                new AppendedKeys(maxBytes, new AppendedKeys.Budget(ReplicaIndex.NODE_MAX_QUEUED_BYTES)));
+                new AppendedKeys(maxBytes, new AppendedKeys.Budget(NodeConfig.DEFAULT_INDEX_QUEUE_MAX_BYTES)));
         log.observeAppends(observer);
         return observer;
     }
