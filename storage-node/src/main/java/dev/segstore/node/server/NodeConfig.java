@@ -73,7 +73,10 @@ public record NodeConfig(int nodeId, String host, int port, Path dataDir, List<S
     public static final int DEFAULT_OWNER_THREADS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** 10 s: moving leaderships takes one meta command; the rest is margin for a busy meta-service or a failover. */
     public static final long DEFAULT_CONTROLLED_SHUTDOWN_TIMEOUT_MS = 10_000;
-    /** 64 MiB: about two seconds of keys and tags at this machine's highest write rates; catch-ups take them every 200 ms. */
+    /**
+     * 64 MiB: about two seconds of keys and tags at this machine's highest write rates; a replica's catch-up takes them once
+     * 2,000 records wait or about a second after they were first seen (ReplicaIndex).
+     */
     public static final long DEFAULT_INDEX_QUEUE_MAX_BYTES = 64L << 20;
     /** 3 s: six default heartbeats, half the meta-service's default session timeout. */
     public static final long DEFAULT_READ_LEASE_MS = dev.segstore.node.replica.ReplicaConfig.DEFAULT_READ_LEASE_MS;

@@ -35,7 +35,7 @@ import java.util.List;
  * it does not find there: batches appended before a truncation began (the log's {@link SegmentLog#truncations()} count
  * moved since: the cut may have replaced them; all of them while a truncation runs or began during the catch-up's
  * first look), batches left out of a full queue (a replica's bound, or the node's {@code index.queue.max.bytes}), and any appended before this object observed the log. Reading every
- * record back cost a storage node 8-9 % of its CPU at saturation (docs/benchmarks.md, "The key and tag index takes
+ * record back cost a storage node 6-9 % of its CPU samples at saturation (docs/benchmarks.md, "The key and tag index takes
  * batches as they are appended"). As before, a truncation must be followed by {@link #resetTo} (or leave the written
  * end below the mark): a catch-up that ran across it may have indexed up to offsets the cut then replaced.
  */

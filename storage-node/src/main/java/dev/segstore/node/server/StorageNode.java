@@ -280,6 +280,11 @@ public final class StorageNode implements AutoCloseable {
         return reconciler.logs().aheadWithEpochTaken();
     }
 
+    /** Records the hosted replicas' key and tag indexes took as appended, not read back from their logs (tests). */
+    long indexRecordsTaken() {
+        return hosted.values().stream().mapToLong(h -> h.index.recordsTaken()).sum();
+    }
+
     /** The partition hosted for a segment, if any (tests and admin). */
     public Partition partition(long shardId, long sequence) {
         Hosted h = hosted.get(new Hosted.Key(shardId, sequence));
