@@ -14,10 +14,9 @@ import java.nio.ByteBuffer;
  * unless a batch is larger: a look-up near the written end (a follower's fetch, which locates its offset and walks
  * to the end) reads a few KiB and allocated 64 KiB for it, twice a fetch, which made 84 % of a leader's
  * allocations at one write at a time (docs/benchmarks.md, "Fewer copies and allocations per request"). In
- * {@link Mode#VERIFY} every batch is whole and
- * checksummed before it is returned; in {@link Mode#HEADERS} only headers are read and bodies skipped, for
- * look-ups that need positions and offsets but not records. Any framing problem throws a
- * {@link FormatException}; {@link #position()} then names where the bad batch starts.
+ * {@link Mode#VERIFY} every batch is whole and checksummed before it is returned; in {@link Mode#HEADERS} only
+ * headers are read and bodies skipped, for look-ups that need positions and offsets but not records. Any framing
+ * problem throws a {@link FormatException}; {@link #position()} then names where the bad batch starts.
  *
  * <p>One scanner per thread; it holds no lock and reads the file positionally.
  */

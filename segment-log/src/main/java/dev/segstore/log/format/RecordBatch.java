@@ -202,30 +202,17 @@ public final class RecordBatch {
             VarInts.getZigZag(buf); // timestamp delta
             VarInts.getUnsigned(buf); // offset delta
             int keyLength = VarInts.getUnsigned(buf);
-            String key = keyLength == 0 ? null : anyString(buf, keyLength - 1);
+            String key = keyLength == 0 ? null : string(buf, keyLength - 1);
             int tagCount = VarInts.getUnsigned(buf);
             if (key != null || tagCount > 0) {
                 List<String> tags = tagCount == 0 ? List.of() : new ArrayList<>(Math.min(tagCount, 64));
                 for (int t = 0; t < tagCount; t++) {
-                    tags.add(anyString(buf, VarInts.getUnsigned(buf)));
+                    tags.add(string(buf, VarInts.getUnsigned(buf)));
                 }
                 visitor.record(base + i, key, tags);
             }
             buf.limit(end).position(recordEnd);
         }
-    }
-
-    /** A UTF-8 string of {@code length} bytes at the buffer's position, from a heap buffer or any other. */
-    private static String anyString(ByteBuffer r, int length) {
-        if (r.hasArray()) {
-            return string(r, length);
-        }
-        if (length > r.remaining()) {
-            throw new FormatException("string of " + length + " bytes runs past the record");
-        }
-        byte[] bytes = new byte[length];
-        r.get(bytes);
-        return new String(bytes, StandardCharsets.UTF_8);
     }
 
     /**
@@ -347,9 +334,15 @@ public final class RecordBatch {
         r.position(r.position() + length);
     }
 
+    /** A UTF-8 string of {@code length} bytes at the buffer's position (read in place from a heap buffer). */
     private static String string(ByteBuffer r, int length) {
         if (length > r.remaining()) {
             throw new FormatException("string of " + length + " bytes runs past the record");
+        }
+        if (!r.hasArray()) {
+            byte[] bytes = new byte[length];
+            r.get(bytes);
+            return new String(bytes, StandardCharsets.UTF_8);
         }
         String s = new String(r.array(), r.arrayOffset() + r.position(), length, StandardCharsets.UTF_8);
         r.position(r.position() + length);
