@@ -120,19 +120,13 @@ public final class RecordBatch {
      * the payload. Every record's framing is checked the same either way.
      */
     public static List<LogRecord> decode(BatchView batch, long fromOffset, long toOffsetExclusive, int maxRecords, boolean withBodies) {
-        ByteBuffer buf = batch.buffer().duplicate();
-        int end = buf.position() + batch.sizeInBytes();
-        buf.limit(end).position(buf.position() + HEADER_SIZE);
+        ByteBuffer buf = records(batch);
         long base = batch.baseOffset();
         long first = batch.firstTimestamp();
         int epoch = batch.leaderEpoch();
         List<LogRecord> out = new ArrayList<>(Math.min(batch.recordCount(), maxRecords));
         for (int i = 0; i < batch.recordCount() && out.size() < maxRecords; i++) {
-            int length = VarInts.getUnsigned(buf);
-            if (length > buf.remaining()) {
-                throw new FormatException("record " + i + " claims " + length + " bytes, " + buf.remaining() + " left");
-            }
-            int recordEnd = buf.position() + length;
+            int recordEnd = recordEnd(buf, i);
             long offset = base + i;
             if (offset < fromOffset || offset >= toOffsetExclusive) {
                 buf.position(recordEnd);
@@ -187,16 +181,11 @@ public final class RecordBatch {
      * appended. Throws {@link FormatException} for a record whose fields run past it.
      */
     public static void forEachKeyOrTag(BatchView batch, KeyOrTagVisitor visitor) {
-        ByteBuffer buf = batch.buffer().duplicate();
-        int end = buf.position() + batch.sizeInBytes();
-        buf.limit(end).position(buf.position() + HEADER_SIZE);
+        ByteBuffer buf = records(batch);
+        int end = buf.limit();
         long base = batch.baseOffset();
         for (int i = 0; i < batch.recordCount(); i++) {
-            int length = VarInts.getUnsigned(buf);
-            if (length > buf.remaining()) {
-                throw new FormatException("record " + i + " claims " + length + " bytes, " + buf.remaining() + " left");
-            }
-            int recordEnd = buf.position() + length;
+            int recordEnd = recordEnd(buf, i);
             buf.limit(recordEnd);
             buf.get(); // attributes
             VarInts.getZigZag(buf); // timestamp delta
@@ -226,15 +215,10 @@ public final class RecordBatch {
     public static void validate(ByteBuffer batch) {
         BatchView v = BatchView.at(batch);
         v.verify();
-        ByteBuffer buf = batch.duplicate();
-        buf.limit(buf.position() + v.sizeInBytes()).position(buf.position() + HEADER_SIZE);
+        ByteBuffer buf = records(v);
         long max = Long.MIN_VALUE;
         for (int i = 0; i < v.recordCount(); i++) {
-            int length = VarInts.getUnsigned(buf);
-            if (length > buf.remaining()) {
-                throw new FormatException("record " + i + " claims " + length + " bytes, " + buf.remaining() + " left");
-            }
-            int recordEnd = buf.position() + length;
+            int recordEnd = recordEnd(buf, i);
             ByteBuffer r = buf.duplicate().limit(recordEnd);
             if (!r.hasRemaining() || r.get() != 0) {
                 throw new FormatException("record " + i + ": attributes must be 0");
@@ -269,6 +253,25 @@ public final class RecordBatch {
         if (max != v.maxTimestamp()) {
             throw new FormatException("maxTimestamp " + v.maxTimestamp() + " but the records' largest is " + max);
         }
+    }
+
+    /** The records of {@code batch}: a view of its bytes from the first record to the batch's end. */
+    private static ByteBuffer records(BatchView batch) {
+        ByteBuffer buf = batch.buffer().duplicate();
+        int start = buf.position();
+        return buf.limit(start + batch.sizeInBytes()).position(start + HEADER_SIZE);
+    }
+
+    /**
+     * The framing of record {@code i} of a batch: reads its length at {@code buf}'s position and returns where the
+     * record ends, the position after its last byte; throws {@link FormatException} if it runs past {@code buf}'s limit.
+     */
+    private static int recordEnd(ByteBuffer buf, int i) {
+        int length = VarInts.getUnsigned(buf);
+        if (length > buf.remaining()) {
+            throw new FormatException("record " + i + " claims " + length + " bytes, " + buf.remaining() + " left");
+        }
+        return buf.position() + length;
     }
 
     private static void skip(ByteBuffer r, int n, int record) {
