@@ -13,6 +13,7 @@ import org.rocksdb.RocksDBException;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.ToLongFunction;
 
 /**
  * One replica's key and tag index: the node's RocksDB ({@link NodeIndex}) seen for one segment, kept up with
@@ -57,6 +58,8 @@ final class ReplicaIndex implements SegmentLog.AppendObserver {
     private final long sequence;
     private final Partition partition;
     private final AppendedKeys appended;
+    /** Reads a log's truncation count ({@link SegmentLog#truncations}). */
+    private final ToLongFunction<SegmentLog> truncations;
     /** The next offset still to index, as RocksDB holds it ({@link #UNREAD} until read); under the monitor. */
     private long mark = UNREAD;
     /** When a background tick first saw records waiting (0: none waiting then); under the monitor. */
@@ -74,6 +77,13 @@ final class ReplicaIndex implements SegmentLog.AppendObserver {
 
     /** As above, with its queue (tests). */
     ReplicaIndex(NodeIndex index, long shardId, long sequence, Partition partition, AppendedKeys appended) {
+        this(index, shardId, sequence, partition, appended, SegmentLog::truncations);
+    }
+
+    /** As above, reading the log's truncation count through {@code truncations} (tests: a cut between a catch-up's two looks). */
+    ReplicaIndex(NodeIndex index, long shardId, long sequence, Partition partition, AppendedKeys appended,
+                 ToLongFunction<SegmentLog> truncations) {
+        this.truncations = truncations;
         this.index = index;
         this.shardId = shardId;
         this.sequence = sequence;
@@ -166,12 +176,12 @@ final class ReplicaIndex implements SegmentLog.AppendObserver {
         }
         try {
             SegmentLog log = partition.log();
-            long truncations = log.truncations();
+            long truncations = this.truncations.applyAsLong(log);
             long from = Math.max(mark(), log.logStartOffset());
             long to = log.writtenEndOffset();
             // A truncation that ran (or runs) between the two looks may have cut batches queued with the first count
             // below `to` and appended others there since: then nothing queued is taken, all is read back.
-            boolean settled = (truncations & 1) == 0 && log.truncations() == truncations;
+            boolean settled = (truncations & 1) == 0 && this.truncations.applyAsLong(log) == truncations;
             List<NodeIndex.Entry> taken = new ArrayList<>();
             while (from < to) {
                 AppendedKeys.Appended a = appended.peek();

@@ -193,6 +193,33 @@ class ReplicaIndexTest {
     }
 
     @Test
+    void aCutBetweenACatchUpsTwoLooksAtTheCountTakesNothingQueued() throws Exception {
+        int[] looks = {0};
+        Partition p = new Partition("s/0@1", log, 1, new ReplicaConfig(1, 1_000, Durability.FSYNC), System::currentTimeMillis,
+                (epoch, version, isr) -> CompletableFuture.failedFuture(new IllegalStateException("no ISR change here")));
+        ReplicaIndex observed = new ReplicaIndex(nodeIndex, 7, 0, p,
+                new AppendedKeys(ReplicaIndex.MAX_QUEUED_BYTES, new AppendedKeys.Budget(NodeConfig.DEFAULT_INDEX_QUEUE_MAX_BYTES)),
+                l -> {
+                    long count = l.truncations();
+                    if (looks[0]++ == 0) { // the first look: a cut and new appends run right after it, before the second
+                        assertEquals(1, l.truncateTo(1).join());
+                        write(1, "c"); // offsets 1 and 2 again, queued with the count after the cut
+                        write(1, "c");
+                    }
+                    return count;
+                });
+        log.observeAppends(observed);
+        writeThreeBatches("a"); // offsets 0-2, queued with the count before the cut
+        observed.catchUp();
+        assertEquals(2, looks[0], "the count was looked at twice");
+        assertEquals(List.of(0L), nodeIndex.offsetsByKey(7, 0, "a", 0, 10),
+                "the records the cut between the looks replaced are not indexed from the queue");
+        assertEquals(List.of(1L, 2L), nodeIndex.offsetsByKey(7, 0, "c", 0, 10), "the records written again are");
+        assertEquals(3, observed.recordsReadBack(), "all read back: the queue holds batches from either side of the cut");
+        assertEquals(0, observed.recordsTaken());
+    }
+
+    @Test
     void batchesAFullQueueLeftOutAreReadBack() throws Exception {
         ReplicaIndex observed = observing(400); // a batch of one record with a key and a tag weighs 242 estimated bytes
         write(1, "a"); // queued
