@@ -20,7 +20,7 @@ import java.util.Random;
  * payload only (no key, tags or headers). A score (ops/s) is batches per second; records/s is the score times
  * the records per batch. Each step is one the write or read path takes once per batch:
  * <ul>
- *   <li>{@code encode}: the producer's encode ({@code SegmentStorageAdapter.doBatchWrite}), which is also the
+ *   <li>{@code encode}: the producer's encode ({@code BatchWriter.write} in segment-client), which is also the
  *       leader's in {@code SegmentLog.appendAsLeader};</li>
  *   <li>{@code validateAndRestamp}: the leader's check of a batch its writer encoded and its stamp of offsets,
  *       epoch and producer fields, with the new checksum ({@code SegmentLog.appendEncodedAsLeader});</li>

@@ -173,7 +173,7 @@ class SegmentFailoverTest {
      * The leading storage node is paused (SIGSTOP), not killed: its connections stay open and answer nothing. The
      * writers' calls to it would each wait for their call timeout (30 s here, as a broker may set it); once the
      * controller has moved the leadership (the node's session, 2 s here, or its followers finding it silent), the
-     * client gives those calls up and retries at the new leader (SegmentStorageAdapter.untilLeaderMoves). Before: the
+     * client gives those calls up and retries at the new leader (BatchWriter.untilLeaderMoves). Before: the
      * writes stalled for the whole call timeout.
      */
     @Test

@@ -3,6 +3,7 @@ package dev.segstore.client;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.SegmentStatus;
 import dev.segstore.protocol.meta.ShardRoute;
+import dev.segstore.protocol.node.SegmentRef;
 import dev.segstore.adapter.ErrorCode;
 import dev.segstore.adapter.StorageException;
 import org.slf4j.Logger;
@@ -150,5 +151,40 @@ final class RouteCache {
             return CompletableFuture.completedFuture(patched);
         });
         return adopted[0];
+    }
+
+    // ---- a route's segments --------------------------------------------------------------------------------
+
+    /** The route's open segment, its last; fails UNAVAILABLE when the route has no segment yet. */
+    static Segment openSegment(ShardRoute route) {
+        if (route.getSegmentsCount() == 0) {
+            throw new StorageException(ErrorCode.UNAVAILABLE, "shard '" + route.getShard().getName() + "' has no segment yet");
+        }
+        return route.getSegments(route.getSegmentsCount() - 1);
+    }
+
+    /**
+     * The segment holding {@code offset}: a sealed one whose range holds it, or the open one (any not sealed) when
+     * the offset is at or past its start, its end not being known yet. Null when none does: the offset is below the
+     * oldest segment's start, or at or past the end of a route whose last segment is sealed.
+     */
+    static Segment segmentFor(ShardRoute route, long offset) {
+        for (Segment s : route.getSegmentsList()) {
+            boolean sealed = s.getStatus() == SegmentStatus.SEALED;
+            if (offset >= s.getStartOffset() && (!sealed || offset < s.getEndOffset())) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * The segment as requests name it. Requests about a segment the route calls open go to its leader, and name the
+     * route's leader epoch: a replica that is not that leader refuses to answer reads from its own, lagging, high
+     * watermark (node.proto, {@code route_epoch}). Reads of a sealed segment go to any ISR member and name none.
+     */
+    static SegmentRef ref(Segment s) {
+        SegmentRef.Builder b = SegmentRef.newBuilder().setShardId(s.getShardId()).setSequence(s.getSequence());
+        return s.getStatus() == SegmentStatus.SEALED ? b.build() : b.setRouteEpoch(s.getLeaderEpoch()).build();
     }
 }

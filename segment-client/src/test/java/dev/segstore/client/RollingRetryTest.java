@@ -119,7 +119,7 @@ class RollingRetryTest {
             assertEquals(writers, taken.get(), "every write taken once");
             // Each write's first attempt, plus the probe's retries (one every 5-10 ms during the roll): each write
             // retrying on its own would be refused about 8-16 times.
-            long bound = writers + 2 * rollMs / SegmentStorageAdapter.ROLLING_RETRY_PAUSE_MS;
+            long bound = writers + 2 * rollMs / ShardRetries.ROLLING_RETRY_PAUSE_MS;
             assertTrue(refused.get() <= bound, refused.get() + " refused requests for " + writers + " writes over a roll of "
                     + rollMs + " ms; at most " + bound + " expected");
         }
@@ -128,14 +128,14 @@ class RollingRetryTest {
     @Test
     void onlyRefusalsFromARollAreRetriedSoonAndOnlyForABoundedNumber() {
         for (int i = 0; i < 100; i++) {
-            long rolling = SegmentStorageAdapter.retryPauseMs(false, true, 0, i % SegmentStorageAdapter.MAX_ROLLING_RETRIES);
-            assertTrue(rolling >= SegmentStorageAdapter.ROLLING_RETRY_PAUSE_MS && rolling <= 2 * SegmentStorageAdapter.ROLLING_RETRY_PAUSE_MS,
+            long rolling = ShardRetries.retryPauseMs(false, true, 0, i % ShardRetries.MAX_ROLLING_RETRIES);
+            assertTrue(rolling >= ShardRetries.ROLLING_RETRY_PAUSE_MS && rolling <= 2 * ShardRetries.ROLLING_RETRY_PAUSE_MS,
                     "a refusal from a roll: " + rolling + " ms");
         }
-        assertTrue(SegmentStorageAdapter.retryPauseMs(false, false, 0, 3) >= 20, "another refusal: the growing pause");
-        assertTrue(SegmentStorageAdapter.retryPauseMs(false, false, 3, 0) >= 160, "grows with the retries that were not for a roll");
-        assertTrue(SegmentStorageAdapter.retryPauseMs(false, true, 5, SegmentStorageAdapter.MAX_ROLLING_RETRIES) >= 500,
+        assertTrue(ShardRetries.retryPauseMs(false, false, 0, 3) >= 20, "another refusal: the growing pause");
+        assertTrue(ShardRetries.retryPauseMs(false, false, 3, 0) >= 160, "grows with the retries that were not for a roll");
+        assertTrue(ShardRetries.retryPauseMs(false, true, 5, ShardRetries.MAX_ROLLING_RETRIES) >= 500,
                 "after as many rolling retries as allowed, a rolling refusal waits as the others do");
-        assertEquals(0, SegmentStorageAdapter.retryPauseMs(true, false, 0, 0), "a shard found deleted: read the route again at once");
+        assertEquals(0, ShardRetries.retryPauseMs(true, false, 0, 0), "a shard found deleted: read the route again at once");
     }
 }
