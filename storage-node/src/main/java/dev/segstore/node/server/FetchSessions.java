@@ -23,7 +23,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The follower side of fetch sessions ({@code FetchManyRequest.session}, node.proto; {@code replica.fetch.sessions}):
@@ -71,7 +70,6 @@ final class FetchSessions {
     private final ScheduledExecutorService sender;
     private final long roundGatherMs;
     private final ConcurrentHashMap<String, Queue> queues = new ConcurrentHashMap<>();
-    private final AtomicLong manyCalls = new AtomicLong();
 
     FetchSessions(int nodeId, Calls calls, ScheduledExecutorService sender, long roundGatherMs) {
         this.nodeId = nodeId;
@@ -91,10 +89,6 @@ final class FetchSessions {
         return q == null || !q.unsupported();
     }
 
-    /** node.FetchMany calls sent so far (tests, metrics). */
-    long manyCalls() {
-        return manyCalls.get();
-    }
 
     private static long newSessionId() {
         long id;
@@ -249,7 +243,6 @@ final class FetchSessions {
                 wait = Math.min(wait, e.request.getMaxWaitMs());
             }
             request.setMaxWaitMs(wait);
-            manyCalls.incrementAndGet();
             batch.forEach(e -> e.called.run());
             CompletableFuture<RpcClient.Answer<FetchManyResponse>> call;
             try {

@@ -37,7 +37,7 @@ final class Hosted {
      * gave it, for its followers (node.proto, {@code FetchResponse.next_segment}); null before.
      */
     volatile NextSegment next;
-    /** Writes refused while the segment seals, waiting for {@link #next} (StorageNode.refusedByRoll), in arrival order. */
+    /** Writes refused while the segment seals, waiting for {@link #next} (ReplicaRequests.refusedByRoll), in arrival order. */
     private final java.util.ArrayDeque<java.util.concurrent.CompletableFuture<NextSegment>> awaitingNext = new java.util.ArrayDeque<>();
 
     /**

@@ -80,7 +80,6 @@ final class ReplicaFetchers implements AutoCloseable {
     private volatile boolean closed;
     /** Sends the fetches to each leader node in one fetch session (node.FetchMany); null: one call per fetch (replica.fetch.batched). */
     private final FetchSessions sessions;
-    private final java.util.concurrent.atomic.AtomicLong singleCalls = new java.util.concurrent.atomic.AtomicLong();
 
     /** Told the next segment of a roll when a leader's fetch answer carries it (AssignmentReconciler#hint). */
     private final NextSegmentHint nextSegment;
@@ -272,17 +271,8 @@ final class ReplicaFetchers implements AutoCloseable {
 
     /** One follower fetch as its own call (node.Fetch). */
     private CompletableFuture<RpcClient.Answer<FetchResponse>> fetchOne(String address, FetchRequest request) {
-        singleCalls.incrementAndGet();
         return throughFaults(address, NodeMethods.FETCH,
                 () -> peers.callWithAttachment(address, NodeMethods.FETCH, request, FetchResponse.parser(), 5_000));
-    }
-
-    /** Replica fetch calls sent so far: node.Fetch calls (one segment each) and node.FetchMany calls (tests). */
-    record CallCounts(long single, long many) {
-    }
-
-    CallCounts callCounts() {
-        return new CallCounts(singleCalls.get(), sessions != null ? sessions.manyCalls() : 0);
     }
 
     /** A leader's end point for one round of a replica's loop. */

@@ -14,7 +14,7 @@ import java.util.function.Supplier;
  * Requests for a replica this node was told it is about to host (a roll's next segment: the meta leader's
  * {@code upcoming} answer, or the leader that rolled naming it in a fetch answer) that come before the node hosts
  * it. The writers that a roll refused are told the next segment by the leader that rolled as soon as it has the
- * controller's answer (StorageNode's {@code refusedByRoll}), which is when this node learns of it too: without a
+ * controller's answer (ReplicaRequests' {@code refusedByRoll}), which is when this node learns of it too: without a
  * wait, their writes (and the followers' first fetches) often came a few milliseconds before the node took the
  * replica, were refused as "hosts no replica", and were retried after 5-10 ms with the route read again.
  *
