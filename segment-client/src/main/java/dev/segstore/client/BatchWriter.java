@@ -67,8 +67,9 @@ final class BatchWriter {
     }
 
     /**
-     * The adapter's batch write ({@code doBatchWrite}, its arguments checked): {@code records} as one batch to the
-     * open segment of {@code shard}. Completes with their offsets, in order.
+     * The adapter's batch write ({@code doBatchWrite}): {@code records}, from {@code batchWrite} (checked) or from the
+     * shard's {@link WriteCoalescer} (each record checked by {@code write}), as one batch to the open segment of
+     * {@code shard}. Completes with their offsets, in order.
      */
     CompletableFuture<List<Long>> write(String shard, List<NewRecord> records) {
         replicaConnections.maybeCheck(routes.all());

@@ -19,6 +19,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * meta-service and kept until an answer shows it may be stale ({@link #drop}); refreshed past a roll a node reports
  * ({@link #past}); moved forward, without the meta-service, by the next segment a refused write was told of
  * ({@link #adoptNext}). Each route read tells {@link ReplicaConnections} of its open segment's replicas. Thread-safe.
+ * Its static helpers ({@link #openSegment}, {@link #segmentFor}, {@link #ref}) read a route for the adapter's parts.
  */
 final class RouteCache {
     private static final Logger LOG = LoggerFactory.getLogger(RouteCache.class);

@@ -22,9 +22,13 @@ import static dev.segstore.client.SegmentStorageAdapter.unwrap;
  * The segment engine's retries (docs/architecture.md, "The segment engine"): runs an operation's attempt against the
  * shard's cached route ({@link RouteCache}); on a retriable error drops the route and tries again with a fresh one,
  * after a growing pause, after a short one when a segment roll refused the attempt, or through the shard's
- * {@link RollingRetryGate}; stops at the request deadline, or once the adapter is closed, and then completes the
- * operation's tracked result. Retries wait on the adapter's {@link RetryScheduler}, and results are tracked in its
- * {@link InFlightOperations}: the ones its close runs and waits for. Thread-safe.
+ * {@link RollingRetryGate}. A refusal that names the next segment keeps the route, takes the segment into it
+ * ({@link RouteCache#adoptNext}) and retries at once; UNAVAILABLE and TIMEOUT also forget the nodes' addresses; a
+ * SHARD_NOT_FOUND from a node after the route was read is retried with a fresh route (the shard was deleted: final
+ * only if the meta-service says its name is gone too, else the operation goes on in the new shard of that name). It
+ * stops at the request deadline, or once the adapter is closed, and then completes the operation's tracked result.
+ * Retries wait on the adapter's {@link RetryScheduler}, and results are tracked in its {@link InFlightOperations}: the
+ * ones its close runs and waits for. Its log lines (the retries, at DEBUG) are under this class's name. Thread-safe.
  */
 final class ShardRetries {
     private static final Logger LOG = LoggerFactory.getLogger(ShardRetries.class);
