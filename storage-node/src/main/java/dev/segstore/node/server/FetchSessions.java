@@ -89,7 +89,6 @@ final class FetchSessions {
         return q == null || !q.unsupported();
     }
 
-
     private static long newSessionId() {
         long id;
         do {

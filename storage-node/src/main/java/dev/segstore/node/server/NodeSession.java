@@ -19,9 +19,11 @@ import java.util.function.BooleanSupplier;
 /**
  * A storage node's session with the meta-service: registration (tried every heartbeat period until it succeeds),
  * heartbeats (with the replicas on failed data directories and the leaders found silent), heartbeats asked for
- * between the periodic ones, the assignment watch ({@code meta.WatchAssignments}) and the controlled shutdown. All
- * but the last run on the node's control thread ({@code node-control}), which {@link StorageNode} owns and schedules;
- * the {@link AssignmentReconciler} applies the answers. {@link StorageNode#close} ends the waits here
+ * between the periodic ones, the assignment watch ({@code meta.WatchAssignments}) and the controlled shutdown. The
+ * registration, the heartbeats and the watch calls run on the node's control thread ({@code node-control}), which
+ * {@link StorageNode} owns and schedules; a watch's answer is taken where its call completes (and the next watch sent
+ * from there), {@link #requestHeartbeat} may be called from any thread, and {@link #shutdownGracefully} runs on its
+ * caller's and waits for the control thread. The {@link AssignmentReconciler} applies the answers. {@link StorageNode#close} ends the waits here
  * ({@link #endWaits}).
  */
 final class NodeSession {

@@ -67,7 +67,8 @@ public final class StorageNode implements AutoCloseable {
     private volatile boolean closed;
     private final int boundPort;
     /** Registration, heartbeats, the assignment watch and the controlled shutdown (made once the server is bound). */
-    private final NodeSession session;
+    /** Assigned once in the constructor; volatile because {@link #requestHeartbeat} may be called before that, from another thread. */
+    private volatile NodeSession session;
 
     private static Thread daemon(Runnable r, String name) {
         Thread t = new Thread(r, name);
@@ -260,10 +261,14 @@ public final class StorageNode implements AutoCloseable {
     /**
      * Asks for a heartbeat now, on the control thread ({@link NodeSession#requestHeartbeat}). The fetchers and the
      * reconciler are handed this before the session is made; they ask only for replicas, which are hosted once the
-     * node registered.
+     * node registered. One asked before the session exists is not needed: the session's first heartbeat is scheduled
+     * at once when it is made.
      */
     private void requestHeartbeat() {
-        session.requestHeartbeat();
+        NodeSession s = session;
+        if (s != null) {
+            s.requestHeartbeat();
+        }
     }
 
     /** Whether the node watches its assignments (false once the meta-service said it does not know the method). */
