@@ -823,6 +823,8 @@ public final class MetaState {
             throw new IllegalStateException("snapshot at feature level " + s.getFeatureLevel() + ": this meta node's build knows "
                     + MAX_FEATURE_LEVEL + " at most and must be upgraded");
         }
+        // Nothing below refuses or throws (the parts' restores take what they are given): a refused snapshot, above,
+        // leaves the state as it was, and an accepted one replaces all of it.
         shards.clear();
         deleting.clear();
         groupOffsets.clear();

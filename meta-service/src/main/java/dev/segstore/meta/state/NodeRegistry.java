@@ -60,7 +60,7 @@ final class NodeRegistry {
         return Collections.unmodifiableCollection(nodes.values());
     }
 
-    /** Replaces every node by {@code all} (a snapshot's). */
+    /** Replaces every node by {@code all} (a snapshot's). Throws nothing: {@link MetaState#restore} checked the snapshot before. */
     void restore(List<StorageNode> all) {
         nodes.clear();
         all.forEach(n -> nodes.put(n.getNodeId(), n));
@@ -410,8 +410,9 @@ final class NodeRegistry {
     }
 
     /**
-     * Open segments led by each live node that is not shutting down, and replicas held by each, for placement: a new map
-     * and new arrays at each call (the controller's placement changes them).
+     * For placement, per placeable node ({@link #placeable}: alive, not shutting down, not decommissioned): [0] the
+     * replicas of open segments it holds, [1] the open segments it leads. A new map and new arrays at each call (the
+     * controller's placement changes them).
      */
     Map<Integer, int[]> load() {
         Map<Integer, int[]> load = new TreeMap<>();

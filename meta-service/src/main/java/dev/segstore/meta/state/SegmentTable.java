@@ -26,8 +26,8 @@ import java.util.function.UnaryOperator;
 final class SegmentTable {
     private final TreeMap<String, List<Segment>> segments = new TreeMap<>();
     /**
-     * The health counts of the segments, kept up to date at every change ({@link #replace}, {@link #add},
-     * {@link #remove}, {@link #dropOldest}), so a metrics scrape reads them in O(1) instead of scanning every segment
+     * The health counts of the segments, kept up to date at every change ({@link #create}, {@link #replace},
+     * {@link #add}, {@link #forEachLiveSegment}, {@link #remove}, {@link #dropOldest}, {@link #restore}), so a metrics scrape reads them in O(1) instead of scanning every segment
      * under the monitor the state machine applies commands under.
      */
     private SegmentCounts segmentCounts = new SegmentCounts(0, 0, 0);
@@ -79,7 +79,7 @@ final class SegmentTable {
         add(segments.get(shard), s);
     }
 
-    /** Removes shard {@code shard}'s list and returns it, or null if it has none. */
+    /** Removes shard {@code shard}'s list and returns it (no longer in the table: the caller's), or null if it has none. */
     List<Segment> remove(String shard) {
         List<Segment> removed = segments.remove(shard);
         uncount(removed);
@@ -326,7 +326,10 @@ final class SegmentTable {
         return out;
     }
 
-    /** Replaces every list by {@code all}'s segments (a snapshot's, in its order), and counts them again. */
+    /**
+     * Replaces every list by {@code all}'s segments (a snapshot's, in its order), and counts them again. Throws
+     * nothing: {@link MetaState#restore} checked the snapshot before.
+     */
     void restore(List<Segment> all) {
         segments.clear();
         segmentCounts = new SegmentCounts(0, 0, 0);
