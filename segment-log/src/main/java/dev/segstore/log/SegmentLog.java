@@ -60,8 +60,10 @@ public final class SegmentLog {
     private final String name;
     private final Path dir;
     private final LogConfig config;
-    private final LeaderEpochCache epochs;
+    /** The leader-epoch history and its checkpoint; guarded by this. */
+    private final LogEpochs epochs;
     private final LogReader reader;
+    private final AppendChecks checks;
 
     // Guarded by this.
     private Segment active;
@@ -71,7 +73,6 @@ public final class SegmentLog {
     private long recoveryPoint;
     /** Made by this open and no state written since: while it holds no record, it may still move ({@link #rebaseEmpty}). */
     private boolean untouched;
-    private int epochCheckpointWrites;
 
     private volatile long nextOffset;
     private volatile Segment[] segments;
@@ -93,8 +94,9 @@ public final class SegmentLog {
         this.name = name;
         this.dir = dir;
         this.config = config;
-        this.epochs = epochs;
+        this.epochs = new LogEpochs(epochs, directory, dir, name);
         this.reader = new LogReader(name, directory);
+        this.checks = new AppendChecks(name, config);
     }
 
     /** The log's directory ({@code <data directory root>/<name>}). */
@@ -196,7 +198,7 @@ public final class SegmentLog {
     private synchronized void load(List<Long> bases, LogState state, long initialOffset, boolean fresh) throws IOException {
         boolean clean = state != null && state.clean();
         long rp = state == null ? -1 : state.recoveryPoint();
-        List<Segment> loaded = LogRecovery.loadSegments(files, dir, name, config, bases, state, epochs, initialOffset);
+        List<Segment> loaded = LogRecovery.loadSegments(files, dir, name, config, bases, state, epochs.cache(), initialOffset);
         Segment last = loaded.get(loaded.size() - 1);
         if (!fresh && !clean) {
             // Not closed cleanly: the process that made the log may have died before its directory entries were
@@ -216,7 +218,7 @@ public final class SegmentLog {
         boolean epochsChanged = epochs.truncateFromEnd(nextOffset);
         epochsChanged |= epochs.truncateFromStart(loaded.get(0).baseOffset());
         if (!fresh && (epochsChanged || state == null || !clean)) {
-            persistEpochs();
+            epochs.persist();
         }
         recoveryPoint = clean ? nextOffset : Math.max(loaded.get(0).baseOffset(), Math.min(rp, nextOffset));
         // From here on a crash must look unclean (a fresh log has no log-state, which looks unclean).
@@ -233,14 +235,9 @@ public final class SegmentLog {
         files.writeAtomically(dir.resolve(LogState.FILE), new LogState(clean, sealed, recoveryPoint).encode());
     }
 
-    private void persistEpochs() throws IOException {
-        epochCheckpointWrites++;
-        files.writeAtomically(dir.resolve(EPOCH_FILE), epochs.encode());
-    }
-
     /** How many times this open wrote the leader-epoch checkpoint (each a forced write; tests and tracing). */
     public synchronized int epochCheckpointWrites() {
-        return epochCheckpointWrites;
+        return epochs.epochCheckpointWrites();
     }
 
     // ---- appends ----------------------------------------------------------------------------------------
@@ -264,11 +261,7 @@ public final class SegmentLog {
         if (records == null || records.isEmpty()) {
             throw LogException.invalid("log " + name + ": an append needs at least one record");
         }
-        int latest = latestEpoch();
-        if (leaderEpoch < 0 || leaderEpoch < latest) {
-            throw LogException.invalid("log " + name + ": leader epoch " + leaderEpoch
-                    + " is older than the log's latest epoch " + latest);
-        }
+        checks.leaderEpoch(leaderEpoch, latestEpoch());
         ByteBuffer batch;
         try {
             batch = RecordBatch.encode(nextOffset, leaderEpoch, producerId, baseSequence, records);
@@ -288,33 +281,14 @@ public final class SegmentLog {
     public synchronized CompletableFuture<AppendResult> appendEncodedAsLeader(ByteBuffer batch, int leaderEpoch, long producerId,
                                                                                int baseSequence, Durability durability) {
         ensureWritable();
-        int latest = latestEpoch();
-        if (leaderEpoch < 0 || leaderEpoch < latest) {
-            throw LogException.invalid("log " + name + ": leader epoch " + leaderEpoch
-                    + " is older than the log's latest epoch " + latest);
-        }
-        if (batch.remaining() > config.maxBatchBytes()) {
-            throw new LogException(LogException.Kind.RECORD_TOO_LARGE, "log " + name + ": batch of "
-                    + batch.remaining() + " bytes exceeds maxBatchBytes " + config.maxBatchBytes());
-        }
-        try {
-            RecordBatch.validate(batch);
-        } catch (FormatException e) {
-            throw LogException.invalid("log " + name + ": the batch to append is malformed: " + e.getMessage());
-        }
-        if (BatchView.at(batch).sizeInBytes() != batch.remaining()) {
-            throw LogException.invalid("log " + name + ": " + (batch.remaining() - BatchView.at(batch).sizeInBytes())
-                    + " bytes after the batch to append");
-        }
+        checks.leaderEpoch(leaderEpoch, latestEpoch());
+        checks.encodedBatch(batch);
         RecordBatch.restamp(batch, nextOffset, leaderEpoch, producerId, baseSequence);
         return enqueueAsLeader(batch, durability);
     }
 
     private CompletableFuture<AppendResult> enqueueAsLeader(ByteBuffer batch, Durability durability) {
-        if (batch.remaining() > config.maxBatchBytes()) {
-            throw new LogException(LogException.Kind.RECORD_TOO_LARGE, "log " + name + ": batch of "
-                    + batch.remaining() + " bytes exceeds maxBatchBytes " + config.maxBatchBytes());
-        }
+        checks.batchSize(batch);
         if (!directory.tryReserve(batch.remaining(), 1)) {
             return CompletableFuture.completedFuture(AppendResult.QUEUE_FULL);
         }
@@ -339,8 +313,6 @@ public final class SegmentLog {
      */
     public synchronized CompletableFuture<AppendResult> appendAsFollower(ByteBuffer batches, Durability durability) {
         ensureWritable();
-        List<BatchView> views = new ArrayList<>();
-        long expected = nextOffset;
         int epoch = latestEpoch();
         // An epoch that starts at the log's end holds nothing yet: written ahead, it says where the leader this
         // replica follows starts it (Partition.becomeFollower keeps only that epoch's; docs/architecture.md, "Close
@@ -353,48 +325,21 @@ public final class SegmentLog {
             List<EpochEntry> all = epochs.entries();
             epoch = all.size() > 1 ? all.get(all.size() - 2).epoch() : EpochEndOffset.UNDEFINED_EPOCH;
         }
-        ByteBuffer buf = batches.duplicate();
-        while (buf.hasRemaining()) {
-            BatchView v = BatchView.at(buf);
-            try {
-                v.verify();
-            } catch (FormatException e) {
-                throw LogException.corrupt("log " + name + ": fetched batch at byte " + (buf.position() - batches.position())
-                        + ": " + e.getMessage());
-            }
-            if (v.baseOffset() != expected) {
-                throw new LogException(LogException.Kind.OFFSET_MISMATCH, "log " + name + ": fetched batch starts at offset "
-                        + v.baseOffset() + " but the log ends at " + expected + " (" + (v.baseOffset() > expected ? "gap" : "overlap") + ")");
-            }
-            if (v.leaderEpoch() < epoch) {
-                throw LogException.corrupt("log " + name + ": fetched batch at offset " + v.baseOffset() + " has leader epoch "
-                        + v.leaderEpoch() + ", older than " + epoch);
-            }
-            epoch = v.leaderEpoch();
-            expected = v.nextOffset();
-            views.add(new BatchView(buf.slice(buf.position(), v.sizeInBytes()), 0));
-            buf.position(buf.position() + v.sizeInBytes());
-        }
-        if (views.isEmpty()) {
-            throw LogException.invalid("log " + name + ": a follower append needs at least one batch");
-        }
+        List<BatchView> views = checks.followerBatches(batches, nextOffset, epoch);
         long total = batches.remaining();
         if (!directory.tryReserve(total, views.size())) {
             return CompletableFuture.completedFuture(AppendResult.QUEUE_FULL);
         }
         CompletableFuture<AppendResult> future = new CompletableFuture<>();
-        AppendResult result = new AppendResult(AppendResult.Status.APPENDED, views.get(0).baseOffset(), expected - 1);
+        AppendResult result = new AppendResult(AppendResult.Status.APPENDED, views.get(0).baseOffset(),
+                views.get(views.size() - 1).nextOffset() - 1);
         int i = 0;
         try {
             if (aheadOnly && views.get(0).leaderEpoch() < latest.epoch()) {
                 // Forced before any of the batches is written (the first batch's own epoch may already be the
                 // latest left, which writes nothing): recovery never cuts an entry below the log's end.
                 epochs.truncateFromEnd(nextOffset);
-                try {
-                    persistEpochs();
-                } catch (IOException e) {
-                    throw directory.ioFailure(e, "writing the leader-epoch checkpoint of " + name);
-                }
+                epochs.persistOrFail();
             }
             for (; i < views.size(); i++) {
                 boolean last = i == views.size() - 1;
@@ -417,13 +362,7 @@ public final class SegmentLog {
         int size = view.sizeInBytes();
         long now = directory.nowMs();
         maybeRoll(size, view.recordCount(), now);
-        if (epochs.assign(view.leaderEpoch(), view.baseOffset())) {
-            try {
-                persistEpochs();
-            } catch (IOException e) {
-                throw directory.ioFailure(e, "writing the leader-epoch checkpoint of " + name);
-            }
-        }
+        epochs.assign(view.leaderEpoch(), view.baseOffset());
         long position = active.reserve(size, now);
         nextOffset = view.nextOffset();
         directory.enqueue(new IoTask.Write(this, active, position, bytes, view.baseOffset(), view.nextOffset(),
@@ -726,19 +665,7 @@ public final class SegmentLog {
         durableEndOffset = start;
         recoveryPoint = start;
         directory.forceDirectoriesSoon(moved); // the renames: most likely forced before the first write needs them
-        if (epoch != null) {
-            if (start > epoch.startOffset()) {
-                epochs.truncateFromStart(start);
-            } else {
-                epochs.clear();
-                epochs.assign(epoch.epoch(), start);
-                try {
-                    persistEpochs(); // an entry past the log's start would not read the same
-                } catch (IOException e) {
-                    throw directory.ioFailure(e, "writing the leader-epoch checkpoint of " + name);
-                }
-            }
-        }
+        epochs.rebase(epoch, start);
     }
 
     public synchronized boolean isSealed() {
@@ -774,13 +701,7 @@ public final class SegmentLog {
      * known or older epoch changes nothing.
      */
     public synchronized void assignEpochAtEnd(int epoch) {
-        if (epochs.assign(epoch, nextOffset)) {
-            try {
-                persistEpochs();
-            } catch (IOException e) {
-                throw directory.ioFailure(e, "writing the leader-epoch checkpoint of " + name);
-            }
-        }
+        epochs.assign(epoch, nextOffset);
     }
 
     /**
@@ -791,17 +712,7 @@ public final class SegmentLog {
      * early (the leader's log holds older epochs there first); {@link #appendAsFollower} then replaces it.
      */
     public synchronized void dropEmptyEpochsBut(int followed) {
-        EpochEntry latest = epochs.latest();
-        if (latest != null && latest.epoch() == followed) {
-            return; // every entry before it starts below it, so below the log's end
-        }
-        if (epochs.truncateFromEnd(nextOffset)) {
-            try {
-                persistEpochs();
-            } catch (IOException e) {
-                throw directory.ioFailure(e, "writing the leader-epoch checkpoint of " + name);
-            }
-        }
+        epochs.dropEmptyBut(followed, nextOffset);
     }
 
     /** Whether the data directory this log lives in is online (an I/O error takes it offline for good). */
@@ -874,7 +785,7 @@ public final class SegmentLog {
         }
         files.forceDirectory(dir);
         if (epochs.truncateFromEnd(newEnd)) {
-            persistEpochs();
+            epochs.persist();
         }
         recoveryPoint = Math.min(recoveryPoint, target.baseOffset());
         writeState(false);
@@ -914,7 +825,7 @@ public final class SegmentLog {
         directory.run("deleting " + drop + " segment(s) of " + name, () -> {
             if (epochsChanged) {
                 synchronized (this) {
-                    persistEpochs();
+                    epochs.persist();
                 }
             }
             for (Segment s : gone) {
