@@ -1,17 +1,10 @@
 package dev.segstore.node.server;
 
 import dev.segstore.client.MetaClient;
-import dev.segstore.log.Durability;
-import dev.segstore.log.SegmentLog;
 import dev.segstore.node.index.NodeIndex;
-import dev.segstore.node.replica.IsrProposer;
 import dev.segstore.node.replica.Partition;
-import dev.segstore.node.replica.ReplicaConfig;
-import dev.segstore.node.replica.Tombstones;
 import dev.segstore.node.server.Hosted.Key;
-import dev.segstore.protocol.meta.DurabilityMode;
 import dev.segstore.protocol.meta.NodeAssignments;
-import dev.segstore.protocol.meta.ProposeIsrRequest;
 import dev.segstore.protocol.meta.Segment;
 import dev.segstore.protocol.meta.Shard;
 import org.slf4j.Logger;
@@ -21,7 +14,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.BooleanSupplier;
 import java.util.function.LongSupplier;
@@ -33,7 +25,8 @@ import java.util.function.LongSupplier;
  *
  * <p>Thread: the node's control thread ({@code node-control}), and its roll thread for {@link #takeNext}, under this
  * object's monitor. It owns the hosted-replica map (others only read it) and the metadata version applied, which
- * never goes back.
+ * never goes back. A roll's next segment learned before the heartbeat brings it comes from {@link NextSegments}, which
+ * hands it to the roll thread; each replica is opened by {@link ReplicaOpener}, under this monitor.
  */
 final class AssignmentReconciler {
     private static final Logger LOG = LoggerFactory.getLogger(AssignmentReconciler.class);
@@ -46,25 +39,16 @@ final class AssignmentReconciler {
     private final NodeConfig config;
     private final DataDirectories directory;
     private final NodeIndex index;
-    /** What the replicas' key and tag indexes may queue together ({@link ReplicaIndex}). */
-    private final AppendedKeys.Budget appendedKeys;
-    private final MetaClient meta;
-    private final MetaCalls metaCalls;
     private final Map<Key, Hosted> hosted;
     private final Map<Integer, String> nodeAddresses;
     private final ReplicaFetchers fetchers;
-    /** Asks the control thread for a heartbeat now (after a roll: learn the next segment at once). */
+    /** Asks the control thread for a heartbeat now (an answer applied in part, a replica dropped or no longer led). */
     private final Runnable heartbeatNow;
     /** Told the name of a shard once this node hosts no replica of it any more (its per-shard metrics go). */
     private final java.util.function.Consumer<String> shardGone;
     private final BooleanSupplier closed;
     /** The monotonic clock the replicas measure lag and segment age on (never the wall clock: see Partition). */
     private final LongSupplier replicaClockMs;
-    /**
-     * Where a roll's next segment is taken ahead of the heartbeat ({@link #takeNext}): not the control thread, which the
-     * heartbeat that the same roll woke keeps waiting for its answer.
-     */
-    private final java.util.concurrent.Executor rollThread;
     /** Told of the replicas a roll is about to place here, and when each is hosted (its early requests wait). */
     private final ReplicaWaits replicaWaits;
     /**
@@ -95,6 +79,10 @@ final class AssignmentReconciler {
     private final Set<Long> deletedShards = ConcurrentHashMap.newKeySet();
     /** Where each hosted replica's log comes from (made ahead of a roll, or while the segment before closes). */
     private final ReplicaLogs logs;
+    /** How a hosted replica rolls as leader, and the next segments learned before the heartbeat brings them. */
+    private final NextSegments rolls;
+    /** Opens the replicas this hosts. */
+    private final ReplicaOpener opener;
 
     /** Set by {@link #stopLeaderReads}: every replica hosted from then on answers no reads as an open segment's leader. */
     private boolean leaderReadsStopped;
@@ -115,9 +103,6 @@ final class AssignmentReconciler {
         this.config = config;
         this.directory = directory;
         this.index = index;
-        this.appendedKeys = new AppendedKeys.Budget(config.indexQueueMaxBytes());
-        this.meta = meta;
-        this.metaCalls = metaCalls;
         this.hosted = hosted;
         this.nodeAddresses = nodeAddresses;
         this.fetchers = fetchers;
@@ -125,9 +110,10 @@ final class AssignmentReconciler {
         this.shardGone = shardGone;
         this.closed = closed;
         this.replicaClockMs = replicaClockMs;
-        this.rollThread = rollThread;
         this.replicaWaits = replicaWaits;
         this.logs = new ReplicaLogs(config, directory, hosted, closed, deletedShards);
+        this.rolls = new NextSegments(this, config, meta, metaCalls, hosted, heartbeatNow, rollThread, replicaWaits);
+        this.opener = new ReplicaOpener(config, directory, index, meta, metaCalls, replicaClockMs, logs, rolls);
     }
 
     /**
@@ -352,43 +338,20 @@ final class AssignmentReconciler {
                 && !hosted.containsKey(key) && !directory.onOfflineDirectory(key.logName());
     }
 
-    /**
-     * A roll being committed will create {@code s} (a watch answer's upcoming segment, not committed): its log is made
-     * now, on the roll thread, with the leader epoch checkpoint if this node is to lead, so that the segment takes
-     * writes sooner once the roll commits. Only a log that does not exist yet is made; nothing is hosted or served
-     * until a committed answer claims it ({@link #open} checks it still fits).
-     */
+    /** An assignment watch's upcoming segment {@code s}: its log is made ahead on the roll thread ({@link NextSegments#prepareLater}). */
     void prepareLater(Segment s) {
-        if (s.getReplicasList().contains(config.nodeId())) {
-            replicaWaits.expect(Key.of(s)); // not if hosted already (ReplicaWaits checks)
-        }
-        try {
-            rollThread.execute(() -> prepare(s));
-        } catch (java.util.concurrent.RejectedExecutionException stopping) {
-            // the node is stopping
-        }
+        rolls.prepareLater(s);
     }
 
+    /** Makes the log of upcoming segment {@code s} ahead of its roll's commit (roll thread: {@link NextSegments#prepareLater}). */
     synchronized void prepare(Segment s) {
         logs.prepare(s);
     }
 
     /**
-     * Close ahead: segment {@code closing}, hosted here, is closing (meta.proto {@code Segment.closing_version}), so its
-     * next segment will be made on the same replicas, from an end not known yet. Its log is made now, on the roll thread,
-     * on the closing segment's data directory, from the closing log's end for now; the hand-over (or the seal's answer)
-     * then moves it to the end it gives ({@link SegmentLog#rebaseEmpty}: renames, far cheaper than making the log, which
-     * was most of what a roll's pause had left: docs/benchmarks.md, "Where close ahead's roll pause goes"). Nothing is
-     * hosted or served from it until a segment claims it ({@link ReplicaLogs#openLog}).
+     * Makes the log of the next segment of closing segment {@code closingKey} while it closes (the roll thread:
+     * {@link NextSegments#prepareAheadLater}).
      */
-    void prepareAheadLater(Key closing) {
-        try {
-            rollThread.execute(() -> prepareAhead(closing));
-        } catch (java.util.concurrent.RejectedExecutionException stopping) {
-            // the node is stopping
-        }
-    }
-
     synchronized void prepareAhead(Key closingKey) {
         logs.prepareAhead(closingKey);
     }
@@ -396,19 +359,6 @@ final class AssignmentReconciler {
     /** Where replicas' logs come from, with its counts of logs made ahead and taken (tests, metrics). */
     ReplicaLogs logs() {
         return logs;
-    }
-
-    /** {@link #takeNext} on the node's roll thread (from an RPC or an owner thread), if it would take it. */
-    void takeNextLater(Segment s, Shard shard) {
-        if (!wantsNext(s)) {
-            return;
-        }
-        replicaWaits.expect(Key.of(s));
-        try {
-            rollThread.execute(() -> takeNext(s, shard));
-        } catch (java.util.concurrent.RejectedExecutionException stopping) {
-            // the node is stopping
-        }
     }
 
     /**
@@ -434,7 +384,7 @@ final class AssignmentReconciler {
             boolean becomesLeader = s.getLeader() == me && (epochChanged || h.partition.role() != Partition.Role.LEADER);
             if (closing) {
                 if (h.closingVersion == 0) {
-                    prepareAheadLater(key); // runs once this (under the monitor, as prepareAhead) has marked it
+                    rolls.prepareAheadLater(key); // runs once this (under the monitor, as prepareAhead) has marked it
                 }
                 h.closingVersion = s.getClosingVersion();
             }
@@ -573,176 +523,22 @@ final class AssignmentReconciler {
         hosted.values().forEach(h -> h.partition.stopLeaderReads());
     }
 
+    /**
+     * Opens replica {@code key} of {@code s} ({@link ReplicaOpener#open}), with the version up to which the last
+     * registration checked the logs held and whether leader reads are stopped (both guarded by this monitor).
+     */
     private Hosted open(Key key, Segment s, Shard shard) {
-        long startedNanos = System.nanoTime();
-        int me = config.nodeId();
-        if (!directory.holds(key.logName()) && !s.getOfflineReplicasList().contains(me) && s.getCreatedVersion() <= registeredVersion
-                && (s.getIsrList().contains(me) || s.getLeader() == me)) {
-            // In the ISR of a segment created before this node registered, yet not here (its directory failed since,
-            // or the log is missing): an empty log must not count in the ISR or lead. Only once the controller has
-            // marked this copy offline (out of the ISR, never leading) may it start empty and catch up. (Out of the
-            // ISR, as a replica moved here by ReassignReplica, it starts empty at once: it joins once caught up.)
-            throw new IllegalStateException("its log is not on an online data directory; reported, it opens once the controller has"
-                    + " marked this copy offline");
-        }
-        int minIsr = shard == null ? 1 : Math.max(1, shard.getSettings().getMinInSyncReplicas());
-        Durability durability = shard != null && shard.getSettings().getDurability() == DurabilityMode.PAGE_CACHE
-                ? Durability.PAGE_CACHE : Durability.FSYNC;
-        ReplicaConfig rc = new ReplicaConfig(minIsr, config.replicaMaxLagMs(), durability, config.readLeaseMs());
-        IsrProposer proposer = (epoch, version, isr) -> metaCalls.call(dev.segstore.protocol.MetaMethods.PROPOSE_ISR,
-                () -> meta.proposeIsr(ProposeIsrRequest.newBuilder()
-                .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
-                .setIsrVersion(version).addAllNewIsr(isr).build()))
-                .thenApply(r -> new IsrProposer.Committed(r.getSegment().getIsrList(), r.getSegment().getIsrVersion()))
-                .exceptionally(e -> {
-                    throw ReplicaFetchers.asReplicaException(e);
-                });
-        SegmentLog segmentLog = logs.openLog(key, s);
-        long logNanos = System.nanoTime();
-        Tombstones tombstones = new Tombstones(index.tombstoneStore(key.shardId(), key.sequence(), durability == Durability.FSYNC));
-        long tombstonesNanos = System.nanoTime();
-        Partition p = new Partition(s.getShard() + "/" + s.getSequence() + "@" + config.nodeId(), segmentLog, tombstones,
-                config.nodeId(), rc, replicaClockMs, proposer);
-        long partitionNanos = System.nanoTime();
-        restoreProducers(key, p);
-        long producersNanos = System.nanoTime();
-        if (leaderReadsStopped) {
-            p.stopLeaderReads();
-        }
-        long segmentBytes = shard == null || shard.getSettings().getSegmentBytes() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentBytes();
-        long segmentMs = shard == null || shard.getSettings().getSegmentMs() <= 0 ? Long.MAX_VALUE : shard.getSettings().getSegmentMs();
-        if (shard != null && shard.getSettings().getRetentionMs() > 0) {
-            // Retention drops sealed segments only: a segment also rolls once retention_ms old, so a record lives
-            // about 2 x retention_ms at most, not segment_ms (7 days by default) on a quiet shard.
-            segmentMs = Math.min(segmentMs, shard.getSettings().getRetentionMs());
-        }
-        p.configureRoll(segmentBytes, segmentMs, roller(key, s, p, shard));
-        if (config.segmentCloseAhead() && segmentBytes != Long.MAX_VALUE) {
-            // From three quarters (later for a segment written slowly: SegmentRoll.fillsSoon): the close commits while the rest is written.
-            p.configureCloseAhead(segmentBytes - segmentBytes / 4);
-        }
-        ReplicaIndex replicaIndex = new ReplicaIndex(index, key.shardId(), key.sequence(), p, appendedKeys);
-        replicaIndex.resetTo(p.log().logEndOffset());
-        p.log().observeAppends(replicaIndex); // keys and tags taken as appended, not read back
-        long doneNanos = System.nanoTime();
-        LOG.debug("{}: replica opened in {} us (log {}, tombstones {}, partition {}, producers {}, roll and index {})", key.logName(),
-                (doneNanos - startedNanos) / 1_000, (logNanos - startedNanos) / 1_000, (tombstonesNanos - logNanos) / 1_000,
-                (partitionNanos - tombstonesNanos) / 1_000, (producersNanos - partitionNanos) / 1_000, (doneNanos - producersNanos) / 1_000);
-        return new Hosted(p, replicaIndex);
+        return opener.open(key, s, shard, registeredVersion, leaderReadsStopped);
     }
 
-    /** How replica {@code key} of {@code s} rolls as leader: asks the controller to seal, to close ahead, and hands over. */
-    private Partition.Roller roller(Key key, Segment s, Partition p, Shard shard) {
-        return new Partition.Roller() {
-            @Override
-            public CompletableFuture<Void> roll(int epoch, long end) {
-                return sealAt(key, s, p, epoch, end);
-            }
-
-            @Override
-            public boolean closable() {
-                // Below level 2 a meta node may apply the close by rules that check neither that every storage node
-                // follows the hand-over nor placement (the build that introduced close ahead), or refuse it: not asked.
-                // And the controller does not know a segment taken ahead until the seal of the one before it is
-                // recorded (that seal's request may still be on its way, or lost and asked again).
-                return clusterFeatureLevel >= dev.segstore.protocol.FeatureLevels.STORAGE_NODES_CHECKED
-                        && !takenAheadOfAnUnrecordedSeal(key, s);
-            }
-
-            @Override
-            public CompletableFuture<Void> closeAhead(int epoch) {
-                return metaCalls.call(dev.segstore.protocol.MetaMethods.CLOSE_SEGMENT,
-                        () -> meta.closeSegment(dev.segstore.protocol.meta.CloseSegmentRequest.newBuilder()
-                                .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence())
-                                .setLeader(config.nodeId()).setLeaderEpoch(epoch).build()))
-                        .<Void>thenApply(r -> {
-                            if (r.getSegment().getClosingVersion() == 0) {
-                                throw new IllegalStateException("the answer shows the segment not closing");
-                            }
-                            Hosted h = hosted.get(key);
-                            if (h != null && h.partition == p) {
-                                boolean first = h.closingVersion == 0;
-                                // Marked first: prepareAhead (on the roll thread, perhaps at once) makes the log only for
-                                // a segment marked closing. Queued before the hand-over, which the partition starts only
-                                // once this answer has been taken (markClosing after it).
-                                h.closingVersion = r.getSegment().getClosingVersion();
-                                if (first) {
-                                    prepareAheadLater(key);
-                                }
-                            }
-                            return null;
-                        }).exceptionally(e -> {
-                            throw ReplicaFetchers.asReplicaException(e); // INVALID_ARGUMENT: refused for good (Partition)
-                        });
-            }
-
-            @Override
-            public void handOver(int epoch, long end, List<Integer> isr, int isrVersion) {
-                handOverLater(key, p, epoch, end, isr, isrVersion, shard);
-            }
-        };
+    /** The cluster's feature level as the newest assignments applied said (0 from an older meta-service). */
+    int clusterFeatureLevel() {
+        return clusterFeatureLevel;
     }
 
-    /**
-     * Whether replica {@code key} of {@code s} was taken ahead of the seal of the segment before it ({@link #takeAhead})
-     * and that seal is not known here to be recorded: the controller then does not know {@code s} yet. Takes no
-     * monitor (called under {@code s}'s partition's).
-     */
-    private boolean takenAheadOfAnUnrecordedSeal(Key key, Segment s) {
-        Hosted before = hosted.get(new Key(key.shardId(), key.sequence() - 1));
-        return before != null && before.closingVersion != 0 && before.closingVersion == s.getCreatedVersion()
-                && !before.partition.sealRecorded();
-    }
-
-    /**
-     * Close ahead: the leader of closing replica {@code key} in {@code epoch} ended it at {@code end}, which every ISR
-     * member holds (Partition, under its monitor). The next segment, as the seal will create it (meta.proto,
-     * {@code Segment.closing_version}: the closing one's replicas, ISR, this leader and epoch, from {@code end}), is
-     * named to refused writers and to the followers' fetches at once, and taken here on the roll thread; the seal is
-     * recorded after (the partition asks, {@link #sealAt}).
-     */
-    private void handOverLater(Key key, Partition p, int epoch, long end, List<Integer> isr, int isrVersion, Shard shard) {
-        Hosted h = hosted.get(key);
-        if (h == null || h.partition != p || h.closingVersion == 0) {
-            return;
-        }
-        Segment a = h.assigned;
-        Segment next = a.toBuilder().setSequence(a.getSequence() + 1).setStartOffset(end).setEndOffset(-1)
-                .setStatus(dev.segstore.protocol.meta.SegmentStatus.OPEN).setSealedAtMs(0)
-                .setLeader(config.nodeId()).setLeaderEpoch(epoch).setCreatedVersion(h.closingVersion).setClosingVersion(0)
-                .clearIsr().addAllIsr(isr).setIsrVersion(isrVersion)
-                // The lease wait of this epoch was served on the closing segment, before its end could be final.
-                .setDeposedLeaderMayServe(false).build();
-        replicaWaits.expect(Key.of(next)); // writes and fetches that come before it is hosted wait for it
-        try {
-            rollThread.execute(() -> {
-                h.rolledTo(new Hosted.NextSegment(next, shard)); // refused writers are told of it
-                p.wakeFollowers(); // the followers' held fetches answer with it
-                takeAhead(next, shard);
-            });
-        } catch (java.util.concurrent.RejectedExecutionException stopping) {
-            // the node is stopping
-        }
-    }
-
-    /**
-     * A follower's fetch answer named {@code s}, the segment after one this node hosts: taken ahead of the seal when the
-     * segment before it is closing ({@link #takeAhead}), else as a roll's next segment ({@link #takeNext}).
-     */
+    /** A follower's fetch answer named {@code s}, the segment after one this node hosts ({@link NextSegments#hint}). */
     void hint(Segment s, Shard shard, int fetchEpoch) {
-        Hosted before = hosted.get(new Key(s.getShardId(), s.getSequence() - 1));
-        if (before != null && before.closingVersion != 0 && s.getCreatedVersion() == before.closingVersion) {
-            if (s.getLeaderEpoch() != fetchEpoch) {
-                return; // not from the leader this node fetched from in the epoch it asked in
-            }
-            try {
-                rollThread.execute(() -> takeAhead(s, shard));
-            } catch (java.util.concurrent.RejectedExecutionException stopping) {
-                // the node is stopping
-            }
-            return;
-        }
-        takeNextLater(s, shard);
+        rolls.hint(s, shard, fetchEpoch);
     }
 
     /**
@@ -799,48 +595,5 @@ final class AssignmentReconciler {
                 n.getLeaderEpoch(), n.getStartOffset());
         take(key, h, n, NO_LEASE);
         replicaWaits.hosted(key);
-    }
-
-    private CompletableFuture<Void> sealAt(Key key, Segment s, Partition p, int epoch, long end) {
-        // With "segment full" before it and "sealed at" after it: where a roll's pause goes (the ISR catching up,
-        // then the controller's commit).
-        LOG.debug("Segment {}/{}: the ISR holds everything up to {}; asking the controller to seal there", s.getShard(), s.getSequence(), end);
-        return metaCalls.call(dev.segstore.protocol.MetaMethods.ROLL_SEGMENT,
-            () -> meta.rollSegment(dev.segstore.protocol.meta.RollSegmentRequest.newBuilder()
-            .setShard(s.getShard()).setShardId(s.getShardId()).setSequence(s.getSequence()).setLeader(config.nodeId()).setLeaderEpoch(epoch)
-            .setEndOffset(end).build())).<Void>thenApply(route -> {
-                Segment next = route.getSegments(route.getSegmentsCount() - 1);
-                LOG.info("Segment {}/{} sealed at {}; the next segment opens on nodes {}", s.getShard(), s.getSequence(), end,
-                        next.getReplicasList());
-                if (next.getSequence() == s.getSequence() + 1 && next.getStartOffset() == end) {
-                    // Before this answer seals the partition (which wakes the followers' held fetches): each
-                    // follower's next answer carries the next segment, and this node takes its own part now.
-                    takeNextLater(next, route.getShard()); // first: this node expects it before a writer is sent here
-                    Hosted rolled = hosted.get(key);
-                    if (rolled != null && rolled.partition == p) {
-                        rolled.rolledTo(new Hosted.NextSegment(next, route.getShard()));
-                    }
-                }
-                heartbeatNow.run(); // the full assignments too, as before: the hint changes no version
-                return null;
-            }).whenComplete((v, e) -> {
-                Hosted rolled = hosted.get(key);
-                if (rolled != null && rolled.partition == p && rolled.next == null) {
-                    rolled.rollUnanswered(); // failed (asked again later) or no next segment named: refused writes go now
-                }
-            });
-    }
-
-    /** Gives a replica opened again the producer state it saved when the node last stopped cleanly, if any. */
-    private void restoreProducers(Hosted.Key key, Partition p) {
-        try {
-            byte[] saved = index.takeProducerState(key.shardId(), key.sequence());
-            if (saved != null && p.restoreProducers(saved)) {
-                LOG.debug("{}: restored the producer state saved at the last stop", key.logName());
-            }
-        } catch (org.rocksdb.RocksDBException e) {
-            // Not taken: a retry of an older batch makes the leader read its log back instead.
-            LOG.warn("{}: reading the saved producer state failed: {}", key.logName(), e.toString());
-        }
     }
 }

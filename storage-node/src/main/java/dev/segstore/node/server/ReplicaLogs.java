@@ -76,7 +76,7 @@ final class ReplicaLogs {
 
     /**
      * Close ahead: segment {@code closingKey}, hosted here, is closing: its next segment's log is made now, beside it
-     * (see {@link AssignmentReconciler#prepareAheadLater}).
+     * (see {@link NextSegments#prepareAheadLater}).
      */
     void prepareAhead(Key closingKey) {
         Hosted closing = hosted.get(closingKey);
