@@ -13,7 +13,7 @@ import java.util.List;
  * The leader-epoch history of a {@link SegmentLog} ({@link LeaderEpochCache}) and its checkpoint file,
  * {@code leader-epoch-checkpoint} ({@link SegmentLog#EPOCH_FILE}), which {@link #persist} replaces (an atomic,
  * forced write, counted for {@link SegmentLog#epochCheckpointWrites}). When the history changes and when the
- * checkpoint is written is mostly the log's to say (see {@link SegmentLog#load}); the log passes its end offset
+ * checkpoint is written is mostly the log's to say (see {@code SegmentLog.load}); the log passes its end offset
  * where a rule here needs it.
  *
  * <p>Threads: not safe on its own and takes no lock; guarded by the log's monitor, as the rest of the log's state.

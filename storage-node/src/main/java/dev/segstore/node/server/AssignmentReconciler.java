@@ -23,10 +23,11 @@ import java.util.function.LongSupplier;
  * and heartbeat): opens the replicas it is given, makes each leader or follower in its epoch, adopts the
  * controller's ISR changes and seals, starts followers' fetch loops, and deletes the replicas taken away.
  *
- * <p>Thread: the node's control thread ({@code node-control}), and its roll thread for {@link #takeNext}, under this
- * object's monitor. It owns the hosted-replica map (others only read it) and the metadata version applied, which
- * never goes back. A roll's next segment learned before the heartbeat brings it comes from {@link NextSegments}, which
- * hands it to the roll thread; each replica is opened by {@link ReplicaOpener}, under this monitor.
+ * <p>Thread: the node's control thread ({@code node-control}), and its roll thread for {@link #takeNext},
+ * {@link #takeAhead}, {@link #prepare} and {@link #prepareAhead}, under this object's monitor. It owns the
+ * hosted-replica map (others only read it) and the metadata version applied, which never goes back. A roll's next segment learned before
+ * the heartbeat brings it comes from {@link NextSegments}, which hands it to the roll thread; each replica is opened
+ * by {@link ReplicaOpener}, under this monitor.
  */
 final class AssignmentReconciler {
     private static final Logger LOG = LoggerFactory.getLogger(AssignmentReconciler.class);
@@ -112,6 +113,7 @@ final class AssignmentReconciler {
         this.replicaClockMs = replicaClockMs;
         this.replicaWaits = replicaWaits;
         this.logs = new ReplicaLogs(config, directory, hosted, closed, deletedShards);
+        // NextSegments only keeps `this`: it calls back once the node runs, never during construction.
         this.rolls = new NextSegments(this, config, meta, metaCalls, hosted, heartbeatNow, rollThread, replicaWaits);
         this.opener = new ReplicaOpener(config, directory, index, meta, metaCalls, replicaClockMs, logs, rolls);
     }

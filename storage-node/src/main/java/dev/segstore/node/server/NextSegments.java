@@ -23,8 +23,10 @@ import java.util.concurrent.CompletableFuture;
  *
  * <p>Thread: the callers of the partitions' rolls (under the partition's monitor), the callbacks of meta calls and of
  * fetch and watch answers, and the reconciler under its monitor ({@link #prepareAheadLater}, as an assignment marks a
- * segment closing). It holds no state of its own and takes no monitor: it reads the hosted-replica map, and of a hosted
- * replica writes only its closing version and its next segment.
+ * segment closing). It holds no state of its own and takes no monitor of its own: what it queues on the roll thread
+ * takes the reconciler's monitor (and a hand-over's task the partition's, as it wakes the followers), and
+ * {@code Hosted.rolledTo} and {@code rollUnanswered} lock the replica's list of waiting writes. Nothing it runs directly
+ * in a {@link Partition.Roller} callback takes the reconciler's monitor.
  */
 final class NextSegments {
     /** Logs under AssignmentReconciler's name, as before this was split from it (log settings that name it still apply). */
@@ -61,7 +63,7 @@ final class NextSegments {
      * A roll being committed will create {@code s} (a watch answer's upcoming segment, not committed): its log is made
      * now, on the roll thread, with the leader epoch checkpoint if this node is to lead, so that the segment takes
      * writes sooner once the roll commits. Only a log that does not exist yet is made; nothing is hosted or served
-     * until a committed answer claims it ({@link ReplicaOpener#open} checks it still fits).
+     * until a committed answer claims it ({@link ReplicaLogs#openLog} checks it still fits).
      */
     void prepareLater(Segment s) {
         if (s.getReplicasList().contains(config.nodeId())) {
