@@ -66,8 +66,10 @@ public final class StorageNode implements AutoCloseable {
     private final NodeMetrics metrics;
     private volatile boolean closed;
     private final int boundPort;
-    /** Registration, heartbeats, the assignment watch and the controlled shutdown (made once the server is bound). */
-    /** Assigned once in the constructor; volatile because {@link #requestHeartbeat} may be called before that, from another thread. */
+    /**
+     * Registration, heartbeats, the assignment watch and the controlled shutdown: made once the server is bound, in the
+     * constructor; volatile because {@link #requestHeartbeat} may be called before that, from another thread.
+     */
     private volatile NodeSession session;
 
     private static Thread daemon(Runnable r, String name) {

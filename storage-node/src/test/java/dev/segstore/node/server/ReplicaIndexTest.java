@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.ToLongFunction;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -133,10 +134,15 @@ class ReplicaIndexTest {
 
     /** An index that observes the log's appends, as a storage node's does, its queue holding about {@code maxBytes}. */
     private ReplicaIndex observing(long maxBytes) {
+        return observing(maxBytes, SegmentLog::truncations);
+    }
+
+    /** As above, reading the log's truncation count through {@code truncations}. */
+    private ReplicaIndex observing(long maxBytes, ToLongFunction<SegmentLog> truncations) {
         Partition p = new Partition("s/0@1", log, 1, new ReplicaConfig(1, 1_000, Durability.FSYNC), System::currentTimeMillis,
                 (epoch, version, isr) -> CompletableFuture.failedFuture(new IllegalStateException("no ISR change here")));
         ReplicaIndex observer = new ReplicaIndex(nodeIndex, 7, 0, p,
-                new AppendedKeys(maxBytes, new AppendedKeys.Budget(NodeConfig.DEFAULT_INDEX_QUEUE_MAX_BYTES)));
+                new AppendedKeys(maxBytes, new AppendedKeys.Budget(NodeConfig.DEFAULT_INDEX_QUEUE_MAX_BYTES)), truncations);
         log.observeAppends(observer);
         return observer;
     }
@@ -195,11 +201,7 @@ class ReplicaIndexTest {
     @Test
     void aCutBetweenACatchUpsTwoLooksAtTheCountTakesNothingQueued() throws Exception {
         int[] looks = {0};
-        Partition p = new Partition("s/0@1", log, 1, new ReplicaConfig(1, 1_000, Durability.FSYNC), System::currentTimeMillis,
-                (epoch, version, isr) -> CompletableFuture.failedFuture(new IllegalStateException("no ISR change here")));
-        ReplicaIndex observed = new ReplicaIndex(nodeIndex, 7, 0, p,
-                new AppendedKeys(ReplicaIndex.MAX_QUEUED_BYTES, new AppendedKeys.Budget(NodeConfig.DEFAULT_INDEX_QUEUE_MAX_BYTES)),
-                l -> {
+        ReplicaIndex observed = observing(ReplicaIndex.MAX_QUEUED_BYTES, l -> {
                     long count = l.truncations();
                     if (looks[0]++ == 0) { // the first look: a cut and new appends run right after it, before the second
                         assertEquals(1, l.truncateTo(1).join());
@@ -208,7 +210,6 @@ class ReplicaIndexTest {
                     }
                     return count;
                 });
-        log.observeAppends(observed);
         writeThreeBatches("a"); // offsets 0-2, queued with the count before the cut
         observed.catchUp();
         assertEquals(2, looks[0], "the count was looked at twice");
@@ -217,6 +218,12 @@ class ReplicaIndexTest {
         assertEquals(List.of(1L, 2L), nodeIndex.offsetsByKey(7, 0, "c", 0, 10), "the records written again are");
         assertEquals(3, observed.recordsReadBack(), "all read back: the queue holds batches from either side of the cut");
         assertEquals(0, observed.recordsTaken());
+        write(1, "d"); // offset 3, no cut now: the next catch-up drops what the last one left queued and takes this
+        observed.catchUp();
+        assertEquals(List.of(3L), nodeIndex.offsetsByKey(7, 0, "d", 0, 10));
+        assertEquals(List.of(0L), nodeIndex.offsetsByKey(7, 0, "a", 0, 10), "the cut records' keys, still queued, stay out");
+        assertEquals(3, observed.recordsReadBack(), "nothing more read back");
+        assertEquals(1, observed.recordsTaken(), "the new record taken as appended");
     }
 
     @Test
