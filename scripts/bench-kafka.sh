@@ -7,6 +7,8 @@
 # kafka-tools, KAFKA_VERSION, default 4.2.0), fetched by Maven into run/kafka/lib the first time; nothing of it is kept
 # in git. Each topic named in TOPICS ("name:partitions", default "t1:1 t1000:1000") is created and written in turn, on
 # the same cluster, with the batch size and linger given; each producer's whole output is kept in run/kafka/<name>.log.
+# A later topic is written on a cluster that already holds the earlier ones' data: to measure each on a fresh cluster
+# (as scripts/bench-cluster.sh does per run), run the script once per topic, e.g. TOPICS="t1000:1000".
 # Usage: scripts/bench-kafka.sh [records=1500000] [warm-up records=500000] [batch bytes=262144] [linger ms=10]
 # The figure to compare is the "steady state" line (after the warm-up records). The cluster is stopped (by the PIDs it
 # started) and its data deleted when the script ends.
