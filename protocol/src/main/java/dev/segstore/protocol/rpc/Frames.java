@@ -32,7 +32,13 @@ public final class Frames {
         // when a group commit completes: flush once per burst, not once per message (a syscall each).
         p.addLast("flush-consolidation", new io.netty.handler.flush.FlushConsolidationHandler(
                 io.netty.handler.flush.FlushConsolidationHandler.DEFAULT_EXPLICIT_FLUSH_AFTER_FLUSHES, true));
-        p.addLast("frame-decoder", new LengthFieldBasedFrameDecoder(maxFrameBytes, 0, 4, 0, 4));
+        // A frame that spans socket reads is gathered as the list of those reads (netty's composite cumulator), not
+        // copied into one buffer grown to its size: growing copied the frame again at every doubling, and a buffer
+        // as large as a big fetch answer or produce request took a chunk of the pooled allocator that was made anew,
+        // and zeroed, each time the last one had been freed (docs/benchmarks.md, "Frames gathered as their reads").
+        LengthFieldBasedFrameDecoder frames = new LengthFieldBasedFrameDecoder(maxFrameBytes, 0, 4, 0, 4);
+        frames.setCumulator(io.netty.handler.codec.ByteToMessageDecoder.COMPOSITE_CUMULATOR);
+        p.addLast("frame-decoder", frames);
         p.addLast("frame-encoder", new LengthFieldPrepender(4));
         p.addLast("envelope-decoder", new EnvelopeDecoder());
         p.addLast("envelope-encoder", new ProtobufEncoder());

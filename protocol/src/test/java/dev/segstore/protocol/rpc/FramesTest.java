@@ -5,7 +5,10 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-/** The frame decoder's copies: one per frame, the envelope's payload and the message in it are views of it. */
+/**
+ * The frame decoder's copies: one per frame, the envelope's payload and the message in it are views of it; a frame
+ * that spans reads is gathered as the reads, not copied into a buffer grown to its size.
+ */
 @org.junit.jupiter.api.Timeout(60)
 class FramesTest {
     /** A bytes field parsed as a view of a larger array, not copied out of it (protobuf's class for such a view). */
@@ -33,6 +36,67 @@ class FramesTest {
         org.junit.jupiter.api.Assertions.assertTrue(isView(f.envelope().getPayload()),
                 "the payload is a view of the frame's copy, not a copy of its own: " + f.envelope().getPayload().getClass());
         ch.finishAndReleaseAll();
+    }
+
+    /** An allocator that remembers the largest buffer asked of it (a buffer it made grows without asking it again). */
+    private static final class LargestAsked extends io.netty.buffer.AbstractByteBufAllocator {
+        private int largest;
+
+        LargestAsked() {
+            super(false);
+        }
+
+        @Override
+        protected io.netty.buffer.ByteBuf newHeapBuffer(int initialCapacity, int maxCapacity) {
+            largest = Math.max(largest, initialCapacity);
+            return io.netty.buffer.Unpooled.buffer(initialCapacity, maxCapacity);
+        }
+
+        @Override
+        protected io.netty.buffer.ByteBuf newDirectBuffer(int initialCapacity, int maxCapacity) {
+            largest = Math.max(largest, initialCapacity);
+            return io.netty.buffer.Unpooled.directBuffer(initialCapacity, maxCapacity);
+        }
+
+        @Override
+        public boolean isDirectBufferPooled() {
+            return false;
+        }
+    }
+
+    @Test
+    void aLargeFrameArrivingInManyReadsIsGatheredWithoutABufferOfItsSize() {
+        // A fetch answer's attachment of 1 MiB and its envelope, arriving in reads of at most 64 KiB (what a socket read
+        // gives): the decoder must hand both over whole without asking its allocator for a buffer of the frame's size
+        // (growing one buffer copied the frame at every doubling, and buffers that large took pooled chunks made anew).
+        io.netty.channel.embedded.EmbeddedChannel ch = new io.netty.channel.embedded.EmbeddedChannel();
+        LargestAsked alloc = new LargestAsked();
+        ch.config().setAllocator(alloc);
+        Frames.install(ch.pipeline(), 4 << 20);
+        byte[] attachment = new byte[1 << 20];
+        new java.util.Random(42).nextBytes(attachment);
+        Envelope sent = Envelope.newBuilder().setId(3).setMethod("node.FetchMany").setPayload(withPayload(100_000).toByteString())
+                .setAttachmentBytes(attachment.length).build();
+        io.netty.buffer.ByteBuf all = io.netty.buffer.Unpooled.buffer();
+        all.writeInt(sent.getSerializedSize()).writeBytes(sent.toByteArray()).writeInt(attachment.length).writeBytes(attachment);
+        int read = 64 * 1024 - 3; // reads that end inside length fields and frames alike
+        while (all.isReadable()) {
+            ch.writeInbound(all.readRetainedSlice(Math.min(read, all.readableBytes())));
+        }
+        all.release();
+        Frame f = ch.readInbound();
+        try {
+            assertEquals(sent, f.envelope(), "the envelope decodes whole");
+            byte[] got = new byte[f.attachment().readableBytes()];
+            f.attachment().getBytes(f.attachment().readerIndex(), got);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(attachment, got, "the attachment's bytes, in order");
+            org.junit.jupiter.api.Assertions.assertTrue(alloc.largest <= read,
+                    "the decoder asked its allocator for a buffer of " + alloc.largest + " bytes to gather the frame in, more than a read"
+                            + " of " + read + " (a buffer to grow: it reallocates itself, up to the frame's size)");
+        } finally {
+            f.release();
+            ch.finishAndReleaseAll();
+        }
     }
 
     @Test
