@@ -27,17 +27,63 @@ public final class Frames {
     private Frames() {
     }
 
+    /** A read at least this large that fills at least half its buffer becomes a part of its frame as it is. */
+    static final int PART_BYTES = 4096;
+    /** Room made at a frame's end at a time for the reads copied there. */
+    static final int SPARE_BYTES = 8192;
+
+    /**
+     * Gathers a frame that spans socket reads without growing one buffer to its size. Growing (netty's default, the
+     * merge cumulator) copied the frame again at every doubling, and a buffer as large as a big fetch answer took a
+     * chunk of the pooled allocator that was made anew, and zeroed, each time the last one had been freed
+     * (docs/benchmarks.md, "Frames gathered as their reads"). Here a read of at least {@link #PART_BYTES} that
+     * fills at least half its buffer becomes a part of the frame as it is (netty's composite cumulator does this with
+     * every read); any other read is copied into room made at the frame's end, {@link #SPARE_BYTES} or more at a
+     * time. So a partial frame holds about its own bytes (at most twice them, plus a part's bookkeeping per 4 KiB)
+     * however its sender cuts it: with every read a part of its own, a frame sent a byte at a time held a buffer
+     * and its bookkeeping per byte.
+     */
+    static final io.netty.handler.codec.ByteToMessageDecoder.Cumulator GATHER = (alloc, cumulation, in) -> {
+        if (!cumulation.isReadable()) { // the last frame ended where the read before this one did
+            cumulation.release();
+            return in;
+        }
+        io.netty.buffer.CompositeByteBuf parts = null;
+        try {
+            // The decoder's own composite, unless a frame sliced from it is still held (an attachment): then its
+            // bytes are shared, and the rest goes into a composite of its own.
+            parts = cumulation instanceof io.netty.buffer.CompositeByteBuf c && c.refCnt() == 1 ? c
+                    : alloc.compositeBuffer(Integer.MAX_VALUE).addFlattenedComponents(true, cumulation);
+            int n = in.readableBytes();
+            if (n >= PART_BYTES && n >= in.capacity() / 2) {
+                parts.capacity(parts.writerIndex()); // the room left at the end, if any, goes: the part follows the bytes
+                parts.addFlattenedComponents(true, in);
+            } else {
+                if (parts.writableBytes() < n) {
+                    parts.capacity(parts.writerIndex() + Math.max(n, SPARE_BYTES));
+                }
+                parts.writeBytes(in);
+                in.release();
+            }
+            in = null;
+            return parts;
+        } finally {
+            if (in != null) { // failed before taking it
+                in.release();
+                if (parts != null && parts != cumulation) {
+                    parts.release();
+                }
+            }
+        }
+    };
+
     public static void install(ChannelPipeline p, int maxFrameBytes) {
         // Answers and requests are mostly written from other threads (shard owners, callers), many at once
         // when a group commit completes: flush once per burst, not once per message (a syscall each).
         p.addLast("flush-consolidation", new io.netty.handler.flush.FlushConsolidationHandler(
                 io.netty.handler.flush.FlushConsolidationHandler.DEFAULT_EXPLICIT_FLUSH_AFTER_FLUSHES, true));
-        // A frame that spans socket reads is gathered as the list of those reads (netty's composite cumulator), not
-        // copied into one buffer grown to its size: growing copied the frame again at every doubling, and a buffer
-        // as large as a big fetch answer or produce request took a chunk of the pooled allocator that was made anew,
-        // and zeroed, each time the last one had been freed (docs/benchmarks.md, "Frames gathered as their reads").
         LengthFieldBasedFrameDecoder frames = new LengthFieldBasedFrameDecoder(maxFrameBytes, 0, 4, 0, 4);
-        frames.setCumulator(io.netty.handler.codec.ByteToMessageDecoder.COMPOSITE_CUMULATOR);
+        frames.setCumulator(GATHER);
         p.addLast("frame-decoder", frames);
         p.addLast("frame-encoder", new LengthFieldPrepender(4));
         p.addLast("envelope-decoder", new EnvelopeDecoder());

@@ -64,6 +64,22 @@ class FramesTest {
         }
     }
 
+    /** Envelope {@code e}'s frame, then an attachment frame of {@code attachment} when it is not null. */
+    private static io.netty.buffer.ByteBuf framed(Envelope e, byte[] attachment) {
+        io.netty.buffer.ByteBuf all = io.netty.buffer.Unpooled.buffer();
+        all.writeInt(e.getSerializedSize()).writeBytes(e.toByteArray());
+        if (attachment != null) {
+            all.writeInt(attachment.length).writeBytes(attachment);
+        }
+        return all;
+    }
+
+    private static byte[] bytes(io.netty.buffer.ByteBuf b) {
+        byte[] got = new byte[b.readableBytes()];
+        b.getBytes(b.readerIndex(), got);
+        return got;
+    }
+
     @Test
     void aLargeFrameArrivingInManyReadsIsGatheredWithoutABufferOfItsSize() {
         // A fetch answer's attachment of 1 MiB and its envelope, arriving in reads of at most 64 KiB (what a socket read
@@ -77,24 +93,68 @@ class FramesTest {
         new java.util.Random(42).nextBytes(attachment);
         Envelope sent = Envelope.newBuilder().setId(3).setMethod("node.FetchMany").setPayload(withPayload(100_000).toByteString())
                 .setAttachmentBytes(attachment.length).build();
-        io.netty.buffer.ByteBuf all = io.netty.buffer.Unpooled.buffer();
-        all.writeInt(sent.getSerializedSize()).writeBytes(sent.toByteArray()).writeInt(attachment.length).writeBytes(attachment);
-        int read = 64 * 1024 - 3; // reads that end inside length fields and frames alike
+        io.netty.buffer.ByteBuf all = framed(sent, attachment);
+        int read = 64 * 1024 - 3;
+        // Reads that end inside the first length field, inside the second, and then every 64 KiB - 3 bytes.
+        for (int cut : new int[] {2, sent.getSerializedSize() + 6 - 2}) {
+            ch.writeInbound(all.readRetainedSlice(cut));
+        }
         while (all.isReadable()) {
             ch.writeInbound(all.readRetainedSlice(Math.min(read, all.readableBytes())));
         }
         all.release();
         Frame f = ch.readInbound();
+        org.junit.jupiter.api.Assertions.assertNotNull(f, "a frame decoded");
         try {
             assertEquals(sent, f.envelope(), "the envelope decodes whole");
-            byte[] got = new byte[f.attachment().readableBytes()];
-            f.attachment().getBytes(f.attachment().readerIndex(), got);
-            org.junit.jupiter.api.Assertions.assertArrayEquals(attachment, got, "the attachment's bytes, in order");
+            org.junit.jupiter.api.Assertions.assertArrayEquals(attachment, bytes(f.attachment()), "the attachment's bytes, in order");
             org.junit.jupiter.api.Assertions.assertTrue(alloc.largest <= read,
                     "the decoder asked its allocator for a buffer of " + alloc.largest + " bytes to gather the frame in, more than a read"
                             + " of " + read + " (a buffer to grow: it reallocates itself, up to the frame's size)");
         } finally {
             f.release();
+            ch.finishAndReleaseAll();
+        }
+    }
+
+    @Test
+    void aFrameSentAByteAtATimeHoldsNoneOfItsReadsBuffersAndSparesAHeldAttachment() {
+        // Reads of one byte, each in a buffer of 64 (as a socket read into a buffer sized for more): a partial frame must
+        // hold about its own bytes, not each read's buffer (netty's composite cumulator keeps every read as a part).
+        // The first frame's attachment is held meanwhile, as a caller holds it until it copied it: the next frame's bytes
+        // must not land on it.
+        io.netty.channel.embedded.EmbeddedChannel ch = new io.netty.channel.embedded.EmbeddedChannel();
+        Frames.install(ch.pipeline(), 1 << 20);
+        byte[] attachment = new byte[10_000];
+        new java.util.Random(7).nextBytes(attachment);
+        Envelope first = Envelope.newBuilder().setId(4).setMethod("node.Fetch").setAttachmentBytes(attachment.length).build();
+        Envelope second = Envelope.newBuilder().setId(5).setMethod("node.Produce").setPayload(withPayload(20_000).toByteString()).build();
+        io.netty.buffer.ByteBuf all = framed(first, attachment);
+        io.netty.buffer.ByteBuf next = framed(second, null);
+        all.writeBytes(next, 10); // the second frame's first bytes come in the same read as the first's last
+        ch.writeInbound(all);
+        Frame held = ch.readInbound();
+        org.junit.jupiter.api.Assertions.assertNotNull(held, "the first frame decoded");
+        try {
+            assertEquals(first, held.envelope());
+            java.util.List<io.netty.buffer.ByteBuf> reads = new java.util.ArrayList<>();
+            while (next.readableBytes() > 1) {
+                io.netty.buffer.ByteBuf one = io.netty.buffer.Unpooled.buffer(64).writeByte(next.readByte());
+                reads.add(one);
+                ch.writeInbound(one);
+            }
+            org.junit.jupiter.api.Assertions.assertNull(ch.readInbound(), "the second frame lacks its last byte");
+            long stillHeld = reads.stream().filter(b -> b.refCnt() > 0).count();
+            assertEquals(0, stillHeld, stillHeld + " of the " + reads.size() + " one-byte reads' buffers are still held by the partial frame");
+            ch.writeInbound(next.readRetainedSlice(1));
+            Frame f = ch.readInbound();
+            org.junit.jupiter.api.Assertions.assertNotNull(f, "the second frame decoded");
+            assertEquals(second, f.envelope(), "the second frame decodes whole");
+            f.release();
+            org.junit.jupiter.api.Assertions.assertArrayEquals(attachment, bytes(held.attachment()), "the held attachment is unchanged");
+        } finally {
+            held.release();
+            next.release();
             ch.finishAndReleaseAll();
         }
     }
