@@ -36,12 +36,12 @@ public final class Frames {
      * Gathers a frame that spans socket reads without growing one buffer to its size. Growing (netty's default, the
      * merge cumulator) copied the frame again at every doubling, and a buffer as large as a big fetch answer took a
      * chunk of the pooled allocator that was made anew, and zeroed, each time the last one had been freed
-     * (docs/benchmarks.md, "Frames gathered as their reads"). Here a read of at least {@link #PART_BYTES} that
-     * fills at least half its buffer becomes a part of the frame as it is (netty's composite cumulator does this with
-     * every read); any other read is copied into room made at the frame's end, {@link #SPARE_BYTES} or more at a
-     * time. So a partial frame holds about its own bytes (at most twice them, plus a part's bookkeeping per 4 KiB)
-     * however its sender cuts it: with every read a part of its own, a frame sent a byte at a time held a buffer
-     * and its bookkeeping per byte.
+     * (docs/benchmarks.md, "Frames gathered as their reads"). Here a read is copied into room made at the frame's end
+     * ({@link #SPARE_BYTES} or more at a time) as far as that room goes, and what is left of it becomes a part of
+     * the frame as it is (no copy) if that is at least {@link #PART_BYTES} and the read fills at least half its
+     * buffer, else is copied too. netty's composite cumulator makes every read a part: a frame sent a byte at a
+     * time then held a buffer and its bookkeeping per byte. Here a partial frame holds at most about twice its bytes,
+     * plus its first read's buffer and {@link #SPARE_BYTES}, however its sender cuts it.
      */
     static final io.netty.handler.codec.ByteToMessageDecoder.Cumulator GATHER = (alloc, cumulation, in) -> {
         if (!cumulation.isReadable()) { // the last frame ended where the read before this one did
@@ -49,30 +49,44 @@ public final class Frames {
             return in;
         }
         io.netty.buffer.CompositeByteBuf parts = null;
+        boolean wrapped = false;
+        boolean done = false;
         try {
-            // The decoder's own composite, unless a frame sliced from it is still held (an attachment): then its
-            // bytes are shared, and the rest goes into a composite of its own.
-            parts = cumulation instanceof io.netty.buffer.CompositeByteBuf c && c.refCnt() == 1 ? c
-                    : alloc.compositeBuffer(Integer.MAX_VALUE).addFlattenedComponents(true, cumulation);
+            if (cumulation instanceof io.netty.buffer.CompositeByteBuf c && c.refCnt() == 1) {
+                parts = c; // the decoder's own composite, no frame sliced from it held
+            } else {
+                // A first read, or a composite a held frame (an attachment) shares: the rest goes into a composite of
+                // its own, which takes a reference of its own (the decoder's is let go only once this succeeds).
+                wrapped = true;
+                parts = alloc.compositeBuffer(Integer.MAX_VALUE);
+                parts.addFlattenedComponents(true, cumulation.retain());
+            }
             int n = in.readableBytes();
-            if (n >= PART_BYTES && n >= in.capacity() / 2) {
-                parts.capacity(parts.writerIndex()); // the room left at the end, if any, goes: the part follows the bytes
-                parts.addFlattenedComponents(true, in);
+            int fill = Math.min(parts.writableBytes(), n);
+            if (n - fill >= PART_BYTES && n >= in.capacity() / 2) {
+                parts.writeBytes(in, fill); // the room at the end is used up: the part follows the last byte
+                io.netty.buffer.ByteBuf part = in;
+                in = null; // addFlattenedComponents owns it from here, failing or not
+                parts.addFlattenedComponents(true, part);
             } else {
                 if (parts.writableBytes() < n) {
                     parts.capacity(parts.writerIndex() + Math.max(n, SPARE_BYTES));
                 }
                 parts.writeBytes(in);
                 in.release();
+                in = null;
             }
-            in = null;
+            if (wrapped) {
+                cumulation.release();
+            }
+            done = true;
             return parts;
         } finally {
-            if (in != null) { // failed before taking it
+            if (in != null) {
                 in.release();
-                if (parts != null && parts != cumulation) {
-                    parts.release();
-                }
+            }
+            if (!done && wrapped && parts != null) {
+                parts.release(); // and with it the reference it took of the cumulation, which stays the decoder's
             }
         }
     };

@@ -38,9 +38,13 @@ class FramesTest {
         ch.finishAndReleaseAll();
     }
 
-    /** An allocator that remembers the largest buffer asked of it (a buffer it made grows without asking it again). */
+    /**
+     * An allocator that remembers the largest buffer asked of it and the bytes asked in all (a buffer it made grows
+     * without asking it again).
+     */
     private static final class LargestAsked extends io.netty.buffer.AbstractByteBufAllocator {
         private int largest;
+        private long total;
 
         LargestAsked() {
             super(false);
@@ -49,12 +53,14 @@ class FramesTest {
         @Override
         protected io.netty.buffer.ByteBuf newHeapBuffer(int initialCapacity, int maxCapacity) {
             largest = Math.max(largest, initialCapacity);
+            total += initialCapacity;
             return io.netty.buffer.Unpooled.buffer(initialCapacity, maxCapacity);
         }
 
         @Override
         protected io.netty.buffer.ByteBuf newDirectBuffer(int initialCapacity, int maxCapacity) {
             largest = Math.max(largest, initialCapacity);
+            total += initialCapacity;
             return io.netty.buffer.Unpooled.directBuffer(initialCapacity, maxCapacity);
         }
 
@@ -121,8 +127,8 @@ class FramesTest {
     void aFrameSentAByteAtATimeHoldsNoneOfItsReadsBuffersAndSparesAHeldAttachment() {
         // Reads of one byte, each in a buffer of 64 (as a socket read into a buffer sized for more): a partial frame must
         // hold about its own bytes, not each read's buffer (netty's composite cumulator keeps every read as a part).
-        // The first frame's attachment is held meanwhile, as a caller holds it until it copied it: the next frame's bytes
-        // must not land on it.
+        // The first frame comes in reads of 1,000 bytes, so that its attachment is a slice of a gathered frame with
+        // room at its end; it is held meanwhile, as a caller holds it until it copied it, and must stay as it was.
         io.netty.channel.embedded.EmbeddedChannel ch = new io.netty.channel.embedded.EmbeddedChannel();
         Frames.install(ch.pipeline(), 1 << 20);
         byte[] attachment = new byte[10_000];
@@ -132,7 +138,10 @@ class FramesTest {
         io.netty.buffer.ByteBuf all = framed(first, attachment);
         io.netty.buffer.ByteBuf next = framed(second, null);
         all.writeBytes(next, 10); // the second frame's first bytes come in the same read as the first's last
-        ch.writeInbound(all);
+        while (all.isReadable()) {
+            ch.writeInbound(all.readRetainedSlice(Math.min(1_000, all.readableBytes())));
+        }
+        all.release();
         Frame held = ch.readInbound();
         org.junit.jupiter.api.Assertions.assertNotNull(held, "the first frame decoded");
         try {
@@ -157,6 +166,41 @@ class FramesTest {
             next.release();
             ch.finishAndReleaseAll();
         }
+    }
+
+    @Test
+    void aFrameInReadsOfEveryShapeHoldsAtMostAboutTwiceItsBytes() {
+        // Reads of 4 KiB in buffers of 8 KiB (half full: each could be a part of its own), each followed by a read of one
+        // byte in a buffer of 64. Before its last byte, the partial frame may hold its reads' buffers and what it asked
+        // its allocator for, together about twice its bytes at most.
+        io.netty.channel.embedded.EmbeddedChannel ch = new io.netty.channel.embedded.EmbeddedChannel();
+        LargestAsked alloc = new LargestAsked();
+        ch.config().setAllocator(alloc);
+        Frames.install(ch.pipeline(), 4 << 20);
+        Envelope sent = Envelope.newBuilder().setId(6).setMethod("node.Produce").setPayload(withPayload(1 << 20).toByteString()).build();
+        io.netty.buffer.ByteBuf all = framed(sent, null);
+        int frameBytes = all.readableBytes();
+        java.util.List<io.netty.buffer.ByteBuf> reads = new java.util.ArrayList<>();
+        boolean big = true;
+        while (all.readableBytes() > 1) {
+            int n = Math.min(big ? 4096 : 1, all.readableBytes() - 1);
+            io.netty.buffer.ByteBuf read = io.netty.buffer.Unpooled.buffer(big ? 8192 : 64).writeBytes(all, n);
+            reads.add(read);
+            ch.writeInbound(read);
+            big = !big;
+        }
+        org.junit.jupiter.api.Assertions.assertNull(ch.readInbound(), "the frame lacks its last byte");
+        long readBuffersHeld = reads.stream().filter(b -> b.refCnt() > 0).mapToLong(io.netty.buffer.ByteBuf::capacity).sum();
+        long held = readBuffersHeld + alloc.total;
+        org.junit.jupiter.api.Assertions.assertTrue(held <= 2L * frameBytes + 64 * 1024, "the partial frame of " + frameBytes
+                + " bytes holds " + held + " (its reads' buffers " + readBuffersHeld + ", asked of the allocator " + alloc.total + ")");
+        ch.writeInbound(all.readRetainedSlice(1));
+        all.release();
+        Frame f = ch.readInbound();
+        org.junit.jupiter.api.Assertions.assertNotNull(f, "the frame decoded");
+        assertEquals(sent, f.envelope(), "the frame decodes whole");
+        f.release();
+        ch.finishAndReleaseAll();
     }
 
     @Test
