@@ -36,12 +36,13 @@ public final class Frames {
      * Gathers a frame that spans socket reads without growing one buffer to its size. Growing (netty's default, the
      * merge cumulator) copied the frame again at every doubling, and a buffer as large as a big fetch answer took a
      * chunk of the pooled allocator that was made anew, and zeroed, each time the last one had been freed
-     * (docs/benchmarks.md, "Frames gathered as their reads"). Here a read is copied into room made at the frame's end
-     * ({@link #SPARE_BYTES} or more at a time) as far as that room goes, and what is left of it becomes a part of
-     * the frame as it is (no copy) if that is at least {@link #PART_BYTES} and the read fills at least half its
-     * buffer, else is copied too. netty's composite cumulator makes every read a part: a frame sent a byte at a
-     * time then held a buffer and its bookkeeping per byte. Here a partial frame holds at most about twice its bytes,
-     * plus its first read's buffer and {@link #SPARE_BYTES}, however its sender cuts it.
+     * (docs/benchmarks.md, "Frames gathered as their reads"). Here a read of at least {@link #PART_BYTES} that fills
+     * at least half its buffer becomes a part of the frame as it is (no copy) when the frame's end has no room left;
+     * any other read is copied into room made at the frame's end ({@link #SPARE_BYTES}, or the read's size if
+     * larger, at a time). netty's composite cumulator makes every read a part: a frame sent a byte at a time then held
+     * a buffer and its bookkeeping per byte. Here a partial frame holds its parts' buffers (at most twice their
+     * bytes), its copied bytes once, its first read's buffer and the room left at its end (at most a read's size or
+     * {@link #SPARE_BYTES}), however its sender cuts it.
      */
     static final io.netty.handler.codec.ByteToMessageDecoder.Cumulator GATHER = (alloc, cumulation, in) -> {
         if (!cumulation.isReadable()) { // the last frame ended where the read before this one did
@@ -62,9 +63,9 @@ public final class Frames {
                 parts.addFlattenedComponents(true, cumulation.retain());
             }
             int n = in.readableBytes();
-            int fill = Math.min(parts.writableBytes(), n);
-            if (n - fill >= PART_BYTES && n >= in.capacity() / 2) {
-                parts.writeBytes(in, fill); // the room at the end is used up: the part follows the last byte
+            if (parts.writableBytes() == 0 && n >= PART_BYTES && n >= in.capacity() / 2) {
+                // No room at the end (a part is placed at the composite's capacity, after the last byte): copying
+                // into room first and taking the rest as a part would hold the copied bytes twice.
                 io.netty.buffer.ByteBuf part = in;
                 in = null; // addFlattenedComponents owns it from here, failing or not
                 parts.addFlattenedComponents(true, part);
