@@ -27,7 +27,10 @@ public final class Frames {
     private Frames() {
     }
 
-    /** A read at least this large that fills at least half its buffer becomes a part of its frame as it is. */
+    /**
+     * A read at least this large that fills at least half its buffer becomes a part of its frame as it is, when the
+     * frame's end has no room left (see {@link #GATHER}).
+     */
     static final int PART_BYTES = 4096;
     /** Room made at a frame's end at a time for the reads copied there. */
     static final int SPARE_BYTES = 8192;
